@@ -1,0 +1,82 @@
+# faregate: every target sets up .venv first (quick when already done).
+# See README.md for what each target does.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.faregate-installed
+export PYTHONPATH := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+SCENARIO ?= host_sim/scenarios/default.toml
+SEED     ?= 1
+ONLY     ?=
+PORT     ?=
+IMAGE    ?=
+
+.PHONY: setup run test test-py test-mpy bench soak fuzz lint image flash clean help
+
+help:
+	@echo "make run     set up, then run the default simulated station ($(SCENARIO))"
+	@echo "make test    set up, then run pytest on CPython and the portable suite on MicroPython"
+	@echo "make bench   benchmarks -> bench/results.json (ONLY=P1,P4 for a subset)"
+	@echo "make soak    long robustness runs (power cuts, link faults)"
+	@echo "make fuzz    >= 1,000,000 inputs per parser"
+	@echo "make lint    ruff, and mypy on the CPython-only packages"
+	@echo "make image   build and sign a firmware image;  make flash PORT=/dev/ttyUSB0 IMAGE=..."
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "faregate needs Python >= 3.11, found " + sys.version.split()[0])'
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "setup: installing Debian's libzbar0 (for the pyzbar decoder)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libzbar0 >/dev/null; \
+	  else \
+	    echo "setup: WARNING libzbar0 is missing; the pyzbar decoder and its tests are disabled." \
+	         "Fix: sudo apt-get install libzbar0"; \
+	  fi; \
+	fi
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/faregate sim run $(SCENARIO) --seed $(SEED)
+
+test: test-mpy test-py
+
+test-mpy: $(STAMP)
+	$(BIN)/micropython tests/portable/run.py
+
+test-py: $(STAMP)
+	$(BIN)/pytest -q -m "not soak and not fuzz"
+
+bench: $(STAMP)
+	$(PY) -m bench $(if $(ONLY),--only $(ONLY),)
+
+soak: $(STAMP)
+	$(BIN)/pytest -q -m soak
+
+fuzz: $(STAMP)
+	$(BIN)/pytest -q -m fuzz
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy drivers host_sim provisioning bench
+
+image: $(STAMP)
+	$(BIN)/faregate image build --out build/image
+
+flash: $(STAMP)
+	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=build/image.fgi"; exit 2; }
+	$(BIN)/faregate flash --port $(PORT) $(IMAGE)
+
+clean:
+	rm -rf $(VENV) build run .pytest_cache .mypy_cache .ruff_cache

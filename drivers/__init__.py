@@ -1,0 +1,1 @@
+"""Hardware interfaces and their implementations per platform (see drivers/interfaces.py)."""

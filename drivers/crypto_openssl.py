@@ -1,0 +1,64 @@
+"""ES256 through `cryptography` (OpenSSL): the Linux gate's signature backend."""
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+_CURVE = ec.SECP256R1()
+_ALG = ec.ECDSA(hashes.SHA256())
+_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+class OpenSSLVerifier:
+    """Verifies raw r||s ES256 signatures; caches parsed public keys (issuer keys repeat)."""
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._keys: dict[bytes, ec.EllipticCurvePublicKey | None] = {}
+        self._cache_size = cache_size
+
+    def _key(self, pub: bytes) -> ec.EllipticCurvePublicKey | None:
+        key = self._keys.get(pub, False)
+        if key is False:
+            try:
+                key = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, bytes(pub))
+            except ValueError:
+                key = None
+            if len(self._keys) >= self._cache_size:
+                self._keys.clear()
+            self._keys[bytes(pub)] = key
+        return key  # type: ignore[return-value]
+
+    def verify(self, pub: bytes, message: bytes, sig: bytes) -> bool:
+        if len(sig) != 64:
+            return False
+        r = int.from_bytes(sig[:32], "big")
+        s = int.from_bytes(sig[32:], "big")
+        if not (0 < r < _N and 0 < s < _N):
+            return False
+        key = self._key(pub)
+        if key is None:
+            return False
+        try:
+            key.verify(encode_dss_signature(r, s), bytes(message), _ALG)
+            return True
+        except InvalidSignature:
+            return False
+
+
+def generate_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(_CURVE)
+
+
+def public_bytes(key: ec.EllipticCurvePrivateKey, compressed: bool = True) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    fmt = PublicFormat.CompressedPoint if compressed else PublicFormat.UncompressedPoint
+    return key.public_key().public_bytes(Encoding.X962, fmt)
+
+
+def sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    r, s = decode_dss_signature(key.sign(bytes(message), _ALG))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")

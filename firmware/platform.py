@@ -1,0 +1,79 @@
+"""The one platform switch of the portable core.
+
+Everything that differs between CPython and MicroPython and that firmware needs lives here:
+which interpreter this is, a millisecond tick counter, and the durable-write primitive.
+
+Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
+file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
+primitive there.
+"""
+
+import os
+import sys
+import time
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+if IS_MICROPYTHON:
+    ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
+    ticks_diff = time.ticks_diff  # type: ignore[attr-defined]
+
+    def sync_file(f) -> None:
+        f.flush()
+
+else:
+
+    def ticks_ms() -> int:
+        return time.monotonic_ns() // 1_000_000
+
+    def ticks_diff(a: int, b: int) -> int:
+        return a - b
+
+    def sync_file(f) -> None:
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def path_exists(path: str) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def remove_if_exists(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace `path` with `data` so a power cut leaves the old content or the new, never a mix."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        sync_file(f)
+    os.rename(tmp, path)
+    sync_dir(path)
+
+
+def sync_dir(path: str) -> None:
+    """fsync the directory holding `path` so a rename survives a power cut (CPython only)."""
+    if IS_MICROPYTHON:
+        return
+    d = path.rsplit("/", 1)[0] if "/" in path else "."
+    fd = os.open(d or "/", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: str, default=None):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return default

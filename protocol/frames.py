@@ -1,0 +1,122 @@
+"""Link framing shared by sync (TCP or serial), the service console and flashing.
+
+    offset size field
+      0     2   magic       0xFA 0x47
+      2     1   version     = 1
+      3     1   type        message type (see protocol.messages)
+      4     4   length      payload length, u32 big-endian, <= max_payload
+      8     2   header_crc  low 16 bits of crc32(bytes 2..7)
+     10     N   payload
+   10+N     4   crc32(payload)
+
+The decoder is sans-IO: `feed(bytes)` returns whole frames; garbage, a corrupt header, an
+oversize length or a bad payload CRC are skipped byte by byte until the next good header
+(resync), and counted in `stats` so links can report their health.
+"""
+
+import struct
+from binascii import crc32
+
+from protocol.errors import FormatError, UsageError
+
+MAGIC = b"\xfa\x47"
+VERSION = 1
+HEADER_LEN = 10
+TRAILER_LEN = 4
+DEFAULT_MAX_PAYLOAD = 256 * 1024
+
+
+def _hcrc(hdr_mid: bytes) -> int:
+    return crc32(hdr_mid) & 0xFFFF
+
+
+def encode(ftype: int, payload: bytes = b"", max_payload: int = DEFAULT_MAX_PAYLOAD) -> bytes:
+    n = len(payload)
+    if n > max_payload:
+        raise UsageError("frame payload %d bytes exceeds the %d-byte maximum" % (n, max_payload))
+    if not 0 <= ftype <= 255:
+        raise UsageError("frame type out of range")
+    mid = struct.pack(">BBI", VERSION, ftype, n)
+    return (
+        MAGIC
+        + mid
+        + struct.pack(">H", _hcrc(mid))
+        + bytes(payload)
+        + struct.pack(">I", crc32(payload) & 0xFFFFFFFF)
+    )
+
+
+class Frame:
+    __slots__ = ("type", "payload")
+
+    def __init__(self, ftype: int, payload: bytes):
+        self.type = ftype
+        self.payload = payload
+
+    def __repr__(self):
+        return "Frame(%d, %d bytes)" % (self.type, len(self.payload))
+
+
+class FrameDecoder:
+    """Bytes in, frames out. Never raises on bad input; see `stats`."""
+
+    def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self.max_payload = max_payload
+        self._buf = b""
+        self.stats = {"frames": 0, "garbage_bytes": 0, "bad_header": 0, "bad_crc": 0, "oversize": 0}
+
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list:
+        # (MicroPython's bytearray has no slice deletion, so the buffer is immutable bytes
+        # and `pos` walks it; it is cut once per call.)
+        buf = self._buf + bytes(data) if self._buf else bytes(data)
+        stats = self.stats
+        out = []
+        pos = 0
+        while True:
+            start = buf.find(MAGIC, pos)
+            if start < 0:
+                # keep a trailing 0xFA: it may be the first half of the next magic
+                end = len(buf) - 1 if buf and buf[-1] == MAGIC[0] else len(buf)
+                stats["garbage_bytes"] += max(0, end - pos)
+                pos = max(pos, end)
+                break
+            stats["garbage_bytes"] += start - pos
+            pos = start
+            if len(buf) - pos < HEADER_LEN:
+                break
+            mid = buf[pos + 2 : pos + 8]
+            version, ftype, n = struct.unpack(">BBI", mid)
+            (hc,) = struct.unpack(">H", buf[pos + 8 : pos + 10])
+            if hc != _hcrc(mid) or version != VERSION:
+                stats["bad_header"] += 1
+            elif n > self.max_payload:
+                stats["oversize"] += 1
+            else:
+                total = HEADER_LEN + n + TRAILER_LEN
+                if len(buf) - pos < total:
+                    break
+                payload = buf[pos + HEADER_LEN : pos + HEADER_LEN + n]
+                (pc,) = struct.unpack(">I", buf[pos + HEADER_LEN + n : pos + total])
+                if pc == crc32(payload) & 0xFFFFFFFF:
+                    pos += total
+                    stats["frames"] += 1
+                    out.append(Frame(ftype, payload))
+                    continue
+                stats["bad_crc"] += 1
+            # a bad header or body: skip one byte and look for the next magic
+            stats["garbage_bytes"] += 1
+            pos += 1
+        self._buf = buf[pos:]
+        return out
+
+
+def decode_one(data: bytes, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Frame:
+    """Decode exactly one frame with nothing before or after it (for files and tests)."""
+    dec = FrameDecoder(max_payload)
+    frames = dec.feed(data)
+    if len(frames) != 1 or dec.buffered() or dec.stats["garbage_bytes"]:
+        raise FormatError("not exactly one well-formed frame", "bad_frame")
+    return frames[0]

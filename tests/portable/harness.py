@@ -1,0 +1,54 @@
+"""The few helpers portable tests need, written for CPython and MicroPython alike.
+
+Portable tests are plain modules `tests/portable/test_*.py` with `test_*` functions taking no
+arguments and using `assert`. pytest collects them on CPython; `tests/portable/run.py` runs
+them on the MicroPython unix port.
+"""
+
+import os
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def raises(exc_type, fn, *args, **kwargs):
+    """Call fn and return the exception it raised; fail if it raised nothing or another type."""
+    try:
+        fn(*args, **kwargs)
+    except exc_type as e:
+        return e
+    raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", fn), exc_type.__name__))
+
+
+def mkdtemp(prefix="fgtest"):
+    """A new empty directory under $TMPDIR (or /tmp)."""
+    base = os.getenv("TMPDIR") or "/tmp"
+    while True:
+        name = "%s/%s-%s" % (base, prefix, "".join("%02x" % b for b in os.urandom(6)))
+        try:
+            os.mkdir(name)
+            return name
+        except OSError:
+            pass
+
+
+def rmtree(path):
+    for entry in os.listdir(path):
+        p = path + "/" + entry
+        if os.stat(p)[0] & 0x4000:
+            rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
+def repo_root():
+    """The repository root (tests run from it on both interpreters)."""
+    return os.getcwd()
+
+
+def read_json(path):
+    import json
+
+    with open(path) as f:
+        return json.load(f)
