@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 run: $(STAMP)
