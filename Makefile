@@ -15,7 +15,7 @@ ONLY     ?=
 PORT     ?=
 IMAGE    ?=
 
-.PHONY: setup run test test-py test-mpy bench soak fuzz lint image flash clean help
+.PHONY: setup install run test test-py test-mpy bench soak fuzz lint image flash clean help
 
 help:
 	@echo "make run     set up, then run the default simulated station ($(SCENARIO))"
@@ -26,9 +26,15 @@ help:
 	@echo "make lint    ruff, and mypy on the CPython-only packages"
 	@echo "make image   build and sign a firmware image;  make flash PORT=/dev/ttyUSB0 IMAGE=..."
 
-setup: $(STAMP)
+# Set up only when requirements.txt or pyproject.toml changed since the last install (by content,
+# so a fresh checkout of the same files does not reinstall).
+setup:
+	@want=$$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  $(MAKE) --no-print-directory install && echo "$$want" > $(STAMP); \
+	fi
 
-$(STAMP): pyproject.toml requirements.txt
+install:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "faregate needs Python >= 3.11, found " + sys.version.split()[0])'
 	@if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -44,37 +50,36 @@ $(STAMP): pyproject.toml requirements.txt
 	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
-	@touch $(STAMP)
 
-run: $(STAMP)
+run: setup
 	$(BIN)/faregate sim run $(SCENARIO) --seed $(SEED)
 
 test: test-mpy test-py
 
-test-mpy: $(STAMP)
+test-mpy: setup
 	$(BIN)/micropython tests/portable/run.py
 
-test-py: $(STAMP)
+test-py: setup
 	$(BIN)/pytest -q -m "not soak and not fuzz"
 
-bench: $(STAMP)
+bench: setup
 	$(PY) -m bench $(if $(ONLY),--only $(ONLY),)
 
-soak: $(STAMP)
+soak: setup
 	$(BIN)/pytest -q -m soak
 
-fuzz: $(STAMP)
+fuzz: setup
 	$(BIN)/pytest -q -m fuzz
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy drivers host_sim provisioning bench
 
-image: $(STAMP)
+image: setup
 	$(BIN)/faregate image build --out build/image
 
-flash: $(STAMP)
+flash: setup
 	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=build/image.fgi"; exit 2; }
 	$(BIN)/faregate flash --port $(PORT) $(IMAGE)
 
