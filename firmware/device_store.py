@@ -64,7 +64,7 @@ class DeviceStore:
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
         self._signer = None
-        self.flags = {}
+        self.flags: dict = {}
         raw = platform.read_file(self._p("state.json"))
         if raw:
             try:
@@ -114,7 +114,7 @@ class DeviceStore:
             return None
 
     def blob_info(self, kind: int) -> dict:
-        out = {"kind": blob_name(kind), "installed": None, "partial": None}
+        out: dict = {"kind": blob_name(kind), "installed": None, "partial": None}
         path = self._p(blob_file(kind))
         if platform.path_exists(path):
             n, digest = _sha256_file(path)

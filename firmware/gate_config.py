@@ -15,7 +15,7 @@ from protocol.errors import FormatError
 
 VERSION = 1
 
-FIELDS = {
+FIELDS: dict = {
     "version": ("int", True, (1, 1)),
     "device_id": ("int", True, (1, 0xFFFFFFFF)),
     "name": ("str", True, (1, 16)),
@@ -45,12 +45,12 @@ DEFAULTS = {
 }
 
 
-def check_value(name: str, value):
+def check_value(name: str, value) -> object:
     """None if `value` is acceptable for field `name`, else a short description of the problem."""
     entry = FIELDS.get(name)
     if entry is None:
         return "unknown field"
-    kind, _required, check = entry
+    kind, _required, check = entry[0], entry[1], entry[2]
     if kind == "ints":
         if not isinstance(value, list):
             return "must be a list of integers"
@@ -102,7 +102,7 @@ def validate(cfg, device_id: int = 0) -> None:
     """Raise FormatError naming the first bad field; `device_id` (if given) must match."""
     if not isinstance(cfg, dict):
         raise FormatError("config must be a JSON object", "bad_config")
-    names = []
+    names: list = []
     _walk(cfg, "", names)
     for name in names:
         if name not in FIELDS:

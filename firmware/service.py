@@ -56,6 +56,8 @@ HANDLERS = {
     service.RESET: "_cmd_reset",
 }
 
+# commands whose handler writes its own, more telling, log entry
+SELF_LOGGED = (service.PUT_BLOB, service.RESET)
 MAX_LOG_ENTRIES = 40
 MAX_EXPORT = service.CHUNK // records.RECORD_LEN
 
@@ -117,6 +119,7 @@ class ServiceConsole:
         self.last_seq = 0
         self._last_request = None  # (payload, reply) for exact retransmissions
         self._last_auth = None
+        self._identity = b""
         self._close_after = False
 
     # -- bytes in, bytes out -------------------------------------------------------------
@@ -199,6 +202,8 @@ class ServiceConsole:
             host_nonce = service.parse_hello(payload)
         except FormatError as e:
             return self._refuse(0, 0, "svc_bad_request", str(e))
+        if self.state == CHALLENGED and host_nonce == self.host_nonce:
+            return self._identity  # a retransmitted HELLO: the same session, the same answer
         self._new_session(CHALLENGED)
         self.host_nonce = host_nonce
         self.device_nonce = bytes(self.rng(service.NONCE_LEN))
@@ -229,7 +234,8 @@ class ServiceConsole:
             "state": service.STATE_NAMES[state],
             "name": self.config["name"] if self.config else "",
         }
-        return frames.encode(service.IDENTITY, service.identity(ident, _json(info)))
+        self._identity = frames.encode(service.IDENTITY, service.identity(ident, _json(info)))
+        return self._identity
 
     def _on_unauthenticated(self, payload: bytes) -> bytes:
         seq = cmd = 0
@@ -313,8 +319,11 @@ class ServiceConsole:
             seq, cmd, body, head, sig = service.parse_request(payload)
         except FormatError as e:
             return self._refuse(0, 0, "svc_bad_request", str(e))
+        tech = self.tech
+        if tech is None:  # cannot happen in OPEN; keeps the type checker honest
+            return self._refuse(seq, cmd, "svc_unauthenticated", "no technician")
         msg = service.request_signing_input(self.device_nonce, head)
-        if not self.verifier.verify(self.tech.public_key, msg, sig):
+        if not self.verifier.verify(tech.public_key, msg, sig):
             return self._refuse(seq, cmd, "svc_bad_signature", "request signature does not verify")
         if seq <= self.last_seq:
             return self._refuse(
@@ -325,13 +334,13 @@ class ServiceConsole:
         if entry is None:
             return self._refuse(seq, cmd, "svc_bad_request", "unknown command %d" % cmd)
         name, perm = entry
-        if not self.tech.permissions & perm:
+        if not tech.permissions & perm:
             reply = self._refuse(seq, cmd, "svc_forbidden", "%s needs another role" % name)
         else:
             try:
                 out = getattr(self, HANDLERS[cmd])(body)
                 reply = self._reply(seq, cmd, reasons.ACCEPTED, body=out)
-                if perm != certs.PERM_READ:
+                if perm != certs.PERM_READ and cmd not in SELF_LOGGED:
                     self.log.add(name, {"technician": self._tech_id()})
             except Refused as e:
                 reply = self._refuse(seq, cmd, e.reason, e.message)
@@ -372,6 +381,7 @@ class ServiceConsole:
                 "valid_from": cert.valid_from,
                 "valid_until": cert.valid_until,
                 "ok": "cert" not in missing,
+                "raw": _hex(cert.raw),
             },
             "config": None
             if cfg is None

@@ -30,6 +30,9 @@ EXIT_INTERNAL = 5
 COMMANDS = [
     ("sim", "host_sim.cli"),
     ("backoffice", "host_sim.backoffice_cli"),
+    ("provision", "provisioning.provision"),
+    ("device", "provisioning.device_cli"),
+    ("keys", "provisioning.keys_cli"),
 ]
 
 
