@@ -192,7 +192,8 @@ class ServiceConsole:
             return False
         if cert.public_key != bytes(signer.public_key):
             return False
-        if self.store.flags.get("clock_set") and not cert.check_time(self.clock.now()):
+        # like credentials: expiry counts, "not yet valid" (a gate clock behind) does not
+        if self.store.flags.get("clock_set") and self.clock.now() >= cert.valid_until:
             return False
         return certs.verify(cert, anchor, self.verifier)
 
@@ -233,6 +234,7 @@ class ServiceConsole:
             "firmware": self.store.firmware,
             "state": service.STATE_NAMES[state],
             "name": self.config["name"] if self.config else "",
+            "time": self.clock.now(),
         }
         self._identity = frames.encode(service.IDENTITY, service.identity(ident, _json(info)))
         return self._identity
@@ -279,8 +281,10 @@ class ServiceConsole:
             raise Refused(
                 "credential is not a technician credential of this operator", "svc_bad_credential"
             )
+        # Expiry is checked once the clock was set. A credential that looks not yet valid is
+        # accepted: a gate whose RTC lost power reads 2000-01-01 and must not lock everyone out.
         now = self.clock.now()
-        if self.store.flags.get("clock_set") and not cred.check_time(now):
+        if self.store.flags.get("clock_set") and now >= cred.valid_until:
             raise Refused(
                 "credential valid %d..%d, gate time %d" % (cred.valid_from, cred.valid_until, now),
                 "svc_credential_expired",

@@ -25,8 +25,8 @@ REMEDIES = {
     "svc_claimed": "this gate belongs to another operator: only that operator can reset it",
     "svc_bad_credential": "use a credential issued by this gate's operator (faregate keys "
     "technician)",
-    "svc_credential_expired": "ask the operator for a new credential, or check the gate's "
-    "clock with `faregate device status`",
+    "svc_credential_expired": "ask the operator for a new credential (`faregate device "
+    "identify` shows the gate's clock)",
     "svc_revoked": "this credential is revoked: ask the operator for a new one",
     "svc_forbidden": "this credential's role does not allow it: use one with role full",
     "svc_bad_signature": "technician.key does not match the credential, or the line is noisy: "

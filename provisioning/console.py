@@ -76,6 +76,7 @@ class Identity:
             "model": self.info.get("model", ""),
             "firmware": self.info.get("firmware", ""),
             "name": self.info.get("name", ""),
+            "time": self.info.get("time"),
             "operator_root": "%08x" % self.anchor_id if self.anchor_id else None,
             "device_key": self.device_pub.hex() if self.device_pub else None,
         }

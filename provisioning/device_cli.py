@@ -94,11 +94,13 @@ def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    from provisioning.connect import fmt_time
+
     def body(client: Any, events: Any) -> int:
         d = client.ident.as_dict()
         events.result(
             True,
-            "gate %d: %s, %s %s%s%s"
+            "gate %d: %s, %s %s%s%s, clock %s"
             % (
                 d["device_id"],
                 d["state"],
@@ -106,6 +108,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 d["firmware"],
                 ", named %s" % d["name"] if d["name"] else "",
                 ", operator root %s" % d["operator_root"] if d["operator_root"] else "",
+                fmt_time(d["time"]) if d["time"] else "unknown",
             ),
             **d,
         )

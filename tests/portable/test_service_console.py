@@ -214,6 +214,11 @@ def test_roles_and_revocation_and_expiry():
         late = kit.Tech(console, signer, cert)
         late.hello()
         assert late.auth(claim=False)[2] == "svc_credential_expired"
+        # one that looks not yet valid works: the gate's RTC may have lost power
+        signer, cert = kit.tech_cert(valid_from=kit.NOW + 10, valid_until=kit.NOW + 99)
+        early = kit.Tech(console, signer, cert)
+        early.hello()
+        assert early.auth(claim=False)[2] == "svc_revoked"  # subject 7 is revoked above
 
     _with_gate(run)
 
