@@ -67,6 +67,13 @@ def _open_error(url: str, e: Exception) -> PortOpenError:
     return PortOpenError("cannot open %s: %s" % (url, text), "check --port and the cable")
 
 
+def _why(e: Exception) -> str:
+    text = str(e)
+    if "returned no data" in text:  # pyserial's words for a vanished device
+        return "the port closed"
+    return text
+
+
 class Transport:
     def __init__(
         self,
@@ -99,7 +106,10 @@ class Transport:
             self.port.write(data)
             self.port.flush()
         except (serial.SerialException, OSError) as e:
-            raise Disconnected("lost %s while sending: %s" % (self.url, e)) from None
+            raise Disconnected(
+                "lost the gate on %s while sending (cable pulled or gate off: %s)"
+                % (self.url, _why(e))
+            ) from None
 
     def recv(self, timeout: float) -> frames.Frame | None:
         """The next frame, or None after `timeout` seconds of no whole frame."""
@@ -112,7 +122,9 @@ class Transport:
                 self.port.timeout = min(left, 0.1)
                 chunk = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as e:
-                raise Disconnected("lost %s: %s" % (self.url, e)) from None
+                raise Disconnected(
+                    "lost the gate on %s (cable pulled or gate off: %s)" % (self.url, _why(e))
+                ) from None
             if chunk:
                 self.bytes_in += len(chunk)
                 self._queue.extend(self.decoder.feed(chunk))

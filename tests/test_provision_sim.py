@@ -194,7 +194,7 @@ def test_unplug_mid_flow_then_rerun_continues(field, unplug_after):
     list. The re-run (gate plugged in again: same state) finishes and repeats nothing."""
     gate = field.gate(faults=["unplug-after=%d" % unplug_after])
     p = field.run("provision", "--site", field.site, "--port", gate.port, "--json")
-    _one_error_line(p, 3, "lost %s" % gate.port, "run the same command again")
+    _one_error_line(p, 3, "lost the gate on %s" % gate.port, "run the same command again")
     assert gate.wait_exit() == 0
     gate = field.gate()  # plugged in again
     p = field.run("provision", "--site", field.site, "--port", gate.port, "--json")
