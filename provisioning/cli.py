@@ -78,6 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faregate: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: keep the traceback for the report, end with one line
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "faregate: internal error: %r (fix: report it with the command line above)" % (e,),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def load_credential(args: argparse.Namespace, now: int) -> Any:
 def translate(e: BaseException) -> CliError | None:
     """The CliError for a failure of the transport, the gate, a key file or a site file."""
     from provisioning.console import DeviceMisbehaves, DeviceRefused
-    from provisioning.operator_keys import KeyFileError
+    from provisioning.operator_keys import CredentialExpired, KeyFileError
     from provisioning.ports import PortChoiceError
     from provisioning.site import SiteErrors
     from provisioning.transport import TransportError
@@ -101,6 +101,8 @@ def translate(e: BaseException) -> CliError | None:
         return CliError("gate refused %s: %s: %s" % (e.command, e.reason, e.message), remedy, code)
     if isinstance(e, DeviceMisbehaves):
         return CliError(str(e), "this is not a genuine gate of ours, or it is damaged", EXIT_AUTH)
+    if isinstance(e, CredentialExpired):
+        return CliError(e.message, e.remedy, EXIT_AUTH)
     if isinstance(e, KeyFileError):
         return CliError(e.message, e.remedy, EXIT_USAGE)
     if isinstance(e, SiteErrors):
