@@ -93,3 +93,15 @@ def test_version_text():
             raise AssertionError(bad)
         except Exception as e:
             assert "MAJOR" in str(e) or "0..65535" in str(e)
+
+
+def test_documented_vector():
+    # docs/firmware-images.md, "Test vector"
+    data = make(
+        files={"firmware/hello.py": b"print(1)\n"}, signed=False, version=(1, 2, 3), counter=5
+    )
+    assert len(data) == 175
+    assert data[:16].hex() == "4647494d01000000000000 4e00000009".replace(" ", "")
+    assert hashlib.sha256(data).hexdigest() == (
+        "39e634dfe00a4b1e5d94277dc9a3a2e522017689bfd433070788946088164663"
+    )
