@@ -102,6 +102,6 @@ def test_documented_vector():
     )
     assert len(data) == 175
     assert data[:16].hex() == "4647494d01000000000000 4e00000009".replace(" ", "")
-    assert hashlib.sha256(data).hexdigest() == (
+    assert hashlib.sha256(data).digest().hex() == (
         "39e634dfe00a4b1e5d94277dc9a3a2e522017689bfd433070788946088164663"
     )
