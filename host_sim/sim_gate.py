@@ -153,6 +153,14 @@ class SimGate:
             except OSError:
                 pass
 
+    def power_cut(self) -> None:
+        """Kill the running gate at once (SIGKILL), as pulling its power would; the supervisor
+        then boots it again."""
+        with self._lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
+
     def log(self, text: str) -> None:
         with open(os.path.join(self.dir, "console.log"), "a") as f:
             f.write(text + "\n")

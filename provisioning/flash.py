@@ -22,8 +22,7 @@ from typing import Any
 
 from protocol import flash, frames
 from provisioning.cli import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
-
-AUTH_REASONS = ("image_unsigned", "image_unknown_key", "image_bad_signature", "no_verifier")
+from provisioning.image_cli import AUTH_REASONS
 
 
 class FlashError(Exception):

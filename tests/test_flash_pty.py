@@ -175,3 +175,39 @@ def test_mcu_image_runs_from_mpy_on_micropython(tmp_path, release: Release) -> N
 
 def _files(top: str) -> list[str]:
     return [os.path.join(d, f) for d, _s, fs in os.walk(top) for f in fs]
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14, 15, 16])
+def test_power_cut_at_a_random_point_of_an_update(
+    tmp_path, release: Release, v1: bytes, seed: int
+) -> None:
+    """The gate loses power (SIGKILL) somewhere between the first byte and the confirm; it
+    must come back running a confirmed image, and the same flash command must then finish."""
+    import random
+    import time
+
+    rng = random.Random(seed)
+    img = write(str(tmp_path), "v2.fgi", build(release, "1.1.0", 2))
+    # paced at 1 Mbaud so the transfer takes about a second and the cut lands inside it
+    with running_gate(str(tmp_path / "gate"), v1, [release.pub], baud=1_000_000) as gate:
+        proc = subprocess.Popen(
+            faregate_argv(
+                "flash", "--port", gate.path, img, "--timeout", "2", "--boot-timeout", "20"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        time.sleep(rng.uniform(0.1, 2.0))
+        at = gate.state()
+        gate.power_cut()
+        print("seed %d: power cut with slot b %s" % (seed, at["slots"]["b"]["state"]))
+        proc.communicate(timeout=60)
+        st = gate.wait_state(lambda s: s.get("active") in ("a", "b") and not s.get("trial"))
+        running = st["slots"][st["active"]]
+        assert running["state"] == "confirmed", "seed %d: %r" % (seed, st)
+        r = flash_cli(gate.path, img)
+        assert r.returncode == 0, "seed %d: %s %s" % (seed, r.stdout, r.stderr)
+        st = gate.state()
+        assert st["slots"][st["active"]]["version"] == "1.1.0" and st["floor"] == 2, seed
