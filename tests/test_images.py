@@ -107,3 +107,9 @@ def test_builds_are_reproducible(release: Release) -> None:
     # ES256 signatures are randomized, but both verify
     for signed in (image_build.sign(a, release.key), image_build.sign(b, release.key)):
         assert image_build.check(signed, [release.pub])["signed"]
+
+
+def test_sim_gate_refuses_a_blank_state_without_a_factory_image(tmp_path) -> None:
+    r = run("sim", "gate", "--state", str(tmp_path / "blank"))
+    assert r.returncode == 2
+    assert "is a blank gate" in r.stderr and "--image FACTORY.fgi" in r.stderr
