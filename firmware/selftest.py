@@ -1,122 +1,96 @@
-"""The gate's self-test: storage, clock, scanner, barrier and passage sensors, in that order.
+"""The self-test a trial image must pass before the gate confirms it (firmware.app).
 
-CHECKS is the whole list: name -> check(ctx) -> (ok, detail). `ctx` carries what the checks
-touch (all handed in):
-    ctx.dir        the state directory (storage is written, read back and removed)
-    ctx.clock      .now(); ctx.clock_set: was the clock set by a technician
-    ctx.host_time  the technician laptop's time (0: unknown)
-    ctx.scanner    .read(timeout_s) -> text | None     (the QR engine or camera)
-    ctx.barrier    .open(), optional .close() and .is_open() (position feedback)
-    ctx.sensors    list of objects with .name and .blocked() (passage beams)
-    ctx.scan_timeout_s
-The scanner check waits for the technician's test card: a QR code whose text starts with
-TEST_CARD_PREFIX (print one with `faregate device test-card`).
+Each check returns nothing when it passes and a short line when it fails:
+- every module of the running slot imports, from the slot itself (nothing shadows it: on an MCU
+  image every module must come from its .mpy file);
+- SHA-256 answers its known value, and the signature verifier accepts a known ES256 signature
+  and refuses it with one bit flipped (a known-answer test of the backend the gate will use);
+- the state directory takes a durable atomic write and reads it back.
 """
 
-import os
+import hashlib
+import json
 
-from firmware import platform
+from firmware import boot
+from firmware.platform import read_file, remove_if_exists, write_atomic
 
-TEST_CARD_PREFIX = "FGTEST:"
-MIN_FREE_BYTES = 64 * 1024
-MAX_SKEW_S = 5
-EARLIEST_TIME = 1704067200  # 2024-01-01: a clock before this was never set
-
-
-class Context:
-    def __init__(self, directory, clock, clock_set, host_time, hw, scan_timeout_s=15):
-        self.dir = directory
-        self.clock = clock
-        self.clock_set = clock_set
-        self.host_time = host_time
-        self.scanner = getattr(hw, "scanner", None)
-        self.barrier = getattr(hw, "barrier", None)
-        self.sensors = getattr(hw, "sensors", None) or []
-        self.scan_timeout_s = scan_timeout_s
-
-
-def check_storage(ctx):
-    path = ctx.dir + "/selftest.tmp"
-    pattern = bytes((i * 7 + 3) & 0xFF for i in range(4096))
-    platform.write_atomic(path, pattern)
-    back = platform.read_file(path)
-    platform.remove_if_exists(path)
-    if back != pattern:
-        return False, "storage read back different bytes: replace the storage card"
-    free = None
-    try:
-        st = os.statvfs(ctx.dir)
-        free = st[0] * st[4]  # f_bsize * f_bavail
-    except (AttributeError, OSError):
-        pass
-    if free is not None and free < MIN_FREE_BYTES:
-        return False, "only %d bytes free: sync the gate, then check the storage" % free
-    return True, "write, read back, remove ok" + ("; %d MB free" % (free >> 20) if free else "")
-
-
-def check_clock(ctx):
-    now = ctx.clock.now()
-    if not ctx.clock_set or now < EARLIEST_TIME:
-        return False, "clock not set: run `faregate device set-time`"
-    if ctx.host_time:
-        skew = now - ctx.host_time
-        if skew > MAX_SKEW_S or skew < -MAX_SKEW_S:
-            return False, "clock is %+d s off the laptop's: run `faregate device set-time`" % skew
-        return True, "set; %+d s from the laptop" % skew
-    return True, "set"
-
-
-def check_scanner(ctx):
-    if ctx.scanner is None:
-        return False, "no scanner configured"
-    text = ctx.scanner.read(ctx.scan_timeout_s)
-    if text is None:
-        return False, "no code read in %d s: hold the test card at the reader" % ctx.scan_timeout_s
-    if not text.startswith(TEST_CARD_PREFIX):
-        return False, "read %r, which is not a test card" % text[:24]
-    return True, "read test card %s" % text[:32]
-
-
-def check_barrier(ctx):
-    b = ctx.barrier
-    if b is None:
-        return False, "no barrier configured"
-    feedback = hasattr(b, "is_open")
-    b.open()
-    if feedback and not b.is_open():
-        return False, "barrier did not open: check for a jam or the motor fuse"
-    if hasattr(b, "close"):
-        b.close()
-        if feedback and b.is_open():
-            return False, "barrier did not close: check for a jam"
-    return True, "opened and closed" if feedback else "cycled (no position feedback)"
-
-
-def check_sensors(ctx):
-    if not ctx.sensors:
-        return True, "no passage sensors fitted"
-    blocked = [s.name for s in ctx.sensors if s.blocked()]
-    if blocked:
-        return False, "blocked at rest: %s: clear the lane or clean the sensor" % ", ".join(blocked)
-    return True, "%d clear" % len(ctx.sensors)
-
-
-CHECKS = (
-    ("storage", check_storage),
-    ("clock", check_clock),
-    ("scanner", check_scanner),
-    ("barrier", check_barrier),
-    ("sensors", check_sensors),
+KAT_PUB = bytes.fromhex("02fd6294895262137b6a3c781b3f356598f45f66e88cb0f8afd8532ffa02879d00")
+KAT_MSG = b"faregate self-test"
+KAT_SIG = bytes.fromhex(
+    "be24f20c974e653f82b6c5765d047d302e297cd8d355d3f6397b24f1f17b46e2"
+    "5105a018e261d8ec51fe1c0c90b55ea3c5066f7c88c28dff91453561ffbd865a"
 )
+SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def run(ctx) -> dict:
-    """Run every check, even after a failure, and report them all."""
-    results = []
-    for name, fn in CHECKS:
+def slot_modules(state_dir: str, slot: str) -> list:
+    """Module names of the slot's files, from the index the update agent wrote."""
+    with open(boot.slot_dir(state_dir, slot) + ".json") as f:
+        index = json.load(f)
+    names = []
+    for path, _size, _digest in index["files"]:
+        for ext in (".py", ".mpy"):
+            if path.endswith(ext):
+                name = path[: -len(ext)].replace("/", ".")
+                if name.endswith(".__init__"):
+                    name = name[: -len(".__init__")]
+                names.append(name)
+    return sorted(names)
+
+
+def check_imports(state_dir: str, slot: str, profile: str):
+    import sys
+
+    where = boot.slot_dir(state_dir, slot) + "/"
+    bad = []
+    for name in slot_modules(state_dir, slot):
         try:
-            ok, detail = fn(ctx)
-        except Exception as e:  # a driver failing must show up as a failed check
-            ok, detail = False, "error: %r" % (e,)
-        results.append({"name": name, "ok": bool(ok), "detail": detail})
-    return {"passed": all(r["ok"] for r in results), "checks": results}
+            __import__(name)
+        except Exception as e:  # an import error of any kind is a failed self-test
+            bad.append("%s: %r" % (name, e))
+            continue
+        f = getattr(sys.modules[name], "__file__", "") or ""
+        if not f.startswith(where):
+            bad.append("%s loaded from %s, not from the slot" % (name, f))
+        elif profile == "mcu" and not f.endswith(".mpy"):
+            bad.append("%s loaded from source, not .mpy" % name)
+    if bad:
+        return "imports: " + "; ".join(bad[:5])
+    return None
+
+
+def check_crypto(verifier):
+    if hashlib.sha256(b"abc").digest().hex() != SHA256_ABC:
+        return "sha256 gives a wrong answer"
+    if verifier is None:
+        return None  # reported by status as "verifier": false; images are refused meanwhile
+    if not verifier.verify(KAT_PUB, KAT_MSG, KAT_SIG):
+        return "verifier refuses a known good ES256 signature"
+    flipped = KAT_SIG[:10] + bytes([KAT_SIG[10] ^ 1]) + KAT_SIG[11:]
+    if verifier.verify(KAT_PUB, KAT_MSG, flipped):
+        return "verifier accepts a corrupted ES256 signature"
+    return None
+
+
+def check_storage(state_dir: str):
+    path = state_dir + "/selftest.probe"
+    data = b"probe" + bytes(range(64))
+    try:
+        write_atomic(path, data)
+        ok = read_file(path) == data
+        remove_if_exists(path)
+    except OSError as e:
+        return "storage: %r" % e
+    return None if ok else "storage: read back differs"
+
+
+def run(ctx: dict, verifier) -> list:
+    """All checks; returns the list of failures (empty when the image is good)."""
+    state_dir, slot = ctx["state_dir"], ctx["slot"]
+    profile = ctx.get("device", {}).get("profile", "linux")
+    results = [
+        check_imports(state_dir, slot, profile),
+        check_crypto(verifier),
+        check_storage(state_dir),
+    ]
+    return [r for r in results if r]

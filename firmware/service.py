@@ -20,14 +20,15 @@ import hashlib
 import json
 import struct
 
-from firmware import gate_config, platform, selftest
+from firmware import gate_config, gate_selftest, platform
 from firmware.device_store import blob_name
-from protocol import certs, frames, reasons, records, service
+from protocol import certs, flash, frames, reasons, records, service
 from protocol.errors import FaregateError, FormatError
 
 NONE = "none"
 CHALLENGED = "challenged"
 OPEN = "open"
+FLASH = "flash"  # any frame type 0x40..0x4F (protocol.flash), when a flash service is attached
 
 # (session state, frame type) -> step. Other frame types (the gate's own IDENTITY and
 # RESPONSE echoed back, or anything unknown) are ignored.
@@ -41,6 +42,9 @@ TRANSITIONS = {
     (NONE, service.REQUEST): "_on_unauthenticated",
     (CHALLENGED, service.REQUEST): "_on_unauthenticated",
     (OPEN, service.REQUEST): "_on_request",
+    (NONE, FLASH): "_on_flash_unauthenticated",
+    (CHALLENGED, FLASH): "_on_flash_unauthenticated",
+    (OPEN, FLASH): "_on_flash",
 }
 
 # command -> step (the permission each needs is in protocol.service.COMMANDS)
@@ -89,6 +93,7 @@ class ServiceConsole:
         loaders=None,
         ticks_ms=platform.ticks_ms,
         idle_timeout_ms: int = 300000,
+        flash_service=None,
     ):
         self.store = store  # firmware.device_store.DeviceStore
         self.journal = journal  # .pending_count(), .pending(n), .ack(seq)
@@ -100,6 +105,8 @@ class ServiceConsole:
         self.loaders = loaders or {}  # blob kind -> fn(bytes) -> summary dict (FormatError)
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
+        # firmware.flash_service.FlashService (or None): image frames, inside a session only
+        self.flash_service = flash_service
         self._dec = frames.FrameDecoder(service.MAX_FRAME)
         self.config = None
         raw = store.read_blob(service.BLOB_CONFIG)
@@ -135,10 +142,13 @@ class ServiceConsole:
             self.log.add("session_timeout", {"technician": self._tech_id()})
             self._new_session(NONE)
         self._last_ms = now
-        step = TRANSITIONS.get((self.state, ftype))
+        is_flash = self.flash_service is not None and flash.BEGIN <= ftype <= 0x4F
+        step = TRANSITIONS.get((self.state, FLASH if is_flash else ftype))
         if step is None:
             return b""
         try:
+            if is_flash:
+                return getattr(self, step)(ftype, bytes(payload))
             return getattr(self, step)(bytes(payload))
         except Exception as e:  # the console never takes the gate down
             self.log.add("internal_error", {"error": repr(e)})
@@ -358,6 +368,28 @@ class ServiceConsole:
             self._new_session(NONE)
         return reply
 
+    # -- firmware images -----------------------------------------------------------------
+    def _on_flash_unauthenticated(self, ftype: int, payload: bytes) -> bytes:
+        reason = "svc_not_provisioned" if self.store.anchor() is None else "svc_unauthenticated"
+        self.log.add("refused", {"reason": reason, "flash": ftype})
+        return frames.encode(
+            flash.REFUSED, flash.refused(reason, "open a service session (HELLO, AUTH) first")
+        )
+
+    def _on_flash(self, ftype: int, payload: bytes) -> bytes:
+        tech = self.tech
+        if tech is None or not tech.permissions & certs.PERM_PROVISION:
+            self.log.add("refused", {"reason": "svc_forbidden", "flash": ftype})
+            return frames.encode(
+                flash.REFUSED, flash.refused("svc_forbidden", "flashing needs the provision role")
+            )
+        if ftype in (flash.BEGIN, flash.ACTIVATE):
+            self.log.add("flash_" + flash.NAMES[ftype].lower(), {"technician": self._tech_id()})
+        out = b""
+        for rtype, rpayload in self.flash_service.handle(ftype, payload):
+            out += frames.encode(rtype, rpayload)
+        return out
+
     # -- commands ------------------------------------------------------------------------
     def _cmd_status(self, body: bytes) -> bytes:
         signer = self.store.signer()
@@ -424,7 +456,7 @@ class ServiceConsole:
 
     def _cmd_set_time(self, body: bytes) -> bytes:
         t = service.u32(body, "SET_TIME")
-        if t < selftest.EARLIEST_TIME:
+        if t < gate_selftest.EARLIEST_TIME:
             raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
         was = self.clock.now()
         self.clock.set(t)
@@ -433,15 +465,16 @@ class ServiceConsole:
 
     def _cmd_selftest(self, body: bytes) -> bytes:
         host_time = service.u32(body, "SELFTEST")
-        ctx = selftest.Context(
+        ctx = gate_selftest.Context(
             self.store.dir,
             self.clock,
             bool(self.store.flags.get("clock_set")),
             host_time,
             self.hw,
             gate_config.get(self.config, "selftest.scan_timeout_s"),
+            self.verifier,
         )
-        result = selftest.run(ctx)
+        result = gate_selftest.run(ctx)
         result["at"] = self.clock.now()
         self.store.set_flag("selftest", {"passed": result["passed"], "at": result["at"]})
         return _json(result)

@@ -33,6 +33,8 @@ COMMANDS = [
     ("provision", "provisioning.provision"),
     ("device", "provisioning.device_cli"),
     ("keys", "provisioning.keys_cli"),
+    ("image", "provisioning.image_cli"),
+    ("flash", "provisioning.flash"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 identify    who is on the port (no credential needed)
 status      state, what is missing, clock, key, certificate, config, lists, unsynced passages
-selftest    storage, clock, scanner (hold up the test card), barrier, passage sensors
+selftest    storage, clock, crypto, scanner (hold up the test card), barrier, sensors
 logs        the gate's service log: sessions, changes, refused commands
 set-time    set the gate's clock from this laptop (or --time)
 reset       factory reset; refused while unsynced passages exist, unless they are

@@ -12,7 +12,7 @@ already right is read back and left alone, a half-sent file resumes where it sto
     7 trust_list   \\
     8 deny_list     } the station's files, uploaded in chunks; read back by SHA-256
     9 fare_table   /
-   10 selftest     storage, clock, scanner (hold up the test card), barrier, sensors
+   10 selftest     storage, clock, crypto, scanner (hold up the test card), barrier, sensors
    11 verify       the gate reports itself in service, nothing missing
 """
 

@@ -106,6 +106,7 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
     assert [e["name"] for e in ev if e["event"] == "check"] == [
         "storage",
         "clock",
+        "crypto",
         "scanner",
         "barrier",
         "sensors",
@@ -300,6 +301,7 @@ def test_device_commands(field, tmp_path):
     assert checks == {
         "storage": True,
         "clock": True,
+        "crypto": True,
         "scanner": True,
         "barrier": False,
         "sensors": True,

@@ -5,7 +5,7 @@ import json
 import struct
 
 from firmware.journal import Journal
-from protocol import certs, frames, records, service
+from protocol import certs, flash, frames, records, service
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
 
@@ -19,6 +19,11 @@ CONFIG = {
     "direction": "entry",
     "scope": 1,
 }
+
+
+class AcceptAll:
+    def verify(self, pub, msg, sig):
+        return True
 
 
 def _config(**changes):
@@ -369,6 +374,12 @@ def test_selftest_names_each_failing_part():
         by = {c["name"]: c for c in result["checks"]}
         assert not by["clock"]["ok"] and "+30 s" in by["clock"]["detail"]
         assert not by["scanner"]["ok"] and "no code read" in by["scanner"]["detail"]
+        assert by["crypto"]["ok"]
+        # a signature backend that accepts anything fails its known-answer test
+        tech.console.verifier = AcceptAll()
+        result = tech.ok_json(service.SELFTEST, struct.pack(">I", kit.NOW + 30))
+        by = {c["name"]: c for c in result["checks"]}
+        assert not by["crypto"]["ok"] and "corrupted" in by["crypto"]["detail"]
 
     _with_gate(run)
 
@@ -430,5 +441,47 @@ def test_garbage_and_malformed_frames_never_raise():
                 out = tech.request(cmd, payload)
                 assert out[2] != "svc_internal", (cmd, payload, out)
         assert tech.ok_json(service.STATUS)["device_id"] == kit.DEVICE_ID
+
+    _with_gate(run)
+
+
+class FakeFlash:
+    def __init__(self):
+        self.seen = []
+
+    def handle(self, ftype, payload):
+        self.seen.append((ftype, payload))
+        return [(flash.ACK, b"\x00\x00\x10\x00")]
+
+
+def _flash_reply(console, ftype, payload=b""):
+    out = frames.FrameDecoder().feed(console.feed(frames.encode(ftype, payload)))
+    assert len(out) == 1
+    return out[0]
+
+
+def test_image_frames_need_an_authenticated_session_with_the_provision_role():
+    def run(d):
+        console = kit.make_gate(d)
+        console.flash_service = FakeFlash()
+        fr = _flash_reply(console, flash.BEGIN, b"image head")
+        assert fr.type == flash.REFUSED
+        assert flash.parse_refused(fr.payload)[0] == "svc_not_provisioned"
+        tech = kit.Tech(console)
+        tech.login()
+        tech.hello()  # a new session, not yet authenticated
+        fr = _flash_reply(console, flash.QUERY)
+        assert flash.parse_refused(fr.payload)[0] == "svc_unauthenticated"
+        signer, cert = kit.tech_cert(perms=certs.ROLES["maintain"])
+        maint = kit.Tech(console, signer, cert)
+        maint.login(claim=False)
+        fr = _flash_reply(console, flash.BEGIN, b"image head")
+        assert flash.parse_refused(fr.payload)[0] == "svc_forbidden"
+        assert console.flash_service.seen == []
+        tech.login(claim=False)
+        fr = _flash_reply(console, flash.BEGIN, b"image head")
+        assert fr.type == flash.ACK and console.flash_service.seen == [(flash.BEGIN, b"image head")]
+        events = [e["ev"] for e in console.log.since(1, 100)]
+        assert "flash_begin" in events
 
     _with_gate(run)
