@@ -8,12 +8,7 @@ and it is the same gate (same device id, key, config, journal).
 Simulated hardware: an RTC that reads 2000-01-01 until set (persisted in rtc.json), a QR engine
 on its own pty read through drivers.qrengine_serial (the "technician" holds the test card up
 whenever the self-test reads it), a barrier with position feedback and two passage beams.
-Faults for rehearsal and tests (--fault, repeatable):
-    mute             never answer (a dead gate, or the wrong port)
-    unplug-after=N   vanish right after running the N-th command, before answering
-    barrier-jam      the barrier does not move
-    beam-blocked     the entry beam reads blocked
-    no-test-card     nobody holds the test card up to the reader
+The faults (FAULTS) are described in host_sim/sim_device_cli.py, which runs this.
 """
 
 import json
@@ -33,19 +28,11 @@ from firmware.journal import Journal
 from firmware.service import ServiceConsole
 from host_sim.hardware import PtyQREngine
 from protocol import records, service
+from provisioning.operator_keys import Signer
 
 RTC_RESET_TIME = 946684800  # 2000-01-01T00:00:00Z: what an RTC reads after losing power
 FAULTS = ("mute", "unplug-after", "barrier-jam", "beam-blocked", "no-test-card")
 TEST_CARD = "FGTEST:sim-card-1"
-
-
-class DeviceSigner:
-    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
-        self.key = key
-        self.public_key = es256.public_bytes(key)
-
-    def sign(self, message: bytes) -> bytes:
-        return es256.sign(self.key, message)
 
 
 class DeviceKeys:
@@ -54,8 +41,8 @@ class DeviceKeys:
     def generate(self) -> bytes:
         return int(es256.generate_key().private_numbers().private_value).to_bytes(32, "big")
 
-    def signer(self, secret: bytes) -> DeviceSigner:
-        return DeviceSigner(ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1()))
+    def signer(self, secret: bytes) -> Signer:
+        return Signer(ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1()))
 
 
 class SimRTC:
