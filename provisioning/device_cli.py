@@ -22,7 +22,7 @@ from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 the gate refused the request or a check failed, 2 bad arguments or "
     "credential files, 3 port or gate problem (not found, not answering, unplugged), 4 the gate "
-    "refused the credential."
+    "refused the credential, 5 a bug (report it)."
 )
 
 

@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit codes: 0 in service, 1 a step or the self-test failed, 2 bad site file "
         "or credential, 3 port or gate problem (not found, not answering, unplugged, wrong "
-        "gate), 4 the gate refused the credential.",
+        "gate), 4 the gate refused the credential, 5 a bug (report it).",
     )
     p.add_argument("--site", required=True, help="the station's site file (TOML)")
     p.add_argument(
