@@ -215,7 +215,11 @@ class BackOfficeThread:
     """The back office's asyncio server on a loopback port, in a thread of its own."""
 
     def __init__(
-        self, db_path: str, keys: HostKeys, ssl_context: ssl.SSLContext | None = None
+        self,
+        db_path: str,
+        keys: HostKeys,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Any = None,
     ) -> None:
         self.store = Store(db_path)
         self.keys = keys
@@ -225,7 +229,7 @@ class BackOfficeThread:
         def main() -> None:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
-                serve_tcp(self.store, keys, ssl_context=ssl_context)
+                serve_tcp(self.store, keys, ssl_context=ssl_context, clock=clock)
             )
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
