@@ -8,7 +8,8 @@ durable, and only then does the sync server acknowledge. Records are idempotent 
   not continue the chain) are logged as anomalies, and the records are still stored: they are
   real passages and refusing them would only jam the gate;
 - a presentation (account_id, cred_no, counter) accepted as a passage at two gates, or twice,
-  is logged as a replay (the gates' local replay caches cannot see each other).
+  is logged as a replay (the gates' local replay caches cannot see each other). Records with
+  cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
 
 The registry (device_id -> ES256 public key) is filled by provisioning or by
 `faregate backoffice devices add`; every authentication, refused or not, goes to auth_log.
@@ -87,6 +88,7 @@ FROM records r JOIN records o
   ON o.account_id = r.account_id AND o.cred_no = r.cred_no AND o.counter = r.counter
  AND o.kind = 1 AND (o.device_id != r.device_id OR o.seq != r.seq)
 WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
+  AND NOT (r.cred_no = 0 AND r.counter = 0)
 """
 
 
