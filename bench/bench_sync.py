@@ -36,7 +36,7 @@ def _scratch() -> str:
 
 def _durable_pair(d: str, n: int, rounds: int) -> tuple[float, float]:
     """Median appends/s of the journal and of raw write+fsync, rounds interleaved."""
-    entries = []
+    entries: list[bytes] = []
     ours, raw = [], []
     for r in range(rounds):
         jd = os.path.join(d, "j%d" % r)
@@ -148,7 +148,7 @@ def p4() -> list[dict]:
 def _sync_run(tls: bool) -> tuple[float, int]:
     from drivers.link_tcp import client_context, sync_once
     from host_sim.hardware import ManualClock
-    from host_sim.sync_server import BackOfficeThread, HostKeys, server_context
+    from host_sim.sync_server import BackOfficeThread, server_context
     from tests.synclab import Lab
 
     d = _scratch()

@@ -93,9 +93,9 @@ class Journal:
         self._sync = sync or fs.sync_file
         self.torn_bytes_cut = 0
         self.rejects_not_journaled = 0
-        self.listeners = []  # objects with .committed(rec) and .acked(up_to_seq)
-        self._staged = []
-        self._f = None
+        self.listeners: list = []  # objects with .committed(rec) and .acked(up_to_seq)
+        self._staged: list = []
+        self._f = None  # the newest segment, open for appending
         self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -108,7 +108,10 @@ class Journal:
         self.acked_seq = 0
         self.acked_hash = records.ZERO_HASH
         if meta:
-            if len(meta) != 28 or struct.unpack(">I", meta[24:])[0] != crc32(meta[:24]) & 0xFFFFFFFF:
+            if (
+                len(meta) != 28
+                or struct.unpack(">I", meta[24:])[0] != crc32(meta[:24]) & 0xFFFFFFFF
+            ):
                 raise JournalError("%s is corrupt" % self._path(META))
             self.acked_seq = struct.unpack(">Q", meta[:8])[0]
             self.acked_hash = bytes(meta[8:24])
@@ -220,7 +223,8 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------
     def _active(self):
-        """The open segment to append to, creating (and sealing the full one) as needed."""
+        """The open segment to append to, creating (and sealing the full one) as needed.
+        Returns (segment, open file)."""
         if self._broken:
             raise JournalError("a failed write could not be undone; reopen the journal")
         segs = self._segs
@@ -237,7 +241,7 @@ class Journal:
             self._close_file()
         if self._f is None:
             self._f = self.fs.open_file(self._path(segs[-1].name), "ab")
-        return segs[-1]
+        return segs[-1], self._f
 
     def _seal(self, seg):
         self._close_file()
@@ -287,14 +291,14 @@ class Journal:
         done = 0
         try:
             while done < len(staged):
-                seg = self._active()
+                seg, f = self._active()
                 take = min(len(staged) - done, self.segment_records - seg.count)
                 part = staged[done : done + take]
                 data = b"".join(entry(raw) for _r, raw, _h in part)
                 size = seg.count * ENTRY_LEN
                 try:
-                    self._f.write(data)
-                    self._sync(self._f)
+                    f.write(data)
+                    self._sync(f)
                 except OSError as e:
                     self._undo(seg, size)
                     cls = JournalFull if e.args and e.args[0] in _ENOSPC else JournalError
@@ -344,7 +348,7 @@ class Journal:
 
     def pending(self, limit: int = 1000, after_seq: int = -1) -> list:
         """Raw records not yet acknowledged (seq > max(acked, after_seq)), oldest first."""
-        out = []
+        out: list = []
         seq = max(self.acked_seq, after_seq) + 1
         for seg in self._segs:
             if len(out) >= limit:

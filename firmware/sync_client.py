@@ -61,25 +61,27 @@ class SyncClient:
         self._random = random_bytes
         self.conn = sync.DeviceConnection(journal.device_id, signer, verifier, host_pub, window)
         self.acked = 0  # records trimmed by this session
-        self.applied = []  # (kind, version) applied by this session
+        self.applied: list = []  # (kind, version) applied by this session
         self.host_time = None
         self.done = False
         self._sent_up_to = 0
-        self._offers = []
-        self._blob = None  # (kind, version, bytearray) being assembled
+        self._offers: list = []
+        self._blob: tuple | None = None  # (kind, version, bytearray) being assembled
         self._status_sent = False
 
     # -- driving ---------------------------------------------------------------------------
     def start(self) -> bytes:
         self._sent_up_to = self.journal.acked_seq
         return self.conn.send(
-            sync.Hello(self.journal.device_id, self._random(m.NONCE_LEN), self.journal.last_seq, m.VERSION)
+            sync.Hello(
+                self.journal.device_id, self._random(m.NONCE_LEN), self.journal.last_seq, m.VERSION
+            )
         )
 
     def receive(self, data) -> bytes:
         """Feed bytes from the link; returns bytes to send (maybe empty). Raises SyncError."""
         self.conn.receive_data(data)
-        out = []
+        out: list = []
         while True:
             try:
                 ev = self.conn.next_event()
@@ -162,6 +164,8 @@ class SyncClient:
         return None
 
     def _on_blob(self, ev):
+        if self._blob is None:
+            raise SyncError("BLOB that answers no FETCH", "unexpected_message")
         kind, version, buf = self._blob
         if ev.total == m.NOT_AVAILABLE:
             self._blob = None
@@ -193,7 +197,13 @@ class SyncClient:
                 versions.append((kind, v))
         extra = json.dumps(self.counters, separators=(",", ":")).encode() if self.counters else b""
         return sync.Status(
-            now, j.pending_count(), oldest, j.last_seq, j.rejects_not_journaled, versions, extra[:4096]
+            now,
+            j.pending_count(),
+            oldest,
+            j.last_seq,
+            j.rejects_not_journaled,
+            versions,
+            extra[:4096],
         )
 
 

@@ -219,8 +219,7 @@ class Store:
                         )
                 if last > dev.high_seq:
                     self.db.execute(
-                        "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? "
-                        "WHERE device_id=?",
+                        "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
                         (last, records.record_hash(raws[-1]), now, device_id),
                     )
                 self.db.execute("COMMIT")

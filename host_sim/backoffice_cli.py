@@ -129,7 +129,9 @@ def register(sub: Any) -> None:
         "hold an older version (deny-list deltas one version after the other).",
         cmd_publish,
     )
-    pb.add_argument("kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"])
+    pb.add_argument(
+        "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
+    )
     pb.add_argument("file", help="the file to publish, as its owner's tool made it")
     pb.add_argument("--version", type=int, required=True, help="its version number (> 0)")
 
@@ -347,7 +349,9 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         tariff = clearing.load_tariff(args.tariff)
     except FileNotFoundError:
-        raise CliError("tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE)
+        raise CliError(
+            "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
+        ) from None
     except (clearing.TariffError, ValueError) as e:
         raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
     store = _store(args.db)
@@ -393,7 +397,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         with open(args.file, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise CliError("cannot read %s: %s" % (args.file, e.strerror), "check the path", EXIT_USAGE)
+        raise CliError(
+            "cannot read %s: %s" % (args.file, e.strerror), "check the path", EXIT_USAGE
+        ) from None
     _store(args.db, must_exist=False).publish(kind, args.version, data, int(time.time()))
     print("published %s version %d (%d bytes)" % (args.kind, args.version, len(data)))
     return 0

@@ -180,11 +180,15 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
     for tap in taps:
         if tap.direction == DIR_ENTRY:
             if open_ is not None:
-                out.append(_journey("parking", account, open_, None, "missing_exit", p["lost_ticket"]))
+                out.append(
+                    _journey("parking", account, open_, None, "missing_exit", p["lost_ticket"])
+                )
             open_ = tap
         elif tap.direction == DIR_EXIT:
             if open_ is None:
-                out.append(_journey("parking", account, None, tap, "missing_entry", p["lost_ticket"]))
+                out.append(
+                    _journey("parking", account, None, tap, "missing_entry", p["lost_ticket"])
+                )
                 continue
             fee = parking_fee(tap.time - open_.time, p)
             out.append(_journey("parking", account, open_, tap, "complete", fee))

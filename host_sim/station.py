@@ -16,8 +16,8 @@ from firmware.gate import Gate
 from firmware.journal import Journal
 from firmware.sync_client import SyncClient
 from firmware.validator import IssuerKey, Validator
-from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
+from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.wallet import Issuer, Rider
 
 DEFAULTS: dict[str, Any] = {

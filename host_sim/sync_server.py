@@ -65,6 +65,11 @@ class HostSession:
             self._on_event(ev, out)
         return b"".join(out)
 
+    def _device(self) -> int:
+        dev = self.conn.device_id
+        assert dev is not None, "the table allows BATCH and STATUS only after HELLO"
+        return int(dev)
+
     def _refuse(self, out: list[bytes], reason: str, text: str) -> None:
         now = self.clock.now()
         if reason == "bad_signature" or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE):
@@ -90,7 +95,9 @@ class HostSession:
                     ev.last_seq,
                     "gate's last seq %d is behind the %d held" % (ev.last_seq, dev.high_seq),
                 )
-                self._refuse(out, "sequence_reset", "seq behind the back office's %d" % dev.high_seq)
+                self._refuse(
+                    out, "sequence_reset", "seq behind the back office's %d" % dev.high_seq
+                )
                 return
             self.conn.accept_device(dev.pubkey)
             out.append(self.conn.send(sync.Challenge(self._random(m.NONCE_LEN), now, m.VERSION)))
@@ -101,7 +108,7 @@ class HostSession:
             out.append(self.conn.send(sync.Welcome(high, self.store.offers())))
         elif t == m.BATCH:
             try:
-                up_to = self.store.store_batch(self.conn.device_id, ev.records, now)
+                up_to = self.store.store_batch(self._device(), ev.records, now)
             except FormatError as e:
                 self._refuse(out, "bad_message", str(e))
                 return
@@ -124,7 +131,7 @@ class HostSession:
                 "versions": {m.KINDS[k]: v for k, v in ev.versions},
                 "extra": extra,
             }
-            self.store.note_status(self.conn.device_id, now, status)
+            self.store.note_status(self._device(), now, status)
         elif t == m.FETCH:
             data = self.store.publication(ev.kind, ev.version)
             if data is None:

@@ -103,16 +103,12 @@ class RemoteProtocolError(FormatError):
 
 # -- events --------------------------------------------------------------------------------
 class Event:
+    """A message as a value: small, comparable, printable. `body()` is its wire body."""
+
     TYPE = 0
-    FIELDS = ()
+    FIELDS: tuple = ()
 
-    def __init__(self, *args):
-        if len(args) != len(self.FIELDS):
-            raise LocalProtocolError("%s takes %s" % (type(self).__name__, self.FIELDS))
-        for name, value in zip(self.FIELDS, args):
-            setattr(self, name, value)
-
-    def values(self):
+    def values(self) -> tuple:
         return tuple(getattr(self, f) for f in self.FIELDS)
 
     def __eq__(self, other):
@@ -121,10 +117,19 @@ class Event:
     def __repr__(self):
         return "%s%r" % (type(self).__name__, self.values())
 
+    def body(self) -> bytes:
+        return b""
+
 
 class Hello(Event):
     TYPE = m.HELLO
     FIELDS = ("device_id", "nonce", "last_seq", "version")
+
+    def __init__(self, device_id: int, nonce: bytes, last_seq: int, version: int = m.VERSION):
+        self.device_id = device_id
+        self.nonce = nonce
+        self.last_seq = last_seq
+        self.version = version
 
     def body(self):
         return m.hello(self.device_id, self.nonce, self.last_seq, self.version)
@@ -134,6 +139,11 @@ class Challenge(Event):
     TYPE = m.CHALLENGE
     FIELDS = ("nonce", "host_time", "version")
 
+    def __init__(self, nonce: bytes, host_time: int, version: int = m.VERSION):
+        self.nonce = nonce
+        self.host_time = host_time
+        self.version = version
+
     def body(self):
         return m.challenge(self.nonce, self.host_time, self.version)
 
@@ -141,6 +151,9 @@ class Challenge(Event):
 class Auth(Event):
     TYPE = m.AUTH
     FIELDS = ("device_id",)
+
+    def __init__(self, device_id: int):
+        self.device_id = device_id
 
     def body(self):
         return m.auth(self.device_id)
@@ -150,6 +163,10 @@ class Welcome(Event):
     TYPE = m.WELCOME
     FIELDS = ("high_seq", "offers")
 
+    def __init__(self, high_seq: int, offers: list):
+        self.high_seq = high_seq
+        self.offers = offers  # [(kind, version, size)]
+
     def body(self):
         return m.welcome(self.high_seq, self.offers)
 
@@ -158,6 +175,9 @@ class Batch(Event):
     TYPE = m.BATCH
     FIELDS = ("records",)
 
+    def __init__(self, records: list):
+        self.records = records  # raw 64-byte records, consecutive seqs
+
     def body(self):
         return m.batch(self.records)
 
@@ -165,6 +185,9 @@ class Batch(Event):
 class Ack(Event):
     TYPE = m.ACK
     FIELDS = ("up_to_seq",)
+
+    def __init__(self, up_to_seq: int):
+        self.up_to_seq = up_to_seq
 
     def body(self):
         return m.ack(self.up_to_seq)
@@ -182,6 +205,24 @@ class Status(Event):
         "extra",
     )
 
+    def __init__(
+        self,
+        time: int,
+        unsynced: int,
+        oldest_age_s: int,
+        last_seq: int,
+        rejects_not_journaled: int,
+        versions: list,
+        extra: bytes,
+    ):
+        self.time = time
+        self.unsynced = unsynced
+        self.oldest_age_s = oldest_age_s
+        self.last_seq = last_seq
+        self.rejects_not_journaled = rejects_not_journaled
+        self.versions = versions  # [(kind, version)]
+        self.extra = extra  # UTF-8 JSON
+
     def body(self):
         return m.status(*self.values())
 
@@ -190,28 +231,42 @@ class Fetch(Event):
     TYPE = m.FETCH
     FIELDS = ("kind", "version", "offset", "max_len")
 
+    def __init__(self, kind: int, version: int, offset: int, max_len: int):
+        self.kind = kind
+        self.version = version
+        self.offset = offset
+        self.max_len = max_len
+
     def body(self):
-        return m.fetch(*self.values())
+        return m.fetch(self.kind, self.version, self.offset, self.max_len)
 
 
 class Blob(Event):
     TYPE = m.BLOB
     FIELDS = ("kind", "version", "total", "offset", "data")
 
+    def __init__(self, kind: int, version: int, total: int, offset: int, data: bytes):
+        self.kind = kind
+        self.version = version
+        self.total = total
+        self.offset = offset
+        self.data = data
+
     def body(self):
-        return m.blob(*self.values())
+        return m.blob(self.kind, self.version, self.total, self.offset, self.data)
 
 
 class Bye(Event):
     TYPE = m.BYE
 
-    def body(self):
-        return b""
-
 
 class Error(Event):
     TYPE = m.ERROR
     FIELDS = ("code", "text")
+
+    def __init__(self, code: int, text: str):
+        self.code = code
+        self.text = text
 
     @classmethod
     def named(cls, name, text=""):
@@ -448,8 +503,10 @@ class DeviceConnection(_Connection):
             self.in_flight.pop(0)
         elif ev.TYPE == m.BLOB:
             f = self.fetching
-            if f is None or (ev.kind, ev.version) != f[:2] or (
-                ev.total != m.NOT_AVAILABLE and ev.offset != f[2]
+            if (
+                f is None
+                or (ev.kind, ev.version) != f[:2]
+                or (ev.total != m.NOT_AVAILABLE and ev.offset != f[2])
             ):
                 self._fail("unexpected_message", "BLOB that answers no FETCH")
             self.fetching = None

@@ -126,8 +126,18 @@ def main(argv: list[str]) -> int:
         n = 1 if r < 0.7 else rng.randint(2, 5)
         recs = [
             records.Record(
-                records.KIND_PASSAGE, 0, 0, 0, 1_767_254_400, 1, 1 + rng.randrange(2),
-                rng.randrange(1, 12), rng.randrange(1, 50), 1, rng.randrange(1 << 30), 250,
+                records.KIND_PASSAGE,
+                0,
+                0,
+                0,
+                1_767_254_400,
+                1,
+                1 + rng.randrange(2),
+                rng.randrange(1, 12),
+                rng.randrange(1, 50),
+                1,
+                rng.randrange(1 << 30),
+                250,
             )
             for _ in range(n)
         ]

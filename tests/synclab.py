@@ -127,17 +127,17 @@ class Lab:
                 daemon=True,
             )
             t.start()
-            link = SerialLink(path)
+            serial_link = SerialLink(path)
 
             def close() -> None:
                 stop.set()
                 t.join(5)
-                link.close()
+                serial_link.close()
                 os.close(master)
                 os.close(slave)
 
             self._cleanup.append(close)
-            return link
+            return serial_link
         if kind == "tls":
             ca, srv, cli = self.tls_files()
             bo = BackOfficeThread(

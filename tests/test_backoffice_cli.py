@@ -20,7 +20,9 @@ NOW = 1_767_254_400
 
 
 def run(*args, ok=True):
-    p = subprocess.run(faregate_argv("backoffice", *args), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        faregate_argv("backoffice", *args), capture_output=True, text=True, timeout=60
+    )
     if ok:
         assert p.returncode == 0, p.stderr
     return p
@@ -38,9 +40,20 @@ def served(tmp_path):
     host_pub = bytes.fromhex(out.split()[-1])
     assert OpenSSLSigner(pki.load_key(key)).public_key == host_pub
     dev = OpenSSLSigner(generate_key())
-    assert "registered device 31" in run(
-        "devices", "add", "31", "--pubkey", dev.public_key.hex(), "--label", "Central 3", "--db", db
-    ).stdout
+    assert (
+        "registered device 31"
+        in run(
+            "devices",
+            "add",
+            "31",
+            "--pubkey",
+            dev.public_key.hex(),
+            "--label",
+            "Central 3",
+            "--db",
+            db,
+        ).stdout
+    )
     srv = subprocess.Popen(
         faregate_argv("backoffice", "serve", "--db", db, "--sync-key", key, "--port", "0"),
         stdout=subprocess.PIPE,
@@ -60,7 +73,9 @@ def test_operator_workflow(served):
     j = Journal(str(tmp / "gate"), 31)
     taps = [(NOW, 1, records.DIR_ENTRY), (NOW + 600, 8, records.DIR_EXIT), (NOW + 900, 2, 1)]
     for n, (t, station, direction) in enumerate(taps):
-        j.append(records.Record(records.KIND_PASSAGE, 0, 0, 0, t, 1, direction, station, 4242, 1, n))
+        j.append(
+            records.Record(records.KIND_PASSAGE, 0, 0, 0, t, 1, direction, station, 4242, 1, n)
+        )
     client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 1000))
     assert sync_once(client, "127.0.0.1", port) == 3
     j.close()
@@ -82,13 +97,18 @@ def test_operator_workflow(served):
 
     blob = tmp / "fares.bin"
     blob.write_bytes(b"fare table v2")
-    assert "published fare_table version 2" in run("publish", "fare_table", str(blob), "--version", "2", "--db", db).stdout
+    assert (
+        "published fare_table version 2"
+        in run("publish", "fare_table", str(blob), "--version", "2", "--db", db).stdout
+    )
 
 
 def test_errors_are_one_line_with_a_remedy(tmp_path):
     p = run("queues", "--db", str(tmp_path / "none.sqlite"), ok=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fix:" in p.stderr
-    p = run("serve", "--db", str(tmp_path / "x.sqlite"), "--sync-key", str(tmp_path / "k"), ok=False)
+    p = run(
+        "serve", "--db", str(tmp_path / "x.sqlite"), "--sync-key", str(tmp_path / "k"), ok=False
+    )
     assert p.returncode == 2 and "backoffice sync-key" in p.stderr
     p = run("devices", "add", "5", "--pubkey", "zz", "--db", str(tmp_path / "x.sqlite"), ok=False)
     assert p.returncode == 2 and "hex" in p.stderr

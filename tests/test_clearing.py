@@ -30,8 +30,20 @@ class Gate:
     def tap(self, account, t, station, direction, mode=MODE_METRO, value=0, flags=0):
         self.seq += 1
         raw = records.Record(
-            records.KIND_PASSAGE, 0, 1, self.seq, t, mode, direction, station, account,
-            1, self.seq, value, flags, self.prev,
+            records.KIND_PASSAGE,
+            0,
+            1,
+            self.seq,
+            t,
+            mode,
+            direction,
+            station,
+            account,
+            1,
+            self.seq,
+            value,
+            flags,
+            self.prev,
         ).to_bytes()
         self.prev = records.record_hash(raw)
         self.store.store_batch(1, [raw], t)
@@ -85,7 +97,10 @@ def test_metro_daily_cap_resets_with_the_service_day(store):
     g.tap(7, DAY0 + 86400, 1, DIR_ENTRY)  # next service day
     g.tap(7, DAY0 + 86400 + 600, 8, DIR_EXIT)
     cs = clearing.charges(_clear(store))
-    assert [(c["journeys"], c["fares"], c["charged"]) for c in cs] == [(5, 2000, 1500), (1, 400, 400)]
+    assert [(c["journeys"], c["fares"], c["charged"]) for c in cs] == [
+        (5, 2000, 1500),
+        (1, 400, 400),
+    ]
     assert cs[1]["day"] == cs[0]["day"] + 1
 
 

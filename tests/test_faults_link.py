@@ -7,7 +7,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from drivers.link_tcp import sync_once
 from firmware.sync_client import SyncError, run_session
 from host_sim.sync_server import HostSession
 from protocol import records
+from protocol.errors import FormatError
 from provisioning import pki
 from tests.conftest import faregate_argv
 from tests.synclab import DEVICE_ID, NOW, Lab
@@ -109,7 +109,9 @@ def test_link_faults_lose_nothing_and_store_nothing_twice(tmp_path):
         for _ in range(20):
             if not lab.journal.pending_count():
                 break
-            pipe = FaultyPipe(HostSession(lab.store, lab.host_signer, lab.verifier, lab.clock), rng, p=0)
+            pipe = FaultyPipe(
+                HostSession(lab.store, lab.host_signer, lab.verifier, lab.clock), rng, p=0
+            )
             run_session(lab.client(), pipe, idle_timeout_s=0)
         last = lab.journal.last_seq
         seqs = [r[0] for r in lab.store.db.execute("SELECT seq FROM records ORDER BY seq")]
@@ -137,7 +139,9 @@ def test_back_office_killed_mid_batch(tmp_path):
             if attempt < 12:
                 lab.passages(250, first_account=attempt * 1000)
             srv = subprocess.Popen(
-                faregate_argv("backoffice", "serve", "--db", lab.db, "--sync-key", key, "--port", "0"),
+                faregate_argv(
+                    "backoffice", "serve", "--db", lab.db, "--sync-key", key, "--port", "0"
+                ),
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -180,14 +184,17 @@ def test_back_office_disk_full_acknowledges_nothing(tmp_path):
     lab = Lab(tmp_path)
     try:
         lab.passages(2000)
-        lab.store.db.execute("PRAGMA max_page_count = %d" % (
-            lab.store.db.execute("PRAGMA page_count").fetchone()[0] + 20
-        ))  # SQLite's own "database or disk is full", as a full volume gives it
+        lab.store.db.execute(
+            "PRAGMA max_page_count = %d"
+            % (lab.store.db.execute("PRAGMA page_count").fetchone()[0] + 20)
+        )  # SQLite's own "database or disk is full", as a full volume gives it
         with pytest.raises(SyncError) as e:
             run_session(lab.client(batch_size=500), lab.link("pipe"))
         assert e.value.reason == "store_failed"
         stored = lab.store.count()
-        assert lab.journal.acked_seq == stored < 2000  # what was acknowledged is exactly what is held
+        assert (
+            lab.journal.acked_seq == stored < 2000
+        )  # what was acknowledged is exactly what is held
         lab.store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
         run_session(lab.client(batch_size=500), lab.link("pipe"))
         assert lab.store.count() == 2000 and lab.journal.pending_count() == 0
@@ -233,7 +240,7 @@ def test_oversize_frames_and_batches_are_refused(tmp_path):
     try:
         s = HostSession(lab.store, lab.host_signer, lab.verifier, lab.clock)
         assert s.receive(big) == b"" and s.conn._dec.stats["oversize"] == 1
-        with pytest.raises(Exception):
+        with pytest.raises(FormatError):
             messages.batch([bytes(64)] * (messages.MAX_BATCH + 1))
     finally:
         lab.close()

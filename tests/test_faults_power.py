@@ -106,7 +106,9 @@ def check(gate_dir: str, bo: BackOfficeThread, opened: set[int], where: str) -> 
         pending = {records.decode(r).seq: bytes(r) for r in j.pending(1 << 30)}
         held = {
             s: bytes(r)
-            for s, r in bo.store.db.execute("SELECT seq, raw FROM records WHERE device_id=?", (DEVICE,))
+            for s, r in bo.store.db.execute(
+                "SELECT seq, raw FROM records WHERE device_id=?", (DEVICE,)
+            )
         }
         lost = opened - set(pending) - set(held)
         assert not lost, "%s: opened but lost: %s" % (where, sorted(lost)[:10])

@@ -19,8 +19,8 @@ from firmware.gate import Gate
 from firmware.journal import Journal
 from firmware.sync_client import SyncClient, SyncError
 from firmware.validator import IssuerKey, Validator
-from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
+from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.wallet import Issuer, Rider, render_png
 from protocol import records
 

@@ -33,7 +33,9 @@ def test_worked_exchange_verifies():
     for who, fr in msgs[1:]:
         pub = keys["operator key"] if who.startswith("back office") else keys["device key"]
         body, ctr, sig = fr.payload[:-68], fr.payload[-68:-64], fr.payload[-64:]
-        assert v.verify(pub, sync.signing_input(sid, fr.type, int.from_bytes(ctr, "big"), body), sig)
+        assert v.verify(
+            pub, sync.signing_input(sid, fr.type, int.from_bytes(ctr, "big"), body), sig
+        )
     assert m.parse_hello(hello.payload)[:2] == (2, 17)
     assert m.parse_challenge(challenge.payload[:-68])[2] == 1_767_254_400
     welcome = [fr for _, fr in msgs if fr.type == m.WELCOME][0]

@@ -65,7 +65,9 @@ def test_upload_download_status(lab, kind):
     # a second session has nothing to send and trims nothing
     lab.passages(3)
     c2 = lab.client()
-    run_session(c2, link if kind == "pty" else lab.link(kind), idle_timeout_s=10)  # serial: same line
+    run_session(
+        c2, link if kind == "pty" else lab.link(kind), idle_timeout_s=10
+    )  # serial: same line
     assert c2.acked == 3 and lab.store.count() == 1103
 
 
@@ -137,7 +139,9 @@ def test_replay_gap_and_chain_break_are_flagged(lab):
     assert kinds == [("replay", 18, 1), ("sequence_gap", 18, 5)]
     rec6 = records.Record(records.KIND_REJECT, 43, 18, 6, NOW, prev_hash=b"\x02" * 16)
     lab.store.store_batch(18, [rec6.to_bytes()], NOW)
-    assert ("chain_break", 18, 6) in [(a["kind"], a["device_id"], a["seq"]) for a in lab.store.anomalies()]
+    assert ("chain_break", 18, 6) in [
+        (a["kind"], a["device_id"], a["seq"]) for a in lab.store.anomalies()
+    ]
     # uploading the same batch again changes nothing
     lab.store.store_batch(18, [rec6.to_bytes()], NOW)
     assert lab.store.count() == 6 and len(lab.store.anomalies()) == 3

@@ -189,10 +189,14 @@ class MiniHost:
             elif ev.TYPE == m.FETCH:
                 d = self.blobs.get((ev.kind, ev.version))
                 if d is None:
-                    out.append(self.conn.send(sync.Blob(ev.kind, ev.version, m.NOT_AVAILABLE, 0, b"")))
+                    out.append(
+                        self.conn.send(sync.Blob(ev.kind, ev.version, m.NOT_AVAILABLE, 0, b""))
+                    )
                 else:
                     chunk = d[ev.offset : ev.offset + ev.max_len]
-                    out.append(self.conn.send(sync.Blob(ev.kind, ev.version, len(d), ev.offset, chunk)))
+                    out.append(
+                        self.conn.send(sync.Blob(ev.kind, ev.version, len(d), ev.offset, chunk))
+                    )
             elif ev.TYPE == m.BYE:
                 out.append(self.conn.send(sync.Bye()))
         return b"".join(out)
@@ -236,8 +240,14 @@ def test_client_uploads_downloads_and_reports():
         host = MiniHost(blobs)
         times = []
         c = SyncClient(
-            j, Signer(DEV_PUB), HashVerifier(), HOST_PUB, Clock(), batch_size=10,
-            sinks={m.KIND_DENY_DELTA: deny, m.KIND_CONFIG: conf}, on_time=times.append,
+            j,
+            Signer(DEV_PUB),
+            HashVerifier(),
+            HOST_PUB,
+            Clock(),
+            batch_size=10,
+            sinks={m.KIND_DENY_DELTA: deny, m.KIND_CONFIG: conf},
+            on_time=times.append,
             random_bytes=_nonce,
         )
         _run(c, host)
@@ -255,7 +265,7 @@ def test_welcome_trims_what_a_lost_ack_left_behind():
     d = mkdtemp()
     try:
         j = Journal(d, device_id=7)
-        for i in range(5):
+        for _ in range(5):
             j.append(records.Record(1, 0, 0, 0, NOW))
         host = MiniHost()
         for raw in j.pending(3):
