@@ -390,14 +390,19 @@ class Journal:
         [raw] = self.pending(1, up_to - 1)
         h = records.record_hash(raw)
         meta = struct.pack(">Q", up_to) + h
-        self.fs.write_atomic(self._path(META), meta + struct.pack(">I", crc32(meta) & 0xFFFFFFFF))
+        try:
+            self.fs.write_atomic(
+                self._path(META), meta + struct.pack(">I", crc32(meta) & 0xFFFFFFFF)
+            )
+        except OSError as e:  # nothing trimmed: the records are simply uploaded again later
+            raise JournalError("could not record the acknowledgement: %r" % e) from None
         dropped = up_to - self.acked_seq
         self.acked_seq = up_to
         self.acked_hash = h
         keep = []
         for seg in self._segs:
             if seg.sealed and seg.first + seg.count - 1 <= up_to:
-                self.fs.remove_if_exists(self._path(seg.name))
+                self.fs.remove_if_exists(self._path(seg.name))  # a leftover goes at next open
             else:
                 keep.append(seg)
         self._segs = keep

@@ -24,6 +24,7 @@ The host's time from the CHALLENGE goes to `on_time(host_time)` (the time anchor
 import json
 import os
 
+from firmware.journal import JournalError
 from protocol import messages as m
 from protocol import sync
 from protocol.errors import FaregateError
@@ -89,7 +90,10 @@ class SyncClient:
                 raise SyncError(str(e), e.reason) from None
             if ev is sync.NEED_DATA:
                 break
-            self._on_event(ev, out)
+            try:
+                self._on_event(ev, out)
+            except JournalError as e:  # could not trim: nothing lost, uploaded again later
+                raise SyncError(str(e), "store_failed") from None
         return b"".join(out)
 
     def abort_frame(self, reason: str) -> bytes:
