@@ -34,6 +34,7 @@ class SyncError(FaregateError):
     """The session ended without finishing; `reason` is an ERRORS name of protocol.messages."""
 
     reason = "sync_failed"
+    from_peer = False  # True when the back office ended the session with an ERROR
 
 
 class SyncClient:
@@ -104,7 +105,9 @@ class SyncClient:
     def _on_event(self, ev, out):
         t = ev.TYPE
         if t == m.ERROR:
-            raise SyncError("back office refused: %s (%s)" % (ev.text, ev.name()), ev.name())
+            e = SyncError("back office refused: %s (%s)" % (ev.text, ev.name()), ev.name())
+            e.from_peer = True
+            raise e
         if t == m.CHALLENGE:
             self.host_time = ev.host_time
             if self.on_time is not None:
@@ -225,7 +228,7 @@ def run_session(client: SyncClient, link, idle_timeout_s: float = 5.0) -> SyncCl
         try:
             out = client.receive(data)
         except SyncError as e:
-            if e.reason != "bad_message" or client.conn.state != sync.FAILED:
+            if not e.from_peer:  # tell the host why this side gives up
                 _tell(client, link, e.reason if e.reason in m.ERRORS else "bad_message")
             raise
         if out:

@@ -150,6 +150,10 @@ class Store:
             )
 
     def anomaly(self, now: int, kind: str, device_id: int, seq: int, detail: str) -> None:
+        with self.lock:
+            self._anomaly(now, kind, device_id, seq, detail)
+
+    def _anomaly(self, now: int, kind: str, device_id: int, seq: int, detail: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO anomalies (time, kind, device_id, seq, detail) "
             "VALUES (?,?,?,?,?)",
@@ -209,7 +213,7 @@ class Store:
                     for seq, odev, oseq, acct, cred, ctr in self.db.execute(
                         _REPLAYS, (device_id, new_from, last)
                     ).fetchall():
-                        self.anomaly(
+                        self._anomaly(
                             now,
                             "replay",
                             device_id,
@@ -231,7 +235,7 @@ class Store:
     def _check_continuity(self, dev: Device, recs, raws, now: int) -> None:
         first = recs[0]
         if first.seq > dev.high_seq + 1:
-            self.anomaly(
+            self._anomaly(
                 now,
                 "sequence_gap",
                 dev.device_id,
@@ -240,12 +244,12 @@ class Store:
             )
         elif first.seq == dev.high_seq + 1 and dev.last_hash is not None:
             if first.prev_hash != dev.last_hash:
-                self.anomaly(
+                self._anomaly(
                     now, "chain_break", dev.device_id, first.seq, "does not continue the chain"
                 )
         brk = records.verify_chain(raws, first.prev_hash)
         if brk > 0:
-            self.anomaly(
+            self._anomaly(
                 now, "chain_break", dev.device_id, recs[brk].seq, "does not continue the chain"
             )
 
