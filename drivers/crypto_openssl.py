@@ -62,3 +62,15 @@ def sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
 
     r, s = decode_dss_signature(key.sign(bytes(message), _ALG))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+class OpenSSLSigner:
+    """A private key as the signer object the portable core takes: `.sign(msg) -> r||s`,
+    `.public_key` (SEC1 compressed). Sync authentication signs with it."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self.key = key
+        self.public_key = public_bytes(key)
+
+    def sign(self, message: bytes) -> bytes:
+        return sign(self.key, message)

@@ -77,3 +77,33 @@ def read_file(path: str, default=None):
             return f.read()
     except OSError:
         return default
+
+
+# -- the few file operations the journal needs, here so a test can hand in a faulty disk -----
+
+
+def open_file(path: str, mode: str):
+    return open(path, mode)
+
+
+def listdir(path: str) -> list:
+    return os.listdir(path)
+
+
+def file_size(path: str) -> int:
+    return os.stat(path)[6]
+
+
+def truncate_file(path: str, size: int) -> None:
+    """Cut `path` to `size` bytes, durably (a torn tail or a failed write goes away)."""
+    if hasattr(os, "truncate"):
+        os.truncate(path, size)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:  # MicroPython has no truncate: rewrite the kept prefix atomically
+        with open(path, "rb") as f:
+            data = f.read(size)
+        write_atomic(path, data)
