@@ -74,3 +74,14 @@ class OpenSSLSigner:
 
     def sign(self, message: bytes) -> bytes:
         return sign(self.key, message)
+
+
+class DeviceKeys:
+    """The Linux gate's key backend for its device key (firmware.device_store): a P-256 secret
+    kept on the gate's storage, never sent anywhere."""
+
+    def generate(self) -> bytes:
+        return int(generate_key().private_numbers().private_value).to_bytes(32, "big")
+
+    def signer(self, secret: bytes) -> OpenSSLSigner:
+        return OpenSSLSigner(ec.derive_private_key(int.from_bytes(secret, "big"), _CURVE))

@@ -1,16 +1,25 @@
 """Entry point of a Linux gate image: the boot shim (firmware/boot.py) imports this module from
 the slot it chose and calls `main(ctx)`. It wires the CPython implementations into firmware.app:
-the OpenSSL signature backend and the service port.
+the OpenSSL signature and device-key backends, the service port and the board's hardware.
 
-The service port is `device.json`'s "console": "stdio" (the simulator relays the launcher's
-stdin/stdout to a pty, host_sim/sim_gate.py) or a pyserial URL such as "/dev/ttyS1".
+From the gate's `device.json` (paths relative to the state directory):
+    "console": "stdio"                 the service port: "stdio" (the simulator relays the
+                                       launcher's stdin/stdout to a pty, host_sim/sim_device.py)
+                                       or a pyserial URL such as "/dev/ttyS1"
+    "hardware": {
+      "scanner": URL                   the QR engine (drivers/qrengine_serial.py)
+      "barrier": {"relay": PATH, "position": PATH}      GPIO value files (drivers/gpio_sysfs.py)
+      "beams": {"beam-in": PATH, ...}                    passage beams, GPIO value files
+    }
+    "rtc_reset_time": T                what an unset clock reads (firmware/rtc.py)
 """
 
 import os
 import sys
 from typing import Any
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.crypto_openssl import DeviceKeys, OpenSSLVerifier
+from drivers.gpio_sysfs import Barrier, Beam
 from firmware import app
 
 
@@ -48,11 +57,40 @@ class SerialLink:
         self.port.flush()
 
 
+class Scanner:
+    """The QR engine, opened when first read: a scanner unplugged at boot fails the technician's
+    self-test (with the reason), not the boot."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Any = None
+
+    def read(self, timeout_s: float) -> str | None:
+        if self.engine is None:
+            from drivers.qrengine_serial import SerialQREngine
+
+            self.engine = SerialQREngine(self.url)
+        return self.engine.read(timeout_s)
+
+
+class Hardware:
+    def __init__(self, state_dir: str, spec: dict[str, Any]) -> None:
+        def path(p: str) -> str:
+            return p if p.startswith("/") or "://" in p else os.path.join(state_dir, p)
+
+        self.scanner = Scanner(path(spec["scanner"])) if spec.get("scanner") else None
+        b = spec.get("barrier")
+        self.barrier = Barrier(path(b["relay"]), path(b["position"])) if b else None
+        self.sensors = [Beam(name, path(p)) for name, p in sorted(spec.get("beams", {}).items())]
+
+
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
 def main(ctx: dict[str, Any]) -> int:
-    console = ctx["device"].get("console", "stdio")
+    device = ctx["device"]
+    console = device.get("console", "stdio")
     link = StdioLink() if console == "stdio" else SerialLink(console)
-    return app.run(ctx, link, OpenSSLVerifier(), log)
+    hw = Hardware(ctx["state_dir"], device.get("hardware") or {})
+    return app.run(ctx, link, OpenSSLVerifier(), DeviceKeys(), hw, os.urandom, log)

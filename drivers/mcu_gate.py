@@ -2,9 +2,11 @@
 slot and calls `main(ctx)`. Packed into mcu images as .mpy (every drivers/mcu_*.py is).
 
 The service port here is the interpreter's stdin/stdout, which is what the MicroPython unix
-port gives the simulator (host_sim/sim_gate.py relays it to a pty); on a board it is the USB
-REPL UART. The signature verifier is the pure-Python P-256 of protocol/p256.py when present;
-without one the gate still boots and serves, and refuses every image with `no_verifier`.
+port gives the simulator (host_sim/sim_device.py relays it to a pty); on a board it is the USB
+REPL UART. The service console runs on it as on a Linux gate (firmware/app.py). The signature
+verifier is the pure-Python P-256 of protocol/p256.py when present; without one the gate still
+boots and serves, and refuses every credential and image with `no_verifier`. There is no device
+key backend yet (GEN_KEY is refused with `svc_no_key`) and no peripherals are wired here.
 """
 
 import select
@@ -53,4 +55,4 @@ def log(text):
 def main(ctx):
     from firmware import app
 
-    return app.run(ctx, StdioLink(), verifier(), log)
+    return app.run(ctx, StdioLink(), verifier(), None, None, None, log)

@@ -105,9 +105,10 @@ class ServiceConsole:
         self.loaders = loaders or {}  # blob kind -> fn(bytes) -> summary dict (FormatError)
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
-        # firmware.flash_service.FlashService (or None): image frames, inside a session only
+        # firmware.flash_service.FlashService (or None): image frames, inside a session only;
+        # it also reports the running image (status, identity)
         self.flash_service = flash_service
-        self._dec = frames.FrameDecoder(service.MAX_FRAME)
+        self._dec = frames.FrameDecoder(flash.MAX_PAYLOAD if flash_service else service.MAX_FRAME)
         self.config = None
         raw = store.read_blob(service.BLOB_CONFIG)
         if raw:
@@ -167,6 +168,14 @@ class ServiceConsole:
 
     def _tech_id(self):
         return self.tech.subject_id if self.tech else None
+
+    def _firmware(self) -> str:
+        """The running image's version (the factory's record when no update agent is here)."""
+        if self.flash_service is not None:
+            version = self.flash_service.status().get("version")
+            if version:
+                return version
+        return self.store.firmware
 
     # -- lifecycle -------------------------------------------------------------------------
     def missing(self) -> list:
@@ -241,7 +250,7 @@ class ServiceConsole:
             ident.sig = bytes(signer.sign(msg))
         info = {
             "model": self.store.model,
-            "firmware": self.store.firmware,
+            "firmware": self._firmware(),
             "state": service.STATE_NAMES[state],
             "name": self.config["name"] if self.config else "",
             "time": self.clock.now(),
@@ -274,6 +283,8 @@ class ServiceConsole:
             flags, anchor, cert_raw, body, sig = service.parse_auth(payload)
         except FormatError as e:
             raise Refused(str(e), "svc_bad_request") from None
+        if self.verifier is None:
+            raise Refused("this gate has no signature verifier to check credentials", "no_verifier")
         current = self.store.anchor()
         if current is None and not flags & service.AUTH_CLAIM:
             raise Refused("blank gate: claim it first (AUTH with CLAIM)", "svc_not_provisioned")
@@ -404,7 +415,7 @@ class ServiceConsole:
         status = {
             "device_id": self.store.device_id,
             "model": self.store.model,
-            "firmware": self.store.firmware,
+            "firmware": self._firmware(),
             "state": service.STATE_NAMES[self.lifecycle()],
             "missing": missing,
             "time": self.clock.now(),
@@ -426,6 +437,8 @@ class ServiceConsole:
             "pending_passages": self.journal.pending_count(),
             "selftest": self.store.flags.get("selftest"),
             "technician": self.tech.label if self.tech else None,
+            # firmware.update_agent.UpdateAgent.status(): slot, version, trial, last update
+            "image": self.flash_service.status() if self.flash_service else None,
         }
         return _json(status)
 
@@ -482,6 +495,8 @@ class ServiceConsole:
     def _cmd_gen_key(self, body: bytes) -> bytes:
         if body:
             raise Refused("GEN_KEY takes no body", "svc_bad_request")
+        if self.store.keys is None:
+            raise Refused("this gate has no key generator", "svc_no_key")
         new = self.store.generate_key()
         signer = self.store.signer()
         pub = bytes(signer.public_key)
