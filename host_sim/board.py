@@ -1,0 +1,79 @@
+"""The simulated board around a gate's firmware: its peripherals, as the gate image sees them.
+
+The gate image runs unchanged (drivers/linux_gate.py reads `device.json`'s "hardware"), so the
+board offers what a real one does, in the state directory's `board/` folder:
+- `board/scanner`: a symlink to a QR engine on a real pty (host_sim.hardware.PtyQREngine), read
+  by the gate through pyserial. While `card` is set, a technician holds the test card up: the
+  engine sends its text every `CARD_EVERY_S`, as a QR engine in continuous mode does (what the
+  gate does not read in time is dropped when the line's buffer is full);
+- `board/barrier-relay`, `board/barrier-position`, `board/beam-in`, `board/beam-out`: GPIO value
+  files (drivers/gpio_sysfs.py). The position switch is wired to the relay (a symlink: the
+  barrier follows at once) unless the barrier is jammed; a blocked beam reads "1".
+
+HARDWARE is the "hardware" entry of device.json that describes this board to the gate.
+"""
+
+import os
+import threading
+
+from host_sim.hardware import PtyQREngine
+
+CARD_EVERY_S = 0.25
+HARDWARE = {
+    "scanner": "board/scanner",
+    "barrier": {"relay": "board/barrier-relay", "position": "board/barrier-position"},
+    "beams": {"beam-in": "board/beam-in", "beam-out": "board/beam-out"},
+}
+
+
+def _write(path: str, text: str) -> None:
+    if os.path.islink(path):
+        os.remove(path)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Board:
+    def __init__(
+        self,
+        state_dir: str,
+        card: str | None,
+        barrier_jammed: bool = False,
+        beam_blocked: bool = False,
+    ) -> None:
+        self.dir = os.path.join(state_dir, "board")
+        os.makedirs(self.dir, exist_ok=True)
+        self.card = card
+        relay = os.path.join(self.dir, "barrier-relay")
+        position = os.path.join(self.dir, "barrier-position")
+        _write(relay, "0")
+        if os.path.lexists(position):
+            os.remove(position)
+        if barrier_jammed:
+            _write(position, "0")
+        else:
+            os.symlink("barrier-relay", position)
+        _write(os.path.join(self.dir, "beam-in"), "1" if beam_blocked else "0")
+        _write(os.path.join(self.dir, "beam-out"), "0")
+        self.engine = PtyQREngine()
+        os.set_blocking(self.engine.master, False)
+        link = os.path.join(self.dir, "scanner")
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(self.engine.path, link)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._hold_card, daemon=True)
+        self._thread.start()
+
+    def _hold_card(self) -> None:
+        while not self._stop.wait(CARD_EVERY_S):
+            if self.card:
+                try:
+                    self.engine.show(self.card)
+                except BlockingIOError:
+                    pass  # nobody is reading the scanner: the line's buffer is full
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.engine.close()
