@@ -34,6 +34,7 @@ AUTH_REASONS = (
     "svc_forbidden",
     "svc_not_provisioned",
     "svc_claimed",
+    "no_verifier",
 )
 
 
