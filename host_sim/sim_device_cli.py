@@ -26,9 +26,9 @@ Faults for rehearsal and tests (--fault, repeatable):
 import argparse
 import json
 import os
-import queue
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -149,8 +149,8 @@ def cmd_device(args: argparse.Namespace) -> int:
     try:
         faults = parse_faults(args.fault)
         programmed = _program(args)
-        lines: queue.Queue[str] = queue.Queue()
-        dev = SimDevice(args.state, args.baud or None, faults, on_log=lines.put)
+        out = Printer(args.json)
+        dev = SimDevice(args.state, args.baud or None, faults, on_log=out.console)
         if args.device_id is not None and args.device_id != dev.device_id:
             raise ValueError(
                 "%s is already gate %d (not %d): use another --state"
@@ -158,7 +158,6 @@ def cmd_device(args: argparse.Namespace) -> int:
             )
     except ValueError as e:
         raise CliError(str(e), "see `faregate sim device --help`", EXIT_USAGE) from None
-    out = Printer(args.json)
     if programmed:
         out.say(programmed, event="programmed", device_id=dev.device_id)
     if args.passages:
@@ -182,16 +181,10 @@ def cmd_device(args: argparse.Namespace) -> int:
             )
         link = _link(args.link_dir or sim_dir(), dev.device_id, dev.path)
         out.ready(dev, dev.info, link, args.fault)
-        while not lines.empty():
-            lines.get()  # the boot so far is in console.log; from now on it is shown
-        shown = dev.service_log(0)[-1]["i"] + 1 if dev.service_log(0) else 1
+        out.follow(dev)
         while not dev.halted.is_set() and not dev.unplugged.is_set():
             dev.halted.wait(0.2)
-            while not lines.empty():
-                out.console(lines.get())
-            for entry in dev.service_log(shown):
-                shown = entry["i"] + 1
-                out.log_entry(entry)
+            out.service_log()
     except KeyboardInterrupt:
         pass
     finally:
@@ -219,10 +212,33 @@ def _link(directory: str, device_id: int, path: str) -> str:
 
 
 class Printer:
-    """Lines for a technician, or JSON events (--json)."""
+    """Lines for a technician, or JSON events (--json). Once `follow` is called, it prints the
+    gate's service log and console log as they grow, in the order things happened: the gate
+    writes a service-log entry before it goes on, so new entries are printed before each
+    console line (both from the main loop and from the simulator's console-log thread)."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self.dev: Any = None
+        self.shown = 1  # the next service-log entry to print
+        self.lock = threading.Lock()
+
+    def follow(self, dev: Any) -> None:
+        entries = dev.service_log(0)
+        with self.lock:
+            self.shown = entries[-1]["i"] + 1 if entries else 1
+            self.dev = dev  # the boot so far is in console.log; from now on it is shown
+
+    def service_log(self) -> None:
+        with self.lock:
+            self._service_log()
+
+    def _service_log(self) -> None:
+        if self.dev is None:
+            return
+        for entry in self.dev.service_log(self.shown):
+            self.shown = entry["i"] + 1
+            self.log_entry(entry)
 
     def emit(self, obj: dict[str, Any]) -> None:
         print(json.dumps(obj), flush=True)
@@ -263,7 +279,11 @@ class Printer:
             print("  [%d] %s %s" % (entry["i"], entry["ev"], extra), flush=True)
 
     def console(self, line: str) -> None:
-        if self.as_json:
-            self.emit({"event": "console", "line": line})
-        else:
-            print("  | " + line, flush=True)
+        with self.lock:
+            if self.dev is None:
+                return
+            self._service_log()
+            if self.as_json:
+                self.emit({"event": "console", "line": line})
+            else:
+                print("  | " + line, flush=True)

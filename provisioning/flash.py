@@ -84,18 +84,22 @@ def _expect(fr: frames.Frame, ftype: int, what: str) -> bytes:
 
 class FlashClient:
     """The host's side of flashing over a provisioning.transport.Transport whose session is
-    open. `progress(done, total, seconds)` is called as ACKs come."""
+    open. A request unanswered for `timeout_s` is sent again up to `retries` times (then
+    NotAnswering); a transfer with no ACK for `timeout_s` goes back to the last acknowledged
+    offset up to `rewinds` times. `progress(done, total, seconds)` is called as ACKs come."""
 
-    def __init__(self, link: Transport, timeout_s: float = 5.0, retries: int = 5) -> None:
+    def __init__(
+        self, link: Transport, timeout_s: float = 5.0, retries: int = 2, rewinds: int = 5
+    ) -> None:
         self.link = link
         self.timeout_s = timeout_s
         self.retries = retries
+        self.rewinds = rewinds
 
     def _request(self, ftype: int, payload: bytes, want: int, what: str) -> bytes:
-        """Send; return the answer's payload (stale ACKs or STATUS from before are skipped).
-        A silent gate gets it once more, then NotAnswering."""
+        """Send; return the answer's payload (stale ACKs or STATUS from before are skipped)."""
         fr = self.link.exchange(
-            ftype, payload, lambda f: f.type in (want, flash.REFUSED), self.timeout_s, 1
+            ftype, payload, lambda f: f.type in (want, flash.REFUSED), self.timeout_s, self.retries
         )
         return _expect(fr, want, what)
 
@@ -146,7 +150,7 @@ class FlashClient:
             if fr is None:
                 if now - last_progress > self.timeout_s:
                     rewinds += 1
-                    if rewinds > self.retries:
+                    if rewinds > self.rewinds:
                         raise FlashError(
                             "the gate stopped acknowledging at offset %d" % acked,
                             "no_answer",
@@ -339,7 +343,7 @@ def _flash(
 ) -> int:
     from protocol import image
 
-    flasher = FlashClient(client.link, timeout_s=args.timeout)
+    flasher = FlashClient(client.link, timeout_s=args.timeout, retries=args.retries)
     before = flasher.query()
     rep.event(
         "device",
