@@ -4,8 +4,8 @@ The gate image runs unchanged (drivers/linux_gate.py reads `device.json`'s "hard
 board offers what a real one does, in the state directory's `board/` folder:
 - `board/scanner`: a symlink to a QR engine on a real pty (host_sim.hardware.PtyQREngine), read
   by the gate through pyserial. While `card` is set, a technician holds the test card up: the
-  engine sends its text every `CARD_EVERY_S`, as a QR engine in continuous mode does (what the
-  gate does not read in time is dropped when the line's buffer is full);
+  engine sends its text every `CARD_EVERY_S`, as a QR engine in continuous mode does, unless
+  the gate has not read the last few yet (then they are waiting for it, as on a UART's FIFO);
 - `board/barrier-relay`, `board/barrier-position`, `board/beam-in`, `board/beam-out`: GPIO value
   files (drivers/gpio_sysfs.py). The position switch is wired to the relay (a symlink: the
   barrier follows at once) unless the barrier is jammed; a blocked beam reads "1".
@@ -13,12 +13,16 @@ board offers what a real one does, in the state directory's `board/` folder:
 HARDWARE is the "hardware" entry of device.json that describes this board to the gate.
 """
 
+import fcntl
 import os
+import struct
+import termios
 import threading
 
 from host_sim.hardware import PtyQREngine
 
 CARD_EVERY_S = 0.25
+MAX_UNREAD = 64  # bytes of cards the gate has not read: hold back beyond that
 HARDWARE = {
     "scanner": "board/scanner",
     "barrier": {"relay": "board/barrier-relay", "position": "board/barrier-position"},
@@ -56,7 +60,6 @@ class Board:
         _write(os.path.join(self.dir, "beam-in"), "1" if beam_blocked else "0")
         _write(os.path.join(self.dir, "beam-out"), "0")
         self.engine = PtyQREngine()
-        os.set_blocking(self.engine.master, False)
         link = os.path.join(self.dir, "scanner")
         if os.path.lexists(link):
             os.remove(link)
@@ -65,13 +68,15 @@ class Board:
         self._thread = threading.Thread(target=self._hold_card, daemon=True)
         self._thread.start()
 
+    def unread(self) -> int:
+        """Bytes the QR engine sent that the gate has not read yet."""
+        out = fcntl.ioctl(self.engine.slave, termios.FIONREAD, struct.pack("i", 0))
+        return int(struct.unpack("i", out)[0])
+
     def _hold_card(self) -> None:
         while not self._stop.wait(CARD_EVERY_S):
-            if self.card:
-                try:
-                    self.engine.show(self.card)
-                except BlockingIOError:
-                    pass  # nobody is reading the scanner: the line's buffer is full
+            if self.card and self.unread() < MAX_UNREAD:
+                self.engine.show(self.card)
 
     def close(self) -> None:
         self._stop.set()
