@@ -2,7 +2,7 @@
 
 Flashing happens inside an authenticated service-console session, like every `faregate device`
 command: the port is found the same way (--port, $FAREGATE_PORT, or the one gate detected) and
-the technician credential (--cred, $FAREGATE_CRED) must have the provision role. A gate
+the technician credential (--cred, $FAREGATE_CRED) needs role full or provision. A gate
 refuses image frames outside such a session.
 
 The transfer (protocol/flash.py) goes in chunks of up to 4 KiB, each in a CRC-checked link
