@@ -77,3 +77,27 @@ def read_file(path: str, default=None):
             return f.read()
     except OSError:
         return default
+
+
+# --- signature backend -------------------------------------------------------------------
+# MicroPython gates use the pure-Python P-256 of protocol/p256.py. A CPython entry point hands
+# in the OpenSSL backend (drivers/crypto_openssl.py) with `set_crypto`, since firmware never
+# imports a driver. A backend is any object (a module is fine) with
+#     verifier() -> object with .verify(pub_sec1, msg, sig_rs) -> bool
+#     signer(secret32) -> object with .sign(msg) -> sig_rs and .public_key (SEC1 compressed)
+_crypto = None
+
+
+def set_crypto(backend) -> None:
+    """Choose the signature backend for this process (None: back to the portable one)."""
+    global _crypto
+    _crypto = backend
+
+
+def crypto():
+    """The signature backend: the one handed to set_crypto, else protocol.p256."""
+    if _crypto is None:
+        from protocol import p256
+
+        return p256
+    return _crypto
