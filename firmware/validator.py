@@ -201,10 +201,12 @@ class Validator:
         if not verified:
             if not verifier.verify(key.pub, code.issuer_signed_bytes(), cred.issuer_sig):
                 return Decision(False, "bad_issuer_signature", code)
-            cache = self._cache
-            if len(cache) >= self.config.cache_size:
-                cache.clear()
-            cache[cred_text] = cred
+            size = self.config.cache_size
+            if size:
+                cache = self._cache
+                if len(cache) >= size:
+                    cache.clear()
+                cache[cred_text] = cred
         if now < cred.valid_from:
             return Decision(False, "credential_not_yet_valid", code)
         if now >= cred.valid_until:
