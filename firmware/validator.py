@@ -177,8 +177,10 @@ class Validator:
         verified = cred is not None
         try:
             if cred is None:
-                cred = ridecode.parse_credential(base45.decode(cred_text))
-            code = ridecode.parse_presentation(cred, base45.decode(pres_text))
+                code = ridecode.parse_bytes(base45.decode(cred_text + pres_text))
+                cred = code.credential
+            else:
+                code = ridecode.parse_presentation(cred, base45.decode(pres_text))
         except FormatError as e:
             return Decision(False, e.reason)
         refuse, stale, stale_limit = self._trust_state(now)

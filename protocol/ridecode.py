@@ -234,7 +234,9 @@ def parse_bytes(raw: bytes) -> RideCode:
     raw = bytes(raw)
     if len(raw) != CODE_LEN:
         raise FormatError("ride code is %d bytes, expected %d" % (len(raw), CODE_LEN), "bad_length")
-    return parse_presentation(parse_credential(raw[:CRED_LEN]), raw[CRED_LEN:])
+    cred = parse_credential(raw[:CRED_LEN])
+    time, counter = struct.unpack_from(_PRES_FMT, raw, CRED_LEN)
+    return RideCode(cred, time, counter, raw[CRED_LEN + PRES_BODY_LEN :], raw)
 
 
 def split_text(text):
