@@ -96,6 +96,20 @@ REASONS = {
     "list_downgrade": (123, "", "The list is older than the one installed."),
     "deny_gap": (124, "", "A deny delta does not follow the installed version: fetch a snapshot."),
     "deny_full": (125, "", "The deny list would exceed the store's capacity."),
+    # firmware images (firmware.update_agent; refusals shown by `faregate flash` and at sync)
+    "image_malformed": (80, "Update refused", "The bytes are not a well-formed faregate image."),
+    "image_unsigned": (81, "Update refused", "The image carries no signature."),
+    "image_unknown_key": (82, "Update refused", "Signed by a key the gate does not trust."),
+    "image_bad_signature": (83, "Update refused", "The release signature does not verify."),
+    "image_wrong_target": (84, "Update refused", "The image is for another profile or mpy ABI."),
+    "image_rollback": (85, "Update refused", "The security counter is below the confirmed one."),
+    "image_truncated": (86, "Update refused", "The transfer ended before the whole image arrived."),
+    "image_hash_mismatch": (87, "Update refused", "A file or the image does not match its hash."),
+    "image_too_large": (88, "Update refused", "The image does not fit the gate's slot."),
+    "image_unknown_alg": (89, "Update refused", "The signature algorithm is not supported."),
+    "no_verifier": (90, "Update refused", "This gate has no signature verifier to check images."),
+    "update_busy": (91, "Update refused", "Another update is on trial; wait for it."),
+    "update_storage_error": (92, "Update refused", "The gate could not write the image."),
 }
 
 

@@ -32,6 +32,8 @@ COMMANDS = [
     ("backoffice", "host_sim.backoffice_cli"),
     ("wallet", "host_sim.wallet_cli"),
     ("verify", "provisioning.verify_cli"),
+    ("image", "provisioning.image_cli"),
+    ("flash", "provisioning.flash"),
 ]
 
 
