@@ -37,6 +37,7 @@ class ReplayCache:
         self.entries: dict = {}  # cred_id -> (counter, presentation time, gate time)
         self.log_records = 0
         self.torn_bytes_cut = 0
+        self.write_errors = 0
         self._file = None
         if path:
             self._load(readonly)
@@ -57,14 +58,19 @@ class ReplayCache:
         e = self.entries.get(cred_id)
         if e is not None and counter <= e[0]:
             return
-        if self.path:
-            f = self._file
-            if f is None:
-                f = self._file = open(self.path, "ab")
-            f.write(_record(cred_id, counter, ptime, gtime))
-            self._sync(f)
-            self.log_records += 1
         self.entries[cred_id] = (counter, ptime, gtime)
+        if self.path:
+            try:
+                f = self._file
+                if f is None:
+                    f = self._file = open(self.path, "ab")
+                f.write(_record(cred_id, counter, ptime, gtime))
+                self._sync(f)
+                self.log_records += 1
+            except OSError:
+                # The entry still protects until a reboot; status() reports the failure.
+                self.write_errors += 1
+                self.close()
 
     def prune(self, now: int) -> int:
         """Forget entries no presentation could use any more; compact the log if worth it."""
@@ -108,4 +114,8 @@ class ReplayCache:
             self._file = None
 
     def status(self) -> dict:
-        return {"entries": len(self.entries), "log_records": self.log_records}
+        return {
+            "entries": len(self.entries),
+            "log_records": self.log_records,
+            "write_errors": self.write_errors,
+        }

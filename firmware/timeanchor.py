@@ -48,6 +48,7 @@ class TimeAnchor:
         self.reason = ""  # why untrusted, for the display and the sync report
         self.last_good = 0
         self._seq = 0
+        self.write_errors = 0
         if path:
             self._load()
         self._base_time = self.last_good
@@ -114,12 +115,15 @@ class TimeAnchor:
         self._seq += 1
         body = struct.pack(_SLOT, self._seq, t, FLAG_UNTRUSTED if self.untrusted else 0)
         slot = body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
-        if not platform.path_exists(self.path):
-            platform.write_atomic(self.path, bytes(2 * SLOT_LEN))
-        with open(self.path, "r+b") as f:
-            f.seek((self._seq % 2) * SLOT_LEN)
-            f.write(slot)
-            self._sync(f)
+        try:
+            if not platform.path_exists(self.path):
+                platform.write_atomic(self.path, bytes(2 * SLOT_LEN))
+            with open(self.path, "r+b") as f:
+                f.seek((self._seq % 2) * SLOT_LEN)
+                f.write(slot)
+                self._sync(f)
+        except OSError:
+            self.write_errors += 1  # keeps time in memory; status() reports it
 
     def _load(self) -> None:
         data = platform.read_file(self.path, b"")
@@ -145,4 +149,5 @@ class TimeAnchor:
             "last_good": self.last_good,
             "untrusted": self.untrusted,
             "reason": self.reason,
+            "write_errors": self.write_errors,
         }

@@ -144,12 +144,16 @@ class Validator:
         self._cache_epoch = -1
         self._last_now = 0
         self._commits = 0
+        self.audit_errors = 0
 
     def check(self, text, now: int) -> Decision:
         self._last_now = now
         d = self._check(text, now)
         if not d.accept and self.audit is not None:
-            self.audit.record(now, d.reason, d.code, text)
+            try:
+                self.audit.record(now, d.reason, d.code, text)
+            except OSError:
+                self.audit_errors += 1  # a full disk must not stop the gate; status() says so
         return d
 
     def _trust_state(self, now):
@@ -283,5 +287,6 @@ class Validator:
             "replay": self.replay.status(),
             "clock": clock,
             "cached_credentials": len(self._cache),
+            "audit_errors": self.audit_errors,
             "notice": self.notice(now),
         }

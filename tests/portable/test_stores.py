@@ -179,3 +179,16 @@ def test_reject_log_is_bounded_and_readable():
         again.close()
     finally:
         rmtree(d)
+
+
+def test_write_failures_are_counted_not_raised():
+    d = mkdtemp()
+    try:
+        r = ReplayCache(d + "/gone/replay.log")  # a directory that does not exist
+        r.commit(1, 1, T0, T0)
+        assert r.is_replay(1, 1) and r.write_errors == 1
+        a = _anchor(d + "/gone/anchor.bin", FakeRTC(T0), FakeTicks())
+        a.mark_good(T0 + 1)
+        assert a.last_good == T0 + 1 and a.status()["write_errors"] == 1
+    finally:
+        rmtree(d)

@@ -210,3 +210,15 @@ def test_status_summary():
     assert s["trust"]["version"] == 1 and s["trust"]["stale"] is False
     assert s["trust"]["state"] == "fresh" and s["deny"]["version"] == 0
     assert s["clock"]["untrusted"] is False and s["notice"] == ""
+
+
+def test_a_failing_audit_log_does_not_stop_the_pipeline():
+    class FullDisk:
+        def record(self, *args):
+            raise OSError(28, "No space left on device")
+
+    v = _validator()
+    v.audit = FullDisk()
+    assert v.check("junk", NOW).reason == "bad_prefix"
+    assert v.status(NOW)["audit_errors"] == 1
+    assert v.check(codes.code(), NOW).accept
