@@ -55,28 +55,32 @@ def p1() -> list[dict]:
 
         return verify_all
 
-    limit = rate(two_verifies, N)
-    no_cache = rate(pipeline(0), N)
+    no_cache = pipeline(0)
     cached = pipeline(4096)
     cached(len(riders))  # warm: every credential verified once
-    with_cache = rate(cached, N)
-    limit2 = rate(two_verifies, N)  # the reference again, averaged: guards against drift
-    limit = (limit + limit2) / 2
+    # Interleave the three in each round, so a noisy neighbour slows all of them alike.
+    rounds: list[tuple[float, float, float]] = []
+    for _ in range(7):
+        limit_r = rate(two_verifies, N, rounds=1)
+        rounds.append((limit_r, rate(no_cache, N, rounds=1), rate(cached, N, rounds=1)))
+    # Report the round whose ratio is the median, so value / reference = ratio as printed.
+    by_plain = sorted(rounds, key=lambda r: r[1] / r[0])[len(rounds) // 2]
+    by_cache = sorted(rounds, key=lambda r: r[2] / r[0])[len(rounds) // 2]
     return [
         row(
             "P1",
             "ride-code verification, full pipeline, one core",
-            no_cache,
+            by_plain[1],
             "codes/s",
-            limit,
+            by_plain[0],
             ">= 0.85 x two-verify limit",
         ),
         row(
             "P1",
             "  same, verified-credential cache (50 riders, warm)",
-            with_cache,
+            by_cache[2],
             "codes/s",
-            limit,
+            by_cache[0],
             ">= 1.6 x two-verify limit",
         ),
     ]
