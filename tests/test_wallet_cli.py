@@ -62,6 +62,22 @@ def test_demo_setup_issue_mint_verify_and_every_bad_kind(tmp_path):
     assert [r["reason"] for r in res] == ["accepted", "accepted", "replayed"]
     assert res[0]["account_id"] == 42 and res[0]["counter"] == 1 and res[0]["line"] == 1
     assert res[2]["display"] == "Code already used" and res[2]["reason_number"] == 43
+    # the MCU gates' pure-Python verifier gives the same answers
+    out = run(
+        "verify",
+        "--state",
+        state,
+        "--at",
+        str(T0 + 30),
+        "--backend",
+        "p256",
+        stdin="\n".join(codes + [codes[0]]) + "\n",
+    )
+    assert [json.loads(x)["reason"] for x in out.stdout.splitlines()] == [
+        "accepted",
+        "accepted",
+        "replayed",
+    ]
 
     bad = []
     for kind in BAD_KINDS:

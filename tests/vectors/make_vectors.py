@@ -62,6 +62,8 @@ def build() -> dict:
         trustlist.IssuerKey(1, i1.public_key, 0x00FF, T - 30 * DAY, T + DAY),
         trustlist.IssuerKey(2, i2.public_key, 0x00FF, T - 3600, T + 365 * DAY),
         trustlist.IssuerKey(3, i2.public_key, 0x00FF, T + DAY, T + 365 * DAY),
+        # a key of a future algorithm (id 2, 40-byte key): listed, unusable for ES256 codes
+        trustlist.IssuerKey(4, bytes(range(40)), 0x00FF, T - DAY, T + 365 * DAY, alg=2),
     ]
     trust = trustlist.build(1, T - 3600, T + 7 * DAY, keys, root.sign)
     denied_account = 0xDE1
@@ -237,6 +239,12 @@ def build() -> dict:
         "issuer_key_expired",
         code(cred(vf=T - 3600, vu=T + 3600), time=T + DAY + 5),
         at=T + DAY + 5,
+    )
+    case(
+        "issuer_alg_mismatch",
+        "key 4 is listed for algorithm 2, the code is ES256",
+        "issuer_alg_mismatch",
+        code(cred(i1, 4)),
     )
     case(
         "credential_outlives_key",
