@@ -9,8 +9,8 @@
 
 The directory holds the gate's side (roots.json, validator.json, trust.bin, deny/: see
 firmware/gatestate.py) next to the wallet's secrets in wallet/ (keys.json, mode 0600: demo keys,
-never for production). Every command takes --now/--at (unix seconds or ISO 8601) so runs are
-reproducible.
+never for production). Wallet commands take --now, verify takes --at (unix seconds or ISO
+8601), so runs are reproducible.
 """
 
 import argparse
@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
         c = s.add_parser(name, help=help_, description=help_)
         c.add_argument("--state", required=True, help="state directory (see `wallet --help`)")
         c.add_argument("--now", default=None, help="the time to act at (default: the clock)")
-        c.add_argument("--json", action="store_true", help="print a JSON object")
+        c.add_argument("--json", action="store_true", help="print JSON (one object per code)")
         c.set_defaults(func=func)
         return c
 
@@ -326,12 +326,14 @@ def _mint(args: argparse.Namespace) -> int:
             text = mint_bad(args.bad, st.issuer(), rider, t)
         else:
             text = rider.present(t)
+        path = None
         if args.png:
             path = os.path.join(args.png, "code-%d-%d.png" % (args.account, rider.counter))
             render_png(text, path)
-            print(path)
+        if args.json:
+            print(json.dumps({"text": text, "counter": rider.counter, "at": t, "png": path}))
         else:
-            print(text)
+            print(path or text)
     st.keep_rider(args.account, rider)
     st.save()
     return 0
