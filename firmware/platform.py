@@ -1,7 +1,8 @@
 """The one platform switch of the portable core.
 
 Everything that differs between CPython and MicroPython and that firmware needs lives here:
-which interpreter this is, a millisecond tick counter, and the durable-write primitive.
+which interpreter this is, a millisecond tick counter, the durable-write primitive, and the
+signature backend (`crypto()`: protocol/p256.py unless the entry point set another).
 
 Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
 file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the

@@ -46,3 +46,15 @@ def test_valid_vectors_verify_with_cryptography_directly():
             raise AssertionError("%s: rider signature does not verify" % case["name"]) from None
         checked += 1
     assert checked >= 5
+
+
+def test_ride_codes_fit_qr_version_10_at_ecc_m():
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    texts = [c["text"] for c in load()["cases"] if c["expect"] == "accepted"]
+    for text in texts:
+        qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M)
+        qr.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
+        qr.make(fit=True)
+        assert qr.version == 10, qr.version
