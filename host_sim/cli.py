@@ -29,6 +29,9 @@ def register(sub: Any) -> None:
     from host_sim.sim_gate_cli import register_gate
 
     register_gate(s)
+    from host_sim import sim_device_cli
+
+    sim_device_cli.register(s)
 
 
 def load_scenario(path: str) -> dict[str, Any]:

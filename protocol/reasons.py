@@ -110,6 +110,70 @@ REASONS = {
     "no_verifier": (90, "Update refused", "This gate has no signature verifier to check images."),
     "update_busy": (91, "Update refused", "Another update is on trial; wait for it."),
     "update_storage_error": (92, "Update refused", "The gate could not write the image."),
+    # service console (firmware.service): why a technician's command was refused
+    "svc_unauthenticated": (
+        100,
+        "Service mode",
+        "A command came before a technician authenticated this session (HELLO, then AUTH).",
+    ),
+    "svc_replayed": (
+        101,
+        "Service mode",
+        "The command's sequence number, or the session's AUTH, was already used: a replay.",
+    ),
+    "svc_bad_signature": (
+        102,
+        "Service mode",
+        "The technician's signature does not verify for this session (wrong key, or a command "
+        "recorded in another session).",
+    ),
+    "svc_bad_credential": (
+        103,
+        "Service mode",
+        "The technician credential is malformed or not signed by this gate's operator root.",
+    ),
+    "svc_credential_expired": (
+        104,
+        "Service mode",
+        "The technician credential is outside its validity period (check both clocks).",
+    ),
+    "svc_revoked": (105, "Service mode", "The technician credential is revoked by the config."),
+    "svc_forbidden": (106, "Service mode", "The credential's role does not allow this command."),
+    "svc_not_provisioned": (
+        107,
+        "Service mode",
+        "The gate has no operator root yet: only the first-time flow (AUTH with CLAIM) works.",
+    ),
+    "svc_claimed": (
+        108,
+        "Service mode",
+        "The gate already belongs to another operator root: only that operator can reset it.",
+    ),
+    "svc_bad_request": (109, "Service mode", "The command is malformed, unknown or out of order."),
+    "svc_no_key": (110, "Service mode", "The gate has no device key yet: generate it first."),
+    "svc_bad_cert": (
+        111,
+        "Service mode",
+        "The device certificate is not for this gate, its key or its operator root, or is "
+        "outside its validity.",
+    ),
+    "svc_bad_blob": (
+        112,
+        "Service mode",
+        "An uploaded file failed its SHA-256 or its format check; nothing was installed.",
+    ),
+    "svc_unsynced": (
+        113,
+        "Service mode",
+        "Unsynced passages exist: sync the gate first, or export them and force the reset.",
+    ),
+    "svc_export_mismatch": (
+        114,
+        "Service mode",
+        "The export digest does not match the gate's unsynced passages: export them again.",
+    ),
+    "svc_storage": (115, "Gate closed - see staff", "The gate could not write its storage."),
+    "svc_internal": (116, "Gate closed - see staff", "The gate hit an internal error."),
 }
 
 
