@@ -54,6 +54,32 @@ def read_config(directory: str) -> ValidatorConfig:
         raise UsageError("%s/%s: %s" % (directory, CONFIG, e)) from None
 
 
+# the provisioned gate config (firmware/gate_config.py, issue 6) -> ValidatorConfig settings
+_GATE_CONFIG = {
+    "scope": "gate_scope",
+    "validation.window_s": "window_s",
+    "validation.skew_s": "skew_s",
+    "validation.stale_trust": "stale_policy",
+}
+_STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
+
+
+def config_from_gate_config(cfg: dict) -> ValidatorConfig:
+    """The ValidatorConfig for a provisioned gate config (dotted or nested names)."""
+    out = {}
+    for name, setting in _GATE_CONFIG.items():
+        value = cfg.get(name)
+        if value is None and "." in name:
+            group, key = name.split(".", 1)
+            value = (cfg.get(group) or {}).get(key)
+        if value is None:
+            continue
+        if setting == "stale_policy":
+            value = _STALE_NAMES.get(value, value)
+        out[setting] = value
+    return ValidatorConfig.from_dict(out)
+
+
 def write_setup(directory: str, roots: dict, config=None) -> None:
     """Write roots.json and validator.json (what provisioning does for a new gate)."""
     platform.write_atomic(

@@ -222,3 +222,14 @@ def test_a_failing_audit_log_does_not_stop_the_pipeline():
     assert v.check("junk", NOW).reason == "bad_prefix"
     assert v.status(NOW)["audit_errors"] == 1
     assert v.check(codes.code(), NOW).accept
+
+
+def test_config_from_the_provisioned_gate_config():
+    from firmware.gatestate import config_from_gate_config
+
+    c = config_from_gate_config(
+        {"scope": 6, "validation": {"window_s": 30, "stale_trust": "accept_flagged"}}
+    )
+    assert (c.gate_scope, c.window_s, c.skew_s, c.stale_policy) == (6, 30, 10, "grace")
+    c = config_from_gate_config({"validation.skew_s": 3, "validation.stale_trust": "refuse"})
+    assert (c.gate_scope, c.skew_s, c.stale_policy) == (1, 3, "refuse")
