@@ -62,7 +62,8 @@ class OpenSSLVerifier:
 
 
 class OpenSSLSigner:
-    """A P-256 private key that signs raw r||s (random k, as OpenSSL does)."""
+    """A private key as the signer object the portable core takes: `.sign(msg) -> r||s` (random k,
+    as OpenSSL does), `.public_key` (SEC1 compressed). Sync and service authentication use it."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
         self.key = key
@@ -96,15 +97,3 @@ def public_bytes(key: ec.EllipticCurvePrivateKey, compressed: bool = True) -> by
 def sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     r, s = decode_dss_signature(key.sign(bytes(message), _ALG))
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-class OpenSSLSigner:
-    """A private key as the signer object the portable core takes: `.sign(msg) -> r||s`,
-    `.public_key` (SEC1 compressed). Sync authentication signs with it."""
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
-        self.key = key
-        self.public_key = public_bytes(key)
-
-    def sign(self, message: bytes) -> bytes:
-        return sign(self.key, message)

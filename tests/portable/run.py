@@ -6,6 +6,7 @@ Run from the repository root. Prints one line per failure with its traceback, th
 line `N passed, N failed`; exits 1 if anything failed.
 """
 
+import gc
 import os
 import sys
 
@@ -55,6 +56,7 @@ def main(argv):
     for name in names:
         modname = "tests.portable." + name
         try:
+            gc.collect()  # one heap for the whole suite: start each module clean
             __import__(modname)
             mod = sys.modules[modname]
         except Exception as e:
