@@ -63,7 +63,7 @@ run: setup
 test: test-mpy test-py
 
 test-mpy: setup
-	$(BIN)/micropython tests/portable/run.py
+	$(BIN)/micropython -X heapsize=16M tests/portable/run.py
 
 test-py: setup
 	$(BIN)/pytest -q -m "not soak and not fuzz"

@@ -1,6 +1,7 @@
 """Entry point of a Linux gate image: the boot shim (firmware/boot.py) imports this module from
 the slot it chose and calls `main(ctx)`. It wires the CPython implementations into firmware.app:
-the OpenSSL signature and device-key backends, the service port and the board's hardware.
+the OpenSSL signature backend (for images, credentials and the device key), the service port
+and the board's hardware.
 
 From the gate's `device.json` (paths relative to the state directory):
     "console": "stdio"                 the service port: "stdio" (the simulator relays the
@@ -18,9 +19,9 @@ import os
 import sys
 from typing import Any
 
-from drivers.crypto_openssl import DeviceKeys, OpenSSLVerifier
+from drivers import crypto_openssl
 from drivers.gpio_sysfs import Barrier, Beam
-from firmware import app
+from firmware import app, platform
 
 
 class StdioLink:
@@ -93,4 +94,5 @@ def main(ctx: dict[str, Any]) -> int:
     console = device.get("console", "stdio")
     link = StdioLink() if console == "stdio" else SerialLink(console)
     hw = Hardware(ctx["state_dir"], device.get("hardware") or {})
-    return app.run(ctx, link, OpenSSLVerifier(), DeviceKeys(), hw, os.urandom, log)
+    platform.set_crypto(crypto_openssl)
+    return app.run(ctx, link, hw, os.urandom, log)

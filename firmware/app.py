@@ -1,13 +1,14 @@
 """What a gate does right after the boot shim hands over (firmware.boot.launch).
 
-    code = app.run(ctx, link, verifier, keys, hw, rng, log)   # ctx: state_dir, slot, trial, device
+    code = app.run(ctx, link, hw, rng, log)   # ctx from the shim: state_dir, slot, trial, device
 
 `link` is the service port: `.read() -> bytes` (blocking; b"" when the port closed) and
 `.write(bytes)`. The entry module of each profile (drivers/linux_gate.py, drivers/mcu_gate.py)
-builds it and the rest for its board: `verifier` (.verify(pub, msg, sig); None refuses images
-and credentials), `keys` (the device key backend of firmware.device_store; None: no GEN_KEY),
-`hw` (.scanner, .barrier, .sensors for the technician's self-test), `rng(n)`, and `log(text)`
-for the console log. The clock is firmware.rtc.RTC on the state directory.
+builds it and the rest for its board: `hw` (.scanner, .barrier, .sensors for the technician's
+self-test), `rng(n)` (default os.urandom), and `log(text)` for the console log. Signatures
+(images, credentials, the device key) come from firmware.platform.crypto(): OpenSSL when the
+entry point set it, else protocol/p256.py. The clock is firmware.rtc.RTC on the state
+directory.
 
 1. Trial check: the image's self-test (firmware.selftest), and the service console must start.
    On a trial boot: pass -> confirm the slot; fail -> revert and reboot into the confirmed one.
@@ -24,8 +25,8 @@ slot, version): the simulator waits for it (host_sim/sim_device.py).
 import json
 import os
 
-from firmware import boot, selftest
-from firmware.device_store import DeviceStore
+from firmware import boot, platform, selftest
+from firmware.device_store import DeviceStore, Keys
 from firmware.eventlog import EventLog
 from firmware.flash_service import FlashService
 from firmware.journal import Journal
@@ -35,7 +36,10 @@ from firmware.update_agent import UpdateAgent
 from protocol import service
 
 
-def run(ctx: dict, link, verifier, keys=None, hw=None, rng=None, log=print) -> int:
+def run(ctx: dict, link, hw=None, rng=None, log=print) -> int:
+    backend = platform.crypto()
+    verifier = backend.verifier()
+    rng = rng or os.urandom
     agent = UpdateAgent(ctx["state_dir"], verifier, ctx["device"], ctx["slot"])
     st = agent.status()
     log(
@@ -45,7 +49,7 @@ def run(ctx: dict, link, verifier, keys=None, hw=None, rng=None, log=print) -> i
     failures = selftest.run(ctx, verifier)
     console = None
     try:
-        console = open_console(ctx, agent, verifier, keys, hw, rng)
+        console = open_console(ctx, agent, verifier, Keys(backend, rng), hw, rng)
     except Exception as e:  # a console that cannot start fails the trial like any check
         failures.append("service console: %r" % (e,))
     if ctx.get("trial"):
@@ -59,8 +63,6 @@ def run(ctx: dict, link, verifier, keys=None, hw=None, rng=None, log=print) -> i
         log("app: self-test failures on the confirmed slot: %s" % "; ".join(failures))
     if console is None:
         return boot.EXIT_HALT  # the confirmed image cannot serve: nothing better to run
-    if verifier is None:
-        log("app: no signature verifier: images and credentials are refused (no_verifier)")
     try:
         ready = agent.status()
         info = {
@@ -86,7 +88,7 @@ def open_console(ctx: dict, agent, verifier, keys, hw, rng) -> ServiceConsole:
         clock,
         hw,
         verifier,
-        rng or os.urandom,
+        rng,
         EventLog(d, clock),
         flash_service=FlashService(agent),
     )

@@ -283,8 +283,6 @@ class ServiceConsole:
             flags, anchor, cert_raw, body, sig = service.parse_auth(payload)
         except FormatError as e:
             raise Refused(str(e), "svc_bad_request") from None
-        if self.verifier is None:
-            raise Refused("this gate has no signature verifier to check credentials", "no_verifier")
         current = self.store.anchor()
         if current is None and not flags & service.AUTH_CLAIM:
             raise Refused("blank gate: claim it first (AUTH with CLAIM)", "svc_not_provisioned")
@@ -495,8 +493,6 @@ class ServiceConsole:
     def _cmd_gen_key(self, body: bytes) -> bytes:
         if body:
             raise Refused("GEN_KEY takes no body", "svc_bad_request")
-        if self.store.keys is None:
-            raise Refused("this gate has no key generator", "svc_no_key")
         new = self.store.generate_key()
         signer = self.store.signer()
         pub = bytes(signer.public_key)

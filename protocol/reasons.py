@@ -26,10 +26,30 @@ REASONS = {
     "issuer_key_expired": (22, "Code not accepted here", "The issuer key is outside its validity."),
     "trust_list_stale": (23, "Gate offline - see staff", "The trust list is past valid_until."),
     "bad_issuer_signature": (24, "Invalid code", "The issuer's signature does not verify."),
+    "issuer_alg_mismatch": (
+        25,
+        "Code not accepted here",
+        "The trust list gives this issuer key another algorithm than the code's.",
+    ),
+    "issuer_key_not_yet_valid": (
+        26,
+        "Code not accepted here",
+        "The issuer key's validity has not started (at the gate's time).",
+    ),
+    "trust_list_missing": (
+        27,
+        "Gate closed - see staff",
+        "No valid trust list is installed: provision or sync the gate.",
+    ),
     # credential validity
     "credential_not_yet_valid": (30, "Code not valid yet", "The credential starts later."),
     "credential_expired": (31, "Code expired - refresh app", "The credential has expired."),
     "out_of_scope": (32, "Code not valid here", "The credential's scope excludes this gate."),
+    "credential_outlives_key": (
+        33,
+        "Code not accepted here",
+        "The credential's validity reaches outside its issuer key's validity.",
+    ),
     # presentation
     "bad_rider_signature": (40, "Invalid code", "The rider device's signature does not verify."),
     "presentation_stale": (
@@ -68,6 +88,14 @@ REASONS = {
         "Gate closed - see staff",
         "The journal is at capacity; no passage can be recorded.",
     ),
+    # installing trust and deny lists (firmware/truststore.py, firmware/denystore.py): not
+    # shown to riders; reported by provisioning, sync and `faregate wallet`/`verify`
+    "list_malformed": (120, "", "A trust or deny list does not parse (docs/ridecode.md)."),
+    "list_unknown_root": (121, "", "The list is signed by an operator root the gate lacks."),
+    "list_bad_signature": (122, "", "The list's operator root signature does not verify."),
+    "list_downgrade": (123, "", "The list is older than the one installed."),
+    "deny_gap": (124, "", "A deny delta does not follow the installed version: fetch a snapshot."),
+    "deny_full": (125, "", "The deny list would exceed the store's capacity."),
     # firmware images (firmware.update_agent; refusals shown by `faregate flash` and at sync)
     "image_malformed": (80, "Update refused", "The bytes are not a well-formed faregate image."),
     "image_unsigned": (81, "Update refused", "The image carries no signature."),

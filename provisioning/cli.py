@@ -30,6 +30,8 @@ EXIT_INTERNAL = 5
 COMMANDS = [
     ("sim", "host_sim.cli"),
     ("backoffice", "host_sim.backoffice_cli"),
+    ("wallet", "host_sim.wallet_cli"),
+    ("verify", "provisioning.verify_cli"),
     ("provision", "provisioning.provision"),
     ("device", "provisioning.device_cli"),
     ("keys", "provisioning.keys_cli"),

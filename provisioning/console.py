@@ -34,7 +34,6 @@ AUTH_REASONS = (
     "svc_forbidden",
     "svc_not_provisioned",
     "svc_claimed",
-    "no_verifier",
 )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from firmware import boot
 from protocol import image
-from provisioning.console import DeviceRefused, ServiceClient
+from provisioning.console import ServiceClient
 from provisioning.flash import FlashClient, Refused
 from provisioning.transport import Transport
 from tests.conftest import faregate_argv
@@ -242,17 +242,10 @@ def test_mcu_image_runs_from_mpy_on_micropython(tmp_path, release, op) -> None:
         assert gate.info["state"] == "blank" and gate.info["version"] == "1.0.0"
         assert not [p for p in _files(gate.dir + "/slot_a") if p.endswith(".py")]
         m2 = write(str(tmp_path), "m2.fgi", build(release, "1.1.0", 2, profile="mcu"))
-        if os.path.exists(os.path.join(ROOT, "protocol", "p256.py")):
-            claim(gate.path, op)
-            r = flash_cli(op, gate.path, m2)
-            assert r.returncode == 0 and "Gate confirmed 1.1.0" in r.stdout, r.stderr
-        else:  # no pure-Python verifier yet: the gate must refuse what it cannot check
-            with pytest.raises(DeviceRefused) as e:
-                claim(gate.path, op)
-            assert e.value.reason == "no_verifier" and e.value.is_auth
-            r = flash_cli(op, gate.path, m2)
-            assert r.returncode == 1 and "is blank" in r.stderr, r.stderr
-            assert gate.state()["slots"]["b"]["state"] == "empty"
+        claim(gate.path, op)  # credentials checked with protocol/p256.py, on MicroPython
+        r = flash_cli(op, gate.path, m2)
+        assert r.returncode == 0 and "Gate confirmed 1.1.0" in r.stdout, r.stdout + r.stderr
+        assert gate.state()["floor"] == 2
 
 
 def _files(top: str) -> list[str]:

@@ -1,13 +1,13 @@
 """firmware.app and the service console with the real update agent behind it: flashing goes
-through an authenticated session, the trial check includes the console, and a gate without a
-verifier or a key backend refuses what it cannot do. CPython and MicroPython alike; the same
-path over a pty with real ES256 is tests/test_flash_pty.py.
+through an authenticated session, and the trial check includes the console. CPython and
+MicroPython alike, with the stand-in signature scheme as the platform's backend; the same path
+over a pty with real ES256 is tests/test_flash_pty.py.
 """
 
 import hashlib
 import json
 
-from firmware import app, boot
+from firmware import app, boot, platform
 from firmware.device_store import DeviceStore
 from firmware.eventlog import EventLog
 from firmware.flash_service import FlashService
@@ -34,18 +34,18 @@ def _factory(d):
     write_atomic(d + "/factory.json", json.dumps(info).encode())
 
 
-def _console(d, verifier=None, keys=None, running="a"):
+def _console(d):
     clock = kit.Clock()
-    store = DeviceStore(d, keys or kit.HashKeys())
+    store = DeviceStore(d, kit.HashKeys())
     return ServiceConsole(
         store,
         Journal(d, kit.DEVICE_ID),
         clock,
         kit.Hardware(),
-        verifier or kit.Verifier(),
+        kit.Verifier(),
         kit.Rng(),
         EventLog(d, clock),
-        flash_service=FlashService(agent(d, running=running)),
+        flash_service=FlashService(agent(d, running="a")),
     )
 
 
@@ -100,27 +100,24 @@ def test_an_update_through_an_authenticated_session():
     _with_gate(body)
 
 
-def test_no_verifier_refuses_credentials_and_no_key_backend_refuses_gen_key():
-    def body(d):
-        confirmed_gate(d)
-        _factory(d)
+class StandIn:
+    """A signature backend for firmware.platform.set_crypto: the stand-in scheme."""
 
-        console = _console(d)
-        console.verifier = None
-        tech = kit.Tech(console)
-        tech.hello()
-        assert tech.auth()[2] == "no_verifier"
-        fr = _flash(console, flash.QUERY)
-        assert flash.parse_refused(fr.payload)[0] == "svc_not_provisioned"
+    @staticmethod
+    def verifier():
+        return kit.Verifier()
 
-        console = _console(d)
-        console.store.keys = None
-        tech = kit.Tech(console)
-        tech.login()
-        assert tech.request(service.GEN_KEY)[2] == "svc_no_key"
-        assert tech.ok_json(service.STATUS)["device_key"] is None
+    @staticmethod
+    def signer(secret):
+        return kit.HashSigner(secret)
 
-    _with_gate(body)
+
+def _run(ctx, link, logs):
+    platform.set_crypto(StandIn)
+    try:
+        return app.run(ctx, link, kit.Hardware(), kit.Rng(), logs.append)
+    finally:
+        platform.set_crypto(None)
 
 
 class Link:
@@ -146,9 +143,7 @@ def test_app_serves_the_console_until_the_port_closes():
             [frames.encode(service.HELLO, service.hello(b"n" * 16)), frames.encode(flash.QUERY)]
         )
         ctx = {"state_dir": d, "slot": "a", "trial": False, "device": device()}
-        code = app.run(
-            ctx, link, kit.Verifier(), kit.HashKeys(), kit.Hardware(), kit.Rng(), logs.append
-        )
+        code = _run(ctx, link, logs)
         assert code == boot.EXIT_HALT
         got = frames.FrameDecoder().feed(link.out)
         assert [f.type for f in got] == [service.IDENTITY, flash.REFUSED]
@@ -173,10 +168,23 @@ def test_a_trial_whose_console_cannot_start_reverts():
         assert boot.choose(d) == ("b", True)
         logs = []
         ctx = {"state_dir": d, "slot": "b", "trial": True, "device": device()}
-        code = app.run(ctx, Link([]), kit.Verifier(), kit.HashKeys(), None, None, logs.append)
+        code = _run(ctx, Link([]), logs)
         assert code == boot.EXIT_REBOOT
         last = boot.load_state(d)["last"]
         assert last["event"] == "reverted" and "service console: " in last["reason"], last
         assert boot.choose(d) == ("a", False)
 
     _with_gate(body)
+
+
+def test_device_keys_over_the_portable_backend():
+    from firmware.device_store import Keys
+    from protocol import p256
+
+    draws = [b"\xff" * 32, b"\x00" * 32, bytes(range(1, 33))]  # two out of range, then one
+    keys = Keys(p256, lambda n: draws.pop(0))
+    secret = keys.generate()
+    assert secret == bytes(range(1, 33)) and not draws
+    signer = keys.signer(secret)
+    sig = signer.sign(b"proof")
+    assert len(signer.public_key) == 33 and p256.verifier().verify(signer.public_key, b"proof", sig)
