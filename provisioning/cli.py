@@ -30,6 +30,7 @@ EXIT_INTERNAL = 5
 COMMANDS = [
     ("sim", "host_sim.cli"),
     ("backoffice", "host_sim.backoffice_cli"),
+    ("decode", "drivers.decode_cli"),
 ]
 
 
