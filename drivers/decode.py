@@ -46,7 +46,8 @@ def looks_like_ride_code(text: str) -> bool:
 
 
 def _zxing(image: np.ndarray, **kw: Any) -> list[str]:
-    return [r.text for r in zxingcpp.read_barcodes(image, formats=_QR, **kw) if r.valid]
+    found = zxingcpp.read_barcodes(image, formats=_QR, **kw)  # type: ignore[arg-type]
+    return [r.text for r in found if r.valid]
 
 
 def _up(image: np.ndarray, f: float) -> np.ndarray:

@@ -74,7 +74,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
             obj["pass"] = getattr(dec, "last_pass", None)
             print(json.dumps(obj), flush=True)
         else:
-            head = "%s: %d code%s in %.1f ms" % (path, len(texts), "" if len(texts) == 1 else "s", ms)
+            head = "%s: %d code%s in %.1f ms" % (
+                path,
+                len(texts),
+                "" if len(texts) == 1 else "s",
+                ms,
+            )
             print(head)
             for t in texts:
                 print("  " + t)

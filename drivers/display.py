@@ -1,11 +1,11 @@
 """Rider displays: `.show(text)`. Portable (pyserial is imported only for serial URLs).
 
-    LineDisplay    a character display (VFD / LCD "pole display") on a serial line or any
-                   byte writer: clears (0x0C) and writes the text wrapped to `rows` x `width`,
-                   the way ESC/POS-style customer displays take it
-    StreamDisplay  one line per message on a text stream (a console, a log)
+LineDisplay    a character display (VFD / LCD "pole display") on a serial line or any
+               byte writer: clears (0x0C) and writes the text wrapped to `rows` x `width`,
+               the way ESC/POS-style customer displays take it
+StreamDisplay  one line per message on a text stream (a console, a log)
 
-    serial:/dev/ttyUSB2?baudrate=9600&width=20&rows=2     stdout:      (docs/drivers.md)
+serial:/dev/ttyUSB2?baudrate=9600&width=20&rows=2     stdout:      (docs/drivers.md)
 """
 
 CLEAR = b"\x0c"

@@ -26,7 +26,9 @@ class GpioBarrier:
     reached (or, without switches, when travel_ms has passed), barrier_jam when a switch is
     not reached within travel_ms, barrier_ok when a jammed barrier finally arrives."""
 
-    def __init__(self, relay, opened=None, closed=None, travel_ms=3000, active_low=False, ticks=None):
+    def __init__(
+        self, relay, opened=None, closed=None, travel_ms=3000, active_low=False, ticks=None
+    ):
         self.relay = relay
         self.opened_pin = opened
         self.closed_pin = closed

@@ -34,7 +34,7 @@ except ImportError:  # CPython
         return a - b
 
 
-DEFAULTS = {
+DEFAULTS: dict = {
     "prefix": b"",
     "suffix": b"\r\n",
     "max_line": 1024,
@@ -139,7 +139,7 @@ class QREngine:
     """Reads ride-code texts from an engine through a port adapter (see module docstring)."""
 
     def __init__(self, port, options=None, ticks=None):
-        o = dict(DEFAULTS)
+        o: dict = dict(DEFAULTS)
         if options:
             for k in options:
                 if k in DEFAULTS:
@@ -166,16 +166,16 @@ class QREngine:
         return ticks_diff(self.ticks(), self.last_alive) <= 3 * o["keepalive_ms"]
 
     def read(self, timeout_s: float = 1.0):
-        """The next code text, or None if none arrived within timeout_s (0: don't wait)."""
-        start = self.ticks()
+        """The next code text, or None if none arrived within timeout_s (0: don't wait).
+        The wait is real time; trigger, keep-alive and partial-line timing use `ticks`."""
+        start = ticks_ms()
         limit = int(timeout_s * 1000)
         while True:
-            now = self.ticks()
-            self._commands(now)
+            self._commands(self.ticks())
             if self._texts:
                 self._triggered_at = None  # the next read triggers a new scan
                 return self._texts.pop(0)
-            waited = ticks_diff(now, start)
+            waited = ticks_diff(ticks_ms(), start)
             left = limit - waited
             got = self._pump(max(0, min(left, 100)) / 1000)
             if left <= 0 and (not got or waited > limit + 100):

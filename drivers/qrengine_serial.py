@@ -70,7 +70,7 @@ class SerialQREngine(qrengine.QREngine):
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
-    """"serial:/dev/ttyS1?baudrate=9600&suffix=%0D" -> ("/dev/ttyS1", {"baudrate": 9600, ...}).
+    """ "serial:/dev/ttyS1?baudrate=9600&suffix=%0D" -> ("/dev/ttyS1", {"baudrate": 9600, ...}).
     Query keys that are neither engine options nor baudrate stay on the pyserial URL."""
     if url.startswith("serial:"):
         url = url[len("serial:") :]

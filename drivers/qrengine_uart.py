@@ -18,16 +18,15 @@ except ImportError:  # CPython (tests)
 class UartPort:
     """The recv/send adapter of drivers/qrengine.py over a machine.UART."""
 
-    def __init__(self, uart, ticks=None, sleep=sleep_ms):
+    def __init__(self, uart, sleep=sleep_ms):
         self.uart = uart
-        self.ticks = ticks or qrengine.ticks_ms
         self.sleep = sleep
 
     def recv(self, max_bytes: int, timeout_s: float) -> bytes:
-        start = self.ticks()
+        start = qrengine.ticks_ms()  # real time: this is the wait for bytes on the wire
         limit = int(timeout_s * 1000)
         while not self.uart.any():
-            if qrengine.ticks_diff(self.ticks(), start) >= limit:
+            if qrengine.ticks_diff(qrengine.ticks_ms(), start) >= limit:
                 return b""
             self.sleep(1)
         return self.uart.read(max_bytes) or b""
@@ -39,7 +38,7 @@ class UartPort:
 class UartQREngine(qrengine.QREngine):
     def __init__(self, uart, options=None, ticks=None, sleep=sleep_ms):
         self.uart = uart
-        super().__init__(UartPort(uart, ticks, sleep), options, ticks)
+        super().__init__(UartPort(uart, sleep), options, ticks)
 
     def close(self) -> None:
         deinit = getattr(self.uart, "deinit", None)
@@ -51,7 +50,7 @@ UART_KEYS = ("baudrate", "tx", "rx", "bits", "parity", "stop", "timeout")
 
 
 def from_url(url: str, machine=None, ticks=None, sleep=sleep_ms) -> UartQREngine:
-    """"uart:ID?baudrate=..&tx=..&rx=..&<engine options>" on `machine` (default: import it)."""
+    """ "uart:ID?baudrate=..&tx=..&rx=..&<engine options>" on `machine` (default: import it)."""
     if machine is None:
         import machine  # type: ignore[no-redef]
     rest = url[len("uart:") :] if url.startswith("uart:") else url

@@ -58,12 +58,12 @@ class Gate:
         self.indicator = indicator
         self.ticks = ticks or platform.ticks_ms
         self.machine = Machine(self.spec.table, modes.IDLE, on_transition=on_transition)
-        self.timer = None  # (event to fire, started at ticks_ms, duration ms)
+        self.timer: tuple = ()  # (event to fire, started at ticks_ms, duration ms) or ()
         self.pending: list = []  # [(code, direction, policy token)] accepted, not yet passed
         self.resync = None  # callable -> [events] re-announcing sensor levels (set by the loop)
         self.counts: dict = {}  # reason -> count, for status and reports
         self.journal_failures = 0  # event/reject records the journal could not take
-        self._actions = {
+        self._actions: dict = {
             "open": self._open,
             "hold_open": self._open,
             "close": self._close,
@@ -140,9 +140,9 @@ class Gate:
     def tick(self) -> None:
         """Call often (every loop turn): fires due timers and expires store sessions."""
         t = self.timer
-        if t is not None and platform.ticks_diff(self.ticks(), t[1]) >= t[2]:
-            event = self.timer[0]
-            self.timer = None
+        if t and platform.ticks_diff(self.ticks(), t[1]) >= t[2]:
+            event = t[0]
+            self.timer = ()
             self.on_event(event)
         for reason, account in self.policy.expire(self.clock.now()):
             self._journal_event(reason, account=account)
@@ -158,7 +158,7 @@ class Gate:
         self.timer = (name + "_timeout", self.ticks(), self.spec.timers[name])
 
     def _stop(self, _arg="") -> None:
-        self.timer = None
+        self.timer = ()
 
     def _alarm(self, reason: str) -> None:
         self._journal_event(reason)

@@ -22,7 +22,7 @@ class GateLoop:
         self.gate = gate
         self.ticks = gate.ticks
         self.readers = list(readers)
-        self.sensors = []
+        self.sensors: list = []
         if beams is not None:
             self.sensors.append((beams, BeamTracker(int(gate.config["loiter_ms"]))))
         if loops is not None:

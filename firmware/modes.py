@@ -31,7 +31,14 @@ OUT_OF_SERVICE = "out_of_service"
 JAMMED = "jammed"
 EMERGENCY_STATES = (EMERGENCY, EMERGENCY_OOS)
 
-_OPEN_ALL = ("stop", "void", "hold_open", "event:emergency_open", "signal:emergency", "show:emergency")
+_OPEN_ALL = (
+    "stop",
+    "void",
+    "hold_open",
+    "event:emergency_open",
+    "signal:emergency",
+    "show:emergency",
+)
 _CLOSE_DOWN = ("stop", "void", "close", "event:out_of_service", "signal:closed", "show:closed")
 
 COMMON = {
@@ -140,8 +147,8 @@ def build(number: int, overrides=None, policy=None) -> Mode:
     for k in m.TABLE:
         table[k] = m.TABLE[k]
     scans = dict(COMMON_SCANS)
-    for k in m.SCANS:
-        scans[k] = m.SCANS[k]
+    for state in m.SCANS:
+        scans[state] = m.SCANS[state]
     timers = {}
     for name in m.TIMERS:
         timers[name] = int(cfg[m.TIMERS[name]])

@@ -79,7 +79,11 @@ def _screen(mods: np.ndarray | None, rng: np.random.Generator, meta: dict) -> np
     # app chrome: a header bar and some text-like blocks above and below the code
     scr[: int(sh * 0.09)] = rng.uniform(0.25, 0.7)
     for _ in range(int(rng.integers(3, 7))):
-        ty = int(rng.uniform(0.12, 0.27) * sh) if rng.random() < 0.5 else int(rng.uniform(0.72, 0.95) * sh)
+        ty = (
+            int(rng.uniform(0.12, 0.27) * sh)
+            if rng.random() < 0.5
+            else int(rng.uniform(0.72, 0.95) * sh)
+        )
         tx = int(rng.uniform(0.08, 0.3) * sw)
         tw = int(rng.uniform(0.2, 0.6) * sw)
         scr[ty : ty + max(2, ppm), tx : tx + tw] = ink if rng.random() < 0.7 else 0.5
@@ -210,7 +214,7 @@ def render(text: str | None, meta: dict[str, Any], rng: np.random.Generator) -> 
         d = ((xx - hx) / 110.0) ** 2 + ((yy - hy) / 80.0) ** 2
         bg = np.where(d < 1.0, np.float32(rng.uniform(0.35, 0.55)), bg)
     warped = cv2.warpPerspective(phone, hmat, (W, H), flags=cv2.INTER_LINEAR, borderValue=-1.0)
-    img = np.where(warped < 0, bg, warped).astype(np.float32)
+    img: np.ndarray = np.where(warped < 0, bg, warped).astype(np.float32)
     if meta["glare"]:
         gx = meta["center"][0] + meta["glare_at"][0] * meta["code_px"]
         gy = meta["center"][1] + meta["glare_at"][1] * meta["code_px"]

@@ -71,7 +71,7 @@ REASONS = {
     # gate modes: scans refused by the mode's state (firmware/modes.py, docs/gate-modes.md)
     "gate_busy": (60, "Please wait", "The gate is still serving the previous passage."),
     "barrier_fault": (61, "Gate closed - see staff", "The barrier or lock reported a jam."),
-    "no_vehicle": (62, "Drive up to the barrier", "A parking lane reads codes only with a vehicle."),
+    "no_vehicle": (62, "Drive up to the barrier", "A parking lane reads codes for a vehicle."),
     "already_exited": (63, "Already exited", "This account already exited here recently."),
     # gate events and alarms, journaled as KIND_EVENT records (firmware/gate.py)
     "tailgating": (
