@@ -270,6 +270,7 @@ class PtyBarrierController:
         self.path = os.ttyname(self.slave)
         self._inbox = b""
         self.received: list[bytes] = []
+        self.dropped = 0
 
     def pump(self) -> None:
         while True:
@@ -295,7 +296,10 @@ class PtyBarrierController:
             self._send(self.EVENT_LINES[event])
 
     def _send(self, line: bytes) -> None:
-        os.write(self.master, line + b"\r\n")
+        try:
+            os.write(self.master, line + b"\r\n")
+        except BlockingIOError:
+            self.dropped += 1  # nobody reads the line: like a UART, the controller loses it
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
