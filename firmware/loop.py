@@ -33,6 +33,7 @@ class GateLoop:
             pollers = [d for d in (gate.barrier, gate.indicator) if hasattr(d, "poll")]
         self.pollers = list(pollers)
         self.steps = 0
+        self.read_errors = 0  # reader I/O failures (an engine unplugged): counted, not fatal
         gate.resync = self.resync
 
     def step(self, wait_s: float = 0.0) -> None:
@@ -51,7 +52,11 @@ class GateLoop:
                 gate.on_event(event)
         first = True
         for reader, direction in self.readers:
-            text = reader.read(wait_s if first else 0)
+            try:
+                text = reader.read(wait_s if first else 0)
+            except OSError:
+                self.read_errors += 1
+                text = None
             first = False
             if text:
                 gate.on_scan(text, direction)

@@ -28,6 +28,8 @@ TABLE = {
     ("authorized", "occupied"): ("passing", ("stop",)),
     ("authorized", "pass_timeout"): ("idle", ("close", "void", "show:ready")),
     ("authorized", "passage_back"): (SAME, ("alarm:wrong_direction",)),
+    # the occupancy began before the scan and nobody re-announced it: the passage still counts
+    ("authorized", "passage_fwd"): ("idle", ("stop", "close", "done", "show:ready")),
     ("passing", "passage_fwd"): ("idle", ("close", "done", "show:ready")),
     ("passing", "passage_back"): ("authorized", ("start:pass", "alarm:wrong_direction")),
     ("passing", "clear"): ("authorized", ("start:pass",)),

@@ -20,7 +20,7 @@ TABLE = {
     ("idle", "vehicle_arrived"): ("present", ("show:drive_up",)),
     ("idle", "vehicle_on_safety"): (SAME, ("alarm:wrong_direction",)),
     ("present", "vehicle_left"): ("idle", ("show:ready",)),
-    ("present", "vehicle_on_safety"): (SAME, ("alarm:tailgating",)),
+    ("present", "vehicle_on_safety"): (SAME, ("alarm:wrong_direction",)),
     ("present", "paid"): ("authorized", ("open", "start:pass", "signal:accept")),
     ("authorized", "vehicle_on_safety"): ("passing", ("stop",)),
     ("authorized", "vehicle_left"): ("idle", ("stop", "close", "void", "show:ready")),
