@@ -14,6 +14,10 @@ SEED     ?= 1
 ONLY     ?=
 PORT     ?=
 IMAGE    ?=
+PROFILE  ?= linux
+VERSION  ?= 0.1.0
+COUNTER  ?= 1
+RELEASE_KEY ?=
 
 .PHONY: setup install run test test-py test-mpy bench soak fuzz lint image flash clean help
 
@@ -24,7 +28,8 @@ help:
 	@echo "make soak    long robustness runs (power cuts, link faults)"
 	@echo "make fuzz    >= 1,000,000 inputs per parser"
 	@echo "make lint    ruff, and mypy on the CPython-only packages"
-	@echo "make image   build and sign a firmware image;  make flash PORT=/dev/ttyUSB0 IMAGE=..."
+	@echo "make image   build a firmware image (PROFILE=linux|mcu VERSION= COUNTER= RELEASE_KEY=key.pem signs it)"
+	@echo "make flash   PORT=/dev/ttyUSB0 IMAGE=build/gate-linux.fgi: flash it, trial boot, confirm"
 
 # Set up only when requirements.txt or pyproject.toml changed since the last install (by content,
 # so a fresh checkout of the same files does not reinstall).
@@ -57,7 +62,7 @@ run: setup
 test: test-mpy test-py
 
 test-mpy: setup
-	$(BIN)/micropython tests/portable/run.py
+	$(BIN)/micropython -X heapsize=16M tests/portable/run.py
 
 test-py: setup
 	$(BIN)/pytest -q -m "not soak and not fuzz"
@@ -77,10 +82,11 @@ lint: setup
 	$(BIN)/mypy drivers host_sim provisioning bench
 
 image: setup
-	$(BIN)/faregate image build --out build/image
+	$(BIN)/faregate image build --profile $(PROFILE) --version $(VERSION) --counter $(COUNTER) \
+	  $(if $(RELEASE_KEY),--key $(RELEASE_KEY),) --out build/gate-$(PROFILE).fgi
 
 flash: setup
-	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=build/image.fgi"; exit 2; }
+	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=build/gate-linux.fgi"; exit 2; }
 	$(BIN)/faregate flash --port $(PORT) $(IMAGE)
 
 clean:

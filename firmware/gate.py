@@ -54,7 +54,13 @@ class Gate:
         self.config = modes.config(config)
         self.spec = modes.build(self.mode, config, policy)
         self.policy = self.spec.policy
-        self.limits = limits  # .check(account_id, value, now) -> None | reason (firmware/limits)
+        # offline limits (firmware/limits.OfflineLimits): .check(account_id, value, now) -> None
+        # or a reason, optional .flags(...) -> record flags; it follows the journal's commits
+        self.limits = limits
+        listeners = getattr(journal, "listeners", None)
+        follows = hasattr(limits, "committed") and listeners is not None
+        if follows and limits not in listeners:
+            listeners.append(limits)
         self.indicator = indicator
         self.ticks = ticks or platform.ticks_ms
         self.machine = Machine(self.spec.table, modes.IDLE, on_transition=on_transition)
@@ -85,7 +91,7 @@ class Gate:
 
     def restore(self) -> int:
         """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""
-        return self.policy.rebuild(self.journal.pending(self.journal.pending_count()))
+        return self.policy.rebuild(_unsynced(self.journal))
 
     # -- inputs ----------------------------------------------------------------------------
     def on_scan(self, text, direction=None) -> Decision:
@@ -106,6 +112,10 @@ class Gate:
                 d = Decision(False, reason, d.code)
         if d.accept:
             flags = records.FLAG_EMERGENCY if emergency else 0
+            if "clock_untrusted" in (getattr(d, "flags", None) or ()):
+                flags |= records.FLAG_CLOCK_UNTRUSTED
+            if self.limits is not None and hasattr(self.limits, "flags") and not emergency:
+                flags |= self.limits.flags(d.code.credential.account_id, self.config["value"], now)
             try:
                 self.journal.append(
                     self._record(records.KIND_PASSAGE, d.reason, now, d.code, direction, flags)
@@ -227,3 +237,14 @@ class Gate:
             self.journal.append(rec)
         except JournalError:
             self.journal_failures += 1  # the audit trail is full; the decision still stands
+
+
+def _unsynced(journal, chunk: int = 4096):
+    """Every unsynced raw record of the journal, oldest first, a chunk at a time."""
+    after = -1
+    while True:
+        raws = journal.pending(chunk, after)
+        if not raws:
+            return
+        yield from raws
+        after = records.decode(raws[-1]).seq

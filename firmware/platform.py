@@ -1,7 +1,8 @@
 """The one platform switch of the portable core.
 
 Everything that differs between CPython and MicroPython and that firmware needs lives here:
-which interpreter this is, a millisecond tick counter, and the durable-write primitive.
+which interpreter this is, a millisecond tick counter, the durable-write primitive, and the
+signature backend (`crypto()`: protocol/p256.py unless the entry point set another).
 
 Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
 file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
@@ -77,3 +78,57 @@ def read_file(path: str, default=None):
             return f.read()
     except OSError:
         return default
+
+
+# -- the few file operations the journal needs, here so a test can hand in a faulty disk -----
+
+
+def open_file(path: str, mode: str):
+    return open(path, mode)
+
+
+def listdir(path: str) -> list:
+    return os.listdir(path)
+
+
+def file_size(path: str) -> int:
+    return os.stat(path)[6]
+
+
+def truncate_file(path: str, size: int) -> None:
+    """Cut `path` to `size` bytes, durably (a torn tail or a failed write goes away)."""
+    if hasattr(os, "truncate"):
+        os.truncate(path, size)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:  # MicroPython has no truncate: rewrite the kept prefix atomically
+        with open(path, "rb") as f:
+            data = f.read(size)
+        write_atomic(path, data)
+
+
+# --- signature backend -------------------------------------------------------------------
+# MicroPython gates use the pure-Python P-256 of protocol/p256.py. A CPython entry point hands
+# in the OpenSSL backend (drivers/crypto_openssl.py) with `set_crypto`, since firmware never
+# imports a driver. A backend is any object (a module is fine) with
+#     verifier() -> object with .verify(pub_sec1, msg, sig_rs) -> bool
+#     signer(secret32) -> object with .sign(msg) -> sig_rs and .public_key (SEC1 compressed)
+_crypto = None
+
+
+def set_crypto(backend) -> None:
+    """Choose the signature backend for this process (None: back to the portable one)."""
+    global _crypto
+    _crypto = backend
+
+
+def crypto():
+    """The signature backend: the one handed to set_crypto, else protocol.p256."""
+    if _crypto is None:
+        from protocol import p256
+
+        return p256
+    return _crypto

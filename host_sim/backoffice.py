@@ -1,14 +1,27 @@
-"""The back office: receives journal batches over TCP and stores them durably in SQLite.
+"""The back office's store: records, device registry, anomalies and publications in SQLite.
 
-It acknowledges a batch only after its own durable commit (WAL, synchronous=FULL), and it is
-idempotent by (device_id, seq): a record uploaded twice is stored once.
+SQLite in WAL mode with synchronous=FULL: `store_batch` returns only after its transaction is
+durable, and only then does the sync server acknowledge. Records are idempotent by
+(device_id, seq): a batch uploaded twice is stored once. While storing, per device:
+
+- sequence gaps (records the gate never delivered) and hash-chain breaks (a record that does
+  not continue the chain) are logged as anomalies, and the records are still stored: they are
+  real passages and refusing them would only jam the gate;
+- a presentation (account_id, cred_no, counter) accepted as a passage at two gates, or twice,
+  is logged as a replay (the gates' local replay caches cannot see each other). Records with
+  cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
+
+The registry (device_id -> ES256 public key) is filled by provisioning or by
+`faregate backoffice devices add`; every authentication, refused or not, goes to auth_log.
+Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS).
 """
 
-import asyncio
+import json
 import sqlite3
 import threading
+from typing import Any
 
-from protocol import frames, messages, records
+from protocol import records
 from protocol.errors import FormatError
 
 SCHEMA = """
@@ -18,57 +31,253 @@ CREATE TABLE IF NOT EXISTS records (
     kind       INTEGER NOT NULL,
     reason     INTEGER NOT NULL,
     time       INTEGER NOT NULL,
+    mode       INTEGER NOT NULL,
+    direction  INTEGER NOT NULL,
+    station    INTEGER NOT NULL,
     account_id INTEGER NOT NULL,
     cred_no    INTEGER NOT NULL,
     counter    INTEGER NOT NULL,
+    value      INTEGER NOT NULL,
+    flags      INTEGER NOT NULL,
     raw        BLOB    NOT NULL,
+    received   INTEGER NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_presentation
+    ON records (account_id, cred_no, counter) WHERE kind = 1;
+CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id INTEGER PRIMARY KEY,
+    pubkey    BLOB NOT NULL,
+    label     TEXT NOT NULL DEFAULT '',
+    added     INTEGER NOT NULL,
+    high_seq  INTEGER NOT NULL DEFAULT 0,
+    last_hash BLOB,
+    last_seen INTEGER,
+    status    TEXT
+);
+CREATE TABLE IF NOT EXISTS anomalies (
+    id        INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    detail    TEXT NOT NULL,
+    UNIQUE (kind, device_id, seq)
+);
+CREATE TABLE IF NOT EXISTS auth_log (
+    id        INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    device_id INTEGER,
+    peer      TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publications (
+    kind      INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    published INTEGER NOT NULL,
+    PRIMARY KEY (kind, version)
+);
 """
+
+_REPLAYS = """
+SELECT r.seq, o.device_id, o.seq, r.account_id, r.cred_no, r.counter
+FROM records r JOIN records o
+  ON o.account_id = r.account_id AND o.cred_no = r.cred_no AND o.counter = r.counter
+ AND o.kind = 1 AND (o.device_id != r.device_id OR o.seq != r.seq)
+WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
+  AND NOT (r.cred_no = 0 AND r.counter = 0)
+"""
+
+
+class Device:
+    __slots__ = ("device_id", "pubkey", "label", "high_seq", "last_hash")
+
+    def __init__(self, device_id, pubkey, label, high_seq, last_hash):
+        self.device_id = device_id
+        self.pubkey = pubkey
+        self.label = label
+        self.high_seq = high_seq
+        self.last_hash = last_hash
 
 
 class Store:
     def __init__(self, path: str) -> None:
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()  # one writer at a time across server threads
 
-    def store_batch(self, device_id: int, raws: list[bytes]) -> int:
-        """Durably store the records; return the highest seq now held for the device."""
-        rows = []
-        for raw in raws:
-            rec = records.decode(raw)
+    # -- registry --------------------------------------------------------------------------
+    def add_device(self, device_id: int, pubkey: bytes, now: int, label: str = "") -> bool:
+        """Register (or re-key) a device. Returns True if it was new."""
+        if len(pubkey) not in (33, 65) or pubkey[0] not in (2, 3, 4):
+            raise FormatError("not a SEC1 P-256 public key", "bad_key")
+        with self.lock:
+            existed = self.device(device_id) is not None
+            self.db.execute(
+                "INSERT INTO devices (device_id, pubkey, label, added) VALUES (?,?,?,?) "
+                "ON CONFLICT(device_id) DO UPDATE SET pubkey=excluded.pubkey, "
+                "label=CASE WHEN excluded.label != '' THEN excluded.label ELSE label END",
+                (device_id, bytes(pubkey), label, now),
+            )
+            return not existed
+
+    def device(self, device_id: int) -> Device | None:
+        row = self.db.execute(
+            "SELECT device_id, pubkey, label, high_seq, last_hash FROM devices WHERE device_id=?",
+            (device_id,),
+        ).fetchone()
+        return Device(*row) if row else None
+
+    def log_auth(self, now: int, device_id: int | None, peer: str, outcome: str, detail: str):
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO auth_log (time, device_id, peer, outcome, detail) VALUES (?,?,?,?,?)",
+                (now, device_id, peer, outcome, detail),
+            )
+
+    def note_status(self, device_id: int, now: int, status: dict[str, Any]) -> None:
+        with self.lock:
+            self.db.execute(
+                "UPDATE devices SET status=?, last_seen=? WHERE device_id=?",
+                (json.dumps(status, sort_keys=True), now, device_id),
+            )
+
+    def anomaly(self, now: int, kind: str, device_id: int, seq: int, detail: str) -> None:
+        with self.lock:
+            self._anomaly(now, kind, device_id, seq, detail)
+
+    def _anomaly(self, now: int, kind: str, device_id: int, seq: int, detail: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO anomalies (time, kind, device_id, seq, detail) "
+            "VALUES (?,?,?,?,?)",
+            (now, kind, device_id, seq, detail),
+        )
+
+    # -- ingest ----------------------------------------------------------------------------
+    def store_batch(self, device_id: int, raws: list[bytes], now: int) -> int:
+        """Durably store one batch of a device's records; returns the batch's last seq.
+
+        The batch must be this device's records with consecutive seqs (else FormatError,
+        nothing stored)."""
+        if not raws:
+            raise FormatError("empty batch", "bad_message")
+        recs = [records.decode(r) for r in raws]
+        for i, rec in enumerate(recs):
             if rec.device_id != device_id:
                 raise FormatError(
                     "record of device %d in a batch from %d" % (rec.device_id, device_id),
                     "bad_message",
                 )
-            rows.append(
-                (
-                    rec.device_id,
-                    rec.seq,
-                    rec.kind,
-                    rec.reason,
-                    rec.time,
-                    rec.account_id,
-                    rec.cred_no,
-                    rec.counter,
-                    bytes(raw),
-                )
+            if i and rec.seq != recs[i - 1].seq + 1:
+                raise FormatError("batch seqs are not consecutive", "bad_message")
+        rows = [
+            (
+                r.device_id,
+                r.seq,
+                r.kind,
+                r.reason,
+                r.time,
+                r.mode,
+                r.direction,
+                r.station,
+                r.account_id,
+                r.cred_no,
+                r.counter,
+                r.value,
+                r.flags,
+                bytes(raw),
+                now,
             )
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        row = self.db.execute(
-            "SELECT MAX(seq) FROM records WHERE device_id=?", (device_id,)
-        ).fetchone()
-        return int(row[0] or 0)
+            for r, raw in zip(recs, raws)
+        ]
+        first, last = recs[0].seq, recs[-1].seq
+        with self.lock:
+            dev = self.device(device_id)
+            if dev is None:
+                raise FormatError("device %d is not registered" % device_id, "unknown_device")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_continuity(dev, recs, raws, now)
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                )
+                new_from = max(first, dev.high_seq + 1)
+                if new_from <= last:
+                    for seq, odev, oseq, acct, cred, ctr in self.db.execute(
+                        _REPLAYS, (device_id, new_from, last)
+                    ).fetchall():
+                        self._anomaly(
+                            now,
+                            "replay",
+                            device_id,
+                            seq,
+                            "presentation %d/%d/%d also passed at device %d seq %d"
+                            % (acct, cred, ctr, odev, oseq),
+                        )
+                if last > dev.high_seq:
+                    self.db.execute(
+                        "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
+                        (last, records.record_hash(raws[-1]), now, device_id),
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return last
 
+    def _check_continuity(self, dev: Device, recs, raws, now: int) -> None:
+        first = recs[0]
+        if first.seq > dev.high_seq + 1:
+            self._anomaly(
+                now,
+                "sequence_gap",
+                dev.device_id,
+                first.seq,
+                "records %d..%d never arrived" % (dev.high_seq + 1, first.seq - 1),
+            )
+        elif first.seq == dev.high_seq + 1 and dev.last_hash is not None:
+            if first.prev_hash != dev.last_hash:
+                self._anomaly(
+                    now, "chain_break", dev.device_id, first.seq, "does not continue the chain"
+                )
+        brk = records.verify_chain(raws, first.prev_hash)
+        if brk > 0:
+            self._anomaly(
+                now, "chain_break", dev.device_id, recs[brk].seq, "does not continue the chain"
+            )
+
+    # -- publications ----------------------------------------------------------------------
+    def publish(self, kind: int, version: int, data: bytes, now: int) -> None:
+        with self.lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO publications VALUES (?,?,?,?)",
+                (kind, version, bytes(data), now),
+            )
+
+    def offers(self) -> list[tuple[int, int, int]]:
+        """The newest version of each kind: (kind, version, size)."""
+        return [
+            (int(k), int(v), int(n))
+            for k, v, n in self.db.execute(
+                "SELECT kind, version, length(data) FROM publications p WHERE version = "
+                "(SELECT MAX(version) FROM publications q WHERE q.kind = p.kind) ORDER BY kind"
+            )
+        ]
+
+    def publication(self, kind: int, version: int) -> bytes | None:
+        row = self.db.execute(
+            "SELECT data FROM publications WHERE kind=? AND version=?", (kind, version)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    # -- queries ---------------------------------------------------------------------------
     def count(self, kind: int | None = None) -> int:
         if kind is None:
             return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
@@ -76,64 +285,14 @@ class Store:
             self.db.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
         )
 
+    def anomalies(self, kind: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT time, kind, device_id, seq, detail FROM anomalies"
+        args: tuple = ()
+        if kind:
+            q += " WHERE kind=?"
+            args = (kind,)
+        cols = ("time", "kind", "device_id", "seq", "detail")
+        return [dict(zip(cols, r)) for r in self.db.execute(q + " ORDER BY id", args)]
+
     def close(self) -> None:
         self.db.close()
-
-
-async def handle_connection(
-    store: Store, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    dec = frames.FrameDecoder()
-    device_id = None
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            for fr in dec.feed(data):
-                try:
-                    if fr.type == messages.HELLO:
-                        device_id = messages.parse_hello(fr.payload)
-                    elif fr.type == messages.BATCH and device_id is not None:
-                        up_to = store.store_batch(device_id, messages.parse_batch(fr.payload))
-                        writer.write(frames.encode(messages.ACK, messages.ack(device_id, up_to)))
-                        await writer.drain()
-                except FormatError as e:
-                    writer.write(frames.encode(messages.ERROR, messages.error(1, str(e))))
-                    await writer.drain()
-    finally:
-        writer.close()
-
-
-async def serve(store: Store, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    return await asyncio.start_server(lambda r, w: handle_connection(store, r, w), host, port)
-
-
-class BackOfficeThread:
-    """The back office's asyncio server on a loopback port, in a thread of its own."""
-
-    def __init__(self, db_path: str) -> None:
-        self.store = Store(db_path)
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.server = self.loop.run_until_complete(serve(self.store))
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.store.close()

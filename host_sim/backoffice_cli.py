@@ -1,40 +1,423 @@
-"""`faregate backoffice ...`: run and inspect the back office."""
+"""`faregate backoffice ...`: run the back office and see what the gates sent.
+
+Gates upload their journals to the back office and fetch lists, fares and config from it
+(docs/sync-protocol.md). Everything lives in one SQLite file (--db, default backoffice.sqlite).
+
+First time:
+    faregate backoffice sync-key --out sync-key.pem        # the operator's sync key
+    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key
+    faregate backoffice serve --sync-key sync-key.pem --tls-cert bo.pem --tls-key bo.key \\
+        --tls-ca ca.pem
+Then, any time:
+    faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
+"""
 
 import argparse
 import asyncio
+import datetime
+import json
+import os
+import sys
+import time
 from typing import Any
+
+from provisioning.cli import EXIT_USAGE, CliError
+
+DB_HELP = "the back office's SQLite file (default %(default)s)"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("backoffice", help="run and inspect the back office", description=__doc__)
+    p = sub.add_parser(
+        "backoffice",
+        help="run the back office and inspect devices, queues, journeys and charges",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s = p.add_subparsers(dest="bo_command", metavar="SUBCOMMAND")
     s.required = True
-    sv = s.add_parser(
+
+    def cmd(name: str, help: str, description: str, func: Any) -> argparse.ArgumentParser:
+        c = s.add_parser(name, help=help, description=description)
+        c.add_argument("--db", default="backoffice.sqlite", help=DB_HELP)
+        c.set_defaults(func=func)
+        return c
+
+    sv = cmd(
         "serve",
-        help="accept gate uploads over TCP into a SQLite file",
-        description="Listen for gates' sync connections and store their journal "
-        "batches in SQLite (WAL, synchronous=FULL); acknowledge only after commit.",
+        "accept gates' sync sessions over TCP (TLS) or a serial port",
+        "Serve gates' sync sessions. Each gate proves itself with its device key (it must be "
+        "registered: `backoffice devices add`); the back office proves itself with the "
+        "operator's sync key (--sync-key). Batches are stored in SQLite (WAL, "
+        "synchronous=FULL) before they are acknowledged, so a gate never deletes a record the "
+        "back office could still lose. Stops with Ctrl-C.",
+        cmd_serve,
     )
-    sv.add_argument("--db", default="backoffice.sqlite", help="SQLite file (default %(default)s)")
-    sv.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
-    )
+    sv.add_argument("--sync-key", default="sync-key.pem", help="operator sync key, PEM")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     sv.add_argument("--port", type=int, default=7700, help="TCP port (default %(default)s)")
-    sv.set_defaults(func=cmd_serve)
+    sv.add_argument("--tls-cert", help="the back office's TLS certificate (PEM)")
+    sv.add_argument("--tls-key", help="its private key (PEM)")
+    sv.add_argument("--tls-ca", help="operator CA that signed the gates' client certificates")
+    sv.add_argument(
+        "--serial", metavar="URL", help="also serve a gate on this serial port (pyserial URL)"
+    )
+
+    dv = cmd(
+        "devices",
+        "list registered gates, or register one (devices add)",
+        "Without arguments, list the registered gates with their last upload. "
+        "`devices add DEVICE_ID --pubkey HEX` registers (or re-keys) a gate: sessions from "
+        "unregistered gates or with a wrong key are refused and logged (see --auth-log).",
+        cmd_devices,
+    )
+    dv.add_argument("action", nargs="?", choices=["list", "add"], default="list")
+    dv.add_argument("device_id", nargs="?", type=int, help="with add: the gate's device id")
+    dv.add_argument("--pubkey", help="with add: the device's P-256 public key, SEC1 hex")
+    dv.add_argument("--label", default="", help="with add: a name such as 'Central lane 3'")
+    dv.add_argument("--auth-log", action="store_true", help="show the authentication log")
+    dv.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    q = cmd(
+        "queues",
+        "per gate: what has arrived, what is still waiting on the gate, and anomalies",
+        "One line per gate: the highest seq stored, when it last synced, and from its last "
+        "status report how many records were still waiting on the gate and how old the "
+        "oldest was; with counts of sequence gaps, chain breaks and replays.",
+        cmd_queues,
+    )
+    q.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    an = cmd(
+        "anomalies",
+        "sequence gaps, hash-chain breaks and replays found in uploads",
+        "sequence_gap: records a gate never delivered. chain_break: a record that does not "
+        "continue its gate's hash chain (tampering or a damaged journal). replay: the same "
+        "ride-code presentation accepted at two gates (a copied code). sequence_reset: a gate "
+        "whose journal went back in time (refused until a technician looks).",
+        cmd_anomalies,
+    )
+    an.add_argument("--kind", choices=["sequence_gap", "chain_break", "replay", "sequence_reset"])
+    an.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    for name, func, what in (
+        ("journeys", cmd_journeys, "journeys built from the passages (entry/exit pairs)"),
+        ("charges", cmd_charges, "what to charge each account per service day and mode"),
+    ):
+        c = cmd(
+            name,
+            what,
+            "Clear the stored passages into journeys and charges: metro entry/exit pairs "
+            "priced by zone with a maximum fare for a missing exit and a daily cap; parking "
+            "stays with a grace period and a daily maximum; store sessions. Deterministic: the "
+            "same records always give the same charges, and no passage is charged twice.",
+            func,
+        )
+        c.add_argument("--tariff", help="tariff TOML file (default: the built-in demo tariff)")
+        c.add_argument("--account", type=int, help="only this account id")
+        c.add_argument(
+            "--as-of",
+            type=int,
+            help="unix time to clear at (journeys still open by then are not charged yet); "
+            "default now",
+        )
+        c.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    pb = cmd(
+        "publish",
+        "offer a blob (deny-list delta, trust list, fare table, config, firmware) to gates",
+        "Store a file as version N of a kind; gates fetch it at their next sync if they "
+        "hold an older version (deny-list deltas one version after the other).",
+        cmd_publish,
+    )
+    pb.add_argument(
+        "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
+    )
+    pb.add_argument("file", help="the file to publish, as its owner's tool made it")
+    pb.add_argument("--version", type=int, required=True, help="its version number (> 0)")
+
+    sk = s.add_parser(
+        "sync-key",
+        help="create the operator's sync key (the back office signs with it)",
+        description="Create the P-256 key the back office proves itself with. Its public "
+        "key (printed) goes into every gate's config as the sync host key.",
+    )
+    sk.add_argument("--out", default="sync-key.pem", help="where to write it (mode 0600)")
+    sk.set_defaults(func=cmd_sync_key)
 
 
+# -- helpers ---------------------------------------------------------------------------------
+def _store(path: str, must_exist: bool = True) -> Any:
+    from host_sim.backoffice import Store
+
+    if must_exist and not os.path.exists(path):
+        raise CliError(
+            "no back office database at %s" % path,
+            "pass --db PATH, or start one with `faregate backoffice serve --db %s`" % path,
+            EXIT_USAGE,
+        )
+    return Store(path)
+
+
+def _print(rows: list[dict[str, Any]], cols: list[str], as_json: bool, empty: str) -> None:
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+        return
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return "%s@%s" % (v.get("station"), _when(v.get("time")))
+    return str(v)
+
+
+def _when(t: int | None) -> str:
+    if t is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _money(v: int) -> str:
+    return "%d.%02d" % divmod(v, 100)
+
+
+# -- commands --------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from host_sim import backoffice
+    import threading
+
+    from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier
+    from host_sim import sync_server
+    from provisioning import pki
+
+    if not os.path.exists(args.sync_key):
+        raise CliError(
+            "operator sync key %s not found" % args.sync_key,
+            "create it with `faregate backoffice sync-key --out %s`" % args.sync_key,
+            EXIT_USAGE,
+        )
+    keys = sync_server.HostKeys(OpenSSLSigner(pki.load_key(args.sync_key)), OpenSSLVerifier())
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        if not (args.tls_cert and args.tls_key and args.tls_ca):
+            raise CliError(
+                "TLS needs --tls-cert, --tls-key and --tls-ca together",
+                "give all three (certificates from the operator CA)",
+                EXIT_USAGE,
+            )
+        tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca)
+    store = _store(args.db, must_exist=False)
+    stop = threading.Event()
+    if args.serial:
+        from drivers.link_serial import SerialLink
+
+        link = SerialLink(args.serial)
+        threading.Thread(
+            target=sync_server.serve_link, args=(store, keys, link, stop), daemon=True
+        ).start()
 
     async def main() -> None:
-        store = backoffice.Store(args.db)
-        server = await backoffice.serve(store, args.host, args.port)
+        server = await sync_server.serve_tcp(store, keys, args.host, args.port, tls)
+        port = server.sockets[0].getsockname()[1]
         print(
-            "backoffice: listening on %s:%d, storing into %s" % (args.host, args.port, args.db),
+            "backoffice: listening on %s:%d (%s), storing into %s"
+            % (args.host, port, "TLS" if tls else "plain TCP, loopback only", args.db),
             flush=True,
         )
         async with server:
             await server.serve_forever()
 
-    asyncio.run(main())
+    if tls is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(
+            "refusing plain TCP on %s: account ids would cross the network in clear" % args.host,
+            "add --tls-cert, --tls-key and --tls-ca, or listen on 127.0.0.1",
+            EXIT_USAGE,
+        )
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        if args.device_id is None or not args.pubkey:
+            raise CliError(
+                "devices add needs a device id and --pubkey",
+                "faregate backoffice devices add 101 --pubkey 02ab...",
+                EXIT_USAGE,
+            )
+        try:
+            pub = bytes.fromhex(args.pubkey)
+        except ValueError:
+            raise CliError("--pubkey is not hex", "paste the SEC1 key as hex", EXIT_USAGE) from None
+        from protocol.errors import FormatError
+
+        store = _store(args.db, must_exist=False)
+        try:
+            new = store.add_device(args.device_id, pub, int(time.time()), args.label)
+        except FormatError as e:
+            raise CliError(str(e), "give a 33- or 65-byte SEC1 P-256 key", EXIT_USAGE) from None
+        print("%s device %d" % ("registered" if new else "re-keyed", args.device_id))
+        return 0
+    store = _store(args.db)
+    if args.auth_log:
+        rows = [
+            dict(zip(("time", "device_id", "peer", "outcome", "detail"), r))
+            for r in store.db.execute(
+                "SELECT time, device_id, peer, outcome, detail FROM auth_log ORDER BY id"
+            )
+        ]
+        if not args.json:
+            for r in rows:
+                r["time"] = _when(r["time"])
+        _print(rows, ["time", "device_id", "peer", "outcome", "detail"], args.json, "no sessions")
+        return 0
+    rows = []
+    for dev, pub, label, high, seen in store.db.execute(
+        "SELECT device_id, pubkey, label, high_seq, last_seen FROM devices ORDER BY device_id"
+    ):
+        rows.append(
+            {
+                "device_id": dev,
+                "label": label,
+                "pubkey": bytes(pub).hex(),
+                "high_seq": high,
+                "last_seen": seen if args.json else _when(seen),
+            }
+        )
+    if not args.json:
+        for r in rows:
+            r["pubkey"] = r["pubkey"][:16] + "..."
+    cols = ["device_id", "label", "high_seq", "last_seen", "pubkey"]
+    _print(rows, cols, args.json, "no devices registered (faregate backoffice devices add)")
+    return 0
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    counts: dict[tuple[int, str], int] = {}
+    for dev, kind, n in store.db.execute(
+        "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
+    ):
+        counts[(dev, kind)] = n
+    rows = []
+    for dev, label, high, seen, status in store.db.execute(
+        "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
+    ):
+        st = json.loads(status) if status else {}
+        rows.append(
+            {
+                "device_id": dev,
+                "label": label,
+                "stored_up_to": high,
+                "last_sync": seen if args.json else _when(seen),
+                "waiting_on_gate": st.get("unsynced"),
+                "oldest_waiting_s": st.get("oldest_age_s"),
+                "gaps": counts.get((dev, "sequence_gap"), 0),
+                "chain_breaks": counts.get((dev, "chain_break"), 0),
+                "replays": counts.get((dev, "replay"), 0),
+            }
+        )
+    cols = list(rows[0]) if rows else []
+    _print(rows, cols, args.json, "no devices registered")
+    return 0
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    rows = _store(args.db).anomalies(args.kind)
+    if not args.json:
+        for r in rows:
+            r["time"] = _when(r["time"])
+    _print(rows, ["time", "kind", "device_id", "seq", "detail"], args.json, "no anomalies")
+    return 0
+
+
+def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from host_sim import clearing
+
+    try:
+        tariff = clearing.load_tariff(args.tariff)
+    except FileNotFoundError:
+        raise CliError(
+            "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
+        ) from None
+    except (clearing.TariffError, ValueError) as e:
+        raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
+    store = _store(args.db)
+    as_of = args.as_of if args.as_of is not None else int(time.time())
+    js = clearing.clear(store.db, tariff, as_of)
+    if args.account is not None:
+        js = [j for j in js if j["account_id"] == args.account]
+    return js
+
+
+def cmd_journeys(args: argparse.Namespace) -> int:
+    js = _clear(args)
+    if not args.json:
+        for j in js:
+            j["fare"] = _money(j["fare"])
+            j["charged"] = _money(j["charged"])
+    cols = ["account_id", "mode", "entry", "exit", "status", "fare", "charged"]
+    _print(js, cols, args.json, "no journeys")
+    return 0
+
+
+def cmd_charges(args: argparse.Namespace) -> int:
+    from host_sim import clearing
+
+    cs = clearing.charges(_clear(args))
+    if not args.json:
+        for c in cs:
+            c["day"] = _when(c["day"] * 86400)[:10]
+            c["fares"] = _money(c["fares"])
+            c["charged"] = _money(c["charged"])
+    cols = ["account_id", "day", "mode", "journeys", "open", "fares", "charged"]
+    _print(cs, cols, args.json, "no charges")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from protocol import messages
+
+    kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
+    if args.version < 1:
+        raise CliError("--version must be at least 1", "number versions from 1 up", EXIT_USAGE)
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CliError(
+            "cannot read %s: %s" % (args.file, e.strerror), "check the path", EXIT_USAGE
+        ) from None
+    _store(args.db, must_exist=False).publish(kind, args.version, data, int(time.time()))
+    print("published %s version %d (%d bytes)" % (args.kind, args.version, len(data)))
+    return 0
+
+
+def cmd_sync_key(args: argparse.Namespace) -> int:
+    from drivers.crypto_openssl import public_bytes
+    from provisioning import pki
+
+    if os.path.exists(args.out):
+        raise CliError(
+            "%s already exists" % args.out,
+            "keep using it, or move it away first (gates hold its public key)",
+            EXIT_USAGE,
+        )
+    key = pki.new_key()
+    pki.save_key(key, args.out)
+    print("wrote %s; put this public key in every gate's config as sync_host_key:" % args.out)
+    print(public_bytes(key).hex())
+    sys.stdout.flush()
     return 0

@@ -9,7 +9,7 @@ import os
 import random
 from typing import Any
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.link_tcp import sync_once
 from drivers.qrengine_serial import SerialQREngine
 from firmware.gate import Gate
@@ -17,8 +17,8 @@ from firmware.journal import Journal
 from firmware.policy import Passback
 from firmware.sync_client import SyncClient
 from firmware.validator import IssuerKey, Validator
-from host_sim import backoffice
 from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
+from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.wallet import Issuer, Rider
 
 DEFAULTS: dict[str, Any] = {
@@ -55,8 +55,12 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
     fake = Rider()
     forger.issue(fake, account_id=6666, valid_from=clock.now() - 60, valid_until=clock.now() + 3600)
 
-    bo = backoffice.BackOfficeThread(os.path.join(workdir, "backoffice.sqlite"))
     verifier = OpenSSLVerifier()
+    operator = OpenSSLSigner(generate_key())  # the operator's sync key
+    bo = BackOfficeThread(
+        os.path.join(workdir, "backoffice.sqlite"), HostKeys(operator, verifier), clock=clock
+    )
+    device_keys = {}
     # Even gates are entry lines, odd ones exit lines; they share one anti-passback table, as
     # the gates of a station do over its LAN.
     passback = Passback()
@@ -64,6 +68,8 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
     for g in range(int(cfg["gates"])):
         d = os.path.join(workdir, "gate%d" % g)
         os.makedirs(d, exist_ok=True)
+        device_keys[100 + g] = OpenSSLSigner(generate_key())
+        bo.store.add_device(100 + g, device_keys[100 + g].public_key, clock.now())
         gates.append(
             Gate(
                 Validator(verifier, trust),
@@ -81,6 +87,16 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
     # Gate 0 reads its codes through a QR engine on a pty, over pyserial.
     engine = PtyQREngine()
     scanner = SerialQREngine(engine.path)
+
+    def sync(gate: Gate) -> int:
+        client = SyncClient(
+            gate.journal,
+            device_keys[gate.journal.device_id],
+            verifier,
+            operator.public_key,
+            clock,
+        )
+        return sync_once(client, "127.0.0.1", bo.port)
 
     mix = cfg["mix"]
     kinds = list(mix)
@@ -121,8 +137,8 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
             for event in ("occupied", "passage_fwd", "clear"):
                 gate.on_event(event)
         if (n + 1) % int(cfg["sync_every"]) == 0:
-            synced += sum(sync_once(SyncClient(g.journal), "127.0.0.1", bo.port) for g in gates)
-    synced += sum(sync_once(SyncClient(g.journal), "127.0.0.1", bo.port) for g in gates)
+            synced += sum(sync(g) for g in gates)
+    synced += sum(sync(g) for g in gates)
 
     admitted = sum(g.barrier.openings for g in gates)
     rejects: dict[str, int] = {}

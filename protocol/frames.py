@@ -58,48 +58,60 @@ class Frame:
 
 
 class FrameDecoder:
-    """Bytes in, frames out. Never raises on bad input; see `stats`."""
+    """Bytes in, frames out. Never raises on bad input; see `stats`.
+
+    The buffer is a bytearray with a read offset `_pos`: bytes are appended once and the
+    consumed prefix is dropped only when it is at least half the buffer (MicroPython's
+    bytearray has no slice deletion), so feeding a big frame in small chunks stays linear.
+    While a frame's body is still arriving, `_need` remembers how many bytes it takes, so
+    nothing is rescanned until they are there.
+    """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD):
         self.max_payload = max_payload
-        self._buf = b""
+        self._buf = bytearray()
+        self._pos = 0
+        self._need = 0
         self.stats = {"frames": 0, "garbage_bytes": 0, "bad_header": 0, "bad_crc": 0, "oversize": 0}
 
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> list:
-        # (MicroPython's bytearray has no slice deletion, so the buffer is immutable bytes
-        # and `pos` walks it; it is cut once per call.)
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
+    def feed(self, data) -> list:
+        buf = self._buf
+        buf.extend(data)
+        if len(buf) - self._pos < self._need:
+            return []
+        self._need = 0
         stats = self.stats
         out = []
-        pos = 0
+        pos = self._pos
+        n_buf = len(buf)
         while True:
             start = buf.find(MAGIC, pos)
             if start < 0:
                 # keep a trailing 0xFA: it may be the first half of the next magic
-                end = len(buf) - 1 if buf and buf[-1] == MAGIC[0] else len(buf)
+                end = n_buf - 1 if n_buf > pos and buf[-1] == MAGIC[0] else n_buf
                 stats["garbage_bytes"] += max(0, end - pos)
                 pos = max(pos, end)
                 break
             stats["garbage_bytes"] += start - pos
             pos = start
-            if len(buf) - pos < HEADER_LEN:
+            if n_buf - pos < HEADER_LEN:
                 break
-            mid = buf[pos + 2 : pos + 8]
-            version, ftype, n = struct.unpack(">BBI", mid)
-            (hc,) = struct.unpack(">H", buf[pos + 8 : pos + 10])
-            if hc != _hcrc(mid) or version != VERSION:
+            version, ftype, n, hc = struct.unpack_from(">BBIH", buf, pos + 2)
+            if hc != crc32(memoryview(buf)[pos + 2 : pos + 8]) & 0xFFFF or version != VERSION:
                 stats["bad_header"] += 1
             elif n > self.max_payload:
                 stats["oversize"] += 1
             else:
                 total = HEADER_LEN + n + TRAILER_LEN
-                if len(buf) - pos < total:
+                if n_buf - pos < total:
+                    self._need = total
                     break
-                payload = buf[pos + HEADER_LEN : pos + HEADER_LEN + n]
-                (pc,) = struct.unpack(">I", buf[pos + HEADER_LEN + n : pos + total])
+                body = pos + HEADER_LEN
+                payload = bytes(memoryview(buf)[body : body + n])
+                (pc,) = struct.unpack_from(">I", buf, body + n)
                 if pc == crc32(payload) & 0xFFFFFFFF:
                     pos += total
                     stats["frames"] += 1
@@ -109,7 +121,10 @@ class FrameDecoder:
             # a bad header or body: skip one byte and look for the next magic
             stats["garbage_bytes"] += 1
             pos += 1
-        self._buf = buf[pos:]
+        if pos and pos * 2 >= n_buf:
+            self._buf = buf[pos:]
+            pos = 0
+        self._pos = pos
         return out
 
 

@@ -7,7 +7,7 @@
       4     4   device_id
       8     8   seq          minted at capture; (device_id, seq) is the idempotency key
      16     4   time         gate time, unix seconds
-     20     1   mode         gate mode (firmware.modes), 0 unknown
+     20     1   mode         gate mode: 0 unknown, 1 metro, 2 parking, 3 store
      21     1   direction    0 none, 1 entry, 2 exit
      22     2   station
      24     8   account_id
@@ -32,6 +32,12 @@ KIND_EVENT = 3
 RECORD_LEN = 64
 HASH_LEN = 16
 ZERO_HASH = bytes(HASH_LEN)
+
+MODE_METRO = 1
+MODE_PARKING = 2
+MODE_STORE = 3
+DIR_ENTRY = 1
+DIR_EXIT = 2
 
 FLAG_OVER_LIMIT = 1
 FLAG_EMERGENCY = 2

@@ -30,6 +30,13 @@ EXIT_INTERNAL = 5
 COMMANDS = [
     ("sim", "host_sim.cli"),
     ("backoffice", "host_sim.backoffice_cli"),
+    ("wallet", "host_sim.wallet_cli"),
+    ("verify", "provisioning.verify_cli"),
+    ("provision", "provisioning.provision"),
+    ("device", "provisioning.device_cli"),
+    ("keys", "provisioning.keys_cli"),
+    ("image", "provisioning.image_cli"),
+    ("flash", "provisioning.flash"),
     ("decode", "drivers.decode_cli"),
 ]
 
@@ -76,6 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faregate: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: keep the traceback for the report, end with one line
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "faregate: internal error: %r (fix: report it with the command line above)" % (e,),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

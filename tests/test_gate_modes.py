@@ -14,7 +14,7 @@ from firmware import modes
 from firmware.fsm import ANY, IGNORED
 from firmware.gate import Gate
 from firmware.journal import Journal
-from firmware.validator import IssuerKey, Validator
+from firmware.validator import Validator
 from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimIndicator
 from protocol import reasons, records
 from tests.portable import codes
@@ -57,7 +57,7 @@ class Rig:
         self.barrier = SimBarrier(self.clock.ticks_ms)
         self.display = SimDisplay()
         self.indicator = SimIndicator()
-        validator = Validator(codes.HashVerifier(), {1: IssuerKey(1, codes.ISSUER_PUB)})
+        validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
         self.gate = Gate(
             validator,
             self.journal,

@@ -18,7 +18,7 @@ from firmware.gate import Gate
 from firmware.journal import Journal
 from firmware.loop import GateLoop
 from firmware.policy import Passback
-from firmware.validator import IssuerKey, Validator
+from firmware.validator import Validator
 from host_sim import passage
 from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimIndicator, SimInput, SimReader
 from protocol import reasons, records
@@ -38,7 +38,7 @@ class Site:
         self.barrier = SimBarrier(self.clock.ticks_ms, travel, travel, rng=self.rng)
         self.display = SimDisplay()
         self.gate = Gate(
-            Validator(codes.HashVerifier(), {1: IssuerKey(1, codes.ISSUER_PUB)}),
+            Validator(codes.VERIFIER, {1: codes.issuer_key()}),
             self.journal,
             self.barrier,
             self.display,
@@ -79,10 +79,12 @@ class Site:
         self.counter = 0
 
     def code(self, account=42, valid=True):
+        """A fresh ride code; `valid=False` signs the presentation with a key that is not the
+        rider's (bad_rider_signature)."""
         self.counter += 1
         cred = codes.credential(account_id=account)
-        text = codes.code(cred, time=self.clock.now(), counter=self.counter)
-        return text if valid else text[:-4] + ("AAAA" if text[-4:] != "AAAA" else "BBBB")
+        rider = codes.RIDER if valid else codes.FORGER
+        return codes.code(cred, time=self.clock.now(), counter=self.counter, rider=rider)
 
     def scanner(self, account=42, valid=True, reader=None):
         return lambda: (reader or self.reader).present(self.code(account, valid))

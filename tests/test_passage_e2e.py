@@ -11,16 +11,16 @@ import threading
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.decode import decode_image
 from drivers.link_tcp import sync_once
 from drivers.qrengine_serial import SerialQREngine
 from firmware.gate import Gate
 from firmware.journal import Journal
-from firmware.sync_client import SyncClient
+from firmware.sync_client import SyncClient, SyncError
 from firmware.validator import IssuerKey, Validator
-from host_sim.backoffice import BackOfficeThread
 from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
+from host_sim.sync_server import BackOfficeThread, HostKeys
 from host_sim.wallet import Issuer, Rider, render_png
 from protocol import records
 
@@ -44,8 +44,20 @@ def world(tmp_path):
         station=3,
         direction=1,
     )
+    gate.device_key = OpenSSLSigner(generate_key())
+    gate.operator_key = OpenSSLSigner(generate_key())
     yield issuer, rider, gate, tmp_path
     journal.close()
+
+
+def _client(gate):
+    return SyncClient(
+        gate.journal,
+        gate.device_key,
+        OpenSSLVerifier(),
+        gate.operator_key.public_key,
+        gate.clock,
+    )
 
 
 def test_one_passage_through_every_layer(world):
@@ -90,9 +102,10 @@ def test_one_passage_through_every_layer(world):
 
     # Sync over real TCP to the back office's SQLite file; only then is the journal trimmed.
     db = tmp / "bo.sqlite"
-    bo = BackOfficeThread(str(db))
+    bo = BackOfficeThread(str(db), HostKeys(gate.operator_key, OpenSSLVerifier()))
+    bo.store.add_device(17, gate.device_key.public_key, NOW)
     try:
-        assert sync_once(SyncClient(gate.journal), "127.0.0.1", bo.port) == 3
+        assert sync_once(_client(gate), "127.0.0.1", bo.port) == 3
     finally:
         bo.stop()
     assert gate.journal.pending_count() == 0
@@ -122,22 +135,21 @@ def test_records_stay_when_the_back_office_does_not_acknowledge(world):
 
     t = threading.Thread(target=swallow)
     t.start()
-    with pytest.raises(ConnectionError):
-        sync_once(SyncClient(gate.journal), "127.0.0.1", port)
+    with pytest.raises(SyncError):
+        sync_once(_client(gate), "127.0.0.1", port)
     t.join()
     srv.close()
     assert gate.journal.pending_count() == 1
 
 
-def test_ack_for_records_never_sent_is_ignored(world):
+def test_ack_for_records_never_sent_fails_the_session(world):
     from protocol import frames, messages
 
     issuer, rider, gate, tmp = world
     gate.on_scan(rider.present(NOW))
-    client = SyncClient(gate.journal)
+    client = _client(gate)
     client.start()
-    client.receive(frames.encode(messages.ACK, messages.ack(17, 99)))
-    client.receive(frames.encode(messages.ACK, messages.ack(18, 1)))
+    # an unsigned ACK injected on the link is never obeyed
+    with pytest.raises(SyncError):
+        client.receive(frames.encode(messages.ACK, messages.ack(1)))
     assert gate.journal.pending_count() == 1
-    client.receive(frames.encode(messages.ACK, messages.ack(17, 1)))
-    assert gate.journal.pending_count() == 0 and client.done

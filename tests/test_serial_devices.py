@@ -12,7 +12,7 @@ from drivers import registry, wiring
 from drivers.barrier_serial import SerialBarrier
 from drivers.qrengine_serial import SerialQREngine, from_url, split_url
 from firmware.journal import Journal
-from firmware.validator import IssuerKey, Validator
+from firmware.validator import Validator
 from host_sim.hardware import ManualClock, PtyBarrierController, PtyQREngine, SimBarrier
 from protocol import reasons, records
 from tests.portable import codes
@@ -211,7 +211,7 @@ def test_linux_gate_wired_from_urls_scans_over_pty_and_drives_the_barrier_over_p
         "readers": [{"url": "serial:%s?prefix=%%02&suffix=%%0D" % engine.path}],
         "barrier": "serial:%s" % ctl.path,
     }
-    validator = Validator(codes.HashVerifier(), {1: IssuerKey(1, codes.ISSUER_PUB)})
+    validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
     loop = wiring.build(
         hardware, validator, journal, clock, mode=1, direction=1, ticks=clock.ticks_ms
     )
@@ -241,7 +241,7 @@ def test_linux_gate_wired_from_urls_scans_over_pty_and_drives_the_barrier_over_p
 
 def test_wiring_refuses_unknown_keys_and_inputs(tmp_path):
     journal = Journal(str(tmp_path), device_id=1)
-    v = Validator(codes.HashVerifier(), {})
+    v = Validator(codes.VERIFIER, {})
     try:
         with pytest.raises(ValueError, match="unknown hardware key 'beam'"):
             wiring.build({"barrier": "loop://", "beam": "x"}, v, journal, ManualClock(0))

@@ -1,13 +1,81 @@
-"""Build ride codes inside portable tests, where no ES256 signer exists.
+"""Build ride codes, trust lists and deny lists inside portable tests, with real ES256.
 
-`HashSigner` is a stand-in signature scheme (sig = SHA-256(key || message) twice) with the same
-shape as ES256, so the pipeline's order and reasons can be tested on MicroPython. The real
-signature backends are tested separately against Wycheproof and `cryptography`.
+protocol/p256.py signs on both interpreters (RFC 6979, so everything here is deterministic).
+The keys are fixed test keys; never use them for anything else.
 """
 
 import hashlib
 
-from protocol import ridecode
+from protocol import denylist, p256, ridecode, trustlist
+
+NOW = 1767254400  # 2026-01-01T08:00:00Z
+
+ISSUER = p256.Signer(0x1D1D0001)
+ISSUER2 = p256.Signer(0x1D1D0002)  # a second issuer key (rotation)
+RIDER = p256.Signer(0x2A2A0001)
+RIDER2 = p256.Signer(0x2A2A0002)
+ROOT = p256.Signer(0x3C3C0001)  # the operator root that signs lists
+FORGER = p256.Signer(0x4E4E0001)  # not trusted by anyone
+
+ISSUER_PUB = ISSUER.public_key
+RIDER_PUB = RIDER.public_key
+ROOTS = {1: ROOT.public_key}
+
+VERIFIER = p256.Verifier()  # shared, so fixed-base tables are built once per run
+
+
+def credential(
+    account_id=42,
+    valid_from=NOW - 3600,
+    valid_until=NOW + 86400,
+    scope=1,
+    key_id=1,
+    issuer=ISSUER,
+    cred_no=1,
+    rider=RIDER,
+    offline_limit=5000,
+    risk_class=0,
+):
+    c = ridecode.Credential(
+        key_id,
+        account_id,
+        cred_no,
+        valid_from,
+        valid_until,
+        scope,
+        risk_class,
+        offline_limit,
+        rider.public_key,
+    )
+    body = c.body()
+    return body + issuer.sign(body)
+
+
+def code(cred=None, time=NOW, counter=1, rider=RIDER):
+    cred = cred or credential()
+    sig = rider.sign(ridecode.rider_signing_input(cred, time, counter))
+    return ridecode.encode(cred, time, counter, sig)
+
+
+def issuer_key(key_id=1, signer=ISSUER, scope=0xFF, valid_from=0, valid_until=0xFFFFFFFF):
+    return trustlist.IssuerKey(key_id, signer.public_key, scope, valid_from, valid_until)
+
+
+def trust_blob(version=1, keys=None, valid_until=NOW + 7 * 86400, signer=ROOT, root_key_id=1):
+    keys = keys if keys is not None else [issuer_key()]
+    return trustlist.build(version, NOW - 600, valid_until, keys, signer.sign, root_key_id)
+
+
+def deny_snapshot(version, keys, signer=ROOT):
+    return denylist.build_snapshot(version, NOW - 60, keys, signer.sign)
+
+
+def deny_delta(from_v, to_v, adds=(), removes=(), signer=ROOT):
+    return denylist.build_delta(from_v, to_v, NOW - 30, adds, removes, signer.sign)
+
+
+# A stand-in signature scheme (sig = SHA-256(key || message) twice), kept for tests of other
+# formats (images) that predate real signing here; ride-code tests use the real keys above.
 
 
 def fake_sig(pub, message):
@@ -18,30 +86,3 @@ def fake_sig(pub, message):
 class HashVerifier:
     def verify(self, pub, message, sig):
         return bytes(sig) == fake_sig(pub, message)
-
-
-ISSUER_PUB = b"\x02" + bytes(range(32))
-RIDER_PUB = b"\x03" + bytes(range(32, 64))
-NOW = 1767254400
-
-
-def credential(
-    account_id=42,
-    valid_from=NOW - 3600,
-    valid_until=NOW + 86400,
-    scope=1,
-    key_id=1,
-    issuer_pub=ISSUER_PUB,
-    cred_no=1,
-):
-    c = ridecode.Credential(
-        key_id, account_id, cred_no, valid_from, valid_until, scope, 0, 5000, RIDER_PUB
-    )
-    body = c.body()
-    return body + fake_sig(issuer_pub, body)
-
-
-def code(cred=None, time=NOW, counter=1, rider_pub=RIDER_PUB):
-    cred = cred or credential()
-    sig = fake_sig(rider_pub, ridecode.rider_signing_input(cred, time, counter))
-    return ridecode.encode(cred, time, counter, sig)

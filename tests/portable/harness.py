@@ -52,3 +52,31 @@ def read_json(path):
 
     with open(path) as f:
         return json.load(f)
+
+
+class Skipped(Exception):
+    """Raised by skip() outside pytest; tests/portable/run.py counts it as skipped."""
+
+
+def skip(reason):
+    """Skip the current test, saying why (pytest's skip under pytest, Skipped elsewhere)."""
+    if "pytest" in sys.modules:
+        import pytest
+
+        pytest.skip(reason)
+    raise Skipped(reason)
+
+
+def shared_vectors(*parts):
+    """Path of a file under the shared test vectors, or skip the test saying why.
+
+    The vectors live outside the project, in ../shared/vectors/ next to the repository
+    ($FAREGATE_VECTORS overrides the folder, e.g. for a worktree elsewhere).
+    """
+    base = os.getenv("FAREGATE_VECTORS") or (repo_root() + "/../shared/vectors")
+    path = base + "/" + "/".join(parts)
+    try:
+        os.stat(path)
+    except OSError:
+        skip("%s is absent: the shared test vectors are not next to this checkout" % path)
+    return path

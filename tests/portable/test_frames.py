@@ -53,3 +53,19 @@ def test_encode_refuses_oversize():
 def test_decode_one_rejects_trailing_bytes():
     e = raises(FormatError, frames.decode_one, frames.encode(1, b"a") + b"x")
     assert e.reason == "bad_frame"
+
+
+def test_big_frame_in_small_chunks():
+    # 256 kB fed 16 bytes at a time: the decoder appends and waits for the announced length
+    # instead of copying its whole buffer on every call (which made this quadratic).
+    payload = bytes(range(256)) * 1024
+    data = b"noise" + frames.encode(9, payload) + frames.encode(1, b"after")
+    dec = frames.FrameDecoder()
+    got = []
+    for i in range(0, len(data), 16):
+        got.extend(dec.feed(data[i : i + 16]))
+        if not got:
+            assert dec.buffered() <= i + 16
+    assert [(f.type, len(f.payload)) for f in got] == [(9, len(payload)), (1, 5)]
+    assert got[0].payload == payload and dec.buffered() == 0
+    assert dec.stats["garbage_bytes"] == 5

@@ -10,7 +10,7 @@ from firmware.journal import Journal
 from firmware.loop import GateLoop
 from firmware.policy import Passback, Sessions
 from firmware.sensors import BeamTracker, EdgeInput, LoopTracker
-from firmware.validator import IssuerKey, Validator
+from firmware.validator import Validator
 from protocol import reasons, records
 from tests.portable import codes
 from tests.portable.fake_machine import Ticks
@@ -154,7 +154,7 @@ class Display:
 
 
 def _gate(d, ticks, **kw):
-    v = Validator(codes.HashVerifier(), {1: IssuerKey(1, codes.ISSUER_PUB)})
+    v = Validator(codes.VERIFIER, {1: codes.issuer_key()})
     j = Journal(d, device_id=1)
     return Gate(v, j, Barrier(), Display(), Clock(ticks), mode=1, direction=1, ticks=ticks, **kw)
 
@@ -211,6 +211,30 @@ def test_offline_limits_are_asked_after_the_mode_policy():
         g.journal.close()
     finally:
         rmtree(d)
+
+
+def test_real_offline_limits_refuse_or_flag_and_follow_the_journal():
+    from firmware.limits import LimitsConfig, OfflineLimits
+
+    for policy in ("refuse", "flag"):
+        d = mkdtemp("lim")
+        ticks = Ticks(0)
+        try:
+            lim = OfflineLimits(LimitsConfig(max_value_per_account=300, policy=policy))
+            g = _gate(d, ticks, limits=lim, config={"value": 250, "passback_s": 0})
+            assert lim in g.journal.listeners
+            assert g.on_scan(_code(4, 1, ticks)).accept
+            g.on_event("passage_fwd")
+            second = g.on_scan(_code(4, 2, ticks))  # 500 unsynced for account 4: over 300
+            last = records.decode(g.journal.pending()[-1])
+            if policy == "refuse":
+                assert (second.accept, second.reason) == (False, "offline_limit")
+            else:
+                assert second.accept and last.flags & records.FLAG_OVER_LIMIT
+            assert lim.unsynced() == (1 if policy == "refuse" else 2)
+            g.journal.close()
+        finally:
+            rmtree(d)
 
 
 class BrokenReader:

@@ -7,7 +7,7 @@ pin, the journal and the display; nothing calls the gate directly.
 
 from drivers import rtc, wiring
 from firmware.journal import Journal
-from firmware.validator import IssuerKey, Validator
+from firmware.validator import Validator
 from protocol import reasons, records
 from tests.portable import codes
 from tests.portable.fake_machine import FakeMachine, Ticks
@@ -41,7 +41,7 @@ class Rig:
         }
         if extra:
             hw.update(extra)
-        validator = Validator(codes.HashVerifier(), {1: IssuerKey(1, codes.ISSUER_PUB)})
+        validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
         self.loop = wiring.build(
             hw,
             validator,

@@ -1,0 +1,258 @@
+"""P4 (journal), P5 (sync over loopback TCP) and P10 (cold start) of TARGETS.md.
+
+Every ratio is against a reference measured in the same run on the same disk: raw
+`write`+`fsync` of the same 69-byte entries, and SQLite WAL synchronous=FULL commits.
+"""
+
+import os
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+
+from bench.util import row
+from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from firmware.journal import Journal, entry
+from firmware.limits import OfflineLimits
+from firmware.sync_client import SyncClient
+from protocol import records
+
+NOW = 1_767_254_400
+
+
+def _rec(i: int) -> records.Record:
+    return records.Record(
+        records.KIND_PASSAGE, 0, 0, 0, NOW + i, 1, 1, i % 12 + 1, 1000 + i % 5000, 1, i, 250
+    )
+
+
+def _scratch() -> str:
+    # on the repository's disk, not a tmpfs, so fsync costs what it costs on a gate
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix="bench-", dir=base)
+
+
+def _durable_pair(d: str, n: int, rounds: int) -> tuple[float, float, float]:
+    """Median appends/s of the journal and of raw write+fsync of the same entries, and the
+    median of the per-round ratios. Rounds are interleaved and alternate which side goes first,
+    and the ratio is taken within each round, so drift in a shared disk hits both alike."""
+    ours, raw = [], []
+    recs = [_rec(i) for i in range(n)]
+    entries = [entry(r.to_bytes()) for r in recs]  # the same bytes the journal writes
+
+    def journal_round(r: int) -> None:
+        jd = os.path.join(d, "j%d" % r)
+        os.makedirs(jd)
+        j = Journal(jd, 1, capacity=10**7)
+        j.append(_rec(0))  # the segment file exists, as on a running gate
+        t0 = time.perf_counter()
+        for rec in recs:
+            j.append(rec)
+        ours.append(n / (time.perf_counter() - t0))
+        j.close()
+
+    def raw_round(r: int) -> None:
+        with open(os.path.join(d, "raw%d" % r), "ab") as f:
+            f.write(entries[0])
+            f.flush()
+            os.fsync(f.fileno())
+            t0 = time.perf_counter()
+            for e in entries:
+                f.write(e)
+                f.flush()
+                os.fsync(f.fileno())
+            raw.append(n / (time.perf_counter() - t0))
+
+    for r in range(rounds):
+        first, second = (journal_round, raw_round) if r % 2 else (raw_round, journal_round)
+        first(r)
+        second(r)
+    paired = statistics.median(a / b for a, b in zip(ours, raw))
+    return statistics.median(ours), statistics.median(raw), paired
+
+
+def _sqlite_commits(d: str, n: int) -> float:
+    db = sqlite3.connect(os.path.join(d, "ref.sqlite"), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE r (seq INTEGER PRIMARY KEY, raw BLOB)")
+    raw = _rec(0).to_bytes()
+    t0 = time.perf_counter()
+    for i in range(n):
+        db.execute("INSERT INTO r VALUES (?, ?)", (i, raw))
+    rate = n / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+def p4() -> list[dict]:
+    d = _scratch()
+    try:
+        ours, raw, paired = _durable_pair(d, 800, 15)
+        sqlite_rate = _sqlite_commits(d, 2000)
+        # group commit: bursts of 1,000 records, one write and one fsync each
+        jd = os.path.join(d, "group")
+        os.makedirs(jd)
+        j = Journal(jd, 1, capacity=2 * 10**6)
+        rates = []
+        for k in range(5):
+            recs = [_rec(i) for i in range(k * 40000, (k + 1) * 40000)]
+            t0 = time.perf_counter()
+            for i in range(0, len(recs), 1000):
+                j.append_many(recs[i : i + 1000])
+            rates.append(len(recs) / (time.perf_counter() - t0))
+        group = statistics.median(rates)
+        # grow to 1,000,000 records, then reopen and check them (median of 3)
+        while j.last_seq < 1_000_000:
+            j.append_many([_rec(i) for i in range(min(10000, 1_000_000 - j.last_seq))])
+        j.close()
+        size = sum(os.path.getsize(os.path.join(jd, f)) for f in os.listdir(jd))
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            j = Journal(jd, 1, capacity=2 * 10**6)
+            times.append(time.perf_counter() - t0)
+            assert j.pending_count() == 1_000_000
+            j.close()
+        reopen = statistics.median(times)
+        j = Journal(jd, 1, capacity=2 * 10**6)
+        t0 = time.perf_counter()
+        raws = j.pending(1_000_000)
+        assert records.verify_chain(raws) == -1
+        chain = time.perf_counter() - t0
+        j.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return [
+        row(
+            "P4",
+            "journal durable append, one fsync per passage (ref: raw write+fsync, same bytes)",
+            ours,
+            "records/s",
+            raw,
+            ">= 0.9 x raw",
+            ratio=paired,
+        ),
+        row(
+            "P4",
+            "  reference: SQLite WAL synchronous=FULL, one commit per record",
+            sqlite_rate,
+            "commits/s",
+            raw,
+            "(reference)",
+        ),
+        row("P4", "journal group commit, bursts of 1,000", group, "records/s", None, ">= 50,000"),
+        row("P4", "journal reopen + check, 1,000,000 records", reopen, "s", None, "<= 2 s"),
+        row(
+            "P4",
+            "  full hash-chain verify of the same 1,000,000 (not needed to open)",
+            chain,
+            "s",
+            None,
+            "(information)",
+        ),
+        row("P4", "journal bytes per record on disk", size / 1_000_000, "bytes", None, "<= 256"),
+    ]
+
+
+def _sync_run(tls: bool) -> tuple[float, int]:
+    from drivers.link_tcp import client_context, sync_once
+    from host_sim.hardware import ManualClock
+    from host_sim.sync_server import BackOfficeThread, server_context
+    from tests.synclab import Lab
+
+    d = _scratch()
+    try:
+        lab = Lab(d)
+        lab.store.close()
+        n = 100_000
+        for i in range(0, n, 10000):
+            lab.journal.append_many([_rec(k) for k in range(i, i + 10000)])
+        ctx = cctx = None
+        if tls:
+            ca, srv, cli = lab.tls_files()
+            ctx = server_context(srv[0], srv[1], ca)
+            cctx = client_context(ca, cli[0], cli[1])
+        bo = BackOfficeThread(lab.db, lab.keys, ctx, ManualClock(NOW))
+        client = SyncClient(
+            lab.journal,
+            lab.device_signer,
+            lab.verifier,
+            lab.host_signer.public_key,
+            lab.clock,
+            batch_size=2048,
+            window=4,
+        )
+        t0 = time.perf_counter()
+        acked = sync_once(client, "127.0.0.1", bo.port, cctx, timeout_s=30)
+        took = time.perf_counter() - t0
+        assert acked == n and bo.store.count() == n and lab.journal.pending_count() == 0
+        bo.stop()
+        lab.journal.close()
+        return took, n
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def p5() -> list[dict]:
+    took_tls, n = _sync_run(tls=True)
+    took_plain, _ = _sync_run(tls=False)
+    return [
+        row(
+            "P5",
+            "sync 100,000 records, loopback TCP + TLS, journal trim and SQLite FULL",
+            took_tls,
+            "s",
+            None,
+            "<= 5 s",
+        ),
+        row(
+            "P5",
+            "  the same without TLS",
+            took_plain,
+            "s",
+            None,
+            "(information)",
+        ),
+    ]
+
+
+def p10() -> list[dict]:
+    d = _scratch()
+    try:
+        jd = os.path.join(d, "gate")
+        os.makedirs(jd)
+        j = Journal(jd, 1, capacity=200_000)
+        for i in range(0, 100_000, 10000):
+            j.append_many([_rec(k) for k in range(i, i + 10000)])
+        j.close()
+        signer = OpenSSLSigner(generate_key())
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            j = Journal(jd, 1, capacity=200_000)
+            limits = OfflineLimits()
+            limits.load(j)
+            j.listeners.append(limits)
+            SyncClient(j, signer, OpenSSLVerifier(), signer.public_key, None, limits=limits)
+            times.append(time.perf_counter() - t0)
+            assert limits.unsynced() == 100_000
+            j.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return [
+        row(
+            "P10",
+            "cold start, journal part: open 100,000 queued records, rebuild offline limits "
+            "(deny-list store not included: it is issue 3's)",
+            statistics.median(times),
+            "s",
+            None,
+            "<= 1 s (whole start)",
+        )
+    ]
+
+
+BENCHES = {"P4": p4, "P5": p5, "P10": p10}

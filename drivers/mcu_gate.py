@@ -1,0 +1,56 @@
+"""Entry point of an MCU gate image (MicroPython): the boot shim imports it from the chosen
+slot and calls `main(ctx)`. Packed into mcu images as .mpy (every drivers/mcu_*.py is).
+
+The service port here is the interpreter's stdin/stdout, which is what the MicroPython unix
+port gives the simulator (host_sim/sim_gate.py relays it to a pty); on a board it is the USB
+REPL UART. The signature verifier is the pure-Python P-256 of protocol/p256.py when present;
+without one the gate still boots and serves, and refuses every image with `no_verifier`.
+"""
+
+import select
+import sys
+
+
+class StdioLink:
+    def __init__(self):
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+
+    def read(self) -> bytes:
+        # MicroPython's read(n) waits for all n bytes, so take what is there one byte at a time
+        self._poll.poll(-1)
+        out = b""
+        while len(out) < 4096 and self._poll.poll(0):
+            b = self._in.read(1)
+            if not b:
+                break
+            out += b
+        return out
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        if hasattr(self._out, "flush"):
+            self._out.flush()
+
+
+def verifier():
+    try:
+        from protocol import p256  # type: ignore[attr-defined]  # issue 3's verifier
+    except ImportError:
+        return None
+    for name in ("Verifier", "P256Verifier"):
+        if hasattr(p256, name):
+            return getattr(p256, name)()
+    return p256 if hasattr(p256, "verify") else None
+
+
+def log(text):
+    sys.stderr.write(text + "\n")
+
+
+def main(ctx):
+    from firmware import app
+
+    return app.run(ctx, StdioLink(), verifier(), log)

@@ -1,0 +1,122 @@
+"""A gate's verification state in one directory, and the Validator built from it.
+
+    DIR/roots.json       {"1": "02ab..."}: operator root public keys (SEC1 hex) by root key id
+    DIR/validator.json   ValidatorConfig settings (firmware/validator.py), all optional
+    DIR/trust.bin        the installed signed trust list (firmware/truststore.py)
+    DIR/deny/            the deny-list store (firmware/denystore.py)
+    DIR/replay.log       the replay cache (firmware/replay.py)
+    DIR/anchor.bin       the time anchor (firmware/timeanchor.py)
+    DIR/rejects.0, .1    the reject audit log (firmware/rejectlog.py)
+
+Provisioning writes roots.json and validator.json and installs the first lists; sync installs
+newer lists (`validator.trust.install(blob)`, `validator.deny.install(blob)`). `faregate verify
+--state DIR` opens the same directory read-only to re-check codes as that gate would.
+"""
+
+import json
+import os
+
+from firmware import platform
+from firmware.denystore import DenyStore
+from firmware.rejectlog import RejectLog
+from firmware.replay import ReplayCache
+from firmware.timeanchor import TimeAnchor
+from firmware.truststore import TrustStore
+from firmware.validator import Validator, ValidatorConfig
+from protocol.errors import UsageError
+
+ROOTS = "roots.json"
+CONFIG = "validator.json"
+TRUST = "trust.bin"
+DENY = "deny"
+REPLAY = "replay.log"
+ANCHOR = "anchor.bin"
+
+
+def read_roots(directory: str) -> dict:
+    data = platform.read_file(directory + "/" + ROOTS)
+    if data is None:
+        raise UsageError("%s/%s is missing: the gate has no operator root key" % (directory, ROOTS))
+    try:
+        raw = json.loads(data)
+        return {int(k): bytes.fromhex(v) for k, v in raw.items()}
+    except (ValueError, AttributeError, TypeError):
+        raise UsageError("%s/%s is not a JSON object of hex keys" % (directory, ROOTS)) from None
+
+
+def read_config(directory: str) -> ValidatorConfig:
+    data = platform.read_file(directory + "/" + CONFIG)
+    if data is None:
+        return ValidatorConfig()
+    try:
+        return ValidatorConfig.from_dict(json.loads(data))
+    except (ValueError, TypeError) as e:
+        raise UsageError("%s/%s: %s" % (directory, CONFIG, e)) from None
+
+
+# the provisioned gate config (firmware/gate_config.py, issue 6) -> ValidatorConfig settings
+_GATE_CONFIG = {
+    "scope": "gate_scope",
+    "validation.window_s": "window_s",
+    "validation.skew_s": "skew_s",
+    "validation.stale_trust": "stale_policy",
+}
+_STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
+
+
+def config_from_gate_config(cfg: dict) -> ValidatorConfig:
+    """The ValidatorConfig for a provisioned gate config (dotted or nested names)."""
+    out = {}
+    for name, setting in _GATE_CONFIG.items():
+        value = cfg.get(name)
+        if value is None and "." in name:
+            group, key = name.split(".", 1)
+            value = (cfg.get(group) or {}).get(key)
+        if value is None:
+            continue
+        if setting == "stale_policy":
+            value = _STALE_NAMES.get(value, value)
+        out[setting] = value
+    return ValidatorConfig.from_dict(out)
+
+
+def write_setup(directory: str, roots: dict, config=None) -> None:
+    """Write roots.json and validator.json (what provisioning does for a new gate)."""
+    platform.write_atomic(
+        directory + "/" + ROOTS,
+        json.dumps({str(k): bytes(v).hex() for k, v in roots.items()}).encode(),
+    )
+    cfg = config or ValidatorConfig()
+    platform.write_atomic(directory + "/" + CONFIG, json.dumps(cfg.to_dict()).encode())
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+def open_validator(directory: str, verifier, rtc=None, readonly: bool = False, audit: bool = True):
+    """The Validator of the gate whose state is in `directory`.
+
+    rtc       the gate's RTC (`.now()`); with it the clock is a persisted TimeAnchor, which the
+              caller should also use as the gate's clock (`validator.clock`)
+    readonly  load everything but never write (for `faregate verify` on a copy of a gate's state)
+    """
+    roots = read_roots(directory)
+    config = read_config(directory)
+    trust = TrustStore(roots, verifier, directory + "/" + TRUST)
+    if readonly:
+        trust.path = None
+    deny_dir = directory + "/" + DENY
+    if not readonly:
+        _mkdir(deny_dir)
+    deny = DenyStore(deny_dir, roots, verifier, readonly=readonly)
+    retain = config.window_s + config.skew_s
+    replay = ReplayCache(directory + "/" + REPLAY, retain, readonly=readonly)
+    clock = None
+    if rtc is not None:
+        clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR)
+    rejects = RejectLog(directory) if audit and not readonly else None
+    return Validator(verifier, trust, deny, config, replay, clock, rejects)

@@ -1,0 +1,153 @@
+"""Offline limits: how much a gate may accept before the back office has seen it.
+
+Three bounds, each set in the gate's config (`LimitsConfig`), over passages the back office has
+not yet acknowledged (rejects don't count):
+
+    max_unsynced            unsynced passages on this gate
+    max_age_s               age of the oldest unsynced passage (seconds, gate time)
+    max_value_per_account   unsynced value (minor currency units) of one account
+
+At a bound the configured policy applies:
+
+    "refuse"   the passage is refused with reason "offline_limit" (the rider is told to sync)
+    "flag"     the passage is accepted and its record carries records.FLAG_OVER_LIMIT, so the
+               back office can see the risk it took
+
+The gate's mode policy calls `check(account_id, value, now)` (None, or the reason to refuse)
+and `flags(account_id, value, now)` (record flags to set). `OfflineLimits` follows the journal
+as one of its listeners: `committed(rec)` after each durable append, `acked(seq)` after each
+trim; `load(journal)` rebuilds the tally from the unsynced records at start-up.
+"""
+
+from protocol import records
+from protocol.errors import UsageError
+
+REFUSE = "refuse"
+FLAG = "flag"
+OFFLINE_LIMIT = "offline_limit"
+
+
+class LimitsConfig:
+    FIELDS = ("max_unsynced", "max_age_s", "max_value_per_account", "policy")
+
+    def __init__(
+        self,
+        max_unsynced: int = 20000,
+        max_age_s: int = 3 * 86400,
+        max_value_per_account: int = 5000,
+        policy: str = REFUSE,
+    ):
+        for name, v in (
+            ("max_unsynced", max_unsynced),
+            ("max_age_s", max_age_s),
+            ("max_value_per_account", max_value_per_account),
+        ):
+            if not isinstance(v, int) or v < 0:
+                raise UsageError("offline limit %s must be a whole number >= 0, not %r" % (name, v))
+        if policy not in (REFUSE, FLAG):
+            raise UsageError("offline limit policy must be 'refuse' or 'flag', not %r" % policy)
+        self.max_unsynced = max_unsynced
+        self.max_age_s = max_age_s
+        self.max_value_per_account = max_value_per_account
+        self.policy = policy
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = [k for k in d if k not in cls.FIELDS]
+        if unknown:
+            raise UsageError("unknown offline limit setting(s): %s" % ", ".join(sorted(unknown)))
+        return cls(**d)
+
+
+class OfflineLimits:
+    def __init__(self, config=None):
+        self.config = config or LimitsConfig()
+        self._q = []  # (seq, time, account_id, value) of unsynced passages, oldest first
+        self._head = 0
+        self._value = {}  # account_id -> unsynced value
+        self.flagged = 0  # passages accepted over a bound under the "flag" policy
+
+    # -- following the journal -----------------------------------------------------------
+    def load(self, journal, chunk: int = 4096) -> int:
+        """Rebuild from the journal's unsynced records; returns the unsynced passage count."""
+        self._q = []
+        self._head = 0
+        self._value = {}
+        after = -1
+        while True:
+            raws = journal.pending(chunk, after)
+            if not raws:
+                break
+            for raw in raws:
+                self.committed(records.decode(raw))
+            after = records.decode(raws[-1]).seq
+        return self.unsynced()
+
+    def committed(self, rec) -> None:
+        if rec.kind != records.KIND_PASSAGE:
+            return
+        self._q.append((rec.seq, rec.time, rec.account_id, rec.value))
+        if rec.value:
+            self._value[rec.account_id] = self._value.get(rec.account_id, 0) + rec.value
+
+    def acked(self, up_to_seq: int) -> None:
+        q = self._q
+        h = self._head
+        while h < len(q) and q[h][0] <= up_to_seq:
+            _seq, _t, account, value = q[h]
+            if value:
+                left = self._value.get(account, 0) - value
+                if left > 0:
+                    self._value[account] = left
+                else:
+                    self._value.pop(account, None)
+            h += 1
+        if h > 1024 and h * 2 > len(q):
+            self._q = q[h:]
+            h = 0
+        self._head = h
+
+    # -- the questions the gate asks -----------------------------------------------------
+    def unsynced(self) -> int:
+        return len(self._q) - self._head
+
+    def oldest_time(self):
+        """Gate time of the oldest unsynced passage, or None."""
+        return self._q[self._head][1] if self.unsynced() else None
+
+    def unsynced_value(self, account_id: int) -> int:
+        return self._value.get(account_id, 0)
+
+    def bound_reached(self, account_id: int, value: int, now: int):
+        """Which bound accepting this passage would cross: "count", "age", "value" or None."""
+        c = self.config
+        if self.unsynced() + 1 > c.max_unsynced:
+            return "count"
+        oldest = self.oldest_time()
+        if oldest is not None and now - oldest > c.max_age_s:
+            return "age"
+        if self._value.get(account_id, 0) + value > c.max_value_per_account:
+            return "value"
+        return None
+
+    def check(self, account_id: int, value: int, now: int):
+        """None if the passage may be accepted offline, else the reason to refuse it."""
+        if self.config.policy == REFUSE and self.bound_reached(account_id, value, now):
+            return OFFLINE_LIMIT
+        return None
+
+    def flags(self, account_id: int, value: int, now: int) -> int:
+        """Record flags for a passage accepted now (FLAG_OVER_LIMIT under the flag policy)."""
+        if self.config.policy == FLAG and self.bound_reached(account_id, value, now):
+            self.flagged += 1
+            return records.FLAG_OVER_LIMIT
+        return 0
+
+    def status(self, now: int) -> dict:
+        oldest = self.oldest_time()
+        return {
+            "unsynced": self.unsynced(),
+            "oldest_age_s": 0 if oldest is None else max(0, now - oldest),
+            "accounts_with_value": len(self._value),
+            "flagged": self.flagged,
+        }

@@ -1,0 +1,392 @@
+"""ECDSA P-256 with SHA-256 (ES256, raw r||s) in pure Python, for gates without OpenSSL.
+
+MicroPython gates verify ride codes with this module, and sign sync challenges and
+provisioning proofs with their device key. Linux gates use `cryptography` instead (same
+interface, drivers/crypto_openssl.py); both agree with every Wycheproof P-256 case.
+
+How it is fast enough on a microcontroller:
+- points are kept in Jacobian coordinates (X, Y, Z) ~ (X/Z^2, Y/Z^3): no inversion per step;
+- additions take their second point in affine form ("mixed" addition, 8M + 3S), so every table
+  is converted to affine once, with one shared inversion (Montgomery's trick);
+- the generator and every trusted issuer key get a fixed-base table (64 rows x 15 points,
+  row i holding j * 16^i * P): a scalar multiple is then 64 additions and no doubling;
+- any other key (a rider's) uses a 4-bit window: 252 doublings and 64 additions.
+`verify_plain` is the textbook reference (joint 4-bit Shamir window, nothing precomputed),
+kept for the P7 benchmark and as a cross-check.
+
+Signing uses RFC 6979 deterministic k (HMAC-SHA256, written here: MicroPython has no hmac).
+Python integers are not constant-time: a device key signed here can leak through timing to
+someone who measures many signatures; production MCU gates keep the key in a secure element.
+"""
+
+import hashlib
+
+P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
+GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+_SQRT_EXP = (P + 1) // 4  # p = 3 mod 4, so sqrt(a) = a^((p+1)/4)
+
+SIG_LEN = 64
+
+
+# --- field and point arithmetic -----------------------------------------------------------
+# A Jacobian point is a tuple (X, Y, Z); None is the point at infinity. Affine points are
+# (x, y) tuples and never infinity.
+
+
+def _double(pt):
+    """2 * pt (dbl-2001-b, for a = -3)."""
+    if pt is None:
+        return None
+    x, y, z = pt
+    if y == 0:
+        return None
+    p = P
+    delta = z * z % p
+    gamma = y * y % p
+    beta = x * gamma % p
+    alpha = 3 * (x - delta) * (x + delta) % p
+    x3 = (alpha * alpha - 8 * beta) % p
+    z3 = ((y + z) * (y + z) - gamma - delta) % p
+    y3 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
+    return (x3, y3, z3)
+
+
+def _add_affine(pt, q):
+    """pt + q with pt Jacobian (or None) and q affine. Handles pt == q and pt == -q."""
+    if pt is None:
+        return (q[0], q[1], 1)
+    x1, y1, z1 = pt
+    p = P
+    zz = z1 * z1 % p
+    h = (q[0] * zz - x1) % p
+    r = (q[1] * z1 * zz - y1) % p
+    if h == 0:
+        if r == 0:
+            return _double(pt)
+        return None
+    hh = h * h % p
+    hhh = h * hh % p
+    v = x1 * hh % p
+    x3 = (r * r - hhh - 2 * v) % p
+    y3 = (r * (v - x3) - y1 * hhh) % p
+    return (x3, y3, z1 * h % p)
+
+
+def _to_affine_all(points):
+    """Convert Jacobian points (none at infinity) to affine with a single inversion."""
+    p = P
+    prefix = []
+    acc = 1
+    for pt in points:
+        prefix.append(acc)
+        acc = acc * pt[2] % p
+    inv = pow(acc, p - 2, p)
+    out = [None] * len(points)
+    for i in range(len(points) - 1, -1, -1):
+        x, y, z = points[i]
+        zi = inv * prefix[i] % p  # 1 / z_i
+        inv = inv * z % p
+        zi2 = zi * zi % p
+        out[i] = (x * zi2 % p, y * zi2 * zi % p)
+    return out
+
+
+def _window_table(q):
+    """[1q, 2q, ..., 15q] in affine form, for 4-bit windows."""
+    pts = [(q[0], q[1], 1)]
+    for _ in range(14):
+        nxt = _add_affine(pts[-1], q)
+        if nxt is None:  # cannot happen for a point of prime order n > 15
+            raise ValueError("degenerate point")
+        pts.append(nxt)
+    return _to_affine_all(pts)
+
+
+def fixed_base_table(q):
+    """64 rows of 15 affine points: row i, column j-1 holds j * 16^i * q."""
+    rows = []
+    base = q
+    for _ in range(64):
+        row = _window_table(base)
+        rows.append(row)
+        # 16 * base = 15 * base + base
+        nxt = _add_affine((row[14][0], row[14][1], 1), base)
+        base = _to_affine_all([nxt])[0]
+    return rows
+
+
+def _nibbles(k):
+    """The 64 base-16 digits of k < 2^256, least significant first."""
+    out = []
+    for b in reversed(k.to_bytes(32, "big")):
+        out.append(b & 15)
+        out.append(b >> 4)
+    return out
+
+
+def _mul_fixed(table, k, acc=None):
+    """acc + k * Q where table = fixed_base_table(Q): 64 additions, no doubling."""
+    i = 0
+    for d in _nibbles(k):
+        if d:
+            acc = _add_affine(acc, table[i][d - 1])
+        i += 1
+    return acc
+
+
+def _mul_window(q, k):
+    """k * Q with a 4-bit window (Q affine)."""
+    table = _window_table(q)
+    acc = None
+    digits = _nibbles(k)
+    for i in range(63, -1, -1):
+        if acc is not None:
+            acc = _double(_double(_double(_double(acc))))
+        d = digits[i]
+        if d:
+            acc = _add_affine(acc, table[d - 1])
+    return acc
+
+
+def _mul_shamir(q1, k1, q2, k2):
+    """k1 * Q1 + k2 * Q2 with a joint 4-bit window, nothing precomputed (the reference)."""
+    t1 = _window_table(q1)
+    t2 = _window_table(q2)
+    d1 = _nibbles(k1)
+    d2 = _nibbles(k2)
+    acc = None
+    for i in range(63, -1, -1):
+        if acc is not None:
+            acc = _double(_double(_double(_double(acc))))
+        if d1[i]:
+            acc = _add_affine(acc, t1[d1[i] - 1])
+        if d2[i]:
+            acc = _add_affine(acc, t2[d2[i] - 1])
+    return acc
+
+
+G = (GX, GY)
+_G_TABLE = None
+
+
+def g_table():
+    """The generator's fixed-base table, built on first use (about 40 ms on MicroPython)."""
+    global _G_TABLE
+    if _G_TABLE is None:
+        _G_TABLE = fixed_base_table(G)
+    return _G_TABLE
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def on_curve(x, y):
+    return 0 <= x < P and 0 <= y < P and (y * y - (x * x * x - 3 * x + B)) % P == 0
+
+
+def decode_point(pub):
+    """SEC1 compressed (33 bytes) or uncompressed (65 bytes) -> affine point, or None if invalid."""
+    pub = bytes(pub)
+    if len(pub) == 33 and pub[0] in (2, 3):
+        x = int.from_bytes(pub[1:], "big")
+        if x >= P:
+            return None
+        rhs = (x * x * x - 3 * x + B) % P
+        y = pow(rhs, _SQRT_EXP, P)
+        if y * y % P != rhs:
+            return None
+        if (y & 1) != (pub[0] & 1):
+            y = P - y
+        return (x, y)
+    if len(pub) == 65 and pub[0] == 4:
+        x = int.from_bytes(pub[1:33], "big")
+        y = int.from_bytes(pub[33:], "big")
+        return (x, y) if on_curve(x, y) else None
+    return None
+
+
+def encode_point(pt, compressed=True):
+    x, y = pt
+    if compressed:
+        return bytes((2 + (y & 1),)) + x.to_bytes(32, "big")
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def _digest_int(msg):
+    # SHA-256 is 256 bits, the size of n: no truncation needed.
+    return int.from_bytes(hashlib.sha256(bytes(msg)).digest(), "big")
+
+
+def _split_sig(sig):
+    if len(sig) != SIG_LEN:
+        return None
+    r = int.from_bytes(bytes(sig[:32]), "big")
+    s = int.from_bytes(bytes(sig[32:]), "big")
+    if not (0 < r < N and 0 < s < N):
+        return None
+    return r, s
+
+
+def _x_matches(acc, r):
+    """Is x(acc) mod n == r? Compared as X == x * Z^2 (mod p), without an inversion."""
+    if acc is None:
+        return False
+    x, _y, z = acc
+    zz = z * z % P
+    if r * zz % P == x:
+        return True
+    # x(acc) may be in [n, p): then x mod n = x - n, so x = r + n.
+    return r + N < P and (r + N) * zz % P == x
+
+
+def verify_plain(pub, msg, sig):
+    """The textbook ES256 verification: joint 4-bit window, no precomputed table."""
+    q = decode_point(pub)
+    rs = _split_sig(sig)
+    if q is None or rs is None:
+        return False
+    r, s = rs
+    w = pow(s, N - 2, N)
+    e = _digest_int(msg)
+    return _x_matches(_mul_shamir(G, e * w % N, q, r * w % N), r)
+
+
+class Verifier:
+    """`.verify(pub_sec1, msg, sig_rs) -> bool`, the interface every signature backend has.
+
+    `prepare_key(pub)` builds a fixed-base table for a key that will verify many signatures
+    (the trust store calls it for every trusted issuer key). Other keys are decoded once and
+    kept in a small cache (riders show the same credential many times).
+    """
+
+    def __init__(self, cache_size=256):
+        self._tables = {}  # pub bytes -> fixed-base table
+        self._points = {}  # pub bytes -> affine point or None
+        self._cache_size = cache_size
+
+    def prepare_key(self, pub):
+        pub = bytes(pub)
+        if pub in self._tables:
+            return True
+        q = decode_point(pub)
+        if q is None:
+            return False
+        self._tables[pub] = fixed_base_table(q)
+        return True
+
+    def forget_keys(self, keep=()):
+        """Drop the tables of keys no longer trusted (all but `keep`)."""
+        keep = set(bytes(k) for k in keep)
+        for pub in list(self._tables):
+            if pub not in keep:
+                del self._tables[pub]
+
+    def _point(self, pub):
+        q = self._points.get(pub, 0)
+        if q == 0:
+            q = decode_point(pub)
+            if len(self._points) >= self._cache_size:
+                self._points.clear()
+            self._points[pub] = q
+        return q
+
+    def verify(self, pub, msg, sig):
+        rs = _split_sig(sig)
+        if rs is None:
+            return False
+        pub = bytes(pub)
+        r, s = rs
+        w = pow(s, N - 2, N)
+        u1 = _digest_int(msg) * w % N
+        u2 = r * w % N
+        table = self._tables.get(pub)
+        if table is not None:
+            acc = _mul_fixed(table, u2)
+        else:
+            q = self._point(pub)
+            if q is None:
+                return False
+            acc = _mul_window(q, u2)
+        return _x_matches(_mul_fixed(g_table(), u1, acc), r)
+
+
+# --- signing -------------------------------------------------------------------------------
+
+
+def _hmac_sha256(key, msg):
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + msg).digest()
+    return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
+
+
+def rfc6979_nonces(d, h1):
+    """Yield the RFC 6979 (section 3.2) candidates for k, for secret d and message hash h1."""
+    x = d.to_bytes(32, "big")
+    h = (int.from_bytes(h1, "big") % N).to_bytes(32, "big")
+    v = b"\x01" * 32
+    k = b"\x00" * 32
+    k = _hmac_sha256(k, v + b"\x00" + x + h)
+    v = _hmac_sha256(k, v)
+    k = _hmac_sha256(k, v + b"\x01" + x + h)
+    v = _hmac_sha256(k, v)
+    while True:
+        v = _hmac_sha256(k, v)
+        cand = int.from_bytes(v, "big")
+        if 0 < cand < N:
+            yield cand
+        k = _hmac_sha256(k, v + b"\x00")
+        v = _hmac_sha256(k, v)
+
+
+class Signer:
+    """A P-256 private key: `.sign(msg) -> r||s` (RFC 6979 k) and `.public_key` (SEC1, 33 B)."""
+
+    def __init__(self, secret):
+        d = int.from_bytes(bytes(secret), "big") if not isinstance(secret, int) else secret
+        if not 0 < d < N:
+            raise ValueError("P-256 secret out of range")
+        self._d = d
+        self.public_point = _affine(_mul_fixed(g_table(), d))
+        self.public_key = encode_point(self.public_point)
+
+    def secret_bytes(self):
+        return self._d.to_bytes(32, "big")
+
+    def sign(self, msg):
+        h1 = hashlib.sha256(bytes(msg)).digest()
+        e = int.from_bytes(h1, "big")
+        for k in rfc6979_nonces(self._d, h1):
+            r = _affine(_mul_fixed(g_table(), k))[0] % N
+            if r == 0:
+                continue
+            s = pow(k, N - 2, N) * (e + r * self._d) % N
+            if s != 0:
+                return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        raise ValueError("unreachable")  # the nonce generator never ends
+
+
+def generate(randbytes):
+    """A new Signer from a randomness source `randbytes(n) -> bytes` (e.g. os.urandom)."""
+    while True:
+        d = int.from_bytes(randbytes(32), "big")
+        if 0 < d < N:
+            return Signer(d)
+
+
+def _affine(pt):
+    return _to_affine_all([pt])[0]
+
+
+def verifier():
+    """The platform switch's factory: a Verifier for this backend."""
+    return Verifier()
+
+
+def signer(secret):
+    """The platform switch's factory: a Signer for a 32-byte secret."""
+    return Signer(secret)

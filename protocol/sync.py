@@ -1,0 +1,577 @@
+"""The sync protocol as two sans-IO state machines, one per side (h11's shape).
+
+    conn = DeviceConnection(device_id, signer, verifier, host_pub)
+    wire = conn.send(Hello(...))        # an event in, bytes for the link out
+    conn.receive_data(bytes_from_link)  # bytes in ...
+    ev = conn.next_event()              # ... events out, or NEED_DATA
+
+No sockets, no clock, no randomness: nonces and times come in inside the events the
+application sends. Signing and verifying go through objects handed in (`signer.sign(msg) ->
+r||s`, `verifier.verify(pub, msg, sig) -> bool`), so the same machines run over an in-memory
+pipe, a serial line and TLS, and on MicroPython with its own ES256 backend.
+
+Authentication. HELLO (device) carries a fresh device nonce; CHALLENGE (host) a fresh host
+nonce and the host's time. Both sides then derive
+
+    session_id = SHA-256("FGSYNC2 session" | HELLO payload | CHALLENGE body)
+
+and every later message is `body | u32 counter | ES256 signature` over
+`"FGSYNC2" | session_id | u8 type | u32 counter | body`: the host signs with the operator's
+sync key (the gate holds its public key in config), the device with its device key (the back
+office holds it in its registry). CHALLENGE is thus the host's proof, AUTH the device's, and
+nothing from another session or another direction can be replayed. Counters run from 0 in each
+direction: a lower counter is a duplicated frame and is dropped; a higher one means a frame was
+lost, and the session fails (the device starts a new one; nothing is trimmed without an ACK).
+A HELLO always starts a new session on the host (serial links have no connections).
+
+Every state change lives in TRANSITIONS below: (state, "send"|"recv", message type) -> state.
+Flow control (how many batches may be unacknowledged, which fetch is outstanding) is checked
+by the small guards next to it. Errors: LocalProtocolError when this side's application asks
+for something the table forbids; RemoteProtocolError (with an ERRORS name as reason) when the
+peer's bytes are wrong. After a RemoteProtocolError the connection is FAILED; the application
+sends `Error` if it can and drops the link.
+"""
+
+import hashlib
+import struct
+
+from protocol import frames
+from protocol import messages as m
+from protocol.errors import FormatError, UsageError
+
+DEVICE = "device"
+HOST = "host"
+
+# states
+IDLE = "IDLE"
+HELLO_SENT = "HELLO_SENT"  # device
+CHALLENGED = "CHALLENGED"  # device: host proved itself; AUTH to send
+AUTH_SENT = "AUTH_SENT"  # device
+HELLO_RECEIVED = "HELLO_RECEIVED"  # host: decide whether the device is known
+CHALLENGE_SENT = "CHALLENGE_SENT"  # host
+AUTHENTICATED = "AUTHENTICATED"  # host: device proved itself; WELCOME to send
+READY = "READY"  # both: batches, acks, status, fetches
+CLOSING = "CLOSING"  # BYE sent (device) or received (host), BYE to come / to send
+CLOSED = "CLOSED"
+FAILED = "FAILED"
+
+SEND = "send"
+RECV = "recv"
+
+TRANSITIONS = {
+    DEVICE: {
+        (IDLE, SEND, m.HELLO): HELLO_SENT,
+        (HELLO_SENT, RECV, m.CHALLENGE): CHALLENGED,
+        (CHALLENGED, SEND, m.AUTH): AUTH_SENT,
+        (AUTH_SENT, RECV, m.WELCOME): READY,
+        (READY, SEND, m.BATCH): READY,
+        (READY, RECV, m.ACK): READY,
+        (READY, SEND, m.STATUS): READY,
+        (READY, SEND, m.FETCH): READY,
+        (READY, RECV, m.BLOB): READY,
+        (READY, SEND, m.BYE): CLOSING,
+        (CLOSING, RECV, m.BYE): CLOSED,
+    },
+    HOST: {
+        (IDLE, RECV, m.HELLO): HELLO_RECEIVED,
+        (HELLO_RECEIVED, SEND, m.CHALLENGE): CHALLENGE_SENT,
+        (CHALLENGE_SENT, RECV, m.AUTH): AUTHENTICATED,
+        (AUTHENTICATED, SEND, m.WELCOME): READY,
+        (READY, RECV, m.BATCH): READY,
+        (READY, SEND, m.ACK): READY,
+        (READY, RECV, m.STATUS): READY,
+        (READY, RECV, m.FETCH): READY,
+        (READY, SEND, m.BLOB): READY,
+        (READY, RECV, m.BYE): CLOSING,
+        (CLOSING, SEND, m.BYE): CLOSED,
+    },
+}
+# ERROR may be sent or received in any state and always leads to FAILED; HELLO received by a
+# host in any state restarts the session (see HostConnection).
+
+NEED_DATA = "NEED_DATA"
+DOMAIN = b"FGSYNC2"
+
+
+class LocalProtocolError(UsageError):
+    reason = "local_protocol_error"
+
+
+class RemoteProtocolError(FormatError):
+    reason = "bad_message"
+
+
+# -- events --------------------------------------------------------------------------------
+class Event:
+    """A message as a value: small, comparable, printable. `body()` is its wire body."""
+
+    TYPE = 0
+    FIELDS: tuple = ()
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, f) for f in self.FIELDS)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.values() == other.values()
+
+    def __repr__(self):
+        return "%s%r" % (type(self).__name__, self.values())
+
+    def body(self) -> bytes:
+        return b""
+
+
+class Hello(Event):
+    TYPE = m.HELLO
+    FIELDS = ("device_id", "nonce", "last_seq", "version")
+
+    def __init__(self, device_id: int, nonce: bytes, last_seq: int, version: int = m.VERSION):
+        self.device_id = device_id
+        self.nonce = nonce
+        self.last_seq = last_seq
+        self.version = version
+
+    def body(self):
+        return m.hello(self.device_id, self.nonce, self.last_seq, self.version)
+
+
+class Challenge(Event):
+    TYPE = m.CHALLENGE
+    FIELDS = ("nonce", "host_time", "version")
+
+    def __init__(self, nonce: bytes, host_time: int, version: int = m.VERSION):
+        self.nonce = nonce
+        self.host_time = host_time
+        self.version = version
+
+    def body(self):
+        return m.challenge(self.nonce, self.host_time, self.version)
+
+
+class Auth(Event):
+    TYPE = m.AUTH
+    FIELDS = ("device_id",)
+
+    def __init__(self, device_id: int):
+        self.device_id = device_id
+
+    def body(self):
+        return m.auth(self.device_id)
+
+
+class Welcome(Event):
+    TYPE = m.WELCOME
+    FIELDS = ("high_seq", "offers")
+
+    def __init__(self, high_seq: int, offers: list):
+        self.high_seq = high_seq
+        self.offers = offers  # [(kind, version, size)]
+
+    def body(self):
+        return m.welcome(self.high_seq, self.offers)
+
+
+class Batch(Event):
+    TYPE = m.BATCH
+    FIELDS = ("records",)
+
+    def __init__(self, records: list):
+        self.records = records  # raw 64-byte records, consecutive seqs
+
+    def body(self):
+        return m.batch(self.records)
+
+
+class Ack(Event):
+    TYPE = m.ACK
+    FIELDS = ("up_to_seq",)
+
+    def __init__(self, up_to_seq: int):
+        self.up_to_seq = up_to_seq
+
+    def body(self):
+        return m.ack(self.up_to_seq)
+
+
+class Status(Event):
+    TYPE = m.STATUS
+    FIELDS = (
+        "time",
+        "unsynced",
+        "oldest_age_s",
+        "last_seq",
+        "rejects_not_journaled",
+        "versions",
+        "extra",
+    )
+
+    def __init__(
+        self,
+        time: int,
+        unsynced: int,
+        oldest_age_s: int,
+        last_seq: int,
+        rejects_not_journaled: int,
+        versions: list,
+        extra: bytes,
+    ):
+        self.time = time
+        self.unsynced = unsynced
+        self.oldest_age_s = oldest_age_s
+        self.last_seq = last_seq
+        self.rejects_not_journaled = rejects_not_journaled
+        self.versions = versions  # [(kind, version)]
+        self.extra = extra  # UTF-8 JSON
+
+    def body(self):
+        return m.status(*self.values())
+
+
+class Fetch(Event):
+    TYPE = m.FETCH
+    FIELDS = ("kind", "version", "offset", "max_len")
+
+    def __init__(self, kind: int, version: int, offset: int, max_len: int):
+        self.kind = kind
+        self.version = version
+        self.offset = offset
+        self.max_len = max_len
+
+    def body(self):
+        return m.fetch(self.kind, self.version, self.offset, self.max_len)
+
+
+class Blob(Event):
+    TYPE = m.BLOB
+    FIELDS = ("kind", "version", "total", "offset", "data")
+
+    def __init__(self, kind: int, version: int, total: int, offset: int, data: bytes):
+        self.kind = kind
+        self.version = version
+        self.total = total
+        self.offset = offset
+        self.data = data
+
+    def body(self):
+        return m.blob(self.kind, self.version, self.total, self.offset, self.data)
+
+
+class Bye(Event):
+    TYPE = m.BYE
+
+
+class Error(Event):
+    TYPE = m.ERROR
+    FIELDS = ("code", "text")
+
+    def __init__(self, code: int, text: str):
+        self.code = code
+        self.text = text
+
+    @classmethod
+    def named(cls, name, text=""):
+        return cls(m.ERRORS[name][0], text or m.ERRORS[name][1])
+
+    def name(self):
+        return m.error_name(self.code)
+
+    def body(self):
+        return m.error(self.code, self.text)
+
+
+_PARSE = {
+    m.HELLO: (Hello, m.parse_hello),
+    m.CHALLENGE: (Challenge, m.parse_challenge),
+    m.AUTH: (Auth, lambda p: (m.parse_auth(p),)),
+    m.WELCOME: (Welcome, m.parse_welcome),
+    m.BATCH: (Batch, lambda p: (m.parse_batch(p),)),
+    m.ACK: (Ack, lambda p: (m.parse_ack(p),)),
+    m.STATUS: (Status, m.parse_status),
+    m.FETCH: (Fetch, m.parse_fetch),
+    m.BLOB: (Blob, m.parse_blob),
+    m.BYE: (Bye, m.parse_bye),
+    m.ERROR: (Error, m.parse_error),
+}
+
+
+def parse_event(ftype, body):
+    entry = _PARSE.get(ftype)
+    if entry is None:
+        raise FormatError("unknown message type %d" % ftype, "bad_message")
+    cls, parse = entry
+    fields = parse(body)
+    if cls is Hello:  # wire order is version first
+        fields = (fields[1], fields[2], fields[3], fields[0])
+    elif cls is Challenge:
+        fields = (fields[1], fields[2], fields[0])
+    return cls(*fields)
+
+
+def session_id(hello_payload, challenge_body) -> bytes:
+    return hashlib.sha256(b"FGSYNC2 session" + hello_payload + challenge_body).digest()
+
+
+def signing_input(sid, ftype, counter, body) -> bytes:
+    return DOMAIN + sid + struct.pack(">BI", ftype, counter) + body
+
+
+# -- the machines --------------------------------------------------------------------------
+class _Connection:
+    ROLE = ""
+
+    def __init__(self, signer, verifier, max_payload=frames.DEFAULT_MAX_PAYLOAD):
+        self.signer = signer  # this side's key: .sign(msg) -> r||s
+        self.verifier = verifier  # .verify(pub, msg, sig) -> bool
+        self.peer_pub = None
+        self.state = IDLE
+        self._dec = frames.FrameDecoder(max_payload)
+        self._frames = []
+        self._sid = None
+        self._hello = None  # HELLO payload of this session
+        self._out_ctr = 0
+        self._in_ctr = 0
+        self.stats = {"duplicates": 0, "ignored": 0}
+
+    # table ---------------------------------------------------------------------------------
+    def _step(self, direction, ftype):
+        if ftype == m.ERROR:
+            self.state = FAILED
+            return
+        new = TRANSITIONS[self.ROLE].get((self.state, direction, ftype))
+        if new is None:
+            msg = "%s %s %s in state %s" % (self.ROLE, direction, m.NAMES[ftype], self.state)
+            if direction == SEND:
+                raise LocalProtocolError(msg)
+            self.state = FAILED
+            raise RemoteProtocolError(msg, "unexpected_message")
+        self.state = new
+
+    # sending -------------------------------------------------------------------------------
+    def send(self, event) -> bytes:
+        ftype = event.TYPE
+        body = event.body()
+        if ftype != m.ERROR:
+            self._guard_send(event)
+        self._step(SEND, ftype)
+        if ftype in (m.HELLO, m.ERROR):
+            return frames.encode(ftype, body)
+        if ftype == m.CHALLENGE:
+            self._sid = session_id(self._hello, body)
+        ctr = self._out_ctr
+        self._out_ctr += 1
+        sig = self.signer.sign(signing_input(self._sid, ftype, ctr, body))
+        self._sent(event)
+        return frames.encode(ftype, body + struct.pack(">I", ctr) + sig)
+
+    def _guard_send(self, event):
+        pass
+
+    def _sent(self, event):
+        pass
+
+    # receiving -----------------------------------------------------------------------------
+    def receive_data(self, data) -> None:
+        self._frames.extend(self._dec.feed(data))
+
+    def link_stats(self) -> dict:
+        return self._dec.stats
+
+    def next_event(self):
+        """The next event from the peer, or NEED_DATA. Raises RemoteProtocolError."""
+        while self._frames:
+            fr = self._frames.pop(0)
+            ev = self._receive_frame(fr.type, fr.payload)
+            if ev is not None:
+                return ev
+        return NEED_DATA
+
+    def _fail(self, reason, text):
+        self.state = FAILED
+        raise RemoteProtocolError(text, reason)
+
+    def _unwrap(self, ftype, payload):
+        """Check counter and signature; return the body, or None for a duplicate."""
+        if len(payload) < 68:
+            self._fail("bad_message", "%s too short to be signed" % m.NAMES.get(ftype, ftype))
+        body = payload[:-68]
+        (ctr,) = struct.unpack(">I", payload[-68:-64])
+        if ctr < self._in_ctr:
+            self.stats["duplicates"] += 1
+            return None
+        if ctr > self._in_ctr:
+            self._fail("sequence_gap", "message %d expected, %d arrived" % (self._in_ctr, ctr))
+        if not self.verifier.verify(
+            self.peer_pub, signing_input(self._sid, ftype, ctr, body), payload[-64:]
+        ):
+            self._fail("bad_signature", "%s signature does not verify" % m.NAMES[ftype])
+        self._in_ctr += 1
+        return body
+
+    def _parse(self, ftype, body):
+        try:
+            return parse_event(ftype, body)
+        except FormatError as e:
+            self._fail("bad_message", str(e))
+
+    def _receive_frame(self, ftype, payload):
+        if self.state in (FAILED, CLOSED):
+            self.stats["ignored"] += 1
+            return None
+        if ftype == m.ERROR:
+            ev = self._parse(ftype, payload)
+            self._step(RECV, ftype)
+            return ev
+        if ftype not in _PARSE:
+            self._fail("bad_message", "unknown message type %d" % ftype)
+        body = self._unwrap(ftype, payload)
+        if body is None:
+            return None
+        ev = self._parse(ftype, body)
+        self._step(RECV, ftype)
+        self._received(ev)
+        return ev
+
+    def _received(self, ev):
+        pass
+
+
+class DeviceConnection(_Connection):
+    """The gate's side. `host_pub` is the operator's sync public key from the gate's config."""
+
+    ROLE = DEVICE
+
+    def __init__(self, device_id, signer, verifier, host_pub, window=4, **kw):
+        super().__init__(signer, verifier, **kw)
+        self.device_id = device_id
+        self.peer_pub = host_pub
+        self.window = window
+        self.in_flight = []  # last seq of each BATCH sent and not yet acknowledged, in order
+        self.fetching = None  # (kind, version, offset) of the FETCH awaiting its BLOB
+        self.stats["stale_challenges"] = 0
+
+    def can_send_batch(self) -> bool:
+        return self.state == READY and len(self.in_flight) < self.window
+
+    def _guard_send(self, ev):
+        if ev.TYPE == m.HELLO:
+            if ev.device_id != self.device_id:
+                raise LocalProtocolError("HELLO for another device id")
+            self._hello = ev.body()
+        elif ev.TYPE == m.BATCH:
+            if not ev.records:
+                raise LocalProtocolError("an empty BATCH")
+            if len(self.in_flight) >= self.window:
+                raise LocalProtocolError("%d batches already unacknowledged" % self.window)
+        elif ev.TYPE == m.FETCH and self.fetching is not None:
+            raise LocalProtocolError("a FETCH is already outstanding")
+        elif ev.TYPE == m.BYE and (self.in_flight or self.fetching):
+            raise LocalProtocolError("BYE before every batch and fetch was answered")
+
+    def _sent(self, ev):
+        if ev.TYPE == m.BATCH:
+            (last,) = struct.unpack(">Q", ev.records[-1][8:16])
+            self.in_flight.append(last)
+        elif ev.TYPE == m.FETCH:
+            self.fetching = (ev.kind, ev.version, ev.offset)
+
+    def _receive_frame(self, ftype, payload):
+        if ftype == m.CHALLENGE and self.state == HELLO_SENT:
+            # The session id needs the CHALLENGE body; a CHALLENGE that does not verify is a
+            # stale one (for an earlier HELLO) or a forgery: dropped, counted, never obeyed.
+            self._sid = session_id(self._hello, bytes(payload[:-68]))
+            if len(payload) < 68 or not self._verify_first(ftype, payload):
+                self.stats["stale_challenges"] += 1
+                return None
+        return super()._receive_frame(ftype, payload)
+
+    def _verify_first(self, ftype, payload):
+        (ctr,) = struct.unpack(">I", payload[-68:-64])
+        return ctr == 0 and self.verifier.verify(
+            self.peer_pub, signing_input(self._sid, ftype, 0, payload[:-68]), payload[-64:]
+        )
+
+    def _received(self, ev):
+        if ev.TYPE == m.CHALLENGE and ev.version != m.VERSION:
+            self._fail("bad_version", "host speaks sync version %d" % ev.version)
+        elif ev.TYPE == m.ACK:
+            if not self.in_flight or ev.up_to_seq != self.in_flight[0]:
+                self._fail(
+                    "unexpected_message",
+                    "ACK %d does not match the oldest batch in flight %r"
+                    % (ev.up_to_seq, self.in_flight[:1]),
+                )
+            self.in_flight.pop(0)
+        elif ev.TYPE == m.BLOB:
+            f = self.fetching
+            if (
+                f is None
+                or (ev.kind, ev.version) != f[:2]
+                or (ev.total != m.NOT_AVAILABLE and ev.offset != f[2])
+            ):
+                self._fail("unexpected_message", "BLOB that answers no FETCH")
+            self.fetching = None
+
+
+class HostConnection(_Connection):
+    """The back office's side. After a Hello event the application looks the device up and
+    calls `accept_device(pub)` before sending Challenge, or sends Error("unknown_device")."""
+
+    ROLE = HOST
+
+    def __init__(self, signer, verifier, **kw):
+        super().__init__(signer, verifier, **kw)
+        self.device_id = None
+        self.acks_owed = 0
+        self.fetches_owed = []
+
+    def accept_device(self, pub) -> None:
+        if self.state != HELLO_RECEIVED:
+            raise LocalProtocolError("accept_device outside HELLO_RECEIVED")
+        self.peer_pub = pub
+
+    def _guard_send(self, ev):
+        if ev.TYPE == m.CHALLENGE and self.peer_pub is None:
+            raise LocalProtocolError("CHALLENGE before accept_device")
+        if ev.TYPE == m.ACK:
+            if not self.acks_owed:
+                raise LocalProtocolError("ACK with no BATCH to acknowledge")
+        elif ev.TYPE == m.BLOB and not self.fetches_owed:
+            raise LocalProtocolError("BLOB with no FETCH to answer")
+
+    def _sent(self, ev):
+        if ev.TYPE == m.ACK:
+            self.acks_owed -= 1
+        elif ev.TYPE == m.BLOB:
+            self.fetches_owed.pop(0)
+
+    def _receive_frame(self, ftype, payload):
+        if ftype == m.HELLO:
+            if payload == self._hello and self.state != FAILED:
+                self.stats["duplicates"] += 1
+                return None
+            ev = self._parse(ftype, payload)
+            if ev.version != m.VERSION:
+                self._fail("bad_version", "device speaks sync version %d" % ev.version)
+            # a new session: everything of the old one is forgotten
+            self.state = IDLE
+            self._hello = bytes(payload)
+            self._sid = None
+            self._out_ctr = self._in_ctr = 0
+            self.peer_pub = None
+            self.acks_owed = 0
+            self.fetches_owed = []
+            self.device_id = ev.device_id
+            self._step(RECV, ftype)
+            return ev
+        if self.state in (IDLE, HELLO_RECEIVED) and ftype != m.ERROR:
+            self.stats["ignored"] += 1  # a frame of a session that is gone
+            return None
+        return super()._receive_frame(ftype, payload)
+
+    def _received(self, ev):
+        if ev.TYPE == m.AUTH and ev.device_id != self.device_id:
+            self._fail("bad_message", "AUTH names another device")
+        elif ev.TYPE == m.BATCH:
+            self.acks_owed += 1
+        elif ev.TYPE == m.FETCH:
+            self.fetches_owed.append(ev)

@@ -1,0 +1,104 @@
+"""Which serial port is the gate on? `--port`, else FAREGATE_PORT, else auto-detection that
+refuses to guess.
+
+Candidates are USB serial adapters (pyserial's list_ports: ports with a USB vendor id, or named
+ttyUSB*/ttyACM*) plus simulated gates: each `faregate sim device` puts a symlink
+`gate-<device_id>-<pid>` to its pty in the simulator directory (FAREGATE_SIM_DIR, default
+`/tmp/faregate-sim-<uid>`) and removes it when it stops. A link whose process is gone is stale
+and is removed. Exactly one candidate is used; none or several is an error listing them.
+"""
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+PORT_ENV = "FAREGATE_PORT"
+SIM_DIR_ENV = "FAREGATE_SIM_DIR"
+
+
+class PortChoiceError(Exception):
+    def __init__(self, message: str, remedy: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+        self.candidates = candidates
+
+
+def sim_dir() -> str:
+    return os.environ.get(SIM_DIR_ENV) or "/tmp/faregate-sim-%d" % os.getuid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is gone too
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sim_ports(directory: str | None = None) -> list[str]:
+    """Live simulated gates' symlinks; stale ones (their simulator is gone) are removed."""
+    directory = directory or sim_dir()
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(directory, name)
+        parts = name.split("-")
+        if not name.startswith("gate-") or not parts[-1].isdigit():
+            continue
+        if _alive(int(parts[-1])) and os.path.exists(path):
+            out.append(path)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+    return out
+
+
+def usb_ports(lister: Callable[[], Iterable[Any]] | None = None) -> list[str]:
+    """USB serial adapters (what a technician's cable shows up as)."""
+    if lister is None:
+        from serial.tools import list_ports
+
+        lister = list_ports.comports
+    out = []
+    for p in lister():
+        name = os.path.basename(p.device)
+        if getattr(p, "vid", None) is not None or name.startswith(("ttyUSB", "ttyACM")):
+            out.append(p.device)
+    return sorted(out)
+
+
+def choose(
+    port: str | None,
+    lister: Callable[[], Iterable[Any]] | None = None,
+    directory: str | None = None,
+) -> str:
+    if port:
+        return port
+    if os.environ.get(PORT_ENV):
+        return os.environ[PORT_ENV]
+    candidates = usb_ports(lister) + sim_ports(directory)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise PortChoiceError(
+            "no gate found: no USB serial adapter and no simulated gate (%s)" % sim_dir(),
+            "plug in the service cable (or start `faregate sim device`), or pass --port",
+            [],
+        )
+    raise PortChoiceError(
+        "%d possible gates: %s; not guessing" % (len(candidates), ", ".join(candidates)),
+        "pass --port with one of them",
+        candidates,
+    )

@@ -1,0 +1,194 @@
+"""Replay cache, time anchor and reject log: persisted state that must survive a power cut."""
+
+from firmware.rejectlog import RejectLog
+from firmware.replay import REC_LEN, ReplayCache
+from firmware.timeanchor import SLOT_LEN, TimeAnchor
+from protocol import reasons, rejectrec, ridecode
+from tests.portable import codes
+from tests.portable.harness import mkdtemp, rmtree
+
+T0 = codes.NOW
+
+
+class FakeRTC:
+    def __init__(self, t):
+        self.t = t
+
+    def now(self):
+        return self.t
+
+    def set(self, t):
+        self.t = t
+
+
+class FakeTicks:
+    def __init__(self):
+        self.ms = 1000
+
+    def ticks_ms(self):
+        return self.ms
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+
+def _anchor(path, rtc, ticks):
+    return TimeAnchor(rtc, path, 2, ticks.ticks_ms, ticks.ticks_diff)
+
+
+def test_replay_cache_persists_and_cuts_a_torn_tail():
+    d = mkdtemp()
+    try:
+        path = d + "/replay.log"
+        r = ReplayCache(path, retain_s=70)
+        r.commit(100, 5, T0, T0)
+        r.commit(100, 4, T0, T0)  # older: ignored, not logged
+        r.commit(200, 1, T0, T0)
+        r.commit(100, 6, T0 + 1, T0 + 1)
+        r.close()
+        with open(path, "rb") as f:
+            data = f.read()
+        assert len(data) == 3 * REC_LEN
+        with open(path, "ab") as f:
+            f.write(data[:10])  # a record torn by a power cut
+        again = ReplayCache(path, retain_s=70)
+        assert again.torn_bytes_cut == 10
+        assert again.newest(100) == 6 and again.newest(200) == 1 and again.newest(300) is None
+        assert again.is_replay(100, 6) and not again.is_replay(100, 7)
+        again.close()
+    finally:
+        rmtree(d)
+
+
+def test_replay_cache_prunes_and_compacts():
+    d = mkdtemp()
+    try:
+        path = d + "/replay.log"
+        r = ReplayCache(path, retain_s=70)
+        for i in range(300):
+            r.commit(i, 1, T0, T0)
+        r.commit(9999, 1, T0 + 100, T0 + 100)
+        assert r.prune(T0 + 71) == 300
+        assert list(r.entries) == [9999] and r.log_records == 1  # rewritten
+        r.commit(9999, 2, T0 + 101, T0 + 101)
+        r.close()
+        again = ReplayCache(path, retain_s=70)
+        assert again.entries == {9999: (2, T0 + 101, T0 + 101)}
+        again.close()
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_follows_rtc_and_survives_reboot():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        rtc, ticks = FakeRTC(T0), FakeTicks()
+        a = _anchor(path, rtc, ticks)
+        assert a.now() == T0 and not a.untrusted
+        rtc.t += 30
+        ticks.ms += 30000
+        a.mark_good()
+        assert a.last_good == T0 + 30
+        # reboot with a dead RTC battery: the anchor keeps time from the last good passage
+        rtc2, ticks2 = FakeRTC(None), FakeTicks()
+        b = _anchor(path, rtc2, ticks2)
+        assert b.now() == T0 + 30 and b.untrusted and "no time" in b.reason
+        ticks2.ms += 5000
+        assert b.now() == T0 + 35
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_flags_a_clock_rolled_back_and_keeps_the_flag():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        rtc, ticks = FakeRTC(T0), FakeTicks()
+        a = _anchor(path, rtc, ticks)
+        a.mark_good()
+        rtc.t -= 1  # within tolerance: no alarm
+        assert a.now() == T0 and not a.untrusted
+        rtc.t = T0 - 3600  # someone rolls the clock back an hour
+        ticks.ms += 2000
+        assert a.now() == T0 + 2  # time does not go backwards
+        assert a.untrusted and "behind" in a.reason
+        # the flag survives a reboot, even with the RTC still wrong
+        b = _anchor(path, FakeRTC(T0 - 3000), FakeTicks())
+        assert b.untrusted and b.now() == T0
+        # only a trusted time clears it
+        b.set_trusted(T0 + 50)
+        assert not b.untrusted and b.now() == T0 + 50 and b.rtc.t == T0 + 50
+        c = _anchor(path, FakeRTC(T0 + 51), FakeTicks())
+        assert not c.untrusted and c.last_good == T0 + 50
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_torn_slot_falls_back_to_the_other():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        rtc, ticks = FakeRTC(T0), FakeTicks()
+        a = _anchor(path, rtc, ticks)
+        a.mark_good()  # slot 1 (seq 1)
+        rtc.t += 10
+        a.mark_good()  # slot 0 (seq 2)
+        with open(path, "r+b") as f:
+            f.seek(0)
+            f.write(b"\xff" * 5)  # slot 0 torn mid-write
+        b = _anchor(path, FakeRTC(T0), FakeTicks())
+        assert b.last_good == T0 and not b.untrusted
+        with open(path, "rb") as f:
+            assert len(f.read()) == 2 * SLOT_LEN
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_without_persistence_and_long_uptime():
+    rtc, ticks = FakeRTC(T0), FakeTicks()
+    a = TimeAnchor(rtc, None, 2, ticks.ticks_ms, ticks.ticks_diff)
+    rtc.t = None
+    ticks.ms += 3 * 3600 * 1000 + 500  # three hours on the tick counter alone
+    assert a.now() == T0 + 3 * 3600
+    ticks.ms += 600
+    assert a.now() == T0 + 3 * 3600 + 1
+    assert a.status()["untrusted"] is True
+
+
+def test_reject_log_is_bounded_and_readable():
+    d = mkdtemp()
+    try:
+        log = RejectLog(d, capacity=10)
+        code = ridecode.parse_text(codes.code(counter=3))
+        for i in range(23):
+            log.record(T0 + i, "bad_base45", None, "junk%d" % i)
+        log.record(T0 + 99, "replayed", code, codes.code(counter=3))
+        recs = log.read()
+        assert 5 <= len(recs) <= 10
+        assert [r[0] for r in recs] == sorted(r[0] for r in recs)  # oldest first
+        t, reason, key_id, cid, counter, digest = recs[-1]
+        assert (t, reasons.by_number(reason), key_id, counter) == (T0 + 99, "replayed", 1, 3)
+        assert cid == code.credential.credential_id()
+        assert digest == rejectrec.text_digest(codes.code(counter=3))
+        log.close()
+        again = RejectLog(d, capacity=10)
+        assert again.read() == recs
+        again.record(T0 + 100, "denied")
+        assert again.read()[-1][0] == T0 + 100
+        again.close()
+    finally:
+        rmtree(d)
+
+
+def test_write_failures_are_counted_not_raised():
+    d = mkdtemp()
+    try:
+        r = ReplayCache(d + "/gone/replay.log")  # a directory that does not exist
+        r.commit(1, 1, T0, T0)
+        assert r.is_replay(1, 1) and r.write_errors == 1
+        a = _anchor(d + "/gone/anchor.bin", FakeRTC(T0), FakeTicks())
+        a.mark_good(T0 + 1)
+        assert a.last_good == T0 + 1 and a.status()["write_errors"] == 1
+    finally:
+        rmtree(d)

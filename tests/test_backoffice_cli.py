@@ -1,0 +1,116 @@
+"""`faregate backoffice ...` as an operator runs it: real subprocesses, a real TCP session."""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.link_tcp import sync_once
+from firmware.journal import Journal
+from firmware.sync_client import SyncClient
+from host_sim.hardware import ManualClock
+from protocol import records
+from provisioning import pki
+from tests.conftest import faregate_argv
+
+NOW = 1_767_254_400
+
+
+def run(*args, ok=True):
+    p = subprocess.run(
+        faregate_argv("backoffice", *args), capture_output=True, text=True, timeout=60
+    )
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def lines(p):
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+@pytest.fixture
+def served(tmp_path):
+    db = str(tmp_path / "bo.sqlite")
+    key = str(tmp_path / "sync-key.pem")
+    out = run("sync-key", "--out", key).stdout
+    host_pub = bytes.fromhex(out.split()[-1])
+    assert OpenSSLSigner(pki.load_key(key)).public_key == host_pub
+    dev = OpenSSLSigner(generate_key())
+    assert (
+        "registered device 31"
+        in run(
+            "devices",
+            "add",
+            "31",
+            "--pubkey",
+            dev.public_key.hex(),
+            "--label",
+            "Central 3",
+            "--db",
+            db,
+        ).stdout
+    )
+    srv = subprocess.Popen(
+        faregate_argv("backoffice", "serve", "--db", db, "--sync-key", key, "--port", "0"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = srv.stdout.readline()
+    assert "listening on 127.0.0.1:" in line, line
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    yield db, port, dev, host_pub, tmp_path
+    srv.send_signal(signal.SIGINT)
+    srv.wait(10)
+
+
+def test_operator_workflow(served):
+    db, port, dev, host_pub, tmp = served
+    os.makedirs(tmp / "gate")
+    j = Journal(str(tmp / "gate"), 31)
+    taps = [(NOW, 1, records.DIR_ENTRY), (NOW + 600, 8, records.DIR_EXIT), (NOW + 900, 2, 1)]
+    for n, (t, station, direction) in enumerate(taps):
+        j.append(
+            records.Record(records.KIND_PASSAGE, 0, 0, 0, t, 1, direction, station, 4242, 1, n)
+        )
+    client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 1000))
+    assert sync_once(client, "127.0.0.1", port) == 3
+    j.close()
+
+    [d] = lines(run("devices", "--db", db, "--json"))
+    assert (d["device_id"], d["label"], d["high_seq"]) == (31, "Central 3", 3)
+    assert "Central 3" in run("devices", "--db", db).stdout
+    [q] = lines(run("queues", "--db", db, "--json"))
+    assert q["stored_up_to"] == 3 and q["waiting_on_gate"] == 0 and q["gaps"] == 0
+    [a] = lines(run("devices", "--auth-log", "--db", db, "--json"))
+    assert a["outcome"] == "ok" and a["device_id"] == 31
+    js = lines(run("journeys", "--db", db, "--json", "--as-of", str(NOW + 86400)))
+    assert [(x["status"], x["fare"]) for x in js] == [("complete", 400), ("missing_exit", 600)]
+    [c] = lines(run("charges", "--db", db, "--json", "--as-of", str(NOW + 86400)))
+    assert (c["account_id"], c["journeys"], c["charged"]) == (4242, 2, 1000)
+    table = run("charges", "--db", db, "--as-of", str(NOW + 86400)).stdout
+    assert "10.00" in table and "2026-01-01" in table
+    assert run("anomalies", "--db", db).stdout.strip() == "no anomalies"
+
+    blob = tmp / "fares.bin"
+    blob.write_bytes(b"fare table v2")
+    assert (
+        "published fare_table version 2"
+        in run("publish", "fare_table", str(blob), "--version", "2", "--db", db).stdout
+    )
+
+
+def test_errors_are_one_line_with_a_remedy(tmp_path):
+    p = run("queues", "--db", str(tmp_path / "none.sqlite"), ok=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fix:" in p.stderr
+    p = run(
+        "serve", "--db", str(tmp_path / "x.sqlite"), "--sync-key", str(tmp_path / "k"), ok=False
+    )
+    assert p.returncode == 2 and "backoffice sync-key" in p.stderr
+    p = run("devices", "add", "5", "--pubkey", "zz", "--db", str(tmp_path / "x.sqlite"), ok=False)
+    assert p.returncode == 2 and "hex" in p.stderr
+    p = run("devices", "add", "5", "--pubkey", "0102", "--db", str(tmp_path / "x.sqlite"), ok=False)
+    assert p.returncode == 2 and "SEC1" in p.stderr

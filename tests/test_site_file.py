@@ -1,0 +1,140 @@
+"""Site files: every error names the file, the line and the field."""
+
+import pytest
+
+from provisioning import site
+
+GOOD = """\
+# Central station
+[operator]
+ca_key = "keys/root.key"
+
+[station]
+id = 12
+name = "Central"
+mode = "metro"
+scope = 1
+
+[lists]
+trust_list = "trust.bin"
+
+[validation]
+window_s = 60
+
+[[gate]]
+name = "A1"
+lane = 1
+direction = "entry"
+
+[[gate]]
+name = "A2"
+device_id = 1018
+lane = 2
+direction = "exit"
+"""
+
+
+def _write(tmp_path, text):
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    (tmp_path / "keys" / "root.key").write_text("x")
+    (tmp_path / "trust.bin").write_bytes(b"t")
+    p = tmp_path / "site.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def _errors(tmp_path, text):
+    with pytest.raises(site.SiteErrors) as e:
+        site.load(_write(tmp_path, text))
+    return [(err.line, err.field, err.problem) for err in e.value.errors], e.value
+
+
+def test_good_site_builds_each_gates_config(tmp_path):
+    st = site.load(_write(tmp_path, GOOD))
+    assert [g.name for g in st.gates] == ["A1", "A2"]
+    assert st.ca_key == str(tmp_path / "keys" / "root.key")
+    assert st.lists == {"trust_list": str(tmp_path / "trust.bin")}
+    a2 = st.select_gate(None, 1018)
+    cfg = st.config_for(a2, 1018)
+    assert cfg == {
+        "version": 1,
+        "device_id": 1018,
+        "name": "A2",
+        "lane": 2,
+        "direction": "exit",
+        "station": 12,
+        "station_name": "Central",
+        "mode": "metro",
+        "scope": 1,
+        "validation": {"window_s": 60},
+    }
+    from firmware import gate_config
+
+    gate_config.validate(cfg, 1018)  # what the site builds, the gate accepts
+    assert st.select_gate("A1", 5).name == "A1"
+    with pytest.raises(site.SiteErrors, match="2 gates and none has device_id = 5") as e:
+        st.select_gate(None, 5)
+    assert e.value.errors[0].remedy == "pass --gate NAME (one of A1, A2)"
+    with pytest.raises(site.SiteErrors, match="no \\[\\[gate\\]\\] named 'B9'"):
+        st.select_gate("B9", 1018)
+
+
+def test_bad_value_names_line_and_field(tmp_path):
+    errs, e = _errors(tmp_path, GOOD.replace('direction = "exit"', 'direction = "sideways"'))
+    assert errs == [(26, "gate[2].direction", "'sideways' is not one of entry, exit, both")]
+    assert str(e.errors[0]).startswith(str(tmp_path / "site.toml") + ":26: gate[2].direction")
+    assert e.errors[0].remedy == "use one of: entry, exit, both"
+
+
+def test_every_problem_is_reported_in_line_order(tmp_path):
+    text = (
+        GOOD.replace("scope = 1", 'scope = "all"')
+        .replace("window_s = 60", "window_s = 2\nwindow = 5")
+        .replace('trust_list = "trust.bin"', 'trust_list = "missing.bin"')
+        .replace("lane = 2", "lane = 2000")
+        .replace('name = "A2"', 'name = "A1"')
+    )
+    errs, _e = _errors(tmp_path, text)
+    assert errs == [
+        (9, "station.scope", "must be an integer"),
+        (12, "lists.trust_list", "file %s not found" % (tmp_path / "missing.bin")),
+        (15, "validation.window_s", "must be between 5 and 3600"),
+        (16, "validation.window", "unknown key"),
+        (24, "gate[2].name", "'A1' is also gate 1's name"),
+        (26, "gate[2].lane", "must be between 0 and 255"),
+    ]
+    assert _e.errors[3].remedy == "did you mean window_s?"
+
+
+def test_missing_sections_and_keys(tmp_path):
+    text = GOOD.replace("[lists]\n", "[list]\n").replace('mode = "metro"\n', "")
+    errs, _e = _errors(tmp_path, text)
+    assert (1, "lists", "missing section") in errs
+    assert (5, "station.mode", "missing") in errs  # the table's header line
+    assert (10, "list", "unknown section") in errs
+    errs, _e = _errors(tmp_path, GOOD.split("[[gate]]")[0])
+    assert (1, "gate", "no [[gate]] tables") in errs
+
+
+def test_syntax_error_has_its_line(tmp_path):
+    errs, _e = _errors(tmp_path, GOOD.replace('name = "Central"', 'name = "Central'))
+    assert errs[0][0] == 7 and errs[0][1] == "syntax"
+    errs, _e = _errors(tmp_path, GOOD.replace("[station]", "[station"))
+    assert errs[0][0] == 5
+
+
+def test_not_found_and_not_utf8(tmp_path):
+    with pytest.raises(site.SiteErrors, match="not found"):
+        site.load(str(tmp_path / "nope.toml"))
+    p = tmp_path / "bin.toml"
+    p.write_bytes(b'[station]\nname = "\xff"\n')
+    with pytest.raises(site.SiteErrors, match="not UTF-8"):
+        site.load(str(p))
+
+
+def test_find_line_handles_quoted_keys_and_arrays():
+    text = '[a]\n"b" = 1\n[[g]]\nx = 1\n[[g]]\n  x = 2\n'
+    assert site.find_line(text, "a", None, "b") == 2
+    assert site.find_line(text, "g", 1, "x") == 6
+    assert site.find_line(text, "g", 1, "y") == 5
+    assert site.find_line(text, "zz", None, "y") == 1
