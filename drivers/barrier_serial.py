@@ -34,6 +34,7 @@ class SerialBarrier:
         self.framer = LineFramer(b"\r\n", 64, 0)
         self.ticks = ticks or ticks_ms
         self.state = "UNKNOWN"  # last STATE reported
+        self.position = "unknown"  # from the last OPENED / CLOSED
         self.openings = 0
         self.stats = {"unknown": 0}
 
@@ -58,11 +59,17 @@ class SerialBarrier:
             line = line.strip()
             if line in EVENTS:
                 events.append(EVENTS[line])
+                if line in (b"OPENED", b"CLOSED"):
+                    self.position = "open" if line == b"OPENED" else "closed"
             elif line.startswith(b"STATE "):
                 self.state = line[6:].decode("ascii", "replace")
             else:
                 self.stats["unknown"] += 1
         return events
+
+    def is_open(self) -> bool:
+        """Position feedback as last reported (call poll() to take in new reports)."""
+        return self.position == "open"
 
     def close_port(self) -> None:
         self.serial.close()

@@ -56,6 +56,12 @@ class GpioBarrier:
         self.moving_since = self.ticks()
         self._drive(False)
 
+    def is_open(self) -> bool:
+        """Position feedback: the opened switch if fitted, else the commanded position."""
+        if self.opened_pin is not None:
+            return bool(self.opened_pin.value())
+        return self.target == "open" and self.moving_since is None
+
     def _at_target(self):
         pin = self.opened_pin if self.target == "open" else self.closed_pin
         if pin is None:

@@ -186,8 +186,8 @@ class SimBarrier:
         self._jam_pending = False
         self._events: list[str] = []
 
-    @property
     def is_open(self) -> bool:
+        """Position feedback (firmware/gate_selftest asks it): fully open."""
         return self.state == "open"
 
     def jam_next(self) -> None:

@@ -108,7 +108,7 @@ class Site:
 
 def test_metro_rider_scans_and_walks_through(tmp_path):
     s = Site(tmp_path, modes.MODE_METRO)
-    r = passage.rider(s.beams, s.scanner(), lambda: s.barrier.is_open)
+    r = passage.rider(s.beams, s.scanner(), s.barrier.is_open)
     s.run(6000)
     assert r.done and s.beams.empty
     assert s.names() == ["accepted"]
@@ -118,7 +118,7 @@ def test_metro_rider_scans_and_walks_through(tmp_path):
 
 def test_metro_tailgater_close_behind_raises_the_alarm(tmp_path):
     s = Site(tmp_path, modes.MODE_METRO)
-    passage.rider(s.beams, s.scanner(), lambda: s.barrier.is_open)
+    passage.rider(s.beams, s.scanner(), s.barrier.is_open)
     passage.walker(s.beams, delay_ms=900)  # reaches the gate while the rider walks through
     s.run(8000)
     assert s.names() == ["accepted", "tailgating"]
@@ -144,7 +144,7 @@ def test_metro_loiterer_raises_the_loitering_alarm_once(tmp_path):
 
 def test_metro_refused_rider_turns_back_and_the_gate_stays_shut(tmp_path):
     s = Site(tmp_path, modes.MODE_METRO)
-    r = passage.rider(s.beams, s.scanner(valid=False), lambda: s.barrier.is_open, give_up_ms=3000)
+    r = passage.rider(s.beams, s.scanner(valid=False), s.barrier.is_open, give_up_ms=3000)
     s.run(10000)
     assert r.done and s.barrier.openings == 0
     assert s.names() == ["bad_rider_signature"]
@@ -157,7 +157,7 @@ def test_metro_rider_who_never_comes_is_voided_and_may_scan_again(tmp_path):
     s.run(5000)
     assert s.names() == ["accepted", "passage_not_taken"]
     assert s.barrier.state == "closed"
-    passage.rider(s.beams, s.scanner(account=9), lambda: s.barrier.is_open)
+    passage.rider(s.beams, s.scanner(account=9), s.barrier.is_open)
     s.run(6000)
     assert s.names() == ["accepted", "passage_not_taken", "accepted"]
 
@@ -183,10 +183,10 @@ def test_metro_entry_then_exit_with_a_shared_table(tmp_path):
     entry = Site(tmp_path, modes.MODE_METRO, direction=1, policy=shared, name="in")
     exit_ = Site(tmp_path, modes.MODE_METRO, direction=2, policy=shared, name="out")
     assert exit_.gate.on_scan(exit_.code(account=5)).reason == "no_entry"
-    passage.rider(entry.beams, entry.scanner(account=5), lambda: entry.barrier.is_open)
+    passage.rider(entry.beams, entry.scanner(account=5), entry.barrier.is_open)
     entry.run(6000)
     assert entry.gate.on_scan(entry.code(account=5)).reason == "anti_passback"
-    passage.rider(exit_.beams, exit_.scanner(account=5), lambda: exit_.barrier.is_open)
+    passage.rider(exit_.beams, exit_.scanner(account=5), exit_.barrier.is_open)
     exit_.run(6000)
     assert exit_.names() == ["no_entry", "accepted"]
     assert exit_.gate.on_scan(exit_.code(account=5)).reason == "already_exited"
@@ -199,7 +199,7 @@ def test_metro_jam_takes_the_gate_out_until_cleared(tmp_path):
     s.reader.present(s.code(account=1))
     s.run(1000)
     assert s.gate.state == "jammed"
-    passage.rider(s.beams, s.scanner(account=2), lambda: s.barrier.is_open, give_up_ms=2000)
+    passage.rider(s.beams, s.scanner(account=2), s.barrier.is_open, give_up_ms=2000)
     s.run(5000)
     assert s.names() == ["accepted", "passage_not_taken", "barrier_jam", "barrier_fault"]
     s.barrier.clear_jam()
@@ -258,7 +258,7 @@ def test_service_key_takes_the_gate_out_and_a_fire_alarm_still_opens_it(tmp_path
 
 def test_parking_car_waits_for_the_arm_and_it_closes_after_the_car_cleared(tmp_path):
     s = Site(tmp_path, modes.MODE_PARKING)
-    c = passage.car(s.loops, s.scanner(account=31), lambda: s.barrier.is_open)
+    c = passage.car(s.loops, s.scanner(account=31), s.barrier.is_open)
     closed_while_on_b = []
     for _ in range(2000):
         s.run(10)
@@ -271,7 +271,7 @@ def test_parking_car_waits_for_the_arm_and_it_closes_after_the_car_cleared(tmp_p
 
 def test_parking_tailgating_car_reopens_the_arm(tmp_path):
     s = Site(tmp_path, modes.MODE_PARKING)
-    passage.car(s.loops, s.scanner(account=32), lambda: s.barrier.is_open)
+    passage.car(s.loops, s.scanner(account=32), s.barrier.is_open)
     assert s.world.run_until(lambda: s.gate.state == "closing")
     # a second car waiting right behind drives on as the arm starts to come down
     s.loops.add(passage.Body(passage.Loops.STOP_AT, 4.5, 2.0, [("to", 10.0)], "tailgater"))
@@ -362,7 +362,7 @@ def _metro_mixture(s: Site, rng: random.Random) -> None:
         kind = rng.choice(["rider", "rider", "rider", "bad", "tailgate", "wrong", "loiter"])
         acct = rng.randrange(1, 10_000)
         if kind in ("rider", "bad", "tailgate"):
-            passage.rider(s.beams, s.scanner(acct, kind != "bad"), lambda: s.barrier.is_open, 4000)
+            passage.rider(s.beams, s.scanner(acct, kind != "bad"), s.barrier.is_open, 4000)
             if kind == "tailgate":
                 passage.walker(s.beams, delay_ms=rng.randrange(600, 1200))
         elif kind == "wrong":

@@ -174,7 +174,7 @@ def test_serial_barrier_controller_over_a_pty():
         clock.advance_ms(600)
         ctl.pump()
         until(lambda: polled(1))
-        assert events == ["barrier_opened"]
+        assert events == ["barrier_opened"] and bar.is_open()
         ctl.barrier.jam_next()
         bar.close()
         bar.request_status()
@@ -186,7 +186,7 @@ def test_serial_barrier_controller_over_a_pty():
         ctl.barrier.clear_jam()
         ctl.pump()
         until(lambda: polled(4))
-        assert events[2:] == ["barrier_ok", "barrier_closed"]
+        assert events[2:] == ["barrier_ok", "barrier_closed"] and not bar.is_open()
     finally:
         bar.close_port()
         ctl.close()

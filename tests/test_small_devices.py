@@ -92,7 +92,7 @@ def test_sim_barrier_travel_times_and_seeded_jams():
     b.open()
     assert b.state == "opening" and b.poll() == []
     clock.advance_ms(300)
-    assert b.poll() == ["barrier_opened"] and b.is_open
+    assert b.poll() == ["barrier_opened"] and b.is_open()
     b.close()
     clock.advance_ms(499)
     assert b.poll() == [] and b.state == "closing"
