@@ -10,8 +10,6 @@ FAREGATE_P3_FRAMES=N changes the number of code frames (default 600; a quarter a
 """
 
 import os
-import statistics
-from typing import Any
 
 from bench.util import row
 from drivers import decode
@@ -31,28 +29,6 @@ def _texts(n: int) -> list[str]:
     return [riders[i % 20].present(now + i) for i in range(n)]
 
 
-def run_set(fset: list[Any], dec: Any) -> dict[str, Any]:
-    decoded = wrong = false_pos = 0
-    times = []
-    for f in fset:
-        texts, ms = decode.timed_decode(dec, f.image)
-        times.append(ms)
-        if f.text is None:
-            false_pos += bool(texts)
-        elif f.text in texts:
-            decoded += 1
-            wrong += len(texts) - 1
-        else:
-            wrong += len(texts)
-    n_codes = sum(1 for f in fset if f.text is not None)
-    return {
-        "rate": 100.0 * decoded / n_codes,
-        "wrong": wrong,
-        "false_pos": false_pos,
-        "median_ms": statistics.median(times),
-    }
-
-
 def p3() -> list[dict]:
     import cv2
 
@@ -66,7 +42,7 @@ def p3() -> list[dict]:
             dec = decode.make_decoder(name, accept)
         except ImportError:
             continue  # pyzbar without libzbar0: the table simply lacks that line
-        results[name] = run_set(fset, dec)
+        results[name] = frames.evaluate(dec, fset)
     ref = results["zxing"]
     rows = []
     for name, r in results.items():

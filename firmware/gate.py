@@ -58,8 +58,7 @@ class Gate:
         # or a reason, optional .flags(...) -> record flags; it follows the journal's commits
         self.limits = limits
         listeners = getattr(journal, "listeners", None)
-        follows = hasattr(limits, "committed") and listeners is not None
-        if follows and limits not in listeners:
+        if listeners is not None and hasattr(limits, "committed") and limits not in listeners:
             listeners.append(limits)
         self.indicator = indicator
         self.ticks = ticks or platform.ticks_ms

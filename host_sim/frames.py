@@ -272,3 +272,33 @@ def frame_set(seed: int, texts: list[str], n_empty: int = 0) -> list[Frame]:
     out = [frame(t, rng) for t in texts]
     out += [frame(None, rng) for _ in range(n_empty)]
     return out
+
+
+def evaluate(decoder: Any, fset: list[Frame]) -> dict[str, Any]:
+    """Score a decoder (`.decode(gray) -> [texts]`) on a frame set: decoded (frames whose text
+    it returned), wrong (any other text it returned on a code frame), false_pos (frames without
+    a code where it returned anything), rate (% of code frames decoded), median_ms."""
+    import statistics
+    import time
+
+    decoded = wrong = false_pos = 0
+    times = []
+    for f in fset:
+        t0 = time.perf_counter()
+        texts = decoder.decode(f.image)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        if f.text is None:
+            false_pos += bool(texts)
+        elif f.text in texts:
+            decoded += 1
+            wrong += len(texts) - 1
+        else:
+            wrong += len(texts)
+    n_codes = sum(1 for f in fset if f.text is not None)
+    return {
+        "decoded": decoded,
+        "wrong": wrong,
+        "false_pos": false_pos,
+        "rate": 100.0 * decoded / n_codes if n_codes else 0.0,
+        "median_ms": statistics.median(times) if times else 0.0,
+    }

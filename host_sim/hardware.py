@@ -21,6 +21,35 @@ import tty
 from typing import Any
 
 
+def _drain(fd: int) -> bytes:
+    """Everything waiting on a non-blocking descriptor."""
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # BlockingIOError: nothing more for now
+            return out
+        if not data:
+            return out
+        out += data
+
+
+def _open_pty() -> tuple[int, int, str]:
+    """A raw pty: (master fd, non-blocking; slave fd; the slave's path for the gate to open)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave, os.ttyname(slave)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 class ManualClock:
     """A clock the test or the simulator moves by hand (millisecond resolution)."""
 
@@ -74,10 +103,7 @@ class PtyQREngine:
         keepalive: bytes = b"",
         keepalive_ack: bytes = b"",
     ) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
+        self.master, self.slave, self.path = _open_pty()
         self.prefix = prefix
         self.suffix = suffix
         self.trigger = trigger
@@ -107,15 +133,9 @@ class PtyQREngine:
 
     def serve(self) -> None:
         """Read the gate's commands and answer them (trigger: send a pending code)."""
-        while True:
-            try:
-                data = os.read(self.master, 4096)
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            self.commands += data
-            self._inbox += data
+        data = _drain(self.master)
+        self.commands += data
+        self._inbox += data
         for cmd, action in ((self.trigger, self._on_trigger), (self.keepalive, self._on_ka)):
             while cmd and cmd in self._inbox:
                 i = self._inbox.index(cmd)
@@ -146,11 +166,7 @@ class PtyQREngine:
         self.write(fill * n + self.suffix)
 
     def close(self) -> None:
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close(self.master, self.slave)
 
 
 class SimBarrier:
@@ -264,23 +280,13 @@ class PtyBarrierController:
 
     def __init__(self, barrier: SimBarrier | None = None) -> None:
         self.barrier = barrier or SimBarrier()
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
+        self.master, self.slave, self.path = _open_pty()
         self._inbox = b""
         self.received: list[bytes] = []
         self.dropped = 0
 
     def pump(self) -> None:
-        while True:
-            try:
-                data = os.read(self.master, 4096)
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            self._inbox += data
+        self._inbox += _drain(self.master)
         while b"\r\n" in self._inbox:
             line, _, self._inbox = self._inbox.partition(b"\r\n")
             self.received.append(line)
@@ -302,11 +308,7 @@ class PtyBarrierController:
             self.dropped += 1  # nobody reads the line: like a UART, the controller loses it
 
     def close(self) -> None:
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close(self.master, self.slave)
 
 
 class SimDisplay:

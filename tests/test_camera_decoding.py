@@ -36,17 +36,8 @@ def frame_set():
 
 
 def score(dec, fset):
-    decoded = wrong = false_pos = 0
-    for f in fset:
-        texts = dec.decode(f.image)
-        if f.text is None:
-            false_pos += bool(texts)
-        elif f.text in texts:
-            decoded += 1
-            wrong += len(texts) - 1
-        else:
-            wrong += len(texts)
-    return decoded, wrong, false_pos
+    r = frames.evaluate(dec, fset)
+    return r["decoded"], r["wrong"], r["false_pos"]
 
 
 def test_pipeline_decodes_what_zxing_alone_misses_and_never_lies(frame_set):
