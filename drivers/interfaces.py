@@ -1,12 +1,26 @@
 """The duck types firmware talks to. Firmware never imports an implementation; the entry point
-(host_sim for simulated gates, drivers.linux_gate for real ones) builds and hands them in.
+(drivers/wiring.build from a gate's configuration, or host_sim for simulated gates) builds them
+and hands them in. Every kind has a real backend, an MCU backend where an MCU gate has one,
+and a simulated one; drivers/registry.py picks them by URL (docs/drivers.md).
 
-    Verifier      .verify(pub_sec1: bytes, message: bytes, sig_rs: bytes) -> bool
-    Clock         .now() -> int            unix seconds (the gate's anchored time)
-    Barrier       .open() -> None          open for one passage
-    Display       .show(text: str) -> None  a short line for the rider
-    CodeSource    .read(timeout_s) -> str | None   one scanned ride-code text (QR engine, camera)
+    Verifier    .verify(pub_sec1, message, sig_rs) -> bool       crypto_openssl (p256: issue 3)
+    Clock       .now() -> int      unix seconds, the gate's anchored time (issue 3's anchor)
+    RTC         .now() -> int, .set(t)          rtc.SystemRTC, rtc.MachineRTC, hardware.SimRTC
+    Reader      .read(timeout_s) -> str | None  one scanned ride-code text
+                    qrengine_serial (pyserial), qrengine_uart (machine.UART), camera (OpenCV),
+                    hardware.PtyQREngine + qrengine_serial, hardware.SimReader, camera.SimCamera
+    Barrier     .open(), .close(), .poll() -> [events]   also a door lock (open = unlock)
+                    events: barrier_opened, barrier_closed, barrier_jam, barrier_ok
+                    barrier_serial, gpio.GpioBarrier, hardware.SimBarrier / PtyBarrierController
+    Pair        .read() -> (a, b)   passage beams or vehicle loops, True = interrupted/occupied
+                    gpio.GpioPair, passage.Beams, passage.Loops
+    Input       .value() -> bool    fire alarm, door contact, exit button, service key
+                    gpio.GpioInput, hardware.SimInput, passage.Door
+    Display     .show(text)         a short line for the rider
+                    display.LineDisplay / StreamDisplay, wiring.NullDisplay, hardware.SimDisplay
+    Indicator   .signal(name), .poll() -> []   LEDs and buzzer: accept, reject, alarm,
+                    alarm_off, emergency, closed, ready     gpio.GpioIndicator, SimIndicator
+    Decoder     .decode(gray ndarray) -> [texts]   decode.Pipeline and the raw libraries
 
-Implementations are chosen by URL, the way pyserial picks a backend from `serial_for_url`:
-a QR engine on "/dev/ttyUSB0" or "loop://", a camera on "cam:0" or "file:frames/*.png".
+Levels become events in firmware/sensors.py; events drive the mode tables (firmware/modes.py).
 """

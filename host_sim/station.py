@@ -14,6 +14,7 @@ from drivers.link_tcp import sync_once
 from drivers.qrengine_serial import SerialQREngine
 from firmware.gate import Gate
 from firmware.journal import Journal
+from firmware.policy import Passback
 from firmware.sync_client import SyncClient
 from firmware.validator import IssuerKey, Validator
 from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
@@ -60,6 +61,9 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
         os.path.join(workdir, "backoffice.sqlite"), HostKeys(operator, verifier), clock=clock
     )
     device_keys = {}
+    # Even gates are entry lines, odd ones exit lines; they share one anti-passback table, as
+    # the gates of a station do over its LAN.
+    passback = Passback()
     gates = []
     for g in range(int(cfg["gates"])):
         d = os.path.join(workdir, "gate%d" % g)
@@ -74,9 +78,12 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
                 SimDisplay(),
                 clock,
                 station=1,
-                direction=1,
+                direction=1 + g % 2,
+                policy=passback,
+                ticks=clock.ticks_ms,
             )
         )
+    inside: set[int] = set()  # riders who entered and have not exited
     # Gate 0 reads its codes through a QR engine on a pty, over pyserial.
     engine = PtyQREngine()
     scanner = SerialQREngine(engine.path)
@@ -107,9 +114,15 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
         elif kind == "replay" and last_code:
             text = last_code
         else:
-            text = rng.choice(riders).present(clock.now())
+            ri = rng.randrange(len(riders))
+            text = riders[ri].present(clock.now())
             last_code = text
-        gi = rng.randrange(len(gates))
+        if kind in ("forged", "expired", "replay"):
+            gi = rng.randrange(len(gates))
+        else:  # a rider outside looks for an entry line, one inside for an exit line
+            want = 2 if ri in inside else 1
+            gi = rng.choice([i for i, g in enumerate(gates) if g.direction == want])
+            inside.symmetric_difference_update({ri})
         gate = gates[gi]
         if gi == 0:
             engine.show(text)
@@ -120,6 +133,9 @@ def run(scenario: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
             not decision.accept or kind in ("forged", "expired")
         ):
             opened_without_valid += 1
+        if decision.accept:  # the rider walks through: the beams see one passage
+            for event in ("occupied", "passage_fwd", "clear"):
+                gate.on_event(event)
         if (n + 1) % int(cfg["sync_every"]) == 0:
             synced += sum(sync(g) for g in gates)
     synced += sum(sync(g) for g in gates)

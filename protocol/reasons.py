@@ -174,6 +174,42 @@ REASONS = {
     ),
     "svc_storage": (115, "Gate closed - see staff", "The gate could not write its storage."),
     "svc_internal": (116, "Gate closed - see staff", "The gate hit an internal error."),
+    # gate modes: scans refused by the mode's state (firmware/modes.py, docs/gate-modes.md)
+    "gate_busy": (60, "Please wait", "The gate is still serving the previous passage."),
+    "barrier_fault": (61, "Gate closed - see staff", "The barrier or lock reported a jam."),
+    "no_vehicle": (62, "Drive up to the barrier", "A parking lane reads codes for a vehicle."),
+    "already_exited": (63, "Already exited", "This account already exited here recently."),
+    # gate events and alarms, journaled as KIND_EVENT records (firmware/gate.py)
+    "tailgating": (
+        64,
+        "Alarm - one person per code",
+        "Someone passed without an accepted code (close behind another, or forcing the gate).",
+    ),
+    "wrong_direction": (65, "No entry this way", "Someone passed against the gate's direction."),
+    "loitering": (66, "Please move on", "The passage stayed occupied longer than loiter_ms."),
+    "passage_not_taken": (
+        67,
+        "Please scan again",
+        "A code was accepted but nobody passed in time; the back office voids that passage.",
+    ),
+    "barrier_jam": (68, "Gate closed - see staff", "The barrier or lock did not reach its end."),
+    "barrier_recovered": (69, "Scan your code", "The barrier reports the jam cleared."),
+    "door_held": (70, "Please close the door", "The door stood open longer than held_ms."),
+    "door_forced": (71, "Alarm - door forced", "The door opened while it was locked."),
+    "alarm_cleared": (72, "Scan your code", "The door closed; the door alarm stopped."),
+    "emergency_open": (
+        73,
+        "Emergency - exit freely",
+        "The fire-alarm input opened the gate; passages are logged, not charged.",
+    ),
+    "emergency_end": (74, "Scan your code", "The fire-alarm input cleared; normal service."),
+    "emergency_passage": (75, "Emergency - exit freely", "A passage during an emergency."),
+    "in_service": (76, "Scan your code", "The gate was put back in service."),
+    "session_expired": (
+        77,
+        "",
+        "A store session had no exit scan within session_max_s; the back office closes it.",
+    ),
 }
 
 

@@ -37,6 +37,7 @@ COMMANDS = [
     ("keys", "provisioning.keys_cli"),
     ("image", "provisioning.image_cli"),
     ("flash", "provisioning.flash"),
+    ("decode", "drivers.decode_cli"),
 ]
 
 

