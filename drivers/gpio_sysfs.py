@@ -1,50 +1,27 @@
-"""Barrier and passage beams on GPIO lines, through Linux's sysfs GPIO value files.
+"""GPIO on a Linux gate through sysfs value files, as a stand-in for MicroPython's `machine`,
+so the portable GPIO drivers (drivers/gpio.py: barrier relay and limit switches, passage
+beams, contact inputs, LEDs) run on Linux from the same URLs (docs/drivers.md):
 
-Each line is a file holding "0" or "1" (`/sys/class/gpio/gpio17/value` on a board, exported
-with the right direction by the gate's setup). The simulated board (host_sim/board.py) wires
-plain files the same way, so the gate image runs the same code on both.
+    registry.open_device("barrier", "gpio:relay=17&opened=18", machine=gpio_sysfs)
 
-    barrier = Barrier(relay="/sys/class/gpio/gpio17/value", position=".../gpio27/value")
-    beams = [Beam("beam-in", ".../gpio22/value"), Beam("beam-out", ".../gpio23/value")]
-
-The barrier's relay is an output (1 = open); its position switch an input (1 = open), which
-firmware/gate_selftest.py reads to see that it really moved. A beam reads 1 while something
-interrupts it.
+A pin named by a number N is `/sys/class/gpio/gpioN/value` (exported, with its direction, by
+the gate's setup); a pin named by a path is that file, holding "0" or "1" (the simulated
+board wires plain files this way, host_sim/board.py).
 """
 
 
-class Line:
-    def __init__(self, path: str) -> None:
-        self.path = path
+class Pin:
+    IN = 0
+    OUT = 1
 
-    def read(self) -> bool:
-        with open(self.path) as f:
-            return f.read(1) == "1"
+    def __init__(self, ident: int | str, mode: int = IN) -> None:
+        self.path = ident if isinstance(ident, str) else "/sys/class/gpio/gpio%d/value" % ident
+        self.mode = mode
 
-    def write(self, on: bool) -> None:
+    def value(self, v: int | None = None) -> int | None:
+        if v is None:
+            with open(self.path) as f:
+                return 1 if f.read(1) == "1" else 0
         with open(self.path, "w") as f:
-            f.write("1" if on else "0")
-
-
-class Barrier:
-    def __init__(self, relay: str, position: str) -> None:
-        self.relay = Line(relay)
-        self.position = Line(position)
-
-    def open(self) -> None:
-        self.relay.write(True)
-
-    def close(self) -> None:
-        self.relay.write(False)
-
-    def is_open(self) -> bool:
-        return self.position.read()
-
-
-class Beam:
-    def __init__(self, name: str, path: str) -> None:
-        self.name = name
-        self.line = Line(path)
-
-    def blocked(self) -> bool:
-        return self.line.read()
+            f.write("1" if v else "0")
+        return None

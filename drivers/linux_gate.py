@@ -3,24 +3,25 @@ the slot it chose and calls `main(ctx)`. It wires the CPython implementations in
 the OpenSSL signature backend (for images, credentials and the device key), the service port
 and the board's hardware.
 
-From the gate's `device.json` (paths relative to the state directory):
-    "console": "stdio"                 the service port: "stdio" (the simulator relays the
-                                       launcher's stdin/stdout to a pty, host_sim/sim_device.py)
-                                       or a pyserial URL such as "/dev/ttyS1"
-    "hardware": {
-      "scanner": URL                   the QR engine (drivers/qrengine_serial.py)
-      "barrier": {"relay": PATH, "position": PATH}      GPIO value files (drivers/gpio_sysfs.py)
-      "beams": {"beam-in": PATH, ...}                    passage beams, GPIO value files
+From the gate's `device.json`:
+    "console": "stdio"     the service port: "stdio" (the simulator relays the launcher's
+                           stdin/stdout to a pty, host_sim/sim_device.py) or a pyserial URL
+                           such as "/dev/ttyS1"
+    "hardware": {          device URLs as in drivers/wiring.py and docs/drivers.md; GPIO pins
+                           are sysfs value files (drivers/gpio_sysfs.py); relative paths are
+                           relative to the state directory, the gate's working directory
+      "readers": [{"url": "serial:/dev/ttyACM0"}],    the first one reads the test card
+      "barrier": "gpio:relay=17&opened=18",           position feedback for the self-test
+      "beams": "gpio:a=22&b=23"                       passage beams A and B
     }
-    "rtc_reset_time": T                what an unset clock reads (firmware/rtc.py)
+    "rtc_reset_time": T    what an unset clock reads (firmware/rtc.py)
 """
 
 import os
 import sys
 from typing import Any
 
-from drivers import crypto_openssl
-from drivers.gpio_sysfs import Barrier, Beam
+from drivers import crypto_openssl, gpio_sysfs, registry
 from firmware import app, platform
 
 
@@ -58,31 +59,45 @@ class SerialLink:
         self.port.flush()
 
 
+def _open(kind: str, url: str) -> Any:
+    return registry.open_device(kind, url, machine=gpio_sysfs)
+
+
 class Scanner:
-    """The QR engine, opened when first read: a scanner unplugged at boot fails the technician's
-    self-test (with the reason), not the boot."""
+    """The first reader, opened when first read: a scanner unplugged at boot fails the
+    technician's self-test (with the reason), not the boot."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Any = None
+        self.reader: Any = None
 
     def read(self, timeout_s: float) -> str | None:
-        if self.engine is None:
-            from drivers.qrengine_serial import SerialQREngine
+        if self.reader is None:
+            self.reader = _open("reader", self.url)
+        return self.reader.read(timeout_s)
 
-            self.engine = SerialQREngine(self.url)
-        return self.engine.read(timeout_s)
+
+class Beam:
+    """One beam of a pair, named, as the technician's self-test reads it."""
+
+    def __init__(self, name: str, pair: Any, index: int) -> None:
+        self.name = name
+        self.pair = pair
+        self.index = index
+
+    def blocked(self) -> bool:
+        return bool(self.pair.read()[self.index])
 
 
 class Hardware:
-    def __init__(self, state_dir: str, spec: dict[str, Any]) -> None:
-        def path(p: str) -> str:
-            return p if p.startswith("/") or "://" in p else os.path.join(state_dir, p)
+    """What the technician's self-test drives (firmware/gate_selftest.py)."""
 
-        self.scanner = Scanner(path(spec["scanner"])) if spec.get("scanner") else None
-        b = spec.get("barrier")
-        self.barrier = Barrier(path(b["relay"]), path(b["position"])) if b else None
-        self.sensors = [Beam(name, path(p)) for name, p in sorted(spec.get("beams", {}).items())]
+    def __init__(self, spec: dict[str, Any]) -> None:
+        readers = spec.get("readers") or []
+        self.scanner = Scanner(readers[0]["url"]) if readers else None
+        self.barrier = _open("barrier", spec["barrier"]) if spec.get("barrier") else None
+        beams = _open("pair", spec["beams"]) if spec.get("beams") else None
+        self.sensors = [Beam("beam A", beams, 0), Beam("beam B", beams, 1)] if beams else []
 
 
 def log(text: str) -> None:
@@ -93,6 +108,7 @@ def main(ctx: dict[str, Any]) -> int:
     device = ctx["device"]
     console = device.get("console", "stdio")
     link = StdioLink() if console == "stdio" else SerialLink(console)
-    hw = Hardware(ctx["state_dir"], device.get("hardware") or {})
+    os.chdir(ctx["state_dir"])
+    hw = Hardware(device.get("hardware") or {})
     platform.set_crypto(crypto_openssl)
     return app.run(ctx, link, hw, os.urandom, log)

@@ -6,11 +6,13 @@ board offers what a real one does, in the state directory's `board/` folder:
   by the gate through pyserial. While `card` is set, a technician holds the test card up: the
   engine sends its text every `CARD_EVERY_S`, as a QR engine in continuous mode does, unless
   the gate has not read the last few yet (then they are waiting for it, as on a UART's FIFO);
-- `board/barrier-relay`, `board/barrier-position`, `board/beam-in`, `board/beam-out`: GPIO value
-  files (drivers/gpio_sysfs.py). The position switch is wired to the relay (a symlink: the
-  barrier follows at once) unless the barrier is jammed; a blocked beam reads "1".
+- `board/barrier-relay`, `board/barrier-opened`, `board/beam-a`, `board/beam-b`: GPIO pins as
+  sysfs-style value files (drivers/gpio_sysfs.py). The opened limit switch is wired to the
+  relay (a symlink: the barrier follows at once) unless the barrier is jammed; a blocked beam
+  reads "1".
 
-HARDWARE is the "hardware" entry of device.json that describes this board to the gate.
+HARDWARE is the "hardware" entry of device.json that describes this board to the gate, in the
+device URLs of drivers/wiring.py.
 """
 
 import fcntl
@@ -24,9 +26,9 @@ from host_sim.hardware import PtyQREngine
 CARD_EVERY_S = 0.25
 MAX_UNREAD = 64  # bytes of cards the gate has not read: hold back beyond that
 HARDWARE = {
-    "scanner": "board/scanner",
-    "barrier": {"relay": "board/barrier-relay", "position": "board/barrier-position"},
-    "beams": {"beam-in": "board/beam-in", "beam-out": "board/beam-out"},
+    "readers": [{"url": "serial:board/scanner"}],
+    "barrier": "gpio:relay=board/barrier-relay&opened=board/barrier-opened",
+    "beams": "gpio:a=board/beam-a&b=board/beam-b",
 }
 
 
@@ -49,7 +51,7 @@ class Board:
         os.makedirs(self.dir, exist_ok=True)
         self.card = card
         relay = os.path.join(self.dir, "barrier-relay")
-        position = os.path.join(self.dir, "barrier-position")
+        position = os.path.join(self.dir, "barrier-opened")
         _write(relay, "0")
         if os.path.lexists(position):
             os.remove(position)
@@ -57,8 +59,8 @@ class Board:
             _write(position, "0")
         else:
             os.symlink("barrier-relay", position)
-        _write(os.path.join(self.dir, "beam-in"), "1" if beam_blocked else "0")
-        _write(os.path.join(self.dir, "beam-out"), "0")
+        _write(os.path.join(self.dir, "beam-a"), "1" if beam_blocked else "0")
+        _write(os.path.join(self.dir, "beam-b"), "0")
         self.engine = PtyQREngine()
         link = os.path.join(self.dir, "scanner")
         if os.path.lexists(link):

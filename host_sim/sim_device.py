@@ -29,7 +29,7 @@ Faults (FAULTS), for rehearsal and tests:
     unplug-after=N   the cable is pulled right after the gate ran the N-th command (REQUEST
                      frame), before its answer gets out: the pty goes away, `unplugged` is set
     barrier-jam      the barrier does not move
-    beam-blocked     the entry beam reads blocked
+    beam-blocked     passage beam A reads blocked
     no-test-card     nobody holds the test card up to the reader
 """
 

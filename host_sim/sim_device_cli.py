@@ -19,7 +19,7 @@ Faults for rehearsal and tests (--fault, repeatable):
     unplug-after=N   the cable is pulled right after the gate ran the N-th command, before it
                      answered; the simulator stops
     barrier-jam      the barrier does not move
-    beam-blocked     the entry beam reads blocked
+    beam-blocked     passage beam A reads blocked
     no-test-card     nobody holds the test card up to the reader
 """
 
