@@ -56,6 +56,8 @@ def run(ctx: dict, link, hw=None, rng=None, log=print) -> int:
         if failures:
             agent.revert("self_test_failed: " + "; ".join(failures))
             log("app: self-test FAILED, reverting: %s" % "; ".join(failures))
+            if console is not None:
+                console.journal.close()
             return boot.EXIT_REBOOT
         agent.confirm()
         log("app: self-test passed, slot %s confirmed" % ctx["slot"])
