@@ -26,9 +26,6 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.set_defaults(func=cmd_run)
-    from host_sim.sim_gate_cli import register_gate
-
-    register_gate(s)
     from host_sim import sim_device_cli
 
     sim_device_cli.register(s)
