@@ -81,8 +81,9 @@ def register(sub: Any) -> None:
         "queues",
         "per gate: what has arrived, what is still waiting on the gate, and anomalies",
         "One line per gate: the highest seq stored, when it last synced, and from its last "
-        "status report how many records were still waiting on the gate and how old the "
-        "oldest was; with counts of sequence gaps, chain breaks and replays.",
+        "status report how many records were still waiting on the gate, how old the "
+        "oldest was and the firmware it runs (version and A/B slot); with counts of "
+        "sequence gaps, chain breaks and replays.",
         cmd_queues,
     )
     q.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -316,6 +317,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
         "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
     ):
         st = json.loads(status) if status else {}
+        image = (st.get("extra") or {}).get("image") or {}
         rows.append(
             {
                 "device_id": dev,
@@ -324,6 +326,10 @@ def cmd_queues(args: argparse.Namespace) -> int:
                 "last_sync": seen if args.json else _when(seen),
                 "waiting_on_gate": st.get("unsynced"),
                 "oldest_waiting_s": st.get("oldest_age_s"),
+                "firmware": "%s (slot %s)" % (image["version"], image["slot"])
+                + (" ON TRIAL" if image.get("trial") else "")
+                if image.get("version")
+                else None,
                 "gaps": counts.get((dev, "sequence_gap"), 0),
                 "chain_breaks": counts.get((dev, "chain_break"), 0),
                 "replays": counts.get((dev, "replay"), 0),
