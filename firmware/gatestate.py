@@ -17,7 +17,7 @@ sync install newer lists (`validator.trust.install(blob)`, `validator.deny.insta
 import json
 import os
 
-from firmware import platform
+from firmware import gate_config, platform
 from firmware.denystore import DenyStore
 from firmware.replay import ReplayCache
 from firmware.timeanchor import TimeAnchor
@@ -65,13 +65,16 @@ _STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
 
 
 def config_from_gate_config(cfg: dict) -> ValidatorConfig:
-    """The ValidatorConfig for a provisioned gate config (dotted or nested names)."""
+    """The ValidatorConfig for a provisioned gate config (dotted or nested names); a field the
+    config leaves out takes the config's documented default (gate_config.DEFAULTS)."""
     out = {}
     for name, setting in _GATE_CONFIG.items():
         value = cfg.get(name)
         if value is None and "." in name:
             group, key = name.split(".", 1)
             value = (cfg.get(group) or {}).get(key)
+        if value is None:
+            value = gate_config.DEFAULTS.get(name)
         if value is None:
             continue
         if setting == "stale_policy":
