@@ -18,6 +18,16 @@ from tests.portable.codes import HashVerifier, fake_sig
 
 NOW = 1767254400
 DEVICE_ID = 1017
+CONFIG = {  # a gate config (firmware/gate_config.py) for DEVICE_ID
+    "version": 1,
+    "device_id": DEVICE_ID,
+    "name": "A1",
+    "station": 12,
+    "lane": 1,
+    "mode": "metro",
+    "direction": "entry",
+    "scope": 1,
+}
 
 
 class Verifier(HashVerifier):

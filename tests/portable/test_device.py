@@ -120,17 +120,8 @@ class Hardware:
 
 
 def _config(stale="accept_flagged", **sync):
-    cfg = {
-        "version": 1,
-        "device_id": kit.DEVICE_ID,
-        "name": "A1",
-        "station": 12,
-        "lane": 1,
-        "mode": "metro",
-        "direction": "entry",
-        "scope": 1,
-        "validation": {"stale_trust": stale},
-    }
+    cfg = dict(kit.CONFIG)
+    cfg["validation"] = {"stale_trust": stale}
     if sync:
         cfg["sync"] = sync
     return json.dumps(cfg).encode()

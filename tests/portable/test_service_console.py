@@ -9,16 +9,7 @@ from protocol import certs, flash, frames, records, service
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
 
-CONFIG = {
-    "version": 1,
-    "device_id": kit.DEVICE_ID,
-    "name": "A1",
-    "station": 12,
-    "lane": 1,
-    "mode": "metro",
-    "direction": "entry",
-    "scope": 1,
-}
+CONFIG = kit.CONFIG
 
 
 class AcceptAll:
