@@ -8,7 +8,6 @@ same run and on the same (warm) files: reading every byte of that directory, the
 start that looks at its state has to pay. The parts are measured on their own as well.
 """
 
-import json
 import os
 import shutil
 import statistics
@@ -21,9 +20,9 @@ from firmware.denystore import DenyStore
 from firmware.device import Device
 from firmware.journal import Journal
 from firmware.limits import OfflineLimits
-from firmware.truststore import TrustStore
+from host_sim import gatedir
 from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimReader
-from protocol import certs, denylist, records, trustlist
+from protocol import denylist, records, trustlist
 
 NOW = 1_767_254_400
 DEVICE_ID = 1001
@@ -48,30 +47,11 @@ class Hardware:
         return []
 
 
-def _put(d: str, name: str, data: bytes) -> None:
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(data)
-
-
 def provisioned_gate(d: str) -> None:
     """What `faregate provision` leaves on a gate, then a big deny list and a long queue."""
     root = es256.OpenSSLSigner(es256.generate_key())
-    device = es256.OpenSSLSigner(es256.generate_key())
     issuer = es256.OpenSSLSigner(es256.generate_key())
     rid = trustlist.root_key_id(root.public_key)
-    roots = {rid: root.public_key}
-    _put(d, "factory.json", json.dumps({"device_id": DEVICE_ID, "model": "bench"}).encode())
-    _put(d, "anchor.pub", root.public_key)
-    _put(d, "device.key", device.secret_bytes())
-    cert = certs.Cert(
-        certs.KIND_DEVICE,
-        DEVICE_ID,
-        certs.key_id(root.public_key),
-        NOW - 60,
-        NOW + 10 * 365 * 86400,
-        device.public_key,
-    )
-    _put(d, "cert.bin", certs.sign(cert, root))
     config = {
         "version": 1,
         "device_id": DEVICE_ID,
@@ -82,18 +62,12 @@ def provisioned_gate(d: str) -> None:
         "direction": "entry",
         "scope": 1,
     }
-    _put(d, "config.json", json.dumps(config).encode())
-    _put(d, "state.json", json.dumps({"clock_set": True, "selftest": {"passed": True}}).encode())
     key = trustlist.IssuerKey(1, issuer.public_key, 0xFFFF, NOW - 86400, NOW + 365 * 86400)
     trust = trustlist.build(1, NOW, NOW + 30 * 86400, [key], root.sign, rid)
-    _put(d, "trust_list.bin", trust)
-    verifier = es256.verifier()
-    TrustStore(roots, verifier, os.path.join(d, gatestate.TRUST)).install(trust)
-    os.makedirs(os.path.join(d, gatestate.DENY))
-    snap = denylist.build_snapshot(
-        1, NOW, list(range(1 << 24, (DENY + 1) << 24, 1 << 24)), root.sign, rid
-    )
-    DenyStore(os.path.join(d, gatestate.DENY), roots, verifier).install(snap)
+    keys = list(range(1 << 24, (DENY + 1) << 24, 1 << 24))
+    deny = denylist.build_snapshot(1, NOW, keys, root.sign, rid)
+    secret = es256.OpenSSLSigner(es256.generate_key()).secret_bytes()
+    gatedir.provision(d, DEVICE_ID, root, secret, config, trust, deny, NOW)
     j = Journal(d, DEVICE_ID)
     for i in range(0, QUEUED, 10000):
         j.append_many(
