@@ -5,7 +5,8 @@ Gates upload their journals to the back office and fetch lists, fares and config
 
 First time:
     faregate backoffice sync-key --out sync-key.pem        # the operator's sync key
-    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key
+    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key (or let
+                                   # `faregate provision` do it: [sync] registry in the site file)
     faregate backoffice serve --sync-key sync-key.pem --tls-cert bo.pem --tls-key bo.key \\
         --tls-ca ca.pem
 Then, any time:
@@ -140,7 +141,7 @@ def register(sub: Any) -> None:
         "sync-key",
         help="create the operator's sync key (the back office signs with it)",
         description="Create the P-256 key the back office proves itself with. Its public "
-        "key (printed) goes into every gate's config as the sync host key.",
+        "key (printed) goes into every gate's config: the site file's [sync] host_key.",
     )
     sk.add_argument("--out", default="sync-key.pem", help="where to write it (mode 0600)")
     sk.set_defaults(func=cmd_sync_key)
@@ -423,7 +424,7 @@ def cmd_sync_key(args: argparse.Namespace) -> int:
         )
     key = pki.new_key()
     pki.save_key(key, args.out)
-    print("wrote %s; put this public key in every gate's config as sync_host_key:" % args.out)
+    print("wrote %s; put this public key in the site file as [sync] host_key:" % args.out)
     print(public_bytes(key).hex())
     sys.stdout.flush()
     return 0
