@@ -89,6 +89,7 @@ class Monitor:
         self.violations: dict[str, list[dict]] = {name: [] for name, _ in INVARIANTS}
         self.counts: dict[str, int] = {name: 0 for name, _ in INVARIANTS}
         self.committed_raw: dict[int, dict[int, bytes]] = {}  # device_id -> seq -> raw
+        self.committed_at: dict[int, dict[int, int]] = {}  # device_id -> seq -> virtual s
         self.names: dict[int, str] = {}  # gate -> name
         self.device_ids: dict[int, int] = {}
         self._scan: dict[int, _Scan | None] = {}
@@ -218,6 +219,7 @@ class Monitor:
         self.checked["records"] += 1
         raw = rec.to_bytes()
         self.committed_raw.setdefault(rec.device_id, {})[rec.seq] = raw
+        self.committed_at.setdefault(rec.device_id, {})[rec.seq] = self.now_s()
         if rec.kind == records.KIND_REJECT:
             name = reasons.by_number(rec.reason)
             if name in ("unknown", reasons.ACCEPTED):

@@ -1,15 +1,17 @@
 """Scenario files: what `faregate sim run SCENARIO.toml` simulates, checked against one schema.
 
-SCHEMA below is the whole format: every key with its type, default, unit and meaning.
-docs/scenarios.md documents the same table (tests/test_sim_scenarios.py keeps the two in step),
-and `load()` refuses unknown keys and bad values with the file, the key and what is wrong.
+The tables below (TOP, LANE, SECTIONS, FAULT) are the whole format: every key with its type,
+default, unit and meaning. docs/scenarios.md shows the same tables (`doc_table`; the test
+tests/test_sim_scenarios.py keeps the two in step), and `load()` refuses unknown keys and bad
+values with the file, the key and what is wrong.
 
     scenario = load("host_sim/scenarios/rush_hour.toml")   # defaults filled in, all checked
-    scenario["faults"]["power_cuts"]                         # -> 2
+    scenario["faults"]["power_cuts"]                         # -> 1
 
-Types: "str", "int", "float" (an int is fine), "bool", "range" ([low, high] of numbers, low <=
-high), "time" (an RFC 3339 UTC string such as "2026-01-12T06:30:00Z", or unix seconds), and
-"profile" ([[hour of day, fraction of peak], ...], hours rising from 0 to 24, linear in between).
+Types: "str", "int" (whole, >= 0), "sint" (whole, may be negative), "float" (>= 0; an int is
+fine), "bool", "range" ([low, high] of numbers, low <= high), "time" (an RFC 3339 UTC string
+such as "2026-01-12T06:30:00Z", or unix seconds), and "profile" ([[hour of day, fraction],
+...], hours rising from 0 to 24, linear in between).
 """
 
 import datetime
@@ -54,7 +56,7 @@ LANE: list[tuple[str, str, Any, str, str]] = [
         "float",
         600.0,
         "1/h",
-        "arrivals per hour for the whole group at the profile's 1.0",
+        "arrivals per hour for the whole group at the profile's highest point",
     ),
     (
         "profile",
@@ -220,7 +222,7 @@ FAULT: list[tuple[str, str, Any, str, str]] = [
         "the gate's name (e.g. metro-entry-2); empty: seeded (partition: "
         "empty cuts off every gate)",
     ),
-    ("jump_s", "int", 0, "s", "clock_jump only: how far the clock jumps"),
+    ("jump_s", "sint", 0, "s", "clock_jump only: how far the clock jumps (negative: backwards)"),
 ]
 
 FAULT_KINDS = (
@@ -302,12 +304,12 @@ def _check(kind: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
         return value
-    if kind in ("int", "float"):
+    if kind in ("int", "sint", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError("must be a number")
-        if kind == "int" and not isinstance(value, int):
+        if kind != "float" and not isinstance(value, int):
             raise ValueError("must be a whole number")
-        if value < 0:
+        if value < 0 and kind != "sint":
             raise ValueError("must not be negative")
         return value if kind == "int" else float(value)
     if kind == "range":
@@ -474,3 +476,36 @@ def gate_names(scenario: dict) -> list[str]:
         for lane in scenario["lanes"]
         for n in range(1, lane["gates"] + 1)
     ]
+
+
+# -- documentation -------------------------------------------------------------------------
+DOC_SECTIONS = [
+    "top",
+    "lanes",
+    "riders",
+    "mix",
+    "gate",
+    "backoffice",
+    "denylist",
+    "faults",
+    "fault",
+]
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '`"%s"`' % value
+    if isinstance(value, list):
+        return "`[%s]`" % ", ".join(str(v) for v in value)
+    return "`%s`" % value
+
+
+def doc_table(section: str) -> str:
+    """The markdown table of one section's keys, as docs/scenarios.md shows it."""
+    schema = {"top": TOP, "lanes": LANE, "fault": FAULT, **SECTIONS}[section]
+    lines = ["| key | type | default | unit | meaning |", "|---|---|---|---|---|"]
+    for key, kind, default, unit, doc in schema:
+        lines.append("| `%s` | %s | %s | %s | %s |" % (key, kind, _literal(default), unit, doc))
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ import functools
 import os
 import sqlite3
 import time
+import traceback
 from collections import deque
 from typing import Any
 
@@ -629,8 +630,15 @@ class Simulation:
     # -- the main loop -----------------------------------------------------------------------
     def _crash(self, slot: Slot, where: str, e: BaseException) -> None:
         slot.stats["crashes"] += 1
+        frames = traceback.extract_tb(e.__traceback__)
+        at = ""
+        if frames:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            at = " at %s:%d" % (os.path.relpath(frames[-1].filename, root), frames[-1].lineno)
         self.monitor.violate(
-            "firmware_never_crashes", slot.index, "%s raised %s: %s" % (where, type(e).__name__, e)
+            "firmware_never_crashes",
+            slot.index,
+            "%s raised %s: %s%s" % (where, type(e).__name__, e, at),
         )
         self._power_cut(slot, 5, False)  # the watchdog resets it
 
@@ -690,10 +698,14 @@ class Simulation:
             if s.dev is None:
                 down += 1
                 continue
-            st = s.dev.status()
-            pending += st["pending"]
-            s.stats["max_pending"] = max(s.stats["max_pending"], st["pending"])
-            oldest = max(oldest, st["oldest_unsynced_age_s"])
+            j = s.dev.journal
+            n = j.pending_count()
+            pending += n
+            s.stats["max_pending"] = max(s.stats["max_pending"], n)
+            if n:  # in true time: a gate's clock may be off
+                since = self.monitor.committed_at.get(s.device_id, {}).get(j.acked_seq + 1)
+                if since is not None:
+                    oldest = max(oldest, self.elapsed_s() - since)
         tl["pending_total"].append(pending)
         tl["oldest_unsynced_s"].append(oldest)
         lat = sorted(iv["lat"])
