@@ -634,7 +634,7 @@ class Simulation:
         at = ""
         if frames:
             root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            at = " at %s:%d" % (os.path.relpath(frames[-1].filename, root), frames[-1].lineno)
+            at = " at %s:%d" % (os.path.relpath(frames[-1].filename, root), frames[-1].lineno or 0)
         self.monitor.violate(
             "firmware_never_crashes",
             slot.index,
