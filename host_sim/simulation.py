@@ -709,8 +709,8 @@ class Simulation:
         tl["pending_total"].append(pending)
         tl["oldest_unsynced_s"].append(oldest)
         lat = sorted(iv["lat"])
-        tl["latency_p50_ms"].append(_pct(lat, 50))
-        tl["latency_p95_ms"].append(_pct(lat, 95))
+        tl["latency_p50_ms"].append(_pct(lat, 50) if lat else None)  # None: nobody admitted
+        tl["latency_p95_ms"].append(_pct(lat, 95) if lat else None)
         tl["gates_down"].append(down)
         self._interval = {"passages": 0, "rejects": 0, "lat": []}
         cutoff = self.now_ms() - 600_000
