@@ -18,6 +18,7 @@ PROFILE  ?= linux
 VERSION  ?= 0.1.0
 COUNTER  ?= 1
 RELEASE_KEY ?=
+CRED     ?=
 
 .PHONY: setup install run test test-py test-mpy bench soak fuzz lint image flash clean help
 
@@ -28,8 +29,8 @@ help:
 	@echo "make soak    long robustness runs (power cuts, link faults)"
 	@echo "make fuzz    >= 1,000,000 inputs per parser"
 	@echo "make lint    ruff, and mypy on the CPython-only packages"
-	@echo "make image   build a firmware image (PROFILE=linux|mcu VERSION= COUNTER= RELEASE_KEY=key.pem signs it)"
-	@echo "make flash   PORT=/dev/ttyUSB0 IMAGE=build/gate-linux.fgi: flash it, trial boot, confirm"
+	@echo "make image   build a firmware image (PROFILE=linux|mcu VERSION= COUNTER= RELEASE_KEY=operator/release.key signs it)"
+	@echo "make flash   IMAGE=build/gate-linux.fgi [PORT=/dev/ttyUSB0] [CRED=dir]: flash it, trial boot, confirm"
 
 # Set up only when requirements.txt or pyproject.toml changed since the last install (by content,
 # so a fresh checkout of the same files does not reinstall).
@@ -86,8 +87,8 @@ image: setup
 	  $(if $(RELEASE_KEY),--key $(RELEASE_KEY),) --out build/gate-$(PROFILE).fgi
 
 flash: setup
-	@test -n "$(PORT)" -a -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=build/gate-linux.fgi"; exit 2; }
-	$(BIN)/faregate flash --port $(PORT) $(IMAGE)
+	@test -n "$(IMAGE)" || { echo "usage: make flash IMAGE=build/gate-linux.fgi [PORT=/dev/ttyUSB0] [CRED=technician-dir]"; exit 2; }
+	$(BIN)/faregate flash $(if $(PORT),--port $(PORT),) $(if $(CRED),--cred $(CRED),) $(IMAGE)
 
 clean:
 	rm -rf $(VENV) build run .pytest_cache .mypy_cache .ruff_cache

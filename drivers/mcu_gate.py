@@ -2,9 +2,10 @@
 slot and calls `main(ctx)`. Packed into mcu images as .mpy (every drivers/mcu_*.py is).
 
 The service port here is the interpreter's stdin/stdout, which is what the MicroPython unix
-port gives the simulator (host_sim/sim_gate.py relays it to a pty); on a board it is the USB
-REPL UART. The signature verifier is the pure-Python P-256 of protocol/p256.py when present;
-without one the gate still boots and serves, and refuses every image with `no_verifier`.
+port gives the simulator (host_sim/sim_device.py relays it to a pty); on a board it is the USB
+REPL UART. The service console runs on it as on a Linux gate (firmware/app.py), with the
+pure-Python P-256 of protocol/p256.py (firmware.platform's default backend) for images,
+credentials and the device key. No peripherals are wired here yet.
 """
 
 import select
@@ -35,17 +36,6 @@ class StdioLink:
             self._out.flush()
 
 
-def verifier():
-    try:
-        from protocol import p256  # type: ignore[attr-defined]  # issue 3's verifier
-    except ImportError:
-        return None
-    for name in ("Verifier", "P256Verifier"):
-        if hasattr(p256, name):
-            return getattr(p256, name)()
-    return p256 if hasattr(p256, "verify") else None
-
-
 def log(text):
     sys.stderr.write(text + "\n")
 
@@ -53,4 +43,4 @@ def log(text):
 def main(ctx):
     from firmware import app
 
-    return app.run(ctx, StdioLink(), verifier(), log)
+    return app.run(ctx, StdioLink(), None, None, log)

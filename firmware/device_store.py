@@ -12,6 +12,8 @@ so a power cut or an unplugged cable mid-provisioning leaves the old content or 
 
 `keys` is the platform's key backend (handed in): .generate() -> secret bytes and
 .signer(secret) -> an object with .public_key (33-byte SEC1 compressed) and .sign(msg).
+`Keys(backend, rng)` is that backend for any signature backend of firmware.platform.crypto()
+(OpenSSL on a Linux gate, protocol/p256.py on an MCU gate).
 """
 
 import binascii
@@ -50,6 +52,27 @@ def blob_name(kind: int) -> str:
 
 def blob_file(kind: int) -> str:
     return blob_name(kind) + (".json" if kind == service.BLOB_CONFIG else ".bin")
+
+
+class Keys:
+    """The device key backend over a signature backend with `signer(secret32)`: the secret is
+    32 random bytes from `rng(n)` (redrawn in the rare case it is not a valid P-256 scalar)."""
+
+    def __init__(self, backend, rng):
+        self.backend = backend
+        self.rng = rng
+
+    def generate(self) -> bytes:
+        while True:
+            secret = bytes(self.rng(32))
+            try:
+                self.backend.signer(secret)
+                return secret
+            except ValueError:
+                continue
+
+    def signer(self, secret: bytes):
+        return self.backend.signer(secret)
 
 
 class DeviceStore:

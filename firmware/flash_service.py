@@ -3,11 +3,11 @@
     service = FlashService(agent)
     replies = service.handle(frame_type, payload)   # [(type, payload)] to send back
     service.reboot                                  # True once ACTIVATE was accepted
+    service.status()                                # UpdateAgent.status(): running image
 
-The service console (firmware/service.py) routes frame types 0x40..0x4F here once its session
-is authenticated; until then, and in the simulator, `firmware.app.serve` feeds it straight
-from the service port. Every refusal is a REFUSED frame with a reason from protocol/reasons.py;
-bad input never raises out of `handle`.
+The service console (firmware/service.py) routes frame types 0x40..0x4F here, and only inside
+a session authenticated with the provision role; nothing else feeds it on a gate. Every refusal
+is a REFUSED frame with a reason from protocol/reasons.py; bad input never raises out of `handle`.
 """
 
 from firmware.update_agent import ImageRefused
@@ -24,6 +24,10 @@ class FlashService:
         self.window = window
         self.reboot = False
         self._active = False  # a BEGIN was accepted and no END yet
+        self._done = b""  # the DONE of the last END, for a retransmitted END
+
+    def status(self) -> dict:
+        return self.agent.status()
 
     def handle(self, ftype: int, payload: bytes) -> list:
         try:
@@ -40,6 +44,7 @@ class FlashService:
         if ftype == flash.BEGIN:
             n, sha, restart, head = flash.parse_begin(p)
             self._active = False
+            self._done = b""
             try:
                 offset, crc = self.agent.begin(n, sha, head, restart)
             except ImageRefused as e:
@@ -53,6 +58,8 @@ class FlashService:
                 raise ImageRefused("DATA before BEGIN", "image_truncated")
             return [(flash.ACK, flash.ack(self.agent.write(offset, chunk)))]
         if ftype == flash.END:
+            if not self._active and self._done:
+                return [(flash.DONE, self._done)]  # our DONE was lost: the same answer again
             if not self._active:
                 raise ImageRefused("END before BEGIN", "image_truncated")
             try:
@@ -63,7 +70,8 @@ class FlashService:
                     self.agent.note_refusal(e.reason, str(e))
                 raise
             self._active = False
-            return [(flash.DONE, flash.done(bytes.fromhex(summary["image"]), summary))]
+            self._done = flash.done(bytes.fromhex(summary["image"]), summary)
+            return [(flash.DONE, self._done)]
         if ftype == flash.ACTIVATE:
             self.agent.request_test()
             self.reboot = True

@@ -105,9 +105,10 @@ class ServiceConsole:
         self.loaders = loaders or {}  # blob kind -> fn(bytes) -> summary dict (FormatError)
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
-        # firmware.flash_service.FlashService (or None): image frames, inside a session only
+        # firmware.flash_service.FlashService (or None): image frames, inside a session only;
+        # it also reports the running image (status, identity)
         self.flash_service = flash_service
-        self._dec = frames.FrameDecoder(service.MAX_FRAME)
+        self._dec = frames.FrameDecoder(flash.MAX_PAYLOAD if flash_service else service.MAX_FRAME)
         self.config = None
         raw = store.read_blob(service.BLOB_CONFIG)
         if raw:
@@ -167,6 +168,14 @@ class ServiceConsole:
 
     def _tech_id(self):
         return self.tech.subject_id if self.tech else None
+
+    def _firmware(self) -> str:
+        """The running image's version (the factory's record when no update agent is here)."""
+        if self.flash_service is not None:
+            version = self.flash_service.status().get("version")
+            if version:
+                return version
+        return self.store.firmware
 
     # -- lifecycle -------------------------------------------------------------------------
     def missing(self) -> list:
@@ -241,7 +250,7 @@ class ServiceConsole:
             ident.sig = bytes(signer.sign(msg))
         info = {
             "model": self.store.model,
-            "firmware": self.store.firmware,
+            "firmware": self._firmware(),
             "state": service.STATE_NAMES[state],
             "name": self.config["name"] if self.config else "",
             "time": self.clock.now(),
@@ -404,7 +413,7 @@ class ServiceConsole:
         status = {
             "device_id": self.store.device_id,
             "model": self.store.model,
-            "firmware": self.store.firmware,
+            "firmware": self._firmware(),
             "state": service.STATE_NAMES[self.lifecycle()],
             "missing": missing,
             "time": self.clock.now(),
@@ -426,6 +435,8 @@ class ServiceConsole:
             "pending_passages": self.journal.pending_count(),
             "selftest": self.store.flags.get("selftest"),
             "technician": self.tech.label if self.tech else None,
+            # firmware.update_agent.UpdateAgent.status(): slot, version, trial, last update
+            "image": self.flash_service.status() if self.flash_service else None,
         }
         return _json(status)
 

@@ -49,9 +49,6 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
     r.set_defaults(func=cmd_run)
-    from host_sim.sim_gate_cli import register_gate
-
-    register_gate(s)
     from host_sim import sim_device_cli
 
     sim_device_cli.register(s)

@@ -54,6 +54,7 @@ NAMES = {
 FLAG_RESTART = 1
 MAX_CHUNK = 4096
 MAX_HEAD = 88 + 64 * 1024  # protocol.image: header plus the largest manifest
+MAX_PAYLOAD = 37 + MAX_HEAD  # the largest flash message (BEGIN): a gate's decoder must take it
 
 
 def _bad(msg: str):
@@ -70,7 +71,7 @@ def parse_begin(p: bytes):
     """-> (image_len, sha256, restart, head)"""
     if len(p) < 37 + 88:
         raise _bad("BEGIN too short")
-    if len(p) > 37 + MAX_HEAD:
+    if len(p) > MAX_PAYLOAD:
         raise _bad("BEGIN too long")
     (n,) = struct.unpack(">I", p[:4])
     flags = p[36]

@@ -1,7 +1,8 @@
 """`faregate device ...`: look after one gate over its service port.
 
 identify    who is on the port (no credential needed)
-status      state, what is missing, clock, key, certificate, config, lists, unsynced passages
+status      state, what is missing, clock, key, certificate, config, lists, unsynced passages,
+            the firmware running (version, slot) and the last update
 selftest    storage, clock, crypto, scanner (hold up the test card), barrier, sensors
 logs        the gate's service log: sessions, changes, refused commands
 set-time    set the gate's clock from this laptop (or --time)
@@ -164,11 +165,54 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         )
         lines.append("  unsynced:      %d passages" % st["pending_passages"])
+        lines += firmware_lines(st.get("image"))
         for line in lines:
             events.say(line)
         return 0
 
     return _run(args, body)
+
+
+def firmware_lines(img: dict[str, Any] | None) -> list[str]:
+    """The running image and the update state (firmware.update_agent.UpdateAgent.status())."""
+    if not img:
+        return ["  firmware:      (this gate reports no image slots)"]
+    other = img.get("other_slot") or {}
+    lines = [
+        "  firmware:      %s in slot %s, %s (security counter %s)"
+        % (
+            img.get("version"),
+            img.get("slot"),
+            "ON TRIAL" if img.get("trial") else "confirmed",
+            img.get("counter"),
+        ),
+        "  other slot:    %s: %s%s"
+        % (
+            other.get("slot"),
+            other.get("state"),
+            " (%s)" % other["version"] if other.get("version") else "",
+        ),
+    ]
+    staging = img.get("staging")
+    if staging:
+        lines.append(
+            "  transfer:      %d of %d bytes held (run the same flash again to resume)"
+            % (staging["held"], staging["len"])
+        )
+    last = img.get("last")
+    if last:
+        what = " ".join(
+            str(x)
+            for x in (
+                last.get("event"),
+                last.get("version") or "",
+                "in slot %s" % last["slot"] if last.get("slot") else "",
+                "(%s)" % last["reason"] if last.get("reason") else "",
+            )
+            if x
+        )
+        lines.append("  last update:   %s" % what)
+    return lines
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""`faregate flash --port PORT IMAGE`: send a signed image to a gate over its service port.
+"""`faregate flash [--port PORT] IMAGE`: send a signed image to a gate over its service port.
+
+Flashing happens inside an authenticated service-console session, like every `faregate device`
+command: the port is found the same way (--port, $FAREGATE_PORT, or the one gate detected) and
+the technician credential (--cred, $FAREGATE_CRED) needs role full or provision. A gate
+refuses image frames outside such a session.
 
 The transfer (protocol/flash.py) goes in chunks of up to 4 KiB, each in a CRC-checked link
 frame, with up to 8 in flight; the gate acknowledges each once it is durable. A lost or
@@ -7,12 +12,13 @@ cable, a closed laptop or a reboot resumes where it stopped when the same comman
 (the gate proves it holds the same bytes with a CRC). After the last chunk the gate reads the
 whole image back and returns its SHA-256, which must match the file ("Hash of data verified",
 as esptool says). Then the gate boots the new slot on trial, runs its self-test and confirms
-it, or reverts by itself; this command waits and reports which.
+it, or reverts by itself; this command opens a new session after the reboot and reports which.
 
 The rate printed is esptool's "effective" rate: image bytes x 8 / seconds of writing.
 """
 
 import argparse
+import binascii
 import hashlib
 import json
 import sys
@@ -22,7 +28,29 @@ from typing import Any
 
 from protocol import flash, frames
 from provisioning.cli import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
-from provisioning.image_cli import AUTH_REASONS
+from provisioning.console import AUTH_REASONS as SESSION_REASONS
+from provisioning.image_cli import AUTH_REASONS as IMAGE_REASONS
+from provisioning.transport import Transport
+
+EXIT_HELP = (
+    "Exit codes: 0 confirmed (or staged with --no-activate), 1 refused or reverted, 2 bad "
+    "image file or credential files, 3 port or gate not answering, 4 credential, signature or "
+    "key refused, 5 a bug (report it). Example: faregate flash --port /dev/ttyUSB0 "
+    "build/gate-linux.fgi"
+)
+
+# refusal reason -> what to do (console refusals: provisioning.connect.REMEDIES)
+REMEDIES = {
+    "image_unsigned": "sign it: faregate image sign IMAGE --key operator/release.key",
+    "image_unknown_key": "sign with a release key the gate trusts",
+    "image_bad_signature": "the file was altered after signing; rebuild and sign",
+    "image_wrong_target": "build for the gate's profile (faregate image build --profile)",
+    "image_rollback": "build with --counter at or above the gate's",
+    "image_hash_mismatch": "run the same command again; if it repeats, rebuild",
+    "image_truncated": "run the same command again to resume",
+    "update_busy": "wait for the trial boot to finish, then flash again",
+    "no_verifier": "this gate cannot check signatures: it needs an image with a verifier",
+}
 
 
 class FlashError(Exception):
@@ -37,44 +65,11 @@ class Refused(FlashError):
     """The gate refused: `reason` is a name from protocol/reasons.py."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message, reason, EXIT_AUTH if reason in AUTH_REASONS else EXIT_FAILED)
+        auth = reason in IMAGE_REASONS or reason in SESSION_REASONS
+        super().__init__(message, reason, EXIT_AUTH if auth else EXIT_FAILED)
 
 
-class FrameLink:
-    """Link frames over a pyserial port (or anything with read/write/in_waiting/timeout)."""
-
-    def __init__(self, port: Any) -> None:
-        self.port = port
-        self.dec = frames.FrameDecoder()
-        self.queue: list[frames.Frame] = []
-
-    def send(self, ftype: int, payload: bytes = b"") -> None:
-        self.port.write(frames.encode(ftype, payload))
-
-    def recv(self, timeout_s: float) -> frames.Frame | None:
-        deadline = time.monotonic() + timeout_s
-        while not self.queue:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.port.timeout = min(left, 0.05)
-            data = self.port.read(max(1, self.port.in_waiting))
-            if data:
-                self.queue.extend(self.dec.feed(data))
-        return self.queue.pop(0)
-
-    def poll(self) -> list[frames.Frame]:
-        """Frames that have already arrived, without waiting."""
-        n = self.port.in_waiting
-        if n:
-            self.queue.extend(self.dec.feed(self.port.read(n)))
-        out, self.queue = self.queue, []
-        return out
-
-
-def _expect(fr: frames.Frame | None, ftype: int, what: str) -> bytes:
-    if fr is None:
-        raise FlashError("the gate did not answer %s" % what, "no_answer", EXIT_DEVICE)
+def _expect(fr: frames.Frame, ftype: int, what: str) -> bytes:
     if fr.type == flash.REFUSED:
         reason, message = flash.parse_refused(fr.payload)
         raise Refused(reason, message)
@@ -88,45 +83,44 @@ def _expect(fr: frames.Frame | None, ftype: int, what: str) -> bytes:
 
 
 class FlashClient:
-    """The host's side of flashing. `progress(done, total, seconds)` is called as ACKs come."""
+    """The host's side of flashing over a provisioning.transport.Transport whose session is
+    open. A request unanswered for `timeout_s` is sent again up to `retries` times (then
+    NotAnswering); a transfer with no ACK for `timeout_s` goes back to the last acknowledged
+    offset up to `rewinds` times. `progress(done, total, seconds)` is called as ACKs come."""
 
-    def __init__(self, link: FrameLink, timeout_s: float = 5.0, retries: int = 5) -> None:
+    def __init__(
+        self, link: Transport, timeout_s: float = 5.0, retries: int = 2, rewinds: int = 5
+    ) -> None:
         self.link = link
         self.timeout_s = timeout_s
         self.retries = retries
+        self.rewinds = rewinds
 
     def _request(self, ftype: int, payload: bytes, want: int, what: str) -> bytes:
-        for _ in range(2):
-            self.link.send(ftype, payload)
-            while True:
-                fr = self.link.recv(self.timeout_s)
-                if fr is None or fr.type in (want, flash.REFUSED):
-                    break
-                # a stale ACK or STATUS from before: skip it
-            if fr is not None:
-                return _expect(fr, want, what)
-        return _expect(None, want, what)
+        """Send; return the answer's payload (stale ACKs or STATUS from before are skipped)."""
+        fr = self.link.exchange(
+            ftype, payload, lambda f: f.type in (want, flash.REFUSED), self.timeout_s, self.retries
+        )
+        return _expect(fr, want, what)
 
     def query(self) -> dict[str, Any]:
         return flash.parse_status(self._request(flash.QUERY, b"", flash.STATUS, "a status query"))
 
     def begin(self, data: bytes, head_len: int, restart: bool = False) -> tuple[int, int, int]:
         sha = hashlib.sha256(data).digest()
-        msg = flash.begin(len(data), sha, data[:head_len], restart)
-        p = self._request(flash.BEGIN, msg, flash.READY, "BEGIN")
+        p = self._request(
+            flash.BEGIN, flash.begin(len(data), sha, data[:head_len], restart), flash.READY, "BEGIN"
+        )
         offset, crc, max_chunk, window = flash.parse_ready(p)
-        if offset:
-            import binascii
-
-            if offset > len(data) or binascii.crc32(data[:offset]) != crc:
-                # the gate holds other bytes (a power cut mid-chunk, another image): start over
-                p = self._request(
-                    flash.BEGIN,
-                    flash.begin(len(data), sha, data[:head_len], True),
-                    flash.READY,
-                    "BEGIN",
-                )
-                offset, crc, max_chunk, window = flash.parse_ready(p)
+        if offset and (offset > len(data) or binascii.crc32(data[:offset]) != crc):
+            # the gate holds other bytes (a power cut mid-chunk, another image): start over
+            p = self._request(
+                flash.BEGIN,
+                flash.begin(len(data), sha, data[:head_len], True),
+                flash.READY,
+                "BEGIN",
+            )
+            offset, crc, max_chunk, window = flash.parse_ready(p)
         return offset, max_chunk, window
 
     def send(
@@ -156,7 +150,7 @@ class FlashClient:
             if fr is None:
                 if now - last_progress > self.timeout_s:
                     rewinds += 1
-                    if rewinds > self.retries:
+                    if rewinds > self.rewinds:
                         raise FlashError(
                             "the gate stopped acknowledging at offset %d" % acked,
                             "no_answer",
@@ -182,61 +176,68 @@ class FlashClient:
         return time.monotonic() - t0
 
     def end(self) -> tuple[bytes, dict[str, Any]]:
-        p = self._request(flash.END, b"", flash.DONE, "END")
-        return flash.parse_done(p)
+        return flash.parse_done(self._request(flash.END, b"", flash.DONE, "END"))
 
     def activate(self) -> dict[str, Any]:
         return flash.parse_status(self._request(flash.ACTIVATE, b"", flash.STATUS, "ACTIVATE"))
 
-    def wait_outcome(self, slot: str, timeout_s: float = 60.0) -> dict[str, Any]:
-        """After ACTIVATE: query until the gate runs `slot` confirmed, or reports a revert."""
-        deadline = time.monotonic() + timeout_s
-        time.sleep(0.2)
+
+def wait_outcome(
+    client: Any, cred: Any, flasher: FlashClient, slot: str, timeout_s: float
+) -> dict[str, Any]:
+    """After ACTIVATE the gate reboots and the session is gone: open a new one (HELLO, AUTH)
+    and query until the gate runs `slot` confirmed, or reports that it reverted."""
+    from provisioning.console import DeviceRefused
+    from provisioning.transport import NotAnswering
+
+    link = client.link
+    saved = link.timeout, link.retries
+    link.timeout, link.retries = min(1.0, link.timeout), 0
+    deadline = time.monotonic() + timeout_s
+    try:
         while time.monotonic() < deadline:
-            self.link.poll()  # drop anything left from before the reboot
-            self.link.send(flash.QUERY)
-            fr = self.link.recv(1.0)
-            if fr is None or fr.type != flash.STATUS:
-                continue
+            time.sleep(0.2)
             try:
-                st = flash.parse_status(fr.payload)
-            except Exception:
-                continue
+                link.discard_input()
+                client.hello()
+                client.authenticate(cred.signer, cred.raw, cred.anchor, claim=False)
+                st = flasher.query()
+            except (NotAnswering, DeviceRefused, Refused):
+                continue  # still rebooting, or answering from before the reboot
             last = st.get("last") or {}
             if st.get("slot") == slot and not st.get("trial"):
                 return st
             if last.get("event") == "reverted" and last.get("slot") == slot:
                 return st
-        raise FlashError(
-            "the gate did not come back from its trial boot within %d s" % timeout_s,
-            "no_answer",
-            EXIT_DEVICE,
-        )
+    finally:
+        link.timeout, link.retries = saved
+    raise FlashError(
+        "the gate did not come back from its trial boot within %d s" % timeout_s,
+        "no_answer",
+        EXIT_DEVICE,
+    )
 
 
 # -- command line ---------------------------------------------------------------------------
 
 
 def register(sub: Any) -> None:
+    from provisioning.connect import add_port_args
+
     p = sub.add_parser(
         "flash",
         help="send a signed image to a gate over serial; trial boot, confirm or revert",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit codes: 0 confirmed (or staged with --no-activate), 1 refused or reverted, "
-        "2 bad image file, 3 port or gate not answering, 4 signature or key refused. "
-        "Example: faregate flash --port /dev/ttyUSB0 build/gate-linux.fgi",
+        epilog=EXIT_HELP,
     )
     p.add_argument("image", help="signed image file (faregate image build --key ...)")
-    p.add_argument("--port", required=True, help="serial port or pyserial URL of the gate")
-    p.add_argument("--baud", type=int, default=115200, help="line rate (default 115200)")
+    add_port_args(p)
     p.add_argument("--no-activate", action="store_true", help="stage only; do not reboot")
     p.add_argument("--restart", action="store_true", help="send from the start, do not resume")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
     p.add_argument(
         "--boot-timeout", type=float, default=60.0, help="seconds to wait for the trial boot"
     )
-    p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.set_defaults(func=cmd_flash)
 
 
@@ -248,7 +249,7 @@ class Reporter:
         self.out = stream or sys.stdout
         self.tty = not as_json and hasattr(self.out, "isatty") and self.out.isatty()
         self._last_decile = -1
-        self._base = 0
+        self.base = 0  # the offset the transfer resumed from: the rate counts what was sent
 
     def event(self, name: str, text: str, **fields: Any) -> None:
         if self.as_json:
@@ -259,7 +260,7 @@ class Reporter:
 
     def progress(self, done: int, total: int, secs: float) -> None:
         pct = done * 100 // total
-        rate = (done - self._base) * 8 / secs / 1000 if secs > 0 else 0.0
+        rate = (done - self.base) * 8 / secs / 1000 if secs > 0 else 0.0
         if self.as_json:
             self.event("progress", "", offset=done, total=total, kbit_s=round(rate, 1))
         elif self.tty:
@@ -286,6 +287,8 @@ def _describe(st: dict[str, Any]) -> str:
 
 def cmd_flash(args: argparse.Namespace) -> int:
     from protocol import image
+    from provisioning import connect
+    from provisioning.events import Events
 
     try:
         with open(args.image, "rb") as f:
@@ -303,52 +306,45 @@ def cmd_flash(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         ) from None
     rep = Reporter(args.json)
-    port = open_port(args.port, args.baud)
-    try:
-        return _flash(args, port, data, m, rep)
-    except FlashError as e:
-        if args.json:
-            rep.event("error", "", reason=e.reason, message=e.message)
-        remedy = {
-            "image_unsigned": "sign it: faregate image sign IMAGE --key release.pem",
-            "image_unknown_key": "sign with a release key the gate trusts",
-            "image_bad_signature": "the file was altered after signing; rebuild and sign",
-            "image_wrong_target": "build for the gate's profile (faregate image build --profile)",
-            "image_rollback": "build with --counter at or above the gate's",
-            "image_hash_mismatch": "run the same command again; if it repeats, rebuild",
-            "image_truncated": "run the same command again to resume",
-            "update_busy": "wait for the trial boot to finish, then flash again",
-            "no_answer": "check the cable and that the gate is powered, then run it again",
-        }.get(e.reason, "")
-        reason = " (%s)" % e.reason if e.reason and e.reason != "no_answer" else ""
-        raise CliError(
-            "gate refused: %s%s" % (e.message, reason) if isinstance(e, Refused) else e.message,
-            remedy,
-            e.exit_code,
-        ) from None
-    finally:
-        port.close()
+    events = Events(args.json)  # the error event, as every command that talks to a gate
+
+    def connected(ident: Any, port: str) -> None:
+        rep.event(
+            "connect",
+            "Connected to gate %d (%s) on %s" % (ident.device_id, ident.state, port),
+            device_id=ident.device_id,
+            port=port,
+        )
+
+    def go() -> int:
+        cred = connect.load_credential(args, connect.now())
+        with connect.session(args, events, cred, on_hello=connected) as client:
+            try:
+                return _flash(args, client, cred, data, m, rep)
+            except FlashError as e:
+                raise _cli_error(e) from None
+
+    return connect.run(events, go)
 
 
-def open_port(url: str, baud: int) -> Any:
-    import serial
+def _cli_error(e: FlashError) -> CliError:
+    from provisioning.connect import REMEDIES as SESSION_REMEDIES
 
-    try:
-        return serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=30)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise CliError(
-            "cannot open port %s: %s" % (url, e),
-            "check --port (ls /dev/ttyUSB* /dev/ttyACM*) and that no other program holds it",
-            EXIT_DEVICE,
-        ) from None
+    remedy = REMEDIES.get(e.reason) or SESSION_REMEDIES.get(e.reason, "")
+    if e.reason == "no_answer":
+        remedy = "check the cable and that the gate is powered, then run it again"
+    if isinstance(e, Refused):
+        return CliError("gate refused: %s (%s)" % (e.message, e.reason), remedy, e.exit_code)
+    return CliError(e.message, remedy, e.exit_code)
 
 
-def _flash(args: argparse.Namespace, port: Any, data: bytes, m: Any, rep: Reporter) -> int:
+def _flash(
+    args: argparse.Namespace, client: Any, cred: Any, data: bytes, m: Any, rep: Reporter
+) -> int:
     from protocol import image
 
-    client = FlashClient(FrameLink(port), timeout_s=args.timeout)
-    rep.event("connect", "Connecting to %s ..." % args.port, port=args.port)
-    before = client.query()
+    flasher = FlashClient(client.link, timeout_s=args.timeout, retries=args.retries)
+    before = flasher.query()
     rep.event(
         "device",
         "Gate: %s profile, %s" % (before.get("profile"), _describe(before)),
@@ -369,15 +365,15 @@ def _flash(args: argparse.Namespace, port: Any, data: bytes, m: Any, rep: Report
         bytes=len(data),
     )
     h = image.parse_header(data)
-    offset, max_chunk, window = client.begin(data, h.head_len, args.restart)
+    offset, max_chunk, window = flasher.begin(data, h.head_len, args.restart)
     if offset:
         rep.event(
             "resume",
             "Resuming at 0x%08x: the gate already holds %s bytes" % (offset, "{:,}".format(offset)),
             offset=offset,
         )
-    rep._base = offset
-    secs = client.send(data, offset, max_chunk, window, rep.progress)
+    rep.base = offset
+    secs = flasher.send(data, offset, max_chunk, window, rep.progress)
     sent = len(data) - offset
     rate = sent * 8 / secs / 1000 if secs > 0 else 0.0
     rep.event(
@@ -389,7 +385,7 @@ def _flash(args: argparse.Namespace, port: Any, data: bytes, m: Any, rep: Report
         seconds=round(secs, 3),
         kbit_s=round(rate, 1),
     )
-    digest, summary = client.end()
+    digest, summary = flasher.end()
     if digest != hashlib.sha256(data).digest():
         raise FlashError(
             "the gate read back a different image (sha256 %s)" % digest.hex()[:16],
@@ -409,11 +405,11 @@ def _flash(args: argparse.Namespace, port: Any, data: bytes, m: Any, rep: Report
         )
         return 0
     slot = summary["slot"]
-    client.activate()
+    flasher.activate()
     rep.event(
         "activate", "Activating slot %s for a trial boot; the gate reboots ..." % slot, slot=slot
     )
-    st = client.wait_outcome(slot, args.boot_timeout)
+    st = wait_outcome(client, cred, flasher, slot, args.boot_timeout)
     last = st.get("last") or {}
     if st.get("slot") == slot and not st.get("trial"):
         rep.event(

@@ -27,6 +27,7 @@ from protocol import image
 from protocol.errors import FormatError
 
 PACKAGES = ("protocol", "firmware", "drivers")
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this faregate
 
 
 class BuildError(Exception):
@@ -150,23 +151,26 @@ def sign(data: bytes, key: Any) -> bytes:
 
 
 def load_public(path: str) -> bytes:
-    """A release public key (SEC1 compressed) from a PEM file holding either half of the key."""
+    """A release public key (SEC1 compressed) from a file holding either half of the key: the
+    operator's release.pub (hex, from `faregate keys init`) or a PEM key, public or private
+    (an encrypted one is read with FAREGATE_PASSPHRASE)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from provisioning import operator_keys
+
     with open(path, "rb") as f:
-        pem = f.read()
-    if b"PRIVATE KEY" in pem:
-        priv = serialization.load_pem_private_key(pem, None)
-        if not isinstance(priv, ec.EllipticCurvePrivateKey):
-            raise ValueError("%s is not an EC key" % path)
-        pub = priv.public_key()
-    else:
-        loaded = serialization.load_pem_public_key(pem)
-        if not isinstance(loaded, ec.EllipticCurvePublicKey):
-            raise ValueError("%s is not an EC public key" % path)
-        pub = loaded
-    return pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+        raw = f.read()
+    if b"PRIVATE KEY" in raw:
+        return operator_keys.load_signer(path).public_key
+    if b"PUBLIC KEY" not in raw:
+        return operator_keys.read_pub(path)
+    loaded = serialization.load_pem_public_key(raw)
+    if not isinstance(loaded, ec.EllipticCurvePublicKey):
+        raise ValueError("%s is not an EC public key" % path)
+    return loaded.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
 
 
 def check(

@@ -1,9 +1,10 @@
-"""`faregate image ...`: build, sign and verify firmware images; make a release key.
+"""`faregate image ...`: build, sign and verify firmware images.
 
 An image (docs/firmware-images.md) packs protocol/, firmware/ and the drivers one profile
 needs, with a manifest (version, security counter, target profile, SHA-256 of every file)
-signed with the operator's release key (ES256). Gates refuse unsigned images, unknown keys,
-tampered files, other profiles and lower security counters.
+signed with the operator's release key (ES256): `release.key` in the operator directory that
+`faregate keys init` makes (set FAREGATE_PASSPHRASE if the keys are encrypted). Gates refuse
+unsigned images, unknown keys, tampered files, other profiles and lower security counters.
 """
 
 import argparse
@@ -27,17 +28,6 @@ def register(sub: Any) -> None:
     s = p.add_subparsers(dest="image_command", metavar="SUBCOMMAND")
     s.required = True
 
-    k = s.add_parser(
-        "keygen",
-        help="make a release key (ES256, P-256) and print its public half for gates",
-        description="Write a new release private key (PEM, mode 0600) and print the public "
-        "key in hex: that string goes into each gate's device.json `release_keys` (the "
-        "provisioning flow writes it). Keep the private key offline.",
-    )
-    k.add_argument("--out", required=True, help="private key file to create, e.g. release.pem")
-    k.add_argument("--force", action="store_true", help="overwrite an existing file")
-    k.set_defaults(func=cmd_keygen)
-
     b = s.add_parser(
         "build",
         help="pack protocol/, firmware/ and drivers into an image (signed with --key)",
@@ -54,7 +44,11 @@ def register(sub: Any) -> None:
         help="security counter (default 1): raise it when a release fixes a vulnerability; "
         "gates then refuse every image with a lower counter",
     )
-    b.add_argument("--src", default=".", help="source tree to pack (default: current directory)")
+    b.add_argument(
+        "--src",
+        default=None,
+        help="source tree to pack (default: the faregate tree this command runs from)",
+    )
     b.add_argument(
         "--build-time",
         type=int,
@@ -62,7 +56,7 @@ def register(sub: Any) -> None:
         help="unix time to record (default "
         "$SOURCE_DATE_EPOCH or now; fix it for reproducible images)",
     )
-    b.add_argument("--key", help="release private key (PEM) to sign with")
+    b.add_argument("--key", help="release private key to sign with (operator/release.key)")
     b.add_argument("--out", required=True, help="image file to write (e.g. build/gate.fgi)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.set_defaults(func=cmd_build)
@@ -74,7 +68,7 @@ def register(sub: Any) -> None:
         "r||s). The files are covered through their SHA-256 in the manifest.",
     )
     g.add_argument("image", help="image file")
-    g.add_argument("--key", required=True, help="release private key (PEM)")
+    g.add_argument("--key", required=True, help="release private key (operator/release.key)")
     g.add_argument("--out", help="signed image to write (default: sign in place)")
     g.set_defaults(func=cmd_sign)
 
@@ -87,7 +81,9 @@ def register(sub: Any) -> None:
     )
     v.add_argument("image", help="image file")
     v.add_argument(
-        "--key", action="append", help="trusted release key, PEM (public or private); repeatable"
+        "--key",
+        action="append",
+        help="trusted release key: operator/release.pub, or a PEM key (either half); repeatable",
     )
     v.add_argument("--profile", choices=("linux", "mcu"), help="the gate's profile")
     v.add_argument("--mpy", help="the gate's mpy ABI, e.g. 6.3 (mcu)")
@@ -98,19 +94,40 @@ def register(sub: Any) -> None:
 
 
 def _load_private(path: str) -> Any:
-    from provisioning import pki
+    from provisioning.operator_keys import KeyFileError, load_signer
+
+    if not os.path.exists(path):
+        raise CliError(
+            "release key %s not found" % path,
+            "give the operator's release.key (made by `faregate keys init --dir DIR`)",
+            EXIT_USAGE,
+        )
+    try:
+        return load_signer(path).key
+    except KeyFileError as e:
+        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
+
+
+def load_release_key(path: str) -> bytes:
+    """A trusted release public key from a file (image_build.load_public), or a CliError."""
+    from provisioning import image_build
+    from provisioning.operator_keys import KeyFileError
 
     try:
-        return pki.load_key(path)
+        return image_build.load_public(path)
     except FileNotFoundError:
         raise CliError(
             "release key %s not found" % path,
-            "make one with `faregate image keygen --out %s`" % path,
+            "give the operator's release.pub (made by `faregate keys init --dir DIR`)",
             EXIT_USAGE,
         ) from None
-    except (ValueError, TypeError) as e:
+    except KeyFileError as e:
+        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
+    except (OSError, ValueError) as e:
         raise CliError(
-            "%s: %s" % (path, e), "give the release private key (PEM)", EXIT_USAGE
+            "cannot load release key %s: %s" % (path, e),
+            "give operator/release.pub or a PEM key",
+            EXIT_USAGE,
         ) from None
 
 
@@ -134,22 +151,6 @@ def _write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def cmd_keygen(args: argparse.Namespace) -> int:
-    from drivers import crypto_openssl as es256
-    from protocol import image
-    from provisioning import pki
-
-    if os.path.exists(args.out) and not args.force:
-        raise CliError("%s exists" % args.out, "pick another --out, or --force", EXIT_USAGE)
-    key = pki.new_key()
-    pki.save_key(key, args.out)
-    pub = es256.public_bytes(key)
-    print("release key written to %s (keep it offline)" % args.out)
-    print("key id:     %s" % image.key_id(pub).hex())
-    print("public key: %s" % pub.hex())
-    return 0
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from protocol.errors import UsageError
     from provisioning import image_build
@@ -157,7 +158,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     key = _load_private(args.key) if args.key else None
     try:
         data = image_build.build(
-            args.src, args.profile, args.version, args.counter, args.build_time
+            args.src or image_build.SOURCE_ROOT,
+            args.profile,
+            args.version,
+            args.counter,
+            args.build_time,
         )
     except (image_build.BuildError, UsageError) as e:
         raise CliError(str(e), "check --src, --version and --counter", EXIT_USAGE) from None
@@ -220,12 +225,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = _read_image(args.image)
     keys = None
     if args.key:
-        try:
-            keys = [image_build.load_public(k) for k in args.key]
-        except (OSError, ValueError) as e:
-            raise CliError(
-                "cannot load key: %s" % e, "give a PEM release key", EXIT_USAGE
-            ) from None
+        keys = [load_release_key(k) for k in args.key]
     try:
         s = image_build.check(data, keys, args.profile, args.mpy, args.floor)
     except ImageRefused as e:

@@ -21,9 +21,8 @@ import datetime
 import os
 import time
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from drivers import crypto_openssl as es256
+from drivers.crypto_openssl import OpenSSLSigner as Signer  # .key, .public_key, .sign(msg)
 from protocol import certs
 from provisioning import pki
 
@@ -42,17 +41,6 @@ class KeyFileError(Exception):
 
 class CredentialExpired(KeyFileError):
     """The technician credential is outside its validity by this laptop's clock."""
-
-
-class Signer:
-    """An ES256 private key as the rest of faregate sees one: .public_key and .sign(msg)."""
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
-        self.key = key
-        self.public_key = es256.public_bytes(key)
-
-    def sign(self, message: bytes) -> bytes:
-        return es256.sign(self.key, message)
 
 
 def passphrase() -> bytes | None:

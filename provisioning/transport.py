@@ -1,5 +1,6 @@
 """A serial link that carries faregate frames: open a port, send a frame, wait for the answer,
-retry on silence. Used by the service console client and by firmware flashing.
+retry on silence. Used by the service console client, and by firmware flashing inside its
+session (provisioning/flash.py).
 
     link = Transport("/dev/ttyUSB0")           # or a pty path, or any pyserial URL (loop://)
     reply = link.exchange(ftype, payload, want=lambda fr: fr.type == X)
@@ -129,6 +130,15 @@ class Transport:
                 self.bytes_in += len(chunk)
                 self._queue.extend(self.decoder.feed(chunk))
         return self._queue.pop(0)
+
+    def discard_input(self) -> None:
+        """Drop what arrived and was not read: late answers from before a gate's reboot."""
+        self._queue.clear()
+        self.decoder = frames.FrameDecoder()
+        try:
+            self.port.reset_input_buffer()
+        except (serial.SerialException, OSError) as e:
+            raise Disconnected("lost the gate on %s (%s)" % (self.url, _why(e))) from None
 
     def exchange(
         self,

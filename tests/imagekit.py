@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from drivers import crypto_openssl as es256
-from host_sim.sim_gate import SimGate
-from provisioning import image_build, pki
+from host_sim.sim_device import SimDevice
+from provisioning import image_build, operator_keys, pki
+from provisioning.console import ServiceClient
+from provisioning.transport import Transport
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_TIME = 1767254400
@@ -22,6 +24,17 @@ class Release:
         self.path = os.path.join(directory, name + ".pem")
         pki.save_key(self.key, self.path)
         self.pub = es256.public_bytes(self.key)
+
+
+class Operator:
+    """An operator directory (`faregate keys init`) and a technician credential from it."""
+
+    def __init__(self, directory: str, role: str = "provision", now: int = BUILD_TIME) -> None:
+        self.dir = os.path.join(directory, "operator")
+        operator_keys.init_operator(self.dir, "Test Metro", now)
+        self.cred_dir = os.path.join(directory, "tech-" + role)
+        operator_keys.issue_technician(self.dir, self.cred_dir, 7, "alice", role, 3650, now)
+        self.cred = operator_keys.Credential(self.cred_dir)
 
 
 def build(
@@ -57,19 +70,32 @@ def patched_tree(directory: str, patches: dict[str, str]) -> str:
     return src
 
 
+def claim(port: str, op: Operator) -> dict[str, Any]:
+    """The first session with a blank gate: it takes the operator's root as its anchor."""
+    with Transport(port, timeout=5) as link:
+        client = ServiceClient(link)
+        client.hello()
+        return client.authenticate(op.cred.signer, op.cred.raw, op.cred.anchor, claim=True)
+
+
 @contextmanager
 def running_gate(
-    state_dir: str, factory: bytes | None, keys: list[bytes], profile: str = "linux", **kw: Any
-) -> Iterator[SimGate]:
-    """A simulated gate (programmed with `factory` if given) running until the block ends."""
+    state_dir: str,
+    factory: bytes | None,
+    keys: list[bytes],
+    op: Operator | None = None,
+    **kw: Any,
+) -> Iterator[SimDevice]:
+    """A simulated gate (programmed with `factory` if given, claimed by `op` if given)
+    running, its console serving, until the block ends."""
     if factory is not None:
-        SimGate.create(state_dir, factory, keys, profile)
-    gate = SimGate(state_dir, **kw)
+        SimDevice.program(state_dir, factory, keys, 1017)
+    gate = SimDevice(state_dir, **kw)
     gate.start()
     try:
-        gate.wait_state(
-            lambda st: st.get("active") and not st.get("trial") and not st.get("pending")
-        )
+        assert gate.ready.wait(60), "the gate did not come up: %s" % gate.dir
+        if op is not None:
+            claim(gate.path, op)
         yield gate
     finally:
         gate.stop()

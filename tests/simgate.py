@@ -42,7 +42,9 @@ class SimGate:
 
     count = 0
 
-    def __init__(self, tmp_path, state, env, device_id=1017, faults=(), passages=0) -> None:
+    def __init__(
+        self, tmp_path, state, env, device_id=1017, faults=(), passages=0, extra=()
+    ) -> None:
         SimGate.count += 1
         self.out_path = str(tmp_path / ("sim-%d.out" % SimGate.count))
         argv = faregate_argv(
@@ -56,6 +58,7 @@ class SimGate:
             str(passages),
             "--json",
             *["--fault=%s" % f for f in faults],
+            *extra,
         )
         self._out = open(self.out_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env)
@@ -72,6 +75,10 @@ class SimGate:
                 except ValueError:
                     pass
         return out
+
+    def console(self) -> list[str]:
+        """The gate's console log lines printed since it was ready (boots, self-tests)."""
+        return [e["line"] for e in self.lines() if e.get("event") == "console"]
 
     def log_events(self, ev: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
         """The gate's service-log entries named `ev`, once `count` of them arrived (the

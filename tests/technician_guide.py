@@ -35,6 +35,11 @@ _MASKS = [
     (re.compile(r"[+-]\d+ s from the laptop"), "N s from the laptop"),
     (re.compile(r"\d+ days (behind|ahead)"), r"N days \1"),
     (re.compile(r"was (within \d+ s|\d+ s (behind|ahead))"), "was N"),
+    # firmware images: their size follows the source tree, and so does flashing progress
+    (re.compile(r"\d[\d,]* (bytes|files)"), r"N \1"),
+    (re.compile(r"0x[0-9a-f]{8}"), "0xN"),
+    (re.compile(r"\(\d+ %\)"), "(N %)"),
+    (re.compile(r"in [\d.]+ seconds \(effective [\d.]+ kbit/s\)"), "in N seconds (rate)"),
     (re.compile(r"\s+$", re.M), ""),
 ]
 

@@ -1,5 +1,5 @@
-"""The host's flash client against the gate's flash service over a lossy in-memory line
-(go-back-N), and fuzzing of the image and flash parsers (R3)."""
+"""The host's flash client, on its real transport, against the gate's flash service over a
+lossy in-memory line (go-back-N), and fuzzing of the image and flash parsers (R3)."""
 
 import random
 
@@ -8,7 +8,8 @@ import pytest
 from firmware.flash_service import FlashService
 from protocol import flash, frames, image
 from protocol.errors import FormatError
-from provisioning.flash import FlashClient, FrameLink
+from provisioning.flash import FlashClient
+from provisioning.transport import Transport
 from tests.fuzzing import fuzz_parser
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, confirmed_gate, make
@@ -31,6 +32,12 @@ class LossyLine:
     @property
     def in_waiting(self) -> int:
         return len(self.rx)
+
+    def reset_input_buffer(self) -> None:
+        self.rx = b""
+
+    def flush(self) -> None:
+        pass
 
     def write(self, data: bytes) -> int:
         if self.rng.random() < self.loss:
@@ -57,7 +64,8 @@ def test_lossy_line_still_delivers_the_exact_image(seed: int) -> None:
         rng = random.Random(seed)
         data = make(version=(1, 3, 0), counter=2, files={"firmware/x.py": rng.randbytes(60000)})
         line = LossyLine(FlashService(agent(d, running="a"), max_chunk=1024, window=6), rng, 0.08)
-        client = FlashClient(FrameLink(line), timeout_s=0.3, retries=50)
+        link = Transport("lossy://", opener=lambda _url, **_kw: line)
+        client = FlashClient(link, timeout_s=0.3, retries=5, rewinds=50)
         offset, chunk, window = client.begin(data, image.parse_header(data).head_len)
         client.send(data, offset, chunk, window)
         digest, summary = client.end()

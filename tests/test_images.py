@@ -1,5 +1,6 @@
-"""Images on the operator's machine: `faregate image keygen|build|sign|verify`, the MCU
-profile's .mpy files, and what the signature covers (real ES256 through OpenSSL)."""
+"""Images on the operator's machine: `faregate image build|sign|verify` with the operator's
+release key from `faregate keys init`, the MCU profile's .mpy files, what the signature covers
+(real ES256 through OpenSSL), and programming a new `faregate sim device` with an image."""
 
 import os
 import subprocess
@@ -8,15 +9,17 @@ import pytest
 
 from drivers.crypto_openssl import OpenSSLVerifier
 from firmware.update_agent import ImageRefused, UpdateAgent
-from host_sim.sim_gate import mpy_of_unix_port
+from host_sim.sim_device import mpy_of_unix_port
 from protocol import image
 from provisioning import image_build
 from tests.conftest import faregate_argv
 from tests.imagekit import BUILD_TIME, ROOT, Release, build, write
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(faregate_argv(*args), capture_output=True, text=True, cwd=ROOT)
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        faregate_argv(*args), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,41 +27,48 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     return Release(str(tmp_path_factory.mktemp("keys")))
 
 
-def test_cli_keygen_build_sign_verify(tmp_path: os.PathLike[str]) -> None:
-    key = os.path.join(tmp_path, "release.pem")
-    other = os.path.join(tmp_path, "other.pem")
+def test_cli_build_sign_verify_with_the_operator_release_key(tmp_path) -> None:
+    """One way to make keys: `faregate keys init`; images are signed with its release.key
+    (encrypted with FAREGATE_PASSPHRASE here) and checked with release.pub or the key."""
+    op = os.path.join(tmp_path, "op")
+    env = dict(os.environ, FAREGATE_PASSPHRASE="correct horse")
+    assert run("keys", "init", "--dir", op, env=env).returncode == 0
+    assert run("keys", "init", "--dir", os.path.join(tmp_path, "other")).returncode == 0
+    key = os.path.join(op, "release.key")
+    pub = os.path.join(op, "release.pub")
+    other = os.path.join(tmp_path, "other", "release.pub")
     img = os.path.join(tmp_path, "gate.fgi")
-    r = run("image", "keygen", "--out", key)
-    assert r.returncode == 0 and "public key: 0" in r.stdout, r.stderr
-    assert os.stat(key).st_mode & 0o777 == 0o600
-    assert run("image", "keygen", "--out", other).returncode == 0
-    assert run("image", "keygen", "--out", key).returncode == 2  # refuses to overwrite
+    assert run("image", "keygen", "--out", key).returncode == 2  # gone: keys init makes it
 
     r = run("image", "build", "--version", "1.4.2", "--counter", "7", "--out", img)
     assert r.returncode == 0 and "UNSIGNED" in r.stdout, r.stderr
-    r = run("image", "verify", img, "--key", key)
+    r = run("image", "sign", img, "--key", os.path.join(tmp_path, "nope.key"))
+    assert r.returncode == 2 and "faregate keys init" in r.stderr
+    r = run("image", "verify", img, "--key", pub)
     assert r.returncode == 4 and "image_unsigned" in r.stderr
 
-    r = run("image", "sign", img, "--key", key)
+    r = run("image", "sign", img, "--key", key)  # no passphrase: refused, says which
+    assert r.returncode == 2 and "FAREGATE_PASSPHRASE" in r.stderr, r.stderr
+    r = run("image", "sign", img, "--key", key, env=env)
     assert r.returncode == 0 and "signed" in r.stdout, r.stderr
-    r = run("image", "verify", img, "--key", key, "--files")
+    r = run("image", "verify", img, "--key", key, "--files", env=env)
     assert r.returncode == 0, r.stderr
     assert "linux image 1.4.2, security counter 7" in r.stdout
     assert "firmware/update_agent.py" in r.stdout and "drivers/mcu_gate.py" not in r.stdout
 
     assert "image_unknown_key" in run("image", "verify", img, "--key", other).stderr
-    r = run("image", "verify", img, "--key", key, "--profile", "mcu")
+    r = run("image", "verify", img, "--key", pub, "--profile", "mcu")
     assert r.returncode == 1 and "image_wrong_target" in r.stderr
-    r = run("image", "verify", img, "--key", key, "--floor", "8")
+    r = run("image", "verify", img, "--key", pub, "--floor", "8")
     assert r.returncode == 1 and "image_rollback" in r.stderr
-    r = run("image", "verify", img, "--key", key, "--floor", "7", "--json")
+    r = run("image", "verify", img, "--key", pub, "--floor", "7", "--json")
     assert r.returncode == 0 and '"ok": true' in r.stdout
 
     with open(img, "rb") as f:
         data = bytearray(f.read())
     data[-10] ^= 0x20  # one bit of the last file
     write(str(tmp_path), "tampered.fgi", bytes(data))
-    r = run("image", "verify", os.path.join(tmp_path, "tampered.fgi"), "--key", key)
+    r = run("image", "verify", os.path.join(tmp_path, "tampered.fgi"), "--key", pub)
     assert r.returncode == 1 and "image_hash_mismatch" in r.stderr
     r = run("image", "build", "--version", "1.x", "--out", img)
     assert r.returncode == 2 and "fix:" in r.stderr
@@ -109,7 +119,11 @@ def test_builds_are_reproducible(release: Release) -> None:
         assert image_build.check(signed, [release.pub])["signed"]
 
 
-def test_sim_gate_refuses_a_blank_state_without_a_factory_image(tmp_path) -> None:
-    r = run("sim", "gate", "--state", str(tmp_path / "blank"))
-    assert r.returncode == 2
-    assert "is a blank gate" in r.stderr and "--image FACTORY.fgi" in r.stderr
+def test_sim_device_is_programmed_once_with_a_signed_factory_image(tmp_path, release) -> None:
+    unsigned = write(str(tmp_path), "unsigned.fgi", build(None, "1.0.0", 1))
+    sim = ("sim", "device", "--state", str(tmp_path / "gate"), "--link-dir", str(tmp_path))
+    r = run(*sim, "--image", unsigned, "--release-key", release.path)
+    assert r.returncode == 2 and "image_unsigned" in r.stderr and "fix:" in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "gate" / "device.json")  # still a blank gate
+    r = run(*sim, "--release-key", str(tmp_path / "nope.pub"))
+    assert r.returncode == 2 and "nope.pub not found" in r.stderr, r.stderr

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from drivers import PORTABLE
-from host_sim.sim_gate import micropython_binary
+from host_sim.sim_device import micropython_binary
 from protocol import image
 from provisioning import image_build
 from tests.imagekit import BUILD_TIME, ROOT

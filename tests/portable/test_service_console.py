@@ -449,6 +449,9 @@ class FakeFlash:
     def __init__(self):
         self.seen = []
 
+    def status(self):
+        return {"slot": None, "version": None}  # no image installed: identity says factory's
+
     def handle(self, ftype, payload):
         self.seen.append((ftype, payload))
         return [(flash.ACK, b"\x00\x00\x10\x00")]
