@@ -96,6 +96,7 @@ def run_scenario(
     except ScenarioError as e:
         raise CliError(str(e), "see docs/scenarios.md", EXIT_USAGE) from None
     wall_s = time.perf_counter() - t0
+    report["reproduce"] = reports.command(path, seed)
     wall = {
         "wall_s": round(wall_s, 3),
         "simulated_s": report["ended_s"],

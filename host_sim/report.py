@@ -117,6 +117,7 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         "checked": dict(sim.monitor.checked),
         "gates": gates,
         "timeline": sim.timeline,
+        "config": sim.sc,
     }
 
 

@@ -79,6 +79,7 @@ class SimDisk:
 
     def __init__(self) -> None:
         self.full = False
+        self.fills = 0  # disk-full faults in progress (they may overlap)
         self.refused = 0  # durable writes refused while full
         for name in (
             "read_file",
@@ -91,6 +92,18 @@ class SimDisk:
             "path_exists",
         ):
             setattr(self, name, getattr(platform, name))
+
+    def fill(self) -> None:
+        self.fills += 1
+        self.full = True
+
+    def free(self) -> None:
+        self.fills = max(0, self.fills - 1)
+        self.full = self.fills > 0
+
+    def free_all(self) -> None:
+        self.fills = 0
+        self.full = False
 
     def _check(self) -> None:
         if self.full:

@@ -7,7 +7,7 @@ pty paths are tested elsewhere: tests/test_sync_links.py).
 
     sched = Scheduler(clock)                    # virtual-time events, in a stable order
     net = Network(cfg, rng)                     # delay, loss, duplication, corruption,
-    net.outage = True; net.cut.add(gate)        # back-office outages and partitions
+    net.outage = True; net.partition([gate])    # back-office outages and partitions
     s = Session(sched, net, gate, client, host, timeout_ms, on_end)
     s.start()                                   # on_end(session) once it finished or failed
 
@@ -68,12 +68,27 @@ class Network:
         self.corrupt_rate = float(cfg["corrupt_rate"])
         self.rng = rng
         self.outage = False  # the back office is down: nothing gets through
-        self.cut: set[int] = set()  # gates partitioned away from the back office
+        self.cut: dict[int, int] = {}  # gate -> partitions (they may overlap) cutting it off
         self.noise = True  # False during recovery: losses and corruption stop
         self.stats = {"sent": 0, "lost": 0, "duplicated": 0, "corrupted": 0, "bytes": 0}
 
     def reachable(self, gate: int) -> bool:
         return not self.outage and gate not in self.cut
+
+    def partition(self, gates: list[int]) -> None:
+        for g in gates:
+            self.cut[g] = self.cut.get(g, 0) + 1
+
+    def heal(self, gates: list[int]) -> None:
+        for g in gates:
+            n = self.cut.get(g, 0) - 1
+            if n > 0:
+                self.cut[g] = n
+            else:
+                self.cut.pop(g, None)
+
+    def heal_all(self) -> None:
+        self.cut.clear()
 
     def transmit(self, data: bytes) -> list[tuple[int, bytes]]:
         """What becomes of one transmission: [(delay ms, bytes)], empty if lost."""

@@ -32,7 +32,7 @@ import traceback
 from collections import deque
 from typing import Any
 
-from host_sim import demand, lanes, simhw
+from host_sim import demand, faults, lanes, simhw
 from host_sim.backoffice import Store
 from host_sim.hardware import ManualClock
 from host_sim.interim_device import InterimDevice, provision
@@ -151,6 +151,7 @@ class Simulation:
         self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
         self.faults_log: list[dict[str, Any]] = []
         self.sync_failures: dict[str, int] = {}  # why sessions failed
+        self._outages = 0  # back-office outages in progress (they may overlap)
         self.timeline: dict[str, list] = {
             "t_min": [],
             "passages": [],
@@ -504,93 +505,44 @@ class Simulation:
 
     # -- faults ------------------------------------------------------------------------------
     def _plan_faults(self) -> None:
-        f = self.sc["faults"]
-        rng = self.rng["faults"]
-        span = int(self.sc["duration_s"])
-        lo_t, hi_t = int(span * 0.05), max(int(span * 0.9), 1)
-
-        def times(n: int) -> list[int]:
-            return sorted(rng.randint(lo_t, hi_t) for _ in range(n))
-
-        def dur(r: list) -> int:
-            return int(rng.uniform(r[0], r[1]))
-
-        plan: list[tuple[int, str, dict[str, Any]]] = []
-        for t in times(int(f["power_cuts"])):
-            plan.append((t, "power_cut", {"duration_s": dur(f["power_off_s"])}))
-        for t in times(int(f["backoffice_outages"])):
-            plan.append((t, "backoffice_outage", {"duration_s": dur(f["outage_s"])}))
-        for t in times(int(f["partitions"])):
-            plan.append((t, "partition", {"duration_s": dur(f["partition_s"])}))
-        for t in times(int(f["clock_jumps"])):
-            plan.append((t, "clock_jump", {"jump_s": dur(f["clock_jump_s"])}))
-        for t in times(int(f["disk_full"])):
-            plan.append((t, "disk_full", {"duration_s": dur(f["disk_full_s"])}))
-        for t in times(int(f["barrier_jams"])):
-            plan.append((t, "barrier_jam", {"duration_s": dur(f["jam_clear_s"])}))
-        for fixed in self.sc["fault"]:
-            args = {"duration_s": fixed["duration_s"], "jump_s": fixed["jump_s"]}
-            if fixed["gate"]:
-                args["gate"] = fixed["gate"]
-            plan.append((int(fixed["at_s"]), fixed["kind"], args))
         names = [s.name for s in self.slots]
-        for t, kind, args in plan:
-            gate = args.get("gate")
-            if gate is not None and gate not in names:
-                from host_sim.scenario import ScenarioError
-
-                raise ScenarioError(
-                    "fault %s names gate %r; gates are %s" % (kind, gate, ", ".join(names))
-                )
-            if gate is None and kind not in ("backoffice_outage",):
-                if kind == "partition":
-                    k = min(int(f["partition_gates"]), len(names))
-                    args["gates"] = sorted(rng.sample(names, k))
-                else:
-                    args["gate"] = rng.choice(names)
-            elif kind == "partition":
-                args["gates"] = [gate]
-            if kind == "power_cut":
-                args["tear"] = rng.random() < float(f["torn_write_rate"])
-            self.sched.at(self.t0_ms + t * 1000, functools.partial(self._fault, kind, args))
+        for f in faults.plan(self.sc, self.rng["faults"], names):
+            self.sched.at(self.t0_ms + f["t_s"] * 1000, functools.partial(self._fault, f))
 
     def _slot(self, name: str) -> Slot:
         return next(s for s in self.slots if s.name == name)
 
-    def _fault(self, kind: str, args: dict[str, Any]) -> None:
+    def _fault(self, f: dict[str, Any]) -> None:
+        """Apply one planned fault (host_sim/faults.py) and log it as it happened."""
+        kind = f["kind"]
         entry = {"t_s": self.elapsed_s(), "kind": kind}
-        entry.update({k: v for k, v in args.items() if k in ("gate", "gates", "duration_s")})
-        dur_ms = int(args.get("duration_s", 0)) * 1000
-        if kind == "power_cut":
-            slot = self._slot(args["gate"])
-            entry["torn_write"] = bool(args["tear"])
-            self._power_cut(slot, int(args["duration_s"]), bool(args["tear"]))
+        entry.update({k: v for k, v in f.items() if k in ("gate", "gates", "duration_s")})
+        dur_ms = int(f.get("duration_s", 0)) * 1000
+        slot = self._slot(f["gate"]) if "gate" in f else None
+        if kind == "power_cut" and slot is not None:
+            entry["torn_write"] = bool(f["tear"])
+            self._power_cut(slot, int(f["duration_s"]), bool(f["tear"]))
         elif kind == "backoffice_outage":
+            self._outages += 1
             self.net.outage = True
             for s in self.slots:
                 if s.session is not None:
                     s.session.host_down()
-            self.sched.after(dur_ms, self._backoffice_back)
+            self.sched.after(dur_ms, self._outage_over)
         elif kind == "partition":
-            cut = {self._slot(n).index for n in args["gates"]}
-            self.net.cut |= cut
-            self.sched.after(dur_ms, lambda: self.net.cut.difference_update(cut))
-        elif kind == "clock_jump":
-            slot = self._slot(args["gate"])
-            entry["jump_s"] = int(args["jump_s"])
-            slot.hw.rtc.set(slot.hw.rtc.now() + int(args["jump_s"]))
-        elif kind == "disk_full":
-            slot = self._slot(args["gate"])
-            slot.hw.disk.full = True
-
-            def freed() -> None:
-                slot.hw.disk.full = False
-
-            self.sched.after(dur_ms, freed)
-        elif kind == "barrier_jam":
-            slot = self._slot(args["gate"])
+            cut = [self._slot(n).index for n in f["gates"]]
+            self.net.partition(cut)
+            self.sched.after(dur_ms, functools.partial(self.net.heal, cut))
+        elif kind == "clock_jump" and slot is not None:
+            entry["jump_s"] = int(f["jump_s"])
+            slot.hw.rtc.set(slot.hw.rtc.now() + int(f["jump_s"]))
+        elif kind == "disk_full" and slot is not None:
+            disk = slot.hw.disk
+            disk.fill()
+            self.sched.after(dur_ms, disk.free)
+        elif kind == "barrier_jam" and slot is not None:
             slot.hw.barrier.jam_next()
-            self.sched.after(10_000, lambda: self._technician(slot, dur_ms, 0))
+            self.sched.after(10_000, functools.partial(self._technician, slot, dur_ms, 0))
         self.faults_log.append(entry)
 
     def _technician(self, slot: Slot, clear_after_ms: int, seen_ms: int) -> None:
@@ -605,6 +557,12 @@ class Simulation:
         elif seen_ms:
             return
         self.sched.after(10_000, lambda: self._technician(slot, clear_after_ms, seen_ms))
+
+    def _outage_over(self) -> None:
+        if self._outages:  # (recovery may have ended every outage already)
+            self._outages -= 1
+            if not self._outages:
+                self._backoffice_back()
 
     def _backoffice_back(self) -> None:
         """The back office restarts on the same SQLite file."""
@@ -777,12 +735,12 @@ class Simulation:
         """Heal every fault, then let every gate sync until it holds nothing more."""
         self.recovering = True
         self._sample()
-        if self.net.outage:
-            self._backoffice_back()
-        self.net.cut.clear()
+        self._outages = 0
+        self._backoffice_back()
+        self.net.heal_all()
         self.net.noise = False
         for s in self.slots:
-            s.hw.disk.full = False
+            s.hw.disk.free_all()
             if s.hw.barrier.state == "jammed":
                 s.hw.barrier.clear_jam()
             if s.dev is None:

@@ -127,3 +127,36 @@ if __name__ == "__main__":
     with open(DOC, "w") as f:
         f.write(text)
     print("updated", DOC)
+
+
+def test_fault_plan_spreads_seeded_faults_and_keeps_fixed_ones():
+    import random
+
+    from host_sim import faults
+
+    sc = scenario.from_dict(
+        {
+            "duration_s": 10000,
+            "lanes": [{"kind": "metro", "gates": 3}],
+            "faults": {"power_cuts": 4, "partitions": 2, "partition_gates": 2, "clock_jumps": 1},
+            "fault": [
+                {"kind": "partition", "at_s": 50, "duration_s": 60},
+                {"kind": "clock_jump", "at_s": 9999, "jump_s": -120, "gate": "metro-entry-2"},
+            ],
+        },
+        "f",
+    )
+    names = scenario.gate_names(sc)
+    plan = faults.plan(sc, random.Random(1), names)
+    assert plan == faults.plan(sc, random.Random(1), names)  # one seed, one plan
+    assert plan != faults.plan(sc, random.Random(2), names)
+    kinds = [f["kind"] for f in plan]
+    assert kinds.count("power_cut") == 4 and kinds.count("partition") == 3
+    assert [f["t_s"] for f in plan] == sorted(f["t_s"] for f in plan)
+    seeded = [f for f in plan if f["t_s"] not in (50, 9999)]
+    assert all(500 <= f["t_s"] <= 9000 for f in seeded)
+    assert all(f["gate"] in names and "tear" in f for f in plan if f["kind"] == "power_cut")
+    assert all(20 <= f["duration_s"] <= 120 for f in plan if f["kind"] == "power_cut")
+    assert plan[0] == {"t_s": 50, "kind": "partition", "duration_s": 60, "gates": names}
+    assert plan[-1] == {"t_s": 9999, "kind": "clock_jump", "jump_s": -120, "gate": names[1]}
+    assert all(len(f["gates"]) == 2 for f in seeded if f["kind"] == "partition")
