@@ -327,6 +327,14 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
                 textcoords="offset points",
             )
 
+    def below(ax: Any, handles: Any = None, labels: Any = None) -> None:
+        """The legend under the axes, where it hides no curve and no fault label."""
+        if handles is None:
+            handles, labels = ax.get_legend_handles_labels()
+        ax.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8
+        )
+
     def save(fig: Any, name: str) -> None:
         path = os.path.join(out_dir, name)
         fig.tight_layout()
@@ -343,7 +351,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     ax.set_xlabel("minutes since start")
     ax.set_ylabel("per minute (whole station)")
     ax.set_title("Passages per minute - " + title)
-    ax.legend()
+    below(ax)
     save(fig, PLOTS[0][0])
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -360,7 +368,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     a2.set_xlabel("minutes since start")
     a2.set_ylabel("ms")
     a2.set_title("over time - " + title)
-    a2.legend()
+    below(a2)
     save(fig, PLOTS[1][0])
 
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -371,7 +379,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     ax.set_xlabel("minutes since start")
     ax.set_ylabel("people or cars")
     ax.set_title("Queue depth - " + title)
-    ax.legend()
+    below(ax)
     save(fig, PLOTS[2][0])
 
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -390,7 +398,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     ax.set_title("Sync lag - " + title)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left")
+    below(ax, lines[0] + lines2[0], lines[1] + lines2[1])
     save(fig, PLOTS[3][0])
 
     fig, ax = plt.subplots(figsize=(9, max(3, 0.35 * len(report["rejects"]) + 1.5)))

@@ -32,6 +32,7 @@ import traceback
 from collections import deque
 from typing import Any
 
+from drivers.crypto_openssl import OpenSSLVerifier
 from host_sim import demand, faults, lanes, simhw
 from host_sim.backoffice import Store
 from host_sim.hardware import ManualClock
@@ -127,8 +128,6 @@ class Simulation:
         self.deny = demand.DenyPlan(
             scenario, self.start, self.start + int(scenario["duration_s"]), self.rng["deny"]
         )
-        from drivers.crypto_openssl import OpenSSLVerifier
-
         self.verifier = OpenSSLVerifier()
         gcfg = scenario["gate"]
         self.monitor = Monitor(
@@ -410,7 +409,8 @@ class Simulation:
             self._minted.append((ms, text))
             if b in ("valid", "tailgating"):
                 self.recent.append((ms, slot.index, text))
-        while self.recent and ms - self.recent[0][0] > 120_000:
+        keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
+        while self.recent and ms - self.recent[0][0] > keep_ms:
             self.recent.popleft()
         v.scans += 1
         v.scanned_ms = ms
@@ -671,7 +671,8 @@ class Simulation:
         tl["latency_p95_ms"].append(_pct(lat, 95) if lat else None)
         tl["gates_down"].append(down)
         self._interval = {"passages": 0, "rejects": 0, "lat": []}
-        cutoff = self.now_ms() - 600_000
+        # forget codes nobody can show any more (a screenshot is the oldest thing shown)
+        cutoff = self.now_ms() - (int(self.sc["riders"]["screenshot_age_s"][1]) + 600) * 1000
         codes = self.population.codes
         while self._minted and self._minted[0][0] < cutoff:
             codes.pop(self._minted.popleft()[1], None)
