@@ -88,7 +88,16 @@ def run_scenario(
     except ScenarioError as e:
         raise CliError(str(e), "see docs/scenarios.md for every key", EXIT_USAGE) from None
     out = out or os.path.join("run", "%s-%d" % (scenario["name"], seed))
-    shutil.rmtree(out, ignore_errors=True)
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.exists(os.path.join(out, "report.json")) and not os.path.isdir(
+            os.path.join(out, "work")
+        ):
+            raise CliError(
+                "%s is not empty and holds no earlier simulation (no report.json)" % out,
+                "give --out a new or empty directory; a simulator's own output is replaced",
+                EXIT_USAGE,
+            )
+        shutil.rmtree(out)
     t0 = time.perf_counter()
     try:
         sim = Simulation(scenario, seed, os.path.join(out, "work"), tamper=tamper)

@@ -110,6 +110,22 @@ def test_a_fixed_fault_naming_an_unknown_gate_is_refused(tmp_path, capsys):
     assert "names gate 'metro-entry-9'; gates are metro-entry-1" in err
 
 
+def test_out_never_empties_a_directory_that_is_not_a_simulation(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text("duration_s = 60\n[[lanes]]\n")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert main(["sim", "run", str(path), "--out", str(precious), "--no-plots"]) == 2
+    assert "holds no earlier simulation" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    out = tmp_path / "out"
+    assert main(["sim", "run", str(path), "--out", str(out), "--no-plots"]) == 0
+    (out / "stale.txt").write_text("from an earlier run")
+    assert main(["sim", "run", str(path), "--out", str(out), "--no-plots"]) == 0
+    assert not (out / "stale.txt").exists() and (out / "report.json").exists()
+
+
 def test_a_missing_file_is_a_usage_error(tmp_path, capsys):
     assert main(["sim", "run", str(tmp_path / "nope.toml")]) == 2
     assert "not found" in capsys.readouterr().err
