@@ -102,23 +102,37 @@ class Lane:
         return fn
 
 
-class MetroLane(Lane):
+class _TrackLane(Lane):
+    """A lane where bodies move along a line past the sensors (host_sim/passage.py)."""
+
+    CLEAR = 0.0  # a body's centre past this has left the last sensor: the next may come
+
+    @property
+    def track(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def empty(self) -> bool:
+        return self.track.empty
+
+    def free(self) -> bool:
+        return all(b.x > self.CLEAR for b in self.track.bodies)
+
+    def advance(self, ms: int) -> None:
+        self.track.advance(ms)
+        self.admit()
+
+
+class MetroLane(_TrackLane):
     """Turnstile with passage beams. Riders start at the head of the queue, 1 m before the
     gate; the next one steps up when the one in front has cleared beam B."""
 
     START = -1.0
-    CLEAR = 0.35  # a body's centre past this has left beam B
+    CLEAR = 0.35
 
     @property
-    def empty(self) -> bool:
-        return self.hw.beams.empty
-
-    def free(self) -> bool:
-        return all(b.x > self.CLEAR for b in self.hw.beams.bodies)
-
-    def advance(self, ms: int) -> None:
-        self.hw.beams.advance(ms)
-        self.admit()
+    def track(self) -> Any:
+        return self.hw.beams
 
     def enter(self, v: Visitor) -> None:
         beams = self.hw.beams
@@ -148,7 +162,7 @@ class MetroLane(Lane):
             beams.add(passage.Body(x, 0.4, speed + 0.3, follow, "tailgater"))
 
 
-class ParkingLane(Lane):
+class ParkingLane(_TrackLane):
     """Barrier arm with vehicle loops. Cars wait 12 m back; the next drives up when the one in
     front has cleared loop B."""
 
@@ -156,15 +170,8 @@ class ParkingLane(Lane):
     CLEAR = 4.8
 
     @property
-    def empty(self) -> bool:
-        return self.hw.loops.empty
-
-    def free(self) -> bool:
-        return all(b.x > self.CLEAR for b in self.hw.loops.bodies)
-
-    def advance(self, ms: int) -> None:
-        self.hw.loops.advance(ms)
-        self.admit()
+    def track(self) -> Any:
+        return self.hw.loops
 
     def enter(self, v: Visitor) -> None:
         loops = self.hw.loops
