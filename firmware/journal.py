@@ -249,8 +249,11 @@ class Journal:
         try:
             f.write(footer(seg.count, self._crc, self.last_hash))
             self._sync(f)
-        finally:
+        except OSError:
             f.close()
+            self._undo(seg, seg.count * ENTRY_LEN)  # no half footer stays behind
+            raise
+        f.close()
         seg.sealed = True
 
     def _close_file(self):
@@ -291,7 +294,11 @@ class Journal:
         done = 0
         try:
             while done < len(staged):
-                seg, f = self._active()
+                try:
+                    seg, f = self._active()  # may seal a full segment or start a new one
+                except OSError as e:
+                    cls = JournalFull if e.args and e.args[0] in _ENOSPC else JournalError
+                    raise cls("journal write failed: %r" % e) from None
                 take = min(len(staged) - done, self.segment_records - seg.count)
                 part = staged[done : done + take]
                 data = b"".join(entry(raw) for _r, raw, _h in part)

@@ -327,6 +327,61 @@ def test_disk_full_loses_nothing_and_recovers():
         rmtree(d)
 
 
+class _SyncFails:
+    """The platform's file layer, but every durable write fails with ENOSPC while `full`
+    (as fsync reports a full volume), even for a new, empty segment file."""
+
+    def __init__(self):
+        self.full = False
+        for name in (
+            "read_file",
+            "listdir",
+            "open_file",
+            "truncate_file",
+            "remove_if_exists",
+            "sync_dir",
+        ):
+            setattr(self, name, getattr(platform, name))
+
+    def sync_file(self, f):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        platform.sync_file(f)
+
+    def write_atomic(self, path, data):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        platform.write_atomic(path, data)
+
+
+def test_disk_full_when_a_segment_must_be_sealed_or_started_is_journal_full():
+    d = mkdtemp()
+    try:
+        disk = _SyncFails()
+        j = Journal(d, device_id=7, segment_records=2, fs=disk)
+        j.append(_passage())
+        j.append(_passage())
+        disk.full = True
+        raises(JournalFull, j.append, _passage())  # the full segment cannot be sealed
+        disk.full = False
+        j.append(_passage())  # sealed now, third record in a new segment
+        j.ack(3)  # every segment trimmed: the next append starts a new one
+        disk.full = True
+        raises(JournalFull, j.append, _passage())
+        disk.full = False
+        assert j.append(_passage()).seq == 4
+        j.close()
+        j = Journal(d, device_id=7, segment_records=2)
+        raws = j.pending()
+        assert _seqs(raws) == [4] and j.torn_bytes_cut == 0
+        j.close()
+        j = Journal(d, device_id=7, segment_records=2)
+        assert j.last_seq == 4
+        j.close()
+    finally:
+        rmtree(d)
+
+
 class _Tally:
     def __init__(self):
         self.seen = []

@@ -1,0 +1,511 @@
+"""Scenario files: what `faregate sim run SCENARIO.toml` simulates, checked against one schema.
+
+The tables below (TOP, LANE, SECTIONS, FAULT) are the whole format: every key with its type,
+default, unit and meaning. docs/scenarios.md shows the same tables (`doc_table`; the test
+tests/test_sim_scenarios.py keeps the two in step), and `load()` refuses unknown keys and bad
+values with the file, the key and what is wrong.
+
+    scenario = load("host_sim/scenarios/rush_hour.toml")   # defaults filled in, all checked
+    scenario["faults"]["power_cuts"]                         # -> 1
+
+Types: "str", "int" (whole, >= 0), "sint" (whole, may be negative), "float" (>= 0; an int is
+fine), "bool", "range" ([low, high] of numbers, low <= high), "time" (an RFC 3339 UTC string
+such as "2026-01-12T06:30:00Z", or unix seconds), and "profile" ([[hour of day, fraction],
+...], hours rising from 0 to 24, linear in between).
+"""
+
+import datetime
+import tomllib
+from typing import Any
+
+# (key, type, default, unit, meaning); a section's name "" is the top level.
+TOP: list[tuple[str, str, Any, str, str]] = [
+    (
+        "name",
+        "str",
+        "",
+        "",
+        "name used in reports and the default output directory "
+        "(default: the file name without .toml)",
+    ),
+    ("description", "str", "", "", "one line printed with the summary"),
+    ("start", "time", "2026-01-12T06:30:00Z", "UTC", "simulated time the run starts"),
+    ("duration_s", "int", 3600, "s", "simulated time during which riders arrive"),
+    ("drain_s", "int", 300, "s", "after duration_s: riders already queued finish, no new ones"),
+    ("station", "int", 12, "", "station number journaled in every record"),
+    ("step_ms", "int", 50, "ms", "virtual time between two turns of a busy gate's main loop"),
+    ("idle_step_ms", "int", 10000, "ms", "turns of a gate with nothing to do (timers still run)"),
+    ("sample_s", "int", 60, "s", "interval of the time series in the report and the plots"),
+    ("plots", "bool", True, "", "write the PNG plots (matplotlib) next to report.json"),
+]
+
+LANE: list[tuple[str, str, Any, str, str]] = [
+    ("name", "str", "", "", "gate name prefix (default: kind and direction, e.g. metro-entry)"),
+    (
+        "kind",
+        "str",
+        "metro",
+        "",
+        "metro (turnstile, passage beams), parking (arm, vehicle loops) "
+        "or store (door lock, door contact, entry and exit readers)",
+    ),
+    ("direction", "str", "entry", "", "entry or exit (a store door serves both)"),
+    ("gates", "int", 1, "", "how many identical gates this lane group has"),
+    (
+        "peak_per_hour",
+        "float",
+        600.0,
+        "1/h",
+        "arrivals per hour for the whole group at the profile's highest point",
+    ),
+    (
+        "profile",
+        "str",
+        "flat",
+        "",
+        "name of a profile in [profiles] (built in: flat, morning_peak, evening_peak, day)",
+    ),
+    ("reader", "str", "qr_engine", "", "qr_engine or camera: the decode latency drawn per scan"),
+    (
+        "barrier_open_ms",
+        "int",
+        0,
+        "ms",
+        "barrier or lock travel time to open (0: the kind's "
+        "usual, metro 300, parking 1500, store 100)",
+    ),
+    ("barrier_close_ms", "int", 0, "ms", "barrier or lock travel time to close (0: as above)"),
+    ("stay_s", "range", [120, 1200], "s", "store only: how long a shopper stays inside"),
+]
+
+SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
+    "riders": [
+        (
+            "population",
+            "int",
+            20000,
+            "",
+            "rider accounts that may show up (keys made on first use)",
+        ),
+        ("walk_speed", "range", [1.1, 1.5], "m/s", "walking speed of a rider (cars drive 2 m/s)"),
+        (
+            "give_up_ms",
+            "int",
+            4000,
+            "ms",
+            "a rider whose gate does not open in this time turns back",
+        ),
+        (
+            "retry_rate",
+            "float",
+            0.5,
+            "",
+            "chance a refused valid rider tries once more at another gate",
+        ),
+        (
+            "clock_off_s",
+            "range",
+            [5, 600],
+            "s",
+            "phone clock error of clock_off riders (either sign)",
+        ),
+        ("screenshot_age_s", "range", [3, 45], "s", "age of the screenshot a replayer shows"),
+        ("tailgate_gap_m", "range", [0.5, 0.9], "m", "how close a tailgater follows"),
+        ("credential_days", "int", 30, "days", "validity of riders' credentials"),
+    ],
+    "mix": [
+        ("valid", "float", 0.9, "", "share of arrivals with a good code"),
+        ("expired", "float", 0.02, "", "credential expired yesterday"),
+        ("forged", "float", 0.02, "", "credential signed by a key that is not the issuer's"),
+        ("screenshot", "float", 0.02, "", "a screenshot of a code just shown at another gate"),
+        (
+            "denied",
+            "float",
+            0.01,
+            "",
+            "an account on the deny list (refused once the gate has the list)",
+        ),
+        ("tailgating", "float", 0.02, "", "a good code, and someone without one close behind"),
+        ("clock_off", "float", 0.01, "", "a good code from a phone whose clock is off"),
+    ],
+    "gate": [
+        ("window_s", "int", 60, "s", "how old a presentation may be (validation.window_s)"),
+        ("skew_s", "int", 10, "s", "how far ahead of the gate a presentation may be"),
+        ("pass_ms", "int", 8000, "ms", "metro: how long an opened gate waits for the rider"),
+        ("parking_pass_ms", "int", 30000, "ms", "parking: how long the raised arm waits"),
+        ("unlock_ms", "int", 5000, "ms", "store: how long the door stays unlocked"),
+        ("max_unsynced", "int", 20000, "", "offline limit: unsynced passages per gate"),
+        (
+            "max_unsynced_age_s",
+            "int",
+            3 * 86400,
+            "s",
+            "offline limit: age of the oldest unsynced passage",
+        ),
+        ("at_limit", "str", "refuse", "", "refuse or flag passages beyond an offline limit"),
+        ("rtc_drift_ppm", "range", [-20, 20], "ppm", "each gate's real-time clock drift"),
+    ],
+    "backoffice": [
+        ("sync_interval_s", "int", 120, "s", "each gate starts a sync session this often"),
+        ("retry_s", "int", 30, "s", "after a failed session the gate tries again this much later"),
+        ("timeout_s", "int", 10, "s", "a session with no answer for this long is abandoned"),
+        ("batch_size", "int", 500, "records", "records per BATCH"),
+        ("latency_ms", "range", [2, 40], "ms", "one-way delay of each transmission"),
+        ("drop_rate", "float", 0.0, "", "chance a transmission is lost"),
+        ("duplicate_rate", "float", 0.0, "", "chance a transmission arrives twice"),
+        ("corrupt_rate", "float", 0.0, "", "chance one byte of a transmission is flipped"),
+    ],
+    "denylist": [
+        ("initial", "int", 20, "accounts", "accounts denied in the list provisioned on the gates"),
+        (
+            "publish_every_s",
+            "int",
+            900,
+            "s",
+            "the back office publishes a deny-list delta this often (0: never)",
+        ),
+        ("per_delta", "int", 5, "accounts", "accounts added by each delta"),
+    ],
+    "faults": [
+        ("power_cuts", "int", 0, "", "power cuts, each at a seeded time on a seeded gate"),
+        ("power_off_s", "range", [20, 120], "s", "how long a gate stays without power"),
+        (
+            "torn_write_rate",
+            "float",
+            0.5,
+            "",
+            "chance a power cut tears a journal entry being written (the torn bytes stay on disk)",
+        ),
+        (
+            "backoffice_outages",
+            "int",
+            0,
+            "",
+            "back-office outages (every session refused, then "
+            "the server restarts on the same SQLite file)",
+        ),
+        ("outage_s", "range", [300, 1200], "s", "length of an outage"),
+        ("partitions", "int", 0, "", "network partitions cutting some gates off the back office"),
+        ("partition_s", "range", [300, 1800], "s", "length of a partition"),
+        ("partition_gates", "int", 2, "", "gates cut off by each partition"),
+        ("clock_jumps", "int", 0, "", "a gate's real-time clock jumps"),
+        ("clock_jump_s", "range", [-3600, 3600], "s", "size of a jump (negative: backwards)"),
+        ("disk_full", "int", 0, "", "a gate's disk fills up (writes fail with ENOSPC)"),
+        ("disk_full_s", "range", [60, 600], "s", "how long until someone frees space"),
+        ("barrier_jams", "int", 0, "", "a barrier jams on its next movement"),
+        ("jam_clear_s", "range", [60, 300], "s", "how long until a technician clears it"),
+    ],
+}
+
+# [[fault]]: a fault at a fixed time, in addition to the seeded ones.
+FAULT: list[tuple[str, str, Any, str, str]] = [
+    (
+        "kind",
+        "str",
+        "",
+        "",
+        "power_cut, backoffice_outage, partition, clock_jump, disk_full or barrier_jam",
+    ),
+    ("at_s", "int", 0, "s", "when, counted from start"),
+    (
+        "duration_s",
+        "int",
+        600,
+        "s",
+        "how long it lasts (power_off, outage, partition, disk_full, jam)",
+    ),
+    (
+        "gate",
+        "str",
+        "",
+        "",
+        "the gate's name (e.g. metro-entry-2); empty: seeded (partition: "
+        "empty cuts off every gate)",
+    ),
+    ("jump_s", "sint", 0, "s", "clock_jump only: how far the clock jumps (negative: backwards)"),
+]
+
+FAULT_KINDS = (
+    "power_cut",
+    "backoffice_outage",
+    "partition",
+    "clock_jump",
+    "disk_full",
+    "barrier_jam",
+)
+LANE_KINDS = ("metro", "parking", "store")
+TRAVEL_MS = {"metro": 300, "parking": 1500, "store": 100}  # barrier travel when not given
+READERS = ("qr_engine", "camera")
+
+# Built-in demand profiles: [hour of day, fraction of the lane's peak_per_hour].
+PROFILES: dict[str, list[list[float]]] = {
+    "flat": [[0, 1.0], [24, 1.0]],
+    "morning_peak": [
+        [0, 0.02],
+        [5, 0.05],
+        [6, 0.25],
+        [7, 0.7],
+        [8, 1.0],
+        [9, 0.6],
+        [10, 0.25],
+        [16, 0.2],
+        [17, 0.25],
+        [19, 0.15],
+        [23, 0.05],
+        [24, 0.02],
+    ],
+    "evening_peak": [
+        [0, 0.02],
+        [6, 0.05],
+        [8, 0.2],
+        [12, 0.2],
+        [16, 0.3],
+        [17, 0.7],
+        [18, 1.0],
+        [19, 0.6],
+        [20, 0.25],
+        [23, 0.05],
+        [24, 0.02],
+    ],
+    "day": [[0, 0.0], [7, 0.0], [9, 0.6], [12, 1.0], [14, 0.7], [18, 0.9], [21, 0.2], [24, 0.0]],
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run: names the file, the key and the problem."""
+
+
+def parse_time(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a time")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime.datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("%r is not an RFC 3339 time" % value) from None
+    else:
+        raise ValueError("must be an RFC 3339 time or unix seconds")
+    if dt.tzinfo is None:
+        raise ValueError("give the time zone (e.g. a trailing Z for UTC)")
+    return int(dt.timestamp())
+
+
+def _check(kind: str, value: Any) -> Any:
+    """The value converted to its type, or ValueError saying what is wrong."""
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if kind in ("int", "sint", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("must be a number")
+        if kind != "float" and not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if value < 0 and kind != "sint":
+            raise ValueError("must not be negative")
+        return value if kind == "int" else float(value)
+    if kind == "range":
+        ok = isinstance(value, list) and len(value) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or value[0] > value[1]:
+            raise ValueError("must be [low, high] with low <= high")
+        return [value[0], value[1]]
+    if kind == "time":
+        return parse_time(value)
+    if kind == "profile":
+        return check_profile(value)
+    raise AssertionError(kind)
+
+
+def check_profile(value: Any) -> list[list[float]]:
+    if not isinstance(value, list) or len(value) < 2:
+        raise ValueError("must be a list of at least two [hour, fraction] points")
+    out = []
+    for p in value:
+        if (
+            not isinstance(p, list)
+            or len(p) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
+        ):
+            raise ValueError("each point must be [hour, fraction]")
+        if p[1] < 0:
+            raise ValueError("fractions must not be negative")
+        out.append([float(p[0]), float(p[1])])
+    hours = [p[0] for p in out]
+    if hours[0] != 0 or hours[-1] != 24 or hours != sorted(hours):
+        raise ValueError("hours must rise from 0 to 24")
+    if max(p[1] for p in out) <= 0:
+        raise ValueError("at least one fraction must be above 0")
+    return out
+
+
+def _table(where: str, schema: list, data: dict) -> dict:
+    out = {}
+    known = {k for k, *_ in schema}
+    for key in data:
+        if key not in known:
+            raise ScenarioError(
+                "%s%s: unknown key (known: %s)" % (where, key, ", ".join(sorted(known)))
+            )
+    for key, kind, default, _unit, _doc in schema:
+        if key in data:
+            try:
+                out[key] = _check(kind, data[key])
+            except ValueError as e:
+                raise ScenarioError("%s%s: %s" % (where, key, e)) from None
+        else:
+            out[key] = _check(kind, default) if kind in ("time", "profile") else default
+            if isinstance(default, list):
+                out[key] = list(default)
+    return out
+
+
+def from_dict(data: dict, name: str = "scenario") -> dict:
+    """Check a scenario (as TOML parses it) and fill in every default. Raises ScenarioError."""
+    top_keys = {k for k, *_ in TOP}
+    tables = set(SECTIONS) | {"lanes", "profiles", "fault"}
+    for key in data:
+        if key not in top_keys and key not in tables:
+            known = ", ".join(sorted(top_keys | tables))
+            raise ScenarioError("%s: unknown key (known: %s)" % (key, known))
+    out = _table("", TOP, {k: v for k, v in data.items() if k in top_keys})
+    if not out["name"]:
+        out["name"] = name
+    for section, schema in SECTIONS.items():
+        raw = data.get(section, {})
+        if not isinstance(raw, dict):
+            raise ScenarioError("[%s] must be a table" % section)
+        out[section] = _table(section + ".", schema, raw)
+    profiles = {k: [list(p) for p in v] for k, v in PROFILES.items()}
+    raw_profiles = data.get("profiles", {})
+    if not isinstance(raw_profiles, dict):
+        raise ScenarioError("[profiles] must be a table of name = [[hour, fraction], ...]")
+    for pname, value in raw_profiles.items():
+        try:
+            profiles[pname] = check_profile(value)
+        except ValueError as e:
+            raise ScenarioError("profiles.%s: %s" % (pname, e)) from None
+    out["profiles"] = profiles
+    lanes = data.get("lanes")
+    if not isinstance(lanes, list) or not lanes:
+        raise ScenarioError("[[lanes]]: a scenario needs at least one lane group")
+    out["lanes"] = []
+    names: set[str] = set()
+    for i, raw in enumerate(lanes):
+        where = "lanes[%d]." % i
+        if not isinstance(raw, dict):
+            raise ScenarioError("%s must be a table" % where[:-1])
+        lane = _table(where, LANE, raw)
+        for key, allowed in (("kind", LANE_KINDS), ("reader", READERS)):
+            if lane[key] not in allowed:
+                raise ScenarioError(
+                    "%s%s: %r is not one of %s" % (where, key, lane[key], ", ".join(allowed))
+                )
+        if lane["direction"] not in ("entry", "exit"):
+            raise ScenarioError("%sdirection: must be entry or exit" % where)
+        if lane["profile"] not in profiles:
+            raise ScenarioError(
+                "%sprofile: %r is not defined (known: %s)"
+                % (where, lane["profile"], ", ".join(sorted(profiles)))
+            )
+        if lane["gates"] < 1:
+            raise ScenarioError("%sgates: must be at least 1" % where)
+        for key in ("barrier_open_ms", "barrier_close_ms"):
+            if not lane[key]:
+                lane[key] = TRAVEL_MS[lane["kind"]]
+        if not lane["name"]:
+            lane["name"] = (
+                lane["kind"] if lane["kind"] == "store" else lane["kind"] + "-" + lane["direction"]
+            )
+        if lane["name"] in names:
+            raise ScenarioError("%sname: %r is used twice" % (where, lane["name"]))
+        names.add(lane["name"])
+        out["lanes"].append(lane)
+    mix = out["mix"]
+    if sum(mix.values()) <= 0:
+        raise ScenarioError("mix: at least one share must be above 0")
+    fixed = data.get("fault", [])
+    if not isinstance(fixed, list):
+        raise ScenarioError("[[fault]] must be an array of tables")
+    out["fault"] = []
+    for i, raw in enumerate(fixed):
+        where = "fault[%d]." % i
+        if not isinstance(raw, dict):
+            raise ScenarioError("%s must be a table" % where[:-1])
+        f = _table(where, FAULT, raw)
+        if f["kind"] not in FAULT_KINDS:
+            raise ScenarioError(
+                "%skind: %r is not one of %s" % (where, f["kind"], ", ".join(FAULT_KINDS))
+            )
+        out["fault"].append(f)
+    if out["step_ms"] < 10 or out["step_ms"] > 200:
+        raise ScenarioError("step_ms: must be between 10 and 200 (beams need short steps)")
+    if out["sample_s"] < 1:
+        raise ScenarioError("sample_s: must be at least 1")
+    return out
+
+
+def load(path: str) -> dict:
+    """Read and check a scenario file. Raises ScenarioError (or OSError if unreadable)."""
+    import os
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError("%s: %s" % (path, e)) from None
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return from_dict(data, name)
+    except ScenarioError as e:
+        raise ScenarioError("%s: %s" % (path, e)) from None
+
+
+def gate_names(scenario: dict) -> list[str]:
+    """Every gate's name, in the order the runner builds them: <lane name>-<n>, n from 1."""
+    return [
+        "%s-%d" % (lane["name"], n)
+        for lane in scenario["lanes"]
+        for n in range(1, lane["gates"] + 1)
+    ]
+
+
+# -- documentation -------------------------------------------------------------------------
+DOC_SECTIONS = [
+    "top",
+    "lanes",
+    "riders",
+    "mix",
+    "gate",
+    "backoffice",
+    "denylist",
+    "faults",
+    "fault",
+]
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '`"%s"`' % value
+    if isinstance(value, list):
+        return "`[%s]`" % ", ".join(str(v) for v in value)
+    return "`%s`" % value
+
+
+def doc_table(section: str) -> str:
+    """The markdown table of one section's keys, as docs/scenarios.md shows it."""
+    schema = {"top": TOP, "lanes": LANE, "fault": FAULT, **SECTIONS}[section]
+    lines = ["| key | type | default | unit | meaning |", "|---|---|---|---|---|"]
+    for key, kind, default, unit, doc in schema:
+        lines.append("| `%s` | %s | %s | %s | %s |" % (key, kind, _literal(default), unit, doc))
+    return "\n".join(lines)
