@@ -1,4 +1,5 @@
-"""P4 (journal), P5 (sync over loopback TCP) and P10 (cold start) of TARGETS.md.
+"""P4 (journal) and P5 (sync over loopback TCP) of TARGETS.md (P10, the cold start of the
+whole gate, is bench/bench_device.py).
 
 Every ratio is against a reference measured in the same run on the same disk: raw
 `write`+`fsync` of the same 69-byte entries, and SQLite WAL synchronous=FULL commits.
@@ -14,7 +15,6 @@ import time
 from bench.util import row
 from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from firmware.journal import Journal, entry
-from firmware.limits import OfflineLimits
 from firmware.sync_client import SyncClient
 from protocol import records
 
@@ -158,39 +158,43 @@ def p4() -> list[dict]:
 
 
 def _sync_run(tls: bool) -> tuple[float, int]:
+    import datetime
+
     from drivers.link_tcp import client_context, sync_once
+    from host_sim.backoffice import Store
     from host_sim.hardware import ManualClock
-    from host_sim.sync_server import BackOfficeThread, server_context
-    from tests.synclab import Lab
+    from host_sim.sync_server import BackOfficeThread, HostKeys, server_context
+    from provisioning import pki
 
     d = _scratch()
     try:
-        lab = Lab(d)
-        lab.store.close()
+        verifier = OpenSSLVerifier()
+        host, device = OpenSSLSigner(generate_key()), OpenSSLSigner(generate_key())
+        db = os.path.join(d, "bo.sqlite")
+        store = Store(db)
+        store.add_device(1, device.public_key, NOW)
+        store.close()
+        os.makedirs(os.path.join(d, "gate"))
+        journal = Journal(os.path.join(d, "gate"), 1)
         n = 100_000
         for i in range(0, n, 10000):
-            lab.journal.append_many([_rec(k) for k in range(i, i + 10000)])
+            journal.append_many([_rec(k) for k in range(i, i + 10000)])
         ctx = cctx = None
         if tls:
-            ca, srv, cli = lab.tls_files()
+            when = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
+            ca, srv, cli = pki.tls_files(os.path.join(d, "tls"), when)
             ctx = server_context(srv[0], srv[1], ca)
             cctx = client_context(ca, cli[0], cli[1])
-        bo = BackOfficeThread(lab.db, lab.keys, ctx, ManualClock(NOW))
+        bo = BackOfficeThread(db, HostKeys(host, verifier), ctx, ManualClock(NOW))
         client = SyncClient(
-            lab.journal,
-            lab.device_signer,
-            lab.verifier,
-            lab.host_signer.public_key,
-            lab.clock,
-            batch_size=2048,
-            window=4,
+            journal, device, verifier, host.public_key, ManualClock(NOW), batch_size=2048, window=4
         )
         t0 = time.perf_counter()
         acked = sync_once(client, "127.0.0.1", bo.port, cctx, timeout_s=30)
         took = time.perf_counter() - t0
-        assert acked == n and bo.store.count() == n and lab.journal.pending_count() == 0
+        assert acked == n and bo.store.count() == n and journal.pending_count() == 0
         bo.stop()
-        lab.journal.close()
+        journal.close()
         return took, n
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -219,40 +223,4 @@ def p5() -> list[dict]:
     ]
 
 
-def p10() -> list[dict]:
-    d = _scratch()
-    try:
-        jd = os.path.join(d, "gate")
-        os.makedirs(jd)
-        j = Journal(jd, 1, capacity=200_000)
-        for i in range(0, 100_000, 10000):
-            j.append_many([_rec(k) for k in range(i, i + 10000)])
-        j.close()
-        signer = OpenSSLSigner(generate_key())
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            j = Journal(jd, 1, capacity=200_000)
-            limits = OfflineLimits()
-            limits.load(j)
-            j.listeners.append(limits)
-            SyncClient(j, signer, OpenSSLVerifier(), signer.public_key, None, limits=limits)
-            times.append(time.perf_counter() - t0)
-            assert limits.unsynced() == 100_000
-            j.close()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    return [
-        row(
-            "P10",
-            "cold start, journal part: open 100,000 queued records, rebuild offline limits "
-            "(deny-list store not included: it is issue 3's)",
-            statistics.median(times),
-            "s",
-            None,
-            "<= 1 s (whole start)",
-        )
-    ]
-
-
-BENCHES = {"P4": p4, "P5": p5, "P10": p10}
+BENCHES = {"P4": p4, "P5": p5}

@@ -17,7 +17,7 @@ and a simulated one; drivers/registry.py picks them by URL (docs/drivers.md).
     Input       .value() -> bool    fire alarm, door contact, exit button, service key
                     gpio.GpioInput, hardware.SimInput, passage.Door
     Display     .show(text)         a short line for the rider
-                    display.LineDisplay / StreamDisplay, wiring.NullDisplay, hardware.SimDisplay
+                    display.LineDisplay / StreamDisplay, gate.NullDisplay, hardware.SimDisplay
     Indicator   .signal(name), .poll() -> []   LEDs and buzzer: accept, reject, alarm,
                     alarm_off, emergency, closed, ready     gpio.GpioIndicator, SimIndicator
     Decoder     .decode(gray ndarray) -> [texts]   decode.Pipeline and the raw libraries

@@ -50,7 +50,7 @@ class TcpLink:
         self.sock.settimeout(timeout_s)
         try:
             return self.sock.recv(262144)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
             return None
         except ConnectionResetError:
             return b""

@@ -1,7 +1,7 @@
 """Entry point of a Linux gate image: the boot shim (firmware/boot.py) imports this module from
 the slot it chose and calls `main(ctx)`. It wires the CPython implementations into firmware.app:
-the OpenSSL signature backend (for images, credentials and the device key), the service port
-and the board's hardware.
+the OpenSSL signature backend (for ride codes, images, the device key), the service port, the
+board's hardware and the sync link.
 
 From the gate's `device.json`:
     "console": "stdio"     the service port: "stdio" (the simulator relays the launcher's
@@ -14,15 +14,26 @@ From the gate's `device.json`:
       "barrier": "gpio:relay=17&opened=18",           position feedback for the self-test
       "beams": "gpio:a=22&b=23"                       passage beams A and B
     }
+    "sync_serial": URL     sync over this serial port (drivers/link_serial.py) instead of TCP
     "rtc_reset_time": T    what an unset clock reads (firmware/rtc.py)
+
+Sync over TCP goes to the config's sync.host and sync.port inside TLS: the gate presents the
+X.509 certificate provisioning installed for its device key (tls_cert.bin: the gate's
+certificate, then the operator CA's, which is the only CA it trusts for the back office).
+Plain TCP is used only to a back office on this machine (127.0.0.1, localhost) and only when
+no certificate is installed.
 """
 
 import os
+import select
 import sys
 from typing import Any
 
-from drivers import crypto_openssl, gpio_sysfs, registry
-from firmware import app, platform
+from drivers import crypto_openssl, gpio_sysfs, wiring
+from firmware import app, gate_config, platform
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CONNECT_TIMEOUT_S = 2.0
 
 
 class StdioLink:
@@ -32,7 +43,11 @@ class StdioLink:
         self.rfd = rfd
         self.wfd = wfd
 
-    def read(self) -> bytes:
+    def read(self, timeout_s: float | None = None) -> bytes | None:
+        if timeout_s is not None:
+            ready, _, _ = select.select([self.rfd], [], [], timeout_s)
+            if not ready:
+                return None
         return os.read(self.rfd, 65536)
 
     def write(self, data: bytes) -> None:
@@ -50,8 +65,11 @@ class SerialLink:
 
         self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=None)
 
-    def read(self) -> bytes:
+    def read(self, timeout_s: float | None = None) -> bytes | None:
+        self.port.timeout = timeout_s
         first = self.port.read(1)
+        if not first:
+            return None
         return first + self.port.read(self.port.in_waiting)
 
     def write(self, data: bytes) -> None:
@@ -59,45 +77,53 @@ class SerialLink:
         self.port.flush()
 
 
-def _open(kind: str, url: str) -> Any:
-    return registry.open_device(kind, url, machine=gpio_sysfs)
+def tls_context(state_dir: str, secret: bytes) -> Any:
+    """The gate's TLS client context from tls_cert.bin and its device key, or None when no
+    certificate is installed. The key goes to tls_key.pem (mode 0600) for OpenSSL to load."""
+    from cryptography.hazmat.primitives import serialization
+
+    from drivers.link_tcp import client_context
+
+    chain = os.path.join(state_dir, "tls_cert.bin")
+    if not os.path.exists(chain):
+        return None
+    key = crypto_openssl.signer(secret).key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key_path = os.path.join(state_dir, "tls_key.pem")
+    if platform.read_file(key_path) != key:
+        fd = os.open(key_path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            platform.sync_file(f)
+        os.replace(key_path + ".tmp", key_path)
+    return client_context(chain, chain, key_path)
 
 
-class Scanner:
-    """The first reader, opened when first read: a scanner unplugged at boot fails the
-    technician's self-test (with the reason), not the boot."""
+def connector(device: dict[str, Any]) -> Any:
+    """`connect(dev)` for firmware.app: the gate's sync link, as device.json and its config say."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.reader: Any = None
+    def connect(dev: Any) -> Any:
+        if device.get("sync_serial"):
+            from drivers.link_serial import SerialLink as SyncSerial
 
-    def read(self, timeout_s: float) -> str | None:
-        if self.reader is None:
-            self.reader = _open("reader", self.url)
-        return self.reader.read(timeout_s)
+            return SyncSerial(device["sync_serial"])
+        from drivers.link_tcp import TcpLink
 
+        cfg = dev.console.config
+        host = gate_config.get(cfg, "sync.host")
+        if not host:
+            raise OSError("no sync.host in the gate's config")
+        secret = platform.read_file(os.path.join(dev.dir, "device.key"))
+        tls = tls_context(dev.dir, secret) if secret else None
+        if tls is None and host not in LOOPBACK:
+            raise OSError("no TLS certificate installed: provision with a [sync] host")
+        port = int(gate_config.get(cfg, "sync.port"))
+        return TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S)
 
-class Beam:
-    """One beam of a pair, named, as the technician's self-test reads it."""
-
-    def __init__(self, name: str, pair: Any, index: int) -> None:
-        self.name = name
-        self.pair = pair
-        self.index = index
-
-    def blocked(self) -> bool:
-        return bool(self.pair.read()[self.index])
-
-
-class Hardware:
-    """What the technician's self-test drives (firmware/gate_selftest.py)."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        readers = spec.get("readers") or []
-        self.scanner = Scanner(readers[0]["url"]) if readers else None
-        self.barrier = _open("barrier", spec["barrier"]) if spec.get("barrier") else None
-        beams = _open("pair", spec["beams"]) if spec.get("beams") else None
-        self.sensors = [Beam("beam A", beams, 0), Beam("beam B", beams, 1)] if beams else []
+    return connect
 
 
 def log(text: str) -> None:
@@ -109,6 +135,11 @@ def main(ctx: dict[str, Any]) -> int:
     console = device.get("console", "stdio")
     link = StdioLink() if console == "stdio" else SerialLink(console)
     os.chdir(ctx["state_dir"])
-    hw = Hardware(device.get("hardware") or {})
     platform.set_crypto(crypto_openssl)
-    return app.run(ctx, link, hw, os.urandom, log)
+    hw = None
+    if device.get("hardware"):
+        try:
+            hw = wiring.build(device["hardware"], machine=gpio_sysfs)
+        except (OSError, ValueError) as e:  # the console still starts: a technician can look
+            log("app: hardware not available: %s" % e)
+    return app.run(ctx, link, hw, os.urandom, log, connect=connector(device))

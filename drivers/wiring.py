@@ -1,7 +1,8 @@
-"""Build a running gate from its configuration: the one place that turns URLs into devices.
+"""A gate's hardware from its configuration: the one place that turns URLs into devices.
 
-The same code wires a Linux gate (pyserial, OpenCV) and an MCU gate (machine.UART, GPIO); only
-the URLs differ. Portable. A hardware configuration (a dict, e.g. from the gate's TOML):
+The same code wires a Linux gate (pyserial, OpenCV, sysfs GPIO) and an MCU gate (machine.UART,
+machine.Pin); only the URLs differ. Portable. A hardware configuration (a dict: the "hardware"
+entry of the gate's device.json):
 
     {
       "readers":   [{"url": "serial:/dev/ttyACM0?suffix=%0D", "direction": 1}],
@@ -13,13 +14,17 @@ the URLs differ. Portable. A hardware configuration (a dict, e.g. from the gate'
       "indicator": "gpio:green=21&red=22&buzzer=23",
     }
 
-Each input name maps to the events its contact raises (INPUTS). The gate itself (validator,
-journal, clock, mode, direction, settings) is made by the caller, who owns the keys and files.
+`build(spec)` opens every device and returns a `Hardware`: what firmware/device.py composes a
+gate from (the simulators hand in their own objects of the same shape). Each input name maps
+to the events its contact raises (INPUTS). Readers open at their first read, and again after
+they fail: a QR engine unplugged at boot fails scans and the technician's self-test with the
+reason, instead of stopping the gate (and its service console) from starting.
 """
 
+import time
+
 from drivers import registry
-from firmware.gate import Gate
-from firmware.loop import GateLoop
+from firmware.gate import NullDisplay
 
 # input name -> (event when active, event when released)
 INPUTS = {
@@ -28,70 +33,118 @@ INPUTS = {
     "exit_button": ("exit_request", None),
     "service": ("service_off", "service_on"),  # a key switch: on = out of service
 }
+KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator")
+REOPEN_S = 1.0  # a reader that failed to open is tried again this much later
 
 
-class NullDisplay:
-    """For gates without a display: remembers the last line (for status and self-test)."""
+class Hardware:
+    """The devices of one gate (drivers/interfaces.py has each one's methods):
 
-    last = ""
+    barrier, display, indicator (or None)     the actuator and what the rider sees and hears
+    beams, loops (or None)                    passage beams / vehicle loops: .read() -> (a, b)
+    readers() -> [(reader, direction)]        direction None: the gate's own
+    inputs() -> [(input, on_event, off_event)]
+    rtc, disk (optional)                      the board's clock and file layer, when they are
+                                              not the platform's (simulators)
+    """
 
-    def show(self, text: str) -> None:
-        self.last = text
+    def __init__(
+        self,
+        barrier=None,
+        display=None,
+        indicator=None,
+        readers=(),
+        beams=None,
+        loops=None,
+        inputs=(),
+    ):
+        self.barrier = barrier
+        self.display = display if display is not None else NullDisplay()  # read by tests
+        self.indicator = indicator
+        self.beams = beams
+        self.loops = loops
+        self._readers = list(readers)
+        self._inputs = list(inputs)
+
+    def readers(self) -> list:
+        return list(self._readers)
+
+    def inputs(self) -> list:
+        return list(self._inputs)
+
+    def close(self) -> None:
+        for dev, _d in self._readers:
+            if hasattr(dev, "close"):
+                dev.close()
 
 
-def build(
-    hardware: dict,
-    validator,
-    journal,
-    clock,
-    mode: int = 0,
-    direction: int = 0,
-    station: int = 0,
-    settings=None,
-    limits=None,
-    policy=None,
-    machine=None,
-    ticks=None,
-) -> GateLoop:
-    """Open every device of `hardware`, make the Gate and its loop. Unknown keys are an error
-    (a typo must not leave a fire-alarm input unwired)."""
-    known = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator")
+class LazyReader:
+    """A reader opened by `opener()` at its first read (and again, at most every REOPEN_S,
+    after it failed). Until it opens, a read waits its timeout and raises OSError, which the
+    gate loop counts and the self-test reports."""
+
+    def __init__(self, name: str, opener, clock=time.time):
+        self.name = name
+        self.opener = opener
+        self.clock = clock
+        self.dev = None
+        self._tried = None
+
+    def read(self, timeout_s: float):
+        if self.dev is None:
+            now = self.clock()
+            if self._tried is not None and now - self._tried < REOPEN_S:
+                if timeout_s:
+                    time.sleep(timeout_s)
+                raise OSError("reader %s is not available" % self.name)
+            self._tried = now
+            try:
+                self.dev = self.opener()
+            except (OSError, ValueError) as e:
+                raise OSError("reader %s: %s" % (self.name, e)) from None
+        dev = self.dev
+        try:
+            return dev.read(timeout_s)  # type: ignore[attr-defined]
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        dev, self.dev = self.dev, None
+        if dev is not None and hasattr(dev, "close"):
+            try:
+                dev.close()
+            except OSError:
+                pass
+
+
+def build(hardware: dict, machine=None, ticks=None) -> Hardware:
+    """Open every device of `hardware`. Unknown keys are an error (a typo must not leave a
+    fire-alarm input unwired)."""
     for key in hardware:
-        if key not in known:
-            raise ValueError("unknown hardware key %r (known: %s)" % (key, ", ".join(known)))
+        if key not in KNOWN:
+            raise ValueError("unknown hardware key %r (known: %s)" % (key, ", ".join(KNOWN)))
     if "barrier" not in hardware:
         raise ValueError("hardware needs a barrier (or door lock) URL")
 
     def dev(kind, url):
         return registry.open_device(kind, url, machine=machine, ticks=ticks)
 
-    barrier = dev("barrier", hardware["barrier"])
-    display = dev("display", hardware["display"]) if "display" in hardware else NullDisplay()
-    indicator = dev("indicator", hardware["indicator"]) if "indicator" in hardware else None
-    gate = Gate(
-        validator,
-        journal,
-        barrier,
-        display,
-        clock,
-        station=station,
-        mode=mode,
-        direction=direction,
-        config=settings,
-        policy=policy,
-        limits=limits,
-        indicator=indicator,
-        ticks=ticks,
-    )
-    readers = []
-    for r in hardware.get("readers", ()):
-        readers.append((dev("reader", r["url"]), r.get("direction")))
+    def reader(url):
+        return LazyReader(url, lambda: dev("reader", url))
+
     inputs = []
     for name, url in hardware.get("inputs", {}).items():
         if name not in INPUTS:
             raise ValueError("unknown input %r (known: %s)" % (name, ", ".join(sorted(INPUTS))))
         on, off = INPUTS[name]
         inputs.append((dev("input", url), on, off))
-    beams = dev("pair", hardware["beams"]) if "beams" in hardware else None
-    loops = dev("pair", hardware["loops"]) if "loops" in hardware else None
-    return GateLoop(gate, readers, beams=beams, loops=loops, inputs=inputs)
+    return Hardware(
+        barrier=dev("barrier", hardware["barrier"]),
+        display=dev("display", hardware["display"]) if "display" in hardware else None,
+        indicator=dev("indicator", hardware["indicator"]) if "indicator" in hardware else None,
+        readers=[(reader(r["url"]), r.get("direction")) for r in hardware.get("readers", ())],
+        beams=dev("pair", hardware["beams"]) if "beams" in hardware else None,
+        loops=dev("pair", hardware["loops"]) if "loops" in hardware else None,
+        inputs=inputs,
+    )

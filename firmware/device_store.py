@@ -6,7 +6,7 @@ so a power cut or an unplugged cable mid-provisioning leaves the old content or 
     anchor.pub          the operator root's public key (33 bytes): set once by the first claim
     device.key          the device's private key; read only to sign, never sent anywhere
     cert.bin            the device certificate (protocol.certs)
-    config.json, trust_list.bin, deny_list.bin, fare_table.bin   installed blobs
+    config.json, trust_list.bin, deny_list.bin, fare_table.bin, tls_cert.bin   installed blobs
     <name>.part         an upload in progress, with <name>.part.json {"total", "sha256"}
     state.json          flags: {"clock_set": bool, "selftest": {...}}
 
@@ -192,6 +192,10 @@ class DeviceStore:
         os.rename(path + ".part", path)
         platform.sync_dir(path)
         platform.remove_if_exists(path + ".part.json")
+
+    def write_blob(self, kind: int, data: bytes) -> None:
+        """Install a whole blob at once (one that came by sync rather than the console)."""
+        platform.write_atomic(self._p(blob_file(kind)), bytes(data))
 
     def drop_partial(self, kind: int) -> None:
         name = self._p(blob_file(kind))

@@ -13,6 +13,10 @@ A scan, in order (docs/gate-modes.md):
   3. on accept: journal.append(passage) BEFORE anything opens, then validator.committed(code),
      then the "paid" event, whose actions open the barrier
   4. on refusal: journal.append(reject) for audit; the display says why
+A technician's test card (text starting with TEST_CARD_PREFIX, firmware/gate_selftest.py) is
+only acknowledged on the display: not verified, not journaled. When the gate works degraded,
+its idle display shows `notice(now)` (firmware/validator.py: a stale trust list, an untrusted
+clock) instead of the ready prompt.
 During an emergency accepted codes are journaled with FLAG_EMERGENCY and no policy (logged, not
 charged). Alarms and notable events (tailgating, jams, passage_not_taken, emergency start/end,
 ...) are journaled as KIND_EVENT records; every transition is in `machine.log`.
@@ -20,9 +24,19 @@ charged). Alarms and notable events (tailgating, jams, passage_not_taken, emerge
 
 from firmware import modes, platform
 from firmware.fsm import Machine
+from firmware.gate_selftest import TEST_CARD_PREFIX
 from firmware.journal import JournalError
 from firmware.validator import Decision
 from protocol import reasons, records
+
+
+class NullDisplay:
+    """For gates without a display: remembers the last line (for status and self-test)."""
+
+    last = ""
+
+    def show(self, text: str) -> None:
+        self.last = text
 
 
 class Gate:
@@ -46,7 +60,7 @@ class Gate:
         self.validator = validator
         self.journal = journal
         self.barrier = barrier
-        self.display = display
+        self.display = display if display is not None else NullDisplay()
         self.clock = clock
         self.station = station
         self.mode = mode or modes.MODE_METRO
@@ -66,6 +80,7 @@ class Gate:
         self.timer: tuple = ()  # (event to fire, started at ticks_ms, duration ms) or ()
         self.pending: list = []  # [(code, direction, policy token)] accepted, not yet passed
         self.resync = None  # callable -> [events] re-announcing sensor levels (set by the loop)
+        self.notice = None  # callable now -> "" or a line for the idle display (degraded)
         self.counts: dict = {}  # reason -> count, for status and reports
         self.journal_failures = 0  # event/reject records the journal could not take
         self._actions: dict = {
@@ -95,6 +110,10 @@ class Gate:
     # -- inputs ----------------------------------------------------------------------------
     def on_scan(self, text, direction=None) -> Decision:
         """A scanned text from a reader. `direction` overrides the gate's (two-reader doors)."""
+        if isinstance(text, str) and text.startswith(TEST_CARD_PREFIX):
+            self.counts["test_card"] = self.counts.get("test_card", 0) + 1
+            self.display.show(reasons.display_text("test_card"))
+            return Decision(False, "test_card")
         now = self.clock.now()
         if direction is None:
             direction = self.direction
@@ -193,7 +212,17 @@ class Gate:
         self.pending = []
 
     def _show(self, name: str) -> None:
+        if name == "ready" and self.notice is not None:
+            line = self.notice(self.clock.now())
+            if line:
+                self.display.show(line)
+                return
         self.display.show(modes.PROMPTS.get(name) or reasons.display_text(name))
+
+    def show_idle(self) -> None:
+        """Show what the resting gate shows (the ready prompt, or the degraded notice)."""
+        if self.machine.state == modes.IDLE:
+            self._show("ready")
 
     def _signal(self, name: str) -> None:
         if self.indicator is not None:

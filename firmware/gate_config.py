@@ -5,8 +5,14 @@ technician's tools (provisioning.site) check the site file's values against the 
 so a bad value is caught on the laptop with its file and line, and again on the gate.
 
     name -> (type, required, check)
-    type "int" | "str" | "ints";  check: (min, max) for ints (and for a str's length),
-    or a tuple of allowed strings.  A dotted name lives in a nested object ("sync.port").
+    type "int" | "str" | "ints" | "hex" | "bool";  check: (min, max) for ints (and for the
+    length of a str, or the byte length of a hex string), or a tuple of allowed strings.
+    A dotted name lives in a nested object ("sync.port").
+
+The `sync` fields tell the gate where its back office is (host, port), which key it proves
+itself with (host_key: the operator's sync public key, SEC1 hex, from `faregate backoffice
+sync-key`) and how often to sync (interval_s). The `gate` fields tune the mode tables'
+timings (firmware/modes.py DEFAULTS says what each means).
 """
 
 import json
@@ -33,6 +39,17 @@ FIELDS: dict = {
     "limits.at_limit": ("str", False, ("refuse", "flag")),
     "sync.host": ("str", False, (1, 253)),
     "sync.port": ("int", False, (1, 65535)),
+    "sync.host_key": ("hex", False, (33, 33)),
+    "sync.interval_s": ("int", False, (1, 86400)),
+    "gate.pass_ms": ("int", False, (500, 120000)),
+    "gate.parking_pass_ms": ("int", False, (1000, 600000)),
+    "gate.unlock_ms": ("int", False, (500, 120000)),
+    "gate.held_ms": ("int", False, (1000, 600000)),
+    "gate.loiter_ms": ("int", False, (1000, 600000)),
+    "gate.passback_s": ("int", False, (0, 86400)),
+    "gate.session_max_s": ("int", False, (60, 7 * 86400)),
+    "gate.require_entry": ("bool", False, ()),
+    "gate.value": ("int", False, (0, 1000000)),
     "selftest.scan_timeout_s": ("int", False, (1, 120)),
     "revoked_technicians": ("ints", False, (1, 0xFFFFFFFF)),
 }
@@ -42,6 +59,8 @@ DEFAULTS = {
     "validation.skew_s": 10,
     "validation.stale_trust": "refuse",
     "selftest.scan_timeout_s": 15,
+    "sync.port": 7700,
+    "sync.interval_s": 60,
 }
 
 
@@ -61,8 +80,18 @@ def check_value(name: str, value) -> object:
         return None
     if kind == "int":
         return check_value_int(value, check)
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
     if not isinstance(value, str):
         return "must be a string"
+    if kind == "hex":
+        try:
+            n = len(bytes.fromhex(value))
+        except ValueError:
+            return "must be hexadecimal"
+        if not check[0] <= n <= check[1]:
+            return "must be %d to %d bytes (twice as many hex digits)" % check
+        return None
     if isinstance(check[0], str):
         if value not in check:
             return "%r is not one of %s" % (value, ", ".join(check))

@@ -11,7 +11,8 @@ touch (all handed in):
     ctx.host_time  the technician laptop's time (0: unknown)
     ctx.scanner    .read(timeout_s) -> text | None     (the QR engine or camera)
     ctx.barrier    .open(), optional .close() and .is_open() (position feedback)
-    ctx.sensors    list of objects with .name and .blocked() (passage beams)
+    ctx.pairs      [(name, pair)]: the passage beams and vehicle loops, as the gate loop reads
+                   them (`pair.read() -> (a, b)`, True = blocked; drivers/interfaces.py)
     ctx.scan_timeout_s
     ctx.verifier   .verify(pub, msg, sig) -> bool: the signature backend the gate uses
 The scanner check waits for the technician's test card: a QR code whose text starts with
@@ -36,9 +37,14 @@ class Context:
         self.clock = clock
         self.clock_set = clock_set
         self.host_time = host_time
-        self.scanner = getattr(hw, "scanner", None)
+        readers = hw.readers() if hw is not None else []
+        self.scanner = readers[0][0] if readers else None
         self.barrier = getattr(hw, "barrier", None)
-        self.sensors = getattr(hw, "sensors", None) or []
+        self.pairs = [
+            (name, getattr(hw, attr))
+            for name, attr in (("beam", "beams"), ("loop", "loops"))
+            if getattr(hw, attr, None) is not None
+        ]
         self.scan_timeout_s = scan_timeout_s
         self.verifier = verifier
 
@@ -110,12 +116,15 @@ def check_barrier(ctx):
 
 
 def check_sensors(ctx):
-    if not ctx.sensors:
+    if not ctx.pairs:
         return True, "no passage sensors fitted"
-    blocked = [s.name for s in ctx.sensors if s.blocked()]
+    blocked = []
+    for name, pair in ctx.pairs:
+        a, b = pair.read()
+        blocked += [name + " " + side for side, level in (("A", a), ("B", b)) if level]
     if blocked:
         return False, "blocked at rest: %s: clear the lane or clean the sensor" % ", ".join(blocked)
-    return True, "%d clear" % len(ctx.sensors)
+    return True, "%d clear" % (2 * len(ctx.pairs))
 
 
 CHECKS = (

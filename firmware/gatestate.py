@@ -6,19 +6,19 @@
     DIR/deny/            the deny-list store (firmware/denystore.py)
     DIR/replay.log       the replay cache (firmware/replay.py)
     DIR/anchor.bin       the time anchor (firmware/timeanchor.py)
-    DIR/rejects.0, .1    the reject audit log (firmware/rejectlog.py)
 
-Provisioning writes roots.json and validator.json and installs the first lists; sync installs
-newer lists (`validator.trust.install(blob)`, `validator.deny.install(blob)`). `faregate verify
---state DIR` opens the same directory read-only to re-check codes as that gate would.
+`faregate wallet init` writes roots.json and validator.json and installs the first lists;
+`faregate verify --state DIR` opens the same directory read-only to re-check codes as that gate
+would. A provisioned gate (firmware/device.py) has no roots.json or validator.json: its root is
+the operator root it was claimed for, its settings come from its config, and the console and
+sync install newer lists (`validator.trust.install(blob)`, `validator.deny.install(blob)`).
 """
 
 import json
 import os
 
-from firmware import platform
+from firmware import gate_config, platform
 from firmware.denystore import DenyStore
-from firmware.rejectlog import RejectLog
 from firmware.replay import ReplayCache
 from firmware.timeanchor import TimeAnchor
 from firmware.truststore import TrustStore
@@ -65,13 +65,16 @@ _STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
 
 
 def config_from_gate_config(cfg: dict) -> ValidatorConfig:
-    """The ValidatorConfig for a provisioned gate config (dotted or nested names)."""
+    """The ValidatorConfig for a provisioned gate config (dotted or nested names); a field the
+    config leaves out takes the config's documented default (gate_config.DEFAULTS)."""
     out = {}
     for name, setting in _GATE_CONFIG.items():
         value = cfg.get(name)
         if value is None and "." in name:
             group, key = name.split(".", 1)
             value = (cfg.get(group) or {}).get(key)
+        if value is None:
+            value = gate_config.DEFAULTS.get(name)
         if value is None:
             continue
         if setting == "stale_policy":
@@ -97,26 +100,46 @@ def _mkdir(path: str) -> None:
         pass
 
 
-def open_validator(directory: str, verifier, rtc=None, readonly: bool = False, audit: bool = True):
+def open_validator(
+    directory: str,
+    verifier,
+    rtc=None,
+    readonly: bool = False,
+    roots=None,
+    config=None,
+    clock=None,
+    sync=platform.sync_file,
+):
     """The Validator of the gate whose state is in `directory`.
 
     rtc       the gate's RTC (`.now()`); with it the clock is a persisted TimeAnchor, which the
               caller should also use as the gate's clock (`validator.clock`)
     readonly  load everything but never write (for `faregate verify` on a copy of a gate's state)
+    roots, config   the operator roots and ValidatorConfig (default: roots.json, validator.json)
+    clock     a TimeAnchor the caller made (instead of `rtc`)
+    sync      the durable-write primitive of the deny store and replay cache
     """
-    roots = read_roots(directory)
-    config = read_config(directory)
+    if roots is None:
+        roots = read_roots(directory)
+    if config is None:
+        config = read_config(directory)
     trust = TrustStore(roots, verifier, directory + "/" + TRUST)
     if readonly:
         trust.path = None
     deny_dir = directory + "/" + DENY
     if not readonly:
         _mkdir(deny_dir)
-    deny = DenyStore(deny_dir, roots, verifier, readonly=readonly)
+    deny = DenyStore(deny_dir, roots, verifier, sync=sync, readonly=readonly)
     retain = config.window_s + config.skew_s
-    replay = ReplayCache(directory + "/" + REPLAY, retain, readonly=readonly)
-    clock = None
-    if rtc is not None:
+    replay = ReplayCache(directory + "/" + REPLAY, retain, sync=sync, readonly=readonly)
+    if clock is None and rtc is not None:
         clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR)
-    rejects = RejectLog(directory) if audit and not readonly else None
-    return Validator(verifier, trust, deny, config, replay, clock, rejects)
+    return Validator(verifier, trust, deny, config, replay, clock)
+
+
+def forget_lists(directory: str) -> None:
+    """Remove the installed trust and deny lists (a factory reset: the next operator's lists
+    start from version 1 again)."""
+    platform.remove_if_exists(directory + "/" + TRUST)
+    for name in ("deny.base", "deny.log"):
+        platform.remove_if_exists(directory + "/" + DENY + "/" + name)

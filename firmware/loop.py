@@ -34,6 +34,7 @@ class GateLoop:
         self.pollers = list(pollers)
         self.steps = 0
         self.read_errors = 0  # reader I/O failures (an engine unplugged): counted, not fatal
+        self.on_decision = None  # optional callable(decision) after each scan (logging)
         gate.resync = self.resync
 
     def step(self, wait_s: float = 0.0) -> None:
@@ -59,7 +60,9 @@ class GateLoop:
                 text = None
             first = False
             if text:
-                gate.on_scan(text, direction)
+                d = gate.on_scan(text, direction)
+                if self.on_decision is not None:
+                    self.on_decision(d)
         gate.tick()
 
     def resync(self) -> list:

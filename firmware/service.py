@@ -94,6 +94,8 @@ class ServiceConsole:
         ticks_ms=platform.ticks_ms,
         idle_timeout_ms: int = 300000,
         flash_service=None,
+        on_change=None,
+        gate_status=None,
     ):
         self.store = store  # firmware.device_store.DeviceStore
         self.journal = journal  # .pending_count(), .pending(n), .ack(seq)
@@ -102,7 +104,13 @@ class ServiceConsole:
         self.verifier = verifier  # .verify(pub, msg, sig) -> bool
         self.rng = rng  # rng(n) -> n random bytes
         self.log = log  # firmware.eventlog.EventLog
-        self.loaders = loaders or {}  # blob kind -> fn(bytes) -> summary dict (FormatError)
+        # blob kind -> fn(bytes) -> summary dict, or FormatError: checks a blob and hands it to
+        # its store (firmware/device.py: the trust and deny stores) before it is installed
+        self.loaders = loaders or {}
+        # on_change(what): the console changed the gate ("claimed", "set_time", "selftest",
+        # "reset", "installed:<blob name>"); gate_status() -> dict for STATUS (the running gate)
+        self.on_change = on_change
+        self.gate_status = gate_status
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
         # firmware.flash_service.FlashService (or None): image frames, inside a session only;
@@ -165,6 +173,10 @@ class ServiceConsole:
     def _refuse(self, seq, cmd, reason, message) -> bytes:
         self.log.add("refused", {"reason": reason, "command": cmd, "technician": self._tech_id()})
         return self._reply(seq, cmd, reason, message)
+
+    def _changed(self, what: str) -> None:
+        if self.on_change is not None:
+            self.on_change(what)
 
     def _tech_id(self):
         return self.tech.subject_id if self.tech else None
@@ -328,6 +340,8 @@ class ServiceConsole:
             "permissions": cred.permissions,
             "claimed": claimed,
         }
+        if claimed:
+            self._changed("claimed")
         return self._reply(0, 0, reasons.ACCEPTED, body=_json(result)), cred.label
 
     def _on_auth_again(self, payload: bytes) -> bytes:
@@ -437,6 +451,8 @@ class ServiceConsole:
             "technician": self.tech.label if self.tech else None,
             # firmware.update_agent.UpdateAgent.status(): slot, version, trial, last update
             "image": self.flash_service.status() if self.flash_service else None,
+            # the running gate (firmware/device.py): mode state, lists in force, clock, limits
+            "gate": self.gate_status() if self.gate_status is not None else None,
         }
         return _json(status)
 
@@ -472,6 +488,7 @@ class ServiceConsole:
         was = self.clock.now()
         self.clock.set(t)
         self.store.set_flag("clock_set", True)
+        self._changed("set_time")
         return _json({"time": self.clock.now(), "was": was})
 
     def _cmd_selftest(self, body: bytes) -> bytes:
@@ -488,6 +505,7 @@ class ServiceConsole:
         result = gate_selftest.run(ctx)
         result["at"] = self.clock.now()
         self.store.set_flag("selftest", {"passed": result["passed"], "at": result["at"]})
+        self._changed("selftest")
         return _json(result)
 
     def _cmd_gen_key(self, body: bytes) -> bytes:
@@ -520,6 +538,7 @@ class ServiceConsole:
             "installed",
             {"kind": blob_name(kind), "bytes": total, "sha256": _hex(digest)[:16]},
         )
+        self._changed("installed:" + blob_name(kind))
         return _json({"received": received, "total": total, "installed": True, "summary": summary})
 
     def _check_blob(self, kind: int, data: bytes) -> dict:
@@ -572,4 +591,5 @@ class ServiceConsole:
             "factory_reset", {"technician": self._tech_id(), "exported_dropped": n if n else 0}
         )
         self._close_after = True
+        self._changed("reset")
         return _json({"reset": True, "exported_dropped": n})

@@ -6,7 +6,9 @@
         out = client.receive(link.recv(...))  # bytes in -> bytes to send back
         link.send(out)
 
-or simply `run_session(client, link)`. The client is sans-IO (protocol.sync.DeviceConnection
+or simply `run_session(client, link)`, or, from a main loop that has other work (the gate's:
+riders must not wait for a sync), `pump = Pump(client, link)` then `pump.poll()` each turn
+until it returns False. The client is sans-IO (protocol.sync.DeviceConnection
 underneath); links are handed in (drivers.link_tcp, drivers.link_serial, an in-memory pipe).
 
 What it does, in order, once the host has proved itself (CHALLENGE signed with the operator's
@@ -24,6 +26,7 @@ The host's time from the CHALLENGE goes to `on_time(host_time)` (the time anchor
 import json
 import os
 
+from firmware import platform
 from firmware.journal import JournalError
 from protocol import messages as m
 from protocol import sync
@@ -214,17 +217,44 @@ class SyncClient:
         )
 
 
-def run_session(client: SyncClient, link, idle_timeout_s: float = 5.0) -> SyncClient:
-    """Run one session over `link` (.send(bytes), .recv(timeout_s) -> bytes, b"" when closed,
-    None on timeout). Returns the client; raises SyncError (after telling the host) on failure."""
-    link.send(client.start())
-    while not client.done:
-        data = link.recv(idle_timeout_s)
-        if data is None:
-            _tell(client, link, "timeout")
-            raise SyncError("back office did not answer within %.1f s" % idle_timeout_s, "timeout")
+class Pump:
+    """One session over `link`, advanced by `poll(wait_s)`: each call waits at most `wait_s`
+    for bytes (link.recv), feeds them, sends the answer. `poll` returns True while the session
+    runs and False once it ended well; it raises SyncError (after telling the host why) when
+    the session fails, or when the host sent nothing for `idle_timeout_s`."""
+
+    def __init__(
+        self,
+        client: SyncClient,
+        link,
+        idle_timeout_s: float = 5.0,
+        ticks_ms=platform.ticks_ms,
+        ticks_diff=platform.ticks_diff,
+    ):
+        self.client = client
+        self.link = link
+        self.idle_timeout_s = idle_timeout_s
+        self._ticks = ticks_ms
+        self._diff = ticks_diff
+        link.send(client.start())
+        self._heard = ticks_ms()
+
+    def poll(self, wait_s: float = 0.0) -> bool:
+        client, link = self.client, self.link
+        if client.done:
+            return False
+        data = link.recv(wait_s)
+        if data is None:  # nothing for wait_s: past the idle timeout, the session failed
+            quiet_ms = self._diff(self._ticks(), self._heard)
+            if wait_s >= self.idle_timeout_s or quiet_ms >= self.idle_timeout_s * 1000:
+                _tell(client, link, "timeout")
+                raise SyncError(
+                    "back office did not answer within %.1f s" % self.idle_timeout_s, "timeout"
+                )
+            return True
         if not data:
             raise SyncError("back office closed the link", "timeout")
+        self._heard = self._ticks()
         try:
             out = client.receive(data)
         except SyncError as e:
@@ -233,6 +263,15 @@ def run_session(client: SyncClient, link, idle_timeout_s: float = 5.0) -> SyncCl
             raise
         if out:
             link.send(out)
+        return not client.done
+
+
+def run_session(client: SyncClient, link, idle_timeout_s: float = 5.0) -> SyncClient:
+    """Run one session over `link` (.send(bytes), .recv(timeout_s) -> bytes, b"" when closed,
+    None on timeout). Returns the client; raises SyncError (after telling the host) on failure."""
+    pump = Pump(client, link, idle_timeout_s)
+    while pump.poll(idle_timeout_s):
+        pass
     return client
 
 

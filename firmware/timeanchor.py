@@ -108,6 +108,10 @@ class TimeAnchor:
         self._base_ticks = self._ticks_ms()
         self._persist(t)  # may go backwards: the trusted source wins
 
+    def set(self, t: int) -> None:
+        """The service console's clock interface: a technician's time is a trusted one."""
+        self.set_trusted(t)
+
     def _persist(self, t: int) -> None:
         self.last_good = t
         if not self.path:

@@ -119,7 +119,6 @@ class Validator:
         config=None,
         replay=None,
         clock=None,
-        audit=None,
     ):
         """
         verifier  .verify(pub_sec1, msg, sig_rs) -> bool (firmware.platform.crypto().verifier())
@@ -127,7 +126,8 @@ class Validator:
         deny      a DenyStore (default: empty)
         replay    a ReplayCache (default: in memory)
         clock     the gate's clock if it can be untrusted (TimeAnchor: .untrusted, .mark_good)
-        audit     a RejectLog: every reject is recorded there, apart from passages
+
+        Rejects are not recorded here: the gate journals them (firmware/gate.py).
         """
         self.verifier = verifier
         self.config = config or ValidatorConfig()
@@ -139,22 +139,14 @@ class Validator:
             replay = ReplayCache(None, self.config.window_s + self.config.skew_s)
         self.replay = replay
         self.clock = clock
-        self.audit = audit
         self._cache: dict = {}  # credential text -> Credential whose issuer signature verified
         self._cache_epoch = -1
         self._last_now = 0
         self._commits = 0
-        self.audit_errors = 0
 
     def check(self, text, now: int) -> Decision:
         self._last_now = now
-        d = self._check(text, now)
-        if not d.accept and self.audit is not None:
-            try:
-                self.audit.record(now, d.reason, d.code, text)
-            except OSError:
-                self.audit_errors += 1  # a full disk must not stop the gate; status() says so
-        return d
+        return self._check(text, now)
 
     def _trust_state(self, now):
         """-> (reject reason or None, trust_stale flag, lower the offline limit?)"""
@@ -287,6 +279,5 @@ class Validator:
             "replay": self.replay.status(),
             "clock": clock,
             "cached_credentials": len(self._cache),
-            "audit_errors": self.audit_errors,
             "notice": self.notice(now),
         }

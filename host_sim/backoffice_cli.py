@@ -5,7 +5,8 @@ Gates upload their journals to the back office and fetch lists, fares and config
 
 First time:
     faregate backoffice sync-key --out sync-key.pem        # the operator's sync key
-    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key
+    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key (or let
+                                   # `faregate provision` do it: [sync] registry in the site file)
     faregate backoffice serve --sync-key sync-key.pem --tls-cert bo.pem --tls-key bo.key \\
         --tls-ca ca.pem
 Then, any time:
@@ -81,8 +82,9 @@ def register(sub: Any) -> None:
         "queues",
         "per gate: what has arrived, what is still waiting on the gate, and anomalies",
         "One line per gate: the highest seq stored, when it last synced, and from its last "
-        "status report how many records were still waiting on the gate and how old the "
-        "oldest was; with counts of sequence gaps, chain breaks and replays.",
+        "status report how many records were still waiting on the gate, how old the "
+        "oldest was and the firmware it runs (version and A/B slot); with counts of "
+        "sequence gaps, chain breaks and replays.",
         cmd_queues,
     )
     q.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -139,7 +141,7 @@ def register(sub: Any) -> None:
         "sync-key",
         help="create the operator's sync key (the back office signs with it)",
         description="Create the P-256 key the back office proves itself with. Its public "
-        "key (printed) goes into every gate's config as the sync host key.",
+        "key (printed) goes into every gate's config: the site file's [sync] host_key.",
     )
     sk.add_argument("--out", default="sync-key.pem", help="where to write it (mode 0600)")
     sk.set_defaults(func=cmd_sync_key)
@@ -316,6 +318,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
         "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
     ):
         st = json.loads(status) if status else {}
+        image = (st.get("extra") or {}).get("image") or {}
         rows.append(
             {
                 "device_id": dev,
@@ -324,6 +327,10 @@ def cmd_queues(args: argparse.Namespace) -> int:
                 "last_sync": seen if args.json else _when(seen),
                 "waiting_on_gate": st.get("unsynced"),
                 "oldest_waiting_s": st.get("oldest_age_s"),
+                "firmware": "%s (slot %s)" % (image["version"], image["slot"])
+                + (" ON TRIAL" if image.get("trial") else "")
+                if image.get("version")
+                else None,
                 "gaps": counts.get((dev, "sequence_gap"), 0),
                 "chain_breaks": counts.get((dev, "chain_break"), 0),
                 "replays": counts.get((dev, "replay"), 0),
@@ -417,7 +424,7 @@ def cmd_sync_key(args: argparse.Namespace) -> int:
         )
     key = pki.new_key()
     pki.save_key(key, args.out)
-    print("wrote %s; put this public key in every gate's config as sync_host_key:" % args.out)
+    print("wrote %s; put this public key in the site file as [sync] host_key:" % args.out)
     print(public_bytes(key).hex())
     sys.stdout.flush()
     return 0

@@ -18,7 +18,8 @@ plays the board around it:
 - power and watchdog: when the child exits (a reboot it asked for, or a crash) it is started
   again, as a watchdog reset would; bytes that arrive while it is down are lost, as on a board;
   `power_cut()` kills it at once;
-- the peripherals: host_sim/board.py (QR engine with the test card, barrier, passage beams);
+- the peripherals: host_sim/board.py (QR engine with a phone in front of it, the test card
+  the technician holds up when the laptop asks for a self-test, barrier, passage beams);
 - the console log: the child's stderr goes to STATE/console.log (and to `on_log`).
 
 The state directory persists like a real gate's flash: stop it, start it again on the same
@@ -47,7 +48,7 @@ from typing import Any
 
 from firmware import boot, platform
 from host_sim import board
-from protocol import frames, service
+from protocol import flash, frames, service
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -151,7 +152,8 @@ class SimDevice:
         self._threads: list[threading.Thread] = []
         self._up = Pacer(baud / 10 if baud else None)
         self._down = Pacer(baud / 10 if baud else None)
-        self._up_frames = frames.FrameDecoder() if "unplug-after" in self.faults else None
+        self._up_frames = frames.FrameDecoder(flash.MAX_PAYLOAD)  # what the laptop asks
+        self._down_frames = frames.FrameDecoder(flash.MAX_PAYLOAD)  # what the gate answers
         self._held: frames.FrameDecoder | None = None  # the answer being kept from the laptop
 
     # -- factory ---------------------------------------------------------------------------
@@ -359,6 +361,10 @@ class SimDevice:
                 return
             if not data:
                 return
+            for fr in self._down_frames.feed(data):
+                if fr.type == service.RESPONSE and fr.payload[4:5] == bytes([service.SELFTEST]):
+                    if self.board is not None:
+                        self.board.lower_card()  # the self-test answered: the card goes away
             if self._held is not None:  # unplug-after: the answer to the N-th command...
                 if any(fr.type == service.RESPONSE for fr in self._held.feed(data)):
                     self._unplug()  # ... is complete on the gate's side: pull the cable
@@ -384,12 +390,10 @@ class SimDevice:
                 return
             if "mute" in self.faults:
                 continue
-            if self._up_frames is not None and self._held is None:
+            if self._held is None:
                 for fr in self._up_frames.feed(data):
                     if fr.type == service.REQUEST:
-                        self.requests += 1
-                        if self.requests == self.faults["unplug-after"]:
-                            self._held = frames.FrameDecoder()
+                        self._on_request(fr.payload)
             with self._lock:
                 child = self._child
             if child is None or child.stdin is None:
@@ -399,6 +403,14 @@ class SimDevice:
                 child.stdin.flush()
             except (BrokenPipeError, ValueError, OSError):
                 pass
+
+    def _on_request(self, payload: bytes) -> None:
+        """A technician's command is on its way to the gate (REQUEST: u32 seq | u8 command)."""
+        self.requests += 1
+        if len(payload) > 4 and payload[4] == service.SELFTEST and self.board is not None:
+            self.board.hold_card()  # "hold the test card to the reader"
+        if self.requests == self.faults.get("unplug-after"):
+            self._held = frames.FrameDecoder()
 
     def _unplug(self) -> None:
         self.log("sim: the service cable is pulled (unplug-after=%d)" % self.requests)

@@ -10,6 +10,12 @@ stop it, start it again with the same --state, and it is the same gate (device i
 config, journal, slots). It puts a symlink to its pty in the simulator directory
 ($FAREGATE_SIM_DIR, default /tmp/faregate-sim-UID), where `--port` auto-detection finds it.
 
+Once provisioned it is a gate in service: hold a phone up to its reader by writing a code to
+STATE/board/phone (`faregate wallet mint --state demo --account 42 > STATE/board/phone`), watch
+the barrier in STATE/board/barrier-relay, walk through the beams by writing 1 and 0 to
+STATE/board/beam-a and beam-b; its decisions and syncs are printed. With a [sync] table in the
+site file it syncs with `faregate backoffice serve` over TCP and TLS (docs/sync-protocol.md).
+
 A new --state is programmed first, as at the factory: this checkout built as firmware 0.1.0
 (security counter 1) and signed with a one-off factory key, or --image FILE; the gate trusts
 the factory key and every --release-key (the operator's release.pub) for later images.

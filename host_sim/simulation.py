@@ -5,7 +5,7 @@
 
 Everything runs in this one process on a virtual clock (host_sim/hardware.ManualClock):
 
-- gates: each is the real firmware (host_sim/interim_device.py, to become firmware/device.py)
+- gates: each is the real firmware (firmware/device.py, provisioned by host_sim/gatedir.py)
   on simulated hardware (host_sim/simhw.py) with its state directory under `workdir`, fed by a
   lane of riders, cars or shoppers (host_sim/lanes.py);
 - demand: arrivals through the day per lane group, the behaviour mix, the codes phones show
@@ -32,16 +32,17 @@ import traceback
 from collections import deque
 from typing import Any
 
+from drivers import crypto_openssl
 from drivers.crypto_openssl import OpenSSLVerifier
-from host_sim import demand, faults, lanes, simhw
+from firmware.device import Device
+from host_sim import demand, faults, gatedir, lanes, simhw
 from host_sim.backoffice import Store
 from host_sim.hardware import ManualClock
-from host_sim.interim_device import InterimDevice, provision
 from host_sim.invariants import Monitor
 from host_sim.simlink import Network, Scheduler, Session
 from host_sim.sync_server import HostSession
 from host_sim.wallet import Issuer, Operator
-from protocol import denylist, reasons
+from protocol import denylist, reasons, trustlist
 from protocol import messages as m
 
 RESTING = ("idle", "jammed", "out_of_service")
@@ -121,7 +122,8 @@ class Simulation:
         }
         self.net = Network(scenario["backoffice"], self.rng["network"])
         # keys: one seed, the same keys every run
-        self.operator = Operator(demand.keys(seed, "operator-root"))
+        root = demand.keys(seed, "operator-root")
+        self.operator = Operator(root, trustlist.root_key_id(root.public_key))
         self.host_signer = demand.keys(seed, "operator-sync")
         self.issuer = Issuer(1, demand.keys(seed, "issuer-1"))
         self.population = demand.Population(seed, scenario, self.issuer, self.start)
@@ -210,16 +212,15 @@ class Simulation:
                 slot.device_id = device_id
                 slot.dir = os.path.join(self.workdir, "gates", name)
                 key = demand.keys(self.seed, "device-%d" % device_id)
-                provision(
+                gatedir.provision(
                     slot.dir,
                     device_id,
+                    op.signer,
                     key.secret_bytes(),
-                    op.public_key,
-                    self.host_signer.public_key,
                     self._gate_config(device_id, name, lane_cfg, n),
-                    self._mode_settings(),
                     trust,
                     deny_v1,
+                    now,
                 )
                 self.store.add_device(device_id, key.public_key, now, name)
                 slot.lane = self._lane(slot)
@@ -247,6 +248,8 @@ class Simulation:
                 "max_unsynced_age_s": int(g["max_unsynced_age_s"]),
                 "at_limit": g["at_limit"],
             },
+            "sync": {"host_key": self.host_signer.public_key.hex()},
+            "gate": self._mode_settings(),
         }
 
     def _mode_settings(self) -> dict[str, Any]:
@@ -266,7 +269,7 @@ class Simulation:
 
     # -- power -------------------------------------------------------------------------------
     def _open_device(self, slot: Slot) -> Any:
-        dev = InterimDevice.open(slot.dir, slot.hw, self.clock)
+        dev = Device.open(slot.dir, slot.hw, self.clock, crypto=crypto_openssl)
         self.tamper.device(slot.name, dev)
         return dev
 
@@ -299,7 +302,7 @@ class Simulation:
 
     def _tear_journal(self, slot: Slot) -> None:
         """The power failed during a journal write: part of an entry reached the disk."""
-        jdir = os.path.join(slot.dir, "journal")
+        jdir = slot.dir  # the journal's segments live in the gate's state directory
         segs = sorted(n for n in os.listdir(jdir) if n.startswith("seg-"))
         if not segs:
             return

@@ -9,6 +9,11 @@ durably before it sends the ACK, answers FETCHes from the publications and keeps
 `serve_tcp` runs sessions on an asyncio server (with an ssl.SSLContext for TLS, client
 certificates required); `serve_link` runs them over any blocking link such as a serial port;
 `BackOfficeThread` is the TCP server in a thread, for tests and the simulator.
+
+A gate that goes away mid-session (a power cut, a reset connection, a TLS failure, silence) is
+an everyday event, not a bug: it is logged as one line through `log` and nothing of it was
+acknowledged, so the gate uploads it again next time. `quiet_disconnects` makes the event
+loop do the same for connection errors it catches itself, instead of printing a traceback.
 """
 
 import asyncio
@@ -16,6 +21,7 @@ import json
 import os
 import sqlite3
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -147,6 +153,33 @@ class HostSession:
             self.closed = True
 
 
+IDLE_TIMEOUT_S = 60
+
+
+def log_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _describe(e: BaseException) -> str:
+    return "%s: %s" % (type(e).__name__, getattr(e, "strerror", None) or e)
+
+
+def quiet_disconnects(log: Callable[[str], None]) -> Callable[[Any, dict[str, Any]], None]:
+    """An asyncio exception handler: connection errors become one log line; anything else
+    goes to the default handler (with its traceback: that would be a bug)."""
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError):  # ConnectionResetError, BrokenPipeError, ssl.SSLError
+            log(
+                "backoffice: %s (%s)" % (context.get("message", "connection error"), _describe(exc))
+            )
+            return
+        loop.default_exception_handler(context)
+
+    return handler
+
+
 class HostKeys:
     """What every session needs: the operator's sync signer and a verifier."""
 
@@ -156,27 +189,37 @@ class HostKeys:
 
 
 async def _handle(
-    store: Store, keys: HostKeys, clock: Any, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    store: Store,
+    keys: HostKeys,
+    clock: Any,
+    log: Callable[[str], None],
+    reader: asyncio.StreamReader,
+    w: asyncio.StreamWriter,
 ) -> None:
-    peer = "%s:%s" % w.get_extra_info("peername")[:2]
+    addr = w.get_extra_info("peername")
+    peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
     session = HostSession(store, keys.signer, keys.verifier, clock, peer)
     try:
         while not session.closed:
-            data = await asyncio.wait_for(reader.read(262144), 60)
+            data = await asyncio.wait_for(reader.read(262144), IDLE_TIMEOUT_S)
             if not data:
+                if session.conn.state != sync.IDLE:
+                    log("backoffice: %s closed the link mid-session" % peer)
                 break
             out = session.receive(data)
             if out:
                 w.write(out)
                 await w.drain()
-    except (TimeoutError, ConnectionError, ssl.SSLError):
-        pass
+    except TimeoutError:
+        log("backoffice: %s sent nothing for %d s: link closed" % (peer, IDLE_TIMEOUT_S))
+    except OSError as e:  # ConnectionResetError, BrokenPipeError, ssl.SSLError
+        log("backoffice: %s went away mid-session (%s)" % (peer, _describe(e)))
     finally:
         w.close()
         try:
             await w.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass
+        except (OSError, TimeoutError):
+            pass  # already gone: said above
 
 
 async def serve_tcp(
@@ -186,9 +229,11 @@ async def serve_tcp(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     clock: Any = None,
+    log: Callable[[str], None] = log_stderr,
 ) -> asyncio.Server:
+    asyncio.get_running_loop().set_exception_handler(quiet_disconnects(log))
     return await asyncio.start_server(
-        lambda r, w: _handle(store, keys, clock, r, w), host, port, ssl=ssl_context
+        lambda r, w: _handle(store, keys, clock, log, r, w), host, port, ssl=ssl_context
     )
 
 
@@ -227,6 +272,7 @@ class BackOfficeThread:
         keys: HostKeys,
         ssl_context: ssl.SSLContext | None = None,
         clock: Any = None,
+        log: Callable[[str], None] = log_stderr,
     ) -> None:
         self.store = Store(db_path)
         self.keys = keys
@@ -236,7 +282,7 @@ class BackOfficeThread:
         def main() -> None:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
-                serve_tcp(self.store, keys, ssl_context=ssl_context, clock=clock)
+                serve_tcp(self.store, keys, ssl_context=ssl_context, clock=clock, log=log)
             )
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()

@@ -1,6 +1,7 @@
 """`faregate wallet ...`: a demo operator, issuer and riders in a state directory.
 
     faregate wallet init  --state demo               operator root, issuer key 1, lists, gate
+    faregate wallet init  --state demo --operator op    ... with the keys of `faregate keys init`
     faregate wallet issue --state demo --account 42  a rider's phone with a 24-hour credential
     faregate wallet mint  --state demo --account 42  a fresh ride code (text, or --png DIR)
     faregate wallet mint  --state demo --account 42 --bad expired   a deliberately bad one
@@ -9,8 +10,11 @@
 
 The directory holds the gate's side (roots.json, validator.json, trust.bin, deny/: see
 firmware/gatestate.py) next to the wallet's secrets in wallet/ (keys.json, mode 0600: demo keys,
-never for production). Wallet commands take --now, verify takes --at (unix seconds or ISO
-8601), so runs are reproducible.
+never for production) and the signed lists it made, as a provisioning site file or the back
+office takes them: wallet/trust-vN.bin (trust lists), wallet/deny-vN.bin (deny-list snapshots,
+for new gates), wallet/deny-N-M.bin (deny-list deltas, for `faregate backoffice publish`).
+Wallet commands take --now, verify takes --at (unix seconds or ISO 8601), so runs are
+reproducible.
 """
 
 import argparse
@@ -50,6 +54,14 @@ def register(sub: Any) -> None:
     c.add_argument("--trust-days", type=int, default=30, help="trust list validity (days)")
     c.add_argument("--gate-scope", type=lambda v: int(v, 0), default=1, help="gate scope bits")
     c.add_argument("--force", action="store_true", help="replace an existing state directory")
+    c.add_argument(
+        "--operator",
+        metavar="DIR",
+        default=None,
+        help="use the operator keys of `faregate keys init --dir DIR` (root.key signs the "
+        "lists, issuer.key the credentials) instead of new demo keys, so provisioned gates "
+        "accept the lists and the codes",
+    )
 
     c = cmd("issue", "issue a credential to a rider's phone (a new device key)", _issue)
     c.add_argument("--account", type=int, required=True, help="account id (< 2^40)")
@@ -70,6 +82,9 @@ def register(sub: Any) -> None:
     c = cmd("deny", "deny-list an account (or one credential) with a signed delta", _deny)
     c.add_argument("--account", type=int, required=True)
     c.add_argument("--cred-no", type=int, default=0, help="one credential (default: account)")
+    c.add_argument(
+        "--count", type=int, default=1, help="this many accounts from --account on (default 1)"
+    )
     c.add_argument("--remove", action="store_true", help="lift the entry instead")
 
     c = cmd("rotate", "add a new issuer key; the old one stays valid for an overlap", _rotate)
@@ -105,7 +120,8 @@ class WalletState:
         from drivers import crypto_openssl as es256
         from host_sim.wallet import Operator
 
-        return Operator(es256.signer(bytes.fromhex(self.data["root"]["secret"])))
+        root = self.data["root"]
+        return Operator(es256.signer(bytes.fromhex(root["secret"])), int(root["id"]))
 
     def issuer(self, key_id: int | None = None) -> Any:
         from drivers import crypto_openssl as es256
@@ -216,6 +232,7 @@ def _init(args: argparse.Namespace) -> int:
     from firmware import gatestate
     from firmware.validator import ValidatorConfig
     from host_sim.wallet import new_signer
+    from protocol.trustlist import root_key_id
 
     now = _now(args)
     if os.path.exists(os.path.join(args.state, "wallet", "keys.json")) and not args.force:
@@ -229,9 +246,13 @@ def _init(args: argparse.Namespace) -> int:
         path = os.path.join(args.state, stale)
         if os.path.exists(path):
             os.remove(path)
-    root, issuer = new_signer(), new_signer()
+    if args.operator:
+        root, issuer = _operator_keys(args.operator)
+    else:
+        root, issuer = new_signer(), new_signer()
+    rid = root_key_id(root.public_key)
     data: dict[str, Any] = {
-        "root": {"id": 1, "secret": root.secret_bytes().hex(), "public": root.public_key.hex()},
+        "root": {"id": rid, "secret": root.secret_bytes().hex(), "public": root.public_key.hex()},
         "issuers": {
             str(args.issuer_id): {
                 "secret": issuer.secret_bytes().hex(),
@@ -247,21 +268,41 @@ def _init(args: argparse.Namespace) -> int:
     }
     write_secret_json(os.path.join(args.state, "wallet", "keys.json"), data)
     gatestate.write_setup(
-        args.state, {1: root.public_key}, ValidatorConfig(gate_scope=args.gate_scope)
+        args.state, {rid: root.public_key}, ValidatorConfig(gate_scope=args.gate_scope)
     )
     st = WalletState(args.state)
     version = st.publish_trust(now, now + args.trust_days * 86400)
     snap = st.operator().deny_snapshot(1, [], now)
+    deny_path = os.path.join(args.state, "wallet", "deny-v1.bin")
+    trust_path = os.path.join(args.state, "wallet", "trust-v%d.bin" % version)
+    _write(deny_path, snap)
     st.data["deny"]["version"] = 1
     st.gate_install("deny", snap)
     st.save()
     _emit(
         args,
-        {"state": args.state, "issuer_key_id": args.issuer_id, "trust_version": version},
-        "wallet: operator root, issuer key %d, trust list v%d and an empty deny list in %s"
-        % (args.issuer_id, version, args.state),
+        {
+            "state": args.state,
+            "issuer_key_id": args.issuer_id,
+            "trust_version": version,
+            "trust_list": trust_path,
+            "deny_list": deny_path,
+        },
+        "wallet: operator root, issuer key %d, trust list v%d and an empty deny list in %s "
+        "(for gates: %s, %s)" % (args.issuer_id, version, args.state, trust_path, deny_path),
     )
     return 0
+
+
+def _operator_keys(directory: str) -> tuple[Any, Any]:
+    from provisioning import operator_keys
+
+    try:
+        root = operator_keys.load_signer(os.path.join(directory, "root.key"))
+        issuer = operator_keys.load_signer(os.path.join(directory, "issuer.key"))
+    except operator_keys.KeyFileError as e:
+        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
+    return root, issuer
 
 
 def _issue(args: argparse.Namespace) -> int:
@@ -344,34 +385,41 @@ def _deny(args: argparse.Namespace) -> int:
 
     now = _now(args)
     st = WalletState(args.state)
-    key = denylist.credential_key(args.account, args.cred_no)
+    if not 1 <= args.count <= 1_000_000:
+        raise CliError("--count must be 1 to 1,000,000", "deny fewer accounts at once", EXIT_USAGE)
+    wanted = {denylist.credential_key(args.account + i, args.cred_no) for i in range(args.count)}
     d = st.data["deny"]
     keys = set(d["keys"])
-    if args.remove == (key not in keys):
+    change = (wanted & keys) if args.remove else (wanted - keys)
+    if not change:
         raise CliError(
-            "account %d%s is %s the deny list"
+            "account %d%s%s %s the deny list"
             % (
                 args.account,
+                " and the next %d" % (args.count - 1) if args.count > 1 else "",
                 " credential %d" % args.cred_no if args.cred_no else "",
-                "not on" if args.remove else "already on",
+                "is not on" if args.remove else "is already on",
             ),
             "nothing to do",
             EXIT_FAILED,
         )
-    adds, removes = ([], [key]) if args.remove else ([key], [])
-    blob = st.operator().deny_delta(d["version"], d["version"] + 1, now, adds, removes)
-    _write(
-        os.path.join(args.state, "wallet", "deny-%d-%d.bin" % (d["version"], d["version"] + 1)),
-        blob,
-    )
-    st.gate_install("deny", blob)
-    d["version"] += 1
-    d["keys"] = sorted(keys - {key} if args.remove else keys | {key})
+    adds, removes = ([], sorted(change)) if args.remove else (sorted(change), [])
+    old, new = d["version"], d["version"] + 1
+    op = st.operator()
+    delta = op.deny_delta(old, new, now, adds, removes)
+    path = os.path.join(args.state, "wallet", "deny-%d-%d.bin" % (old, new))
+    _write(path, delta)
+    st.gate_install("deny", delta)
+    d["version"] = new
+    d["keys"] = sorted(keys - change if args.remove else keys | change)
+    snap_path = os.path.join(args.state, "wallet", "deny-v%d.bin" % new)
+    _write(snap_path, op.deny_snapshot(new, d["keys"], now))
     st.save()
     _emit(
         args,
-        {"deny_version": d["version"], "entries": len(d["keys"])},
-        "wallet: deny list v%d (%d entries) installed" % (d["version"], len(d["keys"])),
+        {"deny_version": new, "entries": len(d["keys"]), "delta": path, "snapshot": snap_path},
+        "wallet: deny list v%d (%d entries) installed; for gates: %s (snapshot), %s (delta)"
+        % (new, len(d["keys"]), snap_path, path),
     )
     return 0
 

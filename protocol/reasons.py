@@ -210,6 +210,11 @@ REASONS = {
         "",
         "A store session had no exit scan within session_max_s; the back office closes it.",
     ),
+    "test_card": (
+        78,
+        "Test card read",
+        "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
+    ),
 }
 
 

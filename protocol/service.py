@@ -75,12 +75,14 @@ BLOB_CONFIG = 2
 BLOB_TRUST = 3
 BLOB_DENY = 4
 BLOB_FARES = 5
+BLOB_TLS = 6  # PEM: the gate's X.509 client certificate for its device key, then the CA's
 BLOBS = {
     BLOB_CERT: ("cert", certs.CERT_LEN),
     BLOB_CONFIG: ("config", 16 * 1024),
     BLOB_TRUST: ("trust_list", 64 * 1024),
     BLOB_DENY: ("deny_list", 16 * 1024 * 1024),
     BLOB_FARES: ("fare_table", 256 * 1024),
+    BLOB_TLS: ("tls_cert", 16 * 1024),
 }
 
 # Domain separation: every signature says what it is for.

@@ -20,8 +20,13 @@ Issuer key rotation with overlap is two entries (old and new key id) whose valid
 overlap; credentials name their key by id. Parsing is strict: exact length, magic, format,
 ascending key ids, valid_until > valid_from for every key; else FormatError("list_malformed").
 The signature is not checked here (protocol code holds no keys): firmware/truststore.py does.
+
+`root_key_id(pub)` is the id a root key signs lists under when a gate knows it from its claim
+(firmware/device.py): the first two bytes of SHA-256 of its SEC1 encoding, big-endian (the top
+half of the u32 key id of protocol/certs.py).
 """
 
+import hashlib
 import struct
 
 from protocol.errors import FormatError, UsageError
@@ -36,6 +41,11 @@ MAX_KEYS = 255
 
 _HEADER_FMT = ">4sBBHIIIB"
 _ENTRY_FMT = ">HBHIIB"
+
+
+def root_key_id(pub: bytes) -> int:
+    """The u16 id of an operator root key in trust and deny lists."""
+    return struct.unpack(">H", hashlib.sha256(bytes(pub)).digest()[:2])[0]
 
 
 class IssuerKey:

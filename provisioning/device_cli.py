@@ -154,6 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             lines.append(
                 "  %-14s %s" % (name + ":", "%d bytes" % info["bytes"] if info else "none")
             )
+        lines += gate_lines(st.get("gate"))
         selftest = st["selftest"]
         lines.append(
             "  self-test:     %s"
@@ -171,6 +172,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, body)
+
+
+def gate_lines(gate: dict[str, Any] | None) -> list[str]:
+    """The lists in force and the gate loop (firmware.device.Device.report())."""
+    from provisioning.connect import fmt_time
+
+    if not gate or "trust" not in gate:
+        return []
+    t, d = gate["trust"], gate["deny"]
+    trust = "no trust list"
+    if t["version"]:
+        until = fmt_time(t["valid_until"])[:10]
+        trust = "trust list v%d (%s, until %s)" % (t["version"], t["state"], until)
+    lines = [
+        "  in force:      %s, deny list v%d (%d entries)" % (trust, d["version"], d["entries"])
+    ]
+    state = gate.get("mode_state")
+    lines.append("  gate loop:     %s" % ("running, " + state if state else "not running"))
+    return lines
 
 
 def firmware_lines(img: dict[str, Any] | None) -> list[str]:

@@ -112,3 +112,23 @@ def save_cert(cert: x509.Certificate, path: str) -> None:
 def load_cert(path: str) -> x509.Certificate:
     with open(path, "rb") as f:
         return x509.load_pem_x509_certificate(f.read())
+
+
+def tls_files(
+    directory: str, now: datetime.datetime
+) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """A throwaway operator CA with a server ("bo") and a client ("gate") certificate, written
+    into `directory` (for tests and benchmarks). Returns (ca.pem, (bo.pem, bo.key),
+    (gate.pem, gate.key))."""
+    os.makedirs(directory, exist_ok=True)
+    ca_key = new_key()
+    ca = make_ca(ca_key, "faregate test operator CA", now)
+    out = {}
+    for name, server in (("bo", True), ("gate", False)):
+        k = new_key()
+        cert = issue_cert(ca_key, ca, k.public_key(), name, now, server=server)
+        out[name] = (os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key"))
+        save_key(k, out[name][1])
+        save_cert(cert, out[name][0])
+    save_cert(ca, os.path.join(directory, "ca.pem"))
+    return os.path.join(directory, "ca.pem"), out["bo"], out["gate"]

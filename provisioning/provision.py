@@ -7,13 +7,16 @@ already right is read back and left alone, a half-sent file resumes where it sto
     2 session      claim a blank gate for the operator root, or authenticate
     3 clock        set the gate's clock from this laptop, read it back
     4 device_key   the gate makes its key (it never leaves the gate); check its proof
-    5 certificate  the operator root certifies the key (kept if already valid)
-    6 config       the gate's config from the site file; read back by SHA-256
-    7 trust_list   \\
-    8 deny_list     } the station's files, uploaded in chunks; read back by SHA-256
-    9 fare_table   /
-   10 selftest     storage, clock, crypto, scanner (hold up the test card), barrier, sensors
-   11 verify       the gate reports itself in service, nothing missing
+    5 certificate  the operator root certifies the key (kept if already valid); with a
+                   [sync] host, also an X.509 TLS client certificate for it from ca.pem
+    6 register     the gate's key goes into the back office's registry ([sync] registry),
+                   without which the back office refuses its sync sessions
+    7 config       the gate's config from the site file; read back by SHA-256
+    8 trust_list   \\
+    9 deny_list     } the station's files, uploaded in chunks; read back by SHA-256
+   10 fare_table   /
+   11 selftest     storage, clock, crypto, scanner (hold up the test card), barrier, sensors
+   12 verify       the gate reports itself in service, nothing missing
 """
 
 import argparse
@@ -29,6 +32,7 @@ STEPS = (
     "clock",
     "device_key",
     "certificate",
+    "register",
     "config",
     "trust_list",
     "deny_list",
@@ -112,6 +116,7 @@ class Provisioning:
             self._clock()
             pub = self._key(ident.device_id)
             self._certificate(ident.device_id, pub)
+            self._register(ident.device_id, pub)
             self._config(ident.device_id)
             self._lists()
             self._selftest()
@@ -187,11 +192,16 @@ class Provisioning:
         from provisioning.console import check_device_cert
 
         now = connect.now()
+        tls = self._tls_cert(device_id, pub, now) if self.site.data.get("sync") else ""
         have = (self.client.status().get("cert") or {}).get("raw") or ""
         why = check_device_cert(have, self.root.public_key, device_id, pub, now) if have else "none"
         if not why:
             until = certs.parse(bytes.fromhex(have)).valid_until
-            self.step("certificate", "unchanged", "kept (valid until %s)" % _day(until))
+            if tls in ("", "unchanged"):
+                self.step("certificate", "unchanged", "kept (valid until %s)" % _day(until))
+            else:
+                msg = "kept (valid until %s); TLS certificate %s" % (_day(until), tls)
+                self.step("certificate", "done", msg)
             return
         cert = certs.Cert(
             certs.KIND_DEVICE,
@@ -209,9 +219,80 @@ class Provisioning:
         self.step(
             "certificate",
             "done",
-            "issued by root %08x, valid until %s%s"
-            % (certs.key_id(self.root.public_key), _day(cert.valid_until), saved),
+            "issued by root %08x, valid until %s%s%s"
+            % (
+                certs.key_id(self.root.public_key),
+                _day(cert.valid_until),
+                "; TLS certificate " + tls if tls else "",
+                saved,
+            ),
             valid_until=cert.valid_until,
+        )
+
+    def _tls_cert(self, device_id: int, pub: bytes, now: int) -> str:
+        """The gate's X.509 client certificate for sync over TLS (its device key, from the
+        operator CA), then the CA's: installed as the tls_cert blob. A copy is kept in the
+        operator's devices/ and used again while it is for this key and valid 30 more days,
+        so a re-run changes nothing. Returns what was done ("unchanged", "installed", ...)."""
+        import datetime
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from protocol import service
+        from provisioning import pki
+
+        op_dir = os.path.dirname(self.site.ca_key)
+        ca_path = os.path.join(op_dir, "ca.pem")
+        if not os.path.exists(ca_path):
+            raise CliError(
+                "%s not found: the gate needs the operator CA for TLS" % ca_path,
+                "run `faregate keys init --dir %s`" % op_dir,
+                EXIT_USAGE,
+            )
+        ca = pki.load_cert(ca_path)
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub)
+        copy = os.path.join(op_dir, "devices", "%d-tls.pem" % device_id)
+        when = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        cert = None
+        if os.path.exists(copy):
+            old = pki.load_cert(copy)
+            if (
+                old.public_key() == key
+                and old.issuer == ca.subject
+                and old.not_valid_after_utc > when + datetime.timedelta(days=30)
+            ):
+                cert = old
+        if cert is None:
+            cert = pki.issue_cert(self.root.key, ca, key, "gate-%d" % device_id, when, False)
+            if os.path.isdir(os.path.dirname(copy)):
+                pki.save_cert(cert, copy)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        with open(ca_path, "rb") as f:
+            return self.client.put_blob(service.BLOB_TLS, pem + f.read())
+
+    def _register(self, device_id: int, pub: bytes) -> None:
+        from host_sim.backoffice import Store
+        from provisioning import connect
+
+        path = self.site.registry
+        if path is None:
+            self.step("register", "skipped", "no [sync] registry in the site file")
+            return
+        store = Store(path)
+        try:
+            have = store.device(device_id)
+            if have is not None and bytes(have.pubkey) == pub:
+                self.step("register", "unchanged", "already in %s" % os.path.relpath(path))
+                return
+            store.add_device(device_id, pub, connect.now(), self.gate.name)
+        finally:
+            store.close()
+        self.step(
+            "register",
+            "done",
+            "%s in the back office's %s"
+            % ("re-keyed" if have is not None else "registered", os.path.relpath(path)),
         )
 
     def _save_cert(self, device_id: int, raw: bytes) -> str:

@@ -17,8 +17,12 @@
 
     [validation]  window_s, skew_s, stale_trust        (all optional; see firmware.gate_config)
     [limits]      max_unsynced_count, max_unsynced_age_s, at_limit
-    [sync]        host, port
+    [sync]        host, port, host_key (the back office's sync key, hex), interval_s, and
+                  registry: the back office's SQLite file, where provisioning registers the
+                  gate's key (the back office refuses gates it does not know)
     [selftest]    scan_timeout_s
+    [timing]      pass_ms, parking_pass_ms, unlock_ms, held_ms, loiter_ms, passback_s,
+                  session_max_s, require_entry, value   (the gate modes' settings)
 
     [[gate]]                            # one table per gate
     name = "A1"
@@ -45,8 +49,28 @@ SECTIONS: dict[str, dict[str, str]] = {
     "lists": {"trust_list": "!", "deny_list": "", "fare_table": ""},
     "validation": {k: "validation." + k for k in ("window_s", "skew_s", "stale_trust")},
     "limits": {k: "limits." + k for k in ("max_unsynced_count", "max_unsynced_age_s", "at_limit")},
-    "sync": {"host": "sync.host", "port": "sync.port"},
+    "sync": {
+        "host": "sync.host",
+        "port": "sync.port",
+        "host_key": "sync.host_key",
+        "interval_s": "sync.interval_s",
+        "registry": "",
+    },
     "selftest": {"scan_timeout_s": "selftest.scan_timeout_s"},
+    "timing": {
+        k: "gate." + k
+        for k in (
+            "pass_ms",
+            "parking_pass_ms",
+            "unlock_ms",
+            "held_ms",
+            "loiter_ms",
+            "passback_s",
+            "session_max_s",
+            "require_entry",
+            "value",
+        )
+    },
 }
 REQUIRED_SECTIONS = ("operator", "station", "lists")
 GATE_KEYS = {"name": "!name", "device_id": "device_id", "lane": "!lane", "direction": "!direction"}
@@ -119,6 +143,8 @@ class Site:
         self.lists = {
             k: self._file(lists[k]) for k in ("trust_list", "deny_list", "fare_table") if k in lists
         }
+        registry = data.get("sync", {}).get("registry")
+        self.registry = self._file(registry) if registry else None
 
     def _file(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.dir, rel))
@@ -284,6 +310,10 @@ def _check_table(table, keys, section, index, err, site_dir) -> None:
 
 def _remedy(field: str) -> str:
     kind, _req, check = gate_config.FIELDS[field]
+    if kind == "bool":
+        return "use true or false"
+    if kind == "hex":
+        return "use %d bytes as hex (the key `faregate backoffice sync-key` prints)" % check[0]
     if isinstance(check[0], str):
         return "use one of: %s" % ", ".join(check)
     if kind == "str":

@@ -115,6 +115,24 @@ class SimGate:
         self._out.close()
 
 
+def signed_lists(operator_dir: str, deny_entries: int = 8000) -> tuple[bytes, bytes]:
+    """A trust list (the operator's issuer key) and a deny-list snapshot (16 upload chunks),
+    signed by the operator root as the back office would."""
+    from host_sim.wallet import Operator
+    from protocol import denylist
+    from protocol.trustlist import IssuerKey, root_key_id
+    from provisioning.operator_keys import load_signer, read_pub
+
+    root = load_signer(os.path.join(operator_dir, "root.key"))
+    issuer = read_pub(os.path.join(operator_dir, "issuer.pub"))
+    op = Operator(root, root_key_id(root.public_key))
+    now = int(time.time())
+    key = IssuerKey(1, issuer, 0xFFFF, now - 86400, now + 365 * 86400)
+    trust = op.trust_list(1, [key], now, now + 30 * 86400)
+    keys = [denylist.account_key(a) for a in range(1, deny_entries + 1)]
+    return trust, op.deny_snapshot(1, keys, now)
+
+
 class Field:
     """A technician's world in tmp_path: operator keys, credentials, a site file, gates."""
 
@@ -130,8 +148,10 @@ class Field:
         self.gates: list[SimGate] = []
         lists = tmp_path / "lists"
         lists.mkdir()
-        (lists / "trust.bin").write_bytes(bytes(range(256)) * 12)
-        (lists / "deny.bin").write_bytes(os.urandom(64 * 1024))  # 16 chunks
+        trust, deny = signed_lists(operator_dir)
+        (lists / "trust.bin").write_bytes(trust)
+        (lists / "deny.bin").write_bytes(deny)
+        self.deny_bytes = len(deny)
         self.site = self.write_site()
 
     def write_site(self, text: str | None = None, revoked: str = "[]", name="site.toml") -> str:

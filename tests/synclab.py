@@ -150,21 +150,8 @@ class Lab:
         raise ValueError(kind)
 
     def tls_files(self):
-        pki = self._pki
         now = datetime.datetime.fromtimestamp(NOW, datetime.UTC)
-        d = os.path.join(self.tmp, "tls")
-        os.makedirs(d, exist_ok=True)
-        ca_key = pki.new_key()
-        ca = pki.make_ca(ca_key, "faregate test operator CA", now)
-        out = {}
-        for name, server in (("bo", True), ("gate", False)):
-            k = pki.new_key()
-            cert = pki.issue_cert(ca_key, ca, k.public_key(), name, now, server=server)
-            pki.save_key(k, os.path.join(d, name + ".key"))
-            pki.save_cert(cert, os.path.join(d, name + ".pem"))
-            out[name] = (os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
-        pki.save_cert(ca, os.path.join(d, "ca.pem"))
-        return os.path.join(d, "ca.pem"), out["bo"], out["gate"]
+        return self._pki.tls_files(os.path.join(self.tmp, "tls"), now)
 
     def close(self) -> None:
         for fn in reversed(self._cleanup):

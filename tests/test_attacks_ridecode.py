@@ -71,7 +71,6 @@ class World:
 
     def reboot(self):  # type: ignore[no-untyped-def]
         self.gate.replay.close()
-        self.gate.audit.close()
         self.gate = self.boot()
         return self.gate
 
@@ -89,7 +88,6 @@ def world(tmp_path):
     w = World(str(tmp_path))
     yield w
     w.gate.replay.close()
-    w.gate.audit.close()
 
 
 def test_each_code_attack_has_its_own_reason(world):
@@ -116,9 +114,6 @@ def test_each_code_attack_has_its_own_reason(world):
     assert w.show(other.present(T)).reason == "out_of_scope"
     w.issuer.issue(other, 43, T - 60, T + 3600, scope=0x0100)
     assert w.show(other.present(T)).reason == "issuer_out_of_scope"
-    # every reject went to the audit log, apart from passages, with its reason
-    logged = [r[1] for r in w.gate.audit.read()]
-    assert len(logged) == len(attacks) + 2 and 0 not in logged
 
 
 def test_replay_is_refused_after_a_reboot(world):

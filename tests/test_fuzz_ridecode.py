@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from drivers.crypto_openssl import OpenSSLVerifier
 from firmware.validator import Validator
 from host_sim.wallet import Issuer, Operator, Rider
-from protocol import base45, denylist, rejectrec, ridecode, trustlist
+from protocol import base45, denylist, ridecode, trustlist
 from protocol.errors import FormatError
 from tests.fuzzing import fuzz_parser
 
@@ -26,7 +26,6 @@ CODES = [_rider.present(NOW) for _ in range(3)]
 _op = Operator()
 TRUST = _op.trust_list(1, [_issuer.trust_entry()], NOW, NOW + 86400)
 DENY = _op.deny_delta(1, 2, NOW, [denylist.account_key(5), denylist.credential_key(6, 1)], [7])
-REJECT = rejectrec.encode(NOW, 43, 1, 42 << 24 | 1, 3, b"\x01" * 8)
 VALIDATOR = Validator(OpenSSLVerifier(), {1: _issuer.trust_entry()})
 
 
@@ -42,7 +41,6 @@ CASES = {
     "ridecode_bytes": (ridecode.parse_bytes, [ridecode.parse_text(c).raw for c in CODES], False),
     "trustlist": (trustlist.parse, [TRUST], False),
     "denylist": (denylist.parse, [DENY], False),
-    "rejectrec": (rejectrec.decode, [REJECT], False),
 }
 
 

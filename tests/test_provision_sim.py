@@ -79,7 +79,7 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
     p = field.run("provision", "--site", field.site)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout.splitlines()
-    assert out[0].startswith("[ 1/11] connect      gate 1017 on %s" % gate.link), out[0]
+    assert out[0].startswith("[ 1/12] connect      gate 1017 on %s" % gate.link), out[0]
     assert "blank" in out[0]
     assert "claimed for operator root" in out[1]
     assert out[-1] == "gate 1017 (A1) is in service."
@@ -96,6 +96,7 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
         "clock": "unchanged",
         "device_key": "unchanged",
         "certificate": "unchanged",
+        "register": "skipped",
         "config": "unchanged",
         "trust_list": "unchanged",
         "deny_list": "unchanged",
@@ -122,7 +123,7 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
     st = json.loads(p.stdout.splitlines()[-1])
     assert st["state"] == "in_service" and st["missing"] == []
     assert st["device_key"] == cert.public_key.hex()
-    assert st["lists"]["deny_list"] == {"bytes": 64 * 1024}
+    assert st["lists"]["deny_list"] == {"bytes": field.deny_bytes}
     # the private key is in the gate's state and never crossed the wire: it is not the
     # public key's partner on any file of the laptop's side
     secret = open(field.tmp / "gate" / "device.key", "rb").read()

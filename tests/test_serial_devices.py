@@ -11,6 +11,7 @@ import pytest
 from drivers import registry, wiring
 from drivers.barrier_serial import SerialBarrier
 from drivers.qrengine_serial import SerialQREngine, from_url, split_url
+from firmware.device import gate_loop
 from firmware.journal import Journal
 from firmware.validator import Validator
 from host_sim.hardware import ManualClock, PtyBarrierController, PtyQREngine, SimBarrier
@@ -212,10 +213,17 @@ def test_linux_gate_wired_from_urls_scans_over_pty_and_drives_the_barrier_over_p
         "barrier": "serial:%s" % ctl.path,
     }
     validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
-    loop = wiring.build(
-        hardware, validator, journal, clock, mode=1, direction=1, ticks=clock.ticks_ms
+    loop = gate_loop(
+        wiring.build(hardware, ticks=clock.ticks_ms),
+        validator,
+        journal,
+        clock,
+        mode=1,
+        direction=1,
+        ticks=clock.ticks_ms,
     )
     try:
+        loop.step(0)  # the reader opens at its first read (pyserial flushes what came before)
         engine.show(codes.code())
         for _ in range(50):
             loop.step(0.02)
@@ -239,18 +247,8 @@ def test_linux_gate_wired_from_urls_scans_over_pty_and_drives_the_barrier_over_p
         journal.close()
 
 
-def test_wiring_refuses_unknown_keys_and_inputs(tmp_path):
-    journal = Journal(str(tmp_path), device_id=1)
-    v = Validator(codes.VERIFIER, {})
-    try:
-        with pytest.raises(ValueError, match="unknown hardware key 'beam'"):
-            wiring.build({"barrier": "loop://", "beam": "x"}, v, journal, ManualClock(0))
-        with pytest.raises(ValueError, match="unknown input 'smoke'"):
-            wiring.build(
-                {"barrier": "loop://", "inputs": {"smoke": "gpio:pin=1"}},
-                v,
-                journal,
-                ManualClock(0),
-            )
-    finally:
-        journal.close()
+def test_wiring_refuses_unknown_keys_and_inputs():
+    with pytest.raises(ValueError, match="unknown hardware key 'beam'"):
+        wiring.build({"barrier": "loop://", "beam": "x"})
+    with pytest.raises(ValueError, match="unknown input 'smoke'"):
+        wiring.build({"barrier": "loop://", "inputs": {"smoke": "gpio:pin=1"}})

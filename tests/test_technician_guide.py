@@ -15,8 +15,8 @@ def test_guide_matches_what_the_tools_print(tmp_path):
 
 def test_masking_keeps_what_matters():
     mask = technician_guide.mask
-    a = "[ 3/11] clock        2026-11-27 01:10:03 UTC (was 9827 days behind)"
-    b = "[ 3/11] clock        2027-01-02 11:00:00 UTC (was 12 days behind)"
+    a = "[ 3/12] clock        2026-11-27 01:10:03 UTC (was 9827 days behind)"
+    b = "[ 3/12] clock        2027-01-02 11:00:00 UTC (was 12 days behind)"
     assert mask(a) == mask(b)
     assert mask("gate 1017 on /dev/pts/3") != mask("gate 1018 on /dev/pts/3")
     assert mask("[exit 3]") != mask("[exit 4]")

@@ -18,6 +18,16 @@ from tests.portable.codes import HashVerifier, fake_sig
 
 NOW = 1767254400
 DEVICE_ID = 1017
+CONFIG = {  # a gate config (firmware/gate_config.py) for DEVICE_ID
+    "version": 1,
+    "device_id": DEVICE_ID,
+    "name": "A1",
+    "station": 12,
+    "lane": 1,
+    "mode": "metro",
+    "direction": "entry",
+    "scope": 1,
+}
 
 
 class Verifier(HashVerifier):
@@ -90,20 +100,26 @@ class Barrier:
         return self.state
 
 
-class Beam:
-    def __init__(self, name, blocked=False):
-        self.name = name
-        self._blocked = blocked
+class Beams:
+    """A pair of passage beams (drivers/interfaces.py Pair): .read() -> (a, b)."""
 
-    def blocked(self):
-        return self._blocked
+    def __init__(self, a=False, b=False):
+        self.levels = (a, b)
+
+    def read(self):
+        return self.levels
 
 
 class Hardware:
+    """What firmware.device.Device takes as `hw` (drivers/wiring.Hardware's shape)."""
+
     def __init__(self):
         self.scanner = Scanner()
         self.barrier = Barrier()
-        self.sensors = [Beam("beam-in"), Beam("beam-out")]
+        self.beams = Beams()
+
+    def readers(self):
+        return [(self.scanner, None)]
 
 
 class Rng:

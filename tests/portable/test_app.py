@@ -127,7 +127,7 @@ class Link:
         self.chunks = list(chunks)
         self.out = b""
 
-    def read(self):
+    def read(self, timeout_s=None):
         return self.chunks.pop(0) if self.chunks else b""
 
     def write(self, data):

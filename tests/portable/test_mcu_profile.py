@@ -6,6 +6,7 @@ pin, the journal and the display; nothing calls the gate directly.
 """
 
 from drivers import rtc, wiring
+from firmware.device import gate_loop
 from firmware.journal import Journal
 from firmware.validator import Validator
 from protocol import reasons, records
@@ -42,8 +43,8 @@ class Rig:
         if extra:
             hw.update(extra)
         validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
-        self.loop = wiring.build(
-            hw,
+        self.loop = gate_loop(
+            wiring.build(hw, machine=self.m, ticks=self.ticks),
             validator,
             self.journal,
             Clock(self.ticks),
@@ -51,10 +52,10 @@ class Rig:
             direction=direction,
             station=9,
             settings=settings,
-            machine=self.m,
             ticks=self.ticks,
         )
         self.gate = self.loop.gate
+        self.loop.readers[0][0].read(0)  # readers open at their first read
         self.uart = self.m.uarts[1]
         if CLOSED in self.m.pins:
             self.m.pins[CLOSED].level = 1  # the barrier starts closed
@@ -264,7 +265,7 @@ def test_uart_line_faults_never_reach_the_gate_as_codes():
         rig.uart.feed(b"\x02" + text.encode() + b"\r")
         rig.steps()
         assert rig.relay() == 1
-        engine = rig.loop.readers[0][0]
+        engine = rig.loop.readers[0][0].dev  # the QR engine behind the lazy opener
         assert engine.stats["garbage"] == 1 and engine.stats["overlong"] == 1
         assert engine.stats["partial"] == 1 and engine.stats["lines"] == 1
         assert [e[1] for e in rig.events()] == ["accepted"]

@@ -9,16 +9,7 @@ from protocol import certs, flash, frames, records, service
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
 
-CONFIG = {
-    "version": 1,
-    "device_id": kit.DEVICE_ID,
-    "name": "A1",
-    "station": 12,
-    "lane": 1,
-    "mode": "metro",
-    "direction": "entry",
-    "scope": 1,
-}
+CONFIG = kit.CONFIG
 
 
 class AcceptAll:
@@ -358,7 +349,7 @@ def test_selftest_names_each_failing_part():
         hw = kit.Hardware()
         hw.scanner = kit.Scanner(["FG1:not-a-test-card"])
         hw.barrier = kit.Barrier(jammed=True)
-        hw.sensors = [kit.Beam("beam-in", blocked=True), kit.Beam("beam-out")]
+        hw.beams = kit.Beams(a=True)
         tech = kit.Tech(kit.make_gate(d, hw))
         tech.login()
         result = tech.ok_json(service.SELFTEST, struct.pack(">I", kit.NOW))
@@ -368,7 +359,7 @@ def test_selftest_names_each_failing_part():
         assert not by["clock"]["ok"] and "set-time" in by["clock"]["detail"]
         assert not by["scanner"]["ok"] and "not a test card" in by["scanner"]["detail"]
         assert not by["barrier"]["ok"] and "did not open" in by["barrier"]["detail"]
-        assert not by["sensors"]["ok"] and "beam-in" in by["sensors"]["detail"]
+        assert not by["sensors"]["ok"] and "beam A" in by["sensors"]["detail"]
         tech.ok(service.SET_TIME, struct.pack(">I", kit.NOW + 30))
         result = tech.ok_json(service.SELFTEST, struct.pack(">I", kit.NOW))
         by = {c["name"]: c for c in result["checks"]}

@@ -1,9 +1,7 @@
-"""Replay cache, time anchor and reject log: persisted state that must survive a power cut."""
+"""Replay cache and time anchor: persisted state that must survive a power cut."""
 
-from firmware.rejectlog import RejectLog
 from firmware.replay import REC_LEN, ReplayCache
 from firmware.timeanchor import SLOT_LEN, TimeAnchor
-from protocol import reasons, rejectrec, ridecode
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
 
@@ -154,31 +152,6 @@ def test_time_anchor_without_persistence_and_long_uptime():
     ticks.ms += 600
     assert a.now() == T0 + 3 * 3600 + 1
     assert a.status()["untrusted"] is True
-
-
-def test_reject_log_is_bounded_and_readable():
-    d = mkdtemp()
-    try:
-        log = RejectLog(d, capacity=10)
-        code = ridecode.parse_text(codes.code(counter=3))
-        for i in range(23):
-            log.record(T0 + i, "bad_base45", None, "junk%d" % i)
-        log.record(T0 + 99, "replayed", code, codes.code(counter=3))
-        recs = log.read()
-        assert 5 <= len(recs) <= 10
-        assert [r[0] for r in recs] == sorted(r[0] for r in recs)  # oldest first
-        t, reason, key_id, cid, counter, digest = recs[-1]
-        assert (t, reasons.by_number(reason), key_id, counter) == (T0 + 99, "replayed", 1, 3)
-        assert cid == code.credential.credential_id()
-        assert digest == rejectrec.text_digest(codes.code(counter=3))
-        log.close()
-        again = RejectLog(d, capacity=10)
-        assert again.read() == recs
-        again.record(T0 + 100, "denied")
-        assert again.read()[-1][0] == T0 + 100
-        again.close()
-    finally:
-        rmtree(d)
 
 
 def test_write_failures_are_counted_not_raised():

@@ -164,8 +164,9 @@ def test_a_new_hello_restarts_the_host_session():
 class MiniHost:
     """Just enough back office for the portable suite: a dict for records."""
 
-    def __init__(self, blobs=None):
+    def __init__(self, blobs=None, device_pub=DEV_PUB):
         self.conn = sync.HostConnection(Signer(HOST_PUB), HashVerifier())
+        self.device_pub = device_pub
         self.held = {}
         self.blobs = blobs or {}
         self.status = None
@@ -174,7 +175,7 @@ class MiniHost:
         out = []
         for ev in _deliver(data, self.conn):
             if ev.TYPE == m.HELLO:
-                self.conn.accept_device(DEV_PUB)
+                self.conn.accept_device(self.device_pub)
                 out.append(self.conn.send(sync.Challenge(_nonce(16), NOW + 5, m.VERSION)))
             elif ev.TYPE == m.AUTH:
                 high = max(self.held) if self.held else 0

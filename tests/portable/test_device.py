@@ -1,0 +1,299 @@
+"""firmware/device.py: one gate composed from its state directory, on both interpreters.
+
+A technician provisions it through its service console (the lists go to the validator's
+stores), riders' codes come through its reader, the power is cut (the Device dropped without
+close) and it opens again with nothing committed lost, and a sync session installs a deny
+delta that then refuses a rider. Ride codes, lists and the operator root use real ES256
+(protocol/p256.py); the technician's and the device's keys the stand-in scheme of
+tests/portable/codes.py.
+"""
+
+import json
+import struct
+
+from firmware import modes
+from firmware.device import Device
+from protocol import denylist, records, service, trustlist
+from protocol import messages as m
+from tests.portable import codes
+from tests.portable import console_kit as kit
+from tests.portable.harness import mkdtemp, rmtree
+from tests.portable.test_sync import HOST_PUB, MiniHost
+
+NOW = codes.NOW
+ROOT = codes.ROOT  # the operator root: claims the gate, signs its lists and certificates
+RID = trustlist.root_key_id(ROOT.public_key)
+
+
+class Backend:
+    """Signatures for firmware.platform.crypto()'s role: real ES256 where it is real, the
+    stand-in for the technician's and the device's keys."""
+
+    @staticmethod
+    def verifier():
+        return Verifier()
+
+    @staticmethod
+    def signer(secret):
+        return kit.HashSigner(secret)
+
+
+class Verifier:
+    def verify(self, pub, msg, sig):
+        return kit.Verifier().verify(pub, msg, sig) or codes.VERIFIER.verify(pub, msg, sig)
+
+
+class Clock:
+    """The board: an RTC (now/set) and a tick counter, both moved by the test."""
+
+    def __init__(self, t=946684800):
+        self.t = t
+        self.ms = 1000
+
+    def now(self):
+        return self.t
+
+    def set(self, t):
+        self.t = t
+
+    def ticks_ms(self):
+        return self.ms
+
+    def advance(self, seconds):
+        self.t += seconds
+        self.ms += seconds * 1000
+
+
+class Reader:
+    def __init__(self):
+        self.texts = []
+
+    def read(self, timeout_s):
+        return self.texts.pop(0) if self.texts else None
+
+
+class Barrier:
+    def __init__(self):
+        self.opened = 0
+        self.state = False
+
+    def open(self):
+        self.opened += 1
+        self.state = True
+
+    def close(self):
+        self.state = False
+
+    def is_open(self):
+        return self.state
+
+
+class Display:
+    def __init__(self):
+        self.lines = []
+
+    def show(self, text):
+        self.lines.append(text)
+
+
+class Beams:
+    def __init__(self):
+        self.levels = (False, False)
+
+    def read(self):
+        return self.levels
+
+
+class Hardware:
+    def __init__(self):
+        self.reader = Reader()
+        self.barrier = Barrier()
+        self.display = Display()
+        self.beams = Beams()
+        self.indicator = None
+
+    def readers(self):
+        return [(self.reader, None)]
+
+    def inputs(self):
+        return []
+
+
+def _config(stale="accept_flagged", **sync):
+    cfg = dict(kit.CONFIG)
+    cfg["validation"] = {"stale_trust": stale}
+    if sync:
+        cfg["sync"] = sync
+    return json.dumps(cfg).encode()
+
+
+def _trust(version=1, valid_until=NOW + 7 * 86400):
+    return codes.trust_blob(version, valid_until=valid_until, root_key_id=RID)
+
+
+def _open(d, hw, clock, log=None):
+    return Device.open(d, hw, clock, crypto=Backend, log=log, rng=kit.Rng())
+
+
+def _provision(d, hw, clock, **sync):
+    """A blank gate taken to in service over its console, as `faregate provision` does."""
+    kit.write_atomic(
+        d + "/factory.json",
+        json.dumps({"device_id": kit.DEVICE_ID, "model": "t", "firmware": "0.1.0"}).encode(),
+    )
+    dev = _open(d, hw, clock)
+    assert not dev.in_service and dev.validator is None  # blank: the console only
+    signer, cert = kit.tech_cert(ROOT, valid_from=NOW - 86400, valid_until=NOW + 30 * 86400)
+    tech = kit.Tech(dev.console, signer, cert, ROOT)
+    tech.login()
+    assert dev.validator is not None  # claimed: lists can be loaded now
+    tech.ok(service.SET_TIME, struct.pack(">I", NOW))
+    pub = tech.ok(service.GEN_KEY)[1:34]
+    for kind, data in (
+        (service.BLOB_CERT, kit.device_cert(pub, root=ROOT)),
+        (service.BLOB_CONFIG, _config(**sync)),
+        (service.BLOB_TRUST, _trust()),
+        (service.BLOB_DENY, denylist.build_snapshot(1, NOW - 60, [], ROOT.sign, RID)),
+    ):
+        assert tech.put(kind, data)[2] == "accepted", kind
+    hw.reader.texts = ["FGTEST:card-1"]
+    result = tech.ok_json(service.SELFTEST, struct.pack(">I", NOW))
+    assert result["passed"], result
+    assert dev.in_service and dev.gate.state == modes.IDLE
+    hw.barrier.opened = 0  # the self-test cycled it once
+    return dev, tech
+
+
+def _scan(dev, hw, text):
+    hw.reader.texts.append(text)
+    dev.step(0)
+    return dev.status()["counts"]
+
+
+def _walk(dev, hw, clock):
+    for a, b in ((1, 0), (1, 1), (0, 1), (0, 0)):
+        hw.beams.levels = (a, b)
+        clock.ms += 50
+        dev.step(0)
+
+
+def _with(fn):
+    d = mkdtemp("device")
+    try:
+        fn(d)
+    finally:
+        rmtree(d)
+
+
+def test_provisioned_gate_admits_a_rider_journaled_before_the_barrier_opens():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock)
+        st = tech.ok_json(service.STATUS)
+        assert st["state"] == "in_service" and st["gate"]["trust"]["version"] == 1
+        assert st["gate"]["mode_state"] == "idle" and st["gate"]["deny"]["version"] == 1
+        _scan(dev, hw, codes.code(time=NOW))
+        assert hw.barrier.opened == 1 and dev.gate.state == "authorized"
+        [raw] = dev.journal.pending()
+        rec = records.decode(raw)
+        assert (rec.kind, rec.account_id, rec.station, rec.direction) == (1, 42, 12, 1)
+        _walk(dev, hw, clock)
+        assert dev.gate.state == modes.IDLE and not hw.barrier.state
+        # a forged code is refused, journaled as a reject, and the barrier stays shut
+        forged = codes.code(codes.credential(account_id=7, issuer=codes.FORGER), time=NOW)
+        assert _scan(dev, hw, forged)["bad_issuer_signature"] == 1
+        assert hw.barrier.opened == 1
+        kinds = [records.decode(r).kind for r in dev.journal.pending()]
+        assert kinds == [records.KIND_PASSAGE, records.KIND_REJECT]
+        # a technician's test card is acknowledged, nothing journaled
+        _scan(dev, hw, "FGTEST:card-1")
+        assert hw.display.lines[-1] == "Test card read" and dev.journal.pending_count() == 2
+        dev.close()
+
+    _with(body)
+
+
+def test_a_power_cut_loses_nothing_committed():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, _tech = _provision(d, hw, clock)
+        first = codes.code(time=NOW, counter=1)
+        _scan(dev, hw, first)
+        _walk(dev, hw, clock)
+        other = codes.code(codes.credential(account_id=43), time=NOW, counter=1)
+        _scan(dev, hw, other)  # accepted, journaled, barrier open: then the power goes
+        before = dev.journal.pending()
+        dev = None  # the power cut: no close(), nothing flushed on purpose
+        clock.advance(5)
+        hw.barrier.state = False
+        dev = _open(d, hw, clock)
+        assert dev.in_service and dev.journal.pending() == before
+        assert dev.status()["pending"] == 2 and not dev.clock.untrusted
+        # the replay cache and anti-passback came back: a second showing, an entry again
+        assert _scan(dev, hw, first)["replayed"] == 1
+        again = codes.code(time=NOW + 5, counter=2)
+        assert _scan(dev, hw, again)["anti_passback"] == 1
+        assert hw.barrier.opened == 2  # only the two accepted before the cut
+        dev.close()
+
+    _with(body)
+
+
+def test_sync_uploads_reports_and_installs_a_deny_delta_that_then_refuses():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, _tech = _provision(d, hw, clock, host="127.0.0.1", host_key=HOST_PUB.hex())
+        _scan(dev, hw, codes.code(time=NOW))
+        _walk(dev, hw, clock)
+        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        host = MiniHost({(m.KIND_DENY_DELTA, 2): delta}, device_pub=dev.store.signer().public_key)
+        client = dev.sync_client(random_bytes=lambda n: b"\x07" * n)
+        data = client.start()
+        while not client.done:
+            data = client.receive(host.receive(data))
+        assert sorted(host.held) == [1] and dev.journal.pending_count() == 0
+        assert client.applied == [(m.KIND_DENY_DELTA, 2)] and dev.validator.deny.version == 2
+        assert dev.clock.last_good == NOW + 5  # the back office's time went to the anchor
+        report = json.loads(host.status.extra)
+        assert report["deny"] == {"version": 1, "entries": 0}  # as it was at the start
+        assert report["counts"] == {"accepted": 1} and report["state"] == "in_service"
+        assert len(host.status.extra) < 4096
+        # the same rider, a minute later at the exit... here an entry gate: denied first
+        clock.advance(60)
+        code = codes.code(time=NOW + 60, counter=2)
+        assert _scan(dev, hw, code)["denied"] == 1 and hw.barrier.opened == 1
+        dev.close()
+
+    _with(body)
+
+
+def test_a_stale_trust_list_shows_on_the_idle_display():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock)
+        assert hw.display.lines[-1] == "Scan your code"
+        clock.advance(7 * 86400 + 60)  # past the list's valid_until: grace, flagged
+        dev.step(0)
+        assert hw.display.lines[-1] == "Trust list out of date - limited service"
+        tech.login(claim=False)
+        assert tech.put(service.BLOB_TRUST, _trust(2, NOW + 30 * 86400))[2] == "accepted"
+        clock.ms += 2000
+        dev.step(0)
+        assert hw.display.lines[-1] == "Scan your code"
+        dev.close()
+
+    _with(body)
+
+
+def test_a_factory_reset_forgets_the_lists_with_the_operator():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock)
+        tech.ok(service.RESET, service.reset_body(False, b"\x00" * 32))
+        assert not dev.in_service and dev.validator is None
+        dev.close()
+        dev = _open(d, hw, clock)
+        assert dev.status()["trust_version"] == 0 and dev.status()["deny_version"] == 0
+        dev.close()
+
+    _with(body)
