@@ -21,7 +21,8 @@ Sync over TCP goes to the config's sync.host and sync.port inside TLS: the gate 
 X.509 certificate provisioning installed for its device key (tls_cert.bin: the gate's
 certificate, then the operator CA's, which is the only CA it trusts for the back office).
 Plain TCP is used only to a back office on this machine (127.0.0.1, localhost) and only when
-no certificate is installed.
+no certificate is installed. The TCP connect and the TLS handshake run in a worker thread
+(drivers/link_opener.py), never in the main loop that serves riders.
 """
 
 import os
@@ -103,13 +104,15 @@ def tls_context(state_dir: str, secret: bytes) -> Any:
 
 
 def connector(device: dict[str, Any]) -> Any:
-    """`connect(dev)` for firmware.app: the gate's sync link, as device.json and its config say."""
+    """`connect(dev)` for firmware.app: the gate's sync link, as device.json and its config say
+    (a serial link, ready; or a LinkOpener that is opening the TCP one)."""
 
     def connect(dev: Any) -> Any:
         if device.get("sync_serial"):
             from drivers.link_serial import SerialLink as SyncSerial
 
             return SyncSerial(device["sync_serial"])
+        from drivers.link_opener import LinkOpener
         from drivers.link_tcp import TcpLink
 
         cfg = dev.console.config
@@ -121,7 +124,9 @@ def connector(device: dict[str, Any]) -> Any:
         if tls is None and host not in LOOPBACK:
             raise OSError("no TLS certificate installed: provision with a [sync] host")
         port = int(gate_config.get(cfg, "sync.port"))
-        return TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S)
+        # the lookup, connect and TLS handshake block: a worker thread does them (riders are
+        # served meanwhile) and the Syncer takes the link once it is ready
+        return LinkOpener(lambda: TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S))
 
     return connect
 

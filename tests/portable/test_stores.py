@@ -274,7 +274,7 @@ def test_time_anchor_reads_the_slot_of_docs_ridecode_md():
     d = mkdtemp()
     try:
         path = d + "/anchor.bin"
-        slot = bytes.fromhex("00000003" "69562980" "00000003" "00000409" "fb8c4940")
+        slot = bytes.fromhex("00000003695629800000000300000409fb8c4940")
         with open(path, "wb") as f:
             f.write(bytes(SLOT_LEN) + slot)  # seq 3 lives in slot 1
         a = _anchor(path, FakeRTC(1767254400 + 1033 + 60), FakeTicks())
