@@ -30,7 +30,7 @@ import select
 import sys
 from typing import Any
 
-from drivers import crypto_openssl, gpio_sysfs, wiring
+from drivers import crypto_openssl, gpio_sysfs, registry, wiring
 from firmware import app, gate_config, platform
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -109,9 +109,7 @@ def connector(device: dict[str, Any]) -> Any:
 
     def connect(dev: Any) -> Any:
         if device.get("sync_serial"):
-            from drivers.link_serial import SerialLink as SyncSerial
-
-            return SyncSerial(device["sync_serial"])
+            return registry.open_device("link", device["sync_serial"])
         from drivers.link_opener import LinkOpener
         from drivers.link_tcp import TcpLink
 
