@@ -117,14 +117,21 @@ def connector(device: dict[str, Any]) -> Any:
         host = gate_config.get(cfg, "sync.host")
         if not host:
             raise OSError("no sync.host in the gate's config")
-        secret = platform.read_file(os.path.join(dev.dir, "device.key"))
-        tls = tls_context(dev.dir, secret) if secret else None
-        if tls is None and host not in LOOPBACK:
+        state_dir = dev.dir
+        secret = platform.read_file(os.path.join(state_dir, "device.key"))
+        certified = secret is not None and os.path.exists(os.path.join(state_dir, "tls_cert.bin"))
+        if not certified and host not in LOOPBACK:
             raise OSError("no TLS certificate installed: provision with a [sync] host")
         port = int(gate_config.get(cfg, "sync.port"))
-        # the lookup, connect and TLS handshake block: a worker thread does them (riders are
-        # served meanwhile) and the Syncer takes the link once it is ready
-        return LinkOpener(lambda: TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S))
+
+        def open_link() -> Any:
+            # in a worker thread: loading the TLS context (it may write tls_key.pem), the name
+            # lookup, the connect and the TLS handshake all block; riders are served meanwhile
+            # and the Syncer takes the link once it is ready
+            tls = tls_context(state_dir, secret) if certified else None
+            return TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S)
+
+        return LinkOpener(open_link)
 
     return connect
 
