@@ -9,9 +9,9 @@ b"" when the port closed; `.write(bytes)`); `hw`, the hardware (drivers/wiring.H
 for none); `rng(n)` (default os.urandom); `log(text)` for the console log; `clock`, the board's
 real-time clock (default firmware.rtc.RTC on the state directory); `connect(device)`, which
 opens the sync link to the back office (drivers/link_tcp.py with TLS, drivers/link_serial.py,
-drivers/link_uart.py) or an opener of it (Syncer) or raises OSError (None: this gate does not
-sync). Signatures come from
-firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p256.py.
+drivers/link_uart.py), or hands back an opener of it (see Syncer), or raises OSError (None:
+this gate does not sync). Signatures come from firmware.platform.crypto(): OpenSSL when the
+entry point set it, else protocol/p256.py.
 
 1. Trial check: the image's self-test (firmware.selftest), and the gate (firmware.device.Device,
    with its service console) must open. On a trial boot: pass -> confirm the slot; fail ->
