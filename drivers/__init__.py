@@ -1,7 +1,8 @@
 """Hardware interfaces and their implementations per platform (see drivers/interfaces.py)."""
 
 # Modules that run on MicroPython too and so go into MCU images (besides drivers/mcu_*.py): the
-# QR-engine core and its machine.UART backend, GPIO, RTC, displays, the URL registry, wiring.
+# QR-engine core and its machine.UART backend, GPIO, RTC, displays, the URL registry, wiring,
+# the sync link on machine.UART.
 PORTABLE = (
     "qrengine.py",
     "qrengine_uart.py",
@@ -10,4 +11,5 @@ PORTABLE = (
     "display.py",
     "registry.py",
     "wiring.py",
+    "link_uart.py",
 )

@@ -31,3 +31,8 @@ class SerialLink:
 
     def close(self) -> None:
         self.port.close()
+
+
+def from_url(url: str, machine: object = None, ticks: object = None) -> SerialLink:
+    """The registry's factory (drivers/registry.py, kind "link"): "serial:PATH" or a bare path."""
+    return SerialLink(url[len("serial:") :] if url.startswith("serial:") else url)

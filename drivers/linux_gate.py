@@ -21,7 +21,8 @@ Sync over TCP goes to the config's sync.host and sync.port inside TLS: the gate 
 X.509 certificate provisioning installed for its device key (tls_cert.bin: the gate's
 certificate, then the operator CA's, which is the only CA it trusts for the back office).
 Plain TCP is used only to a back office on this machine (127.0.0.1, localhost) and only when
-no certificate is installed.
+no certificate is installed. The TCP connect and the TLS handshake run in a worker thread
+(drivers/link_opener.py), never in the main loop that serves riders.
 """
 
 import os
@@ -29,7 +30,7 @@ import select
 import sys
 from typing import Any
 
-from drivers import crypto_openssl, gpio_sysfs, wiring
+from drivers import crypto_openssl, gpio_sysfs, registry, wiring
 from firmware import app, gate_config, platform
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -103,25 +104,34 @@ def tls_context(state_dir: str, secret: bytes) -> Any:
 
 
 def connector(device: dict[str, Any]) -> Any:
-    """`connect(dev)` for firmware.app: the gate's sync link, as device.json and its config say."""
+    """`connect(dev)` for firmware.app: the gate's sync link, as device.json and its config say
+    (a serial link, ready; or a LinkOpener that is opening the TCP one)."""
 
     def connect(dev: Any) -> Any:
         if device.get("sync_serial"):
-            from drivers.link_serial import SerialLink as SyncSerial
-
-            return SyncSerial(device["sync_serial"])
+            return registry.open_device("link", device["sync_serial"])
+        from drivers.link_opener import LinkOpener
         from drivers.link_tcp import TcpLink
 
         cfg = dev.console.config
         host = gate_config.get(cfg, "sync.host")
         if not host:
             raise OSError("no sync.host in the gate's config")
-        secret = platform.read_file(os.path.join(dev.dir, "device.key"))
-        tls = tls_context(dev.dir, secret) if secret else None
-        if tls is None and host not in LOOPBACK:
+        state_dir = dev.dir
+        secret = platform.read_file(os.path.join(state_dir, "device.key"))
+        certified = secret is not None and os.path.exists(os.path.join(state_dir, "tls_cert.bin"))
+        if not certified and host not in LOOPBACK:
             raise OSError("no TLS certificate installed: provision with a [sync] host")
         port = int(gate_config.get(cfg, "sync.port"))
-        return TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S)
+
+        def open_link() -> Any:
+            # in a worker thread: loading the TLS context (it may write tls_key.pem), the name
+            # lookup, the connect and the TLS handshake all block; riders are served meanwhile
+            # and the Syncer takes the link once it is ready
+            tls = tls_context(state_dir, secret) if certified else None
+            return TcpLink.connect(host, port, tls, timeout_s=CONNECT_TIMEOUT_S)
+
+        return LinkOpener(open_link)
 
     return connect
 

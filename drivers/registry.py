@@ -15,6 +15,8 @@ backend's business (docs/drivers.md lists every form):
     indicator   gpio              drivers.gpio             LEDs and buzzer
     display     serial, stdout    drivers.display          character display, console
     rtc         system, machine   drivers.rtc              system clock, machine.RTC
+    link        serial, a path    drivers.link_serial      sync link on a serial port (pyserial)
+                uart              drivers.link_uart        sync link on machine.UART (MCU)
 
 The simulator is just more backends: host_sim registers its own schemes (`sim...`) with
 `register()`, so the gate's wiring code is the same for real and simulated hardware.
@@ -37,6 +39,7 @@ BACKENDS = {
     "indicator": {"gpio": "drivers.gpio:indicator_from_url"},
     "display": {"serial": "drivers.display:from_url", "stdout": "drivers.display:from_url"},
     "rtc": {"system": "drivers.rtc:system_from_url", "machine": "drivers.rtc:machine_from_url"},
+    "link": {"serial": "drivers.link_serial:from_url", "uart": "drivers.link_uart:from_url"},
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")

@@ -12,7 +12,8 @@ entry of the gate's device.json):
                     "exit_button": "gpio:pin=14&active_low=1", "service": "gpio:pin=15"},
       "display":   "serial:/dev/ttyUSB2",
       "indicator": "gpio:green=21&red=22&buzzer=23",
-    }
+      "rtc":       "machine:",                   # the board's RTC (MCU gates); default: the
+    }                                            # platform's clock (firmware/rtc.py)
 
 `build(spec)` opens every device and returns a `Hardware`: what firmware/device.py composes a
 gate from (the simulators hand in their own objects of the same shape). Each input name maps
@@ -33,7 +34,7 @@ INPUTS = {
     "exit_button": ("exit_request", None),
     "service": ("service_off", "service_on"),  # a key switch: on = out of service
 }
-KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator")
+KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator", "rtc")
 REOPEN_S = 1.0  # a reader that failed to open is tried again this much later
 
 
@@ -44,8 +45,9 @@ class Hardware:
     beams, loops (or None)                    passage beams / vehicle loops: .read() -> (a, b)
     readers() -> [(reader, direction)]        direction None: the gate's own
     inputs() -> [(input, on_event, off_event)]
-    rtc, disk (optional)                      the board's clock and file layer, when they are
-                                              not the platform's (simulators)
+    rtc (or None), disk (optional)            the board's clock (`.now()`, `.set(t)`) and file
+                                              layer, when they are not the platform's (an
+                                              MCU's machine.RTC; simulators)
     """
 
     def __init__(
@@ -57,8 +59,10 @@ class Hardware:
         beams=None,
         loops=None,
         inputs=(),
+        rtc=None,
     ):
         self.barrier = barrier
+        self.rtc = rtc
         self.display = display if display is not None else NullDisplay()  # read by tests
         self.indicator = indicator
         self.beams = beams
@@ -147,4 +151,5 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
         beams=dev("pair", hardware["beams"]) if "beams" in hardware else None,
         loops=dev("pair", hardware["loops"]) if "loops" in hardware else None,
         inputs=inputs,
+        rtc=dev("rtc", hardware["rtc"]) if "rtc" in hardware else None,
     )

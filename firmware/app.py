@@ -8,9 +8,10 @@ board: `link`, the service port (`.read(timeout_s)` -> bytes, None when nothing 
 b"" when the port closed; `.write(bytes)`); `hw`, the hardware (drivers/wiring.Hardware, None
 for none); `rng(n)` (default os.urandom); `log(text)` for the console log; `clock`, the board's
 real-time clock (default firmware.rtc.RTC on the state directory); `connect(device)`, which
-opens the sync link to the back office (drivers/link_tcp.py with TLS, drivers/link_serial.py)
-or raises OSError (None: this gate does not sync). Signatures come from
-firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p256.py.
+opens the sync link to the back office (drivers/link_tcp.py with TLS, drivers/link_serial.py,
+drivers/link_uart.py), or hands back an opener of it (see Syncer), or raises OSError (None:
+this gate does not sync). Signatures come from firmware.platform.crypto(): OpenSSL when the
+entry point set it, else protocol/p256.py.
 
 1. Trial check: the image's self-test (firmware.selftest), and the gate (firmware.device.Device,
    with its service console) must open. On a trial boot: pass -> confirm the slot; fail ->
@@ -21,8 +22,10 @@ firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p
      flashing happens inside its authenticated sessions only;
    - the gate loop (Device.step: scans, sensors, barrier), once the gate is in service;
    - sync every `sync.interval_s` of the config (Syncer), a few milliseconds per turn
-     (firmware.sync_client.Pump) so that riders never wait for it; a failed session is logged
-     in one line and tried again after 5 s, 10 s, 20 s ... (at most 320 s, or the interval).
+     (firmware.sync_client.Pump) so that riders never wait for it; opening the link never
+     blocks the loop either (`connect` may hand back an opener that works elsewhere, as the
+     Linux gate's TCP and TLS do: drivers/link_opener.py); a failed session is logged in one
+     line and tried again after 5 s, 10 s, 20 s ... (at most 320 s, or the interval).
    It returns EXIT_REBOOT when an update was activated (over the console, or a firmware offer
    that came by sync: once the gate is idle and the session over), EXIT_HALT when the service
    port closes.
@@ -45,6 +48,7 @@ from protocol.errors import FaregateError
 SCAN_WAIT_S = 0.02  # one turn of the main loop waits this long for a scan or a console byte
 FIRST_SYNC_S = 2  # after boot
 SYNC_IDLE_TIMEOUT_S = 10.0
+CONNECT_LIMIT_S = 10  # an opening link (lookup, TCP, TLS) not ready by then is given up
 MAX_ERROR_LOGS = 20
 
 
@@ -95,7 +99,7 @@ def run(ctx: dict, link, hw=None, rng=None, log=print, clock=None, connect=None)
 
 def serve(link, dev, log=print, connect=None) -> int:
     """The main loop (see the module's docstring). Returns the exit code."""
-    syncer = Syncer(dev, connect, log)
+    syncer = Syncer(dev, connect, log, ticks_ms=dev.ticks)
     errors = 0
     while True:
         scanning = dev.in_service and dev.loop.readers
@@ -109,7 +113,7 @@ def serve(link, dev, log=print, connect=None) -> int:
             if dev.console.flash_service is not None and dev.console.flash_service.reboot:
                 return boot.EXIT_REBOOT
         try:
-            dev.step(SCAN_WAIT_S if scanning and not data and not syncer.busy else 0)
+            dev.step(SCAN_WAIT_S if scanning and not data and not syncer.pumping else 0)
         except Exception as e:  # a driver failing: logged, and the loop goes on
             errors += 1
             if errors <= MAX_ERROR_LOGS:
@@ -122,7 +126,10 @@ def serve(link, dev, log=print, connect=None) -> int:
 
 class Syncer:
     """Sync with the back office every `sync.interval_s`, one session at a time, pumped from
-    the main loop. `connect(device)` opens the link (or raises OSError)."""
+    the main loop. `connect(device)` returns the link (or raises OSError), or, where opening it
+    blocks (TCP and TLS on a Linux gate), an opener that does that elsewhere: `.poll()` -> the
+    link once ready, None until then (raises OSError when it failed), `.cancel()`. The loop
+    goes on serving riders while it opens; after CONNECT_LIMIT_S it is given up."""
 
     def __init__(self, dev, connect, log, ticks_ms=platform.ticks_ms):
         self.dev = dev
@@ -131,19 +138,31 @@ class Syncer:
         self.ticks = ticks_ms
         self.pump = None
         self.link = None
+        self.opening = None  # the opener of the next session's link, while it opens
+        self.client = None
         self.failures = 0
         self.sessions = 0
         self.due = ticks_ms() + FIRST_SYNC_S * 1000
+        self._opened_at = 0
         self._why_not = ""
 
     @property
     def busy(self) -> bool:
+        """A session is opening or running."""
+        return self.pump is not None or self.opening is not None
+
+    @property
+    def pumping(self) -> bool:
+        """A session is running: the main loop turns quickly to move its bytes."""
         return self.pump is not None
 
     def _interval_s(self) -> int:
         return int(gate_config.get(self.dev.console.config, "sync.interval_s"))
 
     def poll(self) -> None:
+        if self.opening is not None:
+            self._poll_opening()
+            return
         if self.pump is not None:
             try:
                 if self.pump.poll(0):
@@ -157,7 +176,7 @@ class Syncer:
             return
         self.due = self.ticks() + self._interval_s() * 1000
         try:
-            client = self.dev.sync_client()
+            self.client = self.dev.sync_client()
         except FaregateError as e:
             claimed = self.dev.validator is not None
             if claimed and str(e) != self._why_not:
@@ -166,10 +185,42 @@ class Syncer:
             return
         self._why_not = ""
         try:
-            self.link = self.connect(self.dev)
-            self.pump = Pump(client, self.link, SYNC_IDLE_TIMEOUT_S)
+            got = self.connect(self.dev)
         except (OSError, FaregateError) as e:
-            self._end(getattr(e, "reason", "") or "connect", "cannot reach the back office: %s" % e)
+            self._unreachable(e)
+            return
+        if hasattr(got, "recv"):  # a link, ready at once (a serial line)
+            self._start(got)
+        else:
+            self.opening = got
+            self._opened_at = self.ticks()
+
+    def _poll_opening(self) -> None:
+        try:
+            link = self.opening.poll()
+        except (OSError, FaregateError) as e:
+            self.opening = None
+            self._unreachable(e)
+            return
+        if link is not None:
+            self.opening = None
+            self._start(link)
+        elif platform.ticks_diff(self.ticks(), self._opened_at) >= CONNECT_LIMIT_S * 1000:
+            self.opening.cancel()
+            self.opening = None
+            self._end(
+                "timeout", "the link to the back office did not open in %d s" % CONNECT_LIMIT_S
+            )
+
+    def _start(self, link) -> None:
+        self.link = link
+        try:
+            self.pump = Pump(self.client, link, SYNC_IDLE_TIMEOUT_S)
+        except (OSError, FaregateError) as e:
+            self._unreachable(e)
+
+    def _unreachable(self, e) -> None:
+        self._end(getattr(e, "reason", "") or "connect", "cannot reach the back office: %s" % e)
 
     def _end(self, reason: str, message: str) -> None:
         pump, self.pump = self.pump, None

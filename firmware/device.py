@@ -160,9 +160,18 @@ class Device:
         self.store = DeviceStore(state_dir, Keys(self.backend, self.rng))
         self.device_id = self.store.device_id
         rtc = getattr(hw, "rtc", None) or clock
+        self.events = None
+        self._clock_alarms: list = []  # raised while the anchor opened, before the service log
         self.clock = TimeAnchor(
-            rtc, state_dir + "/" + gatestate.ANCHOR, ticks_ms=self.ticks, sync=self.fs.sync_file
+            rtc,
+            state_dir + "/" + gatestate.ANCHOR,
+            ticks_ms=self.ticks,
+            sync=self.fs.sync_file,
+            on_flag=self._clock_flagged,
         )
+        self.events = EventLog(state_dir, self.clock)
+        for reason in self._clock_alarms:
+            self._clock_flagged(reason)
         self.journal = Journal(
             state_dir, self.device_id, JOURNAL_CAPACITY, reject_reserve=REJECT_RESERVE, fs=self.fs
         )
@@ -179,7 +188,7 @@ class Device:
             hw,
             self.verifier,
             self.rng,
-            EventLog(state_dir, self.clock),
+            self.events,
             loaders={
                 service.BLOB_TRUST: self._load_trust,
                 service.BLOB_DENY: self._load_deny,
@@ -210,6 +219,7 @@ class Device:
         if anchor is None:
             return  # blank: the console's first-time claim is all a gate does
         cfg = self.console.config
+        self.clock.ahead_tolerance_s = gate_config.get(cfg, "clock.ahead_tolerance_s")
         self.validator = gatestate.open_validator(
             self.dir,
             self.verifier,
@@ -255,6 +265,15 @@ class Device:
                 restored,
             )
         )
+
+    def _clock_flagged(self, reason: str) -> None:
+        """The time anchor stopped trusting the RTC: tell technicians (console log, service
+        log); status and sync report it from then on."""
+        if self.events is None:
+            self._clock_alarms.append(reason)
+            return
+        self.log("device: clock not trusted: %s" % reason)
+        self.events.add("clock_untrusted", {"reason": reason, "rtc_ahead": self.clock.rtc_ahead})
 
     def _logged(self, d) -> None:
         who = " account %d" % d.code.credential.account_id if d.code is not None else ""
@@ -418,7 +437,10 @@ class Device:
             trust = st["trust"]
             out["trust"] = {k: trust[k] for k in ("version", "valid_until", "state", "policy")}
             out["deny"] = {"version": st["deny"]["version"], "entries": st["deny"]["entries"]}
-            out["clock"] = {k: st["clock"][k] for k in ("untrusted", "reason", "last_good")}
+            clock = st["clock"]
+            out["clock"] = {
+                k: clock[k] for k in ("untrusted", "reason", "last_good", "rtc_ahead", "rtc_lead_s")
+            }
             out["notice"] = st["notice"]
         if self.limits is not None:
             out["limits"] = self.limits.status(now)

@@ -12,7 +12,9 @@ so a bad value is caught on the laptop with its file and line, and again on the 
 The `sync` fields tell the gate where its back office is (host, port), which key it proves
 itself with (host_key: the operator's sync public key, SEC1 hex, from `faregate backoffice
 sync-key`) and how often to sync (interval_s). The `gate` fields tune the mode tables'
-timings (firmware/modes.py DEFAULTS says what each means).
+timings (firmware/modes.py DEFAULTS says what each means). `clock.ahead_tolerance_s` is how far
+the RTC may run ahead of the time the gate has counted before the gate calls it a jump
+(firmware/timeanchor.py).
 """
 
 import json
@@ -51,6 +53,7 @@ FIELDS: dict = {
     "gate.require_entry": ("bool", False, ()),
     "gate.value": ("int", False, (0, 1000000)),
     "selftest.scan_timeout_s": ("int", False, (1, 120)),
+    "clock.ahead_tolerance_s": ("int", False, (1, 86400)),
     "revoked_technicians": ("ints", False, (1, 0xFFFFFFFF)),
 }
 
@@ -61,6 +64,7 @@ DEFAULTS = {
     "selftest.scan_timeout_s": 15,
     "sync.port": 7700,
     "sync.interval_s": 60,
+    "clock.ahead_tolerance_s": 10,
 }
 
 

@@ -1,20 +1,39 @@
-"""The gate's clock: `now = max(rtc, last_good + monotonic_elapsed)`, persisted, suspicious of
-an RTC that goes backwards.
+"""The gate's clock: `now = max(rtc - lead, last_good + monotonic_elapsed)`, persisted, suspicious
+of an RTC that goes backwards or jumps forwards.
 
 `last_good` is the newest time the gate trusted (a passage, or a time set by the back office);
 it is persisted on every passage (`mark_good`), so after a reboot with a dead RTC battery, or an
 RTC rolled back by someone with a screwdriver, the gate still knows it is at least that late.
-An RTC reading more than `tolerance_s` behind the anchor (at start, or while running) raises the
-`untrusted` flag: the validator then limits offline acceptance (its clock policy), the flag is
-persisted (a reboot does not clear it) and reported at sync. Only a trusted time from the back
-office (`set_trusted`) clears it.
+`lead` is how far the RTC is known to run ahead of the gate's time (0 unless it jumped, below).
 
-On disk (`anchor.bin`), two 16-byte slots written alternately in place, so a torn write
+Within one boot the anchor knows the time that really passed (the tick counter), so it judges
+every RTC reading against `last_good + elapsed` (rebased to the RTC whenever the two agree, so
+slow drift between them never adds up to a false alarm):
+- behind by more than `tolerance_s` (or no time at all: a flat battery): the `untrusted` flag;
+  the time stays the anchored one;
+- ahead by more than `ahead_tolerance_s`: the RTC jumped forward. The `rtc_ahead` flag (and
+  `untrusted`); the jump is added to `lead` and the time stays the anchored one, so fresh ride
+  codes are not mistaken for stale ones.
+Either flag makes the validator limit offline acceptance (its clock policy), is persisted (a
+reboot does not clear it) and is reported at sync and on the service console; `on_flag(reason)`
+is called once when one is raised (the device logs it for technicians). Only a trusted time
+(`set_trusted`: the back office at sync, a technician over the console) clears them.
+
+Across a reboot the tick count is gone and only the RTC and `anchor.bin` are known: the gate
+believes `rtc - lead` (downtime and a jump while it was off look the same), never less than
+`last_good`, keeping the flags and the persisted `lead` (an RTC that jumped keeps its lead
+while the power is off; one corrected while off makes the gate run `lead` behind until the next
+trusted time). docs/ridecode.md, section 6, says what riders see in each case.
+
+On disk (`anchor.bin`), two 20-byte slots written alternately in place, so a torn write
 spoils at most the slot being written:
-    u32 seq | u32 last_good | u32 flags (bit 0 untrusted) | u32 crc32(first 12)
+    u32 seq | u32 last_good | u32 flags (bit 0 untrusted, bit 1 rtc_ahead) | i32 lead_s
+    | u32 crc32(first 16)
+A 32-byte file of two 16-byte slots (no lead; written before the forward check existed) is
+read as lead 0 and rewritten in the new layout, atomically, at the next write.
 
-The RTC and the tick counter are handed in (`rtc.now()` -> unix seconds; `ticks_ms()` and
-`ticks_diff(a, b)` as on MicroPython), so tests drive all of it.
+The RTC and the tick counter are handed in (`rtc.now()` -> unix seconds, `rtc.set(t)`
+optional; `ticks_ms()` and `ticks_diff(a, b)` as on MicroPython), so tests drive all of it.
 """
 
 import struct
@@ -23,9 +42,13 @@ from binascii import crc32
 from firmware import platform
 
 FLAG_UNTRUSTED = 1
-_SLOT = ">III"
-SLOT_LEN = 16
+FLAG_AHEAD = 2
+_SLOT = ">IIIi"
+SLOT_LEN = 20
+_OLD_SLOT = ">III"
+_OLD_SLOT_LEN = 16
 _REBASE_MS = 3_600_000  # fold elapsed ticks into the anchor hourly (ticks wrap on MCUs)
+AHEAD_TOLERANCE_S = 10
 
 
 class TimeAnchor:
@@ -37,23 +60,34 @@ class TimeAnchor:
         ticks_ms=platform.ticks_ms,
         ticks_diff=platform.ticks_diff,
         sync=platform.sync_file,
+        ahead_tolerance_s: int = AHEAD_TOLERANCE_S,
+        on_flag=None,
     ):
         self.rtc = rtc
         self.path = path
         self.tolerance_s = tolerance_s
+        self.ahead_tolerance_s = ahead_tolerance_s
         self._ticks_ms = ticks_ms
         self._ticks_diff = ticks_diff
         self._sync = sync
-        self.untrusted = False
+        self.untrusted = False  # either flag: the validator's clock policy applies
+        self.rtc_ahead = False  # the RTC jumped forward (its own flag, for status and reports)
         self.reason = ""  # why untrusted, for the display and the sync report
         self.last_good = 0
+        self.lead = 0  # seconds the RTC runs ahead of the gate's time
+        self.on_flag = on_flag  # callable(reason), called when a flag is raised
         self._seq = 0
+        self._layout_ok = True  # anchor.bin is in the current layout
         self.write_errors = 0
         if path:
             self._load()
         self._base_time = self.last_good
         self._base_ms = 0
         self._base_ticks = ticks_ms()
+        # a new boot: the time off is unknown, so the RTC (less its known lead) is believed
+        rtc_now = rtc.now()
+        if rtc_now is not None and rtc_now - self.lead > self.last_good:
+            self._base_time = rtc_now - self.lead
         self.now()  # checks the RTC against the persisted anchor at once
 
     def _mono(self) -> int:
@@ -70,24 +104,43 @@ class TimeAnchor:
         mono = self._mono()
         rtc = self.rtc.now()
         if rtc is None:  # no RTC, or it lost its time (a flat backup battery)
-            self._flag("the RTC has no time")
+            self._flag(FLAG_UNTRUSTED, "the RTC has no time")
             return mono
-        if rtc >= mono:
+        t = rtc - self.lead
+        if t > mono + self.ahead_tolerance_s:
+            # Within one boot the elapsed time is known: the RTC jumped forward. Keep the
+            # anchored time and remember how far ahead the RTC runs from now on.
+            self.lead += t - mono
+            self._flag(
+                FLAG_AHEAD, "the RTC (%d) jumped %d s ahead of the anchored time" % (rtc, t - mono)
+            )
+            return mono
+        if t >= mono:
             # The RTC moves forward: the anchor follows it (so slow drift between the RTC and
             # the tick counter never adds up to a false alarm).
-            self._base_time = rtc
+            self._base_time = t
             self._base_ms = 0
             self._base_ticks = self._ticks_ms()
-            return rtc
-        if rtc + self.tolerance_s < mono:
-            self._flag("the RTC (%d) went behind the anchored time (%d)" % (rtc, mono))
+            return t
+        if t + self.tolerance_s < mono:
+            self._flag(
+                FLAG_UNTRUSTED, "the RTC (%d) went behind the anchored time (%d)" % (rtc, mono)
+            )
         return mono
 
-    def _flag(self, reason: str) -> None:
+    def _flag(self, flag: int, reason: str) -> None:
+        ahead = flag == FLAG_AHEAD
+        if self.untrusted and (self.rtc_ahead or not ahead):
+            if ahead:
+                self._persist(self.last_good)  # the lead grew
+            return
         if not self.untrusted:
-            self.untrusted = True
             self.reason = reason
-            self._persist(self.last_good)
+        self.untrusted = True
+        self.rtc_ahead = self.rtc_ahead or ahead
+        self._persist(self.last_good)
+        if self.on_flag is not None:
+            self.on_flag(reason)
 
     def mark_good(self, t=None) -> None:
         """Persist `t` (default: now) as the newest good time; call on every passage."""
@@ -97,12 +150,21 @@ class TimeAnchor:
             self._persist(t)
 
     def set_trusted(self, t: int) -> None:
-        """A trusted time arrived (the back office, a technician): believe it, clear the flag."""
+        """A trusted time arrived (the back office, a technician): believe it, clear the flags.
+        The RTC is set to it; an RTC that cannot be set keeps its offset as the lead."""
+        lead = 0
         set_rtc = getattr(self.rtc, "set", None)
-        if set_rtc is not None:
+        try:
+            if set_rtc is None:
+                raise OSError("this RTC cannot be set")
             set_rtc(t)
+        except OSError:  # no set(), or a clock only the OS may set: remember its offset
+            rtc = self.rtc.now()
+            lead = rtc - t if rtc is not None else 0
         self.untrusted = False
+        self.rtc_ahead = False
         self.reason = ""
+        self.lead = lead
         self._base_time = t
         self._base_ms = 0
         self._base_ticks = self._ticks_ms()
@@ -117,35 +179,54 @@ class TimeAnchor:
         if not self.path:
             return
         self._seq += 1
-        body = struct.pack(_SLOT, self._seq, t, FLAG_UNTRUSTED if self.untrusted else 0)
+        flags = (FLAG_UNTRUSTED if self.untrusted else 0) | (FLAG_AHEAD if self.rtc_ahead else 0)
+        body = struct.pack(_SLOT, self._seq, t, flags, self.lead)
         slot = body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
+        at = (self._seq % 2) * SLOT_LEN
         try:
-            if not platform.path_exists(self.path):
-                platform.write_atomic(self.path, bytes(2 * SLOT_LEN))
+            if not self._layout_ok or not platform.path_exists(self.path):
+                # a new file, or the old layout: replaced whole, so a power cut leaves the
+                # old file (and its last_good) or the new one
+                whole = bytes(SLOT_LEN) + slot if at else slot + bytes(SLOT_LEN)
+                platform.write_atomic(self.path, whole)
+                self._layout_ok = True
+                return
             with open(self.path, "r+b") as f:
-                f.seek((self._seq % 2) * SLOT_LEN)
+                f.seek(at)
                 f.write(slot)
                 self._sync(f)
         except OSError:
             self.write_errors += 1  # keeps time in memory; status() reports it
 
     def _load(self) -> None:
-        data = platform.read_file(self.path, b"")
+        data = platform.read_file(self.path, None)
+        if data is None:
+            return
+        if len(data) == 2 * _OLD_SLOT_LEN:
+            self._layout_ok = False
+            size, fmt = _OLD_SLOT_LEN, _OLD_SLOT
+        else:
+            self._layout_ok = len(data) == 2 * SLOT_LEN
+            size, fmt = SLOT_LEN, _SLOT
         best = None
         for i in (0, 1):
-            s = data[i * SLOT_LEN : (i + 1) * SLOT_LEN]
-            if len(s) != SLOT_LEN:
+            s = data[i * size : (i + 1) * size]
+            if len(s) != size:
                 continue
-            seq, t, flags = struct.unpack(_SLOT, s[:12])
-            if crc32(s[:12]) & 0xFFFFFFFF != struct.unpack(">I", s[12:])[0] or seq == 0:
+            fields = struct.unpack(fmt, s[:-4])
+            if crc32(s[:-4]) & 0xFFFFFFFF != struct.unpack(">I", s[-4:])[0] or fields[0] == 0:
                 continue
-            if best is None or seq > best[0]:
-                best = (seq, t, flags)
+            if best is None or fields[0] > best[0]:
+                best = fields
         if best is not None:
-            self._seq, self.last_good, flags = best
-            if flags & FLAG_UNTRUSTED:
+            self._seq, self.last_good, flags = best[0], best[1], best[2]
+            self.lead = best[3] if len(best) > 3 else 0
+            if flags & (FLAG_UNTRUSTED | FLAG_AHEAD):
                 self.untrusted = True
-                self.reason = "flagged before restart"
+                self.rtc_ahead = bool(flags & FLAG_AHEAD)
+                self.reason = "flagged before restart" + (
+                    " (the RTC ran %d s ahead)" % self.lead if self.rtc_ahead else ""
+                )
 
     def status(self) -> dict:
         return {
@@ -153,5 +234,7 @@ class TimeAnchor:
             "last_good": self.last_good,
             "untrusted": self.untrusted,
             "reason": self.reason,
+            "rtc_ahead": self.rtc_ahead,
+            "rtc_lead_s": self.lead,
             "write_errors": self.write_errors,
         }

@@ -1,24 +1,31 @@
 """The gate's periodic sync as firmware/app.py runs it: the Syncer opens the link the Linux
 entry point chooses (here a serial port: a pty read through pyserial, the back office serving
 the other end into its SQLite file), pumps the session from the main loop, logs one line per
-session, and backs off when the back office is not there."""
+session, and backs off when the back office is not there. Over TCP the link opens in a worker
+thread: a back office that never answers the TLS handshake does not keep riders waiting."""
 
+import datetime
 import os
+import socket
 import threading
 import time
 import tty
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from drivers import crypto_openssl as es256
 from drivers import linux_gate
-from firmware import app
+from firmware import app, boot
 from firmware.device import Device
 from host_sim import gatedir
 from host_sim.backoffice import Store
 from host_sim.hardware import ManualClock
 from host_sim.sync_server import HostKeys, serve_link
 from protocol import denylist, records, trustlist
+from provisioning import pki
+from tests.portable import codes
+from tests.portable import console_kit as kit
 from tests.synclab import FdLink
 
 NOW = 1_767_254_400
@@ -113,3 +120,173 @@ def test_the_syncer_runs_sessions_over_a_serial_line_and_backs_off_without_one(g
     ticks.ms += 5000
     syncer.poll()
     assert syncer.sessions == 3 and "again in 10 s" in lines[-1]
+
+
+# -- a back office that takes the TCP connection and never answers the TLS handshake ----------
+
+
+class Barrier:
+    def __init__(self, events: list) -> None:
+        self.events = events
+        self.state = False
+
+    def open(self) -> None:
+        self.events.append(("gate", "barrier opens"))
+        self.state = True
+
+    def close(self) -> None:
+        self.state = False
+
+    def is_open(self) -> bool:
+        return self.state
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def read(self, timeout_s: float) -> str | None:
+        return self.texts.pop(0) if self.texts else None
+
+
+class Beams:
+    def read(self) -> tuple[bool, bool]:
+        return (False, False)
+
+
+class Hardware:
+    def __init__(self, events: list) -> None:
+        self.barrier = Barrier(events)
+        self.reader = Reader()
+        self.beams = Beams()
+
+    def readers(self) -> list:
+        return [(self.reader, None)]
+
+    def inputs(self) -> list:
+        return []
+
+
+class Board:
+    """The gate's RTC (stays at NOW) and its tick counter, moved by the test."""
+
+    def __init__(self) -> None:
+        self.ms = 1000
+
+    def now(self) -> int:
+        return codes.NOW
+
+    def set(self, t: int) -> None:
+        pass
+
+    def ticks_ms(self) -> int:
+        return self.ms
+
+
+def _tls_gate(directory: str, port: int) -> None:
+    """A gate in service, provisioned for TLS sync to 127.0.0.1:port (its client certificate
+    for its device key, then the operator CA's: tls_cert.bin, as provisioning installs it)."""
+    root = codes.ROOT
+    rid = trustlist.root_key_id(root.public_key)
+    secret = es256.OpenSSLSigner(es256.generate_key()).secret_bytes()
+    config = dict(kit.CONFIG)
+    config["sync"] = {"host": "127.0.0.1", "port": port, "host_key": "02" + "11" * 32}
+    gatedir.provision(
+        directory,
+        kit.DEVICE_ID,
+        root,
+        secret,
+        config,
+        codes.trust_blob(1, root_key_id=rid),
+        denylist.build_snapshot(1, codes.NOW - 60, [], root.sign, rid),
+        codes.NOW,
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = pki.new_key()
+    ca = pki.make_ca(ca_key, "test operator CA", now)
+    device_key = es256.signer(secret).key.public_key()
+    cert = pki.issue_cert(ca_key, ca, device_key, "gate", now, server=False)
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(directory, "tls_cert.bin"), "wb") as f:
+        f.write(cert.public_bytes(pem) + ca.public_bytes(pem))
+
+
+def test_a_code_opens_the_barrier_while_the_tls_handshake_hangs(tmp_path, monkeypatch):
+    """The back office accepts the TCP connection and never answers the TLS ClientHello (the
+    worst case: connect succeeds, then nothing). The main loop (app.serve) must serve a rider
+    while the sync link is still opening; the order of events shows it, not a stopwatch."""
+    events: list[tuple[str, str]] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    hello, hang_up = threading.Event(), threading.Event()
+
+    def back_office() -> None:
+        conn, _ = server.accept()
+        conn.recv(1)  # the ClientHello is here; it never gets an answer
+        events.append(("back office", "ClientHello unanswered"))
+        hello.set()
+        hang_up.wait(60)
+        events.append(("back office", "hangs up"))
+        conn.close()
+
+    thread = threading.Thread(target=back_office, daemon=True)
+    thread.start()
+    d = str(tmp_path / "gate")
+    _tls_gate(d, server.getsockname()[1])
+    hw, board, lines = Hardware(events), Board(), []
+    dev = Device.open(d, hw, board, crypto=es256)
+    assert dev.in_service
+    # only the back office hanging up ends the handshake (not the 2 s socket timeout, which a
+    # loaded CI machine could reach first) and the Syncer's own limit is out of reach
+    monkeypatch.setattr(linux_gate, "CONNECT_TIMEOUT_S", 60.0)
+    code = codes.code(time=codes.NOW)
+
+    class ServicePort:
+        """Each read is one turn of the main loop; the test plays its part from here."""
+
+        def __init__(self) -> None:
+            self.turns = 0
+            self.shown_at = 0
+            self.opened_at = 0
+            self.deadline = time.monotonic() + 60
+
+        def read(self, timeout_s: float | None = None) -> bytes | None:
+            self.turns += 1
+            assert time.monotonic() < self.deadline, (self.turns, events, lines)
+            if self.turns == 1:
+                board.ms += app.FIRST_SYNC_S * 1000  # this turn's sync poll starts opening
+            elif not self.shown_at:
+                if hello.is_set():  # the handshake hangs: a rider shows a code now
+                    hw.reader.texts.append(code)
+                    self.shown_at = self.turns
+                else:
+                    time.sleep(0.001)
+            elif not self.opened_at:
+                if hw.barrier.state:
+                    self.opened_at = self.turns
+                    hang_up.set()
+                assert self.turns < self.shown_at + 100, "the barrier did not open"
+            elif any(line.startswith("sync: failed") for line in lines):
+                return b""  # the service port closes: serve() returns
+            else:
+                time.sleep(0.001)
+            return None
+
+        def write(self, data: bytes) -> None:
+            pass
+
+    port = ServicePort()
+    try:
+        assert app.serve(port, dev, lines.append, linux_gate.connector({})) == boot.EXIT_HALT
+    finally:
+        hang_up.set()
+        thread.join(5)
+        server.close()
+        dev.close()
+    assert events == [
+        ("back office", "ClientHello unanswered"),
+        ("gate", "barrier opens"),
+        ("back office", "hangs up"),
+    ]
+    assert port.opened_at == port.shown_at + 1  # the very next turn, as with no sync at all
+    assert lines[-1].startswith("sync: failed (connect)") and "again in 5 s" in lines[-1]
+    assert dev.journal.pending_count() == 1  # the passage, journaled before it opened

@@ -187,6 +187,7 @@ def test_stale_forged_and_downgraded_trust_lists(world):
     assert e.value.reason == "list_bad_signature"
     # past valid_until + grace the gate refuses everything, and says so
     w.gate.config.stale_policy = "refuse"
+    w.ticks.ms += 7 * 86400 * 1000  # a week passes (an RTC that jumped alone would be flagged)
     w.rtc.t = T + 7 * 86400
     fresh = Rider()
     w.issuer.issue(fresh, 45, T + 7 * 86400 - 60, T + 8 * 86400, scope=1)

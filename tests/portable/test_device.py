@@ -297,3 +297,42 @@ def test_a_factory_reset_forgets_the_lists_with_the_operator():
         dev.close()
 
     _with(body)
+
+
+def test_an_rtc_that_jumps_ahead_is_flagged_and_fresh_codes_still_open():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock, host_key=HOST_PUB.hex())
+        lines = []
+        dev.log = lines.append
+        clock.t += 1033  # the RTC jumps 17 minutes ahead while 1 s passes (the back office is away)
+        clock.ms += 1000
+        assert dev.clock.now() == NOW + 1 and dev.clock.rtc_ahead
+        assert lines == ["device: clock not trusted: " + dev.clock.reason]
+        # a rider's code from a phone with the right time opens, flagged (limited service)
+        _scan(dev, hw, codes.code(time=NOW + 1))
+        assert hw.barrier.opened == 1
+        rec = records.decode(dev.journal.pending()[-1])
+        assert rec.kind == records.KIND_PASSAGE and rec.flags & records.FLAG_CLOCK_UNTRUSTED
+        _walk(dev, hw, clock)
+        clock.ms += 1000
+        dev.step(0)
+        assert hw.display.lines[-1] == "Clock not trusted - limited service"
+        # the technician sees it: the console's STATUS and the service log
+        tech.login(claim=False)
+        st = tech.ok_json(service.STATUS)["gate"]["clock"]
+        assert st["rtc_ahead"] is True and st["rtc_lead_s"] == 1032 and st["untrusted"] is True
+        logged = [e for e in dev.events.since(1, 100) if e["ev"] == "clock_untrusted"]
+        assert len(logged) == 1 and logged[0]["rtc_ahead"] is True
+        # the sync reports it up, and the back office's time clears it
+        host = MiniHost(device_pub=dev.store.signer().public_key)
+        client = dev.sync_client(random_bytes=lambda n: b"\x07" * n)
+        data = client.start()
+        while not client.done:
+            data = client.receive(host.receive(data))
+        report = json.loads(host.status.extra)  # the gate's state as the session began
+        assert report["clock"]["rtc_ahead"] is True and report["clock"]["rtc_lead_s"] == 1032
+        assert not dev.clock.untrusted and clock.t == NOW + 5  # the RTC was set right
+        dev.close()
+
+    _with(body)

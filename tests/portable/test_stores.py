@@ -165,3 +165,120 @@ def test_write_failures_are_counted_not_raised():
         assert a.last_good == T0 + 1 and a.status()["write_errors"] == 1
     finally:
         rmtree(d)
+
+
+def test_time_anchor_flags_an_rtc_that_jumps_ahead_and_keeps_counting():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        rtc, ticks = FakeRTC(T0), FakeTicks()
+        a = _anchor(path, rtc, ticks)
+        flagged = []
+        a.on_flag = flagged.append
+        rtc.t += 10 + a.ahead_tolerance_s  # 10 s pass, the RTC gains exactly the tolerance
+        ticks.ms += 10_000
+        assert a.now() == T0 + 10 + a.ahead_tolerance_s and not a.untrusted  # followed
+        base = a.now()
+        rtc.t += 1033 + 10  # 10 s later the RTC reads 1033 s too late
+        ticks.ms += 10_000
+        assert a.now() == base + 10  # the elapsed time wins, so fresh codes stay fresh
+        assert a.untrusted and a.rtc_ahead and a.lead == 1033 and "ahead" in a.reason
+        assert flagged == [a.reason]
+        rtc.t += 5  # the RTC keeps running: the gate follows it, less its lead
+        ticks.ms += 5_000
+        assert a.now() == base + 15 and flagged == [a.reason]
+        a.mark_good()
+        st = a.status()
+        assert st["rtc_ahead"] is True and st["rtc_lead_s"] == 1033 and st["untrusted"] is True
+        # a second jump adds to the lead, without a second alarm
+        rtc.t += 600
+        assert a.now() == base + 15 and a.lead == 1633 and flagged == [a.reason]
+        # a reboot: only the RTC is known, less the lead persisted with the flags
+        rtc.t += 60  # a minute without power
+        b = _anchor(path, rtc, FakeTicks())
+        assert b.now() == base + 75 and b.untrusted and b.rtc_ahead and b.lead == 1633
+        assert "flagged before restart" in b.reason
+        # the back office's time clears the flags and sets the RTC right
+        b.set_trusted(base + 76)
+        assert not b.untrusted and not b.rtc_ahead and b.lead == 0 and rtc.t == base + 76
+        c = _anchor(path, rtc, FakeTicks())
+        assert not c.untrusted and c.lead == 0 and c.now() == base + 76
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_after_a_reboot_with_the_jumped_rtc_corrected_while_off():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        rtc, ticks = FakeRTC(T0), FakeTicks()
+        a = _anchor(path, rtc, ticks)
+        rtc.t += 3600
+        ticks.ms += 1000
+        assert a.now() == T0 + 1 and a.rtc_ahead and a.lead == 3599
+        a.mark_good()
+        # someone sets the RTC right while the gate is off (2 minutes): the gate cannot know,
+        # keeps its lead, never goes below last_good, and stays flagged (limited service)
+        b = _anchor(path, FakeRTC(T0 + 121), FakeTicks())
+        assert b.now() == T0 + 1 and b.untrusted and b.rtc_ahead
+    finally:
+        rmtree(d)
+
+
+def test_time_anchor_reads_the_old_16_byte_slots_and_rewrites_them_whole():
+    import struct
+    from binascii import crc32
+
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        body = struct.pack(">III", 7, T0, 1)  # seq 7, last_good T0, untrusted
+        old = bytes(16) + body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
+        with open(path, "wb") as f:
+            f.write(old)
+        a = _anchor(path, FakeRTC(T0 + 5), FakeTicks())
+        assert a.last_good == T0 and a.untrusted and not a.rtc_ahead and a.lead == 0
+        a.set_trusted(T0 + 5)
+        with open(path, "rb") as f:
+            assert len(f.read()) == 2 * SLOT_LEN
+        b = _anchor(path, FakeRTC(T0 + 6), FakeTicks())
+        assert b.last_good == T0 + 5 and not b.untrusted
+    finally:
+        rmtree(d)
+
+
+class FixedRTC:
+    """A clock only the OS may set (drivers.rtc.SystemRTC)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def now(self):
+        return self.t
+
+    def set(self, t):
+        raise OSError("read-only")
+
+
+def test_time_anchor_over_an_rtc_it_cannot_set_keeps_the_offset():
+    rtc, ticks = FixedRTC(T0 + 900), FakeTicks()
+    a = TimeAnchor(rtc, None, 2, ticks.ticks_ms, ticks.ticks_diff)
+    a.set_trusted(T0)  # the RTC stays 900 s fast: that is its lead now, not an alarm
+    assert a.lead == 900 and not a.untrusted
+    rtc.t += 30
+    ticks.ms += 30_000
+    assert a.now() == T0 + 30 and not a.untrusted
+
+
+def test_time_anchor_reads_the_slot_of_docs_ridecode_md():
+    d = mkdtemp()
+    try:
+        path = d + "/anchor.bin"
+        slot = bytes.fromhex("00000003695629800000000300000409fb8c4940")
+        with open(path, "wb") as f:
+            f.write(bytes(SLOT_LEN) + slot)  # seq 3 lives in slot 1
+        a = _anchor(path, FakeRTC(1767254400 + 1033 + 60), FakeTicks())
+        assert (a.last_good, a.lead, a.untrusted, a.rtc_ahead) == (1767254400, 1033, True, True)
+        assert a.now() == 1767254400 + 60
+    finally:
+        rmtree(d)

@@ -1,0 +1,139 @@
+"""firmware/app.py's Syncer with a link that takes time to open (an opener, as the Linux gate's
+TCP and TLS hand out: drivers/link_opener.py) and with one that is ready at once (a UART on an
+MCU gate): the gate serves riders while the link opens, a link that never opens is given up,
+and a ready link starts the session at once. Both interpreters."""
+
+from firmware import app
+from tests.portable import codes
+from tests.portable.harness import mkdtemp, rmtree
+from tests.portable.test_device import HOST_PUB, Clock, Hardware, MiniHost, _provision, _scan, _walk
+
+
+class HostLink:
+    """A link whose other end is MiniHost, answering at once."""
+
+    def __init__(self, host):
+        self.host = host
+        self.inbox = b""
+        self.closed = False
+
+    def send(self, data):
+        self.inbox += self.host.receive(data)
+
+    def recv(self, timeout_s):
+        data, self.inbox = self.inbox, b""
+        return data or None
+
+    def close(self):
+        self.closed = True
+
+
+class Opener:
+    """An opener that is ready when the test says so."""
+
+    def __init__(self):
+        self.link = None
+        self.error = None
+        self.polls = 0
+        self.cancelled = False
+
+    def poll(self):
+        self.polls += 1
+        if self.error is not None:
+            raise self.error
+        return self.link
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def _gate(d):
+    hw, clock = Hardware(), Clock()
+    dev, _tech = _provision(d, hw, clock, host_key=HOST_PUB.hex())
+    return dev, hw, clock
+
+
+def _with(fn):
+    d = mkdtemp("syncer")
+    try:
+        fn(d)
+    finally:
+        rmtree(d)
+
+
+def test_riders_pass_while_the_link_opens_then_the_session_runs():
+    def body(d):
+        dev, hw, clock = _gate(d)
+        opener, lines = Opener(), []
+        syncer = app.Syncer(dev, lambda _dev: opener, lines.append, ticks_ms=clock.ticks_ms)
+        clock.ms += app.FIRST_SYNC_S * 1000
+        syncer.poll()
+        assert syncer.busy and not syncer.pumping and syncer.opening is opener
+        for i in range(3):  # the link is still opening: the loop goes on, riders pass
+            syncer.poll()
+            code = codes.code(codes.credential(account_id=100 + i))
+            assert _scan(dev, hw, code)["accepted"] == i + 1
+            _walk(dev, hw, clock)
+        assert opener.polls == 3 and hw.barrier.opened == 3 and syncer.busy
+        host = MiniHost(device_pub=dev.store.signer().public_key)
+        opener.link = HostLink(host)
+        syncer.poll()  # ready: the session starts and sends its HELLO
+        assert syncer.pumping and syncer.opening is None
+        while syncer.busy:
+            syncer.poll()
+        assert lines[-1].startswith("sync: ") and "acknowledged" in lines[-1], lines
+        assert len(host.held) == dev.journal.last_seq and dev.journal.pending_count() == 0
+        dev.close()
+
+    _with(body)
+
+
+def test_a_link_that_never_opens_is_given_up_and_tried_again_later():
+    def body(d):
+        dev, _hw, clock = _gate(d)
+        opener, lines = Opener(), []
+        syncer = app.Syncer(dev, lambda _dev: opener, lines.append, ticks_ms=clock.ticks_ms)
+        clock.ms += app.FIRST_SYNC_S * 1000
+        syncer.poll()
+        clock.ms += app.CONNECT_LIMIT_S * 1000 - 1
+        syncer.poll()
+        assert syncer.busy and not opener.cancelled
+        clock.ms += 1
+        syncer.poll()
+        assert not syncer.busy and opener.cancelled
+        assert lines == [
+            "sync: failed (timeout): the link to the back office did not open in %d s; "
+            "again in 5 s" % app.CONNECT_LIMIT_S
+        ]
+        # the next try fails while opening (refused): one line, and the back-off doubles
+        opener2 = Opener()
+        opener2.error = OSError("connection refused")
+        syncer.connect = lambda _dev: opener2
+        clock.ms += 5000
+        syncer.poll()
+        syncer.poll()
+        assert not syncer.busy and syncer.sessions == 2
+        assert lines[-1] == (
+            "sync: failed (connect): cannot reach the back office: connection refused; "
+            "again in 10 s"
+        )
+        dev.close()
+
+    _with(body)
+
+
+def test_a_link_ready_at_once_starts_the_session_in_the_same_poll():
+    def body(d):
+        dev, _hw, clock = _gate(d)
+        host = MiniHost(device_pub=dev.store.signer().public_key)
+        link, lines = HostLink(host), []
+        syncer = app.Syncer(dev, lambda _dev: link, lines.append, ticks_ms=clock.ticks_ms)
+        clock.ms += app.FIRST_SYNC_S * 1000
+        syncer.poll()
+        assert syncer.pumping and link.inbox  # the HELLO went out, the CHALLENGE is back
+        while syncer.busy:
+            syncer.poll()
+        assert link.closed and lines == ["sync: 0 records acknowledged, 0 pending"]
+        dev.close()
+
+    _with(body)
