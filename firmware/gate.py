@@ -125,7 +125,7 @@ class Gate:
             if reason is None and direction:
                 reason = self.policy.check(account, direction, now)
             if reason is None and self.limits is not None:
-                reason = self.limits.check(account, self.config["value"], now)
+                reason = self.limits.check(account, self.config["value"], now, d.offline_limit)
             if reason is not None:
                 d = Decision(False, reason, d.code)
         if d.accept:
@@ -133,7 +133,9 @@ class Gate:
             if "clock_untrusted" in (getattr(d, "flags", None) or ()):
                 flags |= records.FLAG_CLOCK_UNTRUSTED
             if self.limits is not None and hasattr(self.limits, "flags") and not emergency:
-                flags |= self.limits.flags(d.code.credential.account_id, self.config["value"], now)
+                flags |= self.limits.flags(
+                    d.code.credential.account_id, self.config["value"], now, d.offline_limit
+                )
             try:
                 self.journal.append(
                     self._record(records.KIND_PASSAGE, d.reason, now, d.code, direction, flags)

@@ -13,8 +13,11 @@ At a bound the configured policy applies:
     "flag"     the passage is accepted and its record carries records.FLAG_OVER_LIMIT, so the
                back office can see the risk it took
 
-The gate's mode policy calls `check(account_id, value, now)` (None, or the reason to refuse)
-and `flags(account_id, value, now)` (record flags to set). `OfflineLimits` follows the journal
+The gate's mode policy calls `check(account_id, value, now, account_limit)` (None, or the reason
+to refuse) and `flags(account_id, value, now, account_limit)` (record flags to set), where
+`account_limit` is the offline limit the validator decided for the code: the credential's own,
+lowered while the trust list is stale or the clock untrusted. Value bounds bind only when the
+gate's nominal passage value (`value` in the gate config) is set. `OfflineLimits` follows the journal
 as one of its listeners: `committed(rec)` after each durable append, `acked(seq)` after each
 trim; `load(journal)` rebuilds the tally from the unsynced records at start-up.
 """
@@ -118,27 +121,36 @@ class OfflineLimits:
     def unsynced_value(self, account_id: int) -> int:
         return self._value.get(account_id, 0)
 
-    def bound_reached(self, account_id: int, value: int, now: int):
-        """Which bound accepting this passage would cross: "count", "age", "value" or None."""
+    def bound_reached(self, account_id: int, value: int, now: int, account_limit=None):
+        """Which bound accepting this passage would cross: "count", "age", "value" or None.
+
+        `account_limit` is the offline limit the validator found for this code (the credential's
+        own, lowered while the trust list is stale or the clock untrusted); the account's value
+        bound is the lower of it and the configured one."""
         c = self.config
+        cap = c.max_value_per_account
+        if account_limit is not None and account_limit < cap:
+            cap = account_limit
         if self.unsynced() + 1 > c.max_unsynced:
             return "count"
         oldest = self.oldest_time()
         if oldest is not None and now - oldest > c.max_age_s:
             return "age"
-        if self._value.get(account_id, 0) + value > c.max_value_per_account:
+        if self._value.get(account_id, 0) + value > cap:
             return "value"
         return None
 
-    def check(self, account_id: int, value: int, now: int):
+    def check(self, account_id: int, value: int, now: int, account_limit=None):
         """None if the passage may be accepted offline, else the reason to refuse it."""
-        if self.config.policy == REFUSE and self.bound_reached(account_id, value, now):
+        if self.config.policy == REFUSE and self.bound_reached(
+            account_id, value, now, account_limit
+        ):
             return OFFLINE_LIMIT
         return None
 
-    def flags(self, account_id: int, value: int, now: int) -> int:
+    def flags(self, account_id: int, value: int, now: int, account_limit=None) -> int:
         """Record flags for a passage accepted now (FLAG_OVER_LIMIT under the flag policy)."""
-        if self.config.policy == FLAG and self.bound_reached(account_id, value, now):
+        if self.config.policy == FLAG and self.bound_reached(account_id, value, now, account_limit):
             self.flagged += 1
             return records.FLAG_OVER_LIMIT
         return 0

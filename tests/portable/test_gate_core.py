@@ -190,7 +190,7 @@ class Limits:
         self.refuse = refuse
         self.calls = []
 
-    def check(self, account_id, value, now):
+    def check(self, account_id, value, now, account_limit=None):
         self.calls.append((account_id, value, now))
         return "offline_limit" if account_id in self.refuse else None
 
@@ -235,6 +235,35 @@ def test_real_offline_limits_refuse_or_flag_and_follow_the_journal():
             g.journal.close()
         finally:
             rmtree(d)
+
+
+def test_a_lowered_offline_limit_binds():
+    # An untrusted clock or a stale trust list lowers the code's offline limit (the validator's
+    # Decision.offline_limit); the value bound then uses the lower of it and the configured one.
+    from firmware.limits import LimitsConfig, OfflineLimits
+
+    lim = OfflineLimits(LimitsConfig(max_value_per_account=5000))
+    assert lim.check(4, 250, codes.NOW) is None
+    assert lim.check(4, 250, codes.NOW, account_limit=5000) is None
+    assert lim.check(4, 250, codes.NOW, account_limit=100) == "offline_limit"
+    d = mkdtemp("lowered")
+    ticks = Ticks(0)
+    try:
+        g = _gate(d, ticks, limits=lim, config={"value": 250})
+        real_check = g.validator.check
+
+        def untrusted_clock_check(text, now):
+            dec = real_check(text, now)
+            dec.offline_limit = 100  # what clock_offline_limit=100 gives under an untrusted clock
+            return dec
+
+        g.validator.check = untrusted_clock_check
+        refused = g.on_scan(_code(4, 1, ticks))
+        assert (refused.accept, refused.reason) == (False, "offline_limit")
+        assert g.barrier.cmds == []
+        g.journal.close()
+    finally:
+        rmtree(d)
 
 
 class BrokenReader:
