@@ -43,7 +43,12 @@ class TcpLink:
         link.name = "%s:%d" % (host, port)
         return link
 
+    send_timeout_s = 5.0
+
     def send(self, data: bytes) -> None:
+        # recv(0) leaves the socket non-blocking, where sendall fails as soon as the kernel's
+        # send buffer is full (a slow back office): give the send its own timeout instead.
+        self.sock.settimeout(self.send_timeout_s)
         self.sock.sendall(data)
 
     def recv(self, timeout_s: float) -> bytes | None:
