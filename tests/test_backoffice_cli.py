@@ -19,9 +19,9 @@ from tests.conftest import faregate_argv
 NOW = 1_767_254_400
 
 
-def run(*args, ok=True):
+def run(*args, ok=True, cwd=None, group="backoffice"):
     p = subprocess.run(
-        faregate_argv("backoffice", *args), capture_output=True, text=True, timeout=60
+        faregate_argv(group, *args), capture_output=True, text=True, timeout=60, cwd=cwd
     )
     if ok:
         assert p.returncode == 0, p.stderr
@@ -35,10 +35,11 @@ def lines(p):
 @pytest.fixture
 def served(tmp_path):
     db = str(tmp_path / "bo.sqlite")
-    key = str(tmp_path / "sync-key.pem")
-    out = run("sync-key", "--out", key).stdout
-    host_pub = bytes.fromhex(out.split()[-1])
+    out = run("init", "--dir", str(tmp_path / "operator"), group="keys").stdout
+    host_pub = bytes.fromhex(out.split()[-1])  # "the sync key's public key ...: HEX"
+    key = str(tmp_path / "operator" / "sync.key")
     assert OpenSSLSigner(pki.load_key(key)).public_key == host_pub
+    assert (tmp_path / "operator" / "sync.pub").read_text().strip() == host_pub.hex()
     dev = OpenSSLSigner(generate_key())
     assert (
         "registered device 31"
@@ -54,10 +55,11 @@ def served(tmp_path):
             db,
         ).stdout
     )
-    srv = subprocess.Popen(
-        faregate_argv("backoffice", "serve", "--db", db, "--sync-key", key, "--port", "0"),
+    srv = subprocess.Popen(  # its sync key by default: operator/sync.key
+        faregate_argv("backoffice", "serve", "--db", db, "--port", "0"),
         stdout=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,
     )
     line = srv.stdout.readline()
     assert "listening on 127.0.0.1:" in line, line
@@ -106,11 +108,33 @@ def test_operator_workflow(served):
 def test_errors_are_one_line_with_a_remedy(tmp_path):
     p = run("queues", "--db", str(tmp_path / "none.sqlite"), ok=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fix:" in p.stderr
-    p = run(
-        "serve", "--db", str(tmp_path / "x.sqlite"), "--sync-key", str(tmp_path / "k"), ok=False
-    )
-    assert p.returncode == 2 and "backoffice sync-key" in p.stderr
+    p = run("serve", "--db", str(tmp_path / "x.sqlite"), ok=False, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "operator/sync.key not found" in p.stderr and "faregate keys init" in p.stderr
+    assert run("sync-key", "--out", str(tmp_path / "k.pem"), ok=False).returncode == 2  # gone
     p = run("devices", "add", "5", "--pubkey", "zz", "--db", str(tmp_path / "x.sqlite"), ok=False)
     assert p.returncode == 2 and "hex" in p.stderr
     p = run("devices", "add", "5", "--pubkey", "0102", "--db", str(tmp_path / "x.sqlite"), ok=False)
     assert p.returncode == 2 and "SEC1" in p.stderr
+
+
+def test_keys_init_adds_the_sync_key_to_an_older_operator_directory(tmp_path):
+    """One way to make every operator key: a directory made before the sync key was one of
+    them gets it from `keys init`, keeping the others; `keys show` lists it."""
+    op = tmp_path / "op"
+    run("init", "--dir", str(op), group="keys")
+    root_pub = (op / "root.pub").read_text()
+    (op / "sync.key").unlink()
+    (op / "sync.pub").unlink()
+    rows = lines(run("init", "--dir", str(op), "--json", group="keys"))
+    assert [(r["name"], r["action"]) for r in rows] == [
+        ("root", "kept"),
+        ("issuer", "kept"),
+        ("release", "kept"),
+        ("sync", "created"),
+        ("ca", "kept"),
+    ]
+    assert (op / "root.pub").read_text() == root_pub
+    shown = {r["name"]: r for r in lines(run("show", "--dir", str(op), "--json", group="keys"))}
+    assert shown["sync"]["public_key"] == (op / "sync.pub").read_text().strip()
+    assert shown["sync"]["action"] == "present"
