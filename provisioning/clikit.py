@@ -53,11 +53,13 @@ class Group:
         func: Callable[[argparse.Namespace], int],
         description: str | None = None,
         common: bool = True,
+        **parser_kw: Any,
     ) -> argparse.ArgumentParser:
         """A subcommand running `func`, with the group's common options unless common=False.
-        Its description is `description`, else its one-line help."""
+        Its description is `description`, else its one-line help; `parser_kw` goes to
+        argparse (formatter_class=argparse.RawDescriptionHelpFormatter for a laid-out text)."""
         p = self.subparsers.add_parser(
-            name, help=help, description=description or help, epilog=self.epilog
+            name, help=help, description=description or help, epilog=self.epilog, **parser_kw
         )
         if common and self.common is not None:
             self.common(p)

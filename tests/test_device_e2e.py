@@ -3,11 +3,12 @@
 The operator makes its keys (the back office's sync key among them) and a TLS certificate for
 the back office; the back office serves sync over TCP with TLS into its SQLite file; a
 simulated gate boots the real firmware image; a technician provisions it with a site file that
-names the back office (which registers the gate there). Then a rider's code from the wallet goes through the gate's QR engine on a pty:
-the barrier opens (the relay pin of the board), the rider walks through the beams, the gate
-syncs, and the back office shows the journey. The operator deny-lists the rider and the back
-office publishes the delta; the gate fetches it at its next sync and refuses the same rider
-with `denied`, and that refusal reaches the back office too.
+names the back office (which registers the gate there). Then a rider's code from the wallet
+goes through the gate's QR engine on a pty: the barrier opens (the relay pin of the board), the
+rider walks through the beams, the gate syncs, and the back office shows the journey. The
+operator deny-lists the rider and the back office publishes the delta; the gate fetches it at
+its next sync and refuses the same rider with `denied`, and that refusal reaches the back
+office too.
 """
 
 import json
