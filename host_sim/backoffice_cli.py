@@ -66,14 +66,19 @@ def register(sub: Any) -> None:
 
     dv = g.add(
         "devices",
-        "list registered gates, or register one (devices add)",
+        "list registered gates, register one (devices add), or revoke one (devices revoke)",
         cmd_devices,
         "Without arguments, list the registered gates with their last upload. "
         "`devices add DEVICE_ID --pubkey HEX` registers (or re-keys) a gate: sessions from "
-        "unregistered gates or with a wrong key are refused and logged (see --auth-log).",
+        "unregistered gates or with a wrong key are refused and logged (see --auth-log). "
+        "`devices revoke DEVICE_ID` refuses a stolen or retired gate's sessions from now on "
+        "(what it uploaded before stays); `devices add` with its new key after a technician "
+        "re-provisioned it lifts that.",
     )
-    dv.add_argument("action", nargs="?", choices=["list", "add"], default="list")
-    dv.add_argument("device_id", nargs="?", type=int, help="with add: the gate's device id")
+    dv.add_argument("action", nargs="?", choices=["list", "add", "revoke"], default="list")
+    dv.add_argument(
+        "device_id", nargs="?", type=int, help="with add or revoke: the gate's device id"
+    )
     dv.add_argument("--pubkey", help="with add: the device's P-256 public key, SEC1 hex")
     dv.add_argument("--label", default="", help="with add: a name such as 'Central lane 3'")
     dv.add_argument("--auth-log", action="store_true", help="show the authentication log")
@@ -85,8 +90,9 @@ def register(sub: Any) -> None:
         cmd_queues,
         "One line per gate: the highest seq stored, when it last synced, and from its last "
         "status report how many records were still waiting on the gate, how old the "
-        "oldest was and the firmware it runs (version and A/B slot); with counts of "
-        "sequence gaps, chain breaks and replays.",
+        "oldest was, the firmware it runs (version and A/B slot), its trust list (version, "
+        "fresh or STALE, valid until) and deny-list version; with counts of sequence gaps, "
+        "chain breaks and replays.",
     )
     add_json(q)
 
@@ -257,6 +263,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
             raise CliError(str(e), "give a 33- or 65-byte SEC1 P-256 key", EXIT_USAGE) from None
         print("%s device %d" % ("registered" if new else "re-keyed", args.device_id))
         return 0
+    if args.action == "revoke":
+        if args.device_id is None:
+            raise CliError(
+                "devices revoke needs a device id",
+                "faregate backoffice devices revoke 101",
+                EXIT_USAGE,
+            )
+        if not _store(args.db).revoke_device(args.device_id, int(time.time())):
+            raise CliError(
+                "device %d is not registered" % args.device_id,
+                "check the id: `faregate backoffice devices` lists them",
+                EXIT_USAGE,
+            )
+        print("revoked device %d: its sessions are refused from now on" % args.device_id)
+        return 0
     store = _store(args.db)
     if args.auth_log:
         rows = [
@@ -271,8 +292,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(rows, ["time", "device_id", "peer", "outcome", "detail"], args.json, "no sessions")
         return 0
     rows = []
-    for dev, pub, label, high, seen in store.db.execute(
-        "SELECT device_id, pubkey, label, high_seq, last_seen FROM devices ORDER BY device_id"
+    for dev, pub, label, high, seen, revoked in store.db.execute(
+        "SELECT device_id, pubkey, label, high_seq, last_seen, revoked FROM devices "
+        "ORDER BY device_id"
     ):
         rows.append(
             {
@@ -281,12 +303,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 "pubkey": bytes(pub).hex(),
                 "high_seq": high,
                 "last_seen": seen if args.json else _when(seen),
+                "revoked": revoked if args.json or revoked is None else _when(revoked),
             }
         )
     if not args.json:
         for r in rows:
             r["pubkey"] = r["pubkey"][:16] + "..."
-    cols = ["device_id", "label", "high_seq", "last_seen", "pubkey"]
+    cols = ["device_id", "label", "high_seq", "last_seen", "revoked", "pubkey"]
     _print(rows, cols, args.json, "no devices registered (faregate backoffice devices add)")
     return 0
 
@@ -303,7 +326,10 @@ def cmd_queues(args: argparse.Namespace) -> int:
         "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
     ):
         st = json.loads(status) if status else {}
-        image = (st.get("extra") or {}).get("image") or {}
+        extra = st.get("extra") or {}
+        image = extra.get("image") or {}
+        trust = extra.get("trust") or {}
+        deny = extra.get("deny") or {}
         rows.append(
             {
                 "device_id": dev,
@@ -316,6 +342,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
                 + (" ON TRIAL" if image.get("trial") else "")
                 if image.get("version")
                 else None,
+                "trust_list": _trust(trust) if trust else None,
+                "deny_list": "v%d" % deny["version"] if "version" in deny else None,
                 "gaps": counts.get((dev, "sequence_gap"), 0),
                 "chain_breaks": counts.get((dev, "chain_break"), 0),
                 "replays": counts.get((dev, "replay"), 0),
@@ -324,6 +352,17 @@ def cmd_queues(args: argparse.Namespace) -> int:
     cols = list(rows[0]) if rows else []
     _print(rows, cols, args.json, "no devices registered")
     return 0
+
+
+def _trust(t: dict[str, Any]) -> str:
+    """The gate's trust list from its last status: version, whether it is still fresh (or how
+    the gate treats it now: stale, stale_limited, refusing) and until when it is valid."""
+    state = t.get("state", "?")
+    return "v%s %s until %s" % (
+        t.get("version", "?"),
+        state if state == "fresh" else state.upper(),
+        _when(t.get("valid_until"))[:10],
+    )
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:

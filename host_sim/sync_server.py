@@ -93,6 +93,9 @@ class HostSession:
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
+            if dev.revoked is not None:
+                self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
+                return
             if ev.last_seq < dev.high_seq:
                 self.store.anomaly(
                     now,
