@@ -10,7 +10,7 @@ import pytest
 from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.link_tcp import sync_once
 from firmware.journal import Journal
-from firmware.sync_client import SyncClient
+from firmware.sync_client import SyncClient, SyncError
 from host_sim.hardware import ManualClock
 from protocol import records
 from provisioning import pki
@@ -96,6 +96,26 @@ def test_operator_workflow(served):
     table = run("charges", "--db", db, "--as-of", str(NOW + 86400)).stdout
     assert "10.00" in table and "2026-01-01" in table
     assert run("anomalies", "--db", db).stdout.strip() == "no anomalies"
+
+    # a stolen gate: revoked, its next session is refused and logged; its records stay
+    assert "revoked device 31" in run("devices", "revoke", "31", "--db", db).stdout
+    j = Journal(str(tmp / "gate"), 31)
+    client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 2000))
+    with pytest.raises(SyncError) as e:
+        sync_once(client, "127.0.0.1", port)
+    assert e.value.reason == "unknown_device" and "revoked" in str(e.value)
+    last = lines(run("devices", "--auth-log", "--db", db, "--json"))[-1]
+    assert last["outcome"] == "refused unknown_device" and last["detail"] == "device 31 is revoked"
+    [d] = lines(run("devices", "--db", db, "--json"))
+    assert d["revoked"] is not None and d["high_seq"] == 3
+    p = run("devices", "revoke", "32", "--db", db, ok=False)
+    assert p.returncode == 2 and "not registered" in p.stderr
+    # back from the police and re-provisioned: its new key lifts the revocation
+    assert "re-keyed device 31" in run("devices", "add", "31", "--pubkey", dev.public_key.hex(),
+                                       "--db", db).stdout  # fmt: skip
+    client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 3000))
+    assert sync_once(client, "127.0.0.1", port) == 0
+    j.close()
 
     blob = tmp / "fares.bin"
     blob.write_bytes(b"fare table v2")

@@ -169,6 +169,7 @@ def test_a_rider_passes_the_back_office_sees_it_then_a_deny_list_stops_them(worl
     [dev] = [json.loads(x) for x in w.run("backoffice", "queues", "--db", "bo.sqlite", "--json")
              .splitlines()]  # fmt: skip
     assert dev["device_id"] == 1017 and dev["firmware"] == "0.1.0 (slot a)", dev
+    assert dev["trust_list"].startswith("v1 fresh until ") and dev["deny_list"] == "v1", dev
 
     # the operator deny-lists the rider; the back office publishes the delta
     delta = json.loads(w.run("wallet", "deny", "--state", "demo", "--account", "42", "--json"))
