@@ -207,7 +207,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "give all three (certificates from the operator CA)",
                 EXIT_USAGE,
             )
-        tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca)
+        from provisioning.operator_keys import PASSPHRASE_ENV, passphrase
+
+        try:
+            tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca, passphrase())
+        except OSError as e:  # ssl.SSLError too: a wrong passphrase, a key for another cert
+            raise CliError(
+                "cannot load the back office's TLS files: %s" % e,
+                "check --tls-cert, --tls-key and --tls-ca (an encrypted key needs %s)"
+                % PASSPHRASE_ENV,
+                EXIT_USAGE,
+            ) from None
     store = _store(args.db, must_exist=False)
     stop = threading.Event()
     if args.serial:

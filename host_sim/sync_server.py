@@ -240,12 +240,12 @@ async def serve_tcp(
     )
 
 
-def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+def server_context(cert: str, key: str, ca: str, password: bytes | None = None) -> ssl.SSLContext:
     """TLS for the back office: its certificate, and gates' client certificates required,
-    both from the operator CA (provisioning/pki.py)."""
+    both from the operator CA (provisioning/pki.py). `password` opens an encrypted key."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(cert, key, password=lambda: password or b"")  # never a tty prompt
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 

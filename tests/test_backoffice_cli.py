@@ -158,3 +158,38 @@ def test_keys_init_adds_the_sync_key_to_an_older_operator_directory(tmp_path):
     shown = {r["name"]: r for r in lines(run("show", "--dir", str(op), "--json", group="keys"))}
     assert shown["sync"]["public_key"] == (op / "sync.pub").read_text().strip()
     assert shown["sync"]["action"] == "present"
+
+
+def test_serve_with_encrypted_operator_keys(tmp_path):
+    """With FAREGATE_PASSPHRASE, keys init and keys tls write encrypted keys; serve opens the
+    sync key and the TLS key with it (never a passphrase prompt), and says what is missing."""
+    env = dict(os.environ, FAREGATE_PASSPHRASE="correct horse")
+    keys = ["--dir", str(tmp_path / "operator")]
+    for args in (["init"], ["tls", "--name", "backoffice", "--server", "--out", "bo"]):
+        p = subprocess.run(faregate_argv("keys", *args, *keys), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+    assert (tmp_path / "bo.key").read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
+    tls = ["--tls-cert", "bo.pem", "--tls-key", "bo.key", "--tls-ca", "operator/ca.pem"]
+    serve = faregate_argv("backoffice", "serve", "--port", "0", *tls)
+    srv = subprocess.Popen(serve, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "(TLS), storing into backoffice.sqlite" in srv.stdout.readline()
+    finally:
+        srv.send_signal(signal.SIGINT)
+        srv.wait(10)
+    env.pop("FAREGATE_PASSPHRASE")
+    p = subprocess.run(serve, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.returncode == 2 and "operator/sync.key is encrypted" in p.stderr, p.stderr
+    run("init", "--dir", str(tmp_path / "plain"), group="keys")  # a sync key in clear
+    p = subprocess.run(
+        [*serve, "--sync-key", "plain/sync.key"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert p.returncode == 2 and "TLS files" in p.stderr and "FAREGATE_PASSPHRASE" in p.stderr
