@@ -406,8 +406,8 @@ def _deny(args: argparse.Namespace) -> int:
     _emit(
         args,
         {"deny_version": new, "entries": len(d["keys"]), "delta": path, "snapshot": snap_path},
-        "wallet: deny list v%d (%d entries) installed; for gates: %s (snapshot), %s (delta)"
-        % (new, len(d["keys"]), snap_path, path),
+        "wallet: deny list v%d (%d entr%s) installed; for gates: %s (snapshot), %s (delta)"
+        % (new, len(d["keys"]), "y" if len(d["keys"]) == 1 else "ies", snap_path, path),
     )
     return 0
 
@@ -445,9 +445,15 @@ def _trust(args: argparse.Namespace) -> int:
     st = WalletState(args.state)
     version = st.publish_trust(now, now + int(args.valid_days * 86400))
     st.save()
+    path = os.path.join(args.state, "wallet", "trust-v%d.bin" % version)
     _emit(
         args,
-        {"trust_version": version, "valid_until": st.data["trust"]["valid_until"]},
-        "wallet: trust list v%d installed" % version,
+        {
+            "trust_version": version,
+            "valid_until": st.data["trust"]["valid_until"],
+            "trust_list": path,
+        },
+        "wallet: trust list v%d installed; for gates: %s (publish it as version %d)"
+        % (version, path, version),
     )
     return 0

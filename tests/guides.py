@@ -53,9 +53,12 @@ _MASKS = [
     (re.compile(r"\s+$", re.M), ""),
 ]
 
-# what else changes from run to run in the operator's guide: a simulation's wall-clock
-# figures, a benchmark's measurements (and so its table's column widths)
+# what else changes from run to run in the operator's guide: the back office's times and
+# peers, a simulation's wall-clock figures, a benchmark's measurements (and so its table's
+# column widths)
 _OPERATOR_MASKS = [
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "<time>"),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (
         re.compile(r"wall time [\d.]+ s for ([\d.]+) simulated hours \(\d+ accepted"),
         r"wall time N s for \1 simulated hours (N accepted",
@@ -179,12 +182,16 @@ class Runner:
             stderr=subprocess.STDOUT,
         )
         self.jobs.append((proc, out_path))
-        want = want or 2
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with open(out_path) as f:
                 lines = f.read().splitlines()
-            if len(lines) >= want:
+            if lines and not want:  # a new job in the guide: what it prints in its first second
+                time.sleep(1)
+                with open(out_path) as f:
+                    want = len(f.read().splitlines())
+                continue
+            if want and len(lines) >= want:
                 return self.shown("\n".join(lines[:want]) + "\n")
             time.sleep(0.05)
         raise AssertionError("background job %r printed %r" % (cmd, lines))
