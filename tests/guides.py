@@ -123,18 +123,22 @@ class Runner:
         text = text.replace(self.sim_dir, SHOWN_SIM_DIR).replace(self.sandbox + "/", "")
         return re.sub(r"\b%s\b" % self.port, SHOWN_PORT, text)
 
+    def _sh(self, cmd: str) -> subprocess.CompletedProcess:
+        """Run a shell command in the sandbox: its output (stdout and stderr) and exit code."""
+        return subprocess.run(
+            ["bash", "-c", cmd],
+            cwd=self.sandbox,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
+
     def wait(self, cmd: str) -> None:
         deadline = time.monotonic() + WAIT_S
         while True:
-            p = subprocess.run(
-                ["bash", "-c", self.real(cmd)],
-                cwd=self.sandbox,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=120,
-            )
+            p = self._sh(self.real(cmd))
             if p.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -157,15 +161,7 @@ class Runner:
             return ""
         if cmd.endswith(" &"):
             return self._background(cmd[:-2], expected_lines)
-        p = subprocess.run(
-            ["bash", "-c", cmd],
-            cwd=self.sandbox,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=120,
-        )
+        p = self._sh(cmd)
         out = p.stdout
         if p.returncode:
             out += "[exit %d]\n" % p.returncode
