@@ -12,7 +12,9 @@ durable, and only then does the sync server acknowledge. Records are idempotent 
   cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
 
 The registry (device_id -> ES256 public key) is filled by provisioning or by
-`faregate backoffice devices add`; every authentication, refused or not, goes to auth_log.
+`faregate backoffice devices add`; `devices revoke` marks a stolen or retired gate, whose
+sessions are then refused (its records already stored stay); every authentication, refused or
+not, goes to auth_log.
 Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS).
 """
 
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS devices (
     high_seq  INTEGER NOT NULL DEFAULT 0,
     last_hash BLOB,
     last_seen INTEGER,
-    status    TEXT
+    status    TEXT,
+    revoked   INTEGER
 );
 CREATE TABLE IF NOT EXISTS anomalies (
     id        INTEGER PRIMARY KEY,
@@ -93,14 +96,15 @@ WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
 
 
 class Device:
-    __slots__ = ("device_id", "pubkey", "label", "high_seq", "last_hash")
+    __slots__ = ("device_id", "pubkey", "label", "high_seq", "last_hash", "revoked")
 
-    def __init__(self, device_id, pubkey, label, high_seq, last_hash):
+    def __init__(self, device_id, pubkey, label, high_seq, last_hash, revoked):
         self.device_id = device_id
         self.pubkey = pubkey
         self.label = label
         self.high_seq = high_seq
         self.last_hash = last_hash
+        self.revoked = revoked  # unix time of `devices revoke`, or None
 
 
 class Store:
@@ -111,26 +115,38 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(devices)")]
+        if "revoked" not in columns:  # a database from before revocation
+            self.db.execute("ALTER TABLE devices ADD COLUMN revoked INTEGER")
         self.lock = threading.Lock()  # one writer at a time across server threads
 
     # -- registry --------------------------------------------------------------------------
     def add_device(self, device_id: int, pubkey: bytes, now: int, label: str = "") -> bool:
-        """Register (or re-key) a device. Returns True if it was new."""
+        """Register (or re-key, which lifts a revocation) a device. Returns True if it was new."""
         if len(pubkey) not in (33, 65) or pubkey[0] not in (2, 3, 4):
             raise FormatError("not a SEC1 P-256 public key", "bad_key")
         with self.lock:
             existed = self.device(device_id) is not None
             self.db.execute(
                 "INSERT INTO devices (device_id, pubkey, label, added) VALUES (?,?,?,?) "
-                "ON CONFLICT(device_id) DO UPDATE SET pubkey=excluded.pubkey, "
+                "ON CONFLICT(device_id) DO UPDATE SET pubkey=excluded.pubkey, revoked=NULL, "
                 "label=CASE WHEN excluded.label != '' THEN excluded.label ELSE label END",
                 (device_id, bytes(pubkey), label, now),
             )
             return not existed
 
+    def revoke_device(self, device_id: int, now: int) -> bool:
+        """Refuse the device's sessions from now on. Returns False if it is not registered."""
+        with self.lock:
+            cur = self.db.execute(
+                "UPDATE devices SET revoked=? WHERE device_id=?", (now, device_id)
+            )
+            return cur.rowcount == 1
+
     def device(self, device_id: int) -> Device | None:
         row = self.db.execute(
-            "SELECT device_id, pubkey, label, high_seq, last_hash FROM devices WHERE device_id=?",
+            "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
+            "WHERE device_id=?",
             (device_id,),
         ).fetchone()
         return Device(*row) if row else None

@@ -4,11 +4,12 @@ Gates upload their journals to the back office and fetch lists, fares and config
 (docs/sync-protocol.md). Everything lives in one SQLite file (--db, default backoffice.sqlite).
 
 First time:
-    faregate backoffice sync-key --out sync-key.pem        # the operator's sync key
+    faregate keys init --dir operator       # the operator's keys, the sync key among them
+    faregate keys tls --dir operator --name backoffice --server --out bo
     faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key (or let
                                    # `faregate provision` do it: [sync] registry in the site file)
-    faregate backoffice serve --sync-key sync-key.pem --tls-cert bo.pem --tls-key bo.key \\
-        --tls-ca ca.pem
+    faregate backoffice serve --tls-cert bo.pem --tls-key bo.key --tls-ca operator/ca.pem
+                                   # signs with operator/sync.key (--sync-key FILE: another)
 Then, any time:
     faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
 """
@@ -18,42 +19,42 @@ import asyncio
 import datetime
 import json
 import os
-import sys
 import time
 from typing import Any
 
 from provisioning.cli import EXIT_USAGE, CliError
+from provisioning.clikit import Group, add_json, load_signer, read_file
 
 DB_HELP = "the back office's SQLite file (default %(default)s)"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "backoffice",
-        help="run the back office and inspect devices, queues, journeys and charges",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    s = p.add_subparsers(dest="bo_command", metavar="SUBCOMMAND")
-    s.required = True
-
-    def cmd(name: str, help: str, description: str, func: Any) -> argparse.ArgumentParser:
-        c = s.add_parser(name, help=help, description=description)
+    def db(c: argparse.ArgumentParser) -> None:
         c.add_argument("--db", default="backoffice.sqlite", help=DB_HELP)
-        c.set_defaults(func=func)
-        return c
 
-    sv = cmd(
+    g = Group(
+        sub,
+        "backoffice",
+        "run the back office and inspect devices, queues, journeys and charges",
+        __doc__,
+        common=db,
+    )
+    sv = g.add(
         "serve",
         "accept gates' sync sessions over TCP (TLS) or a serial port",
+        cmd_serve,
         "Serve gates' sync sessions. Each gate proves itself with its device key (it must be "
         "registered: `backoffice devices add`); the back office proves itself with the "
-        "operator's sync key (--sync-key). Batches are stored in SQLite (WAL, "
-        "synchronous=FULL) before they are acknowledged, so a gate never deletes a record the "
-        "back office could still lose. Stops with Ctrl-C.",
-        cmd_serve,
+        "operator's sync key (sync.key of `faregate keys init`; gates hold its public key). "
+        "Batches are stored in SQLite (WAL, synchronous=FULL) before they are acknowledged, "
+        "so a gate never deletes a record the back office could still lose. Stops with Ctrl-C.",
     )
-    sv.add_argument("--sync-key", default="sync-key.pem", help="operator sync key, PEM")
+    sv.add_argument(
+        "--sync-key",
+        default=os.path.join("operator", "sync.key"),
+        help="the operator's sync key (default %(default)s, made by `faregate keys init`; "
+        "set FAREGATE_PASSPHRASE if the keys are encrypted)",
+    )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     sv.add_argument("--port", type=int, default=7700, help="TCP port (default %(default)s)")
     sv.add_argument("--tls-cert", help="the back office's TLS certificate (PEM)")
@@ -63,56 +64,62 @@ def register(sub: Any) -> None:
         "--serial", metavar="URL", help="also serve a gate on this serial port (pyserial URL)"
     )
 
-    dv = cmd(
+    dv = g.add(
         "devices",
-        "list registered gates, or register one (devices add)",
+        "list registered gates, register one (devices add), or revoke one (devices revoke)",
+        cmd_devices,
         "Without arguments, list the registered gates with their last upload. "
         "`devices add DEVICE_ID --pubkey HEX` registers (or re-keys) a gate: sessions from "
-        "unregistered gates or with a wrong key are refused and logged (see --auth-log).",
-        cmd_devices,
+        "unregistered gates or with a wrong key are refused and logged (see --auth-log). "
+        "`devices revoke DEVICE_ID` refuses a stolen or retired gate's sessions from now on "
+        "(what it uploaded before stays); `devices add` with its new key after a technician "
+        "re-provisioned it lifts that.",
     )
-    dv.add_argument("action", nargs="?", choices=["list", "add"], default="list")
-    dv.add_argument("device_id", nargs="?", type=int, help="with add: the gate's device id")
+    dv.add_argument("action", nargs="?", choices=["list", "add", "revoke"], default="list")
+    dv.add_argument(
+        "device_id", nargs="?", type=int, help="with add or revoke: the gate's device id"
+    )
     dv.add_argument("--pubkey", help="with add: the device's P-256 public key, SEC1 hex")
     dv.add_argument("--label", default="", help="with add: a name such as 'Central lane 3'")
     dv.add_argument("--auth-log", action="store_true", help="show the authentication log")
-    dv.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json(dv)
 
-    q = cmd(
+    q = g.add(
         "queues",
         "per gate: what has arrived, what is still waiting on the gate, and anomalies",
+        cmd_queues,
         "One line per gate: the highest seq stored, when it last synced, and from its last "
         "status report how many records were still waiting on the gate, how old the "
-        "oldest was and the firmware it runs (version and A/B slot); with counts of "
-        "sequence gaps, chain breaks and replays.",
-        cmd_queues,
+        "oldest was, the firmware it runs (version and A/B slot), its trust list (version, "
+        "fresh or STALE, valid until) and deny-list version; with counts of sequence gaps, "
+        "chain breaks and replays.",
     )
-    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json(q)
 
-    an = cmd(
+    an = g.add(
         "anomalies",
         "sequence gaps, hash-chain breaks and replays found in uploads",
+        cmd_anomalies,
         "sequence_gap: records a gate never delivered. chain_break: a record that does not "
         "continue its gate's hash chain (tampering or a damaged journal). replay: the same "
         "ride-code presentation accepted at two gates (a copied code). sequence_reset: a gate "
         "whose journal went back in time (refused until a technician looks).",
-        cmd_anomalies,
     )
     an.add_argument("--kind", choices=["sequence_gap", "chain_break", "replay", "sequence_reset"])
-    an.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json(an)
 
     for name, func, what in (
         ("journeys", cmd_journeys, "journeys built from the passages (entry/exit pairs)"),
         ("charges", cmd_charges, "what to charge each account per service day and mode"),
     ):
-        c = cmd(
+        c = g.add(
             name,
             what,
+            func,
             "Clear the stored passages into journeys and charges: metro entry/exit pairs "
             "priced by zone with a maximum fare for a missing exit and a daily cap; parking "
             "stays with a grace period and a daily maximum; store sessions. Deterministic: the "
             "same records always give the same charges, and no passage is charged twice.",
-            func,
         )
         c.add_argument("--tariff", help="tariff TOML file (default: the built-in demo tariff)")
         c.add_argument("--account", type=int, help="only this account id")
@@ -122,29 +129,20 @@ def register(sub: Any) -> None:
             help="unix time to clear at (journeys still open by then are not charged yet); "
             "default now",
         )
-        c.add_argument("--json", action="store_true", help="one JSON object per line")
+        add_json(c)
 
-    pb = cmd(
+    pb = g.add(
         "publish",
         "offer a blob (deny-list delta, trust list, fare table, config, firmware) to gates",
+        cmd_publish,
         "Store a file as version N of a kind; gates fetch it at their next sync if they "
         "hold an older version (deny-list deltas one version after the other).",
-        cmd_publish,
     )
     pb.add_argument(
         "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
     )
     pb.add_argument("file", help="the file to publish, as its owner's tool made it")
     pb.add_argument("--version", type=int, required=True, help="its version number (> 0)")
-
-    sk = s.add_parser(
-        "sync-key",
-        help="create the operator's sync key (the back office signs with it)",
-        description="Create the P-256 key the back office proves itself with. Its public "
-        "key (printed) goes into every gate's config: the site file's [sync] host_key.",
-    )
-    sk.add_argument("--out", default="sync-key.pem", help="where to write it (mode 0600)")
-    sk.set_defaults(func=cmd_sync_key)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -197,17 +195,10 @@ def _money(v: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
-    from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier
+    from drivers.crypto_openssl import OpenSSLVerifier
     from host_sim import sync_server
-    from provisioning import pki
 
-    if not os.path.exists(args.sync_key):
-        raise CliError(
-            "operator sync key %s not found" % args.sync_key,
-            "create it with `faregate backoffice sync-key --out %s`" % args.sync_key,
-            EXIT_USAGE,
-        )
-    keys = sync_server.HostKeys(OpenSSLSigner(pki.load_key(args.sync_key)), OpenSSLVerifier())
+    keys = sync_server.HostKeys(load_signer(args.sync_key, "operator sync key"), OpenSSLVerifier())
     tls = None
     if args.tls_cert or args.tls_key or args.tls_ca:
         if not (args.tls_cert and args.tls_key and args.tls_ca):
@@ -216,7 +207,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "give all three (certificates from the operator CA)",
                 EXIT_USAGE,
             )
-        tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca)
+        from provisioning.operator_keys import PASSPHRASE_ENV, passphrase
+
+        try:
+            tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca, passphrase())
+        except OSError as e:  # ssl.SSLError too: a wrong passphrase, a key for another cert
+            raise CliError(
+                "cannot load the back office's TLS files: %s" % e,
+                "check --tls-cert, --tls-key and --tls-ca (an encrypted key needs %s)"
+                % PASSPHRASE_ENV,
+                EXIT_USAGE,
+            ) from None
     store = _store(args.db, must_exist=False)
     stop = threading.Event()
     if args.serial:
@@ -272,6 +273,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
             raise CliError(str(e), "give a 33- or 65-byte SEC1 P-256 key", EXIT_USAGE) from None
         print("%s device %d" % ("registered" if new else "re-keyed", args.device_id))
         return 0
+    if args.action == "revoke":
+        if args.device_id is None:
+            raise CliError(
+                "devices revoke needs a device id",
+                "faregate backoffice devices revoke 101",
+                EXIT_USAGE,
+            )
+        if not _store(args.db).revoke_device(args.device_id, int(time.time())):
+            raise CliError(
+                "device %d is not registered" % args.device_id,
+                "check the id: `faregate backoffice devices` lists them",
+                EXIT_USAGE,
+            )
+        print("revoked device %d: its sessions are refused from now on" % args.device_id)
+        return 0
     store = _store(args.db)
     if args.auth_log:
         rows = [
@@ -286,8 +302,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(rows, ["time", "device_id", "peer", "outcome", "detail"], args.json, "no sessions")
         return 0
     rows = []
-    for dev, pub, label, high, seen in store.db.execute(
-        "SELECT device_id, pubkey, label, high_seq, last_seen FROM devices ORDER BY device_id"
+    for dev, pub, label, high, seen, revoked in store.db.execute(
+        "SELECT device_id, pubkey, label, high_seq, last_seen, revoked FROM devices "
+        "ORDER BY device_id"
     ):
         rows.append(
             {
@@ -296,12 +313,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 "pubkey": bytes(pub).hex(),
                 "high_seq": high,
                 "last_seen": seen if args.json else _when(seen),
+                "revoked": revoked if args.json or revoked is None else _when(revoked),
             }
         )
     if not args.json:
         for r in rows:
             r["pubkey"] = r["pubkey"][:16] + "..."
-    cols = ["device_id", "label", "high_seq", "last_seen", "pubkey"]
+    cols = ["device_id", "label", "high_seq", "last_seen", "revoked", "pubkey"]
     _print(rows, cols, args.json, "no devices registered (faregate backoffice devices add)")
     return 0
 
@@ -318,7 +336,10 @@ def cmd_queues(args: argparse.Namespace) -> int:
         "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
     ):
         st = json.loads(status) if status else {}
-        image = (st.get("extra") or {}).get("image") or {}
+        extra = st.get("extra") or {}
+        image = extra.get("image") or {}
+        trust = extra.get("trust") or {}
+        deny = extra.get("deny") or {}
         rows.append(
             {
                 "device_id": dev,
@@ -331,6 +352,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
                 + (" ON TRIAL" if image.get("trial") else "")
                 if image.get("version")
                 else None,
+                "trust_list": _trust(trust) if trust else None,
+                "deny_list": "v%d" % deny["version"] if "version" in deny else None,
                 "gaps": counts.get((dev, "sequence_gap"), 0),
                 "chain_breaks": counts.get((dev, "chain_break"), 0),
                 "replays": counts.get((dev, "replay"), 0),
@@ -339,6 +362,17 @@ def cmd_queues(args: argparse.Namespace) -> int:
     cols = list(rows[0]) if rows else []
     _print(rows, cols, args.json, "no devices registered")
     return 0
+
+
+def _trust(t: dict[str, Any]) -> str:
+    """The gate's trust list from its last status: version, whether it is still fresh (or how
+    the gate treats it now: stale, stale_limited, refusing) and until when it is valid."""
+    state = t.get("state", "?")
+    return "v%s %s until %s" % (
+        t.get("version", "?"),
+        state if state == "fresh" else state.upper(),
+        _when(t.get("valid_until"))[:10],
+    )
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
@@ -400,31 +434,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
     if args.version < 1:
         raise CliError("--version must be at least 1", "number versions from 1 up", EXIT_USAGE)
-    try:
-        with open(args.file, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CliError(
-            "cannot read %s: %s" % (args.file, e.strerror), "check the path", EXIT_USAGE
-        ) from None
+    data = read_file(args.file)
     _store(args.db, must_exist=False).publish(kind, args.version, data, int(time.time()))
     print("published %s version %d (%d bytes)" % (args.kind, args.version, len(data)))
-    return 0
-
-
-def cmd_sync_key(args: argparse.Namespace) -> int:
-    from drivers.crypto_openssl import public_bytes
-    from provisioning import pki
-
-    if os.path.exists(args.out):
-        raise CliError(
-            "%s already exists" % args.out,
-            "keep using it, or move it away first (gates hold its public key)",
-            EXIT_USAGE,
-        )
-    key = pki.new_key()
-    pki.save_key(key, args.out)
-    print("wrote %s; put this public key in the site file as [sync] host_key:" % args.out)
-    print(public_bytes(key).hex())
-    sys.stdout.flush()
     return 0

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import Group
 
 RUN_HELP = """\
 Run a whole station from a scenario file, headless, on a virtual clock (a simulated hour takes
@@ -26,13 +27,12 @@ state directory and the back office's backoffice.sqlite, kept for inspection).
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("sim", help="run simulated stations", description=__doc__)
-    s = p.add_subparsers(dest="sim_command", metavar="SUBCOMMAND")
-    s.required = True
-    r = s.add_parser(
+    g = Group(sub, "sim", "run simulated stations", __doc__)
+    r = g.add(
         "run",
-        help="run a scenario: gates, riders, back office; print a summary",
-        description=RUN_HELP,
+        "run a scenario: gates, riders, back office; print a summary",
+        cmd_run,
+        RUN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("scenario", help="scenario TOML file (e.g. host_sim/scenarios/default.toml)")
@@ -48,10 +48,9 @@ def register(sub: Any) -> None:
         "--json", action="store_true", help="print report.json's content instead of the summary"
     )
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
-    r.set_defaults(func=cmd_run)
     from host_sim import sim_device_cli
 
-    sim_device_cli.register(s)
+    sim_device_cli.register(g.subparsers)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

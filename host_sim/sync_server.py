@@ -93,6 +93,9 @@ class HostSession:
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
+            if dev.revoked is not None:
+                self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
+                return
             if ev.last_seq < dev.high_seq:
                 self.store.anomaly(
                     now,
@@ -237,12 +240,12 @@ async def serve_tcp(
     )
 
 
-def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+def server_context(cert: str, key: str, ca: str, password: bytes | None = None) -> ssl.SSLContext:
     """TLS for the back office: its certificate, and gates' client certificates required,
-    both from the operator CA (provisioning/pki.py)."""
+    both from the operator CA (provisioning/pki.py). `password` opens an encrypted key."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(cert, key, password=lambda: password or b"")  # never a tty prompt
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 

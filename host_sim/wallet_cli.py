@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import Group, add_json, load_signer, write_file
 
 BAD_HELP = (
     "mint a deliberately bad code; KIND is one of: expired, not_yet_valid, forged_issuer, "
@@ -31,23 +32,20 @@ BAD_HELP = (
 )
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "wallet",
-        help="demo operator/issuer/riders: issue credentials, mint ride codes",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    s = p.add_subparsers(dest="wallet_command", metavar="SUBCOMMAND")
-    s.required = True
+def _common(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--state", required=True, help="state directory (see `wallet --help`)")
+    c.add_argument("--now", default=None, help="the time to act at (default: the clock)")
+    add_json(c, "print JSON (one object per code)")
 
-    def cmd(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
-        c = s.add_parser(name, help=help_, description=help_)
-        c.add_argument("--state", required=True, help="state directory (see `wallet --help`)")
-        c.add_argument("--now", default=None, help="the time to act at (default: the clock)")
-        c.add_argument("--json", action="store_true", help="print JSON (one object per code)")
-        c.set_defaults(func=func)
-        return c
+
+def register(sub: Any) -> None:
+    cmd = Group(
+        sub,
+        "wallet",
+        "demo operator/issuer/riders: issue credentials, mint ride codes",
+        __doc__,
+        common=_common,
+    ).add
 
     c = cmd("init", "create an operator root, an issuer key, signed lists and a gate setup", _init)
     c.add_argument("--issuer-id", type=int, default=1, help="issuer key id (default 1)")
@@ -179,7 +177,7 @@ class WalletState:
         t["version"] += 1
         t["valid_until"] = valid_until
         blob = self.operator().trust_list(t["version"], self.trust_keys(), now, valid_until)
-        _write(os.path.join(self.dir, "wallet", "trust-v%d.bin" % t["version"]), blob)
+        write_file(os.path.join(self.dir, "wallet", "trust-v%d.bin" % t["version"]), blob)
         self.gate_install("trust", blob)
         return int(t["version"])
 
@@ -208,11 +206,6 @@ def write_secret_json(path: str, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
-
-
-def _write(path: str, blob: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(blob)
 
 
 def _now(args: argparse.Namespace) -> int:
@@ -275,7 +268,7 @@ def _init(args: argparse.Namespace) -> int:
     snap = st.operator().deny_snapshot(1, [], now)
     deny_path = os.path.join(args.state, "wallet", "deny-v1.bin")
     trust_path = os.path.join(args.state, "wallet", "trust-v%d.bin" % version)
-    _write(deny_path, snap)
+    write_file(deny_path, snap)
     st.data["deny"]["version"] = 1
     st.gate_install("deny", snap)
     st.save()
@@ -295,13 +288,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _operator_keys(directory: str) -> tuple[Any, Any]:
-    from provisioning import operator_keys
-
-    try:
-        root = operator_keys.load_signer(os.path.join(directory, "root.key"))
-        issuer = operator_keys.load_signer(os.path.join(directory, "issuer.key"))
-    except operator_keys.KeyFileError as e:
-        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
+    root = load_signer(os.path.join(directory, "root.key"), "operator root key")
+    issuer = load_signer(os.path.join(directory, "issuer.key"), "issuer key")
     return root, issuer
 
 
@@ -408,18 +396,18 @@ def _deny(args: argparse.Namespace) -> int:
     op = st.operator()
     delta = op.deny_delta(old, new, now, adds, removes)
     path = os.path.join(args.state, "wallet", "deny-%d-%d.bin" % (old, new))
-    _write(path, delta)
+    write_file(path, delta)
     st.gate_install("deny", delta)
     d["version"] = new
     d["keys"] = sorted(keys - change if args.remove else keys | change)
     snap_path = os.path.join(args.state, "wallet", "deny-v%d.bin" % new)
-    _write(snap_path, op.deny_snapshot(new, d["keys"], now))
+    write_file(snap_path, op.deny_snapshot(new, d["keys"], now))
     st.save()
     _emit(
         args,
         {"deny_version": new, "entries": len(d["keys"]), "delta": path, "snapshot": snap_path},
-        "wallet: deny list v%d (%d entries) installed; for gates: %s (snapshot), %s (delta)"
-        % (new, len(d["keys"]), snap_path, path),
+        "wallet: deny list v%d (%d entr%s) installed; for gates: %s (snapshot), %s (delta)"
+        % (new, len(d["keys"]), "y" if len(d["keys"]) == 1 else "ies", snap_path, path),
     )
     return 0
 
@@ -457,9 +445,15 @@ def _trust(args: argparse.Namespace) -> int:
     st = WalletState(args.state)
     version = st.publish_trust(now, now + int(args.valid_days * 86400))
     st.save()
+    path = os.path.join(args.state, "wallet", "trust-v%d.bin" % version)
     _emit(
         args,
-        {"trust_version": version, "valid_until": st.data["trust"]["valid_until"]},
-        "wallet: trust list v%d installed" % version,
+        {
+            "trust_version": version,
+            "valid_until": st.data["trust"]["valid_until"],
+            "trust_list": path,
+        },
+        "wallet: trust list v%d installed; for gates: %s (publish it as version %d)"
+        % (version, path, version),
     )
     return 0

@@ -12,10 +12,12 @@ Exit codes (the same for every subcommand):
     3  a device or port problem (not found, several candidates, not answering)
     4  authentication or signature refused
     5  internal error (a bug: please report it with the command line)
+    130 interrupted (Ctrl-C); 141 the output's reader went away (`| head`), as for SIGPIPE
 """
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_DEVICE = 3
 EXIT_AUTH = 4
 EXIT_INTERNAL = 5
+EXIT_SIGPIPE = 141
 
 # (subcommand group, module that registers it)
 COMMANDS = [
@@ -83,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faregate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (`faregate ... | head`): not a bug
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_SIGPIPE
     except Exception as e:  # a bug: keep the traceback for the report, end with one line
         import traceback
 

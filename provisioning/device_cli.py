@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import Group
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 the gate refused the request or a check failed, 2 bad arguments or "
@@ -30,20 +31,19 @@ EXIT_HELP = (
 def register(sub: Any) -> None:
     from provisioning.connect import add_port_args
 
-    p = sub.add_parser(
+    g = Group(
+        sub,
         "device",
-        help="status, self-test, logs, clock and reset of one gate over its service port",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "status, self-test, logs, clock and reset of one gate over its service port",
+        __doc__,
         epilog=EXIT_HELP,
+        common=add_port_args,
     )
-    s = p.add_subparsers(dest="device_command", metavar="SUBCOMMAND")
-    s.required = True
 
     def cmd(name: str, help_: str, func: Any, cred: bool = True) -> argparse.ArgumentParser:
-        c = s.add_parser(name, help=help_, description=help_ + ".", epilog=EXIT_HELP)
-        add_port_args(c, cred)
-        c.set_defaults(func=func)
+        c = g.add(name, help_, func, help_ + ".", common=cred)
+        if not cred:
+            add_port_args(c, cred=False)
         return c
 
     cmd("identify", "say which gate is on the port and its state", cmd_identify, cred=False)
@@ -74,10 +74,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="reset even though unsynced passages exist (needs --export)",
     )
-    t = s.add_parser("test-card", help="write the self-test's QR test card as a PNG")
+    t = g.add(
+        "test-card", "write the self-test's QR test card as a PNG", cmd_test_card, common=False
+    )
     t.add_argument("--out", default="test-card.png", help="PNG file (default test-card.png)")
     t.add_argument("--text", default="FGTEST:card-1", help="card text (starts with FGTEST:)")
-    t.set_defaults(func=cmd_test_card)
 
 
 def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 
 from protocol import flash, frames
 from provisioning.cli import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import read_file
 from provisioning.console import AUTH_REASONS as SESSION_REASONS
 from provisioning.image_cli import AUTH_REASONS as IMAGE_REASONS
 from provisioning.transport import Transport
@@ -290,13 +291,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
     from provisioning import connect
     from provisioning.events import Events
 
-    try:
-        with open(args.image, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CliError(
-            "cannot read %s: %s" % (args.image, e.strerror), "check the path", EXIT_USAGE
-        ) from None
+    data = read_file(args.image)
     try:
         _h, m, _off = image.parse(data)
     except Exception as e:

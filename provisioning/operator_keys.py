@@ -5,6 +5,9 @@ Operator directory (`faregate keys init --dir DIR`), private keys mode 0600:
                                certificates and technician credentials (protocol.certs)
     issuer.key / issuer.pub    signs riders' credentials (ride codes)
     release.key / release.pub  signs firmware images
+    sync.key / sync.pub        the back office signs its sync sessions with it
+                               (`faregate backoffice serve`); gates hold sync.pub as
+                               their config's sync.host_key
     ca.pem                     X.509 CA certificate of the root key, for TLS (provisioning.pki)
     devices/<id>.cert          every device certificate issued (for the back office registry)
 
@@ -26,7 +29,7 @@ from drivers.crypto_openssl import OpenSSLSigner as Signer  # .key, .public_key,
 from protocol import certs
 from provisioning import pki
 
-KEY_NAMES = ("root", "issuer", "release")
+KEY_NAMES = ("root", "issuer", "release", "sync")
 PASSPHRASE_ENV = "FAREGATE_PASSPHRASE"
 
 

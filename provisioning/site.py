@@ -17,7 +17,8 @@
 
     [validation]  window_s, skew_s, stale_trust        (all optional; see firmware.gate_config)
     [limits]      max_unsynced_count, max_unsynced_age_s, at_limit
-    [sync]        host, port, host_key (the back office's sync key, hex), interval_s, and
+    [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
+                  of the operator directory, next to ca_key), interval_s, and
                   registry: the back office's SQLite file, where provisioning registers the
                   gate's key (the back office refuses gates it does not know)
     [selftest]    scan_timeout_s
@@ -267,6 +268,7 @@ def load(path: str) -> Site:
             if name in names:
                 err("gate", i, "name", "%r is also gate %d's name" % (name, names[name] + 1))
             names[name] = i
+    _default_host_key(data, site_dir, err)
     if errors:
         raise SiteErrors(errors)
     return Site(
@@ -274,6 +276,35 @@ def load(path: str) -> Site:
         data,
         [Gate(g, find_line(text, "gate", i, None)) for i, g in enumerate(gates)],
     )
+
+
+def _default_host_key(data: dict[str, Any], site_dir: str, err: Any) -> None:
+    """A gate that syncs needs the operator's sync public key: without [sync] host_key it is
+    sync.pub of the operator directory that ca_key is in (`faregate keys init` makes it)."""
+    sync, ca_key = data.get("sync"), data.get("operator", {}).get("ca_key")
+    if not isinstance(sync, dict) or "host" not in sync or "host_key" in sync:
+        return
+    if not isinstance(ca_key, str):
+        return  # reported already
+    path = os.path.normpath(os.path.join(site_dir, os.path.dirname(ca_key), "sync.pub"))
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+    except OSError:
+        err(
+            "sync",
+            None,
+            "host_key",
+            "missing, and there is no %s to take it from" % path,
+            "run `faregate keys init --dir %s` (it adds the sync key), or set host_key"
+            % os.path.dirname(path),
+        )
+        return
+    problem = gate_config.check_value("sync.host_key", value)
+    if problem:
+        err("sync", None, "host_key", "%s: %s" % (path, problem), "restore it from backup")
+        return
+    sync["host_key"] = value
 
 
 def _check_table(table, keys, section, index, err, site_dir) -> None:
@@ -313,7 +344,7 @@ def _remedy(field: str) -> str:
     if kind == "bool":
         return "use true or false"
     if kind == "hex":
-        return "use %d bytes as hex (the key `faregate backoffice sync-key` prints)" % check[0]
+        return "use %d bytes as hex (the operator's sync.pub, from `faregate keys init`)" % check[0]
     if isinstance(check[0], str):
         return "use one of: %s" % ", ".join(check)
     if kind == "str":

@@ -15,12 +15,12 @@ For technicians investigating a complaint ("my code was refused at 08:02"), and 
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.clikit import need_dir, read_file
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm")
 
@@ -73,13 +73,7 @@ def _codes(files: list[str]) -> Iterator[tuple[str, int, str]]:
             for i, text in enumerate(texts, 1):
                 yield name, i, text
         else:
-            try:
-                with open(name, encoding="ascii", errors="surrogateescape") as f:
-                    lines = f.read().splitlines()
-            except OSError as e:
-                raise CliError(
-                    "cannot read %s: %s" % (name, e.strerror), "check the path", EXIT_USAGE
-                ) from None
+            lines = read_file(name).decode("ascii", errors="surrogateescape").splitlines()
             for i, line in enumerate(lines, 1):
                 if line:
                     yield name, i, line
@@ -131,12 +125,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from protocol.errors import UsageError
     from provisioning.timearg import parse_time
 
-    if not os.path.isdir(args.state):
-        raise CliError(
-            "state directory %s not found" % args.state,
-            "give a gate's state directory, or make one with `faregate wallet init`",
-            EXIT_USAGE,
-        )
+    need_dir(
+        args.state,
+        "state directory",
+        "give a gate's state directory, or make one with `faregate wallet init`",
+    )
     now = parse_time(args.at)
     try:
         validator = gatestate.open_validator(args.state, _verifier(args.backend), readonly=True)

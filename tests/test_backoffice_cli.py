@@ -10,7 +10,7 @@ import pytest
 from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.link_tcp import sync_once
 from firmware.journal import Journal
-from firmware.sync_client import SyncClient
+from firmware.sync_client import SyncClient, SyncError
 from host_sim.hardware import ManualClock
 from protocol import records
 from provisioning import pki
@@ -19,9 +19,9 @@ from tests.conftest import faregate_argv
 NOW = 1_767_254_400
 
 
-def run(*args, ok=True):
+def run(*args, ok=True, cwd=None, group="backoffice"):
     p = subprocess.run(
-        faregate_argv("backoffice", *args), capture_output=True, text=True, timeout=60
+        faregate_argv(group, *args), capture_output=True, text=True, timeout=60, cwd=cwd
     )
     if ok:
         assert p.returncode == 0, p.stderr
@@ -35,10 +35,11 @@ def lines(p):
 @pytest.fixture
 def served(tmp_path):
     db = str(tmp_path / "bo.sqlite")
-    key = str(tmp_path / "sync-key.pem")
-    out = run("sync-key", "--out", key).stdout
-    host_pub = bytes.fromhex(out.split()[-1])
+    out = run("init", "--dir", str(tmp_path / "operator"), group="keys").stdout
+    host_pub = bytes.fromhex(out.split()[-1])  # "the sync key's public key ...: HEX"
+    key = str(tmp_path / "operator" / "sync.key")
     assert OpenSSLSigner(pki.load_key(key)).public_key == host_pub
+    assert (tmp_path / "operator" / "sync.pub").read_text().strip() == host_pub.hex()
     dev = OpenSSLSigner(generate_key())
     assert (
         "registered device 31"
@@ -54,10 +55,11 @@ def served(tmp_path):
             db,
         ).stdout
     )
-    srv = subprocess.Popen(
-        faregate_argv("backoffice", "serve", "--db", db, "--sync-key", key, "--port", "0"),
+    srv = subprocess.Popen(  # its sync key by default: operator/sync.key
+        faregate_argv("backoffice", "serve", "--db", db, "--port", "0"),
         stdout=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,
     )
     line = srv.stdout.readline()
     assert "listening on 127.0.0.1:" in line, line
@@ -95,6 +97,26 @@ def test_operator_workflow(served):
     assert "10.00" in table and "2026-01-01" in table
     assert run("anomalies", "--db", db).stdout.strip() == "no anomalies"
 
+    # a stolen gate: revoked, its next session is refused and logged; its records stay
+    assert "revoked device 31" in run("devices", "revoke", "31", "--db", db).stdout
+    j = Journal(str(tmp / "gate"), 31)
+    client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 2000))
+    with pytest.raises(SyncError) as e:
+        sync_once(client, "127.0.0.1", port)
+    assert e.value.reason == "unknown_device" and "revoked" in str(e.value)
+    last = lines(run("devices", "--auth-log", "--db", db, "--json"))[-1]
+    assert last["outcome"] == "refused unknown_device" and last["detail"] == "device 31 is revoked"
+    [d] = lines(run("devices", "--db", db, "--json"))
+    assert d["revoked"] is not None and d["high_seq"] == 3
+    p = run("devices", "revoke", "32", "--db", db, ok=False)
+    assert p.returncode == 2 and "not registered" in p.stderr
+    # back from the police and re-provisioned: its new key lifts the revocation
+    assert "re-keyed device 31" in run("devices", "add", "31", "--pubkey", dev.public_key.hex(),
+                                       "--db", db).stdout  # fmt: skip
+    client = SyncClient(j, dev, OpenSSLVerifier(), host_pub, ManualClock(NOW + 3000))
+    assert sync_once(client, "127.0.0.1", port) == 0
+    j.close()
+
     blob = tmp / "fares.bin"
     blob.write_bytes(b"fare table v2")
     assert (
@@ -106,11 +128,68 @@ def test_operator_workflow(served):
 def test_errors_are_one_line_with_a_remedy(tmp_path):
     p = run("queues", "--db", str(tmp_path / "none.sqlite"), ok=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fix:" in p.stderr
-    p = run(
-        "serve", "--db", str(tmp_path / "x.sqlite"), "--sync-key", str(tmp_path / "k"), ok=False
-    )
-    assert p.returncode == 2 and "backoffice sync-key" in p.stderr
+    p = run("serve", "--db", str(tmp_path / "x.sqlite"), ok=False, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "operator/sync.key not found" in p.stderr and "faregate keys init" in p.stderr
+    assert run("sync-key", "--out", str(tmp_path / "k.pem"), ok=False).returncode == 2  # gone
     p = run("devices", "add", "5", "--pubkey", "zz", "--db", str(tmp_path / "x.sqlite"), ok=False)
     assert p.returncode == 2 and "hex" in p.stderr
     p = run("devices", "add", "5", "--pubkey", "0102", "--db", str(tmp_path / "x.sqlite"), ok=False)
     assert p.returncode == 2 and "SEC1" in p.stderr
+
+
+def test_keys_init_adds_the_sync_key_to_an_older_operator_directory(tmp_path):
+    """One way to make every operator key: a directory made before the sync key was one of
+    them gets it from `keys init`, keeping the others; `keys show` lists it."""
+    op = tmp_path / "op"
+    run("init", "--dir", str(op), group="keys")
+    root_pub = (op / "root.pub").read_text()
+    (op / "sync.key").unlink()
+    (op / "sync.pub").unlink()
+    rows = lines(run("init", "--dir", str(op), "--json", group="keys"))
+    assert [(r["name"], r["action"]) for r in rows] == [
+        ("root", "kept"),
+        ("issuer", "kept"),
+        ("release", "kept"),
+        ("sync", "created"),
+        ("ca", "kept"),
+    ]
+    assert (op / "root.pub").read_text() == root_pub
+    shown = {r["name"]: r for r in lines(run("show", "--dir", str(op), "--json", group="keys"))}
+    assert shown["sync"]["public_key"] == (op / "sync.pub").read_text().strip()
+    assert shown["sync"]["action"] == "present"
+
+
+def test_serve_with_encrypted_operator_keys(tmp_path):
+    """With FAREGATE_PASSPHRASE, keys init and keys tls write encrypted keys; serve opens the
+    sync key and the TLS key with it (never a passphrase prompt), and says what is missing."""
+    env = dict(os.environ, FAREGATE_PASSPHRASE="correct horse")
+    keys = ["--dir", str(tmp_path / "operator")]
+    for args in (["init"], ["tls", "--name", "backoffice", "--server", "--out", "bo"]):
+        p = subprocess.run(faregate_argv("keys", *args, *keys), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+    assert (tmp_path / "bo.key").read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
+    tls = ["--tls-cert", "bo.pem", "--tls-key", "bo.key", "--tls-ca", "operator/ca.pem"]
+    serve = faregate_argv("backoffice", "serve", "--port", "0", *tls)
+    srv = subprocess.Popen(serve, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "(TLS), storing into backoffice.sqlite" in srv.stdout.readline()
+    finally:
+        srv.send_signal(signal.SIGINT)
+        srv.wait(10)
+    env.pop("FAREGATE_PASSPHRASE")
+    p = subprocess.run(serve, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.returncode == 2 and "operator/sync.key is encrypted" in p.stderr, p.stderr
+    run("init", "--dir", str(tmp_path / "plain"), group="keys")  # a sync key in clear
+    p = subprocess.run(
+        [*serve, "--sync-key", "plain/sync.key"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert p.returncode == 2 and "TLS files" in p.stderr and "FAREGATE_PASSPHRASE" in p.stderr

@@ -40,3 +40,23 @@ def test_test_card_is_a_readable_qr(tmp_path, capsys):
     texts = [r.text for r in zxingcpp.read_barcodes(Image.open(out))]
     assert texts == ["FGTEST:card-1"]
     assert cli.main(["device", "test-card", "--text", "hello"]) == cli.EXIT_USAGE
+
+
+def test_a_reader_that_stops_early_is_not_a_bug(tmp_path):
+    """`faregate ... | head`: the output's reader goes away; exit 141 (as for SIGPIPE), with
+    no traceback and no 'internal error'."""
+    import subprocess
+
+    from tests.conftest import faregate_argv
+
+    state = str(tmp_path / "demo")
+    for args in (["init"], ["issue", "--account", "7"]):
+        p = subprocess.run(faregate_argv("wallet", *args, "--state", state), capture_output=True)
+        assert p.returncode == 0, p.stderr
+    mint = faregate_argv("wallet", "mint", "--state", state, "--account", "7", "--count", "3000")
+    p = subprocess.Popen(mint, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout.readline().strip()  # one code (3000 are far more than a pipe holds)
+    p.stdout.close()
+    assert p.wait(60) == cli.EXIT_SIGPIPE == 141
+    assert p.stderr.read() == b""

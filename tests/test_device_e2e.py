@@ -1,13 +1,14 @@
 """The product as its users run it, end to end, every part a real process on real links.
 
-The operator makes its keys and a TLS certificate for the back office; the back office serves
-sync over TCP with TLS into its SQLite file; a simulated gate boots the real firmware image;
-a technician provisions it with a site file that names the back office (which registers the
-gate there). Then a rider's code from the wallet goes through the gate's QR engine on a pty:
-the barrier opens (the relay pin of the board), the rider walks through the beams, the gate
-syncs, and the back office shows the journey. The operator deny-lists the rider and the back
-office publishes the delta; the gate fetches it at its next sync and refuses the same rider
-with `denied`, and that refusal reaches the back office too.
+The operator makes its keys (the back office's sync key among them) and a TLS certificate for
+the back office; the back office serves sync over TCP with TLS into its SQLite file; a
+simulated gate boots the real firmware image; a technician provisions it with a site file that
+names the back office (which registers the gate there). Then a rider's code from the wallet
+goes through the gate's QR engine on a pty: the barrier opens (the relay pin of the board), the
+rider walks through the beams, the gate syncs, and the back office shows the journey. The
+operator deny-lists the rider and the back office publishes the delta; the gate fetches it at
+its next sync and refuses the same rider with `denied`, and that refusal reaches the back
+office too.
 """
 
 import json
@@ -111,7 +112,6 @@ deny_list = "demo/wallet/deny-v1.bin"
 [sync]
 host = "127.0.0.1"
 port = {port}
-host_key = "{host_key}"
 interval_s = 1
 registry = "bo.sqlite"
 
@@ -131,14 +131,14 @@ def test_a_rider_passes_the_back_office_sees_it_then_a_deny_list_stops_them(worl
     w.run("keys", "init", "--dir", "op", "--operator", "Metro Test")
     w.run("keys", "technician", "--dir", "op", "--name", "alice", "--id", "7", "--out", "alice")
     w.run("keys", "tls", "--dir", "op", "--name", "backoffice", "--server", "--out", "bo")
-    host_key = w.run("backoffice", "sync-key", "--out", "sync-key.pem").split()[-1]
     port = w.serve(
-        "--db", "bo.sqlite", "--sync-key", "sync-key.pem",
+        "--db", "bo.sqlite", "--sync-key", "op/sync.key",
         "--tls-cert", "bo.pem", "--tls-key", "bo.key", "--tls-ca", "op/ca.pem",
     )  # fmt: skip
     w.run("wallet", "init", "--state", "demo", "--operator", "op")
     w.run("wallet", "issue", "--state", "demo", "--account", "42")
-    (w.tmp / "site.toml").write_text(SITE.format(port=port, host_key=host_key))
+    # no [sync] host_key in the site file: provisioning takes op/sync.pub, next to ca_key
+    (w.tmp / "site.toml").write_text(SITE.format(port=port))
 
     # the technician, at the gate
     gate = SimGate(w.tmp, w.tmp / "gate", w.env, device_id=1017)
@@ -169,6 +169,7 @@ def test_a_rider_passes_the_back_office_sees_it_then_a_deny_list_stops_them(worl
     [dev] = [json.loads(x) for x in w.run("backoffice", "queues", "--db", "bo.sqlite", "--json")
              .splitlines()]  # fmt: skip
     assert dev["device_id"] == 1017 and dev["firmware"] == "0.1.0 (slot a)", dev
+    assert dev["trust_list"].startswith("v1 fresh until ") and dev["deny_list"] == "v1", dev
 
     # the operator deny-lists the rider; the back office publishes the delta
     delta = json.loads(w.run("wallet", "deny", "--state", "demo", "--account", "42", "--json"))

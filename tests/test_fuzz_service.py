@@ -13,27 +13,14 @@ from tests.portable import console_kit as kit
 
 QUICK = 3000
 CERT = kit.device_cert(kit.HashSigner(b"dev").public_key)
-CONFIG = json.dumps(
-    {
-        "version": 1,
-        "device_id": 1017,
-        "name": "A1",
-        "station": 12,
-        "lane": 1,
-        "mode": "metro",
-        "direction": "entry",
-        "scope": 1,
-        "validation": {"window_s": 60},
-        "revoked_technicians": [3],
-    }
-).encode()
-IDENT = service.Identity(1, 3, 1017, b"n" * 16, 7, b"\x02" + bytes(32), bytes(64), b"")
+CONFIG = json.dumps(dict(kit.CONFIG, validation={"window_s": 60}, revoked_technicians=[3])).encode()
+IDENT = service.Identity(1, 3, kit.DEVICE_ID, b"n" * 16, 7, b"\x02" + bytes(32), bytes(64), b"")
 AUTH = service.auth_body(1, kit.ROOT.public_key, CERT) + bytes(64)
 PUT = service.put_blob_body(service.BLOB_TRUST, 10, 0, bytes(32), b"0123456789")
 
 
 def _config(data: bytes) -> None:
-    gate_config.parse(data, 1017)
+    gate_config.parse(data, kit.DEVICE_ID)
 
 
 CASES = {

@@ -342,10 +342,10 @@ def test_device_commands(field, tmp_path):
 
 def test_keys_cli_is_idempotent_and_guards_its_inputs(field, tmp_path):
     p = field.run("keys", "init", "--dir", field.operator)
-    assert p.returncode == 0 and p.stdout.count("kept") == 4 and "created" not in p.stdout
+    assert p.returncode == 0 and p.stdout.count("kept") == 5 and "created" not in p.stdout
     p = field.run("keys", "show", "--dir", field.operator, "--json")
     rows = [json.loads(line) for line in p.stdout.splitlines()]
-    assert [r["name"] for r in rows] == ["root", "issuer", "release"]
+    assert [r["name"] for r in rows] == ["root", "issuer", "release", "sync"]
     p = field.run(
         "keys",
         "technician",

@@ -138,3 +138,27 @@ def test_find_line_handles_quoted_keys_and_arrays():
     assert site.find_line(text, "g", 1, "x") == 6
     assert site.find_line(text, "g", 1, "y") == 5
     assert site.find_line(text, "zz", None, "y") == 1
+
+
+def test_sync_host_key_defaults_to_the_operators_sync_pub(tmp_path):
+    """`faregate keys init` writes sync.pub next to root.key: a [sync] without host_key takes
+    it from there; with none there, the error names the field and the command that makes it."""
+    text = GOOD.replace("[[gate]]", '[sync]\nhost = "10.0.0.5"\n\n[[gate]]', 1)
+    errors, _ = _errors(tmp_path, text)
+    assert errors == [
+        (
+            text.splitlines().index("[sync]") + 1,
+            "sync.host_key",
+            "missing, and there is no %s to take it from" % (tmp_path / "keys" / "sync.pub"),
+        )
+    ]
+    pub = "02" + "ab" * 32
+    (tmp_path / "keys" / "sync.pub").write_text(pub + "\n")
+    st = site.load(_write(tmp_path, text))
+    assert st.config_for(st.gates[0], 1017)["sync"] == {"host": "10.0.0.5", "host_key": pub}
+    given = "03" + "cd" * 32
+    st = site.load(_write(tmp_path, text.replace("[sync]\n", '[sync]\nhost_key = "%s"\n' % given)))
+    assert st.config_for(st.gates[0], 1017)["sync"]["host_key"] == given
+    (tmp_path / "keys" / "sync.pub").write_text("02abcd\n")
+    errors, _ = _errors(tmp_path, text)
+    assert errors[0][1] == "sync.host_key" and "sync.pub" in errors[0][2]

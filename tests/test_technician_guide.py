@@ -1,20 +1,19 @@
 """docs/technician-guide.md shows what the tools really print: run it and compare."""
 
-from tests import technician_guide
+from tests import guides
 
 
 def test_guide_matches_what_the_tools_print(tmp_path):
-    with open(technician_guide.GUIDE) as f:
-        text = f.read()
-    assert text.count("```console") >= 15
-    _new, problems = technician_guide.process(text, str(tmp_path), write=False)
+    with open(guides.GUIDES["technician"][0]) as f:
+        assert f.read().count("```console") >= 15
+    _new, problems = guides.check("technician", str(tmp_path))
     assert not problems, "\n\n".join(problems) + (
-        "\n\nIf the change is intended: python -m tests.technician_guide --write"
+        "\n\nIf the change is intended: python -m tests.guides --write technician"
     )
 
 
 def test_masking_keeps_what_matters():
-    mask = technician_guide.mask
+    mask = guides.mask
     a = "[ 3/12] clock        2026-11-27 01:10:03 UTC (was 9827 days behind)"
     b = "[ 3/12] clock        2027-01-02 11:00:00 UTC (was 12 days behind)"
     assert mask(a) == mask(b)
