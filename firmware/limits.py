@@ -17,8 +17,8 @@ The gate's mode policy calls `check(account_id, value, now, account_limit)` (Non
 to refuse) and `flags(account_id, value, now, account_limit)` (record flags to set), where
 `account_limit` is the offline limit the validator decided for the code: the credential's own,
 lowered while the trust list is stale or the clock untrusted. Value bounds bind only when the
-gate's nominal passage value (`value` in the gate config) is set. `OfflineLimits` follows the journal
-as one of its listeners: `committed(rec)` after each durable append, `acked(seq)` after each
+gate's nominal passage value (`value` in the gate config) is set. `OfflineLimits` follows the
+journal as one of its listeners: `committed(rec)` after each durable append, `acked(seq)` after each
 trim; `load(journal)` rebuilds the tally from the unsynced records at start-up.
 """
 
