@@ -12,9 +12,9 @@ so a bad value is caught on the laptop with its file and line, and again on the 
 The `sync` fields tell the gate where its back office is (host, port), which key it proves
 itself with (host_key: the operator's sync public key, SEC1 hex: the operator directory's
 sync.pub from `faregate keys init`) and how often to sync (interval_s). The `gate` fields tune
-the mode tables' timings (firmware/modes.py DEFAULTS says what each means). `clock.ahead_tolerance_s` is how far
-the RTC may run ahead of the time the gate has counted before the gate calls it a jump
-(firmware/timeanchor.py).
+the mode tables' timings (firmware/modes.py DEFAULTS says what each means).
+`clock.ahead_tolerance_s` is how far the RTC may run ahead of the time the gate has counted
+before the gate calls it a jump (firmware/timeanchor.py).
 """
 
 import json
