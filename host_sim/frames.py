@@ -26,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from protocol import base45
+
 W, H = 640, 480
 FOCAL = 560.0  # pinhole focal length in pixels (about 60 degrees horizontal field of view)
 QUIET = 4  # quiet-zone modules around the code
@@ -46,14 +48,11 @@ def qr_modules(text: str) -> np.ndarray:
     from qrcode.constants import ERROR_CORRECT_M
 
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QUIET, box_size=1)
-    mode = qrcode.util.MODE_ALPHA_NUM if _alnum(text) else qrcode.util.MODE_8BIT_BYTE
+    alnum = all(c in base45.ALPHABET for c in text)  # QR's alphanumeric set is base45's
+    mode = qrcode.util.MODE_ALPHA_NUM if alnum else qrcode.util.MODE_8BIT_BYTE
     qr.add_data(qrcode.util.QRData(text, mode=mode))
     qr.make(fit=True)
     return np.array(qr.get_matrix(), dtype=bool)
-
-
-def _alnum(text: str) -> bool:
-    return all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
 
 
 # -- the phone screen, rendered fine (several render pixels per screen pixel) --------------
