@@ -16,7 +16,7 @@ import random
 from typing import Any
 
 from drivers.crypto_openssl import OpenSSLSigner, signer
-from host_sim.wallet import Issuer, Rider, present_with
+from host_sim.wallet import Issuer, Rider
 from protocol import p256
 
 MIX_KINDS = ("valid", "expired", "forged", "screenshot", "denied", "tailgating", "clock_off")
@@ -150,10 +150,8 @@ class Population:
     def code(self, p: Person, kind: str, now: int, clock_off: int = 0) -> str:
         """The code p's phone shows at true time `now` (its clock off by clock_off seconds)."""
         r = p.rider
-        r.counter += 1
         ptime = now + clock_off
-        text = present_with(r.signer, r.credential, ptime, r.counter)
-        r.last_code = text
+        text = r.present(ptime)
         self.codes[text] = CodeInfo(
             kind, p.account, 1, r.counter, ptime, p.valid_from, p.valid_until, p.forged
         )
