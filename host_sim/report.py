@@ -26,7 +26,8 @@ PLOTS = (
 )
 
 
-def _pct(values: list[int], p: int) -> int:
+def percentile(values: list[int], p: int) -> int:
+    """The p-th percentile (nearest rank) of `values`, 0 for none."""
     if not values:
         return 0
     v = sorted(values)
@@ -98,9 +99,9 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         },
         "latency_ms": {
             "count": len(lat),
-            "p50": _pct(lat, 50),
-            "p95": _pct(lat, 95),
-            "p99": _pct(lat, 99),
+            "p50": percentile(lat, 50),
+            "p95": percentile(lat, 95),
+            "p99": percentile(lat, 99),
             "max": max(lat) if lat else 0,
             "histogram": _histogram(lat),
         },
