@@ -29,7 +29,7 @@ Each violation keeps the virtual time, the gate and what happened; the report li
 
 from typing import Any
 
-from protocol import reasons, records
+from protocol import reasons, records, ridecode
 
 INVARIANTS = [
     ("never_open_without_valid_code", "the barrier never opens without a valid code"),
@@ -178,7 +178,7 @@ class Monitor:
             )
         if info.ptime > now + self.skew_s or info.ptime + self.window_s < now:
             return "presentation made at %d, gate time %d" % (info.ptime, now)
-        newest = self._accepted.get(gate, {}).get(_cred_id(info))
+        newest = self._accepted.get(gate, {}).get(ridecode.cred_id(info.account, info.cred_no))
         if newest is not None and info.counter <= newest:
             return "presentation counter %d already accepted here (newest %d)" % (
                 info.counter,
@@ -205,7 +205,7 @@ class Monitor:
                         % (info.account, v, scan.deny_version),
                     )
                 acc = self._accepted.setdefault(gate, {})
-                cid = _cred_id(info)
+                cid = ridecode.cred_id(info.account, info.cred_no)
                 if info.counter > acc.get(cid, -1):
                     acc[cid] = info.counter
         elif d.reason == reasons.ACCEPTED or d.reason not in reasons.REASONS:
@@ -357,10 +357,6 @@ class Monitor:
             }
             for name, text in INVARIANTS
         ]
-
-
-def _cred_id(info: Any) -> int:
-    return (info.account << 24) | info.cred_no
 
 
 def _who(info: Any) -> str:
