@@ -101,15 +101,12 @@ class Monitor:
 
     # -- reporting ---------------------------------------------------------------------------
     def violate(self, name: str, gate: int | None, detail: str) -> None:
+        self._note(name, self.names.get(gate, "") if gate is not None else "", detail)
+
+    def _note(self, name: str, where: str, detail: str) -> None:
         self.counts[name] += 1
         if len(self.violations[name]) < KEEP:
-            self.violations[name].append(
-                {
-                    "t_s": self.now_s(),
-                    "gate": self.names.get(gate, "") if gate is not None else "",
-                    "detail": detail,
-                }
-            )
+            self.violations[name].append({"t_s": self.now_s(), "gate": where, "detail": detail})
 
     @property
     def ok(self) -> bool:
@@ -341,10 +338,7 @@ class Monitor:
         }
 
     def _end_violation(self, name_of: dict, dev: int, detail: str) -> None:
-        self.counts["records_reach_backoffice_once"] += 1
-        v = self.violations["records_reach_backoffice_once"]
-        if len(v) < KEEP:
-            v.append({"t_s": self.now_s(), "gate": name_of.get(dev, str(dev)), "detail": detail})
+        self._note("records_reach_backoffice_once", name_of.get(dev, str(dev)), detail)
 
     def results(self) -> list[dict[str, Any]]:
         return [
