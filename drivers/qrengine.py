@@ -22,17 +22,7 @@ Commands the gate sends (bytes, all optional):
                 consumed here, never returned as a code.
 """
 
-try:
-    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return time.monotonic_ns() // 1_000_000
-
-    def ticks_diff(a, b):
-        return a - b
-
+from firmware.platform import ticks_diff, ticks_ms
 
 DEFAULTS: dict = {
     "prefix": b"",
