@@ -91,9 +91,7 @@ class LineFramer:
         self.stats = {"lines": 0, "garbage": 0, "partial": 0, "overlong": 0}
 
     def feed(self, data: bytes, now_ms: int) -> list:
-        if self.buf and self.gap_ms and ticks_diff(now_ms, self.last_rx) > self.gap_ms:
-            self.buf = b""  # the rest of that line never came
-            self.stats["partial"] += 1
+        self.expire(now_ms)
         self.last_rx = now_ms
         self.buf += data
         lines = []
@@ -121,7 +119,7 @@ class LineFramer:
     def expire(self, now_ms: int) -> None:
         """Drop a partial line that has waited longer than gap_ms (call while idle)."""
         if self.buf and self.gap_ms and ticks_diff(now_ms, self.last_rx) > self.gap_ms:
-            self.buf = b""
+            self.buf = b""  # the rest of that line never came
             self.stats["partial"] += 1
 
 
