@@ -140,11 +140,9 @@ class QREngine:
         self.stats = self.framer.stats
         self.stats["acks"] = 0
         self._texts: list = []
-        now = self.ticks()
         self._triggered_at = None
         self._keepalive_at = None
-        self.last_alive = now
-        self.keepalives_sent = 0
+        self.last_alive = self.ticks()
 
     @property
     def alive(self) -> bool:
@@ -213,7 +211,6 @@ class QREngine:
         ):
             self.port.send(o["keepalive"])
             self._keepalive_at = now
-            self.keepalives_sent += 1
 
     def poll(self) -> None:
         """Send due trigger/keep-alive commands and take in waiting bytes, without blocking."""
