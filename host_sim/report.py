@@ -310,7 +310,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     out = []
 
     def mark_faults(ax: Any) -> None:
-        for i, f in enumerate(faults):
+        for f in faults:
             x0 = f["t_s"] / 60.0
             x1 = x0 + max(f.get("duration_s", 0) / 60.0, 0.3)
             ax.axvspan(x0, x1, color="red", alpha=0.08)
@@ -324,7 +324,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
                 va="top",
                 ha="right",
                 color="darkred",
-                xytext=(0, -2 - 0 * i),
+                xytext=(0, -2),
                 textcoords="offset points",
             )
 
