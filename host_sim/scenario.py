@@ -96,13 +96,6 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "a rider whose gate does not open in this time turns back",
         ),
         (
-            "retry_rate",
-            "float",
-            0.5,
-            "",
-            "chance a refused valid rider tries once more at another gate",
-        ),
-        (
             "clock_off_s",
             "range",
             [5, 600],
