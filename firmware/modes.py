@@ -18,10 +18,8 @@ code is then not even verified). Events and actions are listed in docs/gate-mode
 """
 
 from firmware.fsm import ANY, SAME, merge
+from protocol.records import MODE_METRO, MODE_PARKING, MODE_STORE  # the numbers records carry
 
-MODE_METRO = 1
-MODE_PARKING = 2
-MODE_STORE = 3
 NAMES = {MODE_METRO: "metro", MODE_PARKING: "parking", MODE_STORE: "store"}
 
 IDLE = "idle"
