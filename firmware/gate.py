@@ -105,7 +105,7 @@ class Gate:
 
     def restore(self) -> int:
         """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""
-        return self.policy.rebuild(_unsynced(self.journal))
+        return self.policy.rebuild(self.journal.unsynced())
 
     # -- inputs ----------------------------------------------------------------------------
     def on_scan(self, text, direction=None) -> Decision:
@@ -267,14 +267,3 @@ class Gate:
             self.journal.append(rec)
         except JournalError:
             self.journal_failures += 1  # the audit trail is full; the decision still stands
-
-
-def _unsynced(journal, chunk: int = 4096):
-    """Every unsynced raw record of the journal, oldest first, a chunk at a time."""
-    after = -1
-    while True:
-        raws = journal.pending(chunk, after)
-        if not raws:
-            return
-        yield from raws
-        after = records.decode(raws[-1]).seq
