@@ -427,8 +427,5 @@ class Journal:
             listener.acked(up_to)
         return dropped
 
-    def segment_count(self) -> int:
-        return len(self._segs)
-
     def close(self):
         self._close_file()
