@@ -26,7 +26,7 @@ from firmware import modes, platform
 from firmware.fsm import Machine
 from firmware.gate_selftest import TEST_CARD_PREFIX
 from firmware.journal import JournalError
-from firmware.validator import Decision
+from firmware.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 
 
@@ -130,7 +130,7 @@ class Gate:
                 d = Decision(False, reason, d.code)
         if d.accept:
             flags = records.FLAG_EMERGENCY if emergency else 0
-            if "clock_untrusted" in (getattr(d, "flags", None) or ()):
+            if FLAG_CLOCK_UNTRUSTED in d.flags:
                 flags |= records.FLAG_CLOCK_UNTRUSTED
             if self.limits is not None and hasattr(self.limits, "flags") and not emergency:
                 flags |= self.limits.flags(
