@@ -9,10 +9,7 @@ makes them from a `machine` module (the real one on the MCU, a fake in tests):
 (docs/drivers.md has the beams, inputs and indicator forms.)
 """
 
-try:
-    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
-except ImportError:  # CPython
-    from drivers.qrengine import ticks_diff, ticks_ms
+from firmware.platform import ticks_diff, ticks_ms
 
 
 def _level(pin, active_low) -> bool:

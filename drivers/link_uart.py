@@ -13,7 +13,7 @@ session must not start the next one).
 """
 
 from drivers import qrengine
-from drivers.qrengine_uart import UART_KEYS, sleep_ms
+from drivers.qrengine_uart import open_uart, sleep_ms
 
 MAX_READ = 4096
 
@@ -53,15 +53,5 @@ class UartLink:
 
 def from_url(url: str, machine=None, ticks=None, sleep=sleep_ms) -> UartLink:
     """ "uart:ID?baudrate=..&tx=..&rx=.." on `machine` (default: import it)."""
-    if machine is None:
-        import machine  # type: ignore[no-redef]
-    rest = url[len("uart:") :] if url.startswith("uart:") else url
-    ident, _, query = rest.partition("?")
-    opts = qrengine.parse_options(query)
-    kw = {}
-    for key in opts:
-        if key not in UART_KEYS:
-            raise ValueError("unknown uart option %r in %r" % (key, url))
-        kw[key] = int(opts[key])
-    kw.setdefault("baudrate", 115200)
-    return UartLink(machine.UART(int(ident), **kw), url, sleep)
+    uart, _none = open_uart(url, machine, 115200)
+    return UartLink(uart, url, sleep)

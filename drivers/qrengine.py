@@ -22,17 +22,7 @@ Commands the gate sends (bytes, all optional):
                 consumed here, never returned as a code.
 """
 
-try:
-    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return time.monotonic_ns() // 1_000_000
-
-    def ticks_diff(a, b):
-        return a - b
-
+from firmware.platform import ticks_diff, ticks_ms
 
 DEFAULTS: dict = {
     "prefix": b"",
@@ -101,9 +91,7 @@ class LineFramer:
         self.stats = {"lines": 0, "garbage": 0, "partial": 0, "overlong": 0}
 
     def feed(self, data: bytes, now_ms: int) -> list:
-        if self.buf and self.gap_ms and ticks_diff(now_ms, self.last_rx) > self.gap_ms:
-            self.buf = b""  # the rest of that line never came
-            self.stats["partial"] += 1
+        self.expire(now_ms)
         self.last_rx = now_ms
         self.buf += data
         lines = []
@@ -131,7 +119,7 @@ class LineFramer:
     def expire(self, now_ms: int) -> None:
         """Drop a partial line that has waited longer than gap_ms (call while idle)."""
         if self.buf and self.gap_ms and ticks_diff(now_ms, self.last_rx) > self.gap_ms:
-            self.buf = b""
+            self.buf = b""  # the rest of that line never came
             self.stats["partial"] += 1
 
 
@@ -152,11 +140,9 @@ class QREngine:
         self.stats = self.framer.stats
         self.stats["acks"] = 0
         self._texts: list = []
-        now = self.ticks()
         self._triggered_at = None
         self._keepalive_at = None
-        self.last_alive = now
-        self.keepalives_sent = 0
+        self.last_alive = self.ticks()
 
     @property
     def alive(self) -> bool:
@@ -225,7 +211,6 @@ class QREngine:
         ):
             self.port.send(o["keepalive"])
             self._keepalive_at = now
-            self.keepalives_sent += 1
 
     def poll(self) -> None:
         """Send due trigger/keep-alive commands and take in waiting bytes, without blocking."""

@@ -49,22 +49,29 @@ class UartQREngine(qrengine.QREngine):
 UART_KEYS = ("baudrate", "tx", "rx", "bits", "parity", "stop", "timeout")
 
 
-def from_url(url: str, machine=None, ticks=None, sleep=sleep_ms) -> UartQREngine:
-    """ "uart:ID?baudrate=..&tx=..&rx=..&<engine options>" on `machine` (default: import it)."""
+def open_uart(url: str, machine, baudrate: int, other=()):
+    """(machine.UART, {option: value}) from "uart:ID?baudrate=..&tx=..&rx=..&...": the UART
+    takes UART_KEYS (`baudrate` when the URL gives none); options named in `other` are
+    returned; any other key is a ValueError. `machine` None: import the board's."""
     if machine is None:
         import machine  # type: ignore[no-redef]
     rest = url[len("uart:") :] if url.startswith("uart:") else url
     ident, _, query = rest.partition("?")
     opts = qrengine.parse_options(query)
     uart_kw = {}
-    engine = {}
+    rest_opts = {}
     for key in opts:
-        if key in qrengine.DEFAULTS:
-            engine[key] = opts[key]
+        if key in other:
+            rest_opts[key] = opts[key]
         elif key in UART_KEYS:
             uart_kw[key] = int(opts[key])
         else:
             raise ValueError("unknown uart option %r in %r" % (key, url))
-    uart_kw.setdefault("baudrate", 9600)
-    uart = machine.UART(int(ident), **uart_kw)
+    uart_kw.setdefault("baudrate", baudrate)
+    return machine.UART(int(ident), **uart_kw), rest_opts
+
+
+def from_url(url: str, machine=None, ticks=None, sleep=sleep_ms) -> UartQREngine:
+    """ "uart:ID?baudrate=..&tx=..&rx=..&<engine options>" on `machine` (default: import it)."""
+    uart, engine = open_uart(url, machine, 9600, qrengine.DEFAULTS)
     return UartQREngine(uart, engine, ticks, sleep)

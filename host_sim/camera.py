@@ -19,7 +19,6 @@ class SimCamera:
         self.rng = np.random.default_rng(seed)
         self.empty = frames.frame(None, self.rng).image.astype(np.int16)
         self.showing: list[str] = []
-        self.frames_read = 0
         self.opened = True
 
     def present(self, text: str, frames_: int = 3) -> None:
@@ -31,7 +30,6 @@ class SimCamera:
     def read(self) -> tuple[bool, Any]:
         if not self.opened:
             return False, None
-        self.frames_read += 1
         if self.showing:
             return True, frames.frame(self.showing.pop(0), self.rng).image
         noise = self.rng.normal(0, 1.5, self.empty.shape)

@@ -29,9 +29,7 @@ from collections import defaultdict
 from typing import Any
 
 from protocol import records
-
-DIR_ENTRY = 1
-DIR_EXIT = 2
+from protocol.records import DIR_ENTRY, DIR_EXIT
 
 DEFAULT_TARIFF: dict[str, Any] = {
     "tz_offset_s": 0,

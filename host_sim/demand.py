@@ -16,9 +16,9 @@ import random
 from typing import Any
 
 from drivers.crypto_openssl import OpenSSLSigner, signer
-from host_sim.wallet import Issuer, Rider, present_with
+from host_sim.wallet import Issuer, Rider
+from protocol import p256
 
-P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 MIX_KINDS = ("valid", "expired", "forged", "screenshot", "denied", "tailgating", "clock_off")
 FIRST_ACCOUNT = 100_000
 EXPIRED_POOL = 200  # riders whose credential ended yesterday
@@ -28,7 +28,7 @@ FORGER_POOL = 50  # forged credentials in circulation
 def keys(seed: int, label: str) -> OpenSSLSigner:
     """The signer for `label` under `seed` (same seed, same key)."""
     h = hashlib.sha256(("faregate-sim|%d|%s" % (seed, label)).encode()).digest()
-    return signer(int.from_bytes(h, "big") % (P256_N - 1) + 1)
+    return signer(int.from_bytes(h, "big") % (p256.N - 1) + 1)
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -150,10 +150,8 @@ class Population:
     def code(self, p: Person, kind: str, now: int, clock_off: int = 0) -> str:
         """The code p's phone shows at true time `now` (its clock off by clock_off seconds)."""
         r = p.rider
-        r.counter += 1
         ptime = now + clock_off
-        text = present_with(r.signer, r.credential, ptime, r.counter)
-        r.last_code = text
+        text = r.present(ptime)
         self.codes[text] = CodeInfo(
             kind, p.account, 1, r.counter, ptime, p.valid_from, p.valid_until, p.forged
         )

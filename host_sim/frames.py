@@ -26,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from protocol import base45
+
 W, H = 640, 480
 FOCAL = 560.0  # pinhole focal length in pixels (about 60 degrees horizontal field of view)
 QUIET = 4  # quiet-zone modules around the code
@@ -46,14 +48,11 @@ def qr_modules(text: str) -> np.ndarray:
     from qrcode.constants import ERROR_CORRECT_M
 
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QUIET, box_size=1)
-    mode = qrcode.util.MODE_ALPHA_NUM if _alnum(text) else qrcode.util.MODE_8BIT_BYTE
+    alnum = all(c in base45.ALPHABET for c in text)  # QR's alphanumeric set is base45's
+    mode = qrcode.util.MODE_ALPHA_NUM if alnum else qrcode.util.MODE_8BIT_BYTE
     qr.add_data(qrcode.util.QRData(text, mode=mode))
     qr.make(fit=True)
     return np.array(qr.get_matrix(), dtype=bool)
-
-
-def _alnum(text: str) -> bool:
-    return all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
 
 
 # -- the phone screen, rendered fine (several render pixels per screen pixel) --------------
@@ -196,8 +195,8 @@ def draw_params(rng: np.random.Generator, has_code: bool) -> dict[str, Any]:
     return m
 
 
-def render(text: str | None, meta: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    mods = qr_modules(text) if text is not None else None
+def render(mods: np.ndarray | None, meta: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """The camera frame of a phone showing the code `mods` (qr_modules; None: no code)."""
     n = 57 + 2 * QUIET if mods is None else mods.shape[0]
     scr = _screen(mods, rng, meta)
     sh, sw = scr.shape
@@ -243,9 +242,8 @@ def render(text: str | None, meta: dict[str, Any], rng: np.random.Generator) -> 
     return out
 
 
-def _code_in_view(text: str, meta: dict) -> bool:
-    """The whole code (quiet zone excluded) lies inside the frame with a margin."""
-    n = qr_modules(text).shape[0]
+def _code_in_view(n: int, meta: dict) -> bool:
+    """The whole code of n modules (quiet zone excluded) lies inside the frame with a margin."""
     ppm = meta["ppm"]
     _geometry(meta, n)
     _sw, _sh, x0, y0, side, pad = _layout(n, ppm)
@@ -259,11 +257,12 @@ def _code_in_view(text: str, meta: dict) -> bool:
 
 def frame(text: str | None, rng: np.random.Generator) -> Frame:
     """One frame showing `text` as a ride code (None: no code in view)."""
+    mods = qr_modules(text) if text is not None else None  # encoded once: it costs ~13 ms
     for _ in range(50):
-        meta = draw_params(rng, text is not None)
-        if text is None or _code_in_view(text, meta):
+        meta = draw_params(rng, mods is not None)
+        if mods is None or _code_in_view(mods.shape[0], meta):
             break
-    return Frame(render(text, meta, rng), text, meta)
+    return Frame(render(mods, meta, rng), text, meta)
 
 
 def frame_set(seed: int, texts: list[str], n_empty: int = 0) -> list[Frame]:

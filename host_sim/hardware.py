@@ -56,10 +56,6 @@ class ManualClock:
     def __init__(self, now: int) -> None:
         self.t_ms = int(now) * 1000
 
-    @property
-    def t(self) -> int:
-        return self.t_ms // 1000
-
     def now(self) -> int:
         return self.t_ms // 1000
 

@@ -29,7 +29,7 @@ Each violation keeps the virtual time, the gate and what happened; the report li
 
 from typing import Any
 
-from protocol import reasons, records
+from protocol import reasons, records, ridecode
 
 INVARIANTS = [
     ("never_open_without_valid_code", "the barrier never opens without a valid code"),
@@ -101,15 +101,12 @@ class Monitor:
 
     # -- reporting ---------------------------------------------------------------------------
     def violate(self, name: str, gate: int | None, detail: str) -> None:
+        self._note(name, self.names.get(gate, "") if gate is not None else "", detail)
+
+    def _note(self, name: str, where: str, detail: str) -> None:
         self.counts[name] += 1
         if len(self.violations[name]) < KEEP:
-            self.violations[name].append(
-                {
-                    "t_s": self.now_s(),
-                    "gate": self.names.get(gate, "") if gate is not None else "",
-                    "detail": detail,
-                }
-            )
+            self.violations[name].append({"t_s": self.now_s(), "gate": where, "detail": detail})
 
     @property
     def ok(self) -> bool:
@@ -178,7 +175,7 @@ class Monitor:
             )
         if info.ptime > now + self.skew_s or info.ptime + self.window_s < now:
             return "presentation made at %d, gate time %d" % (info.ptime, now)
-        newest = self._accepted.get(gate, {}).get(_cred_id(info))
+        newest = self._accepted.get(gate, {}).get(ridecode.cred_id(info.account, info.cred_no))
         if newest is not None and info.counter <= newest:
             return "presentation counter %d already accepted here (newest %d)" % (
                 info.counter,
@@ -205,7 +202,7 @@ class Monitor:
                         % (info.account, v, scan.deny_version),
                     )
                 acc = self._accepted.setdefault(gate, {})
-                cid = _cred_id(info)
+                cid = ridecode.cred_id(info.account, info.cred_no)
                 if info.counter > acc.get(cid, -1):
                     acc[cid] = info.counter
         elif d.reason == reasons.ACCEPTED or d.reason not in reasons.REASONS:
@@ -341,10 +338,7 @@ class Monitor:
         }
 
     def _end_violation(self, name_of: dict, dev: int, detail: str) -> None:
-        self.counts["records_reach_backoffice_once"] += 1
-        v = self.violations["records_reach_backoffice_once"]
-        if len(v) < KEEP:
-            v.append({"t_s": self.now_s(), "gate": name_of.get(dev, str(dev)), "detail": detail})
+        self._note("records_reach_backoffice_once", name_of.get(dev, str(dev)), detail)
 
     def results(self) -> list[dict[str, Any]]:
         return [
@@ -357,10 +351,6 @@ class Monitor:
             }
             for name, text in INVARIANTS
         ]
-
-
-def _cred_id(info: Any) -> int:
-    return (info.account << 24) | info.cred_no
 
 
 def _who(info: Any) -> str:

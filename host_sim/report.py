@@ -26,7 +26,8 @@ PLOTS = (
 )
 
 
-def _pct(values: list[int], p: int) -> int:
+def percentile(values: list[int], p: int) -> int:
+    """The p-th percentile (nearest rank) of `values`, 0 for none."""
     if not values:
         return 0
     v = sorted(values)
@@ -98,9 +99,9 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         },
         "latency_ms": {
             "count": len(lat),
-            "p50": _pct(lat, 50),
-            "p95": _pct(lat, 95),
-            "p99": _pct(lat, 99),
+            "p50": percentile(lat, 50),
+            "p95": percentile(lat, 95),
+            "p99": percentile(lat, 99),
             "max": max(lat) if lat else 0,
             "histogram": _histogram(lat),
         },
@@ -309,7 +310,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     out = []
 
     def mark_faults(ax: Any) -> None:
-        for i, f in enumerate(faults):
+        for f in faults:
             x0 = f["t_s"] / 60.0
             x1 = x0 + max(f.get("duration_s", 0) / 60.0, 0.3)
             ax.axvspan(x0, x1, color="red", alpha=0.08)
@@ -323,7 +324,7 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
                 va="top",
                 ha="right",
                 color="darkred",
-                xytext=(0, -2 - 0 * i),
+                xytext=(0, -2),
                 textcoords="offset points",
             )
 

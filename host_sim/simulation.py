@@ -35,7 +35,7 @@ from typing import Any
 from drivers import crypto_openssl
 from drivers.crypto_openssl import OpenSSLVerifier
 from firmware.device import Device
-from host_sim import demand, faults, gatedir, lanes, simhw
+from host_sim import demand, faults, gatedir, lanes, report, simhw
 from host_sim.backoffice import Store
 from host_sim.hardware import ManualClock
 from host_sim.invariants import Monitor
@@ -669,9 +669,9 @@ class Simulation:
                     oldest = max(oldest, self.elapsed_s() - since)
         tl["pending_total"].append(pending)
         tl["oldest_unsynced_s"].append(oldest)
-        lat = sorted(iv["lat"])
-        tl["latency_p50_ms"].append(_pct(lat, 50) if lat else None)  # None: nobody admitted
-        tl["latency_p95_ms"].append(_pct(lat, 95) if lat else None)
+        lat = iv["lat"]  # None below: nobody was admitted in this interval
+        tl["latency_p50_ms"].append(report.percentile(lat, 50) if lat else None)
+        tl["latency_p95_ms"].append(report.percentile(lat, 95) if lat else None)
         tl["gates_down"].append(down)
         self._interval = {"passages": 0, "rejects": 0, "lat": []}
         # forget codes nobody can show any more (a screenshot is the oldest thing shown)
@@ -767,8 +767,6 @@ class Simulation:
         self.recovered_at_s = self.elapsed_s()
 
     def finish(self) -> dict[str, Any]:
-        from host_sim import report
-
         pending = {}
         for s in self.slots:
             pending[s.index] = s.dev.journal.pending_count() if s.dev is not None else -1
@@ -787,10 +785,3 @@ class Simulation:
                 s.dev.close()
         self.store.close()
         return out
-
-
-def _pct(sorted_values: list[int], p: int) -> int:
-    if not sorted_values:
-        return 0
-    i = min(len(sorted_values) - 1, (len(sorted_values) * p + 99) // 100 - 1)
-    return int(sorted_values[max(i, 0)])
