@@ -46,7 +46,6 @@ BASE_MAGIC = b"FGDS"
 _BASE_HEAD = "<4sIIII"
 _BASE_HEAD_LEN = 20
 _LOG_HEAD = "<II"
-_CRED_MASK = (1 << 24) - 1
 _IS_MPY = sys.implementation.name == "micropython"
 
 

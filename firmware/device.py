@@ -60,9 +60,10 @@ from firmware.timeanchor import TimeAnchor
 from firmware.update_agent import ImageRefused, UpdateAgent
 from protocol import messages, service, trustlist
 from protocol.errors import FormatError, UsageError
+from protocol.records import DIR_ENTRY, DIR_EXIT
 
 MODES = {"metro": modes.MODE_METRO, "parking": modes.MODE_PARKING, "store": modes.MODE_STORE}
-DIRECTIONS = {"entry": 1, "exit": 2, "both": 1}  # "both": each reader names its direction
+DIRECTIONS = {"entry": DIR_ENTRY, "exit": DIR_EXIT, "both": DIR_ENTRY}  # "both": per reader
 JOURNAL_CAPACITY = 100000
 REJECT_RESERVE = JOURNAL_CAPACITY // 4
 NOTICE_EVERY_MS = 1000

@@ -26,7 +26,7 @@ from firmware import modes, platform
 from firmware.fsm import Machine
 from firmware.gate_selftest import TEST_CARD_PREFIX
 from firmware.journal import JournalError
-from firmware.validator import Decision
+from firmware.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 
 
@@ -105,7 +105,7 @@ class Gate:
 
     def restore(self) -> int:
         """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""
-        return self.policy.rebuild(_unsynced(self.journal))
+        return self.policy.rebuild(self.journal.unsynced())
 
     # -- inputs ----------------------------------------------------------------------------
     def on_scan(self, text, direction=None) -> Decision:
@@ -130,7 +130,7 @@ class Gate:
                 d = Decision(False, reason, d.code)
         if d.accept:
             flags = records.FLAG_EMERGENCY if emergency else 0
-            if "clock_untrusted" in (getattr(d, "flags", None) or ()):
+            if FLAG_CLOCK_UNTRUSTED in d.flags:
                 flags |= records.FLAG_CLOCK_UNTRUSTED
             if self.limits is not None and hasattr(self.limits, "flags") and not emergency:
                 flags |= self.limits.flags(
@@ -267,14 +267,3 @@ class Gate:
             self.journal.append(rec)
         except JournalError:
             self.journal_failures += 1  # the audit trail is full; the decision still stands
-
-
-def _unsynced(journal, chunk: int = 4096):
-    """Every unsynced raw record of the journal, oldest first, a chunk at a time."""
-    after = -1
-    while True:
-        raws = journal.pending(chunk, after)
-        if not raws:
-            return
-        yield from raws
-        after = records.decode(raws[-1]).seq

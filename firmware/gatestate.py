@@ -69,12 +69,9 @@ def config_from_gate_config(cfg: dict) -> ValidatorConfig:
     config leaves out takes the config's documented default (gate_config.DEFAULTS)."""
     out = {}
     for name, setting in _GATE_CONFIG.items():
-        value = cfg.get(name)
-        if value is None and "." in name:
-            group, key = name.split(".", 1)
-            value = (cfg.get(group) or {}).get(key)
+        value = cfg.get(name)  # a dotted name as a flat key
         if value is None:
-            value = gate_config.DEFAULTS.get(name)
+            value = gate_config.get(cfg, name)  # nested, else the default
         if value is None:
             continue
         if setting == "stale_policy":

@@ -369,6 +369,16 @@ class Journal:
             seq = start + n
         return out
 
+    def unsynced(self, chunk: int = 4096):
+        """Every unacknowledged raw record, oldest first, read `chunk` records at a time."""
+        after = -1
+        while True:
+            raws = self.pending(chunk, after)
+            if not raws:
+                return
+            yield from raws
+            after = records.decode(raws[-1]).seq
+
     def _read(self, seg, start: int, n: int) -> list:
         f = self.fs.open_file(self._path(seg.name), "rb")
         try:
@@ -416,9 +426,6 @@ class Journal:
         for listener in self.listeners:
             listener.acked(up_to)
         return dropped
-
-    def segment_count(self) -> int:
-        return len(self._segs)
 
     def close(self):
         self._close_file()

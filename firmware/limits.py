@@ -71,19 +71,13 @@ class OfflineLimits:
         self.flagged = 0  # passages accepted over a bound under the "flag" policy
 
     # -- following the journal -----------------------------------------------------------
-    def load(self, journal, chunk: int = 4096) -> int:
+    def load(self, journal) -> int:
         """Rebuild from the journal's unsynced records; returns the unsynced passage count."""
         self._q = []
         self._head = 0
         self._value = {}
-        after = -1
-        while True:
-            raws = journal.pending(chunk, after)
-            if not raws:
-                break
-            for raw in raws:
-                self.committed(records.decode(raw))
-            after = records.decode(raws[-1]).seq
+        for raw in journal.unsynced():
+            self.committed(records.decode(raw))
         return self.unsynced()
 
     def committed(self, rec) -> None:

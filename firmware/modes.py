@@ -17,11 +17,9 @@ Scan table: for each state, None if a scan is welcome, else the reason it is ref
 code is then not even verified). Events and actions are listed in docs/gate-modes.md.
 """
 
-from firmware.fsm import ANY, SAME
+from firmware.fsm import ANY, SAME, merge
+from protocol.records import MODE_METRO, MODE_PARKING, MODE_STORE  # the numbers records carry
 
-MODE_METRO = 1
-MODE_PARKING = 2
-MODE_STORE = 3
 NAMES = {MODE_METRO: "metro", MODE_PARKING: "parking", MODE_STORE: "store"}
 
 IDLE = "idle"
@@ -141,15 +139,9 @@ def build(number: int, overrides=None, policy=None) -> Mode:
         from protocol.errors import UsageError
 
         raise UsageError("unknown gate mode %r" % number, "bad_config")
-    table = {}
-    for k in COMMON:
-        table[k] = COMMON[k]
-    for k in m.TABLE:
-        table[k] = m.TABLE[k]
-    scans = dict(COMMON_SCANS)
-    for state in m.SCANS:
-        scans[state] = m.SCANS[state]
     timers = {}
     for name in m.TIMERS:
         timers[name] = int(cfg[m.TIMERS[name]])
+    table = merge(COMMON, m.TABLE)
+    scans = merge(COMMON_SCANS, m.SCANS)
     return Mode(number, table, scans, timers, policy or m.policy(cfg))

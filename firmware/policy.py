@@ -16,8 +16,8 @@ LAN); one gate alone sees only its own passages. Memory is bounded by `capacity`
 
 from protocol import reasons, records
 
-ENTRY = 1
-EXIT = 2
+ENTRY = records.DIR_ENTRY
+EXIT = records.DIR_EXIT
 
 
 def _bound(table: dict, capacity: int, now: int, window_s: int) -> None:

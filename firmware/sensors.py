@@ -2,7 +2,7 @@
 
 Drivers report raw levels (True = beam interrupted / loop occupied / contact active); these
 trackers turn them into the events the mode tables use. They read no clock: every update
-carries `now_ms` (a monotonic tick).
+carries `now_ms` (a monotonic tick, compared with platform.ticks_diff: MCU ticks wrap).
 
 Passage beams (metro): beam A on the approach side of the allowed direction, beam B on the far
 side. An *occupancy* starts when either beam is blocked and ends when both are clear; the beam
@@ -18,6 +18,8 @@ both clear between them.
     loitering      the occupancy lasted longer than loiter_ms (once per occupancy)
     clear          both beams clear again (always ends an occupancy)
 """
+
+from firmware.platform import ticks_diff
 
 
 class BeamTracker:
@@ -47,7 +49,11 @@ class BeamTracker:
         if self.direction and not (a or b):
             self.direction = 0
             events.append("clear")
-        elif self.direction and not self.loiter_sent and now_ms - self.since >= self.loiter_ms:
+        elif (
+            self.direction
+            and not self.loiter_sent
+            and ticks_diff(now_ms, self.since) >= self.loiter_ms
+        ):
             self.loiter_sent = True
             events.append("loitering")
         return events
@@ -116,7 +122,7 @@ class EdgeInput:
         if level != self._pending:
             self._pending = level
             self._since = now_ms
-        if now_ms - self._since < self.debounce_ms:
+        if ticks_diff(now_ms, self._since) < self.debounce_ms:
             return []
         self.level = level
         ev = self.on_event if level else self.off_event

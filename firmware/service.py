@@ -98,7 +98,7 @@ class ServiceConsole:
         gate_status=None,
     ):
         self.store = store  # firmware.device_store.DeviceStore
-        self.journal = journal  # .pending_count(), .pending(n), .ack(seq)
+        self.journal = journal  # .pending_count(), .pending(n, after), .acked_seq, .ack(seq)
         self.clock = clock  # .now(), .set(t)
         self.hw = hw  # .scanner, .barrier, .sensors (see firmware.selftest)
         self.verifier = verifier  # .verify(pub, msg, sig) -> bool
@@ -478,7 +478,8 @@ class ServiceConsole:
     def _cmd_export(self, body: bytes) -> bytes:
         index, count = service.index_count(body, "EXPORT")
         total = self.journal.pending_count()
-        raws = self.journal.pending(total)[index : index + min(count, MAX_EXPORT)]
+        # seqs are consecutive: the index-th unsynced record follows seq acked + index
+        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.acked_seq + index)
         return struct.pack(">II", total, index) + b"".join(raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:

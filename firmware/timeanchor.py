@@ -77,7 +77,7 @@ class TimeAnchor:
         self.lead = 0  # seconds the RTC runs ahead of the gate's time
         self.on_flag = on_flag  # callable(reason), called when a flag is raised
         self._seq = 0
-        self._layout_ok = True  # anchor.bin is in the current layout
+        self._layout_ok = True  # anchor.bin exists in the current layout: slots go in place
         self.write_errors = 0
         if path:
             self._load()
@@ -184,9 +184,9 @@ class TimeAnchor:
         slot = body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
         at = (self._seq % 2) * SLOT_LEN
         try:
-            if not self._layout_ok or not platform.path_exists(self.path):
-                # a new file, or the old layout: replaced whole, so a power cut leaves the
-                # old file (and its last_good) or the new one
+            if not self._layout_ok:
+                # a new file, the old layout, or one a write failed on: replaced whole, so a
+                # power cut leaves the old file (and its last_good) or the new one
                 whole = bytes(SLOT_LEN) + slot if at else slot + bytes(SLOT_LEN)
                 platform.write_atomic(self.path, whole)
                 self._layout_ok = True
@@ -197,10 +197,12 @@ class TimeAnchor:
                 self._sync(f)
         except OSError:
             self.write_errors += 1  # keeps time in memory; status() reports it
+            self._layout_ok = False
 
     def _load(self) -> None:
         data = platform.read_file(self.path, None)
         if data is None:
+            self._layout_ok = False  # no file yet: the first write creates it whole
             return
         if len(data) == 2 * _OLD_SLOT_LEN:
             self._layout_ok = False

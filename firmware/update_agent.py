@@ -347,14 +347,6 @@ class UpdateAgent:
             self.abort(e.reason)
             raise
 
-    def read_back_sha256(self, slot: str) -> str:
-        """SHA-256 of the image as last staged into `slot`, from the slot index."""
-        try:
-            with open(boot.slot_dir(self.dir, slot) + ".json") as f:
-                return json.load(f)["image"]
-        except (OSError, ValueError, KeyError):
-            return ""
-
     # -- switching -------------------------------------------------------------------------
 
     def request_test(self) -> str:

@@ -144,10 +144,6 @@ class Validator:
         self._last_now = 0
         self._commits = 0
 
-    def check(self, text, now: int) -> Decision:
-        self._last_now = now
-        return self._check(text, now)
-
     def _trust_state(self, now):
         """-> (reject reason or None, trust_stale flag, lower the offline limit?)"""
         trust = self.trust
@@ -160,23 +156,17 @@ class Validator:
             return "trust_list_stale", True, False
         return None, True, cfg.stale_policy == STALE_LIMIT
 
-    def _check(self, text, now):
-        try:
-            cred_text, pres_text = ridecode.split_text(text)
-        except FormatError as e:
-            return Decision(False, e.reason)
+    def check(self, text, now: int) -> Decision:
+        self._last_now = now
         trust = self.trust
         if trust.epoch != self._cache_epoch:
             self._cache.clear()
             self._cache_epoch = trust.epoch
-        cred = self._cache.get(cred_text)
-        verified = cred is not None
         try:
-            if cred is None:
-                code = ridecode.parse_bytes(base45.decode(cred_text + pres_text))
-                cred = code.credential
-            else:
-                code = ridecode.parse_presentation(cred, base45.decode(pres_text))
+            cred_text, pres_text = ridecode.split_text(text)
+            verified = self._cache.get(cred_text)  # its issuer signature already checked
+            cred = verified or ridecode.parse_credential(base45.decode(cred_text))
+            code = ridecode.parse_presentation(cred, base45.decode(pres_text))
         except FormatError as e:
             return Decision(False, e.reason)
         refuse, stale, stale_limit = self._trust_state(now)
@@ -196,7 +186,7 @@ class Validator:
         if cred.scope & ~key.scope:
             return Decision(False, "issuer_out_of_scope", code)
         verifier = self.verifier
-        if not verified:
+        if verified is None:
             if not verifier.verify(key.pub, code.issuer_signed_bytes(), cred.issuer_sig):
                 return Decision(False, "bad_issuer_signature", code)
             size = self.config.cache_size

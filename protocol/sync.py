@@ -373,9 +373,6 @@ class _Connection:
     def receive_data(self, data) -> None:
         self._frames.extend(self._dec.feed(data))
 
-    def link_stats(self) -> dict:
-        return self._dec.stats
-
     def next_event(self):
         """The next event from the peer, or NEED_DATA. Raises RemoteProtocolError."""
         while self._frames:
@@ -474,21 +471,26 @@ class DeviceConnection(_Connection):
         elif ev.TYPE == m.FETCH:
             self.fetching = (ev.kind, ev.version, ev.offset)
 
-    def _receive_frame(self, ftype, payload):
+    def _unwrap(self, ftype, payload):
         if ftype == m.CHALLENGE and self.state == HELLO_SENT:
             # The session id needs the CHALLENGE body; a CHALLENGE that does not verify is a
             # stale one (for an earlier HELLO) or a forgery: dropped, counted, never obeyed.
-            self._sid = session_id(self._hello, bytes(payload[:-68]))
-            if len(payload) < 68 or not self._verify_first(ftype, payload):
+            body = payload[:-68]
+            self._sid = session_id(self._hello, bytes(body))
+            if (
+                len(payload) < 68
+                or struct.unpack(">I", payload[-68:-64])[0] != self._in_ctr
+                or not self.verifier.verify(
+                    self.peer_pub,
+                    signing_input(self._sid, ftype, self._in_ctr, body),
+                    payload[-64:],
+                )
+            ):
                 self.stats["stale_challenges"] += 1
                 return None
-        return super()._receive_frame(ftype, payload)
-
-    def _verify_first(self, ftype, payload):
-        (ctr,) = struct.unpack(">I", payload[-68:-64])
-        return ctr == 0 and self.verifier.verify(
-            self.peer_pub, signing_input(self._sid, ftype, 0, payload[:-68]), payload[-64:]
-        )
+            self._in_ctr += 1
+            return body
+        return super()._unwrap(ftype, payload)
 
     def _received(self, ev):
         if ev.TYPE == m.CHALLENGE and ev.version != m.VERSION:
