@@ -345,8 +345,13 @@ class Journal:
     def append_many(self, recs) -> int:
         """Group commit: every record in `recs` durable with one write and one sync."""
         self._room(records.KIND_PASSAGE, len(recs))
-        for rec in recs:
-            self.stage(rec)
+        before = len(self._staged)
+        try:
+            for rec in recs:
+                self.stage(rec)
+        except JournalFull:
+            del self._staged[before:]  # all or nothing: no half batch left for a later commit
+            raise
         return self.commit()
 
     # -- sync ----------------------------------------------------------------------------

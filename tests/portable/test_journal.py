@@ -285,6 +285,21 @@ def test_group_commit():
         rmtree(d)
 
 
+def test_a_refused_batch_leaves_nothing_queued():
+    # A reject late in a batch hits the reject reserve: the whole batch is refused, and the
+    # passages before it must not be written by the next commit.
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7, capacity=4, reject_reserve=2)
+        j.append(_reject())
+        raises(JournalFull, j.append_many, [_passage(), _reject()])
+        assert j.append(_passage(9)).seq == 2
+        assert [records.decode(r).account_id for r in j.pending()] == [1, 9]
+        j.close()
+    finally:
+        rmtree(d)
+
+
 def test_capacity_refuses_and_keeps_a_reserve_for_passages():
     d = mkdtemp()
     try:
