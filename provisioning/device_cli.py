@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:
 
     def go() -> int:
         credential = connect.load_credential(args, connect.now()) if cred else None
-        with connect.session(args, events, credential) as client:
+        with connect.session(args, credential) as client:
             return int(body(client, events) or 0)
 
     return connect.run(events, go)
