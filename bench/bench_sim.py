@@ -39,9 +39,9 @@ def bare_rate(n: int = 2000) -> float:
         on_scan = type(gate).on_scan  # the firmware's own, without the simulator's probes
         t0 = time.perf_counter()
         for text in codes:
-            d = on_scan(gate, text)
-            if not d.accept:
-                raise AssertionError("a good code was refused: %s" % d.reason)
+            decision = on_scan(gate, text)
+            if not decision.accept:
+                raise AssertionError("a good code was refused: %s" % decision.reason)
             gate.on_event("passage_fwd")  # the rider walked through: ready for the next
         return n / (time.perf_counter() - t0)
     finally:
