@@ -13,7 +13,7 @@ import tempfile
 import time
 import tracemalloc
 
-from bench.util import row
+from bench.util import rate, row
 from drivers.crypto_openssl import OpenSSLVerifier
 from firmware.denystore import DenyStore
 from host_sim.wallet import Operator
@@ -56,15 +56,20 @@ def p6() -> list[dict]:
         look = store.is_denied
         hits = sum(look(a, c) for a, c in probes)
         assert hits >= LOOKUPS // 2
-        lookup_us = _median_us(lambda: [look(a, c) for a, c in probes], len(probes))
+
+        def lookups(_n: int) -> None:
+            _ = [look(a, c) for a, c in probes]
+
+        # microseconds per lookup: 1 / the median rate over rounds (bench.util.rate)
+        lookup_us = 1e6 / rate(lookups, len(probes))
         as_set = set(keys)
 
-        def set_lookup() -> None:
+        def set_lookup(_n: int) -> None:
             for a, c in probes:
                 ak = a << 24
                 _ = ak in as_set or (ak | c) in as_set
 
-        set_us = _median_us(set_lookup, len(probes))
+        set_us = 1e6 / rate(set_lookup, len(probes))
         store_mb = sys.getsizeof(store.keys) / 1e6
         set_mb = (sys.getsizeof(as_set) + sum(sys.getsizeof(k) for k in keys)) / 1e6
         as_set.clear()  # free it before the deltas
@@ -119,15 +124,6 @@ def p6() -> list[dict]:
         row("P6", "  extra memory while applying it", peak / 1e6, "MB", None, "(peak, info)"),
         row("P6", "  reopen the 1M-entry store", reopen_ms, "ms", None, "part of P10 <= 1 s"),
     ]
-
-
-def _median_us(fn, n: int, rounds: int = 5) -> float:  # type: ignore[no-untyped-def]
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(out)
 
 
 BENCHES = {"P6": p6}

@@ -13,7 +13,7 @@ import shutil
 import statistics
 import time
 
-from bench.util import row
+from bench.util import row, scratch
 from drivers import crypto_openssl as es256
 from firmware import gatestate
 from firmware.denystore import DenyStore
@@ -89,9 +89,7 @@ def _read_all(d: str) -> int:
 
 
 def p10() -> list[dict]:
-    from bench.bench_sync import _scratch
-
-    d = _scratch()
+    d = scratch()
     try:
         provisioned_gate(d)
         starts, floor, deny_ms, journal_ms = [], [], [], []

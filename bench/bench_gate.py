@@ -13,10 +13,9 @@ idle for the next one. Reference in the same run: one raw write+fsync of a journ
 import os
 import shutil
 import statistics
-import tempfile
 import time
 
-from bench.util import row
+from bench.util import row, scratch
 from drivers.barrier_serial import SerialBarrier
 from drivers.crypto_openssl import OpenSSLVerifier
 from drivers.qrengine_serial import SerialQREngine
@@ -27,7 +26,6 @@ from host_sim.hardware import ManualClock, PtyBarrierController, PtyQREngine, Si
 from host_sim.wallet import Issuer, Rider
 
 NOW = 1_767_254_400
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class TimedBarrier(SerialBarrier):
@@ -58,8 +56,7 @@ def _fsync_reference(d: str, n: int = 3000) -> tuple[float, float]:
 
 
 def p2(passages: int = 10_000, riders: int = 2000) -> list[dict]:
-    os.makedirs(os.path.join(HERE, "..", "build"), exist_ok=True)
-    work = tempfile.mkdtemp(prefix="p2-", dir=os.path.join(HERE, "..", "build"))
+    work = scratch("p2-")
     issuer = Issuer(key_id=1)
     people = [Rider() for _ in range(riders)]
     for i, r in enumerate(people):

@@ -10,10 +10,9 @@ ratio says how much of the bare firmware's speed the whole simulation keeps.
 
 import os
 import shutil
-import tempfile
 import time
 
-from bench.util import row
+from bench.util import row, scratch
 from host_sim import scenario
 from host_sim.cli import run_scenario
 
@@ -22,17 +21,11 @@ RUSH = os.path.join(ROOT, "host_sim", "scenarios", "rush_hour.toml")
 SEED = 1
 
 
-def _scratch() -> str:
-    base = os.path.join(ROOT, "build")
-    os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="bench-sim-", dir=base)
-
-
 def bare_rate(n: int = 2000) -> float:
     """Accepted codes per second through one gate's firmware alone."""
     from host_sim.simulation import Simulation
 
-    d = _scratch()
+    d = scratch("bench-sim-")
     try:
         sc = scenario.from_dict(
             {"lanes": [{"kind": "metro"}], "riders": {"population": n}, "denylist": {"initial": 0}},
@@ -46,9 +39,9 @@ def bare_rate(n: int = 2000) -> float:
         on_scan = type(gate).on_scan  # the firmware's own, without the simulator's probes
         t0 = time.perf_counter()
         for text in codes:
-            d = on_scan(gate, text)
-            if not d.accept:
-                raise AssertionError("a good code was refused: %s" % d.reason)
+            decision = on_scan(gate, text)
+            if not decision.accept:
+                raise AssertionError("a good code was refused: %s" % decision.reason)
             gate.on_event("passage_fwd")  # the rider walked through: ready for the next
         return n / (time.perf_counter() - t0)
     finally:
@@ -67,7 +60,7 @@ def p8() -> list[dict]:
     import json
 
     ref = bare_rate()
-    d = _scratch()
+    d = scratch("bench-sim-")
     try:
         walls, files, report = [], [], {}
         for i in range(2):

@@ -9,10 +9,9 @@ import os
 import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
 
-from bench.util import row
+from bench.util import row, scratch
 from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from firmware.journal import Journal, entry
 from firmware.sync_client import SyncClient
@@ -25,13 +24,6 @@ def _rec(i: int) -> records.Record:
     return records.Record(
         records.KIND_PASSAGE, 0, 0, 0, NOW + i, 1, 1, i % 12 + 1, 1000 + i % 5000, 1, i, 250
     )
-
-
-def _scratch() -> str:
-    # on the repository's disk, not a tmpfs, so fsync costs what it costs on a gate
-    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
-    os.makedirs(base, exist_ok=True)
-    return tempfile.mkdtemp(prefix="bench-", dir=base)
 
 
 def _durable_pair(d: str, n: int, rounds: int) -> tuple[float, float, float]:
@@ -88,7 +80,7 @@ def _sqlite_commits(d: str, n: int) -> float:
 
 
 def p4() -> list[dict]:
-    d = _scratch()
+    d = scratch()
     try:
         ours, raw, paired = _durable_pair(d, 800, 15)
         sqlite_rate = _sqlite_commits(d, 2000)
@@ -166,7 +158,7 @@ def _sync_run(tls: bool) -> tuple[float, int]:
     from host_sim.sync_server import BackOfficeThread, HostKeys, server_context
     from provisioning import pki
 
-    d = _scratch()
+    d = scratch()
     try:
         verifier = OpenSSLVerifier()
         host, device = OpenSSLSigner(generate_key()), OpenSSLSigner(generate_key())

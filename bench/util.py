@@ -1,6 +1,8 @@
-"""Small timing helpers shared by the benchmarks: medians of repeated rounds."""
+"""Small helpers shared by the benchmarks: medians of repeated rounds, scratch directories."""
 
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -35,3 +37,11 @@ def row(
         "ratio": None if ratio is None else round(ratio, 3),
         "target": target,
     }
+
+
+def scratch(prefix: str = "bench-") -> str:
+    """A new directory under the repository's build/ (the caller removes it): on the
+    repository's disk, not a tmpfs, so fsync costs what it costs on a gate."""
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=base)

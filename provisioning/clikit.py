@@ -5,7 +5,7 @@
                 with the group's common options (--db, --state, --port, ...) and its handler
     add_json    the --json flag
     read_file   read a file the user named, or a one-line CliError (exit 2)
-    write_file  write a file the command makes, atomically, creating its directory
+    write_file  write a file the command makes, atomically and durably, creating its directory
     need_dir    a directory the user named must exist, or a CliError that says how to make it
     key_errors  a key file that is missing, encrypted or damaged becomes a CliError (exit 2)
     load_signer an operator key (root.key, release.key, sync.key, ...) as a signer
@@ -84,13 +84,12 @@ def read_file(path: str, what: str = "") -> bytes:
 
 
 def write_file(path: str, data: bytes) -> None:
+    from firmware import platform
+
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    platform.write_atomic(path, data)
 
 
 def need_dir(path: str, what: str, remedy: str) -> None:

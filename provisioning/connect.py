@@ -135,7 +135,6 @@ def run(events: Events, fn: Callable[[], int]) -> int:
 @contextlib.contextmanager
 def session(
     args: argparse.Namespace,
-    events: Events,
     cred: Any = None,
     claim: bool = False,
     on_hello: Callable[[Any, str], None] | None = None,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivers.crypto_openssl import OpenSSLVerifier
-from protocol import certs, reasons, service
+from protocol import certs, reasons, records, service
 from protocol.frames import Frame
 from provisioning.transport import Transport
 
@@ -240,11 +240,12 @@ class ServiceClient:
         return action
 
     def export_unsynced(self, progress: Callable[[int, int], None] | None = None) -> list[bytes]:
+        size = records.RECORD_LEN
         out: list[bytes] = []
         while True:
-            body = self.call(service.EXPORT, struct.pack(">IH", len(out), 64))
+            body = self.call(service.EXPORT, struct.pack(">IH", len(out), service.CHUNK // size))
             total, index = struct.unpack(">II", body[:8])
-            got = [body[i : i + 64] for i in range(8, len(body), 64)]
+            got = [body[i : i + size] for i in range(8, len(body), size)]
             if index != len(out):
                 raise DeviceMisbehaves("EXPORT answered from record %d" % index)
             out += got

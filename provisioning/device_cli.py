@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from provisioning.cli import EXIT_FAILED, EXIT_USAGE, CliError
-from provisioning.clikit import Group
+from provisioning.clikit import Group, write_file
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 the gate refused the request or a check failed, 2 bad arguments or "
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:
 
     def go() -> int:
         credential = connect.load_credential(args, connect.now()) if cred else None
-        with connect.session(args, events, credential) as client:
+        with connect.session(args, credential) as client:
             return int(body(client, events) or 0)
 
     return connect.run(events, go)
@@ -331,12 +331,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
             for raw in raws:
                 records.decode(raw)  # each record must parse before we rely on the file
             data = b"".join(raws)
-            tmp = args.export + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, args.export)
+            write_file(args.export, data)  # durable before the gate drops its copy
             digest = hashlib.sha256(data).digest()
             events.say(
                 "exported %d unsynced passages to %s (sha256 %s)"

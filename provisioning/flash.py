@@ -313,7 +313,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
     def go() -> int:
         cred = connect.load_credential(args, connect.now())
-        with connect.session(args, events, cred, on_hello=connected) as client:
+        with connect.session(args, cred, on_hello=connected) as client:
             try:
                 return _flash(args, client, cred, data, m, rep)
             except FlashError as e:

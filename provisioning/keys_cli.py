@@ -114,7 +114,9 @@ def cmd_technician(args: argparse.Namespace) -> int:
     if len(args.name.encode()) > certs.LABEL_LEN:
         raise CliError("--name is over 16 bytes", "use a shorter name", EXIT_USAGE)
     if not 1 <= args.id <= 0xFFFFFFFF or not 1 <= args.days <= 3650:
-        raise CliError("--id or --days out of range", "--id 1..4294967295, --days 1..3650", 2)
+        raise CliError(
+            "--id or --days out of range", "--id 1..4294967295, --days 1..3650", EXIT_USAGE
+        )
     now = connect.now()
     with key_errors():
         cert = operator_keys.issue_technician(

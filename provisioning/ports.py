@@ -88,12 +88,13 @@ def choose(
         return port
     if os.environ.get(PORT_ENV):
         return os.environ[PORT_ENV]
+    directory = directory or sim_dir()
     candidates = usb_ports(lister) + sim_ports(directory)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise PortChoiceError(
-            "no gate found: no USB serial adapter and no simulated gate (%s)" % sim_dir(),
+            "no gate found: no USB serial adapter and no simulated gate (%s)" % directory,
             "plug in the service cable (or start `faregate sim device`), or pass --port",
             [],
         )

@@ -101,7 +101,7 @@ class Provisioning:
                 EXIT_USAGE,
             )
         self.site, self.root, self.cred = st, root, cred
-        with connect.session(self.args, self.events, on_hello=self._hello) as client:
+        with connect.session(self.args, on_hello=self._hello) as client:
             self.client = client
             ident = client.ident
             self.gate = st.select_gate(self.args.gate, ident.device_id)
@@ -114,7 +114,7 @@ class Provisioning:
                 )
             self._session(ident)
             self._clock()
-            pub = self._key(ident.device_id)
+            pub = self._key()
             self._certificate(ident.device_id, pub)
             self._register(ident.device_id, pub)
             self._config(ident.device_id)
@@ -176,7 +176,7 @@ class Provisioning:
             was_off_s=off,
         )
 
-    def _key(self, device_id: int) -> bytes:
+    def _key(self) -> bytes:
         new, pub = self.client.gen_key()
         self.step(
             "device_key",

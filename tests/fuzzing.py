@@ -10,7 +10,7 @@ Inputs are seeds mutated by bit flips, byte changes, truncation, duplication, sp
 random bytes, drawn from a seeded `random.Random` (the seed is printed on failure). The
 parser must return or raise one of `allowed`; anything else, or taking longer than
 `max_ms_each`, fails with the input in hex. `make fuzz` runs n = FUZZ_N (default 1,000,000)
-per parser; the regular suite runs the same tests with a small n for a quick check.
+per parser; the regular suite runs the same tests with n = QUICK for a quick check.
 """
 
 import os
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 DEFAULT_N = int(os.environ.get("FUZZ_N", "1000000"))
+QUICK = 3000  # inputs per parser in `make test`
 
 
 def mutate(rng: random.Random, seeds: Sequence[bytes]) -> bytes:

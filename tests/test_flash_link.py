@@ -10,11 +10,9 @@ from protocol import flash, frames, image
 from protocol.errors import FormatError
 from provisioning.flash import FlashClient
 from provisioning.transport import Transport
-from tests.fuzzing import fuzz_parser
+from tests.fuzzing import QUICK, fuzz_parser
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, confirmed_gate, make
-
-QUICK = 3000
 
 
 class LossyLine:

@@ -4,9 +4,8 @@ import pytest
 
 from protocol import base45, frames, messages, records
 from protocol.errors import FormatError
-from tests.fuzzing import fuzz_parser
+from tests.fuzzing import QUICK, fuzz_parser
 
-QUICK = 3000
 RECORD = records.Record(records.KIND_PASSAGE, 0, 7, 1, 1767254400, account_id=9).to_bytes()
 
 

@@ -14,10 +14,9 @@ from firmware.validator import Validator
 from host_sim.wallet import Issuer, Operator, Rider
 from protocol import base45, denylist, ridecode, trustlist
 from protocol.errors import FormatError
-from tests.fuzzing import fuzz_parser
+from tests.fuzzing import QUICK, fuzz_parser
 
 NOW = 1_767_254_400
-QUICK = 3000
 
 _issuer = Issuer(1)
 _rider = Rider()

@@ -8,10 +8,9 @@ import pytest
 from firmware import gate_config
 from protocol import certs, frames, reasons, service
 from protocol.errors import FormatError
-from tests.fuzzing import fuzz_parser
+from tests.fuzzing import QUICK, fuzz_parser
 from tests.portable import console_kit as kit
 
-QUICK = 3000
 CERT = kit.device_cert(kit.HashSigner(b"dev").public_key)
 CONFIG = json.dumps(dict(kit.CONFIG, validation={"window_s": 60}, revoked_technicians=[3])).encode()
 IDENT = service.Identity(1, 3, kit.DEVICE_ID, b"n" * 16, 7, b"\x02" + bytes(32), bytes(64), b"")

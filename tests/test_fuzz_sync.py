@@ -1,17 +1,14 @@
 """Fuzz the sync layer (R3): every message parser, and both state machines fed mutated bytes.
 Only typed rejects come out; nothing hangs or escapes."""
 
-import tempfile
-
 import pytest
 
 from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from protocol import messages as m
 from protocol import records, sync
 from protocol.errors import FormatError
-from tests.fuzzing import fuzz_parser
+from tests.fuzzing import QUICK, fuzz_parser
 
-QUICK = 3000
 NOW = 1_767_254_400
 HOST = OpenSSLSigner(generate_key())
 DEV = OpenSSLSigner(generate_key())
@@ -83,12 +80,11 @@ STORE = None
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _store():
+def _store(tmp_path_factory):
     global STORE
     from host_sim.backoffice import Store
 
-    d = tempfile.mkdtemp()
-    STORE = Store(d + "/bo.sqlite")
+    STORE = Store(str(tmp_path_factory.mktemp("bo") / "bo.sqlite"))
     STORE.add_device(7, DEV.public_key, NOW)
     yield
     STORE.close()

@@ -41,7 +41,7 @@ def test_choose_explicit_env_one_none_several(tmp_path, monkeypatch):
     assert ports.choose(None, _lister(FakePort("/dev/ttyUSB0")), d) == "/dev/ttyUSB0"
     with pytest.raises(ports.PortChoiceError, match="no gate found") as e:
         ports.choose(None, _lister(), d)
-    assert "pass --port" in e.value.remedy
+    assert "pass --port" in e.value.remedy and d in e.value.message
     # a live simulated gate (this process's pid) next to a USB adapter: two, no guessing
     target = tmp_path / "pty"
     target.write_text("")
