@@ -1,7 +1,7 @@
 """P3: camera decoding on generated phone frames, faregate's pipeline beside the raw libraries.
 
-The set (host_sim/frames.py, seed 3; the codes come from fixed keys, so every run sees the same
-pixels): 640x480 grey frames of ride codes as phones held at a reader look (tilt, rotation,
+The set (host_sim/hardware/frames.py, seed 3; the codes come from fixed keys, so every run sees the
+same pixels): 640x480 grey frames of ride codes as phones held at a reader look (tilt, rotation,
 blur, glare, moire, JPEG, dim and inverted screens), plus frames with no code at all (empty
 reader, phones showing other things, finder-like patterns). Every decoder sees the same frames
 in the same run, on one core (OpenCV limited to one thread), with the ride-code filter on, as at
@@ -13,8 +13,8 @@ FAREGATE_P3_FRAMES=N changes the number of code frames (default 600; a quarter a
 import os
 
 from bench.util import row
-from drivers import decode
-from host_sim import frames
+from drivers.linux import decode
+from host_sim.hardware import frames
 
 SEED = 3
 

@@ -14,8 +14,8 @@ import time
 import tracemalloc
 
 from bench.util import rate, row
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware.denystore import DenyStore
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.verify.denystore import DenyStore
 from host_sim.wallet import Operator
 from protocol import denylist
 

@@ -1,4 +1,4 @@
-"""P10 of TARGETS.md: cold start to ready-to-scan of the whole gate (firmware/device.py).
+"""P10 of TARGETS.md: cold start to ready-to-scan of the whole gate (firmware/compose/device.py).
 
 A provisioned gate's state directory holds a deny list of 1,000,000 entries and 100,000
 records waiting for sync; `Device.open` on it (device store, time anchor, journal check,
@@ -14,14 +14,14 @@ import statistics
 import time
 
 from bench.util import row, scratch
-from drivers import crypto_openssl as es256
-from firmware import gatestate
-from firmware.denystore import DenyStore
-from firmware.device import Device
-from firmware.journal import Journal
-from firmware.limits import OfflineLimits
-from host_sim import gatedir
-from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimReader
+from drivers.linux import crypto_openssl as es256
+from firmware.compose.device import Device
+from firmware.storage.journal import Journal
+from firmware.verify import gatestate
+from firmware.verify.denystore import DenyStore
+from firmware.verify.limits import OfflineLimits
+from host_sim.hardware.devices import ManualClock, SimBarrier, SimDisplay, SimReader
+from host_sim.station import gatedir
 from protocol import denylist, records, trustlist
 
 NOW = 1_767_254_400

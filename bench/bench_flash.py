@@ -1,7 +1,7 @@
 """P9: flashing a 1 MB image over a simulated 115,200-baud serial line, and resuming.
 
-The gate is host_sim.sim_device.SimDevice running the real linux image in a child process, its
-service console on a pty paced like a UART at 115,200 baud 8N1 (11,520 bytes/s each way). The
+The gate is host_sim.hardware.sim_device.SimDevice running the real linux image in a child process,
+its service console on a pty paced like a UART at 115,200 baud 8N1 (11,520 bytes/s each way). The
 path is the product's: the image frames go through the console's authenticated session (a
 technician credential of a throwaway operator, HELLO and AUTH first), into the flash service
 and the update agent, each chunk durable before its ACK. The rate is esptool's "effective"
@@ -19,12 +19,12 @@ import time
 from typing import Any
 
 from bench.util import row
-from drivers import crypto_openssl as es256
-from host_sim.sim_device import SimDevice
+from drivers.linux import crypto_openssl as es256
+from host_sim.hardware.sim_device import SimDevice
 from protocol import image
 from provisioning import image_build, operator_keys
+from provisioning.cli.flash import FlashClient
 from provisioning.console import ServiceClient
-from provisioning.flash import FlashClient
 from provisioning.transport import Transport
 
 BAUD = 115200

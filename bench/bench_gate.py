@@ -1,9 +1,9 @@
 """P2: scan to open. Bytes from the QR engine in, the open command to the barrier out.
 
 Everything real on the way: the engine's line arrives on a pseudo-terminal and is read through
-pyserial (drivers/qrengine_serial), the gate verifies the ride code with OpenSSL (two ES256
+pyserial (drivers/linux/qrengine_serial), the gate verifies the ride code with OpenSSL (two ES256
 signatures), applies the metro entry policy, appends the passage to the journal on disk with
-fsync, and the barrier controller receives "OPEN" on its own pty (drivers/barrier_serial).
+fsync, and the barrier controller receives "OPEN" on its own pty (drivers/linux/barrier_serial).
 Each of 10,000 passages is timed from just before the engine's bytes are written to just
 after the open command was written; the rider then walks through (untimed) so the gate is
 idle for the next one. Reference in the same run: one raw write+fsync of a journal entry
@@ -16,13 +16,13 @@ import statistics
 import time
 
 from bench.util import row, scratch
-from drivers.barrier_serial import SerialBarrier
-from drivers.crypto_openssl import OpenSSLVerifier
-from drivers.qrengine_serial import SerialQREngine
-from firmware.gate import Gate
-from firmware.journal import Journal
-from firmware.validator import IssuerKey, Validator
-from host_sim.hardware import ManualClock, PtyBarrierController, PtyQREngine, SimDisplay
+from drivers.linux.barrier_serial import SerialBarrier
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from drivers.linux.qrengine_serial import SerialQREngine
+from firmware.gate.gate import Gate
+from firmware.storage.journal import Journal
+from firmware.verify.validator import IssuerKey, Validator
+from host_sim.hardware.devices import ManualClock, PtyBarrierController, PtyQREngine, SimDisplay
 from host_sim.wallet import Issuer, Rider
 
 NOW = 1_767_254_400

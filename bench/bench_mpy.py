@@ -1,7 +1,7 @@
 """P7: full verification of one ride code on the MicroPython unix port, pure-Python P-256.
 
 CPython makes the codes (the wallet, OpenSSL keys) and writes a small script; `micropython`
-runs the real firmware.validator with protocol.p256 in a subprocess and reports medians. The
+runs the real firmware.verify.validator with protocol.p256 in a subprocess and reports medians. The
 reference, measured in the same MicroPython run, is one plain P-256 verify (joint 4-bit
 window, no precomputed table): the TARGETS.md reference point (~7 ms).
 """
@@ -23,7 +23,7 @@ SCRIPT = """
 import json, sys, time
 sys.path.insert(0, ".")
 from protocol import p256
-from firmware.validator import IssuerKey, Validator, ValidatorConfig
+from firmware.verify.validator import IssuerKey, Validator, ValidatorConfig
 data = json.load(open(sys.argv[1]))
 issuer_pub = bytes.fromhex(data["issuer_pub"])
 codes = data["codes"]

@@ -13,8 +13,8 @@ import shutil
 import time
 
 from bench.util import row, scratch
-from host_sim import scenario
-from host_sim.cli import run_scenario
+from host_sim.station import scenario
+from provisioning.cli.sim import run_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUSH = os.path.join(ROOT, "host_sim", "scenarios", "rush_hour.toml")
@@ -23,7 +23,7 @@ SEED = 1
 
 def bare_rate(n: int = 2000) -> float:
     """Accepted codes per second through one gate's firmware alone."""
-    from host_sim.simulation import Simulation
+    from host_sim.station.simulation import Simulation
 
     d = scratch("bench-sim-")
     try:

@@ -12,9 +12,9 @@ import statistics
 import time
 
 from bench.util import row, scratch
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from firmware.journal import Journal, entry
-from firmware.sync_client import SyncClient
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from firmware.storage.journal import Journal, entry
+from firmware.sync.client import SyncClient
 from protocol import records
 
 NOW = 1_767_254_400
@@ -152,10 +152,10 @@ def p4() -> list[dict]:
 def _sync_run(tls: bool) -> tuple[float, int]:
     import datetime
 
-    from drivers.link_tcp import client_context, sync_once
-    from host_sim.backoffice import Store
-    from host_sim.hardware import ManualClock
-    from host_sim.sync_server import BackOfficeThread, HostKeys, server_context
+    from drivers.linux.link_tcp import client_context, sync_once
+    from host_sim.backoffice.store import Store
+    from host_sim.backoffice.sync_server import BackOfficeThread, HostKeys, server_context
+    from host_sim.hardware.devices import ManualClock
     from provisioning import pki
 
     d = scratch()

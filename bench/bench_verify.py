@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.util import rate, row
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware.denystore import DenyStore
-from firmware.validator import IssuerKey, Validator, ValidatorConfig
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.verify.denystore import DenyStore
+from firmware.verify.validator import IssuerKey, Validator, ValidatorConfig
 from host_sim.wallet import Issuer, Rider
 from protocol import denylist
 

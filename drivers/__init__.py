@@ -1,15 +1,9 @@
-"""Hardware interfaces and their implementations per platform (see drivers/interfaces.py)."""
+"""Hardware interfaces and their implementations, split by where they run:
 
-# Modules that run on MicroPython too and so go into MCU images (besides drivers/mcu_*.py): the
-# QR-engine core and its machine.UART backend, GPIO, RTC, displays, the URL registry, wiring,
-# the sync link on machine.UART.
-PORTABLE = (
-    "qrengine.py",
-    "qrengine_uart.py",
-    "gpio.py",
-    "rtc.py",
-    "display.py",
-    "registry.py",
-    "wiring.py",
-    "link_uart.py",
-)
+    drivers/portable/  CPython and MicroPython: interfaces, URL registry, wiring, QR-engine core,
+                       GPIO, RTC, displays
+    drivers/linux/     Linux gate (CPython): pyserial, OpenCV, OpenSSL, sockets; its entry module
+    drivers/mcu/       MCU gate (MicroPython): machine.UART backends; its entry module
+
+drivers/manifest.py says which of them go into which firmware image.
+"""

@@ -12,7 +12,7 @@ An event with no row leaves the state alone and is logged as ignored: hardware s
 in any state (a beam flickers while the gate is closed), and dropping them must be visible.
 
 Actions are strings `verb` or `verb:argument`; the machine does not run them, it returns them
-and the owner (firmware/gate.py) runs them in order. Every step is logged, transitions and
+and the owner (firmware/gate/gate.py) runs them in order. Every step is logged, transitions and
 ignored events alike, in a bounded list of `(ticks_ms, state, event, next_state)`; an optional
 `on_transition(entry)` callback sees each entry as it happens (a log file, a console).
 """

@@ -112,7 +112,7 @@ def truncate_file(path: str, size: int) -> None:
 
 # --- signature backend -------------------------------------------------------------------
 # MicroPython gates use the pure-Python P-256 of protocol/p256.py. A CPython entry point hands
-# in the OpenSSL backend (drivers/crypto_openssl.py) with `set_crypto`, since firmware never
+# in the OpenSSL backend (drivers/linux/crypto_openssl.py) with `set_crypto`, since firmware never
 # imports a driver. A backend is any object (a module is fine) with
 #     verifier() -> object with .verify(pub_sec1, msg, sig_rs) -> bool
 #     signer(secret32) -> object with .sign(msg) -> sig_rs and .public_key (SEC1 compressed)

@@ -8,14 +8,14 @@ and `faregate wallet`:
 - `mint_bad(kind, ...)` mints a deliberately bad code of each kind in BAD_KINDS, with the reason
   a gate must give for it.
 
-Signers are `cryptography` keys by default (drivers/crypto_openssl.py); any object with
+Signers are `cryptography` keys by default (drivers/linux/crypto_openssl.py); any object with
 `.sign(msg) -> r||s` and `.public_key` works, e.g. protocol.p256.Signer for deterministic
 (RFC 6979) test vectors.
 """
 
 from typing import Any
 
-from drivers import crypto_openssl as es256
+from drivers.linux import crypto_openssl as es256
 from protocol import denylist, ridecode, trustlist
 
 

@@ -21,7 +21,7 @@ Byte layout (big-endian; docs/ridecode.md has the full specification and test ve
    end  64B  root_sig       r||s over every byte before it
 
 Parsing is strict (exact length, ascending keys, known kind, disjoint adds and removes); any
-fault raises FormatError("list_malformed"). Signatures are checked by firmware/denystore.py.
+fault raises FormatError("list_malformed"). Signatures are checked by firmware/verify/denystore.py.
 """
 
 import struct

@@ -15,7 +15,7 @@ Carried in link frames (protocol.frames: length, header CRC, payload CRC32). Fra
                           utf-8 JSON summary (slot, version, counter, profile)
     0x46  ACTIVATE  h->d  (empty): boot the staged slot on trial; the gate replies STATUS, reboots
     0x47  QUERY     h->d  (empty): ask for STATUS
-    0x48  STATUS    d->h  utf-8 JSON: firmware.update_agent.UpdateAgent.status()
+    0x48  STATUS    d->h  utf-8 JSON: firmware.maintenance.update_agent.UpdateAgent.status()
     0x49  REFUSED   d->h  u8 len | reason (ASCII, protocol/reasons.py) | utf-8 message
 
 A DATA frame at an unexpected offset (one was lost or corrupted on the line) is answered with

@@ -27,7 +27,7 @@ Manifest:
      22       2   file count        1..MAX_FILES
      24       .   entries: u8 path length, path (ASCII), u32 size, 32-byte SHA-256 of the file
 
-Paths are relative ("firmware/gate.py"), made of [A-Za-z0-9_.-] segments joined by "/", no
+Paths are relative ("firmware/gate/gate.py"), made of [A-Za-z0-9_.-] segments joined by "/", no
 empty, "." or ".." segment, and strictly increasing (sorted, no duplicates), so one manifest
 has one encoding. The signature covers bytes 0..23 of the header (so the algorithm, both lengths
 and the key id) and the whole manifest (so every field that decides acceptance: profile, mpy
@@ -294,7 +294,7 @@ def signing_input(head: bytes) -> bytes:
 
 def parse(data: bytes):
     """A whole image: (Header, Manifest, payload offset). Structure only: no hash or signature
-    is checked here (firmware.update_agent decides acceptance)."""
+    is checked here (firmware.maintenance.update_agent decides acceptance)."""
     h, m = parse_head(data)
     if len(data) < h.total_len:
         raise ImageFormatError(

@@ -2,7 +2,7 @@
 
 MicroPython gates verify ride codes with this module, and sign sync challenges and
 provisioning proofs with their device key. Linux gates use `cryptography` instead (same
-interface, drivers/crypto_openssl.py); both agree with every Wycheproof P-256 case.
+interface, drivers/linux/crypto_openssl.py); both agree with every Wycheproof P-256 case.
 
 How it is fast enough on a microcontroller:
 - points are kept in Jacobian coordinates (X, Y, Z) ~ (X/Z^2, Y/Z^3): no inversion per step;

@@ -88,15 +88,17 @@ REASONS = {
         "Gate closed - see staff",
         "The journal is at capacity; no passage can be recorded.",
     ),
-    # installing trust and deny lists (firmware/truststore.py, firmware/denystore.py): not
-    # shown to riders; reported by provisioning, sync and `faregate wallet`/`verify`
+    # installing trust and deny lists (firmware/verify/truststore.py,
+    # firmware/verify/denystore.py): not shown to riders; reported by provisioning, sync and
+    # `faregate wallet`/`verify`
     "list_malformed": (120, "", "A trust or deny list does not parse (docs/ridecode.md)."),
     "list_unknown_root": (121, "", "The list is signed by an operator root the gate lacks."),
     "list_bad_signature": (122, "", "The list's operator root signature does not verify."),
     "list_downgrade": (123, "", "The list is older than the one installed."),
     "deny_gap": (124, "", "A deny delta does not follow the installed version: fetch a snapshot."),
     "deny_full": (125, "", "The deny list would exceed the store's capacity."),
-    # firmware images (firmware.update_agent; refusals shown by `faregate flash` and at sync)
+    # firmware images (firmware.maintenance.update_agent; refusals shown by `faregate flash` and at
+    # sync)
     "image_malformed": (80, "Update refused", "The bytes are not a well-formed faregate image."),
     "image_unsigned": (81, "Update refused", "The image carries no signature."),
     "image_unknown_key": (82, "Update refused", "Signed by a key the gate does not trust."),
@@ -110,7 +112,7 @@ REASONS = {
     "no_verifier": (90, "Update refused", "This gate has no signature verifier to check images."),
     "update_busy": (91, "Update refused", "Another update is on trial; wait for it."),
     "update_storage_error": (92, "Update refused", "The gate could not write the image."),
-    # service console (firmware.service): why a technician's command was refused
+    # service console (firmware.maintenance.console): why a technician's command was refused
     "svc_unauthenticated": (
         100,
         "Service mode",
@@ -174,12 +176,12 @@ REASONS = {
     ),
     "svc_storage": (115, "Gate closed - see staff", "The gate could not write its storage."),
     "svc_internal": (116, "Gate closed - see staff", "The gate hit an internal error."),
-    # gate modes: scans refused by the mode's state (firmware/modes.py, docs/gate-modes.md)
+    # gate modes: scans refused by the mode's state (firmware/gate/modes.py, docs/gate-modes.md)
     "gate_busy": (60, "Please wait", "The gate is still serving the previous passage."),
     "barrier_fault": (61, "Gate closed - see staff", "The barrier or lock reported a jam."),
     "no_vehicle": (62, "Drive up to the barrier", "A parking lane reads codes for a vehicle."),
     "already_exited": (63, "Already exited", "This account already exited here recently."),
-    # gate events and alarms, journaled as KIND_EVENT records (firmware/gate.py)
+    # gate events and alarms, journaled as KIND_EVENT records (firmware/gate/gate.py)
     "tailgating": (
         64,
         "Alarm - one person per code",

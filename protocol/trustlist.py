@@ -19,10 +19,11 @@ Byte layout (big-endian; docs/ridecode.md has the full specification and test ve
 Issuer key rotation with overlap is two entries (old and new key id) whose validity periods
 overlap; credentials name their key by id. Parsing is strict: exact length, magic, format,
 ascending key ids, valid_until > valid_from for every key; else FormatError("list_malformed").
-The signature is not checked here (protocol code holds no keys): firmware/truststore.py does.
+The signature is not checked here (protocol code holds no keys): firmware/verify/truststore.py does.
 
 `root_key_id(pub)` is the id a root key signs lists under when a gate knows it from its claim
-(firmware/device.py): the first two bytes of SHA-256 of its SEC1 encoding, big-endian (the top
+(firmware/compose/device.py): the first two bytes of SHA-256 of its SEC1 encoding, big-endian
+(the top
 half of the u32 key id of protocol/certs.py).
 """
 

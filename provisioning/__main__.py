@@ -1,3 +1,3 @@
-from provisioning.cli import main
+from provisioning.cli.main import main
 
 raise SystemExit(main())

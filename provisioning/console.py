@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.linux.crypto_openssl import OpenSSLVerifier
 from protocol import certs, reasons, records, service
 from protocol.frames import Frame
 from provisioning.transport import Transport

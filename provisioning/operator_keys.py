@@ -24,8 +24,8 @@ import datetime
 import os
 import time
 
-from drivers import crypto_openssl as es256
-from drivers.crypto_openssl import OpenSSLSigner as Signer  # .key, .public_key, .sign(msg)
+from drivers.linux import crypto_openssl as es256
+from drivers.linux.crypto_openssl import OpenSSLSigner as Signer  # .key, .public_key, .sign(msg)
 from protocol import certs
 from provisioning import pki
 

@@ -1,7 +1,7 @@
 """The operator's keys on disk, and X.509 certificates for TLS on the station network.
 
 faregate's own signatures (ride codes, trust lists, images, sync and service authentication) are
-raw ES256 over exact bytes (drivers.crypto_openssl). TLS needs X.509, so the operator CA also
+raw ES256 over exact bytes (drivers.linux.crypto_openssl). TLS needs X.509, so the operator CA also
 issues ordinary certificates for the back office (server) and for gates (client).
 
 Keys are PEM (PKCS#8), written with mode 0600; an optional passphrase encrypts them.
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from drivers import crypto_openssl as es256
+from drivers.linux import crypto_openssl as es256
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:

@@ -15,7 +15,7 @@
     deny_list = "lists/deny.bin"
     fare_table = "lists/fares.bin"
 
-    [validation]  window_s, skew_s, stale_trust        (all optional; see firmware.gate_config)
+    [validation]  window_s, skew_s, stale_trust        (all optional; firmware.compose.gate_config)
     [limits]      max_unsynced_count, max_unsynced_age_s, at_limit
     [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
                   of the operator directory, next to ca_key), interval_s, and
@@ -33,7 +33,7 @@
 
 Every error names the file, the line and the field: `site.toml:14: gate[2].direction: ...`.
 tomllib reports lines only for syntax errors, so `find_line` finds a key's line itself.
-Values are checked with the gate's own schema (firmware.gate_config.FIELDS).
+Values are checked with the gate's own schema (firmware.compose.gate_config.FIELDS).
 """
 
 import os
@@ -41,7 +41,7 @@ import re
 import tomllib
 from typing import Any
 
-from firmware import gate_config
+from firmware.compose import gate_config
 
 # section -> key -> config field it becomes ("" for a file path; "!" marks a required key)
 SECTIONS: dict[str, dict[str, str]] = {
@@ -186,7 +186,7 @@ class Site:
         )
 
     def config_for(self, gate: Gate, device_id: int) -> dict[str, Any]:
-        """The gate's config (firmware.gate_config), built from the station and the gate."""
+        """The gate's config (firmware.compose.gate_config), built from the station and the gate."""
         cfg: dict[str, Any] = {
             "version": gate_config.VERSION,
             "device_id": device_id,

@@ -1,6 +1,6 @@
 """A serial link that carries faregate frames: open a port, send a frame, wait for the answer,
 retry on silence. Used by the service console client, and by firmware flashing inside its
-session (provisioning/flash.py).
+session (provisioning/cli/flash.py).
 
     link = Transport("/dev/ttyUSB0")           # or a pty path, or any pyserial URL (loop://)
     reply = link.exchange(ftype, payload, want=lambda fr: fr.type == X)

@@ -16,11 +16,11 @@ import sys
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier
-from drivers.link_tcp import sync_once
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier
+from drivers.linux.link_tcp import sync_once
 from firmware import platform
-from firmware.journal import Journal, JournalError
-from firmware.sync_client import SyncClient, SyncError
+from firmware.storage.journal import Journal, JournalError
+from firmware.sync.client import SyncClient, SyncError
 from protocol import records
 
 SEGMENT = 8

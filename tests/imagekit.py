@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from drivers import crypto_openssl as es256
-from host_sim.sim_device import SimDevice
+from drivers.linux import crypto_openssl as es256
+from host_sim.hardware.sim_device import SimDevice
 from provisioning import image_build, operator_keys, pki
 from provisioning.console import ServiceClient
 from provisioning.transport import Transport

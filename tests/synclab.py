@@ -15,14 +15,20 @@ import os
 import select
 import threading
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from drivers.link_serial import SerialLink
-from drivers.link_tcp import TcpLink, client_context
-from firmware.journal import Journal
-from firmware.sync_client import SyncClient
-from host_sim.backoffice import Store
-from host_sim.hardware import ManualClock
-from host_sim.sync_server import BackOfficeThread, HostKeys, HostSession, serve_link, server_context
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.link_serial import SerialLink
+from drivers.linux.link_tcp import TcpLink, client_context
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient
+from host_sim.backoffice.store import Store
+from host_sim.backoffice.sync_server import (
+    BackOfficeThread,
+    HostKeys,
+    HostSession,
+    serve_link,
+    server_context,
+)
+from host_sim.hardware.devices import ManualClock
 from protocol import records
 
 NOW = 1_767_254_400

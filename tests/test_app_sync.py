@@ -1,4 +1,4 @@
-"""The gate's periodic sync as firmware/app.py runs it: the Syncer opens the link the Linux
+"""The gate's periodic sync as firmware/compose/app.py runs it: the Syncer opens the link the Linux
 entry point chooses (here a serial port: a pty read through pyserial, the back office serving
 the other end into its SQLite file), pumps the session from the main loop, logs one line per
 session, and backs off when the back office is not there. Over TCP the link opens in a worker
@@ -14,14 +14,15 @@ import tty
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from drivers import crypto_openssl as es256
-from drivers import linux_gate
-from firmware import app, boot
-from firmware.device import Device
-from host_sim import gatedir
-from host_sim.backoffice import Store
-from host_sim.hardware import ManualClock
-from host_sim.sync_server import HostKeys, serve_link
+from drivers.linux import crypto_openssl as es256
+from drivers.linux import entry as linux_gate
+from firmware.compose import app
+from firmware.compose.device import Device
+from firmware.maintenance import boot
+from host_sim.backoffice.store import Store
+from host_sim.backoffice.sync_server import HostKeys, serve_link
+from host_sim.hardware.devices import ManualClock
+from host_sim.station import gatedir
 from protocol import denylist, records, trustlist
 from provisioning import pki
 from tests.portable import codes

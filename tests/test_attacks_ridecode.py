@@ -1,5 +1,5 @@
 """R4, the attacks that concern ride codes: each refused with its own reason, on a gate whose
-state is real files (firmware/gatestate.py) and whose signatures are checked by OpenSSL.
+state is real files (firmware/verify/gatestate.py) and whose signatures are checked by OpenSSL.
 
 (Replay at another gate is caught by the back office, issue 4; images and service commands are
 other issues'.)
@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware import gatestate
-from firmware.denystore import DenyStore
-from firmware.truststore import ListError
-from firmware.validator import ValidatorConfig
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.verify import gatestate
+from firmware.verify.denystore import DenyStore
+from firmware.verify.truststore import ListError
+from firmware.verify.validator import ValidatorConfig
 from host_sim.wallet import Issuer, Operator, Rider, mint_bad, present_with
 from protocol import denylist, p256, ridecode
 from tests.conftest import ROOT
@@ -61,7 +61,7 @@ class World:
         self.gate.deny.install(self.op.deny_snapshot(1, [], T - 60))
 
     def boot(self):  # type: ignore[no-untyped-def]
-        from firmware import timeanchor
+        from firmware.verify import timeanchor
 
         v = gatestate.open_validator(self.dir, OpenSSLVerifier())
         v.clock = timeanchor.TimeAnchor(
@@ -198,8 +198,8 @@ def test_stale_forged_and_downgraded_trust_lists(world):
 CHILD = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware.denystore import DenyStore
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.verify.denystore import DenyStore
 roots = {1: bytes.fromhex(sys.argv[3])}
 store = DenyStore(sys.argv[2], roots, OpenSSLVerifier(), compact_after=3)
 print("ready", flush=True)

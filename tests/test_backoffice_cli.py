@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from drivers.link_tcp import sync_once
-from firmware.journal import Journal
-from firmware.sync_client import SyncClient, SyncError
-from host_sim.hardware import ManualClock
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.link_tcp import sync_once
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient, SyncError
+from host_sim.hardware.devices import ManualClock
 from protocol import records
 from provisioning import pki
 from tests.conftest import faregate_argv

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from drivers.link_tcp import TcpLink, client_context
-from host_sim.sync_server import BackOfficeThread, quiet_disconnects, server_context
+from drivers.linux.link_tcp import TcpLink, client_context
+from host_sim.backoffice.sync_server import BackOfficeThread, quiet_disconnects, server_context
 from tests.synclab import Lab
 
 

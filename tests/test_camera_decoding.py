@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers import camera, decode, registry
-from host_sim import camera as simcam
-from host_sim import frames
+from drivers.linux import camera, decode
+from drivers.portable import registry
+from host_sim.hardware import camera as simcam
+from host_sim.hardware import frames
 from tests.conftest import faregate_argv
 from tests.portable import codes
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.linux.crypto_openssl import OpenSSLVerifier
 from protocol import certs
 from protocol.errors import FormatError
 from provisioning.operator_keys import Signer

@@ -1,9 +1,9 @@
-"""Clearing: journeys and charges from stored passages (host_sim/clearing.py)."""
+"""Clearing: journeys and charges from stored passages (host_sim/backoffice/clearing.py)."""
 
 import pytest
 
-from host_sim import clearing
-from host_sim.backoffice import Store
+from host_sim.backoffice import clearing
+from host_sim.backoffice.store import Store
 from protocol import records
 from protocol.records import DIR_ENTRY, DIR_EXIT, MODE_METRO, MODE_PARKING, MODE_STORE
 

@@ -2,7 +2,9 @@
 
 import os
 
-from provisioning import cli, device_cli, operator_keys
+from provisioning import operator_keys
+from provisioning.cli import device as device_cli
+from provisioning.cli import main as cli
 
 
 def test_a_bug_is_exit_5_with_one_closing_line(monkeypatch, capsys):

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from drivers import crypto_openssl
+from drivers.linux import crypto_openssl
 from firmware import platform
 from protocol import p256
 from tests.portable.test_p256 import _wycheproof_cases

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from drivers.link_tcp import sync_once
-from firmware.sync_client import SyncError, run_session
-from host_sim.sync_server import HostSession
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.link_tcp import sync_once
+from firmware.sync.client import SyncError, run_session
+from host_sim.backoffice.sync_server import HostSession
 from protocol import records
 from protocol.errors import FormatError
 from provisioning import pki
@@ -203,10 +203,10 @@ def test_back_office_disk_full_acknowledges_nothing(tmp_path):
 
 
 def test_gate_disk_full_keeps_the_barrier_shut(tmp_path):
-    from firmware.gate import Gate
-    from firmware.journal import Journal
-    from firmware.validator import IssuerKey, Validator
-    from host_sim.hardware import ManualClock, SimBarrier, SimDisplay
+    from firmware.gate.gate import Gate
+    from firmware.storage.journal import Journal
+    from firmware.verify.validator import IssuerKey, Validator
+    from host_sim.hardware.devices import ManualClock, SimBarrier, SimDisplay
     from host_sim.wallet import Issuer, Rider
     from tests.portable.test_journal import FaultyDisk
 

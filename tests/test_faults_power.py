@@ -22,13 +22,13 @@ import time
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from drivers.link_tcp import sync_once
-from firmware.journal import Journal
-from firmware.sync_client import SyncClient
-from host_sim import clearing
-from host_sim.hardware import ManualClock
-from host_sim.sync_server import BackOfficeThread, HostKeys
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.link_tcp import sync_once
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient
+from host_sim.backoffice import clearing
+from host_sim.backoffice.sync_server import BackOfficeThread, HostKeys
+from host_sim.hardware.devices import ManualClock
 from protocol import records
 from provisioning import pki
 

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from firmware.flash_service import FlashService
+from firmware.maintenance.flash_service import FlashService
 from protocol import flash, frames, image
 from protocol.errors import FormatError
-from provisioning.flash import FlashClient
+from provisioning.cli.flash import FlashClient
 from provisioning.transport import Transport
 from tests.fuzzing import QUICK, fuzz_parser
 from tests.portable.harness import mkdtemp, rmtree
@@ -108,7 +108,7 @@ def _parse_flash(p: bytes) -> None:
 
 
 def _agent_head(p: bytes) -> None:
-    from firmware.update_agent import ImageRefused
+    from firmware.maintenance.update_agent import ImageRefused
     from tests.portable.images import device
 
     try:

@@ -1,7 +1,7 @@
 """Flashing a simulated gate over a real pty with pyserial: the whole update path.
 
-Each gate is host_sim.sim_device.SimDevice: a bootloader that picks slot a or b, the image's
-own code running in a child process (CPython for linux, the MicroPython unix port for mcu),
+Each gate is host_sim.hardware.sim_device.SimDevice: a bootloader that picks slot a or b, the
+image's own code running in a child process (CPython for linux, the MicroPython unix port for mcu),
 and its service console on a pty. The gate is claimed by a test operator; `faregate flash`
 runs as a subprocess with that operator's technician credential, as a technician runs it.
 """
@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 
-from firmware import boot
+from firmware.maintenance import boot
 from protocol import image
+from provisioning.cli.flash import FlashClient, Refused
 from provisioning.console import ServiceClient
-from provisioning.flash import FlashClient, Refused
 from provisioning.transport import Transport
 from tests.conftest import faregate_argv
 from tests.imagekit import (
@@ -190,7 +190,7 @@ def test_truncated_transfer_is_refused_and_resumes(tmp_path, release, op, v1) ->
 def test_crashing_trial_image_reverts_by_itself(tmp_path, release, op, v1) -> None:
     src = patched_tree(
         str(tmp_path),
-        {"drivers/linux_gate.py": "def main(ctx):\n    raise RuntimeError('boom at boot')\n"},
+        {"drivers/linux/entry.py": "def main(ctx):\n    raise RuntimeError('boom at boot')\n"},
     )
     img = write(str(tmp_path), "crash.fgi", build(release, "2.0.0", 2, src=src))
     with running_gate(str(tmp_path / "gate"), v1, [release.pub], op) as gate:
@@ -211,7 +211,10 @@ def test_failing_self_test_reverts(tmp_path, release, op, v1) -> None:
     start (the trial is only confirmed once the console it will serve with is up)."""
     cases = {
         "protocol/broken.py": ("import no_such_module\n", "imports: protocol.broken"),
-        "firmware/service.py": ("class ServiceConsole:\n    pass\n", "service console: Type"),
+        "firmware/maintenance/console.py": (
+            "class ServiceConsole:\n    pass\n",
+            "service console: Type",
+        ),
     }
     with running_gate(str(tmp_path / "gate"), v1, [release.pub], op) as gate:
         for n, (path, (text, why)) in enumerate(sorted(cases.items())):

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware.validator import Validator
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.verify.validator import Validator
 from host_sim.wallet import Issuer, Operator, Rider
 from protocol import base45, denylist, ridecode, trustlist
 from protocol.errors import FormatError

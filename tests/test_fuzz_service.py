@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from firmware import gate_config
+from firmware.compose import gate_config
 from protocol import certs, frames, reasons, service
 from protocol.errors import FormatError
 from tests.fuzzing import QUICK, fuzz_parser

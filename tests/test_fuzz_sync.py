@@ -3,7 +3,7 @@ Only typed rejects come out; nothing hangs or escapes."""
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from protocol import messages as m
 from protocol import records, sync
 from protocol.errors import FormatError
@@ -59,7 +59,7 @@ def _parse_any(data: bytes) -> None:
 
 
 def _host_session(data: bytes) -> None:
-    from host_sim.sync_server import HostSession
+    from host_sim.backoffice.sync_server import HostSession
 
     s = HostSession(STORE, HOST, OpenSSLVerifier(), None)
     s.receive(data)  # must never raise: a refusal is an ERROR frame
@@ -82,7 +82,7 @@ STORE = None
 @pytest.fixture(autouse=True, scope="module")
 def _store(tmp_path_factory):
     global STORE
-    from host_sim.backoffice import Store
+    from host_sim.backoffice.store import Store
 
     STORE = Store(str(tmp_path_factory.mktemp("bo") / "bo.sqlite"))
     STORE.add_device(7, DEV.public_key, NOW)

@@ -10,12 +10,12 @@ Behaviour through moving riders, cars and doors is in tests/test_gate_scenarios.
 
 import pytest
 
-from firmware import modes
 from firmware.fsm import ANY, IGNORED
-from firmware.gate import Gate
-from firmware.journal import Journal
-from firmware.validator import Validator
-from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimIndicator
+from firmware.gate import modes
+from firmware.gate.gate import Gate
+from firmware.storage.journal import Journal
+from firmware.verify.validator import Validator
+from host_sim.hardware.devices import ManualClock, SimBarrier, SimDisplay, SimIndicator
 from protocol import reasons, records
 from tests.portable import codes
 

@@ -1,7 +1,7 @@
 """Gate modes with things moving through them: riders, tailgaters, loiterers and wrong-way
 walkers in a metro passage, cars in a parking lane, shoppers at a store door, fire alarms,
-jams and a service key, all on simulated hardware (host_sim.hardware, host_sim.passage) driven
-by the gate's own loop on a virtual clock.
+jams and a service key, all on simulated hardware (host_sim.hardware.devices,
+host_sim.hardware.passage) driven by the gate's own loop on a virtual clock.
 
 The seeded runs at the end mix everything at random and check the safety rules at every
 10 ms step: the barrier never opens without an accepted, journaled code (or a fire alarm, or
@@ -13,14 +13,21 @@ import random
 
 import pytest
 
-from firmware import modes
-from firmware.gate import Gate
-from firmware.journal import Journal
-from firmware.loop import GateLoop
-from firmware.policy import Passback
-from firmware.validator import Validator
-from host_sim import passage
-from host_sim.hardware import ManualClock, SimBarrier, SimDisplay, SimIndicator, SimInput, SimReader
+from firmware.gate import modes
+from firmware.gate.gate import Gate
+from firmware.gate.loop import GateLoop
+from firmware.gate.policy import Passback
+from firmware.storage.journal import Journal
+from firmware.verify.validator import Validator
+from host_sim.hardware import passage
+from host_sim.hardware.devices import (
+    ManualClock,
+    SimBarrier,
+    SimDisplay,
+    SimIndicator,
+    SimInput,
+    SimReader,
+)
 from protocol import reasons, records
 from tests.portable import codes
 

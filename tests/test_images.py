@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLVerifier
-from firmware.update_agent import ImageRefused, UpdateAgent
-from host_sim.sim_device import mpy_of_unix_port
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.maintenance.update_agent import ImageRefused, UpdateAgent
+from host_sim.hardware.sim_device import mpy_of_unix_port
 from protocol import image
 from provisioning import image_build
 from tests.conftest import faregate_argv
@@ -54,7 +54,10 @@ def test_cli_build_sign_verify_with_the_operator_release_key(tmp_path) -> None:
     r = run("image", "verify", img, "--key", key, "--files", env=env)
     assert r.returncode == 0, r.stderr
     assert "linux image 1.4.2, security counter 7" in r.stdout
-    assert "firmware/update_agent.py" in r.stdout and "drivers/mcu_gate.py" not in r.stdout
+    assert (
+        "firmware/maintenance/update_agent.py" in r.stdout
+        and "drivers/mcu/entry.py" not in r.stdout
+    )
 
     assert "image_unknown_key" in run("image", "verify", img, "--key", other).stderr
     r = run("image", "verify", img, "--key", pub, "--profile", "mcu")
@@ -104,8 +107,8 @@ def test_mcu_image_is_mpy_only_and_matches_the_unix_port(release: Release) -> No
     assert m.mpy == (6, 3) and m.profile_name == "mcu"
     paths = [f.path for f in m.files]
     assert paths and all(p.endswith(".mpy") for p in paths)
-    assert "drivers/mcu_gate.mpy" in paths and "drivers/crypto_openssl.mpy" not in paths
-    assert "firmware/boot.mpy" in paths and "protocol/image.mpy" in paths
+    assert "drivers/mcu/entry.mpy" in paths and "drivers/linux/crypto_openssl.mpy" not in paths
+    assert "firmware/maintenance/boot.mpy" in paths and "protocol/image.mpy" in paths
     for _f, start, _end in image.file_spans(m, off):
         assert data[start : start + 2] == b"M\x06"
 

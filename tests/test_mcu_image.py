@@ -1,17 +1,17 @@
 """The MCU profile runs from an MCU firmware image: the .mpy bytecode of protocol/, firmware/
-and the portable drivers (drivers.PORTABLE), with no .py beside it, runs the gate modes on the
-MicroPython unix port against the fake `machine` module, and its entry point
-(drivers/mcu_gate.py) runs a whole gate: UART QR engine, GPIO barrier and beams, sync over a
+and the portable drivers (drivers/portable/, as drivers/manifest.py says), with no .py beside it,
+runs the gate modes on the MicroPython unix port against the fake `machine` module, and its entry
+point (drivers/mcu/entry.py) runs a whole gate: UART QR engine, GPIO barrier and beams, sync over a
 UART (tests/portable/test_mcu_gate.py)."""
 
 import os
 import shutil
 import subprocess
 
-from drivers import PORTABLE
-from host_sim.sim_device import micropython_binary
+from host_sim.hardware.sim_device import micropython_binary
 from protocol import image
 from provisioning import image_build
+from provisioning.image_build import source_files
 from tests.imagekit import BUILD_TIME, ROOT
 
 
@@ -19,10 +19,12 @@ def test_mcu_image_holds_the_portable_drivers_and_runs_the_modes(tmp_path):
     data = image_build.build(ROOT, "mcu", "1.0.0", 1, BUILD_TIME)
     _h, manifest, off = image.parse(data)
     paths = [f.path for f in manifest.files]
-    for name in PORTABLE:
-        assert "drivers/" + name[:-3] + ".mpy" in paths
-    assert "drivers/qrengine_serial.mpy" not in paths  # pyserial: Linux only
-    assert "drivers/mcu_gate.mpy" in paths and "drivers/link_serial.mpy" not in paths
+    portable = [r for r in source_files(ROOT, "linux") if r.startswith("drivers/portable/")]
+    assert len(portable) >= 7
+    for rel in portable:
+        assert rel[:-3] + ".mpy" in paths
+    assert "drivers/linux/qrengine_serial.mpy" not in paths  # pyserial: Linux only
+    assert "drivers/mcu/entry.mpy" in paths and "drivers/linux/link_serial.mpy" not in paths
     for f, start, end in image.file_spans(manifest, off):
         dest = tmp_path / f.path
         dest.parent.mkdir(parents=True, exist_ok=True)

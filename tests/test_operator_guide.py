@@ -8,7 +8,7 @@ a stale trust list and its cure, a revoked gate."""
 import re
 import shlex
 
-from provisioning.cli import build_parser
+from provisioning.cli.main import build_parser
 from tests import guides
 
 

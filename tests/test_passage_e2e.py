@@ -11,16 +11,16 @@ import threading
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
-from drivers.decode import decode_image
-from drivers.link_tcp import sync_once
-from drivers.qrengine_serial import SerialQREngine
-from firmware.gate import Gate
-from firmware.journal import Journal
-from firmware.sync_client import SyncClient, SyncError
-from firmware.validator import IssuerKey, Validator
-from host_sim.hardware import ManualClock, PtyQREngine, SimBarrier, SimDisplay
-from host_sim.sync_server import BackOfficeThread, HostKeys
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.decode import decode_image
+from drivers.linux.link_tcp import sync_once
+from drivers.linux.qrengine_serial import SerialQREngine
+from firmware.gate.gate import Gate
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient, SyncError
+from firmware.verify.validator import IssuerKey, Validator
+from host_sim.backoffice.sync_server import BackOfficeThread, HostKeys
+from host_sim.hardware.devices import ManualClock, PtyQREngine, SimBarrier, SimDisplay
 from host_sim.wallet import Issuer, Rider, render_png
 from protocol import records
 

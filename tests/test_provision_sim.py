@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLVerifier
-from host_sim.hardware import PtyQREngine
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from host_sim.hardware.devices import PtyQREngine
 from protocol import certs, records, service
 from provisioning import ports
 from provisioning.console import DeviceRefused, ServiceClient

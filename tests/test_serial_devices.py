@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from drivers import registry, wiring
-from drivers.barrier_serial import SerialBarrier
-from drivers.qrengine_serial import SerialQREngine, from_url, split_url
-from firmware.device import gate_loop
-from firmware.journal import Journal
-from firmware.validator import Validator
-from host_sim.hardware import ManualClock, PtyBarrierController, PtyQREngine, SimBarrier
+from drivers.linux.barrier_serial import SerialBarrier
+from drivers.linux.qrengine_serial import SerialQREngine, from_url, split_url
+from drivers.portable import registry, wiring
+from firmware.compose.device import gate_loop
+from firmware.storage.journal import Journal
+from firmware.verify.validator import Validator
+from host_sim.hardware.devices import ManualClock, PtyBarrierController, PtyQREngine, SimBarrier
 from protocol import reasons, records
 from tests.portable import codes
 

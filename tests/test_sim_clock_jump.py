@@ -1,11 +1,11 @@
 """A gate's RTC jumps forward during a back-office outage, then the gate loses power: the time
-anchor keeps counting the time that really passed (firmware/timeanchor.py), so riders' fresh
+anchor keeps counting the time that really passed (firmware/verify/timeanchor.py), so riders' fresh
 codes keep opening the gate instead of being refused as stale until the next sync. Before the
 forward check, the station simulator's backoffice_outage scenario (seed 1) refused 1,963 codes
 this way."""
 
-from host_sim import scenario
-from host_sim.simulation import Simulation
+from host_sim.station import scenario
+from host_sim.station.simulation import Simulation
 
 TOML = """
 name = "clock_jump_offline"

@@ -12,11 +12,11 @@ import os
 
 import pytest
 
-from firmware.validator import Decision
-from host_sim.cli import run_scenario
-from host_sim.invariants import INVARIANTS
-from host_sim.simulation import Tamper
+from firmware.verify.validator import Decision
+from host_sim.station.invariants import INVARIANTS
+from host_sim.station.simulation import Tamper
 from protocol import records
+from provisioning.cli.sim import run_scenario
 
 # A small, busy station: every behaviour and a deny-list delta every two minutes, so each
 # broken component shows within a few simulated minutes.

@@ -1,11 +1,12 @@
-"""The simulator's station network (host_sim/simlink.py): the real sync machines over a seeded,
-virtual-time link. A clean link delivers everything; loss, duplication, corruption, partitions
-and a back office that dies mid-session make sessions fail, never lose or double a record."""
+"""The simulator's station network (host_sim/station/simlink.py): the real sync machines over a
+seeded, virtual-time link. A clean link delivers everything; loss, duplication, corruption,
+partitions and a back office that dies mid-session make sessions fail, never lose or double a
+record."""
 
 import random
 
-from host_sim.simlink import Network, Scheduler, Session
-from host_sim.sync_server import HostSession
+from host_sim.backoffice.sync_server import HostSession
+from host_sim.station.simlink import Network, Scheduler, Session
 from tests.synclab import Lab
 
 CLEAN = {"latency_ms": [5, 20], "drop_rate": 0.0, "duplicate_rate": 0.0, "corrupt_rate": 0.0}

@@ -8,8 +8,8 @@ import subprocess
 
 from PIL import Image
 
-from host_sim import report as reports
-from host_sim.cli import run_scenario
+from host_sim.station import report as reports
+from provisioning.cli.sim import run_scenario
 from tests.conftest import faregate_argv
 from tests.test_sim_invariants import SMALL
 

@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from host_sim import scenario
-from host_sim.simulation import Simulation
-from provisioning.cli import main
+from host_sim.station import scenario
+from host_sim.station.simulation import Simulation
+from provisioning.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "scenarios.md")
@@ -148,7 +148,7 @@ if __name__ == "__main__":
 def test_fault_plan_spreads_seeded_faults_and_keeps_fixed_ones():
     import random
 
-    from host_sim import faults
+    from host_sim.station import faults
 
     sc = scenario.from_dict(
         {

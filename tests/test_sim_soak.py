@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from host_sim import report as reports
-from host_sim import scenario
-from host_sim.simulation import Simulation
+from host_sim.station import report as reports
+from host_sim.station import scenario
+from host_sim.station.simulation import Simulation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = [("default", seed) for seed in range(1, 31)] + [

@@ -68,7 +68,7 @@ def test_good_site_builds_each_gates_config(tmp_path):
         "scope": 1,
         "validation": {"window_s": 60},
     }
-    from firmware import gate_config
+    from firmware.compose import gate_config
 
     gate_config.validate(cfg, 1018)  # what the site builds, the gate accepts
     assert st.select_gate("A1", 5).name == "A1"

@@ -5,8 +5,8 @@ import calendar
 import io
 import random
 
-from drivers import display, gpio, rtc
-from host_sim.hardware import ManualClock, SimBarrier, SimRTC
+from drivers.portable import display, gpio, rtc
+from host_sim.hardware.devices import ManualClock, SimBarrier, SimRTC
 from tests.portable.fake_machine import FakeMachine, Ticks
 
 

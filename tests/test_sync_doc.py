@@ -4,7 +4,7 @@ verifies with the keys printed above it, and the fields read as the text says.""
 import os
 import re
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.linux.crypto_openssl import OpenSSLVerifier
 from protocol import frames, sync
 from protocol import messages as m
 

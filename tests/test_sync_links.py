@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from drivers.crypto_openssl import OpenSSLSigner, generate_key
-from firmware.sync_client import SyncError, run_session
+from drivers.linux.crypto_openssl import OpenSSLSigner, generate_key
+from firmware.sync.client import SyncError, run_session
 from protocol import messages as m
 from protocol import records
 from tests.synclab import DEVICE_ID, NOW, Lab
@@ -109,8 +109,8 @@ def test_gate_does_not_talk_to_a_back_office_without_the_operator_key(lab, kind)
 def test_tls_refuses_a_client_without_a_certificate(lab):
     import ssl
 
-    from drivers.link_tcp import TcpLink, client_context
-    from host_sim.sync_server import BackOfficeThread, server_context
+    from drivers.linux.link_tcp import TcpLink, client_context
+    from host_sim.backoffice.sync_server import BackOfficeThread, server_context
 
     ca, srv, _cli = lab.tls_files()
     bo = BackOfficeThread(lab.db + "2", lab.keys, server_context(srv[0], srv[1], ca))

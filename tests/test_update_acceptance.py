@@ -61,7 +61,7 @@ def test_build_sign_flash_confirm_status_and_a_crashing_trial_reverts(tmp_path) 
         # a trial image that crashes as it boots: the gate goes back to 1.1.0 by itself
         src = patched_tree(
             str(tmp_path / "broken"),
-            {"drivers/linux_gate.py": "def main(ctx):\n    raise RuntimeError('boom')\n"},
+            {"drivers/linux/entry.py": "def main(ctx):\n    raise RuntimeError('boom')\n"},
         )
         p = field.run(
             "image",

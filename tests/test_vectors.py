@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from drivers.crypto_openssl import OpenSSLVerifier
+from drivers.linux.crypto_openssl import OpenSSLVerifier
 from tests.conftest import ROOT
 from tests.portable.test_vectors import load, run_cases
 

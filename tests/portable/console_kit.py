@@ -7,18 +7,18 @@ no ES256 signer here. The real ES256 path is tested over a pty in tests/test_pro
 import hashlib
 import json
 
-from firmware import selftest
-from firmware.device_store import DeviceStore
-from firmware.eventlog import EventLog
-from firmware.journal import Journal
+from firmware.maintenance import trial_selftest as selftest
+from firmware.maintenance.console import ServiceConsole
 from firmware.platform import write_atomic
-from firmware.service import ServiceConsole
+from firmware.storage.device_store import DeviceStore
+from firmware.storage.eventlog import EventLog
+from firmware.storage.journal import Journal
 from protocol import certs, frames, reasons, service
 from tests.portable.codes import HashVerifier, fake_sig
 
 NOW = 1767254400
 DEVICE_ID = 1017
-CONFIG = {  # a gate config (firmware/gate_config.py) for DEVICE_ID
+CONFIG = {  # a gate config (firmware/compose/gate_config.py) for DEVICE_ID
     "version": 1,
     "device_id": DEVICE_ID,
     "name": "A1",
@@ -32,7 +32,7 @@ CONFIG = {  # a gate config (firmware/gate_config.py) for DEVICE_ID
 
 class Verifier(HashVerifier):
     """The stand-in scheme, plus the one real ES256 signature of the self-test's known-answer
-    test (firmware.selftest.KAT_*), which a gate's real backend accepts."""
+    test (firmware.maintenance.trial_selftest.KAT_*), which a gate's real backend accepts."""
 
     def verify(self, pub, message, sig):
         if bytes(pub) == selftest.KAT_PUB and bytes(message) == selftest.KAT_MSG:
@@ -101,7 +101,7 @@ class Barrier:
 
 
 class Beams:
-    """A pair of passage beams (drivers/interfaces.py Pair): .read() -> (a, b)."""
+    """A pair of passage beams (drivers/portable/interfaces.py Pair): .read() -> (a, b)."""
 
     def __init__(self, a=False, b=False):
         self.levels = (a, b)
@@ -111,7 +111,8 @@ class Beams:
 
 
 class Hardware:
-    """What firmware.device.Device takes as `hw` (drivers/wiring.Hardware's shape)."""
+    """What firmware.compose.device.Device takes as `hw` (drivers/portable/wiring.Hardware's
+    shape)."""
 
     def __init__(self):
         self.scanner = Scanner()

@@ -6,7 +6,7 @@ ES256 path is tested on CPython (tests/test_images.py) with `cryptography`.
 
 import hashlib
 
-from firmware.update_agent import UpdateAgent
+from firmware.maintenance.update_agent import UpdateAgent
 from protocol import image
 from tests.portable.codes import HashVerifier, fake_sig
 
@@ -58,7 +58,7 @@ def agent(state_dir, dev=None, running=None):
 
 def confirmed_gate(state_dir, data=None):
     """A gate whose slot a runs `data` (default: version 1.0.0, counter 1), confirmed."""
-    from firmware import boot
+    from firmware.maintenance import boot
 
     a = agent(state_dir)
     a.stage(data or make())

@@ -1,4 +1,4 @@
-"""firmware.app and the service console with the real update agent behind it: flashing goes
+"""firmware.compose.app and the service console with the real update agent behind it: flashing goes
 through an authenticated session, and the trial check includes the console. CPython and
 MicroPython alike, with the stand-in signature scheme as the platform's backend; the same path
 over a pty with real ES256 is tests/test_flash_pty.py.
@@ -7,13 +7,15 @@ over a pty with real ES256 is tests/test_flash_pty.py.
 import hashlib
 import json
 
-from firmware import app, boot, platform
-from firmware.device_store import DeviceStore
-from firmware.eventlog import EventLog
-from firmware.flash_service import FlashService
-from firmware.journal import Journal
+from firmware import platform
+from firmware.compose import app
+from firmware.maintenance import boot
+from firmware.maintenance.console import ServiceConsole
+from firmware.maintenance.flash_service import FlashService
 from firmware.platform import write_atomic
-from firmware.service import ServiceConsole
+from firmware.storage.device_store import DeviceStore
+from firmware.storage.eventlog import EventLog
+from firmware.storage.journal import Journal
 from protocol import flash, frames, image, service
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
@@ -178,7 +180,7 @@ def test_a_trial_whose_console_cannot_start_reverts():
 
 
 def test_device_keys_over_the_portable_backend():
-    from firmware.device_store import Keys
+    from firmware.storage.device_store import Keys
     from protocol import p256
 
     draws = [b"\xff" * 32, b"\x00" * 32, bytes(range(1, 33))]  # two out of range, then one

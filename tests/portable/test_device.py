@@ -1,4 +1,4 @@
-"""firmware/device.py: one gate composed from its state directory, on both interpreters.
+"""firmware/compose/device.py: one gate composed from its state directory, on both interpreters.
 
 A technician provisions it through its service console (the lists go to the validator's
 stores), riders' codes come through its reader, the power is cut (the Device dropped without
@@ -11,8 +11,8 @@ tests/portable/codes.py.
 import json
 import struct
 
-from firmware import modes
-from firmware.device import Device
+from firmware.compose.device import Device
+from firmware.gate import modes
 from protocol import denylist, records, service, trustlist
 from protocol import messages as m
 from tests.portable import codes

@@ -1,9 +1,9 @@
-"""firmware.flash_service: the gate's side of flashing, driven frame by frame."""
+"""firmware.maintenance.flash_service: the gate's side of flashing, driven frame by frame."""
 
 import hashlib
 
-from firmware import boot
-from firmware.flash_service import FlashService
+from firmware.maintenance import boot
+from firmware.maintenance.flash_service import FlashService
 from protocol import flash, image
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, confirmed_gate, make

@@ -2,15 +2,15 @@
 trackers, anti-passback and sessions, the QR-engine line framer, restore after a reboot,
 offline limits, and a reader that fails without stopping the loop."""
 
-from drivers.qrengine import LineFramer, parse_options, unquote_bytes
-from firmware import modes
+from drivers.portable.qrengine import LineFramer, parse_options, unquote_bytes
 from firmware.fsm import ANY, IGNORED, SAME, Machine, merge, states_of
-from firmware.gate import Gate
-from firmware.journal import Journal
-from firmware.loop import GateLoop
-from firmware.policy import Passback, Sessions
-from firmware.sensors import BeamTracker, EdgeInput, LoopTracker
-from firmware.validator import Validator
+from firmware.gate import modes
+from firmware.gate.gate import Gate
+from firmware.gate.loop import GateLoop
+from firmware.gate.policy import Passback, Sessions
+from firmware.gate.sensors import BeamTracker, EdgeInput, LoopTracker
+from firmware.storage.journal import Journal
+from firmware.verify.validator import Validator
 from protocol import reasons, records
 from tests.portable import codes
 from tests.portable.fake_machine import Ticks
@@ -214,7 +214,7 @@ def test_offline_limits_are_asked_after_the_mode_policy():
 
 
 def test_real_offline_limits_refuse_or_flag_and_follow_the_journal():
-    from firmware.limits import LimitsConfig, OfflineLimits
+    from firmware.verify.limits import LimitsConfig, OfflineLimits
 
     for policy in ("refuse", "flag"):
         d = mkdtemp("lim")
@@ -240,7 +240,7 @@ def test_real_offline_limits_refuse_or_flag_and_follow_the_journal():
 def test_a_lowered_offline_limit_binds():
     # An untrusted clock or a stale trust list lowers the code's offline limit (the validator's
     # Decision.offline_limit); the value bound then uses the lower of it and the configured one.
-    from firmware.limits import LimitsConfig, OfflineLimits
+    from firmware.verify.limits import LimitsConfig, OfflineLimits
 
     lim = OfflineLimits(LimitsConfig(max_value_per_account=5000))
     assert lim.check(4, 250, codes.NOW) is None

@@ -56,7 +56,7 @@ def test_strict_parsing_rejects_each_deviation():
 def test_paths_must_be_clean_sorted_and_unique():
     for bad in ("../x.py", "/abs.py", "a//b.py", "a/./b.py", "sp ace.py", "", "x" * 201):
         raises(FormatError, image.check_path, bad)
-    image.check_path("firmware/update_agent.py")
+    image.check_path("firmware/maintenance/update_agent.py")
     m = image.parse(make())[1]
     raw = m.to_bytes()
     # swap the first two entries' order: no longer sorted

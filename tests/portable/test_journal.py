@@ -1,7 +1,7 @@
 import os
 
 from firmware import platform
-from firmware.journal import ENTRY_LEN, FOOTER_LEN, Journal, JournalError, JournalFull
+from firmware.storage.journal import ENTRY_LEN, FOOTER_LEN, Journal, JournalError, JournalFull
 from protocol import records
 from tests.portable.harness import mkdtemp, raises, rmtree
 

@@ -1,5 +1,5 @@
-from firmware.journal import Journal
-from firmware.limits import FLAG, LimitsConfig, OfflineLimits
+from firmware.storage.journal import Journal
+from firmware.verify.limits import FLAG, LimitsConfig, OfflineLimits
 from protocol import records
 from protocol.errors import UsageError
 from tests.portable.harness import mkdtemp, raises, rmtree

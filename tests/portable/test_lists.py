@@ -2,8 +2,8 @@
 
 import os
 
-from firmware.denystore import DenyStore, merge
-from firmware.truststore import ListError, TrustStore
+from firmware.verify.denystore import DenyStore, merge
+from firmware.verify.truststore import ListError, TrustStore
 from protocol import denylist, trustlist
 from protocol.errors import FormatError
 from tests.portable import codes

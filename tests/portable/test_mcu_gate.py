@@ -1,18 +1,20 @@
-"""The MCU gate's entry point (drivers/mcu_gate.py) as a complete gate: device.json's URLs
-wired through drivers/wiring onto a fake `machine` (a QR engine on UART 1, the barrier relay and
-the passage beams on GPIO, the board's RTC), a rider let through, and the passage synced to a
-back office over UART 2. Runs on the MicroPython unix port and on CPython, and from the .mpy
+"""The MCU gate's entry point (drivers/mcu/entry.py) as a complete gate: device.json's URLs
+wired through drivers/portable/wiring onto a fake `machine` (a QR engine on UART 1, the barrier
+relay and the passage beams on GPIO, the board's RTC), a rider let through, and the passage synced
+to a back office over UART 2. Runs on the MicroPython unix port and on CPython, and from the .mpy
 files of an MCU image (tests/test_mcu_image.py).
 
 The test plays the world around the board from the service port: each read of it is one turn
-of the gate's main loop (firmware/app.serve), in which the test moves the tick counter, the
+of the gate's main loop (firmware/compose/app.serve), in which the test moves the tick counter, the
 phone in front of the reader, the rider through the beams, and the bytes on the sync UART.
 """
 
-from drivers import link_uart, mcu_gate
-from drivers import rtc as board_rtc
-from firmware import boot, platform
-from firmware.journal import Journal
+from drivers.mcu import entry as mcu_gate
+from drivers.mcu import link_uart
+from drivers.portable import rtc as board_rtc
+from firmware import platform
+from firmware.maintenance import boot
+from firmware.storage.journal import Journal
 from protocol import image, records
 from tests.portable import codes
 from tests.portable.fake_machine import FakeMachine, FakeUART

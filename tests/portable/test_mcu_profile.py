@@ -1,14 +1,14 @@
-"""The MCU profile: the gate modes wired by drivers/wiring from uart: and gpio: URLs onto a fake
-`machine` module, run on the MicroPython unix port (and on CPython).
+"""The MCU profile: the gate modes wired by drivers/portable/wiring from uart: and gpio: URLs onto
+a fake `machine` module, run on the MicroPython unix port (and on CPython).
 
 Each test drives pins and UART bytes the way the real peripherals would and checks the relay
 pin, the journal and the display; nothing calls the gate directly.
 """
 
-from drivers import rtc, wiring
-from firmware.device import gate_loop
-from firmware.journal import Journal
-from firmware.validator import Validator
+from drivers.portable import rtc, wiring
+from firmware.compose.device import gate_loop
+from firmware.storage.journal import Journal
+from firmware.verify.validator import Validator
 from protocol import reasons, records
 from tests.portable import codes
 from tests.portable.fake_machine import FakeMachine, Ticks

@@ -1,10 +1,11 @@
-"""The gate's service console (firmware.service), sans-IO, on CPython and MicroPython."""
+"""The gate's service console (firmware.maintenance.console), sans-IO, on CPython and
+MicroPython."""
 
 import hashlib
 import json
 import struct
 
-from firmware.journal import Journal
+from firmware.storage.journal import Journal
 from protocol import certs, flash, frames, records, service
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree

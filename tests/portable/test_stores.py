@@ -1,7 +1,7 @@
 """Replay cache and time anchor: persisted state that must survive a power cut."""
 
-from firmware.replay import REC_LEN, ReplayCache
-from firmware.timeanchor import SLOT_LEN, TimeAnchor
+from firmware.verify.replay import REC_LEN, ReplayCache
+from firmware.verify.timeanchor import SLOT_LEN, TimeAnchor
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
 
@@ -248,7 +248,7 @@ def test_time_anchor_reads_the_old_16_byte_slots_and_rewrites_them_whole():
 
 
 class FixedRTC:
-    """A clock only the OS may set (drivers.rtc.SystemRTC)."""
+    """A clock only the OS may set (drivers.portable.rtc.SystemRTC)."""
 
     def __init__(self, t):
         self.t = t

@@ -3,8 +3,8 @@
 Signatures use the stand-in hash scheme of tests/portable/codes.py; the real ES256 path is
 driven by tests/test_sync_links.py over a pipe, a pty and TLS."""
 
-from firmware.journal import Journal
-from firmware.sync_client import SyncClient, SyncError
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient, SyncError
 from protocol import frames, records, sync
 from protocol import messages as m
 from tests.portable.codes import HashVerifier, fake_sig

@@ -1,9 +1,9 @@
-"""firmware/app.py's Syncer with a link that takes time to open (an opener, as the Linux gate's
-TCP and TLS hand out: drivers/link_opener.py) and with one that is ready at once (a UART on an
-MCU gate): the gate serves riders while the link opens, a link that never opens is given up,
-and a ready link starts the session at once. Both interpreters."""
+"""firmware/compose/app.py's Syncer with a link that takes time to open (an opener, as the Linux
+gate's TCP and TLS hand out: drivers/linux/link_opener.py) and with one that is ready at once (a
+UART on an MCU gate): the gate serves riders while the link opens, a link that never opens is given
+up, and a ready link starts the session at once. Both interpreters."""
 
-from firmware import app
+from firmware.compose import app
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.test_device import HOST_PUB, Clock, Hardware, MiniHost, _provision, _scan, _walk

@@ -1,4 +1,5 @@
-"""firmware.update_agent and firmware.boot: staging, refusals, trial boot, confirm, revert.
+"""firmware.maintenance.update_agent and firmware.maintenance.boot: staging, refusals, trial boot,
+confirm, revert.
 
 Signatures use the stand-in scheme (tests/portable/images.py); the same checks run with real
 ES256 over a pty in tests/test_images.py.
@@ -8,8 +9,8 @@ import hashlib
 import json
 import os
 
-from firmware import boot
-from firmware.update_agent import ImageRefused
+from firmware.maintenance import boot
+from firmware.maintenance.update_agent import ImageRefused
 from protocol import image
 from tests.portable.harness import mkdtemp, raises, rmtree
 from tests.portable.images import OTHER_PUB, agent, confirmed_gate, device, make

@@ -1,9 +1,9 @@
 """The verification pipeline with real ES256 (protocol/p256), on CPython and MicroPython."""
 
-from firmware.denystore import DenyStore
-from firmware.replay import ReplayCache
-from firmware.truststore import TrustStore
-from firmware.validator import Validator, ValidatorConfig
+from firmware.verify.denystore import DenyStore
+from firmware.verify.replay import ReplayCache
+from firmware.verify.truststore import TrustStore
+from firmware.verify.validator import Validator, ValidatorConfig
 from protocol import base45, denylist, ridecode
 from tests.portable import codes
 from tests.portable.codes import NOW
@@ -213,7 +213,7 @@ def test_status_summary():
 
 
 def test_config_from_the_provisioned_gate_config():
-    from firmware.gatestate import config_from_gate_config
+    from firmware.verify.gatestate import config_from_gate_config
 
     c = config_from_gate_config(
         {"scope": 6, "validation": {"window_s": 30, "stale_trust": "accept_flagged"}}

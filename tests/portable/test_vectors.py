@@ -5,9 +5,9 @@ lists, accept the `before` codes, check the case at `at`. Here with protocol/p25
 interpreters; tests/test_vectors.py repeats it with OpenSSL and checks the file is current.
 """
 
-from firmware.denystore import DenyStore
-from firmware.truststore import TrustStore
-from firmware.validator import Validator, ValidatorConfig
+from firmware.verify.denystore import DenyStore
+from firmware.verify.truststore import TrustStore
+from firmware.verify.validator import Validator, ValidatorConfig
 from protocol import p256, ridecode
 from tests.portable.harness import read_json, repo_root
 

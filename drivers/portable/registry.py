@@ -1,0 +1,99 @@
+"""Hardware chosen by URL, the way pyserial's `serial_for_url` picks a backend. Portable.
+
+A gate's configuration names each device by URL; the scheme picks the backend, the rest is the
+backend's business (docs/drivers.md                    lists every form):
+
+    kind        scheme            backend
+    reader      serial, a path    drivers.linux.qrengine_serial  QR engine through pyserial
+                (/dev/..., loop://, socket://, rfc2217://)
+                uart              drivers.mcu.qrengine_uart     QR engine on machine.UART (MCU)
+                cam, video        drivers.linux.camera          OpenCV VideoCapture + decoder
+    barrier     serial            drivers.linux.barrier_serial  barrier/door controller, ASCII lines
+                gpio              drivers.portable.gpio         relay + limit switches (MCU)
+    pair        gpio              drivers.portable.gpio         passage beams or vehicle loops
+    input       gpio              drivers.portable.gpio         fire alarm, door contact, buttons
+    indicator   gpio              drivers.portable.gpio         LEDs and buzzer
+    display     serial, stdout    drivers.portable.display      character display, console
+    rtc         system, machine   drivers.portable.rtc          system clock, machine.RTC
+    link        serial, a path    drivers.linux.link_serial     sync link on a serial port
+                uart              drivers.mcu.link_uart         sync link on machine.UART (MCU)
+
+The simulator is just more backends: host_sim registers its own schemes (`sim...`) with
+`register()`, so the gate's wiring code is the same for real and simulated hardware.
+Every factory is called as `factory(url, machine=None, ticks=None)`.
+"""
+
+BACKENDS = {
+    "reader": {
+        "serial": "drivers.linux.qrengine_serial:from_url",
+        "uart": "drivers.mcu.qrengine_uart:from_url",
+        "cam": "drivers.linux.camera:from_url",
+        "video": "drivers.linux.camera:from_url",
+    },
+    "barrier": {
+        "serial": "drivers.linux.barrier_serial:from_url",
+        "gpio": "drivers.portable.gpio:barrier_from_url",
+    },
+    "pair": {"gpio": "drivers.portable.gpio:pair_from_url"},
+    "input": {"gpio": "drivers.portable.gpio:input_from_url"},
+    "indicator": {"gpio": "drivers.portable.gpio:indicator_from_url"},
+    "display": {
+        "serial": "drivers.portable.display:from_url",
+        "stdout": "drivers.portable.display:from_url",
+    },
+    "rtc": {
+        "system": "drivers.portable.rtc:system_from_url",
+        "machine": "drivers.portable.rtc:machine_from_url",
+    },
+    "link": {
+        "serial": "drivers.linux.link_serial:from_url",
+        "uart": "drivers.mcu.link_uart:from_url",
+    },
+}
+
+SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")
+
+
+class NoBackend(ValueError):
+    """No backend is registered for this kind of device and URL scheme."""
+
+
+def scheme_of(url: str) -> str:
+    if url.startswith("/"):
+        return "serial"
+    for prefix in SERIAL_URLS:
+        if url.startswith(prefix):
+            return "serial"
+    i = url.find(":")
+    if i <= 0:
+        raise NoBackend("not a device URL: %r" % url)
+    return url[:i]
+
+
+def register(kind: str, scheme: str, factory) -> None:
+    """Add (or replace) a backend: `factory` is a callable or a "module:function" string."""
+    BACKENDS.setdefault(kind, {})[scheme] = factory
+
+
+def _resolve(factory):
+    if not isinstance(factory, str):
+        return factory
+    module, _, name = factory.partition(":")
+    mod = __import__(module)
+    for part in module.split(".")[1:]:
+        mod = getattr(mod, part)
+    return getattr(mod, name)
+
+
+def open_device(kind: str, url: str, machine=None, ticks=None):
+    """Build the device of `kind` that `url` names."""
+    table = BACKENDS.get(kind)
+    if table is None:
+        raise NoBackend("unknown device kind %r" % kind)
+    scheme = scheme_of(url)
+    factory = table.get(scheme)
+    if factory is None:
+        raise NoBackend(
+            "no %s backend for %r (known schemes: %s)" % (kind, url, ", ".join(sorted(table)))
+        )
+    return _resolve(factory)(url, machine=machine, ticks=ticks)

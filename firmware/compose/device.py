@@ -1,0 +1,480 @@
+"""One gate, composed from its state directory: what every entry point runs.
+
+    dev = Device.open(state_dir, hw, clock, crypto=None, log=None)
+    reply = dev.console.feed(data)            # the service console, on the service port
+    dev.step(wait_s)                          # one turn of the gate loop (once in service)
+    client = dev.sync_client(random_bytes)    # a SyncClient wired to the stores and the status
+    dev.status()                              # what the gate is doing, for tests and reports
+    dev.close()
+
+firmware/compose/app.py runs it on a gate (and on `faregate sim device`); the station simulator runs
+many. It composes the parts and re-implements none:
+
+    part                     module (in firmware/)        in state_dir
+    identity, what the       storage/device_store.py      factory.json, anchor.pub, device.key,
+      technician installed                                cert.bin, config.json, *.bin, state.json
+    the gate's clock         verify/timeanchor.py         anchor.bin (over hw.rtc, else `clock`)
+    passage journal          storage/journal.py           seg-*.jnl, journal.meta
+    service log              storage/eventlog.py          service.log
+    ride-code checks         verify/gatestate.py          trust.bin, deny/, replay.log
+    update agent             maintenance/update_agent.py  device.json, boot.json, slot_a/, slot_b/
+    service console          maintenance/console.py
+    gate, loop, limits       gate/gate.py, gate/loop.py,  (built from config.json)
+                             verify/limits.py
+
+`hw` is drivers/portable/wiring.Hardware or a simulator's object of the same shape (None: no
+hardware, the console only). `clock` is the board's tick counter `.ticks_ms()` (default the
+platform's) and, when `hw` has no `.rtc`, its real-time clock `.now()` (and `.set(t)`). The time
+anchor over that RTC is the gate's clock for everything: codes, journal, console, sync, logs.
+
+Lifecycle (the console's): a blank gate serves only the console; once claimed, it holds the
+validator (so the console can load lists into it); once in service (certificate, config,
+trust list, clock, self-test: ServiceConsole.missing()) and with a barrier, the gate loop
+runs. Whatever the console changes, the gate is rebuilt from the directory.
+
+What flows by sync (protocol/messages.py kinds) and where it goes: trust lists and deny-list
+deltas to the validator's stores, fare tables and config to the device store (a config
+rebuilds the gate), the back office's time to the anchor (`set_trusted`), a firmware offer to
+the update agent (staged, tried at the next boot: `reboot` becomes True). Status up: the
+validator's, the update agent's, the limits and the journal's figures (`report()`).
+
+A power cut is the Device dropped without close(); `Device.open` on the same directory then
+finds everything committed: the journal cuts a torn tail, the stores replay their logs.
+Rejects are journaled (KIND_REJECT) and uploaded like passages; the last quarter of the
+journal is kept for passages (REJECT_RESERVE), so a flood of bad codes cannot shut the gate.
+"""
+
+import json
+import os
+
+from firmware import platform
+from firmware.compose import gate_config
+from firmware.gate import modes
+from firmware.gate.gate import Gate
+from firmware.gate.loop import GateLoop
+from firmware.maintenance.console import ServiceConsole
+from firmware.maintenance.flash_service import FlashService
+from firmware.maintenance.update_agent import ImageRefused, UpdateAgent
+from firmware.storage.device_store import DeviceStore, Keys
+from firmware.storage.eventlog import EventLog
+from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient
+from firmware.verify import gatestate
+from firmware.verify.limits import LimitsConfig, OfflineLimits
+from firmware.verify.timeanchor import TimeAnchor
+from protocol import messages, service, trustlist
+from protocol.errors import FormatError, UsageError
+from protocol.records import DIR_ENTRY, DIR_EXIT
+
+MODES = {"metro": modes.MODE_METRO, "parking": modes.MODE_PARKING, "store": modes.MODE_STORE}
+DIRECTIONS = {"entry": DIR_ENTRY, "exit": DIR_EXIT, "both": DIR_ENTRY}  # "both": per reader
+JOURNAL_CAPACITY = 100000
+REJECT_RESERVE = JOURNAL_CAPACITY // 4
+NOTICE_EVERY_MS = 1000
+PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
+class _Sink:
+    """A sync sink (firmware/sync/client.py): `version()` held, `apply(version, data)`."""
+
+    def __init__(self, version, apply):
+        self.version = version
+        self.apply = apply
+
+
+def _check_tls(data: bytes) -> dict:
+    if not bytes(data).startswith(PEM_CERT) or bytes(data).count(PEM_CERT) < 2:
+        raise FormatError("not a PEM client certificate followed by the CA's", "svc_bad_blob")
+    return {"bytes": len(data), "certificates": bytes(data).count(PEM_CERT)}
+
+
+def _limits_config(cfg) -> LimitsConfig:
+    return LimitsConfig(
+        max_unsynced=gate_config.get(cfg, "limits.max_unsynced_count") or 20000,
+        max_age_s=gate_config.get(cfg, "limits.max_unsynced_age_s") or 3 * 86400,
+        policy=gate_config.get(cfg, "limits.at_limit") or "refuse",
+    )
+
+
+def gate_loop(
+    hw,
+    validator,
+    journal,
+    clock,
+    mode: int = 0,
+    direction: int = 0,
+    station: int = 0,
+    settings=None,
+    limits=None,
+    policy=None,
+    ticks=None,
+) -> GateLoop:
+    """The gate and its loop over the devices of `hw` (drivers/portable/wiring.Hardware's shape):
+    what a Device runs once in service, and what tests run on their own validator and journal."""
+    gate = Gate(
+        validator,
+        journal,
+        hw.barrier,
+        getattr(hw, "display", None),
+        clock,
+        station=station,
+        mode=mode,
+        direction=direction,
+        config=settings,
+        policy=policy,
+        limits=limits,
+        indicator=getattr(hw, "indicator", None),
+        ticks=ticks,
+    )
+    readers = getattr(hw, "readers", None)
+    inputs = getattr(hw, "inputs", None)
+    return GateLoop(
+        gate,
+        readers() if readers else (),
+        beams=getattr(hw, "beams", None),
+        loops=getattr(hw, "loops", None),
+        inputs=inputs() if inputs else (),
+    )
+
+
+class Device:
+    @classmethod
+    def open(
+        cls, state_dir: str, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
+    ):
+        """`crypto`: the signature backend (default firmware.platform.crypto()); `rng(n)`:
+        random bytes (default os.urandom); `slot`: the running A/B slot and `device` the
+        gate's device.json (firmware/maintenance/boot.py; default: read it, if there is one)."""
+        return cls(state_dir, hw, clock, crypto, log, rng, slot, device)
+
+    def __init__(
+        self, state_dir, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
+    ):
+        self.dir = state_dir
+        self.hw = hw
+        self.log = log or _quiet
+        self.backend = crypto or platform.crypto()
+        self.verifier = self.backend.verifier()
+        self.rng = rng or os.urandom
+        self.fs = getattr(hw, "disk", None) or platform
+        self.ticks = getattr(clock, "ticks_ms", None) or platform.ticks_ms
+        self.store = DeviceStore(state_dir, Keys(self.backend, self.rng))
+        self.device_id = self.store.device_id
+        rtc = getattr(hw, "rtc", None) or clock
+        self.events = None
+        self._clock_alarms: list = []  # raised while the anchor opened, before the service log
+        self.clock = TimeAnchor(
+            rtc,
+            state_dir + "/" + gatestate.ANCHOR,
+            ticks_ms=self.ticks,
+            sync=self.fs.sync_file,
+            on_flag=self._clock_flagged,
+        )
+        self.events = EventLog(state_dir, self.clock)
+        for reason in self._clock_alarms:
+            self._clock_flagged(reason)
+        self.journal = Journal(
+            state_dir, self.device_id, JOURNAL_CAPACITY, reject_reserve=REJECT_RESERVE, fs=self.fs
+        )
+        if device is None:
+            info = platform.read_file(state_dir + "/device.json")
+            device = json.loads(info) if info is not None else None
+        self.agent = None
+        if device is not None:
+            self.agent = UpdateAgent(state_dir, self.verifier, device, slot)
+        self.console = ServiceConsole(
+            self.store,
+            self.journal,
+            self.clock,
+            hw,
+            self.verifier,
+            self.rng,
+            self.events,
+            loaders={
+                service.BLOB_TRUST: self._load_trust,
+                service.BLOB_DENY: self._load_deny,
+                service.BLOB_TLS: _check_tls,
+            },
+            ticks_ms=self.ticks,
+            flash_service=FlashService(self.agent) if self.agent is not None else None,
+            on_change=self._changed,
+            gate_status=self.report,
+        )
+        self.reboot = False  # a firmware offer is staged: restart into its trial
+        self.validator = None
+        self.limits = None
+        self.gate = None
+        self.loop = None
+        self._notice = None
+        self._notice_at = 0
+        self._build()
+
+    # -- composition ---------------------------------------------------------------------
+    def _hw(self, name: str, default=None):
+        return getattr(self.hw, name, default) if self.hw is not None else default
+
+    def _build(self) -> None:
+        """(Re)build the validator, limits and gate from what the directory holds now."""
+        self._close_service()
+        anchor = self.store.anchor()
+        if anchor is None:
+            return  # blank: the console's first-time claim is all a gate does
+        cfg = self.console.config
+        self.clock.ahead_tolerance_s = gate_config.get(cfg, "clock.ahead_tolerance_s")
+        self.validator = gatestate.open_validator(
+            self.dir,
+            self.verifier,
+            roots={trustlist.root_key_id(anchor): anchor},
+            config=gatestate.config_from_gate_config(cfg or {}),
+            clock=self.clock,
+            sync=self.fs.sync_file,
+        )
+        self.limits = OfflineLimits(_limits_config(cfg))
+        self.limits.load(self.journal)
+        self.journal.listeners.append(self.limits)
+        if self.console.lifecycle() != service.STATE_IN_SERVICE:
+            return
+        if self._hw("barrier") is None:
+            self.log("device: in service but no barrier is wired: the gate loop does not run")
+            return
+        self.loop = gate_loop(
+            self.hw,
+            self.validator,
+            self.journal,
+            self.clock,
+            mode=MODES[cfg["mode"]],
+            direction=DIRECTIONS[cfg["direction"]],
+            station=cfg["station"],
+            settings=gate_config.get(cfg, "gate"),
+            limits=self.limits,
+            ticks=self.ticks,
+        )
+        self.loop.on_decision = self._logged
+        self.gate = self.loop.gate
+        self.gate.notice = self.validator.notice
+        restored = self.gate.restore()
+        self._notice = self.validator.notice(self.clock.now())
+        self.gate.show_idle()
+        self.log(
+            "device: gate %d in service: %s %s, station %d; %d unsynced records, %d restored"
+            % (
+                self.device_id,
+                cfg["mode"],
+                cfg["direction"],
+                cfg["station"],
+                self.journal.pending_count(),
+                restored,
+            )
+        )
+
+    def _clock_flagged(self, reason: str) -> None:
+        """The time anchor stopped trusting the RTC: tell technicians (console log, service
+        log); status and sync report it from then on."""
+        if self.events is None:
+            self._clock_alarms.append(reason)
+            return
+        self.log("device: clock not trusted: %s" % reason)
+        self.events.add("clock_untrusted", {"reason": reason, "rtc_ahead": self.clock.rtc_ahead})
+
+    def _logged(self, d) -> None:
+        who = " account %d" % d.code.credential.account_id if d.code is not None else ""
+        self.log("gate: %s%s" % (d.reason, who))
+
+    def _close_service(self) -> None:
+        if self.gate is not None and self.gate.state != modes.IDLE:
+            self.gate.barrier.close()  # taken out of service mid-passage: fail secure
+        if self.limits is not None and self.limits in self.journal.listeners:
+            self.journal.listeners.remove(self.limits)
+        if self.validator is not None:
+            self.validator.replay.close()
+        self.validator = self.limits = self.gate = self.loop = None
+
+    def _changed(self, what: str) -> None:
+        """The console changed something (firmware/maintenance/console.py on_change)."""
+        if what == "reset":
+            gatestate.forget_lists(self.dir)  # the next operator's lists start afresh
+        in_service = self.console.lifecycle() == service.STATE_IN_SERVICE
+        if what in ("claimed", "reset", "installed:config") or (self.loop is None) == in_service:
+            self._build()
+
+    # -- the console's loaders -----------------------------------------------------------
+    def _validator(self):
+        if self.validator is None:
+            raise FormatError("the gate has no operator root yet", "svc_not_provisioned")
+        return self.validator
+
+    def _load_trust(self, data: bytes) -> dict:
+        trust = self._validator().trust
+        trust.install(data)
+        self._notice_at = -NOTICE_EVERY_MS  # the idle display may change
+        tl = trust.list
+        return {"version": tl.version, "valid_until": tl.valid_until, "keys": sorted(trust.keys)}
+
+    def _load_deny(self, data: bytes) -> dict:
+        deny = self._validator().deny
+        deny.install(data)
+        return {"version": deny.version, "entries": len(deny)}
+
+    # -- running -------------------------------------------------------------------------
+    def step(self, wait_s: float = 0.0) -> bool:
+        """One turn of the gate loop (waits up to wait_s for a scan). False when the gate is
+        not in service (nothing ran)."""
+        if self.loop is None:
+            return False
+        self.loop.step(wait_s)
+        now_ms = self.ticks()
+        if platform.ticks_diff(now_ms, self._notice_at) >= NOTICE_EVERY_MS:
+            self._notice_at = now_ms
+            line = self.validator.notice(self.clock.now())
+            if line != self._notice:
+                self._notice = line
+                self.gate.show_idle()
+        return True
+
+    @property
+    def in_service(self) -> bool:
+        return self.loop is not None
+
+    # -- sync ----------------------------------------------------------------------------
+    def host_key(self):
+        """The operator's sync public key from the config (sync.host_key), or None."""
+        key = gate_config.get(self.console.config, "sync.host_key")
+        return bytes.fromhex(key) if key else None
+
+    def sync_client(self, random_bytes=None, batch_size: int = 1000, window: int = 4):
+        host = self.host_key()
+        signer = self.store.signer()
+        if self.validator is None or host is None or signer is None:
+            raise UsageError(
+                "gate %d cannot sync yet: it needs an operator root, its device key and "
+                "sync.host_key in its config (faregate provision)" % self.device_id,
+                "not_provisioned",
+            )
+        sinks = {
+            messages.KIND_TRUST_LIST: _Sink(self._trust_version, self._synced_trust),
+            messages.KIND_DENY_DELTA: _Sink(self._deny_version, self._synced_deny),
+            messages.KIND_CONFIG: _Sink(self._flag("config_version"), self._synced_config),
+            messages.KIND_FARE_TABLE: _Sink(self._flag("fares_version"), self._synced_fares),
+        }
+        if self.agent is not None:
+            sinks[messages.KIND_FIRMWARE] = _Sink(
+                self._flag("firmware_offer"), self._synced_firmware
+            )
+        return SyncClient(
+            self.journal,
+            signer,
+            self.verifier,
+            host,
+            self.clock,
+            limits=self.limits,
+            sinks=sinks,
+            on_time=self.clock.set_trusted,
+            batch_size=batch_size,
+            window=window,
+            random_bytes=random_bytes or self.rng,
+            counters=self.report(),
+        )
+
+    def _flag(self, name: str):
+        return lambda: self.store.flags.get(name, 0)
+
+    def _trust_version(self) -> int:
+        tl = self.validator.trust.list if self.validator is not None else None
+        return tl.version if tl is not None else 0
+
+    def _deny_version(self) -> int:
+        return self.validator.deny.version if self.validator is not None else 0
+
+    def _synced_trust(self, _version: int, data: bytes) -> None:
+        self._load_trust(data)
+
+    def _synced_deny(self, _version: int, data: bytes) -> None:
+        self._load_deny(data)
+
+    def _synced_config(self, version: int, data: bytes) -> None:
+        cfg = gate_config.parse(data, self.device_id)  # FormatError: refused, kept the old one
+        self.store.write_blob(service.BLOB_CONFIG, data)
+        self.store.set_flag("config_version", version)
+        self.console.config = cfg
+        self.log("device: config version %d from the back office" % version)
+        self._build()
+
+    def _synced_fares(self, version: int, data: bytes) -> None:
+        self.store.write_blob(service.BLOB_FARES, data)
+        self.store.set_flag("fares_version", version)
+
+    def _synced_firmware(self, version: int, data: bytes) -> None:
+        self.store.set_flag("firmware_offer", version)  # one try per offer, whatever happens
+        try:
+            summary = self.agent.stage(data)
+            self.agent.request_test()
+        except ImageRefused as e:
+            self.log("device: firmware offer %d refused: %s (%s)" % (version, e, e.reason))
+            raise
+        self.reboot = True
+        self.log(
+            "device: firmware %s staged from the back office for a trial boot" % summary["version"]
+        )
+
+    # -- reporting -----------------------------------------------------------------------
+    def report(self) -> dict:
+        """A compact status: what sync sends up (STATUS) and the console's STATUS shows."""
+        now = self.clock.now()
+        out: dict = {
+            "state": service.STATE_NAMES[self.console.lifecycle()],
+            "mode_state": self.gate.state if self.gate is not None else None,
+            "counts": dict(self.gate.counts) if self.gate is not None else {},
+            "journal": {
+                "pending": self.journal.pending_count(),
+                "last_seq": self.journal.last_seq,
+                "capacity": self.journal.capacity,
+                "rejects_not_journaled": self.journal.rejects_not_journaled,
+                "torn_bytes_cut": self.journal.torn_bytes_cut,
+            },
+        }
+        v = self.validator
+        if v is not None:
+            st = v.status(now)
+            trust = st["trust"]
+            out["trust"] = {k: trust[k] for k in ("version", "valid_until", "state", "policy")}
+            out["deny"] = {"version": st["deny"]["version"], "entries": st["deny"]["entries"]}
+            clock = st["clock"]
+            out["clock"] = {
+                k: clock[k] for k in ("untrusted", "reason", "last_good", "rtc_ahead", "rtc_lead_s")
+            }
+            out["notice"] = st["notice"]
+        if self.limits is not None:
+            out["limits"] = self.limits.status(now)
+        if self.agent is not None:
+            a = self.agent.status()
+            out["image"] = {k: a[k] for k in ("slot", "version", "counter", "trial", "last")}
+        return out
+
+    def status(self) -> dict:
+        now = self.clock.now()
+        v = self.validator
+        out = self.report()
+        out.update(
+            {
+                "device_id": self.device_id,
+                "time": now,
+                "pending": self.journal.pending_count(),
+                "last_seq": self.journal.last_seq,
+                "acked_seq": self.journal.acked_seq,
+                "oldest_unsynced_age_s": out.get("limits", {}).get("oldest_age_s", 0),
+                "trust_version": self._trust_version(),
+                "deny_version": self._deny_version(),
+                "clock_untrusted": self.clock.untrusted,
+                "validator": v.status(now) if v is not None else None,
+                "read_errors": self.loop.read_errors if self.loop is not None else 0,
+            }
+        )
+        return out
+
+    def close(self) -> None:
+        self._close_service()
+        self.journal.close()

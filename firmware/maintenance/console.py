@@ -1,0 +1,600 @@
+"""The gate's service console: a technician's laptop on the serial port, sans-IO.
+
+    console = ServiceConsole(store, journal, clock, hw, verifier, rng, log)
+    reply = console.feed(bytes_from_uart)     # bytes to write back (maybe b"")
+
+Session (protocol.service has the messages; docs/service-console.md the whole story):
+    none --HELLO--> challenged --AUTH ok--> open --REQUEST...--> open
+Any HELLO starts a fresh session; a failed AUTH ends it (the nonce is burned); a session idle
+for `idle_timeout_ms` ends. A blank gate (no operator root) accepts only AUTH with the CLAIM
+flag: the first-time flow, which installs the operator root that every later credential must
+chain to. Everything that moves the session is in TRANSITIONS; what each command does and the
+permission it needs are in HANDLERS and protocol.service.COMMANDS.
+
+Every refusal is a RESPONSE with a reason from protocol.reasons (svc_*) and a JSON body
+{"reason", "message"}; bad bytes never raise out of `feed`.
+"""
+
+import binascii
+import hashlib
+import json
+import struct
+
+from firmware import platform
+from firmware.compose import gate_config
+from firmware.maintenance import hardware_selftest as gate_selftest
+from firmware.storage.device_store import blob_name
+from protocol import certs, flash, frames, reasons, records, service
+from protocol.errors import FaregateError, FormatError
+
+NONE = "none"
+CHALLENGED = "challenged"
+OPEN = "open"
+FLASH = "flash"  # any frame type 0x40..0x4F (protocol.flash), when a flash service is attached
+
+# (session state, frame type) -> step. Other frame types (the gate's own IDENTITY and
+# RESPONSE echoed back, or anything unknown) are ignored.
+TRANSITIONS = {
+    (NONE, service.HELLO): "_on_hello",
+    (CHALLENGED, service.HELLO): "_on_hello",
+    (OPEN, service.HELLO): "_on_hello",
+    (NONE, service.AUTH): "_on_unauthenticated",
+    (CHALLENGED, service.AUTH): "_on_auth",
+    (OPEN, service.AUTH): "_on_auth_again",
+    (NONE, service.REQUEST): "_on_unauthenticated",
+    (CHALLENGED, service.REQUEST): "_on_unauthenticated",
+    (OPEN, service.REQUEST): "_on_request",
+    (NONE, FLASH): "_on_flash_unauthenticated",
+    (CHALLENGED, FLASH): "_on_flash_unauthenticated",
+    (OPEN, FLASH): "_on_flash",
+}
+
+# command -> step (the permission each needs is in protocol.service.COMMANDS)
+HANDLERS = {
+    service.STATUS: "_cmd_status",
+    service.LOGS: "_cmd_logs",
+    service.BLOB_INFO: "_cmd_blob_info",
+    service.EXPORT: "_cmd_export",
+    service.SET_TIME: "_cmd_set_time",
+    service.SELFTEST: "_cmd_selftest",
+    service.GEN_KEY: "_cmd_gen_key",
+    service.PUT_BLOB: "_cmd_put_blob",
+    service.RESET: "_cmd_reset",
+}
+
+# commands whose handler writes its own, more telling, log entry
+SELF_LOGGED = (service.PUT_BLOB, service.RESET)
+MAX_LOG_ENTRIES = 40
+MAX_EXPORT = service.CHUNK // records.RECORD_LEN
+
+
+class Refused(FaregateError):
+    """A command refused; `reason` is an svc_* name from protocol.reasons."""
+
+    reason = "svc_bad_request"
+
+
+def _hex(b) -> str:
+    return binascii.hexlify(bytes(b)).decode() if b else ""
+
+
+def _json(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+class ServiceConsole:
+    def __init__(
+        self,
+        store,
+        journal,
+        clock,
+        hw,
+        verifier,
+        rng,
+        log,
+        loaders=None,
+        ticks_ms=platform.ticks_ms,
+        idle_timeout_ms: int = 300000,
+        flash_service=None,
+        on_change=None,
+        gate_status=None,
+    ):
+        self.store = store  # firmware.storage.device_store.DeviceStore
+        self.journal = journal  # .pending_count(), .pending(n, after), .acked_seq, .ack(seq)
+        self.clock = clock  # .now(), .set(t)
+        self.hw = hw  # .scanner, .barrier, .sensors (see firmware.maintenance.trial_selftest)
+        self.verifier = verifier  # .verify(pub, msg, sig) -> bool
+        self.rng = rng  # rng(n) -> n random bytes
+        self.log = log  # firmware.storage.eventlog.EventLog
+        # blob kind -> fn(bytes) -> summary dict, or FormatError: checks a blob and hands it to
+        # its store (firmware/compose/device.py: the trust and deny stores) before it is installed
+        self.loaders = loaders or {}
+        # on_change(what): the console changed the gate ("claimed", "set_time", "selftest",
+        # "reset", "installed:<blob name>"); gate_status() -> dict for STATUS (the running gate)
+        self.on_change = on_change
+        self.gate_status = gate_status
+        self.ticks_ms = ticks_ms
+        self.idle_timeout_ms = idle_timeout_ms
+        # firmware.maintenance.flash_service.FlashService (or None): image frames, inside a session
+        # only; it also reports the running image (status, identity)
+        self.flash_service = flash_service
+        self._dec = frames.FrameDecoder(flash.MAX_PAYLOAD if flash_service else service.MAX_FRAME)
+        self.config = None
+        raw = store.read_blob(service.BLOB_CONFIG)
+        if raw:
+            try:
+                self.config = gate_config.parse(raw, store.device_id)
+            except FormatError:
+                self.config = None
+        self._last_ms = ticks_ms()
+        self._new_session(NONE)
+
+    def _new_session(self, state):
+        self.state = state
+        self.host_nonce = b""
+        self.device_nonce = b""
+        self.tech = None
+        self.last_seq = 0
+        self._last_request = None  # (payload, reply) for exact retransmissions
+        self._last_auth = None
+        self._identity = b""
+        self._close_after = False
+
+    # -- bytes in, bytes out -------------------------------------------------------------
+    def feed(self, data) -> bytes:
+        out = b""
+        for fr in self._dec.feed(data):
+            out += self.handle(fr.type, fr.payload)
+        return out
+
+    def handle(self, ftype: int, payload: bytes) -> bytes:
+        now = self.ticks_ms()
+        if self.state != NONE and platform.ticks_diff(now, self._last_ms) > self.idle_timeout_ms:
+            self.log.add("session_timeout", {"technician": self._tech_id()})
+            self._new_session(NONE)
+        self._last_ms = now
+        is_flash = self.flash_service is not None and flash.BEGIN <= ftype <= 0x4F
+        step = TRANSITIONS.get((self.state, FLASH if is_flash else ftype))
+        if step is None:
+            return b""
+        try:
+            if is_flash:
+                return getattr(self, step)(ftype, bytes(payload))
+            return getattr(self, step)(bytes(payload))
+        except Exception as e:  # the console never takes the gate down
+            self.log.add("internal_error", {"error": repr(e)})
+            self._new_session(NONE)
+            return self._reply(0, 0, "svc_internal", "internal error: %r" % (e,))
+
+    def _reply(self, seq, cmd, reason, message="", body=b"") -> bytes:
+        if reason != reasons.ACCEPTED:
+            body = _json({"reason": reason, "message": message})
+        status = reasons.number(reason)
+        return frames.encode(service.RESPONSE, service.response(seq, cmd, status, body))
+
+    def _refuse(self, seq, cmd, reason, message) -> bytes:
+        self.log.add("refused", {"reason": reason, "command": cmd, "technician": self._tech_id()})
+        return self._reply(seq, cmd, reason, message)
+
+    def _changed(self, what: str) -> None:
+        if self.on_change is not None:
+            self.on_change(what)
+
+    def _tech_id(self):
+        return self.tech.subject_id if self.tech else None
+
+    def _firmware(self) -> str:
+        """The running image's version (the factory's record when no update agent is here)."""
+        if self.flash_service is not None:
+            version = self.flash_service.status().get("version")
+            if version:
+                return version
+        return self.store.firmware
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def missing(self) -> list:
+        """What the gate still needs before it is in service (empty: in service)."""
+        out = []
+        anchor = self.store.anchor()
+        if anchor is None:
+            out.append("operator_root")
+        signer = self.store.signer()
+        if signer is None:
+            out.append("device_key")
+        if not self._cert_ok(self.store.cert(), anchor, signer):
+            out.append("cert")
+        if self.config is None:
+            out.append("config")
+        if self.store.read_blob(service.BLOB_TRUST) is None:
+            out.append("trust_list")
+        if not self.store.flags.get("clock_set"):
+            out.append("clock")
+        if not (self.store.flags.get("selftest") or {}).get("passed"):
+            out.append("selftest")
+        return out
+
+    def lifecycle(self) -> int:
+        if self.store.anchor() is None:
+            return service.STATE_BLANK
+        return service.STATE_CLAIMED if self.missing() else service.STATE_IN_SERVICE
+
+    def _cert_ok(self, cert, anchor, signer) -> bool:
+        if cert is None or anchor is None or signer is None:
+            return False
+        if cert.kind != certs.KIND_DEVICE or cert.subject_id != self.store.device_id:
+            return False
+        if cert.public_key != bytes(signer.public_key):
+            return False
+        # like credentials: expiry counts, "not yet valid" (a gate clock behind) does not
+        if self.store.flags.get("clock_set") and self.clock.now() >= cert.valid_until:
+            return False
+        return certs.verify(cert, anchor, self.verifier)
+
+    # -- session steps -------------------------------------------------------------------
+    def _on_hello(self, payload: bytes) -> bytes:
+        try:
+            host_nonce = service.parse_hello(payload)
+        except FormatError as e:
+            return self._refuse(0, 0, "svc_bad_request", str(e))
+        if self.state == CHALLENGED and host_nonce == self.host_nonce:
+            return self._identity  # a retransmitted HELLO: the same session, the same answer
+        self._new_session(CHALLENGED)
+        self.host_nonce = host_nonce
+        self.device_nonce = bytes(self.rng(service.NONCE_LEN))
+        signer = self.store.signer()
+        anchor = self.store.anchor()
+        flags = 0
+        if signer is not None:
+            flags |= service.ID_HAS_KEY
+        if self.store.read_blob(service.BLOB_CERT):
+            flags |= service.ID_HAS_CERT
+        state = self.lifecycle()
+        ident = service.Identity(
+            state,
+            flags,
+            self.store.device_id,
+            self.device_nonce,
+            certs.key_id(anchor) if anchor else 0,
+            bytes(signer.public_key) if signer else b"",
+            b"",
+            b"",
+        )
+        if signer is not None:
+            msg = service.identity_signing_input(host_nonce, ident.head_bytes())
+            ident.sig = bytes(signer.sign(msg))
+        info = {
+            "model": self.store.model,
+            "firmware": self._firmware(),
+            "state": service.STATE_NAMES[state],
+            "name": self.config["name"] if self.config else "",
+            "time": self.clock.now(),
+        }
+        self._identity = frames.encode(service.IDENTITY, service.identity(ident, _json(info)))
+        return self._identity
+
+    def _on_unauthenticated(self, payload: bytes) -> bytes:
+        seq = cmd = 0
+        if len(payload) >= 5:
+            seq, cmd = struct.unpack(">IB", payload[:5])
+        if self.store.anchor() is None:
+            return self._refuse(
+                seq, cmd, "svc_not_provisioned", "blank gate: only the first-time claim works"
+            )
+        return self._refuse(seq, cmd, "svc_unauthenticated", "send HELLO, then AUTH, first")
+
+    def _on_auth(self, payload: bytes) -> bytes:
+        try:
+            reply, label = self._authenticate(payload)
+        except Refused as e:
+            self._new_session(NONE)  # the nonce is burned: a new HELLO is needed
+            return self._refuse(0, 0, e.reason, e.message)
+        self._last_auth = (payload, reply)
+        self.log.add("session_open", {"technician": self._tech_id(), "label": label})
+        return reply
+
+    def _authenticate(self, payload: bytes):
+        try:
+            flags, anchor, cert_raw, body, sig = service.parse_auth(payload)
+        except FormatError as e:
+            raise Refused(str(e), "svc_bad_request") from None
+        current = self.store.anchor()
+        if current is None and not flags & service.AUTH_CLAIM:
+            raise Refused("blank gate: claim it first (AUTH with CLAIM)", "svc_not_provisioned")
+        if current is not None and bytes(anchor) != current:
+            raise Refused(
+                "gate belongs to operator root %08x, not %08x"
+                % (certs.key_id(current), certs.key_id(anchor)),
+                "svc_claimed",
+            )
+        try:
+            cred = certs.parse(cert_raw)
+        except FormatError as e:
+            raise Refused("technician credential: %s" % e, "svc_bad_credential") from None
+        if cred.kind != certs.KIND_TECHNICIAN or not certs.verify(cred, anchor, self.verifier):
+            raise Refused(
+                "credential is not a technician credential of this operator", "svc_bad_credential"
+            )
+        # Expiry is checked once the clock was set. A credential that looks not yet valid is
+        # accepted: a gate whose RTC lost power reads 2000-01-01 and must not lock everyone out.
+        now = self.clock.now()
+        if self.store.flags.get("clock_set") and now >= cred.valid_until:
+            raise Refused(
+                "credential valid %d..%d, gate time %d" % (cred.valid_from, cred.valid_until, now),
+                "svc_credential_expired",
+            )
+        revoked = gate_config.get(self.config, "revoked_technicians") or []
+        if cred.subject_id in revoked:
+            raise Refused("technician %d is revoked" % cred.subject_id, "svc_revoked")
+        msg = service.auth_signing_input(
+            self.device_nonce, self.host_nonce, self.store.device_id, body
+        )
+        if not self.verifier.verify(cred.public_key, msg, sig):
+            raise Refused("AUTH signature does not verify", "svc_bad_signature")
+        claimed = current is None
+        if claimed:
+            self.store.set_anchor(anchor)
+            self.log.add("claimed", {"operator_root": "%08x" % certs.key_id(anchor)})
+        self.state = OPEN
+        self.tech = cred
+        result = {
+            "technician": cred.subject_id,
+            "label": cred.label,
+            "permissions": cred.permissions,
+            "claimed": claimed,
+        }
+        if claimed:
+            self._changed("claimed")
+        return self._reply(0, 0, reasons.ACCEPTED, body=_json(result)), cred.label
+
+    def _on_auth_again(self, payload: bytes) -> bytes:
+        if self._last_auth and payload == self._last_auth[0]:
+            return self._last_auth[1]  # our reply was lost: the same answer again
+        return self._refuse(0, 0, "svc_replayed", "this session is already authenticated")
+
+    def _on_request(self, payload: bytes) -> bytes:
+        if self._last_request and payload == self._last_request[0]:
+            return self._last_request[1]  # a retransmission: answer again, do not run again
+        try:
+            seq, cmd, body, head, sig = service.parse_request(payload)
+        except FormatError as e:
+            return self._refuse(0, 0, "svc_bad_request", str(e))
+        tech = self.tech
+        if tech is None:  # cannot happen in OPEN; keeps the type checker honest
+            return self._refuse(seq, cmd, "svc_unauthenticated", "no technician")
+        msg = service.request_signing_input(self.device_nonce, head)
+        if not self.verifier.verify(tech.public_key, msg, sig):
+            return self._refuse(seq, cmd, "svc_bad_signature", "request signature does not verify")
+        if seq <= self.last_seq:
+            return self._refuse(
+                seq, cmd, "svc_replayed", "seq %d already used (last %d)" % (seq, self.last_seq)
+            )
+        self.last_seq = seq
+        entry = service.COMMANDS.get(cmd)
+        if entry is None:
+            return self._refuse(seq, cmd, "svc_bad_request", "unknown command %d" % cmd)
+        name, perm = entry
+        if not tech.permissions & perm:
+            reply = self._refuse(seq, cmd, "svc_forbidden", "%s needs another role" % name)
+        else:
+            try:
+                out = getattr(self, HANDLERS[cmd])(body)
+                reply = self._reply(seq, cmd, reasons.ACCEPTED, body=out)
+                if perm != certs.PERM_READ and cmd not in SELF_LOGGED:
+                    self.log.add(name, {"technician": self._tech_id()})
+            except Refused as e:
+                reply = self._refuse(seq, cmd, e.reason, e.message)
+            except FormatError as e:
+                reason = e.reason if e.reason.startswith("svc_") else "svc_bad_request"
+                reply = self._refuse(seq, cmd, reason, str(e))
+            except OSError as e:
+                reply = self._refuse(seq, cmd, "svc_storage", "storage: %r" % (e,))
+        self._last_request = (payload, reply)
+        if self._close_after:
+            self._new_session(NONE)
+        return reply
+
+    # -- firmware images -----------------------------------------------------------------
+    def _on_flash_unauthenticated(self, ftype: int, payload: bytes) -> bytes:
+        reason = "svc_not_provisioned" if self.store.anchor() is None else "svc_unauthenticated"
+        self.log.add("refused", {"reason": reason, "flash": ftype})
+        return frames.encode(
+            flash.REFUSED, flash.refused(reason, "open a service session (HELLO, AUTH) first")
+        )
+
+    def _on_flash(self, ftype: int, payload: bytes) -> bytes:
+        tech = self.tech
+        if tech is None or not tech.permissions & certs.PERM_PROVISION:
+            self.log.add("refused", {"reason": "svc_forbidden", "flash": ftype})
+            return frames.encode(
+                flash.REFUSED, flash.refused("svc_forbidden", "flashing needs the provision role")
+            )
+        if ftype in (flash.BEGIN, flash.ACTIVATE):
+            self.log.add("flash_" + flash.NAMES[ftype].lower(), {"technician": self._tech_id()})
+        out = b""
+        for rtype, rpayload in self.flash_service.handle(ftype, payload):
+            out += frames.encode(rtype, rpayload)
+        return out
+
+    # -- commands ------------------------------------------------------------------------
+    def _cmd_status(self, body: bytes) -> bytes:
+        signer = self.store.signer()
+        anchor = self.store.anchor()
+        cert = self.store.cert()
+        lists = {}
+        for kind in (service.BLOB_TRUST, service.BLOB_DENY, service.BLOB_FARES):
+            raw = self.store.read_blob(kind)
+            lists[blob_name(kind)] = None if raw is None else {"bytes": len(raw)}
+        cfg = self.config
+        missing = self.missing()
+        status = {
+            "device_id": self.store.device_id,
+            "model": self.store.model,
+            "firmware": self._firmware(),
+            "state": service.STATE_NAMES[self.lifecycle()],
+            "missing": missing,
+            "time": self.clock.now(),
+            "clock_set": bool(self.store.flags.get("clock_set")),
+            "operator_root": "%08x" % certs.key_id(anchor) if anchor else None,
+            "device_key": _hex(signer.public_key) if signer else None,
+            "cert": None
+            if cert is None
+            else {
+                "valid_from": cert.valid_from,
+                "valid_until": cert.valid_until,
+                "ok": "cert" not in missing,
+                "raw": _hex(cert.raw),
+            },
+            "config": None
+            if cfg is None
+            else {k: cfg[k] for k in ("name", "station", "lane", "mode", "direction")},
+            "lists": lists,
+            "pending_passages": self.journal.pending_count(),
+            "selftest": self.store.flags.get("selftest"),
+            "technician": self.tech.label if self.tech else None,
+            # firmware.maintenance.update_agent.UpdateAgent.status(): slot, version, trial, last
+            # update
+            "image": self.flash_service.status() if self.flash_service else None,
+            # the running gate (firmware/compose/device.py): mode state, lists in force, clock,
+            # limits
+            "gate": self.gate_status() if self.gate_status is not None else None,
+        }
+        return _json(status)
+
+    def _cmd_logs(self, body: bytes) -> bytes:
+        first, limit = service.index_count(body, "LOGS")
+        entries = self.log.since(first, min(limit, MAX_LOG_ENTRIES))
+        out = []
+        size = 0
+        for e in entries:
+            size += len(_json(e))
+            if size > service.CHUNK:
+                break
+            out.append(e)
+        nxt = out[-1]["i"] + 1 if out else max(first, self.log.next_index)
+        return _json({"entries": out, "next": nxt, "last": self.log.next_index - 1})
+
+    def _cmd_blob_info(self, body: bytes) -> bytes:
+        kind = service.u8(body, "BLOB_INFO")
+        if kind not in service.BLOBS:
+            raise Refused("unknown blob kind %d" % kind, "svc_bad_request")
+        return _json(self.store.blob_info(kind))
+
+    def _cmd_export(self, body: bytes) -> bytes:
+        index, count = service.index_count(body, "EXPORT")
+        total = self.journal.pending_count()
+        # seqs are consecutive: the index-th unsynced record follows seq acked + index
+        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.acked_seq + index)
+        return struct.pack(">II", total, index) + b"".join(raws)
+
+    def _cmd_set_time(self, body: bytes) -> bytes:
+        t = service.u32(body, "SET_TIME")
+        if t < gate_selftest.EARLIEST_TIME:
+            raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
+        was = self.clock.now()
+        self.clock.set(t)
+        self.store.set_flag("clock_set", True)
+        self._changed("set_time")
+        return _json({"time": self.clock.now(), "was": was})
+
+    def _cmd_selftest(self, body: bytes) -> bytes:
+        host_time = service.u32(body, "SELFTEST")
+        ctx = gate_selftest.Context(
+            self.store.dir,
+            self.clock,
+            bool(self.store.flags.get("clock_set")),
+            host_time,
+            self.hw,
+            gate_config.get(self.config, "selftest.scan_timeout_s"),
+            self.verifier,
+        )
+        result = gate_selftest.run(ctx)
+        result["at"] = self.clock.now()
+        self.store.set_flag("selftest", {"passed": result["passed"], "at": result["at"]})
+        self._changed("selftest")
+        return _json(result)
+
+    def _cmd_gen_key(self, body: bytes) -> bytes:
+        if body:
+            raise Refused("GEN_KEY takes no body", "svc_bad_request")
+        new = self.store.generate_key()
+        signer = self.store.signer()
+        pub = bytes(signer.public_key)
+        msg = service.key_signing_input(
+            self.store.device_id, pub, self.host_nonce, self.device_nonce
+        )
+        return bytes((1 if new else 0,)) + pub + bytes(signer.sign(msg))
+
+    def _cmd_put_blob(self, body: bytes) -> bytes:
+        kind, total, offset, digest, chunk = service.parse_put_blob(body)
+        if kind == service.BLOB_CERT and self.store.signer() is None:
+            raise Refused("generate the device key before installing its cert", "svc_no_key")
+        received, data = self.store.put_chunk(kind, total, offset, digest, chunk)
+        if data is None:
+            return _json({"received": received, "total": total, "installed": False})
+        try:
+            summary = self._check_blob(kind, data)
+        except Refused:
+            self.store.drop_partial(kind)
+            raise
+        self.store.install(kind)
+        if kind == service.BLOB_CONFIG:
+            self.config = gate_config.parse(data, self.store.device_id)
+        self.log.add(
+            "installed",
+            {"kind": blob_name(kind), "bytes": total, "sha256": _hex(digest)[:16]},
+        )
+        self._changed("installed:" + blob_name(kind))
+        return _json({"received": received, "total": total, "installed": True, "summary": summary})
+
+    def _check_blob(self, kind: int, data: bytes) -> dict:
+        if kind == service.BLOB_CERT:
+            try:
+                cert = certs.parse(data)
+            except FormatError as e:
+                raise Refused(str(e), "svc_bad_cert") from None
+            if not self._cert_ok(cert, self.store.anchor(), self.store.signer()):
+                raise Refused(
+                    "certificate is not for device %d, its key and operator root, or is "
+                    "outside its validity" % self.store.device_id,
+                    "svc_bad_cert",
+                )
+            return {"valid_until": cert.valid_until, "label": cert.label}
+        if kind == service.BLOB_CONFIG:
+            try:
+                cfg = gate_config.parse(data, self.store.device_id)
+            except FormatError as e:
+                raise Refused(str(e), "svc_bad_blob") from None
+            return {"name": cfg["name"], "station": cfg["station"], "lane": cfg["lane"]}
+        loader = self.loaders.get(kind)
+        if loader is None:
+            return {"bytes": len(data), "checked": "sha256"}
+        try:
+            return loader(data)
+        except FormatError as e:
+            raise Refused("%s: %s" % (blob_name(kind), e), "svc_bad_blob") from None
+
+    def _cmd_reset(self, body: bytes) -> bytes:
+        force, digest = service.parse_reset(body)
+        n = self.journal.pending_count()
+        if n:
+            if not force:
+                raise Refused(
+                    "%d unsynced passages: sync first, or export them and force" % n,
+                    "svc_unsynced",
+                )
+            pending = self.journal.pending(n)
+            if hashlib.sha256(b"".join(pending)).digest() != digest:
+                raise Refused(
+                    "export digest does not match the %d unsynced passages" % n,
+                    "svc_export_mismatch",
+                )
+            # dropped like acknowledged records: the journal keeps its seq and hash chain
+            self.journal.ack(records.decode(pending[-1]).seq)
+        self.store.wipe()
+        self.config = None
+        self.log.add(
+            "factory_reset", {"technician": self._tech_id(), "exported_dropped": n if n else 0}
+        )
+        self._close_after = True
+        self._changed("reset")
+        return _json({"reset": True, "exported_dropped": n})

@@ -1,0 +1,143 @@
+"""A gate's verification state in one directory, and the Validator built from it.
+
+    DIR/roots.json       {"1": "02ab..."}: operator root public keys (SEC1 hex) by root key id
+    DIR/validator.json   ValidatorConfig settings (firmware/verify/validator.py), all optional
+    DIR/trust.bin        the installed signed trust list (firmware/verify/truststore.py)
+    DIR/deny/            the deny-list store (firmware/verify/denystore.py)
+    DIR/replay.log       the replay cache (firmware/verify/replay.py)
+    DIR/anchor.bin       the time anchor (firmware/verify/timeanchor.py)
+
+`faregate wallet init` writes roots.json and validator.json and installs the first lists;
+`faregate verify --state DIR` opens the same directory read-only to re-check codes as that gate
+would. A provisioned gate (firmware/compose/device.py) has no roots.json or validator.json: its
+root is the operator root it was claimed for, its settings come from its config, and the console and
+sync install newer lists (`validator.trust.install(blob)`, `validator.deny.install(blob)`).
+"""
+
+import json
+import os
+
+from firmware import platform
+from firmware.compose import gate_config
+from firmware.verify.denystore import DenyStore
+from firmware.verify.replay import ReplayCache
+from firmware.verify.timeanchor import TimeAnchor
+from firmware.verify.truststore import TrustStore
+from firmware.verify.validator import Validator, ValidatorConfig
+from protocol.errors import UsageError
+
+ROOTS = "roots.json"
+CONFIG = "validator.json"
+TRUST = "trust.bin"
+DENY = "deny"
+REPLAY = "replay.log"
+ANCHOR = "anchor.bin"
+
+
+def read_roots(directory: str) -> dict:
+    data = platform.read_file(directory + "/" + ROOTS)
+    if data is None:
+        raise UsageError("%s/%s is missing: the gate has no operator root key" % (directory, ROOTS))
+    try:
+        raw = json.loads(data)
+        return {int(k): bytes.fromhex(v) for k, v in raw.items()}
+    except (ValueError, AttributeError, TypeError):
+        raise UsageError("%s/%s is not a JSON object of hex keys" % (directory, ROOTS)) from None
+
+
+def read_config(directory: str) -> ValidatorConfig:
+    data = platform.read_file(directory + "/" + CONFIG)
+    if data is None:
+        return ValidatorConfig()
+    try:
+        return ValidatorConfig.from_dict(json.loads(data))
+    except (ValueError, TypeError) as e:
+        raise UsageError("%s/%s: %s" % (directory, CONFIG, e)) from None
+
+
+# the provisioned gate config (firmware/compose/gate_config.py, issue 6) -> ValidatorConfig settings
+_GATE_CONFIG = {
+    "scope": "gate_scope",
+    "validation.window_s": "window_s",
+    "validation.skew_s": "skew_s",
+    "validation.stale_trust": "stale_policy",
+}
+_STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
+
+
+def config_from_gate_config(cfg: dict) -> ValidatorConfig:
+    """The ValidatorConfig for a provisioned gate config (dotted or nested names); a field the
+    config leaves out takes the config's documented default (gate_config.DEFAULTS)."""
+    out = {}
+    for name, setting in _GATE_CONFIG.items():
+        value = cfg.get(name)  # a dotted name as a flat key
+        if value is None:
+            value = gate_config.get(cfg, name)  # nested, else the default
+        if value is None:
+            continue
+        if setting == "stale_policy":
+            value = _STALE_NAMES.get(value, value)
+        out[setting] = value
+    return ValidatorConfig.from_dict(out)
+
+
+def write_setup(directory: str, roots: dict, config=None) -> None:
+    """Write roots.json and validator.json (what provisioning does for a new gate)."""
+    platform.write_atomic(
+        directory + "/" + ROOTS,
+        json.dumps({str(k): bytes(v).hex() for k, v in roots.items()}).encode(),
+    )
+    cfg = config or ValidatorConfig()
+    platform.write_atomic(directory + "/" + CONFIG, json.dumps(cfg.to_dict()).encode())
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+def open_validator(
+    directory: str,
+    verifier,
+    rtc=None,
+    readonly: bool = False,
+    roots=None,
+    config=None,
+    clock=None,
+    sync=platform.sync_file,
+):
+    """The Validator of the gate whose state is in `directory`.
+
+    rtc       the gate's RTC (`.now()`); with it the clock is a persisted TimeAnchor, which the
+              caller should also use as the gate's clock (`validator.clock`)
+    readonly  load everything but never write (for `faregate verify` on a copy of a gate's state)
+    roots, config   the operator roots and ValidatorConfig (default: roots.json, validator.json)
+    clock     a TimeAnchor the caller made (instead of `rtc`)
+    sync      the durable-write primitive of the deny store and replay cache
+    """
+    if roots is None:
+        roots = read_roots(directory)
+    if config is None:
+        config = read_config(directory)
+    trust = TrustStore(roots, verifier, directory + "/" + TRUST)
+    if readonly:
+        trust.path = None
+    deny_dir = directory + "/" + DENY
+    if not readonly:
+        _mkdir(deny_dir)
+    deny = DenyStore(deny_dir, roots, verifier, sync=sync, readonly=readonly)
+    retain = config.window_s + config.skew_s
+    replay = ReplayCache(directory + "/" + REPLAY, retain, sync=sync, readonly=readonly)
+    if clock is None and rtc is not None:
+        clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR)
+    return Validator(verifier, trust, deny, config, replay, clock)
+
+
+def forget_lists(directory: str) -> None:
+    """Remove the installed trust and deny lists (a factory reset: the next operator's lists
+    start from version 1 again)."""
+    platform.remove_if_exists(directory + "/" + TRUST)
+    for name in ("deny.base", "deny.log"):
+        platform.remove_if_exists(directory + "/" + DENY + "/" + name)

@@ -1,0 +1,273 @@
+"""The verification pipeline: ride-code text in, a Decision out. Never raises on bad input.
+
+Checks run in the order of docs/ridecode.md ("Verification order"); the first failure names
+the reason (protocol/reasons.py):
+
+    parse            malformed, bad_prefix, bad_length, bad_base45, bad_version, unknown_alg
+    trust list       trust_list_missing, trust_list_stale (stale policy "refuse", or grace over)
+    issuer key       unknown_issuer, issuer_alg_mismatch, issuer_key_not_yet_valid,
+                     issuer_key_expired, credential_outlives_key, issuer_out_of_scope
+    issuer sig       bad_issuer_signature
+    credential       credential_not_yet_valid, credential_expired, out_of_scope (gate scope)
+    rider sig        bad_rider_signature
+    presentation     presentation_future (beyond skew), presentation_stale (beyond window)
+    replay           replayed
+    deny list        denied
+    gate clock       clock_untrusted (clock policy "refuse")
+
+An accepted Decision carries the offline limit that applies (the credential's, lowered while
+the trust list is stale under policy "limit" or the clock is untrusted under policy "limit")
+and `flags` naming those conditions. Mode policy (entry/exit, anti-passback, offline limits)
+is the gate mode's job, after this.
+
+Credentials whose issuer signature verified are cached by their exact text (base45 here is
+canonical, so equal text is equal bytes): a phone shows the same credential many times, and a
+cached one costs one signature check instead of two. The cache empties when the trust list
+changes.
+"""
+
+from firmware.verify.denystore import DenyStore
+from firmware.verify.replay import ReplayCache
+from firmware.verify.truststore import TrustStore
+from protocol import base45, ridecode
+from protocol.errors import FormatError
+from protocol.trustlist import IssuerKey  # noqa: F401 (re-exported: callers build trust dicts)
+
+STALE_REFUSE = "refuse"  # stale trust list: refuse every code
+STALE_GRACE = "grace"  # accept as usual for stale_grace_s, then refuse
+STALE_LIMIT = "limit"  # accept for stale_grace_s with the offline limit lowered, then refuse
+CLOCK_REFUSE = "refuse"  # untrusted clock: refuse every code
+CLOCK_LIMIT = "limit"  # untrusted clock: accept with the offline limit lowered
+
+FLAG_TRUST_STALE = "trust_stale"
+FLAG_CLOCK_UNTRUSTED = "clock_untrusted"
+
+
+class Decision:
+    __slots__ = ("accept", "reason", "code", "offline_limit", "flags")
+
+    def __init__(self, accept: bool, reason: str, code=None, offline_limit=None, flags=()):
+        self.accept = accept
+        self.reason = reason
+        self.code = code
+        self.offline_limit = offline_limit  # for an accept: the limit the mode policy applies
+        self.flags = flags  # names of degraded conditions an accept was made under
+
+    def __repr__(self):
+        return "Decision(%s, %s)" % (self.accept, self.reason)
+
+
+class ValidatorConfig:
+    """Every tunable of the pipeline, in one place (gate config sets them)."""
+
+    def __init__(
+        self,
+        gate_scope: int = 1,
+        window_s: int = 60,
+        skew_s: int = 10,
+        stale_policy: str = STALE_GRACE,
+        stale_grace_s: int = 86400,
+        stale_offline_limit: int = 0,
+        clock_policy: str = CLOCK_LIMIT,
+        clock_offline_limit: int = 0,
+        cache_size: int = 4096,
+    ):
+        if stale_policy not in (STALE_REFUSE, STALE_GRACE, STALE_LIMIT):
+            raise ValueError("stale_policy must be refuse, grace or limit")
+        if clock_policy not in (CLOCK_REFUSE, CLOCK_LIMIT):
+            raise ValueError("clock_policy must be refuse or limit")
+        self.gate_scope = gate_scope  # the scope bit(s) this gate serves
+        self.window_s = window_s  # how old a presentation may be
+        self.skew_s = skew_s  # how far ahead of the gate's clock a presentation may be
+        self.stale_policy = stale_policy
+        self.stale_grace_s = stale_grace_s
+        self.stale_offline_limit = stale_offline_limit
+        self.clock_policy = clock_policy
+        self.clock_offline_limit = clock_offline_limit
+        self.cache_size = cache_size
+
+    FIELDS = (
+        "gate_scope",
+        "window_s",
+        "skew_s",
+        "stale_policy",
+        "stale_grace_s",
+        "stale_offline_limit",
+        "clock_policy",
+        "clock_offline_limit",
+        "cache_size",
+    )
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """From gate config (JSON); unknown keys are an error, so typos do not pass silently."""
+        for k in d:
+            if k not in cls.FIELDS:
+                raise ValueError("unknown validator setting %r" % k)
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+
+class Validator:
+    def __init__(
+        self,
+        verifier,
+        trust,
+        deny=None,
+        config=None,
+        replay=None,
+        clock=None,
+    ):
+        """
+        verifier  .verify(pub_sec1, msg, sig_rs) -> bool (firmware.platform.crypto().verifier())
+        trust     a TrustStore, or a dict key_id -> IssuerKey (an unsigned store, never stale)
+        deny      a DenyStore (default: empty)
+        replay    a ReplayCache (default: in memory)
+        clock     the gate's clock if it can be untrusted (TimeAnchor: .untrusted, .mark_good)
+
+        Rejects are not recorded here: the gate journals them (firmware/gate/gate.py).
+        """
+        self.verifier = verifier
+        self.config = config or ValidatorConfig()
+        if isinstance(trust, dict):
+            trust = TrustStore.unsigned(trust, verifier)
+        self.trust = trust
+        self.deny = deny if deny is not None else DenyStore()
+        if replay is None:
+            replay = ReplayCache(None, self.config.window_s + self.config.skew_s)
+        self.replay = replay
+        self.clock = clock
+        self._cache: dict = {}  # credential text -> Credential whose issuer signature verified
+        self._cache_epoch = -1
+        self._last_now = 0
+        self._commits = 0
+
+    def _trust_state(self, now):
+        """-> (reject reason or None, trust_stale flag, lower the offline limit?)"""
+        trust = self.trust
+        if trust.missing:
+            return "trust_list_missing", False, False
+        if not trust.stale(now):
+            return None, False, False
+        cfg = self.config
+        if cfg.stale_policy == STALE_REFUSE or now >= trust.list.valid_until + cfg.stale_grace_s:
+            return "trust_list_stale", True, False
+        return None, True, cfg.stale_policy == STALE_LIMIT
+
+    def check(self, text, now: int) -> Decision:
+        self._last_now = now
+        trust = self.trust
+        if trust.epoch != self._cache_epoch:
+            self._cache.clear()
+            self._cache_epoch = trust.epoch
+        try:
+            cred_text, pres_text = ridecode.split_text(text)
+            verified = self._cache.get(cred_text)  # its issuer signature already checked
+            cred = verified or ridecode.parse_credential(base45.decode(cred_text))
+            code = ridecode.parse_presentation(cred, base45.decode(pres_text))
+        except FormatError as e:
+            return Decision(False, e.reason)
+        refuse, stale, stale_limit = self._trust_state(now)
+        if refuse:
+            return Decision(False, refuse, code)
+        key = trust.get(cred.issuer_key_id)
+        if key is None:
+            return Decision(False, "unknown_issuer", code)
+        if key.alg != cred.alg:
+            return Decision(False, "issuer_alg_mismatch", code)
+        if now < key.valid_from:
+            return Decision(False, "issuer_key_not_yet_valid", code)
+        if now >= key.valid_until:
+            return Decision(False, "issuer_key_expired", code)
+        if cred.valid_from < key.valid_from or cred.valid_until > key.valid_until:
+            return Decision(False, "credential_outlives_key", code)
+        if cred.scope & ~key.scope:
+            return Decision(False, "issuer_out_of_scope", code)
+        verifier = self.verifier
+        if verified is None:
+            if not verifier.verify(key.pub, code.issuer_signed_bytes(), cred.issuer_sig):
+                return Decision(False, "bad_issuer_signature", code)
+            size = self.config.cache_size
+            if size:
+                cache = self._cache
+                if len(cache) >= size:
+                    cache.clear()
+                cache[cred_text] = cred
+        if now < cred.valid_from:
+            return Decision(False, "credential_not_yet_valid", code)
+        if now >= cred.valid_until:
+            return Decision(False, "credential_expired", code)
+        cfg = self.config
+        if not cred.scope & cfg.gate_scope:
+            return Decision(False, "out_of_scope", code)
+        if not verifier.verify(cred.rider_pub, code.rider_signed_bytes(), code.rider_sig):
+            return Decision(False, "bad_rider_signature", code)
+        if code.time > now + cfg.skew_s:
+            return Decision(False, "presentation_future", code)
+        if code.time + cfg.window_s < now:
+            return Decision(False, "presentation_stale", code)
+        if self.replay.is_replay(cred.credential_id(), code.counter):
+            return Decision(False, "replayed", code)
+        if self.deny.is_denied(cred.account_id, cred.cred_no):
+            return Decision(False, "denied", code)
+        limit = cred.offline_limit
+        flags = ()
+        if stale:
+            flags = (FLAG_TRUST_STALE,)
+            if stale_limit and cfg.stale_offline_limit < limit:
+                limit = cfg.stale_offline_limit
+        if self.clock is not None and getattr(self.clock, "untrusted", False):
+            if cfg.clock_policy == CLOCK_REFUSE:
+                return Decision(False, "clock_untrusted", code)
+            flags = flags + (FLAG_CLOCK_UNTRUSTED,)
+            if cfg.clock_offline_limit < limit:
+                limit = cfg.clock_offline_limit
+        return Decision(True, "accepted", code, limit, flags)
+
+    def committed(self, code, now=None) -> None:
+        """Call once the passage for `code` is durably journaled: later showings are replays.
+
+        Persists the replay entry and, if the clock is a TimeAnchor, the anchor's good time.
+        """
+        if now is None:
+            now = self._last_now
+        self.replay.commit(code.credential.credential_id(), code.counter, code.time, now)
+        mark_good = getattr(self.clock, "mark_good", None)
+        if mark_good is not None:
+            mark_good()
+        self._commits += 1
+        if self._commits % 64 == 0:
+            self.replay.prune(now)
+
+    def notice(self, now: int) -> str:
+        """A line for the gate's idle display when it works degraded, else ""."""
+        refuse, stale, _ = self._trust_state(now)
+        if refuse == "trust_list_missing":
+            return "No trust list - see staff"
+        if refuse:
+            return "Trust list expired - see staff"
+        if self.clock is not None and getattr(self.clock, "untrusted", False):
+            return "Clock not trusted - limited service"
+        if stale:
+            return "Trust list out of date - limited service"
+        return ""
+
+    def status(self, now: int) -> dict:
+        """What the sync client reports and the service console shows."""
+        refuse, stale, limited = self._trust_state(now)
+        trust = self.trust.status(now)
+        trust["policy"] = self.config.stale_policy
+        trust["state"] = refuse or ("stale_limited" if limited else "stale" if stale else "fresh")
+        clock_status = getattr(self.clock, "status", None)
+        clock = clock_status() if clock_status is not None else {"untrusted": False}
+        clock["policy"] = self.config.clock_policy
+        return {
+            "trust": trust,
+            "deny": self.deny.status(),
+            "replay": self.replay.status(),
+            "clock": clock,
+            "cached_credentials": len(self._cache),
+            "notice": self.notice(now),
+        }

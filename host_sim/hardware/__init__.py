@@ -1,0 +1,2 @@
+"""Simulated gate hardware: pty QR engines, camera frames, barriers, beams and loops, the
+simulated board, one simulated gate booting the real image."""

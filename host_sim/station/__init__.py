@@ -1,0 +1,2 @@
+"""The station simulator: scenarios, demand, faults, lanes, the simulated network, invariants and
+reports."""

@@ -1,0 +1,359 @@
+"""The simulator's invariants, checked while the station runs and once it has recovered.
+
+The monitor watches each gate from outside, the way a logic analyser would: every scan the
+gate decides (its `on_scan`), every command its barrier gets, every record its journal
+commits (a journal listener), and at the end what the back office's SQLite file holds. It
+judges scans against the truth the simulator kept about every code it minted
+(host_sim/station/demand.py CodeInfo), never against the gate's own verdict:
+
+    never_open_without_valid_code   an accepted code was genuine (issuer-signed), its credential
+                                    valid and its presentation fresh at the gate's time, not
+                                    already accepted at this gate; and the barrier opened only
+                                    for an accepted code (or, parking, to never lower an arm
+                                    onto a car; or a fire alarm; or a store's exit button)
+    every_opening_has_a_record      when the barrier opens for a code, that code's passage
+                                    record is already committed in the journal
+    records_reach_backoffice_once   after recovery the back office holds every record any gate
+                                    committed, byte for byte, each once, nothing else, and no
+                                    gate holds a presentation twice; no reboot lost a record
+    denied_codes_refused            a deny-listed account is refused once the gate has
+                                    installed the list version that denies it
+    every_reject_has_a_reason       every refusal names a known reason (protocol/reasons.py),
+                                    in the decision and in the journaled record
+    replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
+                                    by the back office (gates cannot see each other's caches)
+    firmware_never_crashes          no exception escapes a gate's main loop or sync session
+
+Each violation keeps the virtual time, the gate and what happened; the report lists them.
+"""
+
+from typing import Any
+
+from protocol import reasons, records, ridecode
+
+INVARIANTS = [
+    ("never_open_without_valid_code", "the barrier never opens without a valid code"),
+    ("every_opening_has_a_record", "every opening has a journaled passage record"),
+    (
+        "records_reach_backoffice_once",
+        "every committed record reaches the back office exactly once after recovery",
+    ),
+    ("denied_codes_refused", "deny-listed codes are refused once the list is applied"),
+    ("every_reject_has_a_reason", "every reject has a named reason"),
+    ("replays_caught_centrally", "a code accepted at two gates is flagged as a replay"),
+    ("firmware_never_crashes", "no exception escapes a gate's main loop or sync"),
+]
+KEEP = 20  # violations kept per invariant (all are counted)
+
+# (state, event) rows whose "open" action is not for a code: allowed without one
+SAFETY_OPENS = {
+    ("closing", "vehicle_on_safety"),  # parking: never lower an arm onto a vehicle
+}
+SAFETY_EVENTS = ("fire_alarm", "exit_request")  # emergency opening, store free egress
+
+
+class _Scan:
+    __slots__ = ("info", "now", "deny_version", "recorded", "opened")
+
+    def __init__(self, info, now, deny_version):
+        self.info = info
+        self.now = now
+        self.deny_version = deny_version
+        self.recorded = False  # its passage record was committed during this scan
+        self.opened = False
+
+
+class _JournalProbe:
+    """A journal listener (firmware/storage/journal.py calls committed/acked)."""
+
+    def __init__(self, monitor: "Monitor", gate: int) -> None:
+        self.monitor = monitor
+        self.gate = gate
+        self.active = True
+
+    def committed(self, rec: Any) -> None:
+        if self.active:
+            self.monitor.committed(self.gate, rec)
+
+    def acked(self, up_to_seq: int) -> None:
+        pass
+
+
+class Monitor:
+    def __init__(self, codes: dict, deny_version_of: dict, window_s: int, skew_s: int, now_s):
+        self.codes = codes  # text -> CodeInfo (host_sim/station/demand.py)
+        self.deny_version_of = deny_version_of  # account -> list version that denies it
+        self.window_s = window_s
+        self.skew_s = skew_s
+        self.now_s = now_s  # () -> virtual seconds since the start, for violation times
+        self.violations: dict[str, list[dict]] = {name: [] for name, _ in INVARIANTS}
+        self.counts: dict[str, int] = {name: 0 for name, _ in INVARIANTS}
+        self.committed_raw: dict[int, dict[int, bytes]] = {}  # device_id -> seq -> raw
+        self.committed_at: dict[int, dict[int, int]] = {}  # device_id -> seq -> virtual s
+        self.names: dict[int, str] = {}  # gate -> name
+        self.device_ids: dict[int, int] = {}
+        self._scan: dict[int, _Scan | None] = {}
+        self._accepted: dict[int, dict[int, int]] = {}  # gate -> cred_id -> newest counter
+        self._probes: dict[int, _JournalProbe] = {}
+        self._devices: dict[int, Any] = {}
+        self.checked = {"scans": 0, "openings": 0, "records": 0}
+        self.events: dict[str, int] = {}  # journaled alarms and events by reason
+
+    # -- reporting ---------------------------------------------------------------------------
+    def violate(self, name: str, gate: int | None, detail: str) -> None:
+        self._note(name, self.names.get(gate, "") if gate is not None else "", detail)
+
+    def _note(self, name: str, where: str, detail: str) -> None:
+        self.counts[name] += 1
+        if len(self.violations[name]) < KEEP:
+            self.violations[name].append({"t_s": self.now_s(), "gate": where, "detail": detail})
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts.values())
+
+    # -- wiring ------------------------------------------------------------------------------
+    def watch_barrier(self, gate: int, name: str, barrier: Any) -> None:
+        self.names[gate] = name
+        barrier.observers.append(lambda command: self._barrier(gate, command))
+
+    def attach(self, gate: int, dev: Any) -> None:
+        """A gate's device was opened (at start, or after a power cut)."""
+        self._devices[gate] = dev
+        self.device_ids[gate] = dev.device_id
+        held = self.committed_raw.setdefault(dev.device_id, {})
+        j = dev.journal
+        if held and max(held) > j.last_seq:
+            self.violate(
+                "records_reach_backoffice_once",
+                gate,
+                "after a restart the journal ends at seq %d; seq %d was committed before"
+                % (j.last_seq, max(held)),
+            )
+        probe = _JournalProbe(self, gate)
+        self._probes[gate] = probe
+        j.listeners.append(probe)
+        self._scan[gate] = None
+        g = dev.gate
+        decide = g.on_scan
+        validator = dev.validator
+        clock = g.clock
+
+        def on_scan(text: str, direction: int | None = None) -> Any:
+            scan = _Scan(self.codes.get(text), clock.now(), validator.deny.version)
+            self._scan[gate] = scan
+            try:
+                d = decide(text, direction)
+            finally:
+                self._scan[gate] = None
+            self._decided(gate, scan, d)
+            return d
+
+        g.on_scan = on_scan
+
+    def detach(self, gate: int) -> None:
+        """A power cut: the device is gone; its journal's probe goes quiet."""
+        probe = self._probes.pop(gate, None)
+        if probe is not None:
+            probe.active = False
+        self._devices.pop(gate, None)
+        self._scan[gate] = None
+
+    # -- during the run ----------------------------------------------------------------------
+    def invalid(self, gate: int, info: Any, now: int) -> str | None:
+        """Why the code is not valid at this gate at gate time `now` (None: it is valid).
+        The deny list is judged separately (denied_codes_refused)."""
+        if info is None:
+            return "a text the simulator never minted"
+        if info.forged:
+            return "a forged credential (not signed by the issuer)"
+        if not info.valid_from <= now < info.valid_until:
+            return "credential valid %d..%d, gate time %d" % (
+                info.valid_from,
+                info.valid_until,
+                now,
+            )
+        if info.ptime > now + self.skew_s or info.ptime + self.window_s < now:
+            return "presentation made at %d, gate time %d" % (info.ptime, now)
+        newest = self._accepted.get(gate, {}).get(ridecode.cred_id(info.account, info.cred_no))
+        if newest is not None and info.counter <= newest:
+            return "presentation counter %d already accepted here (newest %d)" % (
+                info.counter,
+                newest,
+            )
+        return None
+
+    def _decided(self, gate: int, scan: _Scan, d: Any) -> None:
+        self.checked["scans"] += 1
+        info = scan.info
+        if d.accept:
+            why = self.invalid(gate, info, scan.now)
+            if why:
+                self.violate(
+                    "never_open_without_valid_code", gate, "accepted %s: %s" % (_who(info), why)
+                )
+            if info is not None:
+                v = self.deny_version_of.get(info.account)
+                if v is not None and v <= scan.deny_version:
+                    self.violate(
+                        "denied_codes_refused",
+                        gate,
+                        "accepted account %d, denied since list version %d; the gate has %d"
+                        % (info.account, v, scan.deny_version),
+                    )
+                acc = self._accepted.setdefault(gate, {})
+                cid = ridecode.cred_id(info.account, info.cred_no)
+                if info.counter > acc.get(cid, -1):
+                    acc[cid] = info.counter
+        elif d.reason == reasons.ACCEPTED or d.reason not in reasons.REASONS:
+            self.violate(
+                "every_reject_has_a_reason",
+                gate,
+                "refused %s with reason %r" % (_who(info), d.reason),
+            )
+
+    def committed(self, gate: int, rec: Any) -> None:
+        self.checked["records"] += 1
+        raw = rec.to_bytes()
+        self.committed_raw.setdefault(rec.device_id, {})[rec.seq] = raw
+        self.committed_at.setdefault(rec.device_id, {})[rec.seq] = self.now_s()
+        if rec.kind == records.KIND_REJECT:
+            name = reasons.by_number(rec.reason)
+            if name in ("unknown", reasons.ACCEPTED):
+                self.violate(
+                    "every_reject_has_a_reason",
+                    gate,
+                    "reject record seq %d has reason number %d" % (rec.seq, rec.reason),
+                )
+        elif rec.kind == records.KIND_EVENT:
+            name = reasons.by_number(rec.reason)
+            self.events[name] = self.events.get(name, 0) + 1
+        elif rec.kind == records.KIND_PASSAGE:
+            scan = self._scan.get(gate)
+            if scan is not None and scan.info is not None:
+                if (rec.account_id, rec.cred_no, rec.counter) == scan.info.presentation():
+                    scan.recorded = True
+
+    def _barrier(self, gate: int, command: str) -> None:
+        if command != "open":
+            return
+        self.checked["openings"] += 1
+        dev = self._devices.get(gate)
+        if dev is None:
+            self.violate("never_open_without_valid_code", gate, "opened while powered off")
+            return
+        log = dev.gate.machine.log
+        state, event = (log[-1][1], log[-1][2]) if log else ("", "")
+        if (state, event) in SAFETY_OPENS or event in SAFETY_EVENTS:
+            return
+        scan = self._scan.get(gate)
+        if event != "paid" or scan is None:
+            self.violate(
+                "never_open_without_valid_code",
+                gate,
+                "opened on %r in state %r with no code being accepted" % (event, state),
+            )
+            return
+        if not scan.recorded:
+            self.violate(
+                "every_opening_has_a_record",
+                gate,
+                "opened for %s with no passage record committed" % _who(scan.info),
+            )
+
+    # -- at the end --------------------------------------------------------------------------
+    def check_backoffice(self, db: Any, pending: dict[int, int]) -> dict[str, int]:
+        """Compare what the back office holds with what the gates committed. `db` is a
+        sqlite3 connection to its file; `pending` gate -> records still on the gate."""
+        held: dict[int, dict[int, bytes]] = {}
+        for dev, seq, raw in db.execute("SELECT device_id, seq, raw FROM records"):
+            held.setdefault(int(dev), {})[int(seq)] = bytes(raw)
+        name_of = {d: self.names.get(g, str(d)) for g, d in self.device_ids.items()}
+        missing = extra = differ = 0
+        for dev in sorted(set(self.committed_raw) | set(held)):
+            mine = self.committed_raw.get(dev, {})
+            theirs = held.get(dev, {})
+            for seq in sorted(set(mine) - set(theirs)):
+                missing += 1
+                self._end_violation(name_of, dev, "seq %d never reached the back office" % seq)
+            for seq in sorted(set(theirs) - set(mine)):
+                extra += 1
+                self._end_violation(
+                    name_of, dev, "the back office holds seq %d, never committed" % seq
+                )
+            for seq in sorted(set(mine) & set(theirs)):
+                if mine[seq] != theirs[seq]:
+                    differ += 1
+                    self._end_violation(
+                        name_of, dev, "seq %d differs from what was committed" % seq
+                    )
+        for gate, n in sorted(pending.items()):
+            if n:
+                self.violate("records_reach_backoffice_once", gate, "%d records still pending" % n)
+        # exactly once: no gate holds one presentation in two passage records
+        seen: dict[tuple, list[tuple[int, int]]] = {}
+        for dev, seqs in sorted(held.items()):
+            for seq, raw in sorted(seqs.items()):
+                r = records.decode(raw)
+                if r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter):
+                    seen.setdefault((r.account_id, r.cred_no, r.counter), []).append((dev, seq))
+        twice = 0
+        for pres, where in sorted(seen.items()):
+            devs = [d for d, _s in where]
+            if len(devs) != len(set(devs)):
+                twice += 1
+                self._end_violation(
+                    name_of, devs[0], "presentation %r recorded twice by one gate" % (pres,)
+                )
+        # replays: a presentation passed at several gates must be flagged (all but the first)
+        flagged = {
+            (int(d), int(s))
+            for d, s in db.execute("SELECT device_id, seq FROM anomalies WHERE kind='replay'")
+        }
+        replays = unflagged = 0
+        for pres, where in sorted(seen.items()):
+            if len(where) < 2:
+                continue
+            replays += 1
+            hits = sum(1 for w in where if w in flagged)
+            if hits < len(where) - 1:
+                unflagged += 1
+                self.violate(
+                    "replays_caught_centrally",
+                    None,
+                    "presentation %r passed at %s; %d of them flagged"
+                    % (
+                        pres,
+                        ", ".join("%s seq %d" % (name_of.get(d, d), s) for d, s in where),
+                        hits,
+                    ),
+                )
+        return {
+            "missing": missing,
+            "unexpected": extra,
+            "altered": differ,
+            "presentations_twice_at_one_gate": twice,
+            "replayed_presentations": replays,
+            "replays_not_flagged": unflagged,
+        }
+
+    def _end_violation(self, name_of: dict, dev: int, detail: str) -> None:
+        self._note("records_reach_backoffice_once", name_of.get(dev, str(dev)), detail)
+
+    def results(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "description": text,
+                "ok": self.counts[name] == 0,
+                "violations": self.counts[name],
+                "first": self.violations[name],
+            }
+            for name, text in INVARIANTS
+        ]
+
+
+def _who(info: Any) -> str:
+    if info is None:
+        return "an unknown text"
+    return "%s code of account %d (counter %d)" % (info.kind, info.account, info.counter)

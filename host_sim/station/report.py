@@ -1,0 +1,413 @@
+"""A simulation's report: JSON, JUnit XML, a human summary and PNG plots.
+
+    report = Simulation(...).run()            # build() below makes the dict
+    paths = write(report, out_dir, path)      # report.json, junit.xml, summary.txt, PNGs
+
+Reproducibility: report.json and junit.xml hold only what the seed decides (virtual times,
+counts, the scenario), so two runs with one seed give byte-identical files. Wall-clock figures
+(how long the run took, passages per wall second) go to wall.json only, which is not part of
+that promise. The plots are drawn from report.json alone.
+"""
+
+import json
+import os
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from host_sim.station.invariants import INVARIANTS
+
+FORMAT = 1
+PLOTS = (
+    ("passages_per_minute.png", "passages per minute"),
+    ("scan_to_open_latency.png", "scan-to-open latency"),
+    ("queue_depth.png", "queue depth"),
+    ("sync_lag.png", "sync lag"),
+    ("rejects_by_reason.png", "rejects by reason"),
+)
+
+
+def percentile(values: list[int], p: int) -> int:
+    """The p-th percentile (nearest rank) of `values`, 0 for none."""
+    if not values:
+        return 0
+    v = sorted(values)
+    i = min(len(v) - 1, (len(v) * p + 99) // 100 - 1)
+    return int(v[max(i, 0)])
+
+
+def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) -> dict[str, Any]:
+    """The report dict of a finished Simulation (only seed-determined values)."""
+    sc = sim.sc
+    gates = []
+    rejects: dict[str, int] = {}
+    accepted = 0
+    for s in sim.slots:
+        acc = s.counts.get("accepted", 0)
+        accepted += acc
+        gate_rejects = {k: v for k, v in sorted(s.counts.items()) if k != "accepted"}
+        for k, v in gate_rejects.items():
+            rejects[k] = rejects.get(k, 0) + v
+        st = s.dev.status() if s.dev is not None else {}
+        gates.append(
+            {
+                "name": s.name,
+                "device_id": s.device_id,
+                "kind": s.kind,
+                "direction": "both" if s.kind == "store" else s.lane_cfg["direction"],
+                "accepted": acc,
+                "rejects": gate_rejects,
+                "openings": s.hw.barrier.openings,
+                "jams": s.hw.barrier.jams,
+                "deny_version": st.get("deny_version", 0),
+                "clock_untrusted": bool(st.get("clock_untrusted", False)),
+                "deny_applied_s": {str(k): v for k, v in sorted(s.deny_applied.items())},
+                **s.stats,
+            }
+        )
+    lat = [v for _t, v in sim.latencies]
+    inv = sim.monitor.results()
+    scans = sum(s.stats["scans"] for s in sim.slots)
+    passed = sum(s.stats["passed"] for s in sim.slots)
+    return {
+        "format": FORMAT,
+        "scenario": sc["name"],
+        "description": sc["description"],
+        "seed": sim.seed,
+        "start": sim.start,
+        "duration_s": int(sc["duration_s"]),
+        "ended_s": sim.recovered_at_s,
+        "ok": all(i["ok"] for i in inv),
+        "totals": {
+            "gates": len(sim.slots),
+            "arrivals": sim.visitors,
+            "scans": scans,
+            "accepted": accepted,
+            "rejected": sum(rejects.values()),
+            "passed": passed,
+            "turned_back": sum(s.stats["turned_back"] for s in sim.slots),
+            "openings": sum(s.hw.barrier.openings for s in sim.slots),
+            "records_committed": sum(len(v) for v in sim.monitor.committed_raw.values()),
+            "backoffice_records": held,
+            "sessions_ok": sum(s.stats["sessions_ok"] for s in sim.slots),
+            "sessions_failed": sum(s.stats["sessions_failed"] for s in sim.slots),
+            "codes_minted": sim.population.minted,
+        },
+        "rejects": dict(sorted(rejects.items())),
+        "events": dict(sorted(sim.monitor.events.items())),
+        "outcomes_by_behaviour": {
+            k: dict(sorted(v.items())) for k, v in sorted(sim.outcomes.items())
+        },
+        "latency_ms": {
+            "count": len(lat),
+            "p50": percentile(lat, 50),
+            "p95": percentile(lat, 95),
+            "p99": percentile(lat, 99),
+            "max": max(lat) if lat else 0,
+            "histogram": _histogram(lat),
+        },
+        "backoffice": {
+            "records": held,
+            "anomalies": anomalies,
+            "check": bo,
+            "deny_versions_published_s": {str(k): v for k, v in sorted(sim.deny_published.items())},
+        },
+        "network": dict(sim.net.stats),
+        "sync_failures": dict(sorted(sim.sync_failures.items())),
+        "faults": sim.faults_log,
+        "invariants": inv,
+        "checked": dict(sim.monitor.checked),
+        "gates": gates,
+        "timeline": sim.timeline,
+        "config": sim.sc,
+    }
+
+
+def _histogram(values: list[int], width: int = 50) -> dict[str, int]:
+    out: dict[int, int] = {}
+    for v in values:
+        b = v // width * width
+        out[b] = out.get(b, 0) + 1
+    return {str(k): out[k] for k in sorted(out)}
+
+
+def command(scenario_path: str, seed: int) -> str:
+    return "faregate sim run %s --seed %d" % (scenario_path, seed)
+
+
+def failure_lines(report: dict[str, Any], scenario_path: str) -> list[str]:
+    """What a broken run prints: each broken invariant, its first violation, the seed and the
+    command that reproduces it."""
+    out = []
+    for inv in report["invariants"]:
+        if inv["ok"]:
+            continue
+        first: dict[str, Any] = inv["first"][0] if inv["first"] else {}
+        first = {"t_s": 0, "gate": "", "detail": "", **first}
+        out.append(
+            "INVARIANT BROKEN: %s (%d violation%s); first at t=%ds%s: %s"
+            % (
+                inv["name"],
+                inv["violations"],
+                "" if inv["violations"] == 1 else "s",
+                first["t_s"],
+                " on " + first["gate"] if first["gate"] else "",
+                first["detail"],
+            )
+        )
+    if out:
+        out.append(
+            "seed %d; reproduce with: %s" % (report["seed"], command(scenario_path, report["seed"]))
+        )
+    return out
+
+
+def junit(report: dict[str, Any], scenario_path: str) -> str:
+    """JUnit XML: one test case per invariant, so an operator's CI shows which one broke."""
+    cases = []
+    failures = 0
+    cmd = command(scenario_path, report["seed"])
+    for inv in report["invariants"]:
+        name = quoteattr(inv["name"])
+        if inv["ok"]:
+            cases.append('    <testcase classname="faregate.sim" name=%s time="0"/>' % name)
+            continue
+        failures += 1
+        lines = ["seed %d; reproduce with: %s" % (report["seed"], cmd)]
+        for v in inv["first"]:
+            lines.append("t=%ds %s: %s" % (v["t_s"], v["gate"], v["detail"]))
+        msg = "%s: %d violations" % (inv["description"], inv["violations"])
+        cases.append(
+            '    <testcase classname="faregate.sim" name=%s time="0">\n'
+            "      <failure message=%s>%s</failure>\n"
+            "    </testcase>" % (name, quoteattr(msg), escape("\n".join(lines)))
+        )
+    t = report["totals"]
+    props = [
+        ("scenario", report["scenario"]),
+        ("seed", str(report["seed"])),
+        ("command", cmd),
+        ("scans", str(t["scans"])),
+        ("accepted", str(t["accepted"])),
+        ("backoffice_records", str(t["backoffice_records"])),
+    ]
+    prop_xml = "\n".join(
+        "      <property name=%s value=%s/>" % (quoteattr(k), quoteattr(v)) for k, v in props
+    )
+    suite = quoteattr("faregate.sim.%s.seed%d" % (report["scenario"], report["seed"]))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        "<testsuites>\n"
+        '  <testsuite name=%s tests="%d" failures="%d" errors="0" skipped="0" time="0">\n'
+        "    <properties>\n%s\n    </properties>\n"
+        "%s\n"
+        "  </testsuite>\n"
+        "</testsuites>\n" % (suite, len(INVARIANTS), failures, prop_xml, "\n".join(cases))
+    )
+
+
+def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
+    t = report["totals"]
+    hours = report["duration_s"] / 3600.0
+    lines = [
+        "station %s, seed %d: %d gates, %.1f simulated hours%s"
+        % (
+            report["scenario"],
+            report["seed"],
+            t["gates"],
+            hours,
+            " - " + report["description"] if report["description"] else "",
+        ),
+        "  riders and cars: %d arrived, %d scans, %d accepted, %d rejected, %d turned back"
+        % (t["arrivals"], t["scans"], t["accepted"], t["rejected"], t["turned_back"]),
+    ]
+    for reason, n in report["rejects"].items():
+        lines.append("    %-26s %d" % (reason, n))
+    if report["events"]:
+        lines.append(
+            "  alarms and events journaled: "
+            + ", ".join("%d %s" % (n, k) for k, n in report["events"].items())
+        )
+    lat = report["latency_ms"]
+    lines.append(
+        "  scan to open: median %d ms, p95 %d ms, max %d ms (virtual time, incl. decode and "
+        "barrier travel)" % (lat["p50"], lat["p95"], lat["max"])
+    )
+    if report["faults"]:
+        kinds: dict[str, int] = {}
+        for f in report["faults"]:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+        lines.append("  faults: " + ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())))
+    net = report["network"]
+    lines.append(
+        "  sync: %d sessions ok, %d failed; %d transmissions, %d lost, %d duplicated, "
+        "%d corrupted"
+        % (
+            t["sessions_ok"],
+            t["sessions_failed"],
+            net["sent"],
+            net["lost"],
+            net["duplicated"],
+            net["corrupted"],
+        )
+    )
+    bo = report["backoffice"]
+    anomalies = ", ".join("%d %s" % (n, k) for k, n in bo["anomalies"].items()) or "none"
+    lines.append(
+        "  back office holds %d records (gates committed %d), anomalies: %s"
+        % (bo["records"], t["records_committed"], anomalies)
+    )
+    broken = [i for i in report["invariants"] if not i["ok"]]
+    lines.append(
+        "  invariants: %d checked, %s"
+        % (len(report["invariants"]), "all hold" if not broken else "%d BROKEN" % len(broken))
+    )
+    lines.append("  report: %s (and junit.xml, summary.txt)" % os.path.join(out_dir, "report.json"))
+    lines.extend(failure_lines(report, scenario_path))
+    return "\n".join(lines)
+
+
+def write(
+    report: dict[str, Any],
+    out_dir: str,
+    scenario_path: str,
+    wall: dict[str, Any] | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Write every file; returns {"report", "junit", "summary", "wall", "plots": [...]}."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths: dict[str, Any] = {}
+    paths["report"] = os.path.join(out_dir, "report.json")
+    with open(paths["report"], "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+        f.write("\n")
+    paths["junit"] = os.path.join(out_dir, "junit.xml")
+    with open(paths["junit"], "w") as f:
+        f.write(junit(report, scenario_path))
+    paths["summary"] = os.path.join(out_dir, "summary.txt")
+    with open(paths["summary"], "w") as f:
+        f.write(summary(report, out_dir, scenario_path) + "\n")
+    if wall is not None:
+        paths["wall"] = os.path.join(out_dir, "wall.json")
+        with open(paths["wall"], "w") as f:
+            json.dump(wall, f, indent=1, sort_keys=True)
+            f.write("\n")
+    paths["plots"] = plot(report, out_dir) if plots else []
+    return paths
+
+
+def plot(report: dict[str, Any], out_dir: str) -> list[str]:
+    """The PNG plots, drawn from the report alone (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = report["timeline"]
+    t = tl["t_min"]
+    sample_min = (t[1] - t[0]) if len(t) > 1 else 1.0
+    title = "%s, seed %d" % (report["scenario"], report["seed"])
+    faults = report["faults"]
+    out = []
+
+    def mark_faults(ax: Any) -> None:
+        for f in faults:
+            x0 = f["t_s"] / 60.0
+            x1 = x0 + max(f.get("duration_s", 0) / 60.0, 0.3)
+            ax.axvspan(x0, x1, color="red", alpha=0.08)
+            label = f["kind"].replace("_", " ")
+            ax.annotate(
+                label,
+                (x0, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                rotation=90,
+                va="top",
+                ha="right",
+                color="darkred",
+                xytext=(0, -2),
+                textcoords="offset points",
+            )
+
+    def below(ax: Any, handles: Any = None, labels: Any = None) -> None:
+        """The legend under the axes, where it hides no curve and no fault label."""
+        if handles is None:
+            handles, labels = ax.get_legend_handles_labels()
+        ax.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8
+        )
+
+    def save(fig: Any, name: str) -> None:
+        path = os.path.join(out_dir, name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90, metadata={"Software": None})
+        plt.close(fig)
+        out.append(path)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    per_min = [p / sample_min for p in tl["passages"]]
+    rej_min = [r / sample_min for r in tl["rejects"]]
+    ax.plot(t, per_min, label="accepted")
+    ax.plot(t, rej_min, label="rejected")
+    mark_faults(ax)
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("per minute (whole station)")
+    ax.set_title("Passages per minute - " + title)
+    below(ax)
+    save(fig, PLOTS[0][0])
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    hist = report["latency_ms"]["histogram"]
+    if hist:
+        xs = [int(k) for k in hist]
+        a1.bar(xs, list(hist.values()), width=45, align="edge")
+    a1.set_xlabel("scan to open, ms (virtual)")
+    a1.set_ylabel("accepted scans")
+    a1.set_title("Scan-to-open latency")
+    nan = float("nan")
+    a2.plot(t, [nan if v is None else v for v in tl["latency_p50_ms"]], label="median")
+    a2.plot(t, [nan if v is None else v for v in tl["latency_p95_ms"]], label="p95")
+    a2.set_xlabel("minutes since start")
+    a2.set_ylabel("ms")
+    a2.set_title("over time - " + title)
+    below(a2)
+    save(fig, PLOTS[1][0])
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(t, tl["queue_total"], label="waiting, all gates")
+    ax.plot(t, tl["queue_max"], label="longest queue at one gate")
+    ax.plot(t, tl["gates_down"], label="gates without power", linestyle=":")
+    mark_faults(ax)
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("people or cars")
+    ax.set_title("Queue depth - " + title)
+    below(ax)
+    save(fig, PLOTS[2][0])
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(t, tl["pending_total"], label="records not yet acknowledged (all gates)")
+    ax.set_xlabel("minutes since start")
+    ax.set_ylabel("records")
+    ax2 = ax.twinx()
+    ax2.plot(
+        t,
+        [s / 60.0 for s in tl["oldest_unsynced_s"]],
+        color="tab:red",
+        label="oldest unacknowledged record",
+    )
+    ax2.set_ylabel("age, minutes", color="tab:red")
+    mark_faults(ax)
+    ax.set_title("Sync lag - " + title)
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    below(ax, lines[0] + lines2[0], lines[1] + lines2[1])
+    save(fig, PLOTS[3][0])
+
+    fig, ax = plt.subplots(figsize=(9, max(3, 0.35 * len(report["rejects"]) + 1.5)))
+    items = sorted(report["rejects"].items(), key=lambda kv: kv[1])
+    ax.barh([k for k, _v in items], [v for _k, v in items])
+    for i, (_k, v) in enumerate(items):
+        ax.text(v, i, " %d" % v, va="center")
+    ax.set_xlabel("refusals")
+    ax.set_title("Rejects by reason - " + title)
+    save(fig, PLOTS[4][0])
+    return out

@@ -1,0 +1,789 @@
+"""The station simulator: one seeded run of a scenario = one outcome.
+
+    sim = Simulation(scenario, seed, workdir)     # scenario from host_sim/station/scenario.py
+    report = sim.run()                             # a dict; station/report.py writes it out
+
+Everything runs in this one process on a virtual clock (host_sim/hardware/devices.ManualClock):
+
+- gates: each is the real firmware (firmware/compose/device.py, provisioned by
+  host_sim/station/gatedir.py)
+  on simulated hardware (host_sim/hardware/simhw.py) with its state directory under `workdir`, fed
+  by a lane of riders, cars or shoppers (host_sim/station/lanes.py);
+- demand: arrivals through the day per lane group, the behaviour mix, the codes phones show
+  (host_sim/station/demand.py);
+- the back office: a real SQLite file (host_sim/backoffice/store.py) served by the real host
+  session, reached over a simulated network (host_sim/station/simlink.py);
+- faults from the seed, or at fixed times: power cuts (the device object is dropped without
+  closing, a journal entry being written may be torn, then the same directory is opened
+  again), back-office outages (then a restart on the same file), partitions, clock jumps,
+  full disks, barrier jams; and link noise (loss, duplication, corruption);
+- the invariants (host_sim/station/invariants.py), checked during the run and after recovery: at the
+  end every fault is healed, the lanes drain, and every gate syncs until it holds nothing.
+
+The main loop turns a busy gate's loop every `step_ms`; a gate with nothing to do is turned
+every `idle_step_ms`, and when no gate is busy the clock jumps to the next event. Nothing reads
+the wall clock except `wall`, which report.py keeps out of the reproducible files.
+"""
+
+import functools
+import os
+import sqlite3
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+from drivers.linux import crypto_openssl
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.compose.device import Device
+from host_sim.backoffice.store import Store
+from host_sim.backoffice.sync_server import HostSession
+from host_sim.hardware import simhw
+from host_sim.hardware.devices import ManualClock
+from host_sim.station import demand, faults, gatedir, lanes, report
+from host_sim.station.invariants import Monitor
+from host_sim.station.simlink import Network, Scheduler, Session
+from host_sim.wallet import Issuer, Operator
+from protocol import denylist, reasons, trustlist
+from protocol import messages as m
+
+RESTING = ("idle", "jammed", "out_of_service")
+OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
+RECOVERY_LIMIT_S = 3600  # virtual time allowed for every gate to empty its journal at the end
+FIRST_DEVICE_ID = 1001
+
+
+class Tamper:
+    """Test hooks: a deliberately buggy component swapped in to prove an invariant check works.
+    Subclass and override; the default changes nothing."""
+
+    def device(self, name: str, dev: Any) -> None:
+        """Called after every opening of gate `name`'s device (start and each reboot)."""
+
+    def backoffice(self, store: Any) -> None:
+        """Called after every opening of the back office's store."""
+
+
+class Slot:
+    """One gate of the station: hardware, lane, state directory, and its device when powered."""
+
+    def __init__(self, index: int, name: str, lane_cfg: dict, hw: simhw.SimHardware) -> None:
+        self.index = index
+        self.name = name
+        self.lane_cfg = lane_cfg
+        self.kind = lane_cfg["kind"]
+        self.hw = hw
+        self.lane: Any = None
+        self.dir = ""
+        self.device_id = 0
+        self.dev: Any = None
+        self.session: Session | None = None
+        self.last_step_ms = 0
+        self.sync_gen = 0  # bumps when the sync schedule is replaced (stale events ignore)
+        self.last_scan_ms = 0  # when the newest code was held up to this gate's reader
+        self.recovered = False  # a session succeeded after the recovery began
+        self.stats: dict[str, int] = {
+            "arrivals": 0,
+            "scans": 0,
+            "passed": 0,
+            "turned_back": 0,
+            "sessions_ok": 0,
+            "sessions_failed": 0,
+            "records_acked": 0,
+            "power_cuts": 0,
+            "torn_bytes_cut": 0,
+            "crashes": 0,
+            "max_pending": 0,
+        }
+        self.counts: dict[str, int] = {}  # decisions by reason, across reboots
+        self.deny_applied: dict[int, int] = {}  # deny version -> first virtual s it was seen
+
+
+class Simulation:
+    def __init__(
+        self,
+        scenario: dict[str, Any],
+        seed: int,
+        workdir: str,
+        tamper: Tamper | None = None,
+    ) -> None:
+        self.sc = scenario
+        self.seed = seed
+        self.workdir = workdir
+        self.tamper = tamper or Tamper()
+        os.makedirs(workdir, exist_ok=True)
+        self.start = int(scenario["start"])
+        self.clock = ManualClock(self.start)
+        self.t0_ms = self.clock.ticks_ms()
+        self.arrive_until_ms = self.t0_ms + int(scenario["duration_s"]) * 1000
+        self.end_ms = self.arrive_until_ms + int(scenario["drain_s"]) * 1000
+        self.sched = Scheduler(self.clock)
+        self.rng = {
+            name: demand.stream(seed, name)
+            for name in ("behaviour", "faults", "network", "lanes", "nonces", "hardware", "deny")
+        }
+        self.net = Network(scenario["backoffice"], self.rng["network"])
+        # keys: one seed, the same keys every run
+        root = demand.keys(seed, "operator-root")
+        self.operator = Operator(root, trustlist.root_key_id(root.public_key))
+        self.host_signer = demand.keys(seed, "operator-sync")
+        self.issuer = Issuer(1, demand.keys(seed, "issuer-1"))
+        self.population = demand.Population(seed, scenario, self.issuer, self.start)
+        self.deny = demand.DenyPlan(
+            scenario, self.start, self.start + int(scenario["duration_s"]), self.rng["deny"]
+        )
+        self.verifier = OpenSSLVerifier()
+        gcfg = scenario["gate"]
+        self.monitor = Monitor(
+            self.population.codes,
+            self.deny.version_of,
+            int(gcfg["window_s"]),
+            int(gcfg["skew_s"]),
+            self.elapsed_s,
+        )
+        self.db_path = os.path.join(workdir, "backoffice.sqlite")
+        self.store = self._open_store()
+        self.recovering = False
+        self.recovery_ms = 0
+        self.recovered_at_s: int | None = None
+        self.visitors = 0
+        self.outcomes: dict[str, dict[str, int]] = {}  # behaviour -> outcome -> count
+        self.recent: deque[tuple[int, int, str]] = deque()  # (ms, gate, text) of good codes
+        self._minted: deque[tuple[int, str]] = deque()  # (ms, text) to forget old codes
+        self.latencies: list[tuple[int, int]] = []  # (ms since start, scan-to-open ms)
+        self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
+        self.faults_log: list[dict[str, Any]] = []
+        self.sync_failures: dict[str, int] = {}  # why sessions failed
+        self._outages = 0  # back-office outages in progress (they may overlap)
+        self.timeline: dict[str, list] = {
+            "t_min": [],
+            "passages": [],
+            "rejects": [],
+            "queue_total": [],
+            "queue_max": [],
+            "pending_total": [],
+            "oldest_unsynced_s": [],
+            "latency_p50_ms": [],
+            "latency_p95_ms": [],
+            "gates_down": [],
+        }
+        self._interval: dict[str, Any] = {"passages": 0, "rejects": 0, "lat": []}
+        self.deny_published: dict[int, int] = {1: 0}
+        self.slots = self._build_gates()
+        self.wall_s = 0.0
+
+    # -- time --------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.ticks_ms()
+
+    def elapsed_s(self) -> int:
+        return (self.clock.ticks_ms() - self.t0_ms) // 1000
+
+    # -- building ----------------------------------------------------------------------------
+    def _open_store(self) -> Store:
+        store = Store(self.db_path)
+        self.tamper.backoffice(store)
+        return store
+
+    def _build_gates(self) -> list[Slot]:
+        sc = self.sc
+        now = self.start
+        op = self.operator
+        trust = op.trust_list(1, [self.issuer.trust_entry()], now - 86400, now + 365 * 86400)
+        deny_keys = [denylist.account_key(a) for a in self.deny.initial]
+        deny_v1 = op.deny_snapshot(1, deny_keys, now - 3600)
+        self.store.publish(m.KIND_TRUST_LIST, 1, trust, now)
+        self.store.publish(m.KIND_DENY_DELTA, 1, deny_v1, now)
+        gcfg = sc["gate"]
+        hw_rng = self.rng["hardware"]
+        slots: list[Slot] = []
+        device_id = FIRST_DEVICE_ID
+        for lane_cfg in sc["lanes"]:
+            for n in range(1, lane_cfg["gates"] + 1):
+                name = "%s-%d" % (lane_cfg["name"], n)
+                drift = hw_rng.uniform(*gcfg["rtc_drift_ppm"])
+                hw = simhw.SimHardware(
+                    name,
+                    lane_cfg["kind"],
+                    self.clock,
+                    int(lane_cfg["barrier_open_ms"]),
+                    int(lane_cfg["barrier_close_ms"]),
+                    drift,
+                )
+                slot = Slot(len(slots), name, lane_cfg, hw)
+                slot.device_id = device_id
+                slot.dir = os.path.join(self.workdir, "gates", name)
+                key = demand.keys(self.seed, "device-%d" % device_id)
+                gatedir.provision(
+                    slot.dir,
+                    device_id,
+                    op.signer,
+                    key.secret_bytes(),
+                    self._gate_config(device_id, name, lane_cfg, n),
+                    trust,
+                    deny_v1,
+                    now,
+                )
+                self.store.add_device(device_id, key.public_key, now, name)
+                slot.lane = self._lane(slot)
+                self.monitor.watch_barrier(slot.index, name, hw.barrier)
+                slots.append(slot)
+                device_id += 1
+        for slot in slots:
+            self._power_on(slot, first=True)
+        return slots
+
+    def _gate_config(self, device_id: int, name: str, lane: dict, n: int) -> dict[str, Any]:
+        g = self.sc["gate"]
+        return {
+            "version": 1,
+            "device_id": device_id,
+            "name": name[-16:],
+            "station": int(self.sc["station"]),
+            "lane": n,
+            "mode": lane["kind"],
+            "direction": "both" if lane["kind"] == "store" else lane["direction"],
+            "scope": 1,
+            "validation": {"window_s": int(g["window_s"]), "skew_s": int(g["skew_s"])},
+            "limits": {
+                "max_unsynced_count": int(g["max_unsynced"]),
+                "max_unsynced_age_s": int(g["max_unsynced_age_s"]),
+                "at_limit": g["at_limit"],
+            },
+            "sync": {"host_key": self.host_signer.public_key.hex()},
+            "gate": self._mode_settings(),
+        }
+
+    def _mode_settings(self) -> dict[str, Any]:
+        g = self.sc["gate"]
+        return {
+            "pass_ms": int(g["pass_ms"]),
+            "parking_pass_ms": int(g["parking_pass_ms"]),
+            "unlock_ms": int(g["unlock_ms"]),
+        }
+
+    def _lane(self, slot: Slot) -> lanes.Lane:
+        cls = lanes.LANES[slot.kind]
+        args = (slot.hw, self._scan_for(slot), self._done, self.rng["lanes"], self.sc["riders"])
+        if cls is lanes.StoreLane:
+            return lanes.StoreLane(*args, inside=self._inside_for(slot))
+        return cls(*args)
+
+    # -- power -------------------------------------------------------------------------------
+    def _open_device(self, slot: Slot) -> Any:
+        dev = Device.open(slot.dir, slot.hw, self.clock, crypto=crypto_openssl)
+        self.tamper.device(slot.name, dev)
+        return dev
+
+    def _power_on(self, slot: Slot, first: bool = False) -> None:
+        if not first:
+            slot.hw.power_restored()
+        dev = self._open_device(slot)
+        slot.dev = dev
+        slot.stats["torn_bytes_cut"] += dev.journal.torn_bytes_cut
+        self.monitor.attach(slot.index, dev)
+        slot.lane.admitting = True
+        slot.last_step_ms = self.now_ms()
+        self._schedule_sync(slot, 5000 if not first else self._phase(slot))
+
+    def _power_cut(self, slot: Slot, off_s: int, tear: bool) -> None:
+        if slot.dev is None:
+            return
+        slot.stats["power_cuts"] += 1
+        if slot.session is not None:
+            slot.session.kill("power_cut")
+        self.monitor.detach(slot.index)
+        slot.dev = None  # dropped without close(): what it had not made durable is gone
+        slot.hw.power_lost()
+        self._awaiting_open.pop(slot.index, None)
+        if tear:
+            self._tear_journal(slot)
+        slot.lane.admitting = False
+        self._move_queue(slot)
+        self.sched.after(off_s * 1000, lambda: self._power_on(slot))
+
+    def _tear_journal(self, slot: Slot) -> None:
+        """The power failed during a journal write: part of an entry reached the disk."""
+        jdir = slot.dir  # the journal's segments live in the gate's state directory
+        segs = sorted(n for n in os.listdir(jdir) if n.startswith("seg-"))
+        if not segs:
+            return
+        rng = self.rng["faults"]
+        n = rng.randint(1, 68)
+        with open(os.path.join(jdir, segs[-1]), "ab") as f:
+            f.write(b"\xa5" + bytes(rng.getrandbits(8) for _ in range(n)))
+
+    # -- demand ------------------------------------------------------------------------------
+    def _start_arrivals(self) -> None:
+        for i, lane_cfg in enumerate(self.sc["lanes"]):
+            arrivals = demand.Arrivals(
+                float(lane_cfg["peak_per_hour"]),
+                self.sc["profiles"][lane_cfg["profile"]],
+                demand.stream(self.seed, "arrivals-%d" % i),
+            )
+            group = [s for s in self.slots if s.lane_cfg is lane_cfg]
+            self._next_arrival(arrivals, group, self.start)
+
+    def _next_arrival(self, arrivals: demand.Arrivals, group: list[Slot], t: float) -> None:
+        end = self.start + (self.arrive_until_ms - self.t0_ms) / 1000.0
+        nxt = arrivals.next(t, end)
+        if nxt is None:
+            return
+
+        def arrive() -> None:
+            self._arrive(group)
+            self._next_arrival(arrivals, group, nxt)
+
+        self.sched.at(self.t0_ms + int(round((nxt - self.start) * 1000)), arrive)
+
+    def _arrive(self, group: list[Slot], visitor: lanes.Visitor | None = None) -> None:
+        rng = self.rng["behaviour"]
+        if visitor is None:
+            mix = self.sc["mix"]
+            kinds = [k for k in demand.MIX_KINDS if mix[k] > 0]
+            behaviour = rng.choices(kinds, [mix[k] for k in kinds])[0]
+            if group[0].kind == "store" and behaviour == "tailgating":
+                behaviour = "valid"  # a door cannot tell two shoppers from one
+            self.visitors += 1
+            visitor = lanes.Visitor(self.visitors, behaviour, self.now_ms())
+            visitor.person = self._person_for(behaviour)
+        usable = [s for s in group if self._in_use(s)] or group
+        best = min(len(s.lane.queue) + (0 if s.lane.empty else 1) for s in usable)
+        choice = rng.choice(
+            [s for s in usable if len(s.lane.queue) + (0 if s.lane.empty else 1) == best]
+        )
+        visitor.gate = choice.index
+        choice.stats["arrivals"] += 1
+        choice.lane.queue.append(visitor)
+
+    def _person_for(self, behaviour: str) -> Any:
+        rng = self.rng["behaviour"]
+        pop = self.population
+        if behaviour == "expired":
+            return pop.person("expired", rng.randrange(demand.EXPIRED_POOL))
+        if behaviour == "forged":
+            return pop.person("forged", rng.randrange(demand.FORGER_POOL))
+        if behaviour == "denied":
+            denied = self.deny.denied_now()
+            if denied:
+                return pop.person("rider", rng.choice(denied) - demand.FIRST_ACCOUNT)
+        return pop.person("rider", rng.randrange(pop.size))
+
+    def _in_use(self, slot: Slot) -> bool:
+        return slot.dev is not None and slot.dev.gate.state not in OUT_OF_USE
+
+    def _move_queue(self, slot: Slot) -> None:
+        """Riders waiting at a gate that went out of use walk to another one."""
+        if not slot.lane.queue:
+            return
+        group = [s for s in self.slots if s.lane_cfg is slot.lane_cfg and s is not slot]
+        usable = [s for s in group if self._in_use(s)]
+        if not usable:
+            return
+        while slot.lane.queue:
+            self._arrive(usable, slot.lane.queue.popleft())
+
+    def _scan_for(self, slot: Slot):
+        def scan(v: lanes.Visitor, reader: Any) -> None:
+            self._scan(slot, v, reader)
+
+        return scan
+
+    def _scan(self, slot: Slot, v: lanes.Visitor, reader: Any) -> None:
+        rng = self.rng["behaviour"]
+        now = self.clock.now()
+        ms = self.now_ms()
+        pop = self.population
+        text = None
+        b = v.behaviour
+        if b == "screenshot":
+            lo, hi = self.sc["riders"]["screenshot_age_s"]
+            shots = [
+                t
+                for when, gate, t in self.recent
+                if gate != slot.index and lo * 1000 <= ms - when <= hi * 1000
+            ]
+            if shots:
+                text = rng.choice(shots)
+        if text is None:
+            off = 0
+            if b == "clock_off":
+                lo, hi = self.sc["riders"]["clock_off_s"]
+                off = int(rng.uniform(lo, hi)) * rng.choice((-1, 1))
+            text = pop.code(v.person, b, now, off)
+            self._minted.append((ms, text))
+            if b in ("valid", "tailgating"):
+                self.recent.append((ms, slot.index, text))
+        keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
+        while self.recent and ms - self.recent[0][0] > keep_ms:
+            self.recent.popleft()
+        v.scans += 1
+        v.scanned_ms = ms
+        slot.stats["scans"] += 1
+        lo_ms, hi_ms = simhw.READER_LATENCY_MS[slot.lane_cfg["reader"]]
+        reader.show(text, rng.randint(lo_ms, hi_ms))
+        slot.last_scan_ms = ms
+
+    def _done(self, v: lanes.Visitor, outcome: str) -> None:
+        slot = self.slots[v.gate]
+        slot.stats[outcome] += 1
+        per = self.outcomes.setdefault(v.behaviour, {})
+        per[outcome] = per.get(outcome, 0) + 1
+
+    def _inside_for(self, slot: Slot):
+        def inside(v: lanes.Visitor) -> None:
+            lo, hi = slot.lane_cfg["stay_s"]
+            stay = self.rng["lanes"].uniform(lo, hi)
+            leaver = lanes.Visitor(v.n, v.behaviour, 0, direction=2)
+            leaver.person = v.person
+
+            def leave() -> None:
+                leaver.arrived_ms = self.now_ms()
+                leaver.gate = slot.index
+                slot.lane.queue.append(leaver)
+
+            self.sched.after(int(stay * 1000), leave)
+
+        return inside
+
+    # -- sync --------------------------------------------------------------------------------
+    def _phase(self, slot: Slot) -> int:
+        every = int(self.sc["backoffice"]["sync_interval_s"]) * 1000
+        return self.rng["network"].randrange(1000, max(2000, every))
+
+    def _schedule_sync(self, slot: Slot, after_ms: int) -> None:
+        slot.sync_gen += 1
+        gen = slot.sync_gen
+        self.sched.after(after_ms, lambda: self._sync(slot, gen))
+
+    def _sync(self, slot: Slot, gen: int) -> None:
+        if gen != slot.sync_gen or slot.dev is None or slot.session is not None:
+            return
+        cfg = self.sc["backoffice"]
+        nonces = self.rng["nonces"]
+        client = slot.dev.sync_client(nonces.randbytes, batch_size=int(cfg["batch_size"]))
+        host = HostSession(
+            self.store,
+            self.host_signer,
+            self.verifier,
+            clock=self.clock,
+            peer=slot.name,
+            random_bytes=nonces.randbytes,
+        )
+
+        def ended(s: Session) -> None:
+            self._sync_ended(slot, s, client)
+
+        slot.session = Session(
+            self.sched, self.net, slot.index, client, host, int(cfg["timeout_s"]) * 1000, ended
+        )
+        try:
+            slot.session.start()
+        except Exception as e:  # a bug in the firmware's sync: reported, then a reboot
+            self._crash(slot, "sync", e)
+
+    def _sync_ended(self, slot: Slot, s: Session, client: Any) -> None:
+        if slot.session is s:
+            slot.session = None
+        if s.reason == "power_cut":
+            return
+        slot.stats["records_acked"] += client.acked
+        if not s.ok:
+            self.sync_failures[s.reason] = self.sync_failures.get(s.reason, 0) + 1
+        if s.reason == "crash":
+            self._crash(slot, "the sync session", s.crash or RuntimeError("?"))
+            return
+        if s.ok:
+            slot.stats["sessions_ok"] += 1
+            if self.recovering and s.started_ms >= self.recovery_ms:
+                slot.recovered = True
+        else:
+            slot.stats["sessions_failed"] += 1
+        if slot.dev is not None:
+            v = slot.dev.validator.deny.version
+            slot.deny_applied.setdefault(v, self.elapsed_s())
+        cfg = self.sc["backoffice"]
+        wait = int(cfg["sync_interval_s"] if s.ok else cfg["retry_s"]) * 1000
+        if self.recovering:
+            wait = 2000
+        self._schedule_sync(slot, wait)
+
+    # -- faults ------------------------------------------------------------------------------
+    def _plan_faults(self) -> None:
+        names = [s.name for s in self.slots]
+        for f in faults.plan(self.sc, self.rng["faults"], names):
+            self.sched.at(self.t0_ms + f["t_s"] * 1000, functools.partial(self._fault, f))
+
+    def _slot(self, name: str) -> Slot:
+        return next(s for s in self.slots if s.name == name)
+
+    def _fault(self, f: dict[str, Any]) -> None:
+        """Apply one planned fault (host_sim/station/faults.py) and log it as it happened."""
+        kind = f["kind"]
+        entry = {"t_s": self.elapsed_s(), "kind": kind}
+        entry.update({k: v for k, v in f.items() if k in ("gate", "gates", "duration_s")})
+        dur_ms = int(f.get("duration_s", 0)) * 1000
+        slot = self._slot(f["gate"]) if "gate" in f else None
+        if kind == "power_cut" and slot is not None:
+            entry["torn_write"] = bool(f["tear"])
+            self._power_cut(slot, int(f["duration_s"]), bool(f["tear"]))
+        elif kind == "backoffice_outage":
+            self._outages += 1
+            self.net.outage = True
+            for s in self.slots:
+                if s.session is not None:
+                    s.session.host_down()
+            self.sched.after(dur_ms, self._outage_over)
+        elif kind == "partition":
+            cut = [self._slot(n).index for n in f["gates"]]
+            self.net.partition(cut)
+            self.sched.after(dur_ms, functools.partial(self.net.heal, cut))
+        elif kind == "clock_jump" and slot is not None:
+            entry["jump_s"] = int(f["jump_s"])
+            slot.hw.rtc.set(slot.hw.rtc.now() + int(f["jump_s"]))
+        elif kind == "disk_full" and slot is not None:
+            disk = slot.hw.disk
+            disk.fill()
+            self.sched.after(dur_ms, disk.free)
+        elif kind == "barrier_jam" and slot is not None:
+            slot.hw.barrier.jam_next()
+            self.sched.after(10_000, functools.partial(self._technician, slot, dur_ms, 0))
+        self.faults_log.append(entry)
+
+    def _technician(self, slot: Slot, clear_after_ms: int, seen_ms: int) -> None:
+        """Comes by every 10 s; clears a jam clear_after_ms after first seeing it."""
+        b = slot.hw.barrier
+        if b.state == "jammed":
+            if not seen_ms:
+                seen_ms = self.now_ms()
+            if self.now_ms() - seen_ms >= clear_after_ms:
+                b.clear_jam()
+                return
+        elif seen_ms:
+            return
+        self.sched.after(10_000, lambda: self._technician(slot, clear_after_ms, seen_ms))
+
+    def _outage_over(self) -> None:
+        if self._outages:  # (recovery may have ended every outage already)
+            self._outages -= 1
+            if not self._outages:
+                self._backoffice_back()
+
+    def _backoffice_back(self) -> None:
+        """The back office restarts on the same SQLite file."""
+        if not self.net.outage:
+            return
+        for s in self.slots:
+            if s.session is not None:
+                s.session.host_down()
+        self.store.close()
+        self.store = self._open_store()
+        self.net.outage = False
+
+    def _publish_deny(self, version: int, accounts: list[int]) -> None:
+        if self.net.outage:  # the publisher is down too: it publishes once back
+            self.sched.after(60_000, lambda: self._publish_deny(version, accounts))
+            return
+        keys = [denylist.account_key(a) for a in accounts]
+        blob = self.operator.deny_delta(version - 1, version, self.clock.now(), adds=keys)
+        self.store.publish(m.KIND_DENY_DELTA, version, blob, self.clock.now())
+        self.deny.published = version
+        self.deny_published[version] = self.elapsed_s()
+
+    # -- the main loop -----------------------------------------------------------------------
+    def _crash(self, slot: Slot, where: str, e: BaseException) -> None:
+        slot.stats["crashes"] += 1
+        frames = traceback.extract_tb(e.__traceback__)
+        at = ""
+        if frames:
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            at = " at %s:%d" % (os.path.relpath(frames[-1].filename, root), frames[-1].lineno or 0)
+        self.monitor.violate(
+            "firmware_never_crashes",
+            slot.index,
+            "%s raised %s: %s%s" % (where, type(e).__name__, e, at),
+        )
+        self._power_cut(slot, 5, False)  # the watchdog resets it
+
+    def _busy(self, slot: Slot) -> bool:
+        if slot.lane.busy or slot.hw.busy:
+            return True
+        dev = slot.dev
+        if dev is None:
+            return False
+        g = dev.gate
+        return bool(g.timer or g.pending) or g.state not in RESTING
+
+    def _step(self, slot: Slot) -> None:
+        dev = slot.dev
+        if dev is None:
+            return
+        slot.last_step_ms = self.now_ms()
+        before = dict(dev.gate.counts)
+        try:
+            dev.step(0)
+        except Exception as e:
+            self._crash(slot, "the main loop", e)
+            return
+        counts = dev.gate.counts
+        if counts != before:
+            for reason, n in counts.items():
+                k = n - before.get(reason, 0)
+                if k:
+                    slot.counts[reason] = slot.counts.get(reason, 0) + k
+                    if reason == reasons.ACCEPTED:
+                        self._interval["passages"] += k
+                        self._awaiting_open[slot.index] = slot.last_scan_ms
+                    else:
+                        self._interval["rejects"] += k
+        shown = self._awaiting_open.get(slot.index)
+        if shown is not None and slot.hw.barrier.is_open():
+            del self._awaiting_open[slot.index]
+            lat = self.now_ms() - shown
+            self.latencies.append((self.now_ms() - self.t0_ms, lat))
+            self._interval["lat"].append(lat)
+        if slot.lane.queue and not self._in_use(slot):
+            self._move_queue(slot)
+
+    def _sample(self) -> None:
+        tl = self.timeline
+        tl["t_min"].append(round(self.elapsed_s() / 60.0, 2))
+        iv = self._interval
+        tl["passages"].append(iv["passages"])
+        tl["rejects"].append(iv["rejects"])
+        queues = [len(s.lane.queue) for s in self.slots]
+        tl["queue_total"].append(sum(queues))
+        tl["queue_max"].append(max(queues))
+        pending = 0
+        oldest = 0
+        down = 0
+        for s in self.slots:
+            if s.dev is None:
+                down += 1
+                continue
+            j = s.dev.journal
+            n = j.pending_count()
+            pending += n
+            s.stats["max_pending"] = max(s.stats["max_pending"], n)
+            if n:  # in true time: a gate's clock may be off
+                since = self.monitor.committed_at.get(s.device_id, {}).get(j.acked_seq + 1)
+                if since is not None:
+                    oldest = max(oldest, self.elapsed_s() - since)
+        tl["pending_total"].append(pending)
+        tl["oldest_unsynced_s"].append(oldest)
+        lat = iv["lat"]  # None below: nobody was admitted in this interval
+        tl["latency_p50_ms"].append(report.percentile(lat, 50) if lat else None)
+        tl["latency_p95_ms"].append(report.percentile(lat, 95) if lat else None)
+        tl["gates_down"].append(down)
+        self._interval = {"passages": 0, "rejects": 0, "lat": []}
+        # forget codes nobody can show any more (a screenshot is the oldest thing shown)
+        cutoff = self.now_ms() - (int(self.sc["riders"]["screenshot_age_s"][1]) + 600) * 1000
+        codes = self.population.codes
+        while self._minted and self._minted[0][0] < cutoff:
+            codes.pop(self._minted.popleft()[1], None)
+
+    def _run_until(self, end_ms: int, stop: Any = None) -> None:
+        step = int(self.sc["step_ms"])
+        idle = int(self.sc["idle_step_ms"])
+        sched = self.sched
+        slots = self.slots
+        while self.now_ms() < end_ms:
+            if stop is not None and stop():
+                return
+            now = self.now_ms()
+            busy = [s for s in slots if s.dev is not None and self._busy(s)]
+            moving = [s for s in slots if s.dev is None and s.lane.busy]
+            if busy or moving:
+                target = (now // step + 1) * step
+            else:
+                due = min(
+                    (s.last_step_ms + idle for s in slots if s.dev is not None), default=end_ms
+                )
+                ev = sched.peek()
+                target = min(due, end_ms if ev is None else ev, end_ms)
+                target = max(((target + step - 1) // step) * step, now + step)
+            sched.run_due(target)
+            if self.now_ms() < target:
+                self.clock.advance_ms(target - self.now_ms())
+            for s in slots:
+                if s.dev is None:
+                    if s.lane.busy:
+                        s.lane.advance(step)
+                    continue
+                if s in busy or self._busy(s):
+                    s.lane.advance(step)
+                    self._step(s)
+                elif target - s.last_step_ms >= idle:
+                    self._step(s)
+
+    def _sampler(self) -> None:
+        self._sample()
+        if not self.recovering:
+            self.sched.after(int(self.sc["sample_s"]) * 1000, self._sampler)
+
+    def run(self) -> dict[str, Any]:
+        wall0 = time.perf_counter()
+        self._start_arrivals()
+        self._plan_faults()
+        for _t, version, accounts in self.deny.deltas:
+            self.sched.at(
+                self.t0_ms + (_t - self.start) * 1000,
+                functools.partial(self._publish_deny, version, accounts),
+            )
+        self.sched.after(int(self.sc["sample_s"]) * 1000, self._sampler)
+        self._run_until(self.end_ms)
+        self._recover()
+        self.wall_s = time.perf_counter() - wall0
+        return self.finish()
+
+    # -- recovery and the end ----------------------------------------------------------------
+    def _recover(self) -> None:
+        """Heal every fault, then let every gate sync until it holds nothing more."""
+        self.recovering = True
+        self._sample()
+        self._outages = 0
+        self._backoffice_back()
+        self.net.heal_all()
+        self.net.noise = False
+        for s in self.slots:
+            s.hw.disk.free_all()
+            if s.hw.barrier.state == "jammed":
+                s.hw.barrier.clear_jam()
+            if s.dev is None:
+                self._power_on(s)
+        for s in self.slots:
+            if s.session is None:
+                self._schedule_sync(s, 1000 + 100 * s.index)
+        target = self.deny.published
+        self.recovery_ms = self.now_ms()
+
+        def done() -> bool:
+            for s in self.slots:
+                if s.dev is None or s.session is not None or not s.recovered:
+                    return False
+                if s.dev.journal.pending_count() or s.dev.validator.deny.version < target:
+                    return False
+            return True
+
+        self._run_until(self.now_ms() + RECOVERY_LIMIT_S * 1000, stop=done)
+        self.recovered_at_s = self.elapsed_s()
+
+    def finish(self) -> dict[str, Any]:
+        pending = {}
+        for s in self.slots:
+            pending[s.index] = s.dev.journal.pending_count() if s.dev is not None else -1
+        db = sqlite3.connect(self.db_path)
+        try:
+            bo = self.monitor.check_backoffice(db, pending)
+            held = int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+            anomalies = dict(
+                db.execute("SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind")
+            )
+        finally:
+            db.close()
+        out = report.build(self, bo, held, anomalies)
+        for s in self.slots:
+            if s.dev is not None:
+                s.dev.close()
+        self.store.close()
+        return out

@@ -1,0 +1,440 @@
+"""`faregate backoffice ...`: run the back office and see what the gates sent.
+
+Gates upload their journals to the back office and fetch lists, fares and config from it
+(docs/sync-protocol.md). Everything lives in one SQLite file (--db, default backoffice.sqlite).
+
+First time:
+    faregate keys init --dir operator       # the operator's keys, the sync key among them
+    faregate keys tls --dir operator --name backoffice --server --out bo
+    faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key (or let
+                                   # `faregate provision` do it: [sync] registry in the site file)
+    faregate backoffice serve --tls-cert bo.pem --tls-key bo.key --tls-ca operator/ca.pem
+                                   # signs with operator/sync.key (--sync-key FILE: another)
+Then, any time:
+    faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import time
+from typing import Any
+
+from provisioning.cli.kit import Group, add_json, load_signer, read_file
+from provisioning.cli.main import EXIT_USAGE, CliError
+
+DB_HELP = "the back office's SQLite file (default %(default)s)"
+
+
+def register(sub: Any) -> None:
+    def db(c: argparse.ArgumentParser) -> None:
+        c.add_argument("--db", default="backoffice.sqlite", help=DB_HELP)
+
+    g = Group(
+        sub,
+        "backoffice",
+        "run the back office and inspect devices, queues, journeys and charges",
+        __doc__,
+        common=db,
+    )
+    sv = g.add(
+        "serve",
+        "accept gates' sync sessions over TCP (TLS) or a serial port",
+        cmd_serve,
+        "Serve gates' sync sessions. Each gate proves itself with its device key (it must be "
+        "registered: `backoffice devices add`); the back office proves itself with the "
+        "operator's sync key (sync.key of `faregate keys init`; gates hold its public key). "
+        "Batches are stored in SQLite (WAL, synchronous=FULL) before they are acknowledged, "
+        "so a gate never deletes a record the back office could still lose. Stops with Ctrl-C.",
+    )
+    sv.add_argument(
+        "--sync-key",
+        default=os.path.join("operator", "sync.key"),
+        help="the operator's sync key (default %(default)s, made by `faregate keys init`; "
+        "set FAREGATE_PASSPHRASE if the keys are encrypted)",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    sv.add_argument("--port", type=int, default=7700, help="TCP port (default %(default)s)")
+    sv.add_argument("--tls-cert", help="the back office's TLS certificate (PEM)")
+    sv.add_argument("--tls-key", help="its private key (PEM)")
+    sv.add_argument("--tls-ca", help="operator CA that signed the gates' client certificates")
+    sv.add_argument(
+        "--serial", metavar="URL", help="also serve a gate on this serial port (pyserial URL)"
+    )
+
+    dv = g.add(
+        "devices",
+        "list registered gates, register one (devices add), or revoke one (devices revoke)",
+        cmd_devices,
+        "Without arguments, list the registered gates with their last upload. "
+        "`devices add DEVICE_ID --pubkey HEX` registers (or re-keys) a gate: sessions from "
+        "unregistered gates or with a wrong key are refused and logged (see --auth-log). "
+        "`devices revoke DEVICE_ID` refuses a stolen or retired gate's sessions from now on "
+        "(what it uploaded before stays); `devices add` with its new key after a technician "
+        "re-provisioned it lifts that.",
+    )
+    dv.add_argument("action", nargs="?", choices=["list", "add", "revoke"], default="list")
+    dv.add_argument(
+        "device_id", nargs="?", type=int, help="with add or revoke: the gate's device id"
+    )
+    dv.add_argument("--pubkey", help="with add: the device's P-256 public key, SEC1 hex")
+    dv.add_argument("--label", default="", help="with add: a name such as 'Central lane 3'")
+    dv.add_argument("--auth-log", action="store_true", help="show the authentication log")
+    add_json(dv)
+
+    q = g.add(
+        "queues",
+        "per gate: what has arrived, what is still waiting on the gate, and anomalies",
+        cmd_queues,
+        "One line per gate: the highest seq stored, when it last synced, and from its last "
+        "status report how many records were still waiting on the gate, how old the "
+        "oldest was, the firmware it runs (version and A/B slot), its trust list (version, "
+        "fresh or STALE, valid until) and deny-list version; with counts of sequence gaps, "
+        "chain breaks and replays.",
+    )
+    add_json(q)
+
+    an = g.add(
+        "anomalies",
+        "sequence gaps, hash-chain breaks and replays found in uploads",
+        cmd_anomalies,
+        "sequence_gap: records a gate never delivered. chain_break: a record that does not "
+        "continue its gate's hash chain (tampering or a damaged journal). replay: the same "
+        "ride-code presentation accepted at two gates (a copied code). sequence_reset: a gate "
+        "whose journal went back in time (refused until a technician looks).",
+    )
+    an.add_argument("--kind", choices=["sequence_gap", "chain_break", "replay", "sequence_reset"])
+    add_json(an)
+
+    for name, func, what in (
+        ("journeys", cmd_journeys, "journeys built from the passages (entry/exit pairs)"),
+        ("charges", cmd_charges, "what to charge each account per service day and mode"),
+    ):
+        c = g.add(
+            name,
+            what,
+            func,
+            "Clear the stored passages into journeys and charges: metro entry/exit pairs "
+            "priced by zone with a maximum fare for a missing exit and a daily cap; parking "
+            "stays with a grace period and a daily maximum; store sessions. Deterministic: the "
+            "same records always give the same charges, and no passage is charged twice.",
+        )
+        c.add_argument("--tariff", help="tariff TOML file (default: the built-in demo tariff)")
+        c.add_argument("--account", type=int, help="only this account id")
+        c.add_argument(
+            "--as-of",
+            type=int,
+            help="unix time to clear at (journeys still open by then are not charged yet); "
+            "default now",
+        )
+        add_json(c)
+
+    pb = g.add(
+        "publish",
+        "offer a blob (deny-list delta, trust list, fare table, config, firmware) to gates",
+        cmd_publish,
+        "Store a file as version N of a kind; gates fetch it at their next sync if they "
+        "hold an older version (deny-list deltas one version after the other).",
+    )
+    pb.add_argument(
+        "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
+    )
+    pb.add_argument("file", help="the file to publish, as its owner's tool made it")
+    pb.add_argument("--version", type=int, required=True, help="its version number (> 0)")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _store(path: str, must_exist: bool = True) -> Any:
+    from host_sim.backoffice.store import Store
+
+    if must_exist and not os.path.exists(path):
+        raise CliError(
+            "no back office database at %s" % path,
+            "pass --db PATH, or start one with `faregate backoffice serve --db %s`" % path,
+            EXIT_USAGE,
+        )
+    return Store(path)
+
+
+def _print(rows: list[dict[str, Any]], cols: list[str], as_json: bool, empty: str) -> None:
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+        return
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return "%s@%s" % (v.get("station"), _when(v.get("time")))
+    return str(v)
+
+
+def _when(t: int | None) -> str:
+    if t is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _money(v: int) -> str:
+    return "%d.%02d" % divmod(v, 100)
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from drivers.linux.crypto_openssl import OpenSSLVerifier
+    from host_sim.backoffice import sync_server
+
+    keys = sync_server.HostKeys(load_signer(args.sync_key, "operator sync key"), OpenSSLVerifier())
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        if not (args.tls_cert and args.tls_key and args.tls_ca):
+            raise CliError(
+                "TLS needs --tls-cert, --tls-key and --tls-ca together",
+                "give all three (certificates from the operator CA)",
+                EXIT_USAGE,
+            )
+        from provisioning.operator_keys import PASSPHRASE_ENV, passphrase
+
+        try:
+            tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca, passphrase())
+        except OSError as e:  # ssl.SSLError too: a wrong passphrase, a key for another cert
+            raise CliError(
+                "cannot load the back office's TLS files: %s" % e,
+                "check --tls-cert, --tls-key and --tls-ca (an encrypted key needs %s)"
+                % PASSPHRASE_ENV,
+                EXIT_USAGE,
+            ) from None
+    store = _store(args.db, must_exist=False)
+    stop = threading.Event()
+    if args.serial:
+        from drivers.linux.link_serial import SerialLink
+
+        link = SerialLink(args.serial)
+        threading.Thread(
+            target=sync_server.serve_link, args=(store, keys, link, stop), daemon=True
+        ).start()
+
+    async def main() -> None:
+        server = await sync_server.serve_tcp(store, keys, args.host, args.port, tls)
+        port = server.sockets[0].getsockname()[1]
+        print(
+            "backoffice: listening on %s:%d (%s), storing into %s"
+            % (args.host, port, "TLS" if tls else "plain TCP, loopback only", args.db),
+            flush=True,
+        )
+        async with server:
+            await server.serve_forever()
+
+    if tls is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(
+            "refusing plain TCP on %s: account ids would cross the network in clear" % args.host,
+            "add --tls-cert, --tls-key and --tls-ca, or listen on 127.0.0.1",
+            EXIT_USAGE,
+        )
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        if args.device_id is None or not args.pubkey:
+            raise CliError(
+                "devices add needs a device id and --pubkey",
+                "faregate backoffice devices add 101 --pubkey 02ab...",
+                EXIT_USAGE,
+            )
+        try:
+            pub = bytes.fromhex(args.pubkey)
+        except ValueError:
+            raise CliError("--pubkey is not hex", "paste the SEC1 key as hex", EXIT_USAGE) from None
+        from protocol.errors import FormatError
+
+        store = _store(args.db, must_exist=False)
+        try:
+            new = store.add_device(args.device_id, pub, int(time.time()), args.label)
+        except FormatError as e:
+            raise CliError(str(e), "give a 33- or 65-byte SEC1 P-256 key", EXIT_USAGE) from None
+        print("%s device %d" % ("registered" if new else "re-keyed", args.device_id))
+        return 0
+    if args.action == "revoke":
+        if args.device_id is None:
+            raise CliError(
+                "devices revoke needs a device id",
+                "faregate backoffice devices revoke 101",
+                EXIT_USAGE,
+            )
+        if not _store(args.db).revoke_device(args.device_id, int(time.time())):
+            raise CliError(
+                "device %d is not registered" % args.device_id,
+                "check the id: `faregate backoffice devices` lists them",
+                EXIT_USAGE,
+            )
+        print("revoked device %d: its sessions are refused from now on" % args.device_id)
+        return 0
+    store = _store(args.db)
+    if args.auth_log:
+        rows = [
+            dict(zip(("time", "device_id", "peer", "outcome", "detail"), r))
+            for r in store.db.execute(
+                "SELECT time, device_id, peer, outcome, detail FROM auth_log ORDER BY id"
+            )
+        ]
+        if not args.json:
+            for r in rows:
+                r["time"] = _when(r["time"])
+        _print(rows, ["time", "device_id", "peer", "outcome", "detail"], args.json, "no sessions")
+        return 0
+    rows = []
+    for dev, pub, label, high, seen, revoked in store.db.execute(
+        "SELECT device_id, pubkey, label, high_seq, last_seen, revoked FROM devices "
+        "ORDER BY device_id"
+    ):
+        rows.append(
+            {
+                "device_id": dev,
+                "label": label,
+                "pubkey": bytes(pub).hex(),
+                "high_seq": high,
+                "last_seen": seen if args.json else _when(seen),
+                "revoked": revoked if args.json or revoked is None else _when(revoked),
+            }
+        )
+    if not args.json:
+        for r in rows:
+            r["pubkey"] = r["pubkey"][:16] + "..."
+    cols = ["device_id", "label", "high_seq", "last_seen", "revoked", "pubkey"]
+    _print(rows, cols, args.json, "no devices registered (faregate backoffice devices add)")
+    return 0
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    counts: dict[tuple[int, str], int] = {}
+    for dev, kind, n in store.db.execute(
+        "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
+    ):
+        counts[(dev, kind)] = n
+    rows = []
+    for dev, label, high, seen, status in store.db.execute(
+        "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
+    ):
+        st = json.loads(status) if status else {}
+        extra = st.get("extra") or {}
+        image = extra.get("image") or {}
+        trust = extra.get("trust") or {}
+        deny = extra.get("deny") or {}
+        rows.append(
+            {
+                "device_id": dev,
+                "label": label,
+                "stored_up_to": high,
+                "last_sync": seen if args.json else _when(seen),
+                "waiting_on_gate": st.get("unsynced"),
+                "oldest_waiting_s": st.get("oldest_age_s"),
+                "firmware": "%s (slot %s)" % (image["version"], image["slot"])
+                + (" ON TRIAL" if image.get("trial") else "")
+                if image.get("version")
+                else None,
+                "trust_list": _trust(trust) if trust else None,
+                "deny_list": "v%d" % deny["version"] if "version" in deny else None,
+                "gaps": counts.get((dev, "sequence_gap"), 0),
+                "chain_breaks": counts.get((dev, "chain_break"), 0),
+                "replays": counts.get((dev, "replay"), 0),
+            }
+        )
+    cols = list(rows[0]) if rows else []
+    _print(rows, cols, args.json, "no devices registered")
+    return 0
+
+
+def _trust(t: dict[str, Any]) -> str:
+    """The gate's trust list from its last status: version, whether it is still fresh (or how
+    the gate treats it now: stale, stale_limited, refusing) and until when it is valid."""
+    state = t.get("state", "?")
+    return "v%s %s until %s" % (
+        t.get("version", "?"),
+        state if state == "fresh" else state.upper(),
+        _when(t.get("valid_until"))[:10],
+    )
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    rows = _store(args.db).anomalies(args.kind)
+    if not args.json:
+        for r in rows:
+            r["time"] = _when(r["time"])
+    _print(rows, ["time", "kind", "device_id", "seq", "detail"], args.json, "no anomalies")
+    return 0
+
+
+def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from host_sim.backoffice import clearing
+
+    try:
+        tariff = clearing.load_tariff(args.tariff)
+    except FileNotFoundError:
+        raise CliError(
+            "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
+        ) from None
+    except (clearing.TariffError, ValueError) as e:
+        raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
+    store = _store(args.db)
+    as_of = args.as_of if args.as_of is not None else int(time.time())
+    js = clearing.clear(store.db, tariff, as_of)
+    if args.account is not None:
+        js = [j for j in js if j["account_id"] == args.account]
+    return js
+
+
+def cmd_journeys(args: argparse.Namespace) -> int:
+    js = _clear(args)
+    if not args.json:
+        for j in js:
+            j["fare"] = _money(j["fare"])
+            j["charged"] = _money(j["charged"])
+    cols = ["account_id", "mode", "entry", "exit", "status", "fare", "charged"]
+    _print(js, cols, args.json, "no journeys")
+    return 0
+
+
+def cmd_charges(args: argparse.Namespace) -> int:
+    from host_sim.backoffice import clearing
+
+    cs = clearing.charges(_clear(args))
+    if not args.json:
+        for c in cs:
+            c["day"] = _when(c["day"] * 86400)[:10]
+            c["fares"] = _money(c["fares"])
+            c["charged"] = _money(c["charged"])
+    cols = ["account_id", "day", "mode", "journeys", "open", "fares", "charged"]
+    _print(cs, cols, args.json, "no charges")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from protocol import messages
+
+    kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
+    if args.version < 1:
+        raise CliError("--version must be at least 1", "number versions from 1 up", EXIT_USAGE)
+    data = read_file(args.file)
+    _store(args.db, must_exist=False).publish(kind, args.version, data, int(time.time()))
+    print("published %s version %d (%d bytes)" % (args.kind, args.version, len(data)))
+    return 0

@@ -1,0 +1,371 @@
+"""`faregate device ...`: look after one gate over its service port.
+
+identify    who is on the port (no credential needed)
+status      state, what is missing, clock, key, certificate, config, lists, unsynced passages,
+            the firmware running (version, slot) and the last update
+selftest    storage, clock, crypto, scanner (hold up the test card), barrier, sensors
+logs        the gate's service log: sessions, changes, refused commands
+set-time    set the gate's clock from this laptop (or --time)
+reset       factory reset; refused while unsynced passages exist, unless they are
+            exported first: --export FILE --force
+test-card   write the QR test card the self-test reads (PNG; no gate needed)
+"""
+
+import argparse
+import calendar
+import hashlib
+import os
+import time
+from typing import Any
+
+from provisioning.cli.kit import Group, write_file
+from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
+
+EXIT_HELP = (
+    "Exit codes: 0 ok, 1 the gate refused the request or a check failed, 2 bad arguments or "
+    "credential files, 3 port or gate problem (not found, not answering, unplugged), 4 the gate "
+    "refused the credential, 5 a bug (report it)."
+)
+
+
+def register(sub: Any) -> None:
+    from provisioning.cli.connect import add_port_args
+
+    g = Group(
+        sub,
+        "device",
+        "status, self-test, logs, clock and reset of one gate over its service port",
+        __doc__,
+        epilog=EXIT_HELP,
+        common=add_port_args,
+    )
+
+    def cmd(name: str, help_: str, func: Any, cred: bool = True) -> argparse.ArgumentParser:
+        c = g.add(name, help_, func, help_ + ".", common=cred)
+        if not cred:
+            add_port_args(c, cred=False)
+        return c
+
+    cmd("identify", "say which gate is on the port and its state", cmd_identify, cred=False)
+    cmd("status", "show the gate's state and what it still misses", cmd_status)
+    c = cmd("selftest", "run the gate's self-test (hold the test card to the reader)", cmd_selftest)
+    c.add_argument(
+        "--scan-timeout", type=float, default=15, help="seconds the gate waits for the card"
+    )
+    c = cmd("logs", "print the gate's service log", cmd_logs)
+    c.add_argument("--since", type=int, default=1, help="first entry number (default 1)")
+    c = cmd("set-time", "set the gate's clock", cmd_set_time)
+    c.add_argument(
+        "--time",
+        default=None,
+        help="UTC time as YYYY-MM-DDTHH:MM:SSZ (default: this laptop's clock)",
+    )
+    c = cmd(
+        "reset", "factory reset the gate (keeps its device id and journal numbering)", cmd_reset
+    )
+    c.add_argument(
+        "--export",
+        default=None,
+        metavar="FILE",
+        help="first save the unsynced passages to FILE (64-byte records, for the back office)",
+    )
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="reset even though unsynced passages exist (needs --export)",
+    )
+    t = g.add(
+        "test-card", "write the self-test's QR test card as a PNG", cmd_test_card, common=False
+    )
+    t.add_argument("--out", default="test-card.png", help="PNG file (default test-card.png)")
+    t.add_argument("--text", default="FGTEST:card-1", help="card text (starts with FGTEST:)")
+
+
+def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:
+    from provisioning.cli import connect
+    from provisioning.cli.events import Events
+
+    events = Events(args.json)
+
+    def go() -> int:
+        credential = connect.load_credential(args, connect.now()) if cred else None
+        with connect.session(args, credential) as client:
+            return int(body(client, events) or 0)
+
+    return connect.run(events, go)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from provisioning.cli.connect import fmt_time
+
+    def body(client: Any, events: Any) -> int:
+        d = client.ident.as_dict()
+        events.result(
+            True,
+            "gate %d: %s, %s %s%s%s, clock %s"
+            % (
+                d["device_id"],
+                d["state"],
+                d["model"],
+                d["firmware"],
+                ", named %s" % d["name"] if d["name"] else "",
+                ", operator root %s" % d["operator_root"] if d["operator_root"] else "",
+                fmt_time(d["time"]) if d["time"] else "unknown",
+            ),
+            **d,
+        )
+        return 0
+
+    return _run(args, body, cred=False)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from provisioning.cli.connect import fmt_time
+
+    def body(client: Any, events: Any) -> int:
+        st = client.status()
+        if events.as_json:
+            events.result(True, st["state"], **st)
+            return 0
+        cfg = st["config"]
+        cert = st["cert"]
+        lines = [
+            "gate %d (%s %s): %s" % (st["device_id"], st["model"], st["firmware"], st["state"]),
+            "  missing:       %s" % (", ".join(st["missing"]) or "nothing"),
+            "  clock:         %s%s"
+            % (fmt_time(st["time"]), "" if st["clock_set"] else " (never set)"),
+            "  operator root: %s" % (st["operator_root"] or "none (blank)"),
+            "  device key:    %s" % (st["device_key"] or "none"),
+            "  certificate:   %s"
+            % (
+                "none"
+                if not cert
+                else "valid until %s%s"
+                % (fmt_time(cert["valid_until"])[:10], "" if cert["ok"] else " (NOT valid)")
+            ),
+            "  config:        %s"
+            % (
+                "none"
+                if not cfg
+                else "%s, station %d, lane %d, %s %s"
+                % (cfg["name"], cfg["station"], cfg["lane"], cfg["mode"], cfg["direction"])
+            ),
+        ]
+        for name, info in st["lists"].items():
+            lines.append(
+                "  %-14s %s" % (name + ":", "%d bytes" % info["bytes"] if info else "none")
+            )
+        lines += gate_lines(st.get("gate"))
+        selftest = st["selftest"]
+        lines.append(
+            "  self-test:     %s"
+            % (
+                "never run"
+                if not selftest
+                else "%s at %s"
+                % ("passed" if selftest["passed"] else "FAILED", fmt_time(selftest["at"]))
+            )
+        )
+        lines.append("  unsynced:      %d passages" % st["pending_passages"])
+        lines += firmware_lines(st.get("image"))
+        for line in lines:
+            events.say(line)
+        return 0
+
+    return _run(args, body)
+
+
+def gate_lines(gate: dict[str, Any] | None) -> list[str]:
+    """The lists in force and the gate loop (firmware.compose.device.Device.report())."""
+    from provisioning.cli.connect import fmt_time
+
+    if not gate or "trust" not in gate:
+        return []
+    t, d = gate["trust"], gate["deny"]
+    trust = "no trust list"
+    if t["version"]:
+        until = fmt_time(t["valid_until"])[:10]
+        trust = "trust list v%d (%s, until %s)" % (t["version"], t["state"], until)
+    lines = [
+        "  in force:      %s, deny list v%d (%d entries)" % (trust, d["version"], d["entries"])
+    ]
+    state = gate.get("mode_state")
+    lines.append("  gate loop:     %s" % ("running, " + state if state else "not running"))
+    return lines
+
+
+def firmware_lines(img: dict[str, Any] | None) -> list[str]:
+    """The running image and the update state
+    (firmware.maintenance.update_agent.UpdateAgent.status())."""
+    if not img:
+        return ["  firmware:      (this gate reports no image slots)"]
+    other = img.get("other_slot") or {}
+    lines = [
+        "  firmware:      %s in slot %s, %s (security counter %s)"
+        % (
+            img.get("version"),
+            img.get("slot"),
+            "ON TRIAL" if img.get("trial") else "confirmed",
+            img.get("counter"),
+        ),
+        "  other slot:    %s: %s%s"
+        % (
+            other.get("slot"),
+            other.get("state"),
+            " (%s)" % other["version"] if other.get("version") else "",
+        ),
+    ]
+    staging = img.get("staging")
+    if staging:
+        lines.append(
+            "  transfer:      %d of %d bytes held (run the same flash again to resume)"
+            % (staging["held"], staging["len"])
+        )
+    last = img.get("last")
+    if last:
+        what = " ".join(
+            str(x)
+            for x in (
+                last.get("event"),
+                last.get("version") or "",
+                "in slot %s" % last["slot"] if last.get("slot") else "",
+                "(%s)" % last["reason"] if last.get("reason") else "",
+            )
+            if x
+        )
+        lines.append("  last update:   %s" % what)
+    return lines
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from provisioning.cli.connect import now
+
+    def body(client: Any, events: Any) -> int:
+        events.say(
+            "self-test of gate %d: hold the test card to the reader" % client.ident.device_id
+        )
+        result = client.selftest(now(), args.scan_timeout + 10)
+        for c in result["checks"]:
+            events.check(c["name"], c["ok"], c["detail"])
+        failed = [c["name"] for c in result["checks"] if not c["ok"]]
+        if failed:
+            events.result(False, "self-test FAILED: %s" % ", ".join(failed), **result)
+            raise CliError(
+                "self-test failed: %s" % ", ".join(failed),
+                "fix what the failing checks name, then run it again",
+                EXIT_FAILED,
+            )
+        events.result(True, "self-test passed", **result)
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from provisioning.cli.connect import fmt_time
+
+    def body(client: Any, events: Any) -> int:
+        entries = client.all_logs(args.since)
+        for e in entries:
+            if events.as_json:
+                events.emit(dict(e, event="log"))
+            else:
+                extra = " ".join("%s=%s" % (k, e[k]) for k in e if k not in ("i", "t", "ev"))
+                events.say("%5d  %s  %-15s %s" % (e["i"], fmt_time(e["t"]), e["ev"], extra))
+        events.result(True, "%d entries" % len(entries), count=len(entries))
+        return 0
+
+    return _run(args, body)
+
+
+def parse_utc(text: str) -> int:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return calendar.timegm(time.strptime(text, fmt))
+        except ValueError:
+            continue
+    raise CliError(
+        "--time %r is not a UTC time" % text, "write it as 2026-03-01T08:00:00Z", EXIT_USAGE
+    )
+
+
+def cmd_set_time(args: argparse.Namespace) -> int:
+    from provisioning.cli.connect import fmt_time, now
+
+    target = parse_utc(args.time) if args.time else None
+
+    def body(client: Any, events: Any) -> int:
+        t = target if target is not None else now()
+        out = client.set_time(t)
+        events.result(
+            True,
+            "gate %d clock set to %s (was %s)"
+            % (client.ident.device_id, fmt_time(out["time"]), fmt_time(out["was"])),
+            **out,
+        )
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from protocol import records
+
+    if args.force and not args.export:
+        raise CliError(
+            "--force needs --export FILE", "the unsynced passages must be saved first", EXIT_USAGE
+        )
+    if args.export and os.path.exists(args.export):
+        raise CliError(
+            "%s already exists" % args.export, "choose a new file name for the export", EXIT_USAGE
+        )
+
+    def body(client: Any, events: Any) -> int:
+        pending = client.status()["pending_passages"]
+        digest = bytes(32)
+        if pending and args.export:
+
+            def progress(done: int, total: int) -> None:
+                events.progress("export", done, total)
+
+            raws = client.export_unsynced(progress)
+            for raw in raws:
+                records.decode(raw)  # each record must parse before we rely on the file
+            data = b"".join(raws)
+            write_file(args.export, data)  # durable before the gate drops its copy
+            digest = hashlib.sha256(data).digest()
+            events.say(
+                "exported %d unsynced passages to %s (sha256 %s)"
+                % (len(raws), args.export, digest.hex()[:16])
+            )
+        out = client.reset(bool(args.force), digest)
+        events.result(
+            True,
+            "gate %d reset to blank%s"
+            % (
+                client.ident.device_id,
+                "; %d exported passages dropped from it" % out["exported_dropped"]
+                if out["exported_dropped"]
+                else "",
+            ),
+            **out,
+        )
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_test_card(args: argparse.Namespace) -> int:
+    import qrcode
+
+    if not args.text.startswith("FGTEST:"):
+        raise CliError(
+            "a test card's text starts with FGTEST:", "e.g. --text FGTEST:card-1", EXIT_USAGE
+        )
+    img = qrcode.make(args.text, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    img.save(args.out)
+    print(
+        "wrote %s (%s): print it and hold it to the reader during the self-test"
+        % (args.out, args.text)
+    )
+    return 0

@@ -1,0 +1,161 @@
+"""`faregate keys ...`: the operator's keys and CA, and technicians' credentials.
+
+    init        create the operator directory: root (trust anchor of every gate; signs device
+                certificates and technician credentials), issuer (ride codes), release
+                (firmware images), sync (the back office proves itself to gates with it: its
+                public key is every gate's sync.host_key), and ca.pem (the root's X.509 CA
+                certificate, for TLS). Re-running it keeps what exists and adds what is missing.
+    show        list the operator's keys and their ids
+    technician  issue a technician credential (a key, and the root's signature over it with a
+                role and an expiry) into a directory the technician takes to the field
+    tls         issue an X.509 certificate from ca.pem for the back office (server) or a gate
+
+Private keys are written mode 0600; set FAREGATE_PASSPHRASE to encrypt them (and to read them).
+Keep the operator directory off technicians' laptops except root.key where gates are
+certified; the back office's machine needs only sync.key (`faregate backoffice serve
+--sync-key`). A lost laptop is handled by revoking its technician number in the site file.
+"""
+
+import argparse
+import datetime
+import os
+from typing import Any
+
+from provisioning.cli.kit import Group, add_json, key_errors, need_dir
+from provisioning.cli.main import EXIT_USAGE, CliError
+
+ROLE_HELP = (
+    "full: everything; provision: all but factory reset; maintain: status, logs, "
+    "self-test, clock; read: status and logs"
+)
+
+
+def register(sub: Any) -> None:
+    g = Group(sub, "keys", "the operator's keys and CA, and technician credentials", __doc__)
+    i = g.add("init", "create the operator's keys and CA (keeps existing ones)", cmd_init)
+    i.add_argument("--dir", required=True, help="operator key directory")
+    i.add_argument("--operator", default="faregate", help="operator name for the CA certificate")
+    add_json(i)
+    sh = g.add("show", "list the operator's keys", cmd_show)
+    sh.add_argument("--dir", required=True, help="operator key directory")
+    add_json(sh)
+    t = g.add(
+        "technician",
+        "issue a technician credential",
+        cmd_technician,
+        "Make a technician key in --out and a credential for it signed by the "
+        "operator root. Re-issuing into the same --out keeps the key and renews the credential.",
+    )
+    t.add_argument("--dir", required=True, help="operator key directory (root.key signs)")
+    t.add_argument("--name", required=True, help="the technician's name (up to 16 bytes)")
+    t.add_argument("--id", type=int, required=True, help="the technician's number (1..2^32-1)")
+    t.add_argument(
+        "--role", default="full", choices=["full", "provision", "maintain", "read"], help=ROLE_HELP
+    )
+    t.add_argument("--days", type=int, default=30, help="days the credential is valid (30)")
+    t.add_argument("--out", required=True, help="credential directory to write")
+    add_json(t)
+    tl = g.add("tls", "issue a TLS certificate from the operator CA", cmd_tls)
+    tl.add_argument("--dir", required=True, help="operator key directory (root.key, ca.pem)")
+    tl.add_argument("--name", required=True, help="common name (host name or gate name)")
+    kind = tl.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--server", action="store_true", help="a server certificate (back office)")
+    kind.add_argument("--client", action="store_true", help="a client certificate (gate)")
+    tl.add_argument("--out", required=True, help="file prefix: writes PREFIX.key and PREFIX.pem")
+
+
+def _print_rows(rows: list[dict], as_json: bool) -> None:
+    from provisioning.cli.events import Events
+
+    ev = Events(as_json)
+    for r in rows:
+        if as_json:
+            ev.emit(dict(r, event="key"))
+        else:
+            ev.say(
+                "  %-8s %-8s key id %s  %s"
+                % (r["name"], r["action"], r["key_id"] or "-", r["path"])
+            )
+
+
+def _public(rows: list[dict], name: str) -> str:
+    return next(r["public_key"] for r in rows if r["name"] == name)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from provisioning import operator_keys
+    from provisioning.cli import connect
+
+    with key_errors():
+        rows = operator_keys.init_operator(args.dir, args.operator, connect.now())
+    if not args.json:
+        print("operator keys in %s:" % args.dir)
+    _print_rows(rows, args.json)
+    if not args.json:
+        print("the root's public key (every gate's trust anchor): %s" % _public(rows, "root"))
+        print("the sync key's public key (every gate's sync.host_key): %s" % _public(rows, "sync"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from provisioning import operator_keys
+
+    need_dir(args.dir, "operator key directory", "create it with `faregate keys init --dir DIR`")
+    with key_errors():
+        rows = operator_keys.show_operator(args.dir)
+    _print_rows(rows, args.json)
+    return 0
+
+
+def cmd_technician(args: argparse.Namespace) -> int:
+    from protocol import certs
+    from provisioning import operator_keys
+    from provisioning.cli import connect
+    from provisioning.cli.events import Events
+
+    if len(args.name.encode()) > certs.LABEL_LEN:
+        raise CliError("--name is over 16 bytes", "use a shorter name", EXIT_USAGE)
+    if not 1 <= args.id <= 0xFFFFFFFF or not 1 <= args.days <= 3650:
+        raise CliError(
+            "--id or --days out of range", "--id 1..4294967295, --days 1..3650", EXIT_USAGE
+        )
+    now = connect.now()
+    with key_errors():
+        cert = operator_keys.issue_technician(
+            args.dir, args.out, args.id, args.name, args.role, args.days, now
+        )
+    Events(args.json).result(
+        True,
+        "technician %d (%s), role %s, valid until %s: credential in %s"
+        % (args.id, args.name, args.role, connect.fmt_time(cert.valid_until), args.out),
+        technician=args.id,
+        name=args.name,
+        role=args.role,
+        valid_until=cert.valid_until,
+        out=args.out,
+    )
+    return 0
+
+
+def cmd_tls(args: argparse.Namespace) -> int:
+    from provisioning import operator_keys, pki
+    from provisioning.cli import connect
+
+    with key_errors():
+        root = operator_keys.load_signer(os.path.join(args.dir, "root.key"))
+    ca_path = os.path.join(args.dir, "ca.pem")
+    if not os.path.exists(ca_path):
+        raise CliError(
+            "%s not found" % ca_path, "run `faregate keys init --dir %s`" % args.dir, EXIT_USAGE
+        )
+    ca = pki.load_cert(ca_path)
+    key = pki.new_key()
+    when = datetime.datetime.fromtimestamp(connect.now(), datetime.UTC)
+    cert = pki.issue_cert(root.key, ca, key.public_key(), args.name, when, args.server)
+    pki.save_key(key, args.out + ".key", operator_keys.passphrase())
+    pki.save_cert(cert, args.out + ".pem")
+    print(
+        "%s certificate for %s: %s.pem (key %s.key)"
+        % ("server" if args.server else "client", args.name, args.out, args.out)
+    )
+    return 0
