@@ -1,7 +1,7 @@
 """The pure-Python P-256 (protocol/p256.py): Wycheproof, RFC 6979, and sign/verify round trips.
 
 Runs on MicroPython too, which is the point: the MCU gate's verifier is checked on the MCU's
-interpreter. (tests/test_p256.py adds the checks against `cryptography` on CPython.)
+interpreter. (tests/test_crypto.py adds the checks against `cryptography` on CPython.)
 """
 
 from protocol import p256
