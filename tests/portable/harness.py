@@ -76,5 +76,5 @@ def vectors(*parts):
     try:
         os.stat(path)
     except OSError:
-        raise AssertionError("%s is missing from the checkout" % path)
+        raise AssertionError("%s is missing from the checkout" % path) from None
     return path
