@@ -23,8 +23,8 @@ from drivers.linux import crypto_openssl as es256
 from host_sim.hardware.sim_device import SimDevice
 from protocol import image
 from provisioning import image_build, operator_keys
-from provisioning.cli.flash import FlashClient
 from provisioning.console import ServiceClient
+from provisioning.flasher import FlashClient
 from provisioning.transport import Transport
 
 BAUD = 115200

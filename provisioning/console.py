@@ -20,7 +20,9 @@ from typing import Any
 
 from drivers.linux.crypto_openssl import OpenSSLVerifier
 from protocol import certs, reasons, records, service
+from protocol.errors import EXIT_AUTH, EXIT_FAILED
 from protocol.frames import Frame
+from provisioning.errors import ProvisioningError
 from provisioning.transport import Transport
 
 # refusals that mean "who you are" rather than "what you asked": exit code 4
@@ -36,23 +38,54 @@ AUTH_REASONS = (
     "svc_claimed",
 )
 
+# refusal reason -> what the technician should do
+REMEDIES = {
+    "svc_not_provisioned": "provision it first: faregate provision --site SITE.toml",
+    "svc_claimed": "this gate belongs to another operator: only that operator can reset it",
+    "svc_bad_credential": "use a credential issued by this gate's operator (faregate keys "
+    "technician)",
+    "svc_credential_expired": "ask the operator for a new credential (`faregate device "
+    "identify` shows the gate's clock)",
+    "svc_revoked": "this credential is revoked: ask the operator for a new one",
+    "svc_forbidden": "this credential's role does not allow it: use one with role full",
+    "svc_bad_signature": "technician.key does not match the credential, or the line is noisy: "
+    "run the command again",
+    "svc_unauthenticated": "run the command again (it opens a new session)",
+    "svc_replayed": "run the command again (it opens a new session)",
+    "svc_unsynced": "sync the gate first, or export the passages: "
+    "faregate device reset --export FILE --force",
+    "svc_export_mismatch": "run the reset again: it exports the passages anew",
+    "svc_storage": "the gate's storage failed: run `faregate device selftest`, then replace it",
+}
 
-class DeviceRefused(Exception):
-    """The gate answered with a refusal reason (protocol.reasons svc_*)."""
 
-    def __init__(self, command: str, reason: str, message: str) -> None:
-        super().__init__("%s refused: %s (%s)" % (command, reason, message))
+class DeviceRefused(ProvisioningError):
+    """The gate answered `command` with a refusal `reason` (protocol.reasons svc_*) and its
+    own words (`detail`). Exit code 4 when the refusal is about who we are (AUTH_REASONS)."""
+
+    reason = "svc_refused"
+
+    def __init__(self, command: str, reason: str, detail: str) -> None:
+        super().__init__(
+            "gate refused %s: %s: %s" % (command, reason, detail),
+            reason,
+            REMEDIES.get(reason) or reasons.REASONS.get(reason, ("", "", ""))[2],
+            EXIT_AUTH if reason in AUTH_REASONS else EXIT_FAILED,
+        )
         self.command = command
-        self.reason = reason
-        self.message = message
+        self.detail = detail
 
     @property
     def is_auth(self) -> bool:
         return self.reason in AUTH_REASONS
 
 
-class DeviceMisbehaves(Exception):
+class DeviceMisbehaves(ProvisioningError):
     """The gate's answer does not check out: bad signature, wrong read-back, bad format."""
+
+    reason = "device_misbehaves"
+    exit_code = EXIT_AUTH
+    remedy = "this is not a genuine gate of ours, or it is damaged"
 
 
 class Identity:

@@ -27,14 +27,21 @@ from typing import Any
 from drivers.linux import crypto_openssl as es256
 from firmware.maintenance.update_agent import ImageRefused, UpdateAgent
 from protocol import image
-from protocol.errors import FormatError
+from protocol.errors import EXIT_USAGE, FormatError
+from provisioning.errors import ProvisioningError
 
 PACKAGES = ("protocol", "firmware", "drivers")
+# refusals of an image that are about its signature or key: exit code 4
+AUTH_REASONS = ("image_unsigned", "image_unknown_key", "image_bad_signature", "no_verifier")
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this faregate
 
 
-class BuildError(Exception):
+class BuildError(ProvisioningError):
     """The image cannot be built from this source tree (message says why and what to do)."""
+
+    reason = "build_failed"
+    exit_code = EXIT_USAGE
+    remedy = "check --src, --version and --counter"
 
 
 def read_manifest(src: str, pkg: str) -> list[tuple[str, bool, tuple[str, ...]]]:

@@ -27,23 +27,29 @@ import time
 from drivers.linux import crypto_openssl as es256
 from drivers.linux.crypto_openssl import OpenSSLSigner as Signer  # .key, .public_key, .sign(msg)
 from protocol import certs
+from protocol.errors import EXIT_AUTH, EXIT_USAGE
 from provisioning import pki
+from provisioning.errors import ProvisioningError
 
 KEY_NAMES = ("root", "issuer", "release", "sync")
 PASSPHRASE_ENV = "FAREGATE_PASSPHRASE"
 
 
-class KeyFileError(Exception):
+class KeyFileError(ProvisioningError):
     """A key or credential file is missing, unreadable or not what it should be."""
 
+    reason = "bad_key_file"
+    exit_code = EXIT_USAGE
+
     def __init__(self, message: str, remedy: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.remedy = remedy
+        super().__init__(message, remedy=remedy)
 
 
 class CredentialExpired(KeyFileError):
     """The technician credential is outside its validity by this laptop's clock."""
+
+    reason = "credential_expired"
+    exit_code = EXIT_AUTH
 
 
 def passphrase() -> bytes | None:

@@ -12,15 +12,21 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from protocol.errors import EXIT_DEVICE
+from provisioning.errors import ProvisioningError
+
 PORT_ENV = "FAREGATE_PORT"
 SIM_DIR_ENV = "FAREGATE_SIM_DIR"
 
 
-class PortChoiceError(Exception):
+class PortChoiceError(ProvisioningError):
+    """No gate to talk to, or several and no --port: `candidates` lists them."""
+
+    reason = "port_choice"
+    exit_code = EXIT_DEVICE
+
     def __init__(self, message: str, remedy: str, candidates: list[str]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.remedy = remedy
+        super().__init__(message, remedy=remedy)
         self.candidates = candidates
 
 

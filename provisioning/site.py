@@ -42,6 +42,8 @@ import tomllib
 from typing import Any
 
 from firmware.compose import gate_config
+from protocol.errors import EXIT_USAGE
+from provisioning.errors import ProvisioningError
 
 # section -> key -> config field it becomes ("" for a file path; "!" marks a required key)
 SECTIONS: dict[str, dict[str, str]] = {
@@ -77,22 +79,39 @@ REQUIRED_SECTIONS = ("operator", "station", "lists")
 GATE_KEYS = {"name": "!name", "device_id": "device_id", "lane": "!lane", "direction": "!direction"}
 
 
-class SiteError(Exception):
+class SiteError(ProvisioningError):
+    """One problem of a site file: `path:line: field: problem`, and what to do."""
+
+    reason = "bad_site_file"
+    exit_code = EXIT_USAGE
+
     def __init__(self, path: str, line: int, field: str, problem: str, remedy: str = "") -> None:
-        super().__init__("%s:%d: %s: %s" % (path, line, field, problem))
+        super().__init__("%s:%d: %s: %s" % (path, line, field, problem), remedy=remedy)
         self.path = path
         self.line = line
         self.field = field
         self.problem = problem
-        self.remedy = remedy
 
 
-class SiteErrors(Exception):
-    """All the problems of one site file, in line order."""
+class SiteErrors(ProvisioningError):
+    """All the problems of one site file, in line order. As one line: the last problem, and
+    how many more there are (the command prints the others on their own lines first)."""
+
+    reason = "bad_site_file"
+    exit_code = EXIT_USAGE
 
     def __init__(self, errors: list[SiteError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
         self.errors = sorted(errors, key=lambda e: e.line)
+        last = self.errors[-1]
+        more = len(self.errors) - 1
+        super().__init__(
+            str(last) + (" (and %d more above)" % more if more else ""),
+            remedy=last.remedy or "correct the site file",
+        )
+        self.summary = "; ".join(str(e) for e in self.errors)
+
+    def __str__(self) -> str:
+        return self.summary
 
 
 _HEADER = re.compile(r"^\s*\[(\[)?\s*([A-Za-z0-9_.\"' -]+?)\s*\]?\]\s*(#.*)?$")

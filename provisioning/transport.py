@@ -1,13 +1,13 @@
 """A serial link that carries faregate frames: open a port, send a frame, wait for the answer,
 retry on silence. Used by the service console client, and by firmware flashing inside its
-session (provisioning/cli/flash.py).
+session (provisioning/flasher.py).
 
     link = Transport("/dev/ttyUSB0")           # or a pty path, or any pyserial URL (loop://)
     reply = link.exchange(ftype, payload, want=lambda fr: fr.type == X)
     link.close()
 
-Errors subclass TransportError (and the matching built-in, as python-can does) and carry a
-`remedy` for the one-line message the CLI prints:
+Errors subclass TransportError (a ProvisioningError, exit code 3, and the matching built-in,
+as python-can does) and carry a `remedy` for the one-line message the CLI prints:
     PortOpenError   the port does not exist, is not a serial port, is busy or not permitted
     NotAnswering    no wanted frame after every retry (TimeoutError)
     Disconnected    the port went away mid-exchange: cable pulled, gate lost power (ConnectionError)
@@ -21,29 +21,30 @@ from typing import Any
 import serial
 
 from protocol import frames
+from protocol.errors import EXIT_DEVICE
+from provisioning.errors import ProvisioningError
 
 DEFAULT_BAUD = 115200
 
 
-class TransportError(Exception):
-    remedy = ""
+class TransportError(ProvisioningError):
+    reason = "link"
+    exit_code = EXIT_DEVICE
 
     def __init__(self, message: str, remedy: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        if remedy:
-            self.remedy = remedy
+        super().__init__(message, remedy=remedy)
 
 
 class PortOpenError(TransportError, OSError):
-    pass
+    reason = "port_unusable"
 
 
 class NotAnswering(TransportError, TimeoutError):
-    pass
+    reason = "no_answer"
 
 
 class Disconnected(TransportError, ConnectionError):
+    reason = "disconnected"
     remedy = "check the cable and the gate's power, then run the same command again"
 
 

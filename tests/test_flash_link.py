@@ -8,7 +8,7 @@ import pytest
 from firmware.maintenance.flash_service import FlashService
 from protocol import flash, frames, image
 from protocol.errors import FormatError
-from provisioning.cli.flash import FlashClient
+from provisioning.flasher import FlashClient
 from provisioning.transport import Transport
 from tests.fuzzing import QUICK, fuzz_parser
 from tests.portable.harness import mkdtemp, rmtree

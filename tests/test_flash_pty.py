@@ -14,8 +14,8 @@ import pytest
 
 from firmware.maintenance import boot
 from protocol import image
-from provisioning.cli.flash import FlashClient, Refused
 from provisioning.console import ServiceClient
+from provisioning.flasher import FlashClient, Refused
 from provisioning.transport import Transport
 from tests.conftest import faregate_argv
 from tests.imagekit import (

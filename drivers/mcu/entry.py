@@ -88,7 +88,7 @@ def connector(device: dict, machine=None):
         if not opened:
             try:
                 opened.append(registry.open_device("link", url, machine=_machine(machine)))
-            except (ValueError, ImportError, AttributeError) as e:
+            except (registry.NoBackend, ValueError, ImportError, AttributeError) as e:
                 raise OSError("sync link %s: %s" % (url, e)) from None
         return opened[0]
 

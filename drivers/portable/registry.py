@@ -23,6 +23,8 @@ The simulator is just more backends: host_sim registers its own schemes (`sim...
 Every factory is called as `factory(url, machine=None, ticks=None)`.
 """
 
+from protocol.errors import UsageError
+
 BACKENDS = {
     "reader": {
         "serial": "drivers.linux.qrengine_serial:from_url",
@@ -54,8 +56,11 @@ BACKENDS = {
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")
 
 
-class NoBackend(ValueError):
-    """No backend is registered for this kind of device and URL scheme."""
+class NoBackend(UsageError):
+    """No backend is registered for this kind of device and URL scheme (a misconfigured device
+    URL: exit code 2)."""
+
+    reason = "no_backend"
 
 
 def scheme_of(url: str) -> str:

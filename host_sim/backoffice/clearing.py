@@ -28,6 +28,7 @@ import tomllib
 from collections import defaultdict
 from typing import Any
 
+from host_sim.errors import SimError
 from protocol import records
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
@@ -53,8 +54,11 @@ DEFAULT_TARIFF: dict[str, Any] = {
 }
 
 
-class TariffError(ValueError):
-    pass
+class TariffError(SimError, ValueError):
+    """A tariff file that cannot apply: names the section, the key and the problem."""
+
+    reason = "bad_tariff"
+    remedy = "correct the tariff file"
 
 
 def load_tariff(path: str | None) -> dict[str, Any]:

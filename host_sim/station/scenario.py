@@ -18,6 +18,8 @@ import datetime
 import tomllib
 from typing import Any
 
+from host_sim.errors import SimError
+
 # (key, type, default, unit, meaning); a section's name "" is the top level.
 TOP: list[tuple[str, str, Any, str, str]] = [
     (
@@ -264,8 +266,11 @@ PROFILES: dict[str, list[list[float]]] = {
 }
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SimError, ValueError):
     """A scenario file that cannot be run: names the file, the key and the problem."""
+
+    reason = "bad_scenario"
+    remedy = "see docs/scenarios.md for every key"
 
 
 def parse_time(value: Any) -> int:

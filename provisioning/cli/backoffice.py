@@ -393,7 +393,7 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise CliError(
             "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
         ) from None
-    except (clearing.TariffError, ValueError) as e:
+    except ValueError as e:  # TOML that does not parse, or a TariffError
         raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())

@@ -1,9 +1,10 @@
 """What every command that talks to a gate shares: the port and credential options, opening an
-authenticated session, and turning every failure into one CliError line with its remedy.
+authenticated session, and a JSON error event for every failure.
 
-Exit codes (provisioning.cli.main): 2 bad arguments, site file or credential files; 3 port or gate
-not found, not answering, unplugged, or the wrong gate; 4 the gate refused who we are (or
-its own identity did not check out); 1 the gate refused what we asked, or a check failed.
+Exit codes (carried by the errors, protocol/errors.py): 2 bad arguments, site file or
+credential files; 3 port or gate not found, not answering, unplugged, or the wrong gate; 4 the
+gate refused who we are (or its own identity did not check out); 1 the gate refused what we
+asked, or a check failed.
 """
 
 import argparse
@@ -13,31 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from protocol import certs, reasons
+from protocol import certs
+from protocol.errors import FaregateError
 from provisioning.cli.events import Events
-from provisioning.cli.main import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, CliError
 
 CRED_ENV = "FAREGATE_CRED"
-
-# refusal reason -> what the technician should do
-REMEDIES = {
-    "svc_not_provisioned": "provision it first: faregate provision --site SITE.toml",
-    "svc_claimed": "this gate belongs to another operator: only that operator can reset it",
-    "svc_bad_credential": "use a credential issued by this gate's operator (faregate keys "
-    "technician)",
-    "svc_credential_expired": "ask the operator for a new credential (`faregate device "
-    "identify` shows the gate's clock)",
-    "svc_revoked": "this credential is revoked: ask the operator for a new one",
-    "svc_forbidden": "this credential's role does not allow it: use one with role full",
-    "svc_bad_signature": "technician.key does not match the credential, or the line is noisy: "
-    "run the command again",
-    "svc_unauthenticated": "run the command again (it opens a new session)",
-    "svc_replayed": "run the command again (it opens a new session)",
-    "svc_unsynced": "sync the gate first, or export the passages: "
-    "faregate device reset --export FILE --force",
-    "svc_export_mismatch": "run the reset again: it exports the passages anew",
-    "svc_storage": "the gate's storage failed: run `faregate device selftest`, then replace it",
-}
 
 
 def add_port_args(p: argparse.ArgumentParser, cred: bool = True) -> None:
@@ -83,53 +65,14 @@ def load_credential(args: argparse.Namespace, now: int) -> Any:
     return cred
 
 
-def translate(e: BaseException) -> CliError | None:
-    """The CliError for a failure of the transport, the gate, a key file or a site file."""
-    from provisioning.console import DeviceMisbehaves, DeviceRefused
-    from provisioning.operator_keys import CredentialExpired, KeyFileError
-    from provisioning.ports import PortChoiceError
-    from provisioning.site import SiteErrors
-    from provisioning.transport import TransportError
-
-    if isinstance(e, CliError):
-        return e
-    if isinstance(e, PortChoiceError | TransportError):
-        return CliError(e.message, e.remedy, EXIT_DEVICE)
-    if isinstance(e, DeviceRefused):
-        remedy = REMEDIES.get(e.reason) or reasons.REASONS.get(e.reason, ("", "", ""))[2]
-        code = EXIT_AUTH if e.is_auth else EXIT_FAILED
-        return CliError("gate refused %s: %s: %s" % (e.command, e.reason, e.message), remedy, code)
-    if isinstance(e, DeviceMisbehaves):
-        return CliError(str(e), "this is not a genuine gate of ours, or it is damaged", EXIT_AUTH)
-    if isinstance(e, CredentialExpired):
-        return CliError(e.message, e.remedy, EXIT_AUTH)
-    if isinstance(e, KeyFileError):
-        return CliError(e.message, e.remedy, EXIT_USAGE)
-    if isinstance(e, SiteErrors):
-        first = e.errors[0]
-        more = " (and %d more above)" % (len(e.errors) - 1) if len(e.errors) > 1 else ""
-        return CliError(str(first) + more, first.remedy or "correct the site file", EXIT_USAGE)
-    return None
-
-
 def run(events: Events, fn: Callable[[], int]) -> int:
-    """Run a command body; report any failure as one error line (and a JSON error event)."""
-    from provisioning.site import SiteErrors
-
+    """Run a command body; a FaregateError (which carries its message, remedy and exit code)
+    also becomes a JSON error event before `faregate` prints it as one line."""
     try:
         return fn()
-    except Exception as e:
-        err = translate(e)
-        if err is None:
-            raise
-        if isinstance(e, SiteErrors) and len(e.errors) > 1:
-            import sys
-
-            for site_err in e.errors[:-1]:
-                line = CliError(str(site_err), site_err.remedy, EXIT_USAGE).line()
-                print(line, file=sys.stderr)
-        events.error(err.message, err.remedy, err.exit_code)
-        raise err from None
+    except FaregateError as e:
+        events.error(e.message or e.reason, e.remedy, e.exit_code)
+        raise
 
 
 @contextlib.contextmanager
@@ -141,7 +84,7 @@ def session(
 ) -> Iterator[Any]:
     """Open the port, say HELLO, and (with a credential) authenticate. Yields the client."""
     from provisioning import ports
-    from provisioning.console import ServiceClient
+    from provisioning.console import REMEDIES, ServiceClient
     from provisioning.transport import Transport
 
     port = ports.choose(args.port)

@@ -18,20 +18,13 @@ The rate printed is esptool's "effective" rate: image bytes x 8 / seconds of wri
 """
 
 import argparse
-import binascii
 import hashlib
 import json
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
-from protocol import flash, frames
-from provisioning.cli.image import AUTH_REASONS as IMAGE_REASONS
 from provisioning.cli.kit import read_file
-from provisioning.cli.main import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
-from provisioning.console import AUTH_REASONS as SESSION_REASONS
-from provisioning.transport import Transport
+from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
 
 EXIT_HELP = (
     "Exit codes: 0 confirmed (or staged with --no-activate), 1 refused or reverted, 2 bad "
@@ -39,185 +32,6 @@ EXIT_HELP = (
     "key refused, 5 a bug (report it). Example: faregate flash --port /dev/ttyUSB0 "
     "build/gate-linux.fgi"
 )
-
-# refusal reason -> what to do (console refusals: provisioning.cli.connect.REMEDIES)
-REMEDIES = {
-    "image_unsigned": "sign it: faregate image sign IMAGE --key operator/release.key",
-    "image_unknown_key": "sign with a release key the gate trusts",
-    "image_bad_signature": "the file was altered after signing; rebuild and sign",
-    "image_wrong_target": "build for the gate's profile (faregate image build --profile)",
-    "image_rollback": "build with --counter at or above the gate's",
-    "image_hash_mismatch": "run the same command again; if it repeats, rebuild",
-    "image_truncated": "run the same command again to resume",
-    "update_busy": "wait for the trial boot to finish, then flash again",
-    "no_verifier": "this gate cannot check signatures: it needs an image with a verifier",
-}
-
-
-class FlashError(Exception):
-    def __init__(self, message: str, reason: str = "", exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.exit_code = exit_code
-
-
-class Refused(FlashError):
-    """The gate refused: `reason` is a name from protocol/reasons.py."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        auth = reason in IMAGE_REASONS or reason in SESSION_REASONS
-        super().__init__(message, reason, EXIT_AUTH if auth else EXIT_FAILED)
-
-
-def _expect(fr: frames.Frame, ftype: int, what: str) -> bytes:
-    if fr.type == flash.REFUSED:
-        reason, message = flash.parse_refused(fr.payload)
-        raise Refused(reason, message)
-    if fr.type != ftype:
-        raise FlashError(
-            "unexpected %s frame while waiting for %s" % (flash.NAMES.get(fr.type, fr.type), what),
-            "bad_message",
-            EXIT_DEVICE,
-        )
-    return fr.payload
-
-
-class FlashClient:
-    """The host's side of flashing over a provisioning.transport.Transport whose session is
-    open. A request unanswered for `timeout_s` is sent again up to `retries` times (then
-    NotAnswering); a transfer with no ACK for `timeout_s` goes back to the last acknowledged
-    offset up to `rewinds` times. `progress(done, total, seconds)` is called as ACKs come."""
-
-    def __init__(
-        self, link: Transport, timeout_s: float = 5.0, retries: int = 2, rewinds: int = 5
-    ) -> None:
-        self.link = link
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.rewinds = rewinds
-
-    def _request(self, ftype: int, payload: bytes, want: int, what: str) -> bytes:
-        """Send; return the answer's payload (stale ACKs or STATUS from before are skipped)."""
-        fr = self.link.exchange(
-            ftype, payload, lambda f: f.type in (want, flash.REFUSED), self.timeout_s, self.retries
-        )
-        return _expect(fr, want, what)
-
-    def query(self) -> dict[str, Any]:
-        return flash.parse_status(self._request(flash.QUERY, b"", flash.STATUS, "a status query"))
-
-    def begin(self, data: bytes, head_len: int, restart: bool = False) -> tuple[int, int, int]:
-        sha = hashlib.sha256(data).digest()
-        p = self._request(
-            flash.BEGIN, flash.begin(len(data), sha, data[:head_len], restart), flash.READY, "BEGIN"
-        )
-        offset, crc, max_chunk, window = flash.parse_ready(p)
-        if offset and (offset > len(data) or binascii.crc32(data[:offset]) != crc):
-            # the gate holds other bytes (a power cut mid-chunk, another image): start over
-            p = self._request(
-                flash.BEGIN,
-                flash.begin(len(data), sha, data[:head_len], True),
-                flash.READY,
-                "BEGIN",
-            )
-            offset, crc, max_chunk, window = flash.parse_ready(p)
-        return offset, max_chunk, window
-
-    def send(
-        self,
-        data: bytes,
-        start: int,
-        max_chunk: int,
-        window: int,
-        progress: Callable[[int, int, float], None] | None = None,
-        stop_at: int | None = None,
-    ) -> float:
-        """Stream data[start:] in chunks, go-back-N on loss. Returns seconds spent.
-        `stop_at` cuts the transfer there (tests and the resume benchmark)."""
-        total = len(data) if stop_at is None else min(stop_at, len(data))
-        acked = nxt = start
-        t0 = time.monotonic()
-        last_progress = t0
-        rewinds = 0
-        last_rewind = -1
-        while acked < total:
-            while nxt < total and nxt - acked < window * max_chunk:
-                end = min(nxt + max_chunk, total)
-                self.link.send(flash.DATA, flash.data(nxt, data[nxt:end]))
-                nxt = end
-            fr = self.link.recv(0.2)
-            now = time.monotonic()
-            if fr is None:
-                if now - last_progress > self.timeout_s:
-                    rewinds += 1
-                    if rewinds > self.rewinds:
-                        raise FlashError(
-                            "the gate stopped acknowledging at offset %d" % acked,
-                            "no_answer",
-                            EXIT_DEVICE,
-                        )
-                    nxt = acked
-                    last_progress = now
-                continue
-            if fr.type == flash.REFUSED:
-                reason, message = flash.parse_refused(fr.payload)
-                raise Refused(reason, message)
-            if fr.type != flash.ACK:
-                continue
-            n = flash.parse_ack(fr.payload)
-            if n > acked:
-                acked = n
-                last_progress = now
-                if progress:
-                    progress(acked, len(data), now - t0)
-            elif n == acked and nxt > acked and n != last_rewind:
-                nxt = acked  # the gate wants an earlier offset: a chunk was lost on the line
-                last_rewind = n
-        return time.monotonic() - t0
-
-    def end(self) -> tuple[bytes, dict[str, Any]]:
-        return flash.parse_done(self._request(flash.END, b"", flash.DONE, "END"))
-
-    def activate(self) -> dict[str, Any]:
-        return flash.parse_status(self._request(flash.ACTIVATE, b"", flash.STATUS, "ACTIVATE"))
-
-
-def wait_outcome(
-    client: Any, cred: Any, flasher: FlashClient, slot: str, timeout_s: float
-) -> dict[str, Any]:
-    """After ACTIVATE the gate reboots and the session is gone: open a new one (HELLO, AUTH)
-    and query until the gate runs `slot` confirmed, or reports that it reverted."""
-    from provisioning.console import DeviceRefused
-    from provisioning.transport import NotAnswering
-
-    link = client.link
-    saved = link.timeout, link.retries
-    link.timeout, link.retries = min(1.0, link.timeout), 0
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            try:
-                link.discard_input()
-                client.hello()
-                client.authenticate(cred.signer, cred.raw, cred.anchor, claim=False)
-                st = flasher.query()
-            except (NotAnswering, DeviceRefused, Refused):
-                continue  # still rebooting, or answering from before the reboot
-            last = st.get("last") or {}
-            if st.get("slot") == slot and not st.get("trial"):
-                return st
-            if last.get("event") == "reverted" and last.get("slot") == slot:
-                return st
-    finally:
-        link.timeout, link.retries = saved
-    raise FlashError(
-        "the gate did not come back from its trial boot within %d s" % timeout_s,
-        "no_answer",
-        EXIT_DEVICE,
-    )
-
 
 # -- command line ---------------------------------------------------------------------------
 
@@ -314,29 +128,16 @@ def cmd_flash(args: argparse.Namespace) -> int:
     def go() -> int:
         cred = connect.load_credential(args, connect.now())
         with connect.session(args, cred, on_hello=connected) as client:
-            try:
-                return _flash(args, client, cred, data, m, rep)
-            except FlashError as e:
-                raise _cli_error(e) from None
+            return _flash(args, client, cred, data, m, rep)
 
     return connect.run(events, go)
-
-
-def _cli_error(e: FlashError) -> CliError:
-    from provisioning.cli.connect import REMEDIES as SESSION_REMEDIES
-
-    remedy = REMEDIES.get(e.reason) or SESSION_REMEDIES.get(e.reason, "")
-    if e.reason == "no_answer":
-        remedy = "check the cable and that the gate is powered, then run it again"
-    if isinstance(e, Refused):
-        return CliError("gate refused: %s (%s)" % (e.message, e.reason), remedy, e.exit_code)
-    return CliError(e.message, remedy, e.exit_code)
 
 
 def _flash(
     args: argparse.Namespace, client: Any, cred: Any, data: bytes, m: Any, rep: Reporter
 ) -> int:
     from protocol import image
+    from provisioning.flasher import FlashClient, FlashError, wait_outcome
 
     flasher = FlashClient(client.link, timeout_s=args.timeout, retries=args.retries)
     before = flasher.query()

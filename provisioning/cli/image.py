@@ -12,10 +12,8 @@ import json
 import sys
 from typing import Any
 
-from provisioning.cli.kit import Group, add_json, key_errors, load_signer, read_file, write_file
+from provisioning.cli.kit import Group, add_json, load_signer, read_file, write_file
 from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, EXIT_USAGE, CliError
-
-AUTH_REASONS = ("image_unsigned", "image_unknown_key", "image_bad_signature", "no_verifier")
 
 
 def register(sub: Any) -> None:
@@ -90,8 +88,7 @@ def load_release_key(path: str) -> bytes:
     from provisioning import image_build
 
     try:
-        with key_errors():
-            return image_build.load_public(path)
+        return image_build.load_public(path)
     except FileNotFoundError:
         raise CliError(
             "release key %s not found" % path,
@@ -184,7 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         s = image_build.check(data, keys, args.profile, args.mpy, args.floor)
     except ImageRefused as e:
-        code = EXIT_AUTH if e.reason in AUTH_REASONS else EXIT_FAILED
+        code = EXIT_AUTH if e.reason in image_build.AUTH_REASONS else EXIT_FAILED
         if args.json:
             print(json.dumps({"ok": False, "reason": e.reason, "message": str(e)}))
             return code

@@ -21,7 +21,7 @@ import datetime
 import os
 from typing import Any
 
-from provisioning.cli.kit import Group, add_json, key_errors, need_dir
+from provisioning.cli.kit import Group, add_json, need_dir
 from provisioning.cli.main import EXIT_USAGE, CliError
 
 ROLE_HELP = (
@@ -86,8 +86,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from provisioning import operator_keys
     from provisioning.cli import connect
 
-    with key_errors():
-        rows = operator_keys.init_operator(args.dir, args.operator, connect.now())
+    rows = operator_keys.init_operator(args.dir, args.operator, connect.now())
     if not args.json:
         print("operator keys in %s:" % args.dir)
     _print_rows(rows, args.json)
@@ -101,8 +100,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from provisioning import operator_keys
 
     need_dir(args.dir, "operator key directory", "create it with `faregate keys init --dir DIR`")
-    with key_errors():
-        rows = operator_keys.show_operator(args.dir)
+    rows = operator_keys.show_operator(args.dir)
     _print_rows(rows, args.json)
     return 0
 
@@ -120,10 +118,9 @@ def cmd_technician(args: argparse.Namespace) -> int:
             "--id or --days out of range", "--id 1..4294967295, --days 1..3650", EXIT_USAGE
         )
     now = connect.now()
-    with key_errors():
-        cert = operator_keys.issue_technician(
-            args.dir, args.out, args.id, args.name, args.role, args.days, now
-        )
+    cert = operator_keys.issue_technician(
+        args.dir, args.out, args.id, args.name, args.role, args.days, now
+    )
     Events(args.json).result(
         True,
         "technician %d (%s), role %s, valid until %s: credential in %s"
@@ -141,8 +138,7 @@ def cmd_tls(args: argparse.Namespace) -> int:
     from provisioning import operator_keys, pki
     from provisioning.cli import connect
 
-    with key_errors():
-        root = operator_keys.load_signer(os.path.join(args.dir, "root.key"))
+    root = operator_keys.load_signer(os.path.join(args.dir, "root.key"))
     ca_path = os.path.join(args.dir, "ca.pem")
     if not os.path.exists(ca_path):
         raise CliError(

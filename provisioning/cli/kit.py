@@ -7,16 +7,15 @@
     read_file   read a file the user named, or a one-line CliError (exit 2)
     write_file  write a file the command makes, atomically and durably, creating its directory
     need_dir    a directory the user named must exist, or a CliError that says how to make it
-    key_errors  a key file that is missing, encrypted or damaged becomes a CliError (exit 2)
-    load_signer an operator key (root.key, release.key, sync.key, ...) as a signer
+    load_signer an operator key (root.key, release.key, sync.key, ...) as a signer (a bad
+                file raises operator_keys.KeyFileError, exit 2)
 
 Handlers import heavy modules themselves; this module imports only what `faregate --help` needs.
 """
 
 import argparse
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from provisioning.cli.main import EXIT_USAGE, CliError
@@ -97,17 +96,6 @@ def need_dir(path: str, what: str, remedy: str) -> None:
         raise CliError("%s %s not found" % (what, path), remedy, EXIT_USAGE)
 
 
-@contextlib.contextmanager
-def key_errors() -> Iterator[None]:
-    """Inside it, a provisioning.operator_keys.KeyFileError is a one-line usage error."""
-    from provisioning.operator_keys import KeyFileError
-
-    try:
-        yield
-    except KeyFileError as e:
-        raise CliError(e.message, e.remedy, EXIT_USAGE) from None
-
-
 def load_signer(path: str, what: str = "key") -> Any:
     """The signer of a private key file of `faregate keys init` (FAREGATE_PASSPHRASE if it is
     encrypted); a missing file says which command makes it."""
@@ -120,5 +108,4 @@ def load_signer(path: str, what: str = "key") -> Any:
             "missing), or give the right path" % (os.path.dirname(path) or "."),
             EXIT_USAGE,
         )
-    with key_errors():
-        return operator_keys.load_signer(path)
+    return operator_keys.load_signer(path)

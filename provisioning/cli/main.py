@@ -4,15 +4,11 @@ Each subcommand group lives in the module that owns the job and registers itself
 `register(subparsers)`; the table below is the whole list. Modules import heavy libraries
 (OpenCV, matplotlib) inside their handlers so `faregate --help` stays fast.
 
-Exit codes (the same for every subcommand):
-    0  success
-    1  the job ran and found a failure (a code refused by `verify`, an invariant broken by a
-       simulation, a device self-test failing)
-    2  usage: bad arguments or a bad input file
-    3  a device or port problem (not found, several candidates, not answering)
-    4  authentication or signature refused
-    5  internal error (a bug: please report it with the command line)
-    130 interrupted (Ctrl-C); 141 the output's reader went away (`| head`), as for SIGPIPE
+Every error faregate raises on purpose (protocol.errors.FaregateError, whose docstring draws
+the tree) carries its exit code and remedy; `main` prints it as one line and returns its code.
+The exit codes, the same for every subcommand, are listed once, in protocol/errors.py: 0 ok,
+1 failure found, 2 usage, 3 device/port, 4 auth refused, 5 internal error (a bug), 130
+interrupted, 141 the output's reader went away.
 """
 
 import argparse
@@ -21,13 +17,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_DEVICE = 3
-EXIT_AUTH = 4
-EXIT_INTERNAL = 5
-EXIT_SIGPIPE = 141
+from protocol.errors import (  # noqa: F401  (the command's modules take them from here)
+    EXIT_AUTH,
+    EXIT_DEVICE,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    FaregateError,
+)
 
 # (subcommand group, module that registers it)
 COMMANDS = [
@@ -44,20 +44,30 @@ COMMANDS = [
 ]
 
 
-class CliError(Exception):
-    """A fatal error for the user: one line saying what went wrong and what to do."""
+class CliError(FaregateError):
+    """A fatal error of the command itself (a bad argument, a missing file): one line saying
+    what went wrong and what to do."""
+
+    reason = "cli"
 
     def __init__(self, message: str, remedy: str = "", exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.message = message
-        self.remedy = remedy
-        self.exit_code = exit_code
+        super().__init__(message, remedy=remedy, exit_code=exit_code)
 
-    def line(self) -> str:
-        return "faregate: error: %s%s" % (
-            self.message,
-            " (fix: %s)" % self.remedy if self.remedy else "",
-        )
+
+def error_line(e: FaregateError) -> str:
+    """`faregate: error: MESSAGE (fix: REMEDY)`: how the command reports any FaregateError."""
+    return "faregate: error: %s%s" % (
+        e.message or e.reason,
+        " (fix: %s)" % e.remedy if e.remedy else "",
+    )
+
+
+def report(e: FaregateError) -> None:
+    """Print `e` on stderr as one line; an error that gathers several (`errors`) prints the
+    others first, one line each."""
+    for other in getattr(e, "errors", [])[:-1]:
+        print(error_line(other), file=sys.stderr)
+    print(error_line(e), file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CliError as e:
-        print(e.line(), file=sys.stderr)
+    except FaregateError as e:
+        report(e)
         return e.exit_code
     except KeyboardInterrupt:
         print("faregate: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader stopped early (`faregate ... | head`): not a bug
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_SIGPIPE

@@ -67,16 +67,14 @@ def skip(reason):
     raise Skipped(reason)
 
 
-def shared_vectors(*parts):
-    """Path of a file under the shared test vectors, or skip the test saying why.
+def vectors(*parts):
+    """Path of a file under tests/vectors/ (the project's own copies, see its READMEs).
 
-    The vectors live outside the project, in ../shared/vectors/ next to the repository
-    ($FAREGATE_VECTORS overrides the folder, e.g. for a worktree elsewhere).
+    A missing file fails the test: the vectors are part of the repository, never optional.
     """
-    base = os.getenv("FAREGATE_VECTORS") or (repo_root() + "/../shared/vectors")
-    path = base + "/" + "/".join(parts)
+    path = repo_root() + "/tests/vectors/" + "/".join(parts)
     try:
         os.stat(path)
     except OSError:
-        skip("%s is absent: the shared test vectors are not next to this checkout" % path)
+        raise AssertionError("%s is missing from the checkout" % path) from None
     return path

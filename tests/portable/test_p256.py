@@ -5,7 +5,7 @@ interpreter. (tests/test_crypto.py adds the checks against `cryptography` on CPy
 """
 
 from protocol import p256
-from tests.portable.harness import IS_MICROPYTHON, read_json, shared_vectors
+from tests.portable.harness import IS_MICROPYTHON, read_json, vectors
 
 WYCHEPROOF = ("wycheproof", "ecdsa_secp256r1_sha256_p1363_test.json")
 
@@ -30,7 +30,7 @@ RFC6979 = [
 
 
 def _wycheproof_groups():
-    data = read_json(shared_vectors(*WYCHEPROOF))
+    data = read_json(vectors(*WYCHEPROOF))
     assert data["algorithm"] == "ECDSA" and data["numberOfTests"] == 262
     for group in data["testGroups"]:
         pub = bytes.fromhex(group["publicKey"]["uncompressed"])

@@ -1,0 +1,15 @@
+"""The root of the simulator's and back office's errors (protocol/errors.py has the whole tree).
+
+SimError (FaregateError)                     exit 2: a file the user wrote cannot be used
+ +-- ScenarioError (+ ValueError)  host_sim/station/scenario.py: names the file, key, problem
+ +-- TariffError (+ ValueError)    host_sim/backoffice/clearing.py: a tariff that cannot apply
+"""
+
+from protocol.errors import EXIT_USAGE, FaregateError
+
+
+class SimError(FaregateError):
+    """Root of host_sim's errors."""
+
+    reason = "bad_input"
+    exit_code = EXIT_USAGE
