@@ -33,7 +33,7 @@ from protocol.errors import UsageError
 
 ANY = "*"
 SAME = None
-OTHERWISE = None  # the guard of a Guarded alternative that always holds
+OTHERWISE = "otherwise"  # the guard of a Guarded alternative that always holds
 IGNORED = "-"  # next_state in a log entry for an event that had no row
 
 
@@ -56,7 +56,7 @@ class Guarded:
 
     def pick(self, guards):
         for guard, nxt, actions in self.alternatives:
-            if guard is OTHERWISE or guards[guard]():
+            if guard == OTHERWISE or guards[guard]():
                 return nxt, actions
         return None
 
@@ -77,7 +77,8 @@ def fire(table: dict, state, event, guards=None):
 
 def rows(table: dict):
     """Every row flattened to `(state, event, guard, next_state, actions)`, in table order with
-    a Guarded row's alternatives in theirs: what docs render and tests walk."""
+    a Guarded row's alternatives in theirs (guard None: an unguarded row): what docs render and
+    tests walk."""
     out = []
     for (state, event), row in table.items():
         alternatives = row.alternatives if isinstance(row, Guarded) else ((None,) + tuple(row),)

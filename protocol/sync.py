@@ -114,7 +114,7 @@ class Event:
     FIELDS: tuple = ()
 
     def values(self) -> tuple:
-        return tuple(getattr(self, f) for f in self.FIELDS)
+        return tuple(self.__dict__[f] for f in self.FIELDS)
 
     def __eq__(self, other):
         return type(self) is type(other) and self.values() == other.values()
