@@ -1,6 +1,7 @@
 """Gate modes: their numbers, the rows every mode shares, prompts, timings, and `build()`.
 
-A mode is a table for protocol/fsm.py plus a scan table and a policy (firmware/gate/policy.py):
+A mode is a table for protocol/fsm.py plus a scan table and a policy (firmware/gate/policy.py);
+the table is the only thing that moves a gate's state (firmware/gate/gate.py runs it):
 
     module              mode            resting state   policy
     firmware.gate.metro     1 metro     idle            Passback (entry / exit lines)

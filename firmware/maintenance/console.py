@@ -4,8 +4,9 @@
     reply = console.feed(bytes_from_uart)     # bytes to write back (maybe b"")
 
 Everything that moves the session is in TABLE below: (state, event) -> (next state, actions),
-run by protocol.fsm, refusing any event it has no row for. An event is a frame type or the
-outcome a handler returns; an action is a key of the console's explicit dispatch dict.
+run by protocol.fsm, refusing any event it has no row for (Illegal, answered like any internal
+error: svc_internal, and the session ends). An event is a frame type or the outcome a handler
+returns; an action is a key of the console's explicit dispatch dict.
 
     none --HELLO--> challenged --AUTH ok--> open --REQUEST...--> open
 Any HELLO starts a fresh session; a failed AUTH ends it (the nonce is burned); a session idle
