@@ -24,7 +24,8 @@ direction: a lower counter is a duplicated frame and is dropped; a higher one me
 lost, and the session fails (the device starts a new one; nothing is trimmed without an ACK).
 A HELLO always starts a new session on the host (serial links have no connections).
 
-Every state change lives in TRANSITIONS below: (state, "send"|"recv", message type) -> state.
+Every state change lives in TRANSITIONS below, one protocol.fsm table per role:
+(state, ("send"|"recv", message type)) -> (state, ()).
 Flow control (how many batches may be unacknowledged, which fetch is outstanding) is checked
 by the small guards next to it. Errors: LocalProtocolError when this side's application asks
 for something the table forbids; RemoteProtocolError (with an ERRORS name as reason) when the
@@ -38,6 +39,7 @@ import struct
 from protocol import frames
 from protocol import messages as m
 from protocol.errors import FormatError, UsageError
+from protocol.fsm import ANY, fire
 
 DEVICE = "device"
 HOST = "host"
@@ -60,34 +62,37 @@ RECV = "recv"
 
 TRANSITIONS = {
     DEVICE: {
-        (IDLE, SEND, m.HELLO): HELLO_SENT,
-        (HELLO_SENT, RECV, m.CHALLENGE): CHALLENGED,
-        (CHALLENGED, SEND, m.AUTH): AUTH_SENT,
-        (AUTH_SENT, RECV, m.WELCOME): READY,
-        (READY, SEND, m.BATCH): READY,
-        (READY, RECV, m.ACK): READY,
-        (READY, SEND, m.STATUS): READY,
-        (READY, SEND, m.FETCH): READY,
-        (READY, RECV, m.BLOB): READY,
-        (READY, SEND, m.BYE): CLOSING,
-        (CLOSING, RECV, m.BYE): CLOSED,
+        (IDLE, (SEND, m.HELLO)): (HELLO_SENT, ()),
+        (HELLO_SENT, (RECV, m.CHALLENGE)): (CHALLENGED, ()),
+        (CHALLENGED, (SEND, m.AUTH)): (AUTH_SENT, ()),
+        (AUTH_SENT, (RECV, m.WELCOME)): (READY, ()),
+        (READY, (SEND, m.BATCH)): (READY, ()),
+        (READY, (RECV, m.ACK)): (READY, ()),
+        (READY, (SEND, m.STATUS)): (READY, ()),
+        (READY, (SEND, m.FETCH)): (READY, ()),
+        (READY, (RECV, m.BLOB)): (READY, ()),
+        (READY, (SEND, m.BYE)): (CLOSING, ()),
+        (CLOSING, (RECV, m.BYE)): (CLOSED, ()),
+        (ANY, (SEND, m.ERROR)): (FAILED, ()),  # in any state
+        (ANY, (RECV, m.ERROR)): (FAILED, ()),
     },
     HOST: {
-        (IDLE, RECV, m.HELLO): HELLO_RECEIVED,
-        (HELLO_RECEIVED, SEND, m.CHALLENGE): CHALLENGE_SENT,
-        (CHALLENGE_SENT, RECV, m.AUTH): AUTHENTICATED,
-        (AUTHENTICATED, SEND, m.WELCOME): READY,
-        (READY, RECV, m.BATCH): READY,
-        (READY, SEND, m.ACK): READY,
-        (READY, RECV, m.STATUS): READY,
-        (READY, RECV, m.FETCH): READY,
-        (READY, SEND, m.BLOB): READY,
-        (READY, RECV, m.BYE): CLOSING,
-        (CLOSING, SEND, m.BYE): CLOSED,
+        (IDLE, (RECV, m.HELLO)): (HELLO_RECEIVED, ()),
+        (HELLO_RECEIVED, (SEND, m.CHALLENGE)): (CHALLENGE_SENT, ()),
+        (CHALLENGE_SENT, (RECV, m.AUTH)): (AUTHENTICATED, ()),
+        (AUTHENTICATED, (SEND, m.WELCOME)): (READY, ()),
+        (READY, (RECV, m.BATCH)): (READY, ()),
+        (READY, (SEND, m.ACK)): (READY, ()),
+        (READY, (RECV, m.STATUS)): (READY, ()),
+        (READY, (RECV, m.FETCH)): (READY, ()),
+        (READY, (SEND, m.BLOB)): (READY, ()),
+        (READY, (RECV, m.BYE)): (CLOSING, ()),
+        (CLOSING, (SEND, m.BYE)): (CLOSED, ()),
+        (ANY, (SEND, m.ERROR)): (FAILED, ()),  # in any state
+        (ANY, (RECV, m.ERROR)): (FAILED, ()),
     },
 }
-# ERROR may be sent or received in any state and always leads to FAILED; HELLO received by a
-# host in any state restarts the session (see HostConnection).
+# HELLO received by a host in any state restarts the session (see HostConnection).
 
 NEED_DATA = "NEED_DATA"
 DOMAIN = b"FGSYNC2"
@@ -109,7 +114,7 @@ class Event:
     FIELDS: tuple = ()
 
     def values(self) -> tuple:
-        return tuple(getattr(self, f) for f in self.FIELDS)
+        return tuple(self.__dict__[f] for f in self.FIELDS)
 
     def __eq__(self, other):
         return type(self) is type(other) and self.values() == other.values()
@@ -334,17 +339,14 @@ class _Connection:
 
     # table ---------------------------------------------------------------------------------
     def _step(self, direction, ftype):
-        if ftype == m.ERROR:
-            self.state = FAILED
-            return
-        new = TRANSITIONS[self.ROLE].get((self.state, direction, ftype))
-        if new is None:
+        hit = fire(TRANSITIONS[self.ROLE], self.state, (direction, ftype))
+        if hit is None:
             msg = "%s %s %s in state %s" % (self.ROLE, direction, m.NAMES[ftype], self.state)
             if direction == SEND:
                 raise LocalProtocolError(msg)
             self.state = FAILED
             raise RemoteProtocolError(msg, "unexpected_message")
-        self.state = new
+        self.state = hit[0]
 
     # sending -------------------------------------------------------------------------------
     def send(self, event) -> bytes:

@@ -7,11 +7,11 @@ changes and the page does not. Regenerate the blocks with
 import os
 import re
 
-from firmware.fsm import ANY
 from firmware.gate import metro as mode_metro
 from firmware.gate import modes
 from firmware.gate import parking as mode_parking
 from firmware.gate import store as mode_store
+from protocol.fsm import ANY
 
 DOC = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "gate-modes.md"

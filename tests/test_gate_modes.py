@@ -10,13 +10,13 @@ Behaviour through moving riders, cars and doors is in tests/test_gate_scenarios.
 
 import pytest
 
-from firmware.fsm import ANY, IGNORED
 from firmware.gate import modes
 from firmware.gate.gate import Gate
 from firmware.storage.journal import Journal
 from firmware.verify.validator import Validator
 from host_sim.hardware.devices import ManualClock, SimBarrier, SimDisplay, SimIndicator
 from protocol import reasons, records
+from protocol.fsm import ANY, IGNORED
 from tests.portable import codes
 
 # How to reach each state from idle: "scan" is a valid ride code, anything else an event.
@@ -201,7 +201,7 @@ def test_scan_table_covers_every_state_and_refuses_by_state(tmp_path, mode):
     spec = modes.build(mode)
     paths = dict(COMMON_PATHS)
     paths.update(PATHS[mode])
-    from firmware.fsm import states_of
+    from protocol.fsm import states_of
 
     assert sorted(states_of(spec.table)) == sorted(paths)
     assert sorted(spec.scans) == sorted(paths)

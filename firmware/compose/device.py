@@ -27,10 +27,13 @@ hardware, the console only). `clock` is the board's tick counter `.ticks_ms()` (
 platform's) and, when `hw` has no `.rtc`, its real-time clock `.now()` (and `.set(t)`). The time
 anchor over that RTC is the gate's clock for everything: codes, journal, console, sync, logs.
 
-Lifecycle (the console's): a blank gate serves only the console; once claimed, it holds the
-validator (so the console can load lists into it); once in service (certificate, config,
-trust list, clock, self-test: ServiceConsole.missing()) and with a barrier, the gate loop
-runs. Whatever the console changes, the gate is rebuilt from the directory.
+Lifecycle: everything that moves it is in LIFECYCLE below (protocol.fsm, refusing any event
+it has no row for), and its actions are the only place the gate is built or torn down. A
+blank gate serves only the console; once claimed, it holds the validator (so the console can
+load lists into it); once in service (certificate, config, trust list, clock, self-test:
+ServiceConsole.missing() is empty, the guard "complete") and with a barrier, the gate loop
+runs. The events are the opening of the directory and what the console (on_change) or sync
+changed; docs/state-machines.md shows the table.
 
 What flows by sync (protocol/messages.py kinds) and where it goes: trust lists and deny-list
 deltas to the validator's stores, fare tables and config to the device store (a config
@@ -64,6 +67,7 @@ from firmware.verify.limits import LimitsConfig, OfflineLimits
 from firmware.verify.timeanchor import TimeAnchor
 from protocol import messages, service, trustlist
 from protocol.errors import FormatError, UsageError
+from protocol.fsm import OTHERWISE, SAME, Guarded, Machine
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
 MODES = {"metro": modes.MODE_METRO, "parking": modes.MODE_PARKING, "store": modes.MODE_STORE}
@@ -72,6 +76,33 @@ JOURNAL_CAPACITY = 100000
 REJECT_RESERVE = JOURNAL_CAPACITY // 4
 NOTICE_EVERY_MS = 1000
 PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+
+# lifecycle states (protocol.service.STATE_NAMES), events and the table
+CLOSED = "closed"  # before Device.open has looked at the directory
+BLANK = service.STATE_NAMES[service.STATE_BLANK]
+CLAIMED = service.STATE_NAMES[service.STATE_CLAIMED]
+IN_SERVICE = service.STATE_NAMES[service.STATE_IN_SERVICE]
+OPEN = "open"  # the directory was opened
+CLAIM = "claim"  # the console installed an operator root
+CONFIG = "config"  # a new config.json (console or sync): the validator and gate change
+CHANGE = "change"  # anything else the console installed or set
+RESET = "reset"  # factory reset by the console
+
+_SERVE = ("build", "run")  # validator and limits, then the gate loop
+LIFECYCLE = {
+    (CLOSED, OPEN): Guarded(
+        ("blank", BLANK, ()), ("complete", IN_SERVICE, _SERVE), (OTHERWISE, CLAIMED, ("build",))
+    ),
+    (BLANK, CLAIM): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, CLAIMED, ("build",))),
+    (CLAIMED, CHANGE): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, SAME, ())),
+    (CLAIMED, CONFIG): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, SAME, ("build",))),
+    (CLAIMED, RESET): (BLANK, ("forget_lists", "close")),
+    (IN_SERVICE, CHANGE): Guarded(("complete", SAME, ()), (OTHERWISE, CLAIMED, ("build",))),
+    (IN_SERVICE, CONFIG): Guarded(("complete", SAME, _SERVE), (OTHERWISE, CLAIMED, ("build",))),
+    (IN_SERVICE, RESET): (BLANK, ("forget_lists", "close")),
+}
+# what the console's on_change(what) is to the lifecycle
+CONSOLE_EVENTS = {"claimed": CLAIM, "reset": RESET, "installed:config": CONFIG}
 
 
 def _quiet(_text: str) -> None:
@@ -211,18 +242,37 @@ class Device:
         self.loop = None
         self._notice = None
         self._notice_at = 0
-        self._build()
+        self.lifecycle = Machine(
+            LIFECYCLE,
+            CLOSED,
+            log_size=16,
+            refuse=True,
+            guards={
+                "blank": lambda: self.store.anchor() is None,
+                "complete": lambda: not self.console.missing(),
+            },
+        )
+        self._actions = {
+            "build": self._build,
+            "run": self._run,
+            "close": self._close_service,
+            "forget_lists": lambda: gatestate.forget_lists(self.dir),
+        }
+        self._fire(OPEN)
+
+    def _fire(self, event: str) -> None:
+        """Step the lifecycle and run its actions: the only place the gate is (re)built."""
+        for name in self.lifecycle.step(event):
+            self._actions[name]()
 
     # -- composition ---------------------------------------------------------------------
     def _hw(self, name: str, default=None):
         return getattr(self.hw, name, default) if self.hw is not None else default
 
     def _build(self) -> None:
-        """(Re)build the validator, limits and gate from what the directory holds now."""
+        """(Re)build the validator and limits from what the directory holds now (claimed)."""
         self._close_service()
         anchor = self.store.anchor()
-        if anchor is None:
-            return  # blank: the console's first-time claim is all a gate does
         cfg = self.console.config
         self.clock.ahead_tolerance_s = gate_config.get(cfg, "clock.ahead_tolerance_s")
         self.validator = gatestate.open_validator(
@@ -236,8 +286,10 @@ class Device:
         self.limits = OfflineLimits(_limits_config(cfg))
         self.limits.load(self.journal)
         self.journal.listeners.append(self.limits)
-        if self.console.lifecycle() != service.STATE_IN_SERVICE:
-            return
+
+    def _run(self) -> None:
+        """The gate loop over the validator `_build` made (in service)."""
+        cfg = self.console.config
         if self._hw("barrier") is None:
             self.log("device: in service but no barrier is wired: the gate loop does not run")
             return
@@ -294,12 +346,9 @@ class Device:
         self.validator = self.limits = self.gate = self.loop = None
 
     def _changed(self, what: str) -> None:
-        """The console changed something (firmware/maintenance/console.py on_change)."""
-        if what == "reset":
-            gatestate.forget_lists(self.dir)  # the next operator's lists start afresh
-        in_service = self.console.lifecycle() == service.STATE_IN_SERVICE
-        if what in ("claimed", "reset", "installed:config") or (self.loop is None) == in_service:
-            self._build()
+        """The console changed something (firmware/maintenance/console.py on_change). A reset
+        also forgets the lists' state: the next operator's lists start afresh."""
+        self._fire(CONSOLE_EVENTS.get(what, CHANGE))
 
     # -- the console's loaders -----------------------------------------------------------
     def _validator(self):
@@ -401,7 +450,7 @@ class Device:
         self.store.set_flag("config_version", version)
         self.console.config = cfg
         self.log("device: config version %d from the back office" % version)
-        self._build()
+        self._fire(CONFIG)
 
     def _synced_fares(self, version: int, data: bytes) -> None:
         self.store.write_blob(service.BLOB_FARES, data)

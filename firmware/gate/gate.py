@@ -4,7 +4,9 @@ The hardware objects are handed in (duck-typed; see drivers/portable/interfaces.
     barrier.open() / barrier.close()   display.show(text)   clock.now() -> unix seconds
     indicator.signal(name)             (optional: LEDs and buzzer)
 The gate's behaviour between scans lives in its mode's table (firmware/gate/modes.py and
-firmware/mode_*.py), run by firmware/fsm.py; this module runs the table's actions.
+firmware/gate/{metro,parking,store}.py), run by protocol/fsm.py: the table is the only thing
+that moves the gate's state, and an event with no row is ignored and logged (hardware sends
+events in any state). This module runs the table's actions.
 
 A scan, in order (docs/gate-modes.md):
   1. validator.check(text, now)                       -> the ride-code checks
@@ -23,12 +25,12 @@ charged). Alarms and notable events (tailgating, jams, passage_not_taken, emerge
 """
 
 from firmware import platform
-from firmware.fsm import Machine
 from firmware.gate import modes
 from firmware.maintenance.hardware_selftest import TEST_CARD_PREFIX
 from firmware.storage.journal import JournalError
 from firmware.verify.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
+from protocol.fsm import Machine
 
 
 class NullDisplay:

@@ -15,8 +15,8 @@ steps in and backs out restarts it. If the timer runs out the passage is voided 
 passage_not_taken, anti-passback undone) so the rider can scan again.
 """
 
-from firmware.fsm import SAME
 from firmware.gate import policy as _policy
+from protocol.fsm import SAME
 
 TABLE = {
     # "resync": a rider already standing in the passage when the code is accepted moves the

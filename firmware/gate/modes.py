@@ -1,6 +1,7 @@
 """Gate modes: their numbers, the rows every mode shares, prompts, timings, and `build()`.
 
-A mode is a table for firmware/fsm.py plus a scan table and a policy (firmware/gate/policy.py):
+A mode is a table for protocol/fsm.py plus a scan table and a policy (firmware/gate/policy.py);
+the table is the only thing that moves a gate's state (firmware/gate/gate.py runs it):
 
     module              mode            resting state   policy
     firmware.gate.metro     1 metro     idle            Passback (entry / exit lines)
@@ -17,7 +18,7 @@ Scan table: for each state, None if a scan is welcome, else the reason it is ref
 code is then not even verified). Events and actions are listed in docs/gate-modes.md.
 """
 
-from firmware.fsm import ANY, SAME, merge
+from protocol.fsm import ANY, SAME, merge
 from protocol.records import MODE_METRO, MODE_PARKING, MODE_STORE  # the numbers records carry
 
 NAMES = {MODE_METRO: "metro", MODE_PARKING: "parking", MODE_STORE: "store"}

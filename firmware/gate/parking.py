@@ -13,8 +13,8 @@ goes up again (never lower an arm onto a vehicle) and the tailgating alarm sound
     (plus the common states of firmware/gate/modes.py)
 """
 
-from firmware.fsm import SAME
 from firmware.gate import policy as _policy
+from protocol.fsm import SAME
 
 TABLE = {
     ("idle", "vehicle_arrived"): ("present", ("show:drive_up",)),

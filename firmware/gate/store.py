@@ -14,8 +14,8 @@ charges per session.
     (plus the common states of firmware/gate/modes.py)
 """
 
-from firmware.fsm import SAME
 from firmware.gate import policy as _policy
+from protocol.fsm import SAME
 
 TABLE = {
     ("idle", "paid"): ("unlocked", ("open", "start:unlock", "signal:accept")),

@@ -2,23 +2,16 @@
 
 The gate keeps two slots, `slot_a/` and `slot_b/`, in its state directory, and one state file,
 `boot.json`, replaced atomically on every transition, so a power cut at any instant leaves the
-state before the step or the state after it. The semantics are MCUboot's test/confirm/revert:
+state before the step or the state after it. The semantics are MCUboot's test/confirm/revert.
 
-    slot state  event       next state   who
-    ----------  ----------  -----------  ---------------------------------------------------
-    empty       stage       staging      agent: a transfer into the inactive slot begins
-    staged      stage       staging        (also from reverted, previous, refused, staging)
-    staging     staged      staged       agent: signature, target, counter, hashes all good
-    staging     abort       empty        agent: the image was refused or discarded
-    staged      test        pending      agent: the operator asked for a trial boot
-    pending     cancel      staged       agent
-    pending     boot        trial        shim: boot counter written BEFORE the app starts
-    trial       boot        reverted     shim: booted again with no confirm (crash, hang, reset)
-    trial       confirm     confirmed    app: self-test passed; this slot becomes the active one
-    trial       revert      reverted     app: self-test failed
-    confirmed   superseded  previous     agent: the other slot was confirmed
-    confirmed   corrupt     refused      shim: the active slot's files fail their hashes...
-    previous    fallback    confirmed    shim: ...so the previous confirmed image runs again
+Everything that moves a slot's state, and the pointers `active`, `trial` and `pending`, is in
+TABLE below: (slot state, event) -> (next state, actions), applied by `step`, which refuses
+(StateError) any event the table has no row for. The update agent (agent events: stage,
+staged, abort, test, cancel, superseded), this shim (boot, retry, corrupt, fallback) and the
+app after its self-test (confirm, revert) all move slots through `step` and nothing else.
+TABLE has protocol.fsm's shape (no wildcards, no guards) and `fire` is protocol.fsm.fire cut
+down to that, because the bootloader imports nothing (tests/test_state_docs.py checks that
+both agree on every row). docs/state-machines.md shows the table.
 
 The active (confirmed) slot is never written while another is staged or on trial. A trial
 slot gets `max_trial_boots` boots (default 1) to confirm; the shim counts them in the state
@@ -41,24 +34,71 @@ EXIT_HALT = 0  # the app stopped on purpose: the supervisor powers off
 EXIT_REBOOT = 75  # the app asks for a reboot (an update to try, a revert)
 EXIT_NO_IMAGE = 76  # no slot can boot
 
+# actions (ACTIONS below): clear forgets the slot's image; pend / unpend set and clear
+# `pending`; start_trial makes it `trial` with its first boot counted, count_boot counts one
+# more; end_trial clears `trial`; activate makes the slot `active`
+_STAGE = ("staging", ("clear",))
 TABLE = {
-    ("empty", "stage"): "staging",
-    ("staged", "stage"): "staging",
-    ("reverted", "stage"): "staging",
-    ("previous", "stage"): "staging",
-    ("refused", "stage"): "staging",
-    ("staging", "stage"): "staging",
-    ("staging", "staged"): "staged",
-    ("staging", "abort"): "empty",
-    ("staged", "test"): "pending",
-    ("pending", "cancel"): "staged",
-    ("pending", "boot"): "trial",
-    ("trial", "boot"): "reverted",
-    ("trial", "confirm"): "confirmed",
-    ("trial", "revert"): "reverted",
-    ("confirmed", "superseded"): "previous",
-    ("confirmed", "corrupt"): "refused",
-    ("previous", "fallback"): "confirmed",
+    ("empty", "stage"): _STAGE,
+    ("staged", "stage"): _STAGE,
+    ("reverted", "stage"): _STAGE,
+    ("previous", "stage"): _STAGE,
+    ("refused", "stage"): _STAGE,
+    ("staging", "stage"): _STAGE,
+    ("staging", "staged"): ("staged", ()),
+    ("staging", "abort"): ("empty", ("clear",)),
+    ("staged", "test"): ("pending", ("pend",)),
+    ("pending", "cancel"): ("staged", ("unpend",)),
+    ("pending", "boot"): ("trial", ("unpend", "start_trial")),
+    ("trial", "retry"): ("trial", ("count_boot",)),
+    ("trial", "boot"): ("reverted", ("end_trial",)),
+    ("trial", "confirm"): ("confirmed", ("end_trial", "activate")),
+    ("trial", "revert"): ("reverted", ("end_trial",)),
+    ("confirmed", "superseded"): ("previous", ()),
+    ("confirmed", "corrupt"): ("refused", ()),
+    ("previous", "fallback"): ("confirmed", ("activate",)),
+}
+
+
+def _clear(st: dict, slot: str) -> None:
+    st["slots"][slot] = {"state": st["slots"][slot]["state"]}
+
+
+def _pend(st: dict, slot: str) -> None:
+    st["pending"] = slot
+
+
+def _unpend(st: dict, slot: str) -> None:
+    st["pending"] = None
+
+
+def _start_trial(st: dict, slot: str) -> None:
+    st["trial"] = slot
+    st["slots"][slot]["attempts"] = 1
+
+
+def _count_boot(st: dict, slot: str) -> None:
+    rec = st["slots"][slot]
+    rec["attempts"] = rec.get("attempts", 0) + 1
+
+
+def _end_trial(st: dict, slot: str) -> None:
+    st["trial"] = None
+    st["slots"][slot].pop("attempts", None)
+
+
+def _activate(st: dict, slot: str) -> None:
+    st["active"] = slot
+
+
+ACTIONS = {
+    "clear": _clear,
+    "pend": _pend,
+    "unpend": _unpend,
+    "start_trial": _start_trial,
+    "count_boot": _count_boot,
+    "end_trial": _end_trial,
+    "activate": _activate,
 }
 
 
@@ -121,13 +161,22 @@ def save_state(state_dir: str, st: dict) -> None:
             os.close(fd)
 
 
+def fire(table: dict, state: str, event: str):
+    """protocol.fsm.fire for a table without wildcards or guards: (next, actions) or None."""
+    return table.get((state, event))
+
+
 def step(st: dict, slot: str, event: str) -> str:
-    """Apply one event of the table to a slot in `st` (in memory); return the new state."""
+    """Apply one event of TABLE to a slot in `st` (in memory) and run the row's actions; return
+    the new state. The only place a slot's state or the slot pointers change."""
     rec = st["slots"][slot]
-    nxt = TABLE.get((rec["state"], event))
-    if nxt is None:
+    hit = fire(TABLE, rec["state"], event)
+    if hit is None:
         raise StateError("slot %s is %s: %s is not allowed" % (slot, rec["state"], event))
+    nxt, actions = hit
     rec["state"] = nxt
+    for name in actions:
+        ACTIONS[name](st, slot)
     return nxt
 
 
@@ -175,24 +224,18 @@ def choose(state_dir: str, max_trial_boots: int = 1):
         rec = st["slots"][trial]
         if rec.get("attempts", 0) >= max_trial_boots:
             step(st, trial, "boot")  # trial -> reverted
-            st["trial"] = None
             st["last"] = {"event": "reverted", "slot": trial, "reason": "trial_not_confirmed"}
             st["last"]["version"] = rec.get("version")
         else:
-            rec["attempts"] = rec.get("attempts", 0) + 1
+            step(st, trial, "retry")
     elif st.get("pending"):
-        slot = st["pending"]
-        step(st, slot, "boot")  # pending -> trial
-        st["pending"] = None
-        st["trial"] = slot
-        st["slots"][slot]["attempts"] = 1
+        step(st, st["pending"], "boot")  # pending -> trial
     slot = st.get("trial") or st.get("active")
     is_trial = slot is not None and slot == st.get("trial")
     if slot is not None:
         bad = _files_ok(state_dir, slot)
         if bad and is_trial:
             step(st, slot, "revert")
-            st["trial"] = None
             st["last"] = {"event": "reverted", "slot": slot, "reason": "trial_corrupt: " + bad}
             slot, is_trial = st.get("active"), False
             bad = _files_ok(state_dir, slot) if slot else "no active slot"
@@ -202,7 +245,6 @@ def choose(state_dir: str, max_trial_boots: int = 1):
             if st["slots"][prev]["state"] == "previous" and not _files_ok(state_dir, prev):
                 step(st, slot, "corrupt")
                 step(st, prev, "fallback")
-                st["active"] = prev
                 st["last"] = {
                     "event": "fell_back",
                     "slot": prev,

@@ -3,13 +3,17 @@
     console = ServiceConsole(store, journal, clock, hw, verifier, rng, log)
     reply = console.feed(bytes_from_uart)     # bytes to write back (maybe b"")
 
-Session (protocol.service has the messages; docs/service-console.md the whole story):
+Everything that moves the session is in TABLE below: (state, event) -> (next state, actions),
+run by protocol.fsm, refusing any event it has no row for (Illegal, answered like any internal
+error: svc_internal, and the session ends). An event is a frame type or the outcome a handler
+returns; an action is a key of the console's explicit dispatch dict.
+
     none --HELLO--> challenged --AUTH ok--> open --REQUEST...--> open
 Any HELLO starts a fresh session; a failed AUTH ends it (the nonce is burned); a session idle
-for `idle_timeout_ms` ends. A blank gate (no operator root) accepts only AUTH with the CLAIM
-flag: the first-time flow, which installs the operator root that every later credential must
-chain to. Everything that moves the session is in TRANSITIONS; what each command does and the
-permission it needs are in HANDLERS and protocol.service.COMMANDS.
+for `idle_timeout_ms` ends; so does a factory reset. A blank gate (no operator root) accepts
+only AUTH with the CLAIM flag: the first-time flow, which installs the operator root that every
+later credential must chain to. What each command does is in the console's command dict; the
+permission it needs in protocol.service.COMMANDS. docs/state-machines.md shows TABLE.
 
 Every refusal is a RESPONSE with a reason from protocol.reasons (svc_*) and a JSON body
 {"reason", "message"}; bad bytes never raise out of `feed`.
@@ -26,40 +30,44 @@ from firmware.maintenance import hardware_selftest as gate_selftest
 from firmware.storage.device_store import blob_name
 from protocol import certs, flash, frames, reasons, records, service
 from protocol.errors import FaregateError, FormatError
+from protocol.fsm import ANY, SAME, Machine
 
 NONE = "none"
 CHALLENGED = "challenged"
 OPEN = "open"
 FLASH = "flash"  # any frame type 0x40..0x4F (protocol.flash), when a flash service is attached
 
-# (session state, frame type) -> step. Other frame types (the gate's own IDENTITY and
-# RESPONSE echoed back, or anything unknown) are ignored.
-TRANSITIONS = {
-    (NONE, service.HELLO): "_on_hello",
-    (CHALLENGED, service.HELLO): "_on_hello",
-    (OPEN, service.HELLO): "_on_hello",
-    (NONE, service.AUTH): "_on_unauthenticated",
-    (CHALLENGED, service.AUTH): "_on_auth",
-    (OPEN, service.AUTH): "_on_auth_again",
-    (NONE, service.REQUEST): "_on_unauthenticated",
-    (CHALLENGED, service.REQUEST): "_on_unauthenticated",
-    (OPEN, service.REQUEST): "_on_request",
-    (NONE, FLASH): "_on_flash_unauthenticated",
-    (CHALLENGED, FLASH): "_on_flash_unauthenticated",
-    (OPEN, FLASH): "_on_flash",
-}
+# outcomes: what a handler returns when the session must move (None: it stays)
+HELLO_FRESH = "hello_fresh"  # a HELLO with a new nonce was answered with a fresh IDENTITY
+AUTH_OK = "auth_ok"
+AUTH_REFUSED = "auth_refused"  # the nonce is burned: a new HELLO is needed
+RESET_DONE = "reset_done"  # the factory reset answered: the gate is blank again
+# events the console raises itself
+IDLE_TIMEOUT = "idle_timeout"
+INTERNAL_ERROR = "internal_error"
 
-# command -> step (the permission each needs is in protocol.service.COMMANDS)
-HANDLERS = {
-    service.STATUS: "_cmd_status",
-    service.LOGS: "_cmd_logs",
-    service.BLOB_INFO: "_cmd_blob_info",
-    service.EXPORT: "_cmd_export",
-    service.SET_TIME: "_cmd_set_time",
-    service.SELFTEST: "_cmd_selftest",
-    service.GEN_KEY: "_cmd_gen_key",
-    service.PUT_BLOB: "_cmd_put_blob",
-    service.RESET: "_cmd_reset",
+# The frame types the console speaks; others (the gate's own IDENTITY and RESPONSE echoed back,
+# anything unknown) are ignored before they reach the table.
+FRAMES = (service.HELLO, service.AUTH, service.REQUEST, FLASH)
+
+TABLE = {
+    (ANY, service.HELLO): (SAME, ("hello",)),
+    (ANY, HELLO_FRESH): (CHALLENGED, ()),
+    (NONE, service.AUTH): (SAME, ("unauthenticated",)),
+    (CHALLENGED, service.AUTH): (SAME, ("auth",)),
+    (CHALLENGED, AUTH_OK): (OPEN, ()),
+    (CHALLENGED, AUTH_REFUSED): (NONE, ("forget",)),
+    (OPEN, service.AUTH): (SAME, ("auth_again",)),
+    (NONE, service.REQUEST): (SAME, ("unauthenticated",)),
+    (CHALLENGED, service.REQUEST): (SAME, ("unauthenticated",)),
+    (OPEN, service.REQUEST): (SAME, ("request",)),
+    (OPEN, RESET_DONE): (NONE, ("forget",)),
+    (NONE, FLASH): (SAME, ("flash_unauthenticated",)),
+    (CHALLENGED, FLASH): (SAME, ("flash_unauthenticated",)),
+    (OPEN, FLASH): (SAME, ("flash",)),
+    (CHALLENGED, IDLE_TIMEOUT): (NONE, ("log_timeout", "forget")),
+    (OPEN, IDLE_TIMEOUT): (NONE, ("log_timeout", "forget")),
+    (ANY, INTERNAL_ERROR): (NONE, ("forget",)),
 }
 
 # commands whose handler writes its own, more telling, log entry
@@ -127,10 +135,43 @@ class ServiceConsole:
             except FormatError:
                 self.config = None
         self._last_ms = ticks_ms()
-        self._new_session(NONE)
+        self.session = Machine(TABLE, NONE, log_size=16, refuse=True)
+        # action -> fn(ftype, payload) -> (reply bytes, outcome event or None)
+        self._actions = {
+            "hello": self._on_hello,
+            "unauthenticated": self._on_unauthenticated,
+            "auth": self._on_auth,
+            "auth_again": self._on_auth_again,
+            "request": self._on_request,
+            "flash_unauthenticated": self._on_flash_unauthenticated,
+            "flash": self._on_flash,
+            "log_timeout": self._log_timeout,
+            "forget": self._forget,
+        }
+        # command -> fn(body) -> reply body (the permission each needs: protocol.service.COMMANDS)
+        self._commands = {
+            service.STATUS: self._cmd_status,
+            service.LOGS: self._cmd_logs,
+            service.BLOB_INFO: self._cmd_blob_info,
+            service.EXPORT: self._cmd_export,
+            service.SET_TIME: self._cmd_set_time,
+            service.SELFTEST: self._cmd_selftest,
+            service.GEN_KEY: self._cmd_gen_key,
+            service.PUT_BLOB: self._cmd_put_blob,
+            service.RESET: self._cmd_reset,
+        }
+        self._forget()
 
-    def _new_session(self, state):
-        self.state = state
+    @property
+    def state(self) -> str:
+        return self.session.state
+
+    @state.setter
+    def state(self, value: str) -> None:  # tests that open a session by hand
+        self.session.state = value
+
+    def _forget(self, _ftype=0, _payload=b""):
+        """Drop everything of the session but its state (the table moves that)."""
         self.host_nonce = b""
         self.device_nonce = b""
         self.tech = None
@@ -139,6 +180,7 @@ class ServiceConsole:
         self._last_auth = None
         self._identity = b""
         self._close_after = False
+        return b"", None
 
     # -- bytes in, bytes out -------------------------------------------------------------
     def feed(self, data) -> bytes:
@@ -149,22 +191,37 @@ class ServiceConsole:
 
     def handle(self, ftype: int, payload: bytes) -> bytes:
         now = self.ticks_ms()
-        if self.state != NONE and platform.ticks_diff(now, self._last_ms) > self.idle_timeout_ms:
-            self.log.add("session_timeout", {"technician": self._tech_id()})
-            self._new_session(NONE)
-        self._last_ms = now
         is_flash = self.flash_service is not None and flash.BEGIN <= ftype <= 0x4F
-        step = TRANSITIONS.get((self.state, FLASH if is_flash else ftype))
-        if step is None:
-            return b""
+        event = FLASH if is_flash else ftype
         try:
-            if is_flash:
-                return getattr(self, step)(ftype, bytes(payload))
-            return getattr(self, step)(bytes(payload))
+            if (
+                self.state != NONE
+                and platform.ticks_diff(now, self._last_ms) > self.idle_timeout_ms
+            ):
+                self._fire(IDLE_TIMEOUT)
+            self._last_ms = now
+            if event not in FRAMES:
+                return b""
+            return self._fire(event, ftype, bytes(payload))
         except Exception as e:  # the console never takes the gate down
             self.log.add("internal_error", {"error": repr(e)})
-            self._new_session(NONE)
+            self._fire(INTERNAL_ERROR)
             return self._reply(0, 0, "svc_internal", "internal error: %r" % (e,))
+
+    def _fire(self, event, ftype: int = 0, payload: bytes = b"") -> bytes:
+        """Step the session by `event` and run the row's actions; an action's outcome is the
+        next event. The only place the session moves."""
+        out = b""
+        for name in self.session.step(event):
+            reply, outcome = self._actions[name](ftype, payload)
+            out += reply
+            if outcome is not None:
+                out += self._fire(outcome)
+        return out
+
+    def _log_timeout(self, _ftype=0, _payload=b""):
+        self.log.add("session_timeout", {"technician": self._tech_id()})
+        return b"", None
 
     def _reply(self, seq, cmd, reason, message="", body=b"") -> bytes:
         if reason != reasons.ACCEPTED:
@@ -231,14 +288,14 @@ class ServiceConsole:
         return certs.verify(cert, anchor, self.verifier)
 
     # -- session steps -------------------------------------------------------------------
-    def _on_hello(self, payload: bytes) -> bytes:
+    def _on_hello(self, _ftype: int, payload: bytes):
         try:
             host_nonce = service.parse_hello(payload)
         except FormatError as e:
-            return self._refuse(0, 0, "svc_bad_request", str(e))
+            return self._refuse(0, 0, "svc_bad_request", str(e)), None
         if self.state == CHALLENGED and host_nonce == self.host_nonce:
-            return self._identity  # a retransmitted HELLO: the same session, the same answer
-        self._new_session(CHALLENGED)
+            return self._identity, None  # a retransmitted HELLO: the same session, same answer
+        self._forget()
         self.host_nonce = host_nonce
         self.device_nonce = bytes(self.rng(service.NONCE_LEN))
         signer = self.store.signer()
@@ -270,27 +327,26 @@ class ServiceConsole:
             "time": self.clock.now(),
         }
         self._identity = frames.encode(service.IDENTITY, service.identity(ident, _json(info)))
-        return self._identity
+        return self._identity, HELLO_FRESH
 
-    def _on_unauthenticated(self, payload: bytes) -> bytes:
+    def _on_unauthenticated(self, _ftype: int, payload: bytes):
         seq = cmd = 0
         if len(payload) >= 5:
             seq, cmd = struct.unpack(">IB", payload[:5])
         if self.store.anchor() is None:
             return self._refuse(
                 seq, cmd, "svc_not_provisioned", "blank gate: only the first-time claim works"
-            )
-        return self._refuse(seq, cmd, "svc_unauthenticated", "send HELLO, then AUTH, first")
+            ), None
+        return self._refuse(seq, cmd, "svc_unauthenticated", "send HELLO, then AUTH, first"), None
 
-    def _on_auth(self, payload: bytes) -> bytes:
+    def _on_auth(self, _ftype: int, payload: bytes):
         try:
             reply, label = self._authenticate(payload)
         except Refused as e:
-            self._new_session(NONE)  # the nonce is burned: a new HELLO is needed
-            return self._refuse(0, 0, e.reason, e.message)
+            return self._refuse(0, 0, e.reason, e.message), AUTH_REFUSED
         self._last_auth = (payload, reply)
         self.log.add("session_open", {"technician": self._tech_id(), "label": label})
-        return reply
+        return reply, AUTH_OK
 
     def _authenticate(self, payload: bytes):
         try:
@@ -334,7 +390,6 @@ class ServiceConsole:
         if claimed:
             self.store.set_anchor(anchor)
             self.log.add("claimed", {"operator_root": "%08x" % certs.key_id(anchor)})
-        self.state = OPEN
         self.tech = cred
         result = {
             "technician": cred.subject_id,
@@ -346,14 +401,19 @@ class ServiceConsole:
             self._changed("claimed")
         return self._reply(0, 0, reasons.ACCEPTED, body=_json(result)), cred.label
 
-    def _on_auth_again(self, payload: bytes) -> bytes:
+    def _on_auth_again(self, _ftype: int, payload: bytes):
         if self._last_auth and payload == self._last_auth[0]:
-            return self._last_auth[1]  # our reply was lost: the same answer again
-        return self._refuse(0, 0, "svc_replayed", "this session is already authenticated")
+            return self._last_auth[1], None  # our reply was lost: the same answer again
+        return self._refuse(0, 0, "svc_replayed", "this session is already authenticated"), None
 
-    def _on_request(self, payload: bytes) -> bytes:
+    def _on_request(self, _ftype: int, payload: bytes):
         if self._last_request and payload == self._last_request[0]:
-            return self._last_request[1]  # a retransmission: answer again, do not run again
+            return self._last_request[1], None  # a retransmission: answer again, do not run again
+        reply = self._request(payload)
+        self._last_request = (payload, reply)
+        return reply, RESET_DONE if self._close_after else None
+
+    def _request(self, payload: bytes) -> bytes:
         try:
             seq, cmd, body, head, sig = service.parse_request(payload)
         except FormatError as e:
@@ -377,7 +437,7 @@ class ServiceConsole:
             reply = self._refuse(seq, cmd, "svc_forbidden", "%s needs another role" % name)
         else:
             try:
-                out = getattr(self, HANDLERS[cmd])(body)
+                out = self._commands[cmd](body)
                 reply = self._reply(seq, cmd, reasons.ACCEPTED, body=out)
                 if perm != certs.PERM_READ and cmd not in SELF_LOGGED:
                     self.log.add(name, {"technician": self._tech_id()})
@@ -388,32 +448,29 @@ class ServiceConsole:
                 reply = self._refuse(seq, cmd, reason, str(e))
             except OSError as e:
                 reply = self._refuse(seq, cmd, "svc_storage", "storage: %r" % (e,))
-        self._last_request = (payload, reply)
-        if self._close_after:
-            self._new_session(NONE)
         return reply
 
     # -- firmware images -----------------------------------------------------------------
-    def _on_flash_unauthenticated(self, ftype: int, payload: bytes) -> bytes:
+    def _on_flash_unauthenticated(self, ftype: int, payload: bytes):
         reason = "svc_not_provisioned" if self.store.anchor() is None else "svc_unauthenticated"
         self.log.add("refused", {"reason": reason, "flash": ftype})
         return frames.encode(
             flash.REFUSED, flash.refused(reason, "open a service session (HELLO, AUTH) first")
-        )
+        ), None
 
-    def _on_flash(self, ftype: int, payload: bytes) -> bytes:
+    def _on_flash(self, ftype: int, payload: bytes):
         tech = self.tech
         if tech is None or not tech.permissions & certs.PERM_PROVISION:
             self.log.add("refused", {"reason": "svc_forbidden", "flash": ftype})
             return frames.encode(
                 flash.REFUSED, flash.refused("svc_forbidden", "flashing needs the provision role")
-            )
+            ), None
         if ftype in (flash.BEGIN, flash.ACTIVATE):
             self.log.add("flash_" + flash.NAMES[ftype].lower(), {"technician": self._tech_id()})
         out = b""
         for rtype, rpayload in self.flash_service.handle(ftype, payload):
             out += frames.encode(rtype, rpayload)
-        return out
+        return out, None
 
     # -- commands ------------------------------------------------------------------------
     def _cmd_status(self, body: bytes) -> bytes:

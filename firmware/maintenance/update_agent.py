@@ -193,9 +193,7 @@ class UpdateAgent:
         if not same or restart:
             if st.get("pending") == slot:
                 boot.step(st, slot, "cancel")
-                st["pending"] = None
             boot.step(st, slot, "stage")
-            st["slots"][slot] = {"state": "staging"}
             self._save(st)
             remove_if_exists(part)
             info = {"sha256": _hex(sha256), "len": total_len, "slot": slot}
@@ -298,12 +296,9 @@ class UpdateAgent:
         write_atomic(d + ".json", json.dumps(idx).encode())
         st = self.state()
         boot.step(st, slot, "staged")
-        st["slots"][slot] = {
-            "state": "staged",
-            "version": summary["version"],
-            "counter": m.counter,
-            "image": info["sha256"],
-        }
+        st["slots"][slot].update(
+            {"version": summary["version"], "counter": m.counter, "image": info["sha256"]}
+        )
         st["last"] = {"event": "staged", "slot": slot, "version": summary["version"]}
         self._save(st)
         remove_if_exists(part)
@@ -356,7 +351,6 @@ class UpdateAgent:
         if st["slots"][slot]["state"] != "staged":
             raise ImageRefused("no staged image to activate", "image_truncated")
         boot.step(st, slot, "test")
-        st["pending"] = slot
         st["last"] = {"event": "pending", "slot": slot, "version": st["slots"][slot].get("version")}
         self._save(st)
         return slot
@@ -369,13 +363,10 @@ class UpdateAgent:
         if not slot or (self.running and slot != self.running):
             return False
         rec = st["slots"][slot]
-        boot.step(st, slot, "confirm")
         old = st.get("active")
+        boot.step(st, slot, "confirm")
         if old and old != slot and st["slots"][old]["state"] == "confirmed":
             boot.step(st, old, "superseded")
-        st["active"] = slot
-        st["trial"] = None
-        rec.pop("attempts", None)
         st["floor"] = max(st.get("floor", 0), rec.get("counter", 0))
         st["last"] = {"event": "confirmed", "slot": slot, "version": rec.get("version")}
         self._save(st)
@@ -388,7 +379,6 @@ class UpdateAgent:
         if not slot:
             return False
         boot.step(st, slot, "revert")
-        st["trial"] = None
         st["last"] = {
             "event": "reverted",
             "slot": slot,

@@ -15,9 +15,10 @@ from firmware.compose.device import Device
 from firmware.gate import modes
 from protocol import denylist, records, service, trustlist
 from protocol import messages as m
+from protocol.fsm import Illegal
 from tests.portable import codes
 from tests.portable import console_kit as kit
-from tests.portable.harness import mkdtemp, rmtree
+from tests.portable.harness import mkdtemp, raises, rmtree
 from tests.portable.test_sync import HOST_PUB, MiniHost
 
 NOW = codes.NOW
@@ -294,6 +295,30 @@ def test_a_factory_reset_forgets_the_lists_with_the_operator():
         dev.close()
         dev = _open(d, hw, clock)
         assert dev.status()["trust_version"] == 0 and dev.status()["deny_version"] == 0
+        dev.close()
+
+    _with(body)
+
+
+def test_the_lifecycle_table_moves_the_device_and_refuses_an_event_it_has_no_row_for():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock)
+        steps = [entry[1:] for entry in dev.lifecycle.log]
+        assert steps[:2] == [("closed", "open", "blank"), ("blank", "claim", "claimed")], steps
+        assert ("claimed", "config", "claimed") in steps
+        assert steps[-1] == ("claimed", "change", "in_service"), steps  # the self-test
+        e = raises(Illegal, dev._changed, "claimed")
+        assert e.reason == "illegal_event" and dev.lifecycle.state == "in_service"
+        assert dev.in_service
+        dev.close()
+        dev = _open(d, hw, clock)
+        assert dev.lifecycle.log[-1][1:] == ("closed", "open", "in_service") and dev.in_service
+        tech.console = dev.console
+        tech.login()
+        tech.ok(service.RESET, service.reset_body(False, b"\x00" * 32))
+        assert dev.lifecycle.log[-1][1:] == ("in_service", "reset", "blank")
+        assert not dev.in_service and dev.validator is None
         dev.close()
 
     _with(body)

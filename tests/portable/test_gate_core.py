@@ -3,7 +3,6 @@ trackers, anti-passback and sessions, the QR-engine line framer, restore after a
 offline limits, and a reader that fails without stopping the loop."""
 
 from drivers.portable.qrengine import LineFramer, parse_options, unquote_bytes
-from firmware.fsm import ANY, IGNORED, SAME, Machine, merge, states_of
 from firmware.gate import modes
 from firmware.gate.gate import Gate
 from firmware.gate.loop import GateLoop
@@ -12,6 +11,7 @@ from firmware.gate.sensors import BeamTracker, EdgeInput, LoopTracker
 from firmware.storage.journal import Journal
 from firmware.verify.validator import Validator
 from protocol import reasons, records
+from protocol.fsm import ANY, IGNORED, SAME, Machine, merge, states_of
 from tests.portable import codes
 from tests.portable.fake_machine import Ticks
 from tests.portable.harness import mkdtemp, raises, rmtree

@@ -218,9 +218,26 @@ def test_every_transition_is_in_the_table():
     st = boot.empty_state()
     assert boot.step(st, "a", "stage") == "staging"
     raises(boot.StateError, boot.step, st, "a", "confirm")
-    for (state, event), nxt in boot.TABLE.items():
+    for (state, event), (nxt, _actions) in boot.TABLE.items():
         st["slots"]["b"] = {"state": state}
         assert boot.step(st, "b", event) == nxt
+
+
+def test_the_table_moves_the_slot_pointers():
+    st = boot.empty_state()
+    for event in ("stage", "staged", "test"):
+        boot.step(st, "b", event)
+    assert st["pending"] == "b" and st["trial"] is None
+    boot.step(st, "b", "boot")
+    assert st["pending"] is None and st["trial"] == "b" and st["slots"]["b"]["attempts"] == 1
+    boot.step(st, "b", "retry")
+    assert st["slots"]["b"]["attempts"] == 2
+    boot.step(st, "b", "confirm")
+    assert st["trial"] is None and st["active"] == "b" and "attempts" not in st["slots"]["b"]
+    st["slots"]["b"]["version"] = "2.0.0"
+    boot.step(st, "b", "superseded")
+    boot.step(st, "b", "stage")
+    assert st["slots"]["b"] == {"state": "staging"}  # the old image is forgotten
 
 
 def test_state_file_is_replaced_whole():
