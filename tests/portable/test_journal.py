@@ -1,8 +1,9 @@
 import os
 
 from firmware import platform
-from firmware.storage.journal import ENTRY_LEN, FOOTER_LEN, Journal, JournalError, JournalFull
+from firmware.storage.journal import Journal, JournalError, JournalFull
 from protocol import records
+from protocol.journalfile import ENTRY_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
 
 
