@@ -189,7 +189,7 @@ class Device:
             device = json.loads(info) if info is not None else None
         self.agent = None
         if device is not None:
-            self.agent = UpdateAgent(state_dir, self.verifier, device, slot)
+            self.agent = UpdateAgent(state_dir, self.verifier, device, slot, fs=self.fs)
         self.console = ServiceConsole(
             self.store,
             self.journal,
