@@ -10,7 +10,8 @@ The seam, and what each operation promises:
                               a power cut leaves the old content or the new, never a mix
     append(path, data)        open, write, sync, close: for rare appends (logs kept open by
                               their store write through open_file + sync_file instead)
-    read_file(path, default)  the whole file, or `default` if it cannot be read
+    read_file(path, default)  the whole file, or `default` if there is none (any other read
+                              error is raised: a store must not take a bad read for "empty")
     remove_if_exists, rename, listdir, file_size, path_exists, is_dir, mkdir, rmdir
     truncate_file(path, n)    cut to n bytes, durably (a torn tail or a failed write goes away)
     free_bytes(path)          free space on the volume holding `path` (None if unknown)
@@ -31,6 +32,7 @@ import sys
 
 _MPY = sys.implementation.name == "micropython"
 _FULL = (28, 27)  # ENOSPC, EFBIG
+_ABSENT = (2, 20)  # ENOENT, ENOTDIR
 
 
 def is_full(e: OSError) -> bool:
@@ -68,12 +70,12 @@ class Storage:
     def read_file(self, path: str, default=None):
         try:
             f = self.open_file(path, "rb")
-        except OSError:
-            return default
+        except OSError as e:
+            if e.args and e.args[0] in _ABSENT:
+                return default
+            raise
         try:
             return f.read()
-        except OSError:
-            return default
         finally:
             f.close()
 
@@ -142,6 +144,8 @@ class Storage:
             f.close()
 
     def truncate_file(self, path: str, size: int) -> None:
+        if self.file_size(path) == size:
+            return  # nothing to cut (a write that failed before writing anything)
         if hasattr(os, "truncate"):
             os.truncate(path, size)
             fd = os.open(path, os.O_RDONLY)
