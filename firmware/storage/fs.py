@@ -24,7 +24,9 @@ Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, 
 file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
 primitive there, and directories cannot be synced (nor need to be on littlefs/FAT).
 
-`DISK` is the real storage; stores default to it, so callers that do not care stay simple.
+`DISK` is the real storage; stores default to it, so callers that do not care stay simple. A
+storage object that injects faults into writes returns its files wrapped in a `FileProxy`
+subclass (and unwraps them in `sync_file`).
 """
 
 import os
@@ -160,6 +162,40 @@ class Storage:
             finally:
                 f.close()
             self.write_atomic(path, data)
+
+
+class FileProxy:
+    """A file object that hands every call to the real file `f`; subclasses override some."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        return self.f.write(data)
+
+    def read(self, n=-1):
+        return self.f.read(n)
+
+    def readinto(self, buf):
+        return self.f.readinto(buf)
+
+    def seek(self, pos):
+        return self.f.seek(pos)
+
+    def flush(self):
+        self.f.flush()
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def close(self):
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
 
 
 DISK = Storage()

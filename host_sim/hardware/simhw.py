@@ -19,7 +19,7 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-from firmware.storage.fs import Storage
+from firmware.storage.fs import FileProxy, Storage
 from host_sim.hardware import passage
 from host_sim.hardware.devices import (
     ManualClock,
@@ -123,37 +123,16 @@ class SimDisk(Storage):
         return 0 if self.full else super().free_bytes(path)
 
 
-class _SimFile:
+class _SimFile(FileProxy):
     """A file opened for writing on a SimDisk: a write while the disk is full fails."""
 
     def __init__(self, f: Any, disk: SimDisk) -> None:
-        self.f = f
+        super().__init__(f)
         self.disk = disk
 
     def write(self, data: bytes) -> int:
         self.disk.check()
         return self.f.write(data)
-
-    def read(self, n: int = -1) -> bytes:
-        return self.f.read(n)
-
-    def seek(self, pos: int) -> int:
-        return self.f.seek(pos)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def fileno(self) -> int:
-        return self.f.fileno()
-
-    def close(self) -> None:
-        self.f.close()
-
-    def __enter__(self) -> "_SimFile":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.f.close()
 
 
 class SimHardware:

@@ -11,7 +11,7 @@ import json
 
 from firmware.storage.device_store import DeviceStore
 from firmware.storage.eventlog import EventLog
-from firmware.storage.fs import DISK, Storage, is_full
+from firmware.storage.fs import DISK, FileProxy, Storage, is_full
 from firmware.storage.journal import Journal, JournalFull
 from firmware.verify.denystore import DenyStore
 from firmware.verify.replay import ReplayCache
@@ -48,38 +48,14 @@ class FaultyStorage(Storage):
         Storage.sync_file(self, f.f if isinstance(f, _File) else f)
 
 
-class _File:
+class _File(FileProxy):
     def __init__(self, f, disk):
-        self.f = f
+        super().__init__(f)
         self.disk = disk
 
     def write(self, data):
         self.disk._check()
         return self.f.write(data)
-
-    def read(self, n=-1):
-        return self.f.read(n)
-
-    def readinto(self, buf):
-        return self.f.readinto(buf)
-
-    def seek(self, pos):
-        return self.f.seek(pos)
-
-    def flush(self):
-        self.f.flush()
-
-    def fileno(self):
-        return self.f.fileno()
-
-    def close(self):
-        self.f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
 
 
 def _with(fn):
