@@ -21,6 +21,8 @@ first bad frame on is a torn tail; a fixed-size log is checked frame by frame to
 import struct
 from binascii import crc32
 
+_pack = struct.pack
+
 
 class Framing:
     def __init__(self, size: int = 0, mark: bytes = b"", order: str = ">", crc_first=False):
@@ -33,15 +35,16 @@ class Framing:
         self.head = len(mark) + (0 if size else 4) + (4 if crc_first else 0)
         self.tail = 0 if crc_first else 4
         self.frame_len = self.head + size + self.tail if size else 0  # 0: it varies
+        self._fixed_crc_last = bool(size) and not crc_first
 
     def frame(self, body) -> bytes:
         """One frame holding `body` (exactly `size` bytes when the size is fixed)."""
-        crc = struct.pack(self._u32, crc32(body) & 0xFFFFFFFF)
-        if self.size:
-            if self.crc_first:
-                return self.mark + crc + body
+        crc = _pack(self._u32, crc32(body) & 0xFFFFFFFF)
+        if self._fixed_crc_last:  # the journal's and the replay log's shape: the append path
             return self.mark + body + crc
-        n = struct.pack(self._u32, len(body))
+        if self.size:
+            return self.mark + crc + body
+        n = _pack(self._u32, len(body))
         if self.crc_first:
             return self.mark + n + crc + body
         return self.mark + n + body + crc

@@ -25,8 +25,7 @@ META_LEN = 8 + records.HASH_LEN + 4  # 28
 _SEG_NAME_LEN = 24
 
 
-def entry(raw: bytes) -> bytes:
-    return ENTRY.frame(raw)
+entry = ENTRY.frame  # entry(raw record) -> the 69 bytes of its segment entry
 
 
 def record_at(data, i: int) -> bytes:

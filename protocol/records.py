@@ -177,7 +177,7 @@ def verify_chain(raws, prev_hash: bytes = ZERO_HASH):
     """Check that each raw record links to the one before. Returns the index of the first
     break, or -1 if the chain holds."""
     for i, raw in enumerate(raws):
-        if prev_hash_of(raw) != prev_hash:
+        if bytes(raw[48:RECORD_LEN]) != prev_hash:  # prev_hash_of, inlined: 1M records
             return i
         prev_hash = record_hash(raw)
     return -1
