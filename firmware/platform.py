@@ -1,26 +1,22 @@
 """The one platform switch of the portable core.
 
 Everything that differs between CPython and MicroPython and that firmware needs lives here:
-which interpreter this is, a millisecond tick counter, the durable-write primitive, and the
-signature backend (`crypto()`: protocol/p256.py unless the entry point set another).
-
-Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
-file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
-primitive there.
+which interpreter this is, a millisecond tick counter, the file operations of the real storage
+(the durable-write primitive `sync_file` among them: firmware/storage/fs.py says how it differs
+between the two) and the signature backend (`crypto()`: protocol/p256.py unless the entry point
+set another).
 """
 
-import os
 import sys
 import time
+
+from firmware.storage.fs import DISK
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
 if IS_MICROPYTHON:
     ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
     ticks_diff = time.ticks_diff  # type: ignore[attr-defined]
-
-    def sync_file(f) -> None:
-        f.flush()
 
 else:
 
@@ -30,84 +26,19 @@ else:
     def ticks_diff(a: int, b: int) -> int:
         return a - b
 
-    def sync_file(f) -> None:
-        f.flush()
-        os.fsync(f.fileno())
 
-
-def path_exists(path: str) -> bool:
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def remove_if_exists(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace `path` with `data` so a power cut leaves the old content or the new, never a mix."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        sync_file(f)
-    os.rename(tmp, path)
-    sync_dir(path)
-
-
-def sync_dir(path: str) -> None:
-    """fsync the directory holding `path` so a rename survives a power cut (CPython only)."""
-    if IS_MICROPYTHON:
-        return
-    d = path.rsplit("/", 1)[0] if "/" in path else "."
-    fd = os.open(d or "/", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_file(path: str, default=None):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return default
-
-
-# -- the few file operations the journal needs, here so a test can hand in a faulty disk -----
-
-
-def open_file(path: str, mode: str):
-    return open(path, mode)
-
-
-def listdir(path: str) -> list:
-    return os.listdir(path)
-
-
-def file_size(path: str) -> int:
-    return os.stat(path)[6]
-
-
-def truncate_file(path: str, size: int) -> None:
-    """Cut `path` to `size` bytes, durably (a torn tail or a failed write goes away)."""
-    if hasattr(os, "truncate"):
-        os.truncate(path, size)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    else:  # MicroPython has no truncate: rewrite the kept prefix atomically
-        with open(path, "rb") as f:
-            data = f.read(size)
-        write_atomic(path, data)
+# -- files: the real storage object's operations, for code that is not a store (stores take a
+# storage object handed in: firmware/storage/fs.py) ------------------------------------------
+sync_file = DISK.sync_file
+sync_dir = DISK.sync_dir
+write_atomic = DISK.write_atomic
+read_file = DISK.read_file
+path_exists = DISK.path_exists
+remove_if_exists = DISK.remove_if_exists
+open_file = DISK.open_file
+listdir = DISK.listdir
+file_size = DISK.file_size
+truncate_file = DISK.truncate_file
 
 
 # --- signature backend -------------------------------------------------------------------

@@ -133,6 +133,16 @@ class Record:
         )
 
 
+def seq_of(raw) -> int:
+    """The seq field of a raw record, without decoding the rest."""
+    return struct.unpack_from(">Q", raw, 8)[0]
+
+
+def prev_hash_of(raw) -> bytes:
+    """The prev_hash field of a raw record."""
+    return bytes(raw[48:RECORD_LEN])
+
+
 def record_hash(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()[:HASH_LEN]
 
@@ -159,7 +169,7 @@ def decode(raw: bytes) -> Record:
         f[11],
         f[12],
         f[13],
-        bytes(raw[48:64]),
+        prev_hash_of(raw),
     )
 
 
@@ -167,7 +177,7 @@ def verify_chain(raws, prev_hash: bytes = ZERO_HASH):
     """Check that each raw record links to the one before. Returns the index of the first
     break, or -1 if the chain holds."""
     for i, raw in enumerate(raws):
-        if bytes(raw[48:64]) != prev_hash:
+        if bytes(raw[48:RECORD_LEN]) != prev_hash:  # prev_hash_of, inlined: 1M records
             return i
         prev_hash = record_hash(raw)
     return -1

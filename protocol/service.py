@@ -214,12 +214,22 @@ def request_signing_input(device_nonce: bytes, head: bytes) -> bytes:
     return CTX_REQUEST + bytes(device_nonce) + bytes(head)
 
 
+REQUEST_HEAD = 5  # u32 seq | u8 command
+
+
+def request_ids(p: bytes):
+    """-> (seq, command) of a REQUEST payload, unchecked (for refusing it); (0, 0) if too short."""
+    if len(p) < REQUEST_HEAD:
+        return 0, 0
+    return struct.unpack(">IB", p[:REQUEST_HEAD])
+
+
 def parse_request(p: bytes):
     """-> (seq, command, body, head, sig)"""
-    _need(p, 5 + SIG_LEN, "REQUEST")
-    seq, command = struct.unpack(">IB", p[:5])
+    _need(p, REQUEST_HEAD + SIG_LEN, "REQUEST")
+    seq, command = struct.unpack(">IB", p[:REQUEST_HEAD])
     head = bytes(p[: len(p) - SIG_LEN])
-    return seq, command, head[5:], head, bytes(p[len(p) - SIG_LEN :])
+    return seq, command, head[REQUEST_HEAD:], head, bytes(p[len(p) - SIG_LEN :])
 
 
 def response(seq: int, command: int, status: int, body: bytes = b"") -> bytes:
@@ -273,6 +283,11 @@ def index_count(body: bytes, what: str):
     if len(body) != 6:
         raise FormatError("%s body must be 6 bytes" % what, "bad_message")
     return struct.unpack(">IH", body)
+
+
+def export_reply(pending: int, index: int, raws) -> bytes:
+    """EXPORT's answer: u32 pending | u32 index | the records."""
+    return struct.pack(">II", pending, index) + b"".join(raws)
 
 
 def reset_body(force: bool, export_digest: bytes) -> bytes:

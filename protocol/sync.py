@@ -36,7 +36,7 @@ sends `Error` if it can and drops the link.
 import hashlib
 import struct
 
-from protocol import frames
+from protocol import frames, records
 from protocol import messages as m
 from protocol.errors import FormatError, UsageError
 from protocol.fsm import ANY, fire
@@ -320,6 +320,24 @@ def signing_input(sid, ftype, counter, body) -> bytes:
     return DOMAIN + sid + struct.pack(">BI", ftype, counter) + body
 
 
+SIG_LEN = 64  # ES256 r || s
+TRAILER_LEN = 4 + SIG_LEN  # after every signed body: u32 counter | signature
+
+
+def signed(body, counter: int, sig) -> bytes:
+    """The payload of a signed message: `body | u32 counter | signature`."""
+    return body + struct.pack(">I", counter) + sig
+
+
+def split_signed(payload):
+    """-> (body, counter, signature) of a signed message's payload, or None if too short."""
+    end = len(payload) - TRAILER_LEN
+    if end < 0:
+        return None
+    (ctr,) = struct.unpack_from(">I", payload, end)
+    return payload[:end], ctr, payload[end + 4 :]
+
+
 # -- the machines --------------------------------------------------------------------------
 class _Connection:
     ROLE = ""
@@ -363,7 +381,7 @@ class _Connection:
         self._out_ctr += 1
         sig = self.signer.sign(signing_input(self._sid, ftype, ctr, body))
         self._sent(event)
-        return frames.encode(ftype, body + struct.pack(">I", ctr) + sig)
+        return frames.encode(ftype, signed(body, ctr, sig))
 
     def _guard_send(self, event):
         pass
@@ -390,18 +408,16 @@ class _Connection:
 
     def _unwrap(self, ftype, payload):
         """Check counter and signature; return the body, or None for a duplicate."""
-        if len(payload) < 68:
+        parts = split_signed(payload)
+        if parts is None:
             self._fail("bad_message", "%s too short to be signed" % m.NAMES.get(ftype, ftype))
-        body = payload[:-68]
-        (ctr,) = struct.unpack(">I", payload[-68:-64])
+        body, ctr, sig = parts
         if ctr < self._in_ctr:
             self.stats["duplicates"] += 1
             return None
         if ctr > self._in_ctr:
             self._fail("sequence_gap", "message %d expected, %d arrived" % (self._in_ctr, ctr))
-        if not self.verifier.verify(
-            self.peer_pub, signing_input(self._sid, ftype, ctr, body), payload[-64:]
-        ):
+        if not self.verifier.verify(self.peer_pub, signing_input(self._sid, ftype, ctr, body), sig):
             self._fail("bad_signature", "%s signature does not verify" % m.NAMES[ftype])
         self._in_ctr += 1
         return body
@@ -468,8 +484,7 @@ class DeviceConnection(_Connection):
 
     def _sent(self, ev):
         if ev.TYPE == m.BATCH:
-            (last,) = struct.unpack(">Q", ev.records[-1][8:16])
-            self.in_flight.append(last)
+            self.in_flight.append(records.seq_of(ev.records[-1]))
         elif ev.TYPE == m.FETCH:
             self.fetching = (ev.kind, ev.version, ev.offset)
 
@@ -477,15 +492,16 @@ class DeviceConnection(_Connection):
         if ftype == m.CHALLENGE and self.state == HELLO_SENT:
             # The session id needs the CHALLENGE body; a CHALLENGE that does not verify is a
             # stale one (for an earlier HELLO) or a forgery: dropped, counted, never obeyed.
-            body = payload[:-68]
+            parts = split_signed(payload)
+            body = parts[0] if parts is not None else b""
             self._sid = session_id(self._hello, bytes(body))
             if (
-                len(payload) < 68
-                or struct.unpack(">I", payload[-68:-64])[0] != self._in_ctr
+                parts is None
+                or parts[1] != self._in_ctr
                 or not self.verifier.verify(
                     self.peer_pub,
                     signing_input(self._sid, ftype, self._in_ctr, body),
-                    payload[-64:],
+                    parts[2],
                 )
             ):
                 self.stats["stale_challenges"] += 1

@@ -27,6 +27,9 @@ hardware, the console only). `clock` is the board's tick counter `.ticks_ms()` (
 platform's) and, when `hw` has no `.rtc`, its real-time clock `.now()` (and `.set(t)`). The time
 anchor over that RTC is the gate's clock for everything: codes, journal, console, sync, logs.
 
+Storage: `hw.disk`, if it has one, is the storage object handed to every store (default the
+real one, firmware/storage/fs.py), so a fault injected there reaches all of them.
+
 Lifecycle: everything that moves it is in LIFECYCLE below (protocol.fsm, refusing any event
 it has no row for), and its actions are the only place the gate is built or torn down. A
 blank gate serves only the console; once claimed, it holds the validator (so the console can
@@ -60,6 +63,7 @@ from firmware.maintenance.flash_service import FlashService
 from firmware.maintenance.update_agent import ImageRefused, UpdateAgent
 from firmware.storage.device_store import DeviceStore, Keys
 from firmware.storage.eventlog import EventLog
+from firmware.storage.fs import DISK
 from firmware.storage.journal import Journal
 from firmware.sync.client import SyncClient
 from firmware.verify import gatestate
@@ -191,9 +195,9 @@ class Device:
         self.backend = crypto or platform.crypto()
         self.verifier = self.backend.verifier()
         self.rng = rng or os.urandom
-        self.fs = getattr(hw, "disk", None) or platform
+        self.fs = getattr(hw, "disk", None) or DISK  # the one storage object of every store
         self.ticks = getattr(clock, "ticks_ms", None) or platform.ticks_ms
-        self.store = DeviceStore(state_dir, Keys(self.backend, self.rng))
+        self.store = DeviceStore(state_dir, Keys(self.backend, self.rng), fs=self.fs)
         self.device_id = self.store.device_id
         rtc = getattr(hw, "rtc", None) or clock
         self.events = None
@@ -202,21 +206,21 @@ class Device:
             rtc,
             state_dir + "/" + gatestate.ANCHOR,
             ticks_ms=self.ticks,
-            sync=self.fs.sync_file,
+            fs=self.fs,
             on_flag=self._clock_flagged,
         )
-        self.events = EventLog(state_dir, self.clock)
+        self.events = EventLog(state_dir, self.clock, fs=self.fs)
         for reason in self._clock_alarms:
             self._clock_flagged(reason)
         self.journal = Journal(
             state_dir, self.device_id, JOURNAL_CAPACITY, reject_reserve=REJECT_RESERVE, fs=self.fs
         )
         if device is None:
-            info = platform.read_file(state_dir + "/device.json")
+            info = self.fs.read_file(state_dir + "/device.json")
             device = json.loads(info) if info is not None else None
         self.agent = None
         if device is not None:
-            self.agent = UpdateAgent(state_dir, self.verifier, device, slot)
+            self.agent = UpdateAgent(state_dir, self.verifier, device, slot, fs=self.fs)
         self.console = ServiceConsole(
             self.store,
             self.journal,
@@ -256,7 +260,7 @@ class Device:
             "build": self._build,
             "run": self._run,
             "close": self._close_service,
-            "forget_lists": lambda: gatestate.forget_lists(self.dir),
+            "forget_lists": lambda: gatestate.forget_lists(self.dir, self.fs),
         }
         self._fire(OPEN)
 
@@ -281,7 +285,7 @@ class Device:
             roots={trustlist.root_key_id(anchor): anchor},
             config=gatestate.config_from_gate_config(cfg or {}),
             clock=self.clock,
-            sync=self.fs.sync_file,
+            fs=self.fs,
         )
         self.limits = OfflineLimits(_limits_config(cfg))
         self.limits.load(self.journal)

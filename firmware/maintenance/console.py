@@ -22,7 +22,6 @@ Every refusal is a RESPONSE with a reason from protocol.reasons (svc_*) and a JS
 import binascii
 import hashlib
 import json
-import struct
 
 from firmware import platform
 from firmware.compose import gate_config
@@ -330,9 +329,7 @@ class ServiceConsole:
         return self._identity, HELLO_FRESH
 
     def _on_unauthenticated(self, _ftype: int, payload: bytes):
-        seq = cmd = 0
-        if len(payload) >= 5:
-            seq, cmd = struct.unpack(">IB", payload[:5])
+        seq, cmd = service.request_ids(payload)
         if self.store.anchor() is None:
             return self._refuse(
                 seq, cmd, "svc_not_provisioned", "blank gate: only the first-time claim works"
@@ -541,7 +538,7 @@ class ServiceConsole:
         total = self.journal.pending_count()
         # seqs are consecutive: the index-th unsynced record follows seq acked + index
         raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.acked_seq + index)
-        return struct.pack(">II", total, index) + b"".join(raws)
+        return service.export_reply(total, index, raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:
         t = service.u32(body, "SET_TIME")

@@ -21,15 +21,15 @@ the signature once more over the bytes as stored. Nothing of the running slot is
 "release_keys": [hex SEC1 public keys], "slot_capacity": bytes, "max_trial_boots": 1}.
 Staging keeps `staging.part` (the bytes so far, each chunk durable before it is acknowledged)
 and `staging.json` (which image), so a transfer cut at any point resumes where it stopped.
+Its files go through the storage object `fs` (firmware/storage/fs.py; default the real one).
 """
 
 import hashlib
 import json
-import os
 from binascii import crc32
 
 from firmware.maintenance import boot
-from firmware.platform import read_file, remove_if_exists, sync_file, write_atomic
+from firmware.storage.fs import DISK
 from protocol import image
 from protocol.errors import FaregateError, FormatError
 
@@ -49,38 +49,31 @@ def _hex(b: bytes) -> str:
     return "".join("%02x" % x for x in b)
 
 
-def _is_dir(path: str) -> bool:
-    try:
-        return bool(os.stat(path)[0] & 0x4000)
-    except OSError:
-        return False
-
-
-def _rmtree(path: str) -> None:
-    if not _is_dir(path):
+def _rmtree(fs, path: str) -> None:
+    if not fs.is_dir(path):
         return
-    for name in os.listdir(path):
+    for name in fs.listdir(path):
         p = path + "/" + name
-        if _is_dir(p):
-            _rmtree(p)
+        if fs.is_dir(p):
+            _rmtree(fs, p)
         else:
-            os.remove(p)
-    os.rmdir(path)
+            fs.remove_if_exists(p)
+    fs.rmdir(path)
 
 
-def _makedirs(path: str) -> None:
+def _makedirs(fs, path: str) -> None:
     cur = "/" if path.startswith("/") else ""
     for part in path.split("/"):
         if not part:
             continue
         cur = cur + part if cur in ("", "/") else cur + "/" + part
-        if not _is_dir(cur):
-            os.mkdir(cur)
+        if not fs.is_dir(cur):
+            fs.mkdir(cur)
 
 
-def _size(path: str) -> int:
+def _size(fs, path: str) -> int:
     try:
-        return os.stat(path)[6]
+        return fs.file_size(path)
     except OSError:
         return -1
 
@@ -93,8 +86,9 @@ def parse_mpy(text):
 
 
 class UpdateAgent:
-    def __init__(self, state_dir: str, verifier, device: dict, running_slot=None):
+    def __init__(self, state_dir: str, verifier, device: dict, running_slot=None, fs=DISK):
         self.dir = state_dir
+        self.fs = fs
         self.verifier = verifier
         self.device = device
         self.running = running_slot
@@ -195,24 +189,24 @@ class UpdateAgent:
                 boot.step(st, slot, "cancel")
             boot.step(st, slot, "stage")
             self._save(st)
-            remove_if_exists(part)
+            self.fs.remove_if_exists(part)
             info = {"sha256": _hex(sha256), "len": total_len, "slot": slot}
-            write_atomic(self.dir + "/" + PART_INFO, json.dumps(info).encode())
-            with open(part, "wb") as f:
-                sync_file(f)
+            self.fs.write_atomic(self.dir + "/" + PART_INFO, json.dumps(info).encode())
+            with self.fs.open_file(part, "wb") as f:
+                self.fs.sync_file(f)
         self._info = info
-        held = _size(part)
+        held = _size(self.fs, part)
         if held > total_len:  # cannot happen unless the file was tampered with: start over
             return self.begin(total_len, sha256, head, restart=True)
         crc = 0
-        with open(part, "rb") as f:
+        with self.fs.open_file(part, "rb") as f:
             buf = bytearray(_BUF)
             while True:
                 k = f.readinto(buf)
                 if not k:
                     break
                 crc = crc32(buf[:k] if k < _BUF else buf, crc)
-        self._out = open(part, "ab")  # type: ignore[assignment]
+        self._out = self.fs.open_file(part, "ab")  # type: ignore[assignment]
         return held, crc & 0xFFFFFFFF
 
     def write(self, offset: int, data: bytes) -> int:
@@ -220,11 +214,11 @@ class UpdateAgent:
         A chunk at any other offset is ignored and the offset wanted is returned."""
         if self._out is None or self._info is None:
             raise ImageRefused("no transfer in progress; begin first", "image_truncated")
-        held = _size(self.dir + "/" + PART)
+        held = _size(self.fs, self.dir + "/" + PART)
         if offset != held or held + len(data) > self._info["len"]:
             return held
         self._out.write(data)
-        sync_file(self._out)
+        self.fs.sync_file(self._out)
         return held + len(data)
 
     def finish(self) -> dict:
@@ -234,7 +228,7 @@ class UpdateAgent:
         part = self.dir + "/" + PART
         if info is None:
             raise ImageRefused("no transfer in progress", "image_truncated")
-        held = _size(part)
+        held = _size(self.fs, part)
         if held < info["len"]:
             raise ImageRefused(
                 "transfer stopped at %d of %d bytes; run the same flash again to resume"
@@ -253,7 +247,7 @@ class UpdateAgent:
             raise ImageRefused(
                 "stored image does not hash to the announced SHA-256", "image_hash_mismatch"
             )
-        with open(part, "rb") as f:
+        with self.fs.open_file(part, "rb") as f:
             head = f.read(image.HEADER_LEN)
             try:
                 h0 = image.parse_header(head)
@@ -266,15 +260,15 @@ class UpdateAgent:
                 raise ImageRefused("image length changed during the transfer")
             slot = info["slot"]
             d = boot.slot_dir(self.dir, slot)
-            _rmtree(d)
-            _makedirs(d)
+            _rmtree(self.fs, d)
+            _makedirs(self.fs, d)
             index = []
             for entry in m.files:
                 path = d + "/" + entry.path
-                _makedirs(path.rsplit("/", 1)[0])
+                _makedirs(self.fs, path.rsplit("/", 1)[0])
                 hh = hashlib.sha256()
                 left = entry.size
-                with open(path, "wb") as out:
+                with self.fs.open_file(path, "wb") as out:
                     while left:
                         chunk = f.read(min(left, _BUF))
                         if not chunk:
@@ -282,7 +276,7 @@ class UpdateAgent:
                         hh.update(chunk)
                         out.write(chunk)
                         left -= len(chunk)
-                    sync_file(out)
+                    self.fs.sync_file(out)
                 if hh.digest() != entry.sha256:
                     raise ImageRefused(
                         "%s does not match its manifest hash" % entry.path, "image_hash_mismatch"
@@ -293,7 +287,7 @@ class UpdateAgent:
         summary["slot"] = slot
         idx = dict(summary)
         idx["files"] = index
-        write_atomic(d + ".json", json.dumps(idx).encode())
+        self.fs.write_atomic(d + ".json", json.dumps(idx).encode())
         st = self.state()
         boot.step(st, slot, "staged")
         st["slots"][slot].update(
@@ -301,8 +295,8 @@ class UpdateAgent:
         )
         st["last"] = {"event": "staged", "slot": slot, "version": summary["version"]}
         self._save(st)
-        remove_if_exists(part)
-        remove_if_exists(self.dir + "/" + PART_INFO)
+        self.fs.remove_if_exists(part)
+        self.fs.remove_if_exists(self.dir + "/" + PART_INFO)
         self._info = None
         return summary
 
@@ -310,8 +304,8 @@ class UpdateAgent:
         """Discard a transfer in progress; the slot goes back to empty."""
         self._close()
         info = self._load_info()
-        remove_if_exists(self.dir + "/" + PART)
-        remove_if_exists(self.dir + "/" + PART_INFO)
+        self.fs.remove_if_exists(self.dir + "/" + PART)
+        self.fs.remove_if_exists(self.dir + "/" + PART_INFO)
         st = self.state()
         slot = info["slot"] if info else self.target_slot(st)
         if st["slots"][slot]["state"] == "staging":
@@ -420,13 +414,16 @@ class UpdateAgent:
         }
         info = self._load_info()
         if info is not None:
-            out["staging"] = {"held": max(0, _size(self.dir + "/" + PART)), "len": info["len"]}
+            out["staging"] = {
+                "held": max(0, _size(self.fs, self.dir + "/" + PART)),
+                "len": info["len"],
+            }
         return out
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _load_info(self):
-        raw = read_file(self.dir + "/" + PART_INFO)
+        raw = self.fs.read_file(self.dir + "/" + PART_INFO)
         if raw is None:
             return None
         try:
@@ -442,7 +439,7 @@ class UpdateAgent:
     def _hash_file(self, path: str) -> bytes:
         h = hashlib.sha256()
         buf = bytearray(_BUF)
-        with open(path, "rb") as f:
+        with self.fs.open_file(path, "rb") as f:
             while True:
                 k = f.readinto(buf)
                 if not k:

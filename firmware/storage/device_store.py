@@ -1,6 +1,7 @@
 """What provisioning leaves on the gate: identity, operator root, device key, certificate,
-config, lists and flags, in one state directory. Every write is atomic (platform.write_atomic),
-so a power cut or an unplugged cable mid-provisioning leaves the old content or the new.
+config, lists and flags, in one state directory. Every write is atomic (`fs.write_atomic`, the
+storage object of firmware/storage/fs.py, through which every file operation goes), so a power
+cut or an unplugged cable mid-provisioning leaves the old content or the new.
 
     factory.json        {"device_id", "model", "firmware"}: written at the factory, kept by reset
     anchor.pub          the operator root's public key (33 bytes): set once by the first claim
@@ -19,9 +20,8 @@ so a power cut or an unplugged cable mid-provisioning leaves the old content or 
 import binascii
 import hashlib
 import json
-import os
 
-from firmware import platform
+from firmware.storage.fs import DISK
 from protocol import certs, service
 from protocol.errors import FormatError
 
@@ -33,16 +33,19 @@ def _hex(b: bytes) -> str:
     return binascii.hexlify(b).decode()
 
 
-def _sha256_file(path: str):
+def _sha256_file(fs, path: str):
     h = hashlib.sha256()
     n = 0
-    with open(path, "rb") as f:
+    f = fs.open_file(path, "rb")
+    try:
         while True:
             chunk = f.read(4096)
             if not chunk:
                 break
             h.update(chunk)
             n += len(chunk)
+    finally:
+        f.close()
     return n, h.digest()
 
 
@@ -76,10 +79,11 @@ class Keys:
 
 
 class DeviceStore:
-    def __init__(self, directory: str, keys):
+    def __init__(self, directory: str, keys, fs=DISK):
         self.dir = directory
         self.keys = keys
-        factory = platform.read_file(self._p("factory.json"))
+        self.fs = fs
+        factory = fs.read_file(self._p("factory.json"))
         if factory is None:
             raise OSError("no factory.json in %s: not a gate state directory" % directory)
         info = json.loads(factory)
@@ -88,7 +92,7 @@ class DeviceStore:
         self.firmware = str(info.get("firmware", "0"))
         self._signer = None
         self.flags: dict = {}
-        raw = platform.read_file(self._p("state.json"))
+        raw = fs.read_file(self._p("state.json"))
         if raw:
             try:
                 self.flags = json.loads(raw)
@@ -100,17 +104,17 @@ class DeviceStore:
 
     # -- operator root -------------------------------------------------------------------
     def anchor(self):
-        data = platform.read_file(self._p("anchor.pub"))
+        data = self.fs.read_file(self._p("anchor.pub"))
         return data if data and len(data) == certs.PUB_LEN else None
 
     def set_anchor(self, pub: bytes) -> None:
-        platform.write_atomic(self._p("anchor.pub"), bytes(pub))
+        self.fs.write_atomic(self._p("anchor.pub"), bytes(pub))
 
     # -- device key ----------------------------------------------------------------------
     def signer(self):
         """The device key's signer, or None before GEN_KEY."""
         if self._signer is None:
-            secret = platform.read_file(self._p("device.key"))
+            secret = self.fs.read_file(self._p("device.key"))
             if secret:
                 self._signer = self.keys.signer(secret)
         return self._signer
@@ -119,13 +123,13 @@ class DeviceStore:
         """Create the device key unless there is one. True if it was created now."""
         if self.signer() is not None:
             return False
-        platform.write_atomic(self._p("device.key"), self.keys.generate())
+        self.fs.write_atomic(self._p("device.key"), self.keys.generate())
         self._signer = None
         return self.signer() is not None
 
     # -- installed blobs -----------------------------------------------------------------
     def read_blob(self, kind: int):
-        return platform.read_file(self._p(blob_file(kind)))
+        return self.fs.read_file(self._p(blob_file(kind)))
 
     def cert(self):
         raw = self.read_blob(service.BLOB_CERT)
@@ -139,8 +143,8 @@ class DeviceStore:
     def blob_info(self, kind: int) -> dict:
         out: dict = {"kind": blob_name(kind), "installed": None, "partial": None}
         path = self._p(blob_file(kind))
-        if platform.path_exists(path):
-            n, digest = _sha256_file(path)
+        if self.fs.path_exists(path):
+            n, digest = _sha256_file(self.fs, path)
             out["installed"] = {"bytes": n, "sha256": _hex(digest)}
         part = self._partial(kind)
         if part:
@@ -148,12 +152,12 @@ class DeviceStore:
         return out
 
     def _partial(self, kind: int):
-        meta = platform.read_file(self._p(blob_file(kind) + ".part.json"))
+        meta = self.fs.read_file(self._p(blob_file(kind) + ".part.json"))
         if not meta:
             return None
         try:
             info = json.loads(meta)
-            size = os.stat(self._p(blob_file(kind) + ".part"))[6]
+            size = self.fs.file_size(self._p(blob_file(kind) + ".part"))
         except (ValueError, OSError):
             return None
         return {"total": info["total"], "sha256": info["sha256"], "received": size}
@@ -167,53 +171,51 @@ class DeviceStore:
         cur = self._partial(kind)
         same = cur is not None and cur["total"] == total and cur["sha256"] == want["sha256"]
         if offset == 0:
-            platform.write_atomic(part, b"")
-            platform.write_atomic(part + ".json", json.dumps(want).encode())
+            self.fs.write_atomic(part, b"")
+            self.fs.write_atomic(part + ".json", json.dumps(want).encode())
         elif not same or cur["received"] != offset:
             have = cur["received"] if same else 0
             raise FormatError(
                 "upload continues at byte %d, not %d" % (have, offset), "svc_bad_request"
             )
-        with open(part, "ab") as f:
-            f.write(chunk)
-            platform.sync_file(f)
+        self.fs.append(part, chunk)
         received = offset + len(chunk)
         if received < total:
             return received, None
-        n, got = _sha256_file(part)
+        n, got = _sha256_file(self.fs, part)
         if n != total or got != bytes(digest):
             self.drop_partial(kind)
             raise FormatError("upload's SHA-256 does not match; send it again", "svc_bad_blob")
-        return received, platform.read_file(part)
+        return received, self.fs.read_file(part)
 
     def install(self, kind: int) -> None:
         """Make the completed upload of `kind` the installed one (atomic rename)."""
         path = self._p(blob_file(kind))
-        os.rename(path + ".part", path)
-        platform.sync_dir(path)
-        platform.remove_if_exists(path + ".part.json")
+        self.fs.rename(path + ".part", path)
+        self.fs.sync_dir(path)
+        self.fs.remove_if_exists(path + ".part.json")
 
     def write_blob(self, kind: int, data: bytes) -> None:
         """Install a whole blob at once (one that came by sync rather than the console)."""
-        platform.write_atomic(self._p(blob_file(kind)), bytes(data))
+        self.fs.write_atomic(self._p(blob_file(kind)), bytes(data))
 
     def drop_partial(self, kind: int) -> None:
         name = self._p(blob_file(kind))
-        platform.remove_if_exists(name + ".part")
-        platform.remove_if_exists(name + ".part.json")
+        self.fs.remove_if_exists(name + ".part")
+        self.fs.remove_if_exists(name + ".part.json")
 
     # -- flags ---------------------------------------------------------------------------
     def set_flag(self, name: str, value) -> None:
         self.flags[name] = value
-        platform.write_atomic(self._p("state.json"), json.dumps(self.flags).encode())
+        self.fs.write_atomic(self._p("state.json"), json.dumps(self.flags).encode())
 
     # -- factory reset -------------------------------------------------------------------
     def wipe(self) -> None:
         """Forget everything provisioning wrote; keep factory.json, the journal and the log."""
         for kind in service.BLOBS:
             self.drop_partial(kind)
-            platform.remove_if_exists(self._p(blob_file(kind)))
+            self.fs.remove_if_exists(self._p(blob_file(kind)))
         for name in _WIPED:
-            platform.remove_if_exists(self._p(name))
+            self.fs.remove_if_exists(self._p(name))
         self._signer = None
         self.flags = {}

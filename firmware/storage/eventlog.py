@@ -2,22 +2,24 @@
 
 One JSON object per line in `<dir>/service.log`: {"i": index, "t": gate time, "ev": name, ...}.
 Indexes rise forever (a technician asks for "everything since 41"); the file keeps the newest
-`keep` entries, compacted atomically when it reaches twice that. Each entry is flushed to storage
-(platform.sync_file): the log is an audit trail, and service actions are rare.
+`keep` entries, compacted atomically when it reaches twice that. Each entry is synced (through
+the storage object `fs`, firmware/storage/fs.py): the log is an audit trail, and service
+actions are rare.
 """
 
 import json
 
-from firmware import platform
+from firmware.storage.fs import DISK
 
 
 class EventLog:
-    def __init__(self, directory: str, clock, keep: int = 500):
+    def __init__(self, directory: str, clock, keep: int = 500, fs=DISK):
         self.path = directory + "/service.log"
+        self.fs = fs
         self.clock = clock
         self.keep = keep
         self._entries = []
-        data = platform.read_file(self.path, b"")
+        data = fs.read_file(self.path, b"")
         for line in data.split(b"\n"):
             try:
                 entry = json.loads(line)
@@ -40,12 +42,10 @@ class EventLog:
             self._entries = self._entries[-self.keep :]
         try:
             if self._lines >= 2 * self.keep:
-                platform.write_atomic(self.path, self._dump())
+                self.fs.write_atomic(self.path, self._dump())
                 self._lines = len(self._entries)
             else:
-                with open(self.path, "ab") as f:
-                    f.write(json.dumps(entry).encode() + b"\n")
-                    platform.sync_file(f)
+                self.fs.append(self.path, json.dumps(entry).encode() + b"\n")
                 self._lines += 1
         except OSError:
             pass  # a full disk must not stop the console; the entry stays in memory

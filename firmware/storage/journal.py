@@ -1,17 +1,19 @@
 """The passage journal: append-only, CRC-framed, hash-chained, durable before the barrier opens.
 
-Files in the journal directory (byte layouts in docs/sync-protocol.md, "Journal on disk"):
+Files in the journal directory (byte layouts in protocol/journalfile.py and docs/sync-protocol.md,
+"Journal on disk"):
 
     seg-<first seq, 16 hex digits>.jnl   segments of up to `segment_records` entries
     journal.meta                         the acknowledged position (written atomically)
 
-An entry is `0xA5 | record (64 bytes, protocol.records) | crc32(record) u32` (69 bytes). A full
-segment is sealed with a footer `0x5A | count u32 | crc32(all entries) u32 | last hash (16) |
-crc32(footer so far) u32`, so reopening checks a sealed segment with one CRC over the file.
+Entries use the one append-log framing (protocol/applog.py). A full segment is sealed with a
+footer, so reopening checks a sealed segment with one CRC over the file. Every file operation
+goes through the storage object `fs` (firmware/storage/fs.py), so a fault injected there
+reaches the journal.
 
 - `(device_id, seq)` is minted here; `seq` continues from the newest segment or, when every
   segment was trimmed, from journal.meta, so it never repeats across reboots.
-- `append(rec)` is durable on return (one write, one `platform.sync_file`). For bursts,
+- `append(rec)` is durable on return (one write, one `fs.sync_file`). For bursts,
   `stage(rec)` several and `commit()` once: one write and one sync for the group.
 - Opening cuts a torn tail (a partial or corrupt run of entries at the end of the newest
   segment, as a power cut leaves) and loses nothing before it. A bad entry followed by a good
@@ -24,20 +26,12 @@ crc32(footer so far) u32`, so reopening checks a sealed segment with one CRC ove
   passages. A full disk (ENOSPC) is `JournalFull` too; the failed write is cut back off.
 """
 
-import struct
 from binascii import crc32
 
-from firmware import platform
-from protocol import records
-from protocol.errors import FaregateError
-
-ENTRY_MARK = 0xA5
-FOOTER_MARK = 0x5A
-RLEN = records.RECORD_LEN
-ENTRY_LEN = 1 + RLEN + 4
-FOOTER_LEN = 1 + 4 + 4 + records.HASH_LEN + 4
-META = "journal.meta"
-_ENOSPC = (28, 27)  # ENOSPC, EFBIG
+from firmware.storage.fs import DISK, is_full
+from protocol import journalfile, records
+from protocol.errors import FaregateError, FormatError
+from protocol.journalfile import ENTRY, ENTRY_LEN, META, entry, footer, record_at
 
 
 class JournalError(FaregateError):
@@ -48,17 +42,9 @@ class JournalFull(JournalError):
     reason = "journal_full"
 
 
-def entry(raw: bytes) -> bytes:
-    return b"\xa5" + raw + struct.pack(">I", crc32(raw) & 0xFFFFFFFF)
-
-
-def footer(count: int, crc: int, last_hash: bytes) -> bytes:
-    f = struct.pack(">BII", FOOTER_MARK, count, crc & 0xFFFFFFFF) + last_hash
-    return f + struct.pack(">I", crc32(f) & 0xFFFFFFFF)
-
-
-def _seg_name(first_seq: int) -> str:
-    return "seg-%016x.jnl" % first_seq
+def _write_error(e: OSError):
+    cls = JournalFull if is_full(e) else JournalError
+    return cls("journal write failed: %r" % e)
 
 
 class _Segment:
@@ -79,8 +65,7 @@ class Journal:
         capacity: int = 100000,
         segment_records: int = 16384,
         reject_reserve: int = 0,
-        fs=platform,
-        sync=None,
+        fs=DISK,
     ):
         if segment_records < 1 or capacity < 1 or not 0 <= reject_reserve < capacity:
             raise JournalError("bad journal limits")
@@ -90,7 +75,7 @@ class Journal:
         self.segment_records = segment_records
         self.reject_reserve = reject_reserve
         self.fs = fs
-        self._sync = sync or fs.sync_file
+        self._sync = fs.sync_file
         self.torn_bytes_cut = 0
         self.rejects_not_journaled = 0
         self.listeners: list = []  # objects with .committed(rec) and .acked(up_to_seq)
@@ -108,20 +93,15 @@ class Journal:
         self.acked_seq = 0
         self.acked_hash = records.ZERO_HASH
         if meta:
-            if (
-                len(meta) != 28
-                or struct.unpack(">I", meta[24:])[0] != crc32(meta[:24]) & 0xFFFFFFFF
-            ):
-                raise JournalError("%s is corrupt" % self._path(META))
-            self.acked_seq = struct.unpack(">Q", meta[:8])[0]
-            self.acked_hash = bytes(meta[8:24])
-        names = sorted(n for n in fs.listdir(self.dir) if n.startswith("seg-"))
+            try:
+                self.acked_seq, self.acked_hash = journalfile.parse_meta(meta)
+            except FormatError:
+                raise JournalError("%s is corrupt" % self._path(META)) from None
         segs = []
-        for name in names:
-            if not (len(name) == 24 and name.endswith(".jnl")):
-                continue
-            first = int(name[4:20], 16)
-            segs.append(_Segment(first, 0, False, name))
+        for name in sorted(fs.listdir(self.dir)):
+            first = journalfile.segment_first(name)
+            if first is not None:
+                segs.append(_Segment(first, 0, False, name))
         self.last_seq = self.acked_seq
         self.last_hash = self.acked_hash
         self._crc = 0
@@ -133,37 +113,25 @@ class Journal:
                     "%s: records %d..%d are missing" % (seg.name, self.last_seq + 1, seg.first - 1)
                 )
             data = fs.read_file(self._path(seg.name), b"")
-            if i < len(segs) - 1 or self._is_sealed(data):
+            if i < len(segs) - 1 or journalfile.looks_sealed(data):
                 self._check_sealed(seg, data)
             else:
                 self._scan_active(seg, data)
             if seg.count:
-                off = (seg.count - 1) * ENTRY_LEN
                 self.last_seq = seg.first + seg.count - 1
-                self.last_hash = records.record_hash(bytes(data[off + 1 : off + 1 + RLEN]))
+                self.last_hash = records.record_hash(record_at(data, seg.count - 1))
             if seg.sealed and seg.first + seg.count - 1 <= self.acked_seq:
                 fs.remove_if_exists(self._path(seg.name))  # acknowledged just before a crash
                 continue
             kept.append(seg)
         self._segs = kept
 
-    @staticmethod
-    def _is_sealed(data) -> bool:
-        n = len(data)
-        return n >= FOOTER_LEN and (n - FOOTER_LEN) % ENTRY_LEN == 0 and data[-FOOTER_LEN] == 0x5A
-
     def _check_sealed(self, seg, data):
         where = self._path(seg.name)
-        if not self._is_sealed(data):
+        if not journalfile.looks_sealed(data):
             raise JournalError("%s is not sealed but is not the newest segment" % where)
-        f = data[-FOOTER_LEN:]
-        mark, count, crc = struct.unpack(">BII", f[:9])
-        body = memoryview(data)[: len(data) - FOOTER_LEN]
-        if (
-            struct.unpack(">I", f[-4:])[0] != crc32(f[:-4]) & 0xFFFFFFFF
-            or count * ENTRY_LEN != len(body)
-            or crc32(body) & 0xFFFFFFFF != crc
-        ):
+        count = journalfile.check_sealed(data)
+        if count is None:
             raise JournalError("%s is corrupt (sealed segment check failed)" % where)
         seg.count = count
         seg.sealed = True
@@ -173,7 +141,7 @@ class Journal:
         """The segment continues the chain where the previous one (or the trim) ended."""
         if not seg.count:
             return
-        first = records.decode(bytes(data[1 : 1 + RLEN]))
+        first = records.decode(record_at(data, 0))
         if first.seq != seg.first:
             raise JournalError("%s starts at seq %d, not %d" % (seg.name, first.seq, seg.first))
         if seg.first == self.last_seq + 1 and first.prev_hash != self.last_hash:
@@ -181,45 +149,34 @@ class Journal:
 
     def _scan_active(self, seg, data):
         """Check the newest, unsealed segment entry by entry; cut a torn tail."""
-        n = len(data)
-        pos = 0
-        seq = seg.first
+        bodies, good, corrupt = ENTRY.scan(data)
+        # the good run also needs the chain: each entry's seq and prev_hash follow the last
+        count = 0
         prev = None
-        while pos + ENTRY_LEN <= n:
-            if not self._good_entry(data, pos, seq, prev):
+        for raw in bodies:
+            if records.seq_of(raw) != seg.first + count:
                 break
-            prev = records.record_hash(bytes(data[pos + 1 : pos + 1 + RLEN]))
-            pos += ENTRY_LEN
-            seq += 1
-        count = pos // ENTRY_LEN
-        if pos < n:
+            if prev is not None and records.prev_hash_of(raw) != prev:
+                break
+            prev = records.record_hash(raw)
+            count += 1
+        if count < len(bodies):  # a framed entry that breaks the chain ends the good run
+            if count + 1 < len(bodies):
+                corrupt = count * ENTRY_LEN  # a good frame follows the bad one
+            good = count * ENTRY_LEN
+            if corrupt is not None:
+                corrupt = good
+        if corrupt is not None:
             # a good entry after the bad one means corruption in the middle, not a torn write
-            p = pos + ENTRY_LEN
-            while p + ENTRY_LEN <= n:
-                if self._good_entry(data, p, None, None):
-                    raise JournalError(
-                        "%s is corrupt at byte %d (not at the tail)" % (self._path(seg.name), pos)
-                    )
-                p += ENTRY_LEN
-            self.torn_bytes_cut += n - pos
-            self.fs.truncate_file(self._path(seg.name), pos)
+            raise JournalError(
+                "%s is corrupt at byte %d (not at the tail)" % (self._path(seg.name), corrupt)
+            )
+        if good < len(data):
+            self.torn_bytes_cut += len(data) - good
+            self.fs.truncate_file(self._path(seg.name), good)
         seg.count = count
-        self._crc = crc32(memoryview(data)[:pos])
+        self._crc = crc32(memoryview(data)[:good])
         self._check_link(seg, data)
-
-    @staticmethod
-    def _good_entry(data, pos, seq, prev) -> bool:
-        if data[pos] != ENTRY_MARK:
-            return False
-        raw = bytes(data[pos + 1 : pos + 1 + RLEN])
-        (c,) = struct.unpack_from(">I", data, pos + 1 + RLEN)
-        if c != crc32(raw) & 0xFFFFFFFF:
-            return False
-        if seq is not None:
-            (rs,) = struct.unpack_from(">Q", raw, 8)
-            if rs != seq or (prev is not None and raw[48:64] != prev):
-                return False
-        return True
 
     # -- writing -------------------------------------------------------------------------
     def _active(self):
@@ -231,7 +188,8 @@ class Journal:
         if segs and not segs[-1].sealed and segs[-1].count >= self.segment_records:
             self._seal(segs[-1])
         if not segs or segs[-1].sealed:
-            seg = _Segment(self.last_seq + 1, 0, False, _seg_name(self.last_seq + 1))
+            first = self.last_seq + 1
+            seg = _Segment(first, 0, False, journalfile.segment_name(first))
             f = self.fs.open_file(self._path(seg.name), "ab")
             self._sync(f)
             f.close()
@@ -297,8 +255,7 @@ class Journal:
                 try:
                     seg, f = self._active()  # may seal a full segment or start a new one
                 except OSError as e:
-                    cls = JournalFull if e.args and e.args[0] in _ENOSPC else JournalError
-                    raise cls("journal write failed: %r" % e) from None
+                    raise _write_error(e) from None
                 take = min(len(staged) - done, self.segment_records - seg.count)
                 part = staged[done : done + take]
                 data = b"".join(entry(raw) for _r, raw, _h in part)
@@ -308,8 +265,7 @@ class Journal:
                     self._sync(f)
                 except OSError as e:
                     self._undo(seg, size)
-                    cls = JournalFull if e.args and e.args[0] in _ENOSPC else JournalError
-                    raise cls("journal write failed: %r" % e) from None
+                    raise _write_error(e) from None
                 seg.count += take
                 self._crc = crc32(data, self._crc)
                 self.last_seq = part[-1][0].seq
@@ -382,7 +338,7 @@ class Journal:
             if not raws:
                 return
             yield from raws
-            after = records.decode(raws[-1]).seq
+            after = records.seq_of(raws[-1])
 
     def _read(self, seg, start: int, n: int) -> list:
         f = self.fs.open_file(self._path(seg.name), "rb")
@@ -391,13 +347,9 @@ class Journal:
             data = f.read(n * ENTRY_LEN)
         finally:
             f.close()
-        out = []
-        for pos in range(0, n * ENTRY_LEN, ENTRY_LEN):
-            raw = data[pos + 1 : pos + 1 + RLEN]
-            (c,) = struct.unpack_from(">I", data, pos + 1 + RLEN)
-            if data[pos] != ENTRY_MARK or c != crc32(raw) & 0xFFFFFFFF:
-                raise JournalError("%s: entry at seq %d is damaged" % (seg.name, start))
-            out.append(raw)
+        out, good, _corrupt = ENTRY.scan(data)
+        if good != len(data):
+            raise JournalError("%s: entry at seq %d is damaged" % (seg.name, start))
         if len(out) != n:
             raise JournalError("%s is shorter than its index" % seg.name)
         return out
@@ -411,11 +363,8 @@ class Journal:
             return 0
         [raw] = self.pending(1, up_to - 1)
         h = records.record_hash(raw)
-        meta = struct.pack(">Q", up_to) + h
         try:
-            self.fs.write_atomic(
-                self._path(META), meta + struct.pack(">I", crc32(meta) & 0xFFFFFFFF)
-            )
+            self.fs.write_atomic(self._path(META), journalfile.meta(up_to, h))
         except OSError as e:  # nothing trimmed: the records are simply uploaded again later
             raise JournalError("could not record the acknowledgement: %r" % e) from None
         dropped = up_to - self.acked_seq

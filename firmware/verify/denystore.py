@@ -4,10 +4,10 @@ In memory: one sorted array of u64 keys (protocol/denylist.py: `account_id << 24
 cred_no 0 = the whole account), 8 bytes an entry. A lookup is one binary search (two when the
 account has credential entries): about 0.7 us on CPython for a million entries.
 
-On disk, in the store's directory:
-    deny.base   "FGDS" | u32 version | u32 issued_at | u32 count | u32 crc32(keys)
-                | count x u64 little-endian
-    deny.log    records: u32 length | u32 crc32(blob) | blob (a delta as received, signed)
+On disk, in the store's directory (layouts in protocol/denyfile.py), through the storage
+object `fs` (firmware/storage/fs.py):
+    deny.base   the keys of one version
+    deny.log    the deltas since, as received (signed)
 
 A delta is appended to deny.log and synced before it takes effect in memory, so a power cut
 mid-apply leaves a torn last record (its CRC fails, it is cut at the next start: the old
@@ -16,14 +16,12 @@ every `compact_after` deltas, rewrite deny.base with write_atomic and then empty
 records the new base already covers are skipped by version at the next start.
 """
 
-import struct
 import sys
 from array import array
-from binascii import crc32
 
-from firmware import platform
+from firmware.storage.fs import DISK
 from firmware.verify.truststore import ListError, check_root_signature
-from protocol import denylist
+from protocol import denyfile, denylist
 from protocol.errors import FormatError
 
 try:
@@ -42,30 +40,7 @@ except ImportError:  # MicroPython has no bisect
         return lo
 
 
-BASE_MAGIC = b"FGDS"
-_BASE_HEAD = "<4sIIII"
-_BASE_HEAD_LEN = 20
-_LOG_HEAD = "<II"
 _IS_MPY = sys.implementation.name == "micropython"
-
-
-def _keys_from_le(data):
-    if _IS_MPY:
-        return array("Q", bytes(data))  # MCUs are little-endian
-    a = array("Q")
-    a.frombytes(data)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a
-
-
-def _keys_to_le(keys) -> bytes:
-    if _IS_MPY:
-        return bytes(keys)
-    if sys.byteorder != "little":
-        keys = array("Q", keys)
-        keys.byteswap()
-    return keys.tobytes()
 
 
 def _copy_range(out, keys, view, lo, hi):
@@ -119,7 +94,7 @@ class DenyStore:
         verifier=None,
         capacity: int = 4_000_000,
         compact_after: int = 32,
-        sync=platform.sync_file,
+        fs=DISK,
         readonly: bool = False,
     ):
         """readonly: load `directory` but never write it; installs then stay in memory."""
@@ -128,7 +103,7 @@ class DenyStore:
         self.verifier = verifier
         self.capacity = capacity
         self.compact_after = compact_after
-        self._sync = sync
+        self.fs = fs
         self.keys = array("Q")
         self.version = 0
         self.issued_at = 0
@@ -223,7 +198,7 @@ class DenyStore:
     def _replace(self, keys, version, issued_at):
         if self.dir:
             self._write_base(keys, version, issued_at)
-            platform.write_atomic(self.log_path, b"")
+            self.fs.write_atomic(self.log_path, b"")
             self.log_records = 0
         self.keys = keys
         self.version = version
@@ -237,56 +212,38 @@ class DenyStore:
     # --- disk ------------------------------------------------------------------------------
 
     def _write_base(self, keys, version, issued_at):
-        data = _keys_to_le(keys)
-        crc = crc32(data) & 0xFFFFFFFF
-        head = struct.pack(_BASE_HEAD, BASE_MAGIC, version, issued_at, len(keys), crc)
-        platform.write_atomic(self.base_path, head + data)
+        self.fs.write_atomic(self.base_path, denyfile.base(keys, version, issued_at))
 
     def _append_log(self, blob):
-        rec = struct.pack(_LOG_HEAD, len(blob), crc32(blob) & 0xFFFFFFFF) + blob
-        with open(self.log_path, "ab") as f:
-            f.write(rec)
-            self._sync(f)
+        self.fs.append(self.log_path, denyfile.log_record(blob))
         self.log_records += 1
 
     def _load(self, readonly):
-        data = platform.read_file(self.base_path)
+        data = self.fs.read_file(self.base_path)
         if data is not None:
-            head = data[:_BASE_HEAD_LEN]
-            if len(head) < _BASE_HEAD_LEN:
-                head = bytes(_BASE_HEAD_LEN)
-            magic, version, issued_at, count, crc = struct.unpack(_BASE_HEAD, head)
-            body = memoryview(data)[_BASE_HEAD_LEN:]
-            if magic != BASE_MAGIC or len(body) != 8 * count or crc32(body) & 0xFFFFFFFF != crc:
+            found = denyfile.parse_base(data)
+            if found is None:
                 # Start empty at version 0 (the next sync fetches a snapshot) and say so.
                 self.load_error = "deny.base is damaged"
                 return
-            self.keys = _keys_from_le(body)
-            self.version = version
-            self.issued_at = issued_at
-        log = platform.read_file(self.log_path)
+            self.version, self.issued_at, body = found
+            self.keys = denyfile.keys_from_le(body)
+        log = self.fs.read_file(self.log_path)
         if not log:
             return
-        pos = 0
-        good = 0
-        while pos + 8 <= len(log):
-            n, crc = struct.unpack(_LOG_HEAD, log[pos : pos + 8])
-            blob = log[pos + 8 : pos + 8 + n]
-            if len(blob) != n or crc32(blob) & 0xFFFFFFFF != crc:
-                break
+        blobs, good = denyfile.parse_log(log)
+        for blob in blobs:
             dl = denylist.parse(blob)  # checked when installed; the CRC vouches for the bytes
             if dl.to_version > self.version and dl.from_version == self.version:
                 self.keys = merge(self.keys, dl.adds, dl.removes)
                 self.version = dl.to_version
                 self.issued_at = dl.issued_at
-            pos += 8 + n
-            good = pos
             self.log_records += 1
         if good != len(log):
             # a torn tail from a power cut mid-append: that delta never took effect
             self.torn_bytes_cut = len(log) - good
             if not readonly:
-                platform.write_atomic(self.log_path, log[:good])
+                self.fs.write_atomic(self.log_path, log[:good])
 
     def status(self) -> dict:
         return {

@@ -19,6 +19,7 @@ import os
 
 from firmware import platform
 from firmware.compose import gate_config
+from firmware.storage.fs import DISK
 from firmware.verify.denystore import DenyStore
 from firmware.verify.replay import ReplayCache
 from firmware.verify.timeanchor import TimeAnchor
@@ -106,7 +107,7 @@ def open_validator(
     roots=None,
     config=None,
     clock=None,
-    sync=platform.sync_file,
+    fs=DISK,
 ):
     """The Validator of the gate whose state is in `directory`.
 
@@ -115,29 +116,29 @@ def open_validator(
     readonly  load everything but never write (for `faregate verify` on a copy of a gate's state)
     roots, config   the operator roots and ValidatorConfig (default: roots.json, validator.json)
     clock     a TimeAnchor the caller made (instead of `rtc`)
-    sync      the durable-write primitive of the deny store and replay cache
+    fs        the storage object of every store (firmware/storage/fs.py)
     """
     if roots is None:
         roots = read_roots(directory)
     if config is None:
         config = read_config(directory)
-    trust = TrustStore(roots, verifier, directory + "/" + TRUST)
+    trust = TrustStore(roots, verifier, directory + "/" + TRUST, fs=fs)
     if readonly:
         trust.path = None
     deny_dir = directory + "/" + DENY
     if not readonly:
         _mkdir(deny_dir)
-    deny = DenyStore(deny_dir, roots, verifier, sync=sync, readonly=readonly)
+    deny = DenyStore(deny_dir, roots, verifier, fs=fs, readonly=readonly)
     retain = config.window_s + config.skew_s
-    replay = ReplayCache(directory + "/" + REPLAY, retain, sync=sync, readonly=readonly)
+    replay = ReplayCache(directory + "/" + REPLAY, retain, fs=fs, readonly=readonly)
     if clock is None and rtc is not None:
-        clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR)
+        clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR, fs=fs)
     return Validator(verifier, trust, deny, config, replay, clock)
 
 
-def forget_lists(directory: str) -> None:
+def forget_lists(directory: str, fs=DISK) -> None:
     """Remove the installed trust and deny lists (a factory reset: the next operator's lists
     start from version 1 again)."""
-    platform.remove_if_exists(directory + "/" + TRUST)
+    fs.remove_if_exists(directory + "/" + TRUST)
     for name in ("deny.base", "deny.log"):
-        platform.remove_if_exists(directory + "/" + DENY + "/" + name)
+        fs.remove_if_exists(directory + "/" + DENY + "/" + name)

@@ -6,34 +6,24 @@ would stop can still pass the time window: `retain_s` (window + skew) after the 
 presentation's time and the gate's time when it was accepted. Older presentations are refused
 as stale anyway.
 
-On disk (`replay.log`), one 24-byte record per accepted passage, synced before `commit`
-returns:
-    u64 cred_id | u32 counter | u32 presentation time | u32 gate time | u32 crc32(first 20)
-Opening the log replays it (a torn last record from a power cut is cut); when the log holds
-many more records than live entries it is rewritten with write_atomic.
+On disk (`replay.log`, layout in protocol/replaylog.py), one 24-byte record per accepted
+passage, synced before `commit` returns. Opening the log replays it (a torn last record from a
+power cut is cut); when the log holds many more records than live entries it is rewritten with
+write_atomic. Every file operation goes through the storage object `fs` (firmware/storage/fs.py).
 """
 
-import struct
-from binascii import crc32
+from firmware.storage.fs import DISK
+from protocol import replaylog
 
-from firmware import platform
-
-_REC = ">QIII"
-_REC_BODY_LEN = 20
-REC_LEN = 24
-
-
-def _record(cred_id, counter, ptime, gtime) -> bytes:
-    body = struct.pack(_REC, cred_id, counter, ptime, gtime)
-    return body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
+REC_LEN = replaylog.ENTRY_LEN
 
 
 class ReplayCache:
-    def __init__(self, path=None, retain_s: int = 70, sync=platform.sync_file, readonly=False):
+    def __init__(self, path=None, retain_s: int = 70, fs=DISK, readonly=False):
         """readonly: load `path` but never write it (a technician's copy of a gate's state)."""
         self.path = path
         self.retain_s = retain_s
-        self._sync = sync
+        self.fs = fs
         self.entries: dict = {}  # cred_id -> (counter, presentation time, gate time)
         self.log_records = 0
         self.torn_bytes_cut = 0
@@ -63,9 +53,9 @@ class ReplayCache:
             try:
                 f = self._file
                 if f is None:
-                    f = self._file = open(self.path, "ab")
-                f.write(_record(cred_id, counter, ptime, gtime))
-                self._sync(f)
+                    f = self._file = self.fs.open_file(self.path, "ab")
+                f.write(replaylog.entry(cred_id, counter, ptime, gtime))
+                self.fs.sync_file(f)
                 self.log_records += 1
             except OSError:
                 # The entry still protects until a reboot; status() reports the failure.
@@ -84,29 +74,23 @@ class ReplayCache:
         return len(old)
 
     def _rewrite(self):
-        data = b"".join(_record(cid, *e) for cid, e in self.entries.items())
+        data = b"".join(replaylog.entry(cid, *e) for cid, e in self.entries.items())
         self.close()
-        platform.write_atomic(self.path, data)
+        self.fs.write_atomic(self.path, data)
         self.log_records = len(self.entries)
 
     def _load(self, readonly):
-        data = platform.read_file(self.path, b"")
-        pos = 0
-        while pos + REC_LEN <= len(data):
-            body = data[pos : pos + _REC_BODY_LEN]
-            (crc,) = struct.unpack(">I", data[pos + _REC_BODY_LEN : pos + REC_LEN])
-            if crc32(body) & 0xFFFFFFFF != crc:
-                break
-            cid, counter, ptime, gtime = struct.unpack(_REC, body)
+        data = self.fs.read_file(self.path, b"")
+        found, good = replaylog.parse(data)
+        for cid, counter, ptime, gtime in found:
             e = self.entries.get(cid)
             if e is None or counter > e[0]:
                 self.entries[cid] = (counter, ptime, gtime)
-            pos += REC_LEN
-            self.log_records += 1
-        if pos != len(data):
-            self.torn_bytes_cut = len(data) - pos
+        self.log_records = len(found)
+        if good != len(data):
+            self.torn_bytes_cut = len(data) - good
             if not readonly:
-                platform.write_atomic(self.path, data[:pos])
+                self.fs.write_atomic(self.path, data[:good])
 
     def close(self) -> None:
         if self._file is not None:

@@ -25,28 +25,20 @@ believes `rtc - lead` (downtime and a jump while it was off look the same), neve
 while the power is off; one corrected while off makes the gate run `lead` behind until the next
 trusted time). docs/ridecode.md, section 6, says what riders see in each case.
 
-On disk (`anchor.bin`), two 20-byte slots written alternately in place, so a torn write
-spoils at most the slot being written:
-    u32 seq | u32 last_good | u32 flags (bit 0 untrusted, bit 1 rtc_ahead) | i32 lead_s
-    | u32 crc32(first 16)
-A 32-byte file of two 16-byte slots (no lead; written before the forward check existed) is
-read as lead 0 and rewritten in the new layout, atomically, at the next write.
+On disk (`anchor.bin`, layout in protocol/anchorfile.py), two slots written alternately in
+place, so a torn write spoils at most the slot being written. A file in the old layout (no lead)
+is read as lead 0 and rewritten in the new layout, atomically, at the next write. Every file
+operation goes through the storage object `fs` (firmware/storage/fs.py).
 
 The RTC and the tick counter are handed in (`rtc.now()` -> unix seconds, `rtc.set(t)`
 optional; `ticks_ms()` and `ticks_diff(a, b)` as on MicroPython), so tests drive all of it.
 """
 
-import struct
-from binascii import crc32
-
 from firmware import platform
+from firmware.storage.fs import DISK
+from protocol import anchorfile
+from protocol.anchorfile import FLAG_AHEAD, FLAG_UNTRUSTED
 
-FLAG_UNTRUSTED = 1
-FLAG_AHEAD = 2
-_SLOT = ">IIIi"
-SLOT_LEN = 20
-_OLD_SLOT = ">III"
-_OLD_SLOT_LEN = 16
 _REBASE_MS = 3_600_000  # fold elapsed ticks into the anchor hourly (ticks wrap on MCUs)
 AHEAD_TOLERANCE_S = 10
 
@@ -59,7 +51,7 @@ class TimeAnchor:
         tolerance_s: int = 2,
         ticks_ms=platform.ticks_ms,
         ticks_diff=platform.ticks_diff,
-        sync=platform.sync_file,
+        fs=DISK,
         ahead_tolerance_s: int = AHEAD_TOLERANCE_S,
         on_flag=None,
     ):
@@ -69,7 +61,7 @@ class TimeAnchor:
         self.ahead_tolerance_s = ahead_tolerance_s
         self._ticks_ms = ticks_ms
         self._ticks_diff = ticks_diff
-        self._sync = sync
+        self.fs = fs
         self.untrusted = False  # either flag: the validator's clock policy applies
         self.rtc_ahead = False  # the RTC jumped forward (its own flag, for status and reports)
         self.reason = ""  # why untrusted, for the display and the sync report
@@ -180,49 +172,34 @@ class TimeAnchor:
             return
         self._seq += 1
         flags = (FLAG_UNTRUSTED if self.untrusted else 0) | (FLAG_AHEAD if self.rtc_ahead else 0)
-        body = struct.pack(_SLOT, self._seq, t, flags, self.lead)
-        slot = body + struct.pack(">I", crc32(body) & 0xFFFFFFFF)
-        at = (self._seq % 2) * SLOT_LEN
+        slot = anchorfile.slot(self._seq, t, flags, self.lead)
+        fs = self.fs
         try:
             if not self._layout_ok:
                 # a new file, the old layout, or one a write failed on: replaced whole, so a
                 # power cut leaves the old file (and its last_good) or the new one
-                whole = bytes(SLOT_LEN) + slot if at else slot + bytes(SLOT_LEN)
-                platform.write_atomic(self.path, whole)
+                fs.write_atomic(self.path, anchorfile.whole(self._seq, slot))
                 self._layout_ok = True
                 return
-            with open(self.path, "r+b") as f:
-                f.seek(at)
+            f = fs.open_file(self.path, "r+b")
+            try:
+                f.seek(anchorfile.slot_offset(self._seq))
                 f.write(slot)
-                self._sync(f)
+                fs.sync_file(f)
+            finally:
+                f.close()
         except OSError:
             self.write_errors += 1  # keeps time in memory; status() reports it
             self._layout_ok = False
 
     def _load(self) -> None:
-        data = platform.read_file(self.path, None)
+        data = self.fs.read_file(self.path, None)
         if data is None:
             self._layout_ok = False  # no file yet: the first write creates it whole
             return
-        if len(data) == 2 * _OLD_SLOT_LEN:
-            self._layout_ok = False
-            size, fmt = _OLD_SLOT_LEN, _OLD_SLOT
-        else:
-            self._layout_ok = len(data) == 2 * SLOT_LEN
-            size, fmt = SLOT_LEN, _SLOT
-        best = None
-        for i in (0, 1):
-            s = data[i * size : (i + 1) * size]
-            if len(s) != size:
-                continue
-            fields = struct.unpack(fmt, s[:-4])
-            if crc32(s[:-4]) & 0xFFFFFFFF != struct.unpack(">I", s[-4:])[0] or fields[0] == 0:
-                continue
-            if best is None or fields[0] > best[0]:
-                best = fields
+        best, self._layout_ok = anchorfile.parse(data)
         if best is not None:
-            self._seq, self.last_good, flags = best[0], best[1], best[2]
-            self.lead = best[3] if len(best) > 3 else 0
+            self._seq, self.last_good, flags, self.lead = best
             if flags & (FLAG_UNTRUSTED | FLAG_AHEAD):
                 self.untrusted = True
                 self.rtc_ahead = bool(flags & FLAG_AHEAD)

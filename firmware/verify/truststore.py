@@ -10,7 +10,7 @@ Staleness: past the list's `valid_until` the validator applies its configured st
 back office.
 """
 
-from firmware import platform
+from firmware.storage.fs import DISK
 from protocol import trustlist
 from protocol.errors import FormatError
 
@@ -35,17 +35,18 @@ def check_root_signature(roots, verifier, parsed, what):
 class TrustStore:
     """Issuer keys by id, from a signed trust list (or, for tests and simulators, a plain dict)."""
 
-    def __init__(self, roots=None, verifier=None, path=None):
+    def __init__(self, roots=None, verifier=None, path=None, fs=DISK):
         self.roots = dict(roots or {})  # root_key_id -> SEC1 public key of the operator root
         self.verifier = verifier
         self.path = path
+        self.fs = fs  # the storage object (firmware/storage/fs.py)
         self.list = None  # the installed trustlist.TrustList
         self.keys = {}  # key_id -> IssuerKey
         self.signed = True  # False for an unsigned in-memory store (tests, simulator)
         self.epoch = 0  # bumped on every change: caches of verified credentials key on it
         self.load_error = ""
         if path:
-            blob = platform.read_file(path)
+            blob = fs.read_file(path)
             if blob is not None:
                 try:
                     self._accept(self._check(blob))
@@ -85,7 +86,7 @@ class TrustStore:
         if tl is None:
             return False
         if self.path:
-            platform.write_atomic(self.path, tl.raw)
+            self.fs.write_atomic(self.path, tl.raw)
         self._accept(tl)
         return True
 

@@ -5,9 +5,9 @@ adds what a whole-station run needs around them:
 
     ScanReader   a reader whose scans arrive after a decode latency drawn per scan
     Barrier      a SimBarrier that tells observers about every command (the invariant checks)
-    SimDisk      the gate's storage as firmware.platform's file layer: real files and fsync,
-                 and a `full` switch under which every durable write fails with ENOSPC (as
-                 fsync reports it on a full volume), so the firmware's own error paths run
+    SimDisk      the gate's storage object (firmware/storage/fs.py): real files and fsync, and
+                 a `full` switch under which every write and sync of every store fails with
+                 ENOSPC (as a full volume reports it), so the firmware's own error paths run
     SimHardware  everything one gate has: readers, barrier, display, indicator, beams or loops
                  or door and exit button, an RTC that drifts, the disk
 
@@ -19,7 +19,7 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-from firmware import platform
+from firmware.storage.fs import FileProxy, Storage
 from host_sim.hardware import passage
 from host_sim.hardware.devices import (
     ManualClock,
@@ -81,24 +81,17 @@ class Barrier(SimBarrier):
         return self.state in ("opening", "closing") or bool(self._events)
 
 
-class SimDisk:
-    """firmware.platform's file layer over real files, with a `full` switch."""
+class SimDisk(Storage):
+    """The gate's storage object (firmware/storage/fs.py) over real files, with a `full`
+    switch. Device hands this one object to every store (journal, replay cache, deny and trust
+    stores, time anchor, device store, service log), so while full every write and every sync
+    of each of them fails with ENOSPC, as a full volume reports it, and each store's own error
+    path runs. Reading is never refused."""
 
     def __init__(self) -> None:
         self.full = False
         self.fills = 0  # disk-full faults in progress (they may overlap)
-        self.refused = 0  # durable writes refused while full
-        for name in (
-            "read_file",
-            "listdir",
-            "file_size",
-            "open_file",
-            "truncate_file",
-            "remove_if_exists",
-            "sync_dir",
-            "path_exists",
-        ):
-            setattr(self, name, getattr(platform, name))
+        self.refused = 0  # writes and syncs refused while full
 
     def fill(self) -> None:
         self.fills += 1
@@ -112,18 +105,34 @@ class SimDisk:
         self.fills = 0
         self.full = False
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Raise ENOSPC while the disk is full."""
         if self.full:
             self.refused += 1
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    def sync_file(self, f: Any) -> None:
-        self._check()
-        platform.sync_file(f)
+    def open_file(self, path: str, mode: str) -> Any:
+        f = super().open_file(path, mode)
+        return f if mode == "rb" else _SimFile(f, self)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        self._check()
-        platform.write_atomic(path, data)
+    def sync_file(self, f: Any) -> None:
+        self.check()
+        super().sync_file(f.f if isinstance(f, _SimFile) else f)
+
+    def free_bytes(self, path: str) -> int | None:
+        return 0 if self.full else super().free_bytes(path)
+
+
+class _SimFile(FileProxy):
+    """A file opened for writing on a SimDisk: a write while the disk is full fails."""
+
+    def __init__(self, f: Any, disk: SimDisk) -> None:
+        super().__init__(f)
+        self.disk = disk
+
+    def write(self, data: bytes) -> int:
+        self.disk.check()
+        return self.f.write(data)
 
 
 class SimHardware:

@@ -1,8 +1,10 @@
 import os
 
 from firmware import platform
-from firmware.storage.journal import ENTRY_LEN, FOOTER_LEN, Journal, JournalError, JournalFull
+from firmware.storage.fs import FileProxy
+from firmware.storage.journal import Journal, JournalError, JournalFull
 from protocol import records
+from protocol.journalfile import ENTRY_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
 
 
@@ -41,9 +43,9 @@ class FaultyDisk:
         platform.truncate_file(path, size)
 
 
-class _FullFile:
+class _FullFile(FileProxy):
     def __init__(self, f, disk):
-        self.f = f
+        super().__init__(f)
         self.disk = disk
 
     def write(self, data):
@@ -53,15 +55,6 @@ class _FullFile:
             raise OSError(28, "No space left on device")
         self.disk.room -= len(data)
         return self.f.write(data)
-
-    def flush(self):
-        self.f.flush()
-
-    def fileno(self):
-        return self.f.fileno()
-
-    def close(self):
-        self.f.close()
 
 
 def test_append_reopen_keeps_everything_and_the_chain():

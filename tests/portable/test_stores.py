@@ -1,7 +1,8 @@
 """Replay cache and time anchor: persisted state that must survive a power cut."""
 
 from firmware.verify.replay import REC_LEN, ReplayCache
-from firmware.verify.timeanchor import SLOT_LEN, TimeAnchor
+from firmware.verify.timeanchor import TimeAnchor
+from protocol.anchorfile import SLOT_LEN
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
 

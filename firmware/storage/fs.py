@@ -1,0 +1,201 @@
+"""The gate's storage object: every file operation a store makes goes through one `Storage`,
+handed to every store, so a fault injected there (a full disk, a torn write, a read error)
+reaches all of them. Portable (CPython and MicroPython).
+
+The seam, and what each operation promises:
+    open_file(path, mode)     a file object (.write, .read, .seek, .flush, .close)
+    sync_file(f)              f's data is durable (the one durable-write primitive)
+    sync_dir(path)            the directory entry of `path` is durable (a create, a rename)
+    write_atomic(path, data)  replace: temp file, write, sync, rename, sync the directory;
+                              a power cut leaves the old content or the new, never a mix
+    append(path, data)        open, write, sync, close: for rare appends (logs kept open by
+                              their store write through open_file + sync_file instead)
+    read_file(path, default)  the whole file, or `default` if there is none (any other read
+                              error is raised: a store must not take a bad read for "empty")
+    remove_if_exists, rename, listdir, file_size, path_exists, is_dir, mkdir, rmdir
+    truncate_file(path, n)    cut to n bytes, durably (a torn tail or a failed write goes away)
+    free_bytes(path)          free space on the volume holding `path` (None if unknown)
+A full volume is an OSError whose errno `is_full` recognises (ENOSPC, or EFBIG); a store turns
+it into its own error or policy. Composite operations (write_atomic, append, truncate_file on
+MicroPython) are built from the primitives, so a subclass that overrides a primitive (the
+simulator's full disk, a test's torn write) changes them too.
+
+Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
+file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
+primitive there, and directories cannot be synced (nor need to be on littlefs/FAT).
+
+`DISK` is the real storage; stores default to it, so callers that do not care stay simple. A
+storage object that injects faults into writes returns its files wrapped in a `FileProxy`
+subclass (and unwraps them in `sync_file`).
+"""
+
+import os
+import sys
+
+_MPY = sys.implementation.name == "micropython"
+_FULL = (28, 27)  # ENOSPC, EFBIG
+_ABSENT = (2, 20)  # ENOENT, ENOTDIR
+
+
+def is_full(e: OSError) -> bool:
+    """The error says the volume (or the file's size limit) is full."""
+    return bool(e.args) and e.args[0] in _FULL
+
+
+class Storage:
+    # -- primitives ------------------------------------------------------------------------
+    def open_file(self, path: str, mode: str):
+        return open(path, mode)
+
+    if _MPY:
+
+        def sync_file(self, f) -> None:
+            f.flush()
+
+        def sync_dir(self, path: str) -> None:
+            pass
+
+    else:
+
+        def sync_file(self, f) -> None:
+            f.flush()
+            os.fsync(f.fileno())
+
+        def sync_dir(self, path: str) -> None:
+            d = path.rsplit("/", 1)[0] if "/" in path else "."
+            fd = os.open(d or "/", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def read_file(self, path: str, default=None):
+        try:
+            f = self.open_file(path, "rb")
+        except OSError as e:
+            if e.args and e.args[0] in _ABSENT:
+                return default
+            raise
+        try:
+            return f.read()
+        finally:
+            f.close()
+
+    def rename(self, old: str, new: str) -> None:
+        os.rename(old, new)
+
+    def remove_if_exists(self, path: str) -> None:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+    def listdir(self, path: str) -> list:
+        return os.listdir(path)
+
+    def file_size(self, path: str) -> int:
+        return os.stat(path)[6]
+
+    def path_exists(self, path: str) -> bool:
+        try:
+            os.stat(path)
+            return True
+        except OSError:
+            return False
+
+    def is_dir(self, path: str) -> bool:
+        try:
+            return bool(os.stat(path)[0] & 0x4000)
+        except OSError:
+            return False
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def free_bytes(self, path: str):
+        try:
+            st = os.statvfs(path)
+        except (AttributeError, OSError):
+            return None
+        return st[1] * st[4]  # fragment size x blocks free to unprivileged users
+
+    # -- built from the primitives ---------------------------------------------------------
+    def write_atomic(self, path: str, data) -> None:
+        tmp = path + ".tmp"
+        f = self.open_file(tmp, "wb")
+        try:
+            f.write(data)
+            self.sync_file(f)
+        except OSError:
+            f.close()
+            self.remove_if_exists(tmp)
+            raise
+        f.close()
+        self.rename(tmp, path)
+        self.sync_dir(path)
+
+    def append(self, path: str, data) -> None:
+        f = self.open_file(path, "ab")
+        try:
+            f.write(data)
+            self.sync_file(f)
+        finally:
+            f.close()
+
+    def truncate_file(self, path: str, size: int) -> None:
+        if self.file_size(path) == size:
+            return  # nothing to cut (a write that failed before writing anything)
+        if hasattr(os, "truncate"):
+            os.truncate(path, size)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:  # MicroPython has no truncate: rewrite the kept prefix atomically
+            f = self.open_file(path, "rb")
+            try:
+                data = f.read(size)
+            finally:
+                f.close()
+            self.write_atomic(path, data)
+
+
+class FileProxy:
+    """A file object that hands every call to the real file `f`; subclasses override some."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        return self.f.write(data)
+
+    def read(self, n=-1):
+        return self.f.read(n)
+
+    def readinto(self, buf):
+        return self.f.readinto(buf)
+
+    def seek(self, pos):
+        return self.f.seek(pos)
+
+    def flush(self):
+        self.f.flush()
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def close(self):
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+DISK = Storage()

@@ -1,0 +1,71 @@
+"""The deny-list store's files, byte for byte. Pure functions.
+
+    deny.base   "FGDS" | u32 version | u32 issued_at | u32 count | u32 crc32(keys)
+                | count x u64 key, all little-endian (keys: protocol/denylist.py)
+    deny.log    deltas as received (signed), in the append-log framing (protocol/applog.py):
+                u32 length | u32 crc32(blob) | blob, little-endian
+A reader of deny.log keeps the whole records before the first bad one: a power cut mid-append
+tears at most the last (that delta never took effect).
+"""
+
+import struct
+import sys
+from array import array
+from binascii import crc32
+
+from protocol.applog import Framing
+
+BASE_MAGIC = b"FGDS"
+_HEAD = "<4sIIII"
+HEAD_LEN = 20
+LOG = Framing(0, order="<", crc_first=True)
+_MPY = sys.implementation.name == "micropython"
+
+
+def keys_from_le(data):
+    """An array("Q") of the little-endian u64 keys in `data`."""
+    if _MPY:
+        return array("Q", bytes(data))  # MCUs are little-endian
+    a = array("Q")
+    a.frombytes(data)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def keys_to_le(keys) -> bytes:
+    if _MPY:
+        return bytes(keys)
+    if sys.byteorder != "little":
+        keys = array("Q", keys)
+        keys.byteswap()
+    return keys.tobytes()
+
+
+def base(keys, version: int, issued_at: int) -> bytes:
+    """deny.base holding `keys` (an ascending array("Q"))."""
+    data = keys_to_le(keys)
+    crc = crc32(data) & 0xFFFFFFFF
+    return struct.pack(_HEAD, BASE_MAGIC, version, issued_at, len(keys), crc) + data
+
+
+def parse_base(data):
+    """-> (version, issued_at, keys as a little-endian memoryview), or None if damaged."""
+    head = data[:HEAD_LEN]
+    if len(head) < HEAD_LEN:
+        return None
+    magic, version, issued_at, count, crc = struct.unpack(_HEAD, head)
+    body = memoryview(data)[HEAD_LEN:]
+    if magic != BASE_MAGIC or len(body) != 8 * count or crc32(body) & 0xFFFFFFFF != crc:
+        return None
+    return version, issued_at, body
+
+
+def log_record(blob) -> bytes:
+    return LOG.frame(blob)
+
+
+def parse_log(data):
+    """-> (blobs of the whole records, good length)."""
+    blobs, good, _corrupt = LOG.scan(data)
+    return blobs, good

@@ -1,0 +1,134 @@
+"""The on-disk formats of protocol/ as pure functions: the one append-log framing
+(protocol/applog.py) and each store's file layout, byte for byte. Portable: runs on MicroPython."""
+
+import struct
+from binascii import crc32
+
+from protocol import anchorfile, denyfile, journalfile, records, replaylog
+from protocol.applog import Framing
+from protocol.errors import FormatError
+from tests.portable.harness import raises
+
+
+def _crc(b, order=">"):
+    return struct.pack(order + "I", crc32(b) & 0xFFFFFFFF)
+
+
+def _raw(seq, prev=records.ZERO_HASH):
+    r = records.Record(records.KIND_PASSAGE, 0, 7, seq, 1767254400, account_id=seq, prev_hash=prev)
+    return r.to_bytes()
+
+
+def test_the_three_layouts_frame_as_documented():
+    raw = _raw(1)
+    assert journalfile.entry(raw) == b"\xa5" + raw + _crc(raw)
+    assert journalfile.ENTRY_LEN == 69
+    body = struct.pack(">QIII", 5, 6, 7, 8)
+    assert replaylog.entry(5, 6, 7, 8) == body + _crc(body)
+    assert replaylog.ENTRY_LEN == 24
+    blob = b"a delta, as received"
+    assert denyfile.log_record(blob) == struct.pack("<I", len(blob)) + _crc(blob, "<") + blob
+
+
+def test_scan_a_clean_log_gives_every_body():
+    for framing, bodies in (
+        (Framing(4, mark=b"\xa5"), [b"abcd", b"efgh", b"ijkl"]),
+        (Framing(4), [b"abcd", b"efgh"]),
+        (Framing(0, order="<", crc_first=True), [b"", b"x", b"longer body"]),
+        (Framing(0), [b"one", b"two"]),
+    ):
+        data = b"".join(framing.frame(b) for b in bodies)
+        assert framing.scan(data) == (bodies, len(data), None)
+    assert Framing(4).scan(b"") == ([], 0, None)
+
+
+def test_a_torn_tail_is_cut_at_every_length_and_is_not_corruption():
+    for framing in (Framing(8, mark=b"\xa5"), Framing(8), Framing(0, order="<", crc_first=True)):
+        good = framing.frame(b"12345678") + framing.frame(b"abcdefgh")
+        last = framing.frame(b"ABCDEFGH")
+        for cut in range(len(last)):
+            got = framing.scan(good + last[:cut])
+            assert got == ([b"12345678", b"abcdefgh"], len(good), None), (cut, got)
+
+
+def test_a_bad_frame_followed_by_a_good_one_is_corruption_where_it_starts():
+    f = Framing(8, mark=b"\xa5")
+    frames = [f.frame(b"%08d" % i) for i in range(4)]
+    for i in range(1, 4):
+        data = bytearray(b"".join(frames))
+        data[i * f.frame_len + 3] ^= 0x40  # a flipped bit inside frame i
+        bodies, good, corrupt = f.scan(bytes(data))
+        assert len(bodies) == i and good == i * f.frame_len
+        # only a good frame after the bad one makes it corruption; a bad last one is a torn tail
+        assert corrupt == (good if i < 3 else None), (i, corrupt)
+    wrong_mark = bytearray(b"".join(frames))
+    wrong_mark[f.frame_len] = 0x00
+    assert f.scan(bytes(wrong_mark))[1:] == (f.frame_len, f.frame_len)
+
+
+def test_a_variable_length_log_cannot_step_over_a_bad_frame():
+    f = denyfile.LOG
+    data = bytearray(f.frame(b"first") + f.frame(b"second") + f.frame(b"third"))
+    data[len(f.frame(b"first")) + 9] ^= 1  # inside "second"
+    assert f.scan(bytes(data)) == ([b"first"], len(f.frame(b"first")), None)
+
+
+def test_journal_footer_meta_and_names():
+    raws = [_raw(1)]
+    raws.append(_raw(2, records.record_hash(raws[0])))
+    entries = b"".join(journalfile.entry(r) for r in raws)
+    last = records.record_hash(raws[-1])
+    seg = entries + journalfile.footer(2, crc32(entries), last)
+    assert len(seg) == 2 * journalfile.ENTRY_LEN + journalfile.FOOTER_LEN
+    assert journalfile.looks_sealed(seg) and journalfile.check_sealed(seg) == 2
+    assert journalfile.record_at(seg, 1) == raws[1]
+    bad = bytearray(seg)
+    bad[5] ^= 1
+    assert journalfile.looks_sealed(bytes(bad)) and journalfile.check_sealed(bytes(bad)) is None
+    assert not journalfile.looks_sealed(entries)
+    meta = journalfile.meta(9, last)
+    assert len(meta) == journalfile.META_LEN and journalfile.parse_meta(meta) == (9, last)
+    assert meta[:8] == struct.pack(">Q", 9) and meta[24:] == _crc(meta[:24])
+    e = raises(FormatError, journalfile.parse_meta, meta[:-1] + bytes((meta[-1] ^ 1,)))
+    assert e.reason == "journal_error"
+    name = journalfile.segment_name(0x1234)
+    assert name == "seg-0000000000001234.jnl" and journalfile.segment_first(name) == 0x1234
+    assert journalfile.segment_first("seg-12.jnl") is None
+    assert journalfile.segment_first("journal.meta") is None
+    assert records.seq_of(raws[1]) == 2 and records.prev_hash_of(raws[1]) == raws[1][48:]
+
+
+def test_replay_log_parse_keeps_the_good_entries():
+    data = replaylog.entry(1, 2, 3, 4) + replaylog.entry(5, 6, 7, 8)
+    assert replaylog.parse(data + b"\x00" * 7) == ([(1, 2, 3, 4), (5, 6, 7, 8)], len(data))
+
+
+def test_deny_base_round_trip_and_damage():
+    from array import array
+
+    keys = array("Q", [3, 1 << 40, (1 << 64) - 1])
+    data = denyfile.base(keys, 7, 1000)
+    assert data[:4] == b"FGDS" and len(data) == denyfile.HEAD_LEN + 24
+    assert struct.unpack("<IIII", data[4:20])[:3] == (7, 1000, 3)
+    version, issued_at, body = denyfile.parse_base(data)
+    assert (version, issued_at) == (7, 1000)
+    assert list(denyfile.keys_from_le(body)) == list(keys)
+    assert bytes(body)[:8] == struct.pack("<Q", 3)
+    assert denyfile.parse_base(data[:-1]) is None and denyfile.parse_base(b"FG") is None
+    assert denyfile.parse_base(b"XXXX" + data[4:]) is None
+
+
+def test_anchor_slots_newest_good_wins_and_the_old_layout_reads_as_lead_0():
+    s1 = anchorfile.slot(1, 100, 0, 0)
+    s2 = anchorfile.slot(2, 200, anchorfile.FLAG_AHEAD, -5)
+    assert len(s1) == anchorfile.SLOT_LEN and s2[:16] == struct.pack(">IIIi", 2, 200, 2, -5)
+    assert anchorfile.slot_offset(1) == anchorfile.SLOT_LEN and anchorfile.slot_offset(2) == 0
+    both = s2 + s1  # seq 2 in slot 0, seq 1 in slot 1
+    assert anchorfile.parse(both) == ((2, 200, 2, -5), True)
+    torn = s2[:7] + bytes(13) + s1
+    assert anchorfile.parse(torn) == ((1, 100, 0, 0), True)
+    assert anchorfile.whole(1, s1) == bytes(anchorfile.SLOT_LEN) + s1
+    old = struct.pack(">III", 4, 400, 1)
+    old += _crc(old)
+    assert anchorfile.parse(old + bytes(16)) == ((4, 400, 1, 0), False)
+    assert anchorfile.parse(b"") == (None, False)
