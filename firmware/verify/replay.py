@@ -16,11 +16,13 @@ many more records than live entries it is rewritten with write_atomic.
 import struct
 from binascii import crc32
 
-from firmware import platform
+from firmware import platform, settings
 
 _REC = ">QIII"
 _REC_BODY_LEN = 20
 REC_LEN = 24
+# window + skew at their defaults (a Validator passes its own)
+RETAIN_S = settings.default("validation.window_s") + settings.default("validation.skew_s")
 
 
 def _record(cred_id, counter, ptime, gtime) -> bytes:
@@ -29,7 +31,7 @@ def _record(cred_id, counter, ptime, gtime) -> bytes:
 
 
 class ReplayCache:
-    def __init__(self, path=None, retain_s: int = 70, sync=platform.sync_file, readonly=False):
+    def __init__(self, path=None, retain_s=RETAIN_S, sync=platform.sync_file, readonly=False):
         """readonly: load `path` but never write it (a technician's copy of a gate's state)."""
         self.path = path
         self.retain_s = retain_s

@@ -39,7 +39,7 @@ optional; `ticks_ms()` and `ticks_diff(a, b)` as on MicroPython), so tests drive
 import struct
 from binascii import crc32
 
-from firmware import platform
+from firmware import platform, settings
 
 FLAG_UNTRUSTED = 1
 FLAG_AHEAD = 2
@@ -48,7 +48,7 @@ SLOT_LEN = 20
 _OLD_SLOT = ">III"
 _OLD_SLOT_LEN = 16
 _REBASE_MS = 3_600_000  # fold elapsed ticks into the anchor hourly (ticks wrap on MCUs)
-AHEAD_TOLERANCE_S = 10
+AHEAD_TOLERANCE_S = settings.default("clock.ahead_tolerance_s")
 
 
 class TimeAnchor:
