@@ -184,7 +184,7 @@ def _int_problem(value, bounds):
     if isinstance(value, bool) or not isinstance(value, int):
         return "must be an integer"
     if not bounds[0] <= value <= bounds[1]:
-        return "must be between %d and %d, not %d" % (bounds[0], bounds[1], value)
+        return "must be between %d and %d" % bounds
     return None
 
 

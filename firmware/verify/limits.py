@@ -40,6 +40,10 @@ class LimitsConfig:
         ("policy", "limits.at_limit"),
     )
     FIELDS = tuple(k for k, _ in SETTINGS)
+    max_unsynced: int
+    max_age_s: int
+    max_value_per_account: int
+    policy: str
 
     def __init__(self, **values):
         """Keywords of SETTINGS; SettingError if one is unknown or out of its bounds."""

@@ -75,6 +75,15 @@ class ValidatorConfig:
         ("cache_size", "validation.cache_size"),
     )
     FIELDS = tuple(k for k, _ in SETTINGS)
+    gate_scope: int
+    window_s: int
+    skew_s: int
+    stale_policy: str
+    stale_grace_s: int
+    stale_offline_limit: int
+    clock_policy: str
+    clock_offline_limit: int
+    cache_size: int
 
     def __init__(self, **values):
         """Keywords of SETTINGS; a missing one takes the schema's default; SettingError if
