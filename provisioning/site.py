@@ -15,9 +15,9 @@
     deny_list = "lists/deny.bin"
     fare_table = "lists/fares.bin"
 
-    [validation]  window_s = 60, ...    optional: the settings of that section in
+    [validation]  window_s = 30, ...    optional: the settings of that section in
     [limits]      [selftest]  [clock]   firmware/settings.py (docs/service-console.md lists them)
-    [timing]      pass_ms = 8000, ...   the gate.* settings (the gate modes' timings)
+    [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
     [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
                   of the operator directory, next to ca_key), interval_s, and
                   registry: the back office's SQLite file, where provisioning registers the
