@@ -12,6 +12,7 @@ inherit from two exception types.
     FaregateError                       exit 1 unless the class says otherwise
      +-- FormatError (protocol)         bad data from outside: wrong length, version, checksum
      |    +-- ImageFormatError, RemoteProtocolError (protocol), ListError (firmware)
+     |    +-- SettingError (firmware/settings.py)  a setting unknown, missing or out of bounds
      +-- UsageError (protocol)          local misuse: a bug or a misconfiguration; exit 2
      |    +-- LocalProtocolError (protocol), NoBackend (drivers.portable.registry)
      +-- JournalError (firmware)

@@ -15,15 +15,13 @@
     deny_list = "lists/deny.bin"
     fare_table = "lists/fares.bin"
 
-    [validation]  window_s, skew_s, stale_trust        (all optional; firmware.compose.gate_config)
-    [limits]      max_unsynced_count, max_unsynced_age_s, at_limit
+    [validation]  window_s = 30, ...    optional: the settings of that section in
+    [limits]      [selftest]  [clock]   firmware/settings.py (docs/service-console.md lists them)
+    [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
     [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
                   of the operator directory, next to ca_key), interval_s, and
                   registry: the back office's SQLite file, where provisioning registers the
                   gate's key (the back office refuses gates it does not know)
-    [selftest]    scan_timeout_s
-    [timing]      pass_ms, parking_pass_ms, unlock_ms, held_ms, loiter_ms, passback_s,
-                  session_max_s, require_entry, value   (the gate modes' settings)
 
     [[gate]]                            # one table per gate
     name = "A1"
@@ -33,7 +31,7 @@
 
 Every error names the file, the line and the field: `site.toml:14: gate[2].direction: ...`.
 tomllib reports lines only for syntax errors, so `find_line` finds a key's line itself.
-Values are checked with the gate's own schema (firmware.compose.gate_config.FIELDS).
+Values are checked with the gate's own schema (firmware/settings.py SCHEMA).
 """
 
 import os
@@ -41,39 +39,28 @@ import re
 import tomllib
 from typing import Any
 
+from firmware import settings
 from firmware.compose import gate_config
 from protocol.errors import EXIT_USAGE
 from provisioning.errors import ProvisioningError
+
+
+def _rows(prefix: str) -> dict[str, str]:
+    """Every setting under `prefix` (firmware/settings.py) as a site-file key."""
+    return {k: prefix + "." + k for k in settings.section(prefix)}
+
 
 # section -> key -> config field it becomes ("" for a file path; "!" marks a required key)
 SECTIONS: dict[str, dict[str, str]] = {
     "operator": {"ca_key": "!", "revoked_technicians": "revoked_technicians"},
     "station": {"id": "!station", "name": "station_name", "mode": "!mode", "scope": "!scope"},
     "lists": {"trust_list": "!", "deny_list": "", "fare_table": ""},
-    "validation": {k: "validation." + k for k in ("window_s", "skew_s", "stale_trust")},
-    "limits": {k: "limits." + k for k in ("max_unsynced_count", "max_unsynced_age_s", "at_limit")},
-    "sync": {
-        "host": "sync.host",
-        "port": "sync.port",
-        "host_key": "sync.host_key",
-        "interval_s": "sync.interval_s",
-        "registry": "",
-    },
-    "selftest": {"scan_timeout_s": "selftest.scan_timeout_s"},
-    "timing": {
-        k: "gate." + k
-        for k in (
-            "pass_ms",
-            "parking_pass_ms",
-            "unlock_ms",
-            "held_ms",
-            "loiter_ms",
-            "passback_s",
-            "session_max_s",
-            "require_entry",
-            "value",
-        )
-    },
+    "validation": _rows("validation"),
+    "limits": _rows("limits"),
+    "sync": dict(_rows("sync"), registry=""),
+    "selftest": _rows("selftest"),
+    "clock": _rows("clock"),
+    "timing": _rows("gate"),
 }
 REQUIRED_SECTIONS = ("operator", "station", "lists")
 GATE_KEYS = {"name": "!name", "device_id": "device_id", "lane": "!lane", "direction": "!direction"}
@@ -319,7 +306,7 @@ def _default_host_key(data: dict[str, Any], site_dir: str, err: Any) -> None:
             % os.path.dirname(path),
         )
         return
-    problem = gate_config.check_value("sync.host_key", value)
+    problem = settings.problem("sync.host_key", value)
     if problem:
         err("sync", None, "host_key", "%s: %s" % (path, problem), "restore it from backup")
         return
@@ -340,7 +327,7 @@ def _check_table(table, keys, section, index, err, site_dir) -> None:
             continue
         target = keys[key].lstrip("!")
         if target:
-            problem = gate_config.check_value(target, value)
+            problem = settings.problem(target, value)
             if problem:
                 err(section, index, key, problem, _remedy(target))
         elif not isinstance(value, str):
@@ -359,12 +346,12 @@ def _check_table(table, keys, section, index, err, site_dir) -> None:
 
 
 def _remedy(field: str) -> str:
-    kind, _req, check = gate_config.FIELDS[field]
+    _name, kind, check = settings.row(field)[:3]
     if kind == "bool":
         return "use true or false"
     if kind == "hex":
         return "use %d bytes as hex (the operator's sync.pub, from `faregate keys init`)" % check[0]
-    if isinstance(check[0], str):
+    if kind == "choice":
         return "use one of: %s" % ", ".join(check)
     if kind == "str":
         return "use a string of %d to %d bytes" % check

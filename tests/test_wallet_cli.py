@@ -147,7 +147,19 @@ def test_png_codes_decode_and_verify(tmp_path):
 
 def test_deny_rotate_and_stale_trust(tmp_path):
     state = str(tmp_path / "s")
-    ok("wallet", "init", "--state", state, "--now", T, "--trust-days", "2")
+    # a stale list is refused by default; this gate grants the grace period
+    ok(
+        "wallet",
+        "init",
+        "--state",
+        state,
+        "--now",
+        T,
+        "--trust-days",
+        "2",
+        "--stale-policy",
+        "grace",
+    )
     ok("wallet", "issue", "--state", state, "--account", "5", "--now", T)
     ok("wallet", "deny", "--state", state, "--account", "5", "--now", T)
     code = one("wallet", "mint", "--state", state, "--account", "5", "--now", str(T0 + 1))

@@ -54,6 +54,7 @@ import json
 import os
 
 from firmware import platform
+from firmware import settings as schema
 from firmware.compose import gate_config
 from firmware.gate import modes
 from firmware.gate.gate import Gate
@@ -125,14 +126,6 @@ def _check_tls(data: bytes) -> dict:
     if not bytes(data).startswith(PEM_CERT) or bytes(data).count(PEM_CERT) < 2:
         raise FormatError("not a PEM client certificate followed by the CA's", "svc_bad_blob")
     return {"bytes": len(data), "certificates": bytes(data).count(PEM_CERT)}
-
-
-def _limits_config(cfg) -> LimitsConfig:
-    return LimitsConfig(
-        max_unsynced=gate_config.get(cfg, "limits.max_unsynced_count") or 20000,
-        max_age_s=gate_config.get(cfg, "limits.max_unsynced_age_s") or 3 * 86400,
-        policy=gate_config.get(cfg, "limits.at_limit") or "refuse",
-    )
 
 
 def gate_loop(
@@ -287,7 +280,7 @@ class Device:
             clock=self.clock,
             fs=self.fs,
         )
-        self.limits = OfflineLimits(_limits_config(cfg))
+        self.limits = OfflineLimits(schema.build(LimitsConfig, cfg))
         self.limits.load(self.journal)
         self.journal.listeners.append(self.limits)
 
@@ -305,7 +298,7 @@ class Device:
             mode=MODES[cfg["mode"]],
             direction=DIRECTIONS[cfg["direction"]],
             station=cfg["station"],
-            settings=gate_config.get(cfg, "gate"),
+            settings=schema.section("gate", cfg),
             limits=self.limits,
             ticks=self.ticks,
         )

@@ -18,6 +18,7 @@ Scan table: for each state, None if a scan is welcome, else the reason it is ref
 code is then not even verified). Events and actions are listed in docs/gate-modes.md.
 """
 
+from firmware import settings
 from protocol.fsm import ANY, SAME, merge
 from protocol.records import MODE_METRO, MODE_PARKING, MODE_STORE  # the numbers records carry
 
@@ -87,19 +88,9 @@ PROMPTS = {
     "drive_up": "Drive up and scan your code",
 }
 
-# Timings in milliseconds; a gate's config may override any of them.
-DEFAULTS = {
-    "pass_ms": 8000,  # metro: how long an opened gate waits for the rider
-    "parking_pass_ms": 30000,  # parking: how long the raised arm waits for the vehicle
-    "unlock_ms": 5000,  # store: how long the door stays unlocked for one entry
-    "held_ms": 30000,  # store: how long the door may stand open before the alarm
-    "loiter_ms": 15000,  # metro: passage occupied this long raises the loitering alarm
-    "debounce_ms": 20,  # contact inputs
-    "passback_s": 1200,  # anti-passback window
-    "session_max_s": 4 * 3600,  # store session closed by timeout after this
-    "require_entry": False,  # exit lines refuse an exit without an entry (shared table)
-    "value": 0,  # nominal value of one passage, minor units (for offline limits)
-}
+# The modes' settings: the "gate." rows of firmware/settings.py (timings, passback window,
+# nominal value), by their short names; a gate's config may override any of them.
+DEFAULTS = settings.section("gate")
 
 
 class Mode:
@@ -115,14 +106,12 @@ class Mode:
 
 
 def config(overrides=None) -> dict:
+    """DEFAULTS with `overrides` ({short name: value}) applied, each checked against its row
+    (SettingError for an unknown one or one out of bounds)."""
     cfg = dict(DEFAULTS)
     if overrides:
         for k in overrides:
-            if k not in DEFAULTS:
-                from protocol.errors import UsageError
-
-                raise UsageError("unknown gate setting %r" % k, "bad_config")
-            cfg[k] = overrides[k]
+            cfg[k] = settings.check("gate." + k, overrides[k])
     return cfg
 
 

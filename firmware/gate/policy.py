@@ -14,6 +14,7 @@ A table can be shared by several gates of one station (entry and exit lines on t
 LAN); one gate alone sees only its own passages. Memory is bounded by `capacity`.
 """
 
+from firmware import settings
 from protocol import reasons, records
 
 ENTRY = records.DIR_ENTRY
@@ -35,7 +36,12 @@ class Passback:
     """Anti-passback: no second entry while inside, no second exit, optionally no exit
     without an entry. `window_s` bounds how long a passage counts."""
 
-    def __init__(self, window_s: int = 1200, require_entry: bool = False, capacity: int = 50000):
+    def __init__(
+        self,
+        window_s: int = settings.default("gate.passback_s"),
+        require_entry: bool = settings.default("gate.require_entry"),
+        capacity: int = 50000,
+    ):
         self.window_s = window_s
         self.require_entry = require_entry
         self.capacity = capacity
@@ -89,7 +95,7 @@ class Sessions:
     back office can close and charge it). Nobody is refused: a store never locks a rider in,
     and an entry with a session open continues that session."""
 
-    def __init__(self, max_s: int = 4 * 3600, capacity: int = 10000):
+    def __init__(self, max_s: int = settings.default("gate.session_max_s"), capacity: int = 10000):
         self.max_s = max_s
         self.capacity = capacity
         self.open: dict = {}  # account_id -> session start

@@ -19,11 +19,12 @@ both clear between them.
     clear          both beams clear again (always ends an occupancy)
 """
 
+from firmware import settings
 from firmware.platform import ticks_diff
 
 
 class BeamTracker:
-    def __init__(self, loiter_ms: int = 15000):
+    def __init__(self, loiter_ms: int = settings.default("gate.loiter_ms")):
         self.loiter_ms = loiter_ms
         self.a = False
         self.b = False
@@ -106,7 +107,13 @@ class EdgeInput:
     and a falling edge `off_event` (either may be None for a push button).
     """
 
-    def __init__(self, on_event, off_event=None, debounce_ms: int = 20, initial: bool = False):
+    def __init__(
+        self,
+        on_event,
+        off_event=None,
+        debounce_ms: int = settings.default("gate.debounce_ms"),
+        initial: bool = False,
+    ):
         self.on_event = on_event
         self.off_event = off_event
         self.debounce_ms = debounce_ms

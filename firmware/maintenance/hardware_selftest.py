@@ -22,7 +22,7 @@ TEST_CARD_PREFIX (print one with `faregate device test-card`).
 
 import os
 
-from firmware import platform
+from firmware import platform, settings
 from firmware.maintenance import trial_selftest as selftest
 
 TEST_CARD_PREFIX = "FGTEST:"
@@ -33,7 +33,14 @@ EARLIEST_TIME = 1704067200  # 2024-01-01: a clock before this was never set
 
 class Context:
     def __init__(
-        self, directory, clock, clock_set, host_time, hw, scan_timeout_s=15, verifier=None
+        self,
+        directory,
+        clock,
+        clock_set,
+        host_time,
+        hw,
+        scan_timeout_s: int = settings.default("selftest.scan_timeout_s"),
+        verifier=None,
     ):
         self.dir = directory
         self.clock = clock

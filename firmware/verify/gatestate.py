@@ -17,8 +17,7 @@ sync install newer lists (`validator.trust.install(blob)`, `validator.deny.insta
 import json
 import os
 
-from firmware import platform
-from firmware.compose import gate_config
+from firmware import platform, settings
 from firmware.storage.fs import DISK
 from firmware.verify.denystore import DenyStore
 from firmware.verify.replay import ReplayCache
@@ -52,34 +51,14 @@ def read_config(directory: str) -> ValidatorConfig:
         return ValidatorConfig()
     try:
         return ValidatorConfig.from_dict(json.loads(data))
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # not a JSON object (a bad setting: SettingError)
         raise UsageError("%s/%s: %s" % (directory, CONFIG, e)) from None
 
 
-# the provisioned gate config (firmware/compose/gate_config.py, issue 6) -> ValidatorConfig settings
-_GATE_CONFIG = {
-    "scope": "gate_scope",
-    "validation.window_s": "window_s",
-    "validation.skew_s": "skew_s",
-    "validation.stale_trust": "stale_policy",
-}
-_STALE_NAMES = {"refuse": "refuse", "accept_flagged": "grace"}
-
-
 def config_from_gate_config(cfg: dict) -> ValidatorConfig:
-    """The ValidatorConfig for a provisioned gate config (dotted or nested names); a field the
-    config leaves out takes the config's documented default (gate_config.DEFAULTS)."""
-    out = {}
-    for name, setting in _GATE_CONFIG.items():
-        value = cfg.get(name)  # a dotted name as a flat key
-        if value is None:
-            value = gate_config.get(cfg, name)  # nested, else the default
-        if value is None:
-            continue
-        if setting == "stale_policy":
-            value = _STALE_NAMES.get(value, value)
-        out[setting] = value
-    return ValidatorConfig.from_dict(out)
+    """The ValidatorConfig for a provisioned gate config (nested or dotted names); a setting
+    the config leaves out takes its default (firmware/settings.py)."""
+    return settings.build(ValidatorConfig, cfg)
 
 
 def write_setup(directory: str, roots: dict, config=None) -> None:

@@ -1,7 +1,7 @@
 """Offline limits: how much a gate may accept before the back office has seen it.
 
-Three bounds, each set in the gate's config (`LimitsConfig`), over passages the back office has
-not yet acknowledged (rejects don't count):
+Three bounds, each set in the gate's config (`limits.*` of firmware/settings.py, built into
+`LimitsConfig`), over passages the back office has not yet acknowledged (rejects don't count):
 
     max_unsynced            unsynced passages on this gate
     max_age_s               age of the oldest unsynced passage (seconds, gate time)
@@ -22,8 +22,8 @@ journal as one of its listeners: `committed(rec)` after each durable append, `ac
 trim; `load(journal)` rebuilds the tally from the unsynced records at start-up.
 """
 
+from firmware import settings
 from protocol import records
-from protocol.errors import UsageError
 
 REFUSE = "refuse"
 FLAG = "flag"
@@ -31,34 +31,26 @@ OFFLINE_LIMIT = "offline_limit"
 
 
 class LimitsConfig:
-    FIELDS = ("max_unsynced", "max_age_s", "max_value_per_account", "policy")
+    """keyword -> setting (firmware/settings.py holds their bounds and defaults)."""
 
-    def __init__(
-        self,
-        max_unsynced: int = 20000,
-        max_age_s: int = 3 * 86400,
-        max_value_per_account: int = 5000,
-        policy: str = REFUSE,
-    ):
-        for name, v in (
-            ("max_unsynced", max_unsynced),
-            ("max_age_s", max_age_s),
-            ("max_value_per_account", max_value_per_account),
-        ):
-            if not isinstance(v, int) or v < 0:
-                raise UsageError("offline limit %s must be a whole number >= 0, not %r" % (name, v))
-        if policy not in (REFUSE, FLAG):
-            raise UsageError("offline limit policy must be 'refuse' or 'flag', not %r" % policy)
-        self.max_unsynced = max_unsynced
-        self.max_age_s = max_age_s
-        self.max_value_per_account = max_value_per_account
-        self.policy = policy
+    SETTINGS = (
+        ("max_unsynced", "limits.max_unsynced_count"),
+        ("max_age_s", "limits.max_unsynced_age_s"),
+        ("max_value_per_account", "limits.max_value_per_account"),
+        ("policy", "limits.at_limit"),
+    )
+    FIELDS = tuple(k for k, _ in SETTINGS)
+    max_unsynced: int
+    max_age_s: int
+    max_value_per_account: int
+    policy: str
+
+    def __init__(self, **values):
+        """Keywords of SETTINGS; SettingError if one is unknown or out of its bounds."""
+        settings.assign(self, self.SETTINGS, values)
 
     @classmethod
     def from_dict(cls, d: dict):
-        unknown = [k for k in d if k not in cls.FIELDS]
-        if unknown:
-            raise UsageError("unknown offline limit setting(s): %s" % ", ".join(sorted(unknown)))
         return cls(**d)
 
 

@@ -12,14 +12,17 @@ power cut is cut); when the log holds many more records than live entries it is 
 write_atomic. Every file operation goes through the storage object `fs` (firmware/storage/fs.py).
 """
 
+from firmware import settings
 from firmware.storage.fs import DISK
 from protocol import replaylog
 
 REC_LEN = replaylog.ENTRY_LEN
+# window + skew at their defaults (a Validator passes its own)
+RETAIN_S = settings.default("validation.window_s") + settings.default("validation.skew_s")
 
 
 class ReplayCache:
-    def __init__(self, path=None, retain_s: int = 70, fs=DISK, readonly=False):
+    def __init__(self, path=None, retain_s=RETAIN_S, fs=DISK, readonly=False):
         """readonly: load `path` but never write it (a technician's copy of a gate's state)."""
         self.path = path
         self.retain_s = retain_s

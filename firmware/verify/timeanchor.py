@@ -34,13 +34,13 @@ The RTC and the tick counter are handed in (`rtc.now()` -> unix seconds, `rtc.se
 optional; `ticks_ms()` and `ticks_diff(a, b)` as on MicroPython), so tests drive all of it.
 """
 
-from firmware import platform
+from firmware import platform, settings
 from firmware.storage.fs import DISK
 from protocol import anchorfile
 from protocol.anchorfile import FLAG_AHEAD, FLAG_UNTRUSTED
 
 _REBASE_MS = 3_600_000  # fold elapsed ticks into the anchor hourly (ticks wrap on MCUs)
-AHEAD_TOLERANCE_S = 10
+AHEAD_TOLERANCE_S = settings.default("clock.ahead_tolerance_s")
 
 
 class TimeAnchor:

@@ -26,6 +26,7 @@ cached one costs one signature check instead of two. The cache empties when the 
 changes.
 """
 
+from firmware import settings
 from firmware.verify.denystore import DenyStore
 from firmware.verify.replay import ReplayCache
 from firmware.verify.truststore import TrustStore
@@ -58,52 +59,40 @@ class Decision:
 
 
 class ValidatorConfig:
-    """Every tunable of the pipeline, in one place (gate config sets them)."""
+    """Every tunable of the pipeline, in one place: keyword -> setting (firmware/settings.py,
+    which holds their bounds and defaults). The keywords are validator.json's keys; a gate's
+    config sets them under the settings' names (`settings.build(ValidatorConfig, cfg)`)."""
 
-    def __init__(
-        self,
-        gate_scope: int = 1,
-        window_s: int = 60,
-        skew_s: int = 10,
-        stale_policy: str = STALE_GRACE,
-        stale_grace_s: int = 86400,
-        stale_offline_limit: int = 0,
-        clock_policy: str = CLOCK_LIMIT,
-        clock_offline_limit: int = 0,
-        cache_size: int = 4096,
-    ):
-        if stale_policy not in (STALE_REFUSE, STALE_GRACE, STALE_LIMIT):
-            raise ValueError("stale_policy must be refuse, grace or limit")
-        if clock_policy not in (CLOCK_REFUSE, CLOCK_LIMIT):
-            raise ValueError("clock_policy must be refuse or limit")
-        self.gate_scope = gate_scope  # the scope bit(s) this gate serves
-        self.window_s = window_s  # how old a presentation may be
-        self.skew_s = skew_s  # how far ahead of the gate's clock a presentation may be
-        self.stale_policy = stale_policy
-        self.stale_grace_s = stale_grace_s
-        self.stale_offline_limit = stale_offline_limit
-        self.clock_policy = clock_policy
-        self.clock_offline_limit = clock_offline_limit
-        self.cache_size = cache_size
-
-    FIELDS = (
-        "gate_scope",
-        "window_s",
-        "skew_s",
-        "stale_policy",
-        "stale_grace_s",
-        "stale_offline_limit",
-        "clock_policy",
-        "clock_offline_limit",
-        "cache_size",
+    SETTINGS = (
+        ("gate_scope", "scope"),  # the scope bit(s) this gate serves
+        ("window_s", "validation.window_s"),  # how old a presentation may be
+        ("skew_s", "validation.skew_s"),  # how far ahead of the gate's clock it may be
+        ("stale_policy", "validation.stale_trust"),
+        ("stale_grace_s", "validation.stale_grace_s"),
+        ("stale_offline_limit", "validation.stale_offline_limit"),
+        ("clock_policy", "validation.clock_policy"),
+        ("clock_offline_limit", "validation.clock_offline_limit"),
+        ("cache_size", "validation.cache_size"),
     )
+    FIELDS = tuple(k for k, _ in SETTINGS)
+    gate_scope: int
+    window_s: int
+    skew_s: int
+    stale_policy: str
+    stale_grace_s: int
+    stale_offline_limit: int
+    clock_policy: str
+    clock_offline_limit: int
+    cache_size: int
+
+    def __init__(self, **values):
+        """Keywords of SETTINGS; a missing one takes the schema's default; SettingError if
+        one is unknown or out of its bounds."""
+        settings.assign(self, self.SETTINGS, values)
 
     @classmethod
     def from_dict(cls, d: dict):
-        """From gate config (JSON); unknown keys are an error, so typos do not pass silently."""
-        for k in d:
-            if k not in cls.FIELDS:
-                raise ValueError("unknown validator setting %r" % k)
+        """From validator.json; unknown keys are an error, so typos do not pass silently."""
         return cls(**d)
 
     def to_dict(self) -> dict:

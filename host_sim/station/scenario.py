@@ -18,6 +18,7 @@ import datetime
 import tomllib
 from typing import Any
 
+from firmware.settings import default as _fw
 from host_sim.errors import SimError
 
 # (key, type, default, unit, meaning); a section's name "" is the top level.
@@ -123,21 +124,63 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("tailgating", "float", 0.02, "", "a good code, and someone without one close behind"),
         ("clock_off", "float", 0.01, "", "a good code from a phone whose clock is off"),
     ],
-    "gate": [
-        ("window_s", "int", 60, "s", "how old a presentation may be (validation.window_s)"),
-        ("skew_s", "int", 10, "s", "how far ahead of the gate a presentation may be"),
-        ("pass_ms", "int", 8000, "ms", "metro: how long an opened gate waits for the rider"),
-        ("parking_pass_ms", "int", 30000, "ms", "parking: how long the raised arm waits"),
-        ("unlock_ms", "int", 5000, "ms", "store: how long the door stays unlocked"),
-        ("max_unsynced", "int", 20000, "", "offline limit: unsynced passages per gate"),
+    "gate": [  # firmware settings: defaults from firmware/settings.py
+        (
+            "window_s",
+            "int",
+            _fw("validation.window_s"),
+            "s",
+            "how old a presentation may be (validation.window_s)",
+        ),
+        (
+            "skew_s",
+            "int",
+            _fw("validation.skew_s"),
+            "s",
+            "how far ahead of the gate a presentation may be",
+        ),
+        (
+            "pass_ms",
+            "int",
+            _fw("gate.pass_ms"),
+            "ms",
+            "metro: how long an opened gate waits for the rider",
+        ),
+        (
+            "parking_pass_ms",
+            "int",
+            _fw("gate.parking_pass_ms"),
+            "ms",
+            "parking: how long the raised arm waits",
+        ),
+        (
+            "unlock_ms",
+            "int",
+            _fw("gate.unlock_ms"),
+            "ms",
+            "store: how long the door stays unlocked",
+        ),
+        (
+            "max_unsynced",
+            "int",
+            _fw("limits.max_unsynced_count"),
+            "",
+            "offline limit: unsynced passages per gate",
+        ),
         (
             "max_unsynced_age_s",
             "int",
-            3 * 86400,
+            _fw("limits.max_unsynced_age_s"),
             "s",
             "offline limit: age of the oldest unsynced passage",
         ),
-        ("at_limit", "str", "refuse", "", "refuse or flag passages beyond an offline limit"),
+        (
+            "at_limit",
+            "str",
+            _fw("limits.at_limit"),
+            "",
+            "refuse or flag passages beyond an offline limit",
+        ),
         ("rtc_drift_ppm", "range", [-20, 20], "ppm", "each gate's real-time clock drift"),
     ],
     "backoffice": [

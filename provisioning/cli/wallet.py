@@ -22,6 +22,7 @@ import json
 import os
 from typing import Any
 
+from firmware import settings
 from provisioning.cli.kit import Group, add_json, load_signer, write_file
 from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -50,7 +51,18 @@ def register(sub: Any) -> None:
     c = cmd("init", "create an operator root, an issuer key, signed lists and a gate setup", _init)
     c.add_argument("--issuer-id", type=int, default=1, help="issuer key id (default 1)")
     c.add_argument("--trust-days", type=int, default=30, help="trust list validity (days)")
-    c.add_argument("--gate-scope", type=lambda v: int(v, 0), default=1, help="gate scope bits")
+    c.add_argument(
+        "--gate-scope",
+        type=lambda v: int(v, 0),
+        default=settings.default("scope"),
+        help="gate scope bits",
+    )
+    c.add_argument(
+        "--stale-policy",
+        choices=settings.row("validation.stale_trust")[2],
+        default=settings.default("validation.stale_trust"),
+        help="what the gate does with a stale trust list (default: %(default)s)",
+    )
     c.add_argument("--force", action="store_true", help="replace an existing state directory")
     c.add_argument(
         "--operator",
@@ -261,7 +273,9 @@ def _init(args: argparse.Namespace) -> int:
     }
     write_secret_json(os.path.join(args.state, "wallet", "keys.json"), data)
     gatestate.write_setup(
-        args.state, {rid: root.public_key}, ValidatorConfig(gate_scope=args.gate_scope)
+        args.state,
+        {rid: root.public_key},
+        ValidatorConfig(gate_scope=args.gate_scope, stale_policy=args.stale_policy),
     )
     st = WalletState(args.state)
     version = st.publish_trust(now, now + args.trust_days * 86400)

@@ -300,7 +300,9 @@ def test_bad_input_and_a_failing_reader_never_stop_the_loop():
 
 
 def test_unknown_settings_and_modes_are_refused():
+    from firmware.settings import SettingError
     from protocol.errors import UsageError
 
-    assert raises(UsageError, modes.config, {"pass_sec": 3}).reason == "bad_config"
+    # a bad setting is a SettingError (a FormatError: settings come from outside)
+    assert raises(SettingError, modes.config, {"pass_sec": 3}).reason == "bad_config"
     assert raises(UsageError, modes.build, 9).reason == "bad_config"

@@ -1,7 +1,7 @@
+from firmware.settings import SettingError
 from firmware.storage.journal import Journal
 from firmware.verify.limits import FLAG, LimitsConfig, OfflineLimits
 from protocol import records
-from protocol.errors import UsageError
 from tests.portable.harness import mkdtemp, raises, rmtree
 
 NOW = 1767254400
@@ -101,7 +101,7 @@ def test_tally_survives_a_reboot():
 
 
 def test_bad_config_is_refused():
-    raises(UsageError, LimitsConfig, max_unsynced=-1)
-    raises(UsageError, LimitsConfig, policy="open")
-    raises(UsageError, LimitsConfig.from_dict, {"max_unsyncd": 3})
+    raises(SettingError, LimitsConfig, max_unsynced=-1)
+    raises(SettingError, LimitsConfig, policy="open")
+    raises(SettingError, LimitsConfig.from_dict, {"max_unsyncd": 3})
     assert LimitsConfig.from_dict({"policy": "flag"}).policy == "flag"

@@ -1,0 +1,283 @@
+"""Every setting of a gate, defined once: name, type, bounds, default, unit and meaning.
+
+SCHEMA is the one table (python-tuf's `UpdaterConfig`, as a tuple of rows for MicroPython).
+Everything else is built from it and writes no default of its own: the gate config's check
+(firmware/compose/gate_config.py), the site files' check (provisioning/site.py),
+`ValidatorConfig`, `LimitsConfig`, the mode timings (firmware/gate/modes.py), the sensors',
+policies', replay cache's and time anchor's constructor defaults, and the settings tables of
+docs/service-console.md, docs/gate-modes.md and docs/ridecode.md (tests/test_settings_docs.py
+keeps them equal).
+
+    row      (name, kind, bounds, default, unit, doc)
+    name     dotted: the section of the gate config it lives in; "gate.pass_ms" is written
+             {"gate": {"pass_ms": 8000}} (a flat "gate.pass_ms" key means the same, and is
+             checked the same; both at once is an error)
+    kind     "int"     bounds (min, max)
+             "str"     bounds (min, max) length in UTF-8 bytes
+             "hex"     bounds (min, max) length in bytes (twice as many hex digits)
+             "choice"  bounds: the allowed strings
+             "bool"    bounds ()
+             "ints"    a list of integers, each within bounds (min, max)
+    default  the value when nothing sets it; None: none (the setting is optional)
+
+REQUIRED names what every gate config must state (who and where the gate is). ALIASES are
+older spellings still accepted, read as their new value.
+
+A bad setting raises `SettingError` (reason "bad_config"), naming the setting and the bound. It
+is a FormatError: settings reach a gate from outside (a config blob over the console or sync, a
+site file, validator.json), and every reader of outside input already refuses a FormatError and
+keeps what it had; a constructor handed a bad value by code raises the same error.
+"""
+
+from protocol.errors import FormatError
+
+DAY = 86400
+
+# fmt: off
+SCHEMA = (
+    # who and where the gate is
+    ("version", "int", (1, 1), None, "", "config format version"),
+    ("device_id", "int", (1, 0xFFFFFFFF), None, "", "the gate this config is for"),
+    ("name", "str", (1, 16), None, "", "the gate's name at its station"),
+    ("station", "int", (0, 0xFFFF), None, "", "station number"),
+    ("station_name", "str", (0, 64), None, "", "station name, for displays and reports"),
+    ("lane", "int", (0, 255), None, "", "lane number at the station"),
+    ("mode", "choice", ("metro", "parking", "store"), None, "",
+     "the gate mode (docs/gate-modes.md)"),
+    ("direction", "choice", ("entry", "exit", "both"), None, "",
+     "which way the gate lets people through"),
+    ("scope", "int", (1, 0xFFFF), 1, "", "scope bits this gate serves"),
+    ("revoked_technicians", "ints", (1, 0xFFFFFFFF), None, "",
+     "technician numbers the console refuses"),
+    # ride-code checks (firmware/verify/validator.py ValidatorConfig)
+    ("validation.window_s", "int", (5, 3600), 60, "s", "how old a presentation may be"),
+    ("validation.skew_s", "int", (0, 600), 10, "s",
+     "how far ahead of the gate's clock a presentation may be"),
+    ("validation.stale_trust", "choice", ("refuse", "grace", "limit"), "refuse", "",
+     "a stale trust list: refuse every code, or accept for stale_grace_s (grace: as usual, "
+     "limit: with the offline limit lowered), flagged trust_stale, then refuse"),
+    ("validation.stale_grace_s", "int", (0, 30 * DAY), DAY, "s",
+     "how long a stale trust list is accepted under grace or limit"),
+    ("validation.stale_offline_limit", "int", (0, 1000000), 0, "minor units",
+     "offline limit while a stale list is accepted under limit"),
+    ("validation.clock_policy", "choice", ("refuse", "limit"), "limit", "",
+     "an untrusted clock: refuse every code, or accept with the offline limit lowered"),
+    ("validation.clock_offline_limit", "int", (0, 1000000), 0, "minor units",
+     "offline limit while the clock is untrusted"),
+    ("validation.cache_size", "int", (0, 1000000), 4096, "",
+     "verified credentials remembered (0: none)"),
+    # offline limits (firmware/verify/limits.py LimitsConfig)
+    ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
+     "unsynced passages on this gate"),
+    ("limits.max_unsynced_age_s", "int", (60, 30 * DAY), 3 * DAY, "s",
+     "age of the oldest unsynced passage"),
+    ("limits.max_value_per_account", "int", (0, 100000000), 5000, "minor units",
+     "unsynced value of one account"),
+    ("limits.at_limit", "choice", ("refuse", "flag"), "refuse", "",
+     "at a bound: refuse the passage (offline_limit), or accept it and flag its record"),
+    # the back office (firmware/sync/client.py, firmware/compose/app.py)
+    ("sync.host", "str", (1, 253), None, "", "the back office's host name or address"),
+    ("sync.port", "int", (1, 65535), 7700, "", "the back office's TCP port"),
+    ("sync.host_key", "hex", (33, 33), None, "",
+     "the operator's sync public key (SEC1; sync.pub of `faregate keys init`)"),
+    ("sync.interval_s", "int", (1, DAY), 60, "s", "time between sync sessions"),
+    # the gate modes (firmware/gate/modes.py; the site file's [timing] table)
+    ("gate.pass_ms", "int", (500, 120000), 8000, "ms",
+     "metro: how long an open gate waits for the rider (runs only while the passage is empty)"),
+    ("gate.parking_pass_ms", "int", (1000, 600000), 30000, "ms",
+     "parking: how long the raised arm waits for the vehicle"),
+    ("gate.unlock_ms", "int", (500, 120000), 5000, "ms",
+     "store: how long the door stays unlocked for one entry"),
+    ("gate.held_ms", "int", (1000, 600000), 30000, "ms",
+     "store: how long the door may stand open before the door-held alarm"),
+    ("gate.loiter_ms", "int", (1000, 600000), 15000, "ms",
+     "metro: an occupancy this long raises the loitering alarm"),
+    ("gate.debounce_ms", "int", (0, 1000), 20, "ms", "how long a contact input must hold a level"),
+    ("gate.passback_s", "int", (0, DAY), 1200, "s", "anti-passback window"),
+    ("gate.session_max_s", "int", (60, 7 * DAY), 4 * 3600, "s",
+     "store: a session with no exit scan ends by timeout (session_expired)"),
+    ("gate.require_entry", "bool", (), False, "",
+     "exit lines refuse an exit with no entry (no_entry); needs a table shared by the "
+     "station's gates"),
+    ("gate.value", "int", (0, 1000000), 0, "minor units",
+     "nominal value of one passage, journaled and counted by the offline limits"),
+    # maintenance
+    ("selftest.scan_timeout_s", "int", (1, 120), 15, "s",
+     "how long the self-test waits for a scan"),
+    ("clock.ahead_tolerance_s", "int", (1, DAY), 10, "s",
+     "how far the RTC may run ahead of the time the gate counted before it is a jump"),
+)
+# fmt: on
+
+REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
+ALIASES = {"validation.stale_trust": {"accept_flagged": "grace"}}
+
+ROWS = {}
+for _row in SCHEMA:
+    ROWS[_row[0]] = _row
+
+
+class SettingError(FormatError):
+    """A setting that does not exist, is missing, or is out of its bounds.
+
+    `setting` is its name, `bound` the bound it broke (None for an unknown or missing one)."""
+
+    reason = "bad_config"
+
+    def __init__(self, setting: str, problem: str, bound=None):
+        super().__init__("setting %s: %s" % (setting, problem), "bad_config")
+        self.setting = setting
+        self.problem = problem
+        self.bound = bound
+
+
+def row(name: str):
+    r = ROWS.get(name)
+    if r is None:
+        raise SettingError(name, "unknown setting")
+    return r
+
+
+def default(name: str):
+    """The schema's default for `name` (None: it has none)."""
+    return row(name)[3]
+
+
+def problem(name: str, value):
+    """None if `value` is acceptable for setting `name`, else what is wrong with it."""
+    r = ROWS.get(name)
+    if r is None:
+        return "unknown setting"
+    kind, bounds = r[1], r[2]
+    if kind == "int":
+        return _int_problem(value, bounds)
+    if kind == "ints":
+        if not isinstance(value, list):
+            return "must be a list of integers"
+        for v in value:
+            p = _int_problem(v, bounds)
+            if p:
+                return "each entry " + p
+        return None
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    if not isinstance(value, str):
+        return "must be a string"
+    if kind == "choice":
+        if value in bounds or value in ALIASES.get(name, ()):
+            return None
+        return "%r is not one of %s" % (value, ", ".join(bounds))
+    if kind == "hex":
+        try:
+            n = len(bytes.fromhex(value))
+        except ValueError:
+            return "must be hexadecimal"
+        if not bounds[0] <= n <= bounds[1]:
+            return "must be %d to %d bytes (twice as many hex digits)" % bounds
+        return None
+    if not bounds[0] <= len(value.encode()) <= bounds[1]:
+        return "must be %d to %d bytes long" % bounds
+    return None
+
+
+def _int_problem(value, bounds):
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be an integer"
+    if not bounds[0] <= value <= bounds[1]:
+        return "must be between %d and %d" % bounds
+    return None
+
+
+def check(name: str, value):
+    """`value` as the gate uses it (an alias read as its new value); SettingError if bad."""
+    p = problem(name, value)
+    if p:
+        raise SettingError(name, p, ROWS[name][2] if name in ROWS else None)
+    aliases = ALIASES.get(name)
+    if aliases and value in aliases:
+        return aliases[value]
+    return value
+
+
+def flatten(cfg) -> dict:
+    """A config's settings by dotted name, nested sections and flat dotted keys alike."""
+    if not isinstance(cfg, dict):
+        raise SettingError("(config)", "must be a JSON object")
+    out: dict = {}
+    _walk(cfg, "", out)
+    return out
+
+
+def _walk(obj: dict, prefix: str, out: dict) -> None:
+    for key in obj:
+        name = prefix + key
+        value = obj[key]
+        if isinstance(value, dict):
+            _walk(value, name + ".", out)
+        elif name in out:
+            raise SettingError(name, "given twice (nested and as a dotted key)")
+        else:
+            out[name] = value
+
+
+def validate(cfg) -> dict:
+    """Check a whole gate config: every setting known and within bounds, REQUIRED present.
+    Returns its settings by dotted name, as `check` reads them."""
+    flat = flatten(cfg)
+    out = {}
+    for name in flat:
+        out[name] = check(name, flat[name])
+    for name in REQUIRED:
+        if name not in out:
+            raise SettingError(name, "missing")
+    return out
+
+
+def value(cfg, name: str):
+    """Setting `name` as `cfg` (a gate config, nested or flat, or None) sets it, else its
+    default."""
+    r = row(name)
+    if cfg:
+        cur = cfg
+        for part in name.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                cur = None
+                break
+            cur = cur[part]
+        if cur is None:
+            cur = cfg.get(name)
+        if cur is not None:
+            return check(name, cur)
+    return r[3]
+
+
+def section(prefix: str, cfg=None) -> dict:
+    """{short name: value} of every setting under `prefix` ("gate" -> {"pass_ms": ...})."""
+    start = prefix + "."
+    out = {}
+    for r in SCHEMA:
+        if r[0].startswith(start):
+            out[r[0][len(start) :]] = value(cfg, r[0])
+    return out
+
+
+def assign(obj, names, given: dict) -> None:
+    """Set obj.<keyword> for each (keyword, setting) of `names`: the checked value `given`
+    names, else the setting's default. A keyword not in `names` is a SettingError."""
+    for key in given:
+        if not any(key == k for k, _ in names):
+            raise SettingError(
+                key,
+                "unknown setting of %s (have: %s)"
+                % (type(obj).__name__, ", ".join(k for k, _ in names)),
+            )
+    for key, name in names:
+        setattr(obj, key, check(name, given[key]) if key in given else default(name))
+
+
+def build(cls, cfg):
+    """cls(**its settings as the gate config `cfg` sets them), for a class with SETTINGS."""
+    kw = {}
+    for key, name in cls.SETTINGS:
+        kw[key] = value(cfg, name)
+    return cls(**kw)
