@@ -104,6 +104,27 @@ class Gate:
     def state(self) -> str:
         return self.machine.state
 
+    def snapshot(self) -> dict:
+        """What the gate is doing now, as plain values (a copy: changing it changes nothing).
+        The one read interface for a technician's status and the station simulator:
+
+            state      the mode table's state ("idle", "open", "jammed", ...)
+            timer      None, or (event it fires, ms left; 0 or less: due at the next tick)
+            pending    accepted riders or vehicles that have not passed yet
+            counts     decisions and test cards so far, by reason: {reason: n}
+            last_step  None, or the newest machine step (state, event, next state;
+                       firmware/fsm.py's log entry without its ticks)
+        """
+        t = self.timer
+        log = self.machine.log
+        return {
+            "state": self.machine.state,
+            "timer": (t[0], t[2] - platform.ticks_diff(self.ticks(), t[1])) if t else None,
+            "pending": len(self.pending),
+            "counts": dict(self.counts),
+            "last_step": tuple(log[-1][1:4]) if log else None,
+        }
+
     def restore(self) -> int:
         """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""
         return self.policy.rebuild(self.journal.unsynced())
