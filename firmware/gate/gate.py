@@ -20,6 +20,8 @@ journaled. When the gate works degraded, its idle display shows `notice(now)`
 During an emergency accepted codes are journaled with FLAG_EMERGENCY and no policy (logged, not
 charged). Alarms and notable events (tailgating, jams, passage_not_taken, emergency start/end,
 ...) are journaled as KIND_EVENT records; every transition is in `machine.log`.
+What the gate is doing is read through `snapshot()` (plain values: state, pending-passage
+timer, riders accepted but not through, counts, last machine step), never its attributes.
 """
 
 from firmware import platform
