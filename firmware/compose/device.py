@@ -44,6 +44,7 @@ Reading a gate (a technician's status, the station simulator): `status()` is the
 scan): in service or not, the gate's own `Gate.snapshot()` (state, pending-passage timer,
 riders accepted but not through, decision counts, last machine step), the journal's figures
 (pending, last_seq, acked_seq, torn_bytes_cut) and the list versions held (trust, deny).
+`dev.gate.snapshot()` alone (`dev.gate` is None until in service) is the cheapest read.
 
 A power cut is the Device dropped without close(); `Device.open` on the same directory then
 finds everything committed: the journal cuts a torn tail, the stores replay their logs.

@@ -802,5 +802,6 @@ class Simulation:
 
 
 def _gate(dev: Any) -> dict[str, Any]:
-    """The gate's Gate.snapshot() (a station gate is always in service once opened)."""
-    return dev.snapshot()["gate"]
+    """The gate's Gate.snapshot() (a station gate is always in service once opened): read every
+    loop turn, so without the journal and list figures of Device.snapshot()."""
+    return dev.gate.snapshot()
