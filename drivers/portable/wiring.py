@@ -18,10 +18,11 @@ entry of the gate's device.json):
     }                                            # (only the simulator's disks so far)
 
 `build(spec)` opens every device and returns a `Hardware`: what firmware/compose/device.py composes
-a gate from (the simulators hand in their own objects of the same shape). Each input name maps
-to the events its contact raises (INPUTS). Readers open at their first read, and again after
-they fail: a QR engine unplugged at boot fails scans and the technician's self-test with the
-reason, instead of stopping the gate (and its service console) from starting.
+a gate from (the station simulator too, from `sim:` URLs; tests and benchmarks may hand in
+objects of the same shape). Each input name maps to the events its contact raises (INPUTS).
+Readers open at their first read, and again after they fail: a QR engine unplugged at boot
+fails scans and the technician's self-test with the reason, instead of stopping the gate (and
+its service console) from starting.
 """
 
 import time
