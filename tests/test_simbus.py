@@ -69,7 +69,9 @@ def test_bad_sim_urls_are_refused():
         registry.open_device("pair", "sim:t-bad/g1/loops")
     with pytest.raises(ValueError, match="sim:BUS/GATE/PART"):
         registry.open_device("barrier", "sim:t-bad/barrier")
-    assert bus.name == "t-bad"
+    with pytest.raises(ValueError, match="already running"):
+        simbus.Bus("t-bad")
+    assert simbus.bus("t-bad") is bus
 
 
 SMALL = """\

@@ -56,11 +56,14 @@ class SimURLError(ValueError):
 
 class Bus:
     """A simulated station's hardware, shared by name like a python-can virtual channel. The
-    bus is held weakly: it goes away with the simulation that made it."""
+    bus is held weakly: it goes away with the simulation that made it. Two live buses cannot
+    share a name (a gate must never be wired to another run's devices)."""
 
     def __init__(self, name: str) -> None:
         if "/" in name or "?" in name or not name:
             raise SimURLError("a bus name cannot be empty or hold '/' or '?': %r" % name)
+        if _BUSES.get(name) is not None:
+            raise SimURLError("a simulated bus %r is already running" % name)
         register()
         self.name = name
         self.gates: dict[str, Any] = {}
