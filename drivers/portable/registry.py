@@ -17,9 +17,13 @@ backend's business (docs/drivers.md                    lists every form):
     rtc         system, machine   drivers.portable.rtc          system clock, machine.RTC
     link        serial, a path    drivers.linux.link_serial     sync link on a serial port
                 uart              drivers.mcu.link_uart         sync link on machine.UART (MCU)
+    disk        (none built in)                                 a file layer other than
+                                                                firmware.platform's
 
-The simulator is just more backends: host_sim registers its own schemes (`sim...`) with
-`register()`, so the gate's wiring code is the same for real and simulated hardware.
+The simulator is just more backends, as python-can's virtual bus is: host_sim registers its own
+schemes with `register()` at run time (`sim:` for every kind: host_sim/hardware/simbus.py;
+`simcam:` readers: host_sim/hardware/camera.py), so the gate's wiring code is the same for real
+and simulated hardware. drivers/ never imports host_sim.
 Every factory is called as `factory(url, machine=None, ticks=None)`.
 """
 
@@ -51,6 +55,7 @@ BACKENDS = {
         "serial": "drivers.linux.link_serial:from_url",
         "uart": "drivers.mcu.link_uart:from_url",
     },
+    "disk": {},
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")
@@ -76,7 +81,9 @@ def scheme_of(url: str) -> str:
 
 
 def register(kind: str, scheme: str, factory) -> None:
-    """Add (or replace) a backend: `factory` is a callable or a "module:function" string."""
+    """Add (or replace) a backend: `factory` is a callable or a "module:function" string,
+    called as `factory(url, machine=None, ticks=None)`; it refuses (ValueError) options it
+    does not know."""
     BACKENDS.setdefault(kind, {})[scheme] = factory
 
 

@@ -13,13 +13,16 @@ entry of the gate's device.json):
       "display":   "serial:/dev/ttyUSB2",
       "indicator": "gpio:green=21&red=22&buzzer=23",
       "rtc":       "machine:",                   # the board's RTC (MCU gates); default: the
-    }                                            # platform's clock (maintenance/wallclock.py)
+                                                 # platform's clock (maintenance/wallclock.py)
+      "disk":      "sim:station/metro-1/disk",   # the file layer; default: firmware.platform's
+    }                                            # (only the simulator's disks so far)
 
 `build(spec)` opens every device and returns a `Hardware`: what firmware/compose/device.py composes
-a gate from (the simulators hand in their own objects of the same shape). Each input name maps
-to the events its contact raises (INPUTS). Readers open at their first read, and again after
-they fail: a QR engine unplugged at boot fails scans and the technician's self-test with the
-reason, instead of stopping the gate (and its service console) from starting.
+a gate from (the station simulator too, from `sim:` URLs; tests and benchmarks may hand in
+objects of the same shape). Each input name maps to the events its contact raises (INPUTS).
+Readers open at their first read, and again after they fail: a QR engine unplugged at boot
+fails scans and the technician's self-test with the reason, instead of stopping the gate (and
+its service console) from starting.
 """
 
 import time
@@ -34,7 +37,7 @@ INPUTS = {
     "exit_button": ("exit_request", None),
     "service": ("service_off", "service_on"),  # a key switch: on = out of service
 }
-KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator", "rtc")
+KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator", "rtc", "disk")
 REOPEN_S = 1.0  # a reader that failed to open is tried again this much later
 
 
@@ -60,9 +63,11 @@ class Hardware:
         loops=None,
         inputs=(),
         rtc=None,
+        disk=None,
     ):
         self.barrier = barrier
         self.rtc = rtc
+        self.disk = disk
         self.display = display if display is not None else NullDisplay()  # read by tests
         self.indicator = indicator
         self.beams = beams
@@ -152,4 +157,5 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
         loops=dev("pair", hardware["loops"]) if "loops" in hardware else None,
         inputs=inputs,
         rtc=dev("rtc", hardware["rtc"]) if "rtc" in hardware else None,
+        disk=dev("disk", hardware["disk"]) if "disk" in hardware else None,
     )

@@ -5,6 +5,7 @@
     dev.step(wait_s)                          # one turn of the gate loop (once in service)
     client = dev.sync_client(random_bytes)    # a SyncClient wired to the stores and the status
     dev.status()                              # what the gate is doing, for tests and reports
+    dev.snapshot()                            # the cheap subset, as plain values, every turn
     dev.close()
 
 firmware/compose/app.py runs it on a gate (and on `faregate sim device`); the station simulator runs
@@ -43,6 +44,13 @@ deltas to the validator's stores, fare tables and config to the device store (a 
 rebuilds the gate), the back office's time to the anchor (`set_trusted`), a firmware offer to
 the update agent (staged, tried at the next boot: `reboot` becomes True). Status up: the
 validator's, the update agent's, the limits and the journal's figures (`report()`).
+
+Reading a gate (a technician's status, the station simulator): `status()` is the full report;
+`snapshot()` is what can be read every loop turn without side effects (no clock read, no list
+scan): in service or not, the gate's own `Gate.snapshot()` (state, pending-passage timer,
+riders accepted but not through, decision counts, last machine step), the journal's figures
+(pending, last_seq, acked_seq, torn_bytes_cut) and the list versions held (trust, deny).
+`dev.gate.snapshot()` alone (`dev.gate` is None until in service) is the cheapest read.
 
 A power cut is the Device dropped without close(); `Device.open` on the same directory then
 finds everything committed: the journal cuts a torn tail, the stores replay their logs.
@@ -520,6 +528,20 @@ class Device:
             }
         )
         return out
+
+    def snapshot(self) -> dict:
+        """Plain values, read without side effects (the module docstring lists them)."""
+        j = self.journal
+        return {
+            "in_service": self.loop is not None,
+            "gate": self.gate.snapshot() if self.gate is not None else None,
+            "pending": j.pending_count(),
+            "last_seq": j.last_seq,
+            "acked_seq": j.acked_seq,
+            "torn_bytes_cut": j.torn_bytes_cut,
+            "trust_version": self._trust_version(),
+            "deny_version": self._deny_version(),
+        }
 
     def close(self) -> None:
         self._close_service()

@@ -22,6 +22,8 @@ journaled. When the gate works degraded, its idle display shows `notice(now)`
 During an emergency accepted codes are journaled with FLAG_EMERGENCY and no policy (logged, not
 charged). Alarms and notable events (tailgating, jams, passage_not_taken, emergency start/end,
 ...) are journaled as KIND_EVENT records; every transition is in `machine.log`.
+What the gate is doing is read through `snapshot()` (plain values: state, pending-passage
+timer, riders accepted but not through, counts, last machine step), never its attributes.
 """
 
 from firmware import platform
@@ -105,6 +107,27 @@ class Gate:
     @property
     def state(self) -> str:
         return self.machine.state
+
+    def snapshot(self) -> dict:
+        """What the gate is doing now, as plain values (a copy: changing it changes nothing).
+        The one read interface for a technician's status and the station simulator:
+
+            state      the mode table's state ("idle", "open", "jammed", ...)
+            timer      None, or (event it fires, ms left; 0 or less: due at the next tick)
+            pending    accepted riders or vehicles that have not passed yet
+            counts     decisions and test cards so far, by reason: {reason: n}
+            last_step  None, or the newest machine step (state, event, next state;
+                       firmware/fsm.py's log entry without its ticks)
+        """
+        t = self.timer
+        log = self.machine.log
+        return {
+            "state": self.machine.state,
+            "timer": (t[0], t[2] - platform.ticks_diff(self.ticks(), t[1])) if t else None,
+            "pending": len(self.pending),
+            "counts": dict(self.counts),
+            "last_step": tuple(log[-1][1:4]) if log else None,
+        }
 
     def restore(self) -> int:
         """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""

@@ -301,6 +301,24 @@ class Store:
             self.db.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
         )
 
+    def records(self) -> list[tuple[int, int, bytes]]:
+        """Every stored record as (device_id, seq, raw bytes), by device then seq."""
+        return [
+            (int(d), int(q), bytes(raw))
+            for d, q, raw in self.db.execute(
+                "SELECT device_id, seq, raw FROM records ORDER BY device_id, seq"
+            )
+        ]
+
+    def anomaly_counts(self) -> dict[str, int]:
+        """How many anomalies of each kind are logged: {kind: n}, kinds in order."""
+        return {
+            str(k): int(n)
+            for k, n in self.db.execute(
+                "SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind"
+            )
+        }
+
     def anomalies(self, kind: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT time, kind, device_id, seq, detail FROM anomalies"
         args: tuple = ()

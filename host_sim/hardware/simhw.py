@@ -11,6 +11,10 @@ adds what a whole-station run needs around them:
     SimHardware  everything one gate has: readers, barrier, display, indicator, beams or loops
                  or door and exit button, an RTC that drifts, the disk
 
+A SimHardware is the physical side (what riders, cars and faults act on), not what the firmware
+is handed: the firmware gets its devices as a real gate does, through `sim:` URLs
+(host_sim/hardware/simbus.py) and drivers/portable/wiring.build.
+
 Power is the simulator's business: the hardware outlives the firmware, and a power cut drops
 only the device object (and what the reader had not delivered).
 """
@@ -161,17 +165,6 @@ class SimHardware:
         self.loops = passage.Loops() if kind == "parking" else None
         self.door = passage.Door() if kind == "store" else None
         self.button = SimInput() if kind == "store" else None
-
-    def readers(self) -> list[tuple[Any, int | None]]:
-        out: list[tuple[Any, int | None]] = [(self.reader, None)]
-        if self.exit_reader is not None:
-            out.append((self.exit_reader, 2))
-        return out
-
-    def inputs(self) -> list[tuple[Any, str, str | None]]:
-        if self.door is None or self.button is None:
-            return []
-        return [(self.door, "door_opened", "door_closed"), (self.button, "exit_request", None)]
 
     def power_lost(self) -> None:
         """Codes being decoded are lost with the power."""

@@ -122,25 +122,24 @@ class Monitor:
         self._devices[gate] = dev
         self.device_ids[gate] = dev.device_id
         held = self.committed_raw.setdefault(dev.device_id, {})
-        j = dev.journal
-        if held and max(held) > j.last_seq:
+        last_seq = dev.snapshot()["last_seq"]
+        if held and max(held) > last_seq:
             self.violate(
                 "records_reach_backoffice_once",
                 gate,
                 "after a restart the journal ends at seq %d; seq %d was committed before"
-                % (j.last_seq, max(held)),
+                % (last_seq, max(held)),
             )
         probe = _JournalProbe(self, gate)
         self._probes[gate] = probe
-        j.listeners.append(probe)
+        dev.journal.listeners.append(probe)
         self._scan[gate] = None
         g = dev.gate
         decide = g.on_scan
-        validator = dev.validator
-        clock = g.clock
+        clock = dev.clock
 
         def on_scan(text: str, direction: int | None = None) -> Any:
-            scan = _Scan(self.codes.get(text), clock.now(), validator.deny.version)
+            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"])
             self._scan[gate] = scan
             try:
                 d = decide(text, direction)
@@ -242,8 +241,8 @@ class Monitor:
         if dev is None:
             self.violate("never_open_without_valid_code", gate, "opened while powered off")
             return
-        log = dev.gate.machine.log
-        state, event = (log[-1][1], log[-1][2]) if log else ("", "")
+        last = dev.snapshot()["gate"]["last_step"]
+        state, event = (last[0], last[1]) if last else ("", "")
         if (state, event) in SAFETY_OPENS or event in SAFETY_EVENTS:
             return
         scan = self._scan.get(gate)
@@ -262,12 +261,12 @@ class Monitor:
             )
 
     # -- at the end --------------------------------------------------------------------------
-    def check_backoffice(self, db: Any, pending: dict[int, int]) -> dict[str, int]:
-        """Compare what the back office holds with what the gates committed. `db` is a
-        sqlite3 connection to its file; `pending` gate -> records still on the gate."""
+    def check_backoffice(self, store: Any, pending: dict[int, int]) -> dict[str, int]:
+        """Compare what the back office holds with what the gates committed. `store` is a
+        host_sim/backoffice/store.Store on its file; `pending` gate -> records still on the gate."""
         held: dict[int, dict[int, bytes]] = {}
-        for dev, seq, raw in db.execute("SELECT device_id, seq, raw FROM records"):
-            held.setdefault(int(dev), {})[int(seq)] = bytes(raw)
+        for dev, seq, raw in store.records():
+            held.setdefault(dev, {})[seq] = raw
         name_of = {d: self.names.get(g, str(d)) for g, d in self.device_ids.items()}
         missing = extra = differ = 0
         for dev in sorted(set(self.committed_raw) | set(held)):
@@ -306,10 +305,7 @@ class Monitor:
                     name_of, devs[0], "presentation %r recorded twice by one gate" % (pres,)
                 )
         # replays: a presentation passed at several gates must be flagged (all but the first)
-        flagged = {
-            (int(d), int(s))
-            for d, s in db.execute("SELECT device_id, seq FROM anomalies WHERE kind='replay'")
-        }
+        flagged = {(int(a["device_id"]), int(a["seq"])) for a in store.anomalies("replay")}
         replays = unflagged = 0
         for pres, where in sorted(seen.items()):
             if len(where) < 2:

@@ -5,10 +5,12 @@
 
 Everything runs in this one process on a virtual clock (host_sim/hardware/devices.ManualClock):
 
-- gates: each is the real firmware (firmware/compose/device.py, provisioned by
-  host_sim/station/gatedir.py)
-  on simulated hardware (host_sim/hardware/simhw.py) with its state directory under `workdir`, fed
-  by a lane of riders, cars or shoppers (host_sim/station/lanes.py);
+- gates: each is built as a real gate is: its hardware by drivers/portable/wiring.build from a
+  spec of `sim:` URLs naming its simulated devices (host_sim/hardware/simhw.py) on this run's
+  bus (host_sim/hardware/simbus.py), the firmware over it by firmware/compose/device.py
+  (provisioned by host_sim/station/gatedir.py), its state directory under `workdir`; each is
+  fed by a lane of riders, cars or shoppers (host_sim/station/lanes.py), which act on the
+  simulated devices as people act on real ones;
 - demand: arrivals through the day per lane group, the behaviour mix, the codes phones show
   (host_sim/station/demand.py);
 - the back office: a real SQLite file (host_sim/backoffice/store.py) served by the real host
@@ -23,11 +25,15 @@ Everything runs in this one process on a virtual clock (host_sim/hardware/device
 The main loop turns a busy gate's loop every `step_ms`; a gate with nothing to do is turned
 every `idle_step_ms`, and when no gate is busy the clock jumps to the next event. Nothing reads
 the wall clock except `wall`, which report.py keeps out of the reproducible files.
+
+What the simulator reads from a gate goes through its public read interface: Device.snapshot()
+(with the gate's Gate.snapshot() in it) and Device.status() (report.py); what it reads from the
+back office, through the Store's query methods.
 """
 
 import functools
+import itertools
 import os
-import sqlite3
 import time
 import traceback
 from collections import deque
@@ -35,10 +41,11 @@ from typing import Any
 
 from drivers.linux import crypto_openssl
 from drivers.linux.crypto_openssl import OpenSSLVerifier
+from drivers.portable import wiring
 from firmware.compose.device import Device
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
-from host_sim.hardware import simhw
+from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
 from host_sim.station import demand, faults, gatedir, lanes, report
 from host_sim.station.invariants import Monitor
@@ -51,6 +58,7 @@ RESTING = ("idle", "jammed", "out_of_service")
 OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
 RECOVERY_LIMIT_S = 3600  # virtual time allowed for every gate to empty its journal at the end
 FIRST_DEVICE_ID = 1001
+_BUS_NAMES = itertools.count(1)  # each run's bus has its own name (runs may share a process)
 
 
 class Tamper:
@@ -72,7 +80,8 @@ class Slot:
         self.name = name
         self.lane_cfg = lane_cfg
         self.kind = lane_cfg["kind"]
-        self.hw = hw
+        self.hw = hw  # the simulated devices (the lane and faults act on them)
+        self.spec: dict[str, Any] = {}  # their sim: URLs: what wiring.build gives the firmware
         self.lane: Any = None
         self.dir = ""
         self.device_id = 0
@@ -143,6 +152,7 @@ class Simulation:
         )
         self.db_path = os.path.join(workdir, "backoffice.sqlite")
         self.store = self._open_store()
+        self.bus = simbus.Bus("station%d" % next(_BUS_NAMES))
         self.recovering = False
         self.recovery_ms = 0
         self.recovered_at_s: int | None = None
@@ -210,7 +220,9 @@ class Simulation:
                     int(lane_cfg["barrier_close_ms"]),
                     drift,
                 )
+                self.bus.add(hw)
                 slot = Slot(len(slots), name, lane_cfg, hw)
+                slot.spec = self.bus.spec(name)
                 slot.device_id = device_id
                 slot.dir = os.path.join(self.workdir, "gates", name)
                 key = demand.keys(self.seed, "device-%d" % device_id)
@@ -271,7 +283,8 @@ class Simulation:
 
     # -- power -------------------------------------------------------------------------------
     def _open_device(self, slot: Slot) -> Any:
-        dev = Device.open(slot.dir, slot.hw, self.clock, crypto=crypto_openssl)
+        hw = wiring.build(slot.spec)  # as a real gate's entry point wires its device.json
+        dev = Device.open(slot.dir, hw, self.clock, crypto=crypto_openssl)
         self.tamper.device(slot.name, dev)
         return dev
 
@@ -280,7 +293,7 @@ class Simulation:
             slot.hw.power_restored()
         dev = self._open_device(slot)
         slot.dev = dev
-        slot.stats["torn_bytes_cut"] += dev.journal.torn_bytes_cut
+        slot.stats["torn_bytes_cut"] += dev.snapshot()["torn_bytes_cut"]
         self.monitor.attach(slot.index, dev)
         slot.lane.admitting = True
         slot.last_step_ms = self.now_ms()
@@ -370,7 +383,7 @@ class Simulation:
         return pop.person("rider", rng.randrange(pop.size))
 
     def _in_use(self, slot: Slot) -> bool:
-        return slot.dev is not None and slot.dev.gate.state not in OUT_OF_USE
+        return slot.dev is not None and _gate(slot.dev)["state"] not in OUT_OF_USE
 
     def _move_queue(self, slot: Slot) -> None:
         """Riders waiting at a gate that went out of use walk to another one."""
@@ -500,7 +513,7 @@ class Simulation:
         else:
             slot.stats["sessions_failed"] += 1
         if slot.dev is not None:
-            v = slot.dev.validator.deny.version
+            v = slot.dev.snapshot()["deny_version"]
             slot.deny_applied.setdefault(v, self.elapsed_s())
         cfg = self.sc["backoffice"]
         wait = int(cfg["sync_interval_s"] if s.ok else cfg["retry_s"]) * 1000
@@ -611,21 +624,21 @@ class Simulation:
         dev = slot.dev
         if dev is None:
             return False
-        g = dev.gate
-        return bool(g.timer or g.pending) or g.state not in RESTING
+        g = _gate(dev)
+        return g["timer"] is not None or bool(g["pending"]) or g["state"] not in RESTING
 
     def _step(self, slot: Slot) -> None:
         dev = slot.dev
         if dev is None:
             return
         slot.last_step_ms = self.now_ms()
-        before = dict(dev.gate.counts)
+        before = _gate(dev)["counts"]
         try:
             dev.step(0)
         except Exception as e:
             self._crash(slot, "the main loop", e)
             return
-        counts = dev.gate.counts
+        counts = _gate(dev)["counts"]
         if counts != before:
             for reason, n in counts.items():
                 k = n - before.get(reason, 0)
@@ -661,12 +674,12 @@ class Simulation:
             if s.dev is None:
                 down += 1
                 continue
-            j = s.dev.journal
-            n = j.pending_count()
+            snap = s.dev.snapshot()
+            n = snap["pending"]
             pending += n
             s.stats["max_pending"] = max(s.stats["max_pending"], n)
             if n:  # in true time: a gate's clock may be off
-                since = self.monitor.committed_at.get(s.device_id, {}).get(j.acked_seq + 1)
+                since = self.monitor.committed_at.get(s.device_id, {}).get(snap["acked_seq"] + 1)
                 if since is not None:
                     oldest = max(oldest, self.elapsed_s() - since)
         tl["pending_total"].append(pending)
@@ -761,7 +774,8 @@ class Simulation:
             for s in self.slots:
                 if s.dev is None or s.session is not None or not s.recovered:
                     return False
-                if s.dev.journal.pending_count() or s.dev.validator.deny.version < target:
+                snap = s.dev.snapshot()
+                if snap["pending"] or snap["deny_version"] < target:
                     return False
             return True
 
@@ -771,14 +785,12 @@ class Simulation:
     def finish(self) -> dict[str, Any]:
         pending = {}
         for s in self.slots:
-            pending[s.index] = s.dev.journal.pending_count() if s.dev is not None else -1
-        db = sqlite3.connect(self.db_path)
+            pending[s.index] = s.dev.snapshot()["pending"] if s.dev is not None else -1
+        db = Store(self.db_path)  # a fresh reader of the file (no tampering, no cache)
         try:
             bo = self.monitor.check_backoffice(db, pending)
-            held = int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-            anomalies = dict(
-                db.execute("SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind")
-            )
+            held = db.count()
+            anomalies = db.anomaly_counts()
         finally:
             db.close()
         out = report.build(self, bo, held, anomalies)
@@ -787,3 +799,9 @@ class Simulation:
                 s.dev.close()
         self.store.close()
         return out
+
+
+def _gate(dev: Any) -> dict[str, Any]:
+    """The gate's Gate.snapshot() (a station gate is always in service once opened): read every
+    loop turn, so without the journal and list figures of Device.snapshot()."""
+    return dev.gate.snapshot()

@@ -185,6 +185,33 @@ def test_restore_rebuilds_anti_passback_from_the_journal():
         rmtree(d)
 
 
+def test_snapshot_reads_the_gate_as_plain_values():
+    d = mkdtemp("snapshot")
+    ticks = Ticks(0)
+    try:
+        g = _gate(d, ticks)
+        snap = g.snapshot()
+        assert snap == {
+            "state": "idle",
+            "timer": None,
+            "pending": 0,
+            "counts": {},
+            "last_step": None,
+        }
+        assert g.on_scan(_code(5, 1, ticks)).accept
+        ticks.advance(1000)
+        snap = g.snapshot()
+        event, left_ms = snap["timer"]
+        assert snap["pending"] == 1 and snap["counts"] == {"accepted": 1}
+        assert event.endswith("_timeout") and 0 < left_ms == g.timer[2] - 1000
+        assert snap["last_step"] == ("idle", "paid", g.state)
+        snap["counts"]["accepted"] = 99  # a copy: the gate's own counts stay
+        assert g.counts == {"accepted": 1}
+        g.journal.close()
+    finally:
+        rmtree(d)
+
+
 class Limits:
     def __init__(self, refuse):
         self.refuse = refuse
