@@ -34,6 +34,7 @@ import weakref
 from typing import Any
 
 from drivers.portable import registry
+from host_sim.errors import SimError
 
 SCHEME = "sim"
 PARTS = {
@@ -50,7 +51,7 @@ PARTS = {
 _BUSES: "weakref.WeakValueDictionary[str, Bus]" = weakref.WeakValueDictionary()
 
 
-class SimURLError(ValueError):
+class SimURLError(SimError, ValueError):
     """A `sim:` URL that names nothing on a registered bus, or carries options."""
 
 
