@@ -10,9 +10,10 @@ the order a camera sees the light:
                or a lamp's spot) added on the glass
     geometry   the phone turned in 3-D (tilt up to 50 degrees in any direction) and rotated,
                projected by a pinhole camera, over a background and a hand; the code's modules
-               2 to 5.5 camera px wide
-    optics     a defocus disc (pillbox, radius 0.5-1.7 px), sometimes motion too, computed at
-               twice the sensor's resolution and then integrated over each sensor pixel
+               2 to 5.5 camera px wide (never foreshortened under MIN_MODULE_PX)
+    optics     a defocus disc (pillbox, radius 0.5-1.7 px but at most 0.55 module), sometimes
+               motion too, computed at twice the sensor's resolution and then integrated over
+               each sensor pixel
     sensor     photon shot noise (Poisson in electrons) and read noise, over the blur
     exposure   auto-exposure and analogue gain (a dim screen: fewer electrons, more gain),
                clipping, a display gamma
