@@ -9,7 +9,9 @@ frames with no ride code, scored with the ride-code filter on, as at the gate:
               generator (modules down to 2 px, sensor noise over the blur, tilt to 50 degrees,
               dim and dark-mode screens, moire from the screen's pixel grid). The pipeline was
               tuned on its DEV_SEEDS only; TEST_SEED was not looked at while tuning. This is
-              the figure P3's target is about.
+              the figure P3's target is about. (Seed 9001 was the first held-out seed; its
+              score, 97.8 %, led to one more pass tuned on dev seed 102, so it was retired and
+              9002 measures the pipeline as it is now.)
 
 Every decoder sees the same frames in the same run, on one core (OpenCV limited to one
 thread). A frame counts as decoded when the decoder returns its text; any other text is wrong;
@@ -26,7 +28,7 @@ from host_sim.hardware import frames, phone_frames
 
 SEED = 3  # frames.py
 DEV_SEEDS = range(100, 200)  # phone_frames.py seeds the pipeline may be tuned on
-TEST_SEED = 9001  # phone_frames.py, held out: measured, never tuned on
+TEST_SEED = 9002  # phone_frames.py, held out: measured, never tuned on
 DECODERS = ("faregate", "zxing", "zbar", "opencv", "opencv-aruco")
 
 
