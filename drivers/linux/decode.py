@@ -21,7 +21,8 @@ recovery passes in order, stopping at the first that does:
     linear3     gamma undone, scaled 3x: the same, smaller still
     linear_adaptive  gamma undone, scaled 2x, adaptive threshold over a smaller window
                 (31 px): blurred small modules under uneven light
-Most frames decode in the first pass (about 0.6 ms here); a frame with no code runs them all.
+Most frames decode in the first pass (about 0.6 ms here); a frame with no code runs them all
+(tens of ms: the camera reader does not decode a frame that did not change).
 
 Never a wrong payload: QR's Reed-Solomon check rejects damaged reads in every pass (zxing-cpp
 returns only valid results), and with `accept` (e.g. `looks_like_ride_code`) a text of the
