@@ -1,22 +1,35 @@
 """P3: camera decoding on generated phone frames, faregate's pipeline beside the raw libraries.
 
-The set (host_sim/hardware/frames.py, seed 3; the codes come from fixed keys, so every run sees the
-same pixels): 640x480 grey frames of ride codes as phones held at a reader look (tilt, rotation,
-blur, glare, moire, JPEG, dim and inverted screens), plus frames with no code at all (empty
-reader, phones showing other things, finder-like patterns). Every decoder sees the same frames
-in the same run, on one core (OpenCV limited to one thread), with the ride-code filter on, as at
-the gate. A frame counts as decoded when the decoder returns its text; any other text is wrong;
-any text on a frame without a code is a false positive.
-FAREGATE_P3_FRAMES=N changes the number of code frames (default 600; a quarter as many empty).
+Two sets, each made of ride codes from fixed keys (so every run sees the same pixels) plus
+frames with no ride code, scored with the ride-code filter on, as at the gate:
+
+    tuned     host_sim/hardware/frames.py, seed 3: the generator the pipeline was first tuned on
+              (tilt, rotation, blur, glare, moire, JPEG, dim and inverted screens)
+    held-out  host_sim/hardware/phone_frames.py, seed TEST_SEED: an independent, harder
+              generator (modules down to 2 px, sensor noise over the blur, tilt to 50 degrees,
+              dim and dark-mode screens, moire from the screen's pixel grid). The pipeline was
+              tuned on its DEV_SEEDS only; TEST_SEED was not looked at while tuning. This is
+              the figure P3's target is about. (Seed 9001 was the first held-out seed; its
+              score, 97.8 %, led to one more pass tuned on dev seed 102, so it was retired and
+              9002 measures the pipeline as it is now.)
+
+Every decoder sees the same frames in the same run, on one core (OpenCV limited to one
+thread). A frame counts as decoded when the decoder returns its text; any other text is wrong;
+any text on a frame without a ride code is a false positive.
+FAREGATE_P3_FRAMES=N changes the number of code frames per set (default 600; a quarter as many
+frames without a code).
 """
 
 import os
 
 from bench.util import row
 from drivers.linux import decode
-from host_sim.hardware import frames
+from host_sim.hardware import frames, phone_frames
 
-SEED = 3
+SEED = 3  # frames.py
+DEV_SEEDS = range(100, 200)  # phone_frames.py seeds the pipeline may be tuned on
+TEST_SEED = 9002  # phone_frames.py, held out: measured, never tuned on
+DECODERS = ("faregate", "zxing", "zbar", "opencv", "opencv-aruco")
 
 
 def _texts(n: int) -> list[str]:
@@ -32,15 +45,10 @@ def _texts(n: int) -> list[str]:
     return [riders[i % 20].present(now + i) for i in range(n)]
 
 
-def p3() -> list[dict]:
-    import cv2
-
-    cv2.setNumThreads(1)
-    n = int(os.environ.get("FAREGATE_P3_FRAMES", "600"))
-    fset = frames.frame_set(SEED, _texts(n), n_empty=n // 4)
+def _rows(label: str, fset: list[frames.Frame], n: int, target: bool) -> list[dict]:
     accept = decode.looks_like_ride_code
     results = {}
-    for name in ("faregate", "zxing", "zbar", "opencv", "opencv-aruco"):
+    for name in DECODERS:
         try:
             dec = decode.make_decoder(name, accept)
         except ImportError:
@@ -49,15 +57,17 @@ def p3() -> list[dict]:
     ref = results["zxing"]
     rows = []
     for name, r in results.items():
-        label = "faregate pipeline" if name == "faregate" else name + " alone"
-        what = "%s: share of %d code frames decoded (wrong %d; false pos. %d of %d empty)" % (
+        who = "faregate pipeline" if name == "faregate" else name + " alone"
+        what = "%s, %s: share of %d code frames decoded (wrong %d; false pos. %d of %d empty)" % (
             label,
+            who,
             n,
             r["wrong"],
             r["false_pos"],
             n // 4,
         )
         ours = name == "faregate"
+        goal = ours and target
         rows.append(
             row(
                 "P3",
@@ -65,20 +75,33 @@ def p3() -> list[dict]:
                 r["rate"],
                 "%",
                 ref["rate"] if ours else None,
-                ">= 98%, 0 wrong, 0 false pos." if ours else "",
+                ">= 98%, 0 wrong, 0 false pos." if goal else "",
             )
         )
         rows.append(
             row(
                 "P3",
-                "%s: median time per frame" % label,
+                "%s, %s: median time per frame" % (label, who),
                 r["median_ms"],
                 "ms",
                 ref["median_ms"] if ours else None,
-                "<= 4 ms" if ours else "",
+                "<= 4 ms" if goal else "",
             )
         )
     return rows
+
+
+def p3() -> list[dict]:
+    import cv2
+
+    cv2.setNumThreads(1)
+    n = int(os.environ.get("FAREGATE_P3_FRAMES", "600"))
+    texts = _texts(n)
+    held_out = phone_frames.frame_set(TEST_SEED, texts, n_empty=n // 4)
+    rows = _rows("held-out phone_frames seed %d" % TEST_SEED, held_out, n, True)
+    del held_out
+    tuned = frames.frame_set(SEED, texts, n_empty=n // 4)
+    return rows + _rows("frames.py seed %d" % SEED, tuned, n, False)
 
 
 BENCHES = {"P3": p3}
