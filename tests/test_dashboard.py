@@ -58,7 +58,9 @@ REPLAYED = 7777  # the account whose copied code passes at 301 and 303
 def _sync(dev, store, keys, clock, peer):
     """One session over an in-memory pipe to a HostSession; recorded in the store's history."""
     started, t0 = clock.now(), time.monotonic()
-    depth = dev.journal.pending_count()
+    held = store.device(dev.device_id).high_seq
+    depth = dev.journal.last_seq - held  # what the sync server sees at HELLO
+    assert depth == dev.journal.pending_count()
     session = HostSession(store, keys[0], keys[1], clock, peer)
     client = dev.sync_client()
     outcome, reason = "ok", ""
@@ -281,3 +283,17 @@ def test_the_dashboard_in_a_browser(site, browser_page):
 
     assert page.goto(site + "/gates/999").status == 404
     assert all(u.startswith(site) for u in requests), "the dashboard loaded from elsewhere"
+
+
+def test_plots_scale_to_a_round_maximum_and_escape_their_text():
+    from host_sim.backoffice import svgplot
+
+    svg = svgplot.time_plot([(NOW, 3), (NOW + 600, 7), (NOW + 1200, 0)], "depth <&>", "rec")
+    assert svg.count("<circle") == 3 and "depth &lt;&amp;&gt;" in svg and "<&>" not in svg
+    assert ">10 rec</text>" in svg and ">5 rec</text>" in svg  # 7 rounds up to 10
+    assert "2026-01-01 08:00 UTC: 3 rec" in svg and "2026-01-01 08:20 UTC" in svg
+    assert [svgplot._round_up(v) for v in (0, 1, 1.5, 3, 20, 21)] == [1, 1, 2, 5, 20, 50]
+    empty = svgplot.time_plot([], "lag", "min")
+    assert "no data" in empty and "<circle" not in empty
+    html = dashboard.table(["a"], [[dashboard._cell("<b>")]], "none")
+    assert "&lt;b&gt;" in html and "<b>" not in html

@@ -334,7 +334,9 @@ class Store:
         """One sync session, at its end: the device (None if it never said HELLO), the peer's
         address, when it started (unix s) and how long it took, its outcome ("ok", "refused",
         "disconnected", ...), the records acknowledged, the refusal or failure reason, and the
-        records waiting on the gate as it reported them (None: not reported)."""
+        queue depth: the records waiting on the gate when the session began (its HELLO's last
+        seq minus the seq the back office held; None: unknown). The STATUS at a session's end
+        comes after the upload, so its queue is nearly always 0: it would plot nothing."""
         with self.lock:
             self.db.execute(
                 "INSERT INTO sessions (device_id, peer, started, duration_s, outcome, records, "
