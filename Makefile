@@ -40,18 +40,24 @@ setup:
 	  $(MAKE) --no-print-directory install && echo "$$want" > $(STAMP); \
 	fi
 
-install:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "faregate needs Python >= 3.11, found " + sys.version.split()[0])'
-	@if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then \
+# $(call apt_need,PACKAGE,CHECK,WHAT FOR,WITHOUT IT): install a Debian package when CHECK fails
+# (as root with apt-get), else warn what is missing and how to fix it
+define apt_need
+	@if ! $(2); then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "setup: installing Debian's libzbar0 (for the pyzbar decoder)"; \
+	    echo "setup: installing Debian's $(1) ($(3))"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libzbar0 >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null; \
 	  else \
-	    echo "setup: WARNING libzbar0 is missing; the pyzbar decoder and its tests are disabled." \
-	         "Fix: sudo apt-get install libzbar0"; \
+	    echo "setup: WARNING $(1) is missing; $(4). Fix: sudo apt-get install $(1)"; \
 	  fi; \
 	fi
+endef
+
+install:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "faregate needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(call apt_need,libzbar0,ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0',for the pyzbar decoder,the pyzbar decoder and its tests are disabled)
+	$(call apt_need,chromium,test -x /usr/bin/chromium,for the dashboard's browser test,tests/test_dashboard.py fails)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
