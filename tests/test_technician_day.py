@@ -59,9 +59,9 @@ def test_ports_lists_each_gate_with_its_device_id(field):
     p = field.run("ports")
     assert p.returncode == 0, p.stderr
     rows = p.stdout.splitlines()
-    assert rows[0].split() == ["port", "gate", "state", "model", "firmware", "name"]
-    assert rows[1].startswith(a.link) and rows[1].split()[1:3] == ["1017", "blank"]
-    assert rows[2].startswith(b.link) and rows[2].split()[1:3] == ["1018", "blank"]
+    assert rows[0].split() == ["gate", "state", "model", "firmware", "name", "port"]
+    assert rows[1].split() == ["1017", "blank", "faregate-sim", "0.1.0", "-", a.link]
+    assert rows[2].split() == ["1018", "blank", "faregate-sim", "0.1.0", "-", b.link]
     assert rows[-1] == "2 gate(s) on 2 port(s)"
     p = field.run("ports", "--json")
     events = [json.loads(line) for line in p.stdout.splitlines()]

@@ -70,27 +70,34 @@ def cmd_ports(args: argparse.Namespace) -> int:
     def go() -> int:
         rows = [row(p, connect.probe(args, p)) for p in ports.candidates()]
         gates = [r for r in rows if r["device_id"] is not None]
-        table = [["port", "gate", "state", "model", "firmware", "name"]]
+        # the port last: its length varies, the other columns line up
+        table = [["gate", "state", "model", "firmware", "name", "port"]]
         for r in rows:
             if events.as_json:
                 events.emit(dict(r, event="port"))
             elif r["error"]:
-                table.append([r["port"], "-", "no gate answering (%s)" % r["error"]["reason"]])
+                why = "no gate answering (%s)" % r["error"]["reason"]
+                table.append(["-", why, "", "", "", r["port"]])
             else:
                 table.append(
                     [
-                        r["port"],
                         str(r["device_id"]),
                         r["state"],
                         r["model"] or "-",
                         r["firmware"] or "-",
-                        r["name"] or "",
+                        r["name"] or "-",
+                        r["port"],
                     ]
                 )
         if len(table) > 1:
-            widths = [max(len(t[i]) for t in table if len(t) == 6) for i in range(6)]
+            widths = [max(len(t[i]) for t in table if t[0] != "-") for i in range(5)]
             for t in table:
-                events.say("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=False)).rstrip())
+                if t[0] == "-":
+                    events.say("-     %s  %s" % (t[1], t[5]))
+                else:
+                    events.say(
+                        "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=False)) + "  " + t[5]
+                    )
         if not gates:
             events.result(
                 False,
