@@ -311,6 +311,10 @@ def test_device_commands(field, tmp_path):
         "barrier": False,
         "sensors": True,
     }
+    *_, err, result = field.events(p)  # the error, then the one closing result
+    assert err["event"] == "error" and result["event"] == "result" and not result["ok"]
+    assert result["command"] == "device selftest" and result["exit_code"] == 1
+    assert [c["name"] for c in result["checks"] if not c["ok"]] == ["barrier"]
     behind = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400))
     p = field.run("device", "set-time", "--port", gate.port, "--time", behind)
     shown = behind.replace("T", " ").replace("Z", " UTC")

@@ -82,11 +82,14 @@ def load_credential(args: argparse.Namespace, now: int) -> Any:
 
 def run(events: Events, fn: Callable[[], int]) -> int:
     """Run a command body; a FaregateError (which carries its message, remedy and exit code)
-    also becomes a JSON error event before `faregate` prints it as one line."""
+    also becomes a JSON error event and the closing result (with the error's `result_fields`,
+    if it has them) before `faregate` prints it as one line; so does Ctrl-C (130)."""
     try:
         return fn()
     except FaregateError as e:
-        events.error(e.message or e.reason, e.remedy, e.exit_code)
+        events.error(
+            e.message or e.reason, e.remedy, e.exit_code, **getattr(e, "result_fields", {})
+        )
         raise
     except KeyboardInterrupt:
         events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)

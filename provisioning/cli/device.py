@@ -262,11 +262,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
             events.check(c["name"], c["ok"], c["detail"])
         failed = [c["name"] for c in result["checks"] if not c["ok"]]
         if failed:
-            events.result(False, "self-test FAILED: %s" % ", ".join(failed), **result)
+            events.say("self-test FAILED: %s" % ", ".join(failed))
             raise CliError(
                 "self-test failed: %s" % ", ".join(failed),
                 "fix what the failing checks name, then run it again",
                 EXIT_FAILED,
+                result_fields=result,  # the closing result event carries the checks
             )
         events.result(True, "self-test passed", **result)
         return 0

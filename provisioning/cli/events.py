@@ -98,11 +98,11 @@ class Events:
         elif message:
             self.say(message)
 
-    def error(self, message: str, remedy: str, exit_code: int) -> None:
-        """A failure: the error event, then the closing result (ok false) with --json."""
+    def error(self, message: str, remedy: str, exit_code: int, **data: Any) -> None:
+        """A failure: the error event, then the closing result (ok false, with `data`)."""
         if self.as_json:
             self.emit(
                 {"event": "error", "message": message, "remedy": remedy, "exit_code": exit_code}
             )
             if not self.finished:
-                self.result(False, message, exit_code=exit_code, remedy=remedy)
+                self.result(False, message, exit_code=exit_code, remedy=remedy, **data)

@@ -54,8 +54,15 @@ class CliError(FaregateError):
 
     reason = "cli"
 
-    def __init__(self, message: str, remedy: str = "", exit_code: int = EXIT_FAILED) -> None:
+    def __init__(
+        self,
+        message: str,
+        remedy: str = "",
+        exit_code: int = EXIT_FAILED,
+        result_fields: dict | None = None,
+    ) -> None:
         super().__init__(message, remedy=remedy, exit_code=exit_code)
+        self.result_fields = result_fields or {}  # for the --json result event (values)
 
 
 def error_line(e: FaregateError) -> str:
