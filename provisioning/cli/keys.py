@@ -115,11 +115,15 @@ def _result(ev: Any, rows: list[dict], directory: str) -> None:
     from provisioning import operator_keys
 
     clear = operator_keys.unencrypted(rows)
+    keys = len([r for r in rows if r["name"] != "ca" and r["action"] != "missing"])
     ev.result(
         True,
-        "",
+        # the text lines above say it all; the JSON result says it once more
+        "%d operator keys in %s, %d not encrypted" % (keys, directory, len(clear))
+        if ev.as_json
+        else "",
         dir=directory,
-        keys=len([r for r in rows if r["name"] != "ca" and r["action"] != "missing"]),
+        keys=keys,
         unencrypted=len(clear),
     )
 
