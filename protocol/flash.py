@@ -17,6 +17,12 @@ Carried in link frames (protocol.frames: length, header CRC, payload CRC32). Fra
     0x47  QUERY     h->d  (empty): ask for STATUS
     0x48  STATUS    d->h  utf-8 JSON: firmware.maintenance.update_agent.UpdateAgent.status()
     0x49  REFUSED   d->h  u8 len | reason (ASCII, protocol/reasons.py) | utf-8 message
+    0x4A  ROLLBACK  h->d  (empty): boot the previous image (the other slot, as it was before the
+                          last confirmed update) on trial; the gate replies STATUS, reboots
+
+ACTIVATE alone (after a BEGIN .. DONE with no ACTIVATE, `faregate flash --no-activate`) is
+`faregate flash --activate-only`; ROLLBACK is `faregate flash --rollback`. Neither resends
+a byte: the gate's slots already hold the image.
 
 A DATA frame at an unexpected offset (one was lost or corrupted on the line) is answered with
 an ACK of the offset the gate wants: the sender goes back to it (go-back-N). READY's offset and
@@ -38,7 +44,8 @@ ACTIVATE = 0x46
 QUERY = 0x47
 STATUS = 0x48
 REFUSED = 0x49
-TYPES = (BEGIN, READY, DATA, ACK, END, DONE, ACTIVATE, QUERY, STATUS, REFUSED)
+ROLLBACK = 0x4A
+TYPES = (BEGIN, READY, DATA, ACK, END, DONE, ACTIVATE, QUERY, STATUS, REFUSED, ROLLBACK)
 NAMES = {
     BEGIN: "BEGIN",
     READY: "READY",
@@ -50,6 +57,7 @@ NAMES = {
     QUERY: "QUERY",
     STATUS: "STATUS",
     REFUSED: "REFUSED",
+    ROLLBACK: "ROLLBACK",
 }
 FLAG_RESTART = 1
 MAX_CHUNK = 4096

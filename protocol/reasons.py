@@ -112,6 +112,11 @@ REASONS = {
     "no_verifier": (90, "Update refused", "This gate has no signature verifier to check images."),
     "update_busy": (91, "Update refused", "Another update is on trial; wait for it."),
     "update_storage_error": (92, "Update refused", "The gate could not write the image."),
+    "update_no_previous": (
+        93,
+        "Update refused",
+        "No previous image in the other slot to go back to.",
+    ),
     # service console (firmware.maintenance.console): why a technician's command was refused
     "svc_unauthenticated": (
         100,

@@ -28,6 +28,7 @@ REMEDIES = {
     "image_hash_mismatch": "run the same command again; if it repeats, rebuild",
     "image_truncated": "run the same command again to resume",
     "update_busy": "wait for the trial boot to finish, then flash again",
+    "update_no_previous": "nothing to go back to: flash the image you want (faregate flash IMAGE)",
     "no_verifier": "this gate cannot check signatures: it needs an image with a verifier",
 }
 
@@ -168,6 +169,9 @@ class FlashClient:
 
     def activate(self) -> dict[str, Any]:
         return flash.parse_status(self._request(flash.ACTIVATE, b"", flash.STATUS, "ACTIVATE"))
+
+    def rollback(self) -> dict[str, Any]:
+        return flash.parse_status(self._request(flash.ROLLBACK, b"", flash.STATUS, "ROLLBACK"))
 
 
 def wait_outcome(

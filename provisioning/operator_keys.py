@@ -17,7 +17,9 @@ Technician credential directory (`faregate keys technician ... --out DIR`):
     operator-root.pub          the anchor a blank gate is claimed with
 
 `.pub` files hold the SEC1 compressed point in hex. Keys are PEM (PKCS#8); if FAREGATE_PASSPHRASE
-is set they are written encrypted with it and read with it.
+is set they are written encrypted with it and read with it. Every row `init_operator` and
+`show_operator` return says whether its private key file is encrypted (`encrypted`: true,
+false, or null for ca.pem and a missing key); `unencrypted(rows)` names the ones in clear.
 """
 
 import datetime
@@ -122,6 +124,7 @@ def init_operator(directory: str, operator: str, now: int) -> list[dict]:
             "public_key": rows[0]["public_key"],
             "action": "created" if created else "kept",
             "path": ca_path,
+            "encrypted": None,  # a certificate: its private key is root.key
         }
     )
     os.makedirs(os.path.join(directory, "devices"), exist_ok=True)
@@ -135,7 +138,13 @@ def _row(name: str, pub: bytes, action: str, path: str) -> dict:
         "public_key": pub.hex(),
         "action": action,
         "path": path,
+        "encrypted": pki.is_encrypted(path),
     }
+
+
+def unencrypted(rows: list[dict]) -> list[str]:
+    """The private key files of `rows` written in clear."""
+    return [r["path"] for r in rows if r.get("encrypted") is False]
 
 
 def show_operator(directory: str) -> list[dict]:
@@ -147,7 +156,14 @@ def show_operator(directory: str) -> list[dict]:
             rows.append(_row(name, pub, "present", os.path.join(directory, name + ".key")))
         else:
             rows.append(
-                {"name": name, "key_id": "", "public_key": "", "action": "missing", "path": ""}
+                {
+                    "name": name,
+                    "key_id": "",
+                    "public_key": "",
+                    "action": "missing",
+                    "path": "",
+                    "encrypted": None,
+                }
             )
     return rows
 

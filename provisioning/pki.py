@@ -34,6 +34,17 @@ def save_key(key: ec.EllipticCurvePrivateKey, path: str, passphrase: bytes | Non
         f.write(data)
 
 
+def is_encrypted(path: str) -> bool | None:
+    """Whether a PEM private key file is encrypted (PKCS#8 "ENCRYPTED PRIVATE KEY", or a
+    legacy PEM with a DEK-Info header); None when the file cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in head or b"DEK-Info:" in head
+
+
 def load_key(path: str, passphrase: bytes | None = None) -> ec.EllipticCurvePrivateKey:
     with open(path, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), passphrase)

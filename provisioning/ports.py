@@ -5,7 +5,10 @@ Candidates are USB serial adapters (pyserial's list_ports: ports with a USB vend
 ttyUSB*/ttyACM*) plus simulated gates: each `faregate sim device` puts a symlink
 `gate-<device_id>-<pid>` to its pty in the simulator directory (FAREGATE_SIM_DIR, default
 `/tmp/faregate-sim-<uid>`) and removes it when it stops. A link whose process is gone is stale
-and is removed. Exactly one candidate is used; none or several is an error listing them.
+and is removed. Exactly one candidate is used; none or several is an error listing them;
+given `identify` (a port -> its gate's HELLO identity, or the error that says why none
+answered: provisioning.cli.connect.probe), the several-gates error names the gate on each.
+`faregate ports` (provisioning/cli/ports.py) lists the candidates the same way.
 """
 
 import os
@@ -85,27 +88,43 @@ def usb_ports(lister: Callable[[], Iterable[Any]] | None = None) -> list[str]:
     return sorted(out)
 
 
+def candidates(
+    lister: Callable[[], Iterable[Any]] | None = None, directory: str | None = None
+) -> list[str]:
+    """Every port a gate may be on: USB serial adapters, then live simulated gates."""
+    return usb_ports(lister) + sim_ports(directory or sim_dir())
+
+
+def describe(ident: Any) -> str:
+    """One candidate for people: "gate 1017 (blank)", or why nothing answered on it."""
+    if isinstance(ident, Exception):
+        return "no gate answering (%s)" % getattr(ident, "reason", type(ident).__name__)
+    return "gate %d (%s)" % (ident.device_id, ident.state)
+
+
 def choose(
     port: str | None,
     lister: Callable[[], Iterable[Any]] | None = None,
     directory: str | None = None,
+    identify: Callable[[str], Any] | None = None,
 ) -> str:
     if port:
         return port
     if os.environ.get(PORT_ENV):
         return os.environ[PORT_ENV]
     directory = directory or sim_dir()
-    candidates = usb_ports(lister) + sim_ports(directory)
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
+    found = candidates(lister, directory)
+    if len(found) == 1:
+        return found[0]
+    if not found:
         raise PortChoiceError(
             "no gate found: no USB serial adapter and no simulated gate (%s)" % directory,
             "plug in the service cable (or start `faregate sim device`), or pass --port",
             [],
         )
+    named = ["%s: %s" % (p, describe(identify(p))) for p in found] if identify else found
     raise PortChoiceError(
-        "%d possible gates: %s; not guessing" % (len(candidates), ", ".join(candidates)),
-        "pass --port with one of them",
-        candidates,
+        "%d possible gates: %s; not guessing" % (len(found), ", ".join(named)),
+        "pass --port with one of them (`faregate ports` lists them)",
+        found,
     )

@@ -146,7 +146,9 @@ def test_keys_init_adds_the_sync_key_to_an_older_operator_directory(tmp_path):
     root_pub = (op / "root.pub").read_text()
     (op / "sync.key").unlink()
     (op / "sync.pub").unlink()
-    rows = lines(run("init", "--dir", str(op), "--json", group="keys"))
+    rows = [r for r in lines(run("init", "--dir", str(op), "--json", group="keys"))]
+    assert rows[-1]["event"] == "result" and rows[-1]["command"] == "keys init"
+    rows = [r for r in rows if r["event"] == "key"]
     assert [(r["name"], r["action"]) for r in rows] == [
         ("root", "kept"),
         ("issuer", "kept"),
@@ -155,7 +157,11 @@ def test_keys_init_adds_the_sync_key_to_an_older_operator_directory(tmp_path):
         ("ca", "kept"),
     ]
     assert (op / "root.pub").read_text() == root_pub
-    shown = {r["name"]: r for r in lines(run("show", "--dir", str(op), "--json", group="keys"))}
+    shown = {
+        r["name"]: r
+        for r in lines(run("show", "--dir", str(op), "--json", group="keys"))
+        if r["event"] == "key"
+    }
     assert shown["sync"]["public_key"] == (op / "sync.pub").read_text().strip()
     assert shown["sync"]["action"] == "present"
 

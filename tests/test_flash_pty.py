@@ -198,12 +198,57 @@ def test_crashing_trial_image_reverts_by_itself(tmp_path, release, op, v1) -> No
         assert r.returncode == 1, r.stdout + r.stderr
         assert "Gate REVERTED to slot a running 1.0.0" in r.stdout
         assert "trial_not_confirmed" in r.stdout
+        # and why: what the trial raised, and where
+        assert "trial_not_confirmed: crashed: RuntimeError: boom at boot at entry.py:2" in r.stdout
         st = gate.state()
         assert st["active"] == "a" and st["slots"]["b"]["state"] == "reverted"
+        assert st["last"]["detail"] == "crashed: RuntimeError: boom at boot at entry.py:2"
+        assert "crash" not in st  # said in `last`, then forgotten
         assert st["floor"] == 1  # a trial that never confirmed raises nothing
         assert gate.boots[0] == boot.EXIT_REBOOT and gate.boots[1] == 1  # reboot, crash
         with open(os.path.join(gate.dir, "console.log")) as f:
             assert "boom at boot" in f.read()
+
+
+def test_activate_only_and_rollback_send_no_image(tmp_path, release, op, v1) -> None:
+    """--no-activate stages; --activate-only boots it later; --rollback boots the previous
+    image again: neither resends a byte, both go through the trial, and a rollback below the
+    gate's confirmed security counter is refused before anything moves."""
+    same = write(str(tmp_path), "v11.fgi", build(release, "1.1.0", 1))
+    with running_gate(str(tmp_path / "gate"), v1, [release.pub], op) as gate:
+        r = flash_cli(op, gate.path, same, "--no-activate")
+        assert r.returncode == 0 and "Not activated (--no-activate)" in r.stdout, r.stderr
+        assert gate.state()["slots"]["b"]["state"] == "staged" and gate.boots == []
+        r = flash_cli(op, gate.path, "--activate-only", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        events = [json.loads(line) for line in r.stdout.splitlines()]
+        assert not [e for e in events if e["event"] in ("progress", "written", "verified")]
+        result = events[-1]
+        assert result["event"] == "result" and result["ok"] and result["exit_code"] == 0
+        assert (result["command"], result["outcome"]) == ("flash", "confirmed")
+        assert (result["slot"], result["version"]) == ("b", "1.1.0")
+        r = flash_cli(op, gate.path, "--rollback")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Rolling back to 1.0.0 in slot a for a trial boot" in r.stdout
+        assert "Gate confirmed 1.0.0 in slot a after its self-test." in r.stdout
+        assert "Writing" not in r.stdout
+        st = gate.state()
+        assert st["active"] == "a" and st["slots"]["b"]["state"] == "previous"
+        assert gate.boots == [boot.EXIT_REBOOT] * 2
+        # nothing staged to activate now: said before anything moves
+        r = flash_cli(op, gate.path, "--activate-only")
+        assert r.returncode == 1 and "slot b holds no staged image (it is previous)" in r.stderr
+        r = flash_cli(op, gate.path, same, "--rollback")
+        assert r.returncode == 2 and "--rollback sends nothing" in r.stderr
+        # a newer security counter confirmed: the older image may not come back
+        r = flash_cli(op, gate.path, write(str(tmp_path), "v12.fgi", build(release, "1.2.0", 2)))
+        assert r.returncode == 0 and "Gate confirmed 1.2.0 in slot b" in r.stdout, r.stderr
+        r = flash_cli(op, gate.path, "--rollback")
+        assert r.returncode == 1 and "image_rollback" in r.stderr, r.stderr
+        assert "security counter 1, below 2" in r.stderr
+        st = gate.state()
+        assert st["active"] == "b" and st["slots"]["a"]["state"] == "previous"
+        assert gate.boots == [boot.EXIT_REBOOT] * 3
 
 
 def test_failing_self_test_reverts(tmp_path, release, op, v1) -> None:
@@ -223,8 +268,11 @@ def test_failing_self_test_reverts(tmp_path, release, op, v1) -> None:
             r = flash_cli(op, gate.path, img, "--json")
             assert r.returncode == 1, r.stdout + r.stderr
             events = [json.loads(line) for line in r.stdout.splitlines()]
-            last = events[-1]
+            *_, last, result = events
             assert last["event"] == "reverted"
+            assert result["event"] == "result" and result["command"] == "flash"
+            assert not result["ok"] and result["exit_code"] == 1
+            assert result["outcome"] == "reverted" and result["reason"].startswith("self_test")
             assert last["status"]["last"]["reason"].startswith("self_test_failed: "), last
             assert why in last["status"]["last"]["reason"], last
             assert any(e["event"] == "progress" for e in events)

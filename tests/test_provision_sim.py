@@ -143,8 +143,12 @@ def test_autodetect_refuses_to_guess(field):
     p = field.run("device", "identify", "--json")
     line = _one_error_line(p, 3, "2 possible gates", a.link, b.link, "pass --port")
     assert "not guessing" in line
-    err = field.events(p)[-1]
+    *_, err, result = field.events(p)
     assert err["event"] == "error" and err["exit_code"] == 3 and err["remedy"]
+    assert result["event"] == "result" and not result["ok"] and result["exit_code"] == 3
+    assert result["command"] == "device identify"
+    # the error names the gate on each path (each asked with HELLO, as `faregate ports` does)
+    assert "%s: gate 1017 (blank)" % a.link in line and "%s: gate 1018 (blank)" % b.link in line
     p = field.run("device", "identify", "--port", b.link)
     assert p.returncode == 0 and p.stdout.startswith("gate 1018: blank"), p.stdout
     # a gate that was unplugged (its simulator gone) is no longer a candidate
@@ -244,7 +248,7 @@ def test_unauthenticated_and_replayed_commands_are_refused(field):
     _one_error_line(p, 4, "belongs to operator root", "only that operator can reset it")
     # a maintain-only credential may read but not reset
     assert field.run("device", "status", "--port", gate.port, cred="bob").returncode == 0
-    p = field.run("device", "reset", "--port", gate.port, cred="bob")
+    p = field.run("device", "reset", "--port", gate.port, "--yes", cred="bob")
     _one_error_line(p, 4, "svc_forbidden", "use one with role full")
 
     cred = Credential(field.creds["alice"])
@@ -307,6 +311,10 @@ def test_device_commands(field, tmp_path):
         "barrier": False,
         "sensors": True,
     }
+    *_, err, result = field.events(p)  # the error, then the one closing result
+    assert err["event"] == "error" and result["event"] == "result" and not result["ok"]
+    assert result["command"] == "device selftest" and result["exit_code"] == 1
+    assert [c["name"] for c in result["checks"] if not c["ok"]] == ["barrier"]
     behind = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400))
     p = field.run("device", "set-time", "--port", gate.port, "--time", behind)
     shown = behind.replace("T", " ").replace("Z", " UTC")
@@ -320,13 +328,18 @@ def test_device_commands(field, tmp_path):
     evs = [e["ev"] for e in field.events(p) if e["event"] == "log"]
     assert evs[:2] == ["claimed", "session_open"] and "set_time" in evs and "installed" in evs
 
-    # reset: refused while 70 passages are unsynced, unless exported first
+    # reset: with no terminal to confirm on, only with --yes; nothing sent without it
     p = field.run("device", "reset", "--port", gate.port)
+    _one_error_line(
+        p, 2, "gate 1017 on %s is claimed, named A1" % gate.port, "no terminal", "--yes"
+    )
+    # refused while 70 passages are unsynced, unless exported first
+    p = field.run("device", "reset", "--port", gate.port, "--yes")
     _one_error_line(p, 1, "svc_unsynced", "70 unsynced passages", "--export FILE --force")
     p = field.run("device", "reset", "--port", gate.port, "--force")
     _one_error_line(p, 2, "--force needs --export FILE")
     export = str(tmp_path / "unsynced.bin")
-    p = field.run("device", "reset", "--port", gate.port, "--export", export, "--force")
+    p = field.run("device", "reset", "--port", gate.port, "--export", export, "--force", "--yes")
     assert p.returncode == 0, p.stderr
     assert "exported 70 unsynced passages" in p.stdout
     assert "70 exported passages dropped" in p.stdout
@@ -345,7 +358,8 @@ def test_keys_cli_is_idempotent_and_guards_its_inputs(field, tmp_path):
     assert p.returncode == 0 and p.stdout.count("kept") == 5 and "created" not in p.stdout
     p = field.run("keys", "show", "--dir", field.operator, "--json")
     rows = [json.loads(line) for line in p.stdout.splitlines()]
-    assert [r["name"] for r in rows] == ["root", "issuer", "release", "sync"]
+    assert [r["name"] for r in rows if r["event"] == "key"] == ["root", "issuer", "release", "sync"]
+    assert rows[-1]["event"] == "result" and rows[-1]["command"] == "keys show"
     p = field.run(
         "keys",
         "technician",

@@ -80,7 +80,8 @@ def test_build_sign_flash_confirm_status_and_a_crashing_trial_reverts(tmp_path) 
         assert p.returncode == 0, p.stderr
         p = field.run("flash", "v2.0.0.fgi", *port, "--json")
         assert p.returncode == 1, p.stdout + p.stderr
-        last = field.events(p)[-1]
+        *_, last, result = field.events(p)
+        assert result["event"] == "result" and result["outcome"] == "reverted", result
         assert last["event"] == "reverted", last
         assert last["status"]["slot"] == "b" and last["status"]["version"] == "1.1.0"
         assert last["status"]["last"]["reason"] == "trial_not_confirmed"

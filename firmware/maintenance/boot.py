@@ -7,8 +7,9 @@ state before the step or the state after it. The semantics are MCUboot's test/co
 Everything that moves a slot's state, and the pointers `active`, `trial` and `pending`, is in
 TABLE below: (slot state, event) -> (next state, actions), applied by `step`, which refuses
 (StateError) any event the table has no row for. The update agent (agent events: stage,
-staged, abort, test, cancel, superseded), this shim (boot, retry, corrupt, fallback) and the
-app after its self-test (confirm, revert) all move slots through `step` and nothing else.
+staged, abort, test, cancel, superseded; `test` of a previous slot is a rollback), this shim
+(boot, retry, corrupt, fallback) and the app after its self-test (confirm, revert) all move
+slots through `step` and nothing else.
 TABLE has protocol.fsm's shape (no wildcards, no guards) and `fire` is protocol.fsm.fire cut
 down to that, because the bootloader imports nothing (tests/test_state_docs.py checks that
 both agree on every row). docs/state-machines.md shows the table.
@@ -16,7 +17,12 @@ both agree on every row). docs/state-machines.md shows the table.
 The active (confirmed) slot is never written while another is staged or on trial. A trial
 slot gets `max_trial_boots` boots (default 1) to confirm; the shim counts them in the state
 file before it hands over, so a trial that crashes, hangs until a watchdog reset, or loses
-power is reverted by the next boot without anybody's help.
+power is reverted by the next boot without anybody's help. The revert says why: `last` gets
+reason `trial_not_confirmed` and a `detail`, `crashed: <exception> at <file:line>` when the
+trial's code raised (the shim notes it in `crash` before the process dies), or `no
+confirmation after N boot(s)` when nothing was noted (a hang, a watchdog reset, a power cut);
+`trial_corrupt: ...` when its files no longer match their hashes; and the app's own
+`self_test_failed: <the failing checks>` when the self-test failed.
 
 This file is also the gate's bootloader: a copy sits at the root of the state directory and is
 run as `python boot.py STATE` or `micropython boot.py STATE`. So it imports nothing but the
@@ -48,6 +54,7 @@ TABLE = {
     ("staging", "staged"): ("staged", ()),
     ("staging", "abort"): ("empty", ("clear",)),
     ("staged", "test"): ("pending", ("pend",)),
+    ("previous", "test"): ("pending", ("pend",)),
     ("pending", "cancel"): ("staged", ("unpend",)),
     ("pending", "boot"): ("trial", ("unpend", "start_trial")),
     ("trial", "retry"): ("trial", ("count_boot",)),
@@ -123,6 +130,7 @@ def empty_state() -> dict:
         "floor": 0,  # lowest security counter accepted: the highest one ever confirmed
         "slots": {s: {"state": "empty"} for s in SLOTS},
         "last": None,  # the last update outcome, for status: {"event", "slot", "reason", ...}
+        # and, while a trial runs, "crash": {"slot", "boot", "error"} once its code raised
         "boots": 0,
     }
 
@@ -222,9 +230,16 @@ def choose(state_dir: str, max_trial_boots: int = 1):
     trial = st.get("trial")
     if trial:
         rec = st["slots"][trial]
-        if rec.get("attempts", 0) >= max_trial_boots:
+        attempts = rec.get("attempts", 0)
+        if attempts >= max_trial_boots:
             step(st, trial, "boot")  # trial -> reverted
+            crash = st.get("crash") or {}
+            if crash.get("slot") == trial:
+                why = "crashed: " + str(crash.get("error"))
+            else:
+                why = "no confirmation after %d boot(s)" % attempts
             st["last"] = {"event": "reverted", "slot": trial, "reason": "trial_not_confirmed"}
+            st["last"]["detail"] = why
             st["last"]["version"] = rec.get("version")
         else:
             step(st, trial, "retry")
@@ -253,8 +268,44 @@ def choose(state_dir: str, max_trial_boots: int = 1):
                 slot = prev
             else:
                 slot = None
+    if not st.get("trial"):
+        st.pop("crash", None)  # said in `last`, or about a trial that is over
     save_state(state_dir, st)
     return slot, is_trial
+
+
+def crash_summary(e) -> str:
+    """One line for an exception: its type, message and where it was raised (file:line)."""
+    where = ""
+    tb = getattr(e, "__traceback__", None)  # CPython
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = "%s:%d" % (tb.tb_frame.f_code.co_filename.rsplit("/", 1)[-1], tb.tb_lineno)
+    elif hasattr(sys, "print_exception"):  # MicroPython: the traceback's last File line
+        import io
+
+        buf = io.StringIO()
+        sys.print_exception(e, buf)
+        for line in buf.getvalue().split("\n"):
+            if line.strip().startswith('File "'):
+                parts = line.strip().split('"')
+                where = "%s:%s" % (parts[1].rsplit("/", 1)[-1], parts[2].split(",")[1].split()[-1])
+    text = "%s: %s" % (type(e).__name__, e)
+    return (text + (" at " + where if where else ""))[:200]
+
+
+def note_crash(state_dir: str, slot: str, e) -> None:
+    """The trial's code raised `e`: note it (durably, before the process dies) for the revert
+    at the next boot to report. Not a slot transition: `step` moves nothing here."""
+    try:
+        st = load_state(state_dir)
+        if st.get("trial") != slot:
+            return  # confirmed already (or reverted by the app): not a trial crash
+        st["crash"] = {"slot": slot, "boot": st.get("boots", 0), "error": crash_summary(e)}
+        save_state(state_dir, st)
+    except Exception:  # the crash itself is what matters: never hide it behind this one
+        pass
 
 
 def launch(state_dir: str, argv=None) -> int:
@@ -274,8 +325,13 @@ def launch(state_dir: str, argv=None) -> int:
         "drivers.mcu.entry" if device.get("profile") == "mcu" else "drivers.linux.entry"
     )
     ctx = {"state_dir": state_dir, "slot": slot, "trial": trial, "device": device, "argv": argv}
-    __import__(name)
-    code = sys.modules[name].main(ctx)
+    try:
+        __import__(name)
+        code = sys.modules[name].main(ctx)
+    except Exception as e:
+        if trial:
+            note_crash(state_dir, slot, e)
+        raise
     return EXIT_HALT if code is None else int(code)
 
 

@@ -462,7 +462,7 @@ class ServiceConsole:
             return frames.encode(
                 flash.REFUSED, flash.refused("svc_forbidden", "flashing needs the provision role")
             ), None
-        if ftype in (flash.BEGIN, flash.ACTIVATE):
+        if ftype in (flash.BEGIN, flash.ACTIVATE, flash.ROLLBACK):
             self.log.add("flash_" + flash.NAMES[ftype].lower(), {"technician": self._tech_id()})
         out = b""
         for rtype, rpayload in self.flash_service.handle(ftype, payload):

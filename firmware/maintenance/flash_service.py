@@ -2,7 +2,7 @@
 
     service = FlashService(agent)
     replies = service.handle(frame_type, payload)   # [(type, payload)] to send back
-    service.reboot                                  # True once ACTIVATE was accepted
+    service.reboot                                  # True once ACTIVATE or ROLLBACK was accepted
     service.status()                                # UpdateAgent.status(): running image
 
 The service console (firmware/maintenance/console.py) routes frame types 0x40..0x4F here, and only
@@ -75,6 +75,10 @@ class FlashService:
             return [(flash.DONE, self._done)]
         if ftype == flash.ACTIVATE:
             self.agent.request_test()
+            self.reboot = True
+            return [(flash.STATUS, flash.status(self.agent.status()))]
+        if ftype == flash.ROLLBACK:
+            self.agent.request_rollback()
             self.reboot = True
             return [(flash.STATUS, flash.status(self.agent.status()))]
         if ftype == flash.QUERY:

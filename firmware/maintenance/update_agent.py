@@ -5,6 +5,7 @@
     offset = agent.write(offset, chunk)                        # durable before it returns
     summary = agent.finish()        # read back, hash, signature, files; slot -> staged
     agent.request_test()            # slot -> pending: the next boot tries it (boot.py)
+    agent.request_rollback()        # the previous image (other slot) -> pending, the same way
     agent.confirm() / agent.revert(reason)                     # from the app, after self-test
     agent.status()                  # running version and slot, for sync and device status
 
@@ -343,9 +344,40 @@ class UpdateAgent:
         st = self.state()
         slot = self.target_slot(st)
         if st["slots"][slot]["state"] != "staged":
-            raise ImageRefused("no staged image to activate", "image_truncated")
+            raise ImageRefused(
+                "no staged image to activate: slot %s is %s" % (slot, st["slots"][slot]["state"]),
+                "image_truncated",
+            )
         boot.step(st, slot, "test")
         st["last"] = {"event": "pending", "slot": slot, "version": st["slots"][slot].get("version")}
+        self._save(st)
+        return slot
+
+    def request_rollback(self) -> str:
+        """Mark the previous image (the other slot, superseded by the last confirmed update)
+        for a trial at the next boot: it must pass the self-test and confirm like any update,
+        and its security counter must not be below the gate's floor. Returns the slot."""
+        st = self.state()
+        if st.get("trial"):
+            raise ImageRefused(
+                "slot %s is on trial and not yet confirmed" % st["trial"], "update_busy"
+            )
+        slot = self.target_slot(st)
+        rec = st["slots"][slot]
+        if rec["state"] != "previous":
+            raise ImageRefused(
+                "no previous image to go back to: slot %s is %s" % (slot, rec["state"]),
+                "update_no_previous",
+            )
+        if rec.get("counter", 0) < st.get("floor", 0):
+            raise ImageRefused(
+                "the previous image %s has security counter %d, below %d, the gate's confirmed "
+                "counter" % (rec.get("version"), rec.get("counter", 0), st.get("floor", 0)),
+                "image_rollback",
+            )
+        boot.step(st, slot, "test")
+        st["last"] = {"event": "pending", "slot": slot, "version": rec.get("version")}
+        st["last"]["rollback"] = True
         self._save(st)
         return slot
 

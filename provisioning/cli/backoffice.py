@@ -29,6 +29,8 @@ DB_HELP = "the back office's SQLite file (default %(default)s)"
 
 
 def register(sub: Any) -> None:
+    from provisioning.cli.timearg import time_arg
+
     def db(c: argparse.ArgumentParser) -> None:
         c.add_argument("--db", default="backoffice.sqlite", help=DB_HELP)
 
@@ -125,9 +127,9 @@ def register(sub: Any) -> None:
         c.add_argument("--account", type=int, help="only this account id")
         c.add_argument(
             "--as-of",
-            type=int,
-            help="unix time to clear at (journeys still open by then are not charged yet); "
-            "default now",
+            type=time_arg,
+            help="time to clear at, ISO 8601 or unix seconds (journeys still open by then are "
+            "not charged yet); default now",
         )
         add_json(c)
 

@@ -4,7 +4,10 @@ authenticated session, and a JSON error event for every failure.
 Exit codes (carried by the errors, protocol/errors.py): 2 bad arguments, site file or
 credential files; 3 port or gate not found, not answering, unplugged, or the wrong gate; 4 the
 gate refused who we are (or its own identity did not check out); 1 the gate refused what we
-asked, or a check failed.
+asked, or a check failed; 130 interrupted (Ctrl-C).
+
+`--baud` sets the line speed of a real serial port (default 115200, what a gate's service
+console runs at); a simulated gate's pty takes any.
 """
 
 import argparse
@@ -17,7 +20,7 @@ from typing import Any
 from protocol import certs
 from protocol.errors import FaregateError
 from provisioning.cli.events import Events
-from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, CliError
+from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, CliError
 
 CRED_ENV = "FAREGATE_CRED"
 
@@ -30,6 +33,7 @@ def add_port_args(p: argparse.ArgumentParser, cred: bool = True) -> None:
         "$FAREGATE_PORT, else the one USB serial adapter or simulated gate found; with "
         "none or several, the command stops and lists them",
     )
+    add_baud_arg(p)
     p.add_argument(
         "--timeout",
         type=float,
@@ -47,6 +51,17 @@ def add_port_args(p: argparse.ArgumentParser, cred: bool = True) -> None:
             "default $%s, else ~/.faregate/technician" % CRED_ENV,
         )
     p.add_argument("--json", action="store_true", help="print JSON lines (events) instead of text")
+
+
+def add_baud_arg(p: argparse.ArgumentParser) -> None:
+    from provisioning.transport import DEFAULT_BAUD
+
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=DEFAULT_BAUD,
+        help="line speed of the serial port in bit/s (default %(default)s, the gate's)",
+    )
 
 
 def cred_dir(args: argparse.Namespace) -> str:
@@ -67,12 +82,31 @@ def load_credential(args: argparse.Namespace, now: int) -> Any:
 
 def run(events: Events, fn: Callable[[], int]) -> int:
     """Run a command body; a FaregateError (which carries its message, remedy and exit code)
-    also becomes a JSON error event before `faregate` prints it as one line."""
+    also becomes a JSON error event and the closing result (with the error's `result_fields`,
+    if it has them) before `faregate` prints it as one line; so does Ctrl-C (130)."""
     try:
         return fn()
     except FaregateError as e:
-        events.error(e.message or e.reason, e.remedy, e.exit_code)
+        events.error(
+            e.message or e.reason, e.remedy, e.exit_code, **getattr(e, "result_fields", {})
+        )
         raise
+    except KeyboardInterrupt:
+        events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)
+        raise
+
+
+def open_link(args: argparse.Namespace, port: str, **kw: Any) -> Any:
+    """A Transport on `port` with the command's --baud, --timeout and --retries."""
+    from provisioning.transport import DEFAULT_BAUD, Transport
+
+    opts = {
+        "baudrate": getattr(args, "baud", DEFAULT_BAUD),
+        "timeout": args.timeout,
+        "retries": args.retries,
+    }
+    opts.update(kw)
+    return Transport(port, **opts)
 
 
 @contextlib.contextmanager
@@ -85,10 +119,9 @@ def session(
     """Open the port, say HELLO, and (with a credential) authenticate. Yields the client."""
     from provisioning import ports
     from provisioning.console import REMEDIES, ServiceClient
-    from provisioning.transport import Transport
 
-    port = ports.choose(args.port)
-    link = Transport(port, timeout=args.timeout, retries=args.retries)
+    port = ports.choose(args.port, identify=lambda p: probe(args, p))
+    link = open_link(args, port)
     try:
         client = ServiceClient(link)
         ident = client.hello()
@@ -110,6 +143,24 @@ def session(
                 )
             client.authenticate(cred.signer, cred.raw, cred.anchor, claim)
         yield client
+    finally:
+        link.close()
+
+
+def probe(args: argparse.Namespace, port: str) -> Any:
+    """Who is on `port`: the gate's unauthenticated HELLO answer (provisioning.console
+    Identity), or the TransportError that says why nobody answered. One short try."""
+    from provisioning.console import ServiceClient
+    from provisioning.errors import ProvisioningError
+
+    try:
+        link = open_link(args, port, timeout=min(args.timeout, 1.0), retries=0)
+    except ProvisioningError as e:
+        return e
+    try:
+        return ServiceClient(link).hello()
+    except ProvisioningError as e:
+        return e
     finally:
         link.close()
 

@@ -7,24 +7,24 @@ selftest    storage, clock, crypto, scanner (hold up the test card), barrier, se
 logs        the gate's service log: sessions, changes, refused commands
 set-time    set the gate's clock from this laptop (or --time)
 reset       factory reset; refused while unsynced passages exist, unless they are
-            exported first: --export FILE --force
+            exported first: --export FILE --force. A gate that is not blank is wiped only once
+            confirmed: typing its device id at the prompt, or --yes (needed when there is no
+            terminal to ask on: scripts, CI, pipes)
 test-card   write the QR test card the self-test reads (PNG; no gate needed)
 """
 
 import argparse
-import calendar
 import hashlib
 import os
-import time
 from typing import Any
 
 from provisioning.cli.kit import Group, write_file
-from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.cli.main import EXIT_FAILED, EXIT_TAIL, EXIT_USAGE, CliError
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 the gate refused the request or a check failed, 2 bad arguments or "
-    "credential files, 3 port or gate problem (not found, not answering, unplugged), 4 the gate "
-    "refused the credential, 5 a bug (report it)."
+    "credential files (or a reset not confirmed), 3 port or gate problem (not found, not "
+    "answering, unplugged), 4 the gate refused the credential, 5 a bug (report it), %s." % EXIT_TAIL
 )
 
 
@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
     c.add_argument(
         "--time",
         default=None,
-        help="UTC time as YYYY-MM-DDTHH:MM:SSZ (default: this laptop's clock)",
+        help="ISO 8601 (2026-03-01T08:00:00Z; UTC unless an offset is given) or unix seconds "
+        "(default: this laptop's clock)",
     )
     c = cmd(
         "reset", "factory reset the gate (keeps its device id and journal numbering)", cmd_reset
@@ -74,6 +75,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="reset even though unsynced passages exist (needs --export)",
     )
+    c.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask to type the gate's device id first (required without a terminal)",
+    )
     t = g.add(
         "test-card", "write the self-test's QR test card as a PNG", cmd_test_card, common=False
     )
@@ -81,15 +87,15 @@ def register(sub: Any) -> None:
     t.add_argument("--text", default="FGTEST:card-1", help="card text (starts with FGTEST:)")
 
 
-def _run(args: argparse.Namespace, body: Any, cred: bool = True) -> int:
+def _run(args: argparse.Namespace, body: Any, cred: bool = True, on_hello: Any = None) -> int:
     from provisioning.cli import connect
     from provisioning.cli.events import Events
 
-    events = Events(args.json)
+    events = Events.for_args(args)
 
     def go() -> int:
         credential = connect.load_credential(args, connect.now()) if cred else None
-        with connect.session(args, credential) as client:
+        with connect.session(args, credential, on_hello=on_hello) as client:
             return int(body(client, events) or 0)
 
     return connect.run(events, go)
@@ -229,12 +235,19 @@ def firmware_lines(img: dict[str, Any] | None) -> list[str]:
                 last.get("event"),
                 last.get("version") or "",
                 "in slot %s" % last["slot"] if last.get("slot") else "",
-                "(%s)" % last["reason"] if last.get("reason") else "",
+                "(%s)" % why_reverted(last) if last.get("reason") else "",
             )
             if x
         )
         lines.append("  last update:   %s" % what)
     return lines
+
+
+def why_reverted(last: dict[str, Any]) -> str:
+    """An update outcome's reason code, and its detail when there is one (what a crashed
+    trial raised, or how many boots it spent: firmware/maintenance/boot.py)."""
+    reason = str(last.get("reason") or "")
+    return "%s: %s" % (reason, last["detail"]) if last.get("detail") else reason
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -249,11 +262,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
             events.check(c["name"], c["ok"], c["detail"])
         failed = [c["name"] for c in result["checks"] if not c["ok"]]
         if failed:
-            events.result(False, "self-test FAILED: %s" % ", ".join(failed), **result)
+            events.say("self-test FAILED: %s" % ", ".join(failed))
             raise CliError(
                 "self-test failed: %s" % ", ".join(failed),
                 "fix what the failing checks name, then run it again",
                 EXIT_FAILED,
+                result_fields=result,  # the closing result event carries the checks
             )
         events.result(True, "self-test passed", **result)
         return 0
@@ -278,21 +292,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def parse_utc(text: str) -> int:
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return calendar.timegm(time.strptime(text, fmt))
-        except ValueError:
-            continue
-    raise CliError(
-        "--time %r is not a UTC time" % text, "write it as 2026-03-01T08:00:00Z", EXIT_USAGE
-    )
-
-
 def cmd_set_time(args: argparse.Namespace) -> int:
     from provisioning.cli.connect import fmt_time, now
+    from provisioning.cli.timearg import parse_time
 
-    target = parse_utc(args.time) if args.time else None
+    target = parse_time(args.time, "--time") if args.time else None
 
     def body(client: Any, events: Any) -> int:
         t = target if target is not None else now()
@@ -339,6 +343,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
                 % (len(raws), args.export, digest.hex()[:16])
             )
         out = client.reset(bool(args.force), digest)
+        out["device_id"] = client.ident.device_id
         events.result(
             True,
             "gate %d reset to blank%s"
@@ -352,7 +357,44 @@ def cmd_reset(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(args, body)
+    return _run(args, body, on_hello=lambda ident, port: confirm_reset(args, ident, port))
+
+
+def confirm_reset(
+    args: argparse.Namespace, ident: Any, port: str, stdin: Any = None, stderr: Any = None
+) -> None:
+    """Before anything is sent: a gate that is not blank is reset only with --yes, or once the
+    technician typed its device id at the prompt. With no terminal to ask on, --yes is needed
+    (exit 2); a wrong answer stops the reset (exit 1)."""
+    import sys
+
+    stdin = stdin or sys.stdin
+    stderr = stderr or sys.stderr
+    if args.yes or ident.state == "blank":
+        return
+    what = "gate %d on %s is %s%s" % (
+        ident.device_id,
+        port,
+        ident.state.replace("_", " "),
+        ", named %s" % ident.info["name"] if ident.info.get("name") else "",
+    )
+    if not (stdin.isatty() and stderr.isatty()):
+        raise CliError(
+            "%s: a factory reset wipes it, and there is no terminal to confirm on" % what,
+            "add --yes to reset it without asking",
+            EXIT_USAGE,
+        )
+    print("%s. A factory reset wipes its keys, certificate, config and lists." % what, file=stderr)
+    print("Type its device id (%d) to reset it: " % ident.device_id, end="", file=stderr)
+    stderr.flush()
+    answer = stdin.readline().strip()
+    if answer != str(ident.device_id):
+        raise CliError(
+            "reset of gate %d not confirmed (typed %r): nothing changed"
+            % (ident.device_id, answer),
+            "type the device id exactly, or pass --yes",
+            EXIT_FAILED,
+        )
 
 
 def cmd_test_card(args: argparse.Namespace) -> int:

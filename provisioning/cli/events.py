@@ -4,9 +4,17 @@ Every JSON line is an object with an "event" field:
     {"event": "step", "n": 3, "of": 10, "step": "device_key", "status": "done", "message": ...}
     {"event": "progress", "step": "deny_list", "done": 40960, "total": 81920}
     {"event": "check", "name": "barrier", "ok": true, "detail": "opened and closed"}
-    {"event": "result", "ok": true, ...}           the last line of a command that finished
     {"event": "error", "message": ..., "remedy": ..., "exit_code": 3}
+    {"event": "result", "ok": true, "command": "device status", "exit_code": 0,
+     "message": ..., ...}                          the last line of every command, once
 statuses of a step: "done" (changed something), "unchanged" (already so), "skipped", "failed".
+
+Every stream ends with exactly one `result` of that shape, whatever the command (provision,
+flash, device ..., keys ..., ports): `ok`, `command` (the subcommand as typed, "device reset"),
+`exit_code` (the command's, protocol/errors.py) and `message` (the text line), then the
+command's own fields. A command that fails ends with its `error` event and then a result with
+ok false. Fields are values: numbers, booleans, ISO 8601 UTC times ("...Z") or unix seconds
+in fields named `*time`/`at`/`until`, never display strings to parse.
 """
 
 import json
@@ -16,11 +24,25 @@ from typing import Any, TextIO
 _MARK = {"done": "", "unchanged": "", "skipped": "", "failed": "FAILED: "}
 
 
+def command_name(args: Any) -> str:
+    """The subcommand as typed: "flash", "device reset", "keys show"."""
+    group = getattr(args, "command", None) or ""
+    sub = getattr(args, group + "_command", None) if group else None
+    return "%s %s" % (group, sub) if sub else group
+
+
 class Events:
-    def __init__(self, as_json: bool, out: TextIO | None = None) -> None:
+    def __init__(self, as_json: bool, out: TextIO | None = None, command: str = "") -> None:
         self.as_json = as_json
         self.out = out or sys.stdout
+        self.command = command
+        self.finished = False  # the one result event was printed
         self._last_pct: dict[str, int] = {}
+
+    @classmethod
+    def for_args(cls, args: Any) -> "Events":
+        """The events of the command `args` runs (its --json flag, its name)."""
+        return cls(bool(getattr(args, "json", False)), command=command_name(args))
 
     def emit(self, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, sort_keys=True), file=self.out, flush=True)
@@ -55,14 +77,32 @@ class Events:
         else:
             self.say("              %-8s %s  %s" % (name, "ok  " if ok else "FAIL", detail))
 
-    def result(self, ok: bool, message: str, **data: Any) -> None:
+    def result(self, ok: bool, message: str, exit_code: int | None = None, **data: Any) -> None:
+        """The command's last line (once: a second call is ignored)."""
+        if self.finished:
+            return
+        self.finished = True
+        if exit_code is None:
+            exit_code = 0 if ok else 1
         if self.as_json:
-            self.emit(dict(data, event="result", ok=ok, message=message))
-        else:
+            self.emit(
+                dict(
+                    data,
+                    event="result",
+                    ok=ok,
+                    command=self.command,
+                    exit_code=exit_code,
+                    message=message,
+                )
+            )
+        elif message:
             self.say(message)
 
-    def error(self, message: str, remedy: str, exit_code: int) -> None:
+    def error(self, message: str, remedy: str, exit_code: int, **data: Any) -> None:
+        """A failure: the error event, then the closing result (ok false, with `data`)."""
         if self.as_json:
             self.emit(
                 {"event": "error", "message": message, "remedy": remedy, "exit_code": exit_code}
             )
+            if not self.finished:
+                self.result(False, message, exit_code=exit_code, remedy=remedy, **data)

@@ -5,12 +5,15 @@
                 (firmware images), sync (the back office proves itself to gates with it: its
                 public key is every gate's sync.host_key), and ca.pem (the root's X.509 CA
                 certificate, for TLS). Re-running it keeps what exists and adds what is missing.
-    show        list the operator's keys and their ids
+    show        list the operator's keys, their ids and whether each file is encrypted
     technician  issue a technician credential (a key, and the root's signature over it with a
                 role and an expiry) into a directory the technician takes to the field
     tls         issue an X.509 certificate from ca.pem for the back office (server) or a gate
 
 Private keys are written mode 0600; set FAREGATE_PASSPHRASE to encrypt them (and to read them).
+`init` and `show` say which key files are encrypted and warn about each one in clear (on
+stderr; a "warning" event with --json): anyone who copies an operator key file in clear can
+sign as the operator.
 Keep the operator directory off technicians' laptops except root.key where gates are
 certified; the back office's machine needs only sync.key (`faregate backoffice serve
 --sync-key`). A lost laptop is handled by revoking its technician number in the site file.
@@ -22,7 +25,7 @@ import os
 from typing import Any
 
 from provisioning.cli.kit import Group, add_json, need_dir
-from provisioning.cli.main import EXIT_USAGE, CliError
+from provisioning.cli.main import EXIT_TAIL, EXIT_USAGE, CliError
 
 ROLE_HELP = (
     "full: everything; provision: all but factory reset; maintain: status, logs, "
@@ -31,7 +34,14 @@ ROLE_HELP = (
 
 
 def register(sub: Any) -> None:
-    g = Group(sub, "keys", "the operator's keys and CA, and technician credentials", __doc__)
+    g = Group(
+        sub,
+        "keys",
+        "the operator's keys and CA, and technician credentials",
+        __doc__,
+        epilog="Exit codes: 0 ok, 2 a missing or unreadable key file or directory (or a wrong "
+        "passphrase), 5 a bug (report it), %s." % EXIT_TAIL,
+    )
     i = g.add("init", "create the operator's keys and CA (keeps existing ones)", cmd_init)
     i.add_argument("--dir", required=True, help="operator key directory")
     i.add_argument("--operator", default="faregate", help="operator name for the CA certificate")
@@ -64,44 +74,84 @@ def register(sub: Any) -> None:
     tl.add_argument("--out", required=True, help="file prefix: writes PREFIX.key and PREFIX.pem")
 
 
-def _print_rows(rows: list[dict], as_json: bool) -> None:
-    from provisioning.cli.events import Events
+_SEALED = {True: "encrypted", False: "NOT encrypted", None: "-"}
 
-    ev = Events(as_json)
+
+def _print_rows(ev: Any, rows: list[dict]) -> None:
+    import sys
+
+    from provisioning import operator_keys
+
     for r in rows:
-        if as_json:
+        if ev.as_json:
             ev.emit(dict(r, event="key"))
         else:
             ev.say(
-                "  %-8s %-8s key id %s  %s"
-                % (r["name"], r["action"], r["key_id"] or "-", r["path"])
+                "  %-8s %-8s key id %-8s  %-13s  %s"
+                % (r["name"], r["action"], r["key_id"] or "-", _SEALED[r["encrypted"]], r["path"])
             )
+    clear = operator_keys.unencrypted(rows)
+    if clear:
+        text = (
+            "%d operator key file(s) not encrypted (%s): anyone who copies one can sign as "
+            "the operator; keep them offline, or set %s before `keys init` to encrypt new keys"
+            % (
+                len(clear),
+                ", ".join(os.path.basename(p) for p in clear),
+                operator_keys.PASSPHRASE_ENV,
+            )
+        )
+        if ev.as_json:
+            ev.emit({"event": "warning", "message": text, "files": clear})
+        else:
+            print("warning: " + text, file=sys.stderr, flush=True)
 
 
 def _public(rows: list[dict], name: str) -> str:
     return next(r["public_key"] for r in rows if r["name"] == name)
 
 
+def _result(ev: Any, rows: list[dict], directory: str) -> None:
+    from provisioning import operator_keys
+
+    clear = operator_keys.unencrypted(rows)
+    keys = len([r for r in rows if r["name"] != "ca" and r["action"] != "missing"])
+    ev.result(
+        True,
+        # the text lines above say it all; the JSON result says it once more
+        "%d operator keys in %s, %d not encrypted" % (keys, directory, len(clear))
+        if ev.as_json
+        else "",
+        dir=directory,
+        keys=keys,
+        unencrypted=len(clear),
+    )
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from provisioning import operator_keys
     from provisioning.cli import connect
+    from provisioning.cli.events import Events
 
+    ev = Events.for_args(args)
     rows = operator_keys.init_operator(args.dir, args.operator, connect.now())
-    if not args.json:
-        print("operator keys in %s:" % args.dir)
-    _print_rows(rows, args.json)
-    if not args.json:
-        print("the root's public key (every gate's trust anchor): %s" % _public(rows, "root"))
-        print("the sync key's public key (every gate's sync.host_key): %s" % _public(rows, "sync"))
+    ev.say("operator keys in %s:" % args.dir)
+    _print_rows(ev, rows)
+    ev.say("the root's public key (every gate's trust anchor): %s" % _public(rows, "root"))
+    ev.say("the sync key's public key (every gate's sync.host_key): %s" % _public(rows, "sync"))
+    _result(ev, rows, args.dir)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from provisioning import operator_keys
+    from provisioning.cli.events import Events
 
     need_dir(args.dir, "operator key directory", "create it with `faregate keys init --dir DIR`")
+    ev = Events.for_args(args)
     rows = operator_keys.show_operator(args.dir)
-    _print_rows(rows, args.json)
+    _print_rows(ev, rows)
+    _result(ev, rows, args.dir)
     return 0
 
 
@@ -121,7 +171,7 @@ def cmd_technician(args: argparse.Namespace) -> int:
     cert = operator_keys.issue_technician(
         args.dir, args.out, args.id, args.name, args.role, args.days, now
     )
-    Events(args.json).result(
+    Events.for_args(args).result(
         True,
         "technician %d (%s), role %s, valid until %s: credential in %s"
         % (args.id, args.name, args.role, connect.fmt_time(cert.valid_until), args.out),

@@ -29,6 +29,9 @@ from protocol.errors import (  # noqa: F401  (the command's modules take them fr
     FaregateError,
 )
 
+# what every command's exit-code list ends with (protocol/errors.py)
+EXIT_TAIL = "130 interrupted (Ctrl-C), 141 its output's reader went away (| head)"
+
 # (subcommand group, module that registers it)
 COMMANDS = [
     ("sim", "provisioning.cli.sim"),
@@ -40,6 +43,7 @@ COMMANDS = [
     ("keys", "provisioning.cli.keys"),
     ("image", "provisioning.cli.image"),
     ("flash", "provisioning.cli.flash"),
+    ("ports", "provisioning.cli.ports"),
     ("decode", "provisioning.cli.decode"),
 ]
 
@@ -50,8 +54,15 @@ class CliError(FaregateError):
 
     reason = "cli"
 
-    def __init__(self, message: str, remedy: str = "", exit_code: int = EXIT_FAILED) -> None:
+    def __init__(
+        self,
+        message: str,
+        remedy: str = "",
+        exit_code: int = EXIT_FAILED,
+        result_fields: dict | None = None,
+    ) -> None:
         super().__init__(message, remedy=remedy, exit_code=exit_code)
+        self.result_fields = result_fields or {}  # for the --json result event (values)
 
 
 def error_line(e: FaregateError) -> str:
@@ -75,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="faregate",
         description="faregate: offline ride-code gates, their simulator and the operator's tools.",
         epilog="Exit codes: 0 ok, 1 failure found, 2 usage, 3 device/port, 4 auth refused, "
-        "5 internal error. `faregate CMD --help` for each command.",
+        "5 internal error, %s. `faregate CMD --help` for each command." % EXIT_TAIL,
     )
     parser.add_argument("--version", action="version", version="faregate 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

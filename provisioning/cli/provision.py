@@ -24,7 +24,14 @@ import json
 import os
 from typing import Any
 
-from provisioning.cli.main import EXIT_AUTH, EXIT_DEVICE, EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.cli.main import (
+    EXIT_AUTH,
+    EXIT_DEVICE,
+    EXIT_FAILED,
+    EXIT_TAIL,
+    EXIT_USAGE,
+    CliError,
+)
 
 STEPS = (
     "connect",
@@ -54,7 +61,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit codes: 0 in service, 1 a step or the self-test failed, 2 bad site file "
         "or credential, 3 port or gate problem (not found, not answering, unplugged, wrong "
-        "gate), 4 the gate refused the credential, 5 a bug (report it).",
+        "gate), 4 the gate refused the credential, 5 a bug (report it), %s." % EXIT_TAIL,
     )
     p.add_argument("--site", required=True, help="the station's site file (TOML)")
     p.add_argument(
@@ -71,7 +78,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from provisioning.cli.connect import run
     from provisioning.cli.events import Events
 
-    events = Events(args.json)
+    events = Events.for_args(args)
     return run(events, lambda: Provisioning(args, events).run())
 
 

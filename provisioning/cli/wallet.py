@@ -35,7 +35,11 @@ BAD_HELP = (
 
 def _common(c: argparse.ArgumentParser) -> None:
     c.add_argument("--state", required=True, help="state directory (see `wallet --help`)")
-    c.add_argument("--now", default=None, help="the time to act at (default: the clock)")
+    c.add_argument(
+        "--now",
+        default=None,
+        help="the time to act at, ISO 8601 or unix seconds (default: the clock)",
+    )
     add_json(c, "print JSON (one object per code)")
 
 

@@ -78,6 +78,83 @@ def test_trial_that_never_confirms_is_reverted_by_the_next_boot():
     _gate(body)
 
 
+def test_trial_that_never_confirms_says_how_many_boots_it_spent():
+    def body(d):
+        confirmed_gate(d)
+        agent(d, running="a").stage(make(version=(2, 0, 0), counter=2))
+        agent(d, running="a").request_test()
+        assert boot.choose(d) == ("b", True)
+        assert boot.choose(d) == ("a", False)  # hung: nothing noted
+        last = boot.load_state(d)["last"]
+        assert last["reason"] == "trial_not_confirmed"
+        assert last["detail"] == "no confirmation after 1 boot(s)"
+
+    _gate(body)
+
+
+def test_crashed_trial_reports_what_it_raised():
+    def body(d):
+        confirmed_gate(d)
+        agent(d, running="a").stage(make(version=(2, 0, 0), counter=2))
+        agent(d, running="a").request_test()
+        assert boot.choose(d) == ("b", True)
+        try:
+            raise RuntimeError("boom at boot")
+        except RuntimeError as e:
+            boot.note_crash(d, "b", e)  # what launch() does before the process dies
+        assert boot.load_state(d)["crash"]["error"].startswith("RuntimeError: boom at boot at ")
+        assert boot.choose(d) == ("a", False)
+        st = boot.load_state(d)
+        assert st["last"]["reason"] == "trial_not_confirmed" and "crash" not in st
+        assert st["last"]["detail"].startswith("crashed: RuntimeError: boom at boot at ")
+        assert "test_update_agent.py:" in st["last"]["detail"], st["last"]
+        # a crash after the trial was confirmed (or of a confirmed slot) notes nothing
+        boot.note_crash(d, "a", RuntimeError("later"))
+        assert "crash" not in boot.load_state(d)
+
+    _gate(body)
+
+
+def test_rollback_boots_the_previous_image_on_trial():
+    def body(d):
+        confirmed_gate(d)
+        agent(d, running="a").stage(make(version=(1, 1, 0), counter=1))
+        agent(d, running="a").request_test()
+        assert boot.choose(d) == ("b", True)
+        assert agent(d, running="b").confirm()
+        assert raises(ImageRefused, agent(d, running="b").request_test).reason == "image_truncated"
+        assert agent(d, running="b").request_rollback() == "a"
+        st = boot.load_state(d)
+        assert st["slots"]["a"]["state"] == "pending" and st["last"]["rollback"]
+        assert boot.choose(d) == ("a", True)
+        assert agent(d, running="a").confirm()
+        st = boot.load_state(d)
+        assert st["active"] == "a" and st["slots"]["b"]["state"] == "previous"
+        assert agent(d, running="a").status()["version"] == "1.0.0"
+
+    _gate(body)
+
+
+def test_rollback_refusals():
+    def body(d):
+        confirmed_gate(d)
+        a = agent(d, running="a")
+        assert raises(ImageRefused, a.request_rollback).reason == "update_no_previous"
+        a.stage(make(version=(1, 1, 0), counter=2))
+        a.request_test()
+        assert boot.choose(d) == ("b", True)
+        assert raises(ImageRefused, agent(d, running="b").request_rollback).reason == (
+            "update_busy"
+        )
+        assert agent(d, running="b").confirm()
+        # 1.0.0 has security counter 1, the gate's floor is now 2
+        e = raises(ImageRefused, agent(d, running="b").request_rollback)
+        assert e.reason == "image_rollback" and "below 2" in str(e)
+        assert boot.load_state(d)["slots"]["a"]["state"] == "previous"
+
+    _gate(body)
+
+
 def test_failed_self_test_reverts():
     def body(d):
         confirmed_gate(d)
