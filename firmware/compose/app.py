@@ -45,6 +45,7 @@ from firmware.maintenance import boot
 from firmware.maintenance import trial_selftest as selftest
 from firmware.maintenance.update_agent import UpdateAgent
 from firmware.maintenance.wallclock import RTC
+from firmware.storage.fs import DISK
 from firmware.sync.client import Pump, SyncError
 from protocol import service
 from protocol.errors import FaregateError
@@ -59,7 +60,8 @@ MAX_ERROR_LOGS = 20
 def run(ctx: dict, link, hw=None, rng=None, log=print, clock=None, connect=None) -> int:
     verifier = platform.crypto().verifier()
     d = ctx["state_dir"]
-    agent = UpdateAgent(d, verifier, ctx["device"], ctx["slot"])
+    fs = getattr(hw, "disk", None) or DISK  # the one storage object, as Device uses it
+    agent = UpdateAgent(d, verifier, ctx["device"], ctx["slot"], fs=fs)
     log(
         "app: slot %s, version %s%s"
         % (ctx["slot"], agent.status()["version"], " (trial)" if ctx.get("trial") else "")
@@ -68,7 +70,7 @@ def run(ctx: dict, link, hw=None, rng=None, log=print, clock=None, connect=None)
     dev = None
     try:
         if clock is None:
-            clock = RTC(d, ctx["device"].get("rtc_reset_time"))
+            clock = RTC(d, ctx["device"].get("rtc_reset_time"), fs=fs)
         dev = Device.open(
             d, hw, clock, log=log, rng=rng or os.urandom, slot=ctx["slot"], device=ctx["device"]
         )

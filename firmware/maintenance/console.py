@@ -560,6 +560,7 @@ class ServiceConsole:
             self.hw,
             gate_config.get(self.config, "selftest.scan_timeout_s"),
             self.verifier,
+            self.store.fs,
         )
         result = gate_selftest.run(ctx)
         result["at"] = self.clock.now()

@@ -8,6 +8,7 @@ gate confirms it. The "crypto" check here reuses its known-answer test.)
 CHECKS is the whole list: name -> check(ctx) -> (ok, detail). `ctx` carries what the checks
 touch (all handed in):
     ctx.dir        the state directory (storage is written, read back and removed)
+    ctx.fs         the gate's storage object (firmware/storage/fs.py), which every store uses
     ctx.clock      .now(); ctx.clock_set: was the clock set by a technician
     ctx.host_time  the technician laptop's time (0: unknown)
     ctx.scanner    .read(timeout_s) -> text | None     (the QR engine or camera)
@@ -20,10 +21,9 @@ The scanner check waits for the technician's test card: a QR code whose text sta
 TEST_CARD_PREFIX (print one with `faregate device test-card`).
 """
 
-import os
-
-from firmware import platform, settings
+from firmware import settings
 from firmware.maintenance import trial_selftest as selftest
+from firmware.storage.fs import DISK
 
 TEST_CARD_PREFIX = "FGTEST:"
 MIN_FREE_BYTES = 64 * 1024
@@ -41,8 +41,10 @@ class Context:
         hw,
         scan_timeout_s: int = settings.default("selftest.scan_timeout_s"),
         verifier=None,
+        fs=DISK,
     ):
         self.dir = directory
+        self.fs = fs
         self.clock = clock
         self.clock_set = clock_set
         self.host_time = host_time
@@ -61,17 +63,12 @@ class Context:
 def check_storage(ctx):
     path = ctx.dir + "/selftest.tmp"
     pattern = bytes((i * 7 + 3) & 0xFF for i in range(4096))
-    platform.write_atomic(path, pattern)
-    back = platform.read_file(path)
-    platform.remove_if_exists(path)
+    ctx.fs.write_atomic(path, pattern)
+    back = ctx.fs.read_file(path)
+    ctx.fs.remove_if_exists(path)
     if back != pattern:
         return False, "storage read back different bytes: replace the storage card"
-    free = None
-    try:
-        st = os.statvfs(ctx.dir)
-        free = st[0] * st[4]  # f_bsize * f_bavail
-    except (AttributeError, OSError):
-        pass
+    free = ctx.fs.free_bytes(ctx.dir)
     if free is not None and free < MIN_FREE_BYTES:
         return False, "only %d bytes free: sync the gate, then check the storage" % free
     return True, "write, read back, remove ok" + ("; %d MB free" % (free >> 20) if free else "")

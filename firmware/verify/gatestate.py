@@ -15,9 +15,8 @@ sync install newer lists (`validator.trust.install(blob)`, `validator.deny.insta
 """
 
 import json
-import os
 
-from firmware import platform, settings
+from firmware import settings
 from firmware.storage.fs import DISK
 from firmware.verify.denystore import DenyStore
 from firmware.verify.replay import ReplayCache
@@ -34,8 +33,8 @@ REPLAY = "replay.log"
 ANCHOR = "anchor.bin"
 
 
-def read_roots(directory: str) -> dict:
-    data = platform.read_file(directory + "/" + ROOTS)
+def read_roots(directory: str, fs=DISK) -> dict:
+    data = fs.read_file(directory + "/" + ROOTS)
     if data is None:
         raise UsageError("%s/%s is missing: the gate has no operator root key" % (directory, ROOTS))
     try:
@@ -45,8 +44,8 @@ def read_roots(directory: str) -> dict:
         raise UsageError("%s/%s is not a JSON object of hex keys" % (directory, ROOTS)) from None
 
 
-def read_config(directory: str) -> ValidatorConfig:
-    data = platform.read_file(directory + "/" + CONFIG)
+def read_config(directory: str, fs=DISK) -> ValidatorConfig:
+    data = fs.read_file(directory + "/" + CONFIG)
     if data is None:
         return ValidatorConfig()
     try:
@@ -61,19 +60,19 @@ def config_from_gate_config(cfg: dict) -> ValidatorConfig:
     return settings.build(ValidatorConfig, cfg)
 
 
-def write_setup(directory: str, roots: dict, config=None) -> None:
+def write_setup(directory: str, roots: dict, config=None, fs=DISK) -> None:
     """Write roots.json and validator.json (what provisioning does for a new gate)."""
-    platform.write_atomic(
+    fs.write_atomic(
         directory + "/" + ROOTS,
         json.dumps({str(k): bytes(v).hex() for k, v in roots.items()}).encode(),
     )
     cfg = config or ValidatorConfig()
-    platform.write_atomic(directory + "/" + CONFIG, json.dumps(cfg.to_dict()).encode())
+    fs.write_atomic(directory + "/" + CONFIG, json.dumps(cfg.to_dict()).encode())
 
 
-def _mkdir(path: str) -> None:
+def _mkdir(path: str, fs=DISK) -> None:
     try:
-        os.mkdir(path)
+        fs.mkdir(path)
     except OSError:
         pass
 
@@ -98,15 +97,15 @@ def open_validator(
     fs        the storage object of every store (firmware/storage/fs.py)
     """
     if roots is None:
-        roots = read_roots(directory)
+        roots = read_roots(directory, fs)
     if config is None:
-        config = read_config(directory)
+        config = read_config(directory, fs)
     trust = TrustStore(roots, verifier, directory + "/" + TRUST, fs=fs)
     if readonly:
         trust.path = None
     deny_dir = directory + "/" + DENY
     if not readonly:
-        _mkdir(deny_dir)
+        _mkdir(deny_dir, fs)
     deny = DenyStore(deny_dir, roots, verifier, fs=fs, readonly=readonly)
     retain = config.window_s + config.skew_s
     replay = ReplayCache(directory + "/" + REPLAY, retain, fs=fs, readonly=readonly)

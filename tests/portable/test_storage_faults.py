@@ -9,6 +9,8 @@ is shown to hand one object to all of them. Portable: runs on MicroPython.
 import hashlib
 import json
 
+from firmware.maintenance import hardware_selftest
+from firmware.maintenance.wallclock import RTC
 from firmware.storage.device_store import DeviceStore
 from firmware.storage.eventlog import EventLog
 from firmware.storage.fs import DISK, FileProxy, Storage, is_full
@@ -162,6 +164,29 @@ def test_full_disk_reaches_the_time_anchor_which_keeps_time_in_memory():
         disk.full = False
         again = TimeAnchor(Rtc(0), path, 2, _ms, _diff, fs=disk)
         assert again.last_good == codes.NOW
+
+    _with(body)
+
+
+def test_full_disk_reaches_the_wall_clock_the_set_time_stays_as_it_was():
+    def body(d, disk):
+        RTC(d, board_time=lambda: 1000, fs=disk).set(5000)
+        disk.full = True
+        raises(OSError, RTC(d, board_time=lambda: 1000, fs=disk).set, 9000)
+        disk.full = False
+        assert RTC(d, board_time=lambda: 1000, fs=disk).now() == 5000
+
+    _with(body)
+
+
+def test_full_disk_fails_the_technicians_storage_check():
+    def body(d, disk):
+        ctx = hardware_selftest.Context(d, Rtc(codes.NOW), True, 0, None, fs=disk)
+        assert hardware_selftest.check_storage(ctx)[0]
+        disk.full = True
+        result = hardware_selftest.run(ctx)
+        storage = [c for c in result["checks"] if c["name"] == "storage"][0]
+        assert not result["passed"] and not storage["ok"] and disk.refused
 
     _with(body)
 
