@@ -116,7 +116,7 @@ def _window_table(q):
     return _to_affine_all(pts)
 
 
-SPACING = 4  # the default comb spacing t (see the top of this module)
+SPACING = 8  # the default comb spacing t (see the top of this module)
 _POINT = 64  # bytes of one packed affine point: x || y, big-endian
 
 

@@ -27,6 +27,9 @@ import select
 import sys
 
 from drivers.portable import registry, wiring
+from firmware import settings
+
+LINK_READ = settings.default("buffers.link_read")
 
 
 class StdioLink:
@@ -40,13 +43,13 @@ class StdioLink:
         # MicroPython's read(n) waits for all n bytes, so take what is there one byte at a time
         if not self._poll.poll(-1 if timeout_s is None else int(timeout_s * 1000)):
             return None
-        out = b""
-        while len(out) < 4096 and self._poll.poll(0):
+        out = bytearray()
+        while len(out) < LINK_READ and self._poll.poll(0):
             b = self._in.read(1)
             if not b:
                 break
             out += b
-        return out
+        return bytes(out)
 
     def write(self, data: bytes) -> None:
         self._out.write(data)

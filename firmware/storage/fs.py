@@ -32,6 +32,10 @@ subclass (and unwraps them in `sync_file`).
 import os
 import sys
 
+from firmware import settings
+
+# bytes read, hashed or copied per step by the stores' file loops (the buffers.io_chunk setting)
+IO_CHUNK = settings.default("buffers.io_chunk")
 _MPY = sys.implementation.name == "micropython"
 _FULL = (28, 27)  # ENOSPC, EFBIG
 _ABSENT = (2, 20)  # ENOENT, ENOTDIR

@@ -154,6 +154,19 @@ class DenyStore:
         (a snapshot older than the installed version), deny_gap (a delta that does not start
         at the installed version: fetch a snapshot), deny_full (over capacity).
         """
+        dl = self._check(blob)
+        if dl is None:
+            return False
+        if dl.kind == denylist.KIND_SNAPSHOT:
+            if len(dl.adds) > self.capacity:
+                raise self._full(len(dl.adds))
+            self._replace(dl.adds, dl.to_version, dl.issued_at)
+        else:
+            self._apply_delta(dl)
+        return True
+
+    def _check(self, blob):
+        """The parsed list if it is signed, newer and applies here; None if already applied."""
         try:
             dl = denylist.parse(blob)
         except FormatError as e:
@@ -166,18 +179,16 @@ class DenyStore:
                     % (dl.to_version, self.version),
                     "list_downgrade",
                 )
-            return False  # already applied
-        if dl.kind == denylist.KIND_SNAPSHOT:
-            if len(dl.adds) > self.capacity:
-                raise self._full(len(dl.adds))
-            self._replace(dl.adds, dl.to_version, dl.issued_at)
-            return True
-        if dl.from_version != self.version:
+            return None  # already applied
+        if dl.kind != denylist.KIND_SNAPSHOT and dl.from_version != self.version:
             raise ListError(
                 "deny list delta %d->%d does not follow installed version %d"
                 % (dl.from_version, dl.to_version, self.version),
                 "deny_gap",
             )
+        return dl
+
+    def _apply_delta(self, dl):
         new = merge(self.keys, dl.adds, dl.removes)
         if len(new) > self.capacity:
             raise self._full(len(new))
@@ -188,7 +199,6 @@ class DenyStore:
         self.issued_at = dl.issued_at
         if self.dir and self.log_records >= self.compact_after:
             self.compact()
-        return True
 
     def _full(self, n):
         return ListError(
