@@ -15,8 +15,8 @@ How it is fast enough on a microcontroller:
 - any other key (a rider's) uses a 4-bit window: 252 doublings and 64 additions (the generator's
   comb rows ride along in the same loop).
 The spacing t trades speed for RAM (docs/mcu.md, bench P15): t = 1 is 61 KB a table, t = 2
-(the default) 31 KB, t = 4 15 KB, t = 8 7.7 KB; kept as Python int tuples instead of bytes, one
-t = 1 table would take about 310 KB of a MicroPython heap.
+31 KB, t = 4 15 KB, t = 8 (the default) 7.7 KB, for a few percent of a verification; kept as
+Python int tuples instead of bytes, one t = 1 table would take about 310 KB of a MicroPython heap.
 `verify_plain` is the textbook reference (joint 4-bit Shamir window, nothing precomputed),
 kept for the P7 benchmark and as a cross-check.
 
