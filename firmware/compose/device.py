@@ -340,6 +340,7 @@ class Device:
             self.journal.listeners.remove(self.limits)
         if self.validator is not None:
             self.validator.replay.close()
+            self.validator.deny.close()
         self.validator = self.limits = self.gate = self.loop = None
 
     def _changed(self, what: str) -> None:

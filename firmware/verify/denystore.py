@@ -128,6 +128,9 @@ class DenyStore:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def close(self) -> None:
+        """Nothing held open (the in-file store closes its file here)."""
+
     def is_denied(self, account_id: int, cred_no: int) -> bool:
         keys = self.keys
         ak = account_id << 24
