@@ -23,6 +23,7 @@ is logged and the console still starts, so a technician can look; a gate without
 not run its gate loop (firmware/compose/device.py). No "sync_serial": this gate does not sync.
 """
 
+import gc
 import select
 import sys
 
@@ -104,6 +105,11 @@ def main(ctx, machine=None, link=None, clock=None, logger=None):
     default to the board's."""
     from firmware.compose import app
 
+    if hasattr(gc, "threshold"):
+        # collect early and often (the MicroPython docs' advice for small heaps): garbage
+        # collected sooner leaves fewer holes, and the gate's buffers need whole blocks
+        gc.collect()
+        gc.threshold(gc.mem_free() // 8)
     device = ctx["device"]
     say = logger or log
     hw = hardware(device, machine, getattr(clock, "ticks_ms", None), say)
