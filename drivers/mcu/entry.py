@@ -109,7 +109,7 @@ def main(ctx, machine=None, link=None, clock=None, logger=None):
         # collect early and often (the MicroPython docs' advice for small heaps): garbage
         # collected sooner leaves fewer holes, and the gate's buffers need whole blocks
         gc.collect()
-        gc.threshold(gc.mem_free() // 8)
+        gc.threshold(gc.mem_free() // 8)  # type: ignore[attr-defined]
     device = ctx["device"]
     say = logger or log
     hw = hardware(device, machine, getattr(clock, "ticks_ms", None), say)

@@ -20,7 +20,7 @@ from binascii import crc32
 from firmware import settings
 from firmware.storage.fs import DISK, IO_CHUNK
 from firmware.verify.denystore import DenyStore, bisect_left
-from protocol import denyfile, denylist
+from protocol import denyfile
 from protocol.denyfile import HEAD_LEN
 
 INDEX_KEYS = settings.default("deny.index_keys")
@@ -85,22 +85,6 @@ class FlashDenyStore(DenyStore):
             return lo + j, keys[j]
         return hi, (self._keys_at(hi, 1)[0] if hi < n else None)
 
-    def is_denied(self, account_id: int, cred_no: int) -> bool:
-        if not self.count:
-            return False
-        ak = account_id << 24
-        i, k = self._lower_bound(ak)
-        if k is None:
-            return False
-        if k == ak:
-            return True  # the whole account
-        ck = ak | cred_no
-        if k > ck:
-            return False
-        if k == ck:
-            return True
-        return self._lower_bound(ck, i)[1] == ck
-
     # --- applying lists ---------------------------------------------------------------------
 
     def _replace(self, keys, version, issued_at):
@@ -141,14 +125,12 @@ class FlashDenyStore(DenyStore):
             ia += 1
 
     def _rewrite(self, keep_old, adds, removes, version, issued_at):
-        """Stream the new deny.base to deny.base.tmp, then rename it into place."""
+        """Stream the new deny.base into place (the storage object's write_atomic_with)."""
         if not self.dir:
             raise ValueError("a FlashDenyStore needs its directory")
-        tmp = self.base_path + ".tmp"
-        fs = self.fs
-        out = fs.open_file(tmp, "wb")
-        count = crc = 0
-        try:
+
+        def fill(out):
+            count = crc = 0
             out.write(bytes(HEAD_LEN))
             buf = array("Q")
             for k in self._merged(keep_old, adds, removes):
@@ -161,17 +143,15 @@ class FlashDenyStore(DenyStore):
                 raise self._full(count)
             out.seek(0)
             out.write(denyfile.head(version, issued_at, count, crc))
-            fs.sync_file(out)
+            self.close()  # the old base is read to the end
+
+        try:
+            self.fs.write_atomic_with(self.base_path, fill)
         except BaseException:
-            out.close()
-            fs.remove_if_exists(tmp)
+            self._open_base()  # the old version, as it was
             raise
-        out.close()
-        self.close()
-        fs.rename(tmp, self.base_path)
-        fs.sync_dir(self.base_path)
-        if self.log_records or fs.path_exists(self.log_path):
-            fs.write_atomic(self.log_path, b"")
+        if self.log_records or self.fs.path_exists(self.log_path):
+            self.fs.write_atomic(self.log_path, b"")
             self.log_records = 0
         self.version = version
         self.issued_at = issued_at
@@ -192,20 +172,14 @@ class FlashDenyStore(DenyStore):
             self.version = self.issued_at = self.count = 0
             self.close()
             return
-        log = self.fs.read_file(self.log_path)
-        if not log:
-            return
-        blobs, good = denyfile.parse_log(log)
-        for blob in blobs:
-            dl = denylist.parse(blob)  # checked when installed; the CRC vouches for the bytes
-            if dl.to_version > self.version and dl.from_version == self.version:
+        deltas, log, _good = self._read_log()
+        for dl in deltas:
+            if self._follows(dl):
                 if readonly:
                     self.load_error = "deny.log not folded in (read-only)"
                     break
-                self._apply_delta(dl)
-        if good != len(log):
-            self.torn_bytes_cut = len(log) - good
-        if not readonly and self.fs.path_exists(self.log_path):
+                self._apply_delta(dl)  # rewrites deny.base and empties the log
+        if log and not readonly and self.fs.path_exists(self.log_path):
             self.fs.write_atomic(self.log_path, b"")
 
     def _open_base(self):
