@@ -19,12 +19,15 @@ VERSION  ?= 0.1.0
 COUNTER  ?= 1
 RELEASE_KEY ?=
 CRED     ?=
+MCU_HEAP ?= 512K
+MCU_SUITE := test_mcu_gate test_mcu_profile test_flashdeny
 
-.PHONY: setup install run test test-py test-mpy bench soak fuzz lint image flash clean help
+.PHONY: setup install run test test-py test-mpy test-mcu bench soak fuzz lint image flash clean help
 
 help:
 	@echo "make run     set up, then run the default simulated station ($(SCENARIO))"
 	@echo "make test    set up, then run pytest on CPython and the portable suite on MicroPython"
+	@echo "             (and the MCU suite in a $(MCU_HEAP) heap: make test-mcu)"
 	@echo "make bench   benchmarks -> bench/results.json (ONLY=P1,P4 for a subset)"
 	@echo "make soak    long robustness runs (power cuts, link faults)"
 	@echo "make fuzz    >= 1,000,000 inputs per parser"
@@ -66,10 +69,17 @@ install:
 run: setup
 	$(BIN)/faregate sim run $(SCENARIO) --seed $(SEED)
 
-test: test-mpy test-py
+test: test-mpy test-mcu test-py
 
 test-mpy: setup
 	$(BIN)/micropython -X heapsize=16M tests/portable/run.py
+
+# The MCU gate in an MCU's memory (docs/mcu.md): each module is one gate in its own interpreter.
+test-mcu: setup
+	@for m in $(MCU_SUITE); do \
+	  echo "MCU suite, heap $(MCU_HEAP): $$m"; \
+	  $(BIN)/micropython -X heapsize=$(MCU_HEAP) tests/portable/run.py $$m || exit 1; \
+	done
 
 test-py: setup
 	$(BIN)/pytest -q -m "not soak and not fuzz"

@@ -14,6 +14,10 @@ from firmware.storage.fs import DISK
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
+# where the deny list lives: searched in place in its file on MCU gates
+# (firmware/verify/flashdeny.py), one sorted array in RAM on Linux gates (denystore.py)
+DENY_BACKEND = "file" if IS_MICROPYTHON else "ram"
+
 if IS_MICROPYTHON:
     ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
     ticks_diff = time.ticks_diff  # type: ignore[attr-defined]

@@ -81,6 +81,20 @@ SCHEMA = (
     ("sync.host_key", "hex", (33, 33), None, "",
      "the operator's sync public key (SEC1; sync.pub of `faregate keys init`)"),
     ("sync.interval_s", "int", (1, DAY), 60, "s", "time between sync sessions"),
+    ("sync.batch_records", "int", (1, 2048), 64, "records",
+     "passage records per BATCH frame (64 bytes each: 4 KB a frame)"),
+    ("sync.window", "int", (1, 16), 4, "frames",
+     "BATCH frames in flight before the back office's ACK"),
+    ("sync.blob_chunk", "int", (256, 65536), 2048, "bytes",
+     "bytes of a list, config or image the gate asks for per BLOB frame"),
+    # bounded buffers (docs/mcu.md: sized for a 512 KB heap)
+    ("buffers.io_chunk", "int", (256, 65536), 1024, "bytes",
+     "bytes read, hashed or copied per step of a file operation (blob hashing, image "
+     "unpacking, deny-list merges)"),
+    ("buffers.link_read", "int", (64, 65536), 512, "bytes",
+     "bytes taken per read of a UART or of an MCU gate's service port"),
+    ("deny.index_keys", "int", (0, 1000000), 512, "keys",
+     "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)
     ("gate.pass_ms", "int", (500, 120000), 8000, "ms",
      "metro: how long an open gate waits for the rider (runs only while the passage is empty)"),

@@ -6,6 +6,9 @@
                 u32 length | u32 crc32(blob) | blob, little-endian
 A reader of deny.log keeps the whole records before the first bad one: a power cut mid-append
 tears at most the last (that delta never took effect).
+
+Keys are fixed-size (8 bytes) and ascending, so key i sits at byte HEAD_LEN + 8 * i: an MCU
+gate searches deny.base in place (firmware/verify/flashdeny.py) instead of loading it.
 """
 
 import struct
@@ -42,21 +45,35 @@ def keys_to_le(keys) -> bytes:
     return keys.tobytes()
 
 
+def head(version: int, issued_at: int, count: int, crc: int) -> bytes:
+    """The 20-byte header of deny.base (crc: crc32 of the count x 8 key bytes after it)."""
+    return struct.pack(_HEAD, BASE_MAGIC, version, issued_at, count, crc)
+
+
+def parse_head(data):
+    """-> (version, issued_at, count, crc) from deny.base's first bytes, or None if not one."""
+    if len(data) < HEAD_LEN:
+        return None
+    magic, version, issued_at, count, crc = struct.unpack(_HEAD, bytes(data[:HEAD_LEN]))
+    if magic != BASE_MAGIC:
+        return None
+    return version, issued_at, count, crc
+
+
 def base(keys, version: int, issued_at: int) -> bytes:
     """deny.base holding `keys` (an ascending array("Q"))."""
     data = keys_to_le(keys)
-    crc = crc32(data) & 0xFFFFFFFF
-    return struct.pack(_HEAD, BASE_MAGIC, version, issued_at, len(keys), crc) + data
+    return head(version, issued_at, len(keys), crc32(data) & 0xFFFFFFFF) + data
 
 
 def parse_base(data):
     """-> (version, issued_at, keys as a little-endian memoryview), or None if damaged."""
-    head = data[:HEAD_LEN]
-    if len(head) < HEAD_LEN:
+    found = parse_head(data)
+    if found is None:
         return None
-    magic, version, issued_at, count, crc = struct.unpack(_HEAD, head)
+    version, issued_at, count, crc = found
     body = memoryview(data)[HEAD_LEN:]
-    if magic != BASE_MAGIC or len(body) != 8 * count or crc32(body) & 0xFFFFFFFF != crc:
+    if len(body) != 8 * count or crc32(body) & 0xFFFFFFFF != crc:
         return None
     return version, issued_at, body
 

@@ -8,9 +8,15 @@ How it is fast enough on a microcontroller:
 - points are kept in Jacobian coordinates (X, Y, Z) ~ (X/Z^2, Y/Z^3): no inversion per step;
 - additions take their second point in affine form ("mixed" addition, 8M + 3S), so every table
   is converted to affine once, with one shared inversion (Montgomery's trick);
-- the generator and every trusted issuer key get a fixed-base table (64 rows x 15 points,
-  row i holding j * 16^i * P): a scalar multiple is then 64 additions and no doubling;
-- any other key (a rider's) uses a 4-bit window: 252 doublings and 64 additions.
+- the generator and every trusted issuer key get a fixed-base comb table: 64 / t rows of 15
+  affine points, row i holding j * 16^(t*i) * P, packed as bytes (64 bytes a point); a scalar
+  multiple is then 64 additions and 4 * (t - 1) doublings, and the doublings are shared by every
+  term of one verification (u1 * G + u2 * Q in one loop);
+- any other key (a rider's) uses a 4-bit window: 252 doublings and 64 additions (the generator's
+  comb rows ride along in the same loop).
+The spacing t trades speed for RAM (docs/mcu.md, bench P15): t = 1 is 61 KB a table, t = 2
+31 KB, t = 4 15 KB, t = 8 (the default) 7.7 KB, for a few percent of a verification; kept as
+Python int tuples instead of bytes, one t = 1 table would take about 310 KB of a MicroPython heap.
 `verify_plain` is the textbook reference (joint 4-bit Shamir window, nothing precomputed),
 kept for the P7 benchmark and as a cross-check.
 
@@ -56,13 +62,18 @@ def _double(pt):
 
 def _add_affine(pt, q):
     """pt + q with pt Jacobian (or None) and q affine. Handles pt == q and pt == -q."""
+    return _add_xy(pt, q[0], q[1])
+
+
+def _add_xy(pt, qx, qy):
+    """pt + (qx, qy), the affine point given by its coordinates."""
     if pt is None:
-        return (q[0], q[1], 1)
+        return (qx, qy, 1)
     x1, y1, z1 = pt
     p = P
     zz = z1 * z1 % p
-    h = (q[0] * zz - x1) % p
-    r = (q[1] * z1 * zz - y1) % p
+    h = (qx * zz - x1) % p
+    r = (qy * z1 * zz - y1) % p
     if h == 0:
         if r == 0:
             return _double(pt)
@@ -105,17 +116,36 @@ def _window_table(q):
     return _to_affine_all(pts)
 
 
-def fixed_base_table(q):
-    """64 rows of 15 affine points: row i, column j-1 holds j * 16^i * q."""
+SPACING = 8  # the default comb spacing t (see the top of this module)
+_POINT = 64  # bytes of one packed affine point: x || y, big-endian
+
+
+def _pack(points):
+    out = []
+    for x, y in points:
+        out.append(x.to_bytes(32, "big"))
+        out.append(y.to_bytes(32, "big"))
+    return b"".join(out)
+
+
+def fixed_base_table(q, spacing=SPACING):
+    """64 / spacing rows of 15 packed affine points; row i, point j-1 is j * 16^(spacing*i) * q."""
+    if spacing not in (1, 2, 4, 8):
+        raise ValueError("comb spacing must be 1, 2, 4 or 8")
     rows = []
     base = q
-    for _ in range(64):
-        row = _window_table(base)
-        rows.append(row)
-        # 16 * base = 15 * base + base
-        nxt = _add_affine((row[14][0], row[14][1], 1), base)
+    for _ in range(64 // spacing):
+        rows.append(_pack(_window_table(base)))
+        nxt = (base[0], base[1], 1)
+        for _ in range(4 * spacing):
+            nxt = _double(nxt)
         base = _to_affine_all([nxt])[0]
     return rows
+
+
+def table_bytes(table) -> int:
+    """The packed size of a fixed-base table (what it holds of the heap, less list overhead)."""
+    return sum(len(r) for r in table)
 
 
 def _nibbles(k):
@@ -127,28 +157,43 @@ def _nibbles(k):
     return out
 
 
-def _mul_fixed(table, k, acc=None):
-    """acc + k * Q where table = fixed_base_table(Q): 64 additions, no doubling."""
-    i = 0
-    for d in _nibbles(k):
-        if d:
-            acc = _add_affine(acc, table[i][d - 1])
-        i += 1
-    return acc
-
-
-def _mul_window(q, k):
-    """k * Q with a 4-bit window (Q affine)."""
-    table = _window_table(q)
+def _mul(fixed, window=None):
+    """The sum of k * Q over `fixed` [(table of Q, k)] (tables of one spacing) and an optional
+    `window` (Q affine, k), in one loop whose doublings every term shares."""
+    spacing = 64 // len(fixed[0][0])
+    terms = [(rows, _nibbles(k)) for rows, k in fixed]
+    wtable = wdigits = None
+    top = spacing - 1
+    if window is not None:
+        wtable = _window_table(window[0])
+        wdigits = _nibbles(window[1])
+        top = 63
+    fb = int.from_bytes
     acc = None
-    digits = _nibbles(k)
-    for i in range(63, -1, -1):
+    for i in range(top, -1, -1):
         if acc is not None:
             acc = _double(_double(_double(_double(acc))))
-        d = digits[i]
-        if d:
-            acc = _add_affine(acc, table[d - 1])
+        if wdigits is not None:
+            d = wdigits[i]
+            if d:
+                acc = _add_affine(acc, wtable[d - 1])
+        if i < spacing:
+            for rows, digits in terms:
+                n = i
+                for row in rows:
+                    d = digits[n]
+                    if d:
+                        o = (d - 1) * _POINT
+                        acc = _add_xy(
+                            acc, fb(row[o : o + 32], "big"), fb(row[o + 32 : o + 64], "big")
+                        )
+                    n += spacing
     return acc
+
+
+def _mul_fixed(table, k):
+    """k * Q where table = fixed_base_table(Q)."""
+    return _mul([(table, k)])
 
 
 def _mul_shamir(q1, k1, q2, k2):
@@ -169,15 +214,15 @@ def _mul_shamir(q1, k1, q2, k2):
 
 
 G = (GX, GY)
-_G_TABLE = None
+_G_TABLES: dict = {}  # spacing -> the generator's table
 
 
-def g_table():
+def g_table(spacing=SPACING):
     """The generator's fixed-base table, built on first use (about 40 ms on MicroPython)."""
-    global _G_TABLE
-    if _G_TABLE is None:
-        _G_TABLE = fixed_base_table(G)
-    return _G_TABLE
+    table = _G_TABLES.get(spacing)
+    if table is None:
+        table = _G_TABLES[spacing] = fixed_base_table(G, spacing)
+    return table
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -262,10 +307,14 @@ class Verifier:
     kept in a small cache (riders show the same credential many times).
     """
 
-    def __init__(self, cache_size=256):
+    def __init__(self, cache_size=256, spacing=SPACING):
+        """spacing: the comb spacing of every table this verifier builds (1, 2, 4 or 8)."""
+        if spacing not in (1, 2, 4, 8):
+            raise ValueError("comb spacing must be 1, 2, 4 or 8")
         self._tables = {}  # pub bytes -> fixed-base table
         self._points = {}  # pub bytes -> affine point or None
         self._cache_size = cache_size
+        self.spacing = spacing
 
     def prepare_key(self, pub):
         pub = bytes(pub)
@@ -274,8 +323,14 @@ class Verifier:
         q = decode_point(pub)
         if q is None:
             return False
-        self._tables[pub] = fixed_base_table(q)
+        self._tables[pub] = fixed_base_table(q, self.spacing)
         return True
+
+    def table_bytes(self) -> int:
+        """Bytes the fixed-base tables of this verifier's keys and the generator hold."""
+        return table_bytes(g_table(self.spacing)) + sum(
+            table_bytes(t) for t in self._tables.values()
+        )
 
     def forget_keys(self, keep=()):
         """Drop the tables of keys no longer trusted (all but `keep`)."""
@@ -302,15 +357,14 @@ class Verifier:
         w = pow(s, N - 2, N)
         u1 = _digest_int(msg) * w % N
         u2 = r * w % N
+        g = (g_table(self.spacing), u1)
         table = self._tables.get(pub)
         if table is not None:
-            acc = _mul_fixed(table, u2)
-        else:
-            q = self._point(pub)
-            if q is None:
-                return False
-            acc = _mul_window(q, u2)
-        return _x_matches(_mul_fixed(g_table(), u1, acc), r)
+            return _x_matches(_mul([g, (table, u2)]), r)
+        q = self._point(pub)
+        if q is None:
+            return False
+        return _x_matches(_mul([g], (q, u2)), r)
 
 
 # --- signing -------------------------------------------------------------------------------

@@ -23,10 +23,14 @@ is logged and the console still starts, so a technician can look; a gate without
 not run its gate loop (firmware/compose/device.py). No "sync_serial": this gate does not sync.
 """
 
+import gc
 import select
 import sys
 
 from drivers.portable import registry, wiring
+from firmware import settings
+
+LINK_READ = settings.default("buffers.link_read")
 
 
 class StdioLink:
@@ -40,13 +44,13 @@ class StdioLink:
         # MicroPython's read(n) waits for all n bytes, so take what is there one byte at a time
         if not self._poll.poll(-1 if timeout_s is None else int(timeout_s * 1000)):
             return None
-        out = b""
-        while len(out) < 4096 and self._poll.poll(0):
+        out = bytearray()
+        while len(out) < LINK_READ and self._poll.poll(0):
             b = self._in.read(1)
             if not b:
                 break
             out += b
-        return out
+        return bytes(out)
 
     def write(self, data: bytes) -> None:
         self._out.write(data)
@@ -101,6 +105,11 @@ def main(ctx, machine=None, link=None, clock=None, logger=None):
     default to the board's."""
     from firmware.compose import app
 
+    if hasattr(gc, "threshold"):
+        # collect early and often (the MicroPython docs' advice for small heaps): garbage
+        # collected sooner leaves fewer holes, and the gate's buffers need whole blocks
+        gc.collect()
+        gc.threshold(gc.mem_free() // 8)  # type: ignore[attr-defined]
     device = ctx["device"]
     say = logger or log
     hw = hardware(device, machine, getattr(clock, "ticks_ms", None), say)

@@ -15,8 +15,9 @@ session must not start the next one).
 
 from drivers.mcu.qrengine_uart import open_uart, sleep_ms
 from drivers.portable import qrengine
+from firmware import settings
 
-MAX_READ = 4096
+MAX_READ = settings.default("buffers.link_read")  # bytes per read: a bounded buffer
 
 
 class UartLink:

@@ -348,6 +348,7 @@ class Device:
             self.journal.listeners.remove(self.limits)
         if self.validator is not None:
             self.validator.replay.close()
+            self.validator.deny.close()
         self.validator = self.limits = self.gate = self.loop = None
 
     def _changed(self, what: str) -> None:
@@ -399,7 +400,13 @@ class Device:
         key = gate_config.get(self.console.config, "sync.host_key")
         return bytes.fromhex(key) if key else None
 
-    def sync_client(self, random_bytes=None, batch_size: int = 1000, window: int = 4):
+    def sync_client(self, random_bytes=None, batch_size=None, window=None):
+        """batch_size, window: default to the config's sync.batch_records and sync.window."""
+        cfg = self.console.config
+        if batch_size is None:
+            batch_size = gate_config.get(cfg, "sync.batch_records")
+        if window is None:
+            window = gate_config.get(cfg, "sync.window")
         host = self.host_key()
         signer = self.store.signer()
         if self.validator is None or host is None or signer is None:
@@ -429,6 +436,7 @@ class Device:
             on_time=self.clock.set_trusted,
             batch_size=batch_size,
             window=window,
+            blob_chunk=gate_config.get(cfg, "sync.blob_chunk"),
             random_bytes=random_bytes or self.rng,
             counters=self.report(),
         )

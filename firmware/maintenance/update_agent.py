@@ -30,14 +30,14 @@ import json
 from binascii import crc32
 
 from firmware.maintenance import boot
-from firmware.storage.fs import DISK
+from firmware.storage.fs import DISK, IO_CHUNK
 from protocol import image
 from protocol.errors import FaregateError, FormatError
 
 PART = "staging.part"
 PART_INFO = "staging.json"
 DEFAULT_CAPACITY = 4 * 1024 * 1024
-_BUF = 4096
+_BUF = IO_CHUNK
 
 
 class ImageRefused(FaregateError):
@@ -326,8 +326,9 @@ class UpdateAgent:
         offset, _crc = self.begin(
             len(data), hashlib.sha256(data).digest(), data[: h.head_len], restart=True
         )
+        view = memoryview(data)  # chunks without copies: the image is already in RAM
         while offset < len(data):
-            nxt = self.write(offset, data[offset : offset + 65536])
+            nxt = self.write(offset, view[offset : offset + 65536])
             if nxt == offset:
                 break
             offset = nxt

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import json
 
-from firmware.storage.fs import DISK
+from firmware.storage.fs import DISK, IO_CHUNK
 from protocol import certs, service
 from protocol.errors import FormatError
 
@@ -39,7 +39,7 @@ def _sha256_file(fs, path: str):
     f = fs.open_file(path, "rb")
     try:
         while True:
-            chunk = f.read(4096)
+            chunk = f.read(IO_CHUNK)
             if not chunk:
                 break
             h.update(chunk)

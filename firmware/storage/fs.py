@@ -8,6 +8,7 @@ The seam, and what each operation promises:
     sync_dir(path)            the directory entry of `path` is durable (a create, a rename)
     write_atomic(path, data)  replace: temp file, write, sync, rename, sync the directory;
                               a power cut leaves the old content or the new, never a mix
+    write_atomic_with(path, fill)  the same, for content a function streams into the file
     append(path, data)        open, write, sync, close: for rare appends (logs kept open by
                               their store write through open_file + sync_file instead)
     read_file(path, default)  the whole file, or `default` if there is none (any other read
@@ -32,6 +33,10 @@ subclass (and unwraps them in `sync_file`).
 import os
 import sys
 
+from firmware import settings
+
+# bytes read, hashed or copied per step by the stores' file loops (the buffers.io_chunk setting)
+IO_CHUNK = settings.default("buffers.io_chunk")
 _MPY = sys.implementation.name == "micropython"
 _FULL = (28, 27)  # ENOSPC, EFBIG
 _ABSENT = (2, 20)  # ENOENT, ENOTDIR
@@ -124,12 +129,17 @@ class Storage:
 
     # -- built from the primitives ---------------------------------------------------------
     def write_atomic(self, path: str, data) -> None:
+        self.write_atomic_with(path, lambda f: f.write(data))
+
+    def write_atomic_with(self, path: str, fill) -> None:
+        """write_atomic of what `fill(f)` writes into the temp file `f` (it may seek): a file
+        streamed in bounded RAM. Whatever `fill` raises leaves `path` as it was."""
         tmp = path + ".tmp"
         f = self.open_file(tmp, "wb")
         try:
-            f.write(data)
+            fill(f)
             self.sync_file(f)
-        except OSError:
+        except Exception:
             f.close()
             self.remove_if_exists(tmp)
             raise

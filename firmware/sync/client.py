@@ -27,11 +27,16 @@ The host's time from the CHALLENGE goes to `on_time(host_time)` (the time anchor
 import json
 import os
 
-from firmware import platform
+from firmware import platform, settings
 from firmware.storage.journal import JournalError
 from protocol import messages as m
 from protocol import sync
 from protocol.errors import FaregateError
+
+BATCH_RECORDS = settings.default("sync.batch_records")
+WINDOW = settings.default("sync.window")
+BLOB_CHUNK = settings.default("sync.blob_chunk")
+FRAME_OVERHEAD = 1024  # a message's header, session tag and signature, with room to spare
 
 
 class SyncError(FaregateError):
@@ -52,20 +57,32 @@ class SyncClient:
         limits=None,
         sinks=None,
         on_time=None,
-        batch_size: int = 1000,
-        window: int = 4,
+        batch_size: int = BATCH_RECORDS,
+        window: int = WINDOW,
         random_bytes=os.urandom,
         counters=None,
+        blob_chunk: int = BLOB_CHUNK,
     ):
+        """batch_size, window, blob_chunk: records per BATCH, BATCHes in flight and bytes
+        asked per BLOB (the sync.* settings); together they bound the RAM a session holds."""
         self.journal = journal
         self.clock = clock
         self.limits = limits
         self.sinks = sinks or {}
         self.on_time = on_time
         self.batch_size = min(batch_size, m.MAX_BATCH)
+        self.blob_chunk = min(blob_chunk, m.MAX_CHUNK)
         self.counters = counters  # optional dict of counters for STATUS (e.g. rejects by reason)
         self._random = random_bytes
-        self.conn = sync.DeviceConnection(journal.device_id, signer, verifier, host_pub, window)
+        # the largest frame this gate takes: one BLOB chunk with its header and signature
+        self.conn = sync.DeviceConnection(
+            journal.device_id,
+            signer,
+            verifier,
+            host_pub,
+            window,
+            max_payload=self.blob_chunk + FRAME_OVERHEAD,
+        )
         self.acked = 0  # records trimmed by this session
         self.applied: list = []  # (kind, version) applied by this session
         self.host_time = None
@@ -161,7 +178,7 @@ class SyncClient:
     def _next_fetch(self):
         if self._blob is not None:
             kind, version, buf = self._blob
-            return sync.Fetch(kind, version, len(buf), m.MAX_CHUNK)
+            return sync.Fetch(kind, version, len(buf), self.blob_chunk)
         while self._offers:
             kind, version, _size = self._offers[0]
             sink = self.sinks.get(kind)
@@ -171,7 +188,7 @@ class SyncClient:
                 continue
             want = have + 1 if kind in m.DELTA_KINDS else version
             self._blob = (kind, want, bytearray())
-            return sync.Fetch(kind, want, 0, m.MAX_CHUNK)
+            return sync.Fetch(kind, want, 0, self.blob_chunk)
         return None
 
     def _on_blob(self, ev):

@@ -128,13 +128,14 @@ class DenyStore:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def close(self) -> None:
+        """Nothing held open (the in-file store closes its file here)."""
+
     def is_denied(self, account_id: int, cred_no: int) -> bool:
-        keys = self.keys
         ak = account_id << 24
-        i = bisect_left(keys, ak)
-        if i == len(keys):
+        i, k = self._lower_bound(ak)
+        if k is None:
             return False
-        k = keys[i]
         if k == ak:
             return True  # the whole account
         ck = ak | cred_no
@@ -142,8 +143,13 @@ class DenyStore:
             return False
         if k == ck:
             return True
-        j = bisect_left(keys, ck, i)
-        return j < len(keys) and keys[j] == ck
+        return self._lower_bound(ck, i)[1] == ck
+
+    def _lower_bound(self, key: int, lo: int = 0):
+        """(i, key at i) for the first entry >= key at or after lo; (len, None) if none."""
+        keys = self.keys
+        i = bisect_left(keys, key, lo)
+        return (i, keys[i]) if i < len(keys) else (i, None)
 
     # --- installing lists ------------------------------------------------------------------
 
@@ -154,6 +160,19 @@ class DenyStore:
         (a snapshot older than the installed version), deny_gap (a delta that does not start
         at the installed version: fetch a snapshot), deny_full (over capacity).
         """
+        dl = self._check(blob)
+        if dl is None:
+            return False
+        if dl.kind == denylist.KIND_SNAPSHOT:
+            if len(dl.adds) > self.capacity:
+                raise self._full(len(dl.adds))
+            self._replace(dl.adds, dl.to_version, dl.issued_at)
+        else:
+            self._apply_delta(dl)
+        return True
+
+    def _check(self, blob):
+        """The parsed list if it is signed, newer and applies here; None if already applied."""
         try:
             dl = denylist.parse(blob)
         except FormatError as e:
@@ -166,18 +185,16 @@ class DenyStore:
                     % (dl.to_version, self.version),
                     "list_downgrade",
                 )
-            return False  # already applied
-        if dl.kind == denylist.KIND_SNAPSHOT:
-            if len(dl.adds) > self.capacity:
-                raise self._full(len(dl.adds))
-            self._replace(dl.adds, dl.to_version, dl.issued_at)
-            return True
-        if dl.from_version != self.version:
+            return None  # already applied
+        if dl.kind != denylist.KIND_SNAPSHOT and dl.from_version != self.version:
             raise ListError(
                 "deny list delta %d->%d does not follow installed version %d"
                 % (dl.from_version, dl.to_version, self.version),
                 "deny_gap",
             )
+        return dl
+
+    def _apply_delta(self, dl):
         new = merge(self.keys, dl.adds, dl.removes)
         if len(new) > self.capacity:
             raise self._full(len(new))
@@ -188,7 +205,6 @@ class DenyStore:
         self.issued_at = dl.issued_at
         if self.dir and self.log_records >= self.compact_after:
             self.compact()
-        return True
 
     def _full(self, n):
         return ListError(
@@ -228,22 +244,28 @@ class DenyStore:
                 return
             self.version, self.issued_at, body = found
             self.keys = denyfile.keys_from_le(body)
-        log = self.fs.read_file(self.log_path)
-        if not log:
-            return
-        blobs, good = denyfile.parse_log(log)
-        for blob in blobs:
-            dl = denylist.parse(blob)  # checked when installed; the CRC vouches for the bytes
-            if dl.to_version > self.version and dl.from_version == self.version:
+        deltas, log, good = self._read_log()
+        for dl in deltas:
+            if self._follows(dl):
                 self.keys = merge(self.keys, dl.adds, dl.removes)
                 self.version = dl.to_version
                 self.issued_at = dl.issued_at
             self.log_records += 1
-        if good != len(log):
-            # a torn tail from a power cut mid-append: that delta never took effect
-            self.torn_bytes_cut = len(log) - good
-            if not readonly:
-                self.fs.write_atomic(self.log_path, log[:good])
+        if good != len(log) and not readonly:
+            self.fs.write_atomic(self.log_path, log[:good])
+
+    def _read_log(self):
+        """(the deltas deny.log holds, in order; its bytes; the length of its whole records).
+        A torn tail (a power cut mid-append: that delta never took effect) is counted."""
+        log = self.fs.read_file(self.log_path) or b""
+        blobs, good = denyfile.parse_log(log) if log else ([], 0)
+        self.torn_bytes_cut = len(log) - good
+        # checked when installed; the CRC vouches for the bytes
+        return [denylist.parse(blob) for blob in blobs], log, good
+
+    def _follows(self, dl) -> bool:
+        """The logged delta applies to the version loaded so far."""
+        return dl.to_version > self.version and dl.from_version == self.version
 
     def status(self) -> dict:
         return {

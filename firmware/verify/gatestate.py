@@ -16,9 +16,10 @@ sync install newer lists (`validator.trust.install(blob)`, `validator.deny.insta
 
 import json
 
-from firmware import settings
+from firmware import platform, settings
 from firmware.storage.fs import DISK
 from firmware.verify.denystore import DenyStore
+from firmware.verify.flashdeny import FlashDenyStore
 from firmware.verify.replay import ReplayCache
 from firmware.verify.timeanchor import TimeAnchor
 from firmware.verify.truststore import TrustStore
@@ -86,6 +87,7 @@ def open_validator(
     config=None,
     clock=None,
     fs=DISK,
+    deny_backend=None,
 ):
     """The Validator of the gate whose state is in `directory`.
 
@@ -95,6 +97,7 @@ def open_validator(
     roots, config   the operator roots and ValidatorConfig (default: roots.json, validator.json)
     clock     a TimeAnchor the caller made (instead of `rtc`)
     fs        the storage object of every store (firmware/storage/fs.py)
+    deny_backend  "ram" or "file" (default: the platform's, firmware.platform.DENY_BACKEND)
     """
     if roots is None:
         roots = read_roots(directory, fs)
@@ -106,12 +109,20 @@ def open_validator(
     deny_dir = directory + "/" + DENY
     if not readonly:
         _mkdir(deny_dir, fs)
-    deny = DenyStore(deny_dir, roots, verifier, fs=fs, readonly=readonly)
+    deny = open_deny(deny_dir, roots, verifier, fs=fs, readonly=readonly, backend=deny_backend)
     retain = config.window_s + config.skew_s
     replay = ReplayCache(directory + "/" + REPLAY, retain, fs=fs, readonly=readonly)
     if clock is None and rtc is not None:
         clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR, fs=fs)
     return Validator(verifier, trust, deny, config, replay, clock)
+
+
+def open_deny(deny_dir, roots, verifier, fs=DISK, readonly=False, backend=None):
+    """The deny store of `deny_dir`: in RAM ("ram") or searched in its file ("file")."""
+    backend = backend or platform.DENY_BACKEND
+    if backend == "file" and not readonly:
+        return FlashDenyStore(deny_dir, roots, verifier, fs=fs)
+    return DenyStore(deny_dir, roots, verifier, fs=fs, readonly=readonly)
 
 
 def forget_lists(directory: str, fs=DISK) -> None:

@@ -12,6 +12,10 @@ import sys
 
 if "." not in sys.path:
     sys.path.insert(0, ".")
+if hasattr(gc, "threshold") and hasattr(gc, "mem_free"):  # MicroPython
+    # collect after every eighth of the free heap is allocated, as an MCU gate does
+    # (drivers/mcu/entry.py): in a small heap that keeps garbage from fragmenting it
+    gc.threshold(gc.mem_free() // 8)
 
 try:
     from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]

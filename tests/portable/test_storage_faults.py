@@ -16,6 +16,7 @@ from firmware.storage.eventlog import EventLog
 from firmware.storage.fs import DISK, FileProxy, Storage, is_full
 from firmware.storage.journal import Journal, JournalFull
 from firmware.verify.denystore import DenyStore
+from firmware.verify.flashdeny import FlashDenyStore
 from firmware.verify.replay import ReplayCache
 from firmware.verify.timeanchor import TimeAnchor
 from firmware.verify.truststore import TrustStore
@@ -135,6 +136,24 @@ def test_full_disk_reaches_the_deny_store_the_old_version_stays():
         disk.full = False
         again = DenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
         assert again.version == 1 and list(again.keys) == [acc(1)]
+
+    _with(body)
+
+
+def test_full_disk_reaches_the_flash_deny_store_the_old_version_stays_searchable():
+    acc = denylist.account_key
+
+    def body(d, disk):
+        s = FlashDenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
+        s.install(codes.deny_snapshot(1, [acc(1)]))
+        disk.full = True
+        e = raises(OSError, s.install, codes.deny_delta(1, 2, adds=[acc(2)]))
+        assert is_full(e) and s.version == 1 and s.is_denied(1, 1) and not s.is_denied(2, 1)
+        disk.full = False
+        s.close()
+        again = FlashDenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
+        assert again.version == 1 and again.is_denied(1, 1) and not again.is_denied(2, 1)
+        again.close()
 
     _with(body)
 

@@ -1,0 +1,228 @@
+"""The deny-list store of MCU gates: deny.base searched in place in flash, never loaded.
+
+Same files, same signed lists and same interface as firmware/verify/denystore.py (the in-RAM
+sorted array Linux gates keep); what differs is where the keys live:
+
+- a lookup is a binary search over deny.base's fixed-size entries (8-byte keys, ascending, key i
+  at byte HEAD_LEN + 8 * i: protocol/denyfile.py). A small index of every `step`-th key (at most
+  `index_keys` of them, the deny.index_keys setting) stays in RAM and narrows the search to
+  one block, which takes a few 8-byte reads and one read of at most `chunk` bytes;
+- a delta (or a snapshot) is applied by streaming the old base and the change into
+  deny.base.tmp, `chunk` bytes at a time, then renaming it over deny.base. RAM: one read
+  buffer, one write buffer and the delta itself, whatever the list's size. A power cut before
+  the rename leaves the old version, after it the new one: never a mix. deny.log stays empty
+  (a log written by the in-RAM store is folded in at open).
+"""
+
+from array import array
+from binascii import crc32
+
+from firmware import settings
+from firmware.storage.fs import DISK, IO_CHUNK
+from firmware.verify.denystore import DenyStore, bisect_left
+from protocol import denyfile
+from protocol.denyfile import HEAD_LEN
+
+INDEX_KEYS = settings.default("deny.index_keys")
+
+
+class FlashDenyStore(DenyStore):
+    def __init__(
+        self,
+        directory,
+        roots=None,
+        verifier=None,
+        capacity: int = 4_000_000,
+        compact_after: int = 32,
+        fs=DISK,
+        readonly: bool = False,
+        index_keys: int = INDEX_KEYS,
+        chunk: int = IO_CHUNK,
+    ):
+        self.index_keys = index_keys
+        self.block = max(1, chunk // 8)  # keys per read
+        self.count = 0
+        self.step = 1
+        self.index = array("Q")
+        self._f = None
+        self._readonly = readonly
+        super().__init__(directory, roots, verifier, capacity, compact_after, fs, readonly)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def _keys_at(self, i: int, n: int):
+        f = self._f
+        f.seek(HEAD_LEN + 8 * i)
+        return denyfile.keys_from_le(f.read(8 * n))
+
+    def _lower_bound(self, key: int, lo: int = 0):
+        """(i, key at i) for the first entry >= key at or after lo; (count, None) if none."""
+        n = self.count
+        if lo >= n:
+            return n, None
+        hi = n
+        if self.index:
+            b = bisect_left(self.index, key)  # index[b-1] < key <= index[b]
+            lo = max(lo, (b - 1) * self.step if b else 0)
+            hi = min(hi, b * self.step + 1)
+        while hi - lo > self.block:
+            mid = (lo + hi) // 2
+            if self._keys_at(mid, 1)[0] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        keys = self._keys_at(lo, hi - lo)
+        j = bisect_left(keys, key)
+        if j < len(keys):
+            return lo + j, keys[j]
+        return hi, (self._keys_at(hi, 1)[0] if hi < n else None)
+
+    # --- applying lists ---------------------------------------------------------------------
+
+    def _replace(self, keys, version, issued_at):
+        self._rewrite(False, keys, (), version, issued_at)
+
+    def _apply_delta(self, dl):
+        self._rewrite(True, dl.adds, dl.removes, dl.to_version, dl.issued_at)
+
+    def compact(self) -> None:
+        pass  # deny.base is rewritten by every change: there is nothing to fold
+
+    def _old_blocks(self):
+        """The installed keys, `block` at a time."""
+        i = 0
+        while i < self.count:
+            n = min(self.block, self.count - i)
+            yield self._keys_at(i, n)
+            i += n
+
+    def _merged(self, keep_old, adds, removes):
+        """The installed keys (if keep_old) without `removes`, with `adds`: ascending."""
+        ia = ir = 0
+        na, nr = len(adds), len(removes)
+        for block in self._old_blocks() if keep_old else ():
+            for k in block:
+                while ia < na and adds[ia] < k:
+                    yield adds[ia]
+                    ia += 1
+                while ir < nr and removes[ir] < k:
+                    ir += 1
+                if ia < na and adds[ia] == k:
+                    ia += 1  # denied before and added again: once
+                elif ir < nr and removes[ir] == k:
+                    continue
+                yield k
+        while ia < na:
+            yield adds[ia]
+            ia += 1
+
+    def _rewrite(self, keep_old, adds, removes, version, issued_at):
+        """Stream the new deny.base into place (the storage object's write_atomic_with)."""
+        if not self.dir:
+            raise ValueError("a FlashDenyStore needs its directory")
+
+        def fill(out):
+            count = crc = 0
+            out.write(bytes(HEAD_LEN))
+            buf = array("Q")
+            for k in self._merged(keep_old, adds, removes):
+                buf.append(k)
+                if len(buf) == self.block:
+                    count, crc = self._flush(out, buf, count, crc)
+                    buf = array("Q")
+            count, crc = self._flush(out, buf, count, crc)
+            if count > self.capacity:
+                raise self._full(count)
+            out.seek(0)
+            out.write(denyfile.head(version, issued_at, count, crc))
+            self.close()  # the old base is read to the end
+
+        try:
+            self.fs.write_atomic_with(self.base_path, fill)
+        except BaseException:
+            self._open_base()  # the old version, as it was
+            raise
+        if self.log_records or self.fs.path_exists(self.log_path):
+            self.fs.write_atomic(self.log_path, b"")
+            self.log_records = 0
+        self.version = version
+        self.issued_at = issued_at
+        self._open_base()
+
+    def _flush(self, out, buf, count, crc):
+        if not len(buf):
+            return count, crc
+        data = denyfile.keys_to_le(buf)
+        out.write(data)
+        return count + len(buf), crc32(data, crc)
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def _load(self, readonly):
+        if self._open_base() is False:
+            self.load_error = "deny.base is damaged"
+            self.version = self.issued_at = self.count = 0
+            self.close()
+            return
+        deltas, log, _good = self._read_log()
+        for dl in deltas:
+            if self._follows(dl):
+                if readonly:
+                    self.load_error = "deny.log not folded in (read-only)"
+                    break
+                self._apply_delta(dl)  # rewrites deny.base and empties the log
+        if log and not readonly and self.fs.path_exists(self.log_path):
+            self.fs.write_atomic(self.log_path, b"")
+
+    def _open_base(self):
+        """Open deny.base, check its CRC in one streaming pass and build the index.
+        None: no base (empty store); False: damaged."""
+        self.close()
+        self.count = 0
+        self.index = array("Q")
+        try:
+            f = self.fs.open_file(self.base_path, "rb")
+        except OSError:
+            return None
+        found = denyfile.parse_head(f.read(HEAD_LEN))
+        if found is None:
+            f.close()
+            return False
+        version, issued_at, count, want = found
+        self._f = f
+        self.count = count
+        self.step = max(self.block, -(-count // self.index_keys) if self.index_keys else count)
+        crc = 0
+        index = array("Q")
+        i = 0
+        while i < count:
+            data = f.read(8 * min(self.block, count - i))
+            if len(data) % 8 or not data:
+                return False
+            crc = crc32(data, crc)
+            keys = denyfile.keys_from_le(data)
+            j = (-i) % self.step  # the first multiple of step in this block
+            while self.index_keys and j < len(keys):
+                index.append(keys[j])
+                j += self.step
+            i += len(keys)
+        if crc & 0xFFFFFFFF != want or f.read(1):
+            return False
+        self.version, self.issued_at = version, issued_at
+        self.index = index
+        return True
+
+    def status(self) -> dict:
+        out = DenyStore.status(self)
+        out["entries"] = self.count
+        out["backend"] = "file"
+        out["index_keys"] = len(self.index)
+        return out
