@@ -161,7 +161,8 @@ class Syncer:
     def state(self) -> dict:
         """What the console's status shows of sync: plain values (gate times in unix s)."""
         return {
-            "host": self.host,
+            "host": self.host or self._host(),
+            "blocked": self._blocked(),
             "sessions": self.sessions,
             "failures": self.failures,
             "busy": self.busy,
@@ -225,6 +226,17 @@ class Syncer:
         else:
             self.opening = got
             self._opened_at = self.ticks()
+
+    def _blocked(self) -> str:
+        """Why this gate cannot start a session now ("" when it can)."""
+        dev = self.dev
+        if dev.validator is None:
+            return "no operator root"
+        if dev.host_key() is None:
+            return "no sync.host_key in its config"
+        if dev.store.signer() is None:
+            return "no device key"
+        return ""
 
     def _host(self):
         cfg = self.dev.console.config

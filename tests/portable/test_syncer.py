@@ -156,7 +156,8 @@ def test_a_gate_entering_service_on_site_syncs_at_once_and_its_status_says_how_i
         link, lines = HostLink(MiniHost(device_pub=dev.store.signer().public_key)), []
         syncer = app.Syncer(dev, lambda _dev: link, lines.append, ticks_ms=clock.ticks_ms)
         st = tech.ok_json(service.STATUS)["sync"]
-        assert st["sessions"] == 0 and st["last_ok"] is None and st["host"] is None
+        assert st["sessions"] == 0 and st["last_ok"] is None and st["blocked"] == ""
+        assert st["host"] == "127.0.0.1:7700"  # from its config, before any session
         syncer.poll()  # no ticks went by: entering service asked for it
         assert syncer.pumping, lines
         while syncer.busy:
