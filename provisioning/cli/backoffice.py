@@ -496,6 +496,7 @@ def cmd_charges(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from host_sim.backoffice import publishing
     from protocol import messages
+    from provisioning.cli.events import Events
 
     kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
     data = read_file(args.file)
@@ -517,32 +518,31 @@ def cmd_publish(args: argparse.Namespace) -> int:
             "SELECT device_id, label, status FROM devices WHERE revoked IS NULL ORDER BY device_id"
         )
     ]
-    if args.json:
-        for g in gates:
-            print(json.dumps(dict(g, event="gate"), sort_keys=True))
-        result = {
-            "event": "result",
-            "ok": True,
-            "kind": args.kind,
-            "version": offer.version,
-            "bytes": len(data),
-            "previous": current,
-            "warnings": offer.warnings,
-        }
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    print(
-        "published %s version %d (%d bytes%s)"
-        % (
-            args.kind,
-            offer.version,
-            len(data),
-            ", replaces version %d" % current if current is not None else "",
-        )
+    events = Events(args.json)
+    previous = ", replaces version %d" % current if current is not None else ""
+    message = "published %s version %d (%d bytes%s)" % (
+        args.kind,
+        offer.version,
+        len(data),
+        previous,
     )
+    if args.json:  # a gate event each, then the result
+        for g in gates:
+            events.emit(dict(g, event="gate"))
+        events.result(
+            True,
+            message,
+            kind=args.kind,
+            version=offer.version,
+            bytes=len(data),
+            previous=current,
+            warnings=offer.warnings,
+        )
+        return 0
+    events.say(message)
     for g in gates:
         name = " (%s)" % g["label"] if g["label"] else ""
-        print("  gate %d%s %s" % (g["device_id"], name, g["will"]))
+        events.say("  gate %d%s %s" % (g["device_id"], name, g["will"]))
     if not gates:
-        print("  no gates registered yet (faregate backoffice devices add)")
+        events.say("  no gates registered yet (faregate backoffice devices add)")
     return 0
