@@ -13,6 +13,9 @@ big-endian; docs/sync-protocol.md has them with a worked exchange.
       8   STATUS     device  u32 time | u32 unsynced | u32 oldest_age_s | u64 last_seq
                              | u32 rejects_not_journaled | u8 n | n x (u8 kind | u32 version)
                              | u16 len | len bytes of UTF-8 JSON (free-form counters)
+                             [| u8 r | r x (u8 kind | u32 version | u8 n | n reason
+                             | u8 t | t text)]   (published blobs the gate refused; only
+                             when r > 0, so a STATUS without refusals is as before)
       9   FETCH      device  u8 kind | u32 version | u32 offset | u32 max_len
      10   BLOB       host    u8 kind | u32 version | u32 total | u32 offset | data
                              (total = 0xFFFFFFFF: that version is not available)
@@ -61,6 +64,7 @@ NONCE_LEN = 16
 MAX_BATCH = 2048  # records per BATCH (131 kB, well inside a frame)
 MAX_CHUNK = 65536  # bytes of blob data per BLOB
 NOT_AVAILABLE = 0xFFFFFFFF
+MAX_REFUSALS = 16  # refused blobs one STATUS reports (a session fetches one per kind at most)
 
 # What flows down, as typed opaque blobs with versions (their formats belong to their owners).
 KIND_DENY_DELTA = 1  # deny-list delta from version-1 to version (firmware's deny store)
@@ -207,20 +211,44 @@ def status(
     rejects_not_journaled: int,
     versions,
     extra: bytes = b"",
+    refused=(),
 ) -> bytes:
-    """versions: list of (kind, version) the gate holds; extra: UTF-8 JSON, <= 4096 bytes."""
-    if len(versions) > 255 or len(extra) > 4096:
+    """versions: list of (kind, version) the gate holds; extra: UTF-8 JSON, <= 4096 bytes;
+    refused: list of (kind, version, reason, text) of published blobs the gate refused (reason
+    and text are cut to 255 bytes of UTF-8)."""
+    if len(versions) > 255 or len(extra) > 4096 or len(refused) > MAX_REFUSALS:
         raise FormatError("STATUS too large", "bad_message")
     out = struct.pack(
         ">IIIQIB", time, unsynced, oldest_age_s, last_seq, rejects_not_journaled, len(versions)
     )
     for kind, version in versions:
         out += struct.pack(">BI", _kind(kind), version)
-    return out + struct.pack(">H", len(extra)) + bytes(extra)
+    out += struct.pack(">H", len(extra)) + bytes(extra)
+    if refused:
+        out += struct.pack(">B", len(refused))
+        for kind, version, reason, text in refused:
+            out += struct.pack(">BI", _kind(kind), version) + _short(reason) + _short(text)
+    return out
+
+
+def _short(text: str) -> bytes:
+    b = text.encode()[:255]
+    return struct.pack(">B", len(b)) + b
+
+
+def _read_short(p, pos):
+    if len(p) < pos + 1 or len(p) < pos + 1 + p[pos]:
+        raise FormatError("STATUS too short", "bad_message")
+    end = pos + 1 + p[pos]
+    try:
+        return bytes(p[pos + 1 : end]).decode(), end
+    except UnicodeError:
+        raise FormatError("STATUS refusal is not UTF-8", "bad_message") from None
 
 
 def parse_status(p):
-    """-> (time, unsynced, oldest_age_s, last_seq, rejects_not_journaled, versions, extra)"""
+    """-> (time, unsynced, oldest_age_s, last_seq, rejects_not_journaled, versions, extra,
+    refused)"""
     if len(p) < 27:
         raise FormatError("STATUS too short", "bad_message")
     t, unsynced, age, last_seq, rnj, n = struct.unpack(">IIIQIB", p[:25])
@@ -235,8 +263,25 @@ def parse_status(p):
     if len(p) < pos + 2:
         raise FormatError("STATUS too short", "bad_message")
     (m,) = struct.unpack(">H", p[pos : pos + 2])
-    _need(p, pos + 2 + m, "STATUS")
-    return t, unsynced, age, last_seq, rnj, versions, bytes(p[pos + 2 :])
+    if len(p) < pos + 2 + m:
+        raise FormatError("STATUS too short", "bad_message")
+    extra = bytes(p[pos + 2 : pos + 2 + m])
+    pos += 2 + m
+    refused = []
+    if pos < len(p):
+        r = p[pos]
+        pos += 1
+        if r == 0 or r > MAX_REFUSALS:
+            raise FormatError("STATUS refusal count out of range", "bad_message")
+        for _ in range(r):
+            if len(p) < pos + 5:
+                raise FormatError("STATUS too short", "bad_message")
+            kind, version = struct.unpack(">BI", p[pos : pos + 5])
+            reason, pos = _read_short(p, pos + 5)
+            text, pos = _read_short(p, pos)
+            refused.append((_kind(kind), version, reason, text))
+        _need(p, pos, "STATUS")
+    return t, unsynced, age, last_seq, rnj, versions, extra, refused
 
 
 # -- FETCH / BLOB --------------------------------------------------------------------------

@@ -208,6 +208,7 @@ class Status(Event):
         "rejects_not_journaled",
         "versions",
         "extra",
+        "refused",
     )
 
     def __init__(
@@ -219,6 +220,7 @@ class Status(Event):
         rejects_not_journaled: int,
         versions: list,
         extra: bytes,
+        refused: list = (),
     ):
         self.time = time
         self.unsynced = unsynced
@@ -227,6 +229,7 @@ class Status(Event):
         self.rejects_not_journaled = rejects_not_journaled
         self.versions = versions  # [(kind, version)]
         self.extra = extra  # UTF-8 JSON
+        self.refused = list(refused)  # [(kind, version, reason, text)] blobs the gate refused
 
     def body(self):
         return m.status(*self.values())

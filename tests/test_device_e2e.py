@@ -168,8 +168,10 @@ def test_a_rider_passes_the_back_office_sees_it_then_a_deny_list_stops_them(worl
     assert (j["account_id"], j["mode"], j["entry"]["station"]) == (42, "metro", 12), j
     [dev] = [json.loads(x) for x in w.run("backoffice", "queues", "--db", "bo.sqlite", "--json")
              .splitlines()]  # fmt: skip
-    assert dev["device_id"] == 1017 and dev["firmware"] == "0.1.0 (slot a)", dev
-    assert dev["trust_list"].startswith("v1 fresh until ") and dev["deny_list"] == "v1", dev
+    assert dev["device_id"] == 1017 and dev["firmware_version"] == "0.1.0", dev
+    assert dev["firmware_slot"] == "a" and dev["firmware_trial"] is False, dev
+    assert dev["trust_list_version"] == 1 and dev["trust_list_fresh"] is True, dev
+    assert dev["trust_list_valid_until"].endswith("Z") and dev["deny_list_version"] == 1, dev
 
     # the operator deny-lists the rider; the back office publishes the delta
     delta = json.loads(w.run("wallet", "deny", "--state", "demo", "--account", "42", "--json"))

@@ -83,6 +83,10 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
     assert "blank" in out[0]
     assert "claimed for operator root" in out[1]
     assert out[-1] == "gate 1017 (A1) is in service."
+    # this site file has no [sync]: provision says so instead of waiting for a first sync
+    assert out[-2] == (
+        "first sync: none: no sync.host_key in its config (the site file's [sync] table sets it)"
+    )
     assert not p.stderr
 
     # a re-run changes nothing but the clock and the self-test, and says so (JSON events)
@@ -113,6 +117,7 @@ def test_happy_path_blank_to_in_service_then_idempotent_rerun(field):
         "sensors",
     ]
     assert ev[-1]["event"] == "result" and ev[-1]["ok"] and ev[-1]["state"] == "in_service"
+    assert ev[-1]["first_sync"] == {"status": "blocked", "reason": "no sync.host_key in its config"}
 
     # the certificate kept for the back office's registry verifies against the root
     raw = open(os.path.join(field.operator, "devices", "1017.cert"), "rb").read()
@@ -401,3 +406,40 @@ def test_keys_cli_is_idempotent_and_guards_its_inputs(field, tmp_path):
     # a missing credential directory is a usage error naming the fix
     p = field.run("device", "status", "--port", "/dev/null", "--cred", str(tmp_path / "nobody"))
     _one_error_line(p, 2, "credential directory", "faregate keys technician")
+
+
+def test_the_first_sync_line_says_where_it_went_or_why_it_failed():
+    """provision's last word on sync, from the gate's status (firmware/compose/app.py
+    Syncer.state): the session that went well, or the failure after it, and as values."""
+    from provisioning.cli.provision import _first_sync_line
+
+    base = {"host": "bo.example:7700", "blocked": "", "sessions": 1, "failures": 0,
+            "busy": False, "pending": 3, "next_in_s": 60, "last_ok": None, "last": None,
+            "last_error": None}  # fmt: skip
+    failed = dict(
+        base,
+        failures=1,
+        next_in_s=5,
+        last_error={"time": 1_767_254_400, "reason": "connect", "message": "refused"},
+    )
+    line, values = _first_sync_line(failed)
+    assert line == "FAILED (connect): refused; the gate tries again in 5 s"
+    assert values == {
+        "status": "failed",
+        "host": "bo.example:7700",
+        "time": "2026-01-01T08:00:00Z",
+        "reason": "connect",
+        "message": "refused",
+    }
+    refused = [["trust_list", 2, "x"]]
+    last = {"time": 1_767_254_460, "acked": 12, "installed": [], "refused": refused}
+    ok = dict(failed, last_ok=1_767_254_460, last=last)
+    line, values = _first_sync_line(ok)
+    assert line == (
+        "bo.example:7700 at 2026-01-01 08:01:00 UTC, 12 records acknowledged, 3 waiting; "
+        "refused trust_list v2 (x)"
+    )
+    assert values["status"] == "ok" and values["acknowledged"] == 12
+    none = _first_sync_line(dict(base, sessions=0))[1]
+    assert none == {"status": "none", "host": "bo.example:7700"}
+    assert _first_sync_line(None)[1] == {"status": "off"}

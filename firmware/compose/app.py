@@ -26,7 +26,9 @@ firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p
      (firmware.sync.client.Pump) so that riders never wait for it; opening the link never
      blocks the loop either (`connect` may hand back an opener that works elsewhere, as the
      Linux gate's TCP and TLS do: drivers/linux/link_opener.py); a failed session is logged in one
-     line and tried again after 5 s, 10 s, 20 s ... (at most 320 s, or the interval).
+     line and tried again after 5 s, 10 s, 20 s ... (at most 320 s, or the interval). A gate
+     that enters service on site (the lifecycle's `sync_now`: provisioned, claimed, configured)
+     syncs at once, not an interval later; the console's status shows the Syncer's `state()`.
    It returns EXIT_REBOOT when an update was activated (over the console, or a firmware offer
    that came by sync: once the gate is idle and the session over), EXIT_HALT when the service
    port closes.
@@ -151,6 +153,27 @@ class Syncer:
         self.due = ticks_ms() + FIRST_SYNC_S * 1000
         self._opened_at = 0
         self._why_not = ""
+        self.host = None  # where the last session went ("host:port", or the serial port)
+        self.last_ok = None  # gate time of the last session that ended well
+        self.last_error = None  # {"time", "reason", "message"} of the last failed one
+        self.last = None  # {"time", "acked", "installed", "refused"} of the last good one
+        if connect is not None:
+            dev.sync = self.state
+
+    def state(self) -> dict:
+        """What the console's status shows of sync: plain values (gate times in unix s)."""
+        return {
+            "host": self.host or self._host(),
+            "blocked": self._blocked(),
+            "sessions": self.sessions,
+            "failures": self.failures,
+            "busy": self.busy,
+            "last_ok": self.last_ok,
+            "last": self.last,
+            "last_error": self.last_error,
+            "pending": self.dev.journal.pending_count(),
+            "next_in_s": max(0, platform.ticks_diff(self.due, self.ticks()) // 1000),
+        }
 
     @property
     def busy(self) -> bool:
@@ -178,6 +201,9 @@ class Syncer:
                 return
             self._end("", "")
             return
+        if self.dev.sync_wanted:  # it just entered service: sync now
+            self.dev.sync_wanted = False
+            self.due = self.ticks()
         if self.connect is None or platform.ticks_diff(self.ticks(), self.due) < 0:
             return
         self.due = self.ticks() + self._interval_s() * 1000
@@ -190,16 +216,34 @@ class Syncer:
                 self.log("sync: not yet: %s" % e)
             return
         self._why_not = ""
+        self.host = self._host()
         try:
             got = self.connect(self.dev)
         except (OSError, FaregateError) as e:
             self._unreachable(e)
             return
         if hasattr(got, "recv"):  # a link, ready at once (a serial line)
+            self.host = getattr(got, "name", None) or self.host
             self._start(got)
         else:
             self.opening = got
             self._opened_at = self.ticks()
+
+    def _blocked(self) -> str:
+        """Why this gate cannot start a session now ("" when it can)."""
+        dev = self.dev
+        if dev.validator is None:
+            return "no operator root"
+        if dev.host_key() is None:
+            return "no sync.host_key in its config"
+        if dev.store.signer() is None:
+            return "no device key"
+        return ""
+
+    def _host(self):
+        cfg = self.dev.console.config
+        host = gate_config.get(cfg, "sync.host")
+        return "%s:%d" % (host, gate_config.get(cfg, "sync.port")) if host else None
 
     def _poll_opening(self) -> None:
         try:
@@ -237,20 +281,33 @@ class Syncer:
                 pass
             self.link = None
         self.sessions += 1
+        now = self.dev.clock.now()
         if not reason and pump is not None:
             self.failures = 0
             c = pump.client
+            self.last_ok = now
+            self.last = {
+                "time": now,
+                "acked": c.acked,
+                "installed": [[_kind(k), v] for k, v in c.applied],
+                "refused": [[_kind(k), v, why] for k, v, why, _text in c.refused],
+            }
             applied = ", ".join("%s v%d" % (_kind(k), v) for k, v in c.applied)
+            refused = ", ".join(
+                "%s v%d (%s)" % (_kind(k), v, why) for k, v, why, _text in c.refused
+            )
             self.log(
-                "sync: %d records acknowledged, %d pending%s"
+                "sync: %d records acknowledged, %d pending%s%s"
                 % (
                     c.acked,
                     self.dev.journal.pending_count(),
                     "; installed " + applied if applied else "",
+                    "; refused " + refused if refused else "",
                 )
             )
             return
         self.failures += 1
+        self.last_error = {"time": now, "reason": reason, "message": message}
         retry = min(5 << min(self.failures - 1, 6), self._interval_s())
         self.due = self.ticks() + retry * 1000
         self.log("sync: failed (%s): %s; again in %d s" % (reason, message, retry))

@@ -102,13 +102,14 @@ CHANGE = "change"  # anything else the console installed or set
 RESET = "reset"  # factory reset by the console
 
 _SERVE = ("build", "run")  # validator and limits, then the gate loop
+_ENTER = _SERVE + ("sync_now",)  # entering service on site: the first sync right away
 LIFECYCLE = {
     (CLOSED, OPEN): Guarded(
         ("blank", BLANK, ()), ("complete", IN_SERVICE, _SERVE), (OTHERWISE, CLAIMED, ("build",))
     ),
-    (BLANK, CLAIM): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, CLAIMED, ("build",))),
-    (CLAIMED, CHANGE): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, SAME, ())),
-    (CLAIMED, CONFIG): Guarded(("complete", IN_SERVICE, _SERVE), (OTHERWISE, SAME, ("build",))),
+    (BLANK, CLAIM): Guarded(("complete", IN_SERVICE, _ENTER), (OTHERWISE, CLAIMED, ("build",))),
+    (CLAIMED, CHANGE): Guarded(("complete", IN_SERVICE, _ENTER), (OTHERWISE, SAME, ())),
+    (CLAIMED, CONFIG): Guarded(("complete", IN_SERVICE, _ENTER), (OTHERWISE, SAME, ("build",))),
     (CLAIMED, RESET): (BLANK, ("forget_lists", "close")),
     (IN_SERVICE, CHANGE): Guarded(("complete", SAME, ()), (OTHERWISE, CLAIMED, ("build",))),
     (IN_SERVICE, CONFIG): Guarded(("complete", SAME, _SERVE), (OTHERWISE, CLAIMED, ("build",))),
@@ -239,8 +240,14 @@ class Device:
             flash_service=FlashService(self.agent) if self.agent is not None else None,
             on_change=self._changed,
             gate_status=self.report,
+            sync_status=lambda: self.sync() if self.sync is not None else None,
         )
         self.reboot = False  # a firmware offer is staged: restart into its trial
+        # the lifecycle's sync_now (entering service): the app's Syncer starts a session at
+        # once and clears it; `sync` is the Syncer's account of its sessions (app.Syncer.state)
+        # for the console's status, None while nothing syncs
+        self.sync_wanted = False
+        self.sync = None
         self.validator = None
         self.limits = None
         self.gate = None
@@ -262,6 +269,7 @@ class Device:
             "run": self._run,
             "close": self._close_service,
             "forget_lists": lambda: gatestate.forget_lists(self.dir, self.fs),
+            "sync_now": self._sync_now,
         }
         self._fire(OPEN)
 
@@ -440,6 +448,9 @@ class Device:
             random_bytes=random_bytes or self.rng,
             counters=self.report(),
         )
+
+    def _sync_now(self) -> None:
+        self.sync_wanted = True
 
     def _flag(self, name: str):
         return lambda: self.store.flags.get(name, 0)

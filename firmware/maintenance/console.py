@@ -105,6 +105,7 @@ class ServiceConsole:
         flash_service=None,
         on_change=None,
         gate_status=None,
+        sync_status=None,
     ):
         self.store = store  # firmware.storage.device_store.DeviceStore
         self.journal = journal  # .pending_count(), .pending(n, after), .acked_seq, .ack(seq)
@@ -120,6 +121,8 @@ class ServiceConsole:
         # "reset", "installed:<blob name>"); gate_status() -> dict for STATUS (the running gate)
         self.on_change = on_change
         self.gate_status = gate_status
+        # sync_status() -> dict or None: the gate's sync sessions (firmware/compose/app.py Syncer)
+        self.sync_status = sync_status
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
         # firmware.maintenance.flash_service.FlashService (or None): image frames, inside a session
@@ -511,6 +514,8 @@ class ServiceConsole:
             # the running gate (firmware/compose/device.py): mode state, lists in force, clock,
             # limits
             "gate": self.gate_status() if self.gate_status is not None else None,
+            # host, last_ok, last_error, pending, ... (None: this gate does not sync)
+            "sync": self.sync_status() if self.sync_status is not None else None,
         }
         return _json(status)
 

@@ -19,8 +19,10 @@ sync key) and the device has (AUTH signed with the device key):
      trimmed only by an ACK, which the host sends after its durable commit;
   3. fetches each offered blob newer than what the gate holds (deny-list deltas one version
      at a time) and hands it whole to its sink: `sinks[kind].version()` and
-     `sinks[kind].apply(version, data)` (the sink makes it durable, atomically);
-  4. sends a STATUS summary, then BYE.
+     `sinks[kind].apply(version, data)` (the sink makes it durable, atomically); a blob its
+     sink refuses (a FaregateError: bad signature, wrong base, expired, not an image) is not
+     fetched again this session and goes into `refused` as (kind, version, reason, text);
+  4. sends a STATUS summary, with the refusals, so the back office learns of them; then BYE.
 The host's time from the CHALLENGE goes to `on_time(host_time)` (the time anchor's rule).
 """
 
@@ -85,6 +87,7 @@ class SyncClient:
         )
         self.acked = 0  # records trimmed by this session
         self.applied: list = []  # (kind, version) applied by this session
+        self.refused: list = []  # (kind, version, reason, text) refused by a sink this session
         self.host_time = None
         self.done = False
         self._sent_up_to = 0
@@ -207,8 +210,10 @@ class SyncClient:
         self._blob = None
         try:
             self.sinks[kind].apply(version, bytes(buf))
-        except FaregateError:
+        except FaregateError as e:
             self._offers.pop(0)  # refused by its store (bad signature, wrong base): not again
+            if len(self.refused) < m.MAX_REFUSALS:
+                self.refused.append((kind, version, e.reason, str(e)))
             return
         self.applied.append((kind, version))
 
@@ -232,6 +237,7 @@ class SyncClient:
             j.rejects_not_journaled,
             versions,
             extra[:4096],
+            self.refused,
         )
 
 

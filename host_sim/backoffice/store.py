@@ -15,7 +15,9 @@ The registry (device_id -> ES256 public key) is filled by provisioning or by
 `faregate backoffice devices add`; `devices revoke` marks a stolen or retired gate, whose
 sessions are then refused (its records already stored stay); every authentication, refused or
 not, goes to auth_log.
-Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS).
+Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS); a gate
+that refused one says so in its STATUS, kept in blob_refusals (one row per device, kind,
+version and reason, with when it was first and last reported).
 The session history (`record_session`, `sessions`) keeps one row per sync session, refused or
 not, with its outcome and the gate's queue depth: the dashboard's plots over time.
 """
@@ -97,6 +99,17 @@ CREATE TABLE IF NOT EXISTS sessions (
     queue_depth INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_device_started ON sessions (device_id, started);
+CREATE TABLE IF NOT EXISTS blob_refusals (
+    device_id INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    first     INTEGER NOT NULL,
+    last      INTEGER NOT NULL,
+    count     INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (device_id, kind, version, reason)
+);
 """
 
 _REPLAYS = """
@@ -362,6 +375,30 @@ class Store:
             q += " WHERE " + " AND ".join(where)
         rows = self.db.execute(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
         return [dict(zip(cols, r)) for r in reversed(rows.fetchall())]
+    def note_refusal(
+        self, device_id: int, now: int, kind: str, version: int, reason: str, detail: str
+    ) -> None:
+        """A gate's STATUS said it refused version `version` of `kind` (a KINDS name)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO blob_refusals (device_id, kind, version, reason, detail, first, last)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(device_id, kind, version, reason) DO UPDATE"
+                " SET detail=excluded.detail, last=excluded.last, count=count+1",
+                (device_id, kind, version, reason, detail, now, now),
+            )
+
+    def blob_refusals(self, device_id: int | None = None) -> list[dict[str, Any]]:
+        """Published blobs gates refused: dicts of device_id, kind (a KINDS name), version,
+        reason, detail, first and last (unix times it was reported) and count (how many
+        STATUS reports said so), by device, kind and version."""
+        cols = ("device_id", "kind", "version", "reason", "detail", "first", "last", "count")
+        q = "SELECT %s FROM blob_refusals" % ", ".join(cols)
+        args: tuple = ()
+        if device_id is not None:
+            q += " WHERE device_id=?"
+            args = (device_id,)
+        q += " ORDER BY device_id, kind, version, reason"
+        return [dict(zip(cols, r)) for r in self.db.execute(q, args)]
 
     # -- queries ---------------------------------------------------------------------------
     def count(self, kind: int | None = None) -> int:

@@ -141,6 +141,8 @@ class HostSession:
                 "extra": extra,
             }
             self.store.note_status(self._device(), now, status)
+            for kind, version, reason, text in ev.refused:
+                self.store.note_refusal(self._device(), now, m.KINDS[kind], version, reason, text)
         elif t == m.FETCH:
             data = self.store.publication(ev.kind, ev.version)
             if data is None:

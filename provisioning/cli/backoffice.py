@@ -19,6 +19,7 @@ import asyncio
 import datetime
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -94,7 +95,9 @@ def register(sub: Any) -> None:
         "status report how many records were still waiting on the gate, how old the "
         "oldest was, the firmware it runs (version and A/B slot), its trust list (version, "
         "fresh or STALE, valid until) and deny-list version; with counts of sequence gaps, "
-        "chain breaks and replays.",
+        "chain breaks and replays, and the published blobs it refused (kind, version, reason). "
+        "--json: one JSON object per line and gate, of values (numbers, ISO 8601 times, "
+        "booleans, null; firmware_*, trust_list_*, deny_list_version as separate fields).",
     )
     add_json(q)
 
@@ -137,14 +140,30 @@ def register(sub: Any) -> None:
         "publish",
         "offer a blob (deny-list delta, trust list, fare table, config, firmware) to gates",
         cmd_publish,
-        "Store a file as version N of a kind; gates fetch it at their next sync if they "
-        "hold an older version (deny-list deltas one version after the other).",
+        "Check a file and store it as version N of a kind; gates fetch it at their next sync if "
+        "they hold an older version (deny-list deltas one version after the other). Refused: a "
+        "file of another kind, a version not above the one published now (or, for trust and "
+        "deny lists, not the list's own), and without --force an expired trust list, one "
+        "expiring within 7 days, or a deny delta that does not follow the published version. "
+        "Then one line per registered gate: what it will do with it at its next sync (from its "
+        "last status). Gates that refuse it say so at that sync: `backoffice queues` shows it.",
     )
     pb.add_argument(
         "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
     )
     pb.add_argument("file", help="the file to publish, as its owner's tool made it")
-    pb.add_argument("--version", type=int, required=True, help="its version number (> 0)")
+    pb.add_argument(
+        "--version",
+        type=int,
+        help="its version number (> 0); trust and deny lists: default and must be the list's own",
+    )
+    pb.add_argument(
+        "--force",
+        action="store_true",
+        help="publish an expired or soon-expiring trust list, or a deny delta after a gap, with "
+        "a warning",
+    )
+    add_json(pb)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -327,43 +346,89 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
+    from protocol import messages
+
     store = _store(args.db)
     counts: dict[tuple[int, str], int] = {}
     for dev, kind, n in store.db.execute(
         "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
     ):
         counts[(dev, kind)] = n
-    rows = []
-    for dev, label, high, seen, status in store.db.execute(
-        "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
-    ):
-        st = json.loads(status) if status else {}
-        extra = st.get("extra") or {}
-        image = extra.get("image") or {}
-        trust = extra.get("trust") or {}
-        deny = extra.get("deny") or {}
-        rows.append(
-            {
-                "device_id": dev,
-                "label": label,
-                "stored_up_to": high,
-                "last_sync": seen if args.json else _when(seen),
-                "waiting_on_gate": st.get("unsynced"),
-                "oldest_waiting_s": st.get("oldest_age_s"),
-                "firmware": "%s (slot %s)" % (image["version"], image["slot"])
-                + (" ON TRIAL" if image.get("trial") else "")
-                if image.get("version")
-                else None,
-                "trust_list": _trust(trust) if trust else None,
-                "deny_list": "v%d" % deny["version"] if "version" in deny else None,
-                "gaps": counts.get((dev, "sequence_gap"), 0),
-                "chain_breaks": counts.get((dev, "chain_break"), 0),
-                "replays": counts.get((dev, "replay"), 0),
-            }
+    published = {messages.KINDS[k]: v for k, v, _n in store.offers()}
+    refused: dict[int, list[dict[str, Any]]] = {}
+    for r in store.blob_refusals():
+        if published.get(r["kind"]) == r["version"]:  # refused what is offered now
+            refused.setdefault(r["device_id"], []).append(r)
+    rows = [
+        _queue_row(dev, label, high, seen, status, counts, refused.get(dev, []), args.json)
+        for dev, label, high, seen, status in store.db.execute(
+            "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
         )
-    cols = list(rows[0]) if rows else []
-    _print(rows, cols, args.json, "no devices registered")
+    ]
+    _print(rows, list(rows[0]) if rows else [], args.json, "no devices registered")
     return 0
+
+
+def _queue_row(dev, label, high, seen, status, counts, refused, as_json) -> dict[str, Any]:
+    """One gate of `queues`: values for --json (numbers, ISO 8601 times, booleans, null), and
+    for the table the same gathered into a few readable columns."""
+    from provisioning.cli.timearg import iso
+
+    st = json.loads(status) if status else {}
+    extra = st.get("extra") or {}
+    image = extra.get("image") or {}
+    trust = extra.get("trust") or {}
+    deny = extra.get("deny") or {}
+    until = trust.get("valid_until")
+    held = st.get("versions") or {}
+    row: dict[str, Any] = {
+        "device_id": dev,
+        "label": label,
+        "stored_up_to": high,
+        "last_sync": None if seen is None else iso(seen),
+        "waiting_on_gate": st.get("unsynced"),
+        "oldest_waiting_s": st.get("oldest_age_s"),
+        "firmware_version": image.get("version"),
+        "firmware_slot": image.get("slot"),
+        "firmware_trial": bool(image["trial"]) if "trial" in image else None,
+        # versions as the STATUS's own field has them (its JSON is from the session's start)
+        "trust_list_version": held.get("trust_list", trust.get("version")),
+        "trust_list_state": trust.get("state"),
+        "trust_list_fresh": trust["state"] == "fresh" if "state" in trust else None,
+        "trust_list_valid_until": None if until is None else iso(until),
+        "deny_list_version": held.get("deny_delta", deny.get("version")),
+        "gaps": counts.get((dev, "sequence_gap"), 0),
+        "chain_breaks": counts.get((dev, "chain_break"), 0),
+        "replays": counts.get((dev, "replay"), 0),
+        "refused": [
+            {k: r[k] for k in ("kind", "version", "reason", "detail")} | {"time": iso(r["last"])}
+            for r in refused
+        ],
+    }
+    if as_json:
+        return row
+    row["last_sync"] = _when(seen)
+    firmware = None
+    if image.get("version"):
+        firmware = "%s (slot %s)%s" % (
+            image["version"],
+            image["slot"],
+            " ON TRIAL" if image.get("trial") else "",
+        )
+    table = {k: row[k] for k in ("device_id", "label", "stored_up_to", "last_sync")}
+    table.update(
+        waiting_on_gate=row["waiting_on_gate"],
+        oldest_waiting_s=row["oldest_waiting_s"],
+        firmware=firmware,
+        trust_list=_trust(trust) if trust else None,
+        deny_list=None if row["deny_list_version"] is None else "v%d" % row["deny_list_version"],
+        gaps=row["gaps"],
+        chain_breaks=row["chain_breaks"],
+        replays=row["replays"],
+        refused=", ".join("%s v%d (%s)" % (r["kind"], r["version"], r["reason"]) for r in refused)
+        or None,
+    )
+    return table
 
 
 def _trust(t: dict[str, Any]) -> str:
@@ -431,12 +496,55 @@ def cmd_charges(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from host_sim.backoffice import publishing
     from protocol import messages
+    from provisioning.cli.events import Events
 
     kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
-    if args.version < 1:
-        raise CliError("--version must be at least 1", "number versions from 1 up", EXIT_USAGE)
     data = read_file(args.file)
-    _store(args.db, must_exist=False).publish(kind, args.version, data, int(time.time()))
-    print("published %s version %d (%d bytes)" % (args.kind, args.version, len(data)))
+    store = _store(args.db, must_exist=False)
+    current = dict((k, v) for k, v, _n in store.offers()).get(kind)
+    offer = publishing.check(
+        args.kind, data, args.version, current, int(time.time()), force=args.force
+    )
+    for w in offer.warnings:
+        print("faregate: warning: %s (published anyway: --force)" % w, file=sys.stderr)
+    store.publish(kind, offer.version, data, int(time.time()))
+    gates = [
+        {
+            "device_id": dev,
+            "label": label,
+            "will": publishing.predict(offer, dev, json.loads(status) if status else None),
+        }
+        for dev, label, status in store.db.execute(
+            "SELECT device_id, label, status FROM devices WHERE revoked IS NULL ORDER BY device_id"
+        )
+    ]
+    events = Events(args.json)
+    previous = ", replaces version %d" % current if current is not None else ""
+    message = "published %s version %d (%d bytes%s)" % (
+        args.kind,
+        offer.version,
+        len(data),
+        previous,
+    )
+    if args.json:  # a gate event each, then the result
+        for g in gates:
+            events.emit(dict(g, event="gate"))
+        events.result(
+            True,
+            message,
+            kind=args.kind,
+            version=offer.version,
+            bytes=len(data),
+            previous=current,
+            warnings=offer.warnings,
+        )
+        return 0
+    events.say(message)
+    for g in gates:
+        name = " (%s)" % g["label"] if g["label"] else ""
+        events.say("  gate %d%s %s" % (g["device_id"], name, g["will"]))
+    if not gates:
+        events.say("  no gates registered yet (faregate backoffice devices add)")
     return 0

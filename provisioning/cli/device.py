@@ -173,12 +173,53 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         )
         lines.append("  unsynced:      %d passages" % st["pending_passages"])
+        lines += sync_lines(st)
         lines += firmware_lines(st.get("image"))
         for line in lines:
             events.say(line)
         return 0
 
     return _run(args, body)
+
+
+def sync_lines(st: dict[str, Any]) -> list[str]:
+    """The gate's sync (firmware/compose/app.py Syncer.state) from its status: where to, the
+    last good session, the last failure, what waits. [] for firmware that does not say."""
+    from provisioning.cli.connect import fmt_time
+
+    if "sync" not in st:
+        return []
+    s = st["sync"]
+    if s is None:
+        return ["  sync:          off (this gate has no sync link)"]
+    to = s["host"] or "the back office"
+    if s["blocked"]:
+        return ["  sync:          not yet: %s" % s["blocked"]]
+    last = s["last"]
+    lines = [
+        "  sync:          %s, %s"
+        % (
+            to,
+            "no session ended well yet"
+            if last is None
+            else "last at %s: %d records acknowledged%s"
+            % (
+                fmt_time(last["time"]),
+                last["acked"],
+                "".join(
+                    "; refused %s v%d (%s)" % (kind, v, why) for kind, v, why in last["refused"]
+                ),
+            ),
+        ),
+        "  sync queue:    %d records waiting" % s["pending"],
+    ]
+    err = s["last_error"]
+    if err is not None and (s["last_ok"] is None or err["time"] >= s["last_ok"]):
+        lines.append(
+            "  sync error:    %s at %s: %s (%d in a row)"
+            % (err["reason"], fmt_time(err["time"]), err["message"], s["failures"])
+        )
+    return lines
 
 
 def gate_lines(gate: dict[str, Any] | None) -> list[str]:

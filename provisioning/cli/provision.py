@@ -17,6 +17,10 @@ already right is read back and left alone, a half-sent file resumes where it sto
    10 fare_table   /
    11 selftest     storage, clock, crypto, scanner (hold up the test card), barrier, sensors
    12 verify       the gate reports itself in service, nothing missing
+
+Then it waits (up to FIRST_SYNC_WAIT_S) for the gate's first sync session, which a gate starts
+as soon as it enters service, and shows how it went: the back office it reached and what went
+up, or why it failed (the gate retries by itself; `faregate device status` shows it later).
 """
 
 import argparse
@@ -49,6 +53,7 @@ STEPS = (
 )
 CERT_DAYS = 5 * 365
 MAX_CLOCK_ERROR_S = 2
+FIRST_SYNC_WAIT_S = 30  # the gate gives up opening a link after 10 s, a silent peer after 10 s
 
 
 def register(sub: Any) -> None:
@@ -398,14 +403,72 @@ class Provisioning:
                 EXIT_FAILED,
             )
         self.step("verify", "done", "read back: in service, nothing missing")
+        first = self._first_sync(status)
         self.events.result(
             True,
             "gate %d (%s) is in service." % (device_id, self.gate.name),
             device_id=device_id,
             gate=self.gate.name,
             state=status["state"],
+            first_sync=first,
         )
         return 0
+
+    def _first_sync(self, status: dict[str, Any]) -> dict[str, Any] | None:
+        """Wait for the gate's first sync session and say how it went (one line); returns it
+        as values (None: this gate's firmware does not say)."""
+        import time
+
+        deadline = time.monotonic() + FIRST_SYNC_WAIT_S
+        while True:
+            sync = status.get("sync")
+            if sync is None or sync["blocked"] or sync["sessions"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+            status = self.client.status()
+        if "sync" not in status:
+            return None
+        line, values = _first_sync_line(sync)
+        self.events.say("first sync: " + line)
+        return values
+
+
+def _first_sync_line(sync: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The first sync in one line, and as values for the result event."""
+    from provisioning.cli.connect import fmt_time
+    from provisioning.cli.timearg import iso
+
+    if sync is None:
+        return "off: this gate has no sync link", {"status": "off"}
+    if sync["blocked"]:
+        return (
+            "none: %s (the site file's [sync] table sets it)" % sync["blocked"],
+            {"status": "blocked", "reason": sync["blocked"]},
+        )
+    if not sync["sessions"]:
+        return (
+            "none yet after %d s (the gate keeps trying: `faregate device status` shows it)"
+            % FIRST_SYNC_WAIT_S,
+            {"status": "none", "host": sync["host"]},
+        )
+    err, last = sync["last_error"], sync["last"]
+    if last is None or (err is not None and err["time"] >= sync["last_ok"]):
+        line = "FAILED (%s): %s; the gate tries again in %d s" % (
+            err["reason"],
+            err["message"],
+            sync["next_in_s"],
+        )
+        values = {"status": "failed", "host": sync["host"], "time": iso(err["time"])}
+        return line, dict(values, reason=err["reason"], message=err["message"])
+    line = "%s at %s, %d records acknowledged, %d waiting%s" % (
+        sync["host"] or "the back office",
+        fmt_time(last["time"]),
+        last["acked"],
+        sync["pending"],
+        "".join("; refused %s v%d (%s)" % (k, v, why) for k, v, why in last["refused"]),
+    )
+    values = {"status": "ok", "host": sync["host"], "time": iso(last["time"])}
+    return line, dict(values, acknowledged=last["acked"], refused=last["refused"])
 
 
 def _offset(seconds: int) -> str:

@@ -7,6 +7,7 @@ from firmware.storage.journal import Journal
 from firmware.sync.client import SyncClient, SyncError
 from protocol import frames, records, sync
 from protocol import messages as m
+from protocol.errors import FormatError
 from tests.portable.codes import HashVerifier, fake_sig
 from tests.portable.harness import mkdtemp, raises, rmtree
 
@@ -292,3 +293,19 @@ def test_host_ahead_of_the_gate_is_a_sequence_reset():
         j.close()
     finally:
         rmtree(d)
+
+
+def test_status_carries_refused_blobs_only_when_there_are_some():
+    """A STATUS without refusals is byte for byte the one before refusals existed; with some,
+    they follow the JSON, strictly parsed."""
+    plain = m.status(NOW, 1, 2, 3, 4, [(m.KIND_TRUST_LIST, 2)], b"{}")
+    assert m.parse_status(plain) == (NOW, 1, 2, 3, 4, [(m.KIND_TRUST_LIST, 2)], b"{}", [])
+    refused = [(m.KIND_TRUST_LIST, 3, "list_expired", "trust list 3 expired"), (5, 7, "x", "")]
+    body = m.status(NOW, 1, 2, 3, 4, [(m.KIND_TRUST_LIST, 2)], b"{}", refused)
+    assert body.startswith(plain) and m.parse_status(body)[7] == refused
+    ev = sync.Status(*m.parse_status(body))
+    assert ev.refused == refused and ev.body() == body
+    for broken in (body[:-1], body + b"\x00", plain + b"\x00", plain + b"\x01\x09"):
+        raises(FormatError, m.parse_status, broken)
+    too_many = [(m.KIND_CONFIG, i, "r", "t") for i in range(m.MAX_REFUSALS + 1)]
+    raises(FormatError, m.status, NOW, 0, 0, 0, 0, [], b"", too_many)

@@ -4,9 +4,15 @@ UART on an MCU gate): the gate serves riders while the link opens, a link that n
 up, and a ready link starts the session at once. Both interpreters."""
 
 from firmware.compose import app
+from protocol import denylist, service, trustlist
+from protocol import messages as m
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.test_device import HOST_PUB, Clock, Hardware, MiniHost, _provision, _scan, _walk
+
+NOW = codes.NOW
+ROOT = codes.ROOT
+RID = trustlist.root_key_id(ROOT.public_key)
 
 
 class HostLink:
@@ -137,3 +143,68 @@ def test_a_link_ready_at_once_starts_the_session_in_the_same_poll():
         dev.close()
 
     _with(body)
+
+
+def test_a_gate_entering_service_on_site_syncs_at_once_and_its_status_says_how_it_went():
+    """Provisioned over the console (blank -> in service): the lifecycle's sync_now starts the
+    first session at the next poll, no interval later; the console's STATUS has a sync section
+    (host, last good session, last error, queue) from the Syncer."""
+
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock, host="127.0.0.1", host_key=HOST_PUB.hex())
+        link, lines = HostLink(MiniHost(device_pub=dev.store.signer().public_key)), []
+        syncer = app.Syncer(dev, lambda _dev: link, lines.append, ticks_ms=clock.ticks_ms)
+        st = tech.ok_json(service.STATUS)["sync"]
+        assert st["sessions"] == 0 and st["last_ok"] is None and st["blocked"] == ""
+        assert st["host"] == "127.0.0.1:7700"  # from its config, before any session
+        syncer.poll()  # no ticks went by: entering service asked for it
+        assert syncer.pumping, lines
+        while syncer.busy:
+            syncer.poll()
+        assert lines == ["sync: 0 records acknowledged, 0 pending"]
+        st = tech.ok_json(service.STATUS)["sync"]
+        assert st["host"] == "127.0.0.1:7700" and st["last_ok"] == dev.clock.now()
+        assert st["last_error"] is None and st["pending"] == 0 and st["sessions"] == 1
+        assert st["last"]["acked"] == 0 and st["next_in_s"] == 60  # sync.interval_s
+        # the back office goes away: the next session's failure shows with its reason
+        syncer.connect = lambda _dev: _raise(OSError("connection refused"))
+        clock.ms += 60_000
+        syncer.poll()
+        st = tech.ok_json(service.STATUS)["sync"]
+        assert st["last_error"]["reason"] == "connect", st
+        assert "connection refused" in st["last_error"]["message"] and st["failures"] == 1
+        assert st["last_ok"] is not None and st["next_in_s"] == 5
+        dev.close()
+
+    _with(body)
+
+
+def test_a_refused_blob_is_reported_in_the_sessions_status():
+    """A deny delta that does not follow the gate's version (published with a wrong base) is
+    refused by its store; the STATUS of that session tells the back office which and why."""
+
+    def body(d):
+        dev, _hw, clock = _gate(d)
+        bad = denylist.build_delta(2, 3, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        host = MiniHost({(m.KIND_DENY_DELTA, 2): bad}, device_pub=dev.store.signer().public_key)
+        lines = []
+        syncer = app.Syncer(dev, lambda _dev: HostLink(host), lines.append, ticks_ms=clock.ticks_ms)
+        syncer.poll()
+        while syncer.busy:
+            syncer.poll()
+        assert dev.validator.deny.version == 1
+        ((kind, version, reason, text),) = host.status.refused
+        assert (kind, version, reason) == (m.KIND_DENY_DELTA, 2, "deny_gap"), text
+        assert "does not follow" in text
+        assert lines == [
+            "sync: 0 records acknowledged, 0 pending; refused deny_delta v2 (deny_gap)"
+        ]
+        assert syncer.state()["last"]["refused"] == [["deny_delta", 2, "deny_gap"]]
+        dev.close()
+
+    _with(body)
+
+
+def _raise(e):
+    raise e
