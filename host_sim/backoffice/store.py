@@ -375,6 +375,7 @@ class Store:
             q += " WHERE " + " AND ".join(where)
         rows = self.db.execute(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
         return [dict(zip(cols, r)) for r in reversed(rows.fetchall())]
+
     def note_refusal(
         self, device_id: int, now: int, kind: str, version: int, reason: str, detail: str
     ) -> None:
