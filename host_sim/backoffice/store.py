@@ -76,6 +76,18 @@ CREATE TABLE IF NOT EXISTS auth_log (
     outcome   TEXT NOT NULL,
     detail    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id          INTEGER PRIMARY KEY,
+    device_id   INTEGER,
+    peer        TEXT NOT NULL,
+    started     INTEGER NOT NULL,
+    duration_s  REAL NOT NULL,
+    outcome     TEXT NOT NULL,
+    records     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    queue_depth INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_device_time ON sessions (device_id, started);
 CREATE TABLE IF NOT EXISTS publications (
     kind      INTEGER NOT NULL,
     version   INTEGER NOT NULL,
@@ -268,6 +280,42 @@ class Store:
             self._anomaly(
                 now, "chain_break", dev.device_id, recs[brk].seq, "does not continue the chain"
             )
+
+    # -- session history -------------------------------------------------------------------
+    def record_session(
+        self,
+        device_id: int | None,
+        peer: str,
+        started: int,
+        duration_s: float,
+        outcome: str,
+        records: int,
+        reason: str = "",
+        queue_depth: int | None = None,
+    ) -> None:
+        """One sync session as it ended (the sync server's outcomes; time in unix seconds)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO sessions (device_id, peer, started, duration_s, outcome, records, "
+                "reason, queue_depth) VALUES (?,?,?,?,?,?,?,?)",
+                (device_id, peer, started, duration_s, outcome, records, reason, queue_depth),
+            )
+
+    def sessions(
+        self, device_id: int | None = None, since: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` sessions (of one device, from `since`), oldest first."""
+        cols = ("device_id", "peer", "started", "duration_s", "outcome", "records", "reason")
+        q = "SELECT %s, queue_depth FROM sessions WHERE 1=1" % ", ".join(cols)
+        args: list[Any] = []
+        if device_id is not None:
+            q += " AND device_id=?"
+            args.append(device_id)
+        if since is not None:
+            q += " AND started>=?"
+            args.append(since)
+        rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [dict(zip((*cols, "queue_depth"), r)) for r in reversed(rows)]
 
     # -- publications ----------------------------------------------------------------------
     def publish(self, kind: int, version: int, data: bytes, now: int) -> None:
