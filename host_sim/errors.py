@@ -4,6 +4,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- ScenarioError (+ ValueError)  host_sim/station/scenario.py: names the file, key, problem
  +-- TariffError (+ ValueError)    host_sim/backoffice/clearing.py: a tariff that cannot apply
  +-- SimURLError (+ ValueError)    host_sim/hardware/simbus.py: a sim: URL that names nothing
+ +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError
