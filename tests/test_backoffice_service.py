@@ -292,7 +292,8 @@ def test_serve_from_its_config_logs_json_lines_and_answers_healthz(tmp_path):
     finally:
         srv.send_signal(signal.SIGTERM)
         out, err = srv.communicate(timeout=10)
-    assert srv.returncode == 0 and out == b"" and err == b"", err
+    assert srv.returncode == 0 and err == b"", err
+    assert out.decode() == "backoffice: %s; log in bo.log\n" % start["msg"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["event"] for x in lines] == ["start", "stop"]
     assert lines[1]["msg"] == "stopped by SIGTERM" and lines[1]["time"].endswith("Z")

@@ -197,7 +197,14 @@ def json_lines(stream: IO[str] | None = None) -> Log:
     return log
 
 
-log_stderr = json_lines()
+def log_stderr(event: dict[str, Any]) -> None:
+    """The default `log` of the library (tests, benchmarks, the simulator): what went wrong,
+    as JSON lines on stderr; sessions that ended well are left to `serve`'s full log."""
+    if event.get("outcome") != "ok":
+        _stderr_lines(event)
+
+
+_stderr_lines = json_lines()
 
 
 def _describe(e: BaseException) -> str:

@@ -332,6 +332,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) + (", http on %s" % event["http"] if runner else "")
         event.update(listen=listening, tls=tls is not None, store=db)
         log(event)
+        if out is not sys.stdout:  # the terminal or the journal still says it started, once
+            print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
         await stopping.wait()
         for server in servers:
             server.close()
