@@ -310,3 +310,41 @@ def test_flags_override_the_config_file(tmp_path):
     cfg = _serve_settings(args)
     assert cfg["sync.listen"] == [("127.0.0.1", 7800)] and cfg["store.path"] == "other.sqlite"
     assert cfg["http.listen"] == ("127.0.0.1", 9200) and cfg["sync.idle_timeout_s"] == 30
+
+
+def test_sessions_over_a_serial_line_are_logged_one_by_one(lab):
+    import threading
+    import tty
+
+    from drivers.linux.link_serial import SerialLink
+    from host_sim.backoffice.sync_server import Sessions, serve_link
+    from tests.synclab import FdLink
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    events: list[dict] = []
+    sessions = Sessions(lab.store, lab.keys, clock=lab.clock, log=events.append)
+    stop = threading.Event()
+    t = threading.Thread(
+        target=serve_link,
+        args=(lab.store, lab.keys, FdLink(master), stop, lab.clock, sessions),
+        daemon=True,
+    )
+    t.start()
+    link = SerialLink(os.ttyname(slave))
+    try:
+        for i, n in enumerate((3, 2)):
+            lab.passages(n)
+            run_session(lab.client(), link, 5)
+            _wait(lambda i=i: len(events) == i + 1, "serial session event")
+    finally:
+        stop.set()
+        t.join(5)
+        link.close()
+        os.close(master)
+        os.close(slave)
+    assert [(e["outcome"], e["records"], e["device_id"]) for e in events] == [
+        ("ok", 3, DEVICE_ID),
+        ("ok", 2, DEVICE_ID),
+    ]
+    assert [r["records"] for r in lab.store.sessions(DEVICE_ID)] == [3, 2]

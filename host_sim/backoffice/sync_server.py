@@ -66,6 +66,11 @@ class HostSession:
         self.ack_s: list[float] = []  # per BATCH: seconds from its arrival to its ACK
         self.queue_depth: int | None = None  # records waiting on the gate, from its STATUS
 
+    def next_session(self) -> None:
+        """Over serial the same HostSession serves one session after the other: count anew."""
+        self.stored, self.ack_s, self.queue_depth = 0, [], None
+        self.outcome = self.reason = ""
+
     def receive(self, data: bytes) -> bytes:
         """Bytes from the link in, bytes for the link out. Never raises on the peer's faults."""
         self.conn.receive_data(data)
@@ -373,17 +378,34 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
 
 
 def serve_link(
-    store: Store, keys: HostKeys, link: Any, stop: threading.Event, clock: Any = None
+    store: Store,
+    keys: HostKeys,
+    link: Any,
+    stop: threading.Event,
+    clock: Any = None,
+    sessions: Sessions | None = None,
 ) -> None:
     """Serve sessions over a blocking link (a serial port) until `stop` is set. Over serial
-    there is no connection: every HELLO starts a new session on the same HostSession."""
+    there is no connection: every HELLO starts a new session on the same HostSession, and a
+    session ends at BYE or a refusal (then it goes to `sessions`' log, store and metrics)."""
     session = HostSession(store, keys.signer, keys.verifier, clock, peer=getattr(link, "name", "?"))
+    t0: float | None = None
+    started = 0
     while not stop.is_set():
         data = link.recv(0.2)
         if data:
+            if t0 is None:
+                t0, started = time.monotonic(), session.clock.now()
             out = session.receive(data)
             if out:
                 link.send(out)
+            if session.closed and session.outcome and t0 is not None:
+                if sessions is not None:
+                    sessions.finish(
+                        session, started, time.monotonic() - t0, session.outcome, "", ""
+                    )
+                session.next_session()
+                t0 = None
         elif data == b"":
             break
 

@@ -297,8 +297,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from drivers.linux.link_serial import SerialLink
 
         link = SerialLink(cfg["sync.serial"])
+        serial = sync_server.Sessions(store, keys, log=log, metrics=metrics)
         threading.Thread(
-            target=sync_server.serve_link, args=(store, keys, link, stop), daemon=True
+            target=sync_server.serve_link, args=(store, keys, link, stop, None, serial), daemon=True
         ).start()
 
     async def main() -> str:
