@@ -129,7 +129,8 @@ def test_a_certificate_that_does_not_name_the_host_is_a_clear_logged_error(lab):
         lab.passages(2)
         with pytest.raises(ssl.SSLCertVerificationError) as e:
             TcpLink.connect("127.0.0.2", bo.port, client_context(ca, *cli))
-        assert "IP address mismatch" in str(e.value)
+        assert "IP address mismatch" in str(e.value) and "does not name 127.0.0.2" in str(e.value)
+        assert "faregate keys tls --server --name HOST --ip ADDR" in str(e.value)
         _wait(lambda: events, "tls_error event")
     finally:
         bo.stop()

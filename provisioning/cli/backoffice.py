@@ -10,6 +10,8 @@ First time:
                                    # `faregate provision` do it: [sync] registry in the site file)
     faregate backoffice serve --tls-cert bo.pem --tls-key bo.key --tls-ca operator/ca.pem
                                    # signs with operator/sync.key (--sync-key FILE: another)
+    faregate backoffice serve --config backoffice.toml     # the same settings from a file,
+                                   # with --http HOST:PORT (/healthz, /metrics) and --log FILE
 Then, any time:
     faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
 """
