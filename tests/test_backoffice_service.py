@@ -349,3 +349,27 @@ def test_sessions_over_a_serial_line_are_logged_one_by_one(lab):
         ("ok", 2, DEVICE_ID),
     ]
     assert [r["records"] for r in lab.store.sessions(DEVICE_ID)] == [3, 2]
+
+
+def test_healthz_says_503_when_the_store_does_not_answer(tmp_path):
+    import aiohttp
+
+    from host_sim.backoffice.store import Store
+
+    store = Store(str(tmp_path / "bo.sqlite"))
+
+    async def main() -> tuple[int, dict, int]:
+        runner = await http.start_http(http.make_app(store, Metrics(store)), "127.0.0.1", 0)
+        url = "http://127.0.0.1:%d/healthz" % http.bound_port(runner)
+        try:
+            async with aiohttp.ClientSession() as client:
+                async with client.get(url) as r:
+                    before = r.status
+                store.close()  # as a database gone away looks to a query
+                async with client.get(url) as r:
+                    return before, await r.json(), r.status
+        finally:
+            await runner.cleanup()
+
+    before, body, status = asyncio.run(main())
+    assert before == 200 and status == 503 and body["status"] == "store_failed", body
