@@ -16,6 +16,8 @@ The registry (device_id -> ES256 public key) is filled by provisioning or by
 sessions are then refused (its records already stored stay); every authentication, refused or
 not, goes to auth_log.
 Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS).
+The session history (`record_session`, `sessions`) keeps one row per sync session, refused or
+not, with its outcome and the gate's queue depth: the dashboard's plots over time.
 """
 
 import json
@@ -76,6 +78,13 @@ CREATE TABLE IF NOT EXISTS auth_log (
     outcome   TEXT NOT NULL,
     detail    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS publications (
+    kind      INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    published INTEGER NOT NULL,
+    PRIMARY KEY (kind, version)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id          INTEGER PRIMARY KEY,
     device_id   INTEGER,
@@ -87,14 +96,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     reason      TEXT NOT NULL,
     queue_depth INTEGER
 );
-CREATE INDEX IF NOT EXISTS sessions_device_time ON sessions (device_id, started);
-CREATE TABLE IF NOT EXISTS publications (
-    kind      INTEGER NOT NULL,
-    version   INTEGER NOT NULL,
-    data      BLOB NOT NULL,
-    published INTEGER NOT NULL,
-    PRIMARY KEY (kind, version)
-);
+CREATE INDEX IF NOT EXISTS sessions_device_started ON sessions (device_id, started);
 """
 
 _REPLAYS = """
@@ -105,6 +107,18 @@ FROM records r JOIN records o
 WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
   AND NOT (r.cred_no = 0 AND r.counter = 0)
 """
+
+
+SESSION_COLUMNS = (
+    "device_id",
+    "peer",
+    "started",
+    "duration_s",
+    "outcome",
+    "records",
+    "reason",
+    "queue_depth",
+)
 
 
 class Device:
@@ -281,42 +295,6 @@ class Store:
                 now, "chain_break", dev.device_id, recs[brk].seq, "does not continue the chain"
             )
 
-    # -- session history -------------------------------------------------------------------
-    def record_session(
-        self,
-        device_id: int | None,
-        peer: str,
-        started: int,
-        duration_s: float,
-        outcome: str,
-        records: int,
-        reason: str = "",
-        queue_depth: int | None = None,
-    ) -> None:
-        """One sync session as it ended (the sync server's outcomes; time in unix seconds)."""
-        with self.lock:
-            self.db.execute(
-                "INSERT INTO sessions (device_id, peer, started, duration_s, outcome, records, "
-                "reason, queue_depth) VALUES (?,?,?,?,?,?,?,?)",
-                (device_id, peer, started, duration_s, outcome, records, reason, queue_depth),
-            )
-
-    def sessions(
-        self, device_id: int | None = None, since: int | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """The newest `limit` sessions (of one device, from `since`), oldest first."""
-        cols = ("device_id", "peer", "started", "duration_s", "outcome", "records", "reason")
-        q = "SELECT %s, queue_depth FROM sessions WHERE 1=1" % ", ".join(cols)
-        args: list[Any] = []
-        if device_id is not None:
-            q += " AND device_id=?"
-            args.append(device_id)
-        if since is not None:
-            q += " AND started>=?"
-            args.append(since)
-        rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [dict(zip((*cols, "queue_depth"), r)) for r in reversed(rows)]
-
     # -- publications ----------------------------------------------------------------------
     def publish(self, kind: int, version: int, data: bytes, now: int) -> None:
         with self.lock:
@@ -340,6 +318,50 @@ class Store:
             "SELECT data FROM publications WHERE kind=? AND version=?", (kind, version)
         ).fetchone()
         return bytes(row[0]) if row else None
+
+    # -- session history -------------------------------------------------------------------
+    def record_session(
+        self,
+        device_id: int | None,
+        peer: str,
+        started: int,
+        duration_s: float,
+        outcome: str,
+        records: int,
+        reason: str = "",
+        queue_depth: int | None = None,
+    ) -> None:
+        """One sync session, at its end: the device (None if it never said HELLO), the peer's
+        address, when it started (unix s) and how long it took, its outcome ("ok", "refused",
+        "disconnected", ...), the records acknowledged, the refusal or failure reason, and the
+        queue depth: the records waiting on the gate when the session began (its HELLO's last
+        seq minus the seq the back office held; None: unknown). The STATUS at a session's end
+        comes after the upload, so its queue is nearly always 0: it would plot nothing."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO sessions (device_id, peer, started, duration_s, outcome, records, "
+                "reason, queue_depth) VALUES (?,?,?,?,?,?,?,?)",
+                (device_id, peer, started, duration_s, outcome, records, reason, queue_depth),
+            )
+
+    def sessions(
+        self, device_id: int | None = None, since: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """The latest `limit` sessions (of one device, started at or after `since`), oldest
+        first, as dicts with the fields of `record_session`."""
+        cols = SESSION_COLUMNS
+        where, args = [], []
+        if device_id is not None:
+            where.append("device_id=?")
+            args.append(device_id)
+        if since is not None:
+            where.append("started>=?")
+            args.append(since)
+        q = "SELECT %s FROM sessions" % ", ".join(cols)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
+        return [dict(zip(cols, r)) for r in reversed(rows.fetchall())]
 
     # -- queries ---------------------------------------------------------------------------
     def count(self, kind: int | None = None) -> int:

@@ -64,7 +64,7 @@ class HostSession:
         self.outcome = ""  # "ok" after BYE, "refused" or "gate_error" (OUTCOMES), "" meanwhile
         self.reason = ""  # the refusal's (or the gate's error's) reason
         self.ack_s: list[float] = []  # per BATCH: seconds from its arrival to its ACK
-        self.queue_depth: int | None = None  # records waiting on the gate, from its STATUS
+        self.queue_depth: int | None = None  # records waiting on the gate at its HELLO
 
     def next_session(self) -> None:
         """Over serial the same HostSession serves one session after the other: count anew."""
@@ -109,6 +109,7 @@ class HostSession:
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
+            self.queue_depth = max(0, ev.last_seq - dev.high_seq)  # waiting on the gate
             if dev.revoked is not None:
                 self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
                 return
@@ -159,7 +160,6 @@ class HostSession:
                 "extra": extra,
             }
             self.store.note_status(self._device(), now, status)
-            self.queue_depth = ev.unsynced
         elif t == m.FETCH:
             data = self.store.publication(ev.kind, ev.version)
             if data is None:
