@@ -5,6 +5,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- TariffError (+ ValueError)    host_sim/backoffice/clearing.py: a tariff that cannot apply
  +-- SimURLError (+ ValueError)    host_sim/hardware/simbus.py: a sim: URL that names nothing
  +-- PublishRefused                host_sim/backoffice/publishing.py: a blob gates would refuse
+ +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError

@@ -115,6 +115,38 @@ def issue_cert(
     return builder.sign(ca_key, hashes.SHA256())
 
 
+def split_names(names: list[str], ips: list[str]) -> tuple[list[str], list[str]]:
+    """A server certificate's subject alternative names from `keys tls --name/--ip`: host
+    names as DNS names; a --name that is an address goes with the addresses. Raises
+    ValueError for an --ip that is not an address."""
+    import ipaddress
+
+    dns: list[str] = []
+    addrs: list[str] = []
+    for n in names:
+        try:
+            addrs.append(str(ipaddress.ip_address(n)))
+        except ValueError:
+            dns.append(n)
+    for a in ips:
+        try:
+            addrs.append(str(ipaddress.ip_address(a)))
+        except ValueError:
+            raise ValueError("--ip %s is not an IP address" % a) from None
+    return list(dict.fromkeys(dns)), list(dict.fromkeys(addrs))
+
+
+def cert_names(cert: x509.Certificate) -> list[str]:
+    """The DNS names and addresses a server certificate is valid for."""
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n) for n in alt.get_values_for_type(x509.DNSName)] + [
+        str(a) for a in alt.get_values_for_type(x509.IPAddress)
+    ]
+
+
 def save_cert(cert: x509.Certificate, path: str) -> None:
     with open(path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))

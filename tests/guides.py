@@ -9,8 +9,8 @@ later commands. `<!-- wait: CMD -->` (invisible in the rendered guide) runs CMD 
 succeeds, for up to a minute: the reader's "a few seconds later" (a gate's next sync).
 
 Commands run in a fresh sandbox directory with `faregate` and the venv's `python` (PYTHONPATH
-set to this checkout) on PATH. The back office's port 7700 in commands and files becomes a free
-port, shown as 7700 again, so guides run in parallel with other tests.
+set to this checkout) on PATH. The back office's port 7700 (and its HTTP port 9108) in commands
+and files becomes a free port, shown as 7700 (9108) again, so guides run in parallel.
 
     python -m tests.guides --write [NAME]     regenerate the outputs of guide NAME (all: none)
     tests/test_technician_guide.py, tests/test_operator_guide.py
@@ -32,6 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOWN_SIM_DIR = "/tmp/faregate-sim-1000"
 SHOWN_PORT = "7700"
+SHOWN_HTTP_PORT = "9108"  # the back office's /healthz and /metrics
 WAIT_S = 60
 
 _MASKS = [
@@ -64,6 +65,7 @@ _OPERATOR_MASKS = [
         r"wall time N s for \1 simulated hours (N accepted",
     ),
     (re.compile(r"took [\d.]+ s"), "took N s"),
+    (re.compile(r'"(duration_s|uptime_s)": [\d.]+'), r'"\1": N'),
     (
         re.compile(r"(?m)^(P\d+ .*?)  +[\d.,]+  +(\w+)  +([\d.,]+|None)  +([\d.,]+|None)  +"),
         r"\1 N \2 N N ",
@@ -113,14 +115,19 @@ class Runner:
         self.env["FAREGATE_SIM_DIR"] = self.sim_dir
         self.env["COLUMNS"] = "100"
         self.port = str(free_port())
+        self.http_port = self.port
+        while self.http_port == self.port:
+            self.http_port = str(free_port())
         self.jobs: list[tuple[subprocess.Popen, str]] = []
 
     def real(self, text: str) -> str:
-        """A command or file of the guide as it runs here: on this sandbox's free port."""
+        """A command or file of the guide as it runs here: on this sandbox's free ports."""
+        text = re.sub(r"\b%s\b" % SHOWN_HTTP_PORT, self.http_port, text)
         return re.sub(r"\b%s\b" % SHOWN_PORT, self.port, text)
 
     def shown(self, text: str) -> str:
         text = text.replace(self.sim_dir, SHOWN_SIM_DIR).replace(self.sandbox + "/", "")
+        text = re.sub(r"\b%s\b" % self.http_port, SHOWN_HTTP_PORT, text)
         return re.sub(r"\b%s\b" % self.port, SHOWN_PORT, text)
 
     def _sh(self, cmd: str) -> subprocess.CompletedProcess:

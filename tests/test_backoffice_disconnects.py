@@ -1,8 +1,9 @@
-"""A gate that vanishes mid-session (power cut, reset connection) is one log line at the back
+"""A gate that vanishes mid-session (power cut, reset connection) is one log event at the back
 office, never a traceback: over plain TCP and over TLS, at each step of a session, and for the
 connection errors the event loop catches itself."""
 
 import asyncio
+import json
 import logging
 import socket
 import struct
@@ -32,7 +33,7 @@ def _reset(link: TcpLink) -> None:
 def test_a_gate_reset_mid_session_is_one_line(lab, tls, caplog):
     lab.passages(3000)
     ca, srv, cli = lab.tls_files()
-    lines: list[str] = []
+    lines: list[dict] = []
     bo = BackOfficeThread(
         lab.db,
         lab.keys,
@@ -60,14 +61,15 @@ def test_a_gate_reset_mid_session_is_one_line(lab, tls, caplog):
     finally:
         bo.stop()
     for line in lines:
-        assert line.startswith("backoffice: 127.0.0.1:") and "mid-session" in line, line
-        assert "\n" not in line
+        assert line["event"] == "session" and line["peer"].startswith("127.0.0.1:"), line
+        assert line["outcome"] == "dropped" and "mid-session" in line["msg"], line
+        assert "\n" not in json.dumps(line)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert lab.store.count() <= 3000  # whatever was stored was stored once
 
 
 def test_connection_errors_the_event_loop_catches_are_one_line_too(caplog):
-    lines: list[str] = []
+    lines: list[dict] = []
     loop = asyncio.new_event_loop()
     try:
         loop.set_exception_handler(quiet_disconnects(lines.append))
@@ -85,6 +87,9 @@ def test_connection_errors_the_event_loop_catches_are_one_line_too(caplog):
     finally:
         loop.close()
     assert lines == [
-        "backoffice: Unhandled exception in client_connected_cb "
-        "(ConnectionResetError: Connection reset by peer)"
+        {
+            "event": "connection_error",
+            "msg": "Unhandled exception in client_connected_cb "
+            "(ConnectionResetError: Connection reset by peer)",
+        }
     ]

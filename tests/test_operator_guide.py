@@ -8,6 +8,7 @@ a stale trust list and its cure, a revoked gate."""
 import re
 import shlex
 
+from provisioning.cli.backoffice import _serve_settings
 from provisioning.cli.main import build_parser
 from tests import guides
 
@@ -26,14 +27,23 @@ def test_guide_matches_what_the_tools_print(tmp_path):
     )
 
 
-def test_the_systemd_units_command_is_one_faregate_accepts():
+def test_the_systemd_units_command_is_one_faregate_accepts(tmp_path):
     [line] = re.findall(r"^ExecStart=(.+)$", _guide(), re.M)
     argv = shlex.split(line)
     assert argv[0].endswith("/.venv/bin/faregate")
     args = build_parser().parse_args(argv[1:])  # exits 2 on an unknown option
     assert (args.command, args.func.__name__) == ("backoffice", "cmd_serve")
-    assert args.sync_key == "/etc/faregate/sync.key" and args.host == "0.0.0.0"
-    assert args.tls_cert and args.tls_key and args.tls_ca  # serve refuses plain TCP off loopback
+    assert args.config == "/etc/faregate/backoffice.toml"
+    # the config file the guide shows for it is one serve accepts, for a host on the network
+    [toml] = re.findall(r"```toml\n# /etc/faregate/backoffice.toml\n(.*?)```", _guide(), re.S)
+    (tmp_path / "backoffice.toml").write_text(toml)
+    args.config = str(tmp_path / "backoffice.toml")
+    cfg = _serve_settings(args)
+    assert cfg["sync.listen"] == [("0.0.0.0", 7700)]
+    assert cfg["sync.sync_key"] == "/etc/faregate/sync.key"
+    assert cfg["store.path"] == "/var/lib/faregate/backoffice.sqlite"
+    assert all(cfg[k].startswith("/etc/faregate/") for k in ("tls.cert", "tls.key", "tls.ca"))
+    assert cfg["http.listen"] and cfg["http.listen"][0] != "0.0.0.0"
 
 
 def test_masks_hide_measurements_not_results():

@@ -34,8 +34,12 @@ class TcpLink:
         sock = socket.create_connection((host, port), timeout=timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
+            name = server_hostname or host
             try:
-                sock = tls.wrap_socket(sock, server_hostname=server_hostname or host)
+                sock = tls.wrap_socket(sock, server_hostname=name)
+            except ssl.SSLCertVerificationError as e:
+                sock.close()
+                raise _named(e, name) from e
             except (ssl.SSLError, OSError):
                 sock.close()
                 raise
@@ -71,6 +75,24 @@ class TcpLink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH = (62, 64)
+
+
+def _named(e: ssl.SSLCertVerificationError, name: str) -> ssl.SSLCertVerificationError:
+    """A certificate that does not name the host: say what to do (still the same error type)."""
+    if e.verify_code not in _NAME_MISMATCH:
+        return e
+    err = ssl.SSLCertVerificationError(
+        e.errno,
+        "%s: the back office's certificate does not name %s, the [sync] host this gate "
+        "connects to; issue it with `faregate keys tls --server --name HOST --ip ADDR`"
+        % (e.verify_message, name),
+    )
+    err.verify_code, err.verify_message = e.verify_code, e.verify_message
+    return err
 
 
 def client_context(ca: str, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:

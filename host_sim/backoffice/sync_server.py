@@ -7,16 +7,22 @@ checks its AUTH signature (bad signatures are refused and logged), then stores e
 durably before it sends the ACK, answers FETCHes from the publications and keeps the STATUS.
 
 `serve_tcp` runs sessions on an asyncio server (with an ssl.SSLContext for TLS, client
-certificates required); `serve_link` runs them over any blocking link such as a serial port;
-`BackOfficeThread` is the TCP server in a thread, for tests and the simulator.
+certificates required; the handshake runs inside the session's handler, so a failed one is
+logged with its peer and reason); `serve_link` runs them over any blocking link such as a
+serial port; `BackOfficeThread` is the TCP server in a thread, for tests and the simulator.
 
+Every TCP session ends in one event through `log`, a dict (`json_lines` writes them as JSON
+lines): `{"event": "session", "device_id", "peer", "outcome", "records", "duration_s",
+"reason", "msg"}`, outcome one of OUTCOMES. The same session goes to the store's session
+history (`Store.record_session`) and to the Prometheus metrics (host_sim/backoffice/metrics.py).
 A gate that goes away mid-session (a power cut, a reset connection, a TLS failure, silence) is
-an everyday event, not a bug: it is logged as one line through `log` and nothing of it was
-acknowledged, so the gate uploads it again next time. `quiet_disconnects` makes the event
-loop do the same for connection errors it catches itself, instead of printing a traceback.
+an everyday event, not a bug: one event, and nothing of it was acknowledged, so the gate
+uploads it again next time. `quiet_disconnects` makes the event loop do the same for
+connection errors it catches itself, instead of printing a traceback.
 """
 
 import asyncio
+import datetime
 import json
 import os
 import sqlite3
@@ -25,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from host_sim.backoffice.store import Store
 from protocol import messages as m
@@ -55,6 +61,15 @@ class HostSession:
         self._random = random_bytes
         self.closed = False  # True after BYE or a refusal: the server may drop the link
         self.stored = 0  # records acknowledged in this session (new or already held)
+        self.outcome = ""  # "ok" after BYE, "refused" or "gate_error" (OUTCOMES), "" meanwhile
+        self.reason = ""  # the refusal's (or the gate's error's) reason
+        self.ack_s: list[float] = []  # per BATCH: seconds from its arrival to its ACK
+        self.queue_depth: int | None = None  # records waiting on the gate at its HELLO
+
+    def next_session(self) -> None:
+        """Over serial the same HostSession serves one session after the other: count anew."""
+        self.stored, self.ack_s, self.queue_depth = 0, [], None
+        self.outcome = self.reason = ""
 
     def receive(self, data: bytes) -> bytes:
         """Bytes from the link in, bytes for the link out. Never raises on the peer's faults."""
@@ -83,6 +98,7 @@ class HostSession:
         name = reason if reason in m.ERRORS else "bad_message"
         out.append(self.conn.send(sync.Error.named(name, text[:200])))
         self.closed = True
+        self.outcome, self.reason = "refused", reason
 
     def _on_event(self, ev: Any, out: list[bytes]) -> None:
         t = ev.TYPE
@@ -93,6 +109,7 @@ class HostSession:
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
+            self.queue_depth = max(0, ev.last_seq - dev.high_seq)  # waiting on the gate
             if dev.revoked is not None:
                 self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
                 return
@@ -116,6 +133,7 @@ class HostSession:
             high = dev.high_seq if dev else 0
             out.append(self.conn.send(sync.Welcome(high, self.store.offers())))
         elif t == m.BATCH:
+            arrived = time.perf_counter()
             try:
                 up_to = self.store.store_batch(self._device(), ev.records, now)
             except FormatError as e:
@@ -126,6 +144,7 @@ class HostSession:
                 return
             self.stored += len(ev.records)
             out.append(self.conn.send(sync.Ack(up_to)))
+            self.ack_s.append(time.perf_counter() - arrived)
         elif t == m.STATUS:
             try:
                 extra = json.loads(ev.extra.decode()) if ev.extra else {}
@@ -154,31 +173,85 @@ class HostSession:
         elif t == m.BYE:
             out.append(self.conn.send(sync.Bye()))
             self.closed = True
+            self.outcome = "ok"
         elif t == m.ERROR:
             self.closed = True
+            self.outcome, self.reason = "gate_error", str(ev.name())
 
 
 IDLE_TIMEOUT_S = 60
+HANDSHAKE_TIMEOUT_S = 10
+
+# how a TCP session ends: ok (the gate said BYE), refused (by the back office: `reason`),
+# gate_error (the gate sent ERROR), dropped (the link closed or reset mid-session), timeout
+# (silent for the idle timeout), tls_error (the TLS handshake failed: `reason`, `msg`)
+OUTCOMES = ("ok", "refused", "gate_error", "dropped", "timeout", "tls_error")
+
+Log = Callable[[dict[str, Any]], None]
 
 
-def log_stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(int(t), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_lines(stream: IO[str] | None = None) -> Log:
+    """A `log` writing each event as one JSON line (its time first) to `stream` (stderr)."""
+
+    def log(event: dict[str, Any]) -> None:
+        line = json.dumps(dict({"time": iso(time.time())}, **event))
+        print(line, file=stream or sys.stderr, flush=True)
+
+    return log
+
+
+def log_stderr(event: dict[str, Any]) -> None:
+    """The default `log` of the library (tests, benchmarks, the simulator): what went wrong,
+    as JSON lines on stderr; sessions that ended well are left to `serve`'s full log."""
+    if event.get("outcome") != "ok":
+        _stderr_lines(event)
+
+
+_stderr_lines = json_lines()
 
 
 def _describe(e: BaseException) -> str:
     return "%s: %s" % (type(e).__name__, getattr(e, "strerror", None) or e)
 
 
-def quiet_disconnects(log: Callable[[str], None]) -> Callable[[Any, dict[str, Any]], None]:
-    """An asyncio exception handler: connection errors become one log line; anything else
+# what a failed handshake's OpenSSL reason means, said for the operator
+_TLS_HINTS = {
+    "sslv3_alert_bad_certificate": "the gate refused the back office's certificate: it must "
+    "name the host or address the gate connects to (faregate keys tls --server --name HOST "
+    "--ip ADDR)",
+    "sslv3_alert_certificate_unknown": "the gate refused the back office's certificate: it must "
+    "name the host or address the gate connects to (faregate keys tls --server --name HOST "
+    "--ip ADDR)",
+    "tlsv1_alert_unknown_ca": "the gate does not trust the CA of the back office's certificate",
+    "peer_did_not_return_a_certificate": "the gate sent no client certificate (provision it "
+    "with a [sync] table)",
+    "certificate_verify_failed": "the gate's client certificate is not from the operator CA",
+    "wrong_version_number": "the peer does not speak TLS (a gate without TLS?)",
+    "http_request": "an HTTP request on the sync port",
+}
+
+
+def tls_failure(e: BaseException) -> tuple[str, str]:
+    """(reason, what it means) for a failed TLS handshake."""
+    if isinstance(e, TimeoutError):
+        return "handshake_timeout", "no TLS handshake within %d s" % HANDSHAKE_TIMEOUT_S
+    reason = str(getattr(e, "reason", None) or type(e).__name__).lower()
+    return reason, _TLS_HINTS.get(reason, _describe(e))
+
+
+def quiet_disconnects(log: Log) -> Callable[[Any, dict[str, Any]], None]:
+    """An asyncio exception handler: connection errors become one event; anything else
     goes to the default handler (with its traceback: that would be a bug)."""
 
     def handler(loop: Any, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, OSError):  # ConnectionResetError, BrokenPipeError, ssl.SSLError
-            log(
-                "backoffice: %s (%s)" % (context.get("message", "connection error"), _describe(exc))
-            )
+            msg = "%s (%s)" % (context.get("message", "connection error"), _describe(exc))
+            log({"event": "connection_error", "msg": msg})
             return
         loop.default_exception_handler(context)
 
@@ -193,38 +266,91 @@ class HostKeys:
         self.verifier = verifier
 
 
-async def _handle(
-    store: Store,
-    keys: HostKeys,
-    clock: Any,
-    log: Callable[[str], None],
-    reader: asyncio.StreamReader,
-    w: asyncio.StreamWriter,
-) -> None:
-    addr = w.get_extra_info("peername")
-    peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
-    session = HostSession(store, keys.signer, keys.verifier, clock, peer)
-    try:
-        while not session.closed:
-            data = await asyncio.wait_for(reader.read(262144), IDLE_TIMEOUT_S)
-            if not data:
-                if session.conn.state != sync.IDLE:
-                    log("backoffice: %s closed the link mid-session" % peer)
-                break
-            out = session.receive(data)
-            if out:
-                w.write(out)
-                await w.drain()
-    except TimeoutError:
-        log("backoffice: %s sent nothing for %d s: link closed" % (peer, IDLE_TIMEOUT_S))
-    except OSError as e:  # ConnectionResetError, BrokenPipeError, ssl.SSLError
-        log("backoffice: %s went away mid-session (%s)" % (peer, _describe(e)))
-    finally:
-        w.close()
+class Sessions:
+    """Serves TCP sessions: one HostSession per connection, its TLS handshake, and its end
+    as one event to `log`, one row of the store's session history and the metrics."""
+
+    def __init__(
+        self,
+        store: Store,
+        keys: HostKeys,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Any = None,
+        log: Log = log_stderr,
+        metrics: Any = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.tls = ssl_context
+        self.clock = clock or WallClock()
+        self.log = log
+        self.metrics = metrics
+        self.idle_timeout_s = idle_timeout_s
+
+    async def handle(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        addr = w.get_extra_info("peername")
+        peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
+        session = HostSession(self.store, self.keys.signer, self.keys.verifier, self.clock, peer)
+        started, t0 = self.clock.now(), time.monotonic()
+        outcome, reason, msg = "", "", ""
         try:
-            await w.wait_closed()
-        except (OSError, TimeoutError):
-            pass  # already gone: said above
+            if self.tls is not None:
+                try:
+                    await w.start_tls(self.tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+                except (OSError, TimeoutError) as e:
+                    reason, msg = tls_failure(e)
+                    outcome = "tls_error"
+                    return
+            while not session.closed:
+                data = await asyncio.wait_for(reader.read(262144), self.idle_timeout_s)
+                if not data:
+                    if session.conn.state != sync.IDLE:
+                        outcome, reason, msg = "dropped", "closed", "closed the link mid-session"
+                    break
+                out = session.receive(data)
+                if out:
+                    w.write(out)
+                    await w.drain()
+        except TimeoutError:
+            outcome, reason = "timeout", "idle"
+            msg = "sent nothing for %d s: link closed" % self.idle_timeout_s
+        except OSError as e:  # ConnectionResetError, BrokenPipeError, ssl.SSLError
+            outcome, reason, msg = "dropped", "reset", "went away mid-session (%s)" % _describe(e)
+        finally:
+            w.close()
+            try:
+                await w.wait_closed()
+            except (OSError, TimeoutError):
+                pass  # already gone: said below
+            outcome = session.outcome or outcome or "dropped"
+            self.finish(session, started, time.monotonic() - t0, outcome, reason, msg)
+
+    def finish(
+        self, s: HostSession, started: int, duration: float, outcome: str, reason: str, msg: str
+    ) -> None:
+        reason = s.reason or reason
+        device = s.conn.device_id
+        event = {
+            "event": "session",
+            "device_id": device,
+            "peer": s.peer,
+            "outcome": outcome,
+            "records": s.stored,
+            "duration_s": round(duration, 3),
+            "reason": reason,
+        }
+        if msg:
+            event["msg"] = msg
+        self.log(event)
+        if self.metrics is not None:
+            self.metrics.session(outcome, reason, s.stored, s.ack_s)
+        try:
+            self.store.record_session(
+                device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth
+            )
+        except sqlite3.Error as e:  # a full disk: the records' own path says so already
+            self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
 
 
 async def serve_tcp(
@@ -234,12 +360,13 @@ async def serve_tcp(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     clock: Any = None,
-    log: Callable[[str], None] = log_stderr,
+    log: Log = log_stderr,
+    metrics: Any = None,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> asyncio.Server:
     asyncio.get_running_loop().set_exception_handler(quiet_disconnects(log))
-    return await asyncio.start_server(
-        lambda r, w: _handle(store, keys, clock, log, r, w), host, port, ssl=ssl_context
-    )
+    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s)
+    return await asyncio.start_server(sessions.handle, host, port)
 
 
 def server_context(cert: str, key: str, ca: str, password: bytes | None = None) -> ssl.SSLContext:
@@ -253,23 +380,40 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
 
 
 def serve_link(
-    store: Store, keys: HostKeys, link: Any, stop: threading.Event, clock: Any = None
+    store: Store,
+    keys: HostKeys,
+    link: Any,
+    stop: threading.Event,
+    clock: Any = None,
+    sessions: Sessions | None = None,
 ) -> None:
     """Serve sessions over a blocking link (a serial port) until `stop` is set. Over serial
-    there is no connection: every HELLO starts a new session on the same HostSession."""
+    there is no connection: every HELLO starts a new session on the same HostSession, and a
+    session ends at BYE or a refusal (then it goes to `sessions`' log, store and metrics)."""
     session = HostSession(store, keys.signer, keys.verifier, clock, peer=getattr(link, "name", "?"))
+    t0: float | None = None
+    started = 0
     while not stop.is_set():
         data = link.recv(0.2)
         if data:
+            if t0 is None:
+                t0, started = time.monotonic(), session.clock.now()
             out = session.receive(data)
             if out:
                 link.send(out)
+            if session.closed and session.outcome and t0 is not None:
+                if sessions is not None:
+                    sessions.finish(
+                        session, started, time.monotonic() - t0, session.outcome, "", ""
+                    )
+                session.next_session()
+                t0 = None
         elif data == b"":
             break
 
 
 class BackOfficeThread:
-    """The back office's asyncio server on a loopback port, in a thread of its own."""
+    """The back office's asyncio server on a free port of `host` (loopback), in a thread."""
 
     def __init__(
         self,
@@ -277,7 +421,9 @@ class BackOfficeThread:
         keys: HostKeys,
         ssl_context: ssl.SSLContext | None = None,
         clock: Any = None,
-        log: Callable[[str], None] = log_stderr,
+        log: Log = log_stderr,
+        host: str = "127.0.0.1",
+        metrics: Any = None,
     ) -> None:
         self.store = Store(db_path)
         self.keys = keys
@@ -287,7 +433,7 @@ class BackOfficeThread:
         def main() -> None:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
-                serve_tcp(self.store, keys, ssl_context=ssl_context, clock=clock, log=log)
+                serve_tcp(self.store, keys, host, 0, ssl_context, clock, log, metrics)
             )
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()

@@ -5,11 +5,13 @@ Gates upload their journals to the back office and fetch lists, fares and config
 
 First time:
     faregate keys init --dir operator       # the operator's keys, the sync key among them
-    faregate keys tls --dir operator --name backoffice --server --out bo
+    faregate keys tls --dir operator --name bo.example.net --ip 10.0.0.5 --server --out bo
     faregate backoffice devices add 101 --pubkey 02ab...    # each gate's device key (or let
                                    # `faregate provision` do it: [sync] registry in the site file)
     faregate backoffice serve --tls-cert bo.pem --tls-key bo.key --tls-ca operator/ca.pem
                                    # signs with operator/sync.key (--sync-key FILE: another)
+    faregate backoffice serve --config backoffice.toml     # the same settings from a file,
+                                   # with --http HOST:PORT (/healthz, /metrics) and --log FILE
 Then, any time:
     faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
 """
@@ -53,19 +55,36 @@ def register(sub: Any) -> None:
         "so a gate never deletes a record the back office could still lose. Stops with Ctrl-C.",
     )
     sv.add_argument(
-        "--sync-key",
-        default=os.path.join("operator", "sync.key"),
-        help="the operator's sync key (default %(default)s, made by `faregate keys init`; "
-        "set FAREGATE_PASSPHRASE if the keys are encrypted)",
+        "--config",
+        metavar="FILE",
+        help="the back office's settings in TOML (docs/operator-guide.md section 2); the "
+        "flags below override it",
     )
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
-    sv.add_argument("--port", type=int, default=7700, help="TCP port (default %(default)s)")
+    sv.add_argument(
+        "--sync-key",
+        help="the operator's sync key (default operator/sync.key, made by `faregate keys "
+        "init`; set FAREGATE_PASSPHRASE if the keys are encrypted)",
+    )
+    sv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="TCP port (default 7700)")
     sv.add_argument("--tls-cert", help="the back office's TLS certificate (PEM)")
     sv.add_argument("--tls-key", help="its private key (PEM)")
     sv.add_argument("--tls-ca", help="operator CA that signed the gates' client certificates")
     sv.add_argument(
         "--serial", metavar="URL", help="also serve a gate on this serial port (pyserial URL)"
     )
+    sv.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve /healthz, Prometheus /metrics and the dashboard here (plain HTTP)",
+    )
+    sv.add_argument(
+        "--log", metavar="FILE", help="append the JSON-lines log here (default: standard output)"
+    )
+    sv.add_argument(
+        "--idle-timeout-s", type=int, help="close a session silent this long (default 60)"
+    )
+    sv.set_defaults(db=None)  # from --config, else backoffice.sqlite
 
     dv = g.add(
         "devices",
@@ -213,16 +232,56 @@ def _money(v: int) -> str:
 
 
 # -- commands --------------------------------------------------------------------------------
+def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """serve's settings: the defaults, then --config FILE, then the flags given."""
+    from host_sim.backoffice import config
+
+    values = config.defaults()
+    if args.config:
+        values.update(config.load(args.config))
+    flags = {
+        "store.path": args.db,
+        "sync.sync_key": args.sync_key,
+        "tls.cert": args.tls_cert,
+        "tls.key": args.tls_key,
+        "tls.ca": args.tls_ca,
+        "sync.serial": args.serial,
+        "http.listen": args.http,
+        "log.file": args.log,
+        "sync.idle_timeout_s": args.idle_timeout_s,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.host is not None or args.port is not None:
+        host, port = config.parse_addr(values["sync.listen"][0])
+        values["sync.listen"] = [
+            "%s:%d" % (args.host or host, port if args.port is None else args.port)
+        ]
+    try:
+        values["sync.listen"] = [config.parse_addr(a) for a in values["sync.listen"]]
+        if values["http.listen"]:
+            values["http.listen"] = config.parse_addr(values["http.listen"])
+    except ValueError as e:
+        raise CliError(str(e), "give HOST:PORT", EXIT_USAGE) from None
+    return values
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import sys
     import threading
 
     from drivers.linux.crypto_openssl import OpenSSLVerifier
-    from host_sim.backoffice import sync_server
+    from host_sim.backoffice import http, sync_server
+    from host_sim.backoffice.metrics import Metrics
 
-    keys = sync_server.HostKeys(load_signer(args.sync_key, "operator sync key"), OpenSSLVerifier())
+    cfg = _serve_settings(args)
+    keys = sync_server.HostKeys(
+        load_signer(cfg["sync.sync_key"], "operator sync key"), OpenSSLVerifier()
+    )
     tls = None
-    if args.tls_cert or args.tls_key or args.tls_ca:
-        if not (args.tls_cert and args.tls_key and args.tls_ca):
+    tls_files = (cfg["tls.cert"], cfg["tls.key"], cfg["tls.ca"])
+    if any(tls_files):
+        if not all(tls_files):
             raise CliError(
                 "TLS needs --tls-cert, --tls-key and --tls-ca together",
                 "give all three (certificates from the operator CA)",
@@ -231,7 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from provisioning.operator_keys import PASSPHRASE_ENV, passphrase
 
         try:
-            tls = sync_server.server_context(args.tls_cert, args.tls_key, args.tls_ca, passphrase())
+            tls = sync_server.server_context(*tls_files, password=passphrase())
         except OSError as e:  # ssl.SSLError too: a wrong passphrase, a key for another cert
             raise CliError(
                 "cannot load the back office's TLS files: %s" % e,
@@ -239,35 +298,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 % PASSPHRASE_ENV,
                 EXIT_USAGE,
             ) from None
-    store = _store(args.db, must_exist=False)
+    for host, _port in cfg["sync.listen"]:
+        if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
+            raise CliError(
+                "refusing plain TCP on %s: account ids would cross the network in clear" % host,
+                "add --tls-cert, --tls-key and --tls-ca, or listen on 127.0.0.1",
+                EXIT_USAGE,
+            )
+    try:
+        out = open(cfg["log.file"], "a") if cfg["log.file"] else sys.stdout
+    except OSError as e:
+        raise CliError(
+            "cannot open the log %s: %s" % (cfg["log.file"], e.strerror), "check --log", EXIT_USAGE
+        ) from None
+    log = sync_server.json_lines(out)
+    db = cfg["store.path"]
+    store = _store(db, must_exist=False)
+    metrics = Metrics(store)
     stop = threading.Event()
-    if args.serial:
+    if cfg["sync.serial"]:
         from drivers.linux.link_serial import SerialLink
 
-        link = SerialLink(args.serial)
+        link = SerialLink(cfg["sync.serial"])
+        serial = sync_server.Sessions(store, keys, log=log, metrics=metrics)
         threading.Thread(
-            target=sync_server.serve_link, args=(store, keys, link, stop), daemon=True
+            target=sync_server.serve_link, args=(store, keys, link, stop, None, serial), daemon=True
         ).start()
 
-    async def main() -> None:
-        server = await sync_server.serve_tcp(store, keys, args.host, args.port, tls)
-        port = server.sockets[0].getsockname()[1]
-        print(
-            "backoffice: listening on %s:%d (%s), storing into %s"
-            % (args.host, port, "TLS" if tls else "plain TCP, loopback only", args.db),
-            flush=True,
-        )
-        async with server:
-            await server.serve_forever()
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        why: list[str] = []
 
-    if tls is None and args.host not in ("127.0.0.1", "localhost", "::1"):
-        raise CliError(
-            "refusing plain TCP on %s: account ids would cross the network in clear" % args.host,
-            "add --tls-cert, --tls-key and --tls-ca, or listen on 127.0.0.1",
-            EXIT_USAGE,
-        )
+        def on_signal(name: str) -> None:
+            why.append(name)
+            stopping.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        servers = []
+        listening = []
+        for host, port in cfg["sync.listen"]:
+            server = await sync_server.serve_tcp(
+                store, keys, host, port, tls, None, log, metrics, cfg["sync.idle_timeout_s"]
+            )
+            servers.append(server)
+            listening.append("%s:%d" % (host, server.sockets[0].getsockname()[1]))
+        runner = None
+        event: dict[str, Any] = {"event": "start"}
+        if cfg["http.listen"]:
+            runner = await http.start_http(http.make_app(store, metrics), *cfg["http.listen"])
+            event["http"] = "%s:%d" % (cfg["http.listen"][0], http.bound_port(runner))
+        event["msg"] = "listening on %s (%s), storing into %s" % (
+            ", ".join(listening),
+            "TLS" if tls else "plain TCP, loopback only",
+            db,
+        ) + (", http on %s" % event["http"] if runner else "")
+        event.update(listen=listening, tls=tls is not None, store=db)
+        log(event)
+        if out is not sys.stdout:  # the terminal or the journal still says it started, once
+            print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
+        await stopping.wait()
+        for server in servers:
+            server.close()
+        if runner is not None:
+            await runner.cleanup()
+        for server in servers:
+            await server.wait_closed()
+        return why[0] if why else "stop"
+
     try:
-        asyncio.run(main())
+        how = asyncio.run(main())
+        log({"event": "stop", "msg": "stopped by %s" % how})
     finally:
         stop.set()
     return 0

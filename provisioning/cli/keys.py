@@ -67,7 +67,20 @@ def register(sub: Any) -> None:
     add_json(t)
     tl = g.add("tls", "issue a TLS certificate from the operator CA", cmd_tls)
     tl.add_argument("--dir", required=True, help="operator key directory (root.key, ca.pem)")
-    tl.add_argument("--name", required=True, help="common name (host name or gate name)")
+    tl.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        help="the host name gates connect to (repeatable; the first is the common name), "
+        "or a gate's name with --client",
+    )
+    tl.add_argument(
+        "--ip",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="with --server: an address gates connect to (repeatable)",
+    )
     kind = tl.add_mutually_exclusive_group(required=True)
     kind.add_argument("--server", action="store_true", help="a server certificate (back office)")
     kind.add_argument("--client", action="store_true", help="a client certificate (gate)")
@@ -188,6 +201,16 @@ def cmd_tls(args: argparse.Namespace) -> int:
     from provisioning import operator_keys, pki
     from provisioning.cli import connect
 
+    if args.client and (args.ip or len(args.name) > 1):
+        raise CliError(
+            "a client certificate has one --name and no --ip",
+            "give the gate's name once; names and addresses are for --server",
+            EXIT_USAGE,
+        )
+    try:
+        dns, ips = pki.split_names(args.name, args.ip)
+    except ValueError as e:
+        raise CliError(str(e), "--ip takes an IPv4 or IPv6 address", EXIT_USAGE) from None
     root = operator_keys.load_signer(os.path.join(args.dir, "root.key"))
     ca_path = os.path.join(args.dir, "ca.pem")
     if not os.path.exists(ca_path):
@@ -197,11 +220,17 @@ def cmd_tls(args: argparse.Namespace) -> int:
     ca = pki.load_cert(ca_path)
     key = pki.new_key()
     when = datetime.datetime.fromtimestamp(connect.now(), datetime.UTC)
-    cert = pki.issue_cert(root.key, ca, key.public_key(), args.name, when, args.server)
+    cert = pki.issue_cert(
+        root.key, ca, key.public_key(), args.name[0], when, args.server, tuple(dns), tuple(ips)
+    )
     pki.save_key(key, args.out + ".key", operator_keys.passphrase())
     pki.save_cert(cert, args.out + ".pem")
-    print(
-        "%s certificate for %s: %s.pem (key %s.key)"
-        % ("server" if args.server else "client", args.name, args.out, args.out)
-    )
+    if args.server:
+        names = ", ".join(["DNS " + n for n in dns] + ["IP " + a for a in ips])
+        print(
+            "server certificate for %s (gates may connect to: %s): %s.pem (key %s.key)"
+            % (args.name[0], names, args.out, args.out)
+        )
+    else:
+        print("client certificate for %s: %s.pem (key %s.key)" % (args.name[0], args.out, args.out))
     return 0

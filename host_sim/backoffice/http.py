@@ -1,0 +1,65 @@
+"""The back office's HTTP side port: /healthz, Prometheus /metrics and the dashboard.
+
+    app = make_app(store, metrics)
+    runner = await start_http(app, "127.0.0.1", 9108)   # in the sync server's event loop
+    ...
+    await runner.cleanup()
+
+aiohttp runs in the same asyncio loop as the sync server (no second server stack). The port is
+separate from the gates' sync port: it speaks plain HTTP, so keep it on an address only the
+operator's monitoring reaches. /healthz answers 200 with {"status": "ok", ...} while the store
+answers a query, else 503; /metrics is host_sim/backoffice/metrics.py's registry.
+"""
+
+import sqlite3
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from host_sim.backoffice import dashboard
+from host_sim.backoffice.metrics import Metrics
+from host_sim.backoffice.store import Store
+
+STORE = web.AppKey("store", Store)
+METRICS = web.AppKey("metrics", Metrics)
+STARTED = web.AppKey("started", float)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    body = {"status": "ok", "uptime_s": int(time.monotonic() - request.app[STARTED])}
+    try:
+        body["devices"] = store.db.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
+        body["records"] = store.count()
+    except sqlite3.Error as e:
+        return web.json_response({"status": "store_failed", "error": str(e)}, status=503)
+    return web.json_response(body)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_app(store: Store, metrics_: Metrics) -> web.Application:
+    app = web.Application()
+    app[STORE] = store
+    app[METRICS] = metrics_
+    app[STARTED] = time.monotonic()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    dashboard.add_routes(app, store)
+    return app
+
+
+async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app` on host:port in the running loop; `bound_port(runner)` tells a port 0."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])
