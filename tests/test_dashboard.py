@@ -222,6 +222,19 @@ def _cells(page, row_text):
     return page.locator("tr", has_text=row_text).first.locator("td").all_inner_texts()
 
 
+def test_a_gate_that_refused_a_published_blob_raises_an_alarm(tmp_path):
+    store = Store(str(tmp_path / "bo.sqlite"))
+    store.add_device(401, es256.public_bytes(es256.generate_key()), 1000, "A1")
+    store.note_refusal(401, 1100, "trust_list", 3, "list_bad_signature", "not signed by the root")
+    store.note_refusal(401, 1200, "trust_list", 3, "list_bad_signature", "not signed by the root")
+    (gate,) = fleet.gates(store, 1300)
+    assert [(r["kind"], r["version"], r["count"]) for r in gate["refused"]] == [
+        ("trust_list", 3, 2)
+    ]
+    assert "refused trust_list v3: list_bad_signature" in gate["alarms"]
+    store.close()
+
+
 def test_the_dashboard_in_a_browser(site, browser_page):
     page, requests = browser_page
     page.goto(site + "/")

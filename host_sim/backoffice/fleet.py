@@ -14,6 +14,7 @@ below, each a short text:
     firmware on trial       an update is booted but not confirmed yet
     <state>                 the gate is not in service (its lifecycle state)
     notice: <text>          the gate's own notice (its validator's)
+    refused <kind> vN: <r>  the gate refused a published blob (its STATUS said so; publishing.py)
 """
 
 import json
@@ -32,6 +33,9 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
     ):
         counts[(dev, kind)] = n
     last_session = {s["device_id"]: s for s in _last_sessions(store)}
+    refused: dict[int, list[dict[str, Any]]] = {}
+    for r in store.blob_refusals():
+        refused.setdefault(r["device_id"], []).append(r)
     out = []
     for dev, label, high, seen, status, revoked in store.db.execute(
         "SELECT device_id, label, high_seq, last_seen, status, revoked FROM devices "
@@ -64,6 +68,8 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
             "revoked": revoked,
             "last_session": last_session.get(dev),
             "anomalies": {k: n for (d, k), n in sorted(counts.items()) if d == dev},
+            # published blobs this gate refused: kind, version, reason, detail, first, last, count
+            "refused": refused.get(dev, []),
         }
         row["alarms"] = alarms(row, extra, now, quiet_s)
         out.append(row)
@@ -107,4 +113,6 @@ def alarms(row: dict[str, Any], extra: dict[str, Any], now: int, quiet_s: int) -
         out.append(str(row["state"]))
     if extra.get("notice"):
         out.append("notice: %s" % extra["notice"])
+    for r in row["refused"]:
+        out.append("refused %s v%d: %s" % (r["kind"], r["version"], r["reason"]))
     return out
