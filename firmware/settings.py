@@ -29,6 +29,7 @@ site file, validator.json), and every reader of outside input already refuses a 
 keeps what it had; a constructor handed a bad value by code raises the same error.
 """
 
+from protocol import flash, journalfile, service
 from protocol.errors import FormatError
 
 DAY = 86400
@@ -93,6 +94,17 @@ SCHEMA = (
      "unpacking, deny-list merges)"),
     ("buffers.link_read", "int", (64, 65536), 512, "bytes",
      "bytes taken per read of a UART or of an MCU gate's service port"),
+    ("buffers.console_frame", "int", (service.MAX_REQUEST, 65536), service.MAX_FRAME, "bytes",
+     "largest service-console frame the gate takes; a larger one is dropped unread (at least "
+     "the laptop's largest request, a 4 KB upload chunk with its header; a gate that can be "
+     "flashed also takes a flash BEGIN of up to %d bytes)" % flash.MAX_PAYLOAD),
+    ("buffers.flash_chunk", "int", (256, flash.MAX_CHUNK), flash.MAX_CHUNK, "bytes",
+     "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
+    ("buffers.flash_window", "int", (1, 64), 8, "frames",
+     "DATA frames the laptop may send ahead of the gate's ACK when it is flashed"),
+    ("buffers.journal_read", "int", (1, 16384), 64, "records",
+     "journal entries read at once (%d bytes each) when the journal opens, uploads or exports"
+     % journalfile.ENTRY_LEN),
     ("deny.index_keys", "int", (0, 1000000), 512, "keys",
      "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)

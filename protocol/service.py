@@ -33,8 +33,11 @@ FRAME_TYPES = (HELLO, IDENTITY, AUTH, REQUEST, RESPONSE)
 NONCE_LEN = 16
 SIG_LEN = 64
 PUB_LEN = 33
-MAX_FRAME = 8192  # the gate's decoder limit: an MCU keeps one frame in RAM
+MAX_FRAME = 8192  # the gate's default decoder limit (buffers.console_frame): one frame in RAM
 CHUNK = 4096  # upload/export chunk size that fits in MAX_FRAME with its header
+PUT_HEAD = 1 + 4 + 4 + 32  # PUT_BLOB before its chunk: u8 kind | u32 total | u32 offset | sha
+# the largest REQUEST a laptop sends (PUT_BLOB with a whole CHUNK): no gate's limit may be below it
+MAX_REQUEST = 4 + 1 + PUT_HEAD + CHUNK + SIG_LEN
 
 # Gate lifecycle, as IDENTITY reports it.
 STATE_BLANK = 0  # no operator root: only the first-time flow (AUTH with CLAIM) is accepted
@@ -255,13 +258,13 @@ def put_blob_body(kind: int, total: int, offset: int, digest: bytes, chunk: byte
 
 def parse_put_blob(body: bytes):
     """-> (kind, total, offset, sha256, chunk)"""
-    _need(body, 41, "PUT_BLOB body")
+    _need(body, PUT_HEAD, "PUT_BLOB body")
     kind, total, offset = struct.unpack(">BII", body[:9])
     if kind not in BLOBS:
         raise FormatError("unknown blob kind %d" % kind, "bad_message")
     if total > BLOBS[kind][1]:
         raise FormatError("%s of %d bytes is over its limit" % (BLOBS[kind][0], total), "oversize")
-    chunk = bytes(body[41:])
+    chunk = bytes(body[PUT_HEAD:])
     if offset + len(chunk) > total:
         raise FormatError("chunk runs past the declared total", "bad_message")
     return kind, total, offset, bytes(body[9:41]), chunk

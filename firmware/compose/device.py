@@ -214,8 +214,14 @@ class Device:
         self.events = EventLog(state_dir, self.clock, fs=self.fs)
         for reason in self._clock_alarms:
             self._clock_flagged(reason)
+        cfg = gate_config.stored(self.store)  # the buffers it sizes are needed before the console
         self.journal = Journal(
-            state_dir, self.device_id, JOURNAL_CAPACITY, reject_reserve=REJECT_RESERVE, fs=self.fs
+            state_dir,
+            self.device_id,
+            JOURNAL_CAPACITY,
+            reject_reserve=REJECT_RESERVE,
+            fs=self.fs,
+            read_records=gate_config.get(cfg, "buffers.journal_read"),
         )
         if device is None:
             info = self.fs.read_file(state_dir + "/device.json")
@@ -223,6 +229,13 @@ class Device:
         self.agent = None
         if device is not None:
             self.agent = UpdateAgent(state_dir, self.verifier, device, slot, fs=self.fs)
+        flasher = None
+        if self.agent is not None:
+            flasher = FlashService(
+                self.agent,
+                max_chunk=gate_config.get(cfg, "buffers.flash_chunk"),
+                window=gate_config.get(cfg, "buffers.flash_window"),
+            )
         self.console = ServiceConsole(
             self.store,
             self.journal,
@@ -237,7 +250,7 @@ class Device:
                 service.BLOB_TLS: _check_tls,
             },
             ticks_ms=self.ticks,
-            flash_service=FlashService(self.agent) if self.agent is not None else None,
+            flash_service=flasher,
             on_change=self._changed,
             gate_status=self.report,
             sync_status=lambda: self.sync() if self.sync is not None else None,
@@ -277,6 +290,18 @@ class Device:
         """Step the lifecycle and run its actions: the only place the gate is (re)built."""
         for name in self.lifecycle.step(event):
             self._actions[name]()
+        self._size_buffers()
+
+    def _size_buffers(self) -> None:
+        """The console's frames, the journal's reads and flashing as the config in force sets
+        them (buffers.*)."""
+        cfg = self.console.config
+        self.console.resize()
+        self.journal.read_records = gate_config.get(cfg, "buffers.journal_read")
+        fl = self.console.flash_service
+        if fl is not None:
+            fl.max_chunk = gate_config.get(cfg, "buffers.flash_chunk")
+            fl.window = gate_config.get(cfg, "buffers.flash_window")
 
     # -- composition ---------------------------------------------------------------------
     def _hw(self, name: str, default=None):

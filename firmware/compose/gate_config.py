@@ -11,6 +11,7 @@ key ("sync.port") means the same and is checked the same.
 import json
 
 from firmware import settings
+from protocol import service
 from protocol.errors import FormatError
 
 VERSION = 1
@@ -33,6 +34,17 @@ def parse(data: bytes, device_id: int = 0) -> dict:
         raise FormatError("config is not UTF-8 JSON", "bad_config") from None
     validate(cfg, device_id)
     return cfg
+
+
+def stored(store):
+    """The config a DeviceStore holds, parsed and checked, or None (none, or a bad one)."""
+    raw = store.read_blob(service.BLOB_CONFIG)
+    if not raw:
+        return None
+    try:
+        return parse(raw, store.device_id)
+    except FormatError:
+        return None
 
 
 def get(cfg, name: str):

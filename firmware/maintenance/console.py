@@ -128,14 +128,8 @@ class ServiceConsole:
         # firmware.maintenance.flash_service.FlashService (or None): image frames, inside a session
         # only; it also reports the running image (status, identity)
         self.flash_service = flash_service
-        self._dec = frames.FrameDecoder(flash.MAX_PAYLOAD if flash_service else service.MAX_FRAME)
-        self.config = None
-        raw = store.read_blob(service.BLOB_CONFIG)
-        if raw:
-            try:
-                self.config = gate_config.parse(raw, store.device_id)
-            except FormatError:
-                self.config = None
+        self.config = gate_config.stored(store)
+        self._dec = frames.FrameDecoder(self.frame_limit())
         self._last_ms = ticks_ms()
         self.session = Machine(TABLE, NONE, log_size=16, refuse=True)
         # action -> fn(ftype, payload) -> (reply bytes, outcome event or None)
@@ -183,6 +177,16 @@ class ServiceConsole:
         self._identity = b""
         self._close_after = False
         return b"", None
+
+    def frame_limit(self) -> int:
+        """The decoder's limit: buffers.console_frame, or a flash BEGIN's size if larger when
+        this gate can be flashed (its header and manifest arrive in one frame)."""
+        limit = gate_config.get(self.config, "buffers.console_frame")
+        return max(limit, flash.MAX_PAYLOAD) if self.flash_service is not None else limit
+
+    def resize(self) -> None:
+        """Apply the config's frame limit (a new config came by the console or by sync)."""
+        self._dec.max_payload = self.frame_limit()
 
     # -- bytes in, bytes out -------------------------------------------------------------
     def feed(self, data) -> bytes:
@@ -599,6 +603,7 @@ class ServiceConsole:
         self.store.install(kind)
         if kind == service.BLOB_CONFIG:
             self.config = gate_config.parse(data, self.store.device_id)
+            self.resize()
         self.log.add(
             "installed",
             {"kind": blob_name(kind), "bytes": total, "sha256": _hex(digest)[:16]},
@@ -652,6 +657,7 @@ class ServiceConsole:
             self.journal.ack(records.decode(pending[-1]).seq)
         self.store.wipe()
         self.config = None
+        self.resize()
         self.log.add(
             "factory_reset", {"technician": self._tech_id(), "exported_dropped": n if n else 0}
         )

@@ -11,15 +11,18 @@ refusal is a REFUSED frame with a reason from protocol/reasons.py; bad input nev
 `handle`.
 """
 
+from firmware import settings
 from firmware.maintenance.update_agent import ImageRefused
 from protocol import flash
 from protocol.errors import FormatError
 
-WINDOW = 8
+# what READY advertises unless the gate's config says otherwise (buffers.flash_*)
+MAX_CHUNK = settings.default("buffers.flash_chunk")
+WINDOW = settings.default("buffers.flash_window")
 
 
 class FlashService:
-    def __init__(self, agent, max_chunk: int = flash.MAX_CHUNK, window: int = WINDOW):
+    def __init__(self, agent, max_chunk: int = MAX_CHUNK, window: int = WINDOW):
         self.agent = agent
         self.max_chunk = max_chunk
         self.window = window

@@ -28,10 +28,13 @@ reaches the journal.
 
 from binascii import crc32
 
+from firmware import settings
 from firmware.storage.fs import DISK, is_full
 from protocol import journalfile, records
 from protocol.errors import FaregateError, FormatError
 from protocol.journalfile import ENTRY, ENTRY_LEN, META, entry, footer, record_at
+
+READ_RECORDS = settings.default("buffers.journal_read")
 
 
 class JournalError(FaregateError):
@@ -66,6 +69,7 @@ class Journal:
         segment_records: int = 16384,
         reject_reserve: int = 0,
         fs=DISK,
+        read_records: int = READ_RECORDS,
     ):
         if segment_records < 1 or capacity < 1 or not 0 <= reject_reserve < capacity:
             raise JournalError("bad journal limits")
@@ -75,6 +79,7 @@ class Journal:
         self.segment_records = segment_records
         self.reject_reserve = reject_reserve
         self.fs = fs
+        self.read_records = read_records  # entries per file read: the largest read buffer
         self._sync = fs.sync_file
         self.torn_bytes_cut = 0
         self.rejects_not_journaled = 0
@@ -341,17 +346,24 @@ class Journal:
             after = records.seq_of(raws[-1])
 
     def _read(self, seg, start: int, n: int) -> list:
+        """The n raw records from `start`, read `read_records` entries at a time."""
+        out: list = []
         f = self.fs.open_file(self._path(seg.name), "rb")
         try:
             f.seek((start - seg.first) * ENTRY_LEN)
-            data = f.read(n * ENTRY_LEN)
+            while len(out) < n:
+                want = min(n - len(out), self.read_records)
+                data = f.read(want * ENTRY_LEN)
+                bodies, good, _corrupt = ENTRY.scan(data)
+                if good != len(data):
+                    raise JournalError(
+                        "%s: entry at seq %d is damaged" % (seg.name, start + len(out))
+                    )
+                if len(bodies) != want:
+                    raise JournalError("%s is shorter than its index" % seg.name)
+                out.extend(bodies)
         finally:
             f.close()
-        out, good, _corrupt = ENTRY.scan(data)
-        if good != len(data):
-            raise JournalError("%s: entry at seq %d is damaged" % (seg.name, start))
-        if len(out) != n:
-            raise JournalError("%s is shorter than its index" % seg.name)
         return out
 
     def ack(self, up_to_seq: int) -> int:

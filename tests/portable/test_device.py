@@ -8,15 +8,16 @@ delta that then refuses a rider. Ride codes, lists and the operator root use rea
 tests/portable/codes.py.
 """
 
+import hashlib
 import json
 import struct
 
 from firmware.compose.device import Device
 from firmware.gate import modes
-from protocol import denylist, records, service, trustlist
+from protocol import denylist, flash, frames, image, records, service, trustlist
 from protocol import messages as m
 from protocol.fsm import Illegal
-from tests.portable import codes
+from tests.portable import codes, images
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, raises, rmtree
 from tests.portable.test_sync import HOST_PUB, MiniHost
@@ -281,6 +282,48 @@ def test_a_stale_trust_list_shows_on_the_idle_display():
         clock.ms += 2000
         dev.step(0)
         assert hw.display.lines[-1] == "Scan your code"
+        dev.close()
+
+    _with(body)
+
+
+def _flash(dev, ftype, payload=b""):
+    out = frames.FrameDecoder(1 << 20).feed(dev.console.feed(frames.encode(ftype, payload)))
+    assert len(out) == 1, out
+    return out[0]
+
+
+def test_the_config_sizes_flashing_and_the_journal_reads():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        images.confirmed_gate(d)
+        kit.write_atomic(d + "/device.json", json.dumps(images.device()).encode())
+        dev, tech = _provision(d, hw, clock)
+        fl = dev.console.flash_service
+        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (4096, 8, 64)  # defaults
+        cfg = json.loads(_config())
+        cfg["buffers"] = {"flash_chunk": 512, "flash_window": 2, "journal_read": 3}
+        assert tech.put(service.BLOB_CONFIG, json.dumps(cfg).encode())[2] == "accepted"
+        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (512, 2, 3)
+        dev.close()
+        dev = _open(d, hw, clock)  # after a restart, from the stored config
+        fl = dev.console.flash_service
+        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (512, 2, 3)
+        tech.console = dev.console
+        tech.login(claim=False)
+        data = images.make(version=(1, 2, 0), counter=2, files={"firmware/x.py": b"x" * 3000})
+        head = image.parse_header(data).head_len
+        sha = hashlib.sha256(data).digest()
+        fr = _flash(dev, flash.BEGIN, flash.begin(len(data), sha, data[:head]))
+        offset, _crc, chunk, window = flash.parse_ready(fr.payload)
+        assert (chunk, window) == (512, 2)
+        fr = _flash(dev, flash.DATA, flash.data(offset, data[offset : offset + 513]))
+        assert flash.parse_refused(fr.payload)[0] == "bad_message"  # over the advertised chunk
+        while offset < len(data):
+            fr = _flash(dev, flash.DATA, flash.data(offset, data[offset : offset + chunk]))
+            offset = flash.parse_ack(fr.payload)
+        fr = _flash(dev, flash.END)
+        assert fr.type == flash.DONE and flash.parse_done(fr.payload)[0] == sha
         dev.close()
 
     _with(body)

@@ -1,7 +1,7 @@
 import os
 
 from firmware import platform
-from firmware.storage.fs import FileProxy
+from firmware.storage.fs import FileProxy, Storage
 from firmware.storage.journal import Journal, JournalError, JournalFull
 from protocol import records
 from protocol.journalfile import ENTRY_LEN, FOOTER_LEN
@@ -412,6 +412,48 @@ def test_listeners_hear_commits_and_acks():
         j.append_many([_passage(), _passage()])
         j.ack(2)
         assert t.seen == [1, 2, 3] and t.acked_to == 2
+        j.close()
+    finally:
+        rmtree(d)
+
+
+class _Reads(Storage):
+    """The real storage, recording how many bytes each file read asks for."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def open_file(self, path, mode):
+        f = Storage.open_file(self, path, mode)
+        return _TalliedFile(f, self.sizes) if "r" in mode else f
+
+
+class _TalliedFile(FileProxy):
+    def __init__(self, f, sizes):
+        super().__init__(f)
+        self.sizes = sizes
+
+    def read(self, n=-1):
+        self.sizes.append(n)
+        return self.f.read(n)
+
+
+def test_uploads_and_exports_read_in_bounded_pieces_with_the_same_records():
+    d = mkdtemp()
+    try:
+        j = Journal(d, 7, segment_records=40)
+        j.append_many([_passage(i) for i in range(100)])
+        want = j.pending(1000)
+        j.close()
+        disk = _Reads()
+        j = Journal(d, 7, segment_records=40, fs=disk, read_records=3)
+        disk.sizes[:] = []
+        assert j.pending(1000) == want and list(j.unsynced(chunk=50)) == want
+        assert j.pending(10, 33) == want[33:43]  # across a segment boundary
+        assert disk.sizes and max(disk.sizes) == 3 * ENTRY_LEN
+        j.read_records = 64  # the default: one read per segment part here
+        disk.sizes[:] = []
+        assert j.pending(1000) == want and max(disk.sizes) == 40 * ENTRY_LEN
         j.close()
     finally:
         rmtree(d)

@@ -437,6 +437,34 @@ def test_garbage_and_malformed_frames_never_raise():
     _with_gate(run)
 
 
+def test_the_config_bounds_the_console_frames():
+    def run(d):
+        console = kit.make_gate(d)
+        tech = kit.Tech(console)
+        tech.login()
+        over = service.MAX_REQUEST + 1
+        # the default limit (8 KB) takes a frame this size: it is answered (a bad request)
+        assert console.feed(frames.encode(service.REQUEST, b"\x00" * over))
+        limit = service.MAX_REQUEST
+        assert tech.put(service.BLOB_CONFIG, _config(**{"buffers.console_frame": limit}))
+        for c in (console, kit.open_gate(d)):  # at once, and after a restart
+            tech = kit.Tech(c)
+            tech.login(claim=False)
+            before = c._dec.stats["oversize"]
+            assert c.feed(frames.encode(service.REQUEST, b"\x00" * over)) == b""
+            assert c._dec.stats["oversize"] == before + 1  # dropped unread, as any oversize frame
+            # the laptop's largest request (a whole upload chunk) still fits
+            data = bytes(range(256)) * 20
+            out = tech.put(service.BLOB_DENY, data)
+            assert out[2] == "accepted" and json.loads(out[3])["installed"]
+            assert len(tech.sent[-2]) == limit  # the first chunk's request filled the limit
+        # a config below what the laptop needs is refused and changes nothing
+        out = tech.put(service.BLOB_CONFIG, _config(**{"buffers.console_frame": limit - 1}))
+        assert out[2] == "svc_bad_blob" and b"buffers.console_frame" in out[3]
+
+    _with_gate(run)
+
+
 class FakeFlash:
     def __init__(self):
         self.seen = []
