@@ -19,7 +19,10 @@ in fields named `*time`/`at`/`until`, never display strings to parse.
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from protocol.errors import EXIT_INTERRUPTED, FaregateError
 
 _MARK = {"done": "", "unchanged": "", "skipped": "", "failed": "FAILED: "}
 
@@ -106,3 +109,19 @@ class Events:
             )
             if not self.finished:
                 self.result(False, message, exit_code=exit_code, remedy=remedy, **data)
+
+
+def run(events: Events, fn: Callable[[], int]) -> int:
+    """Run a command body; a FaregateError (which carries its message, remedy and exit code)
+    also becomes a JSON error event and the closing result (with the error's `result_fields`,
+    if it has them) before `faregate` prints it as one line; so does Ctrl-C (130)."""
+    try:
+        return fn()
+    except FaregateError as e:
+        events.error(
+            e.message or e.reason, e.remedy, e.exit_code, **getattr(e, "result_fields", {})
+        )
+        raise
+    except KeyboardInterrupt:
+        events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)
+        raise
