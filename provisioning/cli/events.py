@@ -125,3 +125,14 @@ def run(events: Events, fn: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)
         raise
+
+
+def with_events(cmd: Callable[[Any, Events], int]) -> Callable[[Any], int]:
+    """`cmd(args, events)` as a command's handler: it gets the command's Events, and a failure
+    ends a --json stream too (the error event, then the result with ok false)."""
+
+    def handler(args: Any) -> int:
+        events = Events.for_args(args)
+        return run(events, lambda: int(cmd(args, events) or 0))
+
+    return handler

@@ -24,6 +24,7 @@ import datetime
 import os
 from typing import Any
 
+from provisioning.cli.events import with_events
 from provisioning.cli.kit import Group, add_json, need_dir
 from provisioning.cli.main import EXIT_TAIL, EXIT_USAGE, CliError
 
@@ -43,18 +44,18 @@ def register(sub: Any) -> None:
         "passphrase), 5 a bug (report it), %s." % EXIT_TAIL,
     )
     i = g.add(
-        "init", "create the operator's keys and CA (keeps existing ones)", _with_events(cmd_init)
+        "init", "create the operator's keys and CA (keeps existing ones)", with_events(cmd_init)
     )
     i.add_argument("--dir", required=True, help="operator key directory")
     i.add_argument("--operator", default="faregate", help="operator name for the CA certificate")
     add_json(i)
-    sh = g.add("show", "list the operator's keys", _with_events(cmd_show))
+    sh = g.add("show", "list the operator's keys", with_events(cmd_show))
     sh.add_argument("--dir", required=True, help="operator key directory")
     add_json(sh)
     t = g.add(
         "technician",
         "issue a technician credential",
-        _with_events(cmd_technician),
+        with_events(cmd_technician),
         "Make a technician key in --out and a credential for it signed by the "
         "operator root. Re-issuing into the same --out keeps the key and renews the credential.",
     )
@@ -67,7 +68,7 @@ def register(sub: Any) -> None:
     t.add_argument("--days", type=int, default=30, help="days the credential is valid (30)")
     t.add_argument("--out", required=True, help="credential directory to write")
     add_json(t)
-    tl = g.add("tls", "issue a TLS certificate from the operator CA", _with_events(cmd_tls))
+    tl = g.add("tls", "issue a TLS certificate from the operator CA", with_events(cmd_tls))
     tl.add_argument("--dir", required=True, help="operator key directory (root.key, ca.pem)")
     tl.add_argument(
         "--name",
@@ -88,18 +89,6 @@ def register(sub: Any) -> None:
     kind.add_argument("--client", action="store_true", help="a client certificate (gate)")
     tl.add_argument("--out", required=True, help="file prefix: writes PREFIX.key and PREFIX.pem")
     add_json(tl)
-
-
-def _with_events(cmd: Any) -> Any:
-    """`cmd(args, events)` as a handler: a failure ends a --json stream too (error, result)."""
-
-    def go(args: argparse.Namespace) -> int:
-        from provisioning.cli.events import Events, run
-
-        ev = Events.for_args(args)
-        return run(ev, lambda: cmd(args, ev))
-
-    return go
 
 
 _SEALED = {True: "encrypted", False: "NOT encrypted", None: "-"}
