@@ -11,11 +11,11 @@ statuses of a step: "done" (changed something), "unchanged" (already so), "skipp
 
 Every stream ends with exactly one `result` of that shape, whatever the command (provision,
 flash, device ..., keys ..., ports, wallet ..., image ..., decode, sim run, sim device,
-backoffice ...; tests/test_json_results.py runs each): `ok`, `command` (the subcommand as
-typed, "device reset"), `exit_code` (the command's, protocol/errors.py) and `message` (the
-text line), then the command's own fields. A command that fails ends with its `error` event
-and then a result with ok false. Fields are values: numbers, booleans, ISO 8601 UTC times ("...Z") or unix seconds
-in fields named `*time`/`at`/`until`, never display strings to parse. A listing (the
+backoffice ...; tests/test_json_results.py runs each): `ok`, `command` (the subcommand as typed,
+"device reset"), `exit_code` (the command's, protocol/errors.py) and `message` (the text line),
+then the command's own fields. A command that fails ends with its `error` event and then a
+result with ok false. Fields are values: numbers, booleans, ISO 8601 UTC times ("...Z") or unix
+seconds in fields named `*time`/`at`/`until`, never display strings to parse. A listing (the
 backoffice's queues, devices, ...; wallet mint's codes; decode's files) prints its rows as they
 are, one object per line, before the result (`count` or the command's totals). `with_events`
 makes a handler of `cmd(args, events)` that does all this for failures too.
