@@ -32,6 +32,13 @@ def lines(p):
     return [json.loads(line) for line in p.stdout.splitlines()]
 
 
+def rows(p):
+    """The rows of a --json listing: the lines before its closing result event."""
+    *out, result = lines(p)
+    assert result["event"] == "result" and result["count"] == len(out), result
+    return out
+
+
 @pytest.fixture
 def served(tmp_path):
     db = str(tmp_path / "bo.sqlite")
@@ -82,16 +89,16 @@ def test_operator_workflow(served):
     assert sync_once(client, "127.0.0.1", port) == 3
     j.close()
 
-    [d] = lines(run("devices", "--db", db, "--json"))
+    [d] = rows(run("devices", "--db", db, "--json"))
     assert (d["device_id"], d["label"], d["high_seq"]) == (31, "Central 3", 3)
     assert "Central 3" in run("devices", "--db", db).stdout
-    [q] = lines(run("queues", "--db", db, "--json"))
+    [q] = rows(run("queues", "--db", db, "--json"))
     assert q["stored_up_to"] == 3 and q["waiting_on_gate"] == 0 and q["gaps"] == 0
-    [a] = lines(run("devices", "--auth-log", "--db", db, "--json"))
+    [a] = rows(run("devices", "--auth-log", "--db", db, "--json"))
     assert a["outcome"] == "ok" and a["device_id"] == 31
-    js = lines(run("journeys", "--db", db, "--json", "--as-of", str(NOW + 86400)))
+    js = rows(run("journeys", "--db", db, "--json", "--as-of", str(NOW + 86400)))
     assert [(x["status"], x["fare"]) for x in js] == [("complete", 400), ("missing_exit", 600)]
-    [c] = lines(run("charges", "--db", db, "--json", "--as-of", str(NOW + 86400)))
+    [c] = rows(run("charges", "--db", db, "--json", "--as-of", str(NOW + 86400)))
     assert (c["account_id"], c["journeys"], c["charged"]) == (4242, 2, 1000)
     table = run("charges", "--db", db, "--as-of", str(NOW + 86400)).stdout
     assert "10.00" in table and "2026-01-01" in table
@@ -104,9 +111,9 @@ def test_operator_workflow(served):
     with pytest.raises(SyncError) as e:
         sync_once(client, "127.0.0.1", port)
     assert e.value.reason == "unknown_device" and "revoked" in str(e.value)
-    last = lines(run("devices", "--auth-log", "--db", db, "--json"))[-1]
+    last = rows(run("devices", "--auth-log", "--db", db, "--json"))[-1]
     assert last["outcome"] == "refused unknown_device" and last["detail"] == "device 31 is revoked"
-    [d] = lines(run("devices", "--db", db, "--json"))
+    [d] = rows(run("devices", "--db", db, "--json"))
     assert d["revoked"] is not None and d["high_seq"] == 3
     p = run("devices", "revoke", "32", "--db", db, ok=False)
     assert p.returncode == 2 and "not registered" in p.stderr

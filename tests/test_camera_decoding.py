@@ -175,7 +175,9 @@ def test_cli_decode_json_lines(image_files):
     paths = [image_files[n][0] for n in ("code.png", "empty.png", "poster.jpg")]
     out = subprocess.run(faregate_argv("decode", "--json", *paths), capture_output=True, text=True)
     assert out.returncode == 1  # one file held no code
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    *lines, result = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (result["event"], result["ok"], result["exit_code"]) == ("result", False, 1)
+    assert (result["files"], result["missing"]) == (3, 1)
     assert [o["file"] for o in lines] == paths
     assert lines[0]["texts"] == [image_files["code.png"][1]]
     assert lines[1]["texts"] == [] and lines[2]["texts"] == ["HELLO WORLD"]
@@ -202,7 +204,7 @@ def test_cli_decode_ride_codes_only_and_other_decoders(image_files):
             capture_output=True,
             text=True,
         )
-        assert r.returncode in (0, 1) and json.loads(r.stdout)["decoder"] == name
+        assert r.returncode in (0, 1) and json.loads(r.stdout.splitlines()[0])["decoder"] == name
 
 
 def test_cli_decode_unreadable_file_is_a_usage_error(tmp_path):

@@ -163,12 +163,15 @@ def test_a_rider_passes_the_back_office_sees_it_then_a_deny_list_stops_them(worl
     # the gate syncs by itself: the back office holds the passage and shows the journey
     def journeys() -> list[dict]:
         text = w.run("backoffice", "journeys", "--db", "bo.sqlite", "--json")
-        return [json.loads(line) for line in text.splitlines()]
+        *rows, result = [json.loads(line) for line in text.splitlines()]
+        assert result["event"] == "result" and result["count"] == len(rows)
+        return rows
 
     [j] = wait_for(journeys, None)
     assert (j["account_id"], j["mode"], j["entry"]["station"]) == (42, "metro", 12), j
-    [dev] = [json.loads(x) for x in w.run("backoffice", "queues", "--db", "bo.sqlite", "--json")
-             .splitlines()]  # fmt: skip
+    dev, result = [json.loads(x) for x in w.run("backoffice", "queues", "--db", "bo.sqlite",
+                   "--json").splitlines()]  # fmt: skip
+    assert result["event"] == "result" and result["count"] == 1
     assert dev["device_id"] == 1017 and dev["firmware_version"] == "0.1.0", dev
     assert dev["firmware_slot"] == "a" and dev["firmware_trial"] is False, dev
     assert dev["trust_list_version"] == 1 and dev["trust_list_fresh"] is True, dev

@@ -103,7 +103,9 @@ class Fleet:
 
     def queues(self) -> list[dict]:
         text = faregate("queues", "--db", self.db, "--json").stdout
-        return [json.loads(line) for line in text.splitlines()]
+        *rows, result = [json.loads(line) for line in text.splitlines()]
+        assert result["event"] == "result" and result["count"] == len(rows)
+        return rows
 
     def close(self) -> None:
         self.bo.stop()

@@ -193,6 +193,8 @@ def test_json_output_is_the_report(tmp_path, capsys):
     path = _scenario(tmp_path, SMALL.replace("duration_s = 900", "duration_s = 240"))
     out = str(tmp_path / "out")
     assert run_scenario(path, 2, out, as_json=True, plots=False) == 0
-    printed = json.loads(capsys.readouterr().out)
+    printed, result = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     with open(os.path.join(out, "report.json")) as f:
         assert printed == json.load(f)
+    assert (result["event"], result["command"], result["ok"]) == ("result", "sim run", True)
+    assert result["report"] == os.path.join(out, "report.json") and result["seed"] == 2

@@ -170,7 +170,12 @@ def test_deny_rotate_and_stale_trust(tmp_path):
     rot = json.loads(
         ok("wallet", "rotate", "--state", state, "--overlap-days", "1", "--now", T, "--json")
     )
-    assert rot == {"new_key_id": 2, "old_key_id": 1, "trust_version": 2}
+    assert (rot["event"], rot["command"], rot["ok"]) == ("result", "wallet rotate", True)
+    assert {k: rot[k] for k in ("new_key_id", "old_key_id", "trust_version")} == {
+        "new_key_id": 2,
+        "old_key_id": 1,
+        "trust_version": 2,
+    }
     old_code = one("wallet", "mint", "--state", state, "--account", "5", "--now", str(T0 + 3))
     ok("wallet", "issue", "--state", state, "--account", "6", "--now", T)
     new_code = one("wallet", "mint", "--state", state, "--account", "6", "--now", str(T0 + 3))

@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any
 
+from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file
 from provisioning.cli.main import EXIT_USAGE, CliError
 
@@ -89,7 +90,7 @@ def register(sub: Any) -> None:
     dv = g.add(
         "devices",
         "list registered gates, register one (devices add), or revoke one (devices revoke)",
-        cmd_devices,
+        with_events(cmd_devices),
         "Without arguments, list the registered gates with their last upload. "
         "`devices add DEVICE_ID --pubkey HEX` registers (or re-keys) a gate: sessions from "
         "unregistered gates or with a wrong key are refused and logged (see --auth-log). "
@@ -109,7 +110,7 @@ def register(sub: Any) -> None:
     q = g.add(
         "queues",
         "per gate: what has arrived, what is still waiting on the gate, and anomalies",
-        cmd_queues,
+        with_events(cmd_queues),
         "One line per gate: the highest seq stored, when it last synced, and from its last "
         "status report how many records were still waiting on the gate, how old the "
         "oldest was, the firmware it runs (version and A/B slot), its trust list (version, "
@@ -123,7 +124,7 @@ def register(sub: Any) -> None:
     an = g.add(
         "anomalies",
         "sequence gaps, hash-chain breaks and replays found in uploads",
-        cmd_anomalies,
+        with_events(cmd_anomalies),
         "sequence_gap: records a gate never delivered. chain_break: a record that does not "
         "continue its gate's hash chain (tampering or a damaged journal). replay: the same "
         "ride-code presentation accepted at two gates (a copied code). sequence_reset: a gate "
@@ -133,8 +134,16 @@ def register(sub: Any) -> None:
     add_json(an)
 
     for name, func, what in (
-        ("journeys", cmd_journeys, "journeys built from the passages (entry/exit pairs)"),
-        ("charges", cmd_charges, "what to charge each account per service day and mode"),
+        (
+            "journeys",
+            with_events(cmd_journeys),
+            "journeys built from the passages (entry/exit pairs)",
+        ),
+        (
+            "charges",
+            with_events(cmd_charges),
+            "what to charge each account per service day and mode",
+        ),
     ):
         c = g.add(
             name,
@@ -158,7 +167,7 @@ def register(sub: Any) -> None:
     pb = g.add(
         "publish",
         "offer a blob (deny-list delta, trust list, fare table, config, firmware) to gates",
-        cmd_publish,
+        with_events(cmd_publish),
         "Check a file and store it as version N of a kind; gates fetch it at their next sync if "
         "they hold an older version (deny-list deltas one version after the other). Refused: a "
         "file of another kind, a version not above the one published now (or, for trust and "
@@ -198,10 +207,15 @@ def _store(path: str, must_exist: bool = True) -> Any:
     return Store(path)
 
 
-def _print(rows: list[dict[str, Any]], cols: list[str], as_json: bool, empty: str) -> None:
-    if as_json:
+def _print(
+    events: Events, rows: list[dict[str, Any]], cols: list[str], empty: str, noun: str
+) -> None:
+    """The rows as a table, or with --json one object per line (as they are, without an
+    "event" field) and then the result event, with `count` the number of rows."""
+    if events.as_json:
         for r in rows:
             print(json.dumps(r, sort_keys=True))
+        events.result(True, "%d %s" % (len(rows), noun), count=len(rows))
         return
     if not rows:
         print(empty)
@@ -375,7 +389,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devices(args: argparse.Namespace) -> int:
+def cmd_devices(args: argparse.Namespace, events: Events) -> int:
     if args.action == "add":
         if args.device_id is None or not args.pubkey:
             raise CliError(
@@ -394,7 +408,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
             new = store.add_device(args.device_id, pub, int(time.time()), args.label)
         except FormatError as e:
             raise CliError(str(e), "give a 33- or 65-byte SEC1 P-256 key", EXIT_USAGE) from None
-        print("%s device %d" % ("registered" if new else "re-keyed", args.device_id))
+        events.result(
+            True,
+            "%s device %d" % ("registered" if new else "re-keyed", args.device_id),
+            device_id=args.device_id,
+            registered=new,
+        )
         return 0
     if args.action == "revoke":
         if args.device_id is None:
@@ -409,7 +428,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 "check the id: `faregate backoffice devices` lists them",
                 EXIT_USAGE,
             )
-        print("revoked device %d: its sessions are refused from now on" % args.device_id)
+        events.result(
+            True,
+            "revoked device %d: its sessions are refused from now on" % args.device_id,
+            device_id=args.device_id,
+        )
         return 0
     store = _store(args.db)
     if args.auth_log:
@@ -422,7 +445,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
         if not args.json:
             for r in rows:
                 r["time"] = _when(r["time"])
-        _print(rows, ["time", "device_id", "peer", "outcome", "detail"], args.json, "no sessions")
+        _print(
+            events,
+            rows,
+            ["time", "device_id", "peer", "outcome", "detail"],
+            "no sessions",
+            "sessions",
+        )
         return 0
     rows = []
     for dev, pub, label, high, seen, revoked in store.db.execute(
@@ -443,11 +472,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
         for r in rows:
             r["pubkey"] = r["pubkey"][:16] + "..."
     cols = ["device_id", "label", "high_seq", "last_seen", "revoked", "pubkey"]
-    _print(rows, cols, args.json, "no devices registered (faregate backoffice devices add)")
+    _print(events, rows, cols, "no devices registered (faregate backoffice devices add)", "gates")
     return 0
 
 
-def cmd_queues(args: argparse.Namespace) -> int:
+def cmd_queues(args: argparse.Namespace, events: Events) -> int:
     from protocol import messages
 
     store = _store(args.db)
@@ -467,7 +496,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
             "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
         )
     ]
-    _print(rows, list(rows[0]) if rows else [], args.json, "no devices registered")
+    _print(events, rows, list(rows[0]) if rows else [], "no devices registered", "gates")
     return 0
 
 
@@ -544,12 +573,14 @@ def _trust(t: dict[str, Any]) -> str:
     )
 
 
-def cmd_anomalies(args: argparse.Namespace) -> int:
+def cmd_anomalies(args: argparse.Namespace, events: Events) -> int:
     rows = _store(args.db).anomalies(args.kind)
     if not args.json:
         for r in rows:
             r["time"] = _when(r["time"])
-    _print(rows, ["time", "kind", "device_id", "seq", "detail"], args.json, "no anomalies")
+    _print(
+        events, rows, ["time", "kind", "device_id", "seq", "detail"], "no anomalies", "anomalies"
+    )
     return 0
 
 
@@ -572,18 +603,18 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
     return js
 
 
-def cmd_journeys(args: argparse.Namespace) -> int:
+def cmd_journeys(args: argparse.Namespace, events: Events) -> int:
     js = _clear(args)
     if not args.json:
         for j in js:
             j["fare"] = _money(j["fare"])
             j["charged"] = _money(j["charged"])
     cols = ["account_id", "mode", "entry", "exit", "status", "fare", "charged"]
-    _print(js, cols, args.json, "no journeys")
+    _print(events, js, cols, "no journeys", "journeys")
     return 0
 
 
-def cmd_charges(args: argparse.Namespace) -> int:
+def cmd_charges(args: argparse.Namespace, events: Events) -> int:
     from host_sim.backoffice import clearing
 
     cs = clearing.charges(_clear(args))
@@ -593,14 +624,13 @@ def cmd_charges(args: argparse.Namespace) -> int:
             c["fares"] = _money(c["fares"])
             c["charged"] = _money(c["charged"])
     cols = ["account_id", "day", "mode", "journeys", "open", "fares", "charged"]
-    _print(cs, cols, args.json, "no charges")
+    _print(events, cs, cols, "no charges", "charges")
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def cmd_publish(args: argparse.Namespace, events: Events) -> int:
     from host_sim.backoffice import publishing
     from protocol import messages
-    from provisioning.cli.events import Events
 
     kind = {v: k for k, v in messages.KINDS.items()}[args.kind]
     data = read_file(args.file)
@@ -610,7 +640,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
         args.kind, data, args.version, current, int(time.time()), force=args.force
     )
     for w in offer.warnings:
-        print("faregate: warning: %s (published anyway: --force)" % w, file=sys.stderr)
+        if events.as_json:
+            events.emit({"event": "warning", "message": w})
+        else:
+            print("faregate: warning: %s (published anyway: --force)" % w, file=sys.stderr)
     store.publish(kind, offer.version, data, int(time.time()))
     gates = [
         {
@@ -622,7 +655,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
             "SELECT device_id, label, status FROM devices WHERE revoked IS NULL ORDER BY device_id"
         )
     ]
-    events = Events(args.json)
     previous = ", replaces version %d" % current if current is not None else ""
     message = "published %s version %d (%d bytes%s)" % (
         args.kind,

@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from protocol import certs
-from protocol.errors import FaregateError
-from provisioning.cli.events import Events
-from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, CliError
+from provisioning.cli.events import Events, run  # noqa: F401  (run: for the commands here)
+from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, CliError
 
 CRED_ENV = "FAREGATE_CRED"
 
@@ -78,22 +77,6 @@ def load_credential(args: argparse.Namespace, now: int) -> Any:
     cred = Credential(cred_dir(args))
     cred.check_time(now)
     return cred
-
-
-def run(events: Events, fn: Callable[[], int]) -> int:
-    """Run a command body; a FaregateError (which carries its message, remedy and exit code)
-    also becomes a JSON error event and the closing result (with the error's `result_fields`,
-    if it has them) before `faregate` prints it as one line; so does Ctrl-C (130)."""
-    try:
-        return fn()
-    except FaregateError as e:
-        events.error(
-            e.message or e.reason, e.remedy, e.exit_code, **getattr(e, "result_fields", {})
-        )
-        raise
-    except KeyboardInterrupt:
-        events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)
-        raise
 
 
 def open_link(args: argparse.Namespace, port: str, **kw: Any) -> Any:

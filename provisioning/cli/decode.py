@@ -1,10 +1,10 @@
 """`faregate decode FILE... [--decoder NAME] [--json]`: read QR codes from image files."""
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from provisioning.cli.events import Events, with_events
 from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
 
 DECODER_NAMES = ("faregate", "zxing", "zbar", "opencv", "opencv-aruco")
@@ -40,12 +40,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help='one JSON object per line: {"file", "texts", "ms", "decoder", "pass"}',
+        help='one JSON object per line and file: {"file", "texts", "ms", "decoder", "pass"}, '
+        "then the result event (files, missing)",
     )
-    p.set_defaults(func=cmd_decode)
+    p.set_defaults(func=with_events(cmd_decode))
 
 
-def cmd_decode(args: argparse.Namespace) -> int:
+def cmd_decode(args: argparse.Namespace, events: Events) -> int:
     from drivers.linux import decode
 
     accept = decode.looks_like_ride_code if args.ride_codes_only else None
@@ -72,7 +73,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         if args.json:
             obj = {"file": path, "texts": texts, "ms": round(ms, 3), "decoder": dec.name}
             obj["pass"] = getattr(dec, "last_pass", None)
-            print(json.dumps(obj), flush=True)
+            events.emit(obj)
         else:
             head = "%s: %d code%s in %.1f ms" % (
                 path,
@@ -83,10 +84,18 @@ def cmd_decode(args: argparse.Namespace) -> int:
             print(head)
             for t in texts:
                 print("  " + t)
+    found = "%d of %d file(s)" % (len(args.files) - missing, len(args.files))
     if missing:
         print(
             "faregate decode: no code found in %d of %d file(s)" % (missing, len(args.files)),
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    return 0
+    if events.as_json:
+        events.result(
+            not missing,
+            "codes found in " + found,
+            exit_code=EXIT_FAILED if missing else 0,
+            files=len(args.files),
+            missing=missing,
+        )
+    return EXIT_FAILED if missing else 0

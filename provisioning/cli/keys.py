@@ -24,6 +24,7 @@ import datetime
 import os
 from typing import Any
 
+from provisioning.cli.events import with_events
 from provisioning.cli.kit import Group, add_json, need_dir
 from provisioning.cli.main import EXIT_TAIL, EXIT_USAGE, CliError
 
@@ -42,17 +43,19 @@ def register(sub: Any) -> None:
         epilog="Exit codes: 0 ok, 2 a missing or unreadable key file or directory (or a wrong "
         "passphrase), 5 a bug (report it), %s." % EXIT_TAIL,
     )
-    i = g.add("init", "create the operator's keys and CA (keeps existing ones)", cmd_init)
+    i = g.add(
+        "init", "create the operator's keys and CA (keeps existing ones)", with_events(cmd_init)
+    )
     i.add_argument("--dir", required=True, help="operator key directory")
     i.add_argument("--operator", default="faregate", help="operator name for the CA certificate")
     add_json(i)
-    sh = g.add("show", "list the operator's keys", cmd_show)
+    sh = g.add("show", "list the operator's keys", with_events(cmd_show))
     sh.add_argument("--dir", required=True, help="operator key directory")
     add_json(sh)
     t = g.add(
         "technician",
         "issue a technician credential",
-        cmd_technician,
+        with_events(cmd_technician),
         "Make a technician key in --out and a credential for it signed by the "
         "operator root. Re-issuing into the same --out keeps the key and renews the credential.",
     )
@@ -65,7 +68,7 @@ def register(sub: Any) -> None:
     t.add_argument("--days", type=int, default=30, help="days the credential is valid (30)")
     t.add_argument("--out", required=True, help="credential directory to write")
     add_json(t)
-    tl = g.add("tls", "issue a TLS certificate from the operator CA", cmd_tls)
+    tl = g.add("tls", "issue a TLS certificate from the operator CA", with_events(cmd_tls))
     tl.add_argument("--dir", required=True, help="operator key directory (root.key, ca.pem)")
     tl.add_argument(
         "--name",
@@ -85,6 +88,7 @@ def register(sub: Any) -> None:
     kind.add_argument("--server", action="store_true", help="a server certificate (back office)")
     kind.add_argument("--client", action="store_true", help="a client certificate (gate)")
     tl.add_argument("--out", required=True, help="file prefix: writes PREFIX.key and PREFIX.pem")
+    add_json(tl)
 
 
 _SEALED = {True: "encrypted", False: "NOT encrypted", None: "-"}
@@ -141,12 +145,10 @@ def _result(ev: Any, rows: list[dict], directory: str) -> None:
     )
 
 
-def cmd_init(args: argparse.Namespace) -> int:
+def cmd_init(args: argparse.Namespace, ev: Any) -> int:
     from provisioning import operator_keys
     from provisioning.cli import connect
-    from provisioning.cli.events import Events
 
-    ev = Events.for_args(args)
     rows = operator_keys.init_operator(args.dir, args.operator, connect.now())
     ev.say("operator keys in %s:" % args.dir)
     _print_rows(ev, rows)
@@ -156,23 +158,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace, ev: Any) -> int:
     from provisioning import operator_keys
-    from provisioning.cli.events import Events
 
     need_dir(args.dir, "operator key directory", "create it with `faregate keys init --dir DIR`")
-    ev = Events.for_args(args)
     rows = operator_keys.show_operator(args.dir)
     _print_rows(ev, rows)
     _result(ev, rows, args.dir)
     return 0
 
 
-def cmd_technician(args: argparse.Namespace) -> int:
+def cmd_technician(args: argparse.Namespace, ev: Any) -> int:
     from protocol import certs
     from provisioning import operator_keys
     from provisioning.cli import connect
-    from provisioning.cli.events import Events
 
     if len(args.name.encode()) > certs.LABEL_LEN:
         raise CliError("--name is over 16 bytes", "use a shorter name", EXIT_USAGE)
@@ -184,7 +183,7 @@ def cmd_technician(args: argparse.Namespace) -> int:
     cert = operator_keys.issue_technician(
         args.dir, args.out, args.id, args.name, args.role, args.days, now
     )
-    Events.for_args(args).result(
+    ev.result(
         True,
         "technician %d (%s), role %s, valid until %s: credential in %s"
         % (args.id, args.name, args.role, connect.fmt_time(cert.valid_until), args.out),
@@ -197,9 +196,10 @@ def cmd_technician(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tls(args: argparse.Namespace) -> int:
+def cmd_tls(args: argparse.Namespace, ev: Any) -> int:
     from provisioning import operator_keys, pki
     from provisioning.cli import connect
+    from provisioning.cli.timearg import iso
 
     if args.client and (args.ip or len(args.name) > 1):
         raise CliError(
@@ -227,10 +227,28 @@ def cmd_tls(args: argparse.Namespace) -> int:
     pki.save_cert(cert, args.out + ".pem")
     if args.server:
         names = ", ".join(["DNS " + n for n in dns] + ["IP " + a for a in ips])
-        print(
-            "server certificate for %s (gates may connect to: %s): %s.pem (key %s.key)"
-            % (args.name[0], names, args.out, args.out)
+        message = "server certificate for %s (gates may connect to: %s): %s.pem (key %s.key)" % (
+            args.name[0],
+            names,
+            args.out,
+            args.out,
         )
     else:
-        print("client certificate for %s: %s.pem (key %s.key)" % (args.name[0], args.out, args.out))
+        message = "client certificate for %s: %s.pem (key %s.key)" % (
+            args.name[0],
+            args.out,
+            args.out,
+        )
+    ev.result(
+        True,
+        message,
+        kind="server" if args.server else "client",
+        name=args.name[0],
+        dns=dns,
+        ip=ips,
+        cert=args.out + ".pem",
+        key=args.out + ".key",
+        not_before=iso(int(cert.not_valid_before_utc.timestamp())),
+        not_after=iso(int(cert.not_valid_after_utc.timestamp())),
+    )
     return 0

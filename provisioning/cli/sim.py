@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group
 from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
     r = g.add(
         "run",
         "run a scenario: gates, riders, back office; print a summary",
-        cmd_run,
+        with_events(cmd_run),
         RUN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,7 +46,10 @@ def register(sub: Any) -> None:
         help="report and work directory (default run/<scenario>-<seed>); emptied first",
     )
     r.add_argument(
-        "--json", action="store_true", help="print report.json's content instead of the summary"
+        "--json",
+        action="store_true",
+        help="print report.json's content (one line) and then the result event, instead of the "
+        "summary",
     )
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
     from provisioning.cli import sim_device as sim_device_cli
@@ -53,9 +57,14 @@ def register(sub: Any) -> None:
     sim_device_cli.register(g.subparsers)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, events: Events) -> int:
     return run_scenario(
-        args.scenario, args.seed, args.out, as_json=args.json, plots=not args.no_plots
+        args.scenario,
+        args.seed,
+        args.out,
+        as_json=args.json,
+        plots=not args.no_plots,
+        events=events,
     )
 
 
@@ -66,6 +75,7 @@ def run_scenario(
     as_json: bool = False,
     plots: bool = True,
     tamper: Any = None,
+    events: Events | None = None,
 ) -> int:
     """Run one scenario and write its reports; the exit code (0, or 1 if an invariant broke).
     `tamper` (tests only) swaps a deliberately buggy component in:
@@ -119,9 +129,18 @@ def run_scenario(
             "  wall time %.1f s for %.1f simulated hours (%d accepted per wall second)"
             % (wall_s, report["ended_s"] / 3600.0, wall["accepted_per_wall_s"] or 0)
         )
-    if not report["ok"]:
-        if as_json:
+    if as_json:
+        if not report["ok"]:
             for line in reports.failure_lines(report, path):
                 print(line, file=sys.stderr)
-        return EXIT_FAILED
-    return 0
+        (events or Events(True, command="sim run")).result(
+            report["ok"],
+            "%s seed %d: %s" % (path, seed, "invariants hold" if report["ok"] else "FAILED"),
+            exit_code=0 if report["ok"] else EXIT_FAILED,
+            scenario=path,
+            seed=seed,
+            out=out,
+            report=os.path.join(out, "report.json"),
+            wall_s=wall["wall_s"],
+        )
+    return 0 if report["ok"] else EXIT_FAILED

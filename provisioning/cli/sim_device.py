@@ -83,8 +83,14 @@ def register(sub: Any) -> None:
         help="where to put the symlink that --port auto-detection finds "
         "(default $%s or /tmp/faregate-sim-UID)" % SIM_DIR_ENV,
     )
-    d.add_argument("--json", action="store_true", help="print events as JSON lines")
-    d.set_defaults(func=cmd_device)
+    d.add_argument(
+        "--json",
+        action="store_true",
+        help="print events as JSON lines, ending with the result event when the gate stops",
+    )
+    from provisioning.cli.events import with_events
+
+    d.set_defaults(func=with_events(cmd_device))
 
 
 def _program(args: argparse.Namespace) -> str:
@@ -147,7 +153,7 @@ def _program(args: argparse.Namespace) -> str:
     )
 
 
-def cmd_device(args: argparse.Namespace) -> int:
+def cmd_device(args: argparse.Namespace, events: Any) -> int:
     from host_sim.hardware.sim_device import SimDevice, parse_faults
     from provisioning.cli.main import EXIT_DEVICE, EXIT_USAGE, CliError
     from provisioning.ports import sim_dir
@@ -155,7 +161,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     try:
         faults = parse_faults(args.fault)
         programmed = _program(args)
-        out = Printer(args.json)
+        out = Printer(events)
         dev = SimDevice(args.state, args.baud or None, faults, on_log=out.console)
         if args.device_id is not None and args.device_id != dev.device_id:
             raise ValueError(
@@ -174,6 +180,7 @@ def cmd_device(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     link = ""
+    how = "unplugged"  # the loop below ends when the gate is unplugged, halts or is stopped
     dev.start()
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -191,10 +198,15 @@ def cmd_device(args: argparse.Namespace) -> int:
         while not dev.halted.is_set() and not dev.unplugged.is_set():
             dev.halted.wait(0.2)
             out.service_log()
+        if dev.halted.is_set():
+            how = "halted"
     except KeyboardInterrupt:
-        pass
+        how = "interrupted"
+    except SystemExit:  # SIGTERM (stop above)
+        how = "terminated"
     finally:
         dev.stop()
+        out.close()
         if link:
             try:
                 os.remove(link)
@@ -206,6 +218,13 @@ def cmd_device(args: argparse.Namespace) -> int:
             "gate %d stopped: it cannot boot" % dev.device_id,
             "see %s/console.log" % args.state,
             EXIT_DEVICE,
+        )
+    if events.as_json:  # the text says it on stderr, above
+        events.result(
+            True,
+            "gate %d stopped (%s)" % (dev.device_id, how),
+            device_id=dev.device_id,
+            stopped=how,
         )
     return 0
 
@@ -223,8 +242,9 @@ class Printer:
     writes a service-log entry before it goes on, so new entries are printed before each
     console line (both from the main loop and from the simulator's console-log thread)."""
 
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.as_json = events.as_json
         self.dev: Any = None
         self.shown = 1  # the next service-log entry to print
         self.lock = threading.Lock()
@@ -246,8 +266,13 @@ class Printer:
             self.shown = entry["i"] + 1
             self.log_entry(entry)
 
+    def close(self) -> None:
+        """Stop following the gate (nothing is printed after the result)."""
+        with self.lock:
+            self.dev = None
+
     def emit(self, obj: dict[str, Any]) -> None:
-        print(json.dumps(obj), flush=True)
+        self.events.emit(obj)
 
     def say(self, text: str, event: str, **fields: Any) -> None:
         if self.as_json:

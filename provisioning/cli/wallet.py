@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from firmware import settings
+from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, write_file
 from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
 
@@ -40,7 +41,7 @@ def _common(c: argparse.ArgumentParser) -> None:
         default=None,
         help="the time to act at, ISO 8601 or unix seconds (default: the clock)",
     )
-    add_json(c, "print JSON (one object per code)")
+    add_json(c, "print JSON lines (one per code with mint), ending with the result event")
 
 
 def register(sub: Any) -> None:
@@ -52,7 +53,11 @@ def register(sub: Any) -> None:
         common=_common,
     ).add
 
-    c = cmd("init", "create an operator root, an issuer key, signed lists and a gate setup", _init)
+    c = cmd(
+        "init",
+        "create an operator root, an issuer key, signed lists and a gate setup",
+        with_events(_init),
+    )
     c.add_argument("--issuer-id", type=int, default=1, help="issuer key id (default 1)")
     c.add_argument("--trust-days", type=int, default=30, help="trust list validity (days)")
     c.add_argument(
@@ -77,7 +82,9 @@ def register(sub: Any) -> None:
         "accept the lists and the codes",
     )
 
-    c = cmd("issue", "issue a credential to a rider's phone (a new device key)", _issue)
+    c = cmd(
+        "issue", "issue a credential to a rider's phone (a new device key)", with_events(_issue)
+    )
     c.add_argument("--account", type=int, required=True, help="account id (< 2^40)")
     c.add_argument("--cred-no", type=int, default=None, help="credential number (default: next)")
     c.add_argument("--hours", type=float, default=24, help="validity from --now (default 24)")
@@ -86,14 +93,20 @@ def register(sub: Any) -> None:
     c.add_argument("--offline-limit", type=int, default=5000, help="minor units (default 5000)")
     c.add_argument("--issuer", type=int, default=None, help="issuer key id (default: newest)")
 
-    c = cmd("mint", "mint ride codes for a rider: text lines, or PNG files with --png", _mint)
+    c = cmd(
+        "mint",
+        "mint ride codes for a rider: text lines, or PNG files with --png",
+        with_events(_mint),
+    )
     c.add_argument("--account", type=int, required=True)
     c.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
     c.add_argument("--step", type=int, default=0, help="seconds between codes (default 0)")
     c.add_argument("--bad", metavar="KIND", default=None, help=BAD_HELP)
     c.add_argument("--png", metavar="DIR", default=None, help="write QR PNGs, print their paths")
 
-    c = cmd("deny", "deny-list an account (or one credential) with a signed delta", _deny)
+    c = cmd(
+        "deny", "deny-list an account (or one credential) with a signed delta", with_events(_deny)
+    )
     c.add_argument("--account", type=int, required=True)
     c.add_argument("--cred-no", type=int, default=0, help="one credential (default: account)")
     c.add_argument(
@@ -101,10 +114,16 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--remove", action="store_true", help="lift the entry instead")
 
-    c = cmd("rotate", "add a new issuer key; the old one stays valid for an overlap", _rotate)
+    c = cmd(
+        "rotate",
+        "add a new issuer key; the old one stays valid for an overlap",
+        with_events(_rotate),
+    )
     c.add_argument("--overlap-days", type=float, default=7)
 
-    c = cmd("trust", "re-sign the trust list (new version) with a new valid_until", _trust)
+    c = cmd(
+        "trust", "re-sign the trust list (new version) with a new valid_until", with_events(_trust)
+    )
     c.add_argument("--valid-days", type=float, default=30, help="from --now; negative: stale")
 
 
@@ -230,14 +249,15 @@ def _now(args: argparse.Namespace) -> int:
     return parse_time(args.now)
 
 
-def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
-    print(json.dumps(obj, sort_keys=True) if args.json else text)
+def _emit(events: Events, obj: dict[str, Any], text: str) -> None:
+    """The command's result: `text` for people, with --json the result event with `obj`."""
+    events.result(True, text, **obj)
 
 
 # --- commands --------------------------------------------------------------------------------
 
 
-def _init(args: argparse.Namespace) -> int:
+def _init(args: argparse.Namespace, events: Events) -> int:
     from firmware.verify import gatestate
     from firmware.verify.validator import ValidatorConfig
     from host_sim.wallet import new_signer
@@ -291,7 +311,7 @@ def _init(args: argparse.Namespace) -> int:
     st.gate_install("deny", snap)
     st.save()
     _emit(
-        args,
+        events,
         {
             "state": args.state,
             "issuer_key_id": args.issuer_id,
@@ -311,7 +331,7 @@ def _operator_keys(directory: str) -> tuple[Any, Any]:
     return root, issuer
 
 
-def _issue(args: argparse.Namespace) -> int:
+def _issue(args: argparse.Namespace, events: Events) -> int:
     from host_sim.wallet import Rider, new_signer
     from protocol import ridecode
 
@@ -347,7 +367,7 @@ def _issue(args: argparse.Namespace) -> int:
     }
     st.save()
     _emit(
-        args,
+        events,
         {"account": args.account, "cred_no": cred_no, "credential": cred.hex()},
         "wallet: account %d credential %d from issuer key %d, valid %.0f h"
         % (args.account, cred_no, issuer.key_id, args.hours),
@@ -355,7 +375,7 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mint(args: argparse.Namespace) -> int:
+def _mint(args: argparse.Namespace, events: Events) -> int:
     from host_sim.wallet import BAD_KINDS, mint_bad, render_png
 
     now = _now(args)
@@ -378,15 +398,19 @@ def _mint(args: argparse.Namespace) -> int:
             path = os.path.join(args.png, "code-%d-%d.png" % (args.account, rider.counter))
             render_png(text, path)
         if args.json:
-            print(json.dumps({"text": text, "counter": rider.counter, "at": t, "png": path}))
+            events.emit({"text": text, "counter": rider.counter, "at": t, "png": path})
         else:
             print(path or text)
     st.keep_rider(args.account, rider)
     st.save()
+    if args.json:
+        events.result(
+            True, "%d code(s) for account %d" % (args.count, args.account), count=args.count
+        )
     return 0
 
 
-def _deny(args: argparse.Namespace) -> int:
+def _deny(args: argparse.Namespace, events: Events) -> int:
     from protocol import denylist
 
     now = _now(args)
@@ -422,7 +446,7 @@ def _deny(args: argparse.Namespace) -> int:
     write_file(snap_path, op.deny_snapshot(new, d["keys"], now))
     st.save()
     _emit(
-        args,
+        events,
         {"deny_version": new, "entries": len(d["keys"]), "delta": path, "snapshot": snap_path},
         "wallet: deny list v%d (%d entr%s) installed; for gates: %s (snapshot), %s (delta)"
         % (new, len(d["keys"]), "y" if len(d["keys"]) == 1 else "ies", snap_path, path),
@@ -430,7 +454,7 @@ def _deny(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rotate(args: argparse.Namespace) -> int:
+def _rotate(args: argparse.Namespace, events: Events) -> int:
     from host_sim.wallet import new_signer
 
     now = _now(args)
@@ -450,7 +474,7 @@ def _rotate(args: argparse.Namespace) -> int:
     version = st.publish_trust(now, max(st.data["trust"]["valid_until"], now + 86400))
     st.save()
     _emit(
-        args,
+        events,
         {"new_key_id": new_id, "old_key_id": old_id, "trust_version": version},
         "wallet: issuer key %d added; key %d valid %.1f more days; trust list v%d"
         % (new_id, old_id, args.overlap_days, version),
@@ -458,14 +482,14 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trust(args: argparse.Namespace) -> int:
+def _trust(args: argparse.Namespace, events: Events) -> int:
     now = _now(args)
     st = WalletState(args.state)
     version = st.publish_trust(now, now + int(args.valid_days * 86400))
     st.save()
     path = os.path.join(args.state, "wallet", "trust-v%d.bin" % version)
     _emit(
-        args,
+        events,
         {
             "trust_version": version,
             "valid_until": st.data["trust"]["valid_until"],

@@ -1,0 +1,213 @@
+"""Every `--json` stream ends with one `result` event of one shape (provisioning/cli/events.py).
+
+Each subcommand that takes --json is run here, for success and for a failure where one is
+cheap: every line of its standard output is a JSON object, the last one is the only `result`,
+with `ok` (bool), `command` (the subcommand as typed), `exit_code` (the command's) and
+`message` (str); a time field holds a number or an ISO 8601 UTC time, never a display string.
+The last test checks that CHECKED lists every subcommand with --json (but those run on a
+simulated gate by other tests).
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from provisioning.cli.main import build_parser, main
+from tests.conftest import faregate_argv
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIME_KEYS = re.compile(r"(^|_)(time|at|until|before|after|sync|seen)$")
+T = "2026-01-01T08:00:00Z"
+# every subcommand with --json that the tests below run (the last test keeps it complete)
+CHECKED = {
+    "keys init", "keys show", "keys technician", "keys tls",
+    "wallet init", "wallet issue", "wallet mint", "wallet deny", "wallet rotate", "wallet trust",
+    "decode", "image build", "image verify", "sim run", "sim device", "ports",
+    "backoffice devices", "backoffice queues", "backoffice anomalies", "backoffice journeys",
+    "backoffice charges", "backoffice publish",
+}  # fmt: skip
+
+
+def check(text: str, command: str, exit_code: int) -> list[dict]:
+    """The stream's lines; asserts its shape and returns the lines before the result."""
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(o, dict) for o in lines), text
+    results = [o for o in lines if o.get("event") == "result"]
+    assert len(results) == 1 and lines[-1] is results[0], text
+    r = results[0]
+    assert isinstance(r["ok"], bool) and r["ok"] == (exit_code == 0), r
+    assert r["command"] == command and r["exit_code"] == exit_code, r
+    assert isinstance(r["message"], str) and r["message"], r
+    if not r["ok"] and len(lines) > 1 and lines[-2].get("event") == "error":
+        assert lines[-2]["exit_code"] == exit_code
+    for o in lines:
+        for k, v in o.items():
+            if TIME_KEYS.search(k) and v is not None:
+                assert isinstance(v, int) or ISO.match(v), (k, v)
+    assert command in CHECKED
+    return lines[:-1]
+
+
+def run(capsys, command: str, *args: str, code: int = 0) -> list[dict]:
+    """`faregate COMMAND ARGS --json` in this process; the lines before its result."""
+    capsys.readouterr()
+    got = main([*command.split(), *args, "--json"])
+    out = capsys.readouterr().out
+    assert got == code, out
+    return check(out, command, code)
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FAREGATE_PASSPHRASE", raising=False)
+    return tmp_path
+
+
+def test_keys(world, capsys):
+    rows = run(capsys, "keys init", "--dir", "op")
+    assert {r["name"] for r in rows if r["event"] == "key"} >= {"root", "sync"}
+    run(capsys, "keys show", "--dir", "op")
+    run(capsys, "keys show", "--dir", "nope", code=2)
+    run(capsys, "keys technician", "--dir", "op", "--name", "alice", "--id", "7", "--out", "t")
+    run(
+        capsys,
+        "keys tls",
+        "--dir",
+        "op",
+        "--name",
+        "bo",
+        "--ip",
+        "127.0.0.2",
+        "--server",
+        "--out",
+        "b",
+    )
+    run(capsys, "keys tls", "--dir", "op", "--name", "bo", "--server", "--out", "bo")
+    run(
+        capsys,
+        "keys tls",
+        "--dir",
+        "op",
+        "--name",
+        "g",
+        "--ip",
+        "1.2.3.4",
+        "--client",
+        "--out",
+        "g",
+        code=2,
+    )
+
+
+def test_wallet_decode_and_backoffice(world, capsys):
+    w = ("--state", "demo", "--now", T)
+    run(capsys, "wallet issue", *w, "--account", "42", code=2)  # no wallet yet
+    run(capsys, "wallet init", *w)
+    run(capsys, "wallet issue", *w, "--account", "42")
+    codes = run(capsys, "wallet mint", *w, "--account", "42", "--count", "2", "--png", "png")
+    assert [c["counter"] for c in codes] == [1, 2]
+    run(capsys, "wallet deny", *w, "--account", "7")
+    run(capsys, "wallet rotate", *w)
+    run(capsys, "wallet trust", *w)
+    files = run(capsys, "decode", codes[0]["png"], codes[1]["png"])
+    assert [f["texts"] for f in files] == [[codes[0]["text"]], [codes[1]["text"]]]
+    run(capsys, "decode", "missing.png", code=2)
+
+    db = ("--db", "bo.sqlite")
+    run(capsys, "backoffice queues", *db, code=2)  # no database yet
+    pub = "02" + "11" * 32
+    run(capsys, "backoffice devices", *db, "add", "101", "--pubkey", pub)
+    [dev] = run(capsys, "backoffice devices", *db)
+    assert dev["device_id"] == 101 and dev["last_seen"] is None
+    assert run(capsys, "backoffice devices", *db, "--auth-log") == []
+    [q] = run(capsys, "backoffice queues", *db)
+    assert q["device_id"] == 101 and q["last_sync"] is None
+    assert run(capsys, "backoffice anomalies", *db) == []
+    assert run(capsys, "backoffice journeys", *db, "--as-of", T) == []
+    assert run(capsys, "backoffice charges", *db, "--as-of", T) == []
+    trust = os.path.join("demo", "wallet", "trust-v3.bin")
+    *warnings, gate = run(capsys, "backoffice publish", *db, "trust_list", trust, "--force")
+    assert gate["event"] == "gate" and gate["device_id"] == 101
+    assert warnings and all(w["event"] == "warning" for w in warnings)  # expired: --force
+    run(capsys, "backoffice publish", *db, "deny_delta", trust, code=2)  # wrong kind
+    run(capsys, "backoffice devices", *db, "revoke", "101")
+    run(capsys, "backoffice devices", *db, "revoke", "102", code=2)
+
+
+def test_image(world, capsys):
+    run(capsys, "keys init", "--dir", "op")
+    run(capsys, "image build", "--out", "g.fgi", "--key", "op/release.key", "--build-time", "1")
+    key = ("--key", "op/release.pub")
+    run(capsys, "image verify", "g.fgi", *key)
+    [err] = run(capsys, "image verify", "g.fgi", *key, "--floor", "9", code=1)
+    assert err["event"] == "error"
+    run(capsys, "image build", "--out", "u.fgi", "--version", "1.x", code=2)
+
+
+def test_sim_run(world, capsys):
+    from tests.test_sim_run import SMALL, _scenario
+
+    path = _scenario(world, SMALL.replace("duration_s = 900", "duration_s = 120"))
+    [report] = run(capsys, "sim run", path, "--out", "o", "--no-plots")
+    assert report["ok"] is True
+    run(capsys, "sim run", "nope.toml", code=2)
+
+
+def test_sim_device_and_ports(world):
+    env = dict(os.environ, FAREGATE_SIM_DIR=str(world / "simdir"))
+    env.pop("FAREGATE_PORT", None)
+    out, err = world / "gate.out", world / "gate.err"
+    argv = faregate_argv("sim", "device", "--state", "gate", "--device-id", "77", "--json")
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen(argv, stdout=o, stderr=e, env=env, cwd=str(world))
+    try:
+        deadline = time.monotonic() + 30
+        while '"ready"' not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)
+        p = subprocess.run(faregate_argv("ports", "--json"), env=env, capture_output=True)
+        [port] = check(p.stdout.decode(), "ports", p.returncode)
+        assert port["device_id"] == 77
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0, err.read_text()
+    events = check(out.read_text(), "sim device", 0)
+    assert [e["event"] for e in events][:2] == ["programmed", "ready"]
+    p = subprocess.run(
+        faregate_argv("sim", "device", "--state", "gate", "--image", "x", "--json"),
+        env=env,
+        cwd=str(world),
+        capture_output=True,
+    )
+    check(p.stdout.decode(), "sim device", 2)
+
+
+# run elsewhere, on a simulated gate: tests/test_provision_sim.py, test_technician_day.py,
+# test_flash_pty.py, test_device_e2e.py check their result events (events.py's shape)
+ELSEWHERE = {"provision", "flash", "device"}
+
+
+def json_commands() -> set[str]:
+    """Every subcommand of `faregate` that takes --json, as typed ("keys tls")."""
+    found = set()
+
+    def walk(parser, prefix):
+        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if any("--json" in a.option_strings for a in parser._actions):
+            found.add(prefix)
+        for a in subs:
+            for name, p in a.choices.items():
+                walk(p, (prefix + " " + name).strip())
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_every_json_command_is_checked():
+    """A subcommand that gains --json is added to CHECKED, and run above."""
+    assert {c for c in json_commands() if c.split()[0] not in ELSEWHERE} == CHECKED
