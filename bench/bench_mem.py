@@ -35,6 +35,7 @@ SCRIPT = """
 import gc, json, sys, time
 sys.path.insert(0, ".")
 gc.collect()
+gc.threshold(gc.mem_free() // 8)  # as the MCU entry point sets it (drivers/mcu/entry.py)
 START = gc.mem_alloc()
 from firmware.storage import fs as fsmod
 
