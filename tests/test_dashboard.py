@@ -27,7 +27,7 @@ from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware.devices import ManualClock
 from host_sim.station import gatedir
-from protocol import denylist, records, trustlist
+from protocol import denylist, messages, records, trustlist
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -225,9 +225,11 @@ def _cells(page, row_text):
 def test_a_gate_that_refused_a_published_blob_raises_an_alarm(tmp_path):
     store = Store(str(tmp_path / "bo.sqlite"))
     store.add_device(401, es256.public_bytes(es256.generate_key()), 1000, "A1")
+    store.note_refusal(401, 1050, "trust_list", 2, "list_stale", "an older version, since replaced")
+    store.publish(messages.KIND_TRUST_LIST, 3, b"trust list v3", 1090)
     store.note_refusal(401, 1100, "trust_list", 3, "list_bad_signature", "not signed by the root")
     store.note_refusal(401, 1200, "trust_list", 3, "list_bad_signature", "not signed by the root")
-    (gate,) = fleet.gates(store, 1300)
+    (gate,) = fleet.gates(store, 1300)  # only the refusal of what is offered now counts
     assert [(r["kind"], r["version"], r["count"]) for r in gate["refused"]] == [
         ("trust_list", 3, 2)
     ]

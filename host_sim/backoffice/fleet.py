@@ -14,13 +14,14 @@ below, each a short text:
     firmware on trial       an update is booted but not confirmed yet
     <state>                 the gate is not in service (its lifecycle state)
     notice: <text>          the gate's own notice (its validator's)
-    refused <kind> vN: <r>  the gate refused a published blob (its STATUS said so; publishing.py)
+    refused <kind> vN: <r>  the gate refused the blob published now (its STATUS said so)
 """
 
 import json
 from typing import Any
 
 from host_sim.backoffice.store import Store
+from protocol import messages
 
 QUIET_S = 3600  # a gate silent longer than this raises "no sync for N s"
 
@@ -33,9 +34,12 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
     ):
         counts[(dev, kind)] = n
     last_session = {s["device_id"]: s for s in _last_sessions(store)}
+    # refusals of what is offered now (an older version a gate refused is history, not an alarm)
+    published = {messages.KINDS[k]: v for k, v, _n in store.offers()}
     refused: dict[int, list[dict[str, Any]]] = {}
     for r in store.blob_refusals():
-        refused.setdefault(r["device_id"], []).append(r)
+        if published.get(r["kind"]) == r["version"]:
+            refused.setdefault(r["device_id"], []).append(r)
     out = []
     for dev, label, high, seen, status, revoked in store.db.execute(
         "SELECT device_id, label, high_seq, last_seen, status, revoked FROM devices "
@@ -59,11 +63,12 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
             "oldest_unsynced_age_s": oldest,
             "firmware": image.get("version"),
             "slot": image.get("slot"),
-            "trial": bool(image.get("trial")),
-            "trust_version": trust.get("version", versions.get("trust_list")),
+            "trial": bool(image["trial"]) if "trial" in image else None,
+            # versions as the STATUS's own field has them (its JSON is from the session's start)
+            "trust_version": versions.get("trust_list", trust.get("version")),
             "trust_state": trust.get("state"),
             "trust_valid_until": trust.get("valid_until"),
-            "deny_version": deny.get("version", versions.get("deny_delta")),
+            "deny_version": versions.get("deny_delta", deny.get("version")),
             "state": extra.get("state"),
             "revoked": revoked,
             "last_session": last_session.get(dev),

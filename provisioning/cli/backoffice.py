@@ -477,100 +477,77 @@ def cmd_devices(args: argparse.Namespace, events: Events) -> int:
 
 
 def cmd_queues(args: argparse.Namespace, events: Events) -> int:
-    from protocol import messages
+    import time
 
-    store = _store(args.db)
-    counts: dict[tuple[int, str], int] = {}
-    for dev, kind, n in store.db.execute(
-        "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
-    ):
-        counts[(dev, kind)] = n
-    published = {messages.KINDS[k]: v for k, v, _n in store.offers()}
-    refused: dict[int, list[dict[str, Any]]] = {}
-    for r in store.blob_refusals():
-        if published.get(r["kind"]) == r["version"]:  # refused what is offered now
-            refused.setdefault(r["device_id"], []).append(r)
-    rows = [
-        _queue_row(dev, label, high, seen, status, counts, refused.get(dev, []), args.json)
-        for dev, label, high, seen, status in store.db.execute(
-            "SELECT device_id, label, high_seq, last_seen, status FROM devices ORDER BY device_id"
-        )
-    ]
+    from host_sim.backoffice import fleet
+
+    gates = fleet.gates(_store(args.db), int(time.time()))
+    rows = [_queue_row(g, args.json) for g in gates]
     _print(events, rows, list(rows[0]) if rows else [], "no devices registered", "gates")
     return 0
 
 
-def _queue_row(dev, label, high, seen, status, counts, refused, as_json) -> dict[str, Any]:
-    """One gate of `queues`: values for --json (numbers, ISO 8601 times, booleans, null), and
-    for the table the same gathered into a few readable columns."""
+def _queue_row(g: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """One gate of `queues` from its fleet row (host_sim/backoffice/fleet.py): values for --json
+    (numbers, ISO 8601 times, booleans, null), and for the table the same gathered into a few
+    readable columns."""
     from provisioning.cli.timearg import iso
 
-    st = json.loads(status) if status else {}
-    extra = st.get("extra") or {}
-    image = extra.get("image") or {}
-    trust = extra.get("trust") or {}
-    deny = extra.get("deny") or {}
-    until = trust.get("valid_until")
-    held = st.get("versions") or {}
+    until = g["trust_valid_until"]
+    state = g["trust_state"]
+    anomalies = g["anomalies"]
     row: dict[str, Any] = {
-        "device_id": dev,
-        "label": label,
-        "stored_up_to": high,
-        "last_sync": None if seen is None else iso(seen),
-        "waiting_on_gate": st.get("unsynced"),
-        "oldest_waiting_s": st.get("oldest_age_s"),
-        "firmware_version": image.get("version"),
-        "firmware_slot": image.get("slot"),
-        "firmware_trial": bool(image["trial"]) if "trial" in image else None,
-        # versions as the STATUS's own field has them (its JSON is from the session's start)
-        "trust_list_version": held.get("trust_list", trust.get("version")),
-        "trust_list_state": trust.get("state"),
-        "trust_list_fresh": trust["state"] == "fresh" if "state" in trust else None,
+        "device_id": g["device_id"],
+        "label": g["label"],
+        "stored_up_to": g["stored_up_to"],
+        "last_sync": None if g["last_sync"] is None else iso(g["last_sync"]),
+        "waiting_on_gate": g["queue_depth"],
+        "oldest_waiting_s": g["oldest_unsynced_age_s"],
+        "firmware_version": g["firmware"],
+        "firmware_slot": g["slot"],
+        "firmware_trial": g["trial"],
+        "trust_list_version": g["trust_version"],
+        "trust_list_state": state,
+        "trust_list_fresh": None if state is None else state == "fresh",
         "trust_list_valid_until": None if until is None else iso(until),
-        "deny_list_version": held.get("deny_delta", deny.get("version")),
-        "gaps": counts.get((dev, "sequence_gap"), 0),
-        "chain_breaks": counts.get((dev, "chain_break"), 0),
-        "replays": counts.get((dev, "replay"), 0),
+        "deny_list_version": g["deny_version"],
+        "gaps": anomalies.get("sequence_gap", 0),
+        "chain_breaks": anomalies.get("chain_break", 0),
+        "replays": anomalies.get("replay", 0),
         "refused": [
             {k: r[k] for k in ("kind", "version", "reason", "detail")} | {"time": iso(r["last"])}
-            for r in refused
+            for r in g["refused"]
         ],
     }
     if as_json:
         return row
-    row["last_sync"] = _when(seen)
+    row["last_sync"] = _when(g["last_sync"])
     firmware = None
-    if image.get("version"):
-        firmware = "%s (slot %s)%s" % (
-            image["version"],
-            image["slot"],
-            " ON TRIAL" if image.get("trial") else "",
+    if g["firmware"]:
+        firmware = "%s (slot %s)%s" % (g["firmware"], g["slot"], " ON TRIAL" if g["trial"] else "")
+    trust = None
+    if state is not None:  # the gate reported its trust list
+        trust = "v%s %s until %s" % (
+            "?" if g["trust_version"] is None else g["trust_version"],
+            state if state == "fresh" else state.upper(),
+            _when(until)[:10],
         )
     table = {k: row[k] for k in ("device_id", "label", "stored_up_to", "last_sync")}
     table.update(
         waiting_on_gate=row["waiting_on_gate"],
         oldest_waiting_s=row["oldest_waiting_s"],
         firmware=firmware,
-        trust_list=_trust(trust) if trust else None,
+        trust_list=trust,
         deny_list=None if row["deny_list_version"] is None else "v%d" % row["deny_list_version"],
         gaps=row["gaps"],
         chain_breaks=row["chain_breaks"],
         replays=row["replays"],
-        refused=", ".join("%s v%d (%s)" % (r["kind"], r["version"], r["reason"]) for r in refused)
+        refused=", ".join(
+            "%s v%d (%s)" % (r["kind"], r["version"], r["reason"]) for r in g["refused"]
+        )
         or None,
     )
     return table
-
-
-def _trust(t: dict[str, Any]) -> str:
-    """The gate's trust list from its last status: version, whether it is still fresh (or how
-    the gate treats it now: stale, stale_limited, refusing) and until when it is valid."""
-    state = t.get("state", "?")
-    return "v%s %s until %s" % (
-        t.get("version", "?"),
-        state if state == "fresh" else state.upper(),
-        _when(t.get("valid_until"))[:10],
-    )
 
 
 def cmd_anomalies(args: argparse.Namespace, events: Events) -> int:
