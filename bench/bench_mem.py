@@ -72,6 +72,11 @@ class ProbeFile(fsmod.FileProxy):
         P.sample()
         return r
 
+    def readinto(self, buf):
+        r = self.f.readinto(buf)
+        P.sample()
+        return r
+
 
 _open = fsmod.Storage.open_file
 _sync = fsmod.Storage.sync_file

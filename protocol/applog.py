@@ -77,6 +77,11 @@ class Framing:
             return None, pos
         return body, end
 
+    def body_at(self, data, pos: int):
+        """The body of the good frame at `pos` of `data`, or None (a reader that streams a log
+        checks it a buffer at a time with this)."""
+        return self._at(data, pos)[0]
+
     def scan(self, data):
         """-> (bodies, good, corrupt_at): the bodies of the good frames from the start, the
         length of that good prefix, and None when what follows it (if anything) can be a torn

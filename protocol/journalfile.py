@@ -50,28 +50,45 @@ def footer(count: int, crc: int, last_hash: bytes) -> bytes:
     return f + struct.pack(">I", crc32(f) & 0xFFFFFFFF)
 
 
+def sealed_shape(size: int, tail) -> bool:
+    """A segment of `size` bytes whose last FOOTER_LEN bytes are `tail` ends with a footer
+    (its shape only; `parse_footer` and the entries' CRC check it)."""
+    return (
+        size >= FOOTER_LEN
+        and (size - FOOTER_LEN) % ENTRY_LEN == 0
+        and len(tail) == FOOTER_LEN
+        and tail[0] == FOOTER_MARK
+    )
+
+
 def looks_sealed(data) -> bool:
     """The segment's size and last bytes say it ends with a footer (not yet checked)."""
-    n = len(data)
-    return (
-        n >= FOOTER_LEN and (n - FOOTER_LEN) % ENTRY_LEN == 0 and data[-FOOTER_LEN] == FOOTER_MARK
-    )
+    return sealed_shape(len(data), data[-FOOTER_LEN:])
+
+
+def parse_footer(tail, body_len: int):
+    """-> (count, crc32 of all entries) of a footer `tail` that checks and counts exactly the
+    `body_len` bytes of entries before it; None if it does not."""
+    if len(tail) != FOOTER_LEN or tail[0] != FOOTER_MARK:
+        return None
+    _mark, count, crc = struct.unpack(">BII", tail[:9])
+    if (
+        struct.unpack(">I", tail[-4:])[0] != crc32(tail[:-4]) & 0xFFFFFFFF
+        or count * ENTRY_LEN != body_len
+    ):
+        return None
+    return count, crc
 
 
 def check_sealed(data):
     """-> count of a sealed segment whose footer and entries check; None if it does not."""
     if not looks_sealed(data):
         return None
-    f = data[-FOOTER_LEN:]
-    _mark, count, crc = struct.unpack(">BII", f[:9])
-    body = memoryview(data)[: len(data) - FOOTER_LEN]
-    if (
-        struct.unpack(">I", f[-4:])[0] != crc32(f[:-4]) & 0xFFFFFFFF
-        or count * ENTRY_LEN != len(body)
-        or crc32(body) & 0xFFFFFFFF != crc
-    ):
+    body_len = len(data) - FOOTER_LEN
+    parsed = parse_footer(bytes(data[body_len:]), body_len)
+    if parsed is None or crc32(memoryview(data)[:body_len]) & 0xFFFFFFFF != parsed[1]:
         return None
-    return count
+    return parsed[0]
 
 
 def meta(acked_seq: int, acked_hash: bytes) -> bytes:

@@ -117,71 +117,137 @@ class Journal:
                 raise JournalError(
                     "%s: records %d..%d are missing" % (seg.name, self.last_seq + 1, seg.first - 1)
                 )
-            data = fs.read_file(self._path(seg.name), b"")
-            if i < len(segs) - 1 or journalfile.looks_sealed(data):
-                self._check_sealed(seg, data)
-            else:
-                self._scan_active(seg, data)
+            last = self._check_segment(seg, i == len(segs) - 1)
             if seg.count:
                 self.last_seq = seg.first + seg.count - 1
-                self.last_hash = records.record_hash(record_at(data, seg.count - 1))
+                self.last_hash = records.record_hash(last)
             if seg.sealed and seg.first + seg.count - 1 <= self.acked_seq:
                 fs.remove_if_exists(self._path(seg.name))  # acknowledged just before a crash
                 continue
             kept.append(seg)
         self._segs = kept
 
-    def _check_sealed(self, seg, data):
+    def _check_segment(self, seg, newest: bool):
+        """Check one segment, streamed `read_records` entries at a time (a full segment is
+        about 1.1 MB; an MCU gate has 512 KB of heap). Returns its last record (None if it
+        has none); cuts the torn tail of the newest, unsealed segment."""
+        path = self._path(seg.name)
+        f = self.fs.open_file(path, "rb")
+        try:
+            size = self.fs.file_size(path)
+            tail = b""
+            if size >= journalfile.FOOTER_LEN:
+                f.seek(size - journalfile.FOOTER_LEN)
+                tail = f.read(journalfile.FOOTER_LEN)
+                f.seek(0)
+            if not newest or journalfile.sealed_shape(size, tail):
+                return self._check_sealed(seg, f, size, tail)
+            last, good = self._scan_active(seg, f, size)
+        finally:
+            f.close()
+        if good < size:
+            self.torn_bytes_cut += size - good
+            self.fs.truncate_file(path, good)
+        return last
+
+    def _chunks(self, f, size: int, where: str):
+        """(buffer, bytes in it) for each piece of the first `size` bytes of `f`, read into
+        one buffer of `read_records` entries (the only allocation that grows with the read)."""
+        buf = bytearray(self.read_records * ENTRY_LEN)
+        mv = memoryview(buf)
+        left = size
+        while left > 0:
+            want = min(left, len(buf))
+            n = 0
+            while n < want:
+                got = f.readinto(mv[n:want])
+                if not got:
+                    raise JournalError("%s ended while being read" % where)
+                n += got
+            left -= n
+            yield buf, n
+
+    def _check_sealed(self, seg, f, size, tail):
         where = self._path(seg.name)
-        if not journalfile.looks_sealed(data):
+        if not journalfile.sealed_shape(size, tail):
             raise JournalError("%s is not sealed but is not the newest segment" % where)
-        count = journalfile.check_sealed(data)
-        if count is None:
+        body_len = size - journalfile.FOOTER_LEN
+        parsed = journalfile.parse_footer(tail, body_len)
+        if parsed is None:
+            raise JournalError("%s is corrupt (sealed segment check failed)" % where)
+        count, want_crc = parsed
+        crc = 0
+        first = last = None
+        for buf, n in self._chunks(f, body_len, where):
+            crc = crc32(memoryview(buf)[:n], crc)
+            if first is None:
+                first = record_at(buf, 0)
+            last = record_at(buf, n // ENTRY_LEN - 1)
+        if crc & 0xFFFFFFFF != want_crc:
             raise JournalError("%s is corrupt (sealed segment check failed)" % where)
         seg.count = count
         seg.sealed = True
-        self._check_link(seg, data)
+        self._check_link(seg, first)
+        return last
 
-    def _check_link(self, seg, data):
+    def _check_link(self, seg, first_raw):
         """The segment continues the chain where the previous one (or the trim) ended."""
         if not seg.count:
             return
-        first = records.decode(record_at(data, 0))
+        first = records.decode(first_raw)
         if first.seq != seg.first:
             raise JournalError("%s starts at seq %d, not %d" % (seg.name, first.seq, seg.first))
         if seg.first == self.last_seq + 1 and first.prev_hash != self.last_hash:
             raise JournalError("%s does not continue the hash chain" % seg.name)
 
-    def _scan_active(self, seg, data):
-        """Check the newest, unsealed segment entry by entry; cut a torn tail."""
-        bodies, good, corrupt = ENTRY.scan(data)
-        # the good run also needs the chain: each entry's seq and prev_hash follow the last
+    def _scan_active(self, seg, f, size):
+        """Check the newest, unsealed segment entry by entry. -> (last good record, length of
+        the good run). The good run is every entry from the start that is framed (its CRC
+        checks) and chained (seq and prev_hash follow the one before); whatever follows it is
+        a torn tail, unless a framed entry lies beyond it: corruption, `JournalError`."""
+        at = ENTRY.body_at
+        seq_of = records.seq_of
+        prev_hash_of = records.prev_hash_of
+        record_hash = records.record_hash
         count = 0
-        prev = None
-        for raw in bodies:
-            if records.seq_of(raw) != seg.first + count:
-                break
-            if prev is not None and records.prev_hash_of(raw) != prev:
-                break
-            prev = records.record_hash(raw)
-            count += 1
-        if count < len(bodies):  # a framed entry that breaks the chain ends the good run
-            if count + 1 < len(bodies):
-                corrupt = count * ENTRY_LEN  # a good frame follows the bad one
-            good = count * ENTRY_LEN
-            if corrupt is not None:
-                corrupt = good
-        if corrupt is not None:
-            # a good entry after the bad one means corruption in the middle, not a torn write
-            raise JournalError(
-                "%s is corrupt at byte %d (not at the tail)" % (self._path(seg.name), corrupt)
-            )
-        if good < len(data):
-            self.torn_bytes_cut += len(data) - good
-            self.fs.truncate_file(self._path(seg.name), good)
+        prev = first = last = None
+        crc = 0
+        ended = False  # the good run has ended
+        for buf, n in self._chunks(f, size, self._path(seg.name)):
+            whole = n - n % ENTRY_LEN
+            good_here = 0
+            off = 0
+            while off < whole:
+                raw = at(buf, off)
+                if not ended:
+                    if (
+                        raw is None
+                        or seq_of(raw) != seg.first + count
+                        or (prev is not None and prev_hash_of(raw) != prev)
+                    ):
+                        ended = True
+                    else:
+                        if first is None:
+                            first = raw
+                        last = raw
+                        prev = record_hash(raw)
+                        count += 1
+                        good_here += ENTRY_LEN
+                elif raw is not None:
+                    # a good entry after the bad one: corruption in the middle, not a torn write
+                    raise JournalError(
+                        "%s is corrupt at byte %d (not at the tail)"
+                        % (self._path(seg.name), count * ENTRY_LEN)
+                    )
+                off += ENTRY_LEN
+            if good_here:
+                crc = crc32(memoryview(buf)[:good_here], crc)
+            if whole < n:
+                ended = True  # a partial entry: the file's last bytes
         seg.count = count
-        self._crc = crc32(memoryview(data)[:good])
-        self._check_link(seg, data)
+        self._crc = crc
+        self._check_link(seg, first)
+        return last, count * ENTRY_LEN
 
     # -- writing -------------------------------------------------------------------------
     def _active(self):

@@ -437,6 +437,10 @@ class _TalliedFile(FileProxy):
         self.sizes.append(n)
         return self.f.read(n)
 
+    def readinto(self, buf):
+        self.sizes.append(len(buf))
+        return self.f.readinto(buf)
+
 
 def test_uploads_and_exports_read_in_bounded_pieces_with_the_same_records():
     d = mkdtemp()
