@@ -401,8 +401,10 @@ class Journal:
             seq = start + n
         return out
 
-    def unsynced(self, chunk: int = 4096):
-        """Every unacknowledged raw record, oldest first, read `chunk` records at a time."""
+    def unsynced(self, chunk: int = 0):
+        """Every unacknowledged raw record, oldest first, read `chunk` records (by default
+        `read_records`) at a time: at most that many are in memory at once."""
+        chunk = chunk or self.read_records
         after = -1
         while True:
             raws = self.pending(chunk, after)
