@@ -95,9 +95,9 @@ SCHEMA = (
     ("buffers.link_read", "int", (64, 65536), 512, "bytes",
      "bytes taken per read of a UART or of an MCU gate's service port"),
     ("buffers.console_frame", "int", (service.MAX_REQUEST, 65536), service.MAX_FRAME, "bytes",
-     "largest service-console frame the gate takes; a larger one is dropped unread (at least "
-     "the laptop's largest request, a 4 KB upload chunk with its header; a gate that can be "
-     "flashed also takes a flash BEGIN of up to %d bytes)" % flash.MAX_PAYLOAD),
+     "largest service-console frame the gate takes; a larger one is dropped unread, a larger "
+     "flash BEGIN (an image's header and manifest) refused as image_head_too_large (at least "
+     "the laptop's largest request, a 4 KB upload chunk with its header)"),
     ("buffers.flash_chunk", "int", (256, flash.MAX_CHUNK), flash.MAX_CHUNK, "bytes",
      "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
     ("buffers.flash_window", "int", (1, 64), 8, "frames",

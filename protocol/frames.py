@@ -73,6 +73,7 @@ class FrameDecoder:
         self._pos = 0
         self._need = 0
         self.stats = {"frames": 0, "garbage_bytes": 0, "bad_header": 0, "bad_crc": 0, "oversize": 0}
+        self.oversized = None  # (type, length) of the last good header over max_payload
 
     def buffered(self) -> int:
         return len(self._buf) - self._pos
@@ -104,6 +105,7 @@ class FrameDecoder:
                 stats["bad_header"] += 1
             elif n > self.max_payload:
                 stats["oversize"] += 1
+                self.oversized = (ftype, n)  # the owner may answer it: its body is skipped
             else:
                 total = HEADER_LEN + n + TRAILER_LEN
                 if n_buf - pos < total:

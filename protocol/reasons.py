@@ -117,6 +117,11 @@ REASONS = {
         "Update refused",
         "No previous image in the other slot to go back to.",
     ),
+    "image_head_too_large": (
+        94,
+        "Update refused",
+        "The BEGIN message (image header and manifest) is over the gate's buffers.console_frame.",
+    ),
     # service console (firmware.maintenance.console): why a technician's command was refused
     "svc_unauthenticated": (
         100,

@@ -30,6 +30,7 @@ REMEDIES = {
     "update_busy": "wait for the trial boot to finish, then flash again",
     "update_no_previous": "nothing to go back to: flash the image you want (faregate flash IMAGE)",
     "no_verifier": "this gate cannot check signatures: it needs an image with a verifier",
+    "image_head_too_large": "fewer files in the image, or raise the gate's buffers.console_frame",
 }
 
 

@@ -179,10 +179,9 @@ class ServiceConsole:
         return b"", None
 
     def frame_limit(self) -> int:
-        """The decoder's limit: buffers.console_frame, or a flash BEGIN's size if larger when
-        this gate can be flashed (its header and manifest arrive in one frame)."""
-        limit = gate_config.get(self.config, "buffers.console_frame")
-        return max(limit, flash.MAX_PAYLOAD) if self.flash_service is not None else limit
+        """The decoder's limit: buffers.console_frame, flash BEGIN (an image's header and
+        manifest in one frame) included; a larger BEGIN is refused (image_head_too_large)."""
+        return gate_config.get(self.config, "buffers.console_frame")
 
     def resize(self) -> None:
         """Apply the config's frame limit (a new config came by the console or by sync)."""
@@ -193,7 +192,21 @@ class ServiceConsole:
         out = b""
         for fr in self._dec.feed(data):
             out += self.handle(fr.type, fr.payload)
+        over = self._dec.oversized
+        if over is not None:
+            self._dec.oversized = None
+            out += self._oversized(*over)
         return out
+
+    def _oversized(self, ftype: int, n: int) -> bytes:
+        """A frame over the limit was skipped unread. A flash BEGIN is answered (the laptop
+        would otherwise wait for READY): REFUSED image_head_too_large; others are dropped."""
+        if self.flash_service is None or ftype != flash.BEGIN:
+            return b""
+        limit = self._dec.max_payload
+        msg = "BEGIN of %d bytes is over buffers.console_frame (%d)" % (n, limit)
+        self.log.add("refused", {"reason": "image_head_too_large", "command": ftype})
+        return frames.encode(flash.REFUSED, flash.refused("image_head_too_large", msg))
 
     def handle(self, ftype: int, payload: bytes) -> bytes:
         now = self.ticks_ms()

@@ -5,6 +5,7 @@ import hashlib
 import json
 import struct
 
+from firmware import settings
 from firmware.storage.journal import Journal
 from protocol import certs, flash, frames, records, service
 from tests.portable import console_kit as kit
@@ -481,6 +482,29 @@ def _flash_reply(console, ftype, payload=b""):
     out = frames.FrameDecoder().feed(console.feed(frames.encode(ftype, payload)))
     assert len(out) == 1
     return out[0]
+
+
+def test_a_flash_begin_over_the_frame_limit_is_refused_typed_and_the_session_goes_on():
+    def run(d):
+        console = kit.make_gate(d)
+        console.flash_service = FakeFlash()
+        tech = kit.Tech(console)
+        tech.login()
+        limit = console.frame_limit()
+        assert limit == settings.default("buffers.console_frame") < flash.MAX_PAYLOAD
+        fr = _flash_reply(console, flash.BEGIN, b"h" * (limit + 1))
+        reason, message = flash.parse_refused(fr.payload)
+        assert (fr.type, reason) == (flash.REFUSED, "image_head_too_large")
+        assert ("%d bytes" % (limit + 1)) in message and "buffers.console_frame" in message
+        assert console.flash_service.seen == []  # never reached the flash service
+        # any other frame over the limit is dropped unread, unanswered
+        assert console.feed(frames.encode(flash.QUERY, b"q" * (limit + 1))) == b""
+        # the body was skipped: the session goes on, and a BEGIN at the limit is taken
+        fr = _flash_reply(console, flash.BEGIN, b"h" * limit)
+        assert fr.type == flash.ACK and console.flash_service.seen == [(flash.BEGIN, b"h" * limit)]
+        assert "refused" in [e["ev"] for e in console.log.since(1, 100)]
+
+    _with_gate(run)
 
 
 def test_image_frames_need_an_authenticated_session_with_the_provision_role():
