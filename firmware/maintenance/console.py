@@ -108,7 +108,7 @@ class ServiceConsole:
         sync_status=None,
     ):
         self.store = store  # firmware.storage.device_store.DeviceStore
-        self.journal = journal  # .pending_count(), .pending(n, after), .acked_seq, .ack(seq)
+        self.journal = journal  # .pending_count(), .pending(n, after), .unsynced(), .acked_seq, .ack(seq)
         self.clock = clock  # .now(), .set(t)
         self.hw = hw  # .scanner, .barrier, .sensors (see firmware.maintenance.trial_selftest)
         self.verifier = verifier  # .verify(pub, msg, sig) -> bool
@@ -660,14 +660,20 @@ class ServiceConsole:
                     "%d unsynced passages: sync first, or export them and force" % n,
                     "svc_unsynced",
                 )
-            pending = self.journal.pending(n)
-            if hashlib.sha256(b"".join(pending)).digest() != digest:
+            # hashed as the journal streams them (buffers.journal_read records at a time):
+            # up to the journal's capacity of records would not fit an MCU's heap at once
+            h = hashlib.sha256()
+            last = None
+            for raw in self.journal.unsynced():
+                h.update(raw)
+                last = raw
+            if last is None or h.digest() != digest:
                 raise Refused(
                     "export digest does not match the %d unsynced passages" % n,
                     "svc_export_mismatch",
                 )
             # dropped like acknowledged records: the journal keeps its seq and hash chain
-            self.journal.ack(records.decode(pending[-1]).seq)
+            self.journal.ack(records.seq_of(last))
         self.store.wipe()
         self.config = None
         self.resize()

@@ -317,8 +317,19 @@ def test_reset_refused_with_unsynced_passages_unless_forced_after_export():
                 break
         assert len(exported) == 70 and records.decode(exported[-1]).seq == last
         digest = hashlib.sha256(b"".join(exported)).digest()
+        # the gate hashes its unsynced records as it reads them, buffers.journal_read at a time
+        asked = []
+        pending = console.journal.pending
+
+        def tallied(limit=1000, after_seq=-1):
+            asked.append(limit)
+            return pending(limit, after_seq)
+
+        console.journal.pending = tallied
+        console.journal.read_records = 8
         out = json.loads(tech.ok(service.RESET, service.reset_body(True, digest)))
         assert out["exported_dropped"] == 70
+        assert len(asked) >= 70 // 8 and max(asked) == 8
         # the gate is blank again, the session closed, and the journal's seq goes on
         assert console.store.anchor() is None and console.store.signer() is None
         assert tech.request(service.STATUS)[2] == "svc_not_provisioned"
