@@ -29,6 +29,8 @@ site file, validator.json), and every reader of outside input already refuses a 
 keeps what it had; a constructor handed a bad value by code raises the same error.
 """
 
+import sys
+
 from protocol import flash, journalfile, service
 from protocol.errors import FormatError
 
@@ -66,7 +68,7 @@ SCHEMA = (
     ("validation.clock_offline_limit", "int", (0, 1000000), 0, "minor units",
      "offline limit while the clock is untrusted"),
     ("validation.cache_size", "int", (0, 1000000), 4096, "",
-     "verified credentials remembered (0: none)"),
+     "verified credentials remembered (0: none; 64 by default on MCU gates)"),
     # offline limits (firmware/verify/limits.py LimitsConfig)
     ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
      "unsynced passages on this gate"),
@@ -135,6 +137,14 @@ SCHEMA = (
 )
 # fmt: on
 
+# defaults that differ by profile: an MCU gate (MicroPython, docs/mcu.md) has 512 KB of heap,
+# so what would be a default's RAM there is smaller; a config may still set any value in bounds
+PROFILE = "mcu" if sys.implementation.name == "micropython" else "linux"
+PROFILE_DEFAULTS = {
+    "mcu": {"validation.cache_size": 64},  # about 0.5 KB an entry: 4096 would be ~2 MB
+    "linux": {},
+}
+
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
 ALIASES = {"validation.stale_trust": {"accept_flagged": "grace"}}
 
@@ -164,9 +174,12 @@ def row(name: str):
     return r
 
 
-def default(name: str):
-    """The schema's default for `name` (None: it has none)."""
-    return row(name)[3]
+def default(name: str, profile: str = PROFILE):
+    """The default for `name` on `profile` (this interpreter's by default): the profile's own
+    (PROFILE_DEFAULTS), else the schema's (None: it has none)."""
+    r = row(name)
+    own = PROFILE_DEFAULTS[profile]
+    return own[name] if name in own else r[3]
 
 
 def problem(name: str, value):
@@ -274,7 +287,7 @@ def value(cfg, name: str):
             cur = cfg.get(name)
         if cur is not None:
             return check(name, cur)
-    return r[3]
+    return default(name)
 
 
 def section(prefix: str, cfg=None) -> dict:

@@ -1,5 +1,7 @@
 """The one settings schema (firmware/settings.py): checks, errors, and what is built from it."""
 
+import sys
+
 from firmware import settings
 from firmware.compose import gate_config
 from firmware.gate import modes
@@ -123,3 +125,17 @@ def test_constructors_take_their_defaults_from_the_schema():
     for row in settings.SCHEMA:
         if row[3] is not None:
             assert settings.problem(row[0], row[3]) is None, row[0]  # defaults within bounds
+
+
+def test_profile_defaults_are_settings_in_bounds_and_the_mcu_cache_is_small():
+    for profile, own in settings.PROFILE_DEFAULTS.items():
+        for name, v in own.items():
+            assert settings.problem(name, v) is None, (profile, name, v)
+    assert settings.PROFILE in settings.PROFILE_DEFAULTS
+    assert settings.default("validation.cache_size", "mcu") == 64
+    assert settings.default("validation.cache_size", "linux") == 4096  # the schema's
+    here = settings.default("validation.cache_size")
+    assert here == (64 if sys.implementation.name == "micropython" else 4096)
+    assert ValidatorConfig().cache_size == here and settings.value(None, "validation.cache_size") == here
+    cfg = {"validation": {"cache_size": 10}}  # a config still sets any value in bounds
+    assert settings.value(cfg, "validation.cache_size") == 10
