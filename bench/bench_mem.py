@@ -1,6 +1,6 @@
 """P15: the MCU gate's memory on the MicroPython unix port, and the in-flash deny lookup.
 
-`micropython -X heapsize=512K` runs three phases of the real firmware and reports the heap's
+`micropython -X heapsize=512K` runs four phases of the real firmware and reports the heap's
 high-water mark of each: `gc.mem_alloc()` after a `gc.collect()`, sampled at every file read,
 write and open (every store goes through firmware/storage/fs.py) and at every turn of the gate
 loop or round of the sync session, so it is the live peak at those points:
@@ -11,9 +11,13 @@ loop or round of the sync session, so it is the live peak at those points:
                  it keeps are dropped, so what is counted is the gate's side and the frames)
     deny update  a 1,000-add / 1,000-remove delta applied to a 100,000-entry deny list held in
                  flash (firmware/verify/flashdeny.py)
+    journal open a journal holding a full 16,384-record segment (1.1 MB, twice the heap) and
+                 10 records after it is opened and checked, streamed (firmware/storage/journal.py)
 and the lookup time of that list (searched in its file). A second run (16 MB heap) states the
 P-256 comb tables' trade-off: bytes of the generator's and one issuer key's tables against the
-time of one issuer-key verification, for each spacing (protocol/p256.py).
+time of one issuer-key verification, for each spacing (protocol/p256.py). A last 512 KB run
+fills the credential cache at the MCU profile's `validation.cache_size` default and reports its
+heap, and what the Linux default of 4096 entries would take at the same size an entry.
 """
 
 import json
@@ -24,12 +28,16 @@ from array import array
 
 from bench.bench_mpy import _micropython
 from bench.util import row
-from protocol import denyfile, denylist
+from firmware import settings
+from firmware.storage.journal import Journal
+from protocol import denyfile, denylist, records
 from tests.portable import codes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAP = "512K"
 ENTRIES = 100_000
+SEGMENT = 16384  # Journal's segment_records: a full segment is 1.1 MB
+CACHE_CODES = settings.default("validation.cache_size", "mcu")  # fills the MCU default
 
 SCRIPT = """
 import gc, json, sys, time
@@ -233,8 +241,40 @@ def deny(data):
     return res
 
 
+def journal(data):
+    from firmware.storage.journal import Journal
+
+    res = base()
+    P.reset()
+    j = Journal(data["journal_dir"], 7)
+    res["peak"] = (P.base, P.peak)
+    assert j.last_seq == j.pending_count() == data["journal_records"], j.last_seq
+    j.close()
+    return res
+
+
+def cache(data):
+    from firmware import settings
+    from firmware.verify.validator import IssuerKey, Validator, ValidatorConfig
+    from protocol import p256
+    from tests.portable import codes
+
+    size = settings.default("validation.cache_size")  # the MCU profile's default
+    v = Validator(p256.Verifier(), {1: IssuerKey(1, codes.ISSUER.public_key)},
+                  config=ValidatorConfig(cache_size=size))
+    for text in data["cache_codes"]:
+        assert v.check(text, codes.NOW + 1).accept
+    gc.collect()
+    full = gc.mem_alloc()
+    n = len(v._cache)
+    v._cache.clear()
+    gc.collect()
+    return {"size": size, "entries": n, "bytes": full - gc.mem_alloc()}
+
+
 data = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
-PHASES = {"tables": tables, "passage": passage, "sync": sync, "deny": deny}
+PHASES = {"tables": tables, "passage": passage, "sync": sync, "deny": deny, "journal": journal,
+          "cache": cache}
 print(json.dumps(PHASES[sys.argv[1]](data)))
 """
 
@@ -255,6 +295,30 @@ def _deny_files(d: str) -> dict:
     # half denied accounts, half not (between them)
     probes = [a + (i % 2) for i, a in enumerate(accounts[7::97])][:1000]
     return {"deny_dir": deny_dir, "delta": delta, "entries": ENTRIES, "probes": probes}
+
+
+def _journal_files(d: str) -> dict:
+    """A journal of one full, sealed 16384-record segment (1.1 MB) and 10 records after it,
+    made on CPython, for the MCU gate's journal open."""
+    jdir = os.path.join(d, "journal")
+    os.makedirs(jdir)
+    j = Journal(jdir, 7)
+    n = SEGMENT + 10
+    j.append_many(
+        [records.Record(records.KIND_PASSAGE, 0, 0, 0, codes.NOW, account_id=9) for _ in range(n)]
+    )
+    j.close()
+    return {"journal_dir": jdir, "journal_records": n}
+
+
+def _cache_codes() -> dict:
+    """CACHE_CODES ride codes of as many credentials (each one cache entry)."""
+    return {
+        "cache_codes": [
+            codes.code(codes.credential(account_id=100 + i, cred_no=i + 1), time=codes.NOW)
+            for i in range(CACHE_CODES)
+        ]
+    }
 
 
 def _run(mpy: str, d: str, heap: str, *args: str) -> dict:
@@ -281,8 +345,9 @@ def p15() -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
         data = os.path.join(d, "p15.json")
         with open(data, "w") as f:
-            json.dump(_deny_files(d), f)
-        r = {ph: _run(mpy, d, HEAP, ph, data) for ph in ("passage", "sync", "deny")}
+            json.dump(dict(_deny_files(d), **_journal_files(d), **_cache_codes()), f)
+        r = {ph: _run(mpy, d, HEAP, ph, data) for ph in ("passage", "sync", "deny", "journal")}
+        c = _run(mpy, d, HEAP, "cache", data)
         t = _run(mpy, d, "16M", "tables")
     kb = 1024
     code = max(x["code"] for x in r.values())
@@ -300,6 +365,7 @@ def p15() -> list[dict]:
         ("passage", "peak heap: a passage (verify, journal, barrier)"),
         ("sync", "peak heap: a sync session (200 passages up)"),
         ("deny", "peak heap: deny delta on 100,000 entries in flash"),
+        ("journal", "peak heap: journal open, a full 16,384-record segment (1.1 MB) + 10"),
     ):
         base, peak = r[key]["peak"]
         rows.append(
@@ -312,6 +378,18 @@ def p15() -> list[dict]:
                 "fits %s (+%.0f KB over idle)" % (HEAP, (peak - base) / kb),
             )
         )
+    per = c["bytes"] / max(1, c["entries"])
+    rows.append(
+        row(
+            "P15",
+            "credential cache full at the MCU default (validation.cache_size %d)" % c["size"],
+            c["bytes"] / kb,
+            "KB",
+            None,
+            "(info: %.2f KB an entry; the Linux default 4096 would be %.0f KB)"
+            % (per / kb, 4096 * per / kb),
+        )
+    )
     rows += [
         row(
             "P15",

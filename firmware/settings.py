@@ -68,7 +68,7 @@ SCHEMA = (
     ("validation.clock_offline_limit", "int", (0, 1000000), 0, "minor units",
      "offline limit while the clock is untrusted"),
     ("validation.cache_size", "int", (0, 1000000), 4096, "",
-     "verified credentials remembered (0: none; 64 by default on MCU gates)"),
+     "verified credentials remembered (0: none; 32 by default on MCU gates)"),
     # offline limits (firmware/verify/limits.py LimitsConfig)
     ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
      "unsynced passages on this gate"),
@@ -141,7 +141,7 @@ SCHEMA = (
 # so what would be a default's RAM there is smaller; a config may still set any value in bounds
 PROFILE = "mcu" if sys.implementation.name == "micropython" else "linux"
 PROFILE_DEFAULTS = {
-    "mcu": {"validation.cache_size": 64},  # about 0.5 KB an entry: 4096 would be ~2 MB
+    "mcu": {"validation.cache_size": 32},  # ~0.9 KB an entry on the unix port (P15): 4096 is MBs
     "linux": {},
 }
 
