@@ -83,7 +83,16 @@ def test_an_update_through_an_authenticated_session():
         head_len = image.parse_header(data).head_len
         assert head_len > service.MAX_FRAME
         sha = hashlib.sha256(data).digest()
-        fr = _flash(console, flash.BEGIN, flash.begin(len(data), sha, data[:head_len]))
+        begin = flash.begin(len(data), sha, data[:head_len])
+        # over buffers.console_frame: refused, typed, before a byte of it is buffered
+        fr = _flash(console, flash.BEGIN, begin)
+        assert fr.type == flash.REFUSED
+        assert flash.parse_refused(fr.payload)[0] == "image_head_too_large"
+        # a config blob that raises the limit lets the same BEGIN in
+        cfg = dict(kit.CONFIG, buffers={"console_frame": 32768})
+        assert tech.put(service.BLOB_CONFIG, json.dumps(cfg).encode())[2] == "accepted"
+        assert console.frame_limit() == 32768 > len(begin)
+        fr = _flash(console, flash.BEGIN, begin)
         offset, _crc, chunk, _window = flash.parse_ready(fr.payload)
         while offset < len(data):
             fr = _flash(console, flash.DATA, flash.data(offset, data[offset : offset + chunk]))
