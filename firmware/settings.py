@@ -275,7 +275,7 @@ def validate(cfg) -> dict:
 def value(cfg, name: str):
     """Setting `name` as `cfg` (a gate config, nested or flat, or None) sets it, else its
     default."""
-    r = row(name)
+    row(name)  # an unknown name is a SettingError, set or not
     if cfg:
         cur = cfg
         for part in name.split("."):

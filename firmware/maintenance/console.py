@@ -108,7 +108,8 @@ class ServiceConsole:
         sync_status=None,
     ):
         self.store = store  # firmware.storage.device_store.DeviceStore
-        self.journal = journal  # .pending_count(), .pending(n, after), .unsynced(), .acked_seq, .ack(seq)
+        # .pending_count(), .pending(n, after), .unsynced(), .acked_seq, .ack(seq)
+        self.journal = journal
         self.clock = clock  # .now(), .set(t)
         self.hw = hw  # .scanner, .barrier, .sensors (see firmware.maintenance.trial_selftest)
         self.verifier = verifier  # .verify(pub, msg, sig) -> bool

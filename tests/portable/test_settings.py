@@ -136,6 +136,7 @@ def test_profile_defaults_are_settings_in_bounds_and_the_mcu_cache_is_small():
     assert settings.default("validation.cache_size", "linux") == 4096  # the schema's
     here = settings.default("validation.cache_size")
     assert here == (32 if sys.implementation.name == "micropython" else 4096)
-    assert ValidatorConfig().cache_size == here and settings.value(None, "validation.cache_size") == here
+    assert ValidatorConfig().cache_size == here
+    assert settings.value(None, "validation.cache_size") == here
     cfg = {"validation": {"cache_size": 10}}  # a config still sets any value in bounds
     assert settings.value(cfg, "validation.cache_size") == 10
