@@ -288,7 +288,7 @@ def _default_host_key(data: dict[str, Any], site_dir: str, err: Any) -> None:
     """A gate that syncs needs the operator's sync public key: without [sync] host_key it is
     sync.pub of the operator directory that ca_key is in (`faregate keys init` makes it)."""
     sync, ca_key = data.get("sync"), data.get("operator", {}).get("ca_key")
-    if not isinstance(sync, dict) or "host" not in sync or "host_key" in sync:
+    if not isinstance(sync, dict) or not ("host" in sync or "hosts" in sync) or "host_key" in sync:
         return
     if not isinstance(ca_key, str):
         return  # reported already
