@@ -18,7 +18,9 @@
     [validation]  window_s = 30, ...    optional: the settings of that section in
     [limits]      [selftest]  [clock]   firmware/settings.py (docs/service-console.md lists them)
     [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
-    [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
+    [sync]        host, port (or hosts = "bo1:7700,bo2:7700": several front ends of one
+                  back office, tried in order with failover), host_key (the back office's
+                  sync key, hex; default: sync.pub
                   of the operator directory, next to ca_key), interval_s, and
                   registry: the back office's SQLite file, where provisioning registers the
                   gate's key (the back office refuses gates it does not know)
