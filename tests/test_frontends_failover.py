@@ -169,9 +169,7 @@ def test_a_front_end_killed_mid_batch_the_gate_fails_over_and_nothing_is_lost_or
     port_a, out_a = s.serve("frontend-a", hold=(marker, HELD_BATCH, phase))
     port_b, out_b = s.serve("frontend-b")
     front_a = s.procs[0]
-    (s.tmp / "site.toml").write_text(
-        SITE.format(a=port_a, b=port_b, batch=BATCH_RECORDS, db=s.db)
-    )
+    (s.tmp / "site.toml").write_text(SITE.format(a=port_a, b=port_b, batch=BATCH_RECORDS, db=s.db))
 
     gate = SimGate(s.tmp, s.tmp / "gate", s.env, device_id=DEVICE_ID, passages=PASSAGES)
     s.gates.append(gate)
@@ -220,7 +218,9 @@ def test_a_front_end_killed_mid_batch_the_gate_fails_over_and_nothing_is_lost_or
     queue = s.run("backoffice", "queues", "--db", s.db, "--json").splitlines()
     dev = json.loads(queue[0])
     assert (dev["device_id"], dev["stored_up_to"], dev["waiting_on_gate"]) == (
-        DEVICE_ID, len(seqs), 0
+        DEVICE_ID,
+        len(seqs),
+        0,
     ), dev
     assert (dev["gaps"], dev["chain_breaks"], dev["replays"]) == (0, 0, 0), dev
     lines = s.run("backoffice", "anomalies", "--db", s.db, "--json").splitlines()

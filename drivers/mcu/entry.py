@@ -81,8 +81,9 @@ def hardware(device: dict, machine=None, ticks=None, log=log):
 
 
 def connector(device: dict, machine=None):
-    """`connect(dev, endpoint)` for firmware.compose.app: the sync link on the UART that device.json names
-    (opened once, at the first session, and kept), or None when the gate does not sync."""
+    """`connect(dev, endpoint)` for firmware.compose.app: the sync link on the UART that
+    device.json names (opened once, at the first session, and kept; no endpoint to choose), or
+    None when the gate does not sync."""
     url = device.get("sync_serial")
     if not url:
         return None

@@ -139,10 +139,11 @@ def serve(link, dev, log=print, connect=None) -> int:
 
 class Syncer:
     """Sync with the back office every `sync.interval_s`, one session at a time, pumped from
-    the main loop. `connect(device, endpoint)` returns the link (or raises OSError), or, where opening it
-    blocks (TCP and TLS on a Linux gate), an opener that does that elsewhere: `.poll()` -> the
-    link once ready, None until then (raises OSError when it failed), `.cancel()`. The loop
-    goes on serving riders while it opens; after CONNECT_LIMIT_S it is given up."""
+    the main loop. `connect(device, endpoint)` returns the link (or raises OSError), or, where
+    opening it blocks (TCP and TLS on a Linux gate), an opener that does that elsewhere:
+    `.poll()` -> the link once ready, None until then (raises OSError when it failed),
+    `.cancel()`. The loop goes on serving riders while it opens; after CONNECT_LIMIT_S it is
+    given up. `endpoint` is the sync front end `self.failover` chose (firmware/sync/failover.py)."""
 
     def __init__(self, dev, connect, log, ticks_ms=platform.ticks_ms):
         self.dev = dev

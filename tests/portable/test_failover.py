@@ -8,7 +8,8 @@ from tests.portable.harness import raises
 
 
 def test_hosts_parse_with_the_default_port_and_ipv6_brackets():
-    assert parse_hosts("bo1.metro:7701, bo2.metro", 7700) == [("bo1.metro", 7701), ("bo2.metro", 7700)]
+    got = parse_hosts("bo1.metro:7701, bo2.metro", 7700)
+    assert got == [("bo1.metro", 7701), ("bo2.metro", 7700)]
     assert parse_hosts("[fd00::5]:7702,10.0.0.5", 7700) == [("fd00::5", 7702), ("10.0.0.5", 7700)]
     assert parse_hosts("[::1]", 9) == [("::1", 9)]
     for bad, why in (
