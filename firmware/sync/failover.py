@@ -19,11 +19,16 @@ ingest by (device_id, seq) stores it once, and its WELCOME (the highest seq it h
 what a lost ACK left on the gate (docs/sync-protocol.md, "Several front ends").
 """
 
+from protocol.errors import FormatError
+
 MAX_ENDPOINTS = 8
 
 
-class EndpointError(ValueError):
-    """A `sync.hosts` entry that is not host[:port]."""
+class EndpointError(FormatError):
+    """A `sync.hosts` entry that is not host[:port] (the settings check reports it as the
+    setting's problem: a SettingError, reason bad_config)."""
+
+    reason = "bad_config"
 
 
 def parse_hosts(text: str, default_port: int) -> list:
