@@ -20,10 +20,10 @@
     [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
     [sync]        host, port (or hosts = "bo1:7700,bo2:7700": several front ends of one
                   back office, tried in order with failover), host_key (the back office's
-                  sync key, hex; default: sync.pub
-                  of the operator directory, next to ca_key), interval_s, and
-                  registry: the back office's SQLite file, where provisioning registers the
-                  gate's key (the back office refuses gates it does not know)
+                  sync key, hex; default: sync.pub of the operator directory, next to
+                  ca_key), interval_s, and registry: the back office's SQLite file (or its
+                  database's postgresql:// URL), where provisioning registers the gate's key
+                  (the back office refuses gates it does not know)
 
     [[gate]]                            # one table per gate
     name = "A1"
@@ -153,7 +153,9 @@ class Site:
             k: self._file(lists[k]) for k in ("trust_list", "deny_list", "fare_table") if k in lists
         }
         registry = data.get("sync", {}).get("registry")
-        self.registry = self._file(registry) if registry else None
+        # a path relative to the site file, or a database URL (postgresql://...) as it is
+        url = isinstance(registry, str) and "://" in registry
+        self.registry = registry if url else self._file(registry) if registry else None
 
     def _file(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.dir, rel))
@@ -334,6 +336,8 @@ def _check_table(table, keys, section, index, err, site_dir) -> None:
                 err(section, index, key, problem, _remedy(target))
         elif not isinstance(value, str):
             err(section, index, key, "must be a file path (a string)")
+        elif key == "registry" and "://" in value:
+            pass  # the back office's database server (postgresql://...), not a file
         elif not os.path.isfile(os.path.join(site_dir, value)):
             err(
                 section,

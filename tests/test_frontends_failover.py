@@ -13,8 +13,8 @@ records exactly once, by (device_id, seq), from 1 to its last with none missing,
 nothing pending, and the back office reports no anomaly.
 
 The database is the `backoffice_db` fixture's `--db` value: an SQLite file (WAL: both processes
-write to it) here; a PostgreSQL URL is the other value it takes (`params` below), the store
-reading and writing either behind one interface.
+write to it), or a postgresql:// URL (see the fixture); the test reads it with the driver of
+each (`stored`).
 """
 
 import json
@@ -66,10 +66,11 @@ direction = "entry"
 """
 
 
-@pytest.fixture(params=["sqlite"])
-def backoffice_db(request, tmp_path):
-    """The `--db` both front ends serve: an SQLite file. A PostgreSQL variant is one more
-    param whose branch returns the URL of a database on the private cluster fixture."""
+@pytest.fixture
+def backoffice_db(tmp_path):
+    """The `--db` both front ends serve (and the site file's registry): an SQLite file. On
+    PostgreSQL too, this fixture takes conftest's `store_target` (an SQLite path, then a fresh
+    database's postgresql:// URL on the run's private cluster) and returns it instead."""
     return str(tmp_path / "bo.sqlite")
 
 
