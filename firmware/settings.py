@@ -81,6 +81,9 @@ SCHEMA = (
     # the back office (firmware/sync/client.py, firmware/compose/app.py)
     ("sync.host", "str", (1, 253), None, "", "the back office's host name or address"),
     ("sync.port", "int", (1, 65535), 7700, "", "the back office's TCP port"),
+    ("sync.hosts", "str", (1, 2047), None, "",
+     "several sync front ends of one back office, tried in order with failover: "
+     "\"host:port,host:port\" (a port left out is sync.port); replaces sync.host when set"),
     ("sync.host_key", "hex", (33, 33), None, "",
      "the operator's sync public key (SEC1; sync.pub of `faregate keys init`)"),
     ("sync.interval_s", "int", (1, DAY), 60, "s", "time between sync sessions"),
@@ -216,6 +219,13 @@ def problem(name: str, value):
         return None
     if not bounds[0] <= len(value.encode()) <= bounds[1]:
         return "must be %d to %d bytes long" % bounds
+    if name == "sync.hosts":
+        from firmware.sync import failover
+
+        try:
+            failover.parse_hosts(value, 1)
+        except failover.EndpointError as e:
+            return str(e)
     return None
 
 

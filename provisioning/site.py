@@ -18,10 +18,12 @@
     [validation]  window_s = 30, ...    optional: the settings of that section in
     [limits]      [selftest]  [clock]   firmware/settings.py (docs/service-console.md lists them)
     [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
-    [sync]        host, port, host_key (the back office's sync key, hex; default: sync.pub
-                  of the operator directory, next to ca_key), interval_s, and
-                  registry: the back office's SQLite file, where provisioning registers the
-                  gate's key (the back office refuses gates it does not know)
+    [sync]        host, port (or hosts = "bo1:7700,bo2:7700": several front ends of one
+                  back office, tried in order with failover), host_key (the back office's
+                  sync key, hex; default: sync.pub of the operator directory, next to
+                  ca_key), interval_s, and registry: the back office's SQLite file (or its
+                  database's postgresql:// URL), where provisioning registers the gate's key
+                  (the back office refuses gates it does not know)
 
     [[gate]]                            # one table per gate
     name = "A1"
@@ -151,7 +153,9 @@ class Site:
             k: self._file(lists[k]) for k in ("trust_list", "deny_list", "fare_table") if k in lists
         }
         registry = data.get("sync", {}).get("registry")
-        self.registry = self._file(registry) if registry else None
+        # a path relative to the site file, or a database URL (postgresql://...) as it is
+        url = isinstance(registry, str) and "://" in registry
+        self.registry = registry if url else self._file(registry) if registry else None
 
     def _file(self, rel: str) -> str:
         return os.path.normpath(os.path.join(self.dir, rel))
@@ -288,7 +292,7 @@ def _default_host_key(data: dict[str, Any], site_dir: str, err: Any) -> None:
     """A gate that syncs needs the operator's sync public key: without [sync] host_key it is
     sync.pub of the operator directory that ca_key is in (`faregate keys init` makes it)."""
     sync, ca_key = data.get("sync"), data.get("operator", {}).get("ca_key")
-    if not isinstance(sync, dict) or "host" not in sync or "host_key" in sync:
+    if not isinstance(sync, dict) or not ("host" in sync or "hosts" in sync) or "host_key" in sync:
         return
     if not isinstance(ca_key, str):
         return  # reported already
@@ -332,6 +336,8 @@ def _check_table(table, keys, section, index, err, site_dir) -> None:
                 err(section, index, key, problem, _remedy(target))
         elif not isinstance(value, str):
             err(section, index, key, "must be a file path (a string)")
+        elif key == "registry" and "://" in value:
+            pass  # the back office's database server (postgresql://...), not a file
         elif not os.path.isfile(os.path.join(site_dir, value)):
             err(
                 section,

@@ -230,3 +230,14 @@ def test_check_and_predict_follow_the_gates_rules():
                       "direction": "entry", "scope": 1, "version": 1}).encode()  # fmt: skip
     offer = publishing.check("config", cfg, 2, 1, GATE_NOW)
     assert publishing.predict(offer, 8, status) == "refuses it: the config is for device 9"
+
+
+def test_a_config_names_several_sync_front_ends_and_a_bad_list_is_refused():
+    base = {"device_id": 9, "name": "x", "station": 1, "lane": 1, "mode": "metro",
+            "direction": "entry", "scope": 1, "version": 1}  # fmt: skip
+    good = dict(base, sync={"hosts": "bo1.metro:7700,bo2.metro:7701"})
+    offer = publishing.check("config", json.dumps(good).encode(), 2, 1, GATE_NOW)
+    assert offer.version == 2
+    bad = dict(base, sync={"hosts": "bo1.metro:7700,bo1.metro:7700"})
+    with pytest.raises(publishing.PublishRefused, match="sync.hosts.*listed twice"):
+        publishing.check("config", json.dumps(bad).encode(), 2, 1, GATE_NOW)

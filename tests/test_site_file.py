@@ -162,3 +162,27 @@ def test_sync_host_key_defaults_to_the_operators_sync_pub(tmp_path):
     (tmp_path / "keys" / "sync.pub").write_text("02abcd\n")
     errors, _ = _errors(tmp_path, text)
     assert errors[0][1] == "sync.host_key" and "sync.pub" in errors[0][2]
+
+
+def test_sync_hosts_names_several_front_ends_and_a_bad_entry_names_its_line(tmp_path):
+    pub = "02" + "ab" * 32
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    (tmp_path / "keys" / "sync.pub").write_text(pub + "\n")
+    text = GOOD.replace("[[gate]]", '[sync]\nhosts = "bo1:7700, bo2:7701"\n\n[[gate]]', 1)
+    st = site.load(_write(tmp_path, text))  # host_key from sync.pub, as with one host
+    assert st.config_for(st.gates[0], 1017)["sync"] == {"hosts": "bo1:7700, bo2:7701",
+                                                        "host_key": pub}  # fmt: skip
+    errors, _ = _errors(tmp_path, text.replace("bo2:7701", "bo2:70000"))
+    line = text.splitlines().index('hosts = "bo1:7700, bo2:7701"') + 1
+    assert errors == [(line, "sync.hosts", "'bo2:70000': the port must be between 1 and 65535")]
+
+
+def test_the_registry_is_a_path_beside_the_site_file_or_a_database_url(tmp_path):
+    text = GOOD.replace("[[gate]]", '[sync]\nhost = "bo"\nhost_key = "%s"\nregistry = "%s"\n\n'
+                        "[[gate]]" % ("02" + "ab" * 32, "REG"), 1)  # fmt: skip
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "bo.sqlite").write_bytes(b"")
+    st = site.load(_write(tmp_path, text.replace("REG", "db/bo.sqlite")))
+    assert st.registry == str(tmp_path / "db" / "bo.sqlite")
+    url = "postgresql://faregate@127.0.0.1:5432/backoffice"
+    assert site.load(_write(tmp_path, text.replace("REG", url))).registry == url

@@ -17,7 +17,8 @@ From the gate's `device.json`:
     "sync_serial": URL     sync over this serial port (drivers/linux/link_serial.py) instead of TCP
     "rtc_reset_time": T    what an unset clock reads (firmware/maintenance/wallclock.py)
 
-Sync over TCP goes to the config's sync.host and sync.port inside TLS: the gate presents the
+Sync over TCP goes to the sync front end the Syncer chose (firmware/sync/failover.py: the config's
+sync.hosts in order, or sync.host and sync.port) inside TLS: the gate presents the
 X.509 certificate provisioning installed for its device key (tls_cert.bin: the gate's
 certificate, then the operator CA's, which is the only CA it trusts for the back office).
 Plain TCP is used only to a back office on this machine (127.0.0.1, localhost) and only when
@@ -34,6 +35,7 @@ from drivers.linux import crypto_openssl, gpio_sysfs
 from drivers.portable import registry, wiring
 from firmware import platform
 from firmware.compose import app, gate_config
+from firmware.sync import failover
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONNECT_TIMEOUT_S = 2.0
@@ -106,25 +108,32 @@ def tls_context(state_dir: str, secret: bytes) -> Any:
 
 
 def connector(device: dict[str, Any]) -> Any:
-    """`connect(dev)` for firmware.compose.app: the gate's sync link, as device.json and its config
-    say (a serial link, ready; or a LinkOpener that is opening the TCP one)."""
+    """`connect(dev, endpoint)` for firmware.compose.app: the gate's sync link, as device.json and
+    its config say (a serial link, ready; or a LinkOpener that is opening the TCP one to
+    endpoint, (host, port); None: the config's first front end)."""
 
-    def connect(dev: Any) -> Any:
+    def connect(dev: Any, endpoint: tuple[str, int] | None = None) -> Any:
         if device.get("sync_serial"):
             return registry.open_device("link", device["sync_serial"])
         from drivers.linux.link_opener import LinkOpener
         from drivers.linux.link_tcp import TcpLink
 
         cfg = dev.console.config
-        host = gate_config.get(cfg, "sync.host")
-        if not host:
-            raise OSError("no sync.host in the gate's config")
+        if endpoint is None:
+            eps = failover.endpoints(
+                gate_config.get(cfg, "sync.host"),
+                int(gate_config.get(cfg, "sync.port")),
+                gate_config.get(cfg, "sync.hosts"),
+            )
+            endpoint = eps[0] if eps else None
+        if endpoint is None:
+            raise OSError("no sync.host (or sync.hosts) in the gate's config")
+        host, port = endpoint
         state_dir = dev.dir
         secret = platform.read_file(os.path.join(state_dir, "device.key"))
         certified = secret is not None and os.path.exists(os.path.join(state_dir, "tls_cert.bin"))
         if not certified and host not in LOOPBACK:
             raise OSError("no TLS certificate installed: provision with a [sync] host")
-        port = int(gate_config.get(cfg, "sync.port"))
 
         def open_link() -> Any:
             # in a worker thread: loading the TLS context (it may write tls_key.pem), the name

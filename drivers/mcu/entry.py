@@ -81,14 +81,15 @@ def hardware(device: dict, machine=None, ticks=None, log=log):
 
 
 def connector(device: dict, machine=None):
-    """`connect(dev)` for firmware.compose.app: the sync link on the UART that device.json names
-    (opened once, at the first session, and kept), or None when the gate does not sync."""
+    """`connect(dev, endpoint)` for firmware.compose.app: the sync link on the UART that
+    device.json names (opened once, at the first session, and kept; no endpoint to choose), or
+    None when the gate does not sync."""
     url = device.get("sync_serial")
     if not url:
         return None
     opened: list = []
 
-    def connect(_dev):
+    def connect(_dev, _endpoint=None):  # a UART: no host to choose
         if not opened:
             try:
                 opened.append(registry.open_device("link", url, machine=_machine(machine)))

@@ -8,7 +8,9 @@ board: `link`, the service port (`.read(timeout_s)` -> bytes, None when nothing 
 b"" when the port closed; `.write(bytes)`); `hw`, the hardware (drivers/portable/wiring.Hardware,
 None for none); `rng(n)` (default os.urandom); `log(text)` for the console log; `clock`, the board's
 real-time clock (default firmware.maintenance.wallclock.RTC on the state directory);
-`connect(device)`, which opens the sync link to the back office (drivers/linux/link_tcp.py with
+`connect(device, endpoint)`, which opens the sync link to the back office at endpoint (host, port),
+the sync front end firmware.sync.failover chose from `sync.hosts` or `sync.host` (None when the
+config names none: a serial link needs none) (drivers/linux/link_tcp.py with
 TLS, drivers/linux/link_serial.py, drivers/mcu/link_uart.py), or hands back an opener of it (see
 Syncer), or raises OSError (None: this gate does not sync). Signatures come from
 firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p256.py.
@@ -26,7 +28,9 @@ firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p
      (firmware.sync.client.Pump) so that riders never wait for it; opening the link never
      blocks the loop either (`connect` may hand back an opener that works elsewhere, as the
      Linux gate's TCP and TLS do: drivers/linux/link_opener.py); a failed session is logged in one
-     line and tried again after 5 s, 10 s, 20 s ... (at most 320 s, or the interval). A gate
+     line and tried again at the next sync front end at once (`sync.hosts`, several of one back
+     office: firmware.sync.failover), and once every one failed in a row, after 5 s, 10 s,
+     20 s ... (at most 320 s, or the interval). A gate
      that enters service on site (the lifecycle's `sync_now`: provisioned, claimed, configured)
      syncs at once, not an interval later; the console's status shows the Syncer's `state()`.
    It returns EXIT_REBOOT when an update was activated (over the console, or a firmware offer
@@ -49,6 +53,7 @@ from firmware.maintenance.update_agent import UpdateAgent
 from firmware.maintenance.wallclock import RTC
 from firmware.storage.fs import DISK
 from firmware.sync.client import Pump, SyncError
+from firmware.sync.failover import EndpointError, Failover, endpoints
 from protocol import service
 from protocol.errors import FaregateError
 
@@ -134,10 +139,11 @@ def serve(link, dev, log=print, connect=None) -> int:
 
 class Syncer:
     """Sync with the back office every `sync.interval_s`, one session at a time, pumped from
-    the main loop. `connect(device)` returns the link (or raises OSError), or, where opening it
-    blocks (TCP and TLS on a Linux gate), an opener that does that elsewhere: `.poll()` -> the
-    link once ready, None until then (raises OSError when it failed), `.cancel()`. The loop
-    goes on serving riders while it opens; after CONNECT_LIMIT_S it is given up."""
+    the main loop. `connect(device, endpoint)` returns the link (or raises OSError), or, where
+    opening it blocks (TCP and TLS on a Linux gate), an opener that does that elsewhere:
+    `.poll()` -> the link once ready, None until then (raises OSError when it failed),
+    `.cancel()`. The loop goes on serving riders while it opens; after CONNECT_LIMIT_S it is
+    given up. `endpoint` is the sync front end `self.failover` chose (firmware/sync/failover.py)."""
 
     def __init__(self, dev, connect, log, ticks_ms=platform.ticks_ms):
         self.dev = dev
@@ -154,6 +160,7 @@ class Syncer:
         self._opened_at = 0
         self._why_not = ""
         self.host = None  # where the last session went ("host:port", or the serial port)
+        self.failover = Failover([])  # the config's sync front ends, the one in use
         self.last_ok = None  # gate time of the last session that ended well
         self.last_error = None  # {"time", "reason", "message"} of the last failed one
         self.last = None  # {"time", "acked", "installed", "refused"} of the last good one
@@ -218,7 +225,7 @@ class Syncer:
         self._why_not = ""
         self.host = self._host()
         try:
-            got = self.connect(self.dev)
+            got = self.connect(self.dev, self.failover.current())
         except (OSError, FaregateError) as e:
             self._unreachable(e)
             return
@@ -241,9 +248,20 @@ class Syncer:
         return ""
 
     def _host(self):
+        """ "host:port" of the front end the next session goes to (None: the config names none;
+        the failover follows the config as it changes)."""
         cfg = self.dev.console.config
-        host = gate_config.get(cfg, "sync.host")
-        return "%s:%d" % (host, gate_config.get(cfg, "sync.port")) if host else None
+        try:
+            eps = endpoints(
+                gate_config.get(cfg, "sync.host"),
+                int(gate_config.get(cfg, "sync.port")),
+                gate_config.get(cfg, "sync.hosts"),
+            )
+        except EndpointError:  # the config's check refuses it; an old config may hold it
+            eps = []
+        self.failover.set_endpoints(eps)
+        here = self.failover.current()
+        return "%s:%d" % here if here else None
 
     def _poll_opening(self) -> None:
         try:
@@ -284,6 +302,7 @@ class Syncer:
         now = self.dev.clock.now()
         if not reason and pump is not None:
             self.failures = 0
+            self.failover.succeeded()
             c = pump.client
             self.last_ok = now
             self.last = {
@@ -308,6 +327,15 @@ class Syncer:
             return
         self.failures += 1
         self.last_error = {"time": now, "reason": reason, "message": message}
+        where = self.host
+        if self.failover.current() is not None and self.failover.failed():
+            # another front end of the back office has not failed yet: go there now
+            self.due = self.ticks()
+            self.host = self._host()
+            self.log(
+                "sync: failed (%s) at %s: %s; trying %s now" % (reason, where, message, self.host)
+            )
+            return
         retry = min(5 << min(self.failures - 1, 6), self._interval_s())
         self.due = self.ticks() + retry * 1000
         self.log("sync: failed (%s): %s; again in %d s" % (reason, message, retry))

@@ -71,7 +71,9 @@ def test_riders_pass_while_the_link_opens_then_the_session_runs():
     def body(d):
         dev, hw, clock = _gate(d)
         opener, lines = Opener(), []
-        syncer = app.Syncer(dev, lambda _dev: opener, lines.append, ticks_ms=clock.ticks_ms)
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: opener, lines.append, ticks_ms=clock.ticks_ms
+        )
         clock.ms += app.FIRST_SYNC_S * 1000
         syncer.poll()
         assert syncer.busy and not syncer.pumping and syncer.opening is opener
@@ -98,7 +100,9 @@ def test_a_link_that_never_opens_is_given_up_and_tried_again_later():
     def body(d):
         dev, _hw, clock = _gate(d)
         opener, lines = Opener(), []
-        syncer = app.Syncer(dev, lambda _dev: opener, lines.append, ticks_ms=clock.ticks_ms)
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: opener, lines.append, ticks_ms=clock.ticks_ms
+        )
         clock.ms += app.FIRST_SYNC_S * 1000
         syncer.poll()
         clock.ms += app.CONNECT_LIMIT_S * 1000 - 1
@@ -114,7 +118,7 @@ def test_a_link_that_never_opens_is_given_up_and_tried_again_later():
         # the next try fails while opening (refused): one line, and the back-off doubles
         opener2 = Opener()
         opener2.error = OSError("connection refused")
-        syncer.connect = lambda _dev: opener2
+        syncer.connect = lambda _dev, _endpoint: opener2
         clock.ms += 5000
         syncer.poll()
         syncer.poll()
@@ -133,7 +137,9 @@ def test_a_link_ready_at_once_starts_the_session_in_the_same_poll():
         dev, _hw, clock = _gate(d)
         host = MiniHost(device_pub=dev.store.signer().public_key)
         link, lines = HostLink(host), []
-        syncer = app.Syncer(dev, lambda _dev: link, lines.append, ticks_ms=clock.ticks_ms)
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: link, lines.append, ticks_ms=clock.ticks_ms
+        )
         clock.ms += app.FIRST_SYNC_S * 1000
         syncer.poll()
         assert syncer.pumping and link.inbox  # the HELLO went out, the CHALLENGE is back
@@ -154,7 +160,9 @@ def test_a_gate_entering_service_on_site_syncs_at_once_and_its_status_says_how_i
         hw, clock = Hardware(), Clock()
         dev, tech = _provision(d, hw, clock, host="127.0.0.1", host_key=HOST_PUB.hex())
         link, lines = HostLink(MiniHost(device_pub=dev.store.signer().public_key)), []
-        syncer = app.Syncer(dev, lambda _dev: link, lines.append, ticks_ms=clock.ticks_ms)
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: link, lines.append, ticks_ms=clock.ticks_ms
+        )
         st = tech.ok_json(service.STATUS)["sync"]
         assert st["sessions"] == 0 and st["last_ok"] is None and st["blocked"] == ""
         assert st["host"] == "127.0.0.1:7700"  # from its config, before any session
@@ -168,7 +176,7 @@ def test_a_gate_entering_service_on_site_syncs_at_once_and_its_status_says_how_i
         assert st["last_error"] is None and st["pending"] == 0 and st["sessions"] == 1
         assert st["last"]["acked"] == 0 and st["next_in_s"] == 60  # sync.interval_s
         # the back office goes away: the next session's failure shows with its reason
-        syncer.connect = lambda _dev: _raise(OSError("connection refused"))
+        syncer.connect = lambda _dev, _endpoint: _raise(OSError("connection refused"))
         clock.ms += 60_000
         syncer.poll()
         st = tech.ok_json(service.STATUS)["sync"]
@@ -189,7 +197,9 @@ def test_a_refused_blob_is_reported_in_the_sessions_status():
         bad = denylist.build_delta(2, 3, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
         host = MiniHost({(m.KIND_DENY_DELTA, 2): bad}, device_pub=dev.store.signer().public_key)
         lines = []
-        syncer = app.Syncer(dev, lambda _dev: HostLink(host), lines.append, ticks_ms=clock.ticks_ms)
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: HostLink(host), lines.append, ticks_ms=clock.ticks_ms
+        )
         syncer.poll()
         while syncer.busy:
             syncer.poll()
@@ -208,3 +218,52 @@ def test_a_refused_blob_is_reported_in_the_sessions_status():
 
 def _raise(e):
     raise e
+
+
+def test_a_failed_front_end_is_left_for_the_next_at_once_and_the_good_one_is_kept():
+    """sync.hosts names two front ends: the first refuses the connection, the Syncer tries the
+    second in the same turn of the loop (no back-off), syncs there and stays there; when both
+    fail in a row it backs off."""
+
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech = _provision(d, hw, clock, hosts="bo1:7700,bo2:7701", host_key=HOST_PUB.hex())
+        host = MiniHost(device_pub=dev.store.signer().public_key)
+        tried, lines = [], []
+
+        def connect(_dev, endpoint):
+            tried.append(endpoint)
+            if endpoint == ("bo1", 7700):
+                raise OSError("connection refused")
+            return HostLink(host)
+
+        syncer = app.Syncer(dev, connect, lines.append, ticks_ms=clock.ticks_ms)
+        assert tech.ok_json(service.STATUS)["sync"]["host"] == "bo1:7700"
+        syncer.poll()  # entering service: sync now; bo1 refuses
+        assert tried == [("bo1", 7700)] and not syncer.busy
+        assert lines == [
+            "sync: failed (connect) at bo1:7700: cannot reach the back office: connection "
+            "refused; trying bo2:7701 now"
+        ]
+        syncer.poll()  # no time went by: bo2 at once
+        assert tried[-1] == ("bo2", 7701) and syncer.pumping
+        while syncer.busy:
+            syncer.poll()
+        assert lines[-1] == "sync: 0 records acknowledged, 0 pending"
+        clock.ms += 60_000
+        syncer.poll()
+        assert tried[-1] == ("bo2", 7701)  # the last good one, not the first of the list
+        while syncer.busy:
+            syncer.poll()
+        syncer.connect = lambda _dev, endpoint: _raise(OSError("down: %s" % (endpoint,)))
+        clock.ms += 60_000
+        syncer.poll()  # bo2 fails: bo1 now
+        assert "trying bo1:7700 now" in lines[-1], lines
+        syncer.poll()  # bo1 fails too: every one failed in a row, back off (status: where the
+        # last session went; the next round begins with bo2)
+        assert lines[-1].endswith("again in 10 s"), lines
+        st = tech.ok_json(service.STATUS)["sync"]
+        assert (st["host"], st["next_in_s"], st["failures"]) == ("bo1:7700", 10, 2), st
+        dev.close()
+
+    _with(body)
