@@ -50,7 +50,7 @@ class Gate:
 
 
 def _clear(store, as_of=DAY0 + 86400 * 3):
-    js = clearing.clear(store.db, T, as_of)
+    js = clearing.clear(store, T, as_of)
     keys = [tuple(k) for j in js for k in j["records"]]
     assert len(keys) == len(set(keys)), "a passage was charged twice"
     return js

@@ -196,8 +196,21 @@ def register(sub: Any) -> None:
 
 # -- helpers ---------------------------------------------------------------------------------
 def _store(path: str, must_exist: bool = True) -> Any:
+    """The store at --db: a SQLite file path, or a postgresql:// URL."""
+    from host_sim.backoffice import backends
     from host_sim.backoffice.store import Store
 
+    if backends.is_postgres(path):
+        try:
+            return Store(path)
+        except Exception as e:  # psycopg.OperationalError: server down, bad URL, no such db
+            raise CliError(
+                "cannot open the back office database %s: %s"
+                % (backends.redact(path), str(e).strip()),
+                "check the URL, that PostgreSQL runs and the role may connect "
+                "(docs/operator-guide.md: the back office on PostgreSQL)",
+                EXIT_USAGE,
+            ) from None
     if must_exist and not os.path.exists(path):
         raise CliError(
             "no back office database at %s" % path,
@@ -436,12 +449,7 @@ def cmd_devices(args: argparse.Namespace, events: Events) -> int:
         return 0
     store = _store(args.db)
     if args.auth_log:
-        rows = [
-            dict(zip(("time", "device_id", "peer", "outcome", "detail"), r))
-            for r in store.db.execute(
-                "SELECT time, device_id, peer, outcome, detail FROM auth_log ORDER BY id"
-            )
-        ]
+        rows = store.auth_log()
         if not args.json:
             for r in rows:
                 r["time"] = _when(r["time"])
@@ -454,16 +462,14 @@ def cmd_devices(args: argparse.Namespace, events: Events) -> int:
         )
         return 0
     rows = []
-    for dev, pub, label, high, seen, revoked in store.db.execute(
-        "SELECT device_id, pubkey, label, high_seq, last_seen, revoked FROM devices "
-        "ORDER BY device_id"
-    ):
+    for d in store.devices():
+        seen, revoked = d["last_seen"], d["revoked"]
         rows.append(
             {
-                "device_id": dev,
-                "label": label,
-                "pubkey": bytes(pub).hex(),
-                "high_seq": high,
+                "device_id": d["device_id"],
+                "label": d["label"],
+                "pubkey": d["pubkey"].hex(),
+                "high_seq": d["high_seq"],
                 "last_seen": seen if args.json else _when(seen),
                 "revoked": revoked if args.json or revoked is None else _when(revoked),
             }
@@ -574,7 +580,7 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
-    js = clearing.clear(store.db, tariff, as_of)
+    js = clearing.clear(store, tariff, as_of)
     if args.account is not None:
         js = [j for j in js if j["account_id"] == args.account]
     return js
@@ -624,13 +630,11 @@ def cmd_publish(args: argparse.Namespace, events: Events) -> int:
     store.publish(kind, offer.version, data, int(time.time()))
     gates = [
         {
-            "device_id": dev,
-            "label": label,
-            "will": publishing.predict(offer, dev, json.loads(status) if status else None),
+            "device_id": d["device_id"],
+            "label": d["label"],
+            "will": publishing.predict(offer, d["device_id"], d["status"] or None),
         }
-        for dev, label, status in store.db.execute(
-            "SELECT device_id, label, status FROM devices WHERE revoked IS NULL ORDER BY device_id"
-        )
+        for d in store.devices(revoked=False)
     ]
     previous = ", replaces version %d" % current if current is not None else ""
     message = "published %s version %d (%d bytes%s)" % (
