@@ -29,7 +29,10 @@ from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file
 from provisioning.cli.main import EXIT_USAGE, CliError
 
-DB_HELP = "the back office's SQLite file (default %(default)s)"
+DB_HELP = (
+    "the back office's store: a SQLite file (default %(default)s), or a PostgreSQL URL "
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (or ...@/DB?host=/run/postgresql)"
+)
 
 
 def register(sub: Any) -> None:
@@ -52,7 +55,8 @@ def register(sub: Any) -> None:
         "Serve gates' sync sessions. Each gate proves itself with its device key (it must be "
         "registered: `backoffice devices add`); the back office proves itself with the "
         "operator's sync key (sync.key of `faregate keys init`; gates hold its public key). "
-        "Batches are stored in SQLite (WAL, synchronous=FULL) before they are acknowledged, "
+        "Batches are stored (SQLite: WAL, synchronous=FULL; or PostgreSQL: --db postgresql://...) "
+        "and committed before they are acknowledged, "
         "so a gate never deletes a record the back office could still lose. Stops with Ctrl-C.",
     )
     sv.add_argument(
@@ -261,7 +265,7 @@ def _money(v: int) -> str:
 # -- commands --------------------------------------------------------------------------------
 def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """serve's settings: the defaults, then --config FILE, then the flags given."""
-    from host_sim.backoffice import config
+    from host_sim.backoffice import backends, config
 
     values = config.defaults()
     if args.config:
@@ -278,6 +282,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "sync.idle_timeout_s": args.idle_timeout_s,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
+    if args.db is not None:  # --db is the store, whichever backend: it overrides the file's
+        values["store.url"] = args.db if backends.is_postgres(args.db) else None
     if args.host is not None or args.port is not None:
         host, port = config.parse_addr(values["sync.listen"][0])
         values["sync.listen"] = [
@@ -339,8 +345,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "cannot open the log %s: %s" % (cfg["log.file"], e.strerror), "check --log", EXIT_USAGE
         ) from None
     log = sync_server.json_lines(out)
-    db = cfg["store.path"]
+    from host_sim.backoffice import backends
+
+    db = cfg["store.url"] or cfg["store.path"]
     store = _store(db, must_exist=False)
+    shown = backends.redact(db)  # no password in the log
     metrics = Metrics(store)
     stop = threading.Event()
     if cfg["sync.serial"]:
@@ -379,9 +388,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         event["msg"] = "listening on %s (%s), storing into %s" % (
             ", ".join(listening),
             "TLS" if tls else "plain TCP, loopback only",
-            db,
+            shown,
         ) + (", http on %s" % event["http"] if runner else "")
-        event.update(listen=listening, tls=tls is not None, store=db)
+        event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
         if out is not sys.stdout:  # the terminal or the journal still says it started, once
             print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
