@@ -28,8 +28,8 @@ from tests.test_backoffice_cli import faregate_argv, run
 
 
 @pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
+def lab(tmp_path, store_target):  # the sync service on SQLite and on PostgreSQL
+    lab = Lab(tmp_path, db=store_target)
     yield lab
     lab.close()
 
