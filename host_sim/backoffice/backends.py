@@ -42,7 +42,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from host_sim.errors import SimError
+
 PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StoreUnavailable(SimError):
+    """The --db / store.url PostgreSQL server cannot be reached or refuses the role."""
+
+    reason = "store_unavailable"
+    remedy = (
+        "check the URL, that PostgreSQL runs and that the role may connect "
+        "(docs/operator-guide.md: the back office on PostgreSQL)"
+    )
 
 
 def is_postgres(target: str) -> bool:
@@ -121,7 +133,13 @@ class PostgreSQL:
 
         self.path = url
         self.errors = (psycopg.Error,)
-        self.raw = psycopg.connect(url, autocommit=True)
+        try:
+            self.raw = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as e:  # no server, no such database, bad password
+            raise StoreUnavailable(
+                "cannot open the back office database %s: %s"
+                % (redact(url), " ".join(str(e).split()))
+            ) from None
         self.lock = threading.RLock()
         self._sql: dict[str, str] = {}
 

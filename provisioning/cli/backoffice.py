@@ -205,16 +205,7 @@ def _store(path: str, must_exist: bool = True) -> Any:
     from host_sim.backoffice.store import Store
 
     if backends.is_postgres(path):
-        try:
-            return Store(path)
-        except Exception as e:  # psycopg.OperationalError: server down, bad URL, no such db
-            raise CliError(
-                "cannot open the back office database %s: %s"
-                % (backends.redact(path), str(e).strip()),
-                "check the URL, that PostgreSQL runs and the role may connect "
-                "(docs/operator-guide.md: the back office on PostgreSQL)",
-                EXIT_USAGE,
-            ) from None
+        return Store(path)  # backends.StoreUnavailable (one line, its remedy) if it cannot
     if must_exist and not os.path.exists(path):
         raise CliError(
             "no back office database at %s" % path,
