@@ -161,3 +161,29 @@ def test_a_replay_across_devices_is_one_anomaly(store_target):
     s.store_batch(2, b, NOW)  # resent: no new anomaly
     assert s.anomaly_counts() == {"replay": 2}
     s.close()
+
+
+def test_a_store_reconnects_after_the_server_dropped_it(pg_url):
+    """The server ends the session (a restart, a failover): the statement in flight fails with
+    a driver error (nothing acknowledged), the next one runs on a new connection."""
+    s = Store(pg_url)
+    s.add_device(5, KEY, NOW)
+    raws = chain(5, 4, 0)
+    s.store_batch(5, raws[:2], NOW)
+    admin = Store(pg_url)
+    admin.b.execute("SELECT pg_terminate_backend(?)", (s.db.info.backend_pid,))
+    admin.close()
+    with pytest.raises(s.errors):
+        s.store_batch(5, raws[2:], NOW)
+    assert s.store_batch(5, raws[2:], NOW) == 4 and s.count() == 4
+    assert s.anomaly_counts() == {}
+    s.close()
+
+
+def test_initdb_missing_is_a_failure_with_the_fix(monkeypatch):
+    from tests import pgcluster
+
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
+    with pytest.raises(pgcluster.ClusterError, match="make setup"):
+        pgcluster.Cluster().start()

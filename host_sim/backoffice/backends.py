@@ -133,8 +133,10 @@ class PostgreSQL:
 
         self.path = url
         self.errors = (psycopg.Error,)
+        self._connect = lambda: psycopg.connect(url, autocommit=True)
+        self._in_tx = False
         try:
-            self.raw = psycopg.connect(url, autocommit=True)
+            self.raw = self._connect()
         except psycopg.OperationalError as e:  # no server, no such database, bad password
             raise StoreUnavailable(
                 "cannot open the back office database %s: %s"
@@ -150,26 +152,37 @@ class PostgreSQL:
             self._sql[q] = out
         return out
 
+    def _conn(self) -> Any:
+        """The connection; a new one if the server closed the last (a restart, a failover:
+        the statement that saw it fail raised, so nothing it carried was acknowledged)."""
+        if self.raw.closed and not self._in_tx:  # never mid-transaction: that must fail
+            self.raw = self._connect()
+        return self.raw
+
     def execute(self, q: str, args: Any = ()) -> Any:
         with self.lock:
-            return self.raw.execute(self.sql(q), args)  # type: ignore[call-overload]
+            return self._conn().execute(self.sql(q), args)
 
     def executemany(self, q: str, rows: Any) -> None:
         with self.lock:
-            self.raw.cursor().executemany(self.sql(q), rows)  # type: ignore[call-overload]
+            self._conn().cursor().executemany(self.sql(q), rows)
 
     def rows(self, q: str, args: Any = ()) -> list[tuple]:
         with self.lock:
-            return self.raw.execute(self.sql(q), args).fetchall()  # type: ignore[call-overload]
+            return self._conn().execute(self.sql(q), args).fetchall()
 
     def one(self, q: str, args: Any = ()) -> tuple | None:
         with self.lock:
-            return self.raw.execute(self.sql(q), args).fetchone()  # type: ignore[call-overload]
+            return self._conn().execute(self.sql(q), args).fetchone()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.lock, self.raw.transaction():
-            yield
+        with self.lock, self._conn().transaction():
+            self._in_tx = True
+            try:
+                yield
+            finally:
+                self._in_tx = False
 
     def script(self, schema: str) -> None:
         with self.lock, self.raw.transaction():

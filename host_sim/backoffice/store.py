@@ -167,11 +167,16 @@ class Store:
         self.b = backends.connect(target)
         self.backend = self.b.name
         self.errors = self.b.errors  # the driver's failures: nothing may be acknowledged
-        self.db = self.b.raw  # the driver's connection, for tests that tamper with the store
         self.b.script(SCHEMA)
         if "revoked" not in self.b.columns("devices"):  # a database from before revocation
             self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
+
+    @property
+    def db(self) -> Any:
+        """The driver's connection (sqlite3 or psycopg), for tests that tamper with the store;
+        the back office itself goes through the methods."""
+        return self.b.raw
 
     # -- registry --------------------------------------------------------------------------
     def add_device(self, device_id: int, pubkey: bytes, now: int, label: str = "") -> bool:
