@@ -60,6 +60,7 @@ endef
 install:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "faregate needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(call apt_need,libzbar0,ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0',for the pyzbar decoder,the pyzbar decoder and its tests are disabled)
+	$(call apt_need,postgresql,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1,for the back office's PostgreSQL backend and its tests,the PostgreSQL tests fail)
 	$(call apt_need,chromium,test -x /usr/bin/chromium,for the dashboard's browser test,tests/test_dashboard.py fails)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"

@@ -6,6 +6,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- SimURLError (+ ValueError)    host_sim/hardware/simbus.py: a sim: URL that names nothing
  +-- PublishRefused                host_sim/backoffice/publishing.py: a blob gates would refuse
  +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
+ +-- StoreUnavailable              host_sim/backoffice/backends.py: a PostgreSQL it cannot open
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError

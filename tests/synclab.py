@@ -78,7 +78,7 @@ class FdLink:
 
 
 class Lab:
-    def __init__(self, tmp, segment_records: int = 16384) -> None:
+    def __init__(self, tmp, segment_records: int = 16384, db: str | None = None) -> None:
         import tty
 
         from provisioning import pki
@@ -89,7 +89,7 @@ class Lab:
         self.host_signer = OpenSSLSigner(generate_key())
         self.device_signer = OpenSSLSigner(generate_key())
         self.keys = HostKeys(self.host_signer, self.verifier)
-        self.db = os.path.join(self.tmp, "bo.sqlite")
+        self.db = db or os.path.join(self.tmp, "bo.sqlite")  # a SQLite file, or a PG URL
         self.store = Store(self.db)
         self.store.add_device(DEVICE_ID, self.device_signer.public_key, NOW, "lane 1")
         os.makedirs(os.path.join(self.tmp, "gate"), exist_ok=True)

@@ -42,7 +42,7 @@ class Ticks:
 
 
 @pytest.fixture
-def gate(tmp_path):
+def gate(tmp_path, store_target):  # on SQLite and on PostgreSQL
     root = es256.OpenSSLSigner(es256.generate_key())
     host = es256.OpenSSLSigner(es256.generate_key())
     issuer = es256.OpenSSLSigner(es256.generate_key())
@@ -74,7 +74,7 @@ def gate(tmp_path):
     dev = Device.open(d, None, ManualClock(NOW), crypto=es256)
     for i in range(30):
         dev.journal.append(records.Record(records.KIND_PASSAGE, 0, 0, 0, NOW + i, account_id=i))
-    store = Store(str(tmp_path / "bo.sqlite"))
+    store = Store(store_target)
     store.add_device(DEVICE_ID, es256.signer(secret).public_key, NOW)
     yield dev, store, HostKeys(host, es256.verifier())
     dev.close()

@@ -40,8 +40,8 @@ def rows(p):
 
 
 @pytest.fixture
-def served(tmp_path):
-    db = str(tmp_path / "bo.sqlite")
+def served(tmp_path, store_target):  # the operator's commands on SQLite and on PostgreSQL
+    db = store_target
     out = run("init", "--dir", str(tmp_path / "operator"), group="keys").stdout
     host_pub = bytes.fromhex(out.split()[-1])  # "the sync key's public key ...: HEX"
     key = str(tmp_path / "operator" / "sync.key")
@@ -133,6 +133,9 @@ def test_operator_workflow(served):
 
 
 def test_errors_are_one_line_with_a_remedy(tmp_path):
+    p = run("queues", "--db", "postgresql://bo:secret@/nodb?host=%s" % tmp_path, ok=False)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "cannot open the back office database" in p.stderr and "secret" not in p.stderr
     p = run("queues", "--db", str(tmp_path / "none.sqlite"), ok=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fix:" in p.stderr
     p = run("serve", "--db", str(tmp_path / "x.sqlite"), ok=False, cwd=tmp_path)

@@ -28,8 +28,8 @@ from tests.test_backoffice_cli import faregate_argv, run
 
 
 @pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
+def lab(tmp_path, store_target):  # the sync service on SQLite and on PostgreSQL
+    lab = Lab(tmp_path, db=store_target)
     yield lab
     lab.close()
 
@@ -253,7 +253,13 @@ def test_a_config_file_sets_every_setting_relative_to_itself(tmp_path):
     [
         (("idle_timeout_s = 30", "idle_timeout_s = 0"), 5, "sync.idle_timeout_s: must be a whole"),
         (('listen = ["127.0.0.1:0"]', 'listen = ["0.0.0.0"]'), 3, "sync.listen: '0.0.0.0' is not"),
-        (('path = "bo.sqlite"', 'path = "bo.sqlite"\nurl = "x"'), 9, "store.url: unknown key"),
+        (('path = "bo.sqlite"', 'path = "bo.sqlite"\nfile = "x"'), 9, "store.file: unknown key"),
+        (('path = "bo.sqlite"', 'url = "bo.sqlite"'), 8, "store.url: must be a postgresql://"),
+        (
+            ('path = "bo.sqlite"', 'path = "a"\nurl = "postgresql://a@/b"'),
+            9,
+            "store.url: set path (SQLite) or url",
+        ),
         (("[log]", "[logs]"), 13, "logs: unknown section"),
         (("[http]", "[tls]\ncert = 'a.pem'\n[http]"), 10, "tls: needs cert, key and ca together"),
         (("idle_timeout_s = 30", "idle_timeout_s = "), 5, "syntax: "),

@@ -12,8 +12,8 @@ T = clearing.load_tariff(None)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "bo.sqlite"))
+def store(store_target):  # each test on SQLite and on PostgreSQL
+    s = Store(store_target)
     s.add_device(1, b"\x02" + bytes(32), DAY0)
     yield s
     s.close()
@@ -50,7 +50,7 @@ class Gate:
 
 
 def _clear(store, as_of=DAY0 + 86400 * 3):
-    js = clearing.clear(store.db, T, as_of)
+    js = clearing.clear(store, T, as_of)
     keys = [tuple(k) for j in js for k in j["records"]]
     assert len(keys) == len(set(keys)), "a passage was charged twice"
     return js
@@ -154,7 +154,7 @@ def test_reuploaded_batches_charge_nothing_twice(store):
     g.tap(7, DAY0, 1, DIR_ENTRY)
     g.tap(7, DAY0 + 600, 8, DIR_EXIT)
     before = _clear(store)
-    raws = [r[0] for r in store.db.execute("SELECT raw FROM records ORDER BY seq")]
+    raws = [raw for _dev, _seq, raw in store.records()]
     store.store_batch(1, raws, DAY0 + 700)  # the gate's ACK was lost: same batch again
     assert _clear(store) == before and store.count() == 2
 

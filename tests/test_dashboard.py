@@ -222,8 +222,8 @@ def _cells(page, row_text):
     return page.locator("tr", has_text=row_text).first.locator("td").all_inner_texts()
 
 
-def test_a_gate_that_refused_a_published_blob_raises_an_alarm(tmp_path):
-    store = Store(str(tmp_path / "bo.sqlite"))
+def test_a_gate_that_refused_a_published_blob_raises_an_alarm(store_target):
+    store = Store(store_target)
     store.add_device(401, es256.public_bytes(es256.generate_key()), 1000, "A1")
     store.note_refusal(401, 1050, "trust_list", 2, "list_stale", "an older version, since replaced")
     store.publish(messages.KIND_TRUST_LIST, 3, b"trust list v3", 1090)

@@ -23,6 +23,7 @@ starting the image, not depending on it.
 
 import ast
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,3 +171,69 @@ def test_the_rules_state_the_layers():
     assert not broken_rule("host_sim.backoffice.server", "host_sim.errors")
     assert not broken_rule("provisioning.cli.sim", "host_sim.station.simulation")
     assert not broken_rule("provisioning.__main__", "provisioning.cli.main")
+
+
+# -- SQL lives in the store ------------------------------------------------------------------
+# The back office's one store interface: only these modules talk to a database.
+STORE_MODULES = ("host_sim.backoffice.store", "host_sim.backoffice.backends")
+DRIVERS = ("sqlite3", "psycopg", "asyncpg")
+SQL_CALLS = ("execute", "executemany", "executescript")
+SQL_TEXT = re.compile(
+    r"^\s*(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"CREATE\s+(TABLE|INDEX|UNIQUE)|ALTER\s+TABLE|DROP\s+TABLE|PRAGMA)\b",
+    re.S,
+)
+
+
+def sql_uses(source: str) -> list[tuple[int, str]]:
+    """(line, what) for each database use in `source`: a driver imported, a cursor's execute
+    called, or a string that is an SQL statement."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            out += [
+                (node.lineno, "imports " + n) for n in names if n and n.split(".")[0] in DRIVERS
+            ]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in SQL_CALLS:
+                out.append((node.lineno, "calls ." + node.func.attr))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if SQL_TEXT.match(node.value):
+                out.append((node.lineno, "SQL %r" % node.value[:40]))
+    return out
+
+
+def test_no_module_outside_the_store_runs_sql():
+    found = []
+    for path in faregate_files():
+        module = module_name(path)
+        if module in STORE_MODULES:
+            continue
+        with open(path) as f:
+            found += ["%s:%d: %s" % (module, n, what) for n, what in sql_uses(f.read())]
+    assert not found, "SQL outside host_sim/backoffice/store.py:\n" + "\n".join(found)
+    with open(os.path.join(ROOT, "host_sim", "backoffice", "store.py")) as f:
+        assert len(sql_uses(f.read())) > 20  # the check sees the store's own queries
+
+
+def test_the_sql_check_sees_each_kind_of_use():
+    planted = (
+        "import sqlite3\n"
+        "from psycopg import sql\n"
+        "db.execute('x')\n"
+        "q = 'SELECT seq FROM records'\n"
+        "u = '''UPDATE devices SET x=1'''\n"
+        "ok = 'select a date from the list'\n"
+    )
+    assert [n for n, _ in sql_uses(planted)] == [1, 2, 3, 4, 5]
+
+
+def test_the_back_office_never_imports_the_simulator():
+    files = [f for f in faregate_files() if module_name(f).startswith("host_sim.backoffice")]
+    assert len(files) >= 10
+    for path in files:
+        module = module_name(path)
+        with open(path) as f:
+            for line, name in imported_names(f.read(), module, path.endswith("__init__.py")):
+                assert not _within(name, SIMULATOR), "%s:%d imports %s" % (module, line, name)

@@ -61,3 +61,13 @@ def test_masks_hide_measurements_not_results():
     w2 = "  wall time 12.7 s for 0.6 simulated hours (87 accepted per wall second)"
     assert mask(w1) == mask(w2) and mask(w1) != mask(w2.replace("0.6", "1.6"))
     assert mask("invariants: 7 checked, all hold") != mask("invariants: 7 checked, 1 BROKEN")
+
+
+def test_the_postgresql_config_of_the_guide_loads(tmp_path):
+    from host_sim.backoffice import config
+
+    [toml] = re.findall(r"```toml\n# /etc/faregate/backoffice.toml, on PostgreSQL.*?\n(.*?)```",
+                        _guide(), re.S)  # fmt: skip
+    (tmp_path / "bo.toml").write_text(toml)
+    values = config.load(str(tmp_path / "bo.toml"))
+    assert values == {"store.url": "postgresql://faregate@/faregate?host=/var/run/postgresql"}

@@ -38,12 +38,12 @@ def faregate(*args, ok=True):
 
 
 class Fleet:
-    def __init__(self, tmp) -> None:
+    def __init__(self, tmp, db: str) -> None:
         self.root = es256.OpenSSLSigner(es256.generate_key())
         self.rid = trustlist.root_key_id(self.root.public_key)
         self.issuer = es256.OpenSSLSigner(es256.generate_key())
         host = es256.OpenSSLSigner(es256.generate_key())
-        self.db = str(tmp / "bo.sqlite")
+        self.db = db  # a SQLite file or a PostgreSQL URL
         store = Store(self.db)
         self.gates = {}
         for dev_id in GATES:
@@ -114,8 +114,8 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path):
-    f = Fleet(tmp_path)
+def fleet(tmp_path, store_target):  # on SQLite and on PostgreSQL
+    f = Fleet(tmp_path, store_target)
     yield f
     f.close()
 

@@ -234,13 +234,9 @@ MODES = {records.MODE_METRO: ("metro", _metro), records.MODE_PARKING: ("parking"
 MODES[records.MODE_STORE] = ("store", _store)
 
 
-def clear(db: Any, tariff: dict[str, Any], as_of: int) -> list[dict[str, Any]]:
-    """Journeys from every passage in the store's SQLite connection `db`, in time order."""
-    rows = db.execute(
-        "SELECT account_id, mode, device_id, seq, time, station, direction, value, flags "
-        "FROM records WHERE kind = ? ORDER BY account_id, mode, time, device_id, seq",
-        (records.KIND_PASSAGE,),
-    )
+def clear(store: Any, tariff: dict[str, Any], as_of: int) -> list[dict[str, Any]]:
+    """Journeys from every passage in the back office's `store` (store.Store), in time order."""
+    rows = store.passages()
     groups: dict[tuple[int, int], list[Tap]] = defaultdict(list)
     for account, mode, *rest in rows:
         groups[(account, mode)].append(Tap(tuple(rest)))

@@ -7,7 +7,8 @@
     serial = "/dev/ttyUSB0"          # optional: also a gate on this serial port (pyserial URL)
 
     [store]
-    path = "/var/lib/faregate/backoffice.sqlite"
+    path = "/var/lib/faregate/backoffice.sqlite"   # SQLite, embedded (the default), or:
+    url = "postgresql://faregate@/faregate?host=/run/postgresql"   # PostgreSQL (not both)
 
     [tls]                            # all three, or none (plain TCP: loopback only)
     cert = "/etc/faregate/bo.pem"
@@ -36,13 +37,14 @@ from host_sim.errors import SimError
 from provisioning.site import find_line
 
 # "section.key" -> (kind, default, meaning); kinds: listen (HOST:PORT, or a list of them),
-# addr (one HOST:PORT), path, str, seconds (an int in 1..3600)
+# addr (one HOST:PORT), path, str, seconds (an int in 1..3600), url (postgresql://...)
 FIELDS: dict[str, tuple[str, Any, str]] = {
     "sync.listen": ("listen", ["127.0.0.1:7700"], "addresses gates connect to"),
     "sync.sync_key": ("path", os.path.join("operator", "sync.key"), "the operator's sync key"),
     "sync.idle_timeout_s": ("seconds", 60, "a session silent this long is closed"),
     "sync.serial": ("str", None, "also serve a gate on this serial port (pyserial URL)"),
     "store.path": ("path", "backoffice.sqlite", "the SQLite file"),
+    "store.url": ("url", None, "the store on PostgreSQL instead: a postgresql:// URL"),
     "tls.cert": ("path", None, "the back office's TLS certificate (PEM)"),
     "tls.key": ("path", None, "its private key"),
     "tls.ca": ("path", None, "the operator CA of the gates' client certificates"),
@@ -85,6 +87,10 @@ def _value(kind: str, v: Any, base: str) -> Any:
         if not isinstance(v, str) or not v:
             raise ValueError("must be a non-empty string")
         return os.path.join(base, v) if kind == "path" else v
+    if kind == "url":
+        if not isinstance(v, str) or not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (libpq: postgresql://USER@HOST/DB)")
+        return v
     if kind == "seconds":
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 3600:
             raise ValueError("must be a whole number of seconds, 1..3600")
@@ -150,6 +156,8 @@ def load(path: str) -> dict[str, Any]:
     if tls and len(tls) < 3:
         missing = [k.split(".")[1] for k in ("tls.cert", "tls.key", "tls.ca") if k not in tls]
         bad("tls", None, "needs cert, key and ca together (missing: %s)" % ", ".join(missing))
+    if "store.path" in values and "store.url" in values:
+        bad("store", "url", "set path (SQLite) or url (PostgreSQL), not both")
     if problems:
         raise ConfigError(problems)
     return values

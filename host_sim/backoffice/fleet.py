@@ -17,7 +17,6 @@ below, each a short text:
     refused <kind> vN: <r>  the gate refused the blob published now (its STATUS said so)
 """
 
-import json
 from typing import Any
 
 from host_sim.backoffice.store import Store
@@ -28,12 +27,8 @@ QUIET_S = 3600  # a gate silent longer than this raises "no sync for N s"
 
 def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]]:
     """Every registered gate, by device id, as of `now` (unix s)."""
-    counts: dict[tuple[int, str], int] = {}
-    for dev, kind, n in store.db.execute(
-        "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
-    ):
-        counts[(dev, kind)] = n
-    last_session = {s["device_id"]: s for s in _last_sessions(store)}
+    counts = store.anomaly_counts_by_device()
+    last_session = {s["device_id"]: s for s in store.last_sessions()}
     # refusals of what is offered now (an older version a gate refused is history, not an alarm)
     published = {messages.KINDS[k]: v for k, v, _n in store.offers()}
     refused: dict[int, list[dict[str, Any]]] = {}
@@ -41,11 +36,9 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
         if published.get(r["kind"]) == r["version"]:
             refused.setdefault(r["device_id"], []).append(r)
     out = []
-    for dev, label, high, seen, status, revoked in store.db.execute(
-        "SELECT device_id, label, high_seq, last_seen, status, revoked FROM devices "
-        "ORDER BY device_id"
-    ):
-        st = json.loads(status) if status else {}
+    for d in store.devices():
+        dev, label, high, seen = d["device_id"], d["label"], d["high_seq"], d["last_seen"]
+        st, revoked = d["status"], d["revoked"]
         extra = st.get("extra") or {}
         image = extra.get("image") or {}
         trust = extra.get("trust") or {}
@@ -79,17 +72,6 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
         row["alarms"] = alarms(row, extra, now, quiet_s)
         out.append(row)
     return out
-
-
-def _last_sessions(store: Store) -> list[dict[str, Any]]:
-    cols = ("device_id", "started", "outcome", "reason")
-    return [
-        dict(zip(cols, r))
-        for r in store.db.execute(
-            "SELECT device_id, started, outcome, reason FROM sessions s WHERE id = "
-            "(SELECT MAX(id) FROM sessions t WHERE t.device_id = s.device_id)"
-        )
-    ]
 
 
 def alarms(row: dict[str, Any], extra: dict[str, Any], now: int, quiet_s: int) -> list[str]:

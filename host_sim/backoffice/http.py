@@ -11,7 +11,6 @@ operator's monitoring reaches. /healthz answers 200 with {"status": "ok", ...} w
 answers a query, else 503; /metrics is host_sim/backoffice/metrics.py's registry.
 """
 
-import sqlite3
 import time
 
 from aiohttp import web
@@ -30,9 +29,9 @@ async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     body = {"status": "ok", "uptime_s": int(time.monotonic() - request.app[STARTED])}
     try:
-        body["devices"] = store.db.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
+        body["devices"] = store.device_count()
         body["records"] = store.count()
-    except sqlite3.Error as e:
+    except store.errors as e:
         return web.json_response({"status": "store_failed", "error": str(e)}, status=503)
     return web.json_response(body)
 

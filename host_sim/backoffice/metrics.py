@@ -13,7 +13,6 @@ Read from the store at each scrape (each gate's last STATUS):
     faregate_backoffice_stale_lists                  gates whose trust list is not fresh
 """
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,12 +48,8 @@ class _Fleet(Collector):
             labels=["device_id"],
         )
         stale = 0
-        rows = self.store.db.execute(
-            "SELECT device_id, last_seen, status FROM devices WHERE revoked IS NULL "
-            "ORDER BY device_id"
-        ).fetchall()
-        for dev, seen, status in rows:
-            st = json.loads(status) if status else {}
+        for d in self.store.devices(revoked=False):
+            dev, seen, st = d["device_id"], d["last_seen"], d["status"]
             label = [str(dev)]
             if st.get("unsynced") is not None:
                 depth.add_metric(label, st["unsynced"])

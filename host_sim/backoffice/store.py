@@ -1,7 +1,10 @@
-"""The back office's store: records, device registry, anomalies and publications in SQLite.
+"""The back office's store: records, device registry, anomalies and publications.
 
-SQLite in WAL mode with synchronous=FULL: `store_batch` returns only after its transaction is
-durable, and only then does the sync server acknowledge. Records are idempotent by
+Every query of the back office is a method here (tests/test_import_contract.py checks that no
+other module runs SQL). Two backends (host_sim/backoffice/backends.py): SQLite, the embedded
+default (WAL, synchronous=FULL), or PostgreSQL (psycopg 3) when the target is a
+postgresql:// URL. `store_batch` returns only after its transaction is durable, and only
+then does the sync server acknowledge. Records are idempotent by
 (device_id, seq): a batch uploaded twice is stored once. While storing, per device:
 
 - sequence gaps (records the gate never delivered) and hash-chain breaks (a record that does
@@ -15,6 +18,18 @@ The registry (device_id -> ES256 public key) is filled by provisioning or by
 `faregate backoffice devices add`; `devices revoke` marks a stolen or retired gate, whose
 sessions are then refused (its records already stored stay); every authentication, refused or
 not, goes to auth_log.
+
+Several writers at once (server threads, or several `serve` processes on one PostgreSQL):
+`store_batch` reads the device's row (high_seq, last_hash) inside its transaction, locked
+(PostgreSQL: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE holds the database's write lock),
+so the continuity and hash-chain checks see every batch committed before, and the primary
+key (device_id, seq) with ON CONFLICT DO NOTHING stores each record once.
+
+Adding a query: write a method here with portable SQL (see backends.py: `?` placeholders,
+{blob}/{id}/{for_update} tokens, INSERT ... ON CONFLICT, BIGINT) and run it through
+`self.b` (execute, rows, one, executemany; `with self.b.transaction():` for several
+statements that commit together). New tables go in a schema string passed to
+`self.b.script` in __init__ (CREATE TABLE IF NOT EXISTS: it runs at every start).
 Publications are the typed, versioned blobs that flow down (protocol.messages.KINDS); a gate
 that refused one says so in its STATUS, kept in blob_refusals (one row per device, kind,
 version and reason, with when it was first and last reported).
@@ -23,91 +38,90 @@ not, with its outcome and the gate's queue depth: the dashboard's plots over tim
 """
 
 import json
-import sqlite3
-import threading
 from typing import Any
 
+from host_sim.backoffice import backends
 from protocol import records
 from protocol.errors import FormatError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
-    device_id  INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    kind       INTEGER NOT NULL,
-    reason     INTEGER NOT NULL,
-    time       INTEGER NOT NULL,
-    mode       INTEGER NOT NULL,
-    direction  INTEGER NOT NULL,
-    station    INTEGER NOT NULL,
-    account_id INTEGER NOT NULL,
-    cred_no    INTEGER NOT NULL,
-    counter    INTEGER NOT NULL,
-    value      INTEGER NOT NULL,
-    flags      INTEGER NOT NULL,
-    raw        BLOB    NOT NULL,
-    received   INTEGER NOT NULL,
+    device_id  BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    kind       BIGINT NOT NULL,
+    reason     BIGINT NOT NULL,
+    time       BIGINT NOT NULL,
+    mode       BIGINT NOT NULL,
+    direction  BIGINT NOT NULL,
+    station    BIGINT NOT NULL,
+    account_id BIGINT NOT NULL,
+    cred_no    BIGINT NOT NULL,
+    counter    BIGINT NOT NULL,
+    value      BIGINT NOT NULL,
+    flags      BIGINT NOT NULL,
+    raw        {blob}  NOT NULL,
+    received   BIGINT NOT NULL,
     PRIMARY KEY (device_id, seq)
-) WITHOUT ROWID;
+) {without_rowid};
 CREATE INDEX IF NOT EXISTS records_presentation
     ON records (account_id, cred_no, counter) WHERE kind = 1;
 CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
 CREATE TABLE IF NOT EXISTS devices (
-    device_id INTEGER PRIMARY KEY,
-    pubkey    BLOB NOT NULL,
+    device_id BIGINT PRIMARY KEY,
+    pubkey    {blob} NOT NULL,
     label     TEXT NOT NULL DEFAULT '',
-    added     INTEGER NOT NULL,
-    high_seq  INTEGER NOT NULL DEFAULT 0,
-    last_hash BLOB,
-    last_seen INTEGER,
+    added     BIGINT NOT NULL,
+    high_seq  BIGINT NOT NULL DEFAULT 0,
+    last_hash {blob},
+    last_seen BIGINT,
     status    TEXT,
-    revoked   INTEGER
+    revoked   BIGINT
 );
 CREATE TABLE IF NOT EXISTS anomalies (
-    id        INTEGER PRIMARY KEY,
-    time      INTEGER NOT NULL,
+    id        {id},
+    time      BIGINT NOT NULL,
     kind      TEXT NOT NULL,
-    device_id INTEGER NOT NULL,
-    seq       INTEGER NOT NULL,
+    device_id BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
     detail    TEXT NOT NULL,
     UNIQUE (kind, device_id, seq)
 );
 CREATE TABLE IF NOT EXISTS auth_log (
-    id        INTEGER PRIMARY KEY,
-    time      INTEGER NOT NULL,
-    device_id INTEGER,
+    id        {id},
+    time      BIGINT NOT NULL,
+    device_id BIGINT,
     peer      TEXT NOT NULL,
     outcome   TEXT NOT NULL,
     detail    TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS publications (
-    kind      INTEGER NOT NULL,
-    version   INTEGER NOT NULL,
-    data      BLOB NOT NULL,
-    published INTEGER NOT NULL,
+    kind      BIGINT NOT NULL,
+    version   BIGINT NOT NULL,
+    data      {blob} NOT NULL,
+    published BIGINT NOT NULL,
     PRIMARY KEY (kind, version)
 );
 CREATE TABLE IF NOT EXISTS sessions (
-    id          INTEGER PRIMARY KEY,
-    device_id   INTEGER,
+    id          {id},
+    device_id   BIGINT,
     peer        TEXT NOT NULL,
-    started     INTEGER NOT NULL,
-    duration_s  REAL NOT NULL,
+    started     BIGINT NOT NULL,
+    duration_s  DOUBLE PRECISION NOT NULL,
     outcome     TEXT NOT NULL,
-    records     INTEGER NOT NULL,
+    records     BIGINT NOT NULL,
     reason      TEXT NOT NULL,
-    queue_depth INTEGER
+    queue_depth BIGINT
 );
 CREATE INDEX IF NOT EXISTS sessions_device_started ON sessions (device_id, started);
 CREATE TABLE IF NOT EXISTS blob_refusals (
-    device_id INTEGER NOT NULL,
+    device_id BIGINT NOT NULL,
     kind      TEXT NOT NULL,
-    version   INTEGER NOT NULL,
+    version   BIGINT NOT NULL,
     reason    TEXT NOT NULL,
     detail    TEXT NOT NULL,
-    first     INTEGER NOT NULL,
-    last      INTEGER NOT NULL,
-    count     INTEGER NOT NULL DEFAULT 1,
+    first     BIGINT NOT NULL,
+    last      BIGINT NOT NULL,
+    count     BIGINT NOT NULL DEFAULT 1,
     PRIMARY KEY (device_id, kind, version, reason)
 );
 """
@@ -147,17 +161,22 @@ class Device:
 
 
 class Store:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.executescript(SCHEMA)
-        columns = [row[1] for row in self.db.execute("PRAGMA table_info(devices)")]
-        if "revoked" not in columns:  # a database from before revocation
-            self.db.execute("ALTER TABLE devices ADD COLUMN revoked INTEGER")
-        self.lock = threading.Lock()  # one writer at a time across server threads
+    def __init__(self, target: str) -> None:
+        """`target`: a file path or sqlite:///PATH (SQLite), or a postgresql:// URL."""
+        self.path = target
+        self.b = backends.connect(target)
+        self.backend = self.b.name
+        self.errors = self.b.errors  # the driver's failures: nothing may be acknowledged
+        self.b.script(SCHEMA)
+        if "revoked" not in self.b.columns("devices"):  # a database from before revocation
+            self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
+        self.lock = self.b.lock  # one statement or transaction at a time across threads
+
+    @property
+    def db(self) -> Any:
+        """The driver's connection (sqlite3 or psycopg), for tests that tamper with the store;
+        the back office itself goes through the methods."""
+        return self.b.raw
 
     # -- registry --------------------------------------------------------------------------
     def add_device(self, device_id: int, pubkey: bytes, now: int, label: str = "") -> bool:
@@ -166,10 +185,10 @@ class Store:
             raise FormatError("not a SEC1 P-256 public key", "bad_key")
         with self.lock:
             existed = self.device(device_id) is not None
-            self.db.execute(
+            self.b.execute(
                 "INSERT INTO devices (device_id, pubkey, label, added) VALUES (?,?,?,?) "
-                "ON CONFLICT(device_id) DO UPDATE SET pubkey=excluded.pubkey, revoked=NULL, "
-                "label=CASE WHEN excluded.label != '' THEN excluded.label ELSE label END",
+                "ON CONFLICT (device_id) DO UPDATE SET pubkey=excluded.pubkey, revoked=NULL, "
+                "label=CASE WHEN excluded.label != '' THEN excluded.label ELSE devices.label END",
                 (device_id, bytes(pubkey), label, now),
             )
             return not existed
@@ -177,29 +196,27 @@ class Store:
     def revoke_device(self, device_id: int, now: int) -> bool:
         """Refuse the device's sessions from now on. Returns False if it is not registered."""
         with self.lock:
-            cur = self.db.execute(
-                "UPDATE devices SET revoked=? WHERE device_id=?", (now, device_id)
-            )
+            cur = self.b.execute("UPDATE devices SET revoked=? WHERE device_id=?", (now, device_id))
             return cur.rowcount == 1
 
     def device(self, device_id: int) -> Device | None:
-        row = self.db.execute(
+        row = self.b.one(
             "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
             "WHERE device_id=?",
             (device_id,),
-        ).fetchone()
+        )
         return Device(*row) if row else None
 
     def log_auth(self, now: int, device_id: int | None, peer: str, outcome: str, detail: str):
         with self.lock:
-            self.db.execute(
+            self.b.execute(
                 "INSERT INTO auth_log (time, device_id, peer, outcome, detail) VALUES (?,?,?,?,?)",
                 (now, device_id, peer, outcome, detail),
             )
 
     def note_status(self, device_id: int, now: int, status: dict[str, Any]) -> None:
         with self.lock:
-            self.db.execute(
+            self.b.execute(
                 "UPDATE devices SET status=?, last_seen=? WHERE device_id=?",
                 (json.dumps(status, sort_keys=True), now, device_id),
             )
@@ -209,9 +226,9 @@ class Store:
             self._anomaly(now, kind, device_id, seq, detail)
 
     def _anomaly(self, now: int, kind: str, device_id: int, seq: int, detail: str) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO anomalies (time, kind, device_id, seq, detail) "
-            "VALUES (?,?,?,?,?)",
+        self.b.execute(
+            "INSERT INTO anomalies (time, kind, device_id, seq, detail) "
+            "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
             (now, kind, device_id, seq, detail),
         )
 
@@ -253,38 +270,38 @@ class Store:
             for r, raw in zip(recs, raws)
         ]
         first, last = recs[0].seq, recs[-1].seq
-        with self.lock:
-            dev = self.device(device_id)
-            if dev is None:
+        with self.b.transaction():
+            row = self.b.one(
+                "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
+                "WHERE device_id=?{for_update}",
+                (device_id,),
+            )
+            if row is None:
                 raise FormatError("device %d is not registered" % device_id, "unknown_device")
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self._check_continuity(dev, recs, raws, now)
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
-                )
-                new_from = max(first, dev.high_seq + 1)
-                if new_from <= last:
-                    for seq, odev, oseq, acct, cred, ctr in self.db.execute(
-                        _REPLAYS, (device_id, new_from, last)
-                    ).fetchall():
-                        self._anomaly(
-                            now,
-                            "replay",
-                            device_id,
-                            seq,
-                            "presentation %d/%d/%d also passed at device %d seq %d"
-                            % (acct, cred, ctr, odev, oseq),
-                        )
-                if last > dev.high_seq:
-                    self.db.execute(
-                        "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
-                        (last, records.record_hash(raws[-1]), now, device_id),
+            dev = Device(*row)
+            self._check_continuity(dev, recs, raws, now)
+            self.b.executemany(
+                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            new_from = max(first, dev.high_seq + 1)
+            if new_from <= last:
+                for seq, odev, oseq, acct, cred, ctr in self.b.rows(
+                    _REPLAYS, (device_id, new_from, last)
+                ):
+                    self._anomaly(
+                        now,
+                        "replay",
+                        device_id,
+                        seq,
+                        "presentation %d/%d/%d also passed at device %d seq %d"
+                        % (acct, cred, ctr, odev, oseq),
                     )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            if last > dev.high_seq:
+                self.b.execute(
+                    "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
+                    (last, records.record_hash(raws[-1]), now, device_id),
+                )
         return last
 
     def _check_continuity(self, dev: Device, recs, raws, now: int) -> None:
@@ -311,8 +328,9 @@ class Store:
     # -- publications ----------------------------------------------------------------------
     def publish(self, kind: int, version: int, data: bytes, now: int) -> None:
         with self.lock:
-            self.db.execute(
-                "INSERT OR REPLACE INTO publications VALUES (?,?,?,?)",
+            self.b.execute(
+                "INSERT INTO publications VALUES (?,?,?,?) ON CONFLICT (kind, version) "
+                "DO UPDATE SET data=excluded.data, published=excluded.published",
                 (kind, version, bytes(data), now),
             )
 
@@ -320,16 +338,16 @@ class Store:
         """The newest version of each kind: (kind, version, size)."""
         return [
             (int(k), int(v), int(n))
-            for k, v, n in self.db.execute(
+            for k, v, n in self.b.rows(
                 "SELECT kind, version, length(data) FROM publications p WHERE version = "
                 "(SELECT MAX(version) FROM publications q WHERE q.kind = p.kind) ORDER BY kind"
             )
         ]
 
     def publication(self, kind: int, version: int) -> bytes | None:
-        row = self.db.execute(
+        row = self.b.one(
             "SELECT data FROM publications WHERE kind=? AND version=?", (kind, version)
-        ).fetchone()
+        )
         return bytes(row[0]) if row else None
 
     # -- session history -------------------------------------------------------------------
@@ -351,7 +369,7 @@ class Store:
         seq minus the seq the back office held; None: unknown). The STATUS at a session's end
         comes after the upload, so its queue is nearly always 0: it would plot nothing."""
         with self.lock:
-            self.db.execute(
+            self.b.execute(
                 "INSERT INTO sessions (device_id, peer, started, duration_s, outcome, records, "
                 "reason, queue_depth) VALUES (?,?,?,?,?,?,?,?)",
                 (device_id, peer, started, duration_s, outcome, records, reason, queue_depth),
@@ -373,18 +391,18 @@ class Store:
         q = "SELECT %s FROM sessions" % ", ".join(cols)
         if where:
             q += " WHERE " + " AND ".join(where)
-        rows = self.db.execute(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
-        return [dict(zip(cols, r)) for r in reversed(rows.fetchall())]
+        rows = self.b.rows(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
+        return [dict(zip(cols, r)) for r in reversed(rows)]
 
     def note_refusal(
         self, device_id: int, now: int, kind: str, version: int, reason: str, detail: str
     ) -> None:
         """A gate's STATUS said it refused version `version` of `kind` (a KINDS name)."""
         with self.lock:
-            self.db.execute(
+            self.b.execute(
                 "INSERT INTO blob_refusals (device_id, kind, version, reason, detail, first, last)"
-                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(device_id, kind, version, reason) DO UPDATE"
-                " SET detail=excluded.detail, last=excluded.last, count=count+1",
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device_id, kind, version, reason) DO UPDATE"
+                " SET detail=excluded.detail, last=excluded.last, count=blob_refusals.count+1",
                 (device_id, kind, version, reason, detail, now, now),
             )
 
@@ -399,21 +417,19 @@ class Store:
             q += " WHERE device_id=?"
             args = (device_id,)
         q += " ORDER BY device_id, kind, version, reason"
-        return [dict(zip(cols, r)) for r in self.db.execute(q, args)]
+        return [dict(zip(cols, r)) for r in self.b.rows(q, args)]
 
     # -- queries ---------------------------------------------------------------------------
     def count(self, kind: int | None = None) -> int:
         if kind is None:
-            return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-        return int(
-            self.db.execute("SELECT COUNT(*) FROM records WHERE kind=?", (kind,)).fetchone()[0]
-        )
+            return int(self.b.rows("SELECT COUNT(*) FROM records")[0][0])
+        return int(self.b.rows("SELECT COUNT(*) FROM records WHERE kind=?", (kind,))[0][0])
 
     def records(self) -> list[tuple[int, int, bytes]]:
         """Every stored record as (device_id, seq, raw bytes), by device then seq."""
         return [
             (int(d), int(q), bytes(raw))
-            for d, q, raw in self.db.execute(
+            for d, q, raw in self.b.rows(
                 "SELECT device_id, seq, raw FROM records ORDER BY device_id, seq"
             )
         ]
@@ -422,7 +438,7 @@ class Store:
         """How many anomalies of each kind are logged: {kind: n}, kinds in order."""
         return {
             str(k): int(n)
-            for k, n in self.db.execute(
+            for k, n in self.b.rows(
                 "SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind"
             )
         }
@@ -434,7 +450,61 @@ class Store:
             q += " WHERE kind=?"
             args = (kind,)
         cols = ("time", "kind", "device_id", "seq", "detail")
-        return [dict(zip(cols, r)) for r in self.db.execute(q + " ORDER BY id", args)]
+        return [dict(zip(cols, r)) for r in self.b.rows(q + " ORDER BY id", args)]
+
+    def device_count(self) -> int:
+        return int(self.b.rows("SELECT COUNT(*) FROM devices")[0][0])
+
+    def devices(self, revoked: bool = True) -> list[dict[str, Any]]:
+        """Every registered device (without the revoked ones if `revoked` is False), by id, as
+        dicts of device_id, pubkey (bytes), label, high_seq, last_seen, status (the last
+        STATUS as a dict, {} if none) and revoked (unix time or None)."""
+        cols = ("device_id", "pubkey", "label", "high_seq", "last_seen", "status", "revoked")
+        q = "SELECT %s FROM devices" % ", ".join(cols)
+        if not revoked:
+            q += " WHERE revoked IS NULL"
+        out = []
+        for r in self.b.rows(q + " ORDER BY device_id"):
+            d = dict(zip(cols, r))
+            d["pubkey"] = bytes(d["pubkey"])
+            d["status"] = json.loads(d["status"]) if d["status"] else {}
+            out.append(d)
+        return out
+
+    def auth_log(self) -> list[dict[str, Any]]:
+        """Every authentication, oldest first: time, device_id, peer, outcome, detail."""
+        cols = ("time", "device_id", "peer", "outcome", "detail")
+        q = "SELECT %s FROM auth_log ORDER BY id" % ", ".join(cols)
+        return [dict(zip(cols, r)) for r in self.b.rows(q)]
+
+    def last_sessions(self) -> list[dict[str, Any]]:
+        """Each device's latest session: device_id, started, outcome, reason."""
+        cols = ("device_id", "started", "outcome", "reason")
+        return [
+            dict(zip(cols, r))
+            for r in self.b.rows(
+                "SELECT device_id, started, outcome, reason FROM sessions s WHERE id = "
+                "(SELECT MAX(id) FROM sessions t WHERE t.device_id = s.device_id)"
+            )
+        ]
+
+    def anomaly_counts_by_device(self) -> dict[tuple[int, str], int]:
+        """{(device_id, kind): how many anomalies}."""
+        return {
+            (int(d), str(k)): int(n)
+            for d, k, n in self.b.rows(
+                "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
+            )
+        }
+
+    def passages(self) -> list[tuple[int, ...]]:
+        """Every passage record for clearing, by account, mode, time: (account_id, mode,
+        device_id, seq, time, station, direction, value, flags)."""
+        return self.b.rows(
+            "SELECT account_id, mode, device_id, seq, time, station, direction, value, flags "
+            "FROM records WHERE kind = ? ORDER BY account_id, mode, time, device_id, seq",
+            (records.KIND_PASSAGE,),
+        )
 
     def close(self) -> None:
-        self.db.close()
+        self.b.close()

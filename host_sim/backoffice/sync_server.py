@@ -25,7 +25,6 @@ import asyncio
 import datetime
 import json
 import os
-import sqlite3
 import ssl
 import sys
 import threading
@@ -139,7 +138,7 @@ class HostSession:
             except FormatError as e:
                 self._refuse(out, "bad_message", str(e))
                 return
-            except sqlite3.Error as e:  # disk full, I/O error: nothing acknowledged
+            except self.store.errors as e:  # disk full, I/O error: nothing acknowledged
                 self._refuse(out, "store_failed", "%s" % e)
                 return
             self.stored += len(ev.records)
@@ -349,7 +348,7 @@ class Sessions:
             self.store.record_session(
                 device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth
             )
-        except sqlite3.Error as e:  # a full disk: the records' own path says so already
+        except self.store.errors as e:  # a full disk: the records' own path says so already
             self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
 
 

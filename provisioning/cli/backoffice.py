@@ -29,7 +29,10 @@ from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file
 from provisioning.cli.main import EXIT_USAGE, CliError
 
-DB_HELP = "the back office's SQLite file (default %(default)s)"
+DB_HELP = (
+    "the back office's store: a SQLite file (default %(default)s), or a PostgreSQL URL "
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (or ...@/DB?host=/run/postgresql)"
+)
 
 
 def register(sub: Any) -> None:
@@ -52,7 +55,8 @@ def register(sub: Any) -> None:
         "Serve gates' sync sessions. Each gate proves itself with its device key (it must be "
         "registered: `backoffice devices add`); the back office proves itself with the "
         "operator's sync key (sync.key of `faregate keys init`; gates hold its public key). "
-        "Batches are stored in SQLite (WAL, synchronous=FULL) before they are acknowledged, "
+        "Batches are stored (SQLite: WAL, synchronous=FULL; or PostgreSQL: --db postgresql://...) "
+        "and committed before they are acknowledged, "
         "so a gate never deletes a record the back office could still lose. Stops with Ctrl-C.",
     )
     sv.add_argument(
@@ -196,8 +200,12 @@ def register(sub: Any) -> None:
 
 # -- helpers ---------------------------------------------------------------------------------
 def _store(path: str, must_exist: bool = True) -> Any:
+    """The store at --db: a SQLite file path, or a postgresql:// URL."""
+    from host_sim.backoffice import backends
     from host_sim.backoffice.store import Store
 
+    if backends.is_postgres(path):
+        return Store(path)  # backends.StoreUnavailable (one line, its remedy) if it cannot
     if must_exist and not os.path.exists(path):
         raise CliError(
             "no back office database at %s" % path,
@@ -248,7 +256,7 @@ def _money(v: int) -> str:
 # -- commands --------------------------------------------------------------------------------
 def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """serve's settings: the defaults, then --config FILE, then the flags given."""
-    from host_sim.backoffice import config
+    from host_sim.backoffice import backends, config
 
     values = config.defaults()
     if args.config:
@@ -265,6 +273,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "sync.idle_timeout_s": args.idle_timeout_s,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
+    if args.db is not None:  # --db is the store, whichever backend: it overrides the file's
+        values["store.url"] = args.db if backends.is_postgres(args.db) else None
     if args.host is not None or args.port is not None:
         host, port = config.parse_addr(values["sync.listen"][0])
         values["sync.listen"] = [
@@ -326,8 +336,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "cannot open the log %s: %s" % (cfg["log.file"], e.strerror), "check --log", EXIT_USAGE
         ) from None
     log = sync_server.json_lines(out)
-    db = cfg["store.path"]
+    from host_sim.backoffice import backends
+
+    db = cfg["store.url"] or cfg["store.path"]
     store = _store(db, must_exist=False)
+    shown = backends.redact(db)  # no password in the log
     metrics = Metrics(store)
     stop = threading.Event()
     if cfg["sync.serial"]:
@@ -366,9 +379,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         event["msg"] = "listening on %s (%s), storing into %s" % (
             ", ".join(listening),
             "TLS" if tls else "plain TCP, loopback only",
-            db,
+            shown,
         ) + (", http on %s" % event["http"] if runner else "")
-        event.update(listen=listening, tls=tls is not None, store=db)
+        event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
         if out is not sys.stdout:  # the terminal or the journal still says it started, once
             print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
@@ -436,12 +449,7 @@ def cmd_devices(args: argparse.Namespace, events: Events) -> int:
         return 0
     store = _store(args.db)
     if args.auth_log:
-        rows = [
-            dict(zip(("time", "device_id", "peer", "outcome", "detail"), r))
-            for r in store.db.execute(
-                "SELECT time, device_id, peer, outcome, detail FROM auth_log ORDER BY id"
-            )
-        ]
+        rows = store.auth_log()
         if not args.json:
             for r in rows:
                 r["time"] = _when(r["time"])
@@ -454,16 +462,14 @@ def cmd_devices(args: argparse.Namespace, events: Events) -> int:
         )
         return 0
     rows = []
-    for dev, pub, label, high, seen, revoked in store.db.execute(
-        "SELECT device_id, pubkey, label, high_seq, last_seen, revoked FROM devices "
-        "ORDER BY device_id"
-    ):
+    for d in store.devices():
+        seen, revoked = d["last_seen"], d["revoked"]
         rows.append(
             {
-                "device_id": dev,
-                "label": label,
-                "pubkey": bytes(pub).hex(),
-                "high_seq": high,
+                "device_id": d["device_id"],
+                "label": d["label"],
+                "pubkey": d["pubkey"].hex(),
+                "high_seq": d["high_seq"],
                 "last_seen": seen if args.json else _when(seen),
                 "revoked": revoked if args.json or revoked is None else _when(revoked),
             }
@@ -574,7 +580,7 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
-    js = clearing.clear(store.db, tariff, as_of)
+    js = clearing.clear(store, tariff, as_of)
     if args.account is not None:
         js = [j for j in js if j["account_id"] == args.account]
     return js
@@ -624,13 +630,11 @@ def cmd_publish(args: argparse.Namespace, events: Events) -> int:
     store.publish(kind, offer.version, data, int(time.time()))
     gates = [
         {
-            "device_id": dev,
-            "label": label,
-            "will": publishing.predict(offer, dev, json.loads(status) if status else None),
+            "device_id": d["device_id"],
+            "label": d["label"],
+            "will": publishing.predict(offer, d["device_id"], d["status"] or None),
         }
-        for dev, label, status in store.db.execute(
-            "SELECT device_id, label, status FROM devices WHERE revoked IS NULL ORDER BY device_id"
-        )
+        for d in store.devices(revoked=False)
     ]
     previous = ", replaces version %d" % current if current is not None else ""
     message = "published %s version %d (%d bytes%s)" % (
