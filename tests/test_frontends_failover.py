@@ -67,11 +67,11 @@ direction = "entry"
 
 
 @pytest.fixture
-def backoffice_db(tmp_path):
-    """The `--db` both front ends serve (and the site file's registry): an SQLite file. On
-    PostgreSQL too, this fixture takes conftest's `store_target` (an SQLite path, then a fresh
-    database's postgresql:// URL on the run's private cluster) and returns it instead."""
-    return str(tmp_path / "bo.sqlite")
+def backoffice_db(store_target):
+    """The `--db` both front ends serve (and the site file's registry): conftest's
+    `store_target`, an SQLite file (WAL) and then a fresh database on the run's private
+    PostgreSQL cluster."""
+    return store_target
 
 
 def stored(db: str) -> list[tuple[int, int, int]]:
