@@ -425,8 +425,12 @@ def p15() -> list[dict]:
             None,
             "(info: %.1f B a passage; %.1f B with a value and an account each; "
             "the Linux default 20000 would be %.0f-%.0f KB)"
-            % (lim["plain"] / n, lim["valued"] / n, 20000 * lim["plain"] / n / kb,
-               20000 * lim["valued"] / n / kb),
+            % (
+                lim["plain"] / n,
+                lim["valued"] / n,
+                20000 * lim["plain"] / n / kb,
+                20000 * lim["valued"] / n / kb,
+            ),
         )
     )
     rows += [

@@ -118,8 +118,13 @@ def test_the_queue_across_its_chunks_matches_a_plain_list():
             assert lim.status(NOW)["accounts_with_value"] == len({p[2] for p in model if p[3]})
 
         # a first stretch with no values (no value columns), then values from the middle of a chunk
-        for burst, ack_back, valued in ((CHUNK + 7, 3, False), (2 * CHUNK + 1, CHUNK, True),
-                                        (5, 0, True), (CHUNK - 5, None, False), (1, 0, True)):
+        for burst, ack_back, valued in (
+            (CHUNK + 7, 3, False),
+            (2 * CHUNK + 1, CHUNK, True),
+            (5, 0, True),
+            (CHUNK - 5, None, False),
+            (1, 0, True),
+        ):
             for _ in range(burst):
                 n += 1
                 value = (n % 7) * 10 if valued else 0
