@@ -17,7 +17,9 @@ and the lookup time of that list (searched in its file). A second run (16 MB hea
 P-256 comb tables' trade-off: bytes of the generator's and one issuer key's tables against the
 time of one issuer-key verification, for each spacing (protocol/p256.py). A last 512 KB run
 fills the credential cache at the MCU profile's `validation.cache_size` default and reports its
-heap, and what the Linux default of 4096 entries would take at the same size an entry.
+heap, and what the Linux default of 4096 entries would take at the same size an entry; and
+another fills the offline limits (firmware/verify/limits.py) with the MCU default of
+`limits.max_unsynced_count` unsynced passages, without and with a value each.
 """
 
 import json
@@ -272,9 +274,31 @@ def cache(data):
     return {"size": size, "entries": n, "bytes": full - gc.mem_alloc()}
 
 
+def limits(_data):
+    from firmware import settings
+    from firmware.verify.limits import LimitsConfig, OfflineLimits
+    from protocol import records
+
+    n = settings.default("limits.max_unsynced_count")  # the MCU profile's default
+    out = {"count": n}
+    rec = records.Record(records.KIND_PASSAGE, 0, 0, 0, 1767254400, account_id=1)
+    for key, value in (("plain", 0), ("valued", 100)):  # gate.value 0, and a value each
+        gc.collect()
+        a = gc.mem_alloc()
+        lim = OfflineLimits(LimitsConfig(max_unsynced=n))
+        for i in range(n):
+            rec.seq, rec.value, rec.account_id = i + 1, value, 10**9 + i  # an account each
+            lim.committed(rec)
+        assert lim.unsynced() == n
+        gc.collect()
+        out[key] = gc.mem_alloc() - a
+        del lim
+    return out
+
+
 data = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else None
 PHASES = {"tables": tables, "passage": passage, "sync": sync, "deny": deny, "journal": journal,
-          "cache": cache}
+          "cache": cache, "limits": limits}
 print(json.dumps(PHASES[sys.argv[1]](data)))
 """
 
@@ -348,6 +372,7 @@ def p15() -> list[dict]:
             json.dump(dict(_deny_files(d), **_journal_files(d), **_cache_codes()), f)
         r = {ph: _run(mpy, d, HEAP, ph, data) for ph in ("passage", "sync", "deny", "journal")}
         c = _run(mpy, d, HEAP, "cache", data)
+        lim = _run(mpy, d, HEAP, "limits")
         t = _run(mpy, d, "16M", "tables")
     kb = 1024
     code = max(x["code"] for x in r.values())
@@ -388,6 +413,24 @@ def p15() -> list[dict]:
             None,
             "(info: %.2f KB an entry; the Linux default 4096 would be %.0f KB)"
             % (per / kb, 4096 * per / kb),
+        )
+    )
+    n = lim["count"]
+    rows.append(
+        row(
+            "P15",
+            "offline limits at the MCU default (limits.max_unsynced_count %d unsynced)" % n,
+            lim["plain"] / kb,
+            "KB",
+            None,
+            "(info: %.1f B a passage; %.1f B with a value and an account each; "
+            "the Linux default 20000 would be %.0f-%.0f KB)"
+            % (
+                lim["plain"] / n,
+                lim["valued"] / n,
+                20000 * lim["plain"] / n / kb,
+                20000 * lim["valued"] / n / kb,
+            ),
         )
     )
     rows += [

@@ -71,7 +71,7 @@ SCHEMA = (
      "verified credentials remembered (0: none; 32 by default on MCU gates)"),
     # offline limits (firmware/verify/limits.py LimitsConfig)
     ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
-     "unsynced passages on this gate"),
+     "unsynced passages on this gate (1024 by default on MCU gates)"),
     ("limits.max_unsynced_age_s", "int", (60, 30 * DAY), 3 * DAY, "s",
      "age of the oldest unsynced passage"),
     ("limits.max_value_per_account", "int", (0, 100000000), 5000, "minor units",
@@ -144,7 +144,13 @@ SCHEMA = (
 # so what would be a default's RAM there is smaller; a config may still set any value in bounds
 PROFILE = "mcu" if sys.implementation.name == "micropython" else "linux"
 PROFILE_DEFAULTS = {
-    "mcu": {"validation.cache_size": 32},  # ~0.9 KB an entry on the unix port (P15): 4096 is MBs
+    "mcu": {
+        "validation.cache_size": 32,  # ~0.9 KB an entry on the unix port (P15): 4096 is MBs
+        # 12 bytes an unsynced passage (24 with values) in OfflineLimits (P15): 20,000 of them
+        # are 240-480 KB, the whole heap; 3072 already fail the 512 KB gate of the MCU suite,
+        # 1024 leave room for a full credential cache (docs/mcu.md)
+        "limits.max_unsynced_count": 1024,
+    },
     "linux": {},
 }
 

@@ -22,6 +22,8 @@ journal as one of its listeners: `committed(rec)` after each durable append, `ac
 trim; `load(journal)` rebuilds the tally from the unsynced records at start-up.
 """
 
+from array import array
+
 from firmware import settings
 from protocol import records
 
@@ -54,20 +56,38 @@ class LimitsConfig:
         return cls(**d)
 
 
+CHUNK = 256  # passages per chunk of the queue: its largest column is 2 KB, one heap block run
+
+
+def _column(code, size):
+    return array(code, bytes(size * CHUNK))
+
+
 class OfflineLimits:
+    """The unsynced passages, oldest first, as a queue of fixed-size chunks of array columns,
+    so a gate holds its whole `max_unsynced` in an MCU's heap without one large block: per
+    chunk the passages' seq (8 bytes) and time (4), and, only once a passage in it has a
+    value, their account_id (8) and value (4). 12 bytes a passage at the default `gate.value`
+    of 0, 24 with values, where a tuple in a list took ~72 on MicroPython's unix port
+    (docs/mcu.md). Plus the unsynced value of each account that has some (accounts back at
+    zero are dropped)."""
+
     def __init__(self, config=None):
         self.config = config or LimitsConfig()
-        self._q = []  # (seq, time, account_id, value) of unsynced passages, oldest first
-        self._head = 0
-        self._value = {}  # account_id -> unsynced value
+        self._clear()
         self.flagged = 0  # passages accepted over a bound under the "flag" policy
+
+    def _clear(self):
+        self._chunks = []  # [[seqs, times, accounts or None, values or None]], oldest first
+        self._head = 0  # entries of the first chunk already acknowledged
+        self._tail = CHUNK  # entries used in the last chunk (CHUNK: a new one is due)
+        self._count = 0
+        self._value = {}  # account_id -> unsynced value, only accounts above zero
 
     # -- following the journal -----------------------------------------------------------
     def load(self, journal) -> int:
         """Rebuild from the journal's unsynced records; returns the unsynced passage count."""
-        self._q = []
-        self._head = 0
-        self._value = {}
+        self._clear()
         for raw in journal.unsynced():
             self.committed(records.decode(raw))
         return self.unsynced()
@@ -75,34 +95,54 @@ class OfflineLimits:
     def committed(self, rec) -> None:
         if rec.kind != records.KIND_PASSAGE:
             return
-        self._q.append((rec.seq, rec.time, rec.account_id, rec.value))
+        if self._tail == CHUNK:
+            self._chunks.append([_column("Q", 8), _column("I", 4), None, None])
+            self._tail = 0
+        chunk = self._chunks[-1]
+        i = self._tail
+        chunk[0][i] = rec.seq
+        chunk[1][i] = rec.time
         if rec.value:
+            if chunk[3] is None:
+                chunk[2] = _column("Q", 8)
+                chunk[3] = _column("I", 4)
+            chunk[2][i] = rec.account_id
+            chunk[3][i] = rec.value
             self._value[rec.account_id] = self._value.get(rec.account_id, 0) + rec.value
+        self._tail = i + 1
+        self._count += 1
 
     def acked(self, up_to_seq: int) -> None:
-        q = self._q
-        h = self._head
-        while h < len(q) and q[h][0] <= up_to_seq:
-            _seq, _t, account, value = q[h]
-            if value:
-                left = self._value.get(account, 0) - value
+        chunks = self._chunks
+        tally = self._value
+        while self._count:
+            seqs, _times, accounts, values = chunks[0]
+            h = self._head
+            if seqs[h] > up_to_seq:
+                return
+            if values is not None and values[h]:
+                account = accounts[h]
+                left = tally.get(account, 0) - values[h]
                 if left > 0:
-                    self._value[account] = left
+                    tally[account] = left
                 else:
-                    self._value.pop(account, None)
+                    tally.pop(account, None)
+            self._count -= 1
             h += 1
-        if h > 1024 and h * 2 > len(q):
-            self._q = q[h:]
-            h = 0
-        self._head = h
+            if h == CHUNK or not self._count:  # the first chunk is used up: drop it
+                chunks.pop(0)
+                h = 0
+                if not chunks:
+                    self._tail = CHUNK
+            self._head = h
 
     # -- the questions the gate asks -----------------------------------------------------
     def unsynced(self) -> int:
-        return len(self._q) - self._head
+        return self._count
 
     def oldest_time(self):
         """Gate time of the oldest unsynced passage, or None."""
-        return self._q[self._head][1] if self.unsynced() else None
+        return self._chunks[0][1][self._head] if self._count else None
 
     def unsynced_value(self, account_id: int) -> int:
         return self._value.get(account_id, 0)

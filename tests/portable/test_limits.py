@@ -1,6 +1,6 @@
 from firmware.settings import SettingError
 from firmware.storage.journal import Journal
-from firmware.verify.limits import FLAG, LimitsConfig, OfflineLimits
+from firmware.verify.limits import CHUNK, FLAG, LimitsConfig, OfflineLimits
 from protocol import records
 from tests.portable.harness import mkdtemp, raises, rmtree
 
@@ -95,6 +95,56 @@ def test_tally_survives_a_reboot():
         j, lim = _limits(d, max_value_per_account=1000)
         assert lim.unsynced() == 3 and lim.unsynced_value(1) == 450
         assert lim.status(NOW + 10)["oldest_age_s"] == 10
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_the_queue_across_its_chunks_matches_a_plain_list():
+    # OfflineLimits keeps passages in chunks of CHUNK array entries (the value columns only where
+    # a passage has a value); acks that stop mid-chunk, drain a chunk, or empty the queue must
+    # leave the same count, oldest time and per-account values as a list of the passages.
+    d = mkdtemp()
+    try:
+        j, lim = _limits(d, max_unsynced=10 * CHUNK, max_value_per_account=10**6)
+        model = []  # (seq, time, account, value) of unsynced passages
+        n = 0
+
+        def check():
+            assert lim.unsynced() == len(model)
+            assert lim.oldest_time() == (model[0][1] if model else None)
+            for a in range(4):
+                assert lim.unsynced_value(a) == sum(v for _s, _t, acc, v in model if acc == a)
+            assert lim.status(NOW)["accounts_with_value"] == len({p[2] for p in model if p[3]})
+
+        # a first stretch with no values (no value columns), then values from the middle of a chunk
+        for burst, ack_back, valued in (
+            (CHUNK + 7, 3, False),
+            (2 * CHUNK + 1, CHUNK, True),
+            (5, 0, True),
+            (CHUNK - 5, None, False),
+            (1, 0, True),
+        ):
+            for _ in range(burst):
+                n += 1
+                value = (n % 7) * 10 if valued else 0
+                account = n % 4
+                if n % 5 == 0:
+                    j.append(_passage(account, value, kind=records.KIND_REJECT))
+                    continue
+                rec = j.append(_passage(account, value, t=NOW + n))
+                model.append((rec.seq, NOW + n, account, value))
+            check()
+            upto = j.last_seq if ack_back is None else j.last_seq - ack_back
+            j.ack(upto)
+            model = [p for p in model if p[0] > upto]
+            check()
+        j.close()
+        j, lim = _limits(d, max_unsynced=10 * CHUNK, max_value_per_account=10**6)
+        check()  # and the same after a reboot, rebuilt from the journal
+        j.ack(j.last_seq)
+        model = []
+        check()
         j.close()
     finally:
         rmtree(d)

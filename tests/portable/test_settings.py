@@ -138,5 +138,8 @@ def test_profile_defaults_are_settings_in_bounds_and_the_mcu_cache_is_small():
     assert here == (32 if sys.implementation.name == "micropython" else 4096)
     assert ValidatorConfig().cache_size == here
     assert settings.value(None, "validation.cache_size") == here
+    assert settings.default("limits.max_unsynced_count", "mcu") == 1024
+    assert settings.default("limits.max_unsynced_count", "linux") == 20000
+    assert LimitsConfig().max_unsynced == settings.default("limits.max_unsynced_count")
     cfg = {"validation": {"cache_size": 10}}  # a config still sets any value in bounds
     assert settings.value(cfg, "validation.cache_size") == 10
