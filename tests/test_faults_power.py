@@ -91,7 +91,7 @@ def power_cuts(tmp_path, runs: int, seed: int) -> dict:
         assert records.verify_chain(raws) == -1
         assert opened_all <= set(seqs)
         assert bo.store.anomalies() == [], bo.store.anomalies()[:3]
-        journeys = clearing.clear(db, clearing.load_tariff(None), NOW + 10 * 86400)
+        journeys = clearing.clear(bo.store, clearing.load_tariff(None), NOW + 10 * 86400)
         charged = [tuple(k) for jn in journeys for k in jn["records"]]
         assert len(charged) == len(set(charged)) == len(seqs)
         stats["records"] = last

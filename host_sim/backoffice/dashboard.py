@@ -262,7 +262,7 @@ class _Pages:
         return page(title, body + _anomaly_table(rows))
 
     def _journeys(self) -> list[dict[str, Any]]:
-        return clearing.clear(self.store.db, self.tariff, self.clock.now())
+        return clearing.clear(self.store, self.tariff, self.clock.now())
 
     async def accounts(self, request: web.Request) -> web.Response:
         per: dict[int, list[dict[str, Any]]] = {}

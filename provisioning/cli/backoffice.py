@@ -574,7 +574,7 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
-    js = clearing.clear(store.db, tariff, as_of)
+    js = clearing.clear(store, tariff, as_of)
     if args.account is not None:
         js = [j for j in js if j["account_id"] == args.account]
     return js
