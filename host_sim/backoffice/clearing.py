@@ -500,6 +500,7 @@ def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "cleared": sum(j["charged"] for j in js),
         "fares": sum(j["fare"] for j in js),
+        "journeys": len(js),
         "open": sum(j["status"] == "open" for j in js),
         "review": sum(any(f.startswith(("review", "fraud")) for f in j["flags"]) for j in js),
         "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:32],

@@ -126,6 +126,7 @@ CREATE TABLE IF NOT EXISTS charges (
     adjusted      BIGINT NOT NULL,
     amount        BIGINT NOT NULL,
     fares         BIGINT NOT NULL,
+    journeys      BIGINT NOT NULL,
     open_journeys BIGINT NOT NULL,
     review        BIGINT NOT NULL,
     fingerprint   TEXT NOT NULL,
@@ -506,6 +507,7 @@ class Store:
         "adjusted",
         "amount",
         "fares",
+        "journeys",
         "open_journeys",
         "review",
         "fingerprint",
@@ -582,9 +584,10 @@ class Store:
         """A new charge, revision 1."""
         self.db.execute(
             "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, fares, "
-            "open_journeys, review, fingerprint, published, updated) "
-            "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
-            (account, day, c["cleared"], c["cleared"], c["fares"], c["open"], c["review"],
+            "journeys, open_journeys, review, fingerprint, published, updated) "
+            "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, day, c["cleared"], c["cleared"], c["fares"], c["journeys"], c["open"],
+             c["review"],
              c["fingerprint"], now, now),
         )
         self._clearing_revision(account, day, 1, "charge", c["cleared"], c["cleared"], now,
@@ -597,10 +600,10 @@ class Store:
         rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
         amount = c["cleared"] + old["adjusted"]
         self.db.execute(
-            "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, "
+            "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, journeys = ?, "
             "open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
             "WHERE account_id = ? AND day = ?",
-            (rev, c["cleared"], amount, c["fares"], c["open"], c["review"], c["fingerprint"],
+            (rev, c["cleared"], amount, c["fares"], c["journeys"], c["open"], c["review"], c["fingerprint"],
              now, account, day),
         )
         self._clearing_revision(account, day, rev, "adjustment", delta, amount, now,
