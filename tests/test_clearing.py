@@ -324,3 +324,63 @@ def test_refund_adjust_and_dispute_are_audited_and_survive_reclearing(store):
     with pytest.raises(clearing.ChargeError):
         clearing.dispute(store, 7, day, "resolve", "ana", "not open", 104)
     assert len(store.clearing_audit_log()) == 4
+
+
+def test_import_of_a_reset_export_is_idempotent_and_clears_like_a_sync(store):
+    from host_sim.backoffice.importing import import_export
+
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)  # synced
+    clearing.run(store, T, DAY0 + 60)
+    export = []  # the gate's unsynced records, as `device reset --export` writes them
+    for i, (t, st, d) in enumerate([(DAY0 + 600, 8, DIR_EXIT), (DAY0 + 900, 8, DIR_ENTRY)]):
+        raw = records.Record(records.KIND_PASSAGE, 0, 1, 2 + i, t, MODE_METRO, d, st, 7, 1,
+                             100 + i, 0, 0, g.prev).to_bytes()
+        g.prev = records.record_hash(raw)
+        export.append(raw)
+    data = b"".join(export)
+    assert import_export(store, data, DAY0 + 1000) == {"records": 2, "new": 2, "devices": [1]}
+    assert import_export(store, data, DAY0 + 1001) == {"records": 2, "new": 0, "devices": [1]}
+    assert store.anomalies() == []
+    s = clearing.run(store, T, DAY0 + 1000)
+    assert (s["taps"], s["revised"]) == (2, 1)
+    (c,) = store.clearing_charges(7)
+    assert (c["amount"], c["revision"], c["open_journeys"]) == (400, 2, 1)
+    with pytest.raises(records.FormatError):
+        import_export(store, data[:-1], DAY0)
+    bad = records.Record(records.KIND_PASSAGE, 0, 99, 1, DAY0).to_bytes()
+    with pytest.raises(records.FormatError, match="not registered"):
+        import_export(store, bad, DAY0)
+
+
+def test_cli_corrections_and_the_audit_trail(store, tmp_path, capsys):
+    import json
+
+    from provisioning.cli.main import main
+
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    db = ("--db", store.path)
+    at = ("--as-of", str(DAY0 + 86400))
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([*args, "--json"])
+        return code, [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+
+    code, out = run("backoffice", "charges", *db, *at, "--revisions")
+    assert code == 0 and out[0]["charged"] == 400 and out[0]["day"] == "2026-01-01"
+    assert out[0]["revisions"][0]["explanation"][0]["rule"] == "metro.fares[2]"
+    who = ("--operator", "ana", "--reason", "barrier was stuck")
+    code, out = run("backoffice", "refund", *db, "7", "2026-01-01", "--amount", "1.50", *who)
+    assert code == 0 and out[-1]["charge"]["amount"] == 250
+    code, out = run("backoffice", "refund", *db, "7", "2026-01-01", "--amount", "9", *who)
+    assert code == 2 and out[-1]["ok"] is False
+    code, out = run("backoffice", "charges", *db, *at)
+    assert (out[0]["charged"], out[0]["revision"], out[0]["adjusted"]) == (250, 2, -150)
+    code, out = run("backoffice", "audit", *db)
+    assert [(a["operator"], a["action"], a["reason"]) for a in out[:-1]] == [
+        ("ana", "refund", "barrier was stuck")
+    ]
+    assert (out[0]["before"]["amount"], out[0]["after"]["amount"]) == (400, 250)
