@@ -150,7 +150,9 @@ class Tap:
     __slots__ = TAP_COLUMNS
 
     def __init__(self, row: tuple) -> None:
+        """From a store.clearing_taps row: (account_id, *TAP_COLUMNS)."""
         (
+            _account,
             self.mode,
             self.device_id,
             self.seq,
@@ -225,8 +227,19 @@ def _emergency(t: Tap) -> bool:
     return bool(t.flags & records.FLAG_EMERGENCY)
 
 
+_ZONES: dict[int, tuple[Any, dict[int, int]]] = {}
+
+
+def _zones(stations: dict[str, int]) -> dict[int, int]:
+    """The station -> zone table with integer keys (made once per tariff table)."""
+    got = _ZONES.get(id(stations))
+    if got is None or got[0] is not stations:
+        got = _ZONES[id(stations)] = (stations, {int(k): v for k, v in stations.items()})
+    return got[1]
+
+
 def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list[dict]:
-    zones = {int(k): v for k, v in t["stations"].items()}
+    zones = _zones(t["stations"])
     out: list[dict] = []
     open_: Tap | None = None
     retaps: list[Tap] = []
@@ -451,8 +464,8 @@ def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
 
 def _group(rows: Any) -> dict[int, list[Tap]]:
     groups: dict[int, list[Tap]] = defaultdict(list)
-    for account, *rest in rows:
-        groups[account].append(Tap(tuple(rest)))
+    for r in rows:
+        groups[r[0]].append(Tap(r))
     return groups
 
 
