@@ -29,7 +29,7 @@ KEY = b"\x02" + bytes(32)
 
 
 def _fill(store: Store, rng: random.Random) -> int:
-    taps: list[tuple[int, int, int, int, int]] = []  # time, gate, account, direction, counter
+    taps: list[tuple[int, ...]] = []  # time, gate, account, direction, counter, station
     for a in range(1, ACCOUNTS + 1):
         for k in range(TRIPS):
             t = T0 + rng.randrange(DAYS) * 86400 + rng.randrange(14 * 3600)
@@ -42,7 +42,19 @@ def _fill(store: Store, rng: random.Random) -> int:
     for t, gate, a, d, ctr, st in taps:
         raws = per_gate.setdefault(gate, [])
         raw = records.Record(
-            records.KIND_PASSAGE, 0, gate, len(raws) + 1, t, MODE_METRO, d, st, a, 1, ctr, 0, 0,
+            records.KIND_PASSAGE,
+            0,
+            gate,
+            len(raws) + 1,
+            t,
+            MODE_METRO,
+            d,
+            st,
+            a,
+            1,
+            ctr,
+            0,
+            0,
             prev.get(gate, records.ZERO_HASH),
         ).to_bytes()
         prev[gate] = records.record_hash(raw)
@@ -79,8 +91,20 @@ def p12() -> list[dict]:
         prev, raws = records.ZERO_HASH, []
         for i, a in enumerate(accounts):  # a late exit on the first day, 10 accounts
             raw = records.Record(
-                records.KIND_PASSAGE, 0, gate, i + 1, T0 + 50_000, MODE_METRO, DIR_EXIT, 5, a,
-                1, 1000 + i, 0, 0, prev,
+                records.KIND_PASSAGE,
+                0,
+                gate,
+                i + 1,
+                T0 + 50_000,
+                MODE_METRO,
+                DIR_EXIT,
+                5,
+                a,
+                1,
+                1000 + i,
+                0,
+                0,
+                prev,
             ).to_bytes()
             prev = records.record_hash(raw)
             raws.append(raw)

@@ -28,8 +28,18 @@ class Gate:
         self.prev = records.ZERO_HASH
 
     def tap(
-        self, account, t, station, direction, mode=MODE_METRO, value=0, flags=0, counter=None,
-        kind=records.KIND_PASSAGE, reason=0, device=1,
+        self,
+        account,
+        t,
+        station,
+        direction,
+        mode=MODE_METRO,
+        value=0,
+        flags=0,
+        counter=None,
+        kind=records.KIND_PASSAGE,
+        reason=0,
+        device=1,
     ):
         self.seq += 1
         raw = records.Record(
@@ -182,8 +192,15 @@ def test_emergency_exit_completes_the_journey_at_its_normal_fare(store):
 def test_a_voided_passage_is_not_charged(store):
     g = Gate(store)
     g.tap(7, DAY0, 1, DIR_EXIT, counter=50)  # accepted, nobody passed: the gate voids it
-    g.tap(7, DAY0 + 5, 1, DIR_EXIT, counter=50, kind=records.KIND_EVENT,
-          reason=reasons.number("passage_not_taken"))
+    g.tap(
+        7,
+        DAY0 + 5,
+        1,
+        DIR_EXIT,
+        counter=50,
+        kind=records.KIND_EVENT,
+        reason=reasons.number("passage_not_taken"),
+    )
     js = _clear(store)
     assert [(j["status"], j["charged"]) for j in js] == [("voided", 0)]
 
@@ -227,11 +244,17 @@ def test_maximum_fares_stay_out_of_the_daily_cap(store):
     g.tap(7, DAY0 + 4 * 3600, 1, DIR_ENTRY)
     g.tap(7, DAY0 + 4 * 3600 + 600, 8, DIR_EXIT)  # 400, and the cap still has room for it
     as_of = DAY0 + 3 * 86400
-    js = [j for a, taps in clearing._group(store.clearing_taps()).items()
-          for j in clearing.journeys(a, taps, T, as_of)]
+    js = [
+        j
+        for a, taps in clearing._group(store.clearing_taps()).items()
+        for j in clearing.journeys(a, taps, T, as_of)
+    ]
     assert [j["charged"] for j in js] == [600, 600, 600, 400]
-    counted = [j for a, taps in clearing._group(store.clearing_taps()).items()
-               for j in clearing.journeys(a, taps, _t(max_fare_counts_to_cap=True), as_of)]
+    counted = [
+        j
+        for a, taps in clearing._group(store.clearing_taps()).items()
+        for j in clearing.journeys(a, taps, _t(max_fare_counts_to_cap=True), as_of)
+    ]
     assert [j["charged"] for j in counted] == [600, 600, 300, 0]
 
 
@@ -270,7 +293,9 @@ def test_a_late_tap_is_an_adjustment_of_the_published_charge(store):
     clearing.run(store, T, DAY0 + 86400)
     other = store.clearing_charges(9)
     store.add_device(2, b"\x02" + bytes(32), DAY0)
-    Gate(store).tap(7, DAY0 - 900, 8, DIR_ENTRY, device=2, counter=99)  # the entry arrives a day late
+    Gate(store).tap(
+        7, DAY0 - 900, 8, DIR_ENTRY, device=2, counter=99
+    )  # the entry arrives a day late
     s = clearing.run(store, T, DAY0 + 2 * 86400)
     assert (s["accounts"], s["new"], s["revised"]) == (1, 0, 1)  # only account 7 re-cleared
     (c,) = store.clearing_charges(7)
@@ -334,8 +359,9 @@ def test_import_of_a_reset_export_is_idempotent_and_clears_like_a_sync(store):
     clearing.run(store, T, DAY0 + 60)
     export = []  # the gate's unsynced records, as `device reset --export` writes them
     for i, (t, st, d) in enumerate([(DAY0 + 600, 8, DIR_EXIT), (DAY0 + 900, 8, DIR_ENTRY)]):
-        raw = records.Record(records.KIND_PASSAGE, 0, 1, 2 + i, t, MODE_METRO, d, st, 7, 1,
-                             100 + i, 0, 0, g.prev).to_bytes()
+        raw = records.Record(
+            records.KIND_PASSAGE, 0, 1, 2 + i, t, MODE_METRO, d, st, 7, 1, 100 + i, 0, 0, g.prev
+        ).to_bytes()
         g.prev = records.record_hash(raw)
         export.append(raw)
     data = b"".join(export)

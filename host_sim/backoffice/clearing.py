@@ -246,7 +246,13 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
 
     def close_missing() -> None:
         j = _journey(
-            "metro", account, open_, None, "missing_exit", t["max_fare"], "metro.max_fare",
+            "metro",
+            account,
+            open_,
+            None,
+            "missing_exit",
+            t["max_fare"],
+            "metro.max_fare",
             _flags_of(open_),
         )
         j["records"] += [r.key() for r in retaps]
@@ -271,15 +277,27 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 if _emergency(tap):
                     out.append(
                         _journey(
-                            "metro", account, None, tap, "emergency_exit", 0, "emergency",
+                            "metro",
+                            account,
+                            None,
+                            tap,
+                            "emergency_exit",
+                            0,
+                            "emergency",
                             ("review_emergency",),
                         )
                     )
                 else:
                     out.append(
                         _journey(
-                            "metro", account, None, tap, "missing_entry", t["max_fare"],
-                            "metro.max_fare", _flags_of(tap),
+                            "metro",
+                            account,
+                            None,
+                            tap,
+                            "missing_entry",
+                            t["max_fare"],
+                            "metro.max_fare",
+                            _flags_of(tap),
                         )
                     )
                 continue
@@ -324,41 +342,80 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
                 continue
             if open_ is not None:
                 out.append(
-                    _journey("parking", account, open_, None, "missing_exit", lost,
-                             "parking.lost_ticket", _flags_of(open_))
+                    _journey(
+                        "parking",
+                        account,
+                        open_,
+                        None,
+                        "missing_exit",
+                        lost,
+                        "parking.lost_ticket",
+                        _flags_of(open_),
+                    )
                 )
             open_ = tap
         elif tap.direction == DIR_EXIT:
             if open_ is not None and tap.time - open_.time > p["max_stay_s"]:
                 out.append(
-                    _journey("parking", account, open_, None, "missing_exit", lost,
-                             "parking.lost_ticket", _flags_of(open_))
+                    _journey(
+                        "parking",
+                        account,
+                        open_,
+                        None,
+                        "missing_exit",
+                        lost,
+                        "parking.lost_ticket",
+                        _flags_of(open_),
+                    )
                 )
                 open_ = None
             if open_ is None:
                 if _emergency(tap):
                     out.append(
-                        _journey("parking", account, None, tap, "emergency_exit", 0, "emergency",
-                                 ("review_emergency",))
+                        _journey(
+                            "parking",
+                            account,
+                            None,
+                            tap,
+                            "emergency_exit",
+                            0,
+                            "emergency",
+                            ("review_emergency",),
+                        )
                     )
                 else:
                     out.append(
-                        _journey("parking", account, None, tap, "missing_entry", lost,
-                                 "parking.lost_ticket", _flags_of(tap))
+                        _journey(
+                            "parking",
+                            account,
+                            None,
+                            tap,
+                            "missing_entry",
+                            lost,
+                            "parking.lost_ticket",
+                            _flags_of(tap),
+                        )
                     )
                 continue
             fee = parking_fee(tap.time - open_.time, p)
             flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
             out.append(
-                _journey("parking", account, open_, tap, "complete", fee, "parking.per_hour",
-                         flags)
+                _journey("parking", account, open_, tap, "complete", fee, "parking.per_hour", flags)
             )
             open_ = None
     if open_ is not None:
         if as_of - open_.time > p["max_stay_s"]:
             out.append(
-                _journey("parking", account, open_, None, "missing_exit", lost,
-                         "parking.lost_ticket", _flags_of(open_))
+                _journey(
+                    "parking",
+                    account,
+                    open_,
+                    None,
+                    "missing_exit",
+                    lost,
+                    "parking.lost_ticket",
+                    _flags_of(open_),
+                )
             )
         else:
             out.append(_journey("parking", account, open_, None, "open", 0, "open"))
@@ -427,9 +484,7 @@ def journeys(
                 continue
             seen.add(pres)
         if t.flags & records.FLAG_CLOCK_UNTRUSTED:
-            out.append(
-                _journey(name, account, t, None, "held_clock", 0, "held", ("review_clock",))
-            )
+            out.append(_journey(name, account, t, None, "held_clock", 0, "held", ("review_clock",)))
             continue
         by_mode[t.mode].append(t)
     for mode, mtaps in by_mode.items():
@@ -523,11 +578,14 @@ def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _lookback(tariff: dict[str, Any]) -> int:
     """How far back a journey can start and still be changed by a tap (seconds)."""
-    return max(
-        tariff["metro"]["max_journey_s"],
-        tariff["parking"]["max_stay_s"],
-        tariff["store"]["max_session_s"],
-    ) + 86400
+    return (
+        max(
+            tariff["metro"]["max_journey_s"],
+            tariff["parking"]["max_stay_s"],
+            tariff["store"]["max_session_s"],
+        )
+        + 86400
+    )
 
 
 def run(

@@ -531,7 +531,7 @@ class Store:
     def clearing_taps(self, account: int | None = None, since: int | None = None) -> Any:
         """Passages and gate events as (account_id, *clearing.TAP_COLUMNS) rows, by account
         then time (of one account, at or after `since`)."""
-        q, args = self._TAPS, ()
+        q, args = self._TAPS, ()  # type: tuple[str, tuple[int, ...]]
         if account is not None:
             q += " AND account_id = ? AND time >= ?"
             args = (account, since if since is not None else -(1 << 62))
@@ -586,12 +586,23 @@ class Store:
             "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, fares, "
             "journeys, open_journeys, review, fingerprint, published, updated) "
             "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (account, day, c["cleared"], c["cleared"], c["fares"], c["journeys"], c["open"],
-             c["review"],
-             c["fingerprint"], now, now),
+            (
+                account,
+                day,
+                c["cleared"],
+                c["cleared"],
+                c["fares"],
+                c["journeys"],
+                c["open"],
+                c["review"],
+                c["fingerprint"],
+                now,
+                now,
+            ),
         )
-        self._clearing_revision(account, day, 1, "charge", c["cleared"], c["cleared"], now,
-                                "cleared", c["explanation"])
+        self._clearing_revision(
+            account, day, 1, "charge", c["cleared"], c["cleared"], now, "cleared", c["explanation"]
+        )
 
     def clearing_revise(
         self, account: int, day: int, c: dict[str, Any], old: dict[str, Any], now: int
@@ -603,11 +614,31 @@ class Store:
             "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, journeys = ?, "
             "open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
             "WHERE account_id = ? AND day = ?",
-            (rev, c["cleared"], amount, c["fares"], c["journeys"], c["open"], c["review"], c["fingerprint"],
-             now, account, day),
+            (
+                rev,
+                c["cleared"],
+                amount,
+                c["fares"],
+                c["journeys"],
+                c["open"],
+                c["review"],
+                c["fingerprint"],
+                now,
+                account,
+                day,
+            ),
         )
-        self._clearing_revision(account, day, rev, "adjustment", delta, amount, now,
-                                "re-cleared: taps changed", c["explanation"])
+        self._clearing_revision(
+            account,
+            day,
+            rev,
+            "adjustment",
+            delta,
+            amount,
+            now,
+            "re-cleared: taps changed",
+            c["explanation"],
+        )
 
     def clearing_operator_revision(
         self, account: int, day: int, delta: int, kind: str, why: str, now: int
@@ -686,14 +717,31 @@ class Store:
         self.db.execute(
             "INSERT INTO audit (seq, time, operator, action, account_id, day, reason, before, "
             "after) SELECT COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ? FROM audit",
-            (now, operator, action, account, day, why,
-             json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True)),
+            (
+                now,
+                operator,
+                action,
+                account,
+                day,
+                why,
+                json.dumps(before, sort_keys=True),
+                json.dumps(after, sort_keys=True),
+            ),
         )
 
     def clearing_audit_log(self, account: int | None = None) -> list[dict[str, Any]]:
-        cols = ("seq", "time", "operator", "action", "account_id", "day", "reason", "before",
-                "after")
-        q, args = "SELECT %s FROM audit" % ", ".join(cols), ()
+        cols = (
+            "seq",
+            "time",
+            "operator",
+            "action",
+            "account_id",
+            "day",
+            "reason",
+            "before",
+            "after",
+        )
+        q, args = "SELECT %s FROM audit" % ", ".join(cols), ()  # type: str, tuple[int, ...]
         if account is not None:
             q, args = q + " WHERE account_id = ?", (account,)
         out = [dict(zip(cols, r)) for r in self.db.execute(q + " ORDER BY seq", args)]

@@ -30,9 +30,9 @@ import sys
 import time
 from typing import Any
 
+from protocol.errors import FormatError
 from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file
-from protocol.errors import FormatError
 from provisioning.cli.main import EXIT_USAGE, CliError
 
 DB_HELP = "the back office's SQLite file (default %(default)s)"
@@ -173,9 +173,7 @@ def register(sub: Any) -> None:
         "tariff rules, amounts before and after caps).",
     )
     tariff_opts(c)
-    c.add_argument(
-        "--revisions", action="store_true", help="also list each charge's revisions"
-    )
+    c.add_argument("--revisions", action="store_true", help="also list each charge's revisions")
     c.add_argument(
         "--full",
         action="store_true",
@@ -732,14 +730,26 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
         for rev in r["revisions"]:
             print(
                 "  rev %d %-10s %8s -> %8s  %s  %s"
-                % (rev["revision"], rev["kind"], _money(rev["delta"]), _money(rev["amount"]),
-                   _when(rev["time"]), rev["reason"])
+                % (
+                    rev["revision"],
+                    rev["kind"],
+                    _money(rev["delta"]),
+                    _money(rev["amount"]),
+                    _when(rev["time"]),
+                    rev["reason"],
+                )
             )
             for jn in rev["explanation"]:
                 print(
                     "      %-7s %-15s %-16s fare %s charged %s %s"
-                    % (jn["mode"], jn["status"], jn["rule"], _money(jn["fare"]),
-                       _money(jn["charged"]), ",".join(jn["flags"]))
+                    % (
+                        jn["mode"],
+                        jn["status"],
+                        jn["rule"],
+                        _money(jn["fare"]),
+                        _money(jn["charged"]),
+                        ",".join(jn["flags"]),
+                    )
                 )
     return 0
 
@@ -749,8 +759,9 @@ def _correction(args: argparse.Namespace, events: Events, fn: Any, *extra: Any) 
 
     store = _store(args.db)
     try:
-        after = fn(store, args.account, args.day, *extra, args.operator, args.reason,
-                   int(time.time()))
+        after = fn(
+            store, args.account, args.day, *extra, args.operator, args.reason, int(time.time())
+        )
     except clearing.ChargeError as e:
         raise CliError(str(e), e.remedy, EXIT_USAGE) from None
     what = args.action if fn is clearing.dispute else fn.__name__
@@ -804,10 +815,13 @@ def cmd_import(args: argparse.Namespace, events: Events) -> int:
     try:
         got = import_export(store, read_file(args.file), int(time.time()))
     except FormatError as e:
-        raise CliError("%s: %s" % (args.file, e), "is it a `device reset --export` file?",
-                       EXIT_USAGE) from None
+        raise CliError(
+            "%s: %s" % (args.file, e), "is it a `device reset --export` file?", EXIT_USAGE
+        ) from None
     message = "imported %d records of %s (%d new)" % (
-        got["records"], ", ".join("gate %d" % d for d in got["devices"]) or "no gate", got["new"]
+        got["records"],
+        ", ".join("gate %d" % d for d in got["devices"]) or "no gate",
+        got["new"],
     )
     if args.json:
         events.result(True, message, **got)
