@@ -616,7 +616,8 @@ def run(
         summary["taps"] = len(new_taps)
         back = _lookback(tariff)
         for account, since in sorted(dirty.items()):
-            first_day = service_day(since, tariff) if since > -(1 << 62) else -(1 << 40)
+            # a new tap can close a journey that began up to one journey span earlier
+            first_day = service_day(since - back, tariff) if since > -(1 << 62) else -(1 << 40)
             week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
             if account in groups:
                 taps = groups[account]
