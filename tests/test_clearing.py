@@ -4,7 +4,7 @@ import pytest
 
 from host_sim.backoffice import clearing
 from host_sim.backoffice.store import Store
-from protocol import records
+from protocol import reasons, records
 from protocol.records import DIR_ENTRY, DIR_EXIT, MODE_METRO, MODE_PARKING, MODE_STORE
 
 DAY0 = 1_767_254_400  # 2026-01-01 08:00 UTC; the service day starts at 04:00
@@ -27,12 +27,25 @@ class Gate:
         self.seq = 0
         self.prev = records.ZERO_HASH
 
-    def tap(self, account, t, station, direction, mode=MODE_METRO, value=0, flags=0):
+    def tap(
+        self,
+        account,
+        t,
+        station,
+        direction,
+        mode=MODE_METRO,
+        value=0,
+        flags=0,
+        counter=None,
+        kind=records.KIND_PASSAGE,
+        reason=0,
+        device=1,
+    ):
         self.seq += 1
         raw = records.Record(
-            records.KIND_PASSAGE,
-            0,
-            1,
+            kind,
+            reason,
+            device,
             self.seq,
             t,
             mode,
@@ -40,13 +53,14 @@ class Gate:
             station,
             account,
             1,
-            self.seq,
+            self.seq if counter is None else counter,
             value,
             flags,
             self.prev,
         ).to_bytes()
         self.prev = records.record_hash(raw)
-        self.store.store_batch(1, [raw], t)
+        self.store.store_batch(device, [raw], t)
+        return self.seq
 
 
 def _clear(store, as_of=DAY0 + 86400 * 3):
@@ -142,13 +156,6 @@ def test_store_sessions_charge_the_basket(store):
     ]
 
 
-def test_emergency_passages_are_not_charged(store):
-    g = Gate(store)
-    g.tap(7, DAY0, 1, DIR_ENTRY, flags=records.FLAG_EMERGENCY)
-    g.tap(7, DAY0 + 60, 1, DIR_EXIT, flags=records.FLAG_EMERGENCY)
-    assert [(j["status"], j["charged"]) for j in _clear(store)] == [("emergency", 0)] * 2
-
-
 def test_reuploaded_batches_charge_nothing_twice(store):
     g = Gate(store)
     g.tap(7, DAY0, 1, DIR_ENTRY)
@@ -167,3 +174,239 @@ def test_tariff_file_overrides_and_typos_are_errors(tmp_path):
     p.write_text("[metro]\nmax_fair = 900\n")
     with pytest.raises(clearing.TariffError, match="max_fair"):
         clearing.load_tariff(str(p))
+
+
+# -- policies (each test fails if its policy is removed) --------------------------------------
+def test_emergency_exit_completes_the_journey_at_its_normal_fare(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT, flags=records.FLAG_EMERGENCY)
+    g.tap(8, DAY0 + 60, 1, DIR_EXIT, flags=records.FLAG_EMERGENCY)  # no entry: no charge
+    got = sorted((j["account_id"], j["status"], j["charged"], j["flags"]) for j in _clear(store))
+    assert got == [
+        (7, "complete", 400, ["emergency_exit"]),
+        (8, "emergency_exit", 0, ["review_emergency"]),
+    ]
+
+
+def test_a_voided_passage_is_not_charged(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_EXIT, counter=50)  # accepted, nobody passed: the gate voids it
+    g.tap(
+        7,
+        DAY0 + 5,
+        1,
+        DIR_EXIT,
+        counter=50,
+        kind=records.KIND_EVENT,
+        reason=reasons.number("passage_not_taken"),
+    )
+    js = _clear(store)
+    assert [(j["status"], j["charged"]) for j in js] == [("voided", 0)]
+
+
+def test_a_copied_presentation_charges_its_account_once_and_flags_the_copy(store):
+    store.add_device(2, b"\x02" + bytes(32), DAY0)
+    g, g2 = Gate(store), Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY, counter=9)
+    g2.tap(7, DAY0 + 30, 4, DIR_ENTRY, counter=9, device=2)  # the screenshot, elsewhere
+    g.tap(7, DAY0 + 600, 2, DIR_EXIT, counter=10)
+    js = _clear(store)
+    got = [(j["status"], j["charged"], j["flags"]) for j in js]
+    assert got == [("complete", 250, []), ("fraud_copy", 0, ["fraud_review"])]
+
+
+def test_untrusted_clock_holds_the_passage_for_review(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY, flags=records.FLAG_CLOCK_UNTRUSTED)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    got = [(j["status"], j["charged"], j["flags"]) for j in _clear(store)]
+    assert got == [("held_clock", 0, ["review_clock"]), ("missing_entry", 600, [])]
+
+
+def test_over_limit_is_charged_and_flagged(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY, flags=records.FLAG_OVER_LIMIT)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    assert [(j["charged"], j["flags"]) for j in _clear(store)] == [(400, ["over_limit"])]
+
+
+def _t(**metro):
+    t = {k: (dict(v) if isinstance(v, dict) else v) for k, v in T.items()}
+    t["metro"].update(metro)
+    return t
+
+
+def test_maximum_fares_stay_out_of_the_daily_cap(store):
+    g = Gate(store)
+    for i in range(3):  # three missing exits: 3 x 600, beyond the 1500 cap
+        g.tap(7, DAY0 + i * 3600, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 4 * 3600, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 4 * 3600 + 600, 8, DIR_EXIT)  # 400, and the cap still has room for it
+    as_of = DAY0 + 3 * 86400
+    js = [
+        j
+        for a, taps in clearing._group(store.clearing_taps()).items()
+        for j in clearing.journeys(a, taps, T, as_of)
+    ]
+    assert [j["charged"] for j in js] == [600, 600, 600, 400]
+    counted = [
+        j
+        for a, taps in clearing._group(store.clearing_taps()).items()
+        for j in clearing.journeys(a, taps, _t(max_fare_counts_to_cap=True), as_of)
+    ]
+    assert [j["charged"] for j in counted] == [600, 600, 300, 0]
+
+
+def test_weekly_cap_and_week_start(store):
+    g = Gate(store)
+    for d in range(7):  # one 400 journey a day, 2026-01-01 (a Thursday) onwards
+        g.tap(7, DAY0 + d * 86400, 1, DIR_ENTRY)
+        g.tap(7, DAY0 + d * 86400 + 600, 8, DIR_EXIT)
+    taps = clearing._group(store.clearing_taps())[7]
+    monday = [j["charged"] for j in clearing.journeys(7, taps, _t(weekly_cap=1000), DAY0)]
+    assert monday == [400, 400, 200, 0, 400, 400, 200]  # Thu..Sun, then a new week on Monday
+    t = _t(weekly_cap=1000)
+    t["week_start"] = 3  # weeks start on Thursday
+    assert [j["charged"] for j in clearing.journeys(7, taps, t, DAY0)] == [400, 400, 200] + [0] * 4
+
+
+# -- publishing: revisions, adjustments, idempotence, the audit trail -------------------------
+def test_run_publishes_once_and_a_second_run_changes_nothing(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    s1 = clearing.run(store, T, DAY0 + 86400)
+    assert (s1["new"], s1["revised"]) == (1, 0)
+    before = store.clearing_charges()
+    s2 = clearing.run(store, T, DAY0 + 86400)
+    assert (s2["new"], s2["revised"], s2["days"]) == (0, 0, 0)
+    assert store.clearing_charges() == before
+    assert [c["amount"] for c in before] == [400] and before[0]["revision"] == 1
+
+
+def test_a_late_tap_is_an_adjustment_of_the_published_charge(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_EXIT)  # exit with no entry: maximum fare, published
+    g.tap(9, DAY0, 1, DIR_ENTRY)
+    g.tap(9, DAY0 + 600, 2, DIR_EXIT)
+    clearing.run(store, T, DAY0 + 86400)
+    other = store.clearing_charges(9)
+    store.add_device(2, b"\x02" + bytes(32), DAY0)
+    Gate(store).tap(
+        7, DAY0 - 900, 8, DIR_ENTRY, device=2, counter=99
+    )  # the entry arrives a day late
+    s = clearing.run(store, T, DAY0 + 2 * 86400)
+    assert (s["accounts"], s["new"], s["revised"]) == (1, 0, 1)  # only account 7 re-cleared
+    (c,) = store.clearing_charges(7)
+    assert (c["revision"], c["amount"]) == (2, 400)
+    revs = store.clearing_revisions(7, c["day"])
+    assert [(r["kind"], r["delta"], r["amount"]) for r in revs] == [
+        ("charge", 600, 600),
+        ("adjustment", -200, 400),
+    ]
+    assert '"rule":"metro.fares[2]"' in revs[-1]["explanation"]
+    assert store.clearing_charges(9) == other
+    assert clearing.run(store, T, DAY0 + 2 * 86400)["revised"] == 0
+
+
+def test_an_open_journey_is_revised_when_it_becomes_a_missing_exit(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    clearing.run(store, T, DAY0 + 60)
+    assert store.clearing_charges(7)[0]["amount"] == 0
+    clearing.run(store, T, DAY0 + 86400)
+    assert store.clearing_charges(7)[0]["amount"] == 600
+
+
+def test_refund_adjust_and_dispute_are_audited_and_survive_reclearing(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    clearing.run(store, T, DAY0 + 86400)
+    day = store.clearing_charges(7)[0]["day"]
+    clearing.dispute(store, 7, day, "open", "ana", "rider says she never travelled", 100)
+    clearing.refund(store, 7, day, 150, "ana", "goodwill", 101)
+    clearing.adjust(store, 7, day, 50, "bo", "refunded too much", 102)
+    clearing.dispute(store, 7, day, "resolve", "bo", "settled", 103)
+    clearing.run(store, T, DAY0 + 86400, full=True)  # re-clearing keeps the corrections
+    (c,) = store.clearing_charges(7)
+    assert (c["amount"], c["cleared"], c["adjusted"], c["revision"]) == (300, 400, -100, 3)
+    assert c["dispute"] == "resolved"
+    log = store.clearing_audit_log(7)
+    assert [(a["operator"], a["action"], a["time"]) for a in log] == [
+        ("ana", "dispute_open", 100),
+        ("ana", "refund", 101),
+        ("bo", "adjust", 102),
+        ("bo", "dispute_resolve", 103),
+    ]
+    assert (log[1]["before"]["amount"], log[1]["after"]["amount"]) == (400, 250)
+    assert log[1]["reason"] == "goodwill" and log[0]["after"]["status"] == "open"
+    with pytest.raises(clearing.ChargeError):
+        clearing.refund(store, 7, day, 1000, "ana", "too much", 104)
+    with pytest.raises(clearing.ChargeError):
+        clearing.refund(store, 7, day + 1, 1, "ana", "no such charge", 104)
+    with pytest.raises(clearing.ChargeError):
+        clearing.dispute(store, 7, day, "resolve", "ana", "not open", 104)
+    assert len(store.clearing_audit_log()) == 4
+
+
+def test_import_of_a_reset_export_is_idempotent_and_clears_like_a_sync(store):
+    from host_sim.backoffice.importing import import_export
+
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)  # synced
+    clearing.run(store, T, DAY0 + 60)
+    export = []  # the gate's unsynced records, as `device reset --export` writes them
+    for i, (t, st, d) in enumerate([(DAY0 + 600, 8, DIR_EXIT), (DAY0 + 900, 8, DIR_ENTRY)]):
+        raw = records.Record(
+            records.KIND_PASSAGE, 0, 1, 2 + i, t, MODE_METRO, d, st, 7, 1, 100 + i, 0, 0, g.prev
+        ).to_bytes()
+        g.prev = records.record_hash(raw)
+        export.append(raw)
+    data = b"".join(export)
+    assert import_export(store, data, DAY0 + 1000) == {"records": 2, "new": 2, "devices": [1]}
+    assert import_export(store, data, DAY0 + 1001) == {"records": 2, "new": 0, "devices": [1]}
+    assert store.anomalies() == []
+    s = clearing.run(store, T, DAY0 + 1000)
+    assert (s["taps"], s["revised"]) == (2, 1)
+    (c,) = store.clearing_charges(7)
+    assert (c["amount"], c["revision"], c["open_journeys"]) == (400, 2, 1)
+    with pytest.raises(records.FormatError):
+        import_export(store, data[:-1], DAY0)
+    bad = records.Record(records.KIND_PASSAGE, 0, 99, 1, DAY0).to_bytes()
+    with pytest.raises(records.FormatError, match="not registered"):
+        import_export(store, bad, DAY0)
+
+
+def test_cli_corrections_and_the_audit_trail(store, tmp_path, capsys):
+    import json
+
+    from provisioning.cli.main import main
+
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    db = ("--db", store.path)
+    at = ("--as-of", str(DAY0 + 86400))
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([*args, "--json"])
+        return code, [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+
+    code, out = run("backoffice", "charges", *db, *at, "--revisions")
+    assert code == 0 and out[0]["charged"] == 400 and out[0]["day"] == "2026-01-01"
+    assert out[0]["revisions"][0]["explanation"][0]["rule"] == "metro.fares[2]"
+    who = ("--operator", "ana", "--reason", "barrier was stuck")
+    code, out = run("backoffice", "refund", *db, "7", "2026-01-01", "--amount", "1.50", *who)
+    assert code == 0 and out[-1]["charge"]["amount"] == 250
+    code, out = run("backoffice", "refund", *db, "7", "2026-01-01", "--amount", "9", *who)
+    assert code == 2 and out[-1]["ok"] is False
+    code, out = run("backoffice", "charges", *db, *at)
+    assert (out[0]["charged"], out[0]["revision"], out[0]["adjusted"]) == (250, 2, -150)
+    code, out = run("backoffice", "audit", *db)
+    assert [(a["operator"], a["action"], a["reason"]) for a in out[:-1]] == [
+        ("ana", "refund", "barrier was stuck")
+    ]
+    assert (out[0]["before"]["amount"], out[0]["after"]["amount"]) == (400, 250)

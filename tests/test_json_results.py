@@ -28,7 +28,8 @@ CHECKED = {
     "wallet init", "wallet issue", "wallet mint", "wallet deny", "wallet rotate", "wallet trust",
     "decode", "image build", "image verify", "sim run", "sim device", "ports",
     "backoffice devices", "backoffice queues", "backoffice anomalies", "backoffice journeys",
-    "backoffice charges", "backoffice publish",
+    "backoffice charges", "backoffice publish", "backoffice refund", "backoffice adjust",
+    "backoffice dispute", "backoffice audit", "backoffice import",
 }  # fmt: skip
 
 
@@ -130,6 +131,13 @@ def test_wallet_decode_and_backoffice(world, capsys):
     assert run(capsys, "backoffice anomalies", *db) == []
     assert run(capsys, "backoffice journeys", *db, "--as-of", T) == []
     assert run(capsys, "backoffice charges", *db, "--as-of", T) == []
+    who = ("--operator", "ana", "--reason", "test")
+    run(capsys, "backoffice refund", *db, "7", "2026-01-01", "--amount", "1", *who, code=2)
+    run(capsys, "backoffice adjust", *db, "7", "2026-01-01", "--delta", "-1", *who, code=2)
+    run(capsys, "backoffice dispute", *db, "open", "7", "2026-01-01", *who, code=2)
+    assert run(capsys, "backoffice audit", *db) == []
+    open("empty.bin", "wb").close()
+    assert run(capsys, "backoffice import", *db, "empty.bin") == []
     trust = os.path.join("demo", "wallet", "trust-v3.bin")
     *warnings, gate = run(capsys, "backoffice publish", *db, "trust_list", trust, "--force")
     assert gate["event"] == "gate" and gate["device_id"] == 101

@@ -1,45 +1,73 @@
-"""Clearing: turn the passages the back office holds into journeys and charges.
+"""Clearing: turn the passages the back office holds into journeys and published charges.
 
-A pure function of the stored records (deduplicated by (device_id, seq)) and a tariff, so
-running it twice, or after a gate re-uploaded a batch, charges nothing twice. Every passage
-record lands in at most one journey. Passages flagged emergency (a fire alarm opened the
-gates) are shown with a zero fare.
+Two halves. `journeys(taps, tariff, as_of)` is pure: one account's taps in, its journeys out
+(each with the tariff rule that priced it, its flags and the amount before and after caps).
+`run(store, tariff, as_of, now)` is the incremental, idempotent clearing: it finds the taps that
+arrived since the last run (a per-device seq cursor), re-clears only the (account, service day)s
+they can change, and publishes one charge per (account, service day) with a revision number.
+A charge that changes (a late tap, an open journey that became a missing exit) gets a new
+revision and an ADJUSTMENT row with the delta, never a second charge; running it twice changes
+nothing. Operator corrections (refund, adjust) are revisions too, kept apart from the cleared
+amount so that re-clearing never undoes them, and each is written to the audit trail.
+All SQL is in store.py (the `clearing_*` methods); this module never touches the database.
 
-Metro (mode 1): per account, taps in time order; an entry and the next exit make a journey,
-priced from the station -> zone table by the number of zones crossed. An entry followed by
-another entry, or left open longer than `max_journey_s`, is a missing exit: maximum fare. An
-exit with no entry is charged the maximum fare too. A second entry at the same station within
-`retap_s` (a rider tapping again because the barrier was slow) belongs to the same journey.
-Each service day's total per account is capped at `daily_cap`.
+Policies, in the order they apply to an account's taps:
+- voided: a passage the gate voided (a KIND_EVENT record `passage_not_taken` with the same
+  presentation on the same gate) is kept as a `voided` journey at 0: nobody passed.
+- fraud copy: a presentation (account_id, cred_no, counter; not 0/0) accepted as a passage at
+  two gates, or twice, is charged once (the first, by time then gate); the copies become
+  `fraud_copy` journeys at 0 flagged `fraud_review`: the victim does not pay the copier's trip.
+- untrusted clock (record flag bit 2): the time is a guess, so the service day is unknown: the
+  passage becomes a `held_clock` journey at 0 flagged `review_clock` (an operator settles it
+  with `backoffice adjust`), rather than a charge on a guessed day or a broken journey.
+- emergency (flag bit 1): an exit through gates opened for an emergency completes the open
+  journey at its NORMAL fare (status `complete`, flag `emergency_exit`); an emergency exit with
+  no entry is `emergency_exit` at 0 flagged `review_emergency`; an emergency entry is 0.
+- over-limit (flag bit 0: the gate accepted offline beyond its limit): charged as usual and
+  flagged `over_limit` (a collection risk to review, not a reason to charge more or less).
+- metro: an entry and the next exit within `max_journey_s` make a journey, priced by the zones
+  crossed (rule `metro.fares[N]`); a missing exit or entry, or an unknown station, is the
+  maximum fare (rule `metro.max_fare`). A second entry at the same station within `retap_s`
+  is the same journey.
+- caps (metro): each account's charged total per service day is capped at `daily_cap` and per
+  week at `weekly_cap` (0: no weekly cap; weeks start on `week_start`, 0 Monday .. 6 Sunday).
+  With `max_fare_counts_to_cap = false` (the default, TfL's rule) maximum fares are charged
+  in full and do not count toward either cap.
+- parking: free within `grace_s`, then `per_hour` per started hour, at most `daily_max` per
+  started 24 hours; an exit with no entry, or a stay over `max_stay_s`, is `lost_ticket`.
+- store: a session from the door's entry to its exit is charged its basket (the records'
+  value); one not closed within `max_session_s` is `open_session_charge`.
 
-Parking (mode 2): entry and exit per account (the plate's account); free within `grace_s`,
-then `per_hour` for each started hour, at most `daily_max` for each started 24 hours. An exit
-with no entry, or an entry never closed, is charged `lost_ticket`.
+A journey belongs to the service day of its first tap. The service day starts at `day_start_s`
+after midnight in the operator's time zone (`tz_offset_s` from UTC). Amounts are integer minor
+units (cents, fen).
 
-Store (mode 3): a session runs from the door's entry to its exit; the charge is the value the
-store system put on the session's records (the basket). A session not closed within
-`max_session_s` is charged `open_session_charge` and flagged.
-
-The service day starts at `day_start_s` after midnight in the operator's time zone
-(`tz_offset_s` from UTC). Amounts are integer minor units (cents, fen).
+Entry points: `run(store, tariff, as_of, now=None, full=False) -> summary`, `clear(store,
+tariff, as_of)` (every journey, nothing published), `charges(journeys)` (per account, day and
+mode, unpublished), and the operator corrections `refund`, `adjust`, `dispute`.
 """
 
+import hashlib
+import json
 import tomllib
 from collections import defaultdict
 from typing import Any
 
 from host_sim.errors import SimError
-from protocol import records
+from protocol import reasons, records
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
 DEFAULT_TARIFF: dict[str, Any] = {
     "tz_offset_s": 0,
     "day_start_s": 4 * 3600,
+    "week_start": 0,
     "metro": {
         "stations": {str(s): 1 + (s - 1) // 3 for s in range(1, 13)},
         "fares": [250, 300, 400, 500],
         "max_fare": 600,
         "daily_cap": 1500,
+        "weekly_cap": 0,
+        "max_fare_counts_to_cap": False,
         "retap_s": 120,
         "max_journey_s": 4 * 3600,
     },
@@ -53,12 +81,21 @@ DEFAULT_TARIFF: dict[str, Any] = {
     "store": {"open_session_charge": 0, "max_session_s": 4 * 3600},
 }
 
+NOT_TAKEN = reasons.number("passage_not_taken")
+
 
 class TariffError(SimError, ValueError):
     """A tariff file that cannot apply: names the section, the key and the problem."""
 
     reason = "bad_tariff"
     remedy = "correct the tariff file"
+
+
+class ChargeError(SimError, ValueError):
+    """An operator correction that cannot apply: no such charge, or a bad amount."""
+
+    reason = "bad_charge"
+    remedy = "check the account and day with `faregate backoffice charges --account ID`"
 
 
 def load_tariff(path: str | None) -> dict[str, Any]:
@@ -84,15 +121,51 @@ def load_tariff(path: str | None) -> dict[str, Any]:
     m = tariff["metro"]
     if not m["fares"] or any(not isinstance(f, int) or f < 0 for f in m["fares"]):
         raise TariffError("metro fares must be a non-empty list of amounts")
+    for k in ("daily_cap", "weekly_cap", "max_fare"):
+        if not isinstance(m[k], int) or m[k] < 0:
+            raise TariffError("metro %s must be an amount >= 0" % k)
+    if not isinstance(tariff["week_start"], int) or not 0 <= tariff["week_start"] <= 6:
+        raise TariffError("week_start must be 0 (Monday) .. 6 (Sunday)")
     return tariff
 
 
+# The columns of a tap, as store.clearing_taps returns them (after account_id).
+TAP_COLUMNS = (
+    "mode",
+    "device_id",
+    "seq",
+    "kind",
+    "reason",
+    "time",
+    "station",
+    "direction",
+    "cred_no",
+    "counter",
+    "value",
+    "flags",
+)
+
+
 class Tap:
-    __slots__ = ("device_id", "seq", "time", "station", "direction", "value", "flags")
+    __slots__ = TAP_COLUMNS
 
     def __init__(self, row: tuple) -> None:
-        (self.device_id, self.seq, self.time, self.station, self.direction, self.value) = row[:6]
-        self.flags = row[6]
+        """From a store.clearing_taps row: (account_id, *TAP_COLUMNS)."""
+        (
+            _account,
+            self.mode,
+            self.device_id,
+            self.seq,
+            self.kind,
+            self.reason,
+            self.time,
+            self.station,
+            self.direction,
+            self.cred_no,
+            self.counter,
+            self.value,
+            self.flags,
+        ) = row
 
     def key(self) -> list[int]:
         return [self.device_id, self.seq]
@@ -110,7 +183,26 @@ def service_day(t: int, tariff: dict[str, Any]) -> int:
     return (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400
 
 
-def _journey(mode: str, account: int, entry: Tap | None, exit_: Tap | None, status: str, fare: int):
+def day_start(day: int, tariff: dict[str, Any]) -> int:
+    """The unix time a service day begins."""
+    return day * 86400 + tariff["day_start_s"] - tariff["tz_offset_s"]
+
+
+def week_of(day: int, tariff: dict[str, Any]) -> int:
+    """The week a service day is in (day 0, 1970-01-01, was a Thursday: weekday 3)."""
+    return (day + 3 - tariff["week_start"]) // 7
+
+
+def _journey(
+    mode: str,
+    account: int,
+    entry: Tap | None,
+    exit_: Tap | None,
+    status: str,
+    fare: int,
+    rule: str,
+    flags: tuple[str, ...] = (),
+) -> dict[str, Any]:
     taps = [t for t in (entry, exit_) if t is not None]
     return {
         "mode": mode,
@@ -118,26 +210,59 @@ def _journey(mode: str, account: int, entry: Tap | None, exit_: Tap | None, stat
         "entry": entry.brief() if entry else None,
         "exit": exit_.brief() if exit_ else None,
         "status": status,
+        "rule": rule,
         "fare": fare,
         "charged": fare,
+        "flags": list(flags),
         "records": [t.key() for t in taps],
         "time": taps[0].time,
     }
 
 
+def _flags_of(*taps: Tap | None) -> tuple[str, ...]:
+    return ("over_limit",) if any(t and t.flags & records.FLAG_OVER_LIMIT for t in taps) else ()
+
+
+def _emergency(t: Tap) -> bool:
+    return bool(t.flags & records.FLAG_EMERGENCY)
+
+
+_ZONES: dict[int, tuple[Any, dict[int, int]]] = {}
+
+
+def _zones(stations: dict[str, int]) -> dict[int, int]:
+    """The station -> zone table with integer keys (made once per tariff table)."""
+    got = _ZONES.get(id(stations))
+    if got is None or got[0] is not stations:
+        got = _ZONES[id(stations)] = (stations, {int(k): v for k, v in stations.items()})
+    return got[1]
+
+
 def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list[dict]:
-    zones = {int(k): v for k, v in t["stations"].items()}
-    out = []
+    zones = _zones(t["stations"])
+    out: list[dict] = []
     open_: Tap | None = None
     retaps: list[Tap] = []
 
     def close_missing() -> None:
-        j = _journey("metro", account, open_, None, "missing_exit", t["max_fare"])
+        j = _journey(
+            "metro",
+            account,
+            open_,
+            None,
+            "missing_exit",
+            t["max_fare"],
+            "metro.max_fare",
+            _flags_of(open_),
+        )
         j["records"] += [r.key() for r in retaps]
         out.append(j)
 
     for tap in taps:
         if tap.direction == DIR_ENTRY:
+            if _emergency(tap):
+                out.append(_journey("metro", account, tap, None, "emergency", 0, "emergency"))
+                continue
             if open_ is not None:
                 if tap.station == open_.station and tap.time - open_.time <= t["retap_s"]:
                     retaps.append(tap)
@@ -145,16 +270,46 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 close_missing()
             open_, retaps = tap, []
         elif tap.direction == DIR_EXIT:
+            if open_ is not None and tap.time - open_.time > t["max_journey_s"]:
+                close_missing()
+                open_, retaps = None, []
             if open_ is None:
-                out.append(_journey("metro", account, None, tap, "missing_entry", t["max_fare"]))
+                if _emergency(tap):
+                    out.append(
+                        _journey(
+                            "metro",
+                            account,
+                            None,
+                            tap,
+                            "emergency_exit",
+                            0,
+                            "emergency",
+                            ("review_emergency",),
+                        )
+                    )
+                else:
+                    out.append(
+                        _journey(
+                            "metro",
+                            account,
+                            None,
+                            tap,
+                            "missing_entry",
+                            t["max_fare"],
+                            "metro.max_fare",
+                            _flags_of(tap),
+                        )
+                    )
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
+            flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
             if za is None or zb is None:
-                fare, status = t["max_fare"], "unknown_station"
+                fare, status, rule = t["max_fare"], "unknown_station", "metro.max_fare"
             else:
                 fares = t["fares"]
-                fare, status = fares[min(abs(za - zb), len(fares) - 1)], "complete"
-            j = _journey("metro", account, open_, tap, status, fare)
+                n = min(abs(za - zb), len(fares) - 1)
+                fare, status, rule = fares[n], "complete", "metro.fares[%d]" % n
+            j = _journey("metro", account, open_, tap, status, fare, rule, flags)
             j["records"] += [r.key() for r in retaps]
             out.append(j)
             open_, retaps = None, []
@@ -162,7 +317,7 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
         if as_of - open_.time > t["max_journey_s"]:
             close_missing()
         else:
-            j = _journey("metro", account, open_, None, "open", 0)
+            j = _journey("metro", account, open_, None, "open", 0, "open")
             j["records"] += [r.key() for r in retaps]
             out.append(j)
     return out
@@ -177,45 +332,110 @@ def parking_fee(seconds: int, p: dict[str, Any]) -> int:
 
 
 def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> list[dict]:
-    out = []
+    out: list[dict] = []
     open_: Tap | None = None
+    lost = p["lost_ticket"]
     for tap in taps:
         if tap.direction == DIR_ENTRY:
+            if _emergency(tap):
+                out.append(_journey("parking", account, tap, None, "emergency", 0, "emergency"))
+                continue
             if open_ is not None:
                 out.append(
-                    _journey("parking", account, open_, None, "missing_exit", p["lost_ticket"])
+                    _journey(
+                        "parking",
+                        account,
+                        open_,
+                        None,
+                        "missing_exit",
+                        lost,
+                        "parking.lost_ticket",
+                        _flags_of(open_),
+                    )
                 )
             open_ = tap
         elif tap.direction == DIR_EXIT:
-            if open_ is None:
+            if open_ is not None and tap.time - open_.time > p["max_stay_s"]:
                 out.append(
-                    _journey("parking", account, None, tap, "missing_entry", p["lost_ticket"])
+                    _journey(
+                        "parking",
+                        account,
+                        open_,
+                        None,
+                        "missing_exit",
+                        lost,
+                        "parking.lost_ticket",
+                        _flags_of(open_),
+                    )
                 )
+                open_ = None
+            if open_ is None:
+                if _emergency(tap):
+                    out.append(
+                        _journey(
+                            "parking",
+                            account,
+                            None,
+                            tap,
+                            "emergency_exit",
+                            0,
+                            "emergency",
+                            ("review_emergency",),
+                        )
+                    )
+                else:
+                    out.append(
+                        _journey(
+                            "parking",
+                            account,
+                            None,
+                            tap,
+                            "missing_entry",
+                            lost,
+                            "parking.lost_ticket",
+                            _flags_of(tap),
+                        )
+                    )
                 continue
             fee = parking_fee(tap.time - open_.time, p)
-            out.append(_journey("parking", account, open_, tap, "complete", fee))
+            flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
+            out.append(
+                _journey("parking", account, open_, tap, "complete", fee, "parking.per_hour", flags)
+            )
             open_ = None
     if open_ is not None:
-        over = as_of - open_.time > p["max_stay_s"]
-        status, fee = ("missing_exit", p["lost_ticket"]) if over else ("open", 0)
-        out.append(_journey("parking", account, open_, None, status, fee))
+        if as_of - open_.time > p["max_stay_s"]:
+            out.append(
+                _journey(
+                    "parking",
+                    account,
+                    open_,
+                    None,
+                    "missing_exit",
+                    lost,
+                    "parking.lost_ticket",
+                    _flags_of(open_),
+                )
+            )
+        else:
+            out.append(_journey("parking", account, open_, None, "open", 0, "open"))
     return out
 
 
 def _store(account: int, taps: list[Tap], s: dict[str, Any], as_of: int) -> list[dict]:
-    out = []
+    out: list[dict] = []
     session: list[Tap] = []
 
-    def close(status: str, extra: int = 0) -> None:
+    def close(status: str, extra: int = 0, rule: str = "store.basket") -> None:
         fare = sum(t.value for t in session) + extra
         exit_ = session[-1] if session[-1].direction == DIR_EXIT else None
-        j = _journey("store", account, session[0], exit_, status, fare)
+        j = _journey("store", account, session[0], exit_, status, fare, rule, _flags_of(*session))
         j["records"] = [t.key() for t in session]
         out.append(j)
 
     for tap in taps:
         if tap.direction == DIR_ENTRY and session:
-            close("open_session", s["open_session_charge"])
+            close("open_session", s["open_session_charge"], "store.open_session_charge")
             session = []
         session.append(tap)
         if tap.direction == DIR_EXIT:
@@ -223,54 +443,100 @@ def _store(account: int, taps: list[Tap], s: dict[str, Any], as_of: int) -> list
             session = []
     if session:
         if as_of - session[0].time > s["max_session_s"]:
-            close("open_session", s["open_session_charge"])
+            close("open_session", s["open_session_charge"], "store.open_session_charge")
         else:
-            close("open")
+            close("open", rule="open")
             out[-1]["charged"] = out[-1]["fare"] = 0
     return out
 
 
 MODES = {records.MODE_METRO: ("metro", _metro), records.MODE_PARKING: ("parking", _parking)}
 MODES[records.MODE_STORE] = ("store", _store)
+MAX_FARE_RULES = ("metro.max_fare",)
+
+
+def journeys(
+    account: int, taps: list[Tap], tariff: dict[str, Any], as_of: int
+) -> list[dict[str, Any]]:
+    """One account's journeys from its taps (passages and gate events, in time order), with
+    every policy of the module docstring applied, caps included; each has `day`."""
+    voids = {
+        (t.device_id, t.cred_no, t.counter, t.direction)
+        for t in taps
+        if t.kind == records.KIND_EVENT and t.reason == NOT_TAKEN
+    }
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[int, int]] = set()
+    by_mode: dict[int, list[Tap]] = defaultdict(list)
+    for t in taps:
+        if t.kind != records.KIND_PASSAGE or t.mode not in MODES:
+            continue
+        name = MODES[t.mode][0]
+        if (t.device_id, t.cred_no, t.counter, t.direction) in voids:
+            out.append(_journey(name, account, t, None, "voided", 0, "voided"))
+            continue
+        pres = (t.cred_no, t.counter)
+        if pres != (0, 0):
+            if pres in seen:
+                out.append(
+                    _journey(name, account, t, None, "fraud_copy", 0, "fraud", ("fraud_review",))
+                )
+                continue
+            seen.add(pres)
+        if t.flags & records.FLAG_CLOCK_UNTRUSTED:
+            out.append(_journey(name, account, t, None, "held_clock", 0, "held", ("review_clock",)))
+            continue
+        by_mode[t.mode].append(t)
+    for mode, mtaps in by_mode.items():
+        name, fn = MODES[mode]
+        out.extend(fn(account, mtaps, tariff[name], as_of))
+    out.sort(key=lambda j: (j["time"], j["mode"], j["records"][0]))
+    _apply_caps(out, tariff)
+    return out
+
+
+def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
+    m = tariff["metro"]
+    daily, weekly = m["daily_cap"], m["weekly_cap"]
+    spent_day: dict[int, int] = defaultdict(int)
+    spent_week: dict[int, int] = defaultdict(int)
+    for j in js:
+        day = j["day"] = service_day(j["time"], tariff)
+        if j["mode"] != "metro":
+            continue
+        if j["rule"] in MAX_FARE_RULES and not m["max_fare_counts_to_cap"]:
+            continue  # charged in full, outside the caps
+        week = week_of(day, tariff)
+        room = daily - spent_day[day]
+        if weekly:
+            room = min(room, weekly - spent_week[week])
+        j["charged"] = max(0, min(j["fare"], room))
+        if j["charged"] < j["fare"]:
+            j["flags"].append("capped")
+        spent_day[day] += j["charged"]
+        spent_week[week] += j["charged"]
+
+
+def _group(rows: Any) -> dict[int, list[Tap]]:
+    groups: dict[int, list[Tap]] = defaultdict(list)
+    for r in rows:
+        groups[r[0]].append(Tap(r))
+    return groups
 
 
 def clear(store: Any, tariff: dict[str, Any], as_of: int) -> list[dict[str, Any]]:
-    """Journeys from every passage in the back office's `store` (store.Store), in time order."""
-    rows = store.passages()
-    groups: dict[tuple[int, int], list[Tap]] = defaultdict(list)
-    for account, mode, *rest in rows:
-        groups[(account, mode)].append(Tap(tuple(rest)))
-    journeys: list[dict[str, Any]] = []
-    for (account, mode), taps in groups.items():
-        if mode not in MODES:
-            continue
-        name, fn = MODES[mode]
-        emergency = [t for t in taps if t.flags & records.FLAG_EMERGENCY]
-        normal = [t for t in taps if not t.flags & records.FLAG_EMERGENCY]
-        for t in emergency:
-            journeys.append(_journey(name, account, t, None, "emergency", 0))
-        journeys.extend(fn(account, normal, tariff[name], as_of))
-    _apply_daily_cap(journeys, tariff)
-    journeys.sort(key=lambda j: (j["time"], j["account_id"], j["mode"]))
-    return journeys
+    """Every journey from every passage in the store, in time order (nothing published)."""
+    out: list[dict[str, Any]] = []
+    for account, taps in _group(store.clearing_taps()).items():
+        out.extend(journeys(account, taps, tariff, as_of))
+    out.sort(key=lambda j: (j["time"], j["account_id"], j["mode"]))
+    return out
 
 
-def _apply_daily_cap(journeys: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
-    cap = tariff["metro"]["daily_cap"]
-    spent: dict[tuple[int, int], int] = defaultdict(int)
-    for j in sorted(journeys, key=lambda j: j["time"]):
-        j["day"] = service_day(j["time"], tariff)
-        if j["mode"] != "metro":
-            continue
-        key = (j["account_id"], j["day"])
-        j["charged"] = max(0, min(j["fare"], cap - spent[key]))
-        spent[key] += j["charged"]
-
-
-def charges(journeys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per account, service day and mode: journeys and the amount to charge."""
+def charges(js: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per account, service day and mode: journeys and the amount to charge (unpublished)."""
     acc: dict[tuple[int, int, str], dict[str, Any]] = {}
-    for j in journeys:
+    for j in js:
         key = (j["account_id"], j["day"], j["mode"])
         c = acc.setdefault(
             key,
@@ -289,3 +555,151 @@ def charges(journeys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         c["charged"] += j["charged"]
         c["open"] += j["status"] == "open"
     return [acc[k] for k in sorted(acc)]
+
+
+# -- publishing: per (account, service day), with revisions ----------------------------------
+def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
+    """The charge of one account-day from its journeys: amount, counts and explanation."""
+    explanation = [
+        {k: j[k] for k in ("mode", "entry", "exit", "status", "rule", "fare", "charged", "flags")}
+        for j in js
+    ]
+    text = json.dumps(explanation, sort_keys=True, separators=(",", ":"))
+    return {
+        "cleared": sum(j["charged"] for j in js),
+        "fares": sum(j["fare"] for j in js),
+        "journeys": len(js),
+        "open": sum(j["status"] == "open" for j in js),
+        "review": sum(any(f.startswith(("review", "fraud")) for f in j["flags"]) for j in js),
+        "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:32],
+        "explanation": text,
+    }
+
+
+def _lookback(tariff: dict[str, Any]) -> int:
+    """How far back a journey can start and still be changed by a tap (seconds)."""
+    return (
+        max(
+            tariff["metro"]["max_journey_s"],
+            tariff["parking"]["max_stay_s"],
+            tariff["store"]["max_session_s"],
+        )
+        + 86400
+    )
+
+
+def run(
+    store: Any, tariff: dict[str, Any], as_of: int, now: int | None = None, full: bool = False
+) -> dict[str, Any]:
+    """Clear what changed since the last run and publish it; returns a summary dict:
+    accounts (re-cleared), days (account-days recomputed), new (charges published for the
+    first time), revised (charges given a new revision), unchanged, taps (new taps seen).
+
+    full=True re-clears every account (after a tariff change, or records imported into a gap
+    below a gate's highest seq, which the cursor cannot see)."""
+    now = as_of if now is None else now
+    with store.clearing_transaction():
+        full = full or not store.clearing_has_charges()
+        cursor_moves, new_taps = store.clearing_new_taps(with_taps=not full)
+        dirty: dict[int, int] = {}  # account -> earliest time to re-clear from
+        if full:
+            groups = _group(store.clearing_taps())
+            dirty = {a: -(1 << 62) for a in groups}
+        else:
+            for account, t in new_taps:
+                dirty[account] = min(dirty.get(account, t), t)
+            for account, day in store.clearing_open_days():
+                t = day_start(day, tariff)
+                dirty[account] = min(dirty.get(account, t), t)
+            groups = {}
+        summary = {"accounts": 0, "days": 0, "new": 0, "revised": 0, "unchanged": 0}
+        summary["taps"] = len(new_taps)
+        back = _lookback(tariff)
+        for account, since in sorted(dirty.items()):
+            # a new tap can close a journey that began up to one journey span earlier
+            first_day = service_day(since - back, tariff) if since > -(1 << 62) else -(1 << 40)
+            week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
+            if account in groups:
+                taps = groups[account]
+            else:
+                taps = _group(store.clearing_taps(account, day_start(week0, tariff) - back)).get(
+                    account, []
+                )
+            by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for j in journeys(account, taps, tariff, as_of):
+                if j["day"] >= week0:
+                    by_day[j["day"]].append(j)
+            published = store.clearing_published(account, week0)
+            for day in sorted(set(by_day) | set(published)):
+                c = day_charge(by_day.get(day, []))
+                old = published.get(day)
+                summary["days"] += 1
+                if old is None:
+                    store.clearing_publish(account, day, c, now)
+                    summary["new"] += 1
+                elif old["fingerprint"] != c["fingerprint"]:
+                    store.clearing_revise(account, day, c, old, now)
+                    summary["revised"] += 1
+                else:
+                    summary["unchanged"] += 1
+            summary["accounts"] += 1
+        store.clearing_move_cursor(cursor_moves)
+    return summary
+
+
+def _correct(
+    store: Any, account: int, day: int, delta: int, kind: str, operator: str, why: str, now: int
+) -> dict[str, Any]:
+    if not operator or not why:
+        raise ChargeError("an operator correction needs who (--operator) and why (--reason)")
+    with store.clearing_transaction():
+        before = store.clearing_charge(account, day)
+        if before is None:
+            raise ChargeError("no published charge for account %d on day %d" % (account, day))
+        if before["amount"] + delta < 0:
+            raise ChargeError(
+                "the charge is %d: a %s of %d would make it negative"
+                % (before["amount"], kind, -delta)
+            )
+        store.clearing_operator_revision(account, day, delta, kind, why, now)
+        after = store.clearing_charge(account, day)
+        store.clearing_audit(now, operator, kind, account, day, why, before, after)
+    return after
+
+
+def refund(store: Any, account: int, day: int, amount: int, operator: str, why: str, now: int):
+    """Refund `amount` (> 0) of a published charge: a revision of kind refund, audited."""
+    if amount <= 0:
+        raise ChargeError("a refund is an amount > 0")
+    return _correct(store, account, day, -amount, "refund", operator, why, now)
+
+
+def adjust(store: Any, account: int, day: int, delta: int, operator: str, why: str, now: int):
+    """Change a published charge by `delta` (+ or -): a revision of kind adjust, audited."""
+    if delta == 0:
+        raise ChargeError("an adjustment of 0 changes nothing")
+    return _correct(store, account, day, delta, "adjust", operator, why, now)
+
+
+def dispute(
+    store: Any, account: int, day: int, action: str, operator: str, why: str, now: int
+) -> dict[str, Any]:
+    """Open or resolve a rider's dispute of a charge (the money side is refund/adjust)."""
+    if action not in ("open", "resolve"):
+        raise ChargeError("a dispute is opened or resolved, not %r" % action)
+    if not operator or not why:
+        raise ChargeError("a dispute needs who (--operator) and why (--reason)")
+    with store.clearing_transaction():
+        charge = store.clearing_charge(account, day)
+        if charge is None:
+            raise ChargeError("no published charge for account %d on day %d" % (account, day))
+        before = store.clearing_dispute(account, day)
+        want = "open" if action == "open" else "resolved"
+        if action == "resolve" and (before is None or before["status"] != "open"):
+            raise ChargeError("no open dispute for account %d on day %d" % (account, day))
+        if action == "open" and before is not None and before["status"] == "open":
+            raise ChargeError("a dispute is already open for account %d on day %d" % (account, day))
+        store.clearing_set_dispute(account, day, want, why, now)
+        after = store.clearing_dispute(account, day)
+        store.clearing_audit(now, operator, "dispute_" + action, account, day, why, before, after)
+    return after or {}

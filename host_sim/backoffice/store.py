@@ -37,7 +37,9 @@ The session history (`record_session`, `sessions`) keeps one row per sync sessio
 not, with its outcome and the gate's queue depth: the dashboard's plots over time.
 """
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from host_sim.backoffice import backends
@@ -123,6 +125,59 @@ CREATE TABLE IF NOT EXISTS blob_refusals (
     last      BIGINT NOT NULL,
     count     BIGINT NOT NULL DEFAULT 1,
     PRIMARY KEY (device_id, kind, version, reason)
+);
+-- clearing (host_sim/backoffice/clearing.py): published charges, their revisions, the
+-- per-device cursor of taps already cleared, disputes and the operators' audit trail
+CREATE TABLE IF NOT EXISTS clearing_cursor (
+    device_id BIGINT NOT NULL PRIMARY KEY,
+    high_seq  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS charges (
+    account_id    BIGINT NOT NULL,
+    day           BIGINT NOT NULL,
+    revision      BIGINT NOT NULL,
+    cleared       BIGINT NOT NULL,
+    adjusted      BIGINT NOT NULL,
+    amount        BIGINT NOT NULL,
+    fares         BIGINT NOT NULL,
+    journeys      BIGINT NOT NULL,
+    open_journeys BIGINT NOT NULL,
+    review        BIGINT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    published     BIGINT NOT NULL,
+    updated       BIGINT NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
+CREATE TABLE IF NOT EXISTS charge_revisions (
+    account_id  BIGINT NOT NULL,
+    day         BIGINT NOT NULL,
+    revision    BIGINT NOT NULL,
+    kind        TEXT NOT NULL,
+    delta       BIGINT NOT NULL,
+    amount      BIGINT NOT NULL,
+    time        BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    explanation TEXT NOT NULL,
+    PRIMARY KEY (account_id, day, revision)
+);
+CREATE TABLE IF NOT EXISTS disputes (
+    account_id BIGINT NOT NULL,
+    day        BIGINT NOT NULL,
+    status     TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    updated    BIGINT NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq        {id},
+    time       BIGINT NOT NULL,
+    operator   TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    account_id BIGINT NOT NULL,
+    day        BIGINT NOT NULL,
+    reason     TEXT NOT NULL,
+    before     TEXT NOT NULL,
+    after      TEXT NOT NULL
 );
 """
 
@@ -508,3 +563,258 @@ class Store:
 
     def close(self) -> None:
         self.b.close()
+
+    # -- clearing (clearing.py): every query it needs, and nothing else, in this block ---------
+    _TAPS = (
+        "SELECT account_id, mode, device_id, seq, kind, reason, time, station, direction, "
+        "cred_no, counter, value, flags FROM records WHERE kind IN (1, 3)"
+    )
+    _CHARGE = (
+        "account_id",
+        "day",
+        "revision",
+        "cleared",
+        "adjusted",
+        "amount",
+        "fares",
+        "journeys",
+        "open_journeys",
+        "review",
+        "fingerprint",
+        "published",
+        "updated",
+    )
+    _REVISION = ("revision", "kind", "delta", "amount", "time", "reason", "explanation")
+
+    @contextlib.contextmanager
+    def clearing_transaction(self) -> Iterator[None]:
+        """One writer, one transaction: all of a clearing run or a correction, or none."""
+        with self.lock:
+            self.b.execute("BEGIN")
+            try:
+                yield
+                self.b.execute("COMMIT")
+            except BaseException:
+                self.b.execute("ROLLBACK")
+                raise
+
+    def clearing_taps(self, account: int | None = None, since: int | None = None) -> Any:
+        """Passages and gate events as (account_id, *clearing.TAP_COLUMNS) rows, by account
+        then time (of one account, at or after `since`)."""
+        q, args = self._TAPS, ()  # type: tuple[str, tuple[int, ...]]
+        if account is not None:
+            q += " AND account_id = ? AND time >= ?"
+            args = (account, since if since is not None else -(1 << 62))
+        return self.b.execute(q + " ORDER BY account_id, time, device_id, seq", args)
+
+    def clearing_new_taps(self, with_taps: bool = True):
+        """The cursor moves [(device_id, high_seq)] that take in every record stored since
+        the last run, and (account_id, time) of those records' taps."""
+        moves = self.b.execute(
+            "SELECT d.device_id, c.high_seq, d.high_seq FROM devices d LEFT JOIN "
+            "clearing_cursor c ON c.device_id = d.device_id "
+            "WHERE c.high_seq IS NULL OR d.high_seq > c.high_seq"
+        ).fetchall()
+        taps: list[tuple[int, int]] = []
+        for dev, old, new in moves if with_taps else ():
+            taps.extend(
+                self.b.execute(
+                    "SELECT account_id, time FROM records WHERE device_id = ? AND seq > ? "
+                    "AND seq <= ? AND kind IN (1, 3)",
+                    (dev, old or 0, new),
+                )
+            )
+        return [(dev, new) for dev, _old, new in moves], taps
+
+    def clearing_move_cursor(self, moves: list[tuple[int, int]]) -> None:
+        self.b.executemany(
+            "INSERT INTO clearing_cursor (device_id, high_seq) VALUES (?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET high_seq = excluded.high_seq",
+            moves,
+        )
+
+    def clearing_has_charges(self) -> bool:
+        return self.b.execute("SELECT 1 FROM charges LIMIT 1").fetchone() is not None
+
+    def clearing_open_days(self) -> list[tuple[int, int]]:
+        """Account-days whose charge still has open journeys (re-cleared at every run)."""
+        return self.b.execute(
+            "SELECT account_id, day FROM charges WHERE open_journeys > 0"
+        ).fetchall()
+
+    def clearing_published(self, account: int, from_day: int) -> dict[int, dict[str, Any]]:
+        cols = self._CHARGE
+        rows = self.b.execute(
+            "SELECT %s FROM charges WHERE account_id = ? AND day >= ?" % ", ".join(cols),
+            (account, from_day),
+        )
+        return {r[1]: dict(zip(cols, r)) for r in rows}
+
+    def clearing_publish(self, account: int, day: int, c: dict[str, Any], now: int) -> None:
+        """A new charge, revision 1."""
+        self.b.execute(
+            "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, fares, "
+            "journeys, open_journeys, review, fingerprint, published, updated) "
+            "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                account,
+                day,
+                c["cleared"],
+                c["cleared"],
+                c["fares"],
+                c["journeys"],
+                c["open"],
+                c["review"],
+                c["fingerprint"],
+                now,
+                now,
+            ),
+        )
+        self._clearing_revision(
+            account, day, 1, "charge", c["cleared"], c["cleared"], now, "cleared", c["explanation"]
+        )
+
+    def clearing_revise(
+        self, account: int, day: int, c: dict[str, Any], old: dict[str, Any], now: int
+    ) -> None:
+        """Re-cleared to a different result: a new revision, an adjustment by the delta."""
+        rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
+        amount = c["cleared"] + old["adjusted"]
+        self.b.execute(
+            "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, journeys = ?, "
+            "open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
+            "WHERE account_id = ? AND day = ?",
+            (
+                rev,
+                c["cleared"],
+                amount,
+                c["fares"],
+                c["journeys"],
+                c["open"],
+                c["review"],
+                c["fingerprint"],
+                now,
+                account,
+                day,
+            ),
+        )
+        self._clearing_revision(
+            account,
+            day,
+            rev,
+            "adjustment",
+            delta,
+            amount,
+            now,
+            "re-cleared: taps changed",
+            c["explanation"],
+        )
+
+    def clearing_operator_revision(
+        self, account: int, day: int, delta: int, kind: str, why: str, now: int
+    ) -> None:
+        """An operator's refund or adjustment: a revision that re-clearing keeps."""
+        row = self.b.execute(
+            "SELECT revision, amount FROM charges WHERE account_id = ? AND day = ?",
+            (account, day),
+        ).fetchone()
+        rev, amount = row[0] + 1, row[1] + delta
+        self.b.execute(
+            "UPDATE charges SET revision = ?, adjusted = adjusted + ?, amount = ?, updated = ? "
+            "WHERE account_id = ? AND day = ?",
+            (rev, delta, amount, now, account, day),
+        )
+        self._clearing_revision(account, day, rev, kind, delta, amount, now, why, "")
+
+    def _clearing_revision(self, account, day, rev, kind, delta, amount, now, why, text) -> None:
+        self.b.execute(
+            "INSERT INTO charge_revisions (account_id, day, revision, kind, delta, amount, "
+            "time, reason, explanation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, day, rev, kind, delta, amount, now, why, text),
+        )
+
+    def clearing_charge(self, account: int, day: int) -> dict[str, Any] | None:
+        got = self.clearing_charges(account, day)
+        return got[0] if got else None
+
+    def clearing_charges(self, account: int | None = None, day: int | None = None):
+        """Published charges (of one account, one day) by account and day, as dicts of the
+        charges columns with `dispute` (its status or None)."""
+        cols = self._CHARGE
+        q = (
+            "SELECT %s, d.status FROM charges c LEFT JOIN disputes d "
+            "ON d.account_id = c.account_id AND d.day = c.day"
+        ) % ", ".join("c." + k for k in cols)
+        where, args = [], []
+        if account is not None:
+            where.append("c.account_id = ?")
+            args.append(account)
+        if day is not None:
+            where.append("c.day = ?")
+            args.append(day)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        rows = self.b.execute(q + " ORDER BY c.account_id, c.day", args)
+        return [dict(zip(cols + ("dispute",), r)) for r in rows]
+
+    def clearing_revisions(self, account: int, day: int) -> list[dict[str, Any]]:
+        """A charge's revisions, oldest first (explanation: JSON of its journeys, or '')."""
+        cols = self._REVISION
+        rows = self.b.execute(
+            "SELECT %s FROM charge_revisions WHERE account_id = ? AND day = ? ORDER BY revision"
+            % ", ".join(cols),
+            (account, day),
+        )
+        return [dict(zip(cols, r)) for r in rows]
+
+    def clearing_dispute(self, account: int, day: int) -> dict[str, Any] | None:
+        row = self.b.execute(
+            "SELECT status, reason, updated FROM disputes WHERE account_id = ? AND day = ?",
+            (account, day),
+        ).fetchone()
+        return dict(zip(("status", "reason", "updated"), row)) if row else None
+
+    def clearing_set_dispute(self, account: int, day: int, status: str, why: str, now: int):
+        self.b.execute(
+            "INSERT INTO disputes (account_id, day, status, reason, updated) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, day) DO UPDATE SET "
+            "status = excluded.status, reason = excluded.reason, updated = excluded.updated",
+            (account, day, status, why, now),
+        )
+
+    def clearing_audit(self, now, operator, action, account, day, why, before, after) -> None:
+        """One line of the audit trail: who, when, what, why, and the state before/after."""
+        self.b.execute(
+            "INSERT INTO audit (time, operator, action, account_id, day, reason, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                operator,
+                action,
+                account,
+                day,
+                why,
+                json.dumps(before, sort_keys=True),
+                json.dumps(after, sort_keys=True),
+            ),
+        )
+
+    def clearing_audit_log(self, account: int | None = None) -> list[dict[str, Any]]:
+        cols = (
+            "seq",
+            "time",
+            "operator",
+            "action",
+            "account_id",
+            "day",
+            "reason",
+            "before",
+            "after",
+        )
+        q, args = "SELECT %s FROM audit" % ", ".join(cols), ()  # type: str, tuple[int, ...]
+        if account is not None:
+            q, args = q + " WHERE account_id = ?", (account,)
+        out = [dict(zip(cols, r)) for r in self.b.execute(q + " ORDER BY seq", args)]
+        for r in out:
+            r["before"], r["after"] = json.loads(r["before"]), json.loads(r["after"])
+        return out

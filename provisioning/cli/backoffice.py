@@ -14,6 +14,11 @@ First time:
                                    # with --http HOST:PORT (/healthz, /metrics) and --log FILE
 Then, any time:
     faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
+Correcting a charge (each audited: who, when, why, before/after; `backoffice audit`):
+    faregate backoffice refund ACCOUNT DAY --amount 2.50 --operator ana --reason '...'
+    faregate backoffice adjust ACCOUNT DAY --delta -1.00 --operator ana --reason '...'
+    faregate backoffice dispute open|resolve ACCOUNT DAY --operator ana --reason '...'
+    faregate backoffice import EXPORT_FILE     # a gate's `device reset --export` file
 """
 
 import argparse
@@ -25,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+from protocol.errors import FormatError
 from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import Group, add_json, load_signer, read_file
 from provisioning.cli.main import EXIT_USAGE, CliError
@@ -137,27 +143,7 @@ def register(sub: Any) -> None:
     an.add_argument("--kind", choices=["sequence_gap", "chain_break", "replay", "sequence_reset"])
     add_json(an)
 
-    for name, func, what in (
-        (
-            "journeys",
-            with_events(cmd_journeys),
-            "journeys built from the passages (entry/exit pairs)",
-        ),
-        (
-            "charges",
-            with_events(cmd_charges),
-            "what to charge each account per service day and mode",
-        ),
-    ):
-        c = g.add(
-            name,
-            what,
-            func,
-            "Clear the stored passages into journeys and charges: metro entry/exit pairs "
-            "priced by zone with a maximum fare for a missing exit and a daily cap; parking "
-            "stays with a grace period and a daily maximum; store sessions. Deterministic: the "
-            "same records always give the same charges, and no passage is charged twice.",
-        )
+    def tariff_opts(c: argparse.ArgumentParser) -> None:
         c.add_argument("--tariff", help="tariff TOML file (default: the built-in demo tariff)")
         c.add_argument("--account", type=int, help="only this account id")
         c.add_argument(
@@ -167,6 +153,98 @@ def register(sub: Any) -> None:
             "not charged yet); default now",
         )
         add_json(c)
+
+    c = g.add(
+        "journeys",
+        "journeys built from the passages (entry/exit pairs), nothing published",
+        with_events(cmd_journeys),
+        "Clear the stored passages into journeys, each with its status, the tariff rule that "
+        "priced it, its flags (fraud_review, review_clock, review_emergency, over_limit, "
+        "capped, emergency_exit) and its fare before and after caps. Shows, publishes nothing "
+        "(docs/operator-guide.md, 'Clearing policies').",
+    )
+    tariff_opts(c)
+    c = g.add(
+        "charges",
+        "clear what changed and list the published charges (per account and service day)",
+        with_events(cmd_charges),
+        "Run clearing (incremental: only the account-days that new taps or still-open journeys "
+        "can change), publish, then list one charge per account and service day: its revision, "
+        "what clearing charged (cleared), operators' corrections (adjusted), the amount, "
+        "journeys, open journeys, journeys for review, and any dispute. A late tap makes a new "
+        "revision (an adjustment), never a second charge; running it twice changes nothing. "
+        "--revisions also lists each charge's revisions with their explanation (journeys, "
+        "tariff rules, amounts before and after caps).",
+    )
+    tariff_opts(c)
+    c.add_argument("--revisions", action="store_true", help="also list each charge's revisions")
+    c.add_argument(
+        "--full",
+        action="store_true",
+        help="re-clear every account (after a tariff change or an import into a gap)",
+    )
+
+    def correction(
+        name: str, what: str, func: Any, text: str, action: bool = False
+    ) -> argparse.ArgumentParser:
+        c = g.add(name, what, with_events(func), text)
+        if action:
+            c.add_argument("action", choices=["open", "resolve"], help="open or resolve it")
+        c.add_argument("account", type=int, help="the account id")
+        c.add_argument("day", type=_day_arg, help="the charge's service day, YYYY-MM-DD")
+        c.add_argument("--operator", required=True, help="who makes the correction (audited)")
+        c.add_argument("--reason", required=True, help="why (audited; say what the rider said)")
+        add_json(c)
+        return c
+
+    c = correction(
+        "refund",
+        "refund part or all of a published charge (audited)",
+        cmd_refund,
+        "Refund AMOUNT of the charge of ACCOUNT on service day DAY: a new revision of kind "
+        "refund, kept when clearing re-runs; written to the audit trail with who, when, why "
+        "and the charge before and after. `backoffice audit` lists the trail.",
+    )
+    c.add_argument("--amount", type=_amount_arg, required=True, help="amount, e.g. 2.50")
+    c = correction(
+        "adjust",
+        "change a published charge up or down (audited)",
+        cmd_adjust,
+        "Change the charge of ACCOUNT on DAY by DELTA (e.g. -1.50 or 4.00): settles a "
+        "held_clock or review_emergency journey, or undoes a refund. A revision of kind adjust, "
+        "kept when clearing re-runs; audited like a refund.",
+    )
+    c.add_argument(
+        "--delta", type=_amount_arg, required=True, help="amount to add, e.g. 4.00 or -1.50"
+    )
+    c = correction(
+        "dispute",
+        "open or resolve a rider's dispute of a charge (audited)",
+        cmd_dispute,
+        "`dispute open ACCOUNT DAY` marks the charge disputed (charges shows it); `dispute "
+        "resolve ACCOUNT DAY` closes it. The money side is refund or adjust. Audited.",
+        action=True,
+    )
+    au = g.add(
+        "audit",
+        "the operators' audit trail: every refund, adjustment and dispute",
+        with_events(cmd_audit),
+        "One line per correction, oldest first: when, who, what, the charge, why, and the "
+        "amount (or dispute status) before and after. --json gives the full before/after.",
+    )
+    au.add_argument("--account", type=int, help="only this account id")
+    add_json(au)
+    im = g.add(
+        "import",
+        "store a gate's reset export (device reset --export FILE) as if it had synced",
+        with_events(cmd_import),
+        "Read the file `faregate device reset --export FILE --force` wrote (the gate's unsynced "
+        "records, 64 bytes each, concatenated) and store them like a sync upload: idempotent by "
+        "(device_id, seq), so importing the file twice, or after the records synced, stores "
+        "nothing twice. The gate must be registered. Then `backoffice charges` clears them.",
+    )
+    im.add_argument("file", help="the export file")
+    add_json(im)
 
     pb = g.add(
         "publish",
@@ -570,14 +648,7 @@ def cmd_anomalies(args: argparse.Namespace, events: Events) -> int:
 def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
     from host_sim.backoffice import clearing
 
-    try:
-        tariff = clearing.load_tariff(args.tariff)
-    except FileNotFoundError:
-        raise CliError(
-            "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
-        ) from None
-    except ValueError as e:  # TOML that does not parse, or a TariffError
-        raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
+    tariff = _tariff(args)
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
     js = clearing.clear(store, tariff, as_of)
@@ -597,17 +668,171 @@ def cmd_journeys(args: argparse.Namespace, events: Events) -> int:
     return 0
 
 
+def _day_arg(text: str) -> int:
+    try:
+        d = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a day YYYY-MM-DD" % text) from None
+    return (d - datetime.date(1970, 1, 1)).days
+
+
+def _amount_arg(text: str) -> int:
+    """An amount in major units with up to two decimals ("2.50", "-1", "-0.05") in minor."""
+    sign, t = (-1, text[1:]) if text.startswith("-") else (1, text)
+    whole, _, frac = t.partition(".")
+    if not whole.isdigit() or (frac and (not frac.isdigit() or len(frac) > 2)):
+        raise argparse.ArgumentTypeError("%r is not an amount such as 2.50" % text)
+    return sign * (int(whole) * 100 + int(frac.ljust(2, "0") or 0))
+
+
+def _day(day: int) -> str:
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
+
+
+def _tariff(args: argparse.Namespace) -> dict[str, Any]:
+    from host_sim.backoffice import clearing
+
+    try:
+        return clearing.load_tariff(args.tariff)
+    except FileNotFoundError:
+        raise CliError(
+            "tariff file %s not found" % args.tariff, "check the path", EXIT_USAGE
+        ) from None
+    except ValueError as e:  # TOML that does not parse, or a TariffError
+        raise CliError(str(e), "correct the tariff file", EXIT_USAGE) from None
+
+
 def cmd_charges(args: argparse.Namespace, events: Events) -> int:
     from host_sim.backoffice import clearing
 
-    cs = clearing.charges(_clear(args))
+    tariff = _tariff(args)
+    store = _store(args.db)
+    as_of = args.as_of if args.as_of is not None else int(time.time())
+    summary = clearing.run(store, tariff, as_of, int(time.time()), full=args.full)
+    cs = store.clearing_charges(args.account)
+    cols = ["account_id", "day", "revision", "journeys", "open_journeys", "review", "fares"]
+    cols += ["cleared", "adjusted", "charged", "dispute"]
+    rows = []
+    for c in cs:
+        r = {k: c.get(k) for k in cols if k != "charged"}
+        r["charged"] = c["amount"]
+        r["day"] = _day(c["day"])
+        if args.revisions:
+            r["revisions"] = store.clearing_revisions(c["account_id"], c["day"])
+            for rev in r["revisions"]:
+                rev["explanation"] = json.loads(rev["explanation"] or "[]")
+        rows.append(r)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+        events.result(True, "%d charges" % len(rows), count=len(rows), clearing=summary)
+        return 0
+    for r in rows:
+        for k in ("fares", "cleared", "adjusted", "charged"):
+            r[k] = _money(r[k])
+    _print(events, [dict(r, revisions=None) for r in rows], cols, "no charges", "charges")
+    for r in rows if args.revisions else ():
+        print("\naccount %s, %s:" % (r["account_id"], r["day"]))
+        for rev in r["revisions"]:
+            print(
+                "  rev %d %-10s %8s -> %8s  %s  %s"
+                % (
+                    rev["revision"],
+                    rev["kind"],
+                    _money(rev["delta"]),
+                    _money(rev["amount"]),
+                    _when(rev["time"]),
+                    rev["reason"],
+                )
+            )
+            for jn in rev["explanation"]:
+                print(
+                    "      %-7s %-15s %-16s fare %s charged %s %s"
+                    % (
+                        jn["mode"],
+                        jn["status"],
+                        jn["rule"],
+                        _money(jn["fare"]),
+                        _money(jn["charged"]),
+                        ",".join(jn["flags"]),
+                    )
+                )
+    return 0
+
+
+def _correction(args: argparse.Namespace, events: Events, fn: Any, *extra: Any) -> int:
+    from host_sim.backoffice import clearing
+
+    store = _store(args.db)
+    try:
+        after = fn(
+            store, args.account, args.day, *extra, args.operator, args.reason, int(time.time())
+        )
+    except clearing.ChargeError as e:
+        raise CliError(str(e), e.remedy, EXIT_USAGE) from None
+    what = args.action if fn is clearing.dispute else fn.__name__
+    message = "%s: account %d, %s" % (what, args.account, _day(args.day))
+    if "amount" in after:
+        message += ": charge now %s (revision %d)" % (_money(after["amount"]), after["revision"])
+    else:
+        message += ": dispute %s" % after.get("status")
+    if args.json:
+        events.result(True, message, charge=after)
+    else:
+        events.say(message)
+    return 0
+
+
+def cmd_refund(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import clearing
+
+    return _correction(args, events, clearing.refund, args.amount)
+
+
+def cmd_adjust(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import clearing
+
+    return _correction(args, events, clearing.adjust, args.delta)
+
+
+def cmd_dispute(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import clearing
+
+    return _correction(args, events, clearing.dispute, args.action)
+
+
+def cmd_audit(args: argparse.Namespace, events: Events) -> int:
+    rows = _store(args.db).clearing_audit_log(args.account)
     if not args.json:
-        for c in cs:
-            c["day"] = _when(c["day"] * 86400)[:10]
-            c["fares"] = _money(c["fares"])
-            c["charged"] = _money(c["charged"])
-    cols = ["account_id", "day", "mode", "journeys", "open", "fares", "charged"]
-    _print(events, cs, cols, "no charges", "charges")
+        for r in rows:
+            r["time"], r["day"] = _when(r["time"]), _day(r["day"])
+            for k in ("before", "after"):
+                v = r[k] or {}
+                r[k] = _money(v["amount"]) if "amount" in v else v.get("status", "-")
+    cols = ["time", "operator", "action", "account_id", "day", "reason", "before", "after"]
+    _print(events, rows, cols, "no corrections", "audit entries")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice.importing import import_export
+
+    store = _store(args.db)
+    try:
+        got = import_export(store, read_file(args.file), int(time.time()))
+    except FormatError as e:
+        raise CliError(
+            "%s: %s" % (args.file, e), "is it a `device reset --export` file?", EXIT_USAGE
+        ) from None
+    message = "imported %d records of %s (%d new)" % (
+        got["records"],
+        ", ".join("gate %d" % d for d in got["devices"]) or "no gate",
+        got["new"],
+    )
+    if args.json:
+        events.result(True, message, **got)
+    else:
+        events.say(message)
     return 0
 
 
