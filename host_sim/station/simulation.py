@@ -73,6 +73,10 @@ class Tamper:
     def backoffice(self, store: Any) -> None:
         """Called after every opening of the back office's store."""
 
+    def clearing(self, journeys: list[dict], held: list[Any]) -> list[dict]:
+        """Clearing's journeys as the money invariant sees them (`held`: the decoded records)."""
+        return journeys
+
 
 class Slot:
     """One gate of the station: hardware, lane, state directory, and its device when powered."""
@@ -870,6 +874,7 @@ class Simulation:
         as_of = self.clock.now()
         journeys = clearing.clear(db.db, tariff, as_of)
         held = [records.decode(raw) for _d, _s, raw in db.records()]
+        journeys = self.tamper.clearing(journeys, held)
         check = self.monitor.check_money(
             journeys, held, self.truth, tariff, as_of, int(fw_default("gate.value"))
         )
