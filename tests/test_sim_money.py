@@ -68,7 +68,9 @@ def _lanes(walkins: int = 0) -> str:
                 % (st, d, peak)
             )
     for d in ("entry", "exit"):
-        out.append('[[lanes]]\nstation = 1\nkind = "parking"\ndirection = "%s"\npeak_per_hour = 0\n' % d)
+        out.append(
+            '[[lanes]]\nstation = 1\nkind = "parking"\ndirection = "%s"\npeak_per_hour = 0\n' % d
+        )
     out.append('[[lanes]]\nstation = 4\nkind = "store"\npeak_per_hour = 0\nstay_s = [60, 120]\n')
     return "\n".join(out)
 
@@ -237,6 +239,8 @@ def test_a_line_without_a_fare_for_a_station_is_refused(tmp_path):
     with pytest.raises(ScenarioError, match="no zone for station"):
         from_dict(tomllib.loads(text))
     with pytest.raises(ScenarioError, match="cannot read"):
-        from_dict({"lanes": [{"kind": "metro"}], "tariff": "no-such-tariff.toml"}, base=str(tmp_path))
+        from_dict(
+            {"lanes": [{"kind": "metro"}], "tariff": "no-such-tariff.toml"}, base=str(tmp_path)
+        )
     with pytest.raises(ScenarioError, match="unknown key"):
         from_dict({"lanes": [{"kind": "metro"}], "tariff": {"metro": {"fare": [1]}}})

@@ -127,7 +127,8 @@ class Population:
 
     def person(self, pool: str, i: int) -> Person:
         """A phone with its credential: pool "rider" (index into the population), "commuter"
-        (trips.py; accounts of their own), "expired" or "forged" (a credential for a population account, signed by the forger)."""
+        (trips.py; accounts of their own), "expired" or "forged" (a credential for a population
+        account, signed by the forger)."""
         key = (pool, i)
         p = self._people.get(key)
         if p is None:

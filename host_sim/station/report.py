@@ -61,7 +61,6 @@ def money(sim: Any) -> dict[str, Any]:
     }
 
 
-
 def percentile(values: list[int], p: int) -> int:
     """The p-th percentile (nearest rank) of `values`, 0 for none."""
     if not values:
@@ -307,7 +306,8 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
     if mo["check"].get("riders_checked"):
         lines.append(
             "  commuters: %d checked against their true journeys, %d home, %d charged wrong, "
-            "%d taps missing" % (
+            "%d taps missing"
+            % (
                 mo["check"]["riders_checked"],
                 mo["commuters_home"],
                 mo["check"]["riders_charged_wrong"],

@@ -150,9 +150,9 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "float",
             0.1,
             "",
-            "share who visit the work station's store before going home (needs a store there)",
+            "share who visit the work station's store before going home (needs a store there; "
+            "they stay the store lane's stay_s)",
         ),
-        ("store_stay_s", "range", [120, 900], "s", "how long a commuter stays in the store"),
     ],
     "mix": [
         ("valid", "float", 0.9, "", "share of arrivals with a good code"),
@@ -480,7 +480,8 @@ def load_tariff(value: Any, base: str = "") -> dict[str, Any]:
                 unknown = set(v) - set(tariff[key])
                 if unknown:
                     raise ScenarioError(
-                        "tariff: unknown key(s) in [tariff.%s]: %s" % (key, ", ".join(sorted(unknown)))
+                        "tariff: unknown key(s) in [tariff.%s]: %s"
+                        % (key, ", ".join(sorted(unknown)))
                     )
                 tariff[key].update(v)
             else:

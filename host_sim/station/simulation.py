@@ -44,11 +44,11 @@ from drivers.linux.crypto_openssl import OpenSSLVerifier
 from drivers.portable import wiring
 from firmware.compose.device import Device
 from firmware.settings import default as fw_default
+from host_sim.backoffice import clearing
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
-from host_sim.backoffice import clearing
 from host_sim.station import demand, faults, gatedir, lanes, report, trips
 from host_sim.station.invariants import Monitor
 from host_sim.station.simlink import Network, Scheduler, Session
@@ -366,7 +366,9 @@ class Simulation:
         v.person = self.population.person("commuter", p.index)
         v.trip = p
         p.attempts += 1
-        self._arrive(self.groups[(step.station, step.kind, 1 if step.kind == "store" else step.direction)], v)
+        self._arrive(
+            self.groups[(step.station, step.kind, 1 if step.kind == "store" else step.direction)], v
+        )
 
     def _trip_done(self, v: lanes.Visitor, outcome: str) -> None:
         p = v.trip
@@ -387,7 +389,9 @@ class Simulation:
             self.sched.after(30_000, functools.partial(self._trip_step, p))  # try again
             return
         # passed; or refused three times, and a member of staff let them through untapped
-        self.truth.tap(account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED)
+        self.truth.tap(
+            account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED
+        )
         self._trip_next(p)
 
     def _trip_next(self, p: trips.Plan) -> None:
@@ -865,7 +869,6 @@ class Simulation:
                 s.dev.close()
         self.store.close()
         return out
-
 
     def _clear(self, db: Store) -> dict[str, Any]:
         """Clearing through the back office's public entry point (the one call into it), then
