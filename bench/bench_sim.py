@@ -146,7 +146,9 @@ def p8_line() -> list[dict]:
         ),
         row(
             "P8",
-            "line: commuters charged other than the tariff of their true journeys",
+            "line: commuters charged other than the tariff of their true journeys "
+            "(%d of them with no copy of their codes in circulation)"
+            % check.get("riders_charged_wrong_not_copied", -1),
             check.get("riders_charged_wrong", -1),
             "riders",
             None,

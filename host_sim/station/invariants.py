@@ -375,6 +375,10 @@ class Monitor:
                 if pres not in first or key < first[pres]:
                     first[pres] = key
         copies = {(k[1], k[2]) for pres, k in uses if first[pres] != k}
+        copied_on: dict[int, int] = {}  # account -> copies of its presentations
+        for pres, k in uses:
+            if first[pres] != k:
+                copied_on[pres[0]] = copied_on.get(pres[0], 0) + 1
         voided = {
             (r.device_id, r.seq)
             for r in held
@@ -403,25 +407,30 @@ class Monitor:
                     "%s journey (%s) charged %d rests on voided passage(s) %s"
                     % (j["mode"], j["status"], j["charged"], sorted(keys)),
                 )
-        wrong = 0
+        wrong = wrong_clean = 0
         for acct in sorted(truth.taps):
             want = expected_charges(truth.journeys(acct), tariff, as_of, gate_value)
             got = charged.get(acct, {})
             if any(got.get(k, 0) != want.get(k, 0) for k in set(want) | set(got)):
                 wrong += 1
+                wrong_clean += acct not in copied_on
                 self._note(
                     "honest_riders_pay_true_fares",
                     "account %d" % acct,
-                    "charged %s, the tariff of the journeys really made says %s (journeys: %s)"
+                    "charged %s, the tariff of the journeys really made says %s (journeys: %s)%s"
                     % (
                         _amounts(got),
                         _amounts(want),
                         "; ".join(_journey_text(j) for j in truth.journeys(acct)),
+                        "; %d copied passage(s) of this account's codes" % copied_on[acct]
+                        if acct in copied_on
+                        else "",
                     ),
                 )
         return {
             "riders_checked": len(truth.taps),
             "riders_charged_wrong": wrong,
+            "riders_charged_wrong_not_copied": wrong_clean,
             "copied_passages": len(copies),
             "voided_passages": len(voided),
         }
