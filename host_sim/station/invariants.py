@@ -29,8 +29,9 @@ judges scans against the truth the simulator kept about every code it minted
                                     clearing's code; documented policies aside: a tap a gate
                                     never recorded costs the maximum fare (lost ticket), an
                                     entry still open at the end costs nothing yet, the daily cap
-    no_rider_pays_for_a_copier      no charged journey holds a copy: a passage record of a
-                                    presentation an earlier record already used
+    no_rider_pays_for_a_copier      no charged journey holds a copy (a passage record of a
+                                    presentation an earlier record already used) without the
+                                    original: the owner pays once, for their own journey
     no_voided_passage_charged       no charged journey rests only on passages the gate voided
                                     (passage_not_taken journaled for that presentation)
 
@@ -374,7 +375,9 @@ class Monitor:
                 uses.append((pres, key))
                 if pres not in first or key < first[pres]:
                     first[pres] = key
-        copies = {(k[1], k[2]) for pres, k in uses if first[pres] != k}
+        # a copy -> the record of its presentation's first use
+        copy_of = {(k[1], k[2]): first[pres][1:] for pres, k in uses if first[pres] != k}
+        copies = set(copy_of)
         copied_on: dict[int, int] = {}  # account -> copies of its presentations
         for pres, k in uses:
             if first[pres] != k:
@@ -393,7 +396,9 @@ class Monitor:
             acct = int(j["account_id"])
             per = charged.setdefault(acct, {})
             per[j["mode"]] = per.get(j["mode"], 0) + int(j["charged"])
-            if keys & copies:
+            # a copy charged in a journey of its own (one that holds the original too is the
+            # owner's journey, charged once)
+            if any(copy_of[k] not in keys for k in keys & copies):
                 self._note(
                     "no_rider_pays_for_a_copier",
                     "account %d" % acct,
