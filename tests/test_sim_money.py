@@ -130,7 +130,7 @@ class Overcharge(Tamper):
         return journeys
 
 
-def test_an_overcharged_rider_breaks_the_money_invariant(tmp_path, capsys):
+def test_breaking_honest_riders_pay_true_fares(tmp_path, capsys):
     report = assert_fails_with(tmp_path, capsys, Overcharge(), "honest_riders_pay_true_fares")
     first = next(i for i in report["invariants"] if i["name"] == "honest_riders_pay_true_fares")
     assert first["violations"] == 1
@@ -174,7 +174,7 @@ class ChargeTheCopy(Tamper):
         return journeys
 
 
-def test_a_rider_charged_for_a_copier_breaks_the_money_invariant(tmp_path, capsys):
+def test_breaking_no_rider_pays_for_a_copier(tmp_path, capsys):
     report = assert_fails_with(
         tmp_path, capsys, ChargeTheCopy(), "no_rider_pays_for_a_copier", walkins=600
     )
@@ -198,7 +198,7 @@ def _rec(kind, reason, dev, seq, t, direction, account=200, counter=5):
     )
 
 
-def test_a_charged_voided_passage_breaks_the_money_invariant():
+def test_breaking_no_voided_passage_charged():
     from host_sim.station.invariants import Monitor
     from protocol import reasons
 
