@@ -126,8 +126,9 @@ class Population:
         return FIRST_ACCOUNT + i
 
     def person(self, pool: str, i: int) -> Person:
-        """A phone with its credential: pool "rider" (index into the population), "expired"
-        or "forged" (a credential for a population account, signed by the forger)."""
+        """A phone with its credential: pool "rider" (index into the population), "commuter"
+        (trips.py; accounts of their own), "expired" or "forged" (a credential for a population
+        account, signed by the forger)."""
         key = (pool, i)
         p = self._people.get(key)
         if p is None:
@@ -135,6 +136,10 @@ class Population:
             if pool == "expired":
                 account = FIRST_ACCOUNT + self.size + i
                 vf, vu = self.start - 30 * 86400, self.start - 86400 + (i % 3600)
+                self.issuer.issue(rider, account, vf, vu)
+            elif pool == "commuter":  # accounts of their own, after the expired ones
+                account = FIRST_ACCOUNT + self.size + EXPIRED_POOL + i
+                vf, vu = self.valid_from, self.valid_until
                 self.issuer.issue(rider, account, vf, vu)
             elif pool == "forged":
                 account = self.account(i * 7919 % self.size)

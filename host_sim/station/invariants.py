@@ -23,6 +23,17 @@ judges scans against the truth the simulator kept about every code it minted
     replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
                                     by the back office (gates cannot see each other's caches)
     firmware_never_crashes          no exception escapes a gate's main loop or sync session
+    honest_riders_pay_true_fares    after clearing, every commuter (trips.py) is charged, per
+                                    mode, what the tariff makes of the journeys they really
+                                    made, priced here from the simulator's truth, not by
+                                    clearing's code; documented policies aside: a tap a gate
+                                    never recorded costs the maximum fare (lost ticket), an
+                                    entry still open at the end costs nothing yet, the daily cap
+    no_rider_pays_for_a_copier      no charged journey holds a copy (a passage record of a
+                                    presentation an earlier record already used) without the
+                                    original: the owner pays once, for their own journey
+    no_voided_passage_charged       no charged journey rests only on passages the gate voided
+                                    (passage_not_taken journaled for that presentation)
 
 Each violation keeps the virtual time, the gate and what happened; the report lists them.
 """
@@ -42,6 +53,12 @@ INVARIANTS = [
     ("every_reject_has_a_reason", "every reject has a named reason"),
     ("replays_caught_centrally", "a code accepted at two gates is flagged as a replay"),
     ("firmware_never_crashes", "no exception escapes a gate's main loop or sync"),
+    (
+        "honest_riders_pay_true_fares",
+        "every honest rider is charged the tariff of the journeys they really made",
+    ),
+    ("no_rider_pays_for_a_copier", "no rider is charged for a journey made with a copy"),
+    ("no_voided_passage_charged", "no voided passage is charged"),
 ]
 KEEP = 20  # violations kept per invariant (all are counted)
 
@@ -333,6 +350,96 @@ class Monitor:
             "replays_not_flagged": unflagged,
         }
 
+    def check_money(
+        self,
+        journeys: list[dict[str, Any]],
+        held: list[Any],
+        truth: Any,
+        tariff: dict[str, Any],
+        as_of: int,
+        gate_value: int,
+    ) -> dict[str, int]:
+        """The money invariants, on clearing's `journeys` (host_sim/backoffice/clearing.py),
+        the decoded records the back office `held`, and the commuters' `truth`
+        (host_sim/station/trips.Truth)."""
+        not_taken = reasons.number("passage_not_taken")
+        first: dict[tuple, tuple] = {}  # presentation -> (time, device, seq) of its first use
+        uses: list[tuple[tuple, tuple]] = []
+        voids: set[tuple] = set()  # (device, presentation) the gate voided
+        for r in held:
+            pres = (r.account_id, r.cred_no, r.counter)
+            if r.kind == records.KIND_EVENT and r.reason == not_taken:
+                voids.add((r.device_id, pres))
+            elif r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter):
+                key = (r.time, r.device_id, r.seq)
+                uses.append((pres, key))
+                if pres not in first or key < first[pres]:
+                    first[pres] = key
+        # a copy -> the record of its presentation's first use
+        copy_of = {(k[1], k[2]): first[pres][1:] for pres, k in uses if first[pres] != k}
+        copies = set(copy_of)
+        copied_on: dict[int, int] = {}  # account -> copies of its presentations
+        for pres, k in uses:
+            if first[pres] != k:
+                copied_on[pres[0]] = copied_on.get(pres[0], 0) + 1
+        voided = {
+            (r.device_id, r.seq)
+            for r in held
+            if r.kind == records.KIND_PASSAGE
+            and (r.device_id, (r.account_id, r.cred_no, r.counter)) in voids
+        }
+        charged: dict[int, dict[str, int]] = {}
+        for j in journeys:
+            keys = {(int(d), int(q)) for d, q in j["records"]}
+            if not j["charged"]:
+                continue
+            acct = int(j["account_id"])
+            per = charged.setdefault(acct, {})
+            per[j["mode"]] = per.get(j["mode"], 0) + int(j["charged"])
+            # a copy charged in a journey of its own (one that holds the original too is the
+            # owner's journey, charged once)
+            if any(copy_of[k] not in keys for k in keys & copies):
+                self._note(
+                    "no_rider_pays_for_a_copier",
+                    "account %d" % acct,
+                    "%s journey (%s) charged %d holds a copied presentation's record(s) %s"
+                    % (j["mode"], j["status"], j["charged"], sorted(keys & copies)),
+                )
+            if keys and keys <= voided:
+                self._note(
+                    "no_voided_passage_charged",
+                    "account %d" % acct,
+                    "%s journey (%s) charged %d rests on voided passage(s) %s"
+                    % (j["mode"], j["status"], j["charged"], sorted(keys)),
+                )
+        wrong = wrong_clean = 0
+        for acct in sorted(truth.taps):
+            want = expected_charges(truth.journeys(acct), tariff, as_of, gate_value)
+            got = charged.get(acct, {})
+            if any(got.get(k, 0) != want.get(k, 0) for k in set(want) | set(got)):
+                wrong += 1
+                wrong_clean += acct not in copied_on
+                self._note(
+                    "honest_riders_pay_true_fares",
+                    "account %d" % acct,
+                    "charged %s, the tariff of the journeys really made says %s (journeys: %s)%s"
+                    % (
+                        _amounts(got),
+                        _amounts(want),
+                        "; ".join(_journey_text(j) for j in truth.journeys(acct)),
+                        "; %d copied passage(s) of this account's codes" % copied_on[acct]
+                        if acct in copied_on
+                        else "",
+                    ),
+                )
+        return {
+            "riders_checked": len(truth.taps),
+            "riders_charged_wrong": wrong,
+            "riders_charged_wrong_not_copied": wrong_clean,
+            "copied_passages": len(copies),
+            "voided_passages": len(voided),
+        }
+
     def _end_violation(self, name_of: dict, dev: int, detail: str) -> None:
         self._note("records_reach_backoffice_once", name_of.get(dev, str(dev)), detail)
 
@@ -353,3 +460,90 @@ def _who(info: Any) -> str:
     if info is None:
         return "an unknown text"
     return "%s code of account %d (counter %d)" % (info.kind, info.account, info.counter)
+
+
+# -- the tariff, applied to what riders really did (independent of clearing's code) ---------
+def _zone_fare(metro: dict[str, Any], a: int, b: int) -> int:
+    zones = metro["stations"]
+    if str(a) not in zones or str(b) not in zones:
+        return int(metro["max_fare"])
+    fares = metro["fares"]
+    return int(fares[min(abs(int(zones[str(a)]) - int(zones[str(b)])), len(fares) - 1)])
+
+
+def _parking_fee(seconds: int, p: dict[str, Any]) -> int:
+    """Free within grace; per started hour; at most daily_max per started day."""
+    if seconds <= p["grace_s"]:
+        return 0
+    fee = 0
+    while seconds > 0:
+        chunk = min(seconds, 86400)
+        fee += min(int(p["daily_max"]), ((chunk + 3599) // 3600) * int(p["per_hour"]))
+        seconds -= chunk
+    return fee
+
+
+def _price(j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int) -> tuple[int, bool]:
+    """(amount, penalty?) of one true journey. A tap the gate never recorded: the documented
+    missing-tap charge; not yet ended and within the time allowed: nothing yet."""
+    mode, a, b = j["mode"], j["entry_tapped"], j["exit_tapped"]
+    if not a and not b:
+        return 0, False  # the back office never heard of it
+    if mode == "metro":
+        m = tariff["metro"]
+        if a and b:
+            return _zone_fare(m, j["from"], j["to"]), False
+        if j["to"] is None and as_of - j["entry_t"] <= m["max_journey_s"]:
+            return 0, False
+        return int(m["max_fare"]), True
+    if mode == "parking":
+        p = tariff["parking"]
+        if a and b:
+            return _parking_fee(j["exit_t"] - j["entry_t"], p), False
+        if j["to"] is None and as_of - j["entry_t"] <= p["max_stay_s"]:
+            return 0, False
+        return int(p["lost_ticket"]), True
+    s = tariff["store"]  # the basket: what the store gates journal per passage
+    if a and b:
+        return 2 * value, False
+    if j["to"] is None and as_of - j["entry_t"] <= s["max_session_s"]:
+        return 0, False
+    return value + int(s["open_session_charge"]), True
+
+
+def expected_charges(
+    journeys: list[dict[str, Any]], tariff: dict[str, Any], as_of: int, value: int = 0
+) -> dict[str, int]:
+    """Per mode, what the tariff charges for these true journeys (trips.Truth.journeys), the
+    metro's daily cap applied per service day in time order. Whether maximum fares count
+    toward the cap is the tariff's `metro.max_fare_in_cap` (absent: they count, as clearing
+    has done so far)."""
+    out: dict[str, int] = {}
+    m = tariff["metro"]
+    in_cap = bool(m.get("max_fare_in_cap", True))
+    spent: dict[int, int] = {}
+    for j in sorted(journeys, key=lambda j: j["entry_t"]):
+        amount, penalty = _price(j, tariff, as_of, value)
+        if j["mode"] == "metro" and (in_cap or not penalty):
+            t = j["entry_t"] if j["entry_tapped"] or j["exit_t"] is None else j["exit_t"]
+            day = (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400
+            amount = max(0, min(amount, int(m["daily_cap"]) - spent.get(day, 0)))
+            spent[day] = spent.get(day, 0) + amount
+        if amount:
+            out[j["mode"]] = out.get(j["mode"], 0) + amount
+    return out
+
+
+def _amounts(per_mode: dict[str, int]) -> str:
+    return ", ".join("%s %d" % kv for kv in sorted(per_mode.items())) or "nothing"
+
+
+def _journey_text(j: dict[str, Any]) -> str:
+    def side(station: Any, tapped: bool) -> str:
+        return "%s%s" % (station, "" if tapped else " (no tap)")
+
+    return "%s %s -> %s" % (
+        j["mode"],
+        side(j["from"], j["entry_tapped"]),
+        side(j["to"], j["exit_tapped"]) if j["to"] is not None else "(under way)",
+    )

@@ -39,6 +39,7 @@ class Visitor:
         "scanned_ms",
         "outcome",
         "gate",
+        "trip",
     )
 
     def __init__(self, n: int, behaviour: str, arrived_ms: int, direction: int = 1) -> None:
@@ -51,6 +52,7 @@ class Visitor:
         self.scanned_ms = 0
         self.outcome = ""
         self.gate = -1
+        self.trip: Any = None  # a commuter's trips.Plan (None: a walk-in)
 
 
 class Lane:

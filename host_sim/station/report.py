@@ -23,7 +23,42 @@ PLOTS = (
     ("queue_depth.png", "queue depth"),
     ("sync_lag.png", "sync lag"),
     ("rejects_by_reason.png", "rejects by reason"),
+    ("charges_by_kind.png", "charges by kind"),
 )
+PENALTY_STATUSES = ("missing_exit", "missing_entry", "unknown_station", "open_session")
+
+
+def money(sim: Any) -> dict[str, Any]:
+    """Revenue of the run's clearing: charged in total and by mode and journey kind (status),
+    the penalties among them, refunds and adjustments (journeys charged less than nothing),
+    and what the money invariant checked."""
+    journeys = sim.clearing.get("journeys", [])
+    by_kind: dict[str, dict[str, int]] = {}
+    by_mode: dict[str, int] = {}
+    revenue = penalties = refunds = 0
+    for j in journeys:
+        c = int(j["charged"])
+        kind = "%s %s" % (j["mode"], j["status"])
+        k = by_kind.setdefault(kind, {"journeys": 0, "charged": 0})
+        k["journeys"] += 1
+        k["charged"] += c
+        by_mode[j["mode"]] = by_mode.get(j["mode"], 0) + c
+        revenue += c
+        if c < 0:
+            refunds -= c
+        elif j["status"] in PENALTY_STATUSES:
+            penalties += c
+    return {
+        "revenue": revenue,
+        "penalties": penalties,
+        "refunds": refunds,
+        "by_mode": dict(sorted(by_mode.items())),
+        "by_kind": dict(sorted(by_kind.items())),
+        "journeys": len(journeys),
+        "check": sim.clearing.get("check", {}),
+        "commuters_home": sim.truth.finished,
+        "taps_missing": sim.truth.missing,
+    }
 
 
 def percentile(values: list[int], p: int) -> int:
@@ -115,6 +150,7 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         "sync_failures": dict(sorted(sim.sync_failures.items())),
         "faults": sim.faults_log,
         "invariants": inv,
+        "money": money(sim),
         "checked": dict(sim.monitor.checked),
         "gates": gates,
         "timeline": sim.timeline,
@@ -256,6 +292,28 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
         "  back office holds %d records (gates committed %d), anomalies: %s"
         % (bo["records"], t["records_committed"], anomalies)
     )
+    mo = report["money"]
+    lines.append(
+        "  clearing: %d journeys, revenue %d (penalties %d, refunds %d); %s"
+        % (
+            mo["journeys"],
+            mo["revenue"],
+            mo["penalties"],
+            mo["refunds"],
+            ", ".join("%s %d" % kv for kv in mo["by_mode"].items()) or "nothing charged",
+        )
+    )
+    if mo["check"].get("riders_checked"):
+        lines.append(
+            "  commuters: %d checked against their true journeys, %d home, %d charged wrong, "
+            "%d taps missing"
+            % (
+                mo["check"]["riders_checked"],
+                mo["commuters_home"],
+                mo["check"]["riders_charged_wrong"],
+                mo["taps_missing"],
+            )
+        )
     broken = [i for i in report["invariants"] if not i["ok"]]
     lines.append(
         "  invariants: %d checked, %s"
@@ -410,4 +468,16 @@ def plot(report: dict[str, Any], out_dir: str) -> list[str]:
     ax.set_xlabel("refusals")
     ax.set_title("Rejects by reason - " + title)
     save(fig, PLOTS[4][0])
+
+    kinds = sorted(report["money"]["by_kind"].items(), key=lambda kv: kv[1]["charged"])
+    fig, ax = plt.subplots(figsize=(9, max(3, 0.35 * len(kinds) + 1.5)))
+    ax.barh([k for k, _v in kinds], [v["charged"] for _k, v in kinds])
+    for i, (_k, v) in enumerate(kinds):
+        ax.text(v["charged"], i, " %d (%d journeys)" % (v["charged"], v["journeys"]), va="center")
+    ax.set_xlabel("charged, minor units")
+    ax.set_title(
+        "Charges by kind - revenue %d, penalties %d - %s"
+        % (report["money"]["revenue"], report["money"]["penalties"], title)
+    )
+    save(fig, PLOTS[5][0])
     return out

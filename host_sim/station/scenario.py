@@ -79,6 +79,14 @@ LANE: list[tuple[str, str, Any, str, str]] = [
     ),
     ("barrier_close_ms", "int", 0, "ms", "barrier or lock travel time to close (0: as above)"),
     ("stay_s", "range", [120, 1200], "s", "store only: how long a shopper stays inside"),
+    (
+        "station",
+        "int",
+        0,
+        "",
+        "the station these gates stand in (0: the top-level station); a line is several "
+        "stations' lanes in one scenario",
+    ),
 ]
 
 SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
@@ -108,6 +116,43 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("screenshot_age_s", "range", [3, 45], "s", "age of the screenshot a replayer shows"),
         ("tailgate_gap_m", "range", [0.5, 0.9], "m", "how close a tailgater follows"),
         ("credential_days", "int", 30, "days", "validity of riders' credentials"),
+    ],
+    "trips": [
+        (
+            "commuters",
+            "int",
+            0,
+            "riders",
+            "honest riders making a round trip home -> work -> home across the line "
+            "(their own accounts; the money invariant checks what each is charged)",
+        ),
+        ("depart_h", "range", [7.0, 9.0], "h", "hour of the day (UTC) a commuter leaves home"),
+        ("work_s", "range", [21600, 32400], "s", "time between arriving at work and leaving"),
+        ("ride_s", "int", 150, "s", "time on the train per station travelled"),
+        (
+            "transfer_share",
+            "float",
+            0.1,
+            "",
+            "share who change trains at a station in between on the way out: they exit and "
+            "enter again there (two journeys)",
+        ),
+        (
+            "park_share",
+            "float",
+            0.1,
+            "",
+            "share who drive to the home station's car park (needs parking entry and exit "
+            "lanes there)",
+        ),
+        (
+            "store_share",
+            "float",
+            0.1,
+            "",
+            "share who visit the work station's store before going home (needs a store there; "
+            "they stay the store lane's stay_s)",
+        ),
     ],
     "mix": [
         ("valid", "float", 0.9, "", "share of arrivals with a good code"),
@@ -409,10 +454,88 @@ def _table(where: str, schema: list, data: dict) -> dict:
     return out
 
 
-def from_dict(data: dict, name: str = "scenario") -> dict:
-    """Check a scenario (as TOML parses it) and fill in every default. Raises ScenarioError."""
+def load_tariff(value: Any, base: str = "") -> dict[str, Any]:
+    """The scenario's `tariff`: a path to a tariff TOML (relative to the scenario file) or an
+    inline table of the same sections, laid over the back office's default tariff."""
+    import os
+
+    from host_sim.backoffice import clearing
+
+    try:
+        if value is None or isinstance(value, str):
+            path = os.path.join(base, value) if value else None
+            try:
+                return clearing.load_tariff(path)
+            except OSError as e:
+                raise ScenarioError("tariff: cannot read %s: %s" % (path, e.strerror)) from None
+        if not isinstance(value, dict):
+            raise ScenarioError("tariff: give a path to a tariff file or an inline table")
+        tariff = clearing.load_tariff(None)
+        for key, v in value.items():
+            if key not in tariff:
+                raise ScenarioError("tariff: unknown section or key %r" % key)
+            if isinstance(tariff[key], dict):
+                if not isinstance(v, dict):
+                    raise ScenarioError("tariff: [tariff.%s] must be a table" % key)
+                unknown = set(v) - set(tariff[key])
+                if unknown:
+                    raise ScenarioError(
+                        "tariff: unknown key(s) in [tariff.%s]: %s"
+                        % (key, ", ".join(sorted(unknown)))
+                    )
+                tariff[key].update(v)
+            else:
+                tariff[key] = v
+        m = tariff["metro"]
+        if not m["fares"] or any(
+            not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in m["fares"]
+        ):
+            raise ScenarioError("tariff: metro fares must be a non-empty list of amounts")
+        return tariff
+    except clearing.TariffError as e:
+        raise ScenarioError("tariff: %s" % e) from None
+
+
+def stations(scenario: dict) -> list[int]:
+    """The line: every station some lane stands in, in order along the line."""
+    return sorted({lane["station"] for lane in scenario["lanes"]})
+
+
+def _check_trips(out: dict) -> None:
+    t = out["trips"]
+    for key in ("transfer_share", "park_share", "store_share"):
+        if t[key] > 1:
+            raise ScenarioError("trips.%s: must be between 0 and 1" % key)
+    lo, hi = t["depart_h"]
+    if hi > 24:
+        raise ScenarioError("trips.depart_h: hours of the day, 0 to 24")
+    if not t["commuters"]:
+        return
+    line = [
+        s
+        for s in stations(out)
+        if {("metro", "entry"), ("metro", "exit")}
+        <= {(lane["kind"], lane["direction"]) for lane in out["lanes"] if lane["station"] == s}
+    ]
+    if len(line) < 2:
+        raise ScenarioError(
+            "trips.commuters: commuters need at least two stations with metro entry and "
+            "exit lanes (lanes' station key)"
+        )
+    zones = out["tariff"]["metro"]["stations"]
+    unpriced = [s for s in line if str(s) not in zones]
+    if unpriced:
+        raise ScenarioError(
+            "tariff: metro.stations has no zone for station(s) %s of the line"
+            % ", ".join(map(str, unpriced))
+        )
+
+
+def from_dict(data: dict, name: str = "scenario", base: str = "") -> dict:
+    """Check a scenario (as TOML parses it) and fill in every default. Raises ScenarioError.
+    `base`: the directory a tariff path is relative to (the scenario file's)."""
     top_keys = {k for k, *_ in TOP}
-    tables = set(SECTIONS) | {"lanes", "profiles", "fault"}
+    tables = set(SECTIONS) | {"lanes", "profiles", "fault", "tariff"}
     for key in data:
         if key not in top_keys and key not in tables:
             known = ", ".join(sorted(top_keys | tables))
@@ -459,17 +582,23 @@ def from_dict(data: dict, name: str = "scenario") -> dict:
             )
         if lane["gates"] < 1:
             raise ScenarioError("%sgates: must be at least 1" % where)
+        # a lane elsewhere on the line is named after its station: s3-metro-entry
+        prefix = "s%d-" % lane["station"] if lane["station"] else ""
+        if not lane["station"]:
+            lane["station"] = out["station"]
         for key in ("barrier_open_ms", "barrier_close_ms"):
             if not lane[key]:
                 lane[key] = TRAVEL_MS[lane["kind"]]
         if not lane["name"]:
-            lane["name"] = (
+            lane["name"] = prefix + (
                 lane["kind"] if lane["kind"] == "store" else lane["kind"] + "-" + lane["direction"]
             )
         if lane["name"] in names:
             raise ScenarioError("%sname: %r is used twice" % (where, lane["name"]))
         names.add(lane["name"])
         out["lanes"].append(lane)
+    out["tariff"] = load_tariff(data.get("tariff"), base)
+    _check_trips(out)
     mix = out["mix"]
     if sum(mix.values()) <= 0:
         raise ScenarioError("mix: at least one share must be above 0")
@@ -505,7 +634,7 @@ def load(path: str) -> dict:
         raise ScenarioError("%s: %s" % (path, e)) from None
     name = os.path.splitext(os.path.basename(path))[0]
     try:
-        return from_dict(data, name)
+        return from_dict(data, name, os.path.dirname(os.path.abspath(path)))
     except ScenarioError as e:
         raise ScenarioError("%s: %s" % (path, e)) from None
 
@@ -524,6 +653,7 @@ DOC_SECTIONS = [
     "top",
     "lanes",
     "riders",
+    "trips",
     "mix",
     "gate",
     "backoffice",

@@ -43,15 +43,17 @@ from drivers.linux import crypto_openssl
 from drivers.linux.crypto_openssl import OpenSSLVerifier
 from drivers.portable import wiring
 from firmware.compose.device import Device
+from firmware.settings import default as fw_default
+from host_sim.backoffice import clearing
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
-from host_sim.station import demand, faults, gatedir, lanes, report
+from host_sim.station import demand, faults, gatedir, lanes, report, trips
 from host_sim.station.invariants import Monitor
 from host_sim.station.simlink import Network, Scheduler, Session
 from host_sim.wallet import Issuer, Operator
-from protocol import denylist, reasons, trustlist
+from protocol import denylist, reasons, records, trustlist
 from protocol import messages as m
 
 RESTING = ("idle", "jammed", "out_of_service")
@@ -70,6 +72,10 @@ class Tamper:
 
     def backoffice(self, store: Any) -> None:
         """Called after every opening of the back office's store."""
+
+    def clearing(self, journeys: list[dict], held: list[Any]) -> list[dict]:
+        """Clearing's journeys as the money invariant sees them (`held`: the decoded records)."""
+        return journeys
 
 
 class Slot:
@@ -180,6 +186,15 @@ class Simulation:
         self._interval: dict[str, Any] = {"passages": 0, "rejects": 0, "lat": []}
         self.deny_published: dict[int, int] = {1: 0}
         self.slots = self._build_gates()
+        self.truth = trips.Truth()  # what commuters really did (the money invariant's side)
+        self.plans = trips.plan(scenario, demand.stream(seed, "trips"), self.start)
+        self.groups: dict[tuple[int, str, int], list[Slot]] = {}  # (station, kind, dir) -> gates
+        for s in self.slots:
+            lc = s.lane_cfg
+            dirs = (1, 2) if lc["kind"] == "store" else (1 if lc["direction"] == "entry" else 2,)
+            for d in dirs:
+                self.groups.setdefault((lc["station"], lc["kind"], d), []).append(s)
+        self.clearing: dict[str, Any] = {}
         self.wall_s = 0.0
 
     # -- time --------------------------------------------------------------------------------
@@ -251,7 +266,7 @@ class Simulation:
             "version": 1,
             "device_id": device_id,
             "name": name[-16:],
-            "station": int(self.sc["station"]),
+            "station": int(lane["station"]),
             "lane": n,
             "mode": lane["kind"],
             "direction": "both" if lane["kind"] == "store" else lane["direction"],
@@ -336,6 +351,57 @@ class Simulation:
             )
             group = [s for s in self.slots if s.lane_cfg is lane_cfg]
             self._next_arrival(arrivals, group, self.start)
+        until = self.start + (self.arrive_until_ms - self.t0_ms) // 1000
+        for p in self.plans:
+            if self.start <= p.depart < until:
+                at = self.t0_ms + int((p.depart - self.start) * 1000)
+                self.sched.at(at, functools.partial(self._trip_step, p))
+
+    # -- commuters (trips.py) ----------------------------------------------------------------
+    def _trip_step(self, p: trips.Plan) -> None:
+        """The commuter reaches the lane group of their next step and queues there."""
+        step = p.steps[p.next]
+        self.visitors += 1
+        v = lanes.Visitor(self.visitors, "valid", self.now_ms(), direction=step.direction)
+        v.person = self.population.person("commuter", p.index)
+        v.trip = p
+        p.attempts += 1
+        self._arrive(
+            self.groups[(step.station, step.kind, 1 if step.kind == "store" else step.direction)], v
+        )
+
+    def _trip_done(self, v: lanes.Visitor, outcome: str) -> None:
+        p = v.trip
+        step = p.steps[p.next]
+        now = self.clock.now()
+        account = v.person.account
+        if step.kind == "store":
+            if v.direction == 1:
+                if outcome == lanes.PASSED:
+                    self.truth.tap(account, "store", step.station, 1, now, True)
+                    return  # the shopper leaves later (_inside_for): the step ends then
+                self._trip_next(p)  # turned away at the door: no shopping today
+                return
+            self.truth.tap(account, "store", step.station, 2, now, outcome == lanes.PASSED)
+            self._trip_next(p)
+            return
+        if outcome != lanes.PASSED and p.attempts < 3:
+            self.sched.after(30_000, functools.partial(self._trip_step, p))  # try again
+            return
+        # passed; or refused three times, and a member of staff let them through untapped
+        self.truth.tap(
+            account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED
+        )
+        self._trip_next(p)
+
+    def _trip_next(self, p: trips.Plan) -> None:
+        p.next += 1
+        p.attempts = 0
+        if p.next >= len(p.steps):
+            self.truth.finished += 1
+            return
+        wait = p.steps[p.next].wait_s
+        self.sched.after(int(wait * 1000), functools.partial(self._trip_step, p))
 
     def _next_arrival(self, arrivals: demand.Arrivals, group: list[Slot], t: float) -> None:
         end = self.start + (self.arrive_until_ms - self.t0_ms) / 1000.0
@@ -442,6 +508,8 @@ class Simulation:
         slot.stats[outcome] += 1
         per = self.outcomes.setdefault(v.behaviour, {})
         per[outcome] = per.get(outcome, 0) + 1
+        if v.trip is not None:
+            self._trip_done(v, outcome)
 
     def _inside_for(self, slot: Slot):
         def inside(v: lanes.Visitor) -> None:
@@ -449,6 +517,7 @@ class Simulation:
             stay = self.rng["lanes"].uniform(lo, hi)
             leaver = lanes.Visitor(v.n, v.behaviour, 0, direction=2)
             leaver.person = v.person
+            leaver.trip = v.trip
 
             def leave() -> None:
                 leaver.arrived_ms = self.now_ms()
@@ -791,6 +860,7 @@ class Simulation:
             bo = self.monitor.check_backoffice(db, pending)
             held = db.count()
             anomalies = db.anomaly_counts()
+            self.clearing = self._clear(db)
         finally:
             db.close()
         out = report.build(self, bo, held, anomalies)
@@ -799,6 +869,19 @@ class Simulation:
                 s.dev.close()
         self.store.close()
         return out
+
+    def _clear(self, db: Store) -> dict[str, Any]:
+        """Clearing through the back office's public entry point (the one call into it), then
+        the money invariant against the commuters' true journeys."""
+        tariff = self.sc["tariff"]
+        as_of = self.clock.now()
+        journeys = clearing.clear(db.db, tariff, as_of)
+        held = [records.decode(raw) for _d, _s, raw in db.records()]
+        journeys = self.tamper.clearing(journeys, held)
+        check = self.monitor.check_money(
+            journeys, held, self.truth, tariff, as_of, int(fw_default("gate.value"))
+        )
+        return {"journeys": journeys, "check": check}
 
 
 def _gate(dev: Any) -> dict[str, Any]:
