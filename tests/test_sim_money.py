@@ -181,11 +181,6 @@ def test_breaking_no_rider_pays_for_a_copier(tmp_path, capsys):
     assert report["money"]["check"]["copied_passages"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clearing.py charges a copied presentation to its account (issue #12 item 4, "
-    "h-clear's fix); remove this mark when it lands",
-)
 def test_copiers_cost_their_victims_nothing(tmp_path, capsys):
     code, report, printed, _path = run(tmp_path, walkins=600, capsys=capsys)
     assert report["money"]["check"]["copied_passages"] > 0

@@ -515,20 +515,28 @@ def expected_charges(
     journeys: list[dict[str, Any]], tariff: dict[str, Any], as_of: int, value: int = 0
 ) -> dict[str, int]:
     """Per mode, what the tariff charges for these true journeys (trips.Truth.journeys), the
-    metro's daily cap applied per service day in time order. Whether maximum fares count
-    toward the cap is the tariff's `metro.max_fare_in_cap` (absent: they count, as clearing
-    has done so far)."""
+    metro's daily and weekly caps applied per service day and week in time order. Maximum fares
+    (a missing tap) count toward the caps only when the tariff's
+    `metro.max_fare_counts_to_cap` says so (default: they are charged in full, outside)."""
     out: dict[str, int] = {}
     m = tariff["metro"]
-    in_cap = bool(m.get("max_fare_in_cap", True))
-    spent: dict[int, int] = {}
+    in_cap = bool(m.get("max_fare_counts_to_cap", False))
+    daily, weekly = int(m["daily_cap"]), int(m.get("weekly_cap", 0))
+    spent_day: dict[int, int] = {}
+    spent_week: dict[int, int] = {}
     for j in sorted(journeys, key=lambda j: j["entry_t"]):
         amount, penalty = _price(j, tariff, as_of, value)
         if j["mode"] == "metro" and (in_cap or not penalty):
             t = j["entry_t"] if j["entry_tapped"] or j["exit_t"] is None else j["exit_t"]
             day = (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400
-            amount = max(0, min(amount, int(m["daily_cap"]) - spent.get(day, 0)))
-            spent[day] = spent.get(day, 0) + amount
+            # 1970-01-01 was a Thursday (3, counting Monday as 0)
+            week = (day + 3 - int(tariff.get("week_start", 0))) // 7
+            room = daily - spent_day.get(day, 0)
+            if weekly:
+                room = min(room, weekly - spent_week.get(week, 0))
+            amount = max(0, min(amount, room))
+            spent_day[day] = spent_day.get(day, 0) + amount
+            spent_week[week] = spent_week.get(week, 0) + amount
         if amount:
             out[j["mode"]] = out.get(j["mode"], 0) + amount
     return out

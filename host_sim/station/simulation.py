@@ -875,7 +875,7 @@ class Simulation:
         the money invariant against the commuters' true journeys."""
         tariff = self.sc["tariff"]
         as_of = self.clock.now()
-        journeys = clearing.clear(db.db, tariff, as_of)
+        journeys = clearing.clear(db, tariff, as_of)
         held = [records.decode(raw) for _d, _s, raw in db.records()]
         journeys = self.tamper.clearing(journeys, held)
         check = self.monitor.check_money(
