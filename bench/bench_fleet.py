@@ -317,7 +317,7 @@ def _bare_tls(certs: tuple, n: int, concurrency: int, resume: bool) -> float:
             with socket.create_connection(("127.0.0.1", port)) as raw:
                 with cctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
                     s.recv(1)
-                    resumed[0] += s.session_reused
+                    resumed[0] += bool(s.session_reused)
                     if resume:
                         session = s.session
                     s.sendall(b"k")

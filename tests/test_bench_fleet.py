@@ -25,7 +25,8 @@ def test_fleet_stores_every_record_of_every_gate_once(tmp_path):
         assert len(got) == len({(d, s) for d, s, _ in got})
         assert store.anomaly_counts() == {}
         for dev in expected:
-            assert store.device(dev).high_seq == 9
+            device = store.device(dev)
+            assert device is not None and device.high_seq == 9
         sessions = store.sessions()
         assert sorted(s["device_id"] for s in sessions) == sorted(expected)
         assert {s["outcome"] for s in sessions} == {"ok"}
