@@ -10,8 +10,10 @@ journal holding its chained records. The back office is the real one: `serve_tcp
 host_sim/backoffice/sync_server.py (what `faregate backoffice serve` runs) in its own process,
 so the load generator and the server do not share a GIL.
 
-The store is a parameter (`store=` a SQLite path, or whatever `Store(...)` takes: a
-PostgreSQL URL once that backend exists), so the same bench runs on either backend.
+The store is a parameter (`store=`, or `FAREGATE_P11_STORE`: a SQLite path, or whatever
+`Store(...)` takes, a PostgreSQL URL once that backend exists), so the same bench runs on
+either backend. The bulk-ingest reference is SQLite's; PostgreSQL's (COPY + INSERT ... ON
+CONFLICT DO NOTHING) belongs with that backend.
 
 Reported, with references measured in the same run:
 - sessions/s (every gate one session with `records` new records), p50/p99 acknowledgement
@@ -46,6 +48,8 @@ from protocol import records
 
 NOW = 1_767_254_400
 GATES = int(os.environ.get("FAREGATE_P11_GATES", "10000"))
+# what Store() opens for both runs; unset: a new SQLite file each (a URL: one server for both)
+STORE = os.environ.get("FAREGATE_P11_STORE") or None  # give a fresh one: ids 1..N+20 fill it
 CONCURRENCY = 64  # sessions in flight at once from the load generator
 
 
@@ -381,7 +385,7 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     return rate
 
 
-def p11(store: str | None = None, gates: int = GATES) -> list[dict]:
+def p11(store: str | None = STORE, gates: int = GATES) -> list[dict]:
     d = scratch("bench-p11-")
     try:
         sessions = fleet(store, gates=gates, directory=os.path.join(d, "sessions"))
