@@ -1,0 +1,452 @@
+"""P11 of TARGETS.md: the back office under a fleet.
+
+N simulated gates (default 10,000; `FAREGATE_P11_GATES` or `fleet(gates=...)` for fewer), each
+with its own device key (made and registered beforehand), its own seq and hash chain, sync
+with ONE back office over loopback TLS with the full device authentication of
+docs/sync-protocol.md. The gates are driven by one asyncio load generator in this process;
+each gate is the gate's own sans-IO `firmware.sync.client.SyncClient` (protocol.sync underneath,
+no second implementation of the protocol) over an asyncio TLS stream, with an in-memory
+journal holding its chained records. The back office is the real one: `serve_tcp` of
+host_sim/backoffice/sync_server.py (what `faregate backoffice serve` runs) in its own process,
+so the load generator and the server do not share a GIL.
+
+The store is a parameter (`store=`, or `FAREGATE_P11_STORE`: a SQLite path, or whatever
+`Store(...)` takes, a PostgreSQL URL once that backend exists), so the same bench runs on
+either backend. The bulk-ingest reference is SQLite's; PostgreSQL's (COPY + INSERT ... ON
+CONFLICT DO NOTHING) belongs with that backend.
+
+Reported, with references measured in the same run:
+- sessions/s (every gate one session with `records` new records), p50/p99 acknowledgement
+  latency (BATCH written -> its ACK read) and p99 session time; reference: bare TLS handshakes/s
+  on loopback with the same certificates (key type) and the same concurrency, full and resumed
+  (TLS session resumption: what it would buy; the gate client does not resume today);
+- bulk ingest records/s (a few gates with deep queues); reference: a bare SQLite executemany
+  INSERT OR IGNORE of the same rows into the same table, one transaction per batch, same
+  durability (WAL, synchronous=FULL).
+"""
+
+import asyncio
+import datetime
+import multiprocessing
+import os
+import shutil
+import socket
+import sqlite3
+import ssl
+import statistics
+import time
+from typing import Any
+
+from bench.util import row, scratch
+from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+from drivers.linux.link_tcp import client_context
+from firmware.sync.client import SyncClient
+from host_sim.backoffice.store import SCHEMA, Store
+from host_sim.backoffice.sync_server import HostKeys, serve_tcp, server_context
+from host_sim.hardware.devices import ManualClock
+from protocol import records
+
+NOW = 1_767_254_400
+GATES = int(os.environ.get("FAREGATE_P11_GATES", "10000"))
+# what Store() opens for both runs; unset: a new SQLite file each (a URL: one server for both)
+STORE = os.environ.get("FAREGATE_P11_STORE") or None  # give a fresh one: ids 1..N+20 fill it
+CONCURRENCY = 64  # sessions in flight at once from the load generator
+
+
+class MemJournal:
+    """The part of firmware.storage.journal.Journal that SyncClient uses, in memory: a gate's
+    chained records, trimmed by ACKs. Times each batch from when the client takes it
+    (`pending`, just before the write) to the ACK that covers it."""
+
+    def __init__(self, device_id: int, raws: list[bytes], ack_ms: list[float]) -> None:
+        self.device_id = device_id
+        self.raws = raws  # seq k is raws[k - 1]
+        self.last_seq = len(raws)
+        self.acked_seq = 0
+        self.rejects_not_journaled = 0
+        self._taken: list[tuple[int, float]] = []  # (last seq of a batch, time taken)
+        self._ack_ms = ack_ms
+
+    def pending_count(self) -> int:
+        return self.last_seq - self.acked_seq
+
+    def pending(self, limit: int = 1000, after_seq: int = -1) -> list:
+        start = max(self.acked_seq, after_seq)
+        out = self.raws[start : start + limit]
+        if out:
+            self._taken.append((start + len(out), time.perf_counter()))
+        return out
+
+    def ack(self, up_to_seq: int) -> int:
+        up_to = min(up_to_seq, self.last_seq)
+        if up_to <= self.acked_seq:
+            return 0
+        now = time.perf_counter()
+        while self._taken and self._taken[0][0] <= up_to:
+            self._ack_ms.append((now - self._taken.pop(0)[1]) * 1000)
+        dropped, self.acked_seq = up_to - self.acked_seq, up_to
+        return dropped
+
+
+def chain(device_id: int, n: int, first_account: int = 1000) -> list[bytes]:
+    """n passages of one gate, seq 1..n, each carrying the hash of the one before."""
+    out, prev = [], records.ZERO_HASH
+    for seq in range(1, n + 1):
+        raw = records.Record(
+            records.KIND_PASSAGE,
+            0,
+            device_id,
+            seq,
+            NOW + seq,
+            1,
+            1,
+            device_id % 200 + 1,
+            first_account + device_id * 1000 + seq,
+            1,
+            seq,
+            250,
+            0,
+            prev,
+        ).to_bytes()
+        prev = records.record_hash(raw)
+        out.append(raw)
+    return out
+
+
+def _serve(store_arg: str, keys: HostKeys, certs: tuple, conn: Any) -> None:
+    """The back office process: serve_tcp on a free loopback port until told to stop."""
+
+    async def main() -> None:
+        ca, srv, _cli = certs
+        store = Store(store_arg)
+        server = await serve_tcp(
+            store,
+            keys,
+            "127.0.0.1",
+            0,
+            server_context(srv[0], srv[1], ca),
+            ManualClock(NOW),
+            log=lambda event: None,
+        )
+        conn.send(server.sockets[0].getsockname()[1])
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+        server.close()
+        # sessions still closing their TLS stream end on their own, not cancelled by run()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=10)
+        await server.wait_closed()
+        store.close()
+
+    asyncio.run(main())
+
+
+class BackOfficeProcess:
+    def __init__(self, store_arg: str, keys: HostKeys, certs: tuple) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(store_arg, keys, certs, child), daemon=True)
+        self.proc.start()
+        if not self._conn.poll(30):
+            raise RuntimeError("back office process did not start")
+        self.port = self._conn.recv()
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self.proc.join(30)
+
+
+def register(store_arg: str, first_id: int, pubs: list[bytes]) -> None:
+    """Every gate in the registry (device ids first_id..), in one transaction on SQLite."""
+    store = Store(store_arg)
+    one_txn = isinstance(getattr(store, "db", None), sqlite3.Connection)
+    if one_txn:
+        store.db.execute("BEGIN")
+    for i, pub in enumerate(pubs, first_id):
+        store.add_device(i, pub, NOW, "p11 gate %d" % i)
+    if one_txn:
+        store.db.execute("COMMIT")
+    store.close()
+
+
+async def _session(client: SyncClient, port: int, ctx: ssl.SSLContext) -> None:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"
+    )
+    try:
+        writer.write(client.start())
+        while not client.done:
+            data = await asyncio.wait_for(reader.read(262144), 30)
+            if not data:
+                raise ConnectionError("back office closed the link mid-session")
+            out = client.receive(data)
+            if out:
+                writer.write(out)
+                await writer.drain()
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (OSError, ssl.SSLError):
+            pass
+
+
+async def _drive(jobs: list, port: int, ctx: ssl.SSLContext, concurrency: int) -> list[float]:
+    """Run every (client) session, `concurrency` at a time; returns each session's ms."""
+    took: list[float] = []
+    it = iter(jobs)
+
+    async def worker() -> None:
+        for client in it:
+            t0 = time.perf_counter()
+            await _session(client, port, ctx)
+            took.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return took
+
+
+def fleet(
+    store: str | None = None,
+    gates: int = GATES,
+    records_per_gate: int = 10,
+    concurrency: int = CONCURRENCY,
+    batch_size: int = 200,
+    directory: str | None = None,
+    first_id: int = 1,
+) -> dict[str, Any]:
+    """One run: `gates` gates, each one session uploading `records_per_gate` records.
+
+    `store`: what Store() opens (default: a new SQLite file in the scratch directory).
+    Returns the figures and, for checks, `expected` {device_id: [raw, ...]} and `store`."""
+    from provisioning import pki
+
+    d = directory or scratch("bench-p11-")
+    os.makedirs(d, exist_ok=True)
+    store = store or os.path.join(d, "bo.sqlite")
+    verifier = OpenSSLVerifier()
+    host = OpenSSLSigner(generate_key())
+    signers = [OpenSSLSigner(generate_key()) for _ in range(gates)]
+    ids = range(first_id, first_id + gates)
+    register(store, first_id, [s.public_key for s in signers])
+    expected = {i: chain(i, records_per_gate) for i in ids}
+    certs = pki.tls_files(
+        os.path.join(d, "tls"), datetime.datetime.fromtimestamp(NOW, datetime.UTC)
+    )
+    ca, _srv, cli = certs
+    cctx = client_context(ca, cli[0], cli[1])
+    ack_ms: list[float] = []
+    clock = ManualClock(NOW)
+    clients = [
+        SyncClient(
+            MemJournal(i, expected[i], ack_ms),
+            signers[i - first_id],
+            verifier,
+            host.public_key,
+            clock,
+            batch_size=batch_size,
+        )
+        for i in ids
+    ]
+    bo = BackOfficeProcess(store, HostKeys(host, verifier), certs)
+    try:
+        t0 = time.perf_counter()
+        took = asyncio.run(_drive(clients, bo.port, cctx, concurrency))
+        wall = time.perf_counter() - t0
+    finally:
+        bo.stop()
+    acked = sum(c.journal.acked_seq for c in clients)
+    return {
+        "store": store,
+        "dir": d,
+        "expected": expected,
+        "sessions": len(took),
+        "sessions_s": len(took) / wall,
+        "records_s": acked / wall,
+        "acked": acked,
+        "ack_p50": statistics.median(ack_ms) if ack_ms else 0.0,
+        "ack_p99": _pct(ack_ms, 99),
+        "session_p99": _pct(took, 99),
+        "certs": certs,
+    }
+
+
+def _pct(xs: list[float], p: int) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+# -- references ----------------------------------------------------------------------------
+def _bare_tls(certs: tuple, n: int, concurrency: int, resume: bool) -> float:
+    """Handshakes/s of a bare asyncio TLS server (the same server context, client certificate
+    required) on loopback, from `concurrency` blocking clients in threads, with or without TLS
+    session resumption (the client offers the session of its previous connection)."""
+    import threading
+
+    ca, srv, cli = certs
+    sctx = server_context(srv[0], srv[1], ca)
+    cctx = client_context(ca, cli[0], cli[1])
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+
+    def serve() -> None:
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                await w.start_tls(sctx)
+                w.write(b"k")  # one byte, so TLS 1.3 session tickets reach the client
+                await w.drain()
+                await r.read(1)
+            except (OSError, ssl.SSLError):
+                pass
+            w.close()
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            child.send(server.sockets[0].getsockname()[1])
+            await asyncio.get_running_loop().run_in_executor(None, child.recv)
+            server.close()
+
+        asyncio.run(main())
+
+    proc = ctx.Process(target=serve, daemon=True)
+    proc.start()
+    port = parent.recv()
+    resumed = [0]
+
+    def client(k: int) -> None:
+        session = None
+        for _ in range(k):
+            with socket.create_connection(("127.0.0.1", port)) as raw:
+                with cctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+                    s.recv(1)
+                    resumed[0] += bool(s.session_reused)
+                    if resume:
+                        session = s.session
+                    s.sendall(b"k")
+
+    per = max(4, n // concurrency)  # each client resumes from its 2nd connection on
+    threads = [threading.Thread(target=client, args=(per,)) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    parent.send("stop")
+    proc.join(10)
+    if resume and resumed[0] == 0:
+        return 0.0  # the server or client does not resume: said in the row
+    return per * concurrency / wall
+
+
+def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
+    """Records/s of executemany INSERT OR IGNORE of the same rows into the store's own table,
+    one transaction per batch of `batch_size`, WAL + synchronous=FULL as the store runs."""
+    db = sqlite3.connect(os.path.join(d, "bare.sqlite"), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(SCHEMA)
+    batches = []
+    for raws in expected.values():
+        for i in range(0, len(raws), batch_size):
+            rows = []
+            for raw in raws[i : i + batch_size]:
+                r = records.decode(raw)
+                rows.append(
+                    (
+                        r.device_id,
+                        r.seq,
+                        r.kind,
+                        r.reason,
+                        r.time,
+                        r.mode,
+                        r.direction,
+                        r.station,
+                        r.account_id,
+                        r.cred_no,
+                        r.counter,
+                        r.value,
+                        r.flags,
+                        raw,
+                        NOW,
+                    )
+                )
+            batches.append(rows)
+    n = sum(len(b) for b in batches)
+    t0 = time.perf_counter()
+    for rows in batches:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+def p11(store: str | None = STORE, gates: int = GATES) -> list[dict]:
+    d = scratch("bench-p11-")
+    try:
+        sessions = fleet(store, gates=gates, directory=os.path.join(d, "sessions"))
+        bulk_gates = max(2, min(20, gates))
+        bulk = fleet(  # on a shared server (a URL), device ids after the fleet's
+            store,
+            gates=bulk_gates,
+            records_per_gate=5000 if gates >= 100 else 200,
+            concurrency=bulk_gates,
+            batch_size=2048,
+            directory=os.path.join(d, "bulk"),
+            first_id=gates + 1,
+        )
+        hs_n = min(2000, max(64, gates // 5))
+        full = _bare_tls(sessions["certs"], hs_n, CONCURRENCY, resume=False)
+        resumed = _bare_tls(sessions["certs"], hs_n, CONCURRENCY, resume=True)
+        rows = [
+            row(
+                "P11",
+                "fleet: %d gates x 1 session of 10 records, TLS + device auth, %d in flight"
+                % (gates, CONCURRENCY),
+                sessions["sessions_s"],
+                "sessions/s",
+                full,
+                ">= 1,000",
+            ),
+            row(
+                "P11",
+                "  reference: bare TLS handshakes/s, same certs, no resumption",
+                full,
+                "handshakes/s",
+                None,
+                "(reference)",
+            ),
+            row(
+                "P11",
+                "  bare TLS handshakes/s with session resumption (gates do not resume yet)",
+                resumed,
+                "handshakes/s",
+                full,
+                "(what resumption buys)" if resumed else "(no resumption offered)",
+            ),
+            row("P11", "  acknowledgement latency p50", sessions["ack_p50"], "ms", None, "(info)"),
+            row("P11", "  acknowledgement latency p99", sessions["ack_p99"], "ms", None, "<= 250"),
+            row("P11", "  session time p99", sessions["session_p99"], "ms", None, "(info)"),
+        ]
+        ref = _bare_sqlite(d, bulk["expected"], 2048)
+        rows.append(
+            row(
+                "P11",
+                "bulk ingest, %d gates with deep queues (ref: bare SQLite executemany "
+                "INSERT, same rows, batches and durability)" % bulk_gates,
+                bulk["records_s"],
+                "records/s",
+                ref,
+                ">= 50,000 on SQLite",
+            )
+        )
+        return rows
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+BENCHES = {"P11": p11}
