@@ -51,6 +51,7 @@ import hashlib
 import json
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from host_sim.errors import SimError
@@ -524,6 +525,24 @@ def _group(rows: Any) -> dict[int, list[Tap]]:
     return groups
 
 
+FETCH_BLOCK = 20_000  # rows fetched at once by a full clear
+
+
+def _by_account(rows: Any) -> Iterator[tuple[int, list[Tap]]]:
+    """(account, taps) from store.clearing_taps rows (ordered by account), one account at a
+    time: the cursor is iterated, never materialised (a full clear reads every tap)."""
+    account, taps = None, []  # type: int | None, list[Tap]
+    while block := rows.fetchmany(FETCH_BLOCK):
+        for r in block:
+            if r[0] != account:
+                if account is not None:
+                    yield account, taps
+                account, taps = r[0], []
+            taps.append(Tap(r))
+    if account is not None:
+        yield account, taps
+
+
 def clear(store: Any, tariff: dict[str, Any], as_of: int) -> list[dict[str, Any]]:
     """Every journey from every passage in the store, in time order (nothing published)."""
     out: list[dict[str, Any]] = []
@@ -558,13 +577,17 @@ def charges(js: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- publishing: per (account, service day), with revisions ----------------------------------
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # made once, not per charge
+WRITE_BATCH = 5000  # account-days whose writes go to the store in one executemany
+
+
 def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
     """The charge of one account-day from its journeys: amount, counts and explanation."""
     explanation = [
         {k: j[k] for k in ("mode", "entry", "exit", "status", "rule", "fare", "charged", "flags")}
         for j in js
     ]
-    text = json.dumps(explanation, sort_keys=True, separators=(",", ":"))
+    text = _JSON.encode(explanation)
     return {
         "cleared": sum(j["charged"] for j in js),
         "fares": sum(j["fare"] for j in js),
@@ -602,29 +625,34 @@ def run(
         full = full or not store.clearing_has_charges()
         cursor_moves, new_taps = store.clearing_new_taps(with_taps=not full)
         dirty: dict[int, int] = {}  # account -> earliest time to re-clear from
-        if full:
-            groups = _group(store.clearing_taps())
-            dirty = {a: -(1 << 62) for a in groups}
-        else:
+        if not full:
             for account, t in new_taps:
                 dirty[account] = min(dirty.get(account, t), t)
             for account, day in store.clearing_open_days():
                 t = day_start(day, tariff)
                 dirty[account] = min(dirty.get(account, t), t)
-            groups = {}
         summary = {"accounts": 0, "days": 0, "new": 0, "revised": 0, "unchanged": 0}
         summary["taps"] = len(new_taps)
         back = _lookback(tariff)
-        for account, since in sorted(dirty.items()):
-            # a new tap can close a journey that began up to one journey span earlier
-            first_day = service_day(since - back, tariff) if since > -(1 << 62) else -(1 << 40)
-            week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
-            if account in groups:
-                taps = groups[account]
-            else:
-                taps = _group(store.clearing_taps(account, day_start(week0, tariff) - back)).get(
-                    account, []
-                )
+        new: list[tuple[int, int, dict[str, Any]]] = []
+        revised: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []
+
+        def work() -> Iterator[tuple[int, int, list[Tap]]]:
+            """(account, first week day, its taps) of every account to re-clear."""
+            if full:  # every account, streamed from one SELECT in account order
+                first_day = -(1 << 40)
+                week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
+                for account, taps in _by_account(store.clearing_taps()):
+                    yield account, week0, taps
+                return
+            for account, since in sorted(dirty.items()):
+                # a new tap can close a journey that began up to one journey span earlier
+                first_day = service_day(since - back, tariff)
+                week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
+                rows = store.clearing_taps(account, day_start(week0, tariff) - back)
+                yield account, week0, _group(rows).get(account, [])
+
+        for account, week0, taps in work():
             by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for j in journeys(account, taps, tariff, as_of):
                 if j["day"] >= week0:
@@ -635,14 +663,18 @@ def run(
                 old = published.get(day)
                 summary["days"] += 1
                 if old is None:
-                    store.clearing_publish(account, day, c, now)
+                    new.append((account, day, c))
                     summary["new"] += 1
                 elif old["fingerprint"] != c["fingerprint"]:
-                    store.clearing_revise(account, day, c, old, now)
+                    revised.append((account, day, c, old))
                     summary["revised"] += 1
                 else:
                     summary["unchanged"] += 1
             summary["accounts"] += 1
+            if len(new) + len(revised) >= WRITE_BATCH:
+                store.clearing_write(new, revised, now)
+                new, revised = [], []
+        store.clearing_write(new, revised, now)
         store.clearing_move_cursor(cursor_moves)
     return summary
 

@@ -652,63 +652,80 @@ class Store:
 
     def clearing_publish(self, account: int, day: int, c: dict[str, Any], now: int) -> None:
         """A new charge, revision 1."""
-        self.b.execute(
-            "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, fares, "
-            "journeys, open_journeys, review, fingerprint, published, updated) "
-            "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                account,
-                day,
-                c["cleared"],
-                c["cleared"],
-                c["fares"],
-                c["journeys"],
-                c["open"],
-                c["review"],
-                c["fingerprint"],
-                now,
-                now,
-            ),
-        )
-        self._clearing_revision(
-            account, day, 1, "charge", c["cleared"], c["cleared"], now, "cleared", c["explanation"]
-        )
+        self.clearing_write([(account, day, c)], [], now)
 
     def clearing_revise(
         self, account: int, day: int, c: dict[str, Any], old: dict[str, Any], now: int
     ) -> None:
         """Re-cleared to a different result: a new revision, an adjustment by the delta."""
-        rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
-        amount = c["cleared"] + old["adjusted"]
-        self.b.execute(
-            "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, journeys = ?, "
-            "open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
-            "WHERE account_id = ? AND day = ?",
-            (
-                rev,
-                c["cleared"],
-                amount,
-                c["fares"],
-                c["journeys"],
-                c["open"],
-                c["review"],
-                c["fingerprint"],
-                now,
-                account,
-                day,
-            ),
-        )
-        self._clearing_revision(
-            account,
-            day,
-            rev,
-            "adjustment",
-            delta,
-            amount,
-            now,
-            "re-cleared: taps changed",
-            c["explanation"],
-        )
+        self.clearing_write([], [(account, day, c, old)], now)
+
+    def clearing_write(
+        self,
+        new: list[tuple[int, int, dict[str, Any]]],
+        revised: list[tuple[int, int, dict[str, Any], dict[str, Any]]],
+        now: int,
+    ) -> None:
+        """A clearing run's results, in batches (executemany): `new` charges [(account, day,
+        charge)] at revision 1, and `revised` ones [(account, day, charge, old row)]: a new
+        revision and an adjustment by the delta. Each with its charge_revisions row."""
+        revs: list[tuple] = []
+        if new:
+            self.b.executemany(
+                "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, "
+                "fares, journeys, open_journeys, review, fingerprint, published, updated) "
+                "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        account,
+                        day,
+                        c["cleared"],
+                        c["cleared"],
+                        c["fares"],
+                        c["journeys"],
+                        c["open"],
+                        c["review"],
+                        c["fingerprint"],
+                        now,
+                        now,
+                    )
+                    for account, day, c in new
+                ],
+            )
+            revs += [
+                (a, d, 1, "charge", c["cleared"], c["cleared"], now, "cleared", c["explanation"])
+                for a, d, c in new
+            ]
+        ups = []
+        for account, day, c, old in revised:
+            rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
+            amount = c["cleared"] + old["adjusted"]
+            ups.append(
+                (
+                    rev,
+                    c["cleared"],
+                    amount,
+                    c["fares"],
+                    c["journeys"],
+                    c["open"],
+                    c["review"],
+                    c["fingerprint"],
+                    now,
+                    account,
+                    day,
+                )
+            )
+            why, text = "re-cleared: taps changed", c["explanation"]
+            revs.append((account, day, rev, "adjustment", delta, amount, now, why, text))
+        if ups:
+            self.b.executemany(
+                "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, "
+                "journeys = ?, open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
+                "WHERE account_id = ? AND day = ?",
+                ups,
+            )
+        if revs:
+            self.b.executemany(self._INSERT_REVISION, revs)
 
     def clearing_operator_revision(
         self, account: int, day: int, delta: int, kind: str, why: str, now: int
@@ -726,11 +743,14 @@ class Store:
         )
         self._clearing_revision(account, day, rev, kind, delta, amount, now, why, "")
 
+    _INSERT_REVISION = (
+        "INSERT INTO charge_revisions (account_id, day, revision, kind, delta, amount, "
+        "time, reason, explanation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
     def _clearing_revision(self, account, day, rev, kind, delta, amount, now, why, text) -> None:
         self.b.execute(
-            "INSERT INTO charge_revisions (account_id, day, revision, kind, delta, amount, "
-            "time, reason, explanation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (account, day, rev, kind, delta, amount, now, why, text),
+            self._INSERT_REVISION, (account, day, rev, kind, delta, amount, now, why, text)
         )
 
     def clearing_charge(self, account: int, day: int) -> dict[str, Any] | None:
