@@ -1,7 +1,9 @@
 """P12 of TARGETS.md: clearing 1,000,000 taps <= 10 s; 10 new taps re-clear only the
-account-days they touch, <= 50 ms (SQLite backend).
+account-days they touch, <= 50 ms, on either backend.
 
-The store is a real SQLite file filled through the real ingest (Store.store_batch): 20,000
+The store is a parameter (`store=`, or `FAREGATE_P12_STORE`: a SQLite path, or a PostgreSQL
+URL of an EMPTY database; unset: a new SQLite file under /tmp, removed afterwards), filled
+through the real ingest (Store.store_batch): 20,000 (`FAREGATE_P12_ACCOUNTS` for fewer)
 accounts making 25 metro round trips each over 14 days at 400 gates (each gate its own seq and
 hash chain), 1,000,000 passages. Then `clearing.run` publishes every charge (first run: full).
 Then 10 late taps of 10 accounts arrive from one more gate and `clearing.run` re-clears.
@@ -26,6 +28,8 @@ GATES = 400
 DAYS = 14
 T0 = 1_767_254_400  # 2026-01-01 08:00 UTC
 KEY = b"\x02" + bytes(32)
+STORE = os.environ.get("FAREGATE_P12_STORE") or None
+ACCOUNTS = int(os.environ.get("FAREGATE_P12_ACCOUNTS", str(ACCOUNTS)))
 
 
 def _fill(store: Store, rng: random.Random) -> int:
@@ -66,14 +70,23 @@ def _fill(store: Store, rng: random.Random) -> int:
     return len(taps)
 
 
-def p12() -> list[dict]:
-    rng = random.Random(12)
-    path = os.path.join("/tmp", "bench-p12-%d.sqlite" % os.getpid())
+def _remove(path: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    store = Store(path)
+
+
+def p12(store_arg: str | None = STORE) -> list[dict]:
+    rng = random.Random(12)
+    path = None
+    if store_arg is None:  # our own SQLite file, removed afterwards
+        path = store_arg = os.path.join("/tmp", "bench-p12-%d.sqlite" % os.getpid())
+        _remove(path)
+    store = Store(store_arg)
     try:
+        if store.count():
+            raise RuntimeError("P12 needs an empty store (FAREGATE_P12_STORE): %s" % store_arg)
+        backend = "SQLite" if store.b.name == "sqlite" else "PostgreSQL"
         n = _fill(store, rng)
         tariff = clearing.load_tariff(None)
         as_of = T0 + (DAYS + 1) * 86400
@@ -121,14 +134,13 @@ def p12() -> list[dict]:
         assert again["days"] == 0, again  # idempotent: nothing left to re-clear
     finally:
         store.close()
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
+        if path is not None:
+            _remove(path)
     return [
         row(
             "P12",
-            "clear %d taps, SQLite (%d charges published; ref: SELECT of the taps)"
-            % (n, full["new"]),
+            "clear %d taps, %s (%d charges published; ref: SELECT of the taps)"
+            % (n, backend, full["new"]),
             t_full,
             "s",
             ref_full,
