@@ -172,11 +172,12 @@ class Tap:
         return [self.device_id, self.seq]
 
     def brief(self) -> dict[str, int]:
+        # keys in sorted order: day_charge's explanation encodes without re-sorting them
         return {
             "device_id": self.device_id,
             "seq": self.seq,
-            "time": self.time,
             "station": self.station,
+            "time": self.time,
         }
 
 
@@ -469,11 +470,12 @@ def journeys(
     out: list[dict[str, Any]] = []
     seen: set[tuple[int, int]] = set()
     by_mode: dict[int, list[Tap]] = defaultdict(list)
+    passage = records.KIND_PASSAGE
     for t in taps:
-        if t.kind != records.KIND_PASSAGE or t.mode not in MODES:
+        if t.kind != passage or t.mode not in MODES:
             continue
         name = MODES[t.mode][0]
-        if (t.device_id, t.cred_no, t.counter, t.direction) in voids:
+        if voids and (t.device_id, t.cred_no, t.counter, t.direction) in voids:
             out.append(_journey(name, account, t, None, "voided", 0, "voided"))
             continue
         pres = (t.cred_no, t.counter)
@@ -501,8 +503,9 @@ def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
     daily, weekly = m["daily_cap"], m["weekly_cap"]
     spent_day: dict[int, int] = defaultdict(int)
     spent_week: dict[int, int] = defaultdict(int)
+    shift = tariff["tz_offset_s"] - tariff["day_start_s"]  # service_day, inlined
     for j in js:
-        day = j["day"] = service_day(j["time"], tariff)
+        day = j["day"] = (j["time"] + shift) // 86400
         if j["mode"] != "metro":
             continue
         if j["rule"] in MAX_FARE_RULES and not m["max_fare_counts_to_cap"]:
@@ -577,23 +580,28 @@ def charges(js: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- publishing: per (account, service day), with revisions ----------------------------------
-_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # made once, not per charge
+# The explanation of a charge: these keys of each journey, in sorted order (and Tap.brief's
+# too), so the one encoder, made once, writes the text sort_keys=True would without sorting.
+_EXPLAIN = ("charged", "entry", "exit", "fare", "flags", "mode", "rule", "status")
+_JSON = json.JSONEncoder(separators=(",", ":"))
 WRITE_BATCH = 5000  # account-days whose writes go to the store in one executemany
 
 
 def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
     """The charge of one account-day from its journeys: amount, counts and explanation."""
-    explanation = [
-        {k: j[k] for k in ("mode", "entry", "exit", "status", "rule", "fare", "charged", "flags")}
-        for j in js
-    ]
-    text = _JSON.encode(explanation)
+    text = _JSON.encode([{k: j[k] for k in _EXPLAIN} for j in js])
+    cleared = fares = open_ = review = 0
+    for j in js:
+        cleared += j["charged"]
+        fares += j["fare"]
+        open_ += j["status"] == "open"
+        review += any(f.startswith(("review", "fraud")) for f in j["flags"])
     return {
-        "cleared": sum(j["charged"] for j in js),
-        "fares": sum(j["fare"] for j in js),
+        "cleared": cleared,
+        "fares": fares,
         "journeys": len(js),
-        "open": sum(j["status"] == "open" for j in js),
-        "review": sum(any(f.startswith(("review", "fraud")) for f in j["flags"]) for j in js),
+        "open": open_,
+        "review": review,
         "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:32],
         "explanation": text,
     }
@@ -622,7 +630,8 @@ def run(
     below a gate's highest seq, which the cursor cannot see)."""
     now = as_of if now is None else now
     with store.clearing_transaction():
-        full = full or not store.clearing_has_charges()
+        first = not store.clearing_has_charges()  # nothing published yet: nothing to read
+        full = full or first
         cursor_moves, new_taps = store.clearing_new_taps(with_taps=not full)
         dirty: dict[int, int] = {}  # account -> earliest time to re-clear from
         if not full:
@@ -657,7 +666,7 @@ def run(
             for j in journeys(account, taps, tariff, as_of):
                 if j["day"] >= week0:
                     by_day[j["day"]].append(j)
-            published = store.clearing_published(account, week0)
+            published = {} if first else store.clearing_published(account, week0)
             for day in sorted(set(by_day) | set(published)):
                 c = day_charge(by_day.get(day, []))
                 old = published.get(day)
