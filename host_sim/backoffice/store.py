@@ -67,11 +67,7 @@ CREATE TABLE IF NOT EXISTS records (
 ) {without_rowid};
 CREATE INDEX IF NOT EXISTS records_presentation
     ON records (account_id, cred_no, counter) WHERE kind = 1;
--- clearing reads every tap by account then time: covering, so that read is one ordered scan
--- of the index, no lookup of each row in the table (it replaced records_account_time)
-CREATE INDEX IF NOT EXISTS records_clearing ON records (account_id, time, device_id, seq, kind,
-    mode, reason, station, direction, cred_no, counter, value, flags);
-DROP INDEX IF EXISTS records_account_time;
+CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
 CREATE TABLE IF NOT EXISTS devices (
     device_id BIGINT PRIMARY KEY,
     pubkey    {blob} NOT NULL,
