@@ -41,6 +41,7 @@ from bench.util import row, scratch
 from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.linux.link_tcp import client_context
 from firmware.sync.client import SyncClient
+from host_sim.backoffice.backends import SQLite
 from host_sim.backoffice.store import SCHEMA, Store
 from host_sim.backoffice.sync_server import HostKeys, serve_tcp, server_context
 from host_sim.hardware.devices import ManualClock
@@ -347,7 +348,7 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     db = sqlite3.connect(os.path.join(d, "bare.sqlite"), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.executescript(SCHEMA)
+    db.executescript(SCHEMA.format(**SQLite.tokens))
     batches = []
     for raws in expected.values():
         for i in range(0, len(raws), batch_size):
