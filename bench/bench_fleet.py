@@ -42,7 +42,7 @@ from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generat
 from drivers.linux.link_tcp import client_context
 from firmware.sync.client import SyncClient
 from host_sim.backoffice.backends import SQLite
-from host_sim.backoffice.store import SCHEMA, Store
+from host_sim.backoffice.store import SCHEMA, Store, record_row
 from host_sim.backoffice.sync_server import HostKeys, serve_tcp, server_context
 from host_sim.hardware.devices import ManualClock
 from protocol import records
@@ -352,28 +352,7 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     batches = []
     for raws in expected.values():
         for i in range(0, len(raws), batch_size):
-            rows = []
-            for raw in raws[i : i + batch_size]:
-                r = records.decode(raw)
-                rows.append(
-                    (
-                        r.device_id,
-                        r.seq,
-                        r.kind,
-                        r.reason,
-                        r.time,
-                        r.mode,
-                        r.direction,
-                        r.station,
-                        r.account_id,
-                        r.cred_no,
-                        r.counter,
-                        r.value,
-                        r.flags,
-                        raw,
-                        NOW,
-                    )
-                )
+            rows = [record_row(records.decode(r), r, NOW) for r in raws[i : i + batch_size]]
             batches.append(rows)
     n = sum(len(b) for b in batches)
     t0 = time.perf_counter()

@@ -229,6 +229,16 @@ def _emergency(t: Tap) -> bool:
     return bool(t.flags & records.FLAG_EMERGENCY)
 
 
+def _exit_without_entry(mode: str, account: int, tap: Tap, amount: int, rule: str) -> dict:
+    """An exit with no open entry: an emergency exit is not charged (flagged for review);
+    any other is a missing entry, charged `amount` by `rule`."""
+    if _emergency(tap):
+        return _journey(
+            mode, account, None, tap, "emergency_exit", 0, "emergency", ("review_emergency",)
+        )
+    return _journey(mode, account, None, tap, "missing_entry", amount, rule, _flags_of(tap))
+
+
 _ZONES: dict[int, tuple[Any, dict[int, int]]] = {}
 
 
@@ -276,32 +286,9 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 close_missing()
                 open_, retaps = None, []
             if open_ is None:
-                if _emergency(tap):
-                    out.append(
-                        _journey(
-                            "metro",
-                            account,
-                            None,
-                            tap,
-                            "emergency_exit",
-                            0,
-                            "emergency",
-                            ("review_emergency",),
-                        )
-                    )
-                else:
-                    out.append(
-                        _journey(
-                            "metro",
-                            account,
-                            None,
-                            tap,
-                            "missing_entry",
-                            t["max_fare"],
-                            "metro.max_fare",
-                            _flags_of(tap),
-                        )
-                    )
+                out.append(
+                    _exit_without_entry("metro", account, tap, t["max_fare"], "metro.max_fare")
+                )
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
             flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
@@ -372,32 +359,9 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
                 )
                 open_ = None
             if open_ is None:
-                if _emergency(tap):
-                    out.append(
-                        _journey(
-                            "parking",
-                            account,
-                            None,
-                            tap,
-                            "emergency_exit",
-                            0,
-                            "emergency",
-                            ("review_emergency",),
-                        )
-                    )
-                else:
-                    out.append(
-                        _journey(
-                            "parking",
-                            account,
-                            None,
-                            tap,
-                            "missing_entry",
-                            lost,
-                            "parking.lost_ticket",
-                            _flags_of(tap),
-                        )
-                    )
+                out.append(
+                    _exit_without_entry("parking", account, tap, lost, "parking.lost_ticket")
+                )
                 continue
             fee = parking_fee(tap.time - open_.time, p)
             flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())

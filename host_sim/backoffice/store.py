@@ -203,6 +203,27 @@ SESSION_COLUMNS = (
 )
 
 
+def record_row(r: Any, raw: bytes, now: int) -> tuple:
+    """The records-table row of one decoded record `r` and its bytes, stored at `now`."""
+    return (
+        r.device_id,
+        r.seq,
+        r.kind,
+        r.reason,
+        r.time,
+        r.mode,
+        r.direction,
+        r.station,
+        r.account_id,
+        r.cred_no,
+        r.counter,
+        r.value,
+        r.flags,
+        bytes(raw),
+        now,
+    )
+
+
 class Device:
     __slots__ = ("device_id", "pubkey", "label", "high_seq", "last_hash", "revoked")
 
@@ -304,26 +325,7 @@ class Store:
                 )
             if i and rec.seq != recs[i - 1].seq + 1:
                 raise FormatError("batch seqs are not consecutive", "bad_message")
-        rows = [
-            (
-                r.device_id,
-                r.seq,
-                r.kind,
-                r.reason,
-                r.time,
-                r.mode,
-                r.direction,
-                r.station,
-                r.account_id,
-                r.cred_no,
-                r.counter,
-                r.value,
-                r.flags,
-                bytes(raw),
-                now,
-            )
-            for r, raw in zip(recs, raws)
-        ]
+        rows = [record_row(r, raw, now) for r, raw in zip(recs, raws)]
         first, last = recs[0].seq, recs[-1].seq
         with self.b.transaction():
             row = self.b.one(
