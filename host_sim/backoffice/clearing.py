@@ -324,39 +324,31 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
     out: list[dict] = []
     open_: Tap | None = None
     lost = p["lost_ticket"]
+
+    def missing_exit(entry: Tap) -> dict:
+        """An entry never closed within max_stay_s: the lost-ticket charge."""
+        return _journey(
+            "parking",
+            account,
+            entry,
+            None,
+            "missing_exit",
+            lost,
+            "parking.lost_ticket",
+            _flags_of(entry),
+        )
+
     for tap in taps:
         if tap.direction == DIR_ENTRY:
             if _emergency(tap):
                 out.append(_journey("parking", account, tap, None, "emergency", 0, "emergency"))
                 continue
             if open_ is not None:
-                out.append(
-                    _journey(
-                        "parking",
-                        account,
-                        open_,
-                        None,
-                        "missing_exit",
-                        lost,
-                        "parking.lost_ticket",
-                        _flags_of(open_),
-                    )
-                )
+                out.append(missing_exit(open_))
             open_ = tap
         elif tap.direction == DIR_EXIT:
             if open_ is not None and tap.time - open_.time > p["max_stay_s"]:
-                out.append(
-                    _journey(
-                        "parking",
-                        account,
-                        open_,
-                        None,
-                        "missing_exit",
-                        lost,
-                        "parking.lost_ticket",
-                        _flags_of(open_),
-                    )
-                )
+                out.append(missing_exit(open_))
                 open_ = None
             if open_ is None:
                 out.append(
@@ -371,18 +363,7 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
             open_ = None
     if open_ is not None:
         if as_of - open_.time > p["max_stay_s"]:
-            out.append(
-                _journey(
-                    "parking",
-                    account,
-                    open_,
-                    None,
-                    "missing_exit",
-                    lost,
-                    "parking.lost_ticket",
-                    _flags_of(open_),
-                )
-            )
+            out.append(missing_exit(open_))
         else:
             out.append(_journey("parking", account, open_, None, "open", 0, "open"))
     return out
