@@ -203,6 +203,13 @@ SESSION_COLUMNS = (
 )
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """(" WHERE a AND b", args) of the (sql, value) conditions whose value is not None."""
+    given = [(sql, v) for sql, v in conditions if v is not None]
+    where = " WHERE " + " AND ".join(sql for sql, _ in given) if given else ""
+    return where, [v for _, v in given]
+
+
 def record_row(r: Any, raw: bytes, now: int) -> tuple:
     """The records-table row of one decoded record `r` and its bytes, stored at `now`."""
     return (
@@ -438,16 +445,8 @@ class Store:
         """The latest `limit` sessions (of one device, started at or after `since`), oldest
         first, as dicts with the fields of `record_session`."""
         cols = SESSION_COLUMNS
-        where, args = [], []
-        if device_id is not None:
-            where.append("device_id=?")
-            args.append(device_id)
-        if since is not None:
-            where.append("started>=?")
-            args.append(since)
-        q = "SELECT %s FROM sessions" % ", ".join(cols)
-        if where:
-            q += " WHERE " + " AND ".join(where)
+        where, args = _where(("device_id = ?", device_id), ("started >= ?", since))
+        q = "SELECT %s FROM sessions%s" % (", ".join(cols), where)
         rows = self.b.rows(q + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit))
         return [dict(zip(cols, r)) for r in reversed(rows)]
 
@@ -767,16 +766,8 @@ class Store:
             "SELECT %s, d.status FROM charges c LEFT JOIN disputes d "
             "ON d.account_id = c.account_id AND d.day = c.day"
         ) % ", ".join("c." + k for k in cols)
-        where, args = [], []
-        if account is not None:
-            where.append("c.account_id = ?")
-            args.append(account)
-        if day is not None:
-            where.append("c.day = ?")
-            args.append(day)
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        rows = self.b.execute(q + " ORDER BY c.account_id, c.day", args)
+        where, args = _where(("c.account_id = ?", account), ("c.day = ?", day))
+        rows = self.b.execute(q + where + " ORDER BY c.account_id, c.day", args)
         return [dict(zip(cols + ("dispute",), r)) for r in rows]
 
     def clearing_revisions(self, account: int, day: int) -> list[dict[str, Any]]:
