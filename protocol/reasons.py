@@ -83,6 +83,12 @@ REASONS = {
     "no_entry": (54, "No entry recorded - see staff", "An exit without a matching entry."),
     "out_of_service": (55, "Gate closed", "The gate is out of service."),
     "journal_error": (57, "Gate closed - see staff", "The journal could not be written."),
+    "deny_list_damaged": (
+        58,
+        "Gate closed - see staff",
+        "deny.base failed its check: no code can be checked against the deny list until a sync"
+        " brings a snapshot (docs/sync-protocol.md, fail closed).",
+    ),
     "journal_full": (
         56,
         "Gate closed - see staff",

@@ -2,8 +2,10 @@
 
 One entry per accepted presentation, in the append-log framing (protocol/applog.py):
     u64 cred_id | u32 counter | u32 presentation time | u32 gate time | u32 crc32(first 20)
-Big-endian, 24 bytes. A reader keeps the good entries before the first bad one (a power cut
-tears at most the last) and cuts the rest.
+Big-endian, 24 bytes. Entries sit at multiples of 24, so one bad entry does not hide the
+ones after it: a reader skips it and counts it as damage (a bad entry followed by a good one
+cannot be a torn write), and cuts only the tail after the last good entry (a power cut tears
+at most the entry being appended).
 """
 
 import struct
@@ -20,6 +22,23 @@ def entry(cred_id: int, counter: int, ptime: int, gtime: int) -> bytes:
 
 
 def parse(data):
-    """-> (entries as (cred_id, counter, presentation time, gate time), good length)."""
-    bodies, good, _corrupt = ENTRY.scan(data)
-    return [struct.unpack(_BODY, b) for b in bodies], good
+    """-> (entries as (cred_id, counter, presentation time, gate time), good length, damaged):
+    the good entries in file order, the length up to the end of the last good one (what follows
+    is a torn tail), and how many bad entries lie before it (damage, skipped)."""
+    out = []
+    good = 0
+    bad = 0
+    damaged = 0
+    step = ENTRY_LEN
+    pos = 0
+    while pos + step <= len(data):
+        body = ENTRY.body_at(data, pos)
+        pos += step
+        if body is None:
+            bad += 1
+            continue
+        out.append(struct.unpack(_BODY, body))
+        good = pos
+        damaged += bad
+        bad = 0
+    return out, good, damaged

@@ -130,7 +130,12 @@ class Gate:
         }
 
     def restore(self) -> int:
-        """After a reboot: rebuild anti-passback / sessions from the unsynced journal records."""
+        """After a reboot: rebuild anti-passback / sessions from the unsynced journal records,
+        and the replay cache's recent entries (the journal is their source of truth: a power
+        cut between the journal's sync and the replay log's must not let a code pass twice)."""
+        rebuild = getattr(self.validator.replay, "rebuild", None)
+        if rebuild is not None:
+            rebuild(self.journal.unsynced(), self.clock.now())
         return self.policy.rebuild(self.journal.unsynced())
 
     # -- inputs ----------------------------------------------------------------------------

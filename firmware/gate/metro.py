@@ -26,7 +26,7 @@ TABLE = {
     ("idle", "passage_back"): (SAME, ("alarm:wrong_direction",)),
     ("idle", "loitering"): (SAME, ("alarm:loitering",)),
     ("authorized", "occupied"): ("passing", ("stop",)),
-    ("authorized", "pass_timeout"): ("idle", ("close", "void", "show:ready")),
+    ("authorized", "pass_timeout"): ("idle", ("void", "close", "show:ready")),
     ("authorized", "passage_back"): (SAME, ("alarm:wrong_direction",)),
     # the occupancy began before the scan and nobody re-announced it: the passage still counts
     ("authorized", "passage_fwd"): ("idle", ("stop", "close", "done", "show:ready")),

@@ -23,7 +23,7 @@ TABLE = {
     ("idle", "door_opened"): ("forced", ("alarm:door_forced",)),
     ("unlocked", "paid"): (SAME, ("start:unlock", "signal:accept")),
     ("unlocked", "door_opened"): ("open", ("start:held", "done")),
-    ("unlocked", "unlock_timeout"): ("idle", ("close", "void", "show:ready")),
+    ("unlocked", "unlock_timeout"): ("idle", ("void", "close", "show:ready")),
     ("egress", "paid"): ("unlocked", ("start:unlock", "signal:accept")),
     ("egress", "door_opened"): ("open", ("start:held",)),
     ("egress", "unlock_timeout"): ("idle", ("close",)),

@@ -24,6 +24,11 @@ confirmation after N boot(s)` when nothing was noted (a hang, a watchdog reset, 
 `trial_corrupt: ...` when its files no longer match their hashes; and the app's own
 `self_test_failed: <the failing checks>` when the self-test failed.
 
+Boot never needs free space: the shim rewrites boot.json on each boot (the boot counter), but
+a write that fails (ENOSPC on a full volume, EIO) only loses that count and the gate boots
+its slot; the one exception is a trial whose boot had to be counted: unsaved, it is not run
+and the confirmed image boots instead (docs/firmware-images.md).
+
 This file is also the gate's bootloader: a copy sits at the root of the state directory and is
 run as `python boot.py STATE` or `micropython boot.py STATE`. So it imports nothing but the
 interpreter's own modules, and its state format is versioned (`"v": 1`).
@@ -226,6 +231,8 @@ def choose(state_dir: str, max_trial_boots: int = 1):
     """The boot decision, made durable before anything of the slot runs.
     Returns (slot, trial) or (None, False) when nothing can boot."""
     st = load_state(state_dir)
+    was = json.dumps(st)
+    active = st.get("active")
     st["boots"] = st.get("boots", 0) + 1
     trial = st.get("trial")
     if trial:
@@ -270,8 +277,35 @@ def choose(state_dir: str, max_trial_boots: int = 1):
                 slot = None
     if not st.get("trial"):
         st.pop("crash", None)  # said in `last`, or about a trial that is over
-    save_state(state_dir, st)
+    changed = _changed(was, st)
+    try:
+        save_state(state_dir, st)
+    except OSError:
+        # A full (or failing) volume must not stop the gate booting: only the boot counter
+        # is lost, unless a trial's boot had to be counted, in which case the confirmed
+        # image boots instead (an uncounted trial could loop for ever).
+        _remove(state_dir + "/" + STATE_FILE + ".tmp")
+        if changed and is_trial:
+            if active is None or _files_ok(state_dir, active):
+                return None, False
+            return active, False
     return slot, is_trial
+
+
+def _changed(was: str, st: dict) -> bool:
+    """`st` differs from the state read (`was`, JSON) in more than its boot counter."""
+    old = json.loads(was)
+    old.pop("boots", None)
+    new = dict(st)
+    new.pop("boots", None)
+    return old != new
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def crash_summary(e) -> str:

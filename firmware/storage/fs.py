@@ -9,6 +9,11 @@ The seam, and what each operation promises:
     write_atomic(path, data)  replace: temp file, write, sync, rename, sync the directory;
                               a power cut leaves the old content or the new, never a mix
     write_atomic_with(path, fill)  the same, for content a function streams into the file
+    write_reserved(path, data)  write_atomic that needs no free space: its temp file (the
+                              spare, `path`.spare) is kept between writes and rewritten in
+                              place, so a full volume can still record what frees it (the
+                              journal's acknowledgement, then its trim)
+    reserve(path, n)          make that spare now (n bytes), while there is room (best effort)
     append(path, data)        open, write, sync, close: for rare appends (logs kept open by
                               their store write through open_file + sync_file instead)
     read_file(path, default)  the whole file, or `default` if there is none (any other read
@@ -146,6 +151,45 @@ class Storage:
         f.close()
         self.rename(tmp, path)
         self.sync_dir(path)
+
+    def write_reserved(self, path: str, data) -> None:
+        spare = path + ".spare"
+        try:
+            size = self.file_size(spare)
+        except OSError:
+            size = -1
+        if size < len(data):
+            self.write_atomic(path, data)  # no spare yet: the ordinary way (needs room)
+        else:
+            f = self.open_file(spare, "r+b")  # blocks already allocated: no new space
+            try:
+                f.seek(0)
+                f.write(data)
+                self.sync_file(f)
+            finally:
+                f.close()
+            if size > len(data):
+                self.truncate_file(spare, len(data))
+            self.rename(spare, path)  # the old file's blocks are freed
+            self.sync_dir(path)
+        self.reserve(path, len(data))
+
+    def reserve(self, path: str, n: int) -> None:
+        spare = path + ".spare"
+        try:
+            if self.file_size(spare) >= n:
+                return
+        except OSError:
+            pass
+        try:
+            f = self.open_file(spare, "wb")
+            try:
+                f.write(bytes(n))
+                self.sync_file(f)
+            finally:
+                f.close()
+        except OSError:
+            self.remove_if_exists(spare)  # no room: the next write_reserved makes one
 
     def append(self, path: str, data) -> None:
         f = self.open_file(path, "ab")

@@ -19,7 +19,9 @@ reaches the journal.
   segment, as a power cut leaves) and loses nothing before it. A bad entry followed by a good
   one is corruption, not a torn write: `JournalError`, never papered over.
 - `ack(seq)` records that the back office durably holds everything up to `seq`: journal.meta
-  is replaced first, then segments whose every record is acknowledged are deleted.
+  is replaced first, then segments whose every record is acknowledged are deleted. The
+  replacement needs no free space (`fs.write_reserved`: a spare kept at journal.meta.spare),
+  so a full disk frees itself as acknowledgements arrive.
 - Capacity: at most `capacity` unacknowledged records. At the bound passages are refused
   (`JournalFull`, the gate stays shut) and nothing unsynced is ever overwritten; rejects (the
   audit trail) stop being journaled `reject_reserve` records earlier, so they never crowd out
@@ -126,6 +128,8 @@ class Journal:
                 continue
             kept.append(seg)
         self._segs = kept
+        if hasattr(fs, "reserve"):
+            fs.reserve(self._path(META), journalfile.META_LEN)  # so a full disk can still ack
 
     def _check_segment(self, seg, newest: bool):
         """Check one segment, streamed `read_records` entries at a time (a full segment is
@@ -444,7 +448,8 @@ class Journal:
         [raw] = self.pending(1, up_to - 1)
         h = records.record_hash(raw)
         try:
-            self.fs.write_atomic(self._path(META), journalfile.meta(up_to, h))
+            write = getattr(self.fs, "write_reserved", self.fs.write_atomic)  # no spare: atomic
+            write(self._path(META), journalfile.meta(up_to, h))
         except OSError as e:  # nothing trimmed: the records are simply uploaded again later
             raise JournalError("could not record the acknowledgement: %r" % e) from None
         dropped = up_to - self.acked_seq

@@ -13,7 +13,14 @@ A delta is appended to deny.log and synced before it takes effect in memory, so 
 mid-apply leaves a torn last record (its CRC fails, it is cut at the next start: the old
 version) or a whole one (replayed at start: the new version), never a mix. A snapshot, and
 every `compact_after` deltas, rewrite deny.base with write_atomic and then empty the log;
-records the new base already covers are skipped by version at the next start.
+records the new base already covers are skipped by version at the next start. An append that
+fails half way (a full disk) is cut back off at once, so the next delta is not hidden behind a
+torn record.
+
+A deny.base that fails its check is never taken for an empty list (that would fail open):
+the store is `damaged` (status "load_error", the device's `deny_damaged` alarm), the validator
+refuses every code with `deny_list_damaged`, and the version reported at sync is 0, so the next
+sync brings a snapshot, whose install clears the damage.
 """
 
 import sys
@@ -110,6 +117,7 @@ class DenyStore:
         self.log_records = 0
         self.torn_bytes_cut = 0
         self.load_error = ""
+        self.damaged = False  # deny.base failed its check: no code can be checked (fail closed)
         if directory:
             self.base_path = directory + "/deny.base"
             self.log_path = directory + "/deny.log"
@@ -178,6 +186,8 @@ class DenyStore:
         except FormatError as e:
             raise ListError(str(e), "list_malformed") from None
         check_root_signature(self.roots, self.verifier, dl, "deny list")
+        if self.damaged and dl.kind != denylist.KIND_SNAPSHOT:
+            raise ListError("deny.base is damaged: only a snapshot can restore it", "deny_gap")
         if dl.to_version <= self.version:
             if dl.kind == denylist.KIND_SNAPSHOT and dl.to_version < self.version:
                 raise ListError(
@@ -219,6 +229,8 @@ class DenyStore:
         self.keys = keys
         self.version = version
         self.issued_at = issued_at
+        self.damaged = False
+        self.load_error = ""
 
     def compact(self) -> None:
         """Fold the delta log into the base file (atomically), then empty the log."""
@@ -231,7 +243,16 @@ class DenyStore:
         self.fs.write_atomic(self.base_path, denyfile.base(keys, version, issued_at))
 
     def _append_log(self, blob):
-        self.fs.append(self.log_path, denyfile.log_record(blob))
+        fs = self.fs
+        size = fs.file_size(self.log_path) if fs.path_exists(self.log_path) else 0
+        try:
+            fs.append(self.log_path, denyfile.log_record(blob))
+        except OSError:
+            try:
+                fs.truncate_file(self.log_path, size)  # the half record goes (no new space)
+            except OSError:
+                pass  # a torn tail, cut at the next start
+            raise
         self.log_records += 1
 
     def _load(self, readonly):
@@ -239,8 +260,9 @@ class DenyStore:
         if data is not None:
             found = denyfile.parse_base(data)
             if found is None:
-                # Start empty at version 0 (the next sync fetches a snapshot) and say so.
+                # Version 0 (the next sync fetches a snapshot), damaged: fail closed.
                 self.load_error = "deny.base is damaged"
+                self.damaged = True
                 return
             self.version, self.issued_at, body = found
             self.keys = denyfile.keys_from_le(body)
@@ -274,5 +296,7 @@ class DenyStore:
             "entries": len(self.keys),
             "capacity": self.capacity,
             "log_records": self.log_records,
+            "torn_bytes_cut": self.torn_bytes_cut,
             "load_error": self.load_error,
+            "damaged": self.damaged,
         }

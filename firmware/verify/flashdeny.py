@@ -155,6 +155,8 @@ class FlashDenyStore(DenyStore):
             self.log_records = 0
         self.version = version
         self.issued_at = issued_at
+        self.damaged = False
+        self.load_error = ""
         self._open_base()
 
     def _flush(self, out, buf, count, crc):
@@ -169,6 +171,7 @@ class FlashDenyStore(DenyStore):
     def _load(self, readonly):
         if self._open_base() is False:
             self.load_error = "deny.base is damaged"
+            self.damaged = True  # fail closed (firmware/verify/denystore.py)
             self.version = self.issued_at = self.count = 0
             self.close()
             return

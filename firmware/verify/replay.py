@@ -7,14 +7,23 @@ presentation's time and the gate's time when it was accepted. Older presentation
 as stale anyway.
 
 On disk (`replay.log`, layout in protocol/replaylog.py), one 24-byte record per accepted
-passage, synced before `commit` returns. Opening the log replays it (a torn last record from a
-power cut is cut); when the log holds many more records than live entries it is rewritten with
-write_atomic. Every file operation goes through the storage object `fs` (firmware/storage/fs.py).
+passage, synced before `commit` returns. Opening the log replays it: a torn tail from a power
+cut is cut (truncated: no new space needed), a bad record with good ones after it is skipped
+and counted (`damaged_records`, the `replay_damaged` alarm), never taken for the end of the
+log; a write that fails half way is cut back off at once, so later records stay aligned. When
+the log holds many more records than live entries it is rewritten with write_atomic. Every file
+operation goes through the storage object `fs` (firmware/storage/fs.py).
+
+The journal is the source of truth: the gate journals a passage before it commits the code
+here, so a power cut between the two syncs (or a damaged or lost replay.log) would forget an
+accepted code. At boot `rebuild(raws, now)` commits every passage of the journal's
+unacknowledged records still inside the retention (docs/sync-protocol.md, "Replay, deny and
+anchor stores"), so no code is accepted twice across a cut.
 """
 
 from firmware import settings
 from firmware.storage.fs import DISK
-from protocol import replaylog
+from protocol import records, replaylog, ridecode
 
 REC_LEN = replaylog.ENTRY_LEN
 # window + skew at their defaults (a Validator passes its own)
@@ -30,8 +39,11 @@ class ReplayCache:
         self.entries: dict = {}  # cred_id -> (counter, presentation time, gate time)
         self.log_records = 0
         self.torn_bytes_cut = 0
+        self.damaged_records = 0  # bad records skipped at load (not a torn tail)
+        self.rebuilt = 0  # entries the journal restored at boot that replay.log lacked
         self.write_errors = 0
         self._file = None
+        self._size = 0  # replay.log's length after the last good write
         if path:
             self._load(readonly)
             if readonly:
@@ -60,10 +72,33 @@ class ReplayCache:
                 f.write(replaylog.entry(cred_id, counter, ptime, gtime))
                 self.fs.sync_file(f)
                 self.log_records += 1
+                self._size += REC_LEN
             except OSError:
-                # The entry still protects until a reboot; status() reports the failure.
+                # The entry still protects until a reboot (and the journal rebuilds it at the
+                # next boot); status() reports the failure. A half-written record is cut off
+                # so the next one lands at its place.
                 self.write_errors += 1
                 self.close()
+                try:
+                    self.fs.truncate_file(self.path, self._size)
+                except OSError:
+                    pass  # cut at the next load (a torn tail)
+
+    def rebuild(self, raws, now: int) -> int:
+        """Commit the passages among `raws` (raw journal records, oldest first: the journal's
+        unacknowledged ones) that replay.log lacks and that can still matter at `now`.
+        Returns how many entries it added."""
+        n = 0
+        for raw in raws:
+            rec = records.decode(raw)
+            if rec.kind != records.KIND_PASSAGE or rec.time + self.retain_s < now:
+                continue
+            cid = ridecode.cred_id(rec.account_id, rec.cred_no)
+            if not self.is_replay(cid, rec.counter):
+                self.commit(cid, rec.counter, rec.time, rec.time)
+                n += 1
+        self.rebuilt += n
+        return n
 
     def prune(self, now: int) -> int:
         """Forget entries no presentation could use any more; compact the log if worth it."""
@@ -81,19 +116,22 @@ class ReplayCache:
         self.close()
         self.fs.write_atomic(self.path, data)
         self.log_records = len(self.entries)
+        self._size = len(data)
+        self.damaged_records = 0
 
     def _load(self, readonly):
         data = self.fs.read_file(self.path, b"")
-        found, good = replaylog.parse(data)
+        found, good, self.damaged_records = replaylog.parse(data)
         for cid, counter, ptime, gtime in found:
             e = self.entries.get(cid)
             if e is None or counter > e[0]:
                 self.entries[cid] = (counter, ptime, gtime)
-        self.log_records = len(found)
+        self.log_records = len(found) + self.damaged_records
+        self._size = good
         if good != len(data):
             self.torn_bytes_cut = len(data) - good
             if not readonly:
-                self.fs.write_atomic(self.path, data[:good])
+                self.fs.truncate_file(self.path, good)
 
     def close(self) -> None:
         if self._file is not None:
@@ -105,4 +143,7 @@ class ReplayCache:
             "entries": len(self.entries),
             "log_records": self.log_records,
             "write_errors": self.write_errors,
+            "torn_bytes_cut": self.torn_bytes_cut,
+            "damaged_records": self.damaged_records,
+            "rebuilt": self.rebuilt,
         }

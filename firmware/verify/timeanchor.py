@@ -26,7 +26,9 @@ while the power is off; one corrected while off makes the gate run `lead` behind
 trusted time). docs/ridecode.md, section 6, says what riders see in each case.
 
 On disk (`anchor.bin`, layout in protocol/anchorfile.py), two slots written alternately in
-place, so a torn write spoils at most the slot being written. A file in the old layout (no lead)
+place, so a torn write spoils at most the slot being written. A file with no good slot at all
+is damage, not a torn write: the RTC is not trusted blindly, the anchor raises `untrusted`
+("anchor.bin is damaged", the `anchor_damaged` alarm, `damaged` in status) until a trusted time. A file in the old layout (no lead)
 is read as lead 0 and rewritten in the new layout, atomically, at the next write. Every file
 operation goes through the storage object `fs` (firmware/storage/fs.py).
 
@@ -71,6 +73,7 @@ class TimeAnchor:
         self._seq = 0
         self._layout_ok = True  # anchor.bin exists in the current layout: slots go in place
         self.write_errors = 0
+        self.damaged = False  # anchor.bin had no good slot at boot (the anchor_damaged alarm)
         if path:
             self._load()
         self._base_time = self.last_good
@@ -155,6 +158,7 @@ class TimeAnchor:
             lead = rtc - t if rtc is not None else 0
         self.untrusted = False
         self.rtc_ahead = False
+        self.damaged = False  # rewritten below
         self.reason = ""
         self.lead = lead
         self._base_time = t
@@ -198,6 +202,14 @@ class TimeAnchor:
             self._layout_ok = False  # no file yet: the first write creates it whole
             return
         best, self._layout_ok = anchorfile.parse(data)
+        if best is None and data:
+            # Both slots bad: last_good (and any flag) is unknown, so the RTC cannot be judged.
+            # Flagged like an RTC that went back (the clock policy limits offline acceptance),
+            # rewritten whole at the next write, cleared by the next trusted time.
+            self.damaged = True
+            self._layout_ok = False
+            self._flag(FLAG_UNTRUSTED, "anchor.bin is damaged (both slots bad)")
+            return
         if best is not None:
             self._seq, self.last_good, flags, self.lead = best
             if flags & (FLAG_UNTRUSTED | FLAG_AHEAD):
@@ -216,4 +228,5 @@ class TimeAnchor:
             "rtc_ahead": self.rtc_ahead,
             "rtc_lead_s": self.lead,
             "write_errors": self.write_errors,
+            "damaged": self.damaged,
         }

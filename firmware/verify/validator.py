@@ -12,7 +12,7 @@ the reason (protocol/reasons.py):
     rider sig        bad_rider_signature
     presentation     presentation_future (beyond skew), presentation_stale (beyond window)
     replay           replayed
-    deny list        denied
+    deny list        deny_list_damaged (deny.base failed its check: fail closed), denied
     gate clock       clock_untrusted (clock policy "refuse")
 
 An accepted Decision carries the offline limit that applies (the credential's, lowered while
@@ -199,6 +199,8 @@ class Validator:
             return Decision(False, "presentation_stale", code)
         if self.replay.is_replay(cred.credential_id(), code.counter):
             return Decision(False, "replayed", code)
+        if getattr(self.deny, "damaged", False):
+            return Decision(False, "deny_list_damaged", code)
         if self.deny.is_denied(cred.account_id, cred.cred_no):
             return Decision(False, "denied", code)
         limit = cred.offline_limit
@@ -237,6 +239,8 @@ class Validator:
             return "No trust list - see staff"
         if refuse:
             return "Trust list expired - see staff"
+        if getattr(self.deny, "damaged", False):
+            return "Deny list damaged - see staff"
         if self.clock is not None and getattr(self.clock, "untrusted", False):
             return "Clock not trusted - limited service"
         if stale:

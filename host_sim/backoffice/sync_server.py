@@ -82,7 +82,11 @@ class HostSession:
                 break
             if ev is sync.NEED_DATA:
                 break
-            self._on_event(ev, out)
+            try:
+                self._on_event(ev, out)
+            except self.store.errors as e:  # a full disk under log_auth, note_status, ...
+                self._refuse(out, "store_failed", "%s" % e)
+                break
         return b"".join(out)
 
     def _device(self) -> int:
@@ -93,7 +97,10 @@ class HostSession:
     def _refuse(self, out: list[bytes], reason: str, text: str) -> None:
         now = self.clock.now()
         if reason == "bad_signature" or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE):
-            self.store.log_auth(now, self.conn.device_id, self.peer, "refused " + reason, text)
+            try:
+                self.store.log_auth(now, self.conn.device_id, self.peer, "refused " + reason, text)
+            except self.store.errors:
+                pass  # a full disk: the refusal still goes out (store_failed says why)
         name = reason if reason in m.ERRORS else "bad_message"
         out.append(self.conn.send(sync.Error.named(name, text[:200])))
         self.closed = True

@@ -100,7 +100,7 @@ def test_journal_footer_meta_and_names():
 
 def test_replay_log_parse_keeps_the_good_entries():
     data = replaylog.entry(1, 2, 3, 4) + replaylog.entry(5, 6, 7, 8)
-    assert replaylog.parse(data + b"\x00" * 7) == ([(1, 2, 3, 4), (5, 6, 7, 8)], len(data))
+    assert replaylog.parse(data + b"\x00" * 7) == ([(1, 2, 3, 4), (5, 6, 7, 8)], len(data), 0)
 
 
 def test_deny_base_round_trip_and_damage():
