@@ -178,6 +178,24 @@ def gate_loop(
     )
 
 
+def store_alarms(v) -> list:
+    """The damage the validator's stores found (docs/sync-protocol.md, "Replay, deny and anchor
+    stores"), as alarm names for the STATUS a technician and the back office read."""
+    out = []
+    replay = v.replay.status()
+    if replay.get("damaged_records"):
+        out.append("replay_damaged")
+    if replay.get("write_errors"):
+        out.append("replay_write_failed")
+    if getattr(v.deny, "damaged", False):
+        out.append("deny_damaged")
+    if getattr(v.clock, "damaged", False):
+        out.append("anchor_damaged")
+    if getattr(v.clock, "write_errors", 0):
+        out.append("anchor_write_failed")
+    return out
+
+
 class Device:
     @classmethod
     def open(
@@ -545,6 +563,9 @@ class Device:
                 k: clock[k] for k in ("untrusted", "reason", "last_good", "rtc_ahead", "rtc_lead_s")
             }
             out["notice"] = st["notice"]
+            alarms = store_alarms(v)
+            if alarms:
+                out["alarms"] = alarms
         if self.limits is not None:
             out["limits"] = self.limits.status(now)
         if self.agent is not None:

@@ -118,6 +118,7 @@ class DenyStore:
         self.torn_bytes_cut = 0
         self.load_error = ""
         self.damaged = False  # deny.base failed its check: no code can be checked (fail closed)
+        self._cut_to = None  # deny.log's length before a failed append, until it is cut
         if directory:
             self.base_path = directory + "/deny.base"
             self.log_path = directory + "/deny.log"
@@ -226,6 +227,7 @@ class DenyStore:
             self._write_base(keys, version, issued_at)
             self.fs.write_atomic(self.log_path, b"")
             self.log_records = 0
+            self._cut_to = None
         self.keys = keys
         self.version = version
         self.issued_at = issued_at
@@ -244,14 +246,19 @@ class DenyStore:
 
     def _append_log(self, blob):
         fs = self.fs
+        if self._cut_to is not None:  # a half record a failed append left: cut it first
+            fs.truncate_file(self.log_path, self._cut_to)
+            self._cut_to = None
         size = fs.file_size(self.log_path) if fs.path_exists(self.log_path) else 0
         try:
             fs.append(self.log_path, denyfile.log_record(blob))
         except OSError:
+            self._cut_to = size
             try:
                 fs.truncate_file(self.log_path, size)  # the half record goes (no new space)
+                self._cut_to = None
             except OSError:
-                pass  # a torn tail, cut at the next start
+                pass  # (MicroPython cuts by rewriting: it may need room) cut next time
             raise
         self.log_records += 1
 
@@ -274,7 +281,10 @@ class DenyStore:
                 self.issued_at = dl.issued_at
             self.log_records += 1
         if good != len(log) and not readonly:
-            self.fs.write_atomic(self.log_path, log[:good])
+            try:
+                self.fs.truncate_file(self.log_path, good)  # no new space on CPython
+            except OSError:
+                self._cut_to = good  # no room (a full disk): cut before the next append
 
     def _read_log(self):
         """(the deltas deny.log holds, in order; its bytes; the length of its whole records).

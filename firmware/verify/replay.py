@@ -44,6 +44,7 @@ class ReplayCache:
         self.write_errors = 0
         self._file = None
         self._size = 0  # replay.log's length after the last good write
+        self._cut = False  # bytes after _size to cut before the next append
         if path:
             self._load(readonly)
             if readonly:
@@ -66,6 +67,9 @@ class ReplayCache:
         self.entries[cred_id] = (counter, ptime, gtime)
         if self.path:
             try:
+                if self._cut:  # a half record left by a failed write: cut it first
+                    self.fs.truncate_file(self.path, self._size)
+                    self._cut = False
                 f = self._file
                 if f is None:
                     f = self._file = self.fs.open_file(self.path, "ab")
@@ -79,10 +83,12 @@ class ReplayCache:
                 # so the next one lands at its place.
                 self.write_errors += 1
                 self.close()
+                self._cut = True
                 try:
                     self.fs.truncate_file(self.path, self._size)
+                    self._cut = False
                 except OSError:
-                    pass  # cut at the next load (a torn tail)
+                    pass  # (MicroPython cuts by rewriting: it may need room) cut next time
 
     def rebuild(self, raws, now: int) -> int:
         """Commit the passages among `raws` (raw journal records, oldest first: the journal's
@@ -108,7 +114,10 @@ class ReplayCache:
         for cid in old:
             del self.entries[cid]
         if self.path and self.log_records > 2 * len(self.entries) + 256:
-            self._rewrite()
+            try:
+                self._rewrite()
+            except OSError:
+                self.write_errors += 1  # a full disk: the log stays as it was, longer
         return len(old)
 
     def _rewrite(self):
@@ -117,6 +126,7 @@ class ReplayCache:
         self.fs.write_atomic(self.path, data)
         self.log_records = len(self.entries)
         self._size = len(data)
+        self._cut = False
         self.damaged_records = 0
 
     def _load(self, readonly):
@@ -131,7 +141,12 @@ class ReplayCache:
         if good != len(data):
             self.torn_bytes_cut = len(data) - good
             if not readonly:
-                self.fs.truncate_file(self.path, good)
+                self._cut = True
+                try:
+                    self.fs.truncate_file(self.path, good)
+                    self._cut = False
+                except OSError:
+                    pass  # no room to cut (MicroPython rewrites): cut before the next append
 
     def close(self) -> None:
         if self._file is not None:
