@@ -238,6 +238,8 @@ def gate_lines(gate: dict[str, Any] | None) -> list[str]:
     ]
     state = gate.get("mode_state")
     lines.append("  gate loop:     %s" % ("running, " + state if state else "not running"))
+    if gate.get("alarms"):  # damaged stores (docs/sync-protocol.md): only when there are some
+        lines.append("  store alarms:  %s" % ", ".join(gate["alarms"]))
     return lines
 
 
