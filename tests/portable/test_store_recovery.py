@@ -400,3 +400,28 @@ def test_a_power_cut_inside_the_pass_window_leaves_the_passage_standing():
         _reboot(g2)
 
     _in("void-cut", body)
+
+
+# -- what a technician sees -------------------------------------------------------------------
+
+
+def test_a_gate_names_its_damaged_stores_in_its_status():
+    from tests.portable import test_device as td
+
+    def body(d):
+        hw, clock = td.Hardware(), td.Clock()
+        dev, _tech = td._provision(d, hw, clock)
+        assert "alarms" not in dev.report()
+        dev.close()
+        _flip(d + "/deny/deny.base", 2)  # the deny list's header rots
+        _flip(d + "/anchor.bin", 2)
+        _flip(d + "/anchor.bin", 22)  # and both anchor slots
+        dev = td._open(d, hw, clock)
+        assert dev.in_service  # degraded, not halted
+        assert dev.report()["alarms"] == ["deny_damaged", "anchor_damaged"]
+        assert dev.status()["clock_untrusted"]
+        assert td._scan(dev, hw, codes.code(time=td.NOW))["deny_list_damaged"] == 1
+        assert hw.barrier.opened == 0  # fails closed
+        dev.close()
+
+    _in("device-alarms", body)
