@@ -28,8 +28,9 @@ trusted time). docs/ridecode.md, section 6, says what riders see in each case.
 On disk (`anchor.bin`, layout in protocol/anchorfile.py), two slots written alternately in
 place, so a torn write spoils at most the slot being written. A file with no good slot at all
 is damage, not a torn write: the RTC is not trusted blindly, the anchor raises `untrusted`
-("anchor.bin is damaged", the `anchor_damaged` alarm, `damaged` in status) until a trusted time. A file in the old layout (no lead)
-is read as lead 0 and rewritten in the new layout, atomically, at the next write. Every file
+("anchor.bin is damaged", the `anchor_damaged` alarm, `damaged` in status) until a trusted
+time. A file in the old layout (no lead) is read as lead 0 and rewritten in the new layout,
+atomically, at the next write. Every file
 operation goes through the storage object `fs` (firmware/storage/fs.py).
 
 The RTC and the tick counter are handed in (`rtc.now()` -> unix seconds, `rtc.set(t)`

@@ -325,7 +325,8 @@ def test_both_anchor_slots_bad_flag_the_clock_until_a_trusted_time():
         assert c.untrusted  # the flag was persisted: a reboot does not clear it
         c.set_trusted(codes.NOW + 10)
         assert not c.untrusted and not c.damaged
-        assert not TimeAnchor(rtc, path, ticks_ms=lambda: 0, ticks_diff=lambda x, y: x - y).untrusted
+        after = TimeAnchor(rtc, path, ticks_ms=lambda: 0, ticks_diff=lambda x, y: x - y)
+        assert not after.untrusted
 
     _in("anchor-bad", body)
 
