@@ -46,22 +46,23 @@ class QuotaStorage(Storage):
 
     def open_file(self, path, mode):
         f = Storage.open_file(self, path, mode)
-        return f if mode == "rb" else _QuotaFile(f, self, path)
+        return f if mode == "rb" else _QuotaFile(f, self, path, "a" in mode)
 
     def sync_file(self, f):
         Storage.sync_file(self, f.f if isinstance(f, _QuotaFile) else f)
 
 
 class _QuotaFile(FileProxy):
-    def __init__(self, f, disk, path):
+    def __init__(self, f, disk, path, appending):
         super().__init__(f)
         self.disk = disk
         self.path = path
+        self.appending = appending  # every write goes to the end (MicroPython's tell() is 0)
 
     def write(self, data):
         self.f.flush()
         size = os.stat(self.path)[6]
-        pos = self.f.tell()
+        pos = size if self.appending else self.f.tell()
         grow = max(0, pos + len(data) - size)
         room = self.disk.quota - self.disk.used()
         if grow > room:
@@ -426,3 +427,26 @@ def test_a_gate_names_its_damaged_stores_in_its_status():
         dev.close()
 
     _in("device-alarms", body)
+
+
+def test_a_gate_whose_disk_filled_boots_after_a_power_cut_and_stays_shut_safely():
+    from tests.portable import test_device as td
+
+    def body(d):
+        hw, clock = td.Hardware(), td.Clock()
+        dev, _tech = td._provision(d, hw, clock)
+        td._scan(dev, hw, codes.code(time=td.NOW))
+        td._walk(dev, hw, clock)
+        dev = None  # the power goes; when it comes back the disk is full to the byte
+        disk = QuotaStorage(d, 0)
+        disk.quota = disk.used()
+        hw.disk = disk
+        hw.barrier.state = False
+        dev = td._open(d, hw, clock)
+        assert dev.in_service and dev.journal.pending_count() == 1
+        other = codes.code(codes.credential(account_id=43), time=td.NOW, counter=1)
+        assert td._scan(dev, hw, other)["journal_full"] == 1  # nothing journaled: shut
+        assert hw.barrier.opened == 1 and disk.used() <= disk.quota
+        dev.close()
+
+    _in("device-full", body)
