@@ -247,7 +247,8 @@ class DenyStore:
     def _append_log(self, blob):
         fs = self.fs
         if self._cut_to is not None:  # a half record a failed append left: cut it first
-            fs.truncate_file(self.log_path, self._cut_to)
+            if fs.path_exists(self.log_path):
+                fs.truncate_file(self.log_path, self._cut_to)
             self._cut_to = None
         size = fs.file_size(self.log_path) if fs.path_exists(self.log_path) else 0
         try:

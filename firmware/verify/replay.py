@@ -68,8 +68,9 @@ class ReplayCache:
         if self.path:
             try:
                 if self._cut:  # a half record left by a failed write: cut it first
-                    self.fs.truncate_file(self.path, self._size)
-                    self._cut = False
+                    self._cut_back()
+                    if self._cut:
+                        raise OSError(28, "replay.log: the half record cannot be cut yet")
                 f = self._file
                 if f is None:
                     f = self._file = self.fs.open_file(self.path, "ab")
@@ -83,12 +84,18 @@ class ReplayCache:
                 # so the next one lands at its place.
                 self.write_errors += 1
                 self.close()
-                self._cut = True
-                try:
-                    self.fs.truncate_file(self.path, self._size)
-                    self._cut = False
-                except OSError:
-                    pass  # (MicroPython cuts by rewriting: it may need room) cut next time
+                self._cut_back()
+
+    def _cut_back(self) -> None:
+        """Cut replay.log back to its last good record (no new space on CPython; MicroPython
+        cuts by rewriting, which may need room: then `_cut` stays set and the next append
+        tries again first)."""
+        try:
+            if self.fs.path_exists(self.path):
+                self.fs.truncate_file(self.path, self._size)
+            self._cut = False
+        except OSError:
+            self._cut = True
 
     def rebuild(self, raws, now: int) -> int:
         """Commit the passages among `raws` (raw journal records, oldest first: the journal's
@@ -141,12 +148,7 @@ class ReplayCache:
         if good != len(data):
             self.torn_bytes_cut = len(data) - good
             if not readonly:
-                self._cut = True
-                try:
-                    self.fs.truncate_file(self.path, good)
-                    self._cut = False
-                except OSError:
-                    pass  # no room to cut (MicroPython rewrites): cut before the next append
+                self._cut_back()
 
     def close(self) -> None:
         if self._file is not None:
