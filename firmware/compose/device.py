@@ -222,6 +222,7 @@ class Device:
         rtc = getattr(hw, "rtc", None) or clock
         self.events = None
         self._clock_alarms: list = []  # raised while the anchor opened, before the service log
+        self._alarms_logged: list = []  # store alarms already in the service log (this boot)
         self.clock = TimeAnchor(
             rtc,
             state_dir + "/" + gatestate.ANCHOR,
@@ -339,6 +340,11 @@ class Device:
             clock=self.clock,
             fs=self.fs,
         )
+        for alarm in store_alarms(self.validator):
+            if alarm not in self._alarms_logged:  # once per boot, in the service log too
+                self._alarms_logged.append(alarm)
+                self.log("device: store alarm %s" % alarm)
+                self.events.add("store_alarm", {"alarm": alarm})
         self.limits = OfflineLimits(schema.build(LimitsConfig, cfg))
         self.limits.load(self.journal)
         self.journal.listeners.append(self.limits)

@@ -421,6 +421,8 @@ def test_a_gate_names_its_damaged_stores_in_its_status():
         dev = td._open(d, hw, clock)
         assert dev.in_service  # degraded, not halted
         assert dev.report()["alarms"] == ["deny_damaged", "anchor_damaged"]
+        logged = [e.get("alarm") for e in dev.events.since(0, 500) if e["ev"] == "store_alarm"]
+        assert logged == ["deny_damaged", "anchor_damaged"]
         assert dev.status()["clock_untrusted"]
         assert td._scan(dev, hw, codes.code(time=td.NOW))["deny_list_damaged"] == 1
         assert hw.barrier.opened == 0  # fails closed
