@@ -9,7 +9,8 @@ The seam, and what each operation promises:
     write_atomic(path, data)  replace: temp file, write, sync, rename, sync the directory;
                               a power cut leaves the old content or the new, never a mix
     write_atomic_with(path, fill)  the same, for content a function streams into the file
-    append(path, data)        open, write, sync, close: for rare appends (logs kept open by
+    append(path, data)        open, write, sync, close (and sync the directory if that
+                              created the file): for rare appends (logs kept open by
                               their store write through open_file + sync_file instead)
     read_file(path, default)  the whole file, or `default` if there is none (any other read
                               error is raised: a store must not take a bad read for "empty")
@@ -155,12 +156,15 @@ class Storage:
         self.sync_dir(path)
 
     def append(self, path: str, data) -> None:
+        created = not self.path_exists(path)
         f = self.open_file(path, "ab")
         try:
             f.write(data)
             self.sync_file(f)
         finally:
             f.close()
+        if created:
+            self.sync_dir(path)  # else a power cut can take the new file, entries and all
 
     def truncate_file(self, path: str, size: int) -> None:
         if self.file_size(path) == size:

@@ -112,6 +112,10 @@ class Slot:
             "sessions_failed": 0,
             "records_acked": 0,
             "power_cuts": 0,
+            "cuts_mid_operation": 0,  # the power failed inside a write, fsync, rename...
+            "unsynced_sectors_lost": 0,  # what the disk had not made durable, at the cuts
+            "unsynced_sectors_torn": 0,
+            "dir_ops_lost": 0,
             "torn_bytes_cut": 0,
             "crashes": 0,
             "max_pending": 0,
@@ -336,8 +340,17 @@ class Simulation:
         self._awaiting_open.pop(slot.index, None)
         disk.disarm()
         slot.armed += 1
+        if disk.dead:
+            slot.stats["cuts_mid_operation"] += 1
         if cut_disk or disk.dead:
+            before = dict(disk.stats)
             disk.cut(self.rng["faults"])  # what was not durable is gone, or torn
+            for mine, theirs in (
+                ("unsynced_sectors_lost", "sectors_lost"),
+                ("unsynced_sectors_torn", "sectors_torn"),
+                ("dir_ops_lost", "dir_ops_lost"),
+            ):
+                slot.stats[mine] += disk.stats[theirs] - before[theirs]
         slot.lane.admitting = False
         self._move_queue(slot)
         self.sched.after(off_s * 1000, lambda: self._power_on(slot))
