@@ -199,7 +199,7 @@ def journal_cuts(directory: str, seed: int, cuts: int, keep=None, torn=None) -> 
         except JournalError as e:
             problems.append("cut %d: the journal does not reopen: %s" % (n, e))
             return out
-        for seq, raw in committed.items():
+        for seq in committed:
             if seq > j.last_seq:
                 problems.append("cut %d: committed seq %d lost (journal ends at %d)"
                                 % (n, seq, j.last_seq))  # fmt: skip
@@ -255,7 +255,9 @@ def _skip_dir_fsync(self, path):
 @pytest.mark.parametrize(
     "primitive, skipped", [("sync_file", _skip_file_fsync), ("sync_dir", _skip_dir_fsync)]
 )
-def test_the_check_fails_when_a_primitive_skips_its_fsync(tmp_path, monkeypatch, primitive, skipped):
+def test_the_check_fails_when_a_primitive_skips_its_fsync(
+    tmp_path, monkeypatch, primitive, skipped
+):
     """The same check, with the file's (or the directory's) fsync skipped in the primitive
     itself: it must find committed records lost, on the cut that loses what is not durable and
     on seeded random cuts alike."""

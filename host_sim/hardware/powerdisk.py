@@ -15,9 +15,10 @@ a power cut leaves (docs/scenarios.md, "The power-loss disk", is the model in fu
 
 - file data: each 512-byte sector (`sector`) written since the file's last fsync survives
   whole, is lost, or is torn (its first bytes new, the rest old or garbage; garbage only where
-  it was being written, unless `powersafe=False`: then the whole sector), each on its own, so a later write can survive an earlier one (reordering); a grown file ends after its
-  last surviving sector, or (its size went out, its data did not) at its new size, zero-filled;
-  an unsynced truncate may be undone;
+  it was being written, unless `powersafe=False`: then the whole sector), each on its own,
+  so a later write can survive an earlier one (reordering); a grown file ends after its last
+  surviving sector, or (its size went out, its data did not) at its new size, zero-filled; an
+  unsynced truncate may be undone;
 - directories: the directory operations not made durable by fsync of every directory they
   touch survive as a prefix, in order (a journaling file system's metadata log); the rest are
   lost (a created file vanishes, a renamed file is back under its old name, a removed one is

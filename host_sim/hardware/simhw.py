@@ -20,12 +20,10 @@ Power is the simulator's business: the hardware outlives the firmware, and a pow
 the device object, what the reader had not delivered, and what the disk had not made durable.
 """
 
-import errno
 from collections.abc import Callable
 from typing import Any
 
 from host_sim.hardware import passage
-from host_sim.hardware.powerdisk import PowerDisk
 from host_sim.hardware.devices import (
     ManualClock,
     SimBarrier,
@@ -34,6 +32,7 @@ from host_sim.hardware.devices import (
     SimInput,
     SimRTC,
 )
+from host_sim.hardware.powerdisk import PowerDisk
 
 # decode latency of one scan, ms: (low, high) drawn uniformly
 READER_LATENCY_MS = {"qr_engine": (40, 120), "camera": (60, 260)}

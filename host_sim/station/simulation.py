@@ -18,8 +18,9 @@ Everything runs in this one process on a virtual clock (host_sim/hardware/device
 - faults from the seed, or at fixed times: power cuts (the device object is dropped without
   closing, the gate's disk, a host_sim/hardware/powerdisk.PowerDisk under every store, loses
   what was not durable, sometimes from inside a write or fsync in progress, then the same
-  directory is opened again), back-office outages (then a restart on the same file), partitions, clock jumps,
-  full disks, barrier jams; and link noise (loss, duplication, corruption);
+  directory is opened again), back-office outages (then a restart on the same file),
+  partitions, clock jumps, full disks, barrier jams; and link noise (loss, duplication,
+  corruption);
 - the invariants (host_sim/station/invariants.py), checked during the run and after recovery: at the
   end every fault is healed, the lanes drain, and every gate syncs until it holds nothing.
 
