@@ -15,9 +15,9 @@ The simulator's invariants judge it, during the run and after recovery (host_sim
 invariants.py): the barrier opened only with a committed passage record; no reboot lost a
 committed record or gave its seq to another; the back office holds every committed record
 once, byte for byte, and nothing else; money follows the true journeys. The figures compare
-what the gates committed with what the back office holds: records committed, lost,
-duplicated, seqs reissued (all 0 but committed). A failing run prints its seed and the command
-that replays it.
+what the gates committed with what the back office holds and clearing charged: records
+committed, lost, duplicated, seqs reissued, passages charged twice (all 0 but committed). A
+failing run prints its seed and the command that replays it.
 """
 
 import os
@@ -111,6 +111,7 @@ def figures(sim: Simulation, report: dict) -> dict:
         for v in inv.get("first", [])
         if "after a restart" in v.get("detail", "")
     )
+    charged = [tuple(k) for jn in sim.clearing["journeys"] for k in jn["records"]]
     gates = report["gates"]
     return {
         "cuts": sum(g["power_cuts"] for g in gates),
@@ -123,6 +124,7 @@ def figures(sim: Simulation, report: dict) -> dict:
         "lost": lost,
         "duplicated": duplicated,
         "reissued": reissued,
+        "charged_twice": len(charged) - len(set(charged)),
     }
 
 
@@ -130,11 +132,12 @@ def line(seed: int, f: dict) -> str:
     return (
         "seed %d: %d cuts (%d inside a storage operation; %d unsynced sectors lost, %d torn, "
         "%d directory operations lost), %d records committed (%d of them survived a cut that "
-        "interrupted their commit), %d lost, %d duplicated, %d seqs reissued"
+        "interrupted their commit), %d lost, %d duplicated, %d seqs reissued, %d passages "
+        "charged twice"
         % (
             seed, f["cuts"], f["mid_operation"], f["sectors_lost"], f["sectors_torn"],
             f["dir_ops_lost"], f["committed"], f["survived_cut"], f["lost"], f["duplicated"],
-            f["reissued"],
+            f["reissued"], f["charged_twice"],
         )
     )  # fmt: skip
 
@@ -142,7 +145,7 @@ def line(seed: int, f: dict) -> str:
 def check(report: dict, f: dict, seed: int, path: str) -> None:
     why = "\n".join(reports.failure_lines(report, path)) if not report["ok"] else line(seed, f)
     assert report["ok"], why
-    assert f["lost"] == f["duplicated"] == f["reissued"] == 0, why
+    assert f["lost"] == f["duplicated"] == f["reissued"] == f["charged_twice"] == 0, why
     assert f["committed"] > 0 and f["mid_operation"] > 0, why
 
 
