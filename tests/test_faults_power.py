@@ -128,14 +128,14 @@ def figures(sim: Simulation, report: dict) -> dict:
     }
 
 
-def line(seed: int, f: dict) -> str:
+def line(label: str, f: dict) -> str:
     return (
-        "seed %d: %d cuts (%d inside a storage operation; %d unsynced sectors lost, %d torn, "
+        "%s: %d cuts (%d inside a storage operation; %d unsynced sectors lost, %d torn, "
         "%d directory operations lost), %d records committed (%d of them survived a cut that "
         "interrupted their commit), %d lost, %d duplicated, %d seqs reissued, %d passages "
         "charged twice"
         % (
-            seed, f["cuts"], f["mid_operation"], f["sectors_lost"], f["sectors_torn"],
+            label, f["cuts"], f["mid_operation"], f["sectors_lost"], f["sectors_torn"],
             f["dir_ops_lost"], f["committed"], f["survived_cut"], f["lost"], f["duplicated"],
             f["reissued"], f["charged_twice"],
         )
@@ -143,7 +143,9 @@ def line(seed: int, f: dict) -> str:
 
 
 def check(report: dict, f: dict, seed: int, path: str) -> None:
-    why = "\n".join(reports.failure_lines(report, path)) if not report["ok"] else line(seed, f)
+    why = line("seed %d" % seed, f) + "; FAREGATE_SEED=%d replays it" % seed
+    if not report["ok"]:
+        why += "\n" + "\n".join(reports.failure_lines(report, path))
     assert report["ok"], why
     assert f["lost"] == f["duplicated"] == f["reissued"] == f["charged_twice"] == 0, why
     assert f["committed"] > 0 and f["mid_operation"] > 0, why
@@ -153,9 +155,9 @@ def test_power_cuts_on_the_lossy_disk(tmp_path, capsys):
     seed = int(os.environ.get("FAREGATE_SEED", "4"))
     report, f, path = power_run(tmp_path, seed, cuts=180, duration_s=1800)
     with capsys.disabled():
-        print("\npower cuts on the lossy disk, " + line(seed, f))
+        print("\npower cuts on the lossy disk, " + line("seed %d" % seed, f))
     check(report, f, seed, path)
-    assert f["cuts"] >= 100 and f["committed"] >= 500, line(seed, f)
+    assert f["cuts"] >= 100 and f["committed"] >= 500, line("seed %d" % seed, f)
 
 
 def test_the_run_fails_when_sync_file_skips_its_fsync(tmp_path, monkeypatch):
@@ -167,7 +169,7 @@ def test_the_run_fails_when_sync_file_skips_its_fsync(tmp_path, monkeypatch):
     except AssertionError as e:
         assert "seed 4" in str(e)  # a gate could not even boot on what was left
         return
-    assert not report["ok"] or f["lost"] or f["reissued"], line(4, f)
+    assert not report["ok"] or f["lost"] or f["reissued"], line("seed 4", f)
 
 
 @pytest.mark.soak
@@ -180,11 +182,11 @@ def test_power_cuts_on_the_lossy_disk_soak(tmp_path, capsys):
             print("\npower-cut soak, seed %d (FAREGATE_SEED=%d reproduces it)" % (seed, seed))
         report, f, path = power_run(tmp_path, seed, cuts=180, duration_s=1800)
         with capsys.disabled():
-            print("  " + line(seed, f))
+            print("  " + line("seed %d" % seed, f))
         check(report, f, seed, path)
         for k, v in f.items():
             total[k] = total.get(k, 0) + v
         seed += 1
     with capsys.disabled():
-        print("power-cut soak, seeds %d..%d: %s" % (first, seed - 1, line(first, total)[6:]))
+        print("power-cut soak, " + line("seeds %d..%d" % (first, seed - 1), total))
     assert total["cuts"] >= 1000
