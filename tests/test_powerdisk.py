@@ -184,21 +184,30 @@ def passage(rng):
     )  # fmt: skip
 
 
-def journal_cuts(directory: str, seed: int, cuts: int, keep=None, torn=None) -> dict:
-    """The real journal on a PowerDisk, the power cut inside a seeded operation `cuts` times.
-    -> figures, with `problems`: every committed record lost or changed, every seq reissued,
-    every reopening that failed. Empty problems = the check passed."""
+def journal_cuts(
+    directory: str, seed: int, cuts: int, keep=None, torn=None, eio_every=0, reopen_eio=False
+) -> dict:
+    """The real journal on a PowerDisk, the power cut inside a seeded operation `cuts` times
+    (`eio_every`: every so many fsyncs fail with EIO; `reopen_eio`: an EIO while opening is
+    retried, not a problem). -> figures, with `problems`: every committed record lost or
+    changed, every seq reissued, every reopening that failed. Empty problems = it passed."""
     rng = random.Random(seed)
     disk = PowerDisk()
+    disk.fail_sync(eio_every)
     committed: dict[int, bytes] = {}
     problems: list[str] = []
-    out = {"cuts": 0, "committed": 0, "problems": problems, "seed": seed}
+    out = {"cuts": 0, "committed": 0, "problems": problems, "seed": seed, "reopen_eio": 0}
     for n in range(cuts):
-        try:
-            j = Journal(directory, DEVICE, segment_records=4, fs=disk)
-        except JournalError as e:
-            problems.append("cut %d: the journal does not reopen: %s" % (n, e))
-            return out
+        for attempt in range(3):
+            try:
+                j = Journal(directory, DEVICE, segment_records=4, fs=disk)
+                break
+            except (JournalError, OSError) as e:
+                if reopen_eio and isinstance(e, OSError) and attempt < 2:
+                    out["reopen_eio"] += 1
+                    continue
+                problems.append("cut %d: the journal does not reopen: %r" % (n, e))
+                return out
         for seq in committed:
             if seq > j.last_seq:
                 problems.append("cut %d: committed seq %d lost (journal ends at %d)"
@@ -213,7 +222,10 @@ def journal_cuts(directory: str, seed: int, cuts: int, keep=None, torn=None) -> 
         try:
             for _ in range(20):
                 if rng.random() < 0.2 and j.last_seq > j.acked_seq:
-                    j.ack(rng.randint(j.acked_seq + 1, j.last_seq))
+                    try:
+                        j.ack(rng.randint(j.acked_seq + 1, j.last_seq))
+                    except JournalError:
+                        pass  # (an fsync failed: acknowledged again later)
                     continue
                 recs = [passage(rng) for _ in range(rng.choice((1, 1, 2, 3)))]
                 try:
@@ -242,6 +254,25 @@ def test_committed_records_survive_every_cut(tmp_path):
 def test_committed_records_survive_cuts_that_lose_everything_unsynced(tmp_path):
     r = journal_cuts(str(tmp_path), 12, cuts=100, keep=0, torn=0)
     assert not r["problems"], r["problems"][:5]
+
+
+def test_committed_records_survive_cuts_and_failing_fsyncs(tmp_path):
+    """Every fifth fsync fails with EIO (a failed commit is refused, its bytes cut back): what
+    did commit survives every cut all the same."""
+    r = journal_cuts(str(tmp_path), 1, cuts=150, eio_every=5, reopen_eio=True)
+    assert not r["problems"], r["problems"][:5]
+    assert r["committed"] > 100 and r["reopen_eio"] > 0, r
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="journal bug (firmware/storage/journal.py, for the journal helper): an fsync that "
+    "fails with EIO while opening (cutting a torn tail) escapes Journal() as a bare OSError, "
+    "not a JournalError, so the gate cannot boot and is told nothing it can act on",
+)
+def test_an_eio_while_opening_is_a_journal_error(tmp_path):
+    r = journal_cuts(str(tmp_path), 1, cuts=150, eio_every=5)
+    assert not any("OSError" in p for p in r["problems"]), r["problems"][:3]
 
 
 def _skip_file_fsync(self, f):
