@@ -8,6 +8,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- PublishRefused                host_sim/backoffice/publishing.py: a blob gates would refuse
  +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
  +-- StoreUnavailable              host_sim/backoffice/backends.py: a PostgreSQL it cannot open
+ +-- PowerDiskError (+ ValueError) host_sim/hardware/powerdisk.py: a fault it cannot model
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError

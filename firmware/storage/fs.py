@@ -14,7 +14,8 @@ The seam, and what each operation promises:
                               place, so a full volume can still record what frees it (the
                               journal's acknowledgement, then its trim)
     reserve(path, n)          make that spare now (n bytes), while there is room (best effort)
-    append(path, data)        open, write, sync, close: for rare appends (logs kept open by
+    append(path, data)        open, write, sync, close (and sync the directory if that
+                              created the file): for rare appends (logs kept open by
                               their store write through open_file + sync_file instead)
     read_file(path, default)  the whole file, or `default` if there is none (any other read
                               error is raised: a store must not take a bad read for "empty")
@@ -26,7 +27,8 @@ it into its own error or policy. Composite operations (write_atomic, append, tru
 MicroPython) are built from the primitives, so a subclass that overrides a primitive (the
 simulator's full disk, a test's torn write) changes them too.
 
-Durable write: on CPython `os.fsync` after `flush`; on MicroPython's POSIX VFS, `flush()` on a
+Durable write: on CPython `os.fsync` after `flush` (through `Storage.fsync(fd)`, the one OS call
+under sync_file, sync_dir and truncate_file); on MicroPython's POSIX VFS, `flush()` on a
 file calls fsync(2) itself (and on littlefs/FAT it syncs the block device), so flush is the
 primitive there, and directories cannot be synced (nor need to be on littlefs/FAT).
 
@@ -69,15 +71,21 @@ class Storage:
 
         def sync_file(self, f) -> None:
             f.flush()
-            os.fsync(f.fileno())
+            self.fsync(f.fileno())
 
         def sync_dir(self, path: str) -> None:
             d = path.rsplit("/", 1)[0] if "/" in path else "."
             fd = os.open(d or "/", os.O_RDONLY)
             try:
-                os.fsync(fd)
+                self.fsync(fd)
             finally:
                 os.close(fd)
+
+        def fsync(self, fd: int) -> None:
+            """fsync(2) of a file or directory: the OS call under the durable primitives. A
+            simulated disk that models what a power cut keeps overrides this, not sync_file, so
+            the primitives' own code is what its tests check (host_sim/hardware/powerdisk.py)."""
+            os.fsync(fd)
 
     def read_file(self, path: str, default=None):
         try:
@@ -192,12 +200,15 @@ class Storage:
             self.remove_if_exists(spare)  # no room: the next write_reserved makes one
 
     def append(self, path: str, data) -> None:
+        created = not self.path_exists(path)
         f = self.open_file(path, "ab")
         try:
             f.write(data)
             self.sync_file(f)
         finally:
             f.close()
+        if created:
+            self.sync_dir(path)  # else a power cut can take the new file, entries and all
 
     def truncate_file(self, path: str, size: int) -> None:
         if self.file_size(path) == size:
@@ -206,7 +217,7 @@ class Storage:
             os.truncate(path, size)
             fd = os.open(path, os.O_RDONLY)
             try:
-                os.fsync(fd)
+                self.fsync(fd)
             finally:
                 os.close(fd)
         else:  # MicroPython has no truncate: rewrite the kept prefix atomically

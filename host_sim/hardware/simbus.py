@@ -22,7 +22,7 @@ URL form: `sim:BUS/GATE/PART`. PART, by kind:
     display     display              devices.SimDisplay
     indicator   indicator            devices.SimIndicator
     rtc         rtc                  devices.SimRTC (drifts; clock-jump faults set it)
-    disk        disk                 simhw.SimDisk (disk-full faults)
+    disk        disk                 powerdisk.PowerDisk (power cuts, disk-full faults)
 
 `sim:` URLs take no options: any `?...` is refused (pyserial refuses unknown URL options too),
 as are an unknown bus, gate or part and a part opened as the wrong kind. Opening the same URL

@@ -5,9 +5,10 @@ adds what a whole-station run needs around them:
 
     ScanReader   a reader whose scans arrive after a decode latency drawn per scan
     Barrier      a SimBarrier that tells observers about every command (the invariant checks)
-    SimDisk      the gate's storage object (firmware/storage/fs.py): real files and fsync, and
-                 a `full` switch under which every write and sync of every store fails with
-                 ENOSPC (as a full volume reports it), so the firmware's own error paths run
+    the disk     the gate's storage object (firmware/storage/fs.py), a PowerDisk
+                 (host_sim/hardware/powerdisk.py): real files that lose, at a power cut, what
+                 was not made durable, and a `full` switch under which every write of every
+                 store fails with ENOSPC (as a full volume reports it)
     SimHardware  everything one gate has: readers, barrier, display, indicator, beams or loops
                  or door and exit button, an RTC that drifts, the disk
 
@@ -16,14 +17,12 @@ is handed: the firmware gets its devices as a real gate does, through `sim:` URL
 (host_sim/hardware/simbus.py) and drivers/portable/wiring.build.
 
 Power is the simulator's business: the hardware outlives the firmware, and a power cut drops
-only the device object (and what the reader had not delivered).
+the device object, what the reader had not delivered, and what the disk had not made durable.
 """
 
-import errno
 from collections.abc import Callable
 from typing import Any
 
-from firmware.storage.fs import FileProxy, Storage
 from host_sim.hardware import passage
 from host_sim.hardware.devices import (
     ManualClock,
@@ -33,6 +32,7 @@ from host_sim.hardware.devices import (
     SimInput,
     SimRTC,
 )
+from host_sim.hardware.powerdisk import PowerDisk
 
 # decode latency of one scan, ms: (low, high) drawn uniformly
 READER_LATENCY_MS = {"qr_engine": (40, 120), "camera": (60, 260)}
@@ -85,60 +85,6 @@ class Barrier(SimBarrier):
         return self.state in ("opening", "closing") or bool(self._events)
 
 
-class SimDisk(Storage):
-    """The gate's storage object (firmware/storage/fs.py) over real files, with a `full`
-    switch. Device hands this one object to every store (journal, replay cache, deny and trust
-    stores, time anchor, device store, service log), so while full every write and every sync
-    of each of them fails with ENOSPC, as a full volume reports it, and each store's own error
-    path runs. Reading is never refused."""
-
-    def __init__(self) -> None:
-        self.full = False
-        self.fills = 0  # disk-full faults in progress (they may overlap)
-        self.refused = 0  # writes and syncs refused while full
-
-    def fill(self) -> None:
-        self.fills += 1
-        self.full = True
-
-    def free(self) -> None:
-        self.fills = max(0, self.fills - 1)
-        self.full = self.fills > 0
-
-    def free_all(self) -> None:
-        self.fills = 0
-        self.full = False
-
-    def check(self) -> None:
-        """Raise ENOSPC while the disk is full."""
-        if self.full:
-            self.refused += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def open_file(self, path: str, mode: str) -> Any:
-        f = super().open_file(path, mode)
-        return f if mode == "rb" else _SimFile(f, self)
-
-    def sync_file(self, f: Any) -> None:
-        self.check()
-        super().sync_file(f.f if isinstance(f, _SimFile) else f)
-
-    def free_bytes(self, path: str) -> int | None:
-        return 0 if self.full else super().free_bytes(path)
-
-
-class _SimFile(FileProxy):
-    """A file opened for writing on a SimDisk: a write while the disk is full fails."""
-
-    def __init__(self, f: Any, disk: SimDisk) -> None:
-        super().__init__(f)
-        self.disk = disk
-
-    def write(self, data: bytes) -> int:
-        self.disk.check()
-        return self.f.write(data)
-
-
 class SimHardware:
     """The hardware of one gate. `kind` is metro, parking or store."""
 
@@ -160,7 +106,7 @@ class SimHardware:
         self.display = SimDisplay()
         self.indicator = SimIndicator()
         self.rtc = SimRTC(clock, drift_ppm)
-        self.disk = SimDisk()
+        self.disk = PowerDisk()
         self.beams = passage.Beams() if kind == "metro" else None
         self.loops = passage.Loops() if kind == "parking" else None
         self.door = passage.Door() if kind == "store" else None

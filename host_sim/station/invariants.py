@@ -16,6 +16,8 @@ judges scans against the truth the simulator kept about every code it minted
     records_reach_backoffice_once   after recovery the back office holds every record any gate
                                     committed, byte for byte, each once, nothing else, and no
                                     gate holds a presentation twice; no reboot lost a record
+                                    or gave its seq to another (a record whose commit a power
+                                    cut interrupted counts as committed if the reboot finds it)
     denied_codes_refused            a deny-listed account is refused once the gate has
                                     installed the list version that denies it
     every_reject_has_a_reason       every refusal names a known reason (protocol/reasons.py),
@@ -107,6 +109,7 @@ class Monitor:
         self.counts: dict[str, int] = {name: 0 for name, _ in INVARIANTS}
         self.committed_raw: dict[int, dict[int, bytes]] = {}  # device_id -> seq -> raw
         self.committed_at: dict[int, dict[int, int]] = {}  # device_id -> seq -> virtual s
+        self.survived_cut = 0  # records a power cut interrupted that were there after it
         self.names: dict[int, str] = {}  # gate -> name
         self.device_ids: dict[int, int] = {}
         self._scan: dict[int, _Scan | None] = {}
@@ -147,6 +150,21 @@ class Monitor:
                 "after a restart the journal ends at seq %d; seq %d was committed before"
                 % (last_seq, max(held)),
             )
+        # What the reopened journal holds is committed now, also a record whose commit the
+        # power cut interrupted and that survived it (the barrier never opened for it); a
+        # record that differs from the one committed under its seq is a reissued seq.
+        for raw in dev.journal.unsynced():
+            seq = records.seq_of(raw)
+            mine = held.get(seq)
+            if mine is None:
+                self.survived_cut += 1
+                self.committed(gate, records.decode(raw))
+            elif mine != bytes(raw):
+                self.violate(
+                    "records_reach_backoffice_once",
+                    gate,
+                    "after a restart seq %d holds another record than the one committed" % seq,
+                )
         probe = _JournalProbe(self, gate)
         self._probes[gate] = probe
         dev.journal.listeners.append(probe)

@@ -257,7 +257,8 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "float",
             0.5,
             "",
-            "chance a power cut tears a journal entry being written (the torn bytes stay on disk)",
+            "chance a power cut falls inside one of the gate's next storage operations (a write, "
+            "fsync or rename in progress), not between two",
         ),
         (
             "backoffice_outages",

@@ -16,9 +16,11 @@ Everything runs in this one process on a virtual clock (host_sim/hardware/device
 - the back office: a real SQLite file (host_sim/backoffice/store.py) served by the real host
   session, reached over a simulated network (host_sim/station/simlink.py);
 - faults from the seed, or at fixed times: power cuts (the device object is dropped without
-  closing, a journal entry being written may be torn, then the same directory is opened
-  again), back-office outages (then a restart on the same file), partitions, clock jumps,
-  full disks, barrier jams; and link noise (loss, duplication, corruption);
+  closing, the gate's disk, a host_sim/hardware/powerdisk.PowerDisk under every store, loses
+  what was not durable, sometimes from inside a write or fsync in progress, then the same
+  directory is opened again), back-office outages (then a restart on the same file),
+  partitions, clock jumps, full disks, barrier jams; and link noise (loss, duplication,
+  corruption);
 - the invariants (host_sim/station/invariants.py), checked during the run and after recovery: at the
   end every fault is healed, the lanes drain, and every gate syncs until it holds nothing.
 
@@ -49,6 +51,7 @@ from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
+from host_sim.hardware.powerdisk import PowerLost
 from host_sim.station import demand, faults, gatedir, lanes, report, trips
 from host_sim.station.invariants import Monitor
 from host_sim.station.simlink import Network, Scheduler, Session
@@ -58,6 +61,8 @@ from protocol import messages as m
 
 RESTING = ("idle", "jammed", "out_of_service")
 OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
+ARMED_WAIT_MS = 30_000  # a cut armed inside the next storage operations falls by then anyway
+ARMED_OPS = 40  # ... inside one of the next this many operations
 RECOVERY_LIMIT_S = 3600  # virtual time allowed for every gate to empty its journal at the end
 FIRST_DEVICE_ID = 1001
 _BUS_NAMES = itertools.count(1)  # each run's bus has its own name (runs may share a process)
@@ -97,6 +102,8 @@ class Slot:
         self.sync_gen = 0  # bumps when the sync schedule is replaced (stale events ignore)
         self.last_scan_ms = 0  # when the newest code was held up to this gate's reader
         self.recovered = False  # a session succeeded after the recovery began
+        self.cut_off_s = 0  # an armed power cut: how long the gate then stays off
+        self.armed = 0  # bumps with every armed cut (a stale fallback timer ignores)
         self.stats: dict[str, int] = {
             "arrivals": 0,
             "scans": 0,
@@ -106,6 +113,10 @@ class Slot:
             "sessions_failed": 0,
             "records_acked": 0,
             "power_cuts": 0,
+            "cuts_mid_operation": 0,  # the power failed inside a write, fsync, rename...
+            "unsynced_sectors_lost": 0,  # what the disk had not made durable, at the cuts
+            "unsynced_sectors_torn": 0,
+            "dir_ops_lost": 0,
             "torn_bytes_cut": 0,
             "crashes": 0,
             "max_pending": 0,
@@ -314,32 +325,56 @@ class Simulation:
         slot.last_step_ms = self.now_ms()
         self._schedule_sync(slot, 5000 if not first else self._phase(slot))
 
-    def _power_cut(self, slot: Slot, off_s: int, tear: bool) -> None:
-        if slot.dev is None:
-            return
+    def _power_cut(self, slot: Slot, off_s: int, cut_disk: bool = True) -> None:
+        """The gate loses power (`cut_disk`: the disk loses what was not durable; a watchdog
+        reset after a crash keeps it)."""
+        disk = slot.hw.disk
+        if slot.dev is None and not disk.dead:
+            return  # already off
         slot.stats["power_cuts"] += 1
         if slot.session is not None:
             slot.session.kill("power_cut")
-        self.monitor.detach(slot.index)
-        slot.dev = None  # dropped without close(): what it had not made durable is gone
+        if slot.dev is not None:
+            self.monitor.detach(slot.index)
+        slot.dev = None  # dropped without close()
         slot.hw.power_lost()
         self._awaiting_open.pop(slot.index, None)
-        if tear:
-            self._tear_journal(slot)
+        disk.disarm()
+        slot.armed += 1
+        if disk.dead:
+            slot.stats["cuts_mid_operation"] += 1
+        if cut_disk or disk.dead:
+            before = dict(disk.stats)
+            disk.cut(self.rng["faults"])  # what was not durable is gone, or torn
+            for mine, theirs in (
+                ("unsynced_sectors_lost", "sectors_lost"),
+                ("unsynced_sectors_torn", "sectors_torn"),
+                ("dir_ops_lost", "dir_ops_lost"),
+            ):
+                slot.stats[mine] += disk.stats[theirs] - before[theirs]
         slot.lane.admitting = False
         self._move_queue(slot)
         self.sched.after(off_s * 1000, lambda: self._power_on(slot))
 
-    def _tear_journal(self, slot: Slot) -> None:
-        """The power failed during a journal write: part of an entry reached the disk."""
-        jdir = slot.dir  # the journal's segments live in the gate's state directory
-        segs = sorted(n for n in os.listdir(jdir) if n.startswith("seg-"))
-        if not segs:
-            return
-        rng = self.rng["faults"]
-        n = rng.randint(1, 68)
-        with open(os.path.join(jdir, segs[-1]), "ab") as f:
-            f.write(b"\xa5" + bytes(rng.getrandbits(8) for _ in range(n)))
+    def _arm_cut(self, slot: Slot, off_s: int) -> None:
+        """The power fails inside one of the gate's next storage operations (a write, an
+        fsync, a rename... of any store: the disk raises PowerLost there), or between two if
+        the gate does nothing with its disk for ARMED_WAIT_MS."""
+        slot.cut_off_s = off_s
+        slot.armed += 1
+        armed = slot.armed
+        slot.hw.disk.arm(self.rng["faults"].randint(1, ARMED_OPS))
+
+        def fallback() -> None:
+            if slot.armed == armed and slot.dev is not None:
+                self._power_cut(slot, off_s)
+
+        self.sched.after(ARMED_WAIT_MS, fallback)
+
+    def _lost_power(self, e: PowerLost) -> None:
+        """An armed cut fell inside a storage operation: the firmware stopped there."""
+        slot = next(s for s in self.slots if s.hw.disk is e.disk)
+        self._power_cut(slot, slot.cut_off_s or 5)
 
     # -- demand ------------------------------------------------------------------------------
     def _start_arrivals(self) -> None:
@@ -608,7 +643,10 @@ class Simulation:
         slot = self._slot(f["gate"]) if "gate" in f else None
         if kind == "power_cut" and slot is not None:
             entry["torn_write"] = bool(f["tear"])
-            self._power_cut(slot, int(f["duration_s"]), bool(f["tear"]))
+            if f["tear"] and slot.dev is not None:
+                self._arm_cut(slot, int(f["duration_s"]))
+            else:
+                self._power_cut(slot, int(f["duration_s"]))
         elif kind == "backoffice_outage":
             self._outages += 1
             self.net.outage = True
@@ -685,7 +723,7 @@ class Simulation:
             slot.index,
             "%s raised %s: %s%s" % (where, type(e).__name__, e, at),
         )
-        self._power_cut(slot, 5, False)  # the watchdog resets it
+        self._power_cut(slot, 5, cut_disk=False)  # the watchdog resets it
 
     def _busy(self, slot: Slot) -> bool:
         if slot.lane.busy or slot.hw.busy:
@@ -704,6 +742,9 @@ class Simulation:
         before = _gate(dev)["counts"]
         try:
             dev.step(0)
+        except PowerLost as e:
+            self._lost_power(e)
+            return
         except Exception as e:
             self._crash(slot, "the main loop", e)
             return
@@ -784,7 +825,12 @@ class Simulation:
                 ev = sched.peek()
                 target = min(due, end_ms if ev is None else ev, end_ms)
                 target = max(((target + step - 1) // step) * step, now + step)
-            sched.run_due(target)
+            while True:
+                try:
+                    sched.run_due(target)
+                    break
+                except PowerLost as e:  # inside a sync exchange or a boot
+                    self._lost_power(e)
             if self.now_ms() < target:
                 self.clock.advance_ms(target - self.now_ms())
             for s in slots:
@@ -828,6 +874,8 @@ class Simulation:
         self.net.heal_all()
         self.net.noise = False
         for s in self.slots:
+            s.armed += 1
+            s.hw.disk.disarm()
             s.hw.disk.free_all()
             if s.hw.barrier.state == "jammed":
                 s.hw.barrier.clear_jam()
