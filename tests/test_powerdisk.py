@@ -331,12 +331,6 @@ def test_a_torn_footer_is_a_torn_write_not_corruption(tmp_path):
     assert not failures, failures[:3]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replay-cache bug (firmware/verify/replay.py, for the stores helper): replay.log is "
-    "created by open_file('ab') and never its directory synced, so a power cut can take the "
-    "whole log, and a presentation accepted (and fsynced) before it passes again after reboot",
-)
 def test_a_replay_committed_before_a_cut_is_still_refused_after_it(tmp_path):
     from firmware.verify.replay import ReplayCache
 

@@ -72,10 +72,14 @@ class ReplayCache:
                     if self._cut:
                         raise OSError(28, "replay.log: the half record cannot be cut yet")
                 f = self._file
+                created = False
                 if f is None:
+                    created = not self.fs.path_exists(self.path)
                     f = self._file = self.fs.open_file(self.path, "ab")
                 f.write(replaylog.entry(cred_id, counter, ptime, gtime))
                 self.fs.sync_file(f)
+                if created:  # a new file's directory entry must be durable too
+                    self.fs.sync_dir(self.path)
                 self.log_records += 1
                 self._size += REC_LEN
             except OSError:
