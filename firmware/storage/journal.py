@@ -672,7 +672,8 @@ class Journal:
         copies whole again, a lost slot as a hole, a damaged footer recomputed), rewrite both
         copies of journal.meta, and reopen. `seq_floor`: the back office's high seq for this
         gate (`faregate backoffice queues`), taken as acknowledged; needed when journal.meta
-        was unreadable (the journal could not vouch for its seq): new records start after it. -> {"before": report, "after": report}."""
+        was unreadable (the journal could not vouch for its seq): new records start after it.
+        -> {"before": report, "after": report}."""
         before = self.report()
         if not self.vouched and seq_floor <= 0:
             raise JournalUnverified(

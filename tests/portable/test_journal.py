@@ -3,7 +3,7 @@ from binascii import crc32
 
 from firmware import platform
 from firmware.storage.fs import FileProxy, Storage
-from firmware.storage.journal import Journal, JournalError, JournalFull, JournalUnverified
+from firmware.storage.journal import Journal, JournalFull, JournalUnverified
 from protocol import journalfile, records
 from protocol.journalfile import ENTRY2_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
