@@ -604,9 +604,9 @@ class ServiceConsole:
 
     def _cmd_export(self, body: bytes) -> bytes:
         index, count = service.index_count(body, "EXPORT")
-        total = self.journal.pending_count()
-        # seqs are consecutive: the index-th unsynced record follows seq acked + index
-        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.acked_seq + index)
+        total = self.journal.readable_count()
+        # the index-th unsynced record that can be read (a damaged journal's lost ones skipped)
+        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.after_index(index))
         return service.export_reply(total, index, raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:

@@ -584,6 +584,33 @@ class Journal:
                 break
         return out
 
+    def _lost_ranges(self):
+        """[lo, hi] seqs above the acknowledged one with no readable record, in order: lost
+        slots and holes, and seqs of segments that are missing."""
+        prev = self.acked_seq + 1
+        for seg in self._segs:
+            if seg.first > prev:
+                yield prev, seg.first - 1
+            for lo, hi in seg.bad:
+                if hi >= prev:
+                    yield max(lo, prev), hi
+            prev = max(prev, seg.end)
+
+    def readable_count(self) -> int:
+        """Unacknowledged records that can still be read (pending_count less the lost)."""
+        return self.pending_count() - sum(hi - lo + 1 for lo, hi in self._lost_ranges())
+
+    def after_index(self, index: int) -> int:
+        """The `after_seq` for `pending` that starts at the index-th readable unacknowledged
+        record (0 the first), stepping over lost ones: an export counts records, not seqs."""
+        pos = self.acked_seq + 1
+        for lo, hi in self._lost_ranges():
+            if index < lo - pos:
+                break
+            index -= lo - pos
+            pos = hi + 1
+        return pos + index - 1
+
     def unsynced(self, chunk: int = 0):
         """Every unacknowledged raw record, oldest first, read `chunk` records (by default
         `read_records`) at a time: at most that many are in memory at once."""

@@ -276,6 +276,15 @@ def test_a_lost_record_is_reported_the_rest_salvaged_and_repair_leaves_a_hole():
         assert _seqs(j.pending()) == [2]  # a run of consecutive seqs ends at the lost one
         assert _seqs(j.pending(10, 2)) == [4, 5, 6]
         assert _seqs(list(j.unsynced())) == [2, 4, 5, 6]
+        # an export counts records: the index-th readable one, over the lost seq 3
+        assert j.readable_count() == 4 and j.pending_count() == 5
+        assert [_seqs(j.pending(2, j.after_index(i))) for i in range(5)] == [
+            [2],
+            [4, 5],
+            [5, 6],
+            [6],
+            [],
+        ]
         out = j.repair()
         assert out["before"]["lost_unacked"] == 1
         assert out["after"]["state"] == "ok" and out["after"]["holes"] == 2
