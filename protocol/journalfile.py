@@ -90,6 +90,27 @@ def slot(data, off: int, v2: bool, seq: int):
     return (GOOD if n == 2 else MENDED), good[: records.RECORD_LEN], k
 
 
+_RLEN = records.RECORD_LEN
+_unpack_from = struct.unpack_from
+
+
+def record_of(data, off: int, v2: bool, seq: int):
+    """The record of the entry at `off` of `data` (bytes), from its first good copy, or None:
+    the read path (`slot` checks both copies, to report a damaged one)."""
+    if not v2:
+        raw = ENTRY.body_at(data, off)
+        return raw if raw is not None and records.seq_of(raw) == seq else None
+    for p in (off, off + COPY_LEN):
+        if data[p] == 0xA6:
+            body = data[p + 1 : p + 1 + _RLEN + 4]
+            if (
+                crc32(body) & 0xFFFFFFFF == _unpack_from(">I", data, p + 1 + _RLEN + 4)[0]
+                and _unpack_from(">Q", data, p + 9)[0] == seq
+            ):
+                return body[:_RLEN]
+    return None
+
+
 def record_at(data, i: int) -> bytes:
     """The record of version 1 entry `i` in a segment's bytes (unchecked: the caller
     scanned them)."""

@@ -612,16 +612,44 @@ class Journal:
         return pos + index - 1
 
     def unsynced(self, chunk: int = 0):
-        """Every unacknowledged raw record, oldest first, read `chunk` records (by default
-        `read_records`) at a time: at most that many are in memory at once."""
-        chunk = chunk or self.read_records
-        after = -1
-        while True:
-            raws = self.pending(chunk, after)
-            if not raws:
-                return
-            yield from raws
-            after = records.seq_of(raws[-1])
+        """Every readable unacknowledged raw record, oldest first (lost ones stepped over),
+        read `chunk` entries (at most, and by default, `read_records`) at a time: at most that
+        many are in memory at once, and each segment is opened once."""
+        chunk = min(chunk or self.read_records, self.read_records)
+        record_of = jf.record_of
+        seq = self.acked_seq + 1
+        for seg in list(self._segs):
+            if seq >= seg.end:
+                continue
+            seq = max(seq, seg.first)
+            elen = jf.entry_len(seg.name)
+            v2 = seg.v2
+            f = self.fs.open_file(self._path(seg.name), "rb")
+            try:
+                f.seek((seq - seg.first) * elen)
+                while seq < seg.end:
+                    want = min(chunk, seg.end - seq)
+                    data = f.read(want * elen)
+                    if len(data) != want * elen:
+                        raise JournalError("%s is shorter than its index" % seg.name)
+                    off = 0
+                    for _ in range(want):
+                        raw = record_of(data, off, v2, seq)
+                        if raw is not None:
+                            yield raw
+                        elif not any(lo <= seq <= hi for lo, hi in seg.bad):
+                            self._found_lost(seg, seq)
+                        off += elen
+                        seq += 1
+            finally:
+                f.close()
+
+    def _found_lost(self, seg, seq: int) -> None:
+        """A slot found damaged since the journal opened: remember it as lost."""
+        _add_range(seg.bad, seq, seq)
+        seg.bad.sort()
+        seg.dirty = True
+        self._lost(seq, seq)
 
     def _read(self, seg, start: int, n: int) -> list:
         """Up to n raw records from `start`, read `read_records` entries at a time; stops at a
@@ -629,6 +657,7 @@ class Journal:
         out: list = []
         elen = jf.entry_len(seg.name)
         v2 = seg.v2
+        record_of = jf.record_of
         f = self.fs.open_file(self._path(seg.name), "rb")
         try:
             f.seek((start - seg.first) * elen)
@@ -640,12 +669,9 @@ class Journal:
                 off = 0
                 while off < len(data):
                     seq = start + len(out)
-                    _state, raw, _k = jf.slot(data, off, v2, seq)
+                    raw = record_of(data, off, v2, seq)
                     if raw is None:
-                        _add_range(seg.bad, seq, seq)
-                        seg.bad.sort()
-                        seg.dirty = True
-                        self._lost(seq, seq)
+                        self._found_lost(seg, seq)
                         return out
                     out.append(raw)
                     off += elen
