@@ -107,9 +107,9 @@ SCHEMA = (
      "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
     ("buffers.flash_window", "int", (1, 64), 8, "frames",
      "DATA frames the laptop may send ahead of the gate's ACK when it is flashed"),
-    ("buffers.journal_read", "int", (1, 16384), 64, "records",
+    ("buffers.journal_read", "int", (1, 16384), 32, "records",
      "journal entries read at once (%d bytes each) when the journal opens, uploads or exports"
-     % journalfile.ENTRY_LEN),
+     % journalfile.ENTRY2_LEN),
     ("deny.index_keys", "int", (0, 1000000), 512, "keys",
      "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)

@@ -4,14 +4,15 @@ into (good bodies, good length, where corruption starts). Pure functions; no I/O
 A log is frames written one after another, each synced before it counts. A power cut mid-append
 leaves a torn tail (a partial or damaged last frame) that a reader cuts at the good length. A
 damaged frame followed by a good one is not a torn write but corruption in the middle: `scan`
-reports where it starts, and the store decides (the journal refuses to open).
+reports where it starts, and the store decides (the journal reports it and salvages the rest).
 
 A frame is `mark | length | crc | body | crc`, each part present or not by the log's layout:
     mark      a constant that starts every frame (b"" for none)
     length    u32 body length when bodies vary (`size` 0); a fixed `size` has no length field
     crc       CRC-32 of the body, u32, before the body (`crc_first`) or after it
 integers in `order` (">" big-endian, "<" little-endian). The gate's logs:
-    journal segment entry   Framing(64, mark=b"\\xa5")                A5 | record | crc (BE)
+    journal entry copy      Framing(68, mark=b"\\xa6")                A6 | record | k | crc (BE),
+                            twice per entry (v1 segments: Framing(64, mark=b"\\xa5"))
     replay.log              Framing(20)                              body | crc (BE)
     deny.log                Framing(0, order="<", crc_first=True)    length | crc | blob (LE)
 A damaged length field cannot be stepped over, so in a variable-length log everything from the

@@ -16,7 +16,7 @@ inherit from two exception types.
      +-- UsageError (protocol)          local misuse: a bug or a misconfiguration; exit 2
      |    +-- LocalProtocolError (protocol), NoBackend (drivers.portable.registry)
      +-- JournalError (firmware)
-     |    +-- JournalFull
+     |    +-- JournalFull, JournalUnverified (the journal cannot vouch for its seq)
      +-- SyncError, Refused, ImageRefused (firmware)
      +-- SimError (host_sim/errors.py)  exit 2: ScenarioError, TariffError
      +-- ProvisioningError (provisioning/errors.py draws its subtree)  site and key files,

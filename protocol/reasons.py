@@ -94,6 +94,12 @@ REASONS = {
         "Gate closed - see staff",
         "The journal is at capacity; no passage can be recorded.",
     ),
+    "journal_unverified": (
+        59,
+        "Gate closed - see staff",
+        "The journal cannot vouch for its seq (journal.meta unreadable): no offline acceptance "
+        "until a technician repairs it (`faregate device journal repair --seq-floor`).",
+    ),
     # installing trust and deny lists (firmware/verify/truststore.py,
     # firmware/verify/denystore.py): not shown to riders; reported by provisioning, sync and
     # `faregate wallet`/`verify`
@@ -227,6 +233,12 @@ REASONS = {
         77,
         "",
         "A store session had no exit scan within session_max_s; the back office closes it.",
+    ),
+    "journal_repaired": (
+        79,
+        "",
+        "A technician repaired the journal; the record's value is how many unacknowledged "
+        "records it found lost (their seqs never arrive: see the sequence_gap anomaly).",
     ),
     "test_card": (
         78,

@@ -59,6 +59,8 @@ SELFTEST = 6  # u32 host time -> JSON {"passed": bool, "checks": [...]}
 GEN_KEY = 7  # (empty) -> u8 new | 33B pub | 64B proof of possession
 PUT_BLOB = 8  # u8 kind | u32 total | u32 offset | 32B sha256 | chunk -> JSON
 RESET = 9  # u8 force | 32B sha256 of the exported unsynced records -> JSON
+JOURNAL_INSPECT = 10  # (empty) -> JSON: what the journal found when it opened
+JOURNAL_REPAIR = 11  # u64 seq_floor (0: none) -> JSON {"before", "after", "event_seq"}
 
 COMMANDS = {
     STATUS: ("status", certs.PERM_READ),
@@ -70,6 +72,8 @@ COMMANDS = {
     GEN_KEY: ("gen_key", certs.PERM_PROVISION),
     PUT_BLOB: ("put_blob", certs.PERM_PROVISION),
     RESET: ("reset", certs.PERM_RESET),
+    JOURNAL_INSPECT: ("journal_inspect", certs.PERM_READ),
+    JOURNAL_REPAIR: ("journal_repair", certs.PERM_MAINTAIN),
 }
 
 # What PUT_BLOB can write: kind -> (name, maximum bytes).

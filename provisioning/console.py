@@ -219,6 +219,12 @@ class ServiceClient:
                 return out
             first = page["next"]
 
+    def journal_inspect(self) -> dict:
+        return self.call_json(service.JOURNAL_INSPECT)
+
+    def journal_repair(self, seq_floor: int = 0) -> dict:
+        return self.call_json(service.JOURNAL_REPAIR, struct.pack(">Q", seq_floor))
+
     def blob_info(self, kind: int) -> dict:
         return self.call_json(service.BLOB_INFO, bytes((kind,)))
 

@@ -208,13 +208,14 @@ def test_gate_disk_full_keeps_the_barrier_shut(tmp_path):
     from firmware.verify.validator import IssuerKey, Validator
     from host_sim.hardware.devices import ManualClock, SimBarrier, SimDisplay
     from host_sim.wallet import Issuer, Rider
+    from protocol import journalfile
     from tests.portable.test_journal import FaultyDisk
 
     issuer = Issuer(key_id=1)
     riders = [Rider() for _ in range(3)]
     for i, r in enumerate(riders):
         issuer.issue(r, account_id=10 + i, valid_from=NOW - 60, valid_until=NOW + 3600)
-    disk = FaultyDisk(room=69 * 2)
+    disk = FaultyDisk(room=journalfile.ENTRY2_LEN * 2)  # two journal entries
     os.makedirs(tmp_path / "g")
     j = Journal(str(tmp_path / "g"), DEVICE_ID, fs=disk)
     gate = Gate(

@@ -11,6 +11,7 @@ from firmware.gate import metro as mode_metro
 from firmware.gate import modes
 from firmware.gate import parking as mode_parking
 from firmware.gate import store as mode_store
+from protocol import reasons
 from protocol.fsm import ANY
 
 DOC = os.path.join(
@@ -77,3 +78,12 @@ def test_every_reason_a_table_journals_exists():
 if __name__ == "__main__":
     for name in TABLES:
         print("<!-- table:%s -->\n%s\n<!-- /table -->\n" % (name, render(name)))
+
+
+def test_every_reason_has_its_own_number():
+    """Records, displays and the back office carry reasons by number: two names on one number
+    would make one read as the other (two helpers once both took 58)."""
+    by_number = {}
+    for name, (n, _display, _doc) in reasons.REASONS.items():
+        assert n not in by_number, "%s and %s both use %d" % (by_number[n], name, n)
+        by_number[n] = name

@@ -163,6 +163,26 @@ def test_a_replay_across_devices_is_one_anomaly(store_target):
     s.close()
 
 
+def test_a_reissued_seq_with_other_content_is_a_loud_anomaly(store_target):
+    # issue 19: a gate that lost its newest record reused its seq; the office kept the old row
+    # (ON CONFLICT DO NOTHING) and said nothing, and the new passage was lost without a trace
+    s = Store(store_target)
+    s.add_device(5, KEY, NOW)
+    raws = chain(5, 3, 100)
+    s.store_batch(5, raws, NOW)
+    s.store_batch(5, raws[1:], NOW)  # the same records again (a lost ACK): nothing to say
+    assert s.anomaly_counts() == {}
+    other = records.Record(
+        records.KIND_PASSAGE, 0, 5, 3, NOW + 9, 1, 1, 3, 999, 1, 1, 0, 0,
+        records.record_hash(raws[1]),
+    ).to_bytes()  # fmt: skip
+    assert s.store_batch(5, [other], NOW) == 3
+    [a] = s.anomalies("seq_conflict")
+    assert a["seq"] == 3 and records.record_hash(other).hex() in a["detail"]
+    assert [r[2] for r in s.records()] == raws  # the first one is kept
+    s.close()
+
+
 def test_a_store_reconnects_after_the_server_dropped_it(pg_url):
     """The server ends the session (a restart, a failover): the statement in flight fails with
     a driver error (nothing acknowledged), the next one runs on a new connection."""

@@ -15,7 +15,7 @@ many. It composes the parts and re-implements none:
     identity, what the       storage/device_store.py      factory.json, anchor.pub, device.key,
       technician installed                                cert.bin, config.json, *.bin, state.json
     the gate's clock         verify/timeanchor.py         anchor.bin (over hw.rtc, else `clock`)
-    passage journal          storage/journal.py           seg-*.jnl, journal.meta
+    passage journal          storage/journal.py           seg-*.jn2, journal.meta{,.b}
     service log              storage/eventlog.py          service.log
     ride-code checks         verify/gatestate.py          trust.bin, deny/, replay.log
     update agent             maintenance/update_agent.py  device.json, boot.json, slot_a/, slot_b/
@@ -242,6 +242,10 @@ class Device:
             fs=self.fs,
             read_records=gate_config.get(cfg, "buffers.journal_read"),
         )
+        health = self.journal.report()
+        if health["state"] != "ok":  # the gate still boots: the console is how it is mended
+            self.log("device: journal %s: %s" % (health["state"], self._journal_health()))
+            self.events.add("journal_damaged", self._journal_health())
         if device is None:
             info = self.fs.read_file(state_dir + "/device.json")
             device = json.loads(info) if info is not None else None
@@ -558,6 +562,7 @@ class Device:
                 "torn_bytes_cut": self.journal.torn_bytes_cut,
             },
         }
+        out["journal"].update(self._journal_health())
         v = self.validator
         if v is not None:
             st = v.status(now)
@@ -578,6 +583,12 @@ class Device:
             a = self.agent.status()
             out["image"] = {k: a[k] for k in ("slot", "version", "counter", "trial", "last")}
         return out
+
+    def _journal_health(self) -> dict:
+        """What the journal found when it opened (firmware/storage/journal.py report)."""
+        rep = self.journal.report()
+        keys = ("state", "mended", "lost_acked", "lost_unacked", "holes", "meta")
+        return {k: rep[k] for k in keys}
 
     def status(self) -> dict:
         now = self.clock.now()

@@ -22,11 +22,13 @@ Every refusal is a RESPONSE with a reason from protocol.reasons (svc_*) and a JS
 import binascii
 import hashlib
 import json
+import struct
 
 from firmware import platform
 from firmware.compose import gate_config
 from firmware.maintenance import hardware_selftest as gate_selftest
 from firmware.storage.device_store import blob_name
+from firmware.storage.journal import JournalError
 from protocol import certs, flash, frames, reasons, records, service
 from protocol.errors import FaregateError, FormatError
 from protocol.fsm import ANY, SAME, Machine
@@ -70,7 +72,7 @@ TABLE = {
 }
 
 # commands whose handler writes its own, more telling, log entry
-SELF_LOGGED = (service.PUT_BLOB, service.RESET)
+SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR)
 MAX_LOG_ENTRIES = 40
 MAX_EXPORT = service.CHUNK // records.RECORD_LEN
 
@@ -156,6 +158,8 @@ class ServiceConsole:
             service.GEN_KEY: self._cmd_gen_key,
             service.PUT_BLOB: self._cmd_put_blob,
             service.RESET: self._cmd_reset,
+            service.JOURNAL_INSPECT: self._cmd_journal_inspect,
+            service.JOURNAL_REPAIR: self._cmd_journal_repair,
         }
         self._forget()
 
@@ -524,6 +528,8 @@ class ServiceConsole:
             else {k: cfg[k] for k in ("name", "station", "lane", "mode", "direction")},
             "lists": lists,
             "pending_passages": self.journal.pending_count(),
+            # ok, damaged or unverified (firmware/storage/journal.py report; `journal inspect`)
+            "journal": self.journal.report()["state"],
             "selftest": self.store.flags.get("selftest"),
             "technician": self.tech.label if self.tech else None,
             # firmware.maintenance.update_agent.UpdateAgent.status(): slot, version, trial, last
@@ -550,6 +556,46 @@ class ServiceConsole:
         nxt = out[-1]["i"] + 1 if out else max(first, self.log.next_index)
         return _json({"entries": out, "next": nxt, "last": self.log.next_index - 1})
 
+    def _cmd_journal_inspect(self, body: bytes) -> bytes:
+        if body:
+            raise Refused("JOURNAL_INSPECT takes no body", "svc_bad_request")
+        return _json(self.journal.report())
+
+    def _cmd_journal_repair(self, body: bytes) -> bytes:
+        """Rewrite the damaged segments (firmware/storage/journal.py repair), then journal a
+        `journal_repaired` event carrying how many unacknowledged records were lost."""
+        if len(body) != 8:
+            raise Refused("JOURNAL_REPAIR takes a u64 seq floor", "svc_bad_request")
+        floor = struct.unpack(">Q", body)[0]
+        try:
+            out = self.journal.repair(floor)
+        except JournalError as e:
+            raise Refused(str(e), e.reason) from None
+        out["event_seq"] = None
+        if out["before"]["state"] != "ok":
+            rec = records.Record(
+                records.KIND_EVENT,
+                reasons.number("journal_repaired"),
+                0,
+                0,
+                self.clock.now(),
+                value=out["before"]["lost_unacked"],
+            )
+            try:
+                out["event_seq"] = self.journal.append(rec).seq
+            except JournalError:
+                pass  # the repair stands; the service log has it
+        self.log.add(
+            "journal_repaired",
+            {
+                "technician": self._tech_id(),
+                "lost_unacked": out["before"]["lost_unacked"],
+                "state": out["after"]["state"],
+            },
+        )
+        self._changed("journal_repaired")
+        return _json(out)
+
     def _cmd_blob_info(self, body: bytes) -> bytes:
         kind = service.u8(body, "BLOB_INFO")
         if kind not in service.BLOBS:
@@ -558,9 +604,9 @@ class ServiceConsole:
 
     def _cmd_export(self, body: bytes) -> bytes:
         index, count = service.index_count(body, "EXPORT")
-        total = self.journal.pending_count()
-        # seqs are consecutive: the index-th unsynced record follows seq acked + index
-        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.acked_seq + index)
+        total = self.journal.readable_count()
+        # the index-th unsynced record that can be read (a damaged journal's lost ones skipped)
+        raws = self.journal.pending(min(count, MAX_EXPORT), self.journal.after_index(index))
         return service.export_reply(total, index, raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:

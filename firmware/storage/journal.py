@@ -1,27 +1,35 @@
-"""The passage journal: append-only, CRC-framed, hash-chained, durable before the barrier opens.
+"""The passage journal: append-only, framed twice, hash-chained, durable before the barrier opens.
 
 Files in the journal directory (byte layouts in protocol/journalfile.py and docs/sync-protocol.md,
 "Journal on disk"):
 
-    seg-<first seq, 16 hex digits>.jnl   segments of up to `segment_records` entries
-    journal.meta                         the acknowledged position (written atomically)
+    seg-<first seq, 16 hex digits>.jn2   segments of up to `segment_records` entries
+    seg-<first seq, 16 hex digits>.jnl   segments written before version 2 (read, not appended)
+    journal.meta, journal.meta.b         the acknowledged position, two copies
 
-Entries use the one append-log framing (protocol/applog.py). A full segment is sealed with a
-footer, so reopening checks a sealed segment with one CRC over the file. Every file operation
-goes through the storage object `fs` (firmware/storage/fs.py), so a fault injected there
-reaches the journal.
+Every file operation goes through the storage object `fs` (firmware/storage/fs.py), so a fault
+injected there reaches the journal.
 
-- `(device_id, seq)` is minted here; `seq` continues from the newest segment or, when every
-  segment was trimmed, from journal.meta, so it never repeats across reboots.
+- `(device_id, seq)` is minted here; seq is positional (slot i of segment `first` is seq
+  first + i) and continues after the newest slot on disk, the newest segment's name (a new,
+  empty segment marks the high-water) and the acknowledged position, whichever is highest: a
+  slot that ever held bytes is never given to another record.
 - `append(rec)` is durable on return (one write, one `fs.sync_file`). For bursts,
-  `stage(rec)` several and `commit()` once: one write and one sync for the group.
-- Opening cuts a torn tail (a partial or corrupt run of entries at the end of the newest
-  segment, as a power cut leaves) and loses nothing before it. A bad entry followed by a good
-  one is corruption, not a torn write: `JournalError`, never papered over.
-- `ack(seq)` records that the back office durably holds everything up to `seq`: journal.meta
-  is replaced first, then segments whose every record is acknowledged are deleted. The
-  replacement needs no free space (`fs.write_reserved`: a spare kept at journal.meta.spare),
-  so a full disk frees itself as acknowledgements arrive.
+  `stage(rec)` several and `commit()` once: one write and one sync for the group. Every entry
+  carries its place `k` in its group.
+- Each entry holds its record twice, each copy with its own CRC: damage to one copy is mended
+  from the other. Opening tells a torn write from damage: only the last commit group (found
+  from the last good entry's `k`) can be torn, so a bad entry before it, or at or below the
+  acknowledged seq, is damage to a committed record, never cut. A torn tail is cut.
+- Damage does not stop the journal (`report()` says what was found; `repair()` rewrites the
+  damaged segments, lost slots as holes): acknowledged records are not needed, unacknowledged
+  ones are salvaged (uploaded around the lost ones). Only when both copies of journal.meta are
+  unreadable can the journal not vouch for its seq: it refuses appends (`JournalUnverified`)
+  until a repair is given the back office's high seq.
+- `ack(seq)` records that the back office durably holds everything up to `seq`: both copies of
+  journal.meta are replaced first, then segments whose every record is acknowledged go. The
+  replacement needs no free space (`fs.write_reserved`: a spare kept beside each copy), so a
+  full disk frees itself as acknowledgements arrive.
 - Capacity: at most `capacity` unacknowledged records. At the bound passages are refused
   (`JournalFull`, the gate stays shut) and nothing unsynced is ever overwritten; rejects (the
   audit trail) stop being journaled `reject_reserve` records earlier, so they never crowd out
@@ -32,11 +40,12 @@ from binascii import crc32
 
 from firmware import settings
 from firmware.storage.fs import DISK, is_full
-from protocol import journalfile, records
+from protocol import journalfile as jf
+from protocol import records
 from protocol.errors import FaregateError, FormatError
-from protocol.journalfile import ENTRY, ENTRY_LEN, META, entry, footer, record_at
 
 READ_RECORDS = settings.default("buffers.journal_read")
+MAX_RANGES = 32  # damaged ranges remembered per segment (more merge into the last)
 
 
 class JournalError(FaregateError):
@@ -47,19 +56,44 @@ class JournalFull(JournalError):
     reason = "journal_full"
 
 
+class JournalUnverified(JournalError):
+    reason = "journal_unverified"
+
+
 def _write_error(e: OSError):
     cls = JournalFull if is_full(e) else JournalError
     return cls("journal write failed: %r" % e)
 
 
-class _Segment:
-    __slots__ = ("first", "count", "sealed", "name")
+def _add_range(ranges: list, lo: int, hi: int) -> None:
+    """Add seqs lo..hi to a sorted list of [lo, hi] ranges appended in order."""
+    if ranges and ranges[-1][1] + 1 >= lo:
+        ranges[-1][1] = max(ranges[-1][1], hi)
+    elif len(ranges) >= MAX_RANGES:
+        ranges[-1][1] = hi
+    else:
+        ranges.append([lo, hi])
 
-    def __init__(self, first, count, sealed, name):
+
+class _Segment:
+    __slots__ = ("first", "count", "sealed", "closed", "name", "bad", "dirty")
+
+    def __init__(self, first, name):
         self.first = first
-        self.count = count
-        self.sealed = sealed
+        self.count = 0  # slots kept (records, holes and damaged slots)
+        self.sealed = False
+        self.closed = False  # no more appends (a version 1 or short segment)
         self.name = name
+        self.bad = []  # [lo, hi] seqs of slots with no readable record (damaged or holes)
+        self.dirty = False  # a repair would rewrite it
+
+    @property
+    def v2(self) -> bool:
+        return self.name.endswith(jf.V2)
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count  # the seq after its last slot
 
 
 class Journal:
@@ -94,70 +128,138 @@ class Journal:
     def _path(self, name: str) -> str:
         return self.dir + "/" + name
 
+    def _read_meta(self, name: str):
+        """-> (seq, hash) of one copy of the meta, None if absent, False if damaged."""
+        data = self.fs.read_file(self._path(name))
+        if data is None:
+            return None
+        try:
+            return jf.parse_meta(data)
+        except FormatError:
+            return False
+
     def _open(self):
         fs = self.fs
-        meta = fs.read_file(self._path(META))
-        self.acked_seq = 0
-        self.acked_hash = records.ZERO_HASH
-        if meta:
-            try:
-                self.acked_seq, self.acked_hash = journalfile.parse_meta(meta)
-            except FormatError:
-                raise JournalError("%s is corrupt" % self._path(META)) from None
-        segs = []
-        for name in sorted(fs.listdir(self.dir)):
-            first = journalfile.segment_first(name)
-            if first is not None:
-                segs.append(_Segment(first, 0, False, name))
+        self._close_file()
+        dmg = {
+            "torn_bytes_cut": 0,
+            "mended": 0,
+            "lost_acked": 0,
+            "lost_unacked": 0,
+            "lost_seqs": [],
+            "holes": 0,
+            "bad_footers": 0,
+            "meta": "ok",
+        }
+        self.damage = dmg
+        copies = [self._read_meta(jf.META), self._read_meta(jf.META_B)]
+        good = [c for c in copies if c]
+        if False in copies:
+            dmg["meta"] = "one_copy_bad" if good else "unreadable"
+        self.vouched = bool(good) or False not in copies
+        self.acked_seq, self.acked_hash = 0, records.ZERO_HASH
+        for seq, h in good:
+            if seq >= self.acked_seq:
+                self.acked_seq, self.acked_hash = seq, h
+        byfirst = {}
+        for name in fs.listdir(self.dir):
+            first = jf.segment_first(name)
+            if first is None:
+                continue
+            if first in byfirst:  # both .jnl and .jn2: a repair converted it, the .jn2 is whole
+                v1, name = sorted((name, byfirst[first]), key=lambda n: n.endswith(jf.V2))
+                fs.remove_if_exists(self._path(v1))
+            byfirst[first] = name
+        segs = [_Segment(first, byfirst[first]) for first in sorted(byfirst)]
+        if not good and segs and not self.vouched:
+            # meta unreadable: what was trimmed had been acknowledged; the rest is re-uploaded
+            self.acked_seq, self.acked_hash = segs[0].first - 1, records.ZERO_HASH
+        self._chain = (self.acked_seq, self.acked_hash)
         self.last_seq = self.acked_seq
-        self.last_hash = self.acked_hash
         self._crc = 0
         self._broken = False
         kept = []
+        expect = None  # the first seq the next segment should hold
         for i, seg in enumerate(segs):
-            if seg.first > self.last_seq + 1:
-                raise JournalError(
-                    "%s: records %d..%d are missing" % (seg.name, self.last_seq + 1, seg.first - 1)
-                )
-            last = self._check_segment(seg, i == len(segs) - 1)
-            if seg.count:
-                self.last_seq = seg.first + seg.count - 1
-                self.last_hash = records.record_hash(last)
-            if seg.sealed and seg.first + seg.count - 1 <= self.acked_seq:
+            newest = i == len(segs) - 1
+            if expect is not None and seg.first < expect:
+                raise JournalError("%s overlaps the segment before it" % seg.name)
+            lo = max(expect or 0, self.acked_seq + 1)  # trimmed ones are not missing
+            if seg.first > lo:  # whole segments are missing
+                self._lost(lo, seg.first - 1)
+                self._chain = (seg.first - 1, records.ZERO_HASH)
+            self._check_segment(seg, newest)
+            expect = seg.end
+            self.last_seq = max(self.last_seq, seg.end - 1)
+            if not seg.sealed and not (newest and seg.v2):
+                seg.closed = True  # appends go to a new segment
+            if (seg.sealed or seg.closed) and not newest and seg.end - 1 <= self.acked_seq:
                 fs.remove_if_exists(self._path(seg.name))  # acknowledged just before a crash
                 continue
             kept.append(seg)
+        if kept and kept[-1].end - 1 < self.last_seq:
+            kept[-1].closed = True  # shorter than the acknowledged position: start anew
         self._segs = kept
         if hasattr(fs, "reserve"):
-            fs.reserve(self._path(META), journalfile.META_LEN)  # so a full disk can still ack
+            fs.reserve(self._path(jf.META), jf.META_LEN)
+            fs.reserve(self._path(jf.META_B), jf.META_LEN)  # so a full disk can still ack
+        seq, h = self._chain
+        self.last_hash = h if seq == self.last_seq else records.ZERO_HASH
+
+    def _lost(self, lo: int, hi: int) -> None:
+        """Seqs lo..hi have no readable record: not needed if acknowledged, else lost."""
+        dmg = self.damage
+        a = self.acked_seq
+        if lo <= a:
+            dmg["lost_acked"] += min(hi, a) - lo + 1
+        if hi > a:
+            lo = max(lo, a + 1)
+            dmg["lost_unacked"] += hi - lo + 1
+            _add_range(dmg["lost_seqs"], lo, hi)
 
     def _check_segment(self, seg, newest: bool):
         """Check one segment, streamed `read_records` entries at a time (a full segment is
-        about 1.1 MB; an MCU gate has 512 KB of heap). Returns its last record (None if it
-        has none); cuts the torn tail of the newest, unsealed segment."""
+        about 2.4 MB; an MCU gate has 512 KB of heap): as sealed (the footer and one CRC over
+        the entries), else entry by entry. Cuts the torn tail of the newest segment."""
         path = self._path(seg.name)
+        elen = jf.entry_len(seg.name)
         f = self.fs.open_file(path, "rb")
         try:
             size = self.fs.file_size(path)
             tail = b""
-            if size >= journalfile.FOOTER_LEN:
-                f.seek(size - journalfile.FOOTER_LEN)
-                tail = f.read(journalfile.FOOTER_LEN)
-                f.seek(0)
-            if not newest or journalfile.sealed_shape(size, tail):
-                return self._check_sealed(seg, f, size, tail)
-            last, good = self._scan_active(seg, f, size)
+            if size >= jf.FOOTER_LEN:
+                f.seek(size - jf.FOOTER_LEN)
+                tail = f.read(jf.FOOTER_LEN)
+            shaped = jf.sealed_shape(size, tail, elen)
+            foot = jf.parse_footer(tail, size - jf.FOOTER_LEN, elen) if shaped else None
+            f.seek(0)
+            if foot and self._check_sealed(seg, f, size, foot[0], foot[1]):
+                return
+            f.seek(0)
+            if foot:  # a whole footer over damaged entries: the segment was complete
+                self._scan(seg, f, size - jf.FOOTER_LEN, False)
+                seg.sealed = True
+                seg.dirty = True
+                return
+            keep = self._scan(seg, f, size, newest)
         finally:
             f.close()
-        if good < size:
-            self.torn_bytes_cut += size - good
-            self.fs.truncate_file(path, good)
-        return last
+        if newest:
+            if keep < size:
+                self.torn_bytes_cut += size - keep
+                self.damage["torn_bytes_cut"] += size - keep
+                self.fs.truncate_file(path, keep)
+        elif size % elen:  # a damaged footer (or bytes after the entries)
+            self.damage["bad_footers"] += 1
+            seg.dirty = True
 
-    def _chunks(self, f, size: int, where: str):
+    def _buffer(self, elen: int):
+        return bytearray(self.read_records * elen)
+
+    def _chunks(self, f, size: int, where: str, elen: int):
         """(buffer, bytes in it) for each piece of the first `size` bytes of `f`, read into
         one buffer of `read_records` entries (the only allocation that grows with the read)."""
-        buf = bytearray(self.read_records * ENTRY_LEN)
+        buf = self._buffer(elen)
         mv = memoryview(buf)
         left = size
         while left > 0:
@@ -171,87 +273,134 @@ class Journal:
             left -= n
             yield buf, n
 
-    def _check_sealed(self, seg, f, size, tail):
-        where = self._path(seg.name)
-        if not journalfile.sealed_shape(size, tail):
-            raise JournalError("%s is not sealed but is not the newest segment" % where)
-        body_len = size - journalfile.FOOTER_LEN
-        parsed = journalfile.parse_footer(tail, body_len)
-        if parsed is None:
-            raise JournalError("%s is corrupt (sealed segment check failed)" % where)
-        count, want_crc = parsed
+    def _crc_prefix(self, f, size: int, where: str, elen: int) -> int:
+        """CRC-32 of the first `size` bytes of `f` (the kept part of a cut segment)."""
+        f.seek(0)
+        crc = 0
+        for buf, n in self._chunks(f, size, where, elen):
+            crc = crc32(memoryview(buf)[:n], crc)
+        return crc
+
+    def _check_sealed(self, seg, f, size, count, want_crc) -> bool:
+        """The fast path: one CRC over the entries checks, and the segment continues the
+        chain (True). A sealed segment holds no holes (`_seal` seals only clean ones)."""
+        elen = jf.entry_len(seg.name)
         crc = 0
         first = last = None
-        for buf, n in self._chunks(f, body_len, where):
+        for buf, n in self._chunks(f, size - jf.FOOTER_LEN, seg.name, elen):
             crc = crc32(memoryview(buf)[:n], crc)
             if first is None:
-                first = record_at(buf, 0)
-            last = record_at(buf, n // ENTRY_LEN - 1)
+                first = bytes(buf[1 : 1 + records.RECORD_LEN])
+            p = n - elen + 1
+            last = bytes(buf[p : p + records.RECORD_LEN])
         if crc & 0xFFFFFFFF != want_crc:
-            raise JournalError("%s is corrupt (sealed segment check failed)" % where)
+            return False
+        if count:
+            if records.seq_of(first) != seg.first:
+                return False
+            seq, h = self._chain
+            if seq == seg.first - 1 and h != records.ZERO_HASH:
+                if records.prev_hash_of(first) != h:
+                    return False
+            self._chain = (seg.first + count - 1, records.record_hash(last))
         seg.count = count
         seg.sealed = True
-        self._check_link(seg, first)
-        return last
+        return True
 
-    def _check_link(self, seg, first_raw):
-        """The segment continues the chain where the previous one (or the trim) ended."""
-        if not seg.count:
-            return
-        first = records.decode(first_raw)
-        if first.seq != seg.first:
-            raise JournalError("%s starts at seq %d, not %d" % (seg.name, first.seq, seg.first))
-        if seg.first == self.last_seq + 1 and first.prev_hash != self.last_hash:
-            raise JournalError("%s does not continue the hash chain" % seg.name)
-
-    def _scan_active(self, seg, f, size):
-        """Check the newest, unsealed segment entry by entry. -> (last good record, length of
-        the good run). The good run is every entry from the start that is framed (its CRC
-        checks) and chained (seq and prev_hash follow the one before); whatever follows it is
-        a torn tail, unless a framed entry lies beyond it: corruption, `JournalError`."""
-        at = ENTRY.body_at
-        seq_of = records.seq_of
+    def _scan(self, seg, f, size: int, newest: bool) -> int:
+        """Check `size` bytes of a segment entry by entry. Sets seg.count and seg.bad;
+        returns the length to keep (the newest segment's torn tail is cut off)."""
+        elen = jf.entry_len(seg.name)
+        v2 = seg.v2
+        slot = jf.slot
         prev_hash_of = records.prev_hash_of
         record_hash = records.record_hash
-        count = 0
-        prev = first = last = None
+        zero = records.ZERO_HASH
+        chain_seq, chain_hash = self._chain
+        bad: list = []  # slot ranges [lo, hi] with no record
+        holes: list = []
+        last_good = -1
+        last_k = 0
+        mended = 0
+        i = 0
+        state_at_good = None  # the chain after the last good slot
         crc = 0
-        ended = False  # the good run has ended
-        for buf, n in self._chunks(f, size, self._path(seg.name)):
-            whole = n - n % ENTRY_LEN
-            good_here = 0
+        for buf, n in self._chunks(f, size - size % elen, seg.name, elen):
+            crc = crc32(memoryview(buf)[:n], crc)
             off = 0
-            while off < whole:
-                raw = at(buf, off)
-                if not ended:
-                    if (
-                        raw is None
-                        or seq_of(raw) != seg.first + count
-                        or (prev is not None and prev_hash_of(raw) != prev)
-                    ):
-                        ended = True
-                    else:
-                        if first is None:
-                            first = raw
-                        last = raw
-                        prev = record_hash(raw)
-                        count += 1
-                        good_here += ENTRY_LEN
-                elif raw is not None:
-                    # a good entry after the bad one: corruption in the middle, not a torn write
-                    raise JournalError(
-                        "%s is corrupt at byte %d (not at the tail)"
-                        % (self._path(seg.name), count * ENTRY_LEN)
-                    )
-                off += ENTRY_LEN
-            if good_here:
-                crc = crc32(memoryview(buf)[:good_here], crc)
-            if whole < n:
-                ended = True  # a partial entry: the file's last bytes
-        seg.count = count
-        self._crc = crc
-        self._check_link(seg, first)
-        return last, count * ENTRY_LEN
+            while off < n:
+                seq = seg.first + i
+                state, raw, k = slot(buf, off, v2, seq)
+                if raw is not None and chain_seq == seq - 1 and chain_hash != zero:
+                    if prev_hash_of(raw) != chain_hash:
+                        state, raw = jf.BAD, None  # framed but not chained: stale or misplaced
+                if raw is None:
+                    _add_range(holes if state == jf.HOLED else bad, i, i)
+                    chain_seq, chain_hash = seq, zero
+                else:
+                    if state == jf.MENDED:
+                        mended += 1
+                    chain_seq, chain_hash = seq, record_hash(raw)
+                    last_good, last_k = i, k
+                    state_at_good = (chain_seq, chain_hash)
+                off += elen
+                i += 1
+        slots = i
+        cut = slots
+        if newest:
+            group = last_good - last_k if last_good >= 0 else 0
+            for lo, hi in bad:
+                if hi >= group:
+                    cut = max(lo, group)
+                    break
+            must = self.acked_seq - seg.first + 1  # acknowledged slots are never cut
+            cut = max(cut, min(must, slots))
+        seg.count = cut
+        # the chain continues from the last kept slot
+        if cut and last_good == cut - 1 and state_at_good is not None:
+            self._chain = state_at_good
+        elif cut:
+            self._chain = (seg.first + cut - 1, zero)
+        if newest and seg.v2 and cut == slots:
+            self._crc = crc  # to seal it once full
+        merged: list = []
+        for lo, hi in sorted(bad + holes):
+            if lo >= cut:
+                continue
+            hi = min(hi, cut - 1)
+            _add_range(merged, seg.first + lo, seg.first + hi)
+        for lo, hi in bad:
+            if lo < cut:
+                self._lost(seg.first + lo, seg.first + min(hi, cut - 1))
+        for lo, hi in holes:
+            if lo < cut:
+                self.damage["holes"] += min(hi, cut - 1) - lo + 1
+        seg.bad = merged
+        self.damage["mended"] += mended
+        seg.dirty = bool(mended) or any(lo < cut for lo, _hi in bad)
+        if newest and seg.v2 and cut < slots and cut:
+            self._crc = self._crc_prefix(f, cut * elen, seg.name, elen)
+        return cut * elen
+
+    # -- what was found --------------------------------------------------------------------
+    def report(self) -> dict:
+        """What opening found: the damage, and whether the journal can vouch for its seq."""
+        d = dict(self.damage)
+        d["lost_seqs"] = [list(r) for r in d["lost_seqs"]]
+        d["vouched"] = self.vouched
+        damaged = (
+            d["mended"]
+            or d["lost_acked"]
+            or d["lost_unacked"]
+            or d["bad_footers"]
+            or d["meta"] != "ok"
+        )
+        d["state"] = "unverified" if not self.vouched else ("damaged" if damaged else "ok")
+        d["acked_seq"] = self.acked_seq
+        d["last_seq"] = self.last_seq
+        d["segments"] = len(self._segs)
+        d["old_format_segments"] = sum(1 for s in self._segs if not s.v2)
+        return d
 
     # -- writing -------------------------------------------------------------------------
     def _active(self):
@@ -260,31 +409,41 @@ class Journal:
         if self._broken:
             raise JournalError("a failed write could not be undone; reopen the journal")
         segs = self._segs
-        if segs and not segs[-1].sealed and segs[-1].count >= self.segment_records:
-            self._seal(segs[-1])
-        if not segs or segs[-1].sealed:
-            first = self.last_seq + 1
-            seg = _Segment(first, 0, False, journalfile.segment_name(first))
-            f = self.fs.open_file(self._path(seg.name), "ab")
-            self._sync(f)
-            f.close()
-            self.fs.sync_dir(self._path(seg.name))
-            self._crc = 0
-            segs.append(seg)
-            self._close_file()
+        if segs and not segs[-1].sealed and not segs[-1].closed:
+            if segs[-1].count >= self.segment_records:
+                self._seal(segs[-1])
+        if not segs or segs[-1].sealed or segs[-1].closed:
+            self._new_segment(self.last_seq + 1)
         if self._f is None:
             self._f = self.fs.open_file(self._path(segs[-1].name), "ab")
         return segs[-1], self._f
 
-    def _seal(self, seg):
+    def _new_segment(self, first: int):
+        """An empty segment starting at `first`: its name alone is a durable high-water."""
+        seg = _Segment(first, jf.segment_name(first))
+        f = self.fs.open_file(self._path(seg.name), "ab")
+        self._sync(f)
+        f.close()
+        self.fs.sync_dir(self._path(seg.name))
+        self._crc = 0
         self._close_file()
+        self._segs.append(seg)
+        return seg
+
+    def _seal(self, seg):
+        """Footer a full segment; one with damage or holes is closed instead (a sealed segment
+        is checked by one CRC, which would not find them)."""
+        self._close_file()
+        if seg.dirty or seg.bad:
+            seg.closed = True
+            return
         f = self.fs.open_file(self._path(seg.name), "ab")
         try:
-            f.write(footer(seg.count, self._crc, self.last_hash))
+            f.write(jf.footer(seg.count, self._crc, self.last_hash))
             self._sync(f)
         except OSError:
             f.close()
-            self._undo(seg, seg.count * ENTRY_LEN)  # no half footer stays behind
+            self._undo(seg, seg.count * jf.ENTRY2_LEN)  # no half footer stays behind
             raise
         f.close()
         seg.sealed = True
@@ -298,6 +457,10 @@ class Journal:
             self._f = None
 
     def _room(self, kind: int, n: int) -> None:
+        if not self.vouched:
+            raise JournalUnverified(
+                "the journal cannot vouch for its seq (journal.meta unreadable): repair it"
+            )
         pending = self.last_seq - self.acked_seq + len(self._staged)
         bound = self.capacity
         if kind != records.KIND_PASSAGE:
@@ -325,6 +488,7 @@ class Journal:
         """Write every staged record and make them durable together. Returns how many."""
         staged = self._staged
         done = 0
+        entry2 = jf.entry2
         try:
             while done < len(staged):
                 try:
@@ -333,8 +497,8 @@ class Journal:
                     raise _write_error(e) from None
                 take = min(len(staged) - done, self.segment_records - seg.count)
                 part = staged[done : done + take]
-                data = b"".join(entry(raw) for _r, raw, _h in part)
-                size = seg.count * ENTRY_LEN
+                data = b"".join([entry2(raw, k) for k, (_r, raw, _h) in enumerate(part)])
+                size = seg.count * jf.ENTRY2_LEN
                 try:
                     f.write(data)
                     self._sync(f)
@@ -390,53 +554,148 @@ class Journal:
         return self.last_seq - self.acked_seq
 
     def pending(self, limit: int = 1000, after_seq: int = -1) -> list:
-        """Raw records not yet acknowledged (seq > max(acked, after_seq)), oldest first."""
+        """Raw records not yet acknowledged (seq > max(acked, after_seq)), oldest first, with
+        consecutive seqs: a lost record ends the run (the next call, after it, goes on)."""
         out: list = []
         seq = max(self.acked_seq, after_seq) + 1
         for seg in self._segs:
             if len(out) >= limit:
                 break
-            end = seg.first + seg.count
-            if seq >= end or seg.count == 0:
+            if seq >= seg.end:
                 continue
-            start = max(seq, seg.first)
-            n = min(end - start, limit - len(out))
-            out.extend(self._read(seg, start, n))
-            seq = start + n
+            if seq < seg.first:
+                if out:
+                    break  # a missing segment ends the run
+                seq = seg.first
+            start, stop = seq, seg.end
+            for lo, hi in seg.bad:
+                if hi < start:
+                    continue
+                if lo <= start:
+                    start = hi + 1
+                    continue
+                stop = lo
+                break
+            if start != seq and out:
+                break  # a lost record ends the run
+            if start >= seg.end:
+                seq = start
+                continue
+            n = min(stop - start, limit - len(out))
+            got = self._read(seg, start, n) if n > 0 else []
+            out.extend(got)
+            seq = start + len(got)
+            if len(got) < n or (stop < seg.end and len(out) < limit):
+                break
         return out
 
+    def _lost_ranges(self):
+        """[lo, hi] seqs above the acknowledged one with no readable record, in order: lost
+        slots and holes, and seqs of segments that are missing."""
+        prev = self.acked_seq + 1
+        for seg in self._segs:
+            if seg.first > prev:
+                yield prev, seg.first - 1
+            for lo, hi in seg.bad:
+                if hi >= prev:
+                    yield max(lo, prev), hi
+            prev = max(prev, seg.end)
+
+    def readable_count(self) -> int:
+        """Unacknowledged records that can still be read (pending_count less the lost)."""
+        return self.pending_count() - sum(hi - lo + 1 for lo, hi in self._lost_ranges())
+
+    def after_index(self, index: int) -> int:
+        """The `after_seq` for `pending` that starts at the index-th readable unacknowledged
+        record (0 the first), stepping over lost ones: an export counts records, not seqs."""
+        pos = self.acked_seq + 1
+        for lo, hi in self._lost_ranges():
+            if index < lo - pos:
+                break
+            index -= lo - pos
+            pos = hi + 1
+        return pos + index - 1
+
     def unsynced(self, chunk: int = 0):
-        """Every unacknowledged raw record, oldest first, read `chunk` records (by default
-        `read_records`) at a time: at most that many are in memory at once."""
-        chunk = chunk or self.read_records
-        after = -1
-        while True:
-            raws = self.pending(chunk, after)
-            if not raws:
-                return
-            yield from raws
-            after = records.seq_of(raws[-1])
+        """Every readable unacknowledged raw record, oldest first (lost ones stepped over),
+        read `chunk` entries (at most, and by default, `read_records`) at a time: at most that
+        many are in memory at once, and each segment is opened once."""
+        chunk = min(chunk or self.read_records, self.read_records)
+        record_of = jf.record_of
+        seq = self.acked_seq + 1
+        for seg in list(self._segs):
+            if seq >= seg.end:
+                continue
+            seq = max(seq, seg.first)
+            elen = jf.entry_len(seg.name)
+            v2 = seg.v2
+            f = self.fs.open_file(self._path(seg.name), "rb")
+            try:
+                f.seek((seq - seg.first) * elen)
+                while seq < seg.end:
+                    want = min(chunk, seg.end - seq)
+                    data = f.read(want * elen)
+                    if len(data) != want * elen:
+                        raise JournalError("%s is shorter than its index" % seg.name)
+                    off = 0
+                    for _ in range(want):
+                        raw = record_of(data, off, v2, seq)
+                        if raw is not None:
+                            yield raw
+                        elif not any(lo <= seq <= hi for lo, hi in seg.bad):
+                            self._found_lost(seg, seq)
+                        off += elen
+                        seq += 1
+            finally:
+                f.close()
+
+    def _found_lost(self, seg, seq: int) -> None:
+        """A slot found damaged since the journal opened: remember it as lost."""
+        _add_range(seg.bad, seq, seq)
+        seg.bad.sort()
+        seg.dirty = True
+        self._lost(seq, seq)
 
     def _read(self, seg, start: int, n: int) -> list:
-        """The n raw records from `start`, read `read_records` entries at a time."""
+        """Up to n raw records from `start`, read `read_records` entries at a time; stops at a
+        slot found damaged since opening (remembered as lost)."""
         out: list = []
+        elen = jf.entry_len(seg.name)
+        v2 = seg.v2
+        record_of = jf.record_of
         f = self.fs.open_file(self._path(seg.name), "rb")
         try:
-            f.seek((start - seg.first) * ENTRY_LEN)
+            f.seek((start - seg.first) * elen)
             while len(out) < n:
                 want = min(n - len(out), self.read_records)
-                data = f.read(want * ENTRY_LEN)
-                bodies, good, _corrupt = ENTRY.scan(data)
-                if good != len(data):
-                    raise JournalError(
-                        "%s: entry at seq %d is damaged" % (seg.name, start + len(out))
-                    )
-                if len(bodies) != want:
+                data = f.read(want * elen)
+                if len(data) != want * elen:
                     raise JournalError("%s is shorter than its index" % seg.name)
-                out.extend(bodies)
+                off = 0
+                while off < len(data):
+                    seq = start + len(out)
+                    raw = record_of(data, off, v2, seq)
+                    if raw is None:
+                        self._found_lost(seg, seq)
+                        return out
+                    out.append(raw)
+                    off += elen
         finally:
             f.close()
         return out
+
+    def _hash_at(self, seq: int) -> bytes:
+        """The hash of the record `seq` (ZERO_HASH: unknown, its slot is lost)."""
+        raws = self.pending(1, seq - 1)
+        if raws and records.seq_of(raws[0]) == seq:
+            return records.record_hash(raws[0])
+        return records.ZERO_HASH
+
+    def _write_meta(self, seq: int, h: bytes) -> None:
+        data = jf.meta(seq, h)
+        write = getattr(self.fs, "write_reserved", self.fs.write_atomic)  # no spare: atomic
+        write(self._path(jf.META), data)
+        write(self._path(jf.META_B), data)
 
     def ack(self, up_to_seq: int) -> int:
         """The back office durably holds every record with seq <= up_to_seq: drop them.
@@ -445,19 +704,19 @@ class Journal:
         up_to = min(up_to_seq, self.last_seq)
         if up_to <= self.acked_seq:
             return 0
-        [raw] = self.pending(1, up_to - 1)
-        h = records.record_hash(raw)
+        h = self.last_hash if up_to == self.last_seq else self._hash_at(up_to)
         try:
-            write = getattr(self.fs, "write_reserved", self.fs.write_atomic)  # no spare: atomic
-            write(self._path(META), journalfile.meta(up_to, h))
+            self._write_meta(up_to, h)
         except OSError as e:  # nothing trimmed: the records are simply uploaded again later
             raise JournalError("could not record the acknowledgement: %r" % e) from None
         dropped = up_to - self.acked_seq
         self.acked_seq = up_to
         self.acked_hash = h
         keep = []
+        last = self._segs[-1] if self._segs else None
         for seg in self._segs:
-            if seg.sealed and seg.first + seg.count - 1 <= up_to:
+            done = seg.end - 1 <= up_to and (seg.sealed or (seg.closed and seg is not last))
+            if done:
                 self.fs.remove_if_exists(self._path(seg.name))  # a leftover goes at next open
             else:
                 keep.append(seg)
@@ -465,6 +724,77 @@ class Journal:
         for listener in self.listeners:
             listener.acked(up_to)
         return dropped
+
+    # -- repair ----------------------------------------------------------------------------
+    def repair(self, seq_floor: int = 0) -> dict:
+        """Rewrite every damaged segment as a clean version 2 segment (a mended record's two
+        copies whole again, a lost slot as a hole, a damaged footer recomputed), rewrite both
+        copies of journal.meta, and reopen. `seq_floor`: the back office's high seq for this
+        gate (`faregate backoffice queues`), taken as acknowledged; needed when journal.meta
+        was unreadable (the journal could not vouch for its seq): new records start after it.
+        -> {"before": report, "after": report}."""
+        before = self.report()
+        if not self.vouched and seq_floor <= 0:
+            raise JournalUnverified(
+                "journal.meta is unreadable: repair needs the back office's high seq for "
+                "this gate (seq_floor)"
+            )
+        self._close_file()
+        for seg in self._segs:
+            if seg.dirty or (not seg.v2 and seg.bad):
+                self._rewrite(seg)
+        if seq_floor > self.acked_seq:  # the back office holds every record up to it
+            self._write_meta(seq_floor, records.ZERO_HASH)
+        elif before["meta"] != "ok":
+            self._write_meta(self.acked_seq, self.acked_hash)
+        if seq_floor > self.last_seq:
+            if self._segs:
+                self._segs[-1].closed = True
+            self._new_segment(seq_floor + 1)
+        self._open()
+        return {"before": before, "after": self.report()}
+
+    def _rewrite(self, seg) -> None:
+        """`seg` again as a version 2 segment: records, holes for lost slots, and its footer
+        if it was sealed. Streamed a chunk at a time; replaces the file atomically."""
+        elen = jf.entry_len(seg.name)
+        v2 = seg.v2
+        src = self._path(seg.name)
+        name = jf.segment_name(seg.first)
+        full = seg.sealed or seg.count >= self.segment_records
+
+        def fill(out):
+            f = self.fs.open_file(src, "rb")
+            crc = 0
+            last = records.ZERO_HASH
+            i = 0
+            try:
+                for buf, n in self._chunks(f, seg.count * elen, seg.name, elen):
+                    off = 0
+                    parts = []
+                    while off < n:
+                        seq = seg.first + i
+                        _st, raw, k = jf.slot(buf, off, v2, seq)
+                        if raw is None:
+                            parts.append(jf.hole(seq))
+                            last = records.ZERO_HASH
+                        else:
+                            parts.append(jf.entry2(raw, k))
+                            last = records.record_hash(raw)
+                        off += elen
+                        i += 1
+                    data = b"".join(parts)
+                    crc = crc32(data, crc)
+                    out.write(data)
+            finally:
+                f.close()
+            if full:
+                out.write(jf.footer(seg.count, crc, last))
+
+        self.fs.write_atomic_with(self._path(name), fill)
+        if name != seg.name:
+            self.fs.remove_if_exists(src)
+            seg.name = name
 
     def close(self):
         self._close_file()

@@ -13,6 +13,9 @@ then does the sync server acknowledge. Records are idempotent by
 - a presentation (account_id, cred_no, counter) accepted as a passage at two gates, or twice,
   is logged as a replay (the gates' local replay caches cannot see each other). Records with
   cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
+- a record arriving again under a (device_id, seq) already stored is compared byte for byte
+  with the stored one: other bytes are a `seq_conflict` (the gate reissued the seq; the first
+  record is kept).
 
 The registry (device_id -> ES256 public key) is filled by provisioning or by
 `faregate backoffice devices add`; `devices revoke` marks a stolen or retired gate, whose
@@ -344,6 +347,29 @@ class Store:
                 raise FormatError("device %d is not registered" % device_id, "unknown_device")
             dev = Device(*row)
             self._check_continuity(dev, recs, raws, now)
+            if first <= dev.high_seq:  # a re-upload: the same seq must carry the same record
+                held = dict(
+                    self.b.rows(
+                        "SELECT seq, raw FROM records WHERE device_id=? AND seq BETWEEN ? AND ?",
+                        (device_id, first, min(last, dev.high_seq)),
+                    )
+                )
+                for r, raw in zip(recs, raws):
+                    old = held.get(r.seq)
+                    if old is not None and bytes(old) != bytes(raw):
+                        self._anomaly(
+                            now,
+                            "seq_conflict",
+                            device_id,
+                            r.seq,
+                            "a different record arrived with a seq already stored (kept "
+                            "the first, record hash %s; the new one %s): the gate reissued "
+                            "the seq"
+                            % (
+                                records.record_hash(bytes(old)).hex(),
+                                records.record_hash(raw).hex(),
+                            ),
+                        )
             self.b.executemany(
                 "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 rows,

@@ -138,9 +138,13 @@ def register(sub: Any) -> None:
         "sequence_gap: records a gate never delivered. chain_break: a record that does not "
         "continue its gate's hash chain (tampering or a damaged journal). replay: the same "
         "ride-code presentation accepted at two gates (a copied code). sequence_reset: a gate "
-        "whose journal went back in time (refused until a technician looks).",
+        "whose journal went back in time (refused until a technician looks). seq_conflict: a "
+        "gate sent a different record under a seq already stored (the first is kept).",
     )
-    an.add_argument("--kind", choices=["sequence_gap", "chain_break", "replay", "sequence_reset"])
+    an.add_argument(
+        "--kind",
+        choices=["sequence_gap", "chain_break", "replay", "sequence_reset", "seq_conflict"],
+    )
     add_json(an)
 
     def tariff_opts(c: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ status      state, what is missing, clock, key, certificate, config, lists, unsy
 selftest    storage, clock, crypto, scanner (hold up the test card), barrier, sensors
 logs        the gate's service log: sessions, changes, refused commands
 set-time    set the gate's clock from this laptop (or --time)
+journal     inspect the passage journal for damage, or repair it (docs/technician-guide.md,
+            "A damaged journal"); inspect exits 1 when it finds damage
 reset       factory reset; refused while unsynced passages exist, unless they are
             exported first: --export FILE --force. A gate that is not blank is wiped only once
             confirmed: typing its device id at the prompt, or --yes (needed when there is no
@@ -54,6 +56,23 @@ def register(sub: Any) -> None:
     )
     c = cmd("logs", "print the gate's service log", cmd_logs)
     c.add_argument("--since", type=int, default=1, help="first entry number (default 1)")
+    c = cmd("journal", "inspect or repair the gate's passage journal", cmd_journal)
+    c.add_argument(
+        "action",
+        choices=["inspect", "repair"],
+        help="inspect: what the journal found when the gate booted (mended copies, lost "
+        "records, the acknowledged position); repair: rewrite the damaged segments, lost "
+        "records as holes, and journal a journal_repaired event",
+    )
+    c.add_argument(
+        "--seq-floor",
+        type=int,
+        default=0,
+        metavar="SEQ",
+        help="repair only: the back office's high seq for this gate (`faregate backoffice "
+        "queues`, stored_up_to), needed when the gate cannot vouch for its seq (journal "
+        "unverified); new records start after it",
+    )
     c = cmd("set-time", "set the gate's clock", cmd_set_time)
     c.add_argument(
         "--time",
@@ -160,6 +179,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, info in st["lists"].items():
             lines.append(
                 "  %-14s %s" % (name + ":", "%d bytes" % info["bytes"] if info else "none")
+            )
+        if st.get("journal", "ok") != "ok":  # damaged or unverified: a technician's job
+            lines.append(
+                "  journal:       %s (see `faregate device journal inspect`)" % st["journal"]
             )
         lines += gate_lines(st.get("gate"))
         selftest = st["selftest"]
@@ -331,6 +354,67 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 events.say("%5d  %s  %-15s %s" % (e["i"], fmt_time(e["t"]), e["ev"], extra))
         events.result(True, "%d entries" % len(entries), count=len(entries))
         return 0
+
+    return _run(args, body)
+
+
+def journal_lines(rep: dict[str, Any]) -> list[str]:
+    """A journal report (firmware/storage/journal.py report) as the lines a technician reads."""
+    lost = rep["lost_seqs"]
+    seqs = ", ".join("%d" % a if a == b else "%d..%d" % (a, b) for a, b in lost)
+    return [
+        "journal %s: acknowledged up to seq %d, last seq %d, %d segment(s)%s"
+        % (
+            rep["state"],
+            rep["acked_seq"],
+            rep["last_seq"],
+            rep["segments"],
+            " (%d of the old format)" % rep["old_format_segments"]
+            if rep["old_format_segments"]
+            else "",
+        ),
+        "  mended from the second copy: %d record(s)" % rep["mended"],
+        "  lost, already at the back office (not needed): %d" % rep["lost_acked"],
+        "  lost, not yet uploaded: %d%s"
+        % (rep["lost_unacked"], " (seqs %s)" % seqs if seqs else ""),
+        "  holes from an earlier repair: %d; torn tail cut at boot: %d bytes"
+        % (rep["holes"], rep["torn_bytes_cut"]),
+        "  journal.meta: %s; the gate %s vouch for its seq"
+        % (rep["meta"], "can" if rep["vouched"] else "CANNOT"),
+    ]
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    if args.seq_floor < 0:
+        raise CliError("--seq-floor must be >= 0", "give the back office's high seq", EXIT_USAGE)
+    if args.seq_floor and args.action != "repair":
+        raise CliError("--seq-floor is for repair", "drop it, or run journal repair", EXIT_USAGE)
+
+    def body(client: Any, events: Any) -> int:
+        gate = client.ident.device_id
+        if args.action == "inspect":
+            rep = client.journal_inspect()
+            for line in journal_lines(rep):
+                events.say(line)
+            ok = rep["state"] == "ok"
+            hint = "" if ok else ": run `faregate device journal repair`"
+            events.result(ok, "gate %d journal %s%s" % (gate, rep["state"], hint), **rep)
+            return 0 if ok else EXIT_FAILED
+        out = client.journal_repair(args.seq_floor)
+        for line in journal_lines(out["after"]):
+            events.say(line)
+        ok = out["after"]["state"] == "ok"
+        events.result(
+            ok,
+            "gate %d journal repaired: %d unacknowledged record(s) were lost%s"
+            % (
+                gate,
+                out["before"]["lost_unacked"],
+                ", journal_repaired event at seq %d" % out["event_seq"] if out["event_seq"] else "",
+            ),
+            **out,
+        )
+        return 0 if ok else EXIT_FAILED
 
     return _run(args, body)
 

@@ -91,8 +91,11 @@ def test_journal_footer_meta_and_names():
     assert meta[:8] == struct.pack(">Q", 9) and meta[24:] == _crc(meta[:24])
     e = raises(FormatError, journalfile.parse_meta, meta[:-1] + bytes((meta[-1] ^ 1,)))
     assert e.reason == "journal_error"
-    name = journalfile.segment_name(0x1234)
+    name = journalfile.segment_name(0x1234, journalfile.V1)
     assert name == "seg-0000000000001234.jnl" and journalfile.segment_first(name) == 0x1234
+    name = journalfile.segment_name(0x1234)
+    assert name == "seg-0000000000001234.jn2" and journalfile.segment_first(name) == 0x1234
+    assert journalfile.segment_first("seg-000000000000zzzz.jn2") is None
     assert journalfile.segment_first("seg-12.jnl") is None
     assert journalfile.segment_first("journal.meta") is None
     assert records.seq_of(raws[1]) == 2 and records.prev_hash_of(raws[1]) == raws[1][48:]
@@ -132,3 +135,21 @@ def test_anchor_slots_newest_good_wins_and_the_old_layout_reads_as_lead_0():
     old += _crc(old)
     assert anchorfile.parse(old + bytes(16)) == ((4, 400, 1, 0), False)
     assert anchorfile.parse(b"") == (None, False)
+
+
+def test_journal_v2_entry_holds_its_record_twice_and_tells_damage_from_a_hole():
+    raw = _raw(5)
+    e = journalfile.entry2(raw, 3)
+    copy = b"\xa6" + raw + struct.pack(">I", 3)
+    assert len(e) == journalfile.ENTRY2_LEN == 146 and e == (copy + _crc(copy[1:])) * 2
+    assert journalfile.slot(e, 0, True, 5) == (journalfile.GOOD, raw, 3)
+    one = bytearray(e)
+    one[20] ^= 1  # the first copy damaged: the second one mends it
+    assert journalfile.slot(bytes(one), 0, True, 5) == (journalfile.MENDED, raw, 3)
+    one[73 + 20] ^= 1  # both damaged: nothing left
+    assert journalfile.slot(bytes(one), 0, True, 5) == (journalfile.BAD, None, 0)
+    assert journalfile.slot(e, 0, True, 6)[0] == journalfile.BAD  # a misdirected write
+    h = journalfile.hole(5)
+    assert len(h) == 146 and h[0] == 0xA7
+    assert journalfile.slot(h, 0, True, 5) == (journalfile.HOLED, None, 0)
+    assert journalfile.slot(journalfile.entry(raw), 0, False, 5) == (journalfile.GOOD, raw, 0)

@@ -300,7 +300,7 @@ def test_the_config_sizes_flashing_and_the_journal_reads():
         kit.write_atomic(d + "/device.json", json.dumps(images.device()).encode())
         dev, tech = _provision(d, hw, clock)
         fl = dev.console.flash_service
-        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (4096, 8, 64)  # defaults
+        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (4096, 8, 32)  # defaults
         cfg = json.loads(_config())
         cfg["buffers"] = {"flash_chunk": 512, "flash_window": 2, "journal_read": 3}
         assert tech.put(service.BLOB_CONFIG, json.dumps(cfg).encode())[2] == "accepted"
@@ -401,6 +401,92 @@ def test_an_rtc_that_jumps_ahead_is_flagged_and_fresh_codes_still_open():
         report = json.loads(host.status.extra)  # the gate's state as the session began
         assert report["clock"]["rtc_ahead"] is True and report["clock"]["rtc_lead_s"] == 1032
         assert not dev.clock.untrusted and clock.t == NOW + 5  # the RTC was set right
+        dev.close()
+
+    _with(body)
+
+
+def _segment(d):
+    import os
+
+    return d + "/" + sorted(n for n in os.listdir(d) if n.startswith("seg-"))[-1]
+
+
+def _flip(path, offset):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[offset] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _two_riders_synced(d, hw, clock):
+    """An in-service gate with two passages journaled and acknowledged, then a power cut."""
+    dev, tech = _provision(d, hw, clock)
+    _scan(dev, hw, codes.code(time=NOW, counter=1))
+    _walk(dev, hw, clock)
+    _scan(dev, hw, codes.code(codes.credential(account_id=43), time=NOW, counter=1))
+    _walk(dev, hw, clock)
+    last = dev.journal.last_seq
+    dev.journal.ack(last)  # every record is safe at the back office
+    return dev, tech, last
+
+
+def test_a_flipped_byte_in_the_journal_boots_with_the_console_and_a_repair_mends_it():
+    # issue 19: a damaged entry with good ones after it halted the gate at boot, no console
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech, last = _two_riders_synced(d, hw, clock)
+        dev = None  # power cut
+        path = _segment(d)
+        with open(path, "rb") as f:
+            size = len(f.read())
+        _flip(path, (size // last) * (last // 2) + 20)  # one byte inside a middle record
+        dev = _open(d, hw, clock)
+        assert dev.in_service  # the console is up and the gate serves
+        tech = kit.Tech(dev.console, tech.signer, tech.cert, ROOT)
+        tech.login(claim=False)
+        st = tech.ok_json(service.STATUS)
+        assert st["journal"] == "damaged" and st["gate"]["journal"]["state"] == "damaged"
+        rep = tech.ok_json(service.JOURNAL_INSPECT)
+        assert rep["mended"] == 1 and rep["lost_unacked"] == 0 and rep["vouched"]
+        assert any(e["ev"] == "journal_damaged" for e in dev.events.since(1, 100))
+        out = tech.ok_json(service.JOURNAL_REPAIR, struct.pack(">Q", 0))
+        assert out["after"]["state"] == "ok" and out["event_seq"] == last + 1
+        [raw] = dev.journal.pending()
+        rec = records.decode(raw)
+        assert (rec.kind, rec.reason, rec.value) == (records.KIND_EVENT, 59, 0)
+        rider = codes.code(codes.credential(account_id=44), time=NOW, counter=1)
+        assert _scan(dev, hw, rider)["accepted"] == 1
+        assert dev.journal.last_seq == last + 2
+        dev.close()
+
+    _with(body)
+
+
+def test_a_gate_that_cannot_vouch_for_its_seq_refuses_until_repaired_with_a_floor():
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        dev, tech, last = _two_riders_synced(d, hw, clock)
+        dev = None  # power cut
+        for name in ("journal.meta", "journal.meta.b"):
+            _flip(d + "/" + name, 4)
+        dev = _open(d, hw, clock)
+        assert dev.in_service
+        rider = codes.code(codes.credential(account_id=44), time=NOW, counter=1)
+        opened = hw.barrier.opened
+        assert _scan(dev, hw, rider)["journal_unverified"] == 1 and hw.barrier.opened == opened
+        assert hw.display.lines[-1] == "Gate closed - see staff"
+        tech = kit.Tech(dev.console, tech.signer, tech.cert, ROOT)
+        tech.login(claim=False)
+        assert tech.ok_json(service.STATUS)["journal"] == "unverified"
+        reply = tech.request(service.JOURNAL_REPAIR, struct.pack(">Q", 0))
+        assert reply[2] == "journal_unverified"  # it needs the back office's high seq
+        out = tech.ok_json(service.JOURNAL_REPAIR, struct.pack(">Q", last + 5))
+        assert out["after"]["state"] == "ok" and out["event_seq"] == last + 6
+        rider = codes.code(codes.credential(account_id=44), time=NOW, counter=2)
+        assert _scan(dev, hw, rider)["accepted"] == 1
+        assert hw.barrier.opened == opened + 1 and dev.journal.last_seq == last + 7
         dev.close()
 
     _with(body)

@@ -1,10 +1,11 @@
 import os
+from binascii import crc32
 
 from firmware import platform
 from firmware.storage.fs import FileProxy, Storage
-from firmware.storage.journal import Journal, JournalError, JournalFull
-from protocol import records
-from protocol.journalfile import ENTRY_LEN, FOOTER_LEN
+from firmware.storage.journal import Journal, JournalFull, JournalUnverified
+from protocol import journalfile, records
+from protocol.journalfile import ENTRY2_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
 
 
@@ -82,8 +83,8 @@ def test_segments_roll_over_seal_and_reopen():
             j.append(_passage(i))
         j.close()
         names = _segfiles(d)
-        assert names == ["seg-%016x.jnl" % s for s in (1, 5, 9)]
-        assert os.stat(d + "/" + names[0])[6] == 4 * ENTRY_LEN + FOOTER_LEN  # sealed
+        assert names == ["seg-%016x.jn2" % s for s in (1, 5, 9)]
+        assert os.stat(d + "/" + names[0])[6] == 4 * ENTRY2_LEN + FOOTER_LEN  # sealed
         j = Journal(d, device_id=7, segment_records=4)
         raws = j.pending(100)
         assert _seqs(raws) == list(range(1, 11))
@@ -94,20 +95,34 @@ def test_segments_roll_over_seal_and_reopen():
         rmtree(d)
 
 
-def test_corruption_in_a_sealed_segment_is_an_error():
+def _flip(path, offset, mask=1):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[offset] ^= mask
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _slot_len(path, count):
+    """Bytes per entry of an unsealed segment holding `count` entries (any format)."""
+    return os.stat(path)[6] // count
+
+
+def test_damage_in_a_sealed_segment_is_mended_from_the_second_copy():
     d = mkdtemp()
     try:
         j = Journal(d, device_id=7, segment_records=4)
         for i in range(6):
             j.append(_passage(i))
         j.close()
-        path = d + "/" + _segfiles(d)[0]
-        with open(path, "rb") as f:
-            data = bytearray(f.read())
-        data[100] ^= 1
-        with open(path, "wb") as f:
-            f.write(data)
-        raises(JournalError, Journal, d, 7, 100000, 4)
+        _flip(d + "/" + _segfiles(d)[0], 100)
+        j = Journal(d, device_id=7, segment_records=4)
+        rep = j.report()
+        assert rep["state"] == "damaged" and rep["mended"] == 1 and rep["lost_unacked"] == 0
+        raws = j.pending()
+        assert _seqs(raws) == [1, 2, 3, 4, 5, 6] and records.verify_chain(raws) == -1
+        assert j.append(_passage()).seq == 7
+        j.close()
     finally:
         rmtree(d)
 
@@ -141,9 +156,9 @@ def test_torn_group_commit_of_several_entries_is_cut():
         j.close()
         path = d + "/" + _segfiles(d)[0]
         with open(path, "ab") as f:
-            f.write(bytes(ENTRY_LEN * 3 + 10))  # blocks allocated, data never written
+            f.write(bytes(ENTRY2_LEN * 3 + 10))  # blocks allocated, data never written
         j = Journal(d, device_id=7)
-        assert j.torn_bytes_cut == ENTRY_LEN * 3 + 10 and j.pending_count() == 1
+        assert j.torn_bytes_cut == ENTRY2_LEN * 3 + 10 and j.pending_count() == 1
         j.close()
     finally:
         rmtree(d)
@@ -174,20 +189,210 @@ def test_torn_footer_is_cut_and_the_segment_resealed():
         rmtree(d)
 
 
-def test_corruption_in_the_middle_is_an_error():
+def test_a_flipped_byte_in_the_last_acknowledged_record_is_not_a_torn_write():
+    # issue 19: it was cut as a torn tail, and the next passage reused its seq (the back
+    # office kept the old row and took the new passage as acknowledged: lost)
     d = mkdtemp()
     try:
         j = Journal(d, device_id=7)
-        for i in range(3):
+        for i in range(5):
             j.append(_passage(i))
+        j.ack(5)
         j.close()
         path = d + "/" + _segfiles(d)[0]
-        with open(path, "rb") as f:
-            data = bytearray(f.read())
-        data[10] ^= 0xFF
-        with open(path, "wb") as f:
-            f.write(data)
-        raises(JournalError, Journal, d, 7)
+        _flip(path, 4 * _slot_len(path, 5) + 30)
+        j = Journal(d, device_id=7)
+        assert j.last_seq == 5 and j.torn_bytes_cut == 0
+        assert j.append(_passage()).seq == 6
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_flipped_byte_in_the_last_record_whose_ack_was_lost_keeps_it():
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        for i in range(5):
+            j.append(_passage(i))
+        want = j.pending()[-1]
+        j.ack(4)  # the back office stored seq 5 too, but its ACK never arrived
+        j.close()
+        path = d + "/" + _segfiles(d)[0]
+        _flip(path, 4 * _slot_len(path, 5) + 30)
+        j = Journal(d, device_id=7)
+        assert j.pending() == [want]  # uploaded again, byte for byte
+        assert j.append(_passage()).seq == 6
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_flipped_byte_in_the_middle_opens_with_the_damage_reported():
+    # issue 19: the gate halted at boot (JournalError), every record already acknowledged
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        for i in range(6):
+            j.append(_passage(i))
+        j.ack(6)
+        j.close()
+        path = d + "/" + _segfiles(d)[0]
+        _flip(path, 2 * _slot_len(path, 6) + 10, 0xFF)
+        j = Journal(d, device_id=7)
+        assert j.report()["state"] == "damaged" and j.report()["vouched"]
+        assert j.append(_passage()).seq == 7
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def _destroy(path, i):
+    """Both copies of entry i garbled: the record is gone."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    for p in range(i * ENTRY2_LEN, (i + 1) * ENTRY2_LEN):
+        data[p] ^= 0x5C
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_a_lost_record_is_reported_the_rest_salvaged_and_repair_leaves_a_hole():
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        for i in range(6):
+            j.append(_passage(i))
+        j.ack(1)
+        j.close()
+        path = d + "/" + _segfiles(d)[0]
+        _destroy(path, 0)  # acknowledged: not needed
+        _destroy(path, 2)  # seq 3, not acknowledged: lost
+        _flip(path, 3 * ENTRY2_LEN + 5)  # seq 4: one copy damaged, mended
+        j = Journal(d, device_id=7)
+        rep = j.report()
+        assert rep["lost_acked"] == 1 and rep["lost_unacked"] == 1 and rep["mended"] == 1
+        assert rep["lost_seqs"] == [[3, 3]] and rep["state"] == "damaged"
+        assert _seqs(j.pending()) == [2]  # a run of consecutive seqs ends at the lost one
+        assert _seqs(j.pending(10, 2)) == [4, 5, 6]
+        assert _seqs(list(j.unsynced())) == [2, 4, 5, 6]
+        # an export counts records: the index-th readable one, over the lost seq 3
+        assert j.readable_count() == 4 and j.pending_count() == 5
+        assert [_seqs(j.pending(2, j.after_index(i))) for i in range(5)] == [
+            [2],
+            [4, 5],
+            [5, 6],
+            [6],
+            [],
+        ]
+        out = j.repair()
+        assert out["before"]["lost_unacked"] == 1
+        assert out["after"]["state"] == "ok" and out["after"]["holes"] == 2
+        assert j.append(_passage()).seq == 7
+        j.close()
+        j = Journal(d, device_id=7)
+        assert j.report()["state"] == "ok" and j.report()["holes"] == 2
+        assert _seqs(list(j.unsynced())) == [2, 4, 5, 6, 7]
+        j.ack(7)
+        assert j.pending_count() == 0
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_torn_group_commit_with_a_hole_in_it_is_still_a_torn_write():
+    # the sectors of the last write reached the disk out of order: a hole, then good entries
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        j.append(_passage())
+        j.append(_passage())
+        j.append_many([_passage(i) for i in range(5)])  # seqs 3..7, one write
+        j.close()
+        path = d + "/" + _segfiles(d)[0]
+        _destroy(path, 3)  # seq 4, second of the group
+        j = Journal(d, device_id=7)
+        rep = j.report()
+        assert rep["state"] == "ok" and rep["torn_bytes_cut"] == 4 * ENTRY2_LEN
+        assert j.last_seq == 3 and _seqs(j.pending()) == [1, 2, 3]
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_both_meta_copies_unreadable_refuses_appends_until_repaired_with_a_floor():
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        for i in range(4):
+            j.append(_passage(i))
+        j.ack(4)
+        j.close()
+        for name in (journalfile.META, journalfile.META_B):
+            _flip(d + "/" + name, 3)
+        j = Journal(d, device_id=7)
+        assert j.report()["state"] == "unverified" and not j.report()["vouched"]
+        e = raises(JournalUnverified, j.append, _passage())
+        assert e.reason == "journal_unverified"
+        raises(JournalUnverified, j.repair)
+        j.repair(seq_floor=9)  # the back office's high seq for this gate
+        assert j.report()["state"] == "ok"
+        assert j.append(_passage()).seq == 10
+        j.close()
+        j = Journal(d, device_id=7)
+        assert j.append(_passage()).seq == 11
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_one_meta_copy_bad_is_reported_and_rewritten_by_repair():
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        j.append(_passage())
+        j.append(_passage())
+        j.ack(1)
+        j.close()
+        _flip(d + "/" + journalfile.META, 2)
+        j = Journal(d, device_id=7)
+        assert j.report()["meta"] == "one_copy_bad" and j.acked_seq == 1
+        assert j.repair()["after"]["meta"] == "ok"
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_a_journal_written_before_version_2_is_read_and_continued():
+    d = mkdtemp()
+    try:
+        raws = []
+        prev = records.ZERO_HASH
+        for seq in range(1, 7):
+            r = records.Record(records.KIND_PASSAGE, 0, 7, seq, 1767254400, prev_hash=prev)
+            raws.append(r.to_bytes())
+            prev = records.record_hash(raws[-1])
+        body = b"".join(journalfile.entry(r) for r in raws[:4])
+        crc = crc32(body)
+        with open(d + "/" + journalfile.segment_name(1, journalfile.V1), "wb") as f:
+            f.write(body + journalfile.footer(4, crc, records.record_hash(raws[3])))
+        with open(d + "/" + journalfile.segment_name(5, journalfile.V1), "wb") as f:
+            f.write(b"".join(journalfile.entry(r) for r in raws[4:]) + b"\xa5\x01")  # torn
+        with open(d + "/" + journalfile.META, "wb") as f:
+            f.write(journalfile.meta(2, records.record_hash(raws[1])))
+        j = Journal(d, device_id=7, segment_records=4)
+        assert j.report()["state"] == "ok" and j.torn_bytes_cut == 2
+        assert j.pending() == raws[2:]
+        assert j.append(_passage()).seq == 7
+        assert _segfiles(d)[-1] == "seg-%016x.jn2" % 7  # appends go to a version 2 segment
+        j.close()
+        j = Journal(d, device_id=7, segment_records=4)
+        got = j.pending()
+        assert _seqs(got) == [3, 4, 5, 6, 7]
+        assert records.verify_chain(got, records.record_hash(raws[1])) == -1
+        j.ack(6)
+        assert _segfiles(d) == ["seg-%016x.jn2" % 7]
+        j.close()
     finally:
         rmtree(d)
 
@@ -200,7 +405,7 @@ def test_ack_trims_whole_segments_and_seq_never_repeats():
             j.append(_passage(i))
         assert j.ack(3) == 3
         assert _seqs(j.pending()) == [4, 5]
-        assert _segfiles(d) == ["seg-%016x.jnl" % s for s in (3, 5)]  # 1-2 gone, 3-4 half
+        assert _segfiles(d) == ["seg-%016x.jn2" % s for s in (3, 5)]  # 1-2 gone, 3-4 half
         assert j.ack(3) == 0 and j.ack(99) == 2
         assert j.pending_count() == 0
         h5 = j.last_hash
@@ -234,7 +439,7 @@ def test_crash_between_meta_and_segment_delete_is_finished_on_open():
                 f.write(data)
         j = Journal(d, device_id=7, segment_records=2)
         assert _seqs(j.pending()) == [5]
-        assert _segfiles(d) == ["seg-%016x.jnl" % 5]
+        assert _segfiles(d) == ["seg-%016x.jn2" % 5]
         j.close()
     finally:
         rmtree(d)
@@ -316,7 +521,7 @@ def test_capacity_refuses_and_keeps_a_reserve_for_passages():
 def test_disk_full_loses_nothing_and_recovers():
     d = mkdtemp()
     try:
-        disk = FaultyDisk(room=ENTRY_LEN * 3 + 30)
+        disk = FaultyDisk(room=ENTRY2_LEN * 3 + 30)
         j = Journal(d, device_id=7, fs=disk)
         for i in range(3):
             j.append(_passage(i))
@@ -454,10 +659,10 @@ def test_uploads_and_exports_read_in_bounded_pieces_with_the_same_records():
         disk.sizes[:] = []
         assert j.pending(1000) == want and list(j.unsynced(chunk=50)) == want
         assert j.pending(10, 33) == want[33:43]  # across a segment boundary
-        assert disk.sizes and max(disk.sizes) == 3 * ENTRY_LEN
+        assert disk.sizes and max(disk.sizes) == 3 * ENTRY2_LEN
         j.read_records = 64  # the default: one read per segment part here
         disk.sizes[:] = []
-        assert j.pending(1000) == want and max(disk.sizes) == 40 * ENTRY_LEN
+        assert j.pending(1000) == want and max(disk.sizes) == 40 * ENTRY2_LEN
         j.close()
     finally:
         rmtree(d)

@@ -6,10 +6,25 @@ import json
 import struct
 
 from firmware import settings
+from firmware.storage.fs import FileProxy, Storage
 from firmware.storage.journal import Journal
 from protocol import certs, flash, frames, records, service
+from protocol.journalfile import ENTRY2_LEN
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
+
+
+class _Reads(FileProxy):
+    """A file whose reads are tallied (bytes asked for each)."""
+
+    def __init__(self, f, sizes):
+        super().__init__(f)
+        self.sizes = sizes
+
+    def read(self, n=-1):
+        self.sizes.append(n)
+        return self.f.read(n)
+
 
 CONFIG = kit.CONFIG
 
@@ -319,17 +334,17 @@ def test_reset_refused_with_unsynced_passages_unless_forced_after_export():
         digest = hashlib.sha256(b"".join(exported)).digest()
         # the gate hashes its unsynced records as it reads them, buffers.journal_read at a time
         asked = []
-        pending = console.journal.pending
 
-        def tallied(limit=1000, after_seq=-1):
-            asked.append(limit)
-            return pending(limit, after_seq)
+        class _Tally(Storage):
+            def open_file(self, path, mode):
+                f = Storage.open_file(self, path, mode)
+                return _Reads(f, asked) if "r" in mode else f
 
-        console.journal.pending = tallied
+        console.journal.fs = _Tally()
         console.journal.read_records = 8
         out = json.loads(tech.ok(service.RESET, service.reset_body(True, digest)))
         assert out["exported_dropped"] == 70
-        assert len(asked) >= 70 // 8 and max(asked) == 8
+        assert len(asked) >= 70 // 8 and max(asked) == 8 * ENTRY2_LEN
         # the gate is blank again, the session closed, and the journal's seq goes on
         assert console.store.anchor() is None and console.store.signer() is None
         assert tech.request(service.STATUS)[2] == "svc_not_provisioned"

@@ -309,3 +309,34 @@ def test_status_carries_refused_blobs_only_when_there_are_some():
         raises(FormatError, m.parse_status, broken)
     too_many = [(m.KIND_CONFIG, i, "r", "t") for i in range(m.MAX_REFUSALS + 1)]
     raises(FormatError, m.status, NOW, 0, 0, 0, 0, [], b"", too_many)
+
+
+def test_a_damaged_journal_uploads_every_record_left_around_the_lost_one():
+    # issue 19: the gate boots on a damaged journal and salvages what is unacknowledged
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7)
+        for i in range(12):
+            j.append(records.Record(1, 0, 0, 0, NOW, account_id=i))
+        j.close()
+        seg = d + "/seg-%016x.jn2" % 1
+        with open(seg, "rb") as f:
+            data = bytearray(f.read())
+        elen = len(data) // 12
+        for p in range(4 * elen, 5 * elen):  # seq 5: both copies gone
+            data[p] ^= 0x33
+        with open(seg, "wb") as f:
+            f.write(data)
+        j = Journal(d, device_id=7)
+        assert j.report()["lost_seqs"] == [[5, 5]]
+        host = MiniHost()
+        c = SyncClient(
+            j, Signer(DEV_PUB), HashVerifier(), HOST_PUB, Clock(), batch_size=3,
+            random_bytes=_nonce,
+        )  # fmt: skip
+        _run(c, host)
+        assert sorted(host.held) == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]
+        assert j.pending_count() == 0 and j.acked_seq == 12
+        j.close()
+    finally:
+        rmtree(d)
