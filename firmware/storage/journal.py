@@ -177,7 +177,7 @@ class Journal:
         self._chain = (self.acked_seq, self.acked_hash)
         self.last_seq = self.acked_seq
         self._crc = 0
-        self._broken = False
+        self._cut = None  # (path, size) a failed cut left to make before the next append
         kept = []
         expect = None  # the first seq the next segment should hold
         for i, seg in enumerate(segs):
@@ -248,7 +248,7 @@ class Journal:
             if keep < size:
                 self.torn_bytes_cut += size - keep
                 self.damage["torn_bytes_cut"] += size - keep
-                self.fs.truncate_file(path, keep)
+                self._cut_back(path, keep)
         elif size % elen:  # a damaged footer (or bytes after the entries)
             self.damage["bad_footers"] += 1
             seg.dirty = True
@@ -406,8 +406,10 @@ class Journal:
     def _active(self):
         """The open segment to append to, creating (and sealing the full one) as needed.
         Returns (segment, open file)."""
-        if self._broken:
-            raise JournalError("a failed write could not be undone; reopen the journal")
+        if self._cut is not None:
+            self._cut_back(*self._cut)
+            if self._cut is not None:
+                raise JournalError("a torn tail or failed write could not be cut back yet")
         segs = self._segs
         if segs and not segs[-1].sealed and not segs[-1].closed:
             if segs[-1].count >= self.segment_records:
@@ -520,10 +522,17 @@ class Journal:
     def _undo(self, seg, size):
         """A write or sync failed: cut the segment back to what was committed before it."""
         self._close_file()
+        self._cut_back(self._path(seg.name), size)
+
+    def _cut_back(self, path: str, size: int) -> None:
+        """Cut `path` to `size` bytes; if the disk refuses (EIO), remember it: the next append
+        tries again first and is refused until the cut is made (the journal still opens and
+        uploads, so a gate whose disk failed once still boots)."""
         try:
-            self.fs.truncate_file(self._path(seg.name), size)
+            self.fs.truncate_file(path, size)
+            self._cut = None
         except OSError:
-            self._broken = True  # reopening cuts the torn tail; until then, no appends
+            self._cut = (path, size)
 
     def append(self, rec: records.Record) -> records.Record:
         """Mint seq and prev_hash for `rec`, write it and make it durable. Returns it."""
