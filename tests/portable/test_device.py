@@ -14,7 +14,7 @@ import struct
 
 from firmware.compose.device import Device
 from firmware.gate import modes
-from protocol import denylist, flash, frames, image, records, service, trustlist
+from protocol import denylist, flash, frames, image, reasons, records, service, trustlist
 from protocol import messages as m
 from protocol.fsm import Illegal
 from tests.portable import codes, images
@@ -455,7 +455,7 @@ def test_a_flipped_byte_in_the_journal_boots_with_the_console_and_a_repair_mends
         assert out["after"]["state"] == "ok" and out["event_seq"] == last + 1
         [raw] = dev.journal.pending()
         rec = records.decode(raw)
-        assert (rec.kind, rec.reason, rec.value) == (records.KIND_EVENT, 59, 0)
+        assert (rec.kind, rec.reason, rec.value) == (records.KIND_EVENT, reasons.number("journal_repaired"), 0)
         rider = codes.code(codes.credential(account_id=44), time=NOW, counter=1)
         assert _scan(dev, hw, rider)["accepted"] == 1
         assert dev.journal.last_seq == last + 2
