@@ -184,9 +184,7 @@ def passage(rng):
     )  # fmt: skip
 
 
-def journal_cuts(
-    directory: str, seed: int, cuts: int, keep=None, torn=None, eio_every=0
-) -> dict:
+def journal_cuts(directory: str, seed: int, cuts: int, keep=None, torn=None, eio_every=0) -> dict:
     """The real journal on a PowerDisk, the power cut inside a seeded operation `cuts` times
     (`eio_every`: every so many fsyncs fail with EIO; `deferred_cuts` counts the openings whose
     torn-tail cut an EIO put off to the next append). -> figures, with `problems`: every

@@ -734,76 +734,12 @@ class Journal:
             listener.acked(up_to)
         return dropped
 
-    # -- repair ----------------------------------------------------------------------------
+    # -- repair (firmware/storage/journalrepair.py: imported only when a technician asks) --
     def repair(self, seq_floor: int = 0) -> dict:
-        """Rewrite every damaged segment as a clean version 2 segment (a mended record's two
-        copies whole again, a lost slot as a hole, a damaged footer recomputed), rewrite both
-        copies of journal.meta, and reopen. `seq_floor`: the back office's high seq for this
-        gate (`faregate backoffice queues`), taken as acknowledged; needed when journal.meta
-        was unreadable (the journal could not vouch for its seq): new records start after it.
-        -> {"before": report, "after": report}."""
-        before = self.report()
-        if not self.vouched and seq_floor <= 0:
-            raise JournalUnverified(
-                "journal.meta is unreadable: repair needs the back office's high seq for "
-                "this gate (seq_floor)"
-            )
-        self._close_file()
-        for seg in self._segs:
-            if seg.dirty or (not seg.v2 and seg.bad):
-                self._rewrite(seg)
-        if seq_floor > self.acked_seq:  # the back office holds every record up to it
-            self._write_meta(seq_floor, records.ZERO_HASH)
-        elif before["meta"] != "ok":
-            self._write_meta(self.acked_seq, self.acked_hash)
-        if seq_floor > self.last_seq:
-            if self._segs:
-                self._segs[-1].closed = True
-            self._new_segment(seq_floor + 1)
-        self._open()
-        return {"before": before, "after": self.report()}
+        """Rewrite the damaged segments and reopen (journalrepair.repair says how)."""
+        from firmware.storage import journalrepair
 
-    def _rewrite(self, seg) -> None:
-        """`seg` again as a version 2 segment: records, holes for lost slots, and its footer
-        if it was sealed. Streamed a chunk at a time; replaces the file atomically."""
-        elen = jf.entry_len(seg.name)
-        v2 = seg.v2
-        src = self._path(seg.name)
-        name = jf.segment_name(seg.first)
-        full = seg.sealed or seg.count >= self.segment_records
-
-        def fill(out):
-            f = self.fs.open_file(src, "rb")
-            crc = 0
-            last = records.ZERO_HASH
-            i = 0
-            try:
-                for buf, n in self._chunks(f, seg.count * elen, seg.name, elen):
-                    off = 0
-                    parts = []
-                    while off < n:
-                        seq = seg.first + i
-                        _st, raw, k = jf.slot(buf, off, v2, seq)
-                        if raw is None:
-                            parts.append(jf.hole(seq))
-                            last = records.ZERO_HASH
-                        else:
-                            parts.append(jf.entry2(raw, k))
-                            last = records.record_hash(raw)
-                        off += elen
-                        i += 1
-                    data = b"".join(parts)
-                    crc = crc32(data, crc)
-                    out.write(data)
-            finally:
-                f.close()
-            if full:
-                out.write(jf.footer(seg.count, crc, last))
-
-        self.fs.write_atomic_with(self._path(name), fill)
-        if name != seg.name:
-            self.fs.remove_if_exists(src)
-            seg.name = name
+        return journalrepair.repair(self, seq_floor)
 
     def close(self):
         self._close_file()

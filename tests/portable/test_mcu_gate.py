@@ -17,10 +17,10 @@ from firmware.maintenance import boot
 from firmware.storage.journal import Journal
 from protocol import image, records
 from tests.portable import codes
+from tests.portable.device_kit import HOST_PUB, Backend, Clock, Hardware, MiniHost, _provision
 from tests.portable.fake_machine import FakeMachine, FakeUART
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, device, make
-from tests.portable.test_device import HOST_PUB, Backend, Clock, Hardware, MiniHost, _provision
 
 NOW = codes.NOW
 RELAY, BEAM_A, BEAM_B = 17, 4, 5

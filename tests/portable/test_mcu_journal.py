@@ -19,10 +19,10 @@ from firmware.storage.journal import Journal
 from protocol import image, records
 from protocol.journalfile import ENTRY2_LEN, FOOTER_LEN, segment_name
 from tests.portable import codes
+from tests.portable.device_kit import HOST_PUB, Backend, Clock, Hardware, _provision
 from tests.portable.fake_machine import FakeMachine
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, device, make
-from tests.portable.test_device import HOST_PUB, Backend, Clock, Hardware, _provision
 from tests.portable.test_mcu_gate import HARDWARE, SYNC_UART, Board, BoardRTC
 
 FULL = 16384  # Journal's segment_records: the largest segment a gate writes

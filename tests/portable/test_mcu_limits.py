@@ -16,10 +16,10 @@ from firmware.maintenance import boot
 from firmware.storage.journal import Journal
 from protocol import image, records
 from tests.portable import codes
+from tests.portable.device_kit import HOST_PUB, Backend, Clock, Hardware, _provision
 from tests.portable.fake_machine import FakeMachine
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, device, make
-from tests.portable.test_device import HOST_PUB, Backend, Clock, Hardware, _provision
 from tests.portable.test_mcu_gate import HARDWARE, RELAY, Board, BoardRTC, World
 
 BOUND = settings.default("limits.max_unsynced_count", "mcu")

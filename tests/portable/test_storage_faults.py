@@ -268,7 +268,7 @@ def test_a_read_error_is_an_error_not_an_empty_file():
 
 
 def test_device_hands_one_storage_object_to_every_store():
-    from tests.portable.test_device import Clock, Hardware, _provision
+    from tests.portable.device_kit import Clock, Hardware, _provision
 
     def body(d, disk):
         hw = Hardware()

@@ -8,45 +8,24 @@ from firmware.sync.client import SyncClient, SyncError
 from protocol import frames, records, sync
 from protocol import messages as m
 from protocol.errors import FormatError
-from tests.portable.codes import HashVerifier, fake_sig
+from tests.portable.codes import HashVerifier
 from tests.portable.harness import mkdtemp, raises, rmtree
-
-DEV_PUB = b"\x02" + bytes(range(1, 33))
-HOST_PUB = b"\x03" + bytes(range(2, 34))
-NOW = 1767254400
-
-
-class Signer:
-    def __init__(self, pub):
-        self.public_key = pub
-
-    def sign(self, msg):
-        return fake_sig(self.public_key, msg)
-
-
-class Clock:
-    def now(self):
-        return NOW
-
-
-def _nonce(n):
-    return b"\x11" * n
+from tests.portable.sync_kit import (  # noqa: F401 (MiniHost: other tests import it here)
+    DEV_PUB,
+    HOST_PUB,
+    NOW,
+    Clock,
+    MiniHost,
+    Signer,
+    _deliver,
+    _nonce,
+)
 
 
 def _pair():
     dev = sync.DeviceConnection(7, Signer(DEV_PUB), HashVerifier(), HOST_PUB, window=2)
     host = sync.HostConnection(Signer(HOST_PUB), HashVerifier())
     return dev, host
-
-
-def _deliver(data, conn):
-    conn.receive_data(data)
-    evs = []
-    while True:
-        ev = conn.next_event()
-        if ev is sync.NEED_DATA:
-            return evs
-        evs.append(ev)
 
 
 def _handshake(dev, host):
@@ -162,48 +141,6 @@ def test_a_new_hello_restarts_the_host_session():
 
 
 # -- the gate's client against a small host application ------------------------------------
-class MiniHost:
-    """Just enough back office for the portable suite: a dict for records."""
-
-    def __init__(self, blobs=None, device_pub=DEV_PUB):
-        self.conn = sync.HostConnection(Signer(HOST_PUB), HashVerifier())
-        self.device_pub = device_pub
-        self.held = {}
-        self.blobs = blobs or {}
-        self.status = None
-
-    def receive(self, data):
-        out = []
-        for ev in _deliver(data, self.conn):
-            if ev.TYPE == m.HELLO:
-                self.conn.accept_device(self.device_pub)
-                out.append(self.conn.send(sync.Challenge(_nonce(16), NOW + 5, m.VERSION)))
-            elif ev.TYPE == m.AUTH:
-                high = max(self.held) if self.held else 0
-                offers = [(k, v, len(d)) for (k, v), d in sorted(self.blobs.items())]
-                out.append(self.conn.send(sync.Welcome(high, offers)))
-            elif ev.TYPE == m.BATCH:
-                for raw in ev.records:
-                    self.held[records.decode(raw).seq] = raw
-                out.append(self.conn.send(sync.Ack(records.decode(ev.records[-1]).seq)))
-            elif ev.TYPE == m.STATUS:
-                self.status = ev
-            elif ev.TYPE == m.FETCH:
-                d = self.blobs.get((ev.kind, ev.version))
-                if d is None:
-                    out.append(
-                        self.conn.send(sync.Blob(ev.kind, ev.version, m.NOT_AVAILABLE, 0, b""))
-                    )
-                else:
-                    chunk = d[ev.offset : ev.offset + ev.max_len]
-                    out.append(
-                        self.conn.send(sync.Blob(ev.kind, ev.version, len(d), ev.offset, chunk))
-                    )
-            elif ev.TYPE == m.BYE:
-                out.append(self.conn.send(sync.Bye()))
-        return b"".join(out)
-
-
 class Sink:
     def __init__(self, version):
         self.v = version
