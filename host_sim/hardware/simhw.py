@@ -5,9 +5,13 @@ adds what a whole-station run needs around them:
 
     ScanReader   a reader whose scans arrive after a decode latency drawn per scan
     Barrier      a SimBarrier that tells observers about every command (the invariant checks)
-    SimDisk      the gate's storage object (firmware/storage/fs.py): real files and fsync, and
-                 a `full` switch under which every write and sync of every store fails with
-                 ENOSPC (as a full volume reports it), so the firmware's own error paths run
+    SimDisk      the gate's storage object (firmware/storage/fs.py): real files, and a `full`
+                 switch under which every write and sync of every store fails with ENOSPC (as
+                 a full volume reports it), so the firmware's own error paths run. A sync is
+                 the host's fsync, or with host_fsync=False (the station simulator's default)
+                 a flush to the host's page cache, counted in `syncs`: a simulated power cut
+                 drops the device object, never the host's cache, so what survives it is the
+                 same either way and only the wall time differs
     SimHardware  everything one gate has: readers, barrier, display, indicator, beams or loops
                  or door and exit button, an RTC that drifts, the disk
 
@@ -92,10 +96,12 @@ class SimDisk(Storage):
     of each of them fails with ENOSPC, as a full volume reports it, and each store's own error
     path runs. Reading is never refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_fsync: bool = True) -> None:
         self.full = False
         self.fills = 0  # disk-full faults in progress (they may overlap)
         self.refused = 0  # writes and syncs refused while full
+        self.host_fsync = host_fsync
+        self.syncs = 0  # file and directory syncs the firmware asked for
 
     def fill(self) -> None:
         self.fills += 1
@@ -121,7 +127,17 @@ class SimDisk(Storage):
 
     def sync_file(self, f: Any) -> None:
         self.check()
-        super().sync_file(f.f if isinstance(f, _SimFile) else f)
+        self.syncs += 1
+        f = f.f if isinstance(f, _SimFile) else f
+        if self.host_fsync:
+            super().sync_file(f)
+        else:
+            f.flush()
+
+    def sync_dir(self, path: str) -> None:
+        self.syncs += 1
+        if self.host_fsync:
+            super().sync_dir(path)
 
     def free_bytes(self, path: str) -> int | None:
         return 0 if self.full else super().free_bytes(path)
@@ -150,6 +166,7 @@ class SimHardware:
         open_ms: int,
         close_ms: int,
         drift_ppm: float,
+        host_fsync: bool = True,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -160,7 +177,7 @@ class SimHardware:
         self.display = SimDisplay()
         self.indicator = SimIndicator()
         self.rtc = SimRTC(clock, drift_ppm)
-        self.disk = SimDisk()
+        self.disk = SimDisk(host_fsync)
         self.beams = passage.Beams() if kind == "metro" else None
         self.loops = passage.Loops() if kind == "parking" else None
         self.door = passage.Door() if kind == "store" else None

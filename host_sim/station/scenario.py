@@ -40,6 +40,15 @@ TOP: list[tuple[str, str, Any, str, str]] = [
     ("idle_step_ms", "int", 10000, "ms", "turns of a gate with nothing to do (timers still run)"),
     ("sample_s", "int", 60, "s", "interval of the time series in the report and the plots"),
     ("plots", "bool", True, "", "write the PNG plots (matplotlib) next to report.json"),
+    (
+        "host_fsync",
+        "bool",
+        False,
+        "",
+        "also fsync each gate's files to the host's disk when the firmware syncs them; the "
+        "outcome is the same (a simulated power cut never loses the host's cache), only the "
+        "wall time grows (true: to measure the host disk)",
+    ),
 ]
 
 LANE: list[tuple[str, str, Any, str, str]] = [
