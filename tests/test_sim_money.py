@@ -116,8 +116,9 @@ def test_commuters_are_charged_the_tariff_of_their_true_journeys(tmp_path, capsy
     assert mo["by_kind"]["parking complete"]["journeys"] > 0
     assert mo["by_kind"]["store complete"]["journeys"] > 0
     assert mo["revenue"] == sum(mo["by_mode"].values()) > 0
-    assert "commuters: 120 checked against their true journeys, 120 home, 0 charged wrong" in (
-        printed
+    assert (
+        "riders: 120 checked against their true journeys (120 commuters home, "
+        "0 walk-ins' trips done), 0 charged wrong" in printed
     )
 
 

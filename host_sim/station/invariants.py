@@ -28,7 +28,10 @@ judges scans against the truth the simulator kept about every code it minted
                                     made, priced here from the simulator's truth, not by
                                     clearing's code; documented policies aside: a tap a gate
                                     never recorded costs the maximum fare (lost ticket), an
-                                    entry still open at the end costs nothing yet, the daily cap
+                                    entry still open at the end costs nothing yet, the daily cap;
+                                    a rider with a passage journaled while its gate did not
+                                    trust its clock is held for the operator's review (clearing's
+                                    held_clock) and counted, not compared
     no_rider_pays_for_a_copier      no charged journey holds a copy (a passage record of a
                                     presentation an earlier record already used) without the
                                     original: the owner pays once, for their own journey
@@ -412,8 +415,16 @@ class Monitor:
                     "%s journey (%s) charged %d rests on voided passage(s) %s"
                     % (j["mode"], j["status"], j["charged"], sorted(keys)),
                 )
-        wrong = wrong_clean = 0
+        untrusted = {
+            r.account_id
+            for r in held
+            if r.kind == records.KIND_PASSAGE and r.flags & records.FLAG_CLOCK_UNTRUSTED
+        }
+        wrong = wrong_clean = on_hold = 0
         for acct in sorted(truth.taps):
+            if acct in untrusted:
+                on_hold += 1  # held_clock: the operator settles it (`backoffice adjust`)
+                continue
             want = expected_charges(truth.journeys(acct), tariff, as_of, gate_value)
             got = charged.get(acct, {})
             if any(got.get(k, 0) != want.get(k, 0) for k in set(want) | set(got)):
@@ -436,6 +447,7 @@ class Monitor:
             "riders_checked": len(truth.taps),
             "riders_charged_wrong": wrong,
             "riders_charged_wrong_not_copied": wrong_clean,
+            "riders_held_clock": on_hold,
             "copied_passages": len(copies),
             "voided_passages": len(voided),
         }
@@ -485,7 +497,8 @@ def _parking_fee(seconds: int, p: dict[str, Any]) -> int:
 
 def _price(j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int) -> tuple[int, bool]:
     """(amount, penalty?) of one true journey. A tap the gate never recorded: the documented
-    missing-tap charge; not yet ended and within the time allowed: nothing yet."""
+    missing-tap charge; an entry with no recorded exit (under way, or the exit went untapped)
+    within the time allowed: nothing yet (the back office cannot tell it from one under way)."""
     mode, a, b = j["mode"], j["entry_tapped"], j["exit_tapped"]
     if not a and not b:
         return 0, False  # the back office never heard of it
@@ -493,20 +506,20 @@ def _price(j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int) ->
         m = tariff["metro"]
         if a and b:
             return _zone_fare(m, j["from"], j["to"]), False
-        if j["to"] is None and as_of - j["entry_t"] <= m["max_journey_s"]:
+        if a and as_of - j["entry_t"] <= m["max_journey_s"]:
             return 0, False
         return int(m["max_fare"]), True
     if mode == "parking":
         p = tariff["parking"]
         if a and b:
             return _parking_fee(j["exit_t"] - j["entry_t"], p), False
-        if j["to"] is None and as_of - j["entry_t"] <= p["max_stay_s"]:
+        if a and as_of - j["entry_t"] <= p["max_stay_s"]:
             return 0, False
         return int(p["lost_ticket"]), True
     s = tariff["store"]  # the basket: what the store gates journal per passage
     if a and b:
         return 2 * value, False
-    if j["to"] is None and as_of - j["entry_t"] <= s["max_session_s"]:
+    if a and as_of - j["entry_t"] <= s["max_session_s"]:
         return 0, False
     return value + int(s["open_session_charge"]), True
 

@@ -125,6 +125,16 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("screenshot_age_s", "range", [3, 45], "s", "age of the screenshot a replayer shows"),
         ("tailgate_gap_m", "range", [0.5, 0.9], "m", "how close a tailgater follows"),
         ("credential_days", "int", 30, "days", "validity of riders' credentials"),
+        (
+            "away_s",
+            "range",
+            [300, 7200],
+            "s",
+            "a walk-in with a good code who went in through an entry lane comes back out through "
+            "the same station's exit lanes of that kind: not before the low end, at the latest "
+            "at the high end (the exit lanes' own arrivals bring back whoever has been away "
+            "longest in between)",
+        ),
     ],
     "trips": [
         (

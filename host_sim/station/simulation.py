@@ -57,6 +57,9 @@ from protocol import denylist, reasons, records, trustlist
 from protocol import messages as m
 
 RESTING = ("idle", "jammed", "out_of_service")
+# walk-ins who travel (an entry, later the exit back; a store visit), tracked in trips.Truth
+TRAVELLERS = ("valid", "clock_off", "tailgating")
+RESERVED_SHARE = 20  # 1/20 of the population: accounts of walk-ins who do not travel
 OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
 RECOVERY_LIMIT_S = 3600  # virtual time allowed for every gate to empty its journal at the end
 FIRST_DEVICE_ID = 1001
@@ -195,6 +198,15 @@ class Simulation:
             dirs = (1, 2) if lc["kind"] == "store" else (1 if lc["direction"] == "entry" else 2,)
             for d in dirs:
                 self.groups.setdefault((lc["station"], lc["kind"], d), []).append(s)
+        self.away: dict[tuple[int, str], deque[trips.Plan]] = {}  # walk-ins away, by return
+        pop = self.population
+        self._reserved = max(1, pop.size // RESERVED_SHARE)
+        self._not_travelling = set(self.deny.version_of) | {
+            pop.account(i * 7919 % pop.size) for i in range(demand.FORGER_POOL)
+        }  # accounts others use (deny list, forgers'): a traveller's charges are theirs alone
+        self._travelled: set[int] = set()  # one trip per walk-in account and run
+        self.walkins_none_away = 0  # exit-lane arrivals with nobody away to come back
+        self.walkin_plans: list[trips.Plan] = []
         self.clearing: dict[str, Any] = {}
         self.wall_s = 0.0
         self._touched = False  # something outside a gate's own turn changed a gate
@@ -367,8 +379,8 @@ class Simulation:
         """The commuter reaches the lane group of their next step and queues there."""
         step = p.steps[p.next]
         self.visitors += 1
-        v = lanes.Visitor(self.visitors, "valid", self.now_ms(), direction=step.direction)
-        v.person = self.population.person("commuter", p.index)
+        v = lanes.Visitor(self.visitors, p.behaviour, self.now_ms(), direction=step.direction)
+        v.person = p.person or self.population.person("commuter", p.index)
         v.trip = p
         p.attempts += 1
         self._arrive(
@@ -383,27 +395,48 @@ class Simulation:
         if step.kind == "store":
             if v.direction == 1:
                 if outcome == lanes.PASSED:
-                    self.truth.tap(account, "store", step.station, 1, now, True)
+                    self._tap(p, account, "store", step.station, 1, now, True)
                     return  # the shopper leaves later (_inside_for): the step ends then
+                self._tap(p, account, "store", step.station, 1, now, False, through=False)
                 self._trip_next(p)  # turned away at the door: no shopping today
                 return
-            self.truth.tap(account, "store", step.station, 2, now, outcome == lanes.PASSED)
+            self._tap(p, account, "store", step.station, 2, now, outcome == lanes.PASSED)
             self._trip_next(p)
+            return
+        if outcome != lanes.PASSED and p.walkin and p.next == 0:
+            # a walk-in refused on the way in goes elsewhere: no journey (unless a gate
+            # recorded a passage they never took: Truth.resolve)
+            self._tap(
+                p, account, step.kind, step.station, step.direction, now, False, through=False
+            )
             return
         if outcome != lanes.PASSED and p.attempts < 3:
             self.sched.after(30_000, functools.partial(self._trip_step, p))  # try again
             return
         # passed; or refused three times, and a member of staff let them through untapped
-        self.truth.tap(
-            account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED
-        )
+        self._tap(p, account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED)
         self._trip_next(p)
+
+    def _tap(self, p: trips.Plan, account: int, *tap: Any, through: bool = True) -> None:
+        """The step's outcome into the truth, with the presentations shown for it."""
+        self.truth.tap(account, *tap, shown=tuple(p.shown), through=through)
+        p.shown = []
 
     def _trip_next(self, p: trips.Plan) -> None:
         p.next += 1
         p.attempts = 0
         if p.next >= len(p.steps):
-            self.truth.finished += 1
+            if p.walkin:
+                self.truth.walkins += 1
+            else:
+                self.truth.finished += 1
+            return
+        if p.walkin:  # went in: away until an exit arrival brings them back, or away_s ends
+            step = p.steps[p.next]
+            p.away_since = self.clock.now()
+            self.away.setdefault((step.station, step.kind), deque()).append(p)
+            hi = float(self.sc["riders"]["away_s"][1])
+            self.sched.after(int(hi * 1000), functools.partial(self._come_back, p, "valid"))
             return
         wait = p.steps[p.next].wait_s
         self.sched.after(int(wait * 1000), functools.partial(self._trip_step, p))
@@ -420,6 +453,58 @@ class Simulation:
 
         self.sched.at(self.t0_ms + int(round((nxt - self.start) * 1000)), arrive)
 
+    # -- walk-ins who travel ------------------------------------------------------------------
+    def _walkin(self, group: list[Slot], behaviour: str) -> None:
+        """A walk-in with a good code: at an entry lane or a store, a rider of their own
+        starting a trip (an entry, later the exit back here: trips.Plan, Truth); at an exit
+        lane, the one away longest (at least away_s's low end) comes back."""
+        lc = group[0].lane_cfg
+        station, kind = int(lc["station"]), lc["kind"]
+        if kind != "store" and lc["direction"] == "exit":
+            pool = self.away.get((station, kind))
+            while pool and pool[0].back:
+                pool.popleft()  # came back on their own (away_s ended)
+            lo = float(self.sc["riders"]["away_s"][0])
+            if not pool or self.clock.now() - pool[0].away_since < lo:
+                self.walkins_none_away += 1
+                return
+            self._come_back(pool.popleft(), behaviour)
+            return
+        person = self._traveller()
+        if person is None:
+            self.walkins_none_away += 1
+            return
+        if kind == "store":
+            steps = [trips.Step(station, "store", records.DIR_ENTRY, 0)]
+        else:
+            steps = [trips.Step(station, kind, records.DIR_ENTRY, 0)]
+            if (station, kind, records.DIR_EXIT) in self.groups:
+                steps.append(trips.Step(station, kind, records.DIR_EXIT, 0))
+        p = trips.Plan(-1, station, station, self.clock.now(), steps)
+        p.person, p.behaviour, p.walkin = person, behaviour, True
+        self.walkin_plans.append(p)
+        self._trip_step(p)
+
+    def _come_back(self, p: trips.Plan, behaviour: str) -> None:
+        if p.back:
+            return
+        p.back = True
+        p.behaviour = behaviour
+        self._trip_step(p)
+
+    def _traveller(self) -> Any:
+        """A population rider for a walk-in's trip: never one whose account anyone else uses
+        (the reserved share, deny-listed and forged accounts) and one trip per account."""
+        rng = self.rng["behaviour"]
+        pop = self.population
+        for _ in range(100):
+            i = rng.randrange(self._reserved, pop.size)
+            account = pop.account(i)
+            if account not in self._not_travelling and account not in self._travelled:
+                self._travelled.add(account)
+                return pop.person("rider", i)
+        return None  # (a population nearly used up)
+
     def _arrive(self, group: list[Slot], visitor: lanes.Visitor | None = None) -> None:
         rng = self.rng["behaviour"]
         if visitor is None:
@@ -428,6 +513,9 @@ class Simulation:
             behaviour = rng.choices(kinds, [mix[k] for k in kinds])[0]
             if group[0].kind == "store" and behaviour == "tailgating":
                 behaviour = "valid"  # a door cannot tell two shoppers from one
+            if behaviour in TRAVELLERS:
+                self._walkin(group, behaviour)
+                return
             self.visitors += 1
             visitor = lanes.Visitor(self.visitors, behaviour, self.now_ms())
             visitor.person = self._person_for(behaviour)
@@ -452,7 +540,9 @@ class Simulation:
             denied = self.deny.denied_now()
             if denied:
                 return pop.person("rider", rng.choice(denied) - demand.FIRST_ACCOUNT)
-        return pop.person("rider", rng.randrange(pop.size))
+        # a replayer (who shows their own code when there is no screenshot to show), or a
+        # denied rider before anyone is denied: the reserved accounts, never a traveller's
+        return pop.person("rider", rng.randrange(self._reserved))
 
     def _in_use(self, slot: Slot) -> bool:
         return slot.dev is not None and _gate(slot.dev)["state"] not in OUT_OF_USE
@@ -497,6 +587,8 @@ class Simulation:
                 off = int(rng.uniform(lo, hi)) * rng.choice((-1, 1))
             text = pop.code(v.person, b, now, off)
             self._minted.append((ms, text))
+            if v.trip is not None:
+                v.trip.shown.append(pop.codes[text].presentation())
             if b in ("valid", "tailgating"):
                 self.recent.append((ms, slot.index, text))
         keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
@@ -908,6 +1000,12 @@ class Simulation:
         as_of = self.clock.now()
         journeys = clearing.clear(db, tariff, as_of)
         held = [records.decode(raw) for _d, _s, raw in db.records()]
+        for p in self.plans + self.walkin_plans:  # a step under way at the end: its codes
+            if p.shown and p.next < len(p.steps) and p.steps[p.next].kind != "store":
+                st = p.steps[p.next]
+                account = (p.person or self.population.person("commuter", p.index)).account
+                self._tap(p, account, st.kind, st.station, st.direction, as_of, False)
+        self.truth.resolve(held)
         journeys = self.tamper.clearing(journeys, held)
         check = self.monitor.check_money(
             journeys, held, self.truth, tariff, as_of, int(fw_default("gate.value"))
