@@ -23,7 +23,8 @@ judges scans against the truth the simulator kept about every code it minted
     replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
                                     by the back office (gates cannot see each other's caches)
     firmware_never_crashes          no exception escapes a gate's main loop or sync session
-    honest_riders_pay_true_fares    after clearing, every commuter (trips.py) is charged, per
+    honest_riders_pay_true_fares    after clearing, every commuter (trips.py) and every walk-in
+                                    who travels (simulation.py) is charged, per
                                     mode, what the tariff makes of the journeys they really
                                     made, priced here from the simulator's truth, not by
                                     clearing's code; documented policies aside: a tap a gate
