@@ -119,6 +119,7 @@ class Monitor:
         self._devices: dict[int, Any] = {}
         self.checked = {"scans": 0, "openings": 0, "records": 0}
         self.events: dict[str, int] = {}  # journaled alarms and events by reason
+        self.on_accept: Any = None  # optional callable(gate, text) after each accepted scan
 
     # -- reporting ---------------------------------------------------------------------------
     def violate(self, name: str, gate: int | None, detail: str) -> None:
@@ -167,6 +168,8 @@ class Monitor:
             finally:
                 self._scan[gate] = None
             self._decided(gate, scan, d)
+            if d.accept and self.on_accept is not None:
+                self.on_accept(gate, text)
             return d
 
         g.on_scan = on_scan

@@ -168,7 +168,8 @@ class Simulation:
         self.recovered_at_s: int | None = None
         self.visitors = 0
         self.outcomes: dict[str, dict[str, int]] = {}  # behaviour -> outcome -> count
-        self.recent: deque[tuple[int, int, str]] = deque()  # (ms, gate, text) of good codes
+        # (ms, gate, text) of good codes a gate accepted: what a replayer screenshots
+        self.recent: deque[tuple[int, int, str]] = deque()
         self._minted: deque[tuple[int, str]] = deque()  # (ms, text) to forget old codes
         self.latencies: list[tuple[int, int]] = []  # (ms since start, scan-to-open ms)
         self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
@@ -189,6 +190,7 @@ class Simulation:
         }
         self._interval: dict[str, Any] = {"passages": 0, "rejects": 0, "lat": []}
         self.deny_published: dict[int, int] = {1: 0}
+        self.monitor.on_accept = self._accepted
         self.slots = self._build_gates()
         self.truth = trips.Truth()  # what commuters really did (the money invariant's side)
         self.plans = trips.plan(scenario, demand.stream(seed, "trips"), self.start)
@@ -588,9 +590,7 @@ class Simulation:
             text = pop.code(v.person, b, now, off)
             self._minted.append((ms, text))
             if v.trip is not None:
-                v.trip.shown.append(pop.codes[text].presentation())
-            if b in ("valid", "tailgating"):
-                self.recent.append((ms, slot.index, text))
+                v.trip.shown.append((slot.device_id, *pop.codes[text].presentation()))
         keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
         while self.recent and ms - self.recent[0][0] > keep_ms:
             self.recent.popleft()
@@ -600,6 +600,13 @@ class Simulation:
         lo_ms, hi_ms = simhw.READER_LATENCY_MS[slot.lane_cfg["reader"]]
         reader.show(text, rng.randint(lo_ms, hi_ms))
         slot.last_scan_ms = ms
+
+    def _accepted(self, gate: int, text: str) -> None:
+        """A gate accepted a code: a replayer nearby may have photographed it (a code a gate
+        refused gets nobody anywhere, and no copier bothers with it)."""
+        info = self.population.codes.get(text)
+        if info is not None and info.kind in ("valid", "tailgating"):
+            self.recent.append((self.now_ms(), gate, text))
 
     def _done(self, v: lanes.Visitor, outcome: str) -> None:
         slot = self.slots[v.gate]

@@ -75,7 +75,7 @@ class Plan:
         self.walkin = False
         self.away_since = 0.0
         self.back = False
-        self.shown: list[tuple[int, int, int]] = []  # presentations shown for this step
+        self.shown: list[tuple[int, ...]] = []  # (gate device, presentation) this step
 
 
 def _has(scenario: dict[str, Any], station: int, kind: str, direction: str = "") -> bool:
@@ -164,11 +164,11 @@ class Truth:
         shown: tuple = (),
         through: bool = True,
     ) -> None:
-        """One step's outcome; `shown`: the presentations (account, cred_no, counter) the
-        rider held up for it, so that `resolve` can tell a tap a gate recorded although the
-        rider did not get through (the exit was let through by staff after a gate took the
-        code, or the run ended mid-step). `through=False`: the rider never went through (a
-        walk-in refused on the way in): no tap, unless a gate recorded one all the same."""
+        """One step's outcome; `shown`: the presentations (device_id, account, cred_no,
+        counter) the rider held up for it, and to which gate, so that `resolve` can tell a
+        tap a gate recorded although the rider did not get through (staff let them out after
+        a gate took the code, or the run ended mid-step). `through=False`: the rider never
+        went through (a walk-in refused on the way in): no tap, unless a gate recorded one."""
         if not through:
             if shown:
                 self._unseen.append((account, mode, station, direction, t, shown))
@@ -183,7 +183,8 @@ class Truth:
     def resolve(self, held: list[Any]) -> None:
         """Taps the rider did not see go through, that a gate recorded all the same: a passage
         record (in `held`, the back office's decoded records) of one of the presentations
-        shown for that step, not voided by its gate (passage_not_taken), counts as a tap."""
+        shown for that step, by the gate it was shown to (a copy elsewhere is not the
+        rider's), not voided by its gate (passage_not_taken), counts as a tap."""
         not_taken = reasons.number("passage_not_taken")
         voided = {
             (r.device_id, r.account_id, r.cred_no, r.counter)
@@ -191,7 +192,7 @@ class Truth:
             if r.kind == records.KIND_EVENT and r.reason == not_taken
         }
         recorded = {
-            (r.account_id, r.cred_no, r.counter)
+            (r.device_id, r.account_id, r.cred_no, r.counter)
             for r in held
             if r.kind == records.KIND_PASSAGE
             and (r.device_id, r.account_id, r.cred_no, r.counter) not in voided
