@@ -227,6 +227,12 @@ def test_the_expected_side_applies_the_tariff_and_its_policies():
     book.tap(2, "metro", 1, records.DIR_ENTRY, day, True)  # still riding: nothing yet
     assert expected_charges(book.journeys(2), tariff, day + 60) == {}
     assert expected_charges(book.journeys(2), tariff, day + 86400) == {"metro": m["max_fare"]}
+    # an exit staff let them through, with no tap after it: to the back office the journey is
+    # still under way until max_journey_s, then the maximum fare
+    book.tap(3, "metro", 1, records.DIR_ENTRY, day, True)
+    book.tap(3, "metro", 4, records.DIR_EXIT, day + 900, False)
+    assert expected_charges(book.journeys(3), tariff, day + 3600) == {}
+    assert expected_charges(book.journeys(3), tariff, day + 86400) == {"metro": m["max_fare"]}
 
 
 def test_a_line_without_a_fare_for_a_station_is_refused(tmp_path):

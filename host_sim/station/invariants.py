@@ -499,31 +499,35 @@ def _parking_fee(seconds: int, p: dict[str, Any]) -> int:
     return fee
 
 
-def _price(j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int) -> tuple[int, bool]:
+def _price(
+    j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int, last: bool = True
+) -> tuple[int, bool]:
     """(amount, penalty?) of one true journey. A tap the gate never recorded: the documented
-    missing-tap charge; an entry with no recorded exit (under way, or the exit went untapped)
-    within the time allowed: nothing yet (the back office cannot tell it from one under way)."""
+    missing-tap charge; the `last` journey of its mode with a recorded tap, an entry with no
+    recorded exit (under way, or the exit went untapped), within the time allowed: nothing yet
+    (the back office cannot tell it from a journey under way; a later tap would close it)."""
     mode, a, b = j["mode"], j["entry_tapped"], j["exit_tapped"]
     if not a and not b:
         return 0, False  # the back office never heard of it
+    waiting = a and not b and last
     if mode == "metro":
         m = tariff["metro"]
         if a and b:
             return _zone_fare(m, j["from"], j["to"]), False
-        if a and as_of - j["entry_t"] <= m["max_journey_s"]:
+        if waiting and as_of - j["entry_t"] <= m["max_journey_s"]:
             return 0, False
         return int(m["max_fare"]), True
     if mode == "parking":
         p = tariff["parking"]
         if a and b:
             return _parking_fee(j["exit_t"] - j["entry_t"], p), False
-        if a and as_of - j["entry_t"] <= p["max_stay_s"]:
+        if waiting and as_of - j["entry_t"] <= p["max_stay_s"]:
             return 0, False
         return int(p["lost_ticket"]), True
     s = tariff["store"]  # the basket: what the store gates journal per passage
     if a and b:
         return 2 * value, False
-    if a and as_of - j["entry_t"] <= s["max_session_s"]:
+    if waiting and as_of - j["entry_t"] <= s["max_session_s"]:
         return 0, False
     return value + int(s["open_session_charge"]), True
 
@@ -541,8 +545,13 @@ def expected_charges(
     daily, weekly = int(m["daily_cap"]), int(m.get("weekly_cap", 0))
     spent_day: dict[int, int] = {}
     spent_week: dict[int, int] = {}
-    for j in sorted(journeys, key=lambda j: j["entry_t"]):
-        amount, penalty = _price(j, tariff, as_of, value)
+    ordered = sorted(journeys, key=lambda j: j["entry_t"])
+    last_tapped: dict[str, int] = {}  # mode -> index of its last journey with a recorded tap
+    for i, j in enumerate(ordered):
+        if j["entry_tapped"] or j["exit_tapped"]:
+            last_tapped[j["mode"]] = i
+    for i, j in enumerate(ordered):
+        amount, penalty = _price(j, tariff, as_of, value, last_tapped.get(j["mode"]) == i)
         if j["mode"] == "metro" and (in_cap or not penalty):
             t = j["entry_t"] if j["entry_tapped"] or j["exit_t"] is None else j["exit_t"]
             day = (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400
