@@ -419,9 +419,21 @@ class Simulation:
         self._tap(p, account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED)
         self._trip_next(p)
 
-    def _tap(self, p: trips.Plan, account: int, *tap: Any, through: bool = True) -> None:
+    def _tap(
+        self,
+        p: trips.Plan,
+        account: int,
+        mode: str,
+        station: int,
+        direction: int,
+        t: int,
+        tapped: bool,
+        through: bool = True,
+    ) -> None:
         """The step's outcome into the truth, with the presentations shown for it."""
-        self.truth.tap(account, *tap, shown=tuple(p.shown), through=through)
+        self.truth.tap(
+            account, mode, station, direction, t, tapped, shown=tuple(p.shown), through=through
+        )
         p.shown = []
 
     def _trip_next(self, p: trips.Plan) -> None:
@@ -892,7 +904,7 @@ class Simulation:
             for s in slots:
                 i = s.index
                 if s.dev is None:
-                    b = busy[i] = False
+                    busy[i] = False
                     anything = anything or s.lane.busy
                     continue
                 b = busy[i]
