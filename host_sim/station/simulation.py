@@ -115,6 +115,7 @@ class Slot:
         }
         self.counts: dict[str, int] = {}  # decisions by reason, across reboots
         self.gate_counts: dict[str, int] = {}  # the device's own counts after its last turn
+        self.gate_snap: dict[str, Any] | None = None  # its Gate.snapshot() then
         self.deny_applied: dict[int, int] = {}  # deny version -> first virtual s it was seen
 
 
@@ -804,13 +805,15 @@ class Simulation:
         )
         self._power_cut(slot, 5, False)  # the watchdog resets it
 
-    def _busy(self, slot: Slot) -> bool:
+    def _busy(self, slot: Slot, g: dict[str, Any] | None = None) -> bool:
+        """`g`: the gate's snapshot if the caller has a current one."""
         if slot.lane.busy or slot.hw.busy:
             return True
         dev = slot.dev
         if dev is None:
             return False
-        g = _gate(dev)
+        if g is None:
+            g = _gate(dev)
         return g["timer"] is not None or bool(g["pending"]) or g["state"] not in RESTING
 
     def _step(self, slot: Slot) -> None:
@@ -824,7 +827,8 @@ class Simulation:
         except Exception as e:
             self._crash(slot, "the main loop", e)
             return
-        counts = slot.gate_counts = _gate(dev)["counts"]
+        g = slot.gate_snap = _gate(dev)
+        counts = slot.gate_counts = g["counts"]
         if counts != before:
             for reason, n in counts.items():
                 k = n - before.get(reason, 0)
@@ -932,13 +936,19 @@ class Simulation:
                     continue
                 if busy[i] or (self._touched and self._busy(s)):
                     s.lane.advance(step)
-                    self._step(s)
-                    known[i] = None
+                    known[i] = self._stepped(s)
                 elif target - s.last_step_ms >= idle:
-                    self._step(s)
-                    known[i] = None
+                    known[i] = self._stepped(s)
             if self._touched:
                 known = [None] * len(slots)
+
+    def _stepped(self, s: Slot) -> bool | None:
+        """Turn the gate's loop; whether it is busy after (None: ask again)."""
+        s.gate_snap = None
+        self._step(s)
+        if s.dev is None or s.gate_snap is None:
+            return None
+        return self._busy(s, s.gate_snap)
 
     def _sampler(self) -> None:
         self._sample()
