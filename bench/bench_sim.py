@@ -131,7 +131,7 @@ def p8_line() -> list[dict]:
     return [
         row(
             "P8",
-            "line of %d stations, %d gates, %d passages, %d commuters cleared: wall time%s"
+            "line of %d stations, %d gates, %d passages, %d riders cleared: wall time%s"
             % (
                 stations,
                 report["totals"]["gates"],
@@ -146,7 +146,7 @@ def p8_line() -> list[dict]:
         ),
         row(
             "P8",
-            "line: commuters charged other than the tariff of their true journeys "
+            "line: riders charged other than the tariff of their true journeys "
             "(%d of them with no copy of their codes in circulation)"
             % check.get("riders_charged_wrong_not_copied", -1),
             check.get("riders_charged_wrong", -1),

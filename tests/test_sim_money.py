@@ -116,8 +116,9 @@ def test_commuters_are_charged_the_tariff_of_their_true_journeys(tmp_path, capsy
     assert mo["by_kind"]["parking complete"]["journeys"] > 0
     assert mo["by_kind"]["store complete"]["journeys"] > 0
     assert mo["revenue"] == sum(mo["by_mode"].values()) > 0
-    assert "commuters: 120 checked against their true journeys, 120 home, 0 charged wrong" in (
-        printed
+    assert (
+        "riders: 120 checked against their true journeys (120 commuters home, "
+        "0 walk-ins' trips done), 0 charged wrong" in printed
     )
 
 
@@ -226,6 +227,12 @@ def test_the_expected_side_applies_the_tariff_and_its_policies():
     book.tap(2, "metro", 1, records.DIR_ENTRY, day, True)  # still riding: nothing yet
     assert expected_charges(book.journeys(2), tariff, day + 60) == {}
     assert expected_charges(book.journeys(2), tariff, day + 86400) == {"metro": m["max_fare"]}
+    # an exit staff let them through, with no tap after it: to the back office the journey is
+    # still under way until max_journey_s, then the maximum fare
+    book.tap(3, "metro", 1, records.DIR_ENTRY, day, True)
+    book.tap(3, "metro", 4, records.DIR_EXIT, day + 900, False)
+    assert expected_charges(book.journeys(3), tariff, day + 3600) == {}
+    assert expected_charges(book.journeys(3), tariff, day + 86400) == {"metro": m["max_fare"]}
 
 
 def test_a_line_without_a_fare_for_a_station_is_refused(tmp_path):

@@ -88,6 +88,7 @@ class SyncClient:
         self.acked = 0  # records trimmed by this session
         self.applied: list = []  # (kind, version) applied by this session
         self.refused: list = []  # (kind, version, reason, text) refused by a sink this session
+        self.unstored: list = []  # (kind, version) its store could not write (disk full)
         self.host_time = None
         self.done = False
         self._sent_up_to = 0
@@ -214,6 +215,12 @@ class SyncClient:
             self._offers.pop(0)  # refused by its store (bad signature, wrong base): not again
             if len(self.refused) < m.MAX_REFUSALS:
                 self.refused.append((kind, version, e.reason, str(e)))
+            return
+        except OSError:
+            # its store could not write it (a full disk): the old version stays, the session
+            # goes on, and the back office offers it again next session
+            self._offers.pop(0)
+            self.unstored.append((kind, version))
             return
         self.applied.append((kind, version))
 

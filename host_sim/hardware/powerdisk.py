@@ -103,11 +103,14 @@ def _apply(ns: dict[str, Any], op: _DirOp) -> None:
 
 
 class PowerDisk(Storage):
-    def __init__(self, sector: int = SECTOR, powersafe: bool = True) -> None:
+    def __init__(
+        self, sector: int = SECTOR, powersafe: bool = True, host_fsync: bool = False
+    ) -> None:
         if sector < 1:
             raise PowerDiskError("sector size must be >= 1, not %d" % sector)
         self.sector = sector
         self.powersafe = powersafe  # a torn sector garbles only bytes being written
+        self.host_fsync = host_fsync  # also fsync the real file (to measure the host disk)
         # the station's disk_full switch (writes refused while full)
         self.full = False
         self.fills = 0
@@ -284,6 +287,8 @@ class PowerDisk(Storage):
 
     def fsync(self, fd: int) -> None:
         fatal = self._tick()
+        if self.host_fsync and not fatal:
+            os.fsync(fd)
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(st.st_mode):

@@ -8,7 +8,8 @@ adds what a whole-station run needs around them:
     the disk     the gate's storage object (firmware/storage/fs.py), a PowerDisk
                  (host_sim/hardware/powerdisk.py): real files that lose, at a power cut, what
                  was not made durable, and a `full` switch under which every write of every
-                 store fails with ENOSPC (as a full volume reports it)
+                 store fails with ENOSPC (as a full volume reports it); a sync reaches the host's
+                 disk only with host_fsync (a scenario key: to measure the host disk)
     SimHardware  everything one gate has: readers, barrier, display, indicator, beams or loops
                  or door and exit button, an RTC that drifts, the disk
 
@@ -96,6 +97,7 @@ class SimHardware:
         open_ms: int,
         close_ms: int,
         drift_ppm: float,
+        host_fsync: bool = False,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -106,7 +108,7 @@ class SimHardware:
         self.display = SimDisplay()
         self.indicator = SimIndicator()
         self.rtc = SimRTC(clock, drift_ppm)
-        self.disk = PowerDisk()
+        self.disk = PowerDisk(host_fsync=host_fsync)
         self.beams = passage.Beams() if kind == "metro" else None
         self.loops = passage.Loops() if kind == "parking" else None
         self.door = passage.Door() if kind == "store" else None

@@ -25,12 +25,16 @@ judges scans against the truth the simulator kept about every code it minted
     replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
                                     by the back office (gates cannot see each other's caches)
     firmware_never_crashes          no exception escapes a gate's main loop or sync session
-    honest_riders_pay_true_fares    after clearing, every commuter (trips.py) is charged, per
+    honest_riders_pay_true_fares    after clearing, every commuter (trips.py) and every walk-in
+                                    who travels (simulation.py) is charged, per
                                     mode, what the tariff makes of the journeys they really
                                     made, priced here from the simulator's truth, not by
                                     clearing's code; documented policies aside: a tap a gate
                                     never recorded costs the maximum fare (lost ticket), an
-                                    entry still open at the end costs nothing yet, the daily cap
+                                    entry still open at the end costs nothing yet, the daily cap;
+                                    a rider with a passage journaled while its gate did not
+                                    trust its clock is held for the operator's review (clearing's
+                                    held_clock) and counted, not compared
     no_rider_pays_for_a_copier      no charged journey holds a copy (a passage record of a
                                     presentation an earlier record already used) without the
                                     original: the owner pays once, for their own journey
@@ -118,6 +122,7 @@ class Monitor:
         self._devices: dict[int, Any] = {}
         self.checked = {"scans": 0, "openings": 0, "records": 0}
         self.events: dict[str, int] = {}  # journaled alarms and events by reason
+        self.on_accept: Any = None  # optional callable(gate, text) after each accepted scan
 
     # -- reporting ---------------------------------------------------------------------------
     def violate(self, name: str, gate: int | None, detail: str) -> None:
@@ -181,6 +186,8 @@ class Monitor:
             finally:
                 self._scan[gate] = None
             self._decided(gate, scan, d)
+            if d.accept and self.on_accept is not None:
+                self.on_accept(gate, text)
             return d
 
         g.on_scan = on_scan
@@ -430,8 +437,16 @@ class Monitor:
                     "%s journey (%s) charged %d rests on voided passage(s) %s"
                     % (j["mode"], j["status"], j["charged"], sorted(keys)),
                 )
-        wrong = wrong_clean = 0
+        untrusted = {
+            r.account_id
+            for r in held
+            if r.kind == records.KIND_PASSAGE and r.flags & records.FLAG_CLOCK_UNTRUSTED
+        }
+        wrong = wrong_clean = on_hold = 0
         for acct in sorted(truth.taps):
+            if acct in untrusted:
+                on_hold += 1  # held_clock: the operator settles it (`backoffice adjust`)
+                continue
             want = expected_charges(truth.journeys(acct), tariff, as_of, gate_value)
             got = charged.get(acct, {})
             if any(got.get(k, 0) != want.get(k, 0) for k in set(want) | set(got)):
@@ -454,6 +469,7 @@ class Monitor:
             "riders_checked": len(truth.taps),
             "riders_charged_wrong": wrong,
             "riders_charged_wrong_not_copied": wrong_clean,
+            "riders_held_clock": on_hold,
             "copied_passages": len(copies),
             "voided_passages": len(voided),
         }
@@ -501,30 +517,35 @@ def _parking_fee(seconds: int, p: dict[str, Any]) -> int:
     return fee
 
 
-def _price(j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int) -> tuple[int, bool]:
+def _price(
+    j: dict[str, Any], tariff: dict[str, Any], as_of: int, value: int, last: bool = True
+) -> tuple[int, bool]:
     """(amount, penalty?) of one true journey. A tap the gate never recorded: the documented
-    missing-tap charge; not yet ended and within the time allowed: nothing yet."""
+    missing-tap charge; the `last` journey of its mode with a recorded tap, an entry with no
+    recorded exit (under way, or the exit went untapped), within the time allowed: nothing yet
+    (the back office cannot tell it from a journey under way; a later tap would close it)."""
     mode, a, b = j["mode"], j["entry_tapped"], j["exit_tapped"]
     if not a and not b:
         return 0, False  # the back office never heard of it
+    waiting = a and not b and last
     if mode == "metro":
         m = tariff["metro"]
         if a and b:
             return _zone_fare(m, j["from"], j["to"]), False
-        if j["to"] is None and as_of - j["entry_t"] <= m["max_journey_s"]:
+        if waiting and as_of - j["entry_t"] <= m["max_journey_s"]:
             return 0, False
         return int(m["max_fare"]), True
     if mode == "parking":
         p = tariff["parking"]
         if a and b:
             return _parking_fee(j["exit_t"] - j["entry_t"], p), False
-        if j["to"] is None and as_of - j["entry_t"] <= p["max_stay_s"]:
+        if waiting and as_of - j["entry_t"] <= p["max_stay_s"]:
             return 0, False
         return int(p["lost_ticket"]), True
     s = tariff["store"]  # the basket: what the store gates journal per passage
     if a and b:
         return 2 * value, False
-    if j["to"] is None and as_of - j["entry_t"] <= s["max_session_s"]:
+    if waiting and as_of - j["entry_t"] <= s["max_session_s"]:
         return 0, False
     return value + int(s["open_session_charge"]), True
 
@@ -542,8 +563,13 @@ def expected_charges(
     daily, weekly = int(m["daily_cap"]), int(m.get("weekly_cap", 0))
     spent_day: dict[int, int] = {}
     spent_week: dict[int, int] = {}
-    for j in sorted(journeys, key=lambda j: j["entry_t"]):
-        amount, penalty = _price(j, tariff, as_of, value)
+    ordered = sorted(journeys, key=lambda j: j["entry_t"])
+    last_tapped: dict[str, int] = {}  # mode -> index of its last journey with a recorded tap
+    for i, j in enumerate(ordered):
+        if j["entry_tapped"] or j["exit_tapped"]:
+            last_tapped[j["mode"]] = i
+    for i, j in enumerate(ordered):
+        amount, penalty = _price(j, tariff, as_of, value, last_tapped.get(j["mode"]) == i)
         if j["mode"] == "metro" and (in_cap or not penalty):
             t = j["entry_t"] if j["entry_tapped"] or j["exit_t"] is None else j["exit_t"]
             day = (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400

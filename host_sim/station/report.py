@@ -57,7 +57,10 @@ def money(sim: Any) -> dict[str, Any]:
         "journeys": len(journeys),
         "check": sim.clearing.get("check", {}),
         "commuters_home": sim.truth.finished,
+        "walkin_trips": sim.truth.walkins,
+        "walkins_none_away": sim.walkins_none_away,
         "taps_missing": sim.truth.missing,
+        "taps_recorded_not_passed": sim.truth.recorded_not_passed,
     }
 
 
@@ -305,11 +308,12 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
     )
     if mo["check"].get("riders_checked"):
         lines.append(
-            "  commuters: %d checked against their true journeys, %d home, %d charged wrong, "
-            "%d taps missing"
+            "  riders: %d checked against their true journeys (%d commuters home, %d walk-ins' "
+            "trips done), %d charged wrong, %d taps missing"
             % (
                 mo["check"]["riders_checked"],
                 mo["commuters_home"],
+                mo["walkin_trips"],
                 mo["check"]["riders_charged_wrong"],
                 mo["taps_missing"],
             )

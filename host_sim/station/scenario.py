@@ -40,6 +40,15 @@ TOP: list[tuple[str, str, Any, str, str]] = [
     ("idle_step_ms", "int", 10000, "ms", "turns of a gate with nothing to do (timers still run)"),
     ("sample_s", "int", 60, "s", "interval of the time series in the report and the plots"),
     ("plots", "bool", True, "", "write the PNG plots (matplotlib) next to report.json"),
+    (
+        "host_fsync",
+        "bool",
+        False,
+        "",
+        "also fsync each gate's files to the host's disk when the firmware syncs them; the "
+        "outcome is the same (a simulated power cut never loses the host's cache), only the "
+        "wall time grows (true: to measure the host disk)",
+    ),
 ]
 
 LANE: list[tuple[str, str, Any, str, str]] = [
@@ -116,6 +125,16 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("screenshot_age_s", "range", [3, 45], "s", "age of the screenshot a replayer shows"),
         ("tailgate_gap_m", "range", [0.5, 0.9], "m", "how close a tailgater follows"),
         ("credential_days", "int", 30, "days", "validity of riders' credentials"),
+        (
+            "away_s",
+            "range",
+            [300, 7200],
+            "s",
+            "a walk-in with a good code who went in through an entry lane comes back out through "
+            "the same station's exit lanes of that kind: not before the low end, at the latest "
+            "at the high end (the exit lanes' own arrivals bring back whoever has been away "
+            "longest in between)",
+        ),
     ],
     "trips": [
         (

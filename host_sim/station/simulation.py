@@ -60,6 +60,9 @@ from protocol import denylist, reasons, records, trustlist
 from protocol import messages as m
 
 RESTING = ("idle", "jammed", "out_of_service")
+# walk-ins who travel (an entry, later the exit back; a store visit), tracked in trips.Truth
+TRAVELLERS = ("valid", "clock_off", "tailgating")
+RESERVED_SHARE = 20  # 1/20 of the population: accounts of walk-ins who do not travel
 OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
 ARMED_WAIT_MS = 30_000  # a cut armed inside the next storage operations falls by then anyway
 ARMED_OPS = 40  # ... inside one of the next this many operations
@@ -122,6 +125,8 @@ class Slot:
             "max_pending": 0,
         }
         self.counts: dict[str, int] = {}  # decisions by reason, across reboots
+        self.gate_counts: dict[str, int] = {}  # the device's own counts after its last turn
+        self.gate_snap: dict[str, Any] | None = None  # its Gate.snapshot() then
         self.deny_applied: dict[int, int] = {}  # deny version -> first virtual s it was seen
 
 
@@ -175,7 +180,8 @@ class Simulation:
         self.recovered_at_s: int | None = None
         self.visitors = 0
         self.outcomes: dict[str, dict[str, int]] = {}  # behaviour -> outcome -> count
-        self.recent: deque[tuple[int, int, str]] = deque()  # (ms, gate, text) of good codes
+        # (ms, gate, text) of good codes a gate accepted: what a replayer screenshots
+        self.recent: deque[tuple[int, int, str]] = deque()
         self._minted: deque[tuple[int, str]] = deque()  # (ms, text) to forget old codes
         self.latencies: list[tuple[int, int]] = []  # (ms since start, scan-to-open ms)
         self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
@@ -196,6 +202,7 @@ class Simulation:
         }
         self._interval: dict[str, Any] = {"passages": 0, "rejects": 0, "lat": []}
         self.deny_published: dict[int, int] = {1: 0}
+        self.monitor.on_accept = self._accepted
         self.slots = self._build_gates()
         self.truth = trips.Truth()  # what commuters really did (the money invariant's side)
         self.plans = trips.plan(scenario, demand.stream(seed, "trips"), self.start)
@@ -205,8 +212,18 @@ class Simulation:
             dirs = (1, 2) if lc["kind"] == "store" else (1 if lc["direction"] == "entry" else 2,)
             for d in dirs:
                 self.groups.setdefault((lc["station"], lc["kind"], d), []).append(s)
+        self.away: dict[tuple[int, str], deque[trips.Plan]] = {}  # walk-ins away, by return
+        pop = self.population
+        self._reserved = max(1, pop.size // RESERVED_SHARE)
+        self._not_travelling = set(self.deny.version_of) | {
+            pop.account(i * 7919 % pop.size) for i in range(demand.FORGER_POOL)
+        }  # accounts others use (deny list, forgers'): a traveller's charges are theirs alone
+        self._travelled: set[int] = set()  # one trip per walk-in account and run
+        self.walkins_none_away = 0  # exit-lane arrivals with nobody away to come back
+        self.walkin_plans: list[trips.Plan] = []
         self.clearing: dict[str, Any] = {}
         self.wall_s = 0.0
+        self._touched = False  # something outside a gate's own turn changed a gate
 
     # -- time --------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -245,6 +262,7 @@ class Simulation:
                     int(lane_cfg["barrier_open_ms"]),
                     int(lane_cfg["barrier_close_ms"]),
                     drift,
+                    bool(sc["host_fsync"]),
                 )
                 self.bus.add(hw)
                 slot = Slot(len(slots), name, lane_cfg, hw)
@@ -319,6 +337,8 @@ class Simulation:
             slot.hw.power_restored()
         dev = self._open_device(slot)
         slot.dev = dev
+        slot.gate_counts = _gate(dev)["counts"]
+        self._touched = True
         slot.stats["torn_bytes_cut"] += dev.snapshot()["torn_bytes_cut"]
         self.monitor.attach(slot.index, dev)
         slot.lane.admitting = True
@@ -397,8 +417,8 @@ class Simulation:
         """The commuter reaches the lane group of their next step and queues there."""
         step = p.steps[p.next]
         self.visitors += 1
-        v = lanes.Visitor(self.visitors, "valid", self.now_ms(), direction=step.direction)
-        v.person = self.population.person("commuter", p.index)
+        v = lanes.Visitor(self.visitors, p.behaviour, self.now_ms(), direction=step.direction)
+        v.person = p.person or self.population.person("commuter", p.index)
         v.trip = p
         p.attempts += 1
         self._arrive(
@@ -413,27 +433,60 @@ class Simulation:
         if step.kind == "store":
             if v.direction == 1:
                 if outcome == lanes.PASSED:
-                    self.truth.tap(account, "store", step.station, 1, now, True)
+                    self._tap(p, account, "store", step.station, 1, now, True)
                     return  # the shopper leaves later (_inside_for): the step ends then
+                self._tap(p, account, "store", step.station, 1, now, False, through=False)
                 self._trip_next(p)  # turned away at the door: no shopping today
                 return
-            self.truth.tap(account, "store", step.station, 2, now, outcome == lanes.PASSED)
+            self._tap(p, account, "store", step.station, 2, now, outcome == lanes.PASSED)
             self._trip_next(p)
+            return
+        if outcome != lanes.PASSED and p.walkin and p.next == 0:
+            # a walk-in refused on the way in goes elsewhere: no journey (unless a gate
+            # recorded a passage they never took: Truth.resolve)
+            self._tap(
+                p, account, step.kind, step.station, step.direction, now, False, through=False
+            )
             return
         if outcome != lanes.PASSED and p.attempts < 3:
             self.sched.after(30_000, functools.partial(self._trip_step, p))  # try again
             return
         # passed; or refused three times, and a member of staff let them through untapped
-        self.truth.tap(
-            account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED
-        )
+        self._tap(p, account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED)
         self._trip_next(p)
+
+    def _tap(
+        self,
+        p: trips.Plan,
+        account: int,
+        mode: str,
+        station: int,
+        direction: int,
+        t: int,
+        tapped: bool,
+        through: bool = True,
+    ) -> None:
+        """The step's outcome into the truth, with the presentations shown for it."""
+        self.truth.tap(
+            account, mode, station, direction, t, tapped, shown=tuple(p.shown), through=through
+        )
+        p.shown = []
 
     def _trip_next(self, p: trips.Plan) -> None:
         p.next += 1
         p.attempts = 0
         if p.next >= len(p.steps):
-            self.truth.finished += 1
+            if p.walkin:
+                self.truth.walkins += 1
+            else:
+                self.truth.finished += 1
+            return
+        if p.walkin:  # went in: away until an exit arrival brings them back, or away_s ends
+            step = p.steps[p.next]
+            p.away_since = self.clock.now()
+            self.away.setdefault((step.station, step.kind), deque()).append(p)
+            hi = float(self.sc["riders"]["away_s"][1])
+            self.sched.after(int(hi * 1000), functools.partial(self._come_back, p, "valid"))
             return
         wait = p.steps[p.next].wait_s
         self.sched.after(int(wait * 1000), functools.partial(self._trip_step, p))
@@ -450,6 +503,58 @@ class Simulation:
 
         self.sched.at(self.t0_ms + int(round((nxt - self.start) * 1000)), arrive)
 
+    # -- walk-ins who travel ------------------------------------------------------------------
+    def _walkin(self, group: list[Slot], behaviour: str) -> None:
+        """A walk-in with a good code: at an entry lane or a store, a rider of their own
+        starting a trip (an entry, later the exit back here: trips.Plan, Truth); at an exit
+        lane, the one away longest (at least away_s's low end) comes back."""
+        lc = group[0].lane_cfg
+        station, kind = int(lc["station"]), lc["kind"]
+        if kind != "store" and lc["direction"] == "exit":
+            pool = self.away.get((station, kind))
+            while pool and pool[0].back:
+                pool.popleft()  # came back on their own (away_s ended)
+            lo = float(self.sc["riders"]["away_s"][0])
+            if not pool or self.clock.now() - pool[0].away_since < lo:
+                self.walkins_none_away += 1
+                return
+            self._come_back(pool.popleft(), behaviour)
+            return
+        person = self._traveller()
+        if person is None:
+            self.walkins_none_away += 1
+            return
+        if kind == "store":
+            steps = [trips.Step(station, "store", records.DIR_ENTRY, 0)]
+        else:
+            steps = [trips.Step(station, kind, records.DIR_ENTRY, 0)]
+            if (station, kind, records.DIR_EXIT) in self.groups:
+                steps.append(trips.Step(station, kind, records.DIR_EXIT, 0))
+        p = trips.Plan(-1, station, station, self.clock.now(), steps)
+        p.person, p.behaviour, p.walkin = person, behaviour, True
+        self.walkin_plans.append(p)
+        self._trip_step(p)
+
+    def _come_back(self, p: trips.Plan, behaviour: str) -> None:
+        if p.back:
+            return
+        p.back = True
+        p.behaviour = behaviour
+        self._trip_step(p)
+
+    def _traveller(self) -> Any:
+        """A population rider for a walk-in's trip: never one whose account anyone else uses
+        (the reserved share, deny-listed and forged accounts) and one trip per account."""
+        rng = self.rng["behaviour"]
+        pop = self.population
+        for _ in range(100):
+            i = rng.randrange(self._reserved, pop.size)
+            account = pop.account(i)
+            if account not in self._not_travelling and account not in self._travelled:
+                self._travelled.add(account)
+                return pop.person("rider", i)
+        return None  # (a population nearly used up)
+
     def _arrive(self, group: list[Slot], visitor: lanes.Visitor | None = None) -> None:
         rng = self.rng["behaviour"]
         if visitor is None:
@@ -458,6 +563,9 @@ class Simulation:
             behaviour = rng.choices(kinds, [mix[k] for k in kinds])[0]
             if group[0].kind == "store" and behaviour == "tailgating":
                 behaviour = "valid"  # a door cannot tell two shoppers from one
+            if behaviour in TRAVELLERS:
+                self._walkin(group, behaviour)
+                return
             self.visitors += 1
             visitor = lanes.Visitor(self.visitors, behaviour, self.now_ms())
             visitor.person = self._person_for(behaviour)
@@ -469,6 +577,7 @@ class Simulation:
         visitor.gate = choice.index
         choice.stats["arrivals"] += 1
         choice.lane.queue.append(visitor)
+        self._touched = True  # (_run_until: a gate's busy state may have changed)
 
     def _person_for(self, behaviour: str) -> Any:
         rng = self.rng["behaviour"]
@@ -481,7 +590,9 @@ class Simulation:
             denied = self.deny.denied_now()
             if denied:
                 return pop.person("rider", rng.choice(denied) - demand.FIRST_ACCOUNT)
-        return pop.person("rider", rng.randrange(pop.size))
+        # a replayer (who shows their own code when there is no screenshot to show), or a
+        # denied rider before anyone is denied: the reserved accounts, never a traveller's
+        return pop.person("rider", rng.randrange(self._reserved))
 
     def _in_use(self, slot: Slot) -> bool:
         return slot.dev is not None and _gate(slot.dev)["state"] not in OUT_OF_USE
@@ -526,8 +637,8 @@ class Simulation:
                 off = int(rng.uniform(lo, hi)) * rng.choice((-1, 1))
             text = pop.code(v.person, b, now, off)
             self._minted.append((ms, text))
-            if b in ("valid", "tailgating"):
-                self.recent.append((ms, slot.index, text))
+            if v.trip is not None:
+                v.trip.shown.append((slot.device_id, *pop.codes[text].presentation()))
         keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
         while self.recent and ms - self.recent[0][0] > keep_ms:
             self.recent.popleft()
@@ -537,6 +648,13 @@ class Simulation:
         lo_ms, hi_ms = simhw.READER_LATENCY_MS[slot.lane_cfg["reader"]]
         reader.show(text, rng.randint(lo_ms, hi_ms))
         slot.last_scan_ms = ms
+
+    def _accepted(self, gate: int, text: str) -> None:
+        """A gate accepted a code: a replayer nearby may have photographed it (a code a gate
+        refused gets nobody anywhere, and no copier bothers with it)."""
+        info = self.population.codes.get(text)
+        if info is not None and info.kind in ("valid", "tailgating"):
+            self.recent.append((self.now_ms(), gate, text))
 
     def _done(self, v: lanes.Visitor, outcome: str) -> None:
         slot = self.slots[v.gate]
@@ -725,13 +843,15 @@ class Simulation:
         )
         self._power_cut(slot, 5, cut_disk=False)  # the watchdog resets it
 
-    def _busy(self, slot: Slot) -> bool:
+    def _busy(self, slot: Slot, g: dict[str, Any] | None = None) -> bool:
+        """`g`: the gate's snapshot if the caller has a current one."""
         if slot.lane.busy or slot.hw.busy:
             return True
         dev = slot.dev
         if dev is None:
             return False
-        g = _gate(dev)
+        if g is None:
+            g = _gate(dev)
         return g["timer"] is not None or bool(g["pending"]) or g["state"] not in RESTING
 
     def _step(self, slot: Slot) -> None:
@@ -739,7 +859,7 @@ class Simulation:
         if dev is None:
             return
         slot.last_step_ms = self.now_ms()
-        before = _gate(dev)["counts"]
+        before = slot.gate_counts  # as the previous turn left them (decisions come in turns)
         try:
             dev.step(0)
         except PowerLost as e:
@@ -748,7 +868,8 @@ class Simulation:
         except Exception as e:
             self._crash(slot, "the main loop", e)
             return
-        counts = _gate(dev)["counts"]
+        g = slot.gate_snap = _gate(dev)
+        counts = slot.gate_counts = g["counts"]
         if counts != before:
             for reason, n in counts.items():
                 k = n - before.get(reason, 0)
@@ -806,17 +927,36 @@ class Simulation:
             codes.pop(self._minted.popleft()[1], None)
 
     def _run_until(self, end_ms: int, stop: Any = None) -> None:
+        """Turn the loop of every busy gate each `step_ms`, of an idle one each `idle_step_ms`,
+        and jump the clock when no gate is busy.
+
+        Whether a gate is busy is asked once per gate and kept (`known`) until something may
+        have changed it: the gate itself was turned or its lane moved, a scheduled event ran
+        (arrivals, sync messages, faults) or a rider queued at it (`_arrive` sets `_touched`).
+        A gate nothing touched stays as it was, so the answers are those of asking every gate
+        every turn, at a fraction of the cost (a line's 30 gates x ~400,000 turns)."""
         step = int(self.sc["step_ms"])
         idle = int(self.sc["idle_step_ms"])
         sched = self.sched
         slots = self.slots
+        known: list[bool | None] = [None] * len(slots)  # busy? (None: ask again)
         while self.now_ms() < end_ms:
             if stop is not None and stop():
                 return
             now = self.now_ms()
-            busy = [s for s in slots if s.dev is not None and self._busy(s)]
-            moving = [s for s in slots if s.dev is None and s.lane.busy]
-            if busy or moving:
+            busy = known[:]
+            anything = False
+            for s in slots:
+                i = s.index
+                if s.dev is None:
+                    busy[i] = False
+                    anything = anything or s.lane.busy
+                    continue
+                b = busy[i]
+                if b is None:
+                    b = busy[i] = known[i] = self._busy(s)
+                anything = anything or b
+            if anything:
                 target = (now // step + 1) * step
             else:
                 due = min(
@@ -827,22 +967,35 @@ class Simulation:
                 target = max(((target + step - 1) // step) * step, now + step)
             while True:
                 try:
-                    sched.run_due(target)
+                    self._touched = sched.run_due(target) > 0
                     break
                 except PowerLost as e:  # inside a sync exchange or a boot
                     self._lost_power(e)
+                    self._touched = True
             if self.now_ms() < target:
                 self.clock.advance_ms(target - self.now_ms())
             for s in slots:
+                i = s.index
                 if s.dev is None:
                     if s.lane.busy:
                         s.lane.advance(step)
+                        known[i] = None
                     continue
-                if s in busy or self._busy(s):
+                if busy[i] or (self._touched and self._busy(s)):
                     s.lane.advance(step)
-                    self._step(s)
+                    known[i] = self._stepped(s)
                 elif target - s.last_step_ms >= idle:
-                    self._step(s)
+                    known[i] = self._stepped(s)
+            if self._touched:
+                known = [None] * len(slots)
+
+    def _stepped(self, s: Slot) -> bool | None:
+        """Turn the gate's loop; whether it is busy after (None: ask again)."""
+        s.gate_snap = None
+        self._step(s)
+        if s.dev is None or s.gate_snap is None:
+            return None
+        return self._busy(s, s.gate_snap)
 
     def _sampler(self) -> None:
         self._sample()
@@ -925,6 +1078,12 @@ class Simulation:
         as_of = self.clock.now()
         journeys = clearing.clear(db, tariff, as_of)
         held = [records.decode(raw) for _d, _s, raw in db.records()]
+        for p in self.plans + self.walkin_plans:  # a step under way at the end: its codes
+            if p.shown and p.next < len(p.steps) and p.steps[p.next].kind != "store":
+                st = p.steps[p.next]
+                account = (p.person or self.population.person("commuter", p.index)).account
+                self._tap(p, account, st.kind, st.station, st.direction, as_of, False)
+        self.truth.resolve(held)
         journeys = self.tamper.clearing(journeys, held)
         check = self.monitor.check_money(
             journeys, held, self.truth, tariff, as_of, int(fw_default("gate.value"))

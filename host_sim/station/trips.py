@@ -20,6 +20,7 @@ truth says so. invariants.py prices these journeys with the tariff, independentl
 import random
 from typing import Any
 
+from protocol import reasons, records
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
 
@@ -39,9 +40,27 @@ class Step:
 
 
 class Plan:
-    """One commuter's day: their account index, when they leave home, and the steps."""
+    """One commuter's day: their account index, when they leave home, and the steps. A
+    walk-in's trip (`walkin`: a rider of the population who arrived at an entry lane or a store,
+    simulation.py) is a Plan too: its `person`, the `behaviour` they show the next gate, the
+    entry and the exit back at the same station (`away_since` the entry, `back` once they are
+    on their way out)."""
 
-    __slots__ = ("index", "home", "work", "depart", "steps", "next", "attempts")
+    __slots__ = (
+        "index",
+        "home",
+        "work",
+        "depart",
+        "steps",
+        "next",
+        "attempts",
+        "person",
+        "behaviour",
+        "walkin",
+        "away_since",
+        "back",
+        "shown",
+    )
 
     def __init__(self, index: int, home: int, work: int, depart: float, steps: list[Step]):
         self.index = index
@@ -51,6 +70,12 @@ class Plan:
         self.steps = steps
         self.next = 0  # index of the step under way
         self.attempts = 0  # gate visits for this step so far
+        self.person: Any = None  # None: the commuter pool's person `index`
+        self.behaviour = "valid"
+        self.walkin = False
+        self.away_since = 0.0
+        self.back = False
+        self.shown: list[tuple[int, ...]] = []  # (gate device, presentation) this step
 
 
 def _has(scenario: dict[str, Any], station: int, kind: str, direction: str = "") -> bool:
@@ -122,12 +147,70 @@ class Truth:
         # account -> [(mode, station, direction, true time, tapped)]
         self.taps: dict[int, list[tuple[str, int, int, int, bool]]] = {}
         self.finished = 0  # commuters home again
+        self.walkins = 0  # walk-ins' trips (simulation.py) finished
+        self.recorded_not_passed = 0  # taps a gate recorded for a rider it did not let through
+        self._shown: dict[tuple[int, int], tuple] = {}  # untapped tap -> presentations shown
+        self._unseen: list[tuple] = []  # steps the rider never got through, with what they showed
         self.missing = 0  # taps a gate did not record (the rider went through anyway)
 
-    def tap(self, account: int, mode: str, station: int, direction: int, t: int, tapped: bool):
-        self.taps.setdefault(account, []).append((mode, station, direction, t, tapped))
+    def tap(
+        self,
+        account: int,
+        mode: str,
+        station: int,
+        direction: int,
+        t: int,
+        tapped: bool,
+        shown: tuple = (),
+        through: bool = True,
+    ) -> None:
+        """One step's outcome; `shown`: the presentations (device_id, account, cred_no,
+        counter) the rider held up for it, and to which gate, so that `resolve` can tell a
+        tap a gate recorded although the rider did not get through (staff let them out after
+        a gate took the code, or the run ended mid-step). `through=False`: the rider never
+        went through (a walk-in refused on the way in): no tap, unless a gate recorded one."""
+        if not through:
+            if shown:
+                self._unseen.append((account, mode, station, direction, t, shown))
+            return
+        taps = self.taps.setdefault(account, [])
+        taps.append((mode, station, direction, t, tapped))
         if not tapped:
             self.missing += 1
+            if shown:
+                self._shown[(account, len(taps) - 1)] = shown
+
+    def resolve(self, held: list[Any]) -> None:
+        """Taps the rider did not see go through, that a gate recorded all the same: a passage
+        record (in `held`, the back office's decoded records) of one of the presentations
+        shown for that step, by the gate it was shown to (a copy elsewhere is not the
+        rider's), not voided by its gate (passage_not_taken), counts as a tap."""
+        not_taken = reasons.number("passage_not_taken")
+        voided = {
+            (r.device_id, r.account_id, r.cred_no, r.counter)
+            for r in held
+            if r.kind == records.KIND_EVENT and r.reason == not_taken
+        }
+        recorded = {
+            (r.device_id, r.account_id, r.cred_no, r.counter)
+            for r in held
+            if r.kind == records.KIND_PASSAGE
+            and (r.device_id, r.account_id, r.cred_no, r.counter) not in voided
+        }
+        for account, mode, station, direction, t, shown in self._unseen:
+            if any(pres in recorded for pres in shown):
+                taps = self.taps.setdefault(account, [])
+                at = sum(1 for tap in taps if tap[3] <= t)
+                taps.insert(at, (mode, station, direction, t, True))
+                self.recorded_not_passed += 1
+        self._unseen = []
+        for (account, i), shown in sorted(self._shown.items()):
+            if any(pres in recorded for pres in shown):
+                mode, station, direction, t, _tapped = self.taps[account][i]
+                self.taps[account][i] = (mode, station, direction, t, True)
+                self.missing -= 1
+                self.recorded_not_passed += 1
+        self._shown = {}
 
     def journeys(self, account: int) -> list[dict[str, Any]]:
         """The rider's journeys: an entry and the exit that followed it, per mode; a store

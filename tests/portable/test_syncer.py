@@ -267,3 +267,38 @@ def test_a_failed_front_end_is_left_for_the_next_at_once_and_the_good_one_is_kep
         dev.close()
 
     _with(body)
+
+
+def test_a_blob_that_cannot_be_stored_on_a_full_disk_ends_nothing_and_comes_again():
+    """A deny delta arriving while the gate's disk is full cannot be written: the session goes
+    on without it (no exception escapes the sync), the old list stays, and the next session
+    (disk free again) installs it."""
+    from tests.portable.test_storage_faults import FaultyStorage
+
+    def body(d):
+        hw, clock = Hardware(), Clock()
+        hw.disk = FaultyStorage()
+        dev, _tech = _provision(d, hw, clock, host_key=HOST_PUB.hex())
+        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        host = MiniHost({(m.KIND_DENY_DELTA, 2): delta}, device_pub=dev.store.signer().public_key)
+        lines = []
+        syncer = app.Syncer(
+            dev, lambda _dev, _endpoint: HostLink(host), lines.append, ticks_ms=clock.ticks_ms
+        )
+        hw.disk.full = True
+        syncer.poll()
+        while syncer.busy:
+            syncer.poll()
+        assert hw.disk.refused and dev.validator.deny.version == 1
+        st = syncer.state()
+        assert st["last_error"] is None and st["last_ok"] is not None, st
+        assert syncer.sessions == 1
+        hw.disk.full = False
+        syncer.due = clock.ticks_ms()  # the next session, now
+        syncer.poll()
+        while syncer.busy:
+            syncer.poll()
+        assert dev.validator.deny.version == 2
+        dev.close()
+
+    _with(body)
