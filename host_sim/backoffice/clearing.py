@@ -48,11 +48,11 @@ mode, unpublished), and the operator corrections `refund`, `adjust`, `dispute`.
 """
 
 import hashlib
-import json
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from host_sim.errors import SimError
 from protocol import reasons, records
@@ -147,38 +147,46 @@ TAP_COLUMNS = (
 )
 
 
-class Tap:
-    __slots__ = TAP_COLUMNS
+class Tap(NamedTuple):
+    """One tap: a store.clearing_taps row, (account_id, *TAP_COLUMNS), read by name. A tuple
+    (made by `tap(row)`, without copying): a full clear makes one per tap."""
 
-    def __init__(self, row: tuple) -> None:
-        """From a store.clearing_taps row: (account_id, *TAP_COLUMNS)."""
-        (
-            _account,
-            self.mode,
-            self.device_id,
-            self.seq,
-            self.kind,
-            self.reason,
-            self.time,
-            self.station,
-            self.direction,
-            self.cred_no,
-            self.counter,
-            self.value,
-            self.flags,
-        ) = row
+    account_id: int
+    mode: int
+    device_id: int
+    seq: int
+    kind: int
+    reason: int
+    time: int
+    station: int
+    direction: int
+    cred_no: int
+    counter: int
+    value: int
+    flags: int
 
     def key(self) -> list[int]:
         return [self.device_id, self.seq]
 
     def brief(self) -> dict[str, int]:
-        # keys in sorted order: day_charge's explanation encodes without re-sorting them
+        # keys in sorted order, as _explain writes them
         return {
             "device_id": self.device_id,
             "seq": self.seq,
             "station": self.station,
             "time": self.time,
         }
+
+
+assert Tap._fields == ("account_id",) + TAP_COLUMNS
+
+
+def tap(row: tuple) -> Tap:
+    """The Tap of one store.clearing_taps row."""
+    return _new(Tap, row)
+
+
+_new = tuple.__new__
 
 
 def service_day(t: int, tariff: dict[str, Any]) -> int:
@@ -205,24 +213,36 @@ def _journey(
     rule: str,
     flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    taps = [t for t in (entry, exit_) if t is not None]
+    # written out, not looped: a full clear makes one per journey, half a million of them
+    if exit_ is None:
+        assert entry is not None
+        first, recs, brief_exit = entry, [[entry.device_id, entry.seq]], None
+    else:
+        brief_exit = exit_.brief()
+        if entry is None:
+            first, recs = exit_, [[exit_.device_id, exit_.seq]]
+        else:
+            first, recs = entry, [[entry.device_id, entry.seq], [exit_.device_id, exit_.seq]]
     return {
         "mode": mode,
         "account_id": account,
-        "entry": entry.brief() if entry else None,
-        "exit": exit_.brief() if exit_ else None,
+        "entry": entry.brief() if entry is not None else None,
+        "exit": brief_exit,
         "status": status,
         "rule": rule,
         "fare": fare,
         "charged": fare,
         "flags": list(flags),
-        "records": [t.key() for t in taps],
-        "time": taps[0].time,
+        "records": recs,
+        "time": first.time,
     }
 
 
 def _flags_of(*taps: Tap | None) -> tuple[str, ...]:
-    return ("over_limit",) if any(t and t.flags & records.FLAG_OVER_LIMIT for t in taps) else ()
+    for t in taps:
+        if t is not None and t.flags & records.FLAG_OVER_LIMIT:
+            return ("over_limit",)
+    return ()
 
 
 def _emergency(t: Tap) -> bool:
@@ -291,7 +311,9 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 )
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
-            flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
+            flags = _flags_of(open_, tap)
+            if tap.flags & records.FLAG_EMERGENCY:
+                flags += ("emergency_exit",)
             if za is None or zb is None:
                 fare, status, rule = t["max_fare"], "unknown_station", "metro.max_fare"
             else:
@@ -299,7 +321,8 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 n = min(abs(za - zb), len(fares) - 1)
                 fare, status, rule = fares[n], "complete", "metro.fares[%d]" % n
             j = _journey("metro", account, open_, tap, status, fare, rule, flags)
-            j["records"] += [r.key() for r in retaps]
+            if retaps:
+                j["records"] += [r.key() for r in retaps]
             out.append(j)
             open_, retaps = None, []
     if open_ is not None:
@@ -449,13 +472,14 @@ def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
     spent_day: dict[int, int] = defaultdict(int)
     spent_week: dict[int, int] = defaultdict(int)
     shift = tariff["tz_offset_s"] - tariff["day_start_s"]  # service_day, inlined
+    week_shift = 3 - tariff["week_start"]
     for j in js:
         day = j["day"] = (j["time"] + shift) // 86400
         if j["mode"] != "metro":
             continue
         if j["rule"] in MAX_FARE_RULES and not m["max_fare_counts_to_cap"]:
             continue  # charged in full, outside the caps
-        week = week_of(day, tariff)
+        week = (day + week_shift) // 7  # week_of, inlined
         room = daily - spent_day[day]
         if weekly:
             room = min(room, weekly - spent_week[week])
@@ -466,35 +490,25 @@ def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
         spent_week[week] += j["charged"]
 
 
+_ORDER = itemgetter(6, 2, 3)  # a tap row's time, device_id, seq: the order of an account's taps
+
+
 def _group(rows: Any) -> dict[int, list[Tap]]:
+    """{account: its taps in time order} from store.clearing_taps rows in any order (a full
+    clear reads every tap in one scan, in the table's order, and sorts each account's here:
+    cheaper than the database visiting the rows in account order through an index)."""
     groups: dict[int, list[Tap]] = defaultdict(list)
     for r in rows:
-        groups[r[0]].append(Tap(r))
+        groups[r[0]].append(_new(Tap, r))
+    for taps in groups.values():
+        taps.sort(key=_ORDER)
     return groups
-
-
-FETCH_BLOCK = 20_000  # rows fetched at once by a full clear
-
-
-def _by_account(rows: Any) -> Iterator[tuple[int, list[Tap]]]:
-    """(account, taps) from store.clearing_taps rows (ordered by account), one account at a
-    time: the cursor is iterated, never materialised (a full clear reads every tap)."""
-    account, taps = None, []  # type: int | None, list[Tap]
-    while block := rows.fetchmany(FETCH_BLOCK):
-        for r in block:
-            if r[0] != account:
-                if account is not None:
-                    yield account, taps
-                account, taps = r[0], []
-            taps.append(Tap(r))
-    if account is not None:
-        yield account, taps
 
 
 def clear(store: Any, tariff: dict[str, Any], as_of: int) -> list[dict[str, Any]]:
     """Every journey from every passage in the store, in time order (nothing published)."""
     out: list[dict[str, Any]] = []
-    for account, taps in _group(store.clearing_taps()).items():
+    for account, taps in _group(store.clearing_all_taps()).items():
         out.extend(journeys(account, taps, tariff, as_of))
     out.sort(key=lambda j: (j["time"], j["account_id"], j["mode"]))
     return out
@@ -525,22 +539,48 @@ def charges(js: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- publishing: per (account, service day), with revisions ----------------------------------
-# The explanation of a charge: these keys of each journey, in sorted order (and Tap.brief's
-# too), so the one encoder, made once, writes the text sort_keys=True would without sorting.
+# The explanation of a charge: a JSON list of these keys of each journey, as
+# json.dumps(..., sort_keys=True, separators=(",", ":")) would write it (tests check that it
+# does), formatted directly: 3x faster than the encoder, and a full clear writes 250,000 of
+# them. Safe because every string in it (mode, rule, status, flags) is a name this module
+# writes, never JSON-escaped.
 _EXPLAIN = ("charged", "entry", "exit", "fare", "flags", "mode", "rule", "status")
-_JSON = json.JSONEncoder(separators=(",", ":"))
-WRITE_BATCH = 5000  # account-days whose writes go to the store in one executemany
+_ONE = (
+    '{"charged":%d,"entry":%s,"exit":%s,"fare":%d,"flags":%s,"mode":"%s","rule":"%s","status":"%s"}'
+)
+_BRIEF = '{"device_id":%d,"seq":%d,"station":%d,"time":%d}'
+WRITE_BATCH = 5000  # account-days whose writes go to the store in one batch
+
+
+def _brief(b: dict[str, int] | None) -> str:
+    return "null" if b is None else _BRIEF % (b["device_id"], b["seq"], b["station"], b["time"])
 
 
 def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
     """The charge of one account-day from its journeys: amount, counts and explanation."""
-    text = _JSON.encode([{k: j[k] for k in _EXPLAIN} for j in js])
+    parts = []
     cleared = fares = open_ = review = 0
     for j in js:
+        flags = j["flags"]
+        parts.append(
+            _ONE
+            % (
+                j["charged"],
+                _brief(j["entry"]),
+                _brief(j["exit"]),
+                j["fare"],
+                '["%s"]' % '","'.join(flags) if flags else "[]",
+                j["mode"],
+                j["rule"],
+                j["status"],
+            )
+        )
         cleared += j["charged"]
         fares += j["fare"]
         open_ += j["status"] == "open"
-        review += any(f.startswith(("review", "fraud")) for f in j["flags"])
+        if flags and any(f.startswith(("review", "fraud")) for f in flags):
+            review += 1
+    text = "[%s]" % ",".join(parts)
     return {
         "cleared": cleared,
         "fares": fares,
@@ -550,6 +590,17 @@ def day_charge(js: list[dict[str, Any]]) -> dict[str, Any]:
         "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:32],
         "explanation": text,
     }
+
+
+def owed(cleared: int, adjusted: int) -> tuple[int, int]:
+    """(amount, excess) of a charge: what the rider owes for the day, the cleared fare plus
+    the operators' corrections, never below 0; and the excess, what the corrections take off
+    beyond the fare (a refund of 300 on a day later re-cleared to 250: owes 0, excess 50).
+    The excess is not owed to the rider (they were never charged it): it is kept on the
+    charge for the operator to review, and comes back into the amount if a later re-clear
+    raises the fare again (the corrections themselves are never rewritten)."""
+    net = cleared + adjusted
+    return (net, 0) if net >= 0 else (0, -net)
 
 
 def _lookback(tariff: dict[str, Any]) -> int:
@@ -596,7 +647,7 @@ def run(
             if full:  # every account, streamed from one SELECT in account order
                 first_day = -(1 << 40)
                 week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
-                for account, taps in _by_account(store.clearing_taps()):
+                for account, taps in sorted(_group(store.clearing_all_taps()).items()):
                     yield account, week0, taps
                 return
             for account, since in sorted(dirty.items()):
@@ -620,6 +671,7 @@ def run(
                     new.append((account, day, c))
                     summary["new"] += 1
                 elif old["fingerprint"] != c["fingerprint"]:
+                    c["amount"], c["excess"] = owed(c["cleared"], old["adjusted"])
                     revised.append((account, day, c, old))
                     summary["revised"] += 1
                 else:
@@ -647,7 +699,9 @@ def _correct(
                 "the charge is %d: a %s of %d would make it negative"
                 % (before["amount"], kind, -delta)
             )
-        store.clearing_operator_revision(account, day, delta, kind, why, now)
+        adjusted = before["adjusted"] + delta
+        amount, excess = owed(before["cleared"], adjusted)
+        store.clearing_operator_revision(before, adjusted, amount, excess, kind, why, now)
         after = store.clearing_charge(account, day)
         store.clearing_audit(now, operator, kind, account, day, why, before, after)
     return after

@@ -146,6 +146,7 @@ CREATE TABLE IF NOT EXISTS charges (
     fingerprint   TEXT NOT NULL,
     published     BIGINT NOT NULL,
     updated       BIGINT NOT NULL,
+    excess        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, day)
 );
 CREATE TABLE IF NOT EXISTS charge_revisions (
@@ -253,6 +254,8 @@ class Store:
         self.b.script(SCHEMA)
         if "revoked" not in self.b.columns("devices"):  # a database from before revocation
             self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
+        if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
+            self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
 
     @property
@@ -584,8 +587,10 @@ class Store:
         "fingerprint",
         "published",
         "updated",
+        "excess",
     )
     _REVISION = ("revision", "kind", "delta", "amount", "time", "reason", "explanation")
+    _REVISION_ROW = ("account_id", "day") + _REVISION
 
     @contextlib.contextmanager
     def clearing_transaction(self) -> Iterator[None]:
@@ -607,6 +612,11 @@ class Store:
             q += " AND account_id = ? AND time >= ?"
             args = (account, since if since is not None else -(1 << 62))
         return self.b.execute(q + " ORDER BY account_id, time, device_id, seq", args)
+
+    def clearing_all_taps(self) -> Any:
+        """Every passage and gate event, as clearing_taps rows, in the table's order (one
+        sequential scan; clearing sorts each account's taps): for a full clear."""
+        return self.b.execute(self._TAPS)
 
     def clearing_new_taps(self, with_taps: bool = True):
         """The cursor moves [(device_id, high_seq)] that take in every record stored since
@@ -667,20 +677,23 @@ class Store:
         revised: list[tuple[int, int, dict[str, Any], dict[str, Any]]],
         now: int,
     ) -> None:
-        """A clearing run's results, in batches (executemany): `new` charges [(account, day,
-        charge)] at revision 1, and `revised` ones [(account, day, charge, old row)]: a new
-        revision and an adjustment by the delta. Each with its charge_revisions row."""
+        """A clearing run's results, in batches (COPY on PostgreSQL, executemany on SQLite):
+        `new` charges [(account, day, charge)] at revision 1, and `revised` ones [(account,
+        day, charge, old row)], the charge with the `amount` and `excess` clearing.owed gave
+        it: a new revision, an adjustment by the change of the amount. Each with its
+        charge_revisions row."""
         revs: list[tuple] = []
         if new:
-            self.b.executemany(
-                "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, "
-                "fares, journeys, open_journeys, review, fingerprint, published, updated) "
-                "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.b.insert_many(
+                "charges",
+                self._CHARGE,
                 [
                     (
                         account,
                         day,
+                        1,
                         c["cleared"],
+                        0,
                         c["cleared"],
                         c["fares"],
                         c["journeys"],
@@ -689,6 +702,7 @@ class Store:
                         c["fingerprint"],
                         now,
                         now,
+                        0,
                     )
                     for account, day, c in new
                 ],
@@ -699,13 +713,14 @@ class Store:
             ]
         ups = []
         for account, day, c, old in revised:
-            rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
-            amount = c["cleared"] + old["adjusted"]
+            rev, amount = old["revision"] + 1, c["amount"]
+            delta = amount - old["amount"]
             ups.append(
                 (
                     rev,
                     c["cleared"],
                     amount,
+                    c["excess"],
                     c["fares"],
                     c["journeys"],
                     c["open"],
@@ -720,27 +735,33 @@ class Store:
             revs.append((account, day, rev, "adjustment", delta, amount, now, why, text))
         if ups:
             self.b.executemany(
-                "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, "
+                "UPDATE charges SET revision = ?, cleared = ?, amount = ?, excess = ?, fares = ?, "
                 "journeys = ?, open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
                 "WHERE account_id = ? AND day = ?",
                 ups,
             )
         if revs:
-            self.b.executemany(self._INSERT_REVISION, revs)
+            self.b.insert_many("charge_revisions", self._REVISION_ROW, revs)
 
     def clearing_operator_revision(
-        self, account: int, day: int, delta: int, kind: str, why: str, now: int
+        self,
+        before: dict[str, Any],
+        adjusted: int,
+        amount: int,
+        excess: int,
+        kind: str,
+        why: str,
+        now: int,
     ) -> None:
-        """An operator's refund or adjustment: a revision that re-clearing keeps."""
-        row = self.b.execute(
-            "SELECT revision, amount FROM charges WHERE account_id = ? AND day = ?",
-            (account, day),
-        ).fetchone()
-        rev, amount = row[0] + 1, row[1] + delta
+        """An operator's refund or adjustment of the charge `before` (a clearing_charge):
+        its corrections now sum to `adjusted`, it owes `amount` with `excess` left over
+        (clearing.owed); a revision that re-clearing keeps."""
+        account, day = before["account_id"], before["day"]
+        rev, delta = before["revision"] + 1, amount - before["amount"]
         self.b.execute(
-            "UPDATE charges SET revision = ?, adjusted = adjusted + ?, amount = ?, updated = ? "
+            "UPDATE charges SET revision = ?, adjusted = ?, amount = ?, excess = ?, updated = ? "
             "WHERE account_id = ? AND day = ?",
-            (rev, delta, amount, now, account, day),
+            (rev, adjusted, amount, excess, now, account, day),
         )
         self._clearing_revision(account, day, rev, kind, delta, amount, now, why, "")
 
