@@ -11,7 +11,9 @@ then does the sync server acknowledge. Records are idempotent by
   not continue the chain) are logged as anomalies, and the records are still stored: they are
   real passages and refusing them would only jam the gate;
 - a presentation (account_id, cred_no, counter) accepted as a passage at two gates, or twice,
-  is logged as a replay (the gates' local replay caches cannot see each other). Records with
+  is logged as a replay (the gates' local replay caches cannot see each other). The first
+  passage of each presentation claims it (table presentations, a unique key), so two sessions
+  storing copies at once are still caught (see _CLAIM). Records with
   cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
 
 The registry (device_id -> ES256 public key) is filled by provisioning or by
@@ -65,8 +67,7 @@ CREATE TABLE IF NOT EXISTS records (
     received   BIGINT NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) {without_rowid};
-CREATE INDEX IF NOT EXISTS records_presentation
-    ON records (account_id, cred_no, counter) WHERE kind = 1;
+DROP INDEX IF EXISTS records_presentation;
 CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
 CREATE TABLE IF NOT EXISTS devices (
     device_id BIGINT PRIMARY KEY,
@@ -79,6 +80,15 @@ CREATE TABLE IF NOT EXISTS devices (
     status    TEXT,
     revoked   BIGINT
 );
+-- the first passage of each presentation (its claim): the replay check's unique key
+CREATE TABLE IF NOT EXISTS presentations (
+    account_id BIGINT NOT NULL,
+    cred_no    BIGINT NOT NULL,
+    counter    BIGINT NOT NULL,
+    device_id  BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    PRIMARY KEY (account_id, cred_no, counter)
+) {without_rowid};
 CREATE TABLE IF NOT EXISTS anomalies (
     id        {id},
     time      BIGINT NOT NULL,
@@ -182,13 +192,32 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+# The replay check of a batch's new passages (device_id, first seq, last seq): each claims its
+# presentation (the first passage of it wins), then every passage whose presentation another
+# passage claimed is a replay. Two writers of one presentation at once: the second's INSERT
+# waits on the unique key until the first commits (PostgreSQL; SQLite has one writer), then
+# its SELECT, a new snapshot, sees the claim: a copy is flagged however the sessions
+# interleave. Claims in key order: two batches never wait on each other in a cycle.
+_CLAIM = """
+INSERT INTO presentations (account_id, cred_no, counter, device_id, seq)
+SELECT account_id, cred_no, counter, device_id, seq FROM records
+WHERE device_id = ? AND seq BETWEEN ? AND ? AND kind = 1 AND NOT (cred_no = 0 AND counter = 0)
+ORDER BY account_id, cred_no, counter, seq
+ON CONFLICT DO NOTHING
+"""
+_CLAIMS_OF_ALL = """
+INSERT INTO presentations (account_id, cred_no, counter, device_id, seq)
+SELECT account_id, cred_no, counter, device_id, seq FROM records
+WHERE kind = 1 AND NOT (cred_no = 0 AND counter = 0)
+ORDER BY account_id, cred_no, counter, time, device_id, seq
+ON CONFLICT DO NOTHING
+"""
 _REPLAYS = """
-SELECT r.seq, o.device_id, o.seq, r.account_id, r.cred_no, r.counter
-FROM records r JOIN records o
-  ON o.account_id = r.account_id AND o.cred_no = r.cred_no AND o.counter = r.counter
- AND o.kind = 1 AND (o.device_id != r.device_id OR o.seq != r.seq)
+SELECT r.seq, p.device_id, p.seq, r.account_id, r.cred_no, r.counter
+FROM records r JOIN presentations p
+  ON p.account_id = r.account_id AND p.cred_no = r.cred_no AND p.counter = r.counter
 WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
-  AND NOT (r.cred_no = 0 AND r.counter = 0)
+  AND NOT (r.cred_no = 0 AND r.counter = 0) AND (p.device_id != r.device_id OR p.seq != r.seq)
 """
 
 
@@ -251,7 +280,10 @@ class Store:
         self.b = backends.connect(target)
         self.backend = self.b.name
         self.errors = self.b.errors  # the driver's failures: nothing may be acknowledged
+        claims = bool(self.b.columns("presentations"))
         self.b.script(SCHEMA)
+        if not claims:  # a database from before the presentations table: its claims
+            self.b.execute(_CLAIMS_OF_ALL)
         if "revoked" not in self.b.columns("devices"):  # a database from before revocation
             self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
         if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
@@ -353,6 +385,7 @@ class Store:
             )
             new_from = max(first, dev.high_seq + 1)
             if new_from <= last:
+                self.b.execute(_CLAIM, (device_id, new_from, last))
                 for seq, odev, oseq, acct, cred, ctr in self.b.rows(
                     _REPLAYS, (device_id, new_from, last)
                 ):
