@@ -179,6 +179,14 @@ class PostgreSQL:
             self._conn().cursor().executemany(self.sql(q), rows)
 
     def insert_many(self, table: str, columns: tuple[str, ...], rows: Any) -> None:
+        if len(rows) < 100:  # a few: one pipelined executemany costs less than a COPY
+            q = "INSERT INTO %s (%s) VALUES (%s)" % (
+                table,
+                ", ".join(columns),
+                ", ".join("?" * len(columns)),
+            )
+            self.executemany(q, rows)
+            return
         with self.lock, self._conn().cursor() as cur:
             with cur.copy("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns))) as copy:
                 for r in rows:

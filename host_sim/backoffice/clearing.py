@@ -550,6 +550,7 @@ _ONE = (
 )
 _BRIEF = '{"device_id":%d,"seq":%d,"station":%d,"time":%d}'
 WRITE_BATCH = 5000  # account-days whose writes go to the store in one batch
+CHUNK = 500  # accounts an incremental run reads in one query
 
 
 def _brief(b: dict[str, int] | None) -> str:
@@ -642,27 +643,37 @@ def run(
         new: list[tuple[int, int, dict[str, Any]]] = []
         revised: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []
 
-        def work() -> Iterator[tuple[int, int, list[Tap]]]:
-            """(account, first week day, its taps) of every account to re-clear."""
-            if full:  # every account, streamed from one SELECT in account order
-                first_day = -(1 << 40)
-                week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
-                for account, taps in sorted(_group(store.clearing_all_taps()).items()):
-                    yield account, week0, taps
-                return
-            for account, since in sorted(dirty.items()):
-                # a new tap can close a journey that began up to one journey span earlier
-                first_day = service_day(since - back, tariff)
-                week0 = first_day - ((first_day + 3 - tariff["week_start"]) % 7)
-                rows = store.clearing_taps(account, day_start(week0, tariff) - back)
-                yield account, week0, _group(rows).get(account, [])
+        def week0_of(t: int) -> int:
+            """The first day of the week a journey begun up to one journey span before `t`
+            is in: a new tap can close a journey that began that early."""
+            first_day = service_day(t - back, tariff)
+            return first_day - ((first_day + 3 - tariff["week_start"]) % 7)
 
-        for account, week0, taps in work():
+        def work() -> Iterator[tuple[int, int, list[Tap], dict[int, dict[str, Any]]]]:
+            """(account, first week day, its taps, its published charges from that day) of
+            every account to re-clear: a few queries per CHUNK accounts, not per account."""
+            if full:  # every account, from one scan of the taps
+                week0 = week0_of(-(1 << 50))
+                published = {} if first else store.clearing_published_of(None)
+                taps = _group(store.clearing_all_taps())
+                for account in sorted(set(taps) | set(published)):
+                    yield account, week0, taps.get(account, []), published.get(account, {})
+                return
+            todo = [(a, week0_of(since)) for a, since in sorted(dirty.items())]
+            for i in range(0, len(todo), CHUNK):
+                chunk = todo[i : i + CHUNK]
+                taps = _group(
+                    store.clearing_taps_of([(a, day_start(w, tariff) - back) for a, w in chunk])
+                )
+                published = store.clearing_published_of(chunk)
+                for a, w in chunk:
+                    yield a, w, taps.get(a, []), published.get(a, {})
+
+        for account, week0, taps, published in work():
             by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for j in journeys(account, taps, tariff, as_of):
                 if j["day"] >= week0:
                     by_day[j["day"]].append(j)
-            published = {} if first else store.clearing_published(account, week0)
             for day in sorted(set(by_day) | set(published)):
                 c = day_charge(by_day.get(day, []))
                 old = published.get(day)

@@ -159,6 +159,7 @@ CREATE TABLE IF NOT EXISTS charges (
     excess        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, day)
 );
+CREATE INDEX IF NOT EXISTS charges_open ON charges (account_id, day) WHERE open_journeys > 0;
 CREATE TABLE IF NOT EXISTS charge_revisions (
     account_id  BIGINT NOT NULL,
     day         BIGINT NOT NULL,
@@ -646,6 +647,22 @@ class Store:
             args = (account, since if since is not None else -(1 << 62))
         return self.b.execute(q + " ORDER BY account_id, time, device_id, seq", args)
 
+    def clearing_taps_of(self, since: list[tuple[int, int]]) -> Any:
+        """The taps (clearing_taps rows, in no order) of each (account, since) in `since`:
+        the account's taps at or after `since`, in one query (an incremental run's)."""
+        if not since:
+            return []
+        return self.b.execute(
+            self._TAPS_OF % ", ".join(["(?, ?)"] * len(since)), [v for p in since for v in p]
+        )
+
+    _TAPS_OF = (
+        "SELECT r.account_id, r.mode, r.device_id, r.seq, r.kind, r.reason, r.time, r.station, "
+        "r.direction, r.cred_no, r.counter, r.value, r.flags FROM (VALUES %s) AS w "
+        "JOIN records r ON r.account_id = w.column1 AND r.time >= w.column2 "
+        "WHERE r.kind IN (1, 3)"
+    )
+
     def clearing_all_taps(self) -> Any:
         """Every passage and gate event, as clearing_taps rows, in the table's order (one
         sequential scan; clearing sorts each account's taps): for a full clear."""
@@ -686,13 +703,26 @@ class Store:
             "SELECT account_id, day FROM charges WHERE open_journeys > 0"
         ).fetchall()
 
-    def clearing_published(self, account: int, from_day: int) -> dict[int, dict[str, Any]]:
+    def clearing_published_of(
+        self, since: list[tuple[int, int]] | None
+    ) -> dict[int, dict[int, dict[str, Any]]]:
+        """{account: {day: charge}} of the published charges of each (account, from_day) in
+        `since` from that day on, in one query; since=None: every charge (a full re-clear)."""
         cols = self._CHARGE
-        rows = self.b.execute(
-            "SELECT %s FROM charges WHERE account_id = ? AND day >= ?" % ", ".join(cols),
-            (account, from_day),
-        )
-        return {r[1]: dict(zip(cols, r)) for r in rows}
+        q = "SELECT %s FROM charges c" % ", ".join("c." + k for k in cols)
+        args: list[int] = []
+        if since is not None:
+            if not since:
+                return {}
+            q += (
+                " JOIN (VALUES %s) AS w ON c.account_id = w.column1 AND c.day >= w.column2"
+                % ", ".join(["(?, ?)"] * len(since))
+            )
+            args = [v for p in since for v in p]
+        out: dict[int, dict[int, dict[str, Any]]] = {}
+        for r in self.b.execute(q, args):
+            out.setdefault(r[0], {})[r[1]] = dict(zip(cols, r))
+        return out
 
     def clearing_publish(self, account: int, day: int, c: dict[str, Any], now: int) -> None:
         """A new charge, revision 1."""
