@@ -195,7 +195,8 @@ CREATE TABLE IF NOT EXISTS audit (
 
 # The replay check of a batch's new passages (device_id, first seq, last seq): each claims its
 # presentation (the first passage of it wins), then every passage whose presentation another
-# passage claimed is a replay. Two writers of one presentation at once: the second's INSERT
+# passage claimed is a replay (looked up only when the INSERT made fewer claims than the batch
+# has new presentations). Two writers of one presentation at once: the second's INSERT
 # waits on the unique key until the first commits (PostgreSQL; SQLite has one writer), then
 # its SELECT, a new snapshot, sees the claim: a copy is flagged however the sessions
 # interleave. Claims in key order: two batches never wait on each other in a cycle.
@@ -385,8 +386,15 @@ class Store:
                 rows,
             )
             new_from = max(first, dev.high_seq + 1)
-            if new_from <= last:
-                self.b.execute(_CLAIM, (device_id, new_from, last))
+            presented = sum(
+                1
+                for r in recs
+                if r.seq >= new_from and r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter)
+            )
+            claimed = (
+                self.b.execute(_CLAIM, (device_id, new_from, last)).rowcount if presented else 0
+            )
+            if claimed < presented:  # copies of presentations claimed before
                 for seq, odev, oseq, acct, cred, ctr in self.b.rows(
                     _REPLAYS, (device_id, new_from, last)
                 ):
