@@ -465,3 +465,20 @@ def test_the_explanation_is_the_json_of_the_journeys():
         [{k: j[k] for k in clearing._EXPLAIN} for j in js], sort_keys=True, separators=(",", ":")
     )
     assert clearing.day_charge(js)["explanation"] == want
+
+
+def test_an_incremental_run_agrees_with_a_full_reclear(store):
+    g = Gate(store)
+    for account, day in ((7, 0), (7, 20), (9, 0), (9, 20), (11, 3)):
+        g.tap(account, DAY0 + day * 86400, 1, DIR_ENTRY)
+        g.tap(account, DAY0 + day * 86400 + 600, 8, DIR_EXIT)
+    clearing.run(store, T, DAY0 + 30 * 86400)
+    # late taps far apart in time, read in one chunk: 7's early, 9's recent
+    g.tap(7, DAY0 + 86400, 4, DIR_EXIT)
+    g.tap(9, DAY0 + 21 * 86400, 2, DIR_ENTRY)
+    s = clearing.run(store, T, DAY0 + 30 * 86400)
+    assert (s["accounts"], s["taps"]) == (2, 2) and s["new"] == 2
+    before = store.clearing_charges()
+    again = clearing.run(store, T, DAY0 + 30 * 86400, full=True)
+    assert (again["new"], again["revised"]) == (0, 0), again
+    assert store.clearing_charges() == before

@@ -679,13 +679,15 @@ def run(
                 return
             todo = [(a, week0_of(since)) for a, since in sorted(dirty.items())]
             for i in range(0, len(todo), CHUNK):
+                # the chunk's taps from its earliest week on: more history than some of its
+                # accounts need changes none of their days from their own week0 on
                 chunk = todo[i : i + CHUNK]
-                taps = _group(
-                    store.clearing_taps_of([(a, day_start(w, tariff) - back) for a, w in chunk])
-                )
-                published = store.clearing_published_of(chunk)
+                accounts, w_min = [a for a, _ in chunk], min(w for _, w in chunk)
+                taps = _group(store.clearing_taps_of(accounts, day_start(w_min, tariff) - back))
+                published = store.clearing_published_of(accounts, w_min)
                 for a, w in chunk:
-                    yield a, w, taps.get(a, []), published.get(a, {})
+                    mine = {d: c for d, c in published.get(a, {}).items() if d >= w}
+                    yield a, w, taps.get(a, []), mine
 
         for account, week0, taps, published in work():
             by_day: dict[int, list[dict[str, Any]]] = defaultdict(list)
