@@ -240,10 +240,14 @@ def _journey(
     }
 
 
+_OVER_LIMIT = records.FLAG_OVER_LIMIT
+_OVER = ("over_limit",)
+
+
 def _flags_of(*taps: Tap | None) -> tuple[str, ...]:
     for t in taps:
-        if t is not None and t.flags & records.FLAG_OVER_LIMIT:
-            return ("over_limit",)
+        if t is not None and t.flags & _OVER_LIMIT:
+            return _OVER
     return ()
 
 
@@ -277,6 +281,16 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
     out: list[dict] = []
     open_: Tap | None = None
     retaps: list[Tap] = []
+    # the loop's constants as locals: it runs once per metro tap
+    retap_s, max_journey_s, max_fare, fares = (
+        t["retap_s"],
+        t["max_journey_s"],
+        t["max_fare"],
+        t["fares"],
+    )
+    rules = ["metro.fares[%d]" % n for n in range(len(fares))]
+    top = len(fares) - 1
+    entry, exit_, emergency, over = DIR_ENTRY, DIR_EXIT, records.FLAG_EMERGENCY, _OVER_LIMIT
 
     def close_missing() -> None:
         j = _journey(
@@ -293,35 +307,33 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
         out.append(j)
 
     for tap in taps:
-        if tap.direction == DIR_ENTRY:
-            if _emergency(tap):
+        direction = tap.direction
+        if direction == entry:
+            if tap.flags & emergency:
                 out.append(_journey("metro", account, tap, None, "emergency", 0, "emergency"))
                 continue
             if open_ is not None:
-                if tap.station == open_.station and tap.time - open_.time <= t["retap_s"]:
+                if tap.station == open_.station and tap.time - open_.time <= retap_s:
                     retaps.append(tap)
                     continue
                 close_missing()
             open_, retaps = tap, []
-        elif tap.direction == DIR_EXIT:
-            if open_ is not None and tap.time - open_.time > t["max_journey_s"]:
+        elif direction == exit_:
+            if open_ is not None and tap.time - open_.time > max_journey_s:
                 close_missing()
                 open_, retaps = None, []
             if open_ is None:
-                out.append(
-                    _exit_without_entry("metro", account, tap, t["max_fare"], "metro.max_fare")
-                )
+                out.append(_exit_without_entry("metro", account, tap, max_fare, "metro.max_fare"))
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
-            flags = _flags_of(open_, tap)
-            if tap.flags & records.FLAG_EMERGENCY:
+            flags = _OVER if (open_.flags | tap.flags) & over else ()
+            if tap.flags & emergency:
                 flags += ("emergency_exit",)
             if za is None or zb is None:
-                fare, status, rule = t["max_fare"], "unknown_station", "metro.max_fare"
+                fare, status, rule = max_fare, "unknown_station", "metro.max_fare"
             else:
-                fares = t["fares"]
-                n = min(abs(za - zb), len(fares) - 1)
-                fare, status, rule = fares[n], "complete", "metro.fares[%d]" % n
+                n = min(abs(za - zb), top)
+                fare, status, rule = fares[n], "complete", rules[n]
             j = _journey("metro", account, open_, tap, status, fare, rule, flags)
             if retaps:
                 j["records"] += [r.key() for r in retaps]
@@ -441,25 +453,28 @@ def journeys(
     seen: set[tuple[int, int]] = set()
     by_mode: dict[int, list[Tap]] = defaultdict(list)
     passage = records.KIND_PASSAGE
+    untrusted = records.FLAG_CLOCK_UNTRUSTED
     for t in taps:
-        if t.kind != passage or t.mode not in MODES:
+        mode = t.mode
+        if t.kind != passage or mode not in MODES:
             continue
-        name = MODES[t.mode][0]
         if voids and (t.device_id, t.cred_no, t.counter, t.direction) in voids:
-            out.append(_journey(name, account, t, None, "voided", 0, "voided"))
+            out.append(_journey(MODES[mode][0], account, t, None, "voided", 0, "voided"))
             continue
         pres = (t.cred_no, t.counter)
         if pres != (0, 0):
             if pres in seen:
+                name = MODES[mode][0]
                 out.append(
                     _journey(name, account, t, None, "fraud_copy", 0, "fraud", ("fraud_review",))
                 )
                 continue
             seen.add(pres)
-        if t.flags & records.FLAG_CLOCK_UNTRUSTED:
+        if t.flags & untrusted:
+            name = MODES[mode][0]
             out.append(_journey(name, account, t, None, "held_clock", 0, "held", ("review_clock",)))
             continue
-        by_mode[t.mode].append(t)
+        by_mode[mode].append(t)
     for mode, mtaps in by_mode.items():
         name, fn = MODES[mode]
         out.extend(fn(account, mtaps, tariff[name], as_of))
