@@ -326,7 +326,7 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                 out.append(_exit_without_entry("metro", account, tap, max_fare, "metro.max_fare"))
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
-            flags = _OVER if (open_.flags | tap.flags) & over else ()
+            flags: tuple[str, ...] = _OVER if (open_.flags | tap.flags) & over else ()
             if tap.flags & emergency:
                 flags += ("emergency_exit",)
             if za is None or zb is None:

@@ -172,8 +172,9 @@ def register(sub: Any) -> None:
         "can change), publish, then list one charge per account and service day: its revision, "
         "what clearing charged (cleared), operators' corrections (adjusted), the amount "
         "(charged: cleared + adjusted, never below 0; a refund beyond a re-cleared fare is "
-        "shown as excess), journeys, open journeys, journeys for review, and any dispute. A late tap makes a new "
-        "revision (an adjustment), never a second charge; running it twice changes nothing. "
+        "shown as excess), journeys, open journeys, journeys for review, and any dispute. "
+        "A late tap makes a new revision (an adjustment), never a second charge; running it "
+        "twice changes nothing. "
         "--revisions also lists each charge's revisions with their explanation (journeys, "
         "tariff rules, amounts before and after caps).",
     )
