@@ -8,7 +8,9 @@ they can change, and publishes one charge per (account, service day) with a revi
 A charge that changes (a late tap, an open journey that became a missing exit) gets a new
 revision and an ADJUSTMENT row with the delta, never a second charge; running it twice changes
 nothing. Operator corrections (refund, adjust) are revisions too, kept apart from the cleared
-amount so that re-clearing never undoes them, and each is written to the audit trail.
+amount so that re-clearing never undoes them, and each is written to the audit trail. What a
+charge owes is the cleared amount plus the corrections, never below 0; corrections beyond a
+re-cleared fare are kept as the charge's excess (`owed`).
 All SQL is in store.py (the `clearing_*` methods); this module never touches the database.
 
 Policies, in the order they apply to an account's taps:

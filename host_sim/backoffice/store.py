@@ -723,16 +723,6 @@ class Store:
             out.setdefault(r[0], {})[r[1]] = dict(zip(cols, r))
         return out
 
-    def clearing_publish(self, account: int, day: int, c: dict[str, Any], now: int) -> None:
-        """A new charge, revision 1."""
-        self.clearing_write([(account, day, c)], [], now)
-
-    def clearing_revise(
-        self, account: int, day: int, c: dict[str, Any], old: dict[str, Any], now: int
-    ) -> None:
-        """Re-cleared to a different result: a new revision, an adjustment by the delta."""
-        self.clearing_write([], [(account, day, c, old)], now)
-
     def clearing_write(
         self,
         new: list[tuple[int, int, dict[str, Any]]],
