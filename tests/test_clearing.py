@@ -410,3 +410,75 @@ def test_cli_corrections_and_the_audit_trail(store, tmp_path, capsys):
         ("ana", "refund", "barrier was stuck")
     ]
     assert (out[0]["before"]["amount"], out[0]["after"]["amount"]) == (400, 250)
+
+
+def test_a_refund_then_a_lower_reclear_never_owes_below_zero(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_EXIT)  # exit with no entry: the maximum fare, 600
+    clearing.run(store, T, DAY0 + 86400)
+    day = store.clearing_charges(7)[0]["day"]
+    clearing.refund(store, 7, day, 600, "ana", "goodwill: the whole day", 100)
+    store.add_device(2, b"\x02" + bytes(32), DAY0)
+    late = Gate(store)
+    late.tap(7, DAY0 - 900, 8, DIR_ENTRY, device=2, counter=99)  # the entry, late: 400
+    clearing.run(store, T, DAY0 + 2 * 86400)
+    (c,) = store.clearing_charges(7)
+    # 400 cleared - 600 refunded: owes 0, and the 200 refunded beyond the fare is kept apart
+    assert (c["cleared"], c["adjusted"], c["amount"], c["excess"]) == (400, -600, 0, 200)
+    revs = store.clearing_revisions(7, day)
+    assert [(r["kind"], r["delta"], r["amount"]) for r in revs] == [
+        ("charge", 600, 600),
+        ("refund", -600, 0),
+        ("adjustment", 0, 0),
+    ]
+    assert sum(r["delta"] for r in revs) == c["amount"]  # the deltas explain the amount
+    with pytest.raises(clearing.ChargeError):  # nothing left to refund
+        clearing.refund(store, 7, day, 1, "ana", "again", 101)
+    late.tap(7, DAY0 + 4000, 1, DIR_ENTRY, device=2, counter=100)  # a second trip: +600
+    clearing.run(store, T, DAY0 + 3 * 86400)
+    (c,) = store.clearing_charges(7)
+    assert (c["cleared"], c["amount"], c["excess"]) == (1000, 400, 0)  # the excess came back
+    assert sum(r["delta"] for r in store.clearing_revisions(7, day)) == 400
+
+
+def test_owed_is_exact_and_never_negative():
+    assert clearing.owed(300, -300) == (0, 0)
+    assert clearing.owed(250, -300) == (0, 50)
+    assert clearing.owed(250, 0) == (250, 0)
+    assert clearing.owed(400, -150) == (250, 0)
+
+
+def test_the_explanation_is_the_json_of_the_journeys():
+    import json
+
+    g_taps = [  # every kind of journey's fields: complete, flagged, capped, missing parts
+        (1, 0, 5, 1, 1, 0, DAY0, 1, DIR_ENTRY, 1, 1, 0, records.FLAG_OVER_LIMIT),
+        (1, 0, 5, 2, 1, 0, DAY0 + 600, 8, DIR_EXIT, 1, 2, 0, records.FLAG_EMERGENCY),
+        (1, 0, 5, 3, 1, 0, DAY0 + 900, 2, DIR_EXIT, 1, 3, 0, 0),
+        (1, 0, 5, 4, 1, 0, DAY0 + 950, 2, DIR_EXIT, 1, 3, 0, 0),
+        (1, 0, 5, 5, 1, 0, DAY0 + 990, 2, DIR_ENTRY, 1, 5, 0, records.FLAG_CLOCK_UNTRUSTED),
+    ]
+    rows = [(9, MODE_METRO) + t[2:] for t in g_taps]
+    js = clearing.journeys(9, [clearing.tap(r) for r in rows], _t(daily_cap=500), DAY0 + 86400)
+    assert {j["status"] for j in js} >= {"complete", "missing_entry", "fraud_copy", "held_clock"}
+    want = json.dumps(
+        [{k: j[k] for k in clearing._EXPLAIN} for j in js], sort_keys=True, separators=(",", ":")
+    )
+    assert clearing.day_charge(js)["explanation"] == want
+
+
+def test_an_incremental_run_agrees_with_a_full_reclear(store):
+    g = Gate(store)
+    for account, day in ((7, 0), (7, 20), (9, 0), (9, 20), (11, 3)):
+        g.tap(account, DAY0 + day * 86400, 1, DIR_ENTRY)
+        g.tap(account, DAY0 + day * 86400 + 600, 8, DIR_EXIT)
+    clearing.run(store, T, DAY0 + 30 * 86400)
+    # late taps far apart in time, read in one chunk: 7's early, 9's recent
+    g.tap(7, DAY0 + 86400, 4, DIR_EXIT)
+    g.tap(9, DAY0 + 21 * 86400, 2, DIR_ENTRY)
+    s = clearing.run(store, T, DAY0 + 30 * 86400)
+    assert (s["accounts"], s["taps"]) == (2, 2) and s["new"] == 2
+    before = store.clearing_charges()
+    again = clearing.run(store, T, DAY0 + 30 * 86400, full=True)
+    assert (again["new"], again["revised"]) == (0, 0), again
+    assert store.clearing_charges() == before

@@ -11,7 +11,9 @@ then does the sync server acknowledge. Records are idempotent by
   not continue the chain) are logged as anomalies, and the records are still stored: they are
   real passages and refusing them would only jam the gate;
 - a presentation (account_id, cred_no, counter) accepted as a passage at two gates, or twice,
-  is logged as a replay (the gates' local replay caches cannot see each other). Records with
+  is logged as a replay (the gates' local replay caches cannot see each other). The first
+  passage of each presentation claims it (table presentations, a unique key), so two sessions
+  storing copies at once are still caught (see _CLAIM). Records with
   cred_no = counter = 0 carry no presentation (an emergency passage) and are not compared.
 - a record arriving again under a (device_id, seq) already stored is compared byte for byte
   with the stored one: other bytes are a `seq_conflict` (the gate reissued the seq; the first
@@ -68,8 +70,7 @@ CREATE TABLE IF NOT EXISTS records (
     received   BIGINT NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) {without_rowid};
-CREATE INDEX IF NOT EXISTS records_presentation
-    ON records (account_id, cred_no, counter) WHERE kind = 1;
+DROP INDEX IF EXISTS records_presentation;
 CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
 CREATE TABLE IF NOT EXISTS devices (
     device_id BIGINT PRIMARY KEY,
@@ -82,6 +83,15 @@ CREATE TABLE IF NOT EXISTS devices (
     status    TEXT,
     revoked   BIGINT
 );
+-- the first passage of each presentation (its claim): the replay check's unique key
+CREATE TABLE IF NOT EXISTS presentations (
+    account_id BIGINT NOT NULL,
+    cred_no    BIGINT NOT NULL,
+    counter    BIGINT NOT NULL,
+    device_id  BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    PRIMARY KEY (account_id, cred_no, counter)
+) {without_rowid};
 CREATE TABLE IF NOT EXISTS anomalies (
     id        {id},
     time      BIGINT NOT NULL,
@@ -149,8 +159,10 @@ CREATE TABLE IF NOT EXISTS charges (
     fingerprint   TEXT NOT NULL,
     published     BIGINT NOT NULL,
     updated       BIGINT NOT NULL,
+    excess        BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, day)
 );
+CREATE INDEX IF NOT EXISTS charges_open ON charges (account_id, day) WHERE open_journeys > 0;
 CREATE TABLE IF NOT EXISTS charge_revisions (
     account_id  BIGINT NOT NULL,
     day         BIGINT NOT NULL,
@@ -184,13 +196,33 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+# The replay check of a batch's new passages (device_id, first seq, last seq): each claims its
+# presentation (the first passage of it wins), then every passage whose presentation another
+# passage claimed is a replay (looked up only when the INSERT made fewer claims than the batch
+# has new presentations). Two writers of one presentation at once: the second's INSERT
+# waits on the unique key until the first commits (PostgreSQL; SQLite has one writer), then
+# its SELECT, a new snapshot, sees the claim: a copy is flagged however the sessions
+# interleave. Claims in key order: two batches never wait on each other in a cycle.
+_CLAIM = """
+INSERT INTO presentations (account_id, cred_no, counter, device_id, seq)
+SELECT account_id, cred_no, counter, device_id, seq FROM records
+WHERE device_id = ? AND seq BETWEEN ? AND ? AND kind = 1 AND NOT (cred_no = 0 AND counter = 0)
+ORDER BY account_id, cred_no, counter, seq
+ON CONFLICT DO NOTHING
+"""
+_CLAIMS_OF_ALL = """
+INSERT INTO presentations (account_id, cred_no, counter, device_id, seq)
+SELECT account_id, cred_no, counter, device_id, seq FROM records
+WHERE kind = 1 AND NOT (cred_no = 0 AND counter = 0)
+ORDER BY account_id, cred_no, counter, time, device_id, seq
+ON CONFLICT DO NOTHING
+"""
 _REPLAYS = """
-SELECT r.seq, o.device_id, o.seq, r.account_id, r.cred_no, r.counter
-FROM records r JOIN records o
-  ON o.account_id = r.account_id AND o.cred_no = r.cred_no AND o.counter = r.counter
- AND o.kind = 1 AND (o.device_id != r.device_id OR o.seq != r.seq)
+SELECT r.seq, p.device_id, p.seq, r.account_id, r.cred_no, r.counter
+FROM records r JOIN presentations p
+  ON p.account_id = r.account_id AND p.cred_no = r.cred_no AND p.counter = r.counter
 WHERE r.device_id = ? AND r.seq BETWEEN ? AND ? AND r.kind = 1
-  AND NOT (r.cred_no = 0 AND r.counter = 0)
+  AND NOT (r.cred_no = 0 AND r.counter = 0) AND (p.device_id != r.device_id OR p.seq != r.seq)
 """
 
 
@@ -253,9 +285,14 @@ class Store:
         self.b = backends.connect(target)
         self.backend = self.b.name
         self.errors = self.b.errors  # the driver's failures: nothing may be acknowledged
+        claims = bool(self.b.columns("presentations"))
         self.b.script(SCHEMA)
+        if not claims:  # a database from before the presentations table: its claims
+            self.b.execute(_CLAIMS_OF_ALL)
         if "revoked" not in self.b.columns("devices"):  # a database from before revocation
             self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
+        if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
+            self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
 
     @property
@@ -375,7 +412,15 @@ class Store:
                 rows,
             )
             new_from = max(first, dev.high_seq + 1)
-            if new_from <= last:
+            presented = sum(
+                1
+                for r in recs
+                if r.seq >= new_from and r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter)
+            )
+            claimed = (
+                self.b.execute(_CLAIM, (device_id, new_from, last)).rowcount if presented else 0
+            )
+            if claimed < presented:  # copies of presentations claimed before
                 for seq, odev, oseq, acct, cred, ctr in self.b.rows(
                     _REPLAYS, (device_id, new_from, last)
                 ):
@@ -610,8 +655,10 @@ class Store:
         "fingerprint",
         "published",
         "updated",
+        "excess",
     )
     _REVISION = ("revision", "kind", "delta", "amount", "time", "reason", "explanation")
+    _REVISION_ROW = ("account_id", "day") + _REVISION
 
     @contextlib.contextmanager
     def clearing_transaction(self) -> Iterator[None]:
@@ -633,6 +680,21 @@ class Store:
             q += " AND account_id = ? AND time >= ?"
             args = (account, since if since is not None else -(1 << 62))
         return self.b.execute(q + " ORDER BY account_id, time, device_id, seq", args)
+
+    def clearing_taps_of(self, accounts: list[int], since: int) -> Any:
+        """The taps (clearing_taps rows, in no order) of these accounts at or after `since`,
+        in one query (an incremental run's). `account_id IN (...)`, which the planner serves
+        from the (account_id, time) index also before PostgreSQL has statistics of the table
+        (a join with a VALUES list of (account, since) became a scan of every record)."""
+        if not accounts:
+            return []
+        q = self._TAPS + " AND account_id IN (%s) AND time >= ?" % ", ".join("?" * len(accounts))
+        return self.b.execute(q, [*accounts, since])
+
+    def clearing_all_taps(self) -> Any:
+        """Every passage and gate event, as clearing_taps rows, in the table's order (one
+        sequential scan; clearing sorts each account's taps): for a full clear."""
+        return self.b.execute(self._TAPS)
 
     def clearing_new_taps(self, with_taps: bool = True):
         """The cursor moves [(device_id, high_seq)] that take in every record stored since
@@ -669,23 +731,23 @@ class Store:
             "SELECT account_id, day FROM charges WHERE open_journeys > 0"
         ).fetchall()
 
-    def clearing_published(self, account: int, from_day: int) -> dict[int, dict[str, Any]]:
+    def clearing_published_of(
+        self, accounts: list[int] | None, from_day: int = 0
+    ) -> dict[int, dict[int, dict[str, Any]]]:
+        """{account: {day: charge}} of the published charges of these accounts from
+        `from_day` on, in one query; accounts=None: every charge (a full re-clear)."""
         cols = self._CHARGE
-        rows = self.b.execute(
-            "SELECT %s FROM charges WHERE account_id = ? AND day >= ?" % ", ".join(cols),
-            (account, from_day),
-        )
-        return {r[1]: dict(zip(cols, r)) for r in rows}
-
-    def clearing_publish(self, account: int, day: int, c: dict[str, Any], now: int) -> None:
-        """A new charge, revision 1."""
-        self.clearing_write([(account, day, c)], [], now)
-
-    def clearing_revise(
-        self, account: int, day: int, c: dict[str, Any], old: dict[str, Any], now: int
-    ) -> None:
-        """Re-cleared to a different result: a new revision, an adjustment by the delta."""
-        self.clearing_write([], [(account, day, c, old)], now)
+        q = "SELECT %s FROM charges" % ", ".join(cols)
+        args: list[int] = []
+        if accounts is not None:
+            if not accounts:
+                return {}
+            q += " WHERE account_id IN (%s) AND day >= ?" % ", ".join("?" * len(accounts))
+            args = [*accounts, from_day]
+        out: dict[int, dict[int, dict[str, Any]]] = {}
+        for r in self.b.execute(q, args):
+            out.setdefault(r[0], {})[r[1]] = dict(zip(cols, r))
+        return out
 
     def clearing_write(
         self,
@@ -693,20 +755,23 @@ class Store:
         revised: list[tuple[int, int, dict[str, Any], dict[str, Any]]],
         now: int,
     ) -> None:
-        """A clearing run's results, in batches (executemany): `new` charges [(account, day,
-        charge)] at revision 1, and `revised` ones [(account, day, charge, old row)]: a new
-        revision and an adjustment by the delta. Each with its charge_revisions row."""
+        """A clearing run's results, in batches (COPY on PostgreSQL, executemany on SQLite):
+        `new` charges [(account, day, charge)] at revision 1, and `revised` ones [(account,
+        day, charge, old row)], the charge with the `amount` and `excess` clearing.owed gave
+        it: a new revision, an adjustment by the change of the amount. Each with its
+        charge_revisions row."""
         revs: list[tuple] = []
         if new:
-            self.b.executemany(
-                "INSERT INTO charges (account_id, day, revision, cleared, adjusted, amount, "
-                "fares, journeys, open_journeys, review, fingerprint, published, updated) "
-                "VALUES (?, ?, 1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.b.insert_many(
+                "charges",
+                self._CHARGE,
                 [
                     (
                         account,
                         day,
+                        1,
                         c["cleared"],
+                        0,
                         c["cleared"],
                         c["fares"],
                         c["journeys"],
@@ -715,6 +780,7 @@ class Store:
                         c["fingerprint"],
                         now,
                         now,
+                        0,
                     )
                     for account, day, c in new
                 ],
@@ -725,13 +791,14 @@ class Store:
             ]
         ups = []
         for account, day, c, old in revised:
-            rev, delta = old["revision"] + 1, c["cleared"] - old["cleared"]
-            amount = c["cleared"] + old["adjusted"]
+            rev, amount = old["revision"] + 1, c["amount"]
+            delta = amount - old["amount"]
             ups.append(
                 (
                     rev,
                     c["cleared"],
                     amount,
+                    c["excess"],
                     c["fares"],
                     c["journeys"],
                     c["open"],
@@ -746,27 +813,33 @@ class Store:
             revs.append((account, day, rev, "adjustment", delta, amount, now, why, text))
         if ups:
             self.b.executemany(
-                "UPDATE charges SET revision = ?, cleared = ?, amount = ?, fares = ?, "
+                "UPDATE charges SET revision = ?, cleared = ?, amount = ?, excess = ?, fares = ?, "
                 "journeys = ?, open_journeys = ?, review = ?, fingerprint = ?, updated = ? "
                 "WHERE account_id = ? AND day = ?",
                 ups,
             )
         if revs:
-            self.b.executemany(self._INSERT_REVISION, revs)
+            self.b.insert_many("charge_revisions", self._REVISION_ROW, revs)
 
     def clearing_operator_revision(
-        self, account: int, day: int, delta: int, kind: str, why: str, now: int
+        self,
+        before: dict[str, Any],
+        adjusted: int,
+        amount: int,
+        excess: int,
+        kind: str,
+        why: str,
+        now: int,
     ) -> None:
-        """An operator's refund or adjustment: a revision that re-clearing keeps."""
-        row = self.b.execute(
-            "SELECT revision, amount FROM charges WHERE account_id = ? AND day = ?",
-            (account, day),
-        ).fetchone()
-        rev, amount = row[0] + 1, row[1] + delta
+        """An operator's refund or adjustment of the charge `before` (a clearing_charge):
+        its corrections now sum to `adjusted`, it owes `amount` with `excess` left over
+        (clearing.owed); a revision that re-clearing keeps."""
+        account, day = before["account_id"], before["day"]
+        rev, delta = before["revision"] + 1, amount - before["amount"]
         self.b.execute(
-            "UPDATE charges SET revision = ?, adjusted = adjusted + ?, amount = ?, updated = ? "
+            "UPDATE charges SET revision = ?, adjusted = ?, amount = ?, excess = ?, updated = ? "
             "WHERE account_id = ? AND day = ?",
-            (rev, delta, amount, now, account, day),
+            (rev, adjusted, amount, excess, now, account, day),
         )
         self._clearing_revision(account, day, rev, kind, delta, amount, now, why, "")
 

@@ -174,9 +174,11 @@ def register(sub: Any) -> None:
         with_events(cmd_charges),
         "Run clearing (incremental: only the account-days that new taps or still-open journeys "
         "can change), publish, then list one charge per account and service day: its revision, "
-        "what clearing charged (cleared), operators' corrections (adjusted), the amount, "
-        "journeys, open journeys, journeys for review, and any dispute. A late tap makes a new "
-        "revision (an adjustment), never a second charge; running it twice changes nothing. "
+        "what clearing charged (cleared), operators' corrections (adjusted), the amount "
+        "(charged: cleared + adjusted, never below 0; a refund beyond a re-cleared fare is "
+        "shown as excess), journeys, open journeys, journeys for review, and any dispute. "
+        "A late tap makes a new revision (an adjustment), never a second charge; running it "
+        "twice changes nothing. "
         "--revisions also lists each charge's revisions with their explanation (journeys, "
         "tariff rules, amounts before and after caps).",
     )
@@ -720,6 +722,7 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
     for c in cs:
         r = {k: c.get(k) for k in cols if k != "charged"}
         r["charged"] = c["amount"]
+        r["excess"] = c["excess"]  # corrections beyond the fare (clearing.owed)
         r["day"] = _day(c["day"])
         if args.revisions:
             r["revisions"] = store.clearing_revisions(c["account_id"], c["day"])
@@ -731,8 +734,10 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
             print(json.dumps(r, sort_keys=True))
         events.result(True, "%d charges" % len(rows), count=len(rows), clearing=summary)
         return 0
+    if any(r["excess"] for r in rows):  # shown only when a refund went beyond a fare
+        cols.append("excess")
     for r in rows:
-        for k in ("fares", "cleared", "adjusted", "charged"):
+        for k in ("fares", "cleared", "adjusted", "charged", "excess"):
             r[k] = _money(r[k])
     _print(events, [dict(r, revisions=None) for r in rows], cols, "no charges", "charges")
     for r in rows if args.revisions else ():
