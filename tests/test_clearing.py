@@ -101,6 +101,31 @@ def test_metro_missing_exit_is_the_maximum_fare_and_retap_is_one_journey(store):
     assert later[9] == "missing_exit"
 
 
+def test_an_exit_made_again_at_the_same_station_is_that_journey_not_a_missing_entry(store):
+    """A power cut in the pass window (or a jam) fails an exit the gate recorded: the rider
+    exits again at the same station. That is the journey they made, not a second one with a
+    missing entry (the maximum fare); later, or at another station, it is a missing entry."""
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT)
+    g.tap(7, DAY0 + 672, 8, DIR_EXIT)  # the same exit again, 72 s later
+    g.tap(8, DAY0, 1, DIR_ENTRY)
+    g.tap(8, DAY0 + 600, 8, DIR_EXIT)
+    g.tap(8, DAY0 + 600 + T["metro"]["retap_s"] + 1, 8, DIR_EXIT)  # too late: a new tap
+    g.tap(9, DAY0, 1, DIR_ENTRY)
+    g.tap(9, DAY0 + 600, 8, DIR_EXIT)
+    g.tap(9, DAY0 + 630, 9, DIR_EXIT)  # another station
+    js = _clear(store)
+    got = sorted((j["account_id"], j["status"], j["fare"], len(j["records"])) for j in js)
+    assert got == [
+        (7, "complete", 400, 3),
+        (8, "complete", 400, 2),
+        (8, "missing_entry", 600, 1),
+        (9, "complete", 400, 2),
+        (9, "missing_entry", 600, 1),
+    ]
+
+
 def test_metro_daily_cap_resets_with_the_service_day(store):
     g = Gate(store)
     t = DAY0

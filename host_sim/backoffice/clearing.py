@@ -30,7 +30,9 @@ Policies, in the order they apply to an account's taps:
 - metro: an entry and the next exit within `max_journey_s` make a journey, priced by the zones
   crossed (rule `metro.fares[N]`); a missing exit or entry, or an unknown station, is the
   maximum fare (rule `metro.max_fare`). A second entry at the same station within `retap_s`
-  is the same journey.
+  is the same journey; so is a second exit at the same station within `retap_s` of the exit
+  that closed it, with no entry between (the barrier failed the first: a power cut in the pass
+  window, a jam), not a journey with a missing entry.
 - caps (metro): each account's charged total per service day is capped at `daily_cap` and per
   week at `weekly_cap` (0: no weekly cap; weeks start on `week_start`, 0 Monday .. 6 Sunday).
   With `max_fare_counts_to_cap = false` (the default, TfL's rule) maximum fares are charged
@@ -283,6 +285,7 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
     out: list[dict] = []
     open_: Tap | None = None
     retaps: list[Tap] = []
+    done: tuple[Tap, dict] | None = None  # the last exit that closed a journey, and that journey
     # the loop's constants as locals: it runs once per metro tap
     retap_s, max_journey_s, max_fare, fares = (
         t["retap_s"],
@@ -319,12 +322,19 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
                     retaps.append(tap)
                     continue
                 close_missing()
-            open_, retaps = tap, []
+            open_, retaps, done = tap, [], None
         elif direction == exit_:
             if open_ is not None and tap.time - open_.time > max_journey_s:
                 close_missing()
                 open_, retaps = None, []
             if open_ is None:
+                if (
+                    done is not None
+                    and tap.station == done[0].station
+                    and tap.time - done[0].time <= retap_s
+                ):  # the same exit again (the barrier failed it): that journey's, no charge
+                    done[1]["records"].append(tap.key())
+                    continue
                 out.append(_exit_without_entry("metro", account, tap, max_fare, "metro.max_fare"))
                 continue
             za, zb = zones.get(open_.station), zones.get(tap.station)
@@ -340,7 +350,7 @@ def _metro(account: int, taps: list[Tap], t: dict[str, Any], as_of: int) -> list
             if retaps:
                 j["records"] += [r.key() for r in retaps]
             out.append(j)
-            open_, retaps = None, []
+            open_, retaps, done = None, [], (tap, j)
     if open_ is not None:
         if as_of - open_.time > t["max_journey_s"]:
             close_missing()
