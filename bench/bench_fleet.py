@@ -26,6 +26,7 @@ Reported, with references measured in the same run:
 """
 
 import asyncio
+import contextvars
 import datetime
 import multiprocessing
 import os
@@ -43,7 +44,13 @@ from drivers.linux.link_tcp import client_context
 from firmware.sync.client import SyncClient
 from host_sim.backoffice.backends import SQLite
 from host_sim.backoffice.store import SCHEMA, Store, record_row
-from host_sim.backoffice.sync_server import HostKeys, serve_tcp, server_context
+from host_sim.backoffice.group_commit import GroupCommit
+from host_sim.backoffice.sync_server import (
+    HostKeys,
+    listen_socket,
+    serve_tcp,
+    server_context,
+)
 from host_sim.hardware.devices import ManualClock
 from protocol import records
 
@@ -73,7 +80,7 @@ class MemJournal:
 
     def pending(self, limit: int = 1000, after_seq: int = -1) -> list:
         start = max(self.acked_seq, after_seq)
-        out = self.raws[start : start + limit]
+        out = self.raws[start : min(start + limit, self.last_seq)]
         if out:
             self._taken.append((start + len(out), time.perf_counter()))
         return out
@@ -114,22 +121,19 @@ def chain(device_id: int, n: int, first_account: int = 1000) -> list[bytes]:
     return out
 
 
-def _serve(store_arg: str, keys: HostKeys, certs: tuple, conn: Any) -> None:
-    """The back office process: serve_tcp on a free loopback port until told to stop."""
+def _serve(store_arg: str, keys: HostKeys, tls: ssl.SSLContext, sock: socket.socket,
+           group_commit: bool, conn: Any) -> None:
+    """One back office worker: serve_tcp on the listening socket it shares with the others
+    (what `faregate backoffice serve --workers N` runs), until told to stop."""
 
     async def main() -> None:
-        ca, srv, _cli = certs
         store = Store(store_arg)
+        commit = GroupCommit(lambda: Store(store_arg)) if group_commit else None
         server = await serve_tcp(
-            store,
-            keys,
-            "127.0.0.1",
-            0,
-            server_context(srv[0], srv[1], ca),
-            ManualClock(NOW),
-            log=lambda event: None,
+            store, keys, ssl_context=tls, clock=ManualClock(NOW), log=lambda event: None,
+            commit=commit, sock=sock,
         )
-        conn.send(server.sockets[0].getsockname()[1])
+        conn.send("ready")
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
         server.close()
         # sessions still closing their TLS stream end on their own, not cancelled by run()
@@ -137,40 +141,86 @@ def _serve(store_arg: str, keys: HostKeys, certs: tuple, conn: Any) -> None:
         if others:
             await asyncio.wait(others, timeout=10)
         await server.wait_closed()
+        if commit is not None:
+            commit.close()
         store.close()
 
     asyncio.run(main())
 
 
 class BackOfficeProcess:
-    def __init__(self, store_arg: str, keys: HostKeys, certs: tuple) -> None:
+    """`workers` back office processes on one listening socket, made (with the TLS context,
+    so its session-ticket key is the same in every worker) before they are forked."""
+
+    def __init__(
+        self, store_arg: str, keys: HostKeys, certs: tuple, workers: int = 1,
+        group_commit: bool = True,
+    ) -> None:
+        ca, srv, _cli = certs
+        tls = server_context(srv[0], srv[1], ca)
+        sock = listen_socket("127.0.0.1", 0)
+        self.port = sock.getsockname()[1]
         ctx = multiprocessing.get_context("fork")
-        self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(store_arg, keys, certs, child), daemon=True)
-        self.proc.start()
-        if not self._conn.poll(30):
-            raise RuntimeError("back office process did not start")
-        self.port = self._conn.recv()
+        self._conns, self.procs = [], []
+        for _ in range(workers):
+            conn, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_serve, args=(store_arg, keys, tls, sock, group_commit, child), daemon=True
+            )
+            proc.start()
+            self._conns.append(conn)
+            self.procs.append(proc)
+        for conn in self._conns:
+            if not conn.poll(30):
+                raise RuntimeError("back office process did not start")
+            conn.recv()
+        sock.close()  # the workers hold it
 
     def stop(self) -> None:
-        self._conn.send("stop")
-        self.proc.join(30)
+        for conn in self._conns:
+            conn.send("stop")
+        for proc in self.procs:
+            proc.join(30)
 
 
 def register(store_arg: str, first_id: int, pubs: list[bytes]) -> None:
-    """Every gate in the registry (device ids first_id..), in one transaction on SQLite."""
+    """Every gate in the registry (device ids first_id..), in one transaction."""
     store = Store(store_arg)
-    one_txn = isinstance(getattr(store, "db", None), sqlite3.Connection)
-    if one_txn:
-        store.db.execute("BEGIN")
-    for i, pub in enumerate(pubs, first_id):
-        store.add_device(i, pub, NOW, "p11 gate %d" % i)
-    if one_txn:
-        store.db.execute("COMMIT")
+    with store.transaction():
+        for i, pub in enumerate(pubs, first_id):
+            store.add_device(i, pub, NOW, "p11 gate %d" % i)
     store.close()
 
 
-async def _session(client: SyncClient, port: int, ctx: ssl.SSLContext) -> None:
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers the TLS session in `OFFER` (this task's gate's last
+    session): asyncio's open_connection has no `session=`, its SSL object comes from here."""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):  # type: ignore[no-untyped-def,override]
+        return super().wrap_bio(
+            incoming, outgoing, server_side, server_hostname, session or OFFER.get()
+        )
+
+
+OFFER: contextvars.ContextVar[ssl.SSLSession | None] = contextvars.ContextVar("offer", default=None)
+
+
+def gate_context(ca: str, cert: str, key: str) -> ResumingContext:
+    """drivers.linux.link_tcp.client_context's settings, on a ResumingContext."""
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def _session(
+    client: SyncClient, port: int, ctx: ssl.SSLContext, tickets: dict | None
+) -> None:
+    """One gate's session; with `tickets` ({device_id: SSLSession}) it offers the gate's last
+    TLS session and keeps the new one."""
+    dev = client.journal.device_id
+    OFFER.set(tickets.get(dev) if tickets is not None else None)
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"
     )
@@ -184,6 +234,11 @@ async def _session(client: SyncClient, port: int, ctx: ssl.SSLContext) -> None:
             if out:
                 writer.write(out)
                 await writer.drain()
+        tls = writer.get_extra_info("ssl_object")
+        if tickets is not None:
+            tickets[dev] = tls.session
+        if tls.session_reused:
+            RESUMED[0] += 1
     finally:
         writer.close()
         try:
@@ -192,7 +247,12 @@ async def _session(client: SyncClient, port: int, ctx: ssl.SSLContext) -> None:
             pass
 
 
-async def _drive(jobs: list, port: int, ctx: ssl.SSLContext, concurrency: int) -> list[float]:
+RESUMED = [0]
+
+
+async def _drive(
+    jobs: list, port: int, ctx: ssl.SSLContext, concurrency: int, tickets: dict | None
+) -> list[float]:
     """Run every (client) session, `concurrency` at a time; returns each session's ms."""
     took: list[float] = []
     it = iter(jobs)
@@ -200,7 +260,7 @@ async def _drive(jobs: list, port: int, ctx: ssl.SSLContext, concurrency: int) -
     async def worker() -> None:
         for client in it:
             t0 = time.perf_counter()
-            await _session(client, port, ctx)
+            await _session(client, port, ctx, tickets)
             took.append((time.perf_counter() - t0) * 1000)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -215,13 +275,23 @@ def fleet(
     batch_size: int = 200,
     directory: str | None = None,
     first_id: int = 1,
+    resume: bool = True,
+    group_commit: bool = True,
+    workers: int = 1,
+    warm_up: bool | None = None,
 ) -> dict[str, Any]:
-    """One run: `gates` gates, each one session uploading `records_per_gate` records.
+    """One run: `gates` gates, each one session uploading `records_per_gate` new records.
 
     `store`: what Store() opens (default: a new SQLite file in the scratch directory).
+    `resume`: gates offer their last TLS session; `group_commit`: the back office's writes
+    go through GroupCommit; `workers`: back office processes on one socket. `warm_up`
+    (default: `resume`): every gate first syncs once, unmeasured, as a fleet syncing every
+    minute has (its TLS session is then the one resumed), and uploads `records_per_gate`
+    records more in the measured session.
     Returns the figures and, for checks, `expected` {device_id: [raw, ...]} and `store`."""
     from provisioning import pki
 
+    warm_up = resume if warm_up is None else warm_up
     d = directory or scratch("bench-p11-")
     os.makedirs(d, exist_ok=True)
     store = store or os.path.join(d, "bo.sqlite")
@@ -230,33 +300,43 @@ def fleet(
     signers = [OpenSSLSigner(generate_key()) for _ in range(gates)]
     ids = range(first_id, first_id + gates)
     register(store, first_id, [s.public_key for s in signers])
-    expected = {i: chain(i, records_per_gate) for i in ids}
+    rounds = 2 if warm_up else 1
+    expected = {i: chain(i, records_per_gate * rounds) for i in ids}
     certs = pki.tls_files(
         os.path.join(d, "tls"), datetime.datetime.fromtimestamp(NOW, datetime.UTC)
     )
     ca, _srv, cli = certs
-    cctx = client_context(ca, cli[0], cli[1])
-    ack_ms: list[float] = []
+    cctx = gate_context(ca, cli[0], cli[1])
     clock = ManualClock(NOW)
-    clients = [
-        SyncClient(
-            MemJournal(i, expected[i], ack_ms),
-            signers[i - first_id],
-            verifier,
-            host.public_key,
-            clock,
-            batch_size=batch_size,
-        )
-        for i in ids
-    ]
-    bo = BackOfficeProcess(store, HostKeys(host, verifier), certs)
+    journals = [MemJournal(i, expected[i], []) for i in ids]
+    tickets: dict | None = {} if resume else None
+
+    def clients() -> list[SyncClient]:
+        return [
+            SyncClient(j, signers[j.device_id - first_id], verifier, host.public_key, clock,
+                       batch_size=batch_size)
+            for j in journals
+        ]
+
+    bo = BackOfficeProcess(store, HostKeys(host, verifier), certs, workers, group_commit)
     try:
+        if warm_up:
+            for j in journals:
+                j.last_seq = records_per_gate
+            asyncio.run(_drive(clients(), bo.port, cctx, concurrency, tickets))
+            for j in journals:
+                j.last_seq = len(j.raws)
+        ack_ms: list[float] = []
+        for j in journals:
+            j._ack_ms = ack_ms
+        RESUMED[0] = 0
+        measured = clients()
         t0 = time.perf_counter()
-        took = asyncio.run(_drive(clients, bo.port, cctx, concurrency))
+        took = asyncio.run(_drive(measured, bo.port, cctx, concurrency, tickets))
         wall = time.perf_counter() - t0
     finally:
         bo.stop()
-    acked = sum(c.journal.acked_seq for c in clients)
+    acked = sum(c.acked for c in measured)
     return {
         "store": store,
         "dir": d,
@@ -265,6 +345,7 @@ def fleet(
         "sessions_s": len(took) / wall,
         "records_s": acked / wall,
         "acked": acked,
+        "resumed": RESUMED[0],
         "ack_p50": statistics.median(ack_ms) if ack_ms else 0.0,
         "ack_p99": _pct(ack_ms, 99),
         "session_p99": _pct(took, 99),

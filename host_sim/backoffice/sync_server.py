@@ -22,9 +22,11 @@ connection errors it catches itself, instead of printing a traceback.
 """
 
 import asyncio
+import concurrent.futures
 import datetime
 import json
 import os
+import socket
 import ssl
 import sys
 import threading
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from host_sim.backoffice.group_commit import GroupCommit
 from host_sim.backoffice.store import Store
 from protocol import messages as m
 from protocol import sync
@@ -52,8 +55,12 @@ class HostSession:
         clock: Any = None,
         peer: str = "?",
         random_bytes: Callable[[int], bytes] = os.urandom,
+        commit: GroupCommit | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # reads; and writes too, unless a group commit takes them
+        self.commit = commit
+        self.pending: list[concurrent.futures.Future] = []  # writes queued, not yet awaited
+        self._dev: Any = None  # the device row read at HELLO
         self.clock = clock or WallClock()
         self.peer = peer
         self.conn = sync.HostConnection(signer, verifier)
@@ -85,6 +92,71 @@ class HostSession:
             self._on_event(ev, out)
         return b"".join(out)
 
+    async def receive_async(self, data: bytes) -> bytes:
+        """`receive` with the writes in the group commit: BATCHes arriving together are
+        queued together, and their ACKs (and anything after them) are sent only once they
+        are committed; BYE is answered once every write of the session is."""
+        self.conn.receive_data(data)
+        out: list[bytes] = []
+        batches: list[tuple[concurrent.futures.Future, int, float]] = []
+        while True:
+            try:
+                ev = self.conn.next_event()
+            except sync.RemoteProtocolError as e:
+                if await self._acks(batches, out):
+                    self._refuse(out, e.reason, str(e))
+                break
+            if ev is sync.NEED_DATA:
+                await self._acks(batches, out)
+                break
+            if ev.TYPE == m.BATCH:
+                fut = self._write("store_batch_in_transaction", self._device(), ev.records, self.clock.now())
+                batches.append((fut, len(ev.records), time.perf_counter()))
+                continue
+            if not await self._acks(batches, out):
+                break
+            if ev.TYPE == m.BYE:
+                if not await self._settled(out):
+                    break
+            self._on_event(ev, out)
+        return b"".join(out)
+
+    async def _acks(self, batches: list, out: list[bytes]) -> bool:
+        """ACK the queued batches in order, each once committed; False if one failed."""
+        while batches:
+            fut, n, arrived = batches.pop(0)
+            try:
+                up_to = await asyncio.wrap_future(fut)
+            except FormatError as e:
+                self._refuse(out, "bad_message", str(e))
+                return False
+            except self.store.errors as e:  # disk full, I/O error: nothing acknowledged
+                self._refuse(out, "store_failed", "%s" % e)
+                return False
+            self.stored += n
+            out.append(self.conn.send(sync.Ack(up_to)))
+            self.ack_s.append(time.perf_counter() - arrived)
+        return True
+
+    async def _settled(self, out: list[bytes]) -> bool:
+        """Wait for the session's queued writes (its STATUS); False (refused) if one failed."""
+        pending, self.pending = self.pending, []
+        for fut in pending:
+            try:
+                await asyncio.wrap_future(fut)
+            except self.store.errors as e:
+                self._refuse(out, "store_failed", "%s" % e)
+                return False
+        return True
+
+    def _write(self, method: str, *args: Any) -> Any:
+        """A write to the store: now, or queued in the group commit (then a future)."""
+        if self.commit is None:
+            return getattr(self.store, method)(*args)
+        fut = self.commit.submit(method, *args)
+        self.pending.append(fut)
+        return fut
+
     def _device(self) -> int:
         dev = self.conn.device_id
         assert dev is not None, "the table allows BATCH and STATUS only after HELLO"
@@ -93,7 +165,7 @@ class HostSession:
     def _refuse(self, out: list[bytes], reason: str, text: str) -> None:
         now = self.clock.now()
         if reason == "bad_signature" or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE):
-            self.store.log_auth(now, self.conn.device_id, self.peer, "refused " + reason, text)
+            self._write("log_auth", now, self.conn.device_id, self.peer, "refused " + reason, text)
         name = reason if reason in m.ERRORS else "bad_message"
         out.append(self.conn.send(sync.Error.named(name, text[:200])))
         self.closed = True
@@ -104,7 +176,7 @@ class HostSession:
         now = self.clock.now()
         if t == m.HELLO:
             self.closed = False
-            dev = self.store.device(ev.device_id)
+            dev = self._dev = self.store.device(ev.device_id)
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
@@ -113,7 +185,8 @@ class HostSession:
                 self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
                 return
             if ev.last_seq < dev.high_seq:
-                self.store.anomaly(
+                self._write(
+                    "anomaly",
                     now,
                     "sequence_reset",
                     ev.device_id,
@@ -127,9 +200,10 @@ class HostSession:
             self.conn.accept_device(dev.pubkey)
             out.append(self.conn.send(sync.Challenge(self._random(m.NONCE_LEN), now, m.VERSION)))
         elif t == m.AUTH:
-            self.store.log_auth(now, ev.device_id, self.peer, "ok", "")
-            dev = self.store.device(ev.device_id)
-            high = dev.high_seq if dev else 0
+            self._write("log_auth", now, ev.device_id, self.peer, "ok", "")
+            # the row read at HELLO: a batch stored since then only makes the gate upload
+            # again what is already held (stored once, by (device_id, seq))
+            high = self._dev.high_seq if self._dev else 0
             out.append(self.conn.send(sync.Welcome(high, self.store.offers())))
         elif t == m.BATCH:
             arrived = time.perf_counter()
@@ -158,9 +232,11 @@ class HostSession:
                 "versions": {m.KINDS[k]: v for k, v in ev.versions},
                 "extra": extra,
             }
-            self.store.note_status(self._device(), now, status)
+            self._write("note_status", self._device(), now, status)
             for kind, version, reason, text in ev.refused:
-                self.store.note_refusal(self._device(), now, m.KINDS[kind], version, reason, text)
+                self._write(
+                    "note_refusal", self._device(), now, m.KINDS[kind], version, reason, text
+                )
         elif t == m.FETCH:
             data = self.store.publication(ev.kind, ev.version)
             if data is None:
@@ -278,8 +354,10 @@ class Sessions:
         log: Log = log_stderr,
         metrics: Any = None,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        commit: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        self.commit = commit
         self.keys = keys
         self.tls = ssl_context
         self.clock = clock or WallClock()
@@ -290,7 +368,9 @@ class Sessions:
     async def handle(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         addr = w.get_extra_info("peername")
         peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
-        session = HostSession(self.store, self.keys.signer, self.keys.verifier, self.clock, peer)
+        session = HostSession(
+            self.store, self.keys.signer, self.keys.verifier, self.clock, peer, commit=self.commit
+        )
         started, t0 = self.clock.now(), time.monotonic()
         outcome, reason, msg = "", "", ""
         try:
@@ -307,7 +387,10 @@ class Sessions:
                     if session.conn.state != sync.IDLE:
                         outcome, reason, msg = "dropped", "closed", "closed the link mid-session"
                     break
-                out = session.receive(data)
+                if self.commit is not None:
+                    out = await session.receive_async(data)
+                else:
+                    out = session.receive(data)
                 if out:
                     w.write(out)
                     await w.drain()
@@ -344,11 +427,18 @@ class Sessions:
         self.log(event)
         if self.metrics is not None:
             self.metrics.session(outcome, reason, s.stored, s.ack_s)
+        row = (device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth)
+        if self.commit is not None:
+            self.commit.submit("record_session", *row).add_done_callback(self._recorded)
+            return
         try:
-            self.store.record_session(
-                device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth
-            )
+            self.store.record_session(*row)
         except self.store.errors as e:  # a full disk: the records' own path says so already
+            self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
+
+    def _recorded(self, fut: concurrent.futures.Future) -> None:
+        e = fut.exception()
+        if e is not None:  # in the writer's thread: `log` writes one line, thread-safe enough
             self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
 
 
@@ -362,9 +452,16 @@ async def serve_tcp(
     log: Log = log_stderr,
     metrics: Any = None,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
+    commit: GroupCommit | None = None,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
+    """Serve sync sessions on host:port (or on `sock`, a listening socket: a worker of
+    `serve_workers`). `commit`: the group commit taking the sessions' writes (else each
+    write is its own transaction, on the event loop)."""
     asyncio.get_running_loop().set_exception_handler(quiet_disconnects(log))
-    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s)
+    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s, commit)
+    if sock is not None:
+        return await asyncio.start_server(sessions.handle, sock=sock)
     return await asyncio.start_server(sessions.handle, host, port)
 
 
@@ -375,7 +472,23 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key, password=lambda: password or b"")  # never a tty prompt
     ctx.verify_mode = ssl.CERT_REQUIRED
+    # TLS 1.3 session resumption: one ticket per handshake (a gate keeps its last session);
+    # a resumed handshake skips both certificate checks and signatures. The ticket key is
+    # the context's: workers forked after it is made (serve_workers) resume each other's.
+    ctx.num_tickets = 1
     return ctx
+
+
+def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket, made before the workers are forked: every worker accepts on
+    it (the kernel hands each connection to one of them)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
 
 
 def serve_link(
