@@ -235,10 +235,13 @@ async def _session(
                 writer.write(out)
                 await writer.drain()
         tls = writer.get_extra_info("ssl_object")
-        if tickets is not None:
-            tickets[dev] = tls.session
         if tls.session_reused:
             RESUMED[0] += 1
+        elif tickets is not None:
+            # the session of a full handshake, kept while the back office resumes it: TLS
+            # 1.3 tickets stay good for their lifetime, and CPython's SSLObject.session copies
+            # the session through DER (~0.3 ms), too dear for the load generator each time
+            tickets[dev] = tls.session
     finally:
         writer.close()
         try:

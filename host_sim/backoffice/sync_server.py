@@ -491,6 +491,49 @@ def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
+def run_workers(n: int, run: Callable[[int], int]) -> int:
+    """Fork `n` workers, each `run(i)` (its exit status), and wait for them all. SIGTERM or
+    SIGINT to this process goes to every worker as SIGTERM (each finishes its sessions and
+    commits what it queued); a worker that dies stops the others. Returns 0 if every
+    worker exited 0, else 1. Make the listening sockets and the TLS context before: every
+    worker then accepts on the same port and shares the session-ticket key."""
+    import signal
+
+    pids: list[int] = []
+    for i in range(n):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own event loop, store and group commit
+            code = 1
+            try:
+                code = run(i)
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    alive = set(pids)
+
+    def stop_all(signum: int = signal.SIGTERM, _frame: Any = None) -> None:
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    failed = False
+    while alive:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            if not failed:
+                stop_all()
+            failed = True
+    return 1 if failed else 0
+
+
 def serve_link(
     store: Store,
     keys: HostKeys,
