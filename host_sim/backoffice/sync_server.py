@@ -110,8 +110,7 @@ class HostSession:
                 await self._acks(batches, out)
                 break
             if ev.TYPE == m.BATCH:
-                fut = self._write("store_batch_in_transaction", self._device(), ev.records, self.clock.now())
-                batches.append((fut, len(ev.records), time.perf_counter()))
+                batches.append((self._queue_batch(ev), len(ev.records), time.perf_counter()))
                 continue
             if not await self._acks(batches, out):
                 break
@@ -120,6 +119,10 @@ class HostSession:
                     break
             self._on_event(ev, out)
         return b"".join(out)
+
+    def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
+        """A BATCH into the group commit: the future of its last seq, once committed."""
+        return self._write("store_batch_in_transaction", self._device(), ev.records, self.clock.now())
 
     async def _acks(self, batches: list, out: list[bytes]) -> bool:
         """ACK the queued batches in order, each once committed; False if one failed."""
