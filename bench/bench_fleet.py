@@ -42,9 +42,9 @@ from bench.util import row, scratch
 from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from drivers.linux.link_tcp import client_context
 from firmware.sync.client import SyncClient
-from host_sim.backoffice.backends import SQLite
-from host_sim.backoffice.store import SCHEMA, Store, record_row
+from host_sim.backoffice.backends import PostgreSQL, SQLite, is_postgres
 from host_sim.backoffice.group_commit import GroupCommit
+from host_sim.backoffice.store import SCHEMA, Store, record_row
 from host_sim.backoffice.sync_server import (
     HostKeys,
     listen_socket,
@@ -59,6 +59,9 @@ GATES = int(os.environ.get("FAREGATE_P11_GATES", "10000"))
 # what Store() opens for both runs; unset: a new SQLite file each (a URL: one server for both)
 STORE = os.environ.get("FAREGATE_P11_STORE") or None  # give a fresh one: ids 1..N+20 fill it
 CONCURRENCY = 64  # sessions in flight at once from the load generator
+# gates of each step of the table (what each of resumption, group commit, workers buys)
+STEP_GATES = int(os.environ.get("FAREGATE_P11_STEP_GATES", "1000"))
+WORKERS = int(os.environ.get("FAREGATE_P11_WORKERS", str(os.cpu_count() or 2)))
 
 
 class MemJournal:
@@ -121,8 +124,14 @@ def chain(device_id: int, n: int, first_account: int = 1000) -> list[bytes]:
     return out
 
 
-def _serve(store_arg: str, keys: HostKeys, tls: ssl.SSLContext, sock: socket.socket,
-           group_commit: bool, conn: Any) -> None:
+def _serve(
+    store_arg: str,
+    keys: HostKeys,
+    tls: ssl.SSLContext,
+    sock: socket.socket,
+    group_commit: bool,
+    conn: Any,
+) -> None:
     """One back office worker: serve_tcp on the listening socket it shares with the others
     (what `faregate backoffice serve --workers N` runs), until told to stop."""
 
@@ -130,8 +139,13 @@ def _serve(store_arg: str, keys: HostKeys, tls: ssl.SSLContext, sock: socket.soc
         store = Store(store_arg)
         commit = GroupCommit(lambda: Store(store_arg)) if group_commit else None
         server = await serve_tcp(
-            store, keys, ssl_context=tls, clock=ManualClock(NOW), log=lambda event: None,
-            commit=commit, sock=sock,
+            store,
+            keys,
+            ssl_context=tls,
+            clock=ManualClock(NOW),
+            log=lambda event: None,
+            commit=commit,
+            sock=sock,
         )
         conn.send("ready")
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
@@ -153,7 +167,11 @@ class BackOfficeProcess:
     so its session-ticket key is the same in every worker) before they are forked."""
 
     def __init__(
-        self, store_arg: str, keys: HostKeys, certs: tuple, workers: int = 1,
+        self,
+        store_arg: str,
+        keys: HostKeys,
+        certs: tuple,
+        workers: int = 1,
         group_commit: bool = True,
     ) -> None:
         ca, srv, _cli = certs
@@ -316,8 +334,14 @@ def fleet(
 
     def clients() -> list[SyncClient]:
         return [
-            SyncClient(j, signers[j.device_id - first_id], verifier, host.public_key, clock,
-                       batch_size=batch_size)
+            SyncClient(
+                j,
+                signers[j.device_id - first_id],
+                verifier,
+                host.public_key,
+                clock,
+                batch_size=batch_size,
+            )
             for j in journals
         ]
 
@@ -449,65 +473,247 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     return rate
 
 
-def p11(store: str | None = STORE, gates: int = GATES) -> list[dict]:
-    d = scratch("bench-p11-")
+def _bare_postgres(url: str, expected: dict, batch_size: int) -> float:
+    """Records/s of a bare COPY of the same rows into a staging table and INSERT ... ON
+    CONFLICT DO NOTHING from it into a records table of the store's own schema (in a schema
+    of its own, p11_bare, dropped after), one transaction per batch of `batch_size`."""
+    import psycopg
+
+    batches = []
+    for raws in expected.values():
+        for i in range(0, len(raws), batch_size):
+            batches.append(
+                [record_row(records.decode(r), r, NOW) for r in raws[i : i + batch_size]]
+            )
+    n = sum(len(b) for b in batches)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("DROP SCHEMA IF EXISTS p11_bare CASCADE")
+        c.execute("CREATE SCHEMA p11_bare")
+        c.execute("SET search_path TO p11_bare")
+        for stmt in SCHEMA.format(**PostgreSQL.tokens).split(";"):
+            if stmt.strip():
+                c.execute(stmt)  # type: ignore[call-overload]
+        c.execute("CREATE TEMP TABLE stage (LIKE p11_bare.records) ON COMMIT DELETE ROWS")
+        t0 = time.perf_counter()
+        for rows in batches:
+            with c.transaction():
+                with c.cursor().copy("COPY stage FROM STDIN") as copy:
+                    for r in rows:
+                        copy.write_row(r)
+                c.execute("INSERT INTO records SELECT * FROM stage ON CONFLICT DO NOTHING")
+        rate = n / (time.perf_counter() - t0)
+        c.execute("DROP SCHEMA p11_bare CASCADE")
+    return rate
+
+
+# what each step turns on, in order (the issue's "measure what each buys")
+STEPS = [
+    (
+        "baseline: full TLS handshakes, each write its own commit, 1 front end",
+        dict(resume=False, group_commit=False, workers=1),
+    ),
+    (
+        "+ TLS session resumption (gates offer their last session)",
+        dict(resume=True, group_commit=False, workers=1),
+    ),
+    ("+ group commit across sessions", dict(resume=True, group_commit=True, workers=1)),
+    (
+        "+ a front end per core (%d workers, one socket, one ticket key)" % WORKERS,
+        dict(resume=True, group_commit=True, workers=WORKERS),
+    ),
+]
+
+
+class _Stores:
+    """The store of each run on one backend: a new SQLite file, a new database of the
+    private PostgreSQL cluster, or (FAREGATE_P11_STORE a URL) the one given, with device
+    ids after the last run's."""
+
+    def __init__(self, backend: str, d: str, given: str | None) -> None:
+        self.backend, self.d, self.given = backend, d, given
+        self.cluster: Any = None
+        self.next_id = 1
+        self.n = 0
+        if backend == "postgresql" and not given:
+            from tests.pgcluster import Cluster
+
+            self.cluster = Cluster().start()
+
+    def new(self, gates: int) -> tuple[str, int]:
+        """(store, first device id) for a run of `gates` gates."""
+        self.n += 1
+        if self.given:
+            first, self.next_id = self.next_id, self.next_id + gates
+            return self.given, first
+        if self.cluster is not None:
+            return self.cluster.create_database()[1], 1
+        return os.path.join(self.d, "bo%d.sqlite" % self.n), 1
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def _backend_rows(backend: str, given: str | None, gates: int, d: str) -> list[dict]:
+    stores = _Stores(backend, os.path.join(d, backend), given)
+    os.makedirs(stores.d, exist_ok=True)
+    rows = []
     try:
-        sessions = fleet(store, gates=gates, directory=os.path.join(d, "sessions"))
+        step_gates = min(gates, STEP_GATES)
+        base = None
+        last: dict[str, Any] = {}
+        for k, (what, kw) in enumerate(STEPS):
+            store, first = stores.new(step_gates)
+            last = fleet(
+                store, step_gates, directory=os.path.join(d, "s%d" % k), first_id=first, **kw
+            )
+            base = base or last["sessions_s"]
+            rows.append(
+                row(
+                    "P11",
+                    "%s, %d gates: %s" % (backend, step_gates, what),
+                    last["sessions_s"],
+                    "sessions/s",
+                    base,
+                    ">= 1,000" if k == len(STEPS) - 1 else "(step)",
+                )
+            )
+            rows.append(
+                row(
+                    "P11",
+                    "  ack p50 %.0f ms, p99 (target <= 250), session p99 %.0f ms"
+                    % (last["ack_p50"], last["session_p99"]),
+                    last["ack_p99"],
+                    "ms",
+                    None,
+                    "<= 250" if k == len(STEPS) - 1 else "(step)",
+                )
+            )
+        if gates > step_gates:  # the whole fleet, everything on
+            store, first = stores.new(gates)
+            full = fleet(
+                store, gates, directory=os.path.join(d, "full"), first_id=first, **STEPS[-1][1]
+            )
+            rows.append(
+                row(
+                    "P11",
+                    "%s, the whole fleet: %d gates, everything on" % (backend, gates),
+                    full["sessions_s"],
+                    "sessions/s",
+                    base,
+                    ">= 1,000",
+                )
+            )
+            rows.append(
+                row(
+                    "P11",
+                    "  ack p50 %.0f ms, p99; session p99 %.0f ms"
+                    % (full["ack_p50"], full["session_p99"]),
+                    full["ack_p99"],
+                    "ms",
+                    None,
+                    "<= 250",
+                )
+            )
         bulk_gates = max(2, min(20, gates))
-        bulk = fleet(  # on a shared server (a URL), device ids after the fleet's
+        store, first = stores.new(bulk_gates)
+        bulk = fleet(  # a few gates with deep queues, everything on
             store,
             gates=bulk_gates,
             records_per_gate=5000 if gates >= 100 else 200,
             concurrency=bulk_gates,
             batch_size=2048,
             directory=os.path.join(d, "bulk"),
-            first_id=gates + 1,
+            first_id=first,
+            warm_up=False,
+            **STEPS[-1][1],
         )
-        hs_n = min(2000, max(64, gates // 5))
-        full = _bare_tls(sessions["certs"], hs_n, CONCURRENCY, resume=False)
-        resumed = _bare_tls(sessions["certs"], hs_n, CONCURRENCY, resume=True)
-        rows = [
-            row(
-                "P11",
-                "fleet: %d gates x 1 session of 10 records, TLS + device auth, %d in flight"
-                % (gates, CONCURRENCY),
-                sessions["sessions_s"],
-                "sessions/s",
-                full,
-                ">= 1,000",
-            ),
-            row(
-                "P11",
-                "  reference: bare TLS handshakes/s, same certs, no resumption",
-                full,
-                "handshakes/s",
-                None,
-                "(reference)",
-            ),
-            row(
-                "P11",
-                "  bare TLS handshakes/s with session resumption (gates do not resume yet)",
-                resumed,
-                "handshakes/s",
-                full,
-                "(what resumption buys)" if resumed else "(no resumption offered)",
-            ),
-            row("P11", "  acknowledgement latency p50", sessions["ack_p50"], "ms", None, "(info)"),
-            row("P11", "  acknowledgement latency p99", sessions["ack_p99"], "ms", None, "<= 250"),
-            row("P11", "  session time p99", sessions["session_p99"], "ms", None, "(info)"),
-        ]
-        ref = _bare_sqlite(d, bulk["expected"], 2048)
-        rows.append(
-            row(
-                "P11",
-                "bulk ingest, %d gates with deep queues (ref: bare SQLite executemany "
-                "INSERT, same rows, batches and durability)" % bulk_gates,
-                bulk["records_s"],
-                "records/s",
-                ref,
-                ">= 50,000 on SQLite",
+        if backend == "sqlite":
+            ref = _bare_sqlite(d, bulk["expected"], 2048)
+            rows.append(
+                row(
+                    "P11",
+                    "sqlite bulk ingest, %d gates with deep queues (ref: bare executemany "
+                    "INSERT OR IGNORE, same rows, batches, WAL+FULL)" % bulk_gates,
+                    bulk["records_s"],
+                    "records/s",
+                    ref,
+                    ">= 50,000",
+                )
             )
-        )
+        else:
+            bare_url = given or stores.new(0)[0]
+            ref = _bare_postgres(bare_url, bulk["expected"], 2048)
+            rows.append(
+                row(
+                    "P11",
+                    "postgresql bulk ingest, %d gates with deep queues (ref: bare COPY + "
+                    "INSERT ... ON CONFLICT DO NOTHING, same rows and batches)" % bulk_gates,
+                    bulk["records_s"],
+                    "records/s",
+                    ref,
+                    ">= 0.7 x ref",
+                )
+            )
+        if backend == "sqlite":
+            hs_n = min(2000, max(64, gates // 5))
+            full_hs = _bare_tls(last["certs"], hs_n, CONCURRENCY, resume=False)
+            resumed_hs = _bare_tls(last["certs"], hs_n, CONCURRENCY, resume=True)
+            rows.append(
+                row(
+                    "P11",
+                    "  reference: bare TLS handshakes/s, same certs, no resumption",
+                    full_hs,
+                    "handshakes/s",
+                    None,
+                    "(reference)",
+                )
+            )
+            rows.append(
+                row(
+                    "P11",
+                    "  reference: bare TLS handshakes/s with session resumption",
+                    resumed_hs,
+                    "handshakes/s",
+                    full_hs,
+                    "(reference)" if resumed_hs else "(no resumption offered)",
+                )
+            )
+    finally:
+        stores.close()
+    return rows
+
+
+def _postgres_available() -> bool:
+    try:
+        from tests.pgcluster import bin_dir
+
+        bin_dir()
+        return True
+    except Exception:  # ClusterError: no initdb on this machine
+        return False
+
+
+def p11(store: str | None = STORE, gates: int = GATES) -> list[dict]:
+    """Both backends (FAREGATE_P11_STORE: a URL runs PostgreSQL there, a path SQLite there;
+    unset: a new SQLite file per run and a private PostgreSQL cluster, tests/pgcluster.py)."""
+    d = scratch("bench-p11-")
+    try:
+        pg_given = store if store and is_postgres(store) else None
+        rows = _backend_rows("sqlite", None if pg_given else store, gates, d)
+        if pg_given or _postgres_available():
+            rows += _backend_rows("postgresql", pg_given, gates, d)
+        else:
+            rows.append(
+                row(
+                    "P11",
+                    "postgresql: not measured (no initdb: make setup)",
+                    0.0,
+                    "sessions/s",
+                    None,
+                    ">= 1,000",
+                )
+            )
         return rows
     finally:
         shutil.rmtree(d, ignore_errors=True)

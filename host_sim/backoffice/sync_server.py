@@ -122,7 +122,9 @@ class HostSession:
 
     def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
         """A BATCH into the group commit: the future of its last seq, once committed."""
-        return self._write("store_batch_in_transaction", self._device(), ev.records, self.clock.now())
+        return self._write(
+            "store_batch_in_transaction", self._device(), ev.records, self.clock.now()
+        )
 
     async def _acks(self, batches: list, out: list[bytes]) -> bool:
         """ACK the queued batches in order, each once committed; False if one failed."""

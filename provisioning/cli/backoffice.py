@@ -496,9 +496,18 @@ def _serve_process(
         listening = []
         for i, (host, port) in enumerate(cfg["sync.listen"]):
             server = await sync_server.serve_tcp(
-                store, keys, host, port, tls, None, log, metrics, cfg["sync.idle_timeout_s"],
-                commit, socks[i] if socks else None,
-            )  # fmt: skip
+                store,
+                keys,
+                host,
+                port,
+                tls,
+                None,
+                log,
+                metrics,
+                cfg["sync.idle_timeout_s"],
+                commit,
+                socks[i] if socks else None,
+            )
             servers.append(server)
             listening.append("%s:%d" % (host, server.sockets[0].getsockname()[1]))
         runner = None
