@@ -19,6 +19,10 @@ Only host_sim/backoffice/store.py uses these; every query is written once, in po
 API (a Backend):
     b.execute(sql, args=())       -> cursor (rowcount, fetchone, fetchall, iteration)
     b.executemany(sql, rows)
+    b.insert_new(table, rows)     INSERT each row (every column, in order) unless its primary
+                                  key is held (ON CONFLICT DO NOTHING); inside a transaction.
+                                  SQLite: executemany; PostgreSQL: COPY into a temporary
+                                  staging table, then one INSERT ... SELECT (ingest's bulk path)
     b.rows(sql, args=())          -> list of tuples
     b.one(sql, args=())           -> one tuple or None
     b.transaction()               context manager: BEGIN IMMEDIATE (SQLite) / BEGIN
@@ -86,6 +90,14 @@ class SQLite:
         with self.lock:
             self.raw.executemany(self.sql(q), rows)
 
+    def insert_new(self, table: str, rows: list[tuple]) -> None:
+        if rows:
+            marks = ",".join("?" * len(rows[0]))
+            with self.lock:
+                self.raw.executemany(
+                    "INSERT INTO %s VALUES (%s) ON CONFLICT DO NOTHING" % (table, marks), rows
+                )
+
     def rows(self, q: str, args: Any = ()) -> list[tuple]:
         with self.lock:
             return self.raw.execute(self.sql(q), args).fetchall()
@@ -144,6 +156,7 @@ class PostgreSQL:
             ) from None
         self.lock = threading.RLock()
         self._sql: dict[str, str] = {}
+        self._staging: tuple[Any, set[str]] = (None, set())  # (connection, its staging tables)
 
     def sql(self, q: str) -> str:
         out = self._sql.get(q)
@@ -166,6 +179,33 @@ class PostgreSQL:
     def executemany(self, q: str, rows: Any) -> None:
         with self.lock:
             self._conn().cursor().executemany(self.sql(q), rows)
+
+    def insert_new(self, table: str, rows: list[tuple]) -> None:
+        """COPY is several times faster than one INSERT per row (executemany): the rows go
+        into stage_TABLE (temporary, this connection's, emptied at every commit) and from
+        there into the table in one statement that skips the keys already held."""
+        if not rows:
+            return
+        with self.lock:
+            conn = self._conn()
+            if not self._in_tx:
+                raise RuntimeError("insert_new outside a transaction")
+            if self._staging[0] is not conn:  # a new connection has no temporary tables
+                self._staging = (conn, set())
+            stage = "stage_" + table
+            if table not in self._staging[1]:
+                conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS %s (LIKE %s) ON COMMIT DELETE ROWS"
+                    % (stage, table)  # type: ignore[arg-type]
+                )
+                self._staging[1].add(table)
+            with conn.cursor().copy("COPY %s FROM STDIN" % stage) as copy:  # type: ignore[arg-type]
+                for r in rows:
+                    copy.write_row(r)
+            conn.execute(
+                "INSERT INTO %s SELECT * FROM %s ON CONFLICT DO NOTHING" % (table, stage)  # type: ignore[arg-type]
+            )
+            conn.execute("DELETE FROM %s" % stage)  # type: ignore[arg-type]  # the next batch's
 
     def rows(self, q: str, args: Any = ()) -> list[tuple]:
         with self.lock:

@@ -356,10 +356,7 @@ class Store:
             raise FormatError("device %d is not registered" % device_id, "unknown_device")
         dev = Device(*row)
         self._check_continuity(dev, recs, raws, now)
-        self.b.executemany(
-            "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            rows,
-        )
+        self.b.insert_new("records", rows)
         new_from = max(first, dev.high_seq + 1)
         if new_from <= last:
             for seq, odev, oseq, acct, cred, ctr in self.b.rows(
