@@ -217,12 +217,17 @@ class PostgreSQL:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.lock, self._conn().transaction():
-            self._in_tx = True
+        with self.lock:
             try:
-                yield
-            finally:
-                self._in_tx = False
+                with self._conn().transaction():
+                    self._in_tx = True
+                    try:
+                        yield
+                    finally:
+                        self._in_tx = False
+            except BaseException:  # not committed: a staging table made in it is gone too
+                self._staging = (None, set())
+                raise
 
     def script(self, schema: str) -> None:
         with self.lock, self.raw.transaction():
