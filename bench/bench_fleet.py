@@ -245,7 +245,8 @@ async def _session(
     try:
         writer.write(client.start())
         while not client.done:
-            data = await asyncio.wait_for(reader.read(262144), 30)
+            async with asyncio.timeout(30):
+                data = await reader.read(262144)
             if not data:
                 raise ConnectionError("back office closed the link mid-session")
             out = client.receive(data)

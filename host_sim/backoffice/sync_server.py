@@ -387,7 +387,8 @@ class Sessions:
                     outcome = "tls_error"
                     return
             while not session.closed:
-                data = await asyncio.wait_for(reader.read(262144), self.idle_timeout_s)
+                async with asyncio.timeout(self.idle_timeout_s):  # no task per read
+                    data = await reader.read(262144)
                 if not data:
                     if session.conn.state != sync.IDLE:
                         outcome, reason, msg = "dropped", "closed", "closed the link mid-session"
