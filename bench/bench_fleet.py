@@ -508,7 +508,7 @@ def _bare_postgres(url: str, expected: dict, batch_size: int) -> float:
 
 
 # what each step turns on, in order (the "measure what each buys")
-STEPS = [
+STEPS: list[tuple[str, dict[str, Any]]] = [
     (
         "baseline: full TLS handshakes, each write its own commit, 1 front end",
         dict(resume=False, group_commit=False, workers=1),

@@ -539,7 +539,7 @@ def _serve_process(
         how = asyncio.run(main())
         if commit is not None:
             commit.close()  # what is queued is committed before the stop is logged
-        event = {"event": "stop", "msg": "stopped by %s" % how}
+        event: dict[str, Any] = {"event": "stop", "msg": "stopped by %s" % how}
         if worker is not None:
             event["worker"] = worker
         log(event)
