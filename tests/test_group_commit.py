@@ -120,3 +120,22 @@ def test_close_commits_what_is_queued(store_target):
 def test_a_store_that_cannot_open_is_said_by_the_constructor(tmp_path):
     with pytest.raises(Exception, match="unable to open|cannot open"):
         GroupCommit(lambda: Store(str(tmp_path / "no" / "such" / "dir" / "bo.sqlite")))
+
+
+def test_a_job_cancelled_before_its_transaction_is_dropped(store_target):
+    """A session cancelled while it waits (the server stopping) cancels its batch's future:
+    the writer skips it and goes on with the others."""
+    _setup(store_target, 2)
+    commit, release, _first = _held(store_target)
+    try:
+        dropped = commit.submit("store_batch_in_transaction", 1, chain(1, 3), NOW)
+        kept = commit.submit("store_batch_in_transaction", 2, chain(2, 3), NOW)
+        assert dropped.cancel()
+        release.set()
+        assert kept.result(30) == 3
+        reader = Store(store_target)
+        assert [(d, s) for d, s, _ in reader.records()] == [(2, 1), (2, 2), (2, 3)]
+        reader.close()
+    finally:
+        release.set()
+        commit.close()

@@ -83,7 +83,10 @@ class GroupCommit:
                     stop = True
                     break
                 jobs.append(more)
-            self._commit(store, jobs)
+            # a job whose session was cancelled (its waiter gone) is dropped: never acked
+            jobs = [j for j in jobs if j[2].set_running_or_notify_cancel()]
+            if jobs:
+                self._commit(store, jobs)
         store.close()
 
     def _commit(self, store: Any, jobs: list) -> None:

@@ -11,6 +11,13 @@ certificates required; the handshake runs inside the session's handler, so a fai
 logged with its peer and reason); `serve_link` runs them over any blocking link such as a
 serial port; `BackOfficeThread` is the TCP server in a thread, for tests and the simulator.
 
+For a fleet (`faregate backoffice serve`, bench P11): with a `GroupCommit`
+(host_sim/backoffice/group_commit.py) the sessions' writes go to its writer thread, many
+sessions in one transaction, and `HostSession.receive_async` sends each ACK once its batch is
+committed (the event loop never waits on a commit). `server_context` issues TLS 1.3 session
+tickets, so gates resume; `listen_socket` and `run_workers` fork front ends that accept on one
+port and share the ticket key of a context made before the fork (`serve --workers N`).
+
 Every TCP session ends in one event through `log`, a dict (`json_lines` writes them as JSON
 lines): `{"event": "session", "device_id", "peer", "outcome", "records", "duration_s",
 "reason", "msg"}`, outcome one of OUTCOMES. The same session goes to the store's session
