@@ -7,22 +7,27 @@ docs/sync-protocol.md. The gates are driven by one asyncio load generator in thi
 each gate is the gate's own sans-IO `firmware.sync.client.SyncClient` (protocol.sync underneath,
 no second implementation of the protocol) over an asyncio TLS stream, with an in-memory
 journal holding its chained records. The back office is the real one: `serve_tcp` of
-host_sim/backoffice/sync_server.py (what `faregate backoffice serve` runs) in its own process,
-so the load generator and the server do not share a GIL.
+host_sim/backoffice/sync_server.py in `workers` processes forked on one listening socket, as
+`faregate backoffice serve --workers N` runs it, so the load generator and the server do not
+share a GIL.
 
-The store is a parameter (`store=`, or `FAREGATE_P11_STORE`: a SQLite path, or whatever
-`Store(...)` takes, a PostgreSQL URL once that backend exists), so the same bench runs on
-either backend. The bulk-ingest reference is SQLite's; PostgreSQL's (COPY + INSERT ... ON
-CONFLICT DO NOTHING) belongs with that backend.
+What each step buys (the table's first rows, `FAREGATE_P11_STEP_GATES` gates, default 1,000,
+each step a fresh store): the baseline (full TLS handshakes, each write its own transaction,
+one front end), + TLS session resumption (every gate synced once before, unmeasured, as a
+fleet syncing every minute has, and offers that session), + the group commit, + one front
+end per core (`FAREGATE_P11_WORKERS`, default the machine's cores). Then the whole fleet with
+everything on, and bulk ingest (20 gates with 5,000 queued records each).
 
-Reported, with references measured in the same run:
-- sessions/s (every gate one session with `records` new records), p50/p99 acknowledgement
-  latency (BATCH written -> its ACK read) and p99 session time; reference: bare TLS handshakes/s
-  on loopback with the same certificates (key type) and the same concurrency, full and resumed
-  (TLS session resumption: what it would buy; the gate client does not resume today);
-- bulk ingest records/s (a few gates with deep queues); reference: a bare SQLite executemany
-  INSERT OR IGNORE of the same rows into the same table, one transaction per batch, same
-  durability (WAL, synchronous=FULL).
+Both backends: a new SQLite file per run, and a private PostgreSQL cluster
+(tests/pgcluster.py: initdb in a temporary directory, a new database per run) when initdb is
+there. `FAREGATE_P11_STORE`: a PostgreSQL URL runs the PostgreSQL rows there instead (device
+ids after each run's, so give an empty database), a path runs the SQLite rows there.
+
+References, measured in the same run: bare TLS handshakes/s on loopback with the same
+certificates and concurrency, full and resumed; for bulk ingest, a bare SQLite executemany
+INSERT OR IGNORE of the same rows into the same table, one transaction per batch, same
+durability (WAL, synchronous=FULL), and on PostgreSQL a bare COPY into a staging table +
+INSERT ... ON CONFLICT DO NOTHING of the same rows and batches.
 """
 
 import asyncio
