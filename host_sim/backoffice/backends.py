@@ -41,6 +41,8 @@ PostgreSQL, "sqlite:///path" or a plain path -> SQLite.
 """
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -78,6 +80,7 @@ class SQLite:
         self.raw.execute("PRAGMA synchronous=FULL")
         self.raw.execute("PRAGMA busy_timeout=10000")
         self.lock = threading.RLock()
+        self._writer: int | None = None  # the file of the writers' lock, opened at first use
 
     def sql(self, q: str) -> str:
         return q.replace("{for_update}", self.for_update)
@@ -108,7 +111,7 @@ class SQLite:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.lock:
+        with self.lock, self._writers_lock():
             self.raw.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -116,6 +119,24 @@ class SQLite:
                 self.raw.execute("ROLLBACK")
                 raise
             self.raw.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _writers_lock(self) -> Iterator[None]:
+        """An exclusive flock on PATH-writer.lock around each write transaction. Several
+        processes on one file (serve --workers) would otherwise meet SQLITE_BUSY, whose
+        handler sleeps and polls (up to 100 ms a turn, never woken by the COMMIT it waits
+        for); the kernel hands a flock to the next waiter the moment it is released.
+        Only a queue: BEGIN IMMEDIATE (and busy_timeout, for other programs) still decides."""
+        if self.path == ":memory:":
+            yield
+            return
+        if self._writer is None:
+            self._writer = os.open(self.path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._writer, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._writer, fcntl.LOCK_UN)
 
     def script(self, schema: str) -> None:
         with self.lock:
@@ -126,6 +147,9 @@ class SQLite:
 
     def close(self) -> None:
         self.raw.close()
+        if self._writer is not None:
+            os.close(self._writer)
+            self._writer = None
 
 
 class PostgreSQL:
