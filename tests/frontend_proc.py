@@ -3,7 +3,7 @@
     python -m tests.frontend_proc MARKER NTH PHASE -- backoffice serve --db ... --port 0 ...
 
 The real command (provisioning.cli.main) runs unchanged, except that the NTH BATCH frame any
-gate sends it stops the server where PHASE says:
+gate sends it (with or without the group commit) stops the server where PHASE says:
 
     before   the BATCH arrived and nothing of it is stored (a front end killed mid-batch)
     after    its records are committed and its ACK is made but not sent (killed between
@@ -40,7 +40,24 @@ def hold(marker: str, nth: int, phase: str) -> None:
         while True:
             time.sleep(3600)
 
+    queue_batch = sync_server.HostSession._queue_batch
+
+    def queued(self, ev):  # type: ignore[no-untyped-def]
+        """The same hold on the group commit's path (serve's default)."""
+        seen[0] += 1
+        if seen[0] != nth:
+            return queue_batch(self, ev)
+        first = records.decode(ev.records[0]).seq
+        last = records.decode(ev.records[-1]).seq
+        if phase == "after":
+            queue_batch(self, ev).result(30)  # committed; its ACK is never sent
+        with open(marker, "a") as f:
+            f.write("held BATCH seq %d..%d %s\n" % (first, last, phase))
+        while True:
+            time.sleep(3600)
+
     sync_server.HostSession._on_event = on_event  # type: ignore[method-assign]
+    sync_server.HostSession._queue_batch = queued  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

@@ -2,19 +2,38 @@
 
 Every gate's session runs the full device authentication over loopback TLS, and afterwards
 the store holds every record of every gate exactly once, byte for byte, with no anomaly (no
-gap, no chain break, no replay), and every gate saw all its records acknowledged. No timing."""
+gap, no chain break, no replay), and every gate saw all its records acknowledged: with each
+write its own transaction, and with the group commit in one worker and in two worker
+processes on one socket. Gates that resume offer their last TLS session, and the back office
+(its workers sharing the ticket key) takes it. No timing."""
+
+import pytest
 
 from bench import bench_fleet
 from host_sim.backoffice.store import Store
 
 
-def test_fleet_stores_every_record_of_every_gate_once(tmp_path):
+@pytest.mark.parametrize(
+    "resume,group_commit,workers",
+    [(False, False, 1), (True, True, 1), (True, True, 2)],
+    ids=["baseline", "resume+group-commit", "two-workers"],
+)
+def test_fleet_stores_every_record_of_every_gate_once(tmp_path, resume, group_commit, workers):
     run = bench_fleet.fleet(
-        gates=12, records_per_gate=9, concurrency=4, batch_size=4, directory=str(tmp_path)
+        gates=12,
+        records_per_gate=9,
+        concurrency=4,
+        batch_size=4,
+        directory=str(tmp_path),
+        resume=resume,
+        group_commit=group_commit,
+        workers=workers,
     )
     expected = run["expected"]
+    rounds = 2 if resume else 1  # resuming gates synced once before (their TLS session)
     assert run["sessions"] == 12
-    assert run["acked"] == 12 * 9
+    assert run["acked"] == 12 * 9  # the measured session's new records
+    assert run["resumed"] == (12 if resume else 0)
     store = Store(run["store"])
     try:
         got = store.records()
@@ -26,10 +45,11 @@ def test_fleet_stores_every_record_of_every_gate_once(tmp_path):
         assert store.anomaly_counts() == {}
         for dev in expected:
             device = store.device(dev)
-            assert device is not None and device.high_seq == 9
+            assert device is not None and device.high_seq == 9 * rounds
         sessions = store.sessions()
-        assert sorted(s["device_id"] for s in sessions) == sorted(expected)
+        assert sorted(s["device_id"] for s in sessions) == sorted(list(expected) * rounds)
         assert {s["outcome"] for s in sessions} == {"ok"}
+        assert len([a for a in store.auth_log() if a["outcome"] == "ok"]) == 12 * rounds
     finally:
         store.close()
 

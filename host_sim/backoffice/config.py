@@ -4,6 +4,8 @@
     listen = ["0.0.0.0:7700"]        # HOST:PORT gates connect to (several allowed)
     sync_key = "/etc/faregate/sync.key"
     idle_timeout_s = 60              # a session silent this long is closed
+    workers = 2                      # front-end processes on the port (default 1; <= cores)
+    group_commit = true              # sessions' writes in shared transactions (the default)
     serial = "/dev/ttyUSB0"          # optional: also a gate on this serial port (pyserial URL)
 
     [store]
@@ -37,12 +39,15 @@ from host_sim.errors import SimError
 from provisioning.site import find_line
 
 # "section.key" -> (kind, default, meaning); kinds: listen (HOST:PORT, or a list of them),
-# addr (one HOST:PORT), path, str, seconds (an int in 1..3600), url (postgresql://...)
+# addr (one HOST:PORT), path, str, seconds (an int in 1..3600), url (postgresql://...),
+# count (an int in 1..64), bool
 FIELDS: dict[str, tuple[str, Any, str]] = {
     "sync.listen": ("listen", ["127.0.0.1:7700"], "addresses gates connect to"),
     "sync.sync_key": ("path", os.path.join("operator", "sync.key"), "the operator's sync key"),
     "sync.idle_timeout_s": ("seconds", 60, "a session silent this long is closed"),
     "sync.serial": ("str", None, "also serve a gate on this serial port (pyserial URL)"),
+    "sync.workers": ("count", 1, "sync front-end processes on the same port (1..64)"),
+    "sync.group_commit": ("bool", True, "concurrent sessions' writes in one transaction"),
     "store.path": ("path", "backoffice.sqlite", "the SQLite file"),
     "store.url": ("url", None, "the store on PostgreSQL instead: a postgresql:// URL"),
     "tls.cert": ("path", None, "the back office's TLS certificate (PEM)"),
@@ -94,6 +99,14 @@ def _value(kind: str, v: Any, base: str) -> Any:
     if kind == "seconds":
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 3600:
             raise ValueError("must be a whole number of seconds, 1..3600")
+        return v
+    if kind == "count":
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 64:
+            raise ValueError("must be a whole number, 1..64")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise ValueError("must be true or false")
         return v
     if kind == "addr":
         if not isinstance(v, str):

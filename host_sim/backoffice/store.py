@@ -356,11 +356,24 @@ class Store:
         )
 
     # -- ingest ----------------------------------------------------------------------------
+    def transaction(self) -> Any:
+        """One transaction for several of the methods below (the group commit's): COMMIT on
+        leaving, durable when it returns; ROLLBACK on an exception."""
+        return self.b.transaction()
+
     def store_batch(self, device_id: int, raws: list[bytes], now: int) -> int:
         """Durably store one batch of a device's records; returns the batch's last seq.
 
         The batch must be this device's records with consecutive seqs (else FormatError,
         nothing stored)."""
+        with self.b.transaction():
+            return self.store_batch_in_transaction(device_id, raws, now)
+
+    def store_batch_in_transaction(self, device_id: int, raws: list[bytes], now: int) -> int:
+        """store_batch's work inside a transaction the caller holds (and commits: the group
+        commit of host_sim/backoffice/group_commit.py puts many sessions' batches in one).
+        A FormatError is raised before anything is written, so the caller's transaction
+        stays good for the other batches in it."""
         if not raws:
             raise FormatError("empty batch", "bad_message")
         recs = [records.decode(r) for r in raws]
@@ -374,69 +387,63 @@ class Store:
                 raise FormatError("batch seqs are not consecutive", "bad_message")
         rows = [record_row(r, raw, now) for r, raw in zip(recs, raws)]
         first, last = recs[0].seq, recs[-1].seq
-        with self.b.transaction():
-            row = self.b.one(
-                "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
-                "WHERE device_id=?{for_update}",
-                (device_id,),
-            )
-            if row is None:
-                raise FormatError("device %d is not registered" % device_id, "unknown_device")
-            dev = Device(*row)
-            self._check_continuity(dev, recs, raws, now)
-            if first <= dev.high_seq:  # a re-upload: the same seq must carry the same record
-                held = dict(
-                    self.b.rows(
-                        "SELECT seq, raw FROM records WHERE device_id=? AND seq BETWEEN ? AND ?",
-                        (device_id, first, min(last, dev.high_seq)),
-                    )
+        row = self.b.one(
+            "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
+            "WHERE device_id=?{for_update}",
+            (device_id,),
+        )
+        if row is None:
+            raise FormatError("device %d is not registered" % device_id, "unknown_device")
+        dev = Device(*row)
+        self._check_continuity(dev, recs, raws, now)
+        if first <= dev.high_seq:  # a re-upload: the same seq must carry the same record
+            held = dict(
+                self.b.rows(
+                    "SELECT seq, raw FROM records WHERE device_id=? AND seq BETWEEN ? AND ?",
+                    (device_id, first, min(last, dev.high_seq)),
                 )
-                for r, raw in zip(recs, raws):
-                    old = held.get(r.seq)
-                    if old is not None and bytes(old) != bytes(raw):
-                        self._anomaly(
-                            now,
-                            "seq_conflict",
-                            device_id,
-                            r.seq,
-                            "a different record arrived with a seq already stored (kept "
-                            "the first, record hash %s; the new one %s): the gate reissued "
-                            "the seq"
-                            % (
-                                records.record_hash(bytes(old)).hex(),
-                                records.record_hash(raw).hex(),
-                            ),
-                        )
-            self.b.executemany(
-                "INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                rows,
             )
-            new_from = max(first, dev.high_seq + 1)
-            presented = sum(
-                1
-                for r in recs
-                if r.seq >= new_from and r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter)
-            )
-            claimed = (
-                self.b.execute(_CLAIM, (device_id, new_from, last)).rowcount if presented else 0
-            )
-            if claimed < presented:  # copies of presentations claimed before
-                for seq, odev, oseq, acct, cred, ctr in self.b.rows(
-                    _REPLAYS, (device_id, new_from, last)
-                ):
+            for r, raw in zip(recs, raws):
+                old = held.get(r.seq)
+                if old is not None and bytes(old) != bytes(raw):
                     self._anomaly(
                         now,
-                        "replay",
+                        "seq_conflict",
                         device_id,
-                        seq,
-                        "presentation %d/%d/%d also passed at device %d seq %d"
-                        % (acct, cred, ctr, odev, oseq),
+                        r.seq,
+                        "a different record arrived with a seq already stored (kept "
+                        "the first, record hash %s; the new one %s): the gate reissued "
+                        "the seq"
+                        % (
+                            records.record_hash(bytes(old)).hex(),
+                            records.record_hash(raw).hex(),
+                        ),
                     )
-            if last > dev.high_seq:
-                self.b.execute(
-                    "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
-                    (last, records.record_hash(raws[-1]), now, device_id),
+        self.b.insert_new("records", rows)
+        new_from = max(first, dev.high_seq + 1)
+        presented = sum(
+            1
+            for r in recs
+            if r.seq >= new_from and r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter)
+        )
+        claimed = self.b.execute(_CLAIM, (device_id, new_from, last)).rowcount if presented else 0
+        if claimed < presented:  # copies of presentations claimed before
+            for seq, odev, oseq, acct, cred, ctr in self.b.rows(
+                _REPLAYS, (device_id, new_from, last)
+            ):
+                self._anomaly(
+                    now,
+                    "replay",
+                    device_id,
+                    seq,
+                    "presentation %d/%d/%d also passed at device %d seq %d"
+                    % (acct, cred, ctr, odev, oseq),
                 )
+        if last > dev.high_seq:
+            self.b.execute(
+                "UPDATE devices SET high_seq=?, last_hash=?, last_seen=? WHERE device_id=?",
+                (last, records.record_hash(raws[-1]), now, device_id),
+            )
         return last
 
     def _check_continuity(self, dev: Device, recs, raws, now: int) -> None:

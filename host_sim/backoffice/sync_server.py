@@ -11,6 +11,13 @@ certificates required; the handshake runs inside the session's handler, so a fai
 logged with its peer and reason); `serve_link` runs them over any blocking link such as a
 serial port; `BackOfficeThread` is the TCP server in a thread, for tests and the simulator.
 
+For a fleet (`faregate backoffice serve`, bench P11): with a `GroupCommit`
+(host_sim/backoffice/group_commit.py) the sessions' writes go to its writer thread, many
+sessions in one transaction, and `HostSession.receive_async` sends each ACK once its batch is
+committed (the event loop never waits on a commit). `server_context` issues TLS 1.3 session
+tickets, so gates resume; `listen_socket` and `run_workers` fork front ends that accept on one
+port and share the ticket key of a context made before the fork (`serve --workers N`).
+
 Every TCP session ends in one event through `log`, a dict (`json_lines` writes them as JSON
 lines): `{"event": "session", "device_id", "peer", "outcome", "records", "duration_s",
 "reason", "msg"}`, outcome one of OUTCOMES. The same session goes to the store's session
@@ -22,9 +29,11 @@ connection errors it catches itself, instead of printing a traceback.
 """
 
 import asyncio
+import concurrent.futures
 import datetime
 import json
 import os
+import socket
 import ssl
 import sys
 import threading
@@ -32,6 +41,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from host_sim.backoffice.group_commit import GroupCommit
 from host_sim.backoffice.store import Store
 from protocol import messages as m
 from protocol import sync
@@ -52,8 +62,12 @@ class HostSession:
         clock: Any = None,
         peer: str = "?",
         random_bytes: Callable[[int], bytes] = os.urandom,
+        commit: GroupCommit | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # reads; and writes too, unless a group commit takes them
+        self.commit = commit
+        self.pending: list[concurrent.futures.Future] = []  # writes queued, not yet awaited
+        self._dev: Any = None  # the device row read at HELLO
         self.clock = clock or WallClock()
         self.peer = peer
         self.conn = sync.HostConnection(signer, verifier)
@@ -89,6 +103,80 @@ class HostSession:
                 break
         return b"".join(out)
 
+    async def receive_async(self, data: bytes) -> bytes:
+        """`receive` with the writes in the group commit: BATCHes arriving together are
+        queued together, and their ACKs (and anything after them) are sent only once they
+        are committed; BYE is answered once every write of the session is."""
+        self.conn.receive_data(data)
+        out: list[bytes] = []
+        batches: list[tuple[concurrent.futures.Future, int, float]] = []
+        while True:
+            try:
+                ev = self.conn.next_event()
+            except sync.RemoteProtocolError as e:
+                if await self._acks(batches, out):
+                    self._refuse(out, e.reason, str(e))
+                break
+            if ev is sync.NEED_DATA:
+                await self._acks(batches, out)
+                break
+            if ev.TYPE == m.BATCH:
+                batches.append((self._queue_batch(ev), len(ev.records), time.perf_counter()))
+                continue
+            if not await self._acks(batches, out):
+                break
+            if ev.TYPE == m.BYE:
+                if not await self._settled(out):
+                    break
+            try:
+                self._on_event(ev, out)
+            except self.store.errors as e:  # a full disk under log_auth, note_status, ...
+                self._refuse(out, "store_failed", "%s" % e)
+                break
+        return b"".join(out)
+
+    def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
+        """A BATCH into the group commit: the future of its last seq, once committed."""
+        return self._write(
+            "store_batch_in_transaction", self._device(), ev.records, self.clock.now()
+        )
+
+    async def _acks(self, batches: list, out: list[bytes]) -> bool:
+        """ACK the queued batches in order, each once committed; False if one failed."""
+        while batches:
+            fut, n, arrived = batches.pop(0)
+            try:
+                up_to = await asyncio.wrap_future(fut)
+            except FormatError as e:
+                self._refuse(out, "bad_message", str(e))
+                return False
+            except self.store.errors as e:  # disk full, I/O error: nothing acknowledged
+                self._refuse(out, "store_failed", "%s" % e)
+                return False
+            self.stored += n
+            out.append(self.conn.send(sync.Ack(up_to)))
+            self.ack_s.append(time.perf_counter() - arrived)
+        return True
+
+    async def _settled(self, out: list[bytes]) -> bool:
+        """Wait for the session's queued writes (its STATUS); False (refused) if one failed."""
+        pending, self.pending = self.pending, []
+        for fut in pending:
+            try:
+                await asyncio.wrap_future(fut)
+            except self.store.errors as e:
+                self._refuse(out, "store_failed", "%s" % e)
+                return False
+        return True
+
+    def _write(self, method: str, *args: Any) -> Any:
+        """A write to the store: now, or queued in the group commit (then a future)."""
+        if self.commit is None:
+            return getattr(self.store, method)(*args)
+        fut = self.commit.submit(method, *args)
+        self.pending.append(fut)
+        return fut
+
     def _device(self) -> int:
         dev = self.conn.device_id
         assert dev is not None, "the table allows BATCH and STATUS only after HELLO"
@@ -98,7 +186,9 @@ class HostSession:
         now = self.clock.now()
         if reason == "bad_signature" or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE):
             try:
-                self.store.log_auth(now, self.conn.device_id, self.peer, "refused " + reason, text)
+                self._write(
+                    "log_auth", now, self.conn.device_id, self.peer, "refused " + reason, text
+                )
             except self.store.errors:
                 pass  # a full disk: the refusal still goes out (store_failed says why)
         name = reason if reason in m.ERRORS else "bad_message"
@@ -111,7 +201,7 @@ class HostSession:
         now = self.clock.now()
         if t == m.HELLO:
             self.closed = False
-            dev = self.store.device(ev.device_id)
+            dev = self._dev = self.store.device(ev.device_id)
             if dev is None:
                 self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
                 return
@@ -120,7 +210,8 @@ class HostSession:
                 self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
                 return
             if ev.last_seq < dev.high_seq:
-                self.store.anomaly(
+                self._write(
+                    "anomaly",
                     now,
                     "sequence_reset",
                     ev.device_id,
@@ -134,9 +225,10 @@ class HostSession:
             self.conn.accept_device(dev.pubkey)
             out.append(self.conn.send(sync.Challenge(self._random(m.NONCE_LEN), now, m.VERSION)))
         elif t == m.AUTH:
-            self.store.log_auth(now, ev.device_id, self.peer, "ok", "")
-            dev = self.store.device(ev.device_id)
-            high = dev.high_seq if dev else 0
+            self._write("log_auth", now, ev.device_id, self.peer, "ok", "")
+            # the row read at HELLO: a batch stored since then only makes the gate upload
+            # again what is already held (stored once, by (device_id, seq))
+            high = self._dev.high_seq if self._dev else 0
             out.append(self.conn.send(sync.Welcome(high, self.store.offers())))
         elif t == m.BATCH:
             arrived = time.perf_counter()
@@ -165,9 +257,11 @@ class HostSession:
                 "versions": {m.KINDS[k]: v for k, v in ev.versions},
                 "extra": extra,
             }
-            self.store.note_status(self._device(), now, status)
+            self._write("note_status", self._device(), now, status)
             for kind, version, reason, text in ev.refused:
-                self.store.note_refusal(self._device(), now, m.KINDS[kind], version, reason, text)
+                self._write(
+                    "note_refusal", self._device(), now, m.KINDS[kind], version, reason, text
+                )
         elif t == m.FETCH:
             data = self.store.publication(ev.kind, ev.version)
             if data is None:
@@ -285,8 +379,10 @@ class Sessions:
         log: Log = log_stderr,
         metrics: Any = None,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        commit: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        self.commit = commit
         self.keys = keys
         self.tls = ssl_context
         self.clock = clock or WallClock()
@@ -297,7 +393,9 @@ class Sessions:
     async def handle(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         addr = w.get_extra_info("peername")
         peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
-        session = HostSession(self.store, self.keys.signer, self.keys.verifier, self.clock, peer)
+        session = HostSession(
+            self.store, self.keys.signer, self.keys.verifier, self.clock, peer, commit=self.commit
+        )
         started, t0 = self.clock.now(), time.monotonic()
         outcome, reason, msg = "", "", ""
         try:
@@ -309,12 +407,16 @@ class Sessions:
                     outcome = "tls_error"
                     return
             while not session.closed:
-                data = await asyncio.wait_for(reader.read(262144), self.idle_timeout_s)
+                async with asyncio.timeout(self.idle_timeout_s):  # no task per read
+                    data = await reader.read(262144)
                 if not data:
                     if session.conn.state != sync.IDLE:
                         outcome, reason, msg = "dropped", "closed", "closed the link mid-session"
                     break
-                out = session.receive(data)
+                if self.commit is not None:
+                    out = await session.receive_async(data)
+                else:
+                    out = session.receive(data)
                 if out:
                     w.write(out)
                     await w.drain()
@@ -351,11 +453,18 @@ class Sessions:
         self.log(event)
         if self.metrics is not None:
             self.metrics.session(outcome, reason, s.stored, s.ack_s)
+        row = (device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth)
+        if self.commit is not None:
+            self.commit.submit("record_session", *row).add_done_callback(self._recorded)
+            return
         try:
-            self.store.record_session(
-                device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth
-            )
+            self.store.record_session(*row)
         except self.store.errors as e:  # a full disk: the records' own path says so already
+            self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
+
+    def _recorded(self, fut: concurrent.futures.Future) -> None:
+        e = fut.exception()
+        if e is not None:  # in the writer's thread: `log` writes one line, thread-safe enough
             self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
 
 
@@ -369,9 +478,16 @@ async def serve_tcp(
     log: Log = log_stderr,
     metrics: Any = None,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
+    commit: GroupCommit | None = None,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
+    """Serve sync sessions on host:port (or on `sock`, a listening socket: a worker of
+    `serve_workers`). `commit`: the group commit taking the sessions' writes (else each
+    write is its own transaction, on the event loop)."""
     asyncio.get_running_loop().set_exception_handler(quiet_disconnects(log))
-    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s)
+    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s, commit)
+    if sock is not None:
+        return await asyncio.start_server(sessions.handle, sock=sock)
     return await asyncio.start_server(sessions.handle, host, port)
 
 
@@ -382,7 +498,66 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key, password=lambda: password or b"")  # never a tty prompt
     ctx.verify_mode = ssl.CERT_REQUIRED
+    # TLS 1.3 session resumption: one ticket per handshake (a gate keeps its last session);
+    # a resumed handshake skips both certificate checks and signatures. The ticket key is
+    # the context's: workers forked after it is made (serve_workers) resume each other's.
+    ctx.num_tickets = 1
     return ctx
+
+
+def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket, made before the workers are forked: every worker accepts on
+    it (the kernel hands each connection to one of them)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def run_workers(n: int, run: Callable[[int], int]) -> int:
+    """Fork `n` workers, each `run(i)` (its exit status), and wait for them all. SIGTERM or
+    SIGINT to this process goes to every worker as SIGTERM (each finishes its sessions and
+    commits what it queued); a worker that dies stops the others. Returns 0 if every
+    worker exited 0, else 1. Make the listening sockets and the TLS context before: every
+    worker then accepts on the same port and shares the session-ticket key."""
+    import signal
+
+    pids: list[int] = []
+    for i in range(n):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own event loop, store and group commit
+            code = 1
+            try:
+                code = run(i)
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    alive = set(pids)
+
+    def stop_all(signum: int = signal.SIGTERM, _frame: Any = None) -> None:
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    failed = False
+    while alive:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            if not failed:
+                stop_all()
+            failed = True
+    return 1 if failed else 0
 
 
 def serve_link(

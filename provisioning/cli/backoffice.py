@@ -95,6 +95,25 @@ def register(sub: Any) -> None:
     sv.add_argument(
         "--idle-timeout-s", type=int, help="close a session silent this long (default 60)"
     )
+    sv.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="sync front ends in N processes on the same port (default 1; one per CPU core "
+        "is the most it helps): each its own event loop and store connection, the "
+        "listening socket and the TLS session-ticket key made before they are forked, so "
+        "a gate resumes its TLS session on any of them. With --http, /metrics counts the "
+        "sessions of worker 0 only; --serial runs in worker 0",
+    )
+    sv.add_argument(
+        "--no-group-commit",
+        dest="group_commit",
+        action="store_false",
+        default=None,
+        help="commit each session's writes on their own instead of in one transaction with "
+        "the other sessions' (the group commit; every batch is still acknowledged only "
+        "after its commit either way): for comparing, as bench P11 does",
+    )
     sv.set_defaults(db=None)  # from --config, else backoffice.sqlite
 
     dv = g.add(
@@ -355,6 +374,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "http.listen": args.http,
         "log.file": args.log,
         "sync.idle_timeout_s": args.idle_timeout_s,
+        "sync.workers": args.workers,
+        "sync.group_commit": args.group_commit,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.db is not None:  # --db is the store, whichever backend: it overrides the file's
@@ -370,17 +391,16 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
             values["http.listen"] = config.parse_addr(values["http.listen"])
     except ValueError as e:
         raise CliError(str(e), "give HOST:PORT", EXIT_USAGE) from None
+    if not 1 <= values["sync.workers"] <= 64:
+        raise CliError("--workers must be 1..64", "one per CPU core at most helps", EXIT_USAGE)
     return values
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import signal
     import sys
-    import threading
 
     from drivers.linux.crypto_openssl import OpenSSLVerifier
-    from host_sim.backoffice import http, sync_server
-    from host_sim.backoffice.metrics import Metrics
+    from host_sim.backoffice import sync_server
 
     cfg = _serve_settings(args)
     keys = sync_server.HostKeys(
@@ -420,14 +440,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "cannot open the log %s: %s" % (cfg["log.file"], e.strerror), "check --log", EXIT_USAGE
         ) from None
     log = sync_server.json_lines(out)
-    from host_sim.backoffice import backends
-
     db = cfg["store.url"] or cfg["store.path"]
+    workers = cfg["sync.workers"]
+    if workers == 1:
+        return _serve_process(cfg, keys, tls, log, out, db, None, None)
+    _store(db, must_exist=False).close()  # a missing server is said once, before forking
+    socks = [sync_server.listen_socket(host, port) for host, port in cfg["sync.listen"]]
+    return sync_server.run_workers(
+        workers, lambda i: _serve_process(cfg, keys, tls, log, out, db, socks, i)
+    )
+
+
+def _serve_process(
+    cfg: dict[str, Any],
+    keys: Any,
+    tls: Any,
+    log: Any,
+    out: Any,
+    db: str,
+    socks: list | None,
+    worker: int | None,
+) -> int:
+    """One sync front end: the only one (worker None), or worker `worker` of --workers on
+    the listening sockets `socks`, made before the fork."""
+    import signal
+    import sys
+    import threading
+
+    from host_sim.backoffice import backends, http, sync_server
+    from host_sim.backoffice.group_commit import GroupCommit
+    from host_sim.backoffice.metrics import Metrics
+    from host_sim.backoffice.store import Store
+
     store = _store(db, must_exist=False)
+    commit = GroupCommit(lambda: Store(db)) if cfg["sync.group_commit"] else None
     shown = backends.redact(db)  # no password in the log
     metrics = Metrics(store)
     stop = threading.Event()
-    if cfg["sync.serial"]:
+    first = worker in (None, 0)
+    if cfg["sync.serial"] and first:
         from drivers.linux.link_serial import SerialLink
 
         link = SerialLink(cfg["sync.serial"])
@@ -449,15 +500,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, on_signal, sig.name)
         servers = []
         listening = []
-        for host, port in cfg["sync.listen"]:
+        for i, (host, port) in enumerate(cfg["sync.listen"]):
             server = await sync_server.serve_tcp(
-                store, keys, host, port, tls, None, log, metrics, cfg["sync.idle_timeout_s"]
+                store,
+                keys,
+                host,
+                port,
+                tls,
+                None,
+                log,
+                metrics,
+                cfg["sync.idle_timeout_s"],
+                commit,
+                socks[i] if socks else None,
             )
             servers.append(server)
             listening.append("%s:%d" % (host, server.sockets[0].getsockname()[1]))
         runner = None
         event: dict[str, Any] = {"event": "start"}
-        if cfg["http.listen"]:
+        if worker is not None:
+            event["worker"] = worker
+        if cfg["http.listen"] and first:
             runner = await http.start_http(http.make_app(store, metrics), *cfg["http.listen"])
             event["http"] = "%s:%d" % (cfg["http.listen"][0], http.bound_port(runner))
         event["msg"] = "listening on %s (%s), storing into %s" % (
@@ -467,7 +530,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) + (", http on %s" % event["http"] if runner else "")
         event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
-        if out is not sys.stdout:  # the terminal or the journal still says it started, once
+        if out is not sys.stdout and first:  # the terminal or the journal says it, once
             print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
         await stopping.wait()
         for server in servers:
@@ -480,7 +543,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         how = asyncio.run(main())
-        log({"event": "stop", "msg": "stopped by %s" % how})
+        if commit is not None:
+            commit.close()  # what is queued is committed before the stop is logged
+        event: dict[str, Any] = {"event": "stop", "msg": "stopped by %s" % how}
+        if worker is not None:
+            event["worker"] = worker
+        log(event)
     finally:
         stop.set()
     return 0
