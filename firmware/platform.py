@@ -36,6 +36,7 @@ else:
 sync_file = DISK.sync_file
 sync_dir = DISK.sync_dir
 write_atomic = DISK.write_atomic
+write_secret = DISK.write_secret
 read_file = DISK.read_file
 path_exists = DISK.path_exists
 remove_if_exists = DISK.remove_if_exists

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from drivers.linux import crypto_openssl as es256
+from firmware.storage.fs import DISK
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -29,9 +30,7 @@ def save_key(key: ec.EllipticCurvePrivateKey, path: str, passphrase: bytes | Non
         else serialization.NoEncryption()
     )
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    DISK.write_secret(path, data)  # 0600 from creation, even over an older 0644 file
 
 
 def is_encrypted(path: str) -> bool | None:

@@ -99,11 +99,7 @@ def tls_context(state_dir: str, secret: bytes) -> Any:
     )
     key_path = os.path.join(state_dir, "tls_key.pem")
     if platform.read_file(key_path) != key:
-        fd = os.open(key_path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            platform.sync_file(f)
-        os.replace(key_path + ".tmp", key_path)
+        platform.write_secret(key_path, key)
     return client_context(chain, chain, key_path)
 
 

@@ -123,7 +123,7 @@ class DeviceStore:
         """Create the device key unless there is one. True if it was created now."""
         if self.signer() is not None:
             return False
-        self.fs.write_atomic(self._p("device.key"), self.keys.generate())
+        self.fs.write_secret(self._p("device.key"), self.keys.generate())
         self._signer = None
         return self.signer() is not None
 

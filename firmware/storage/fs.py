@@ -9,6 +9,11 @@ The seam, and what each operation promises:
     write_atomic(path, data)  replace: temp file, write, sync, rename, sync the directory;
                               a power cut leaves the old content or the new, never a mix
     write_atomic_with(path, fill)  the same, for content a function streams into the file
+    write_secret(path, data)  write_atomic for a secret (a private key): its file is readable
+                              and writable by its owner only (mode 0600) from the moment it
+                              exists, whatever the umask, and the rename keeps that mode
+    open_secret(path)         the primitive under it: create `path` (it must not exist) mode
+                              0600, open for writing ("wb"); the one place secrets get a mode
     write_reserved(path, data)  write_atomic that needs no free space: its temp file (the
                               spare, `path`.spare) is kept between writes and rewritten in
                               place, so a full volume can still record what frees it (the
@@ -22,6 +27,13 @@ The seam, and what each operation promises:
     remove_if_exists, rename, listdir, file_size, path_exists, is_dir, mkdir, rmdir
     truncate_file(path, n)    cut to n bytes, durably (a torn tail or a failed write goes away)
     free_bytes(path)          free space on the volume holding `path` (None if unknown)
+Secrets: every private key the gate or the tools write goes through write_secret (issue 16: the
+device key used to be 0644). On CPython the temp file is created with os.open(O_CREAT|O_EXCL,
+0o600): a mode the umask can only narrow, and O_EXCL so a file or link planted at the temp path
+is refused, not written through. MicroPython has no file modes on littlefs/FAT and no chmod or
+umask on most ports: there write_secret is a plain write_atomic (the volume is not shared with
+other users; on the unix port the umask decides).
+
 A full volume is an OSError whose errno `is_full` recognises (ENOSPC, or EFBIG); a store turns
 it into its own error or policy. Composite operations (write_atomic, append, truncate_file on
 MicroPython) are built from the primitives, so a subclass that overrides a primitive (the
@@ -87,6 +99,19 @@ class Storage:
             the primitives' own code is what its tests check (host_sim/hardware/powerdisk.py)."""
             os.fsync(fd)
 
+    if _MPY:
+
+        def open_secret(self, path: str):
+            return self.open_file(path, "wb")  # no modes here (see the module doc)
+
+    else:
+
+        def open_secret(self, path: str):
+            # created empty with its mode, then opened through open_file so a storage that
+            # injects faults sees its writes like any other file's
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return self.open_file(path, "wb")
+
     def read_file(self, path: str, default=None):
         try:
             f = self.open_file(path, "rb")
@@ -144,11 +169,19 @@ class Storage:
     def write_atomic(self, path: str, data) -> None:
         self.write_atomic_with(path, lambda f: f.write(data))
 
+    def write_secret(self, path: str, data) -> None:
+        """write_atomic whose file is owner-only (0600) from its creation (see open_secret)."""
+        tmp = path + ".tmp"
+        self.remove_if_exists(tmp)  # a temp file left by a power cut (or planted): not reused
+        self._replace(path, tmp, self.open_secret(tmp), lambda f: f.write(data))
+
     def write_atomic_with(self, path: str, fill) -> None:
         """write_atomic of what `fill(f)` writes into the temp file `f` (it may seek): a file
         streamed in bounded RAM. Whatever `fill` raises leaves `path` as it was."""
         tmp = path + ".tmp"
-        f = self.open_file(tmp, "wb")
+        self._replace(path, tmp, self.open_file(tmp, "wb"), fill)
+
+    def _replace(self, path: str, tmp: str, f, fill) -> None:
         try:
             fill(f)
             self.sync_file(f)

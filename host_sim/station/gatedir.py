@@ -55,7 +55,7 @@ def provision(
 
     put("factory.json", json.dumps({"device_id": device_id, "model": model}).encode())
     put("anchor.pub", bytes(root.public_key))
-    put("device.key", bytes(device_secret))
+    platform.write_secret(os.path.join(state_dir, "device.key"), bytes(device_secret))
     put("cert.bin", certs.sign(cert, root))
     put("config.json", json.dumps(config, sort_keys=True).encode())
     put("trust_list.bin", trust_list)

@@ -236,11 +236,9 @@ class WalletState:
 
 
 def write_secret_json(path: str, data: dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    from firmware.storage.fs import DISK
+
+    DISK.write_secret(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def _now(args: argparse.Namespace) -> int:
