@@ -103,6 +103,11 @@ SCHEMA = (
      "largest service-console frame the gate takes; a larger one is dropped unread, a larger "
      "flash BEGIN (an image's header and manifest) refused as image_head_too_large (at least "
      "the laptop's largest request, a 4 KB upload chunk with its header)"),
+    ("buffers.console_frame_ms", "int", (100, 600000), 10000, "ms",
+     "how long the service console waits for the rest of a frame from its first byte; then "
+     "the partial frame is dropped (event frame_dropped, reason frame_timeout) and the "
+     "console reads on: a forged header announcing a length that never comes holds it no "
+     "longer (raise it for a link slower than a console_frame in this time)"),
     ("buffers.flash_chunk", "int", (256, flash.MAX_CHUNK), flash.MAX_CHUNK, "bytes",
      "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
     ("buffers.flash_window", "int", (1, 64), 8, "frames",

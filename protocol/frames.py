@@ -12,6 +12,11 @@
 The decoder is sans-IO: `feed(bytes)` returns whole frames; garbage, a corrupt header, an
 oversize length or a bad payload CRC are skipped byte by byte until the next good header
 (resync), and counted in `stats` so links can report their health.
+
+The decoder keeps no clock: a header announcing more bytes than ever come would hold it
+waiting. Its owner bounds that wait (the service console: buffers.console_frame_ms from the
+partial frame's first byte) and then calls `drop_partial()`, which skips that header and
+rescans what is buffered (a good frame inside the never-completed body is found).
 """
 
 import struct
@@ -72,11 +77,37 @@ class FrameDecoder:
         self._buf = bytearray()
         self._pos = 0
         self._need = 0
-        self.stats = {"frames": 0, "garbage_bytes": 0, "bad_header": 0, "bad_crc": 0, "oversize": 0}
+        self.stats = {
+            "frames": 0,
+            "garbage_bytes": 0,
+            "bad_header": 0,
+            "bad_crc": 0,
+            "oversize": 0,
+            "timed_out": 0,
+        }
         self.oversized = None  # (type, length) of the last good header over max_payload
 
     def buffered(self) -> int:
         return len(self._buf) - self._pos
+
+    def pending(self):
+        """(type, announced length, bytes buffered) of the frame whose header is read and whose
+        body is still arriving, or None."""
+        if not self._need:
+            return None
+        _version, ftype, n = struct.unpack_from(">BBI", self._buf, self._pos + 2)
+        return (ftype, n, self.buffered())
+
+    def drop_partial(self) -> list:
+        """Give up on what is buffered (a frame whose body did not come in time, or part of a
+        header): skip one byte past it and rescan the rest. Returns the frames found."""
+        if not self.buffered():
+            return []
+        self.stats["timed_out"] += 1
+        self.stats["garbage_bytes"] += 1
+        self._pos += 1
+        self._need = 0
+        return self.feed(b"")
 
     def feed(self, data) -> list:
         buf = self._buf

@@ -127,3 +127,101 @@ def test_the_operators_tools_write_every_key_owner_only(tmp_path):
         "tech/technician.key",
     ]
     assert {k: _mode(tmp_path / k) for k in keys} == {k: 0o600 for k in keys}
+
+
+# -- the service console's frame reader ----------------------------------------------------------
+
+
+class _Ticks:
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def _console(tmp_path, config=None):  # type: ignore[no-untyped-def]
+    """A gate's service console (firmware/maintenance/console.py) on real files, its ticks
+    passed in."""
+    import json
+
+    from firmware.maintenance.console import ServiceConsole
+    from firmware.storage.device_store import DeviceStore
+    from firmware.storage.eventlog import EventLog
+    from firmware.storage.journal import Journal
+    from protocol import service
+    from tests.portable import console_kit as kit
+
+    d = str(tmp_path / "gate")
+    os.makedirs(d)
+    DISK.write_atomic(d + "/factory.json", b'{"device_id": %d, "model": "t"}' % kit.DEVICE_ID)
+    store = DeviceStore(d, kit.HashKeys())
+    if config:
+        store.write_blob(service.BLOB_CONFIG, json.dumps(dict(kit.CONFIG, **config)).encode())
+    ticks = _Ticks()
+    clock = kit.Clock()
+    log = EventLog(d, clock)
+    console = ServiceConsole(
+        store,
+        Journal(d, kit.DEVICE_ID),
+        clock,
+        kit.Hardware(),
+        kit.Verifier(),
+        kit.Rng(),
+        log,
+        ticks_ms=ticks,
+    )
+    return console, ticks, log
+
+
+def _forged_header(n: int) -> bytes:
+    """A well-formed header (good CRC) announcing an n-byte HELLO whose body never comes."""
+    from protocol import frames, service
+
+    return frames.encode(service.HELLO, bytes(n))[: frames.HEADER_LEN]
+
+
+def _hello_answered(out: bytes) -> bool:
+    from protocol import frames, service
+
+    got = frames.FrameDecoder().feed(out)
+    return [f.type for f in got] == [service.IDENTITY]
+
+
+@pytest.mark.parametrize(
+    "config, announced",
+    [({"buffers": {"console_frame": 65536}}, 60000), (None, 8000)],
+    ids=["60000-under-a-64k-limit", "8000-under-the-default-limit"],
+)
+def test_a_forged_frame_header_holds_the_console_no_longer_than_its_deadline(
+    tmp_path, config, announced
+):
+    from firmware.compose import gate_config
+    from protocol import frames, service
+
+    console, ticks, log = _console(tmp_path, config)
+    limit = gate_config.get(console.config, "buffers.console_frame_ms")
+    hello = frames.encode(service.HELLO, service.hello(b"n" * 16))
+    assert console.feed(_forged_header(announced)) == b""
+    ticks.ms = limit  # within the deadline: still waiting (an honest slow frame is not cut)
+    assert console.poll() == b""
+    ticks.ms = limit + 1  # past it: the next command is answered
+    assert _hello_answered(console.feed(hello))
+    dropped = [e for e in log.since(1, 100) if e["ev"] == "frame_dropped"]
+    assert dropped and dropped[-1]["reason"] == "frame_timeout"
+    assert dropped[-1]["announced"] == announced and dropped[-1]["buffered"] == frames.HEADER_LEN
+
+
+def test_a_command_sent_behind_a_forged_header_is_served_at_the_deadline(tmp_path):
+    """The laptop's HELLO went out while the console sat in the forged frame's body: at the
+    deadline the console drops the header, finds the HELLO in what it buffered, and answers."""
+    from protocol import frames, service
+
+    console, ticks, log = _console(tmp_path, {"buffers": {"console_frame": 65536}})
+    hello = frames.encode(service.HELLO, service.hello(b"n" * 16))
+    assert console.feed(_forged_header(60000)) == b""
+    ticks.ms = 50
+    assert console.feed(hello) == b""  # swallowed as the forged frame's body, for now
+    ticks.ms = 50 + 10000  # 10 s after the HELLO, but 10.05 s after the header's first byte
+    assert _hello_answered(console.poll())
+    assert console.feed(hello) != b""  # and the console serves frames as usual after it

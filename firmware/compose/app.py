@@ -119,10 +119,12 @@ def serve(link, dev, log=print, connect=None) -> int:
         data = link.read(0 if scanning else SCAN_WAIT_S)
         if data == b"":
             return boot.EXIT_HALT
+        # no data: the console may still drop a frame past buffers.console_frame_ms and
+        # answer what was buffered behind its header
+        out = dev.console.feed(data) if data else dev.console.poll()
+        if out:
+            link.write(out)
         if data:
-            out = dev.console.feed(data)
-            if out:
-                link.write(out)
             if dev.console.flash_service is not None and dev.console.flash_service.reboot:
                 return boot.EXIT_REBOOT
         try:

@@ -134,6 +134,9 @@ class ServiceConsole:
         self.config = gate_config.stored(store)
         self._dec = frames.FrameDecoder(self.frame_limit())
         self._last_ms = ticks_ms()
+        # ticks of the first byte of the frame now buffered, or None: a frame is waited for
+        # buffers.console_frame_ms from it, then dropped (a forged header's length never comes)
+        self._partial_ms = None
         self.session = Machine(TABLE, NONE, log_size=16, refuse=True)
         # action -> fn(ftype, payload) -> (reply bytes, outcome event or None)
         self._actions = {
@@ -194,9 +197,37 @@ class ServiceConsole:
 
     # -- bytes in, bytes out -------------------------------------------------------------
     def feed(self, data) -> bytes:
-        out = b""
+        out = self.poll()
         for fr in self._dec.feed(data):
             out += self.handle(fr.type, fr.payload)
+        if not self._dec.buffered():
+            self._partial_ms = None
+        elif self._partial_ms is None:
+            self._partial_ms = self.ticks_ms()
+        return out + self._answer_oversized()
+
+    def poll(self) -> bytes:
+        """Drop a partial frame older than buffers.console_frame_ms (from its first byte) and
+        serve what was buffered behind its header. Called by feed, and by a loop with no data."""
+        if self._partial_ms is None:
+            return b""
+        now = self.ticks_ms()
+        limit = gate_config.get(self.config, "buffers.console_frame_ms")
+        if platform.ticks_diff(now, self._partial_ms) <= limit:
+            return b""
+        pending = self._dec.pending()
+        info = {"reason": "frame_timeout", "buffered": self._dec.buffered()}
+        if pending is not None:
+            info["type"], info["announced"] = pending[0], pending[1]
+        self.log.add("frame_dropped", info)
+        out = b""
+        for fr in self._dec.drop_partial():
+            out += self.handle(fr.type, fr.payload)
+        self._partial_ms = now if self._dec.buffered() else None
+        return out + self._answer_oversized()
+
+    def _answer_oversized(self) -> bytes:
+        out = b""
         over = self._dec.oversized
         if over is not None:
             self._dec.oversized = None

@@ -69,3 +69,16 @@ def test_big_frame_in_small_chunks():
     assert [(f.type, len(f.payload)) for f in got] == [(9, len(payload)), (1, 5)]
     assert got[0].payload == payload and dec.buffered() == 0
     assert dec.stats["garbage_bytes"] == 5
+
+
+def test_drop_partial_skips_a_header_whose_body_never_came():
+    """A forged header announcing 6000 bytes, then a good frame: the decoder waits (it has no
+    clock); its owner's drop_partial() gives up on the header and finds the frame behind it."""
+    forged = frames.encode(5, bytes(6000))[: frames.HEADER_LEN]
+    dec = frames.FrameDecoder()
+    assert dec.feed(forged) == [] and dec.pending() == (5, 6000, frames.HEADER_LEN)
+    assert dec.feed(frames.encode(6, b"next")) == []  # taken for the forged frame's body
+    got = dec.drop_partial()
+    assert [(f.type, f.payload) for f in got] == [(6, b"next")]
+    assert dec.buffered() == 0 and dec.pending() is None and dec.stats["timed_out"] == 1
+    assert dec.drop_partial() == [] and dec.stats["timed_out"] == 1  # nothing buffered: no-op
