@@ -3,6 +3,10 @@ as an attacker would, against real files, real sockets and the real console read
 
 - secret files: every private key the gate or the tools write is owner-only (mode 0600)
   through one primitive, firmware/storage/fs.Storage.write_secret (the device key was 0644)
+- the service console's frame reader: a forged header announcing a length that never comes
+  holds the console buffers.console_frame_ms, no longer
+- the back office before AUTH: a stranger's HELLO writes nothing about the device it names
+  (no sequence_reset anomaly, no device row change) and every device id gets the same replies
 
 (The clock and the replay cache are another helper's part of issue 16.)
 """
@@ -10,6 +14,7 @@ as an attacker would, against real files, real sockets and the real console read
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -225,3 +230,115 @@ def test_a_command_sent_behind_a_forged_header_is_served_at_the_deadline(tmp_pat
     ticks.ms = 50 + 10000  # 10 s after the HELLO, but 10.05 s after the header's first byte
     assert _hello_answered(console.poll())
     assert console.feed(hello) != b""  # and the console serves frames as usual after it
+
+
+# -- the back office before a device authenticated -----------------------------------------------
+
+
+def _forged_session(link, device_id: int, host_pub: bytes):  # type: ignore[no-untyped-def]
+    """A stranger's session over `link`: a HELLO naming `device_id` (last seq 0), and an AUTH
+    signed with the stranger's own key if challenged. Returns the message types received and
+    the (name, text) of the ERROR that ended it."""
+    from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+    from protocol import messages as m
+    from protocol import sync
+
+    conn = sync.DeviceConnection(
+        device_id, OpenSSLSigner(generate_key()), OpenSSLVerifier(), host_pub
+    )
+    link.send(conn.send(sync.Hello(device_id, b"s" * m.NONCE_LEN, 0)))
+    got: list[str] = []
+    for _ in range(50):
+        data = link.recv(5)
+        if not data:
+            break
+        conn.receive_data(data)
+        while True:
+            try:
+                ev = conn.next_event()
+            except sync.RemoteProtocolError as e:
+                return got, ("remote_protocol_error", str(e))
+            if ev is sync.NEED_DATA:
+                break
+            got.append(m.NAMES[ev.TYPE])
+            if ev.TYPE == m.CHALLENGE:
+                link.send(conn.send(sync.Auth(device_id)))
+            elif ev.TYPE == m.ERROR:
+                return got, (ev.name(), ev.text)
+    return got, None
+
+
+def test_a_strangers_hello_writes_nothing_and_tells_nothing(tmp_path):
+    """Over real TLS: HELLOs naming a registered gate (ahead of the HELLO's seq, which used to
+    log a sequence_reset anomaly), a revoked one and an unknown one, each from a stranger with
+    the back office's public sync key and a client certificate. Every one is challenged and
+    refused after its AUTH with the same error; nothing names a device in the store."""
+    from drivers.linux.link_tcp import TcpLink, client_context
+    from firmware.sync.client import run_session
+    from host_sim.backoffice.sync_server import BackOfficeThread, server_context
+    from tests.synclab import DEVICE_ID, NOW, Lab
+
+    lab = Lab(tmp_path)
+    revoked = DEVICE_ID + 1
+    lab.store.add_device(revoked, lab.device_signer.public_key, NOW, "lane 2")
+    lab.store.revoke_device(revoked, NOW)
+    ca, srv, cli = lab.tls_files()
+    events: list[dict] = []
+    bo = BackOfficeThread(lab.db, lab.keys, server_context(srv[0], srv[1], ca), lab.clock,
+                          events.append)  # fmt: skip
+
+    def connect():  # type: ignore[no-untyped-def]
+        return TcpLink.connect("127.0.0.1", bo.port, client_context(ca, *cli))
+
+    try:
+        lab.passages(3)
+        with connect() as link:
+            run_session(lab.client(), link, 5)  # the real gate: the office holds seq 1..3
+        before = lab.store.db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+        replies = {}
+        for dev in (DEVICE_ID, revoked, 999):
+            with connect() as link:
+                replies[dev] = _forged_session(link, dev, lab.host_signer.public_key)
+        deadline = time.monotonic() + 10
+        while len(events) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        after = lab.store.db.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+        anomalies = lab.store.anomalies()
+        auth = lab.store.db.execute(
+            "SELECT device_id, outcome FROM auth_log ORDER BY id"
+        ).fetchall()
+        sessions = lab.store.db.execute(
+            "SELECT device_id, outcome, reason FROM sessions ORDER BY id"
+        ).fetchall()
+    finally:
+        bo.stop()
+        lab.close()
+    want = (["CHALLENGE", "ERROR"], ("bad_signature", "AUTH signature does not verify"))
+    assert replies == {DEVICE_ID: want, revoked: want, 999: want}
+    assert anomalies == [] and after == before
+    assert auth == [(DEVICE_ID, "ok")] + [(None, "refused bad_signature")] * 3
+    assert sessions == [(DEVICE_ID, "ok", "")] + [(None, "refused", "bad_signature")] * 3
+    assert [e["device_id"] for e in events] == [DEVICE_ID, None, None, None]
+
+
+def test_the_real_gate_behind_the_office_is_still_a_sequence_reset_once_authenticated(tmp_path):
+    """What the anomaly is for: the gate itself (its device key) with its journal replaced."""
+    from firmware.storage.journal import Journal
+    from firmware.sync.client import SyncError, run_session
+    from tests.synclab import DEVICE_ID, Lab
+
+    lab = Lab(tmp_path)
+    try:
+        lab.passages(3)
+        run_session(lab.client(), lab.link("pipe"), 5)
+        lab.journal.close()
+        (tmp_path / "new-journal").mkdir()
+        lab.journal = Journal(str(tmp_path / "new-journal"), DEVICE_ID)  # a replaced journal
+        with pytest.raises(SyncError) as e:
+            run_session(lab.client(), lab.link("pipe"), 5)
+        assert e.value.reason == "sequence_reset"
+        assert [(a["kind"], a["device_id"]) for a in lab.store.anomalies()] == [
+            ("sequence_reset", DEVICE_ID)
+        ]
+    finally:
+        lab.close()

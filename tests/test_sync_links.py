@@ -77,10 +77,14 @@ def test_unknown_device_is_refused_and_logged(lab, kind):
     lab.store.db.execute("DELETE FROM devices")
     with pytest.raises(SyncError) as e:
         run_session(lab.client(), lab.link(kind), idle_timeout_s=10)
-    assert e.value.reason == "unknown_device"
+    # challenged like any device, refused at its AUTH (issue 16: a stranger learns nothing of
+    # the registry); the auth log says why, naming no device
+    assert e.value.reason == "bad_signature"
     assert lab.journal.pending_count() == 2
-    [(outcome,)] = lab.store.db.execute("SELECT outcome FROM auth_log").fetchall()
-    assert outcome == "refused unknown_device"
+    [(dev, outcome, detail)] = lab.store.db.execute(
+        "SELECT device_id, outcome, detail FROM auth_log"
+    ).fetchall()
+    assert (dev, outcome) == (None, "refused bad_signature") and "not registered" in detail
 
 
 @pytest.mark.parametrize("kind", LINKS)
@@ -92,7 +96,7 @@ def test_wrong_device_key_is_refused_and_logged(lab, kind):
     assert e.value.reason == "bad_signature"
     assert lab.journal.pending_count() == 2 and lab.store.count() == 0
     rows = lab.store.db.execute("SELECT device_id, outcome FROM auth_log").fetchall()
-    assert rows == [(DEVICE_ID, "refused bad_signature")]
+    assert rows == [(None, "refused bad_signature")]  # not authenticated: names no device
 
 
 @pytest.mark.parametrize("kind", LINKS)

@@ -1,10 +1,16 @@
 """The back office's side of sync: one HostSession per link, served over TCP (TLS) or serial.
 
 `HostSession` is the application on top of protocol.sync.HostConnection, still sans-IO: bytes
-in, bytes out. It looks the device up in the registry (unknown devices are refused and logged),
-challenges it with a fresh nonce and the back office's time signed by the operator's sync key,
-checks its AUTH signature (bad signatures are refused and logged), then stores each BATCH
-durably before it sends the ACK, answers FETCHes from the publications and keeps the STATUS.
+in, bytes out. Every HELLO is challenged with a fresh nonce and the back office's time signed by
+the operator's sync key, whatever device it names: registered, revoked or unknown (an unknown
+one is challenged against NOBODY, a key no one holds), so the replies before AUTH say nothing
+about the registry. Nothing is written about the device before its AUTH signature verifies: an
+AUTH that does not verify is refused (bad_signature, the same text for every device) and logged
+with no device id (the detail names the device the HELLO claimed). Then, authenticated: a
+revoked device is refused (unknown_device), a gate behind the seqs held is a sequence_reset
+anomaly and refused; else it stores each BATCH durably before it sends the ACK, answers FETCHes
+from the publications and keeps the STATUS. The session event and the session history name the
+device only once it authenticated.
 
 `serve_tcp` runs sessions on an asyncio server (with an ssl.SSLContext for TLS, client
 certificates required; the handshake runs inside the session's handler, so a failed one is
@@ -47,6 +53,10 @@ from protocol import messages as m
 from protocol import sync
 from protocol.errors import FormatError
 
+# the key an unknown device id is challenged against: not a point of P-256 (x >= p), so no
+# signature verifies under it and the AUTH is refused like a forged one
+NOBODY = b"\x02" + b"\xff" * 32
+
 
 class WallClock:
     def now(self) -> int:
@@ -68,6 +78,8 @@ class HostSession:
         self.commit = commit
         self.pending: list[concurrent.futures.Future] = []  # writes queued, not yet awaited
         self._dev: Any = None  # the device row read at HELLO
+        self._hello_seq = 0  # the HELLO's last_seq: checked once the device authenticated
+        self.authenticated = False  # the AUTH signature verified (this session)
         self.clock = clock or WallClock()
         self.peer = peer
         self.conn = sync.HostConnection(signer, verifier)
@@ -82,6 +94,7 @@ class HostSession:
     def next_session(self) -> None:
         """Over serial the same HostSession serves one session after the other: count anew."""
         self.stored, self.ack_s, self.queue_depth = 0, [], None
+        self.authenticated = False
         self.outcome = self.reason = ""
 
     def receive(self, data: bytes) -> bytes:
@@ -182,12 +195,29 @@ class HostSession:
         assert dev is not None, "the table allows BATCH and STATUS only after HELLO"
         return int(dev)
 
-    def _refuse(self, out: list[bytes], reason: str, text: str) -> None:
+    def device_id(self) -> int | None:
+        """The session's device, once it authenticated (before: None, whatever HELLO said)."""
+        return self.conn.device_id if self.authenticated else None
+
+    def _refuse(self, out: list[bytes], reason: str, text: str, at_auth: bool = False) -> None:
+        """ERROR `reason` to the peer and close; logged in the auth log when it is a refusal of
+        the session itself (a bad signature, before AUTH, or `at_auth`: revoked, behind)."""
         now = self.clock.now()
-        if reason == "bad_signature" or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE):
+        if (
+            at_auth
+            or reason == "bad_signature"
+            or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE)
+        ):
+            detail = text
+            if not self.authenticated and self.conn.device_id is not None:
+                detail = "%s (HELLO named device %d, %s)" % (
+                    text,
+                    self.conn.device_id,
+                    self._claim(),
+                )
             try:
                 self._write(
-                    "log_auth", now, self.conn.device_id, self.peer, "refused " + reason, text
+                    "log_auth", now, self.device_id(), self.peer, "refused " + reason, detail
                 )
             except self.store.errors:
                 pass  # a full disk: the refusal still goes out (store_failed says why)
@@ -196,35 +226,52 @@ class HostSession:
         self.closed = True
         self.outcome, self.reason = "refused", reason
 
+    def _claim(self) -> str:
+        """What the registry says of the device an unauthenticated HELLO named (for the
+        operator's auth log only; the peer is told nothing of it)."""
+        dev = self._dev
+        if dev is None:
+            return "not registered"
+        return "revoked" if dev.revoked is not None else "registered: another key, or a forgery"
+
     def _on_event(self, ev: Any, out: list[bytes]) -> None:
         t = ev.TYPE
         now = self.clock.now()
         if t == m.HELLO:
+            # the same CHALLENGE for every device id: nothing written, nothing told (module doc)
             self.closed = False
+            self.authenticated = False
             dev = self._dev = self.store.device(ev.device_id)
-            if dev is None:
-                self._refuse(out, "unknown_device", "device %d is not registered" % ev.device_id)
-                return
-            self.queue_depth = max(0, ev.last_seq - dev.high_seq)  # waiting on the gate
+            self._hello_seq = ev.last_seq
+            self.conn.accept_device(dev.pubkey if dev is not None else NOBODY)
+            out.append(self.conn.send(sync.Challenge(self._random(m.NONCE_LEN), now, m.VERSION)))
+        elif t == m.AUTH:
+            # the signature verified against the registered key (protocol.sync): the device is
+            # who it says; only now is anything written about it
+            self.authenticated = True
+            dev = self._dev
+            self.queue_depth = max(0, self._hello_seq - dev.high_seq)  # waiting on the gate
             if dev.revoked is not None:
-                self._refuse(out, "unknown_device", "device %d is revoked" % ev.device_id)
+                self._refuse(
+                    out, "unknown_device", "device %d is revoked" % ev.device_id, at_auth=True
+                )
                 return
-            if ev.last_seq < dev.high_seq:
+            if self._hello_seq < dev.high_seq:
                 self._write(
                     "anomaly",
                     now,
                     "sequence_reset",
                     ev.device_id,
-                    ev.last_seq,
-                    "gate's last seq %d is behind the %d held" % (ev.last_seq, dev.high_seq),
+                    self._hello_seq,
+                    "gate's last seq %d is behind the %d held" % (self._hello_seq, dev.high_seq),
                 )
                 self._refuse(
-                    out, "sequence_reset", "seq behind the back office's %d" % dev.high_seq
+                    out,
+                    "sequence_reset",
+                    "seq behind the back office's %d" % dev.high_seq,
+                    at_auth=True,
                 )
                 return
-            self.conn.accept_device(dev.pubkey)
-            out.append(self.conn.send(sync.Challenge(self._random(m.NONCE_LEN), now, m.VERSION)))
-        elif t == m.AUTH:
             self._write("log_auth", now, ev.device_id, self.peer, "ok", "")
             # the row read at HELLO: a batch stored since then only makes the gate upload
             # again what is already held (stored once, by (device_id, seq))
@@ -438,7 +485,7 @@ class Sessions:
         self, s: HostSession, started: int, duration: float, outcome: str, reason: str, msg: str
     ) -> None:
         reason = s.reason or reason
-        device = s.conn.device_id
+        device = s.device_id()  # None unless it authenticated: a HELLO alone claims nothing
         event = {
             "event": "session",
             "device_id": device,
