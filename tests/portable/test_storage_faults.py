@@ -280,3 +280,24 @@ def test_device_hands_one_storage_object_to_every_store():
         dev.close()
 
     _with(body)
+
+
+def test_full_disk_reaches_the_device_key_through_write_secret():
+    """write_secret (the device key's writer, issue 16) opens its file through open_file, so a
+    storage that injects faults sees it: GEN_KEY on a full disk leaves no key, not a torn one,
+    and no temp file; with room again it writes the key (0600 where the port has modes)."""
+    import os
+
+    def body(d, disk):
+        kit.write_atomic(d + "/factory.json", b'{"device_id": 7, "model": "t"}')
+        store = DeviceStore(d, kit.HashKeys(), fs=disk)
+        disk.full = True
+        raises(OSError, store.generate_key)
+        assert disk.refused and store.signer() is None
+        assert not disk.path_exists(d + "/device.key.tmp")
+        disk.full = False
+        assert store.generate_key() and store.signer() is not None
+        if hasattr(os, "chmod"):  # CPython: the mode; MicroPython has none to check
+            assert os.stat(d + "/device.key")[0] & 0o777 == 0o600
+
+    _with(body)
