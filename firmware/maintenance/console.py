@@ -72,7 +72,7 @@ TABLE = {
 }
 
 # commands whose handler writes its own, more telling, log entry
-SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR)
+SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR, service.SET_TIME)
 MAX_LOG_ENTRIES = 40
 MAX_EXPORT = service.CHUNK // records.RECORD_LEN
 
@@ -610,14 +610,63 @@ class ServiceConsole:
         return service.export_reply(total, index, raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:
-        t = service.u32(body, "SET_TIME")
+        """Set the clock. Once the gate has a time (set before, or a passage anchored one), a
+        technician may move it only within clock.set_bound_s of the anchored time; further
+        needs the operator root's signature over (device id, time, this session's nonce).
+        Every change is in the service log; every change of an anchored time, and every
+        refusal, is journaled too (a clock_set or svc_clock_bound event)."""
+        t, sig = service.parse_set_time(body)
         if t < gate_selftest.EARLIEST_TIME:
             raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
         was = self.clock.now()
+        root = False
+        if sig:
+            msg = service.time_signing_input(self.store.device_id, t, self.device_nonce)
+            anchor = self.store.anchor()
+            if anchor is None or not self.verifier.verify(anchor, msg, sig):
+                raise Refused(
+                    "the root's signature over this time does not verify", "svc_bad_signature"
+                )
+            root = True
+        bound = gate_config.get(self.config, "clock.set_bound_s")
+        anchored = self.store.flags.get("clock_set") or getattr(self.clock, "last_good", 0)
+        if not root and anchored and abs(t - was) > bound:
+            self._clock_event("svc_clock_bound", was, t, root)
+            self.log.add("set_time_refused", {"technician": self._tech_id(), "was": was, "time": t})
+            raise Refused(
+                "moving the clock %+d s is beyond clock.set_bound_s (%d s): it needs the "
+                "operator root (set-time --root-key) or a sync" % (t - was, bound),
+                "svc_clock_bound",
+            )
         self.clock.set(t)
         self.store.set_flag("clock_set", True)
+        if anchored:  # a gate's first time (provisioning) moves no anchored time
+            self._clock_event("clock_set", was, t, root)
+        self.log.add(
+            "set_time", {"technician": self._tech_id(), "was": was, "time": t, "root": root}
+        )
         self._changed("set_time")
-        return _json({"time": self.clock.now(), "was": was})
+        return _json({"time": self.clock.now(), "was": was, "root": root})
+
+    def _clock_event(self, reason: str, was: int, t: int, root: bool) -> None:
+        """Journal a clock change or its refusal: time = the gate's time before, value = the
+        time asked for, counter = 1 when the operator root signed it, account_id = the
+        technician's credential id."""
+        tech = self._tech_id() or 0
+        rec = records.Record(
+            records.KIND_EVENT,
+            reasons.number(reason),
+            0,
+            0,
+            was,
+            account_id=tech,
+            counter=1 if root else 0,
+            value=t,
+        )
+        try:
+            self.journal.append(rec)
+        except JournalError:
+            pass  # the service log has it
 
     def _cmd_selftest(self, body: bytes) -> bytes:
         host_time = service.u32(body, "SELFTEST")
