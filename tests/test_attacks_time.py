@@ -20,6 +20,7 @@ from protocol import certs, records, reasons, service
 from tests.portable import codes
 from tests.portable import console_kit as kit
 from tests.portable.device_kit import NOW, ROOT, Clock, Hardware, _provision, _scan, _walk
+from tests.test_attacks_ridecode import T, World
 
 BOUND = settings.default("clock.set_bound_s")
 
@@ -121,3 +122,28 @@ def test_only_the_operator_roots_signature_for_this_gate_and_session_moves_it_fu
     assert _scan(dev, hw, codes.code(time=NOW))["accepted"] == 1
     _walk(dev, hw, clock)
     dev.close()
+
+
+def test_a_code_accepted_before_a_jump_forward_and_back_is_still_a_replay(tmp_path):
+    w = World(str(tmp_path))
+    code = w.rider.present(T)
+    assert w.show(code).accept
+    # a wrong trusted time a day ahead (a mistyped root-signed set-time, a bad sync time)
+    w.gate.clock.set_trusted(T + 86400)
+    commuter = w.rider.__class__()
+    w.issuer.issue(commuter, 43, T - 3600, T + 3 * 86400, scope=1)
+    for _ in range(63):  # the gate prunes its replay cache every 64 accepted passages
+        assert w.show(commuter.present(w.gate.clock.now())).accept
+    assert w.gate.replay.newest(code_id(code)) is None  # pruned: a day is past retention
+    w.gate.clock.set_trusted(T + 10)  # corrected back
+    assert w.show(code).reason == "replayed"
+    w.reboot()
+    assert w.show(code).reason == "replayed"
+    # a code made after the correction still passes
+    assert w.show(w.rider.present(T + 10)).accept
+
+
+def code_id(text):
+    from protocol import ridecode
+
+    return ridecode.parse_text(text).credential.credential_id()

@@ -68,11 +68,14 @@ def test_replay_cache_prunes_and_compacts():
             r.commit(i, 1, T0, T0)
         r.commit(9999, 1, T0 + 100, T0 + 100)
         assert r.prune(T0 + 71) == 300
-        assert list(r.entries) == [9999] and r.log_records == 1  # rewritten
+        # rewritten: the live entry and the horizon (the newest time of those forgotten)
+        assert list(r.entries) == [9999] and r.log_records == 2 and r.horizon == T0
         r.commit(9999, 2, T0 + 101, T0 + 101)
         r.close()
         again = ReplayCache(path, retain_s=70)
-        assert again.entries == {9999: (2, T0 + 101, T0 + 101)}
+        assert again.entries == {9999: (2, T0 + 101, T0 + 101)} and again.horizon == T0
+        # a forgotten credential's presentation of the horizon's time or before is a replay
+        assert again.is_replay(5, 1, T0) and not again.is_replay(5, 1, T0 + 1)
         again.close()
     finally:
         rmtree(d)
