@@ -20,7 +20,16 @@ from host_sim.wallet import Rider
 from protocol import certs, reasons, records, ridecode, service
 from tests.portable import codes
 from tests.portable import console_kit as kit
-from tests.portable.device_kit import NOW, ROOT, Clock, Hardware, _provision, _scan, _walk
+from tests.portable.device_kit import (
+    NOW,
+    ROOT,
+    Clock,
+    Hardware,
+    _open,
+    _provision,
+    _scan,
+    _walk,
+)
 from tests.test_attacks_ridecode import T, World
 
 BOUND = settings.default("clock.set_bound_s")
@@ -92,6 +101,29 @@ def test_a_week_back_does_not_make_a_stale_trust_list_fresh(tmp_path):
     tech = _maintainer(dev)
     assert tech.request(service.SET_TIME, struct.pack(">I", NOW))[2] == "svc_clock_bound"
     assert dev.validator.notice(dev.clock.now()) == stale
+    dev.close()
+
+
+def test_stepping_back_within_the_bound_again_and_again_adds_up(tmp_path):
+    hw, clock = Hardware(), Clock()
+    dev, _admin = _provision(str(tmp_path), hw, clock)
+    clock.advance(3600)
+    tech = _maintainer(dev)
+    step = BOUND * 2 // 3
+    first = dev.clock.now() - step
+    assert tech.ok_json(service.SET_TIME, struct.pack(">I", first))["time"] == first
+    clock.advance(600)  # ten minutes later, after a reboot, another step back: both count
+    dev.close()
+    dev = _open(str(tmp_path), hw, clock)
+    tech = _maintainer(dev)
+    was = dev.clock.now()
+    _seq, _cmd, reason, body = tech.request(service.SET_TIME, struct.pack(">I", was - step))
+    assert reason == "svc_clock_bound" and b"since its last trusted time" in body, body
+    assert dev.clock.now() == was
+    # back to the time the gate counted is fine; the root's time clears the sum
+    assert tech.ok_json(service.SET_TIME, struct.pack(">I", was + step))["root"] is False
+    tech.ok_json(service.SET_TIME, _root_signed(tech, dev, was + step + 60))
+    assert dev.store.flags["clock_nudged"] == 0
     dev.close()
 
 

@@ -611,10 +611,11 @@ class ServiceConsole:
 
     def _cmd_set_time(self, body: bytes) -> bytes:
         """Set the clock. Once the gate has a time (set before, or a passage anchored one), a
-        technician may move it only within clock.set_bound_s of the anchored time; further
-        needs the operator root's signature over (device id, time, this session's nonce).
-        Every change is in the service log; every change of an anchored time, and every
-        refusal, is journaled too (a clock_set or svc_clock_bound event)."""
+        technician may move it only within clock.set_bound_s of the anchored time (all moves
+        since the last trusted time counted together: flag clock_nudged); further needs the
+        operator root's signature over (device id, time, this session's nonce). Every change
+        is in the service log; every change of an anchored time, and every refusal, is
+        journaled too (a clock_set or svc_clock_bound event)."""
         t, sig = service.parse_set_time(body)
         if t < gate_selftest.EARLIEST_TIME:
             raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
@@ -630,15 +631,20 @@ class ServiceConsole:
             root = True
         bound = gate_config.get(self.config, "clock.set_bound_s")
         anchored = self.store.flags.get("clock_set") or getattr(self.clock, "last_good", 0)
-        if not root and anchored and abs(t - was) > bound:
+        # the technicians' moves since the last trusted time add up (no stepping back 300 s
+        # at a time); the back office's time or the root's clears the sum
+        nudged = self.store.flags.get("clock_nudged", 0) + t - was if anchored else 0
+        if not root and abs(nudged) > bound:
             self._clock_event("svc_clock_bound", was, t, root)
             self.log.add("set_time_refused", {"technician": self._tech_id(), "was": was, "time": t})
             raise Refused(
-                "moving the clock %+d s is beyond clock.set_bound_s (%d s): it needs the "
-                "operator root (set-time --root-key) or a sync" % (t - was, bound),
+                "moving the clock %+d s (%+d s since its last trusted time) is beyond "
+                "clock.set_bound_s (%d s): it needs the operator root (set-time --root-key) or "
+                "a sync" % (t - was, nudged, bound),
                 "svc_clock_bound",
             )
         self.clock.set(t)
+        self.store.flags["clock_nudged"] = 0 if root else nudged
         self.store.set_flag("clock_set", True)
         if anchored:  # a gate's first time (provisioning) moves no anchored time
             self._clock_event("clock_set", was, t, root)
