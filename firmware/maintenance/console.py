@@ -613,9 +613,9 @@ class ServiceConsole:
         """Set the clock. Once the gate has a time (set before, or a passage anchored one), a
         technician may move it only within clock.set_bound_s of the anchored time (all moves
         since the last trusted time counted together: flag clock_nudged); further needs the
-        operator root's signature over (device id, time, this session's nonce). Every change
-        is in the service log; every change of an anchored time, and every refusal, is
-        journaled too (a clock_set or svc_clock_bound event)."""
+        operator root's signature over (device id, time, this session's nonce). Every set is
+        in the service log; every move of an anchored time (beyond the anchor's tolerance) and
+        every refusal is journaled too (a clock_set or svc_clock_bound event)."""
         t, sig = service.parse_set_time(body)
         if t < gate_selftest.EARLIEST_TIME:
             raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
@@ -646,7 +646,9 @@ class ServiceConsole:
         self.clock.set(t)
         self.store.flags["clock_nudged"] = 0 if root else nudged
         self.store.set_flag("clock_set", True)
-        if anchored:  # a gate's first time (provisioning) moves no anchored time
+        # a gate's first time (provisioning) moves no anchored time; one that agrees with the
+        # gate's within the anchor's tolerance is a check, not a change (service log only)
+        if anchored and abs(t - was) > getattr(self.clock, "tolerance_s", 2):
             self._clock_event("clock_set", was, t, root)
         self.log.add(
             "set_time", {"technician": self._tech_id(), "was": was, "time": t, "root": root}
