@@ -21,6 +21,7 @@ from protocol import certs, reasons, records, ridecode, service
 from tests.portable import codes
 from tests.portable import console_kit as kit
 from tests.portable.device_kit import (
+    HOST_PUB,
     NOW,
     ROOT,
     Clock,
@@ -106,7 +107,7 @@ def test_a_week_back_does_not_make_a_stale_trust_list_fresh(tmp_path):
 
 def test_stepping_back_within_the_bound_again_and_again_adds_up(tmp_path):
     hw, clock = Hardware(), Clock()
-    dev, _admin = _provision(str(tmp_path), hw, clock)
+    dev, _admin = _provision(str(tmp_path), hw, clock, host="127.0.0.1", host_key=HOST_PUB.hex())
     clock.advance(3600)
     tech = _maintainer(dev)
     step = BOUND * 2 // 3
@@ -124,6 +125,13 @@ def test_stepping_back_within_the_bound_again_and_again_adds_up(tmp_path):
     assert tech.ok_json(service.SET_TIME, struct.pack(">I", was + step))["root"] is False
     tech.ok_json(service.SET_TIME, _root_signed(tech, dev, was + step + 60))
     assert dev.store.flags["clock_nudged"] == 0
+    # and so does the back office's time at sync (the sync client's on_time)
+    first = dev.clock.now() - step
+    assert tech.ok_json(service.SET_TIME, struct.pack(">I", first))["time"] == first
+    assert dev.store.flags["clock_nudged"] == -step
+    dev.sync_client(random_bytes=lambda n: b"\x07" * n).on_time(first + step)
+    assert dev.store.flags["clock_nudged"] == 0 and dev.clock.now() == first + step
+    assert tech.ok_json(service.SET_TIME, struct.pack(">I", first))["time"] == first
     dev.close()
 
 
