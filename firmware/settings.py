@@ -142,6 +142,8 @@ SCHEMA = (
      "how long the self-test waits for a scan"),
     ("clock.ahead_tolerance_s", "int", (1, DAY), 10, "s",
      "how far the RTC may run ahead of the time the gate counted before it is a jump"),
+    ("clock.set_bound_s", "int", (0, DAY), 300, "s",
+     "how far a technician's set-time may move the gate's anchored time without the root"),
 )
 # fmt: on
 

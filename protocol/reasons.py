@@ -198,6 +198,12 @@ REASONS = {
     ),
     "svc_storage": (115, "Gate closed - see staff", "The gate could not write its storage."),
     "svc_internal": (116, "Gate closed - see staff", "The gate hit an internal error."),
+    "svc_clock_bound": (
+        119,
+        "Service mode",
+        "The new time is further than clock.set_bound_s from the gate's anchored time: only "
+        "a time signed by the operator root (set-time --root-key) or the back office may.",
+    ),
     # gate modes: scans refused by the mode's state (firmware/gate/modes.py, docs/gate-modes.md)
     "gate_busy": (60, "Please wait", "The gate is still serving the previous passage."),
     "barrier_fault": (61, "Gate closed - see staff", "The barrier or lock reported a jam."),
@@ -239,6 +245,12 @@ REASONS = {
         "",
         "A technician repaired the journal; the record's value is how many unacknowledged "
         "records it found lost (their seqs never arrive: see the sequence_gap anomaly).",
+    ),
+    "clock_set": (
+        95,
+        "",
+        "A technician set the clock: the record's time is the gate's time before, its value "
+        "the time set, counter 1 when the operator root signed it (svc_clock_bound: refused).",
     ),
     "test_card": (
         78,

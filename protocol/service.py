@@ -54,7 +54,7 @@ STATUS = 1  # -> JSON
 LOGS = 2  # u32 first | u16 max -> JSON {"entries": [...], "next": n}
 BLOB_INFO = 3  # u8 kind -> JSON {"installed": {...} | null, "partial": {...} | null}
 EXPORT = 4  # u32 index | u16 count -> u32 pending | u32 index | 64-byte records
-SET_TIME = 5  # u32 unix time -> JSON {"time": t, "was": t0}
+SET_TIME = 5  # u32 unix time [| 64B root signature] -> JSON {"time", "was", "root"}
 SELFTEST = 6  # u32 host time -> JSON {"passed": bool, "checks": [...]}
 GEN_KEY = 7  # (empty) -> u8 new | 33B pub | 64B proof of possession
 PUT_BLOB = 8  # u8 kind | u32 total | u32 offset | 32B sha256 | chunk -> JSON
@@ -97,6 +97,7 @@ CTX_IDENTITY = b"FGSV-ID1"
 CTX_AUTH = b"FGSV-AU1"
 CTX_REQUEST = b"FGSV-RQ1"
 CTX_KEY = b"FGSV-PK1"
+CTX_TIME = b"FGSV-TM1"
 
 
 def _need(p: bytes, n: int, what: str) -> None:
@@ -284,6 +285,24 @@ def u32(body: bytes, what: str) -> int:
     if len(body) != 4:
         raise FormatError("%s body must be 4 bytes" % what, "bad_message")
     return struct.unpack(">I", body)[0]
+
+
+def set_time_body(t: int, root_sig: bytes = b"") -> bytes:
+    """SET_TIME's body: the time, and optionally the operator root's signature over
+    `time_signing_input` (a change beyond the gate's clock.set_bound_s needs it)."""
+    return struct.pack(">I", t) + bytes(root_sig)
+
+
+def parse_set_time(body: bytes):
+    """-> (time, root signature or b"")"""
+    if len(body) not in (4, 4 + SIG_LEN):
+        raise FormatError("SET_TIME body must be 4 or %d bytes" % (4 + SIG_LEN), "bad_message")
+    return struct.unpack(">I", body[:4])[0], bytes(body[4:])
+
+
+def time_signing_input(device_id: int, t: int, device_nonce: bytes) -> bytes:
+    """What the operator root signs to let one session of one gate set its clock to `t`."""
+    return CTX_TIME + struct.pack(">II", device_id, t) + bytes(device_nonce)
 
 
 def index_count(body: bytes, what: str):

@@ -228,8 +228,16 @@ class ServiceClient:
     def blob_info(self, kind: int) -> dict:
         return self.call_json(service.BLOB_INFO, bytes((kind,)))
 
-    def set_time(self, t: int) -> dict:
-        return self.call_json(service.SET_TIME, struct.pack(">I", t))
+    def set_time(self, t: int, root: Any = None) -> dict:
+        """root: the operator root's signer (.sign(msg) -> 64 bytes), for a change beyond the
+        gate's clock.set_bound_s: it signs (device id, t, this session's nonce)."""
+        sig = b""
+        if root is not None:
+            assert self.ident is not None, "hello() first"
+            sig = root.sign(
+                service.time_signing_input(self.ident.device_id, t, self.ident.raw.device_nonce)
+            )
+        return self.call_json(service.SET_TIME, service.set_time_body(t, sig))
 
     def selftest(self, host_time: int, timeout: float) -> dict:
         return self.call_json(service.SELFTEST, struct.pack(">I", host_time), timeout)

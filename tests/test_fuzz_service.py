@@ -64,6 +64,7 @@ def _console_fuzzer(tmp_path):
         (service.BLOB_INFO, b"\x03"),
         (service.EXPORT, struct.pack(">IH", 0, 5)),
         (service.SET_TIME, struct.pack(">I", kit.NOW)),
+        (service.SET_TIME, service.set_time_body(kit.NOW + 3600, bytes(64))),  # root-signed
         (service.GEN_KEY, b""),
         (service.PUT_BLOB, service.put_blob_body(2, len(CONFIG), 0, b"x" * 32, CONFIG)),
         (service.PUT_BLOB, service.put_blob_body(1, len(CERT), 0, b"x" * 32, CERT)),

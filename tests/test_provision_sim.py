@@ -16,7 +16,7 @@ import pytest
 
 from drivers.linux.crypto_openssl import OpenSSLVerifier
 from host_sim.hardware.devices import PtyQREngine
-from protocol import certs, records, service
+from protocol import certs, reasons, records, service
 from provisioning import ports
 from provisioning.console import DeviceRefused, ServiceClient
 from provisioning.operator_keys import Credential, read_pub
@@ -322,13 +322,17 @@ def test_device_commands(field, tmp_path):
     assert [c["name"] for c in result["checks"] if not c["ok"]] == ["barrier"]
     behind = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400))
     p = field.run("device", "set-time", "--port", gate.port, "--time", behind)
+    _one_error_line(p, 1, "svc_clock_bound", "--root-key")
+    root = os.path.join(field.operator, "root.key")
+    p = field.run("device", "set-time", "--port", gate.port, "--time", behind, "--root-key", root)
     shown = behind.replace("T", " ").replace("Z", " UTC")
     assert p.returncode == 0 and "clock set to %s" % shown in p.stdout, p.stderr
+    assert "signed by the operator root" in p.stdout
     p = field.run("device", "set-time", "--port", gate.port, "--time", "yesterday")
     _one_error_line(p, 2, "not a UTC time")
     p = field.run("device", "status", "--port", gate.port)
     assert p.returncode == 0
-    assert "missing:       selftest" in p.stdout and "unsynced:      70 passages" in p.stdout
+    assert "missing:       selftest" in p.stdout and "unsynced:      72 passages" in p.stdout
     p = field.run("device", "logs", "--port", gate.port, "--json")
     evs = [e["ev"] for e in field.events(p) if e["event"] == "log"]
     assert evs[:2] == ["claimed", "session_open"] and "set_time" in evs and "installed" in evs
@@ -338,19 +342,20 @@ def test_device_commands(field, tmp_path):
     _one_error_line(
         p, 2, "gate 1017 on %s is claimed, named A1" % gate.port, "no terminal", "--yes"
     )
-    # refused while 70 passages are unsynced, unless exported first
+    # refused while 72 records are unsynced (70 passages, the two clock events), unless exported
     p = field.run("device", "reset", "--port", gate.port, "--yes")
-    _one_error_line(p, 1, "svc_unsynced", "70 unsynced passages", "--export FILE --force")
+    _one_error_line(p, 1, "svc_unsynced", "72 unsynced passages", "--export FILE --force")
     p = field.run("device", "reset", "--port", gate.port, "--force")
     _one_error_line(p, 2, "--force needs --export FILE")
     export = str(tmp_path / "unsynced.bin")
     p = field.run("device", "reset", "--port", gate.port, "--export", export, "--force", "--yes")
     assert p.returncode == 0, p.stderr
-    assert "exported 70 unsynced passages" in p.stdout
-    assert "70 exported passages dropped" in p.stdout
+    assert "exported 72 unsynced passages" in p.stdout
+    assert "72 exported passages dropped" in p.stdout
     data = open(export, "rb").read()
     recs = [records.decode(data[i : i + 64]) for i in range(0, len(data), 64)]
-    assert [r.seq for r in recs] == list(range(1, 71)) and {r.device_id for r in recs} == {1017}
+    assert [r.seq for r in recs] == list(range(1, 73)) and {r.device_id for r in recs} == {1017}
+    assert [reasons.by_number(r.reason) for r in recs[70:]] == ["svc_clock_bound", "clock_set"]
     assert hashlib.sha256(data).hexdigest()[:16] in p.stdout
     p = field.run("device", "reset", "--port", gate.port, "--export", export, "--force")
     _one_error_line(p, 2, "already exists")

@@ -196,9 +196,16 @@ def test_times_are_iso_8601_or_unix_seconds(field):
     assert timearg.parse_time("2026-01-01T09:00:00+01:00") == 1767254400
     assert timearg.parse_time("2026-01-01 08:00") == 1767254400
     gate = _provisioned(field)
+    # months from the gate's time: beyond clock.set_bound_s, so only with the root's signature
+    p = field.run("device", "set-time", "--port", gate.port, "--time", "1772352000", "--json")
+    assert p.returncode == 1 and "svc_clock_bound" in _result(field.events(p))["message"]
+    root = os.path.join(field.operator, "root.key")
     for given in ("2026-03-01T08:00:00Z", "1772352000", "2026-03-01T09:00:00+01:00"):
-        p = field.run("device", "set-time", "--port", gate.port, "--time", given, "--json")
+        p = field.run(
+            "device", "set-time", "--port", gate.port, "--time", given, "--root-key", root, "--json"
+        )
         assert p.returncode == 0, p.stderr
+        assert _result(field.events(p))["root"] is True
         # the gate's clock after the set: the same instant, give or take the second it ticked
         assert 0 <= _result(field.events(p))["time"] - 1772352000 <= 2
     p = field.run("backoffice", "charges", "--db", str(field.tmp / "bo.sqlite"), "--as-of", "noon")

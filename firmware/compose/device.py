@@ -389,6 +389,12 @@ class Device:
             )
         )
 
+    def _sync_time(self, t: int) -> None:
+        """The back office's time: trusted; technicians may nudge it by clock.set_bound_s again."""
+        self.clock.set_trusted(t)
+        if self.store.flags.get("clock_nudged"):
+            self.store.set_flag("clock_nudged", 0)
+
     def _clock_flagged(self, reason: str) -> None:
         """The time anchor stopped trusting the RTC: tell technicians (console log, service
         log); status and sync report it from then on."""
@@ -494,7 +500,7 @@ class Device:
             self.clock,
             limits=self.limits,
             sinks=sinks,
-            on_time=self.clock.set_trusted,
+            on_time=self._sync_time,
             batch_size=batch_size,
             window=window,
             blob_chunk=gate_config.get(cfg, "sync.blob_chunk"),

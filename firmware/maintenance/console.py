@@ -72,7 +72,7 @@ TABLE = {
 }
 
 # commands whose handler writes its own, more telling, log entry
-SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR)
+SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR, service.SET_TIME)
 MAX_LOG_ENTRIES = 40
 MAX_EXPORT = service.CHUNK // records.RECORD_LEN
 
@@ -641,14 +641,71 @@ class ServiceConsole:
         return service.export_reply(total, index, raws)
 
     def _cmd_set_time(self, body: bytes) -> bytes:
-        t = service.u32(body, "SET_TIME")
+        """Set the clock. Once the gate has a time (set before, or a passage anchored one), a
+        technician may move it only within clock.set_bound_s of the anchored time (all moves
+        since the last trusted time counted together: flag clock_nudged); further needs the
+        operator root's signature over (device id, time, this session's nonce). Every set is
+        in the service log; every move of an anchored time (beyond the anchor's tolerance) and
+        every refusal is journaled too (a clock_set or svc_clock_bound event)."""
+        t, sig = service.parse_set_time(body)
         if t < gate_selftest.EARLIEST_TIME:
             raise Refused("time %d is before 2024: refusing it" % t, "svc_bad_request")
         was = self.clock.now()
+        root = False
+        if sig:
+            msg = service.time_signing_input(self.store.device_id, t, self.device_nonce)
+            anchor = self.store.anchor()
+            if anchor is None or not self.verifier.verify(anchor, msg, sig):
+                raise Refused(
+                    "the root's signature over this time does not verify", "svc_bad_signature"
+                )
+            root = True
+        bound = gate_config.get(self.config, "clock.set_bound_s")
+        anchored = self.store.flags.get("clock_set") or getattr(self.clock, "last_good", 0)
+        # the technicians' moves since the last trusted time add up (no stepping back 300 s
+        # at a time); the back office's time or the root's clears the sum
+        nudged = self.store.flags.get("clock_nudged", 0) + t - was if anchored else 0
+        if not root and abs(nudged) > bound:
+            self._clock_event("svc_clock_bound", was, t, root)
+            self.log.add("set_time_refused", {"technician": self._tech_id(), "was": was, "time": t})
+            raise Refused(
+                "moving the clock %+d s (%+d s since its last trusted time) is beyond "
+                "clock.set_bound_s (%d s): it needs the operator root (set-time --root-key) or "
+                "a sync" % (t - was, nudged, bound),
+                "svc_clock_bound",
+            )
         self.clock.set(t)
+        self.store.flags["clock_nudged"] = 0 if root else nudged
         self.store.set_flag("clock_set", True)
+        # a gate's first time (provisioning) moves no anchored time; one that agrees with the
+        # gate's within the anchor's tolerance is a check, not a change (service log only)
+        if anchored and abs(t - was) > getattr(self.clock, "tolerance_s", 2):
+            self._clock_event("clock_set", was, t, root)
+        self.log.add(
+            "set_time", {"technician": self._tech_id(), "was": was, "time": t, "root": root}
+        )
         self._changed("set_time")
-        return _json({"time": self.clock.now(), "was": was})
+        return _json({"time": self.clock.now(), "was": was, "root": root})
+
+    def _clock_event(self, reason: str, was: int, t: int, root: bool) -> None:
+        """Journal a clock change or its refusal: time = the gate's time before, value = the
+        time asked for, counter = 1 when the operator root signed it, account_id = the
+        technician's credential id."""
+        tech = self._tech_id() or 0
+        rec = records.Record(
+            records.KIND_EVENT,
+            reasons.number(reason),
+            0,
+            0,
+            was,
+            account_id=tech,
+            counter=1 if root else 0,
+            value=t,
+        )
+        try:
+            self.journal.append(rec)
+        except JournalError:
+            pass  # the service log has it
 
     def _cmd_selftest(self, body: bytes) -> bytes:
         host_time = service.u32(body, "SELFTEST")

@@ -81,7 +81,10 @@ def check_clock(ctx):
     if ctx.host_time:
         skew = now - ctx.host_time
         if skew > MAX_SKEW_S or skew < -MAX_SKEW_S:
-            return False, "clock is %+d s off the laptop's: run `faregate device set-time`" % skew
+            return False, (
+                "clock is %+d s off the laptop's: run `faregate device set-time` (beyond "
+                "clock.set_bound_s with --root-key, or sync)" % skew
+            )
         return True, "set; %+d s from the laptop" % skew
     return True, "set"
 

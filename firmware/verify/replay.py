@@ -14,6 +14,15 @@ log; a write that fails half way is cut back off at once, so later records stay 
 the log holds many more records than live entries it is rewritten with write_atomic. Every file
 operation goes through the storage object `fs` (firmware/storage/fs.py).
 
+Whatever the clock does, no presentation is accepted twice: pruning goes by the gate's time,
+which can jump forward (a wrong time set, an RTC believed after a reboot) and then back, so
+every entry pruned (or left out by `rebuild`) raises the `horizon`, the newest presentation
+time among the forgotten. A presentation of a credential the cache has no entry for, whose time
+is not after the horizon, is refused as a replay (it may be a forgotten one). In normal running
+the horizon lies more than `retain_s` back, so such a presentation is stale anyway; only after a
+jump back does it refuse something. The horizon is kept in replay.log as an entry with the
+reserved credential id 2^64-1 (account 2^40-1, credential number 2^24-1).
+
 The journal is the source of truth: the gate journals a passage before it commits the code
 here, so a power cut between the two syncs (or a damaged or lost replay.log) would forget an
 accepted code. At boot `rebuild(raws, now)` commits every passage of the journal's
@@ -26,6 +35,7 @@ from firmware.storage.fs import DISK
 from protocol import records, replaylog, ridecode
 
 REC_LEN = replaylog.ENTRY_LEN
+HORIZON_ID = 0xFFFFFFFFFFFFFFFF  # the reserved credential id of the horizon's entry
 # window + skew at their defaults (a Validator passes its own)
 RETAIN_S = settings.default("validation.window_s") + settings.default("validation.skew_s")
 
@@ -41,6 +51,7 @@ class ReplayCache:
         self.torn_bytes_cut = 0
         self.damaged_records = 0  # bad records skipped at load (not a torn tail)
         self.rebuilt = 0  # entries the journal restored at boot that replay.log lacked
+        self.horizon = 0  # newest presentation time of an entry forgotten (see above)
         self.write_errors = 0
         self._file = None
         self._size = 0  # replay.log's length after the last good write
@@ -55,9 +66,13 @@ class ReplayCache:
         e = self.entries.get(cred_id)
         return None if e is None else e[0]
 
-    def is_replay(self, cred_id, counter) -> bool:
+    def is_replay(self, cred_id, counter, ptime=None) -> bool:
+        """ptime: the presentation's time; one not after the horizon is refused when the
+        credential has no entry (it may have been forgotten)."""
         e = self.entries.get(cred_id)
-        return e is not None and counter <= e[0]
+        if e is not None:
+            return counter <= e[0]
+        return ptime is not None and ptime <= self.horizon
 
     def commit(self, cred_id, counter, ptime, gtime) -> None:
         """Record an accepted presentation durably (call after the passage is journaled)."""
@@ -65,6 +80,14 @@ class ReplayCache:
         if e is not None and counter <= e[0]:
             return
         self.entries[cred_id] = (counter, ptime, gtime)
+        self._append(replaylog.entry(cred_id, counter, ptime, gtime))
+
+    def _raise_horizon(self, t: int) -> None:
+        if t > self.horizon:
+            self.horizon = t
+            self._append(replaylog.entry(HORIZON_ID, 0, t, t))
+
+    def _append(self, rec: bytes) -> None:
         if self.path:
             try:
                 if self._cut:  # a half record left by a failed write: cut it first
@@ -76,7 +99,7 @@ class ReplayCache:
                 if f is None:
                     created = not self.fs.path_exists(self.path)
                     f = self._file = self.fs.open_file(self.path, "ab")
-                f.write(replaylog.entry(cred_id, counter, ptime, gtime))
+                f.write(rec)
                 self.fs.sync_file(f)
                 if created:  # a new file's directory entry must be durable too
                     self.fs.sync_dir(self.path)
@@ -108,7 +131,10 @@ class ReplayCache:
         n = 0
         for raw in raws:
             rec = records.decode(raw)
-            if rec.kind != records.KIND_PASSAGE or rec.time + self.retain_s < now:
+            if rec.kind != records.KIND_PASSAGE:
+                continue
+            if rec.time + self.retain_s < now:
+                self._raise_horizon(rec.time)  # left out: forgotten, as if pruned
                 continue
             cid = ridecode.cred_id(rec.account_id, rec.cred_no)
             if not self.is_replay(cid, rec.counter):
@@ -122,8 +148,11 @@ class ReplayCache:
         old = [
             cid for cid, (_c, pt, gt) in self.entries.items() if max(pt, gt) + self.retain_s < now
         ]
+        newest = 0
         for cid in old:
-            del self.entries[cid]
+            _c, pt, gt = self.entries.pop(cid)
+            newest = max(newest, pt, gt)
+        self._raise_horizon(newest)
         if self.path and self.log_records > 2 * len(self.entries) + 256:
             try:
                 self._rewrite()
@@ -133,9 +162,11 @@ class ReplayCache:
 
     def _rewrite(self):
         data = b"".join(replaylog.entry(cid, *e) for cid, e in self.entries.items())
+        if self.horizon:
+            data += replaylog.entry(HORIZON_ID, 0, self.horizon, self.horizon)
         self.close()
         self.fs.write_atomic(self.path, data)
-        self.log_records = len(self.entries)
+        self.log_records = len(data) // REC_LEN
         self._size = len(data)
         self._cut = False
         self.damaged_records = 0
@@ -144,6 +175,9 @@ class ReplayCache:
         data = self.fs.read_file(self.path, b"")
         found, good, self.damaged_records = replaylog.parse(data)
         for cid, counter, ptime, gtime in found:
+            if cid == HORIZON_ID:
+                self.horizon = max(self.horizon, ptime)
+                continue
             e = self.entries.get(cid)
             if e is None or counter > e[0]:
                 self.entries[cid] = (counter, ptime, gtime)
@@ -167,4 +201,5 @@ class ReplayCache:
             "torn_bytes_cut": self.torn_bytes_cut,
             "damaged_records": self.damaged_records,
             "rebuilt": self.rebuilt,
+            "horizon": self.horizon,
         }

@@ -197,7 +197,7 @@ class Validator:
             return Decision(False, "presentation_future", code)
         if code.time + cfg.window_s < now:
             return Decision(False, "presentation_stale", code)
-        if self.replay.is_replay(cred.credential_id(), code.counter):
+        if self.replay.is_replay(cred.credential_id(), code.counter, code.time):
             return Decision(False, "replayed", code)
         if getattr(self.deny, "damaged", False):
             return Decision(False, "deny_list_damaged", code)

@@ -5,7 +5,8 @@ status      state, what is missing, clock, key, certificate, config, lists, unsy
             the firmware running (version, slot) and the last update
 selftest    storage, clock, crypto, scanner (hold up the test card), barrier, sensors
 logs        the gate's service log: sessions, changes, refused commands
-set-time    set the gate's clock from this laptop (or --time)
+set-time    set the gate's clock from this laptop (or --time); beyond clock.set_bound_s of
+            the gate's anchored time only with the operator root's signature (--root-key)
 journal     inspect the passage journal for damage, or repair it (docs/technician-guide.md,
             "A damaged journal"); inspect exits 1 when it finds damage
 reset       factory reset; refused while unsynced passages exist, unless they are
@@ -79,6 +80,14 @@ def register(sub: Any) -> None:
         default=None,
         help="ISO 8601 (2026-03-01T08:00:00Z; UTC unless an offset is given) or unix seconds "
         "(default: this laptop's clock)",
+    )
+    c.add_argument(
+        "--root-key",
+        default=None,
+        metavar="FILE",
+        help="operator root private key (operator/root.key; passphrase in FAREGATE_PASSPHRASE) "
+        "to sign this time: needed to move the clock further than the gate's clock.set_bound_s "
+        "(default 300 s) from its anchored time",
     )
     c = cmd(
         "reset", "factory reset the gate (keeps its device id and journal numbering)", cmd_reset
@@ -426,12 +435,20 @@ def cmd_set_time(args: argparse.Namespace) -> int:
     target = parse_time(args.time, "--time") if args.time else None
 
     def body(client: Any, events: Any) -> int:
+        from provisioning import operator_keys
+
+        root = operator_keys.load_signer(args.root_key) if args.root_key else None
         t = target if target is not None else now()
-        out = client.set_time(t)
+        out = client.set_time(t, root)
         events.result(
             True,
-            "gate %d clock set to %s (was %s)"
-            % (client.ident.device_id, fmt_time(out["time"]), fmt_time(out["was"])),
+            "gate %d clock set to %s (was %s)%s"
+            % (
+                client.ident.device_id,
+                fmt_time(out["time"]),
+                fmt_time(out["was"]),
+                ", signed by the operator root" if out.get("root") else "",
+            ),
             **out,
         )
         return 0

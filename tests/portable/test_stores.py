@@ -2,6 +2,7 @@
 
 from firmware.verify.replay import REC_LEN, ReplayCache
 from firmware.verify.timeanchor import TimeAnchor
+from protocol import records, ridecode
 from protocol.anchorfile import SLOT_LEN
 from tests.portable import codes
 from tests.portable.harness import mkdtemp, rmtree
@@ -68,14 +69,27 @@ def test_replay_cache_prunes_and_compacts():
             r.commit(i, 1, T0, T0)
         r.commit(9999, 1, T0 + 100, T0 + 100)
         assert r.prune(T0 + 71) == 300
-        assert list(r.entries) == [9999] and r.log_records == 1  # rewritten
+        # rewritten: the live entry and the horizon (the newest time of those forgotten)
+        assert list(r.entries) == [9999] and r.log_records == 2 and r.horizon == T0
         r.commit(9999, 2, T0 + 101, T0 + 101)
         r.close()
         again = ReplayCache(path, retain_s=70)
-        assert again.entries == {9999: (2, T0 + 101, T0 + 101)}
+        assert again.entries == {9999: (2, T0 + 101, T0 + 101)} and again.horizon == T0
+        # a forgotten credential's presentation of the horizon's time or before is a replay
+        assert again.is_replay(5, 1, T0) and not again.is_replay(5, 1, T0 + 1)
         again.close()
     finally:
         rmtree(d)
+
+
+def test_replay_rebuild_leaves_out_old_passages_behind_the_horizon():
+    old = records.Record(records.KIND_PASSAGE, 0, 9, 1, T0, account_id=1, cred_no=1, counter=4)
+    new = records.Record(records.KIND_PASSAGE, 0, 9, 2, T0 + 500, account_id=2, cred_no=1)
+    r = ReplayCache(None, retain_s=70)
+    assert r.rebuild([old.to_bytes(), new.to_bytes()], T0 + 510) == 1
+    # the first was left out as too old at the gate's time: a clock set back must not pass it
+    assert r.newest(ridecode.cred_id(1, 1)) is None and r.horizon == T0
+    assert r.is_replay(ridecode.cred_id(1, 1), 4, T0) and not r.is_replay(7, 1, T0 + 1)
 
 
 def test_time_anchor_follows_rtc_and_survives_reboot():
