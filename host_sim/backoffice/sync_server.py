@@ -109,12 +109,19 @@ class HostSession:
                 break
             if ev is sync.NEED_DATA:
                 break
-            try:
-                self._on_event(ev, out)
-            except self.store.errors as e:  # a full disk under log_auth, note_status, ...
-                self._refuse(out, "store_failed", "%s" % e)
+            if not self._handle(ev, out):
                 break
         return b"".join(out)
+
+    def _handle(self, ev: Any, out: list[bytes]) -> bool:
+        """Act on one event; False when the store failed under it (a full disk under
+        log_auth, note_status, ...): the session is refused `store_failed` and ends."""
+        try:
+            self._on_event(ev, out)
+        except self.store.errors as e:
+            self._refuse(out, "store_failed", "%s" % e)
+            return False
+        return True
 
     async def receive_async(self, data: bytes) -> bytes:
         """`receive` with the writes in the group commit: BATCHes arriving together are
@@ -141,10 +148,7 @@ class HostSession:
             if ev.TYPE == m.BYE:
                 if not await self._settled(out):
                     break
-            try:
-                self._on_event(ev, out)
-            except self.store.errors as e:  # a full disk under log_auth, note_status, ...
-                self._refuse(out, "store_failed", "%s" % e)
+            if not self._handle(ev, out):
                 break
         return b"".join(out)
 
