@@ -207,3 +207,16 @@ def test_initdb_missing_is_a_failure_with_the_fix(monkeypatch):
     monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
     with pytest.raises(pgcluster.ClusterError, match="make setup"):
         pgcluster.Cluster().start()
+
+
+def test_sqlite_is_durable_unless_the_simulator_says_its_host_cache_suffices(tmp_path):
+    """A back office commits with synchronous=FULL; only the station simulator without
+    host_fsync (its outages never lose the host's page cache) opens it with OFF."""
+    durable = Store(str(tmp_path / "a.sqlite"))
+    cached = Store(str(tmp_path / "b.sqlite"), durable=False)
+    try:
+        assert durable.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert cached.db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+    finally:
+        durable.close()
+        cached.close()

@@ -76,11 +76,13 @@ class SQLite:
     tokens = {"blob": "BLOB", "id": "INTEGER PRIMARY KEY", "without_rowid": "WITHOUT ROWID"}
     for_update = ""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, durable: bool = True) -> None:
         self.path = path
         self.raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.raw.execute("PRAGMA journal_mode=WAL")
-        self.raw.execute("PRAGMA synchronous=FULL")
+        # durable=False only for the station simulator, whose outages never lose the host's
+        # page cache (its host_fsync scenario key): a commit then skips the host's fsync
+        self.raw.execute("PRAGMA synchronous=%s" % ("FULL" if durable else "OFF"))
         self.raw.execute("PRAGMA busy_timeout=10000")
         self.lock = threading.RLock()
         self._writer: int | None = None  # the file of the writers' lock, opened at first use
@@ -309,10 +311,12 @@ def redact(target: str) -> str:
     return "%s://%s@%s" % (scheme, creds.split(":", 1)[0] + (":***" if ":" in creds else ""), host)
 
 
-def connect(target: str) -> SQLite | PostgreSQL:
-    """The backend for a --db value: a libpq URL, sqlite:///PATH, or a file path."""
+def connect(target: str, durable: bool = True) -> SQLite | PostgreSQL:
+    """The backend for a --db value: a libpq URL, sqlite:///PATH, or a file path.
+    `durable=False`: an SQLite commit does not wait for the host's fsync (the simulator's;
+    a PostgreSQL server keeps its own settings)."""
     if is_postgres(target):
         return PostgreSQL(target)
     if target.startswith("sqlite:///"):
         target = target[len("sqlite://") :]
-    return SQLite(target)
+    return SQLite(target, durable)

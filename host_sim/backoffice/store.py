@@ -279,10 +279,12 @@ class Device:
 
 
 class Store:
-    def __init__(self, target: str) -> None:
-        """`target`: a file path or sqlite:///PATH (SQLite), or a postgresql:// URL."""
+    def __init__(self, target: str, durable: bool = True) -> None:
+        """`target`: a file path or sqlite:///PATH (SQLite), or a postgresql:// URL.
+        `durable=False` (the station simulator without host_fsync): SQLite commits skip the
+        host's fsync; nothing else changes."""
         self.path = target
-        self.b = backends.connect(target)
+        self.b = backends.connect(target, durable)
         self.backend = self.b.name
         self.errors = self.b.errors  # the driver's failures: nothing may be acknowledged
         claims = bool(self.b.columns("presentations"))

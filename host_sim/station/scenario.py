@@ -45,7 +45,8 @@ TOP: list[tuple[str, str, Any, str, str]] = [
         "bool",
         False,
         "",
-        "also fsync each gate's files to the host's disk when the firmware syncs them; the "
+        "also fsync each gate's files to the host's disk when the firmware syncs them, and "
+        "the back office's SQLite commits (synchronous=FULL, else OFF); the "
         "outcome is the same (a simulated power cut never loses the host's cache), only the "
         "wall time grows (true: to measure the host disk)",
     ),

@@ -173,6 +173,7 @@ class Simulation:
             self.elapsed_s,
         )
         self.db_path = os.path.join(workdir, "backoffice.sqlite")
+        self.host_fsync = bool(scenario["host_fsync"])  # the back office's commits too
         self.store = self._open_store()
         self.bus = simbus.Bus("station%d" % next(_BUS_NAMES))
         self.recovering = False
@@ -234,7 +235,7 @@ class Simulation:
 
     # -- building ----------------------------------------------------------------------------
     def _open_store(self) -> Store:
-        store = Store(self.db_path)
+        store = Store(self.db_path, durable=self.host_fsync)
         self.tamper.backoffice(store)
         return store
 
@@ -262,7 +263,7 @@ class Simulation:
                     int(lane_cfg["barrier_open_ms"]),
                     int(lane_cfg["barrier_close_ms"]),
                     drift,
-                    bool(sc["host_fsync"]),
+                    self.host_fsync,
                 )
                 self.bus.add(hw)
                 slot = Slot(len(slots), name, lane_cfg, hw)
