@@ -18,7 +18,6 @@ each (`stored`).
 """
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -29,41 +28,12 @@ import pytest
 
 from tests.conftest import faregate_argv
 from tests.simgate import SimGate
-from tests.test_device_e2e import _read, wait_for
+from tests.test_device_e2e import World, _read, demo_site, wait_for
 
 PASSAGES = 300
 BATCH_RECORDS = 16
 HELD_BATCH = 3  # the first front end freezes at the gate's third BATCH, with more to come
 DEVICE_ID = 1017
-
-SITE = """\
-[operator]
-ca_key = "op/root.key"
-
-[station]
-id = 12
-name = "Central"
-mode = "metro"
-scope = 1
-
-[lists]
-trust_list = "demo/wallet/trust-v1.bin"
-deny_list = "demo/wallet/deny-v1.bin"
-
-[sync]
-hosts = "127.0.0.1:{a},127.0.0.1:{b}"
-interval_s = 1
-batch_records = {batch}
-registry = "{db}"
-
-[selftest]
-scan_timeout_s = 2
-
-[[gate]]
-name = "A1"
-lane = 1
-direction = "entry"
-"""
 
 
 @pytest.fixture
@@ -89,26 +59,14 @@ def stored(db: str) -> list[tuple[int, int, int]]:
         conn.close()
 
 
-class Site:
+class Site(World):
+    """test_device_e2e's world (keys, processes, gates) with front ends on one database."""
+
     def __init__(self, tmp_path, db: str) -> None:
-        self.tmp = tmp_path
+        super().__init__(tmp_path)
         self.db = db
-        self.env = dict(os.environ)
-        self.env.pop("FAREGATE_PORT", None)
-        self.env["FAREGATE_SIM_DIR"] = str(tmp_path / "simdir")
-        self.env["FAREGATE_CRED"] = str(tmp_path / "alice")
-        self.procs: list[subprocess.Popen] = []
-        self.gates: list[SimGate] = []
 
-    def run(self, *args: str, timeout: float = 60) -> str:
-        p = subprocess.run(
-            faregate_argv(*args), cwd=self.tmp, env=self.env, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
-        assert p.returncode == 0, (args, p.stdout, p.stderr)
-        return p.stdout
-
-    def serve(self, name: str, hold: tuple[str, int, str] | None = None) -> tuple[int, str]:
+    def front_end(self, name: str, hold: tuple[str, int, str] | None = None) -> tuple[int, str]:
         """A front end on the shared database, TLS on 127.0.0.1; (its port, its output file)."""
         args = (
             "backoffice", "serve", "--port", "0", "--db", self.db, "--sync-key", "op/sync.key",
@@ -128,14 +86,6 @@ class Site:
         self.procs.append(proc)
         text = wait_for(lambda: _read(out), "listening on")
         return int(re.search(r"listening on 127\.0\.0\.1:(\d+)", text).group(1)), out
-
-    def close(self) -> None:
-        for g in self.gates:
-            g.stop()
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
 
 
 @pytest.fixture
@@ -167,10 +117,14 @@ def test_a_front_end_killed_mid_batch_the_gate_fails_over_and_nothing_is_lost_or
           "--out", "bo")  # fmt: skip
     s.run("wallet", "init", "--state", "demo", "--operator", "op")
     marker = str(s.tmp / "held")
-    port_a, out_a = s.serve("frontend-a", hold=(marker, HELD_BATCH, phase))
-    port_b, out_b = s.serve("frontend-b")
+    port_a, out_a = s.front_end("frontend-a", hold=(marker, HELD_BATCH, phase))
+    port_b, out_b = s.front_end("frontend-b")
     front_a = s.procs[0]
-    (s.tmp / "site.toml").write_text(SITE.format(a=port_a, b=port_b, batch=BATCH_RECORDS, db=s.db))
+    sync = (
+        'hosts = "127.0.0.1:%d,127.0.0.1:%d"\ninterval_s = 1\nbatch_records = %d\n'
+        'registry = "%s"\n' % (port_a, port_b, BATCH_RECORDS, s.db)
+    )
+    (s.tmp / "site.toml").write_text(demo_site(sync))
 
     gate = SimGate(s.tmp, s.tmp / "gate", s.env, device_id=DEVICE_ID, passages=PASSAGES)
     s.gates.append(gate)

@@ -622,8 +622,9 @@ def test_listeners_hear_commits_and_acks():
         rmtree(d)
 
 
-class _Reads(Storage):
-    """The real storage, recording how many bytes each file read asks for."""
+class TalliedReads(Storage):
+    """The real storage, recording in `sizes` how many bytes each file read asks for (the
+    service console's tests use it too)."""
 
     def __init__(self):
         self.sizes = []
@@ -654,7 +655,7 @@ def test_uploads_and_exports_read_in_bounded_pieces_with_the_same_records():
         j.append_many([_passage(i) for i in range(100)])
         want = j.pending(1000)
         j.close()
-        disk = _Reads()
+        disk = TalliedReads()
         j = Journal(d, 7, segment_records=40, fs=disk, read_records=3)
         disk.sizes[:] = []
         assert j.pending(1000) == want and list(j.unsynced(chunk=50)) == want

@@ -6,25 +6,12 @@ import json
 import struct
 
 from firmware import settings
-from firmware.storage.fs import FileProxy, Storage
 from firmware.storage.journal import Journal
 from protocol import certs, flash, frames, records, service
 from protocol.journalfile import ENTRY2_LEN
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
-
-
-class _Reads(FileProxy):
-    """A file whose reads are tallied (bytes asked for each)."""
-
-    def __init__(self, f, sizes):
-        super().__init__(f)
-        self.sizes = sizes
-
-    def read(self, n=-1):
-        self.sizes.append(n)
-        return self.f.read(n)
-
+from tests.portable.test_journal import TalliedReads
 
 CONFIG = kit.CONFIG
 
@@ -333,14 +320,8 @@ def test_reset_refused_with_unsynced_passages_unless_forced_after_export():
         assert len(exported) == 70 and records.decode(exported[-1]).seq == last
         digest = hashlib.sha256(b"".join(exported)).digest()
         # the gate hashes its unsynced records as it reads them, buffers.journal_read at a time
-        asked = []
-
-        class _Tally(Storage):
-            def open_file(self, path, mode):
-                f = Storage.open_file(self, path, mode)
-                return _Reads(f, asked) if "r" in mode else f
-
-        console.journal.fs = _Tally()
+        console.journal.fs = tally = TalliedReads()
+        asked = tally.sizes
         console.journal.read_records = 8
         out = json.loads(tech.ok(service.RESET, service.reset_body(True, digest)))
         assert out["exported_dropped"] == 70

@@ -25,6 +25,8 @@ from protocol import denylist, reasons, records, replaylog
 from tests.portable import codes
 from tests.portable.fake_machine import Ticks
 from tests.portable.harness import mkdtemp, raises, rmtree
+from tests.portable.test_gate_core import Clock
+from tests.portable.test_stores import FakeRTC
 
 ENOSPC = 28
 ACC = denylist.account_key
@@ -141,14 +143,6 @@ def test_a_half_written_replay_record_is_cut_so_the_next_lands_in_line():
         again.close()
 
     _in("replay-half", body)
-
-
-class Clock:
-    def __init__(self, ticks):
-        self.ticks = ticks
-
-    def now(self):
-        return codes.NOW + self.ticks() // 1000
 
 
 class Barrier:
@@ -284,21 +278,10 @@ def _flash_deny(d):
 # -- the time anchor --------------------------------------------------------------------------
 
 
-class Rtc:
-    def __init__(self, t):
-        self.t = t
-
-    def now(self):
-        return self.t
-
-    def set(self, t):
-        self.t = t
-
-
 def test_both_anchor_slots_bad_flag_the_clock_until_a_trusted_time():
     def body(d):
         path = d + "/anchor.bin"
-        rtc = Rtc(codes.NOW)
+        rtc = FakeRTC(codes.NOW)
         a = TimeAnchor(rtc, path, ticks_ms=lambda: 0, ticks_diff=lambda x, y: x - y)
         a.mark_good(codes.NOW)
         a.mark_good(codes.NOW + 1)
