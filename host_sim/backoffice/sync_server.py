@@ -501,22 +501,27 @@ class Sessions:
         }
         if msg:
             event["msg"] = msg
-        self.log(event)
         if self.metrics is not None:
             self.metrics.session(outcome, reason, s.stored, s.ack_s)
         row = (device, s.peer, started, duration, outcome, s.stored, reason, s.queue_depth)
+        # the event follows the session's row, so whoever reads the log finds it stored
         if self.commit is not None:
-            self.commit.submit("record_session", *row).add_done_callback(self._recorded)
+            fut = self.commit.submit("record_session", *row)
+            fut.add_done_callback(lambda f: self._recorded(f.exception(), event))
             return
         try:
             self.store.record_session(*row)
         except self.store.errors as e:  # a full disk: the records' own path says so already
-            self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
+            self._recorded(e, event)
+        else:
+            self._recorded(None, event)
 
-    def _recorded(self, fut: concurrent.futures.Future) -> None:
-        e = fut.exception()
-        if e is not None:  # in the writer's thread: `log` writes one line, thread-safe enough
+    def _recorded(self, e: BaseException | None, event: dict) -> None:
+        """Log the session's event once its row is stored (or why it is not); with the group
+        commit, in the writer's thread: `log` writes one line, thread-safe enough."""
+        if e is not None:
             self.log({"event": "store_error", "msg": "session not recorded: %s" % e})
+        self.log(event)
 
 
 async def serve_tcp(
