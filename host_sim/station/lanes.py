@@ -40,6 +40,7 @@ class Visitor:
         "outcome",
         "gate",
         "trip",
+        "accepted",
     )
 
     def __init__(self, n: int, behaviour: str, arrived_ms: int, direction: int = 1) -> None:
@@ -53,6 +54,7 @@ class Visitor:
         self.outcome = ""
         self.gate = -1
         self.trip: Any = None  # a commuter's trips.Plan (None: a walk-in)
+        self.accepted = False  # a gate accepted a code this visitor showed
 
 
 class Lane:

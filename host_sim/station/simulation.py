@@ -184,6 +184,7 @@ class Simulation:
         # (ms, gate, text) of good codes a gate accepted: what a replayer screenshots
         self.recent: deque[tuple[int, int, str]] = deque()
         self._minted: deque[tuple[int, str]] = deque()  # (ms, text) to forget old codes
+        self._showing: dict[str, lanes.Visitor] = {}  # a traveller's code -> the traveller
         self.latencies: list[tuple[int, int]] = []  # (ms since start, scan-to-open ms)
         self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
         self.faults_log: list[dict[str, Any]] = []
@@ -452,8 +453,11 @@ class Simulation:
         if outcome != lanes.PASSED and p.attempts < 3:
             self.sched.after(30_000, functools.partial(self._trip_step, p))  # try again
             return
-        # passed; or refused three times, and a member of staff let them through untapped
-        self._tap(p, account, step.kind, step.station, step.direction, now, outcome == lanes.PASSED)
+        # passed; or refused three times, and a member of staff let them through untapped. A
+        # rider refused (gate_busy) who walked through the barrier still open for the one in
+        # front passed untapped too: the gate saw a tailgater, not a passage.
+        tapped = outcome == lanes.PASSED and v.accepted
+        self._tap(p, account, step.kind, step.station, step.direction, now, tapped)
         self._trip_next(p)
 
     def _tap(
@@ -640,6 +644,7 @@ class Simulation:
             self._minted.append((ms, text))
             if v.trip is not None:
                 v.trip.shown.append((slot.device_id, *pop.codes[text].presentation()))
+                self._showing[text] = v
         keep_ms = (int(self.sc["riders"]["screenshot_age_s"][1]) + 10) * 1000
         while self.recent and ms - self.recent[0][0] > keep_ms:
             self.recent.popleft()
@@ -653,6 +658,9 @@ class Simulation:
     def _accepted(self, gate: int, text: str) -> None:
         """A gate accepted a code: a replayer nearby may have photographed it (a code a gate
         refused gets nobody anywhere, and no copier bothers with it)."""
+        shower = self._showing.pop(text, None)
+        if shower is not None:
+            shower.accepted = True
         info = self.population.codes.get(text)
         if info is not None and info.kind in ("valid", "tailgating"):
             self.recent.append((self.now_ms(), gate, text))
@@ -925,7 +933,9 @@ class Simulation:
         cutoff = self.now_ms() - (int(self.sc["riders"]["screenshot_age_s"][1]) + 600) * 1000
         codes = self.population.codes
         while self._minted and self._minted[0][0] < cutoff:
-            codes.pop(self._minted.popleft()[1], None)
+            text = self._minted.popleft()[1]
+            codes.pop(text, None)
+            self._showing.pop(text, None)
 
     def _run_until(self, end_ms: int, stop: Any = None) -> None:
         """Turn the loop of every busy gate each `step_ms`, of an idle one each `idle_step_ms`,
