@@ -262,3 +262,30 @@ def test_the_operator_commands(tmp_path, store_target):
     s.close()
     p = run("risk", "accept", "99", *db, "--operator", "ana", ok=False)
     assert "no finding 99" in p.stderr
+
+
+def test_the_documented_deny_list_format_2_vector():
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "ridecode.md")) as f:
+        text = f.read()
+    want = re.search(r"<!-- deny-v2-vector -->\n`([0-9a-f]+)`\n", text).group(1)
+    body = denylist.encode_body(
+        denylist.KIND_DELTA,
+        7,
+        8,
+        1767254400,
+        [denylist.credential_key(4711, 1)],
+        [denylist.account_key(42)],
+        1,
+        1767256200,
+    )
+    assert body.hex() == want
+    dl = denylist.parse(body + OP.signer.sign(body))
+    assert (dl.valid_until, list(dl.adds), list(dl.removes)) == (
+        1767256200,
+        [denylist.credential_key(4711, 1)],
+        [denylist.account_key(42)],
+    )
