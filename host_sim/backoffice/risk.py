@@ -29,6 +29,7 @@ gates' lists stay fresh while the back office runs.
 """
 
 import copy
+import datetime
 import tomllib
 from typing import Any
 
@@ -114,7 +115,8 @@ def travel_s(network: dict[str, Any], a: int, b: int) -> int:
 
 # -- rules: one credential's passages (time order) -> [(score, evidence, detail, first_use)] --
 def _where(p: dict[str, Any]) -> str:
-    return "gate %d (station %d) at %d" % (p["device_id"], p["station"], p["time"])
+    at = datetime.datetime.fromtimestamp(p["time"], datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return "gate %d (station %d) at %s" % (p["device_id"], p["station"], at)
 
 
 def copied_code(ps, cfg, rule):
