@@ -12,7 +12,9 @@ no faults ("online"), the risk engine scanning what each sync session stores
   dodger is detectable only after several uses: their first use is not the start);
 - false positives among honest riders: the engine run over every shipped scenario
   (host_sim/scenarios/*.toml, with [risk] enabled in each), deny entries made for an account no
-  fraud used, in total (target 0).
+  fraud used, in total (target 0); and, measured in the same runs, the riders a copier
+  harmed: the copied credential is denied, so its owner's own exit is refused and charged as a
+  missing exit (the money invariant flags them; no other invariant may break).
 """
 
 import glob
@@ -56,9 +58,19 @@ FRAUD = {
 def _run(sc: dict[str, Any]) -> dict[str, Any]:
     d = scratch("bench-risk-")
     try:
-        return Simulation(sc, SEED, d).run()
+        rep = Simulation(sc, SEED, d).run()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+    # a figure from a run that broke an invariant means nothing; but one a copy's victim breaks
+    # is measured (false_positives): their credential is denied, their own exit refused
+    broken = [
+        i["name"]
+        for i in rep["invariants"]
+        if not i["ok"] and i["name"] != "honest_riders_pay_true_fares"
+    ]
+    if broken:
+        raise AssertionError("%s: invariants broken with risk on: %s" % (sc["name"], broken))
+    return rep
 
 
 def p14() -> list[dict]:
@@ -89,28 +101,42 @@ def p14() -> list[dict]:
                 "<= 2",
             )
         )
-    rows.append(false_positives())
+    rows.extend(false_positives())
     return rows
 
 
-def false_positives() -> dict:
+def false_positives() -> list[dict]:
     """The engine over every shipped scenario: deny entries for accounts no fraud used."""
-    total = 0
+    total = harmed = 0
     names = []
     for path in sorted(glob.glob(os.path.join(ROOT, "host_sim", "scenarios", "*.toml"))):
         sc = scenario.load(path)
         sc["risk"]["enabled"] = True
-        total += _run(sc)["fraud"]["false_positives"]
+        rep = _run(sc)
+        total += rep["fraud"]["false_positives"]
+        inv = {i["name"]: i for i in rep["invariants"]}["honest_riders_pay_true_fares"]
+        harmed += inv["violations"]
         names.append(os.path.basename(path)[:-5])
-    return row(
-        "P14",
-        "false positives among honest riders, risk on in %d shipped scenarios (%s)"
-        % (len(names), ", ".join(names)),
-        total,
-        "accounts",
-        None,
-        "0",
-    )
+    return [
+        row(
+            "P14",
+            "false positives among honest riders, risk on in %d shipped scenarios (%s)"
+            % (len(names), ", ".join(names)),
+            total,
+            "accounts",
+            None,
+            "0",
+        ),
+        row(
+            "P14",
+            "riders whose code was copied, charged wrong once their credential is denied "
+            "(their own exit refused), same runs",
+            harmed,
+            "riders",
+            None,
+            "(not a target: measured)",
+        ),
+    ]
 
 
 BENCHES = {"P14": p14}

@@ -289,3 +289,69 @@ def test_the_documented_deny_list_format_2_vector():
         [denylist.credential_key(4711, 1)],
         [denylist.account_key(42)],
     )
+
+
+def test_a_gate_with_a_stale_deny_list_says_so_at_sync(tmp_path):
+    """A provisioned gate (firmware/compose/device.py) holding a format-2 deny list: fresh, then
+    past its valid_until: its decisions carry the policy, its STATUS at a real sync session
+    says stale, and the fleet raises the alarm; a fresh delta from the risk engine clears it."""
+    from drivers.linux import crypto_openssl as es256
+    from firmware.compose.device import Device
+    from host_sim.backoffice import fleet
+    from host_sim.hardware.devices import ManualClock
+    from host_sim.station import gatedir
+    from host_sim.wallet import Issuer, Rider
+    from protocol import trustlist
+    from tests.test_dashboard import _sync
+
+    root = es256.OpenSSLSigner(es256.generate_key())
+    host = es256.OpenSSLSigner(es256.generate_key())
+    issuer = Issuer(1)
+    rid = trustlist.root_key_id(root.public_key)
+    clock = ManualClock(DAY0)
+    store = Store(str(tmp_path / "bo.sqlite"))
+    secret = es256.OpenSSLSigner(es256.generate_key()).secret_bytes()
+    config = {
+        "version": 1,
+        "device_id": 501,
+        "name": "Central entry 1",
+        "station": 1,
+        "lane": 1,
+        "mode": "metro",
+        "direction": "entry",
+        "scope": 1,
+        "sync": {"host_key": host.public_key.hex()},
+        "validation": {"stale_deny": "refuse"},
+    }
+    first = denylist.build_snapshot(1, DAY0 - 60, [], root.sign, rid, DAY0 + 600)
+    trust = trustlist.build(
+        1, DAY0 - 3600, DAY0 + 7 * 86400, [issuer.trust_entry()], root.sign, rid
+    )
+    gatedir.provision(str(tmp_path / "g"), 501, root, secret, config, trust, first, DAY0)
+    dev = Device.open(str(tmp_path / "g"), None, clock, crypto=es256, device={"profile": "linux"})
+    store.add_device(501, es256.signer(secret).public_key, DAY0, "Central entry 1")
+    store.publish(m.KIND_DENY_DELTA, 1, first, DAY0)
+    keys = (host, es256.verifier())
+    rider = Rider()
+    issuer.issue(rider, 4711, DAY0 - 86400, DAY0 + 86400)
+    assert dev.validator.check(rider.present(clock.now()), clock.now()).accept
+    clock.advance(700)  # past valid_until, no sync in between
+    d = dev.validator.check(rider.present(clock.now()), clock.now())
+    assert not d.accept and d.reason == "deny_list_stale"
+    _sync(dev, store, keys, clock, "10.0.0.1:40000")
+    (gate,) = fleet.gates(store, clock.now())
+    assert gate["deny_state"] == "stale" and gate["deny_valid_until"] == DAY0 + 600
+    assert "deny list stale" in gate["alarms"]
+    # the engine's refresh: an empty delta with a new valid_until, installed at the next sync
+    cfg = risk.load_config(data={"deny_valid_s": 1800, "refresh_before_s": 600})
+    pub = risk.publish(store, cfg, root, clock.now(), rid)
+    assert pub["version"] == 2 and pub["adds"] == []
+    _sync(dev, store, keys, clock, "10.0.0.1:40000")
+    assert dev.validator.deny.valid_until == DAY0 + 700 + 1800  # published at DAY0 + 700
+    clock.advance(60)
+    _sync(dev, store, keys, clock, "10.0.0.1:40000")  # a STATUS tells the session's start
+    (gate,) = fleet.gates(store, clock.now())
+    assert gate["deny_state"] == "fresh" and "deny list stale" not in gate["alarms"]
+    assert dev.validator.check(rider.present(clock.now()), clock.now()).accept
+    dev.close()
+    store.close()
