@@ -69,6 +69,21 @@ SCHEMA = (
      "offline limit while the clock is untrusted"),
     ("validation.cache_size", "int", (0, 1000000), 4096, "",
      "verified credentials remembered (0: none; 32 by default on MCU gates)"),
+    ("validation.stale_deny", "choice", ("accept", "limit", "refuse"), "limit", "",
+     "a deny list past its valid_until (one the back office stopped refreshing): accept as "
+     "usual, accept with the offline limit lowered (limit), or refuse every code "
+     "(deny_list_stale); accepts are flagged deny_stale (docs/fraud.md)"),
+    ("validation.stale_deny_offline_limit", "int", (0, 1000000), 0, "minor units",
+     "offline limit while a stale deny list is accepted under limit"),
+    # risk classes (firmware/verify/validator.py; the credential's risk_class, docs/fraud.md)
+    ("risk.class_offline_limits", "ints", (0, 1000000), [], "minor units",
+     "entry i caps the offline limit of credentials of risk_class i (classes past the list's "
+     "end: their own limit)"),
+    ("risk.no_first_ride", "ints", (0, 255), [], "",
+     "risk classes that may take no first ride offline: their codes are refused "
+     "(first_ride_refused) for risk.first_ride_s after the credential's valid_from"),
+    ("risk.first_ride_s", "int", (0, 30 * DAY), DAY, "s",
+     "how long after its valid_from a credential of a no_first_ride class is refused"),
     # offline limits (firmware/verify/limits.py LimitsConfig)
     ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
      "unsynced passages on this gate (1024 by default on MCU gates)"),

@@ -4,6 +4,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- ScenarioError (+ ValueError)  host_sim/station/scenario.py: names the file, key, problem
  +-- TariffError (+ ValueError)    host_sim/backoffice/clearing.py: a tariff that cannot apply
  +-- ChargeError (+ ValueError)    host_sim/backoffice/clearing.py: a correction that cannot apply
+ +-- RiskError (+ ValueError)      host_sim/backoffice/risk.py: a setting or decision it refuses
  +-- SimURLError (+ ValueError)    host_sim/hardware/simbus.py: a sim: URL that names nothing
  +-- PublishRefused                host_sim/backoffice/publishing.py: a blob gates would refuse
  +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line

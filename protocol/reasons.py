@@ -257,6 +257,19 @@ REASONS = {
         "Test card read",
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
+    # risk control (docs/fraud.md)
+    "deny_list_stale": (
+        310,
+        "Gate offline - see staff",
+        "The deny list is past its valid_until and validation.stale_deny is refuse: the gate "
+        "cannot know of recent denials until it syncs.",
+    ),
+    "first_ride_refused": (
+        311,
+        "Code not accepted here - see staff",
+        "The credential's risk_class may not take a first ride offline (risk.no_first_ride): "
+        "it was issued less than risk.first_ride_s ago.",
+    ),
 }
 
 

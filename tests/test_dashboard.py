@@ -312,3 +312,45 @@ def test_plots_scale_to_a_round_maximum_and_escape_their_text():
     assert "no data" in empty and "<circle" not in empty
     html = dashboard.table(["a"], [[dashboard._cell("<b>")]], "none")
     assert "&lt;b&gt;" in html and "<b>" not in html
+
+
+def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browser_page):
+    """The copied code of the fleet (7777 at 301 and 303) found by the risk engine, its deny
+    entry published, then an operator's undo: each as the page shows it."""
+    from host_sim.backoffice import risk
+
+    store, clock = fleet_store
+    cfg = risk.load_config()
+    out = risk.scan(store, cfg, clock.now())
+    found = [(f["rule"], f["account_id"], f["state"]) for f in out["findings"]]
+    assert found == [  # the copy passed at stations 1 and 7 at one moment: impossible too
+        ("copied_code", REPLAYED, "denied"),
+        ("impossible_journey", REPLAYED, "review"),
+    ]
+    fid = out["findings"][0]["id"]
+    signer = es256.OpenSSLSigner(es256.generate_key())
+    first = denylist.build_snapshot(1, NOW, [], signer.sign)  # what the site files gave
+    store.publish(messages.KIND_DENY_DELTA, 1, first, clock.now())
+    assert risk.publish(store, cfg, signer, clock.now())["version"] == 2
+    page, requests = browser_page
+    page.goto(site + "/")
+    page.click("nav >> text=Risk")
+    assert page.title() == "Risk - faregate back office"
+    assert "denied: 1 review: 1" in page.inner_text("body")
+    journey = _cells(page, "impossible_journey")
+    assert journey[6] == "review" and "the fastest ride takes" in journey[7]
+    row = _cells(page, "copied_code")
+    assert row[0] == str(fid) and row[3] == str(REPLAYED) and row[6] == "denied"
+    assert "presentation 9 passed 2 times" in row[7] and "gate 303 (station 7)" in row[7]
+    assert row[8] == "auto"
+    entry = page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts()
+    assert entry[:6] == [str(REPLAYED), "1", "copied_code", str(fid), "yes", "v2"]
+    _shot(page, "risk")
+    risk.undo(store, fid, "ana", "the rider's own two phones", clock.now())
+    page.goto(site + "/risk?state=undone")
+    assert page.title() == "Risk: undone - faregate back office"
+    row = _cells(page, "copied_code")
+    assert row[6] == "undone" and row[8] == "ana (the rider's own two phones)"
+    page.click("text=%d" % REPLAYED)
+    assert page.title() == "Account %d - faregate back office" % REPLAYED
+    assert all(u.startswith(site) for u in requests), "the dashboard loaded from elsewhere"

@@ -29,7 +29,7 @@ CHECKED = {
     "decode", "image build", "image verify", "sim run", "sim device", "ports",
     "backoffice devices", "backoffice queues", "backoffice anomalies", "backoffice journeys",
     "backoffice charges", "backoffice publish", "backoffice refund", "backoffice adjust",
-    "backoffice dispute", "backoffice audit", "backoffice import",
+    "backoffice dispute", "backoffice audit", "backoffice import", "backoffice risk",
 }  # fmt: skip
 
 
@@ -143,6 +143,11 @@ def test_wallet_decode_and_backoffice(world, capsys):
     assert gate["event"] == "gate" and gate["device_id"] == 101
     assert warnings and all(w["event"] == "warning" for w in warnings)  # expired: --force
     run(capsys, "backoffice publish", *db, "deny_delta", trust, code=2)  # wrong kind
+    assert run(capsys, "backoffice risk", "scan", *db) == []  # nothing to find
+    assert run(capsys, "backoffice risk", "findings", *db) == []
+    assert run(capsys, "backoffice risk", "entries", *db) == []
+    run(capsys, "backoffice risk", "accept", "1", *db, "--operator", "ana", code=2)  # none
+    run(capsys, "backoffice risk", "publish", *db, code=2)  # no --key
     run(capsys, "backoffice devices", *db, "revoke", "101")
     run(capsys, "backoffice devices", *db, "revoke", "102", code=2)
 

@@ -574,7 +574,8 @@ class Device:
             st = v.status(now)
             trust = st["trust"]
             out["trust"] = {k: trust[k] for k in ("version", "valid_until", "state", "policy")}
-            out["deny"] = {"version": st["deny"]["version"], "entries": st["deny"]["entries"]}
+            deny = st["deny"]
+            out["deny"] = {k: deny[k] for k in ("version", "entries", "valid_until", "state")}
             clock = st["clock"]
             out["clock"] = {
                 k: clock[k] for k in ("untrusted", "reason", "last_good", "rtc_ahead", "rtc_lead_s")

@@ -114,6 +114,7 @@ class DenyStore:
         self.keys = array("Q")
         self.version = 0
         self.issued_at = 0
+        self.valid_until = 0  # of the list installed last (0: none, deny-list format 1)
         self.log_records = 0
         self.torn_bytes_cut = 0
         self.load_error = ""
@@ -175,7 +176,7 @@ class DenyStore:
         if dl.kind == denylist.KIND_SNAPSHOT:
             if len(dl.adds) > self.capacity:
                 raise self._full(len(dl.adds))
-            self._replace(dl.adds, dl.to_version, dl.issued_at)
+            self._replace(dl.adds, dl.to_version, dl.issued_at, dl.valid_until)
         else:
             self._apply_delta(dl)
         return True
@@ -214,6 +215,7 @@ class DenyStore:
         self.keys = new
         self.version = dl.to_version
         self.issued_at = dl.issued_at
+        self.valid_until = dl.valid_until
         if self.dir and self.log_records >= self.compact_after:
             self.compact()
 
@@ -222,27 +224,28 @@ class DenyStore:
             "deny list would hold %d entries, capacity %d" % (n, self.capacity), "deny_full"
         )
 
-    def _replace(self, keys, version, issued_at):
+    def _replace(self, keys, version, issued_at, valid_until=0):
         if self.dir:
-            self._write_base(keys, version, issued_at)
+            self._write_base(keys, version, issued_at, valid_until)
             self.fs.write_atomic(self.log_path, b"")
             self.log_records = 0
             self._cut_to = None
         self.keys = keys
         self.version = version
         self.issued_at = issued_at
+        self.valid_until = valid_until
         self.damaged = False
         self.load_error = ""
 
     def compact(self) -> None:
         """Fold the delta log into the base file (atomically), then empty the log."""
         if self.dir:
-            self._replace(self.keys, self.version, self.issued_at)
+            self._replace(self.keys, self.version, self.issued_at, self.valid_until)
 
     # --- disk ------------------------------------------------------------------------------
 
-    def _write_base(self, keys, version, issued_at):
-        self.fs.write_atomic(self.base_path, denyfile.base(keys, version, issued_at))
+    def _write_base(self, keys, version, issued_at, valid_until=0):
+        self.fs.write_atomic(self.base_path, denyfile.base(keys, version, issued_at, valid_until))
 
     def _append_log(self, blob):
         fs = self.fs
@@ -272,7 +275,7 @@ class DenyStore:
                 self.load_error = "deny.base is damaged"
                 self.damaged = True
                 return
-            self.version, self.issued_at, body = found
+            self.version, self.issued_at, body, self.valid_until = found
             self.keys = denyfile.keys_from_le(body)
         deltas, log, good = self._read_log()
         for dl in deltas:
@@ -280,6 +283,7 @@ class DenyStore:
                 self.keys = merge(self.keys, dl.adds, dl.removes)
                 self.version = dl.to_version
                 self.issued_at = dl.issued_at
+                self.valid_until = dl.valid_until
             self.log_records += 1
         if good != len(log) and not readonly:
             try:
@@ -300,10 +304,15 @@ class DenyStore:
         """The logged delta applies to the version loaded so far."""
         return dl.to_version > self.version and dl.from_version == self.version
 
+    def stale(self, now: int) -> bool:
+        """The installed list is past its valid_until (never, for a list without one)."""
+        return bool(self.valid_until) and now >= self.valid_until
+
     def status(self) -> dict:
         return {
             "version": self.version,
             "issued_at": self.issued_at,
+            "valid_until": self.valid_until,
             "entries": len(self.keys),
             "capacity": self.capacity,
             "log_records": self.log_records,

@@ -21,7 +21,7 @@ from firmware import settings
 from firmware.storage.fs import DISK, IO_CHUNK
 from firmware.verify.denystore import DenyStore, bisect_left
 from protocol import denyfile
-from protocol.denyfile import HEAD_LEN
+from protocol.denyfile import HEAD_LEN_FRESH
 
 INDEX_KEYS = settings.default("deny.index_keys")
 
@@ -45,6 +45,7 @@ class FlashDenyStore(DenyStore):
         self.step = 1
         self.index = array("Q")
         self._f = None
+        self._head_len = denyfile.HEAD_LEN  # of the open deny.base (20, or 24 with valid_until)
         self._readonly = readonly
         super().__init__(directory, roots, verifier, capacity, compact_after, fs, readonly)
 
@@ -60,7 +61,7 @@ class FlashDenyStore(DenyStore):
 
     def _keys_at(self, i: int, n: int):
         f = self._f
-        f.seek(HEAD_LEN + 8 * i)
+        f.seek(self._head_len + 8 * i)
         return denyfile.keys_from_le(f.read(8 * n))
 
     def _lower_bound(self, key: int, lo: int = 0):
@@ -87,11 +88,11 @@ class FlashDenyStore(DenyStore):
 
     # --- applying lists ---------------------------------------------------------------------
 
-    def _replace(self, keys, version, issued_at):
-        self._rewrite(False, keys, (), version, issued_at)
+    def _replace(self, keys, version, issued_at, valid_until=0):
+        self._rewrite(False, keys, (), version, issued_at, valid_until)
 
     def _apply_delta(self, dl):
-        self._rewrite(True, dl.adds, dl.removes, dl.to_version, dl.issued_at)
+        self._rewrite(True, dl.adds, dl.removes, dl.to_version, dl.issued_at, dl.valid_until)
 
     def compact(self) -> None:
         pass  # deny.base is rewritten by every change: there is nothing to fold
@@ -124,14 +125,14 @@ class FlashDenyStore(DenyStore):
             yield adds[ia]
             ia += 1
 
-    def _rewrite(self, keep_old, adds, removes, version, issued_at):
+    def _rewrite(self, keep_old, adds, removes, version, issued_at, valid_until=0):
         """Stream the new deny.base into place (the storage object's write_atomic_with)."""
         if not self.dir:
             raise ValueError("a FlashDenyStore needs its directory")
 
         def fill(out):
             count = crc = 0
-            out.write(bytes(HEAD_LEN))
+            out.write(bytes(denyfile.head_len(valid_until)))
             buf = array("Q")
             for k in self._merged(keep_old, adds, removes):
                 buf.append(k)
@@ -142,7 +143,7 @@ class FlashDenyStore(DenyStore):
             if count > self.capacity:
                 raise self._full(count)
             out.seek(0)
-            out.write(denyfile.head(version, issued_at, count, crc))
+            out.write(denyfile.head(version, issued_at, count, crc, valid_until))
             self.close()  # the old base is read to the end
 
         try:
@@ -155,6 +156,7 @@ class FlashDenyStore(DenyStore):
             self.log_records = 0
         self.version = version
         self.issued_at = issued_at
+        self.valid_until = valid_until
         self.damaged = False
         self.load_error = ""
         self._open_base()
@@ -172,7 +174,7 @@ class FlashDenyStore(DenyStore):
         if self._open_base() is False:
             self.load_error = "deny.base is damaged"
             self.damaged = True  # fail closed (firmware/verify/denystore.py)
-            self.version = self.issued_at = self.count = 0
+            self.version = self.issued_at = self.count = self.valid_until = 0
             self.close()
             return
         deltas, log, _good = self._read_log()
@@ -195,11 +197,13 @@ class FlashDenyStore(DenyStore):
             f = self.fs.open_file(self.base_path, "rb")
         except OSError:
             return None
-        found = denyfile.parse_head(f.read(HEAD_LEN))
+        found = denyfile.parse_head(f.read(HEAD_LEN_FRESH))
         if found is None:
             f.close()
             return False
-        version, issued_at, count, want = found
+        version, issued_at, count, want, valid_until, head_len = found
+        f.seek(head_len)
+        self._head_len = head_len
         self._f = f
         self.count = count
         self.step = max(self.block, -(-count // self.index_keys) if self.index_keys else count)
@@ -219,7 +223,7 @@ class FlashDenyStore(DenyStore):
             i += len(keys)
         if crc & 0xFFFFFFFF != want or f.read(1):
             return False
-        self.version, self.issued_at = version, issued_at
+        self.version, self.issued_at, self.valid_until = version, issued_at, valid_until
         self.index = index
         return True
 

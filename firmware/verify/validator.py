@@ -12,12 +12,15 @@ the reason (protocol/reasons.py):
     rider sig        bad_rider_signature
     presentation     presentation_future (beyond skew), presentation_stale (beyond window)
     replay           replayed
-    deny list        deny_list_damaged (deny.base failed its check: fail closed), denied
+    deny list        deny_list_damaged (deny.base failed its check: fail closed), denied,
+                     deny_list_stale (past its valid_until, stale_deny policy "refuse")
+    risk class       first_ride_refused (risk.no_first_ride: a credential too new to ride offline)
     gate clock       clock_untrusted (clock policy "refuse")
 
-An accepted Decision carries the offline limit that applies (the credential's, lowered while
-the trust list is stale under policy "limit" or the clock is untrusted under policy "limit")
-and `flags` naming those conditions. Mode policy (entry/exit, anti-passback, offline limits)
+An accepted Decision carries the offline limit that applies (the credential's, capped by its
+risk_class (risk.class_offline_limits), lowered while the trust list or the deny list is stale
+under policy "limit" or the clock is untrusted under policy "limit") and `flags` naming those
+conditions. Mode policy (entry/exit, anti-passback, offline limits)
 is the gate mode's job, after this.
 
 Credentials whose issuer signature verified are cached by their exact text (base45 here is
@@ -40,7 +43,12 @@ STALE_LIMIT = "limit"  # accept for stale_grace_s with the offline limit lowered
 CLOCK_REFUSE = "refuse"  # untrusted clock: refuse every code
 CLOCK_LIMIT = "limit"  # untrusted clock: accept with the offline limit lowered
 
+DENY_ACCEPT = "accept"  # stale deny list: accept as usual (flagged)
+DENY_LIMIT = "limit"  # stale deny list: accept with the offline limit lowered (flagged)
+DENY_REFUSE = "refuse"  # stale deny list: refuse every code
+
 FLAG_TRUST_STALE = "trust_stale"
+FLAG_DENY_STALE = "deny_stale"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"
 
 
@@ -73,6 +81,11 @@ class ValidatorConfig:
         ("clock_policy", "validation.clock_policy"),
         ("clock_offline_limit", "validation.clock_offline_limit"),
         ("cache_size", "validation.cache_size"),
+        ("stale_deny_policy", "validation.stale_deny"),
+        ("stale_deny_offline_limit", "validation.stale_deny_offline_limit"),
+        ("class_offline_limits", "risk.class_offline_limits"),
+        ("no_first_ride", "risk.no_first_ride"),
+        ("first_ride_s", "risk.first_ride_s"),
     )
     FIELDS = tuple(k for k, _ in SETTINGS)
     gate_scope: int
@@ -84,6 +97,11 @@ class ValidatorConfig:
     clock_policy: str
     clock_offline_limit: int
     cache_size: int
+    stale_deny_policy: str
+    stale_deny_offline_limit: int
+    class_offline_limits: list
+    no_first_ride: list
+    first_ride_s: int
 
     def __init__(self, **values):
         """Keywords of SETTINGS; a missing one takes the schema's default; SettingError if
@@ -203,12 +221,26 @@ class Validator:
             return Decision(False, "deny_list_damaged", code)
         if self.deny.is_denied(cred.account_id, cred.cred_no):
             return Decision(False, "denied", code)
+        deny_stale = self._deny_stale(now)
+        if deny_stale and cfg.stale_deny_policy == DENY_REFUSE:
+            return Decision(False, "deny_list_stale", code)
+        risk = cred.risk_class
+        if cfg.no_first_ride and risk in cfg.no_first_ride:
+            if now < cred.valid_from + cfg.first_ride_s:
+                return Decision(False, "first_ride_refused", code)
         limit = cred.offline_limit
+        caps = cfg.class_offline_limits
+        if caps and risk < len(caps) and caps[risk] < limit:
+            limit = caps[risk]
         flags = ()
         if stale:
             flags = (FLAG_TRUST_STALE,)
             if stale_limit and cfg.stale_offline_limit < limit:
                 limit = cfg.stale_offline_limit
+        if deny_stale:
+            flags = flags + (FLAG_DENY_STALE,)
+            if cfg.stale_deny_policy == DENY_LIMIT and cfg.stale_deny_offline_limit < limit:
+                limit = cfg.stale_deny_offline_limit
         if self.clock is not None and getattr(self.clock, "untrusted", False):
             if cfg.clock_policy == CLOCK_REFUSE:
                 return Decision(False, "clock_untrusted", code)
@@ -216,6 +248,10 @@ class Validator:
             if cfg.clock_offline_limit < limit:
                 limit = cfg.clock_offline_limit
         return Decision(True, "accepted", code, limit, flags)
+
+    def _deny_stale(self, now: int) -> bool:
+        stale = getattr(self.deny, "stale", None)
+        return stale is not None and stale(now)
 
     def committed(self, code, now=None) -> None:
         """Call once the passage for `code` is durably journaled: later showings are replays.
@@ -241,10 +277,14 @@ class Validator:
             return "Trust list expired - see staff"
         if getattr(self.deny, "damaged", False):
             return "Deny list damaged - see staff"
+        if self._deny_stale(now) and self.config.stale_deny_policy == DENY_REFUSE:
+            return "Deny list expired - see staff"
         if self.clock is not None and getattr(self.clock, "untrusted", False):
             return "Clock not trusted - limited service"
         if stale:
             return "Trust list out of date - limited service"
+        if self._deny_stale(now):
+            return "Deny list out of date - limited service"
         return ""
 
     def status(self, now: int) -> dict:
@@ -256,9 +296,12 @@ class Validator:
         clock_status = getattr(self.clock, "status", None)
         clock = clock_status() if clock_status is not None else {"untrusted": False}
         clock["policy"] = self.config.clock_policy
+        deny = self.deny.status()
+        deny["policy"] = self.config.stale_deny_policy
+        deny["state"] = "stale" if self._deny_stale(now) else "fresh"
         return {
             "trust": trust,
-            "deny": self.deny.status(),
+            "deny": deny,
             "replay": self.replay.status(),
             "clock": clock,
             "cached_credentials": len(self._cache),

@@ -11,6 +11,9 @@ calls it; the pages read the store, they never write):
     /anomalies              sequence gaps, chain breaks, replays, sequence resets (?kind=, ?device=)
     /accounts               every account with journeys, and what it is charged
     /accounts/{id}          one account's journeys and charges (clearing.py, the tariff given)
+    /risk                   the risk engine's findings (?state=, ?account=) with their scores,
+                            explanations and decisions, and its deny entries (risk.py;
+                            decisions are taken with `faregate backoffice risk`)
 
 Plain HTML with one inline style sheet and inline SVG: no JavaScript, nothing loaded from the
 network, so it works on a back-office machine with no internet and prints well. Every value
@@ -64,6 +67,7 @@ def add_routes(
     app.router.add_get("/anomalies", pages.anomalies)
     app.router.add_get("/accounts", pages.accounts)
     app.router.add_get(r"/accounts/{account_id:\d+}", pages.account)
+    app.router.add_get("/risk", pages.risk)
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ def page(title: str, body: str) -> web.Response:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>%s - faregate back office</title><style>%s</style></head><body>"
         '<nav><a href="/">Fleet</a><a href="/anomalies">Anomalies</a>'
-        '<a href="/accounts">Accounts</a></nav><h1>%s</h1>%s</body></html>'
+        '<a href="/accounts">Accounts</a><a href="/risk">Risk</a></nav><h1>%s</h1>%s</body></html>'
         % (escape(title), STYLE, escape(title), body)
     )
     return web.Response(text=html, content_type="text/html")
@@ -245,6 +249,57 @@ class _Pages:
             [a for a in self.store.anomalies() if a["device_id"] == device_id]
         )
         return page("Gate %d" % device_id, body)
+
+    async def risk(self, request: web.Request) -> web.Response:
+        state = request.query.get("state") or None
+        account = request.query.get("account")
+        acc = int(account) if account and account.isdigit() else None
+        counts = self.store.risk_summary()
+        links = " ".join(
+            '<a href="/risk?state=%s">%s: %d</a>' % (escape(k), escape(k), n)
+            for k, n in counts.items()
+        )
+        body = "<p>%s %s</p>" % (links or "No findings yet.", '<a href="/risk">all</a>')
+        body += (
+            "<p>Decide with <code>faregate backoffice risk accept|undo|dismiss ID "
+            "--operator NAME --reason TEXT</code>; <code>risk publish</code> sends the "
+            "change to every gate (docs/fraud.md).</p>"
+        )
+        rows = [
+            [
+                _cell(f["id"]),
+                _cell(when(f["time"])),
+                _cell(f["rule"]),
+                '<a href="/accounts/%d">%d</a>' % (f["account_id"], f["account_id"]),
+                _cell(f["cred_no"] or "all"),
+                _cell(f["score"]),
+                '<span class="%s">%s</span>'
+                % ("alarm" if f["state"] in ("denied", "review") else "ok", _cell(f["state"])),
+                _cell(f["detail"]),
+                _cell(f["operator"] or None) + (" (%s)" % escape(f["note"]) if f["note"] else ""),
+                _cell(when(f["expires"]) if f["state"] == "denied" else None),
+            ]
+            for f in self.store.risk_findings(state, acc)
+        ]
+        cols = ["id", "found", "rule", "account", "credential", "score", "state", "why"]
+        cols += ["decided by", "deny until"]
+        body += "<h2>Findings</h2>" + table(cols, rows, "No findings.", (0, 5))
+        entries = [
+            [
+                _cell(e["deny_key"] >> 24),
+                _cell((e["deny_key"] & 0xFFFFFF) or "all"),
+                _cell(e["reason"]),
+                _cell(e["finding_id"]),
+                _cell("yes" if e["want"] else "no"),
+                _cell("v%d" % e["version"] if e["listed"] else "no"),
+                _cell(when(e["expires"])),
+            ]
+            for e in self.store.risk_deny_entries()
+        ]
+        cols = ["account", "credential", "reason", "finding", "wanted", "on the list", "expires"]
+        body += "<h2>Deny entries</h2>" + table(cols, entries, "No deny entries.", (3,))
+        title = "Risk" + (": %s" % state if state else "")
+        return page(title, body)
 
     async def anomalies(self, request: web.Request) -> web.Response:
         kind = request.query.get("kind") or None

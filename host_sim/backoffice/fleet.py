@@ -10,6 +10,7 @@ below, each a short text:
     no sync for N s         the last session is older than `quiet_s` (default an hour)
     last session <outcome>  the gate's latest session did not end "ok" (with its reason)
     trust list <state>      its trust list is not fresh (stale, stale_limited, refusing)
+    deny list stale         its deny list is past its valid_until (validation.stale_deny applies)
     clock untrusted         the gate does not trust its clock (with its reason)
     firmware on trial       an update is booted but not confirmed yet
     <state>                 the gate is not in service (its lifecycle state)
@@ -62,6 +63,8 @@ def gates(store: Store, now: int, quiet_s: int = QUIET_S) -> list[dict[str, Any]
             "trust_state": trust.get("state"),
             "trust_valid_until": trust.get("valid_until"),
             "deny_version": versions.get("deny_delta", deny.get("version")),
+            "deny_state": deny.get("state"),
+            "deny_valid_until": deny.get("valid_until"),
             "state": extra.get("state"),
             "revoked": revoked,
             "last_session": last_session.get(dev),
@@ -91,6 +94,8 @@ def alarms(row: dict[str, Any], extra: dict[str, Any], now: int, quiet_s: int) -
         out.append("last session %s%s" % (last["outcome"], why))
     if row["trust_state"] not in (None, "fresh"):
         out.append("trust list %s" % row["trust_state"])
+    if row["deny_state"] not in (None, "fresh"):
+        out.append("deny list %s" % row["deny_state"])
     clock = extra.get("clock") or {}
     if clock.get("untrusted"):
         out.append("clock untrusted" + (": %s" % clock["reason"] if clock.get("reason") else ""))

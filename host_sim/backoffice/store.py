@@ -183,6 +183,48 @@ CREATE TABLE IF NOT EXISTS disputes (
     updated    BIGINT NOT NULL,
     PRIMARY KEY (account_id, day)
 );
+-- risk control (host_sim/backoffice/risk.py, docs/fraud.md): the per-device cursor of records
+-- already scanned, the rules' findings, the deny entries they asked for (want: on the list;
+-- listed: on the list as published), and unpaid charges the payment side reported
+CREATE TABLE IF NOT EXISTS risk_cursor (
+    device_id BIGINT NOT NULL PRIMARY KEY,
+    high_seq  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_findings (
+    id         {id},
+    time       BIGINT NOT NULL,
+    rule       TEXT NOT NULL,
+    account_id BIGINT NOT NULL,
+    cred_no    BIGINT NOT NULL,
+    score      BIGINT NOT NULL,
+    evidence   TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    deny_key   BIGINT NOT NULL,
+    expires    BIGINT NOT NULL,
+    operator   TEXT NOT NULL DEFAULT '',
+    note       TEXT NOT NULL DEFAULT '',
+    decided    BIGINT,
+    first_use  BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (rule, account_id, cred_no, evidence)
+);
+CREATE TABLE IF NOT EXISTS risk_deny (
+    deny_key   BIGINT NOT NULL PRIMARY KEY,
+    finding_id BIGINT NOT NULL,
+    reason     TEXT NOT NULL,
+    expires    BIGINT NOT NULL,
+    want       BIGINT NOT NULL,
+    listed     BIGINT NOT NULL DEFAULT 0,
+    version    BIGINT NOT NULL DEFAULT 0,
+    updated    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_unpaid (
+    account_id BIGINT NOT NULL,
+    day        BIGINT NOT NULL,
+    amount     BIGINT NOT NULL,
+    reported   BIGINT NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
 CREATE TABLE IF NOT EXISTS audit (
     seq        {id},
     time       BIGINT NOT NULL,
@@ -939,3 +981,203 @@ class Store:
         for r in out:
             r["before"], r["after"] = json.loads(r["before"]), json.loads(r["after"])
         return out
+
+    # -- risk control (risk.py): every query it needs, and nothing else, in this block -------
+    _RISK_PASSAGE = (
+        "account_id",
+        "cred_no",
+        "device_id",
+        "seq",
+        "time",
+        "station",
+        "mode",
+        "direction",
+        "counter",
+        "flags",
+    )
+    _FINDING = (
+        "id",
+        "time",
+        "rule",
+        "account_id",
+        "cred_no",
+        "score",
+        "evidence",
+        "detail",
+        "state",
+        "deny_key",
+        "expires",
+        "operator",
+        "note",
+        "decided",
+        "first_use",
+    )
+
+    def risk_transaction(self) -> Any:
+        """One scan or one operator decision: all of it or none (clearing's transaction)."""
+        return self.clearing_transaction()
+
+    def risk_new_credentials(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(cursor moves [(device_id, high_seq)] that take in every record stored since the
+        last scan, the (account_id, cred_no) of those records' passages)."""
+        moves = self.b.execute(
+            "SELECT d.device_id, c.high_seq, d.high_seq FROM devices d LEFT JOIN "
+            "risk_cursor c ON c.device_id = d.device_id "
+            "WHERE c.high_seq IS NULL OR d.high_seq > c.high_seq"
+        ).fetchall()
+        creds: set[tuple[int, int]] = set()
+        for dev, old, new in moves:
+            for a, c in self.b.execute(
+                "SELECT account_id, cred_no FROM records WHERE device_id = ? AND seq > ? "
+                "AND seq <= ? AND kind = 1 AND NOT (cred_no = 0 AND counter = 0)",
+                (dev, old or 0, new),
+            ):
+                creds.add((int(a), int(c)))
+        return [(int(d), int(n)) for d, _o, n in moves], sorted(creds)
+
+    def risk_move_cursor(self, moves: list[tuple[int, int]]) -> None:
+        self.b.executemany(
+            "INSERT INTO risk_cursor (device_id, high_seq) VALUES (?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET high_seq = excluded.high_seq",
+            moves,
+        )
+
+    def risk_passages(self, accounts: list[int], since: int) -> list[dict[str, Any]]:
+        """The passages (kind 1, with a presentation) of these accounts at or after `since`,
+        by account, credential, time, device and seq: dicts of _RISK_PASSAGE."""
+        if not accounts:
+            return []
+        q = (
+            "SELECT %s FROM records WHERE kind = 1 AND NOT (cred_no = 0 AND counter = 0) "
+            "AND account_id IN (%s) AND time >= ? "
+            "ORDER BY account_id, cred_no, time, device_id, seq"
+            % (", ".join(self._RISK_PASSAGE), ", ".join("?" * len(accounts)))
+        )
+        return [
+            dict(zip(self._RISK_PASSAGE, map(int, r)))
+            for r in self.b.execute(q, [*accounts, since])
+        ]
+
+    def risk_unpaid_of(self, accounts: list[int]) -> dict[int, tuple[int, int]]:
+        """account -> (unpaid amount, days) of those with unpaid charges reported."""
+        if not accounts:
+            return {}
+        q = (
+            "SELECT account_id, SUM(amount), COUNT(*) FROM risk_unpaid WHERE amount > 0 "
+            "AND account_id IN (%s) GROUP BY account_id" % ", ".join("?" * len(accounts))
+        )
+        return {int(a): (int(n), int(d)) for a, n, d in self.b.execute(q, accounts)}
+
+    def risk_note_unpaid(self, account: int, day: int, amount: int, now: int) -> None:
+        """The payment side reports what of an account-day's charge is unpaid (0: paid)."""
+        self.b.execute(
+            "INSERT INTO risk_unpaid VALUES (?,?,?,?) ON CONFLICT (account_id, day) DO UPDATE "
+            "SET amount = excluded.amount, reported = excluded.reported",
+            (account, day, amount, now),
+        )
+
+    def risk_unpaid_accounts(self) -> list[int]:
+        return [
+            int(a)
+            for (a,) in self.b.execute(
+                "SELECT DISTINCT account_id FROM risk_unpaid ORDER BY account_id"
+            )
+        ]
+
+    def risk_add_finding(self, f: dict[str, Any]) -> int | None:
+        """Store a finding; its id, or None if the same (rule, credential, evidence) is
+        stored already."""
+        cols = [c for c in self._FINDING if c != "id"]
+        sql = (
+            "INSERT INTO risk_findings (%s) VALUES (%s) "
+            "ON CONFLICT (rule, account_id, cred_no, evidence) DO NOTHING RETURNING id"
+            % (", ".join(cols), ", ".join("?" * len(cols)))
+        )
+        rows = self.b.execute(sql, [f[c] for c in cols]).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def risk_findings(
+        self, state: str | None = None, account: int | None = None, rule: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = _where(("state = ?", state), ("account_id = ?", account), ("rule = ?", rule))
+        q = "SELECT %s FROM risk_findings%s ORDER BY id" % (", ".join(self._FINDING), where)
+        return [dict(zip(self._FINDING, r)) for r in self.b.execute(q, args)]
+
+    def risk_finding(self, fid: int) -> dict[str, Any] | None:
+        q = "SELECT %s FROM risk_findings WHERE id = ?" % ", ".join(self._FINDING)
+        row = self.b.one(q, (fid,))
+        return dict(zip(self._FINDING, row)) if row else None
+
+    def risk_decide(self, fid: int, state: str, operator: str, note: str, now: int) -> None:
+        self.b.execute(
+            "UPDATE risk_findings SET state = ?, operator = ?, note = ?, decided = ? WHERE id = ?",
+            (state, operator, note, now, fid),
+        )
+
+    def risk_want(self, key: int, fid: int, reason: str, expires: int, want: bool, now: int):
+        """Ask for a deny entry (want) or for its removal; an entry asked for again keeps
+        the later expiry."""
+        self.b.execute(
+            "INSERT INTO risk_deny (deny_key, finding_id, reason, expires, want, updated) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (deny_key) DO UPDATE SET "
+            "finding_id = excluded.finding_id, reason = excluded.reason, "
+            "expires = CASE WHEN excluded.want = 1 AND risk_deny.want = 1 AND "
+            "risk_deny.expires > excluded.expires THEN risk_deny.expires "
+            "ELSE excluded.expires END, want = excluded.want, updated = excluded.updated",
+            (key, fid, reason, expires, 1 if want else 0, now),
+        )
+
+    def risk_expire(self, now: int) -> list[int]:
+        """Entries past their expiry stop being wanted; returns their keys."""
+        keys = [
+            int(k)
+            for (k,) in self.b.execute(
+                "SELECT deny_key FROM risk_deny WHERE want = 1 AND expires <= ?", (now,)
+            )
+        ]
+        if keys:
+            self.b.execute(
+                "UPDATE risk_deny SET want = 0, updated = ? WHERE want = 1 AND expires <= ?",
+                (now, now),
+            )
+        return keys
+
+    def risk_changes(self) -> tuple[list[int], list[int]]:
+        """(keys to add to the published list, keys to remove from it)."""
+        adds = [
+            int(k)
+            for (k,) in self.b.execute(
+                "SELECT deny_key FROM risk_deny WHERE want = 1 AND listed = 0 ORDER BY deny_key"
+            )
+        ]
+        removes = [
+            int(k)
+            for (k,) in self.b.execute(
+                "SELECT deny_key FROM risk_deny WHERE want = 0 AND listed = 1 ORDER BY deny_key"
+            )
+        ]
+        return adds, removes
+
+    def risk_listed(self, keys: list[int], listed: bool, version: int) -> None:
+        self.b.executemany(
+            "UPDATE risk_deny SET listed = ?, version = ? WHERE deny_key = ?",
+            [(1 if listed else 0, version, k) for k in keys],
+        )
+
+    def risk_deny_entries(self) -> list[dict[str, Any]]:
+        cols = ("deny_key", "finding_id", "reason", "expires", "want", "listed", "version")
+        q = "SELECT %s FROM risk_deny ORDER BY deny_key" % ", ".join(cols)
+        return [dict(zip(cols, map(_plain, r))) for r in self.b.execute(q)]
+
+    def risk_summary(self) -> dict[str, int]:
+        """Findings by state (the dashboard's and /metrics' counts)."""
+        return {
+            str(k): int(n)
+            for k, n in self.b.execute(
+                "SELECT state, COUNT(*) FROM risk_findings GROUP BY state ORDER BY state"
+            )
+        }
+
+
+def _plain(v: Any) -> Any:
+    return int(v) if isinstance(v, int) else v

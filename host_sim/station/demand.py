@@ -19,7 +19,20 @@ from drivers.linux.crypto_openssl import OpenSSLSigner, signer
 from host_sim.wallet import Issuer, Rider
 from protocol import p256
 
-MIX_KINDS = ("valid", "expired", "forged", "screenshot", "denied", "tailgating", "clock_off")
+MIX_KINDS = (
+    "valid",
+    "expired",
+    "forged",
+    "screenshot",
+    "denied",
+    "tailgating",
+    "clock_off",
+    "cloned",
+    "dodger",
+)
+CLONE_POOL = 12  # accounts whose key is on two phones (the last of the reserved share)
+DODGER_POOL = 12  # fare dodgers' accounts (just below the clones')
+CLONE_COUNTER = 100_000  # where a clone's counter starts
 FIRST_ACCOUNT = 100_000
 EXPIRED_POOL = 200  # riders whose credential ended yesterday
 FORGER_POOL = 50  # forged credentials in circulation
@@ -120,6 +133,7 @@ class Population:
         self.forger = Issuer(issuer.key_id, keys(seed, "forger"))
         self._people: dict[tuple[str, int], Person] = {}
         self.codes: dict[str, CodeInfo] = {}
+        self._clones: dict[tuple[str, int], Any] = {}
         self.minted = 0
 
     def account(self, i: int) -> int:
@@ -152,9 +166,19 @@ class Population:
             p = self._people[key] = Person(account, rider, vf, vu, pool == "forged")
         return p
 
-    def code(self, p: Person, kind: str, now: int, clock_off: int = 0) -> str:
-        """The code p's phone shows at true time `now` (its clock off by clock_off seconds)."""
-        r = p.rider
+    def clone(self, p: Person) -> Any:
+        """A second phone holding p's key and credential, counting on its own from
+        CLONE_COUNTER (above the first phone's: the two never show one counter)."""
+        key = ("clone", p.account)
+        c = self._clones.get(key)
+        if c is None:
+            c = self._clones[key] = Rider(p.rider.signer, p.rider.credential, CLONE_COUNTER)
+        return c
+
+    def code(self, p: Person, kind: str, now: int, clock_off: int = 0, rider: Any = None) -> str:
+        """The code p's phone (or `rider`, a clone of it) shows at true time `now` (its clock
+        off by clock_off seconds)."""
+        r = rider or p.rider
         ptime = now + clock_off
         text = r.present(ptime)
         self.codes[text] = CodeInfo(

@@ -15,6 +15,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from host_sim.station.invariants import INVARIANTS
+from protocol import denylist
 
 FORMAT = 1
 PLOTS = (
@@ -149,6 +150,7 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
             "check": bo,
             "deny_versions_published_s": {str(k): v for k, v in sorted(sim.deny_published.items())},
         },
+        "fraud": fraud(sim),
         "network": dict(sim.net.stats),
         "sync_failures": dict(sorted(sim.sync_failures.items())),
         "faults": sim.faults_log,
@@ -158,6 +160,99 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         "gates": gates,
         "timeline": sim.timeline,
         "config": sim.sc,
+    }
+
+
+def _deny_everywhere_s(sim: Any, version: int) -> int | None:
+    """When the last gate held deny version >= `version` (virtual s), None if one never did."""
+    worst = 0
+    for slot in sim.slots:
+        seen = [t for v, t in slot.deny_applied.items() if v >= version]
+        if not seen:
+            return None
+        worst = max(worst, min(seen))
+    return worst
+
+
+def fraud(sim: Any) -> dict[str, Any]:
+    """Per fraud kind (copier, cloned, dodger): the credentials used, those the risk engine
+    denied, the time from a credential's first fraudulent passage to a deny entry at every
+    gate, the time from detection (the finding) to that, the fraudulent passages admitted after
+    detection; and the false positives: deny entries the engine made for an account no fraud
+    used (an honest rider)."""
+    denied_at: dict[int, tuple[int, int]] = {}  # deny key -> (found s, version published)
+    keys_version: dict[int, int] = {}
+    for version, (_t, adds) in sorted(sim.risk_published.items()):
+        for k in adds:
+            keys_version.setdefault(k, version)
+    for f in sim.risk_findings:
+        if f["state"] == "denied" and f["deny_key"] in keys_version:
+            k = f["deny_key"]
+            if k not in denied_at or f["t_s"] < denied_at[k][0]:
+                denied_at[k] = (f["t_s"], keys_version[k])
+    fraud_accounts = {a for _t, _k, a, _c in sim.fraud_uses}
+    uses: dict[tuple[str, int, int], list[int]] = {}
+    for t, kind, account, cred_no in sim.fraud_uses:
+        uses.setdefault((kind, account, cred_no), []).append(t)
+    interval = int(sim.sc["backoffice"]["sync_interval_s"])
+    kinds: dict[str, Any] = {}
+    for (kind, account, cred_no), ts in sorted(uses.items()):
+        k = kinds.setdefault(
+            kind,
+            {
+                "credentials": 0,
+                "passages": 0,
+                "denied": 0,
+                "use_to_deny_everywhere_s": [],
+                "detect_to_deny_everywhere_s": [],
+                "admitted_after_detection": 0,
+            },
+        )
+        k["credentials"] += 1
+        k["passages"] += len(ts)
+        hits = [
+            denied_at[key]
+            for key in (denylist.credential_key(account, cred_no), denylist.account_key(account))
+            if key in denied_at
+        ]
+        if not hits:
+            continue
+        found_s, version = min(hits)
+        k["denied"] += 1
+        k["admitted_after_detection"] += sum(1 for t in ts if t > found_s)
+        everywhere = _deny_everywhere_s(sim, version)
+        if everywhere is not None:
+            k["use_to_deny_everywhere_s"].append(everywhere - min(ts))
+            k["detect_to_deny_everywhere_s"].append(everywhere - found_s)
+    for k in kinds.values():
+        for name in ("use_to_deny_everywhere_s", "detect_to_deny_everywhere_s"):
+            v = sorted(k.pop(name))
+            k[name] = {
+                "count": len(v),
+                "p50": percentile(v, 50),
+                "p95": percentile(v, 95),
+                "max": max(v) if v else 0,
+            }
+        k["detect_to_deny_everywhere_intervals_max"] = round(
+            k["detect_to_deny_everywhere_s"]["max"] / interval, 2
+        )
+    false = sorted(
+        {
+            f["account_id"]
+            for f in sim.risk_findings
+            if f["state"] == "denied" and f["account_id"] not in fraud_accounts
+        }
+    )
+    by_rule: dict[str, int] = {}
+    for f in sim.risk_findings:
+        by_rule[f["rule"]] = by_rule.get(f["rule"], 0) + 1
+    return {
+        "enabled": bool(sim.sc["risk"]["enabled"]),
+        "kinds": kinds,
+        "findings_by_rule": dict(sorted(by_rule.items())),
+        "deny_versions_by_risk": len(sim.risk_published),
+        "false_positives": len(false),
+        "false_positive_accounts": false[:20],
     }
 
 
@@ -318,6 +413,32 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
                 mo["taps_missing"],
             )
         )
+    fr = report.get("fraud") or {}
+    if fr.get("enabled"):
+        lines.append(
+            "  risk: %d findings (%s), %d deny deltas; false positives among honest riders: %d"
+            % (
+                sum(fr["findings_by_rule"].values()),
+                ", ".join("%d %s" % (n, r) for r, n in fr["findings_by_rule"].items()) or "none",
+                fr["deny_versions_by_risk"],
+                fr["false_positives"],
+            )
+        )
+        for kind, k in fr["kinds"].items():
+            use, det = k["use_to_deny_everywhere_s"], k["detect_to_deny_everywhere_s"]
+            lines.append(
+                "    %-8s %d credentials, %d denied; first use to deny at every gate median %d s "
+                "max %d s (detection to it max %d s); %d passages admitted after detection"
+                % (
+                    kind,
+                    k["credentials"],
+                    k["denied"],
+                    use["p50"],
+                    use["max"],
+                    det["max"],
+                    k["admitted_after_detection"],
+                )
+            )
     broken = [i for i in report["invariants"] if not i["ok"]]
     lines.append(
         "  invariants: %d checked, %s"

@@ -188,6 +188,22 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ),
         ("tailgating", "float", 0.02, "", "a good code, and someone without one close behind"),
         ("clock_off", "float", 0.01, "", "a good code from a phone whose clock is off"),
+        (
+            "cloned",
+            "float",
+            0.0,
+            "",
+            "a phone holding a key cloned from another (a small pool of accounts, each used by "
+            "the original phone and by the clone, each counting on its own)",
+        ),
+        (
+            "dodger",
+            "float",
+            0.0,
+            "",
+            "a fare dodger (a small pool of accounts): taps in at entry lanes and never taps "
+            "out (at exit lanes they slip through behind someone)",
+        ),
     ],
     "gate": [  # firmware settings: defaults from firmware/settings.py
         (
@@ -268,6 +284,27 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "the back office publishes a deny-list delta this often (0: never)",
         ),
         ("per_delta", "int", 5, "accounts", "accounts added by each delta"),
+    ],
+    "risk": [  # the back office's risk engine (host_sim/backoffice/risk.py, docs/fraud.md)
+        ("enabled", "bool", False, "", "run the risk engine: scan, then publish deny deltas"),
+        ("scan_every_s", "int", 10, "s", "how often the engine scans what arrived"),
+        (
+            "deny_valid_s",
+            "int",
+            0,
+            "s",
+            "valid_until of the deny deltas it publishes, from then (0: none, format 1)",
+        ),
+        ("refresh_before_s", "int", 0, "s", "an empty delta refreshes a list this close to it"),
+        ("velocity_max", "int", 8, "passages", "the velocity rule's max (per 600 s)"),
+        ("missing_taps_max", "int", 5, "", "missing_taps: journeys with a tap missing allowed"),
+        (
+            "missing_taps_action",
+            "str",
+            "auto",
+            "",
+            "missing_taps: auto or review (review: nothing is denied in the run)",
+        ),
     ],
     "faults": [
         ("power_cuts", "int", 0, "", "power cuts, each at a seeded time on a seeded gate"),
@@ -679,6 +716,7 @@ DOC_SECTIONS = [
     "gate",
     "backoffice",
     "denylist",
+    "risk",
     "faults",
     "fault",
 ]

@@ -46,7 +46,7 @@ from drivers.linux.crypto_openssl import OpenSSLVerifier
 from drivers.portable import wiring
 from firmware.compose.device import Device
 from firmware.settings import default as fw_default
-from host_sim.backoffice import clearing
+from host_sim.backoffice import clearing, risk
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
@@ -62,6 +62,7 @@ from protocol import messages as m
 RESTING = ("idle", "jammed", "out_of_service")
 # walk-ins who travel (an entry, later the exit back; a store visit), tracked in trips.Truth
 TRAVELLERS = ("valid", "clock_off", "tailgating")
+NOT_YET = 1 << 31  # the deny version of an account whose planned delta is not published yet
 RESERVED_SHARE = 20  # 1/20 of the population: accounts of walk-ins who do not travel
 OUT_OF_USE = ("jammed", "out_of_service", "emergency", "emergency_oos")
 ARMED_WAIT_MS = 30_000  # a cut armed inside the next storage operations falls by then anyway
@@ -224,6 +225,34 @@ class Simulation:
         self.walkins_none_away = 0  # exit-lane arrivals with nobody away to come back
         self.walkin_plans: list[trips.Plan] = []
         self.clearing: dict[str, Any] = {}
+        mix = scenario["mix"]
+        self._fraud_pools = (
+            demand.CLONE_POOL + demand.DODGER_POOL if mix["cloned"] or mix["dodger"] else 0
+        )
+        self._fraud_scan: dict[int, tuple[str, str]] = {}  # gate -> (text, fraud kind) shown
+        self.fraud_uses: list[tuple[int, str, int, int]] = []  # (s, kind, account, cred_no)
+        rcfg = scenario["risk"]
+        self.risk_cfg = risk.load_config(
+            data={
+                "deny_valid_s": int(rcfg["deny_valid_s"]),
+                "refresh_before_s": int(rcfg["refresh_before_s"]),
+                "window_s": int(scenario["gate"]["window_s"]) + int(scenario["gate"]["skew_s"]),
+                "network": {"min_s_per_station": int(scenario["trips"]["ride_s"]) // 2},
+                "rules": {
+                    "velocity": {"max": int(rcfg["velocity_max"])},
+                    "missing_taps": {
+                        "max": int(rcfg["missing_taps_max"]),
+                        "action": rcfg["missing_taps_action"],
+                    },
+                },
+            }
+        )
+        if rcfg["enabled"]:  # the planned deltas take the version after risk's newest
+            for _t, _v, accounts in self.deny.deltas:
+                for a in accounts:
+                    self.deny.version_of[a] = NOT_YET
+        self.risk_findings: list[dict[str, Any]] = []  # with "t_s": when found
+        self.risk_published: dict[int, tuple[int, list[int]]] = {}  # version -> (s, adds)
         self.wall_s = 0.0
         self._touched = False  # something outside a gate's own turn changed a gate
 
@@ -568,6 +597,10 @@ class Simulation:
             behaviour = rng.choices(kinds, [mix[k] for k in kinds])[0]
             if group[0].kind == "store" and behaviour == "tailgating":
                 behaviour = "valid"  # a door cannot tell two shoppers from one
+            if behaviour == "dodger" and (
+                group[0].kind != "metro" or group[0].lane_cfg["direction"] == "exit"
+            ):
+                return  # a dodger slips out behind someone: no tap
             if behaviour in TRAVELLERS:
                 self._walkin(group, behaviour)
                 return
@@ -595,9 +628,15 @@ class Simulation:
             denied = self.deny.denied_now()
             if denied:
                 return pop.person("rider", rng.choice(denied) - demand.FIRST_ACCOUNT)
+        if behaviour == "cloned":
+            return pop.person("rider", self._reserved - 1 - rng.randrange(demand.CLONE_POOL))
+        if behaviour == "dodger":
+            last = self._reserved - 1 - demand.CLONE_POOL
+            return pop.person("rider", last - rng.randrange(demand.DODGER_POOL))
         # a replayer (who shows their own code when there is no screenshot to show), or a
         # denied rider before anyone is denied: the reserved accounts, never a traveller's
-        return pop.person("rider", rng.randrange(self._reserved))
+        # (nor, in a scenario with cloned phones or dodgers, one of their pools)
+        return pop.person("rider", rng.randrange(self._reserved - self._fraud_pools))
 
     def _in_use(self, slot: Slot) -> bool:
         return slot.dev is not None and _gate(slot.dev)["state"] not in OUT_OF_USE
@@ -635,13 +674,20 @@ class Simulation:
             ]
             if shots:
                 text = rng.choice(shots)
+            if text is not None:
+                self._fraud_scan[slot.index] = (text, "copier")
         if text is None:
             off = 0
             if b == "clock_off":
                 lo, hi = self.sc["riders"]["clock_off_s"]
                 off = int(rng.uniform(lo, hi)) * rng.choice((-1, 1))
-            text = pop.code(v.person, b, now, off)
+            phone = None
+            if b == "cloned" and rng.random() < 0.5:
+                phone = pop.clone(v.person)  # the second phone this time
+            text = pop.code(v.person, b, now, off, phone)
             self._minted.append((ms, text))
+            if b in ("cloned", "dodger"):
+                self._fraud_scan[slot.index] = (text, b)
             if v.trip is not None:
                 v.trip.shown.append((slot.device_id, *pop.codes[text].presentation()))
                 self._showing[text] = v
@@ -664,6 +710,9 @@ class Simulation:
         info = self.population.codes.get(text)
         if info is not None and info.kind in ("valid", "tailgating"):
             self.recent.append((self.now_ms(), gate, text))
+        fraud = self._fraud_scan.pop(gate, None)
+        if fraud is not None and fraud[0] == text and info is not None:
+            self.fraud_uses.append((self.elapsed_s(), fraud[1], info.account, info.cred_no))
 
     def _done(self, v: lanes.Visitor, outcome: str) -> None:
         slot = self.slots[v.gate]
@@ -739,6 +788,8 @@ class Simulation:
             return
         if s.ok:
             slot.stats["sessions_ok"] += 1
+            if client.acked and self.sc["risk"]["enabled"]:
+                self._risk_run()  # the engine scans records as they arrive
             if self.recovering and s.started_ms >= self.recovery_ms:
                 slot.recovered = True
         else:
@@ -831,11 +882,40 @@ class Simulation:
         if self.net.outage:  # the publisher is down too: it publishes once back
             self.sched.after(60_000, lambda: self._publish_deny(version, accounts))
             return
+        if self.sc["risk"]["enabled"]:  # one publisher: the planned denials after risk's
+            version = self._deny_version() + 1
+            for a in accounts:
+                self.deny.version_of[a] = version  # (was NOT_YET: see __init__)
         keys = [denylist.account_key(a) for a in accounts]
         blob = self.operator.deny_delta(version - 1, version, self.clock.now(), adds=keys)
         self.store.publish(m.KIND_DENY_DELTA, version, blob, self.clock.now())
         self.deny.published = version
         self.deny_published[version] = self.elapsed_s()
+
+    def _deny_version(self) -> int:
+        return dict((k, v) for k, v, _n in self.store.offers())[m.KIND_DENY_DELTA]
+
+    def _risk_tick(self) -> None:
+        """The back office's risk engine every scan_every_s, and after every session that
+        stored records: scan what arrived, publish what it wants denied (or a refresh); not
+        while the back office is down (the gates' sessions then fail too)."""
+        if not self.recovering:
+            self.sched.after(int(self.sc["risk"]["scan_every_s"]) * 1000, self._risk_tick)
+        self._risk_run()
+
+    def _risk_run(self) -> None:
+        if self.net.outage:
+            return
+        now = self.clock.now()
+        out = risk.scan(self.store, self.risk_cfg, now)
+        for f in out["findings"]:
+            self.risk_findings.append(dict(f, t_s=self.elapsed_s()))
+        op = self.operator
+        pub = risk.publish(self.store, self.risk_cfg, op.signer, now, op.root_key_id)
+        if pub is not None:
+            self.risk_published[pub["version"]] = (self.elapsed_s(), pub["adds"])
+            self.deny.published = pub["version"]
+            self.deny_published[pub["version"]] = self.elapsed_s()
 
     # -- the main loop -----------------------------------------------------------------------
     def _crash(self, slot: Slot, where: str, e: BaseException) -> None:
@@ -1023,6 +1103,8 @@ class Simulation:
                 functools.partial(self._publish_deny, version, accounts),
             )
         self.sched.after(int(self.sc["sample_s"]) * 1000, self._sampler)
+        if self.sc["risk"]["enabled"]:
+            self.sched.after(int(self.sc["risk"]["scan_every_s"]) * 1000, self._risk_tick)
         self._run_until(self.end_ms)
         self._recover()
         self.wall_s = time.perf_counter() - wall0

@@ -14,6 +14,9 @@ First time:
                                    # with --http HOST:PORT (/healthz, /metrics) and --log FILE
 Then, any time:
     faregate backoffice devices | queues | anomalies | journeys | charges   (--json for scripts)
+Risk control (docs/fraud.md): findings of the rules, operator review, deny entries:
+    faregate backoffice risk run --key operator/root.key   # scan, then publish a deny delta
+    faregate backoffice risk findings --state review | accept ID | undo ID --operator ana
 Correcting a charge (each audited: who, when, why, before/after; `backoffice audit`):
     faregate backoffice refund ACCOUNT DAY --amount 2.50 --operator ana --reason '...'
     faregate backoffice adjust ACCOUNT DAY --delta -1.00 --operator ana --reason '...'
@@ -270,6 +273,67 @@ def register(sub: Any) -> None:
     )
     im.add_argument("file", help="the export file")
     add_json(im)
+
+    rk = g.add(
+        "risk",
+        "the risk engine: scan records for fraud, review findings, publish deny entries",
+        with_events(cmd_risk),
+        "Rules over the records as they arrive (docs/fraud.md: copied_code, cloned_key, "
+        "impossible_journey, velocity, missing_taps, debt). Actions:\n"
+        "  scan            run the rules over the records stored since the last scan; auto "
+        "rules' findings want a deny entry at once, review rules' wait for an operator\n"
+        "  findings        list findings (--state review|denied|undone|dismissed|noted, "
+        "--account ID)\n"
+        "  accept ID       confirm a finding under review: its deny entry is wanted\n"
+        "  undo ID         take a denied finding back: its entry is removed at the next publish\n"
+        "  dismiss ID      close a finding under review without a deny entry\n"
+        "  entries         the deny entries the engine wants and what is on the published list\n"
+        "  publish         sign one deny delta of what changed (and expired) with --key and "
+        "offer it to every gate (a heartbeat delta when deny_valid_s is set and the list is "
+        "due for refreshing)\n"
+        "  run             scan, then publish\n"
+        "  unpaid ACCOUNT DAY --amount X   the payment side reports an unpaid charge (0: paid)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rk.add_argument(
+        "action",
+        choices=[
+            "scan",
+            "findings",
+            "accept",
+            "undo",
+            "dismiss",
+            "entries",
+            "publish",
+            "run",
+            "unpaid",
+        ],
+    )
+    rk.add_argument(
+        "id", nargs="?", type=int, help="accept/undo/dismiss: the finding's id; unpaid: the account"
+    )
+    rk.add_argument("day", nargs="?", type=_day_arg, help="unpaid: the service day (YYYY-MM-DD)")
+    rk.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="the risk settings in TOML (rules' action, min_score, expire_s and their own "
+        "knobs; network travel times; deny_valid_s): docs/fraud.md. Default: the built-in ones",
+    )
+    rk.add_argument(
+        "--key",
+        help="publish/run: the operator key that signs deny lists (the root key of `faregate "
+        "keys init`, operator/root.key; FAREGATE_PASSPHRASE if encrypted)",
+    )
+    rk.add_argument("--root-key-id", type=int, default=1, help="that key's id (default 1)")
+    rk.add_argument("--operator", help="accept/undo/dismiss: who decides (audited)")
+    rk.add_argument("--reason", default="", help="accept/undo/dismiss: why")
+    rk.add_argument("--state", help="findings: only this state")
+    rk.add_argument("--account", type=int, help="findings: only this account")
+    rk.add_argument("--amount", type=_amount_arg, help="unpaid: the unpaid amount (12.50)")
+    rk.add_argument(
+        "--now", type=int, help="the time to act at, unix seconds (default: the clock's)"
+    )
+    add_json(rk)
 
     pb = g.add(
         "publish",
@@ -911,6 +975,130 @@ def cmd_import(args: argparse.Namespace, events: Events) -> int:
     else:
         events.say(message)
     return 0
+
+
+def cmd_risk(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import risk
+
+    store = _store(args.db)
+    cfg = risk.load_config(args.rules)
+    now = args.now if args.now is not None else int(time.time())
+    act = args.action
+    if act in ("accept", "undo", "dismiss", "unpaid") and args.id is None:
+        raise CliError(
+            "risk %s needs an id" % act, "see `faregate backoffice risk --help`", EXIT_USAGE
+        )
+    if act in ("accept", "undo", "dismiss"):
+        if not args.operator:
+            raise CliError(
+                "risk %s needs --operator" % act, "say who decides: --operator NAME", EXIT_USAGE
+            )
+        fn = {"accept": risk.accept, "undo": risk.undo, "dismiss": risk.dismiss}[act]
+        f = fn(store, args.id, args.operator, args.reason, now)
+        events.result(True, "finding %d is %s" % (f["id"], f["state"]), **_finding_out(f))
+        return 0
+    if act == "unpaid":
+        if args.day is None or args.amount is None:
+            raise CliError(
+                "risk unpaid needs ACCOUNT DAY --amount",
+                "e.g. risk unpaid 4711 2026-01-15 --amount 12.50",
+                EXIT_USAGE,
+            )
+        store.risk_note_unpaid(args.id, args.day, args.amount, now)
+        events.result(
+            True, "account %d owes %s for %s" % (args.id, _money(args.amount), _day(args.day))
+        )
+        return 0
+    if act == "findings":
+        rows = [_finding_out(f) for f in store.risk_findings(args.state, args.account)]
+        if not args.json:
+            for r in rows:
+                r["time"] = _when(r["time"])
+        cols = ["id", "time", "rule", "account_id", "cred_no", "score", "state", "detail"]
+        _print(events, rows, cols, "no findings", "findings")
+        return 0
+    if act == "entries":
+        rows = store.risk_deny_entries()
+        for r in rows:
+            r["account_id"], r["cred_no"] = r["deny_key"] >> 24, r["deny_key"] & 0xFFFFFF
+            if not args.json:
+                r["expires"] = _when(r["expires"])
+        cols = [
+            "account_id",
+            "cred_no",
+            "reason",
+            "finding_id",
+            "want",
+            "listed",
+            "version",
+            "expires",
+        ]
+        _print(events, rows, cols, "no deny entries", "entries")
+        return 0
+    summary: dict[str, Any] = {}
+    if act in ("scan", "run"):
+        out = risk.scan(store, cfg, now)
+        for f in out["findings"]:
+            if args.json:
+                events.emit(dict(_finding_out(f), event="finding"))
+            else:
+                events.say(
+                    "finding %d %s account %d/%d score %d: %s -> %s"
+                    % (
+                        f["id"],
+                        f["rule"],
+                        f["account_id"],
+                        f["cred_no"],
+                        f["score"],
+                        f["detail"],
+                        f["state"],
+                    )
+                )
+        summary["findings"] = len(out["findings"])
+    if act in ("publish", "run"):
+        if not args.key:
+            raise CliError(
+                "risk %s needs --key" % act,
+                "give the operator key that signs deny lists: --key operator/root.key",
+                EXIT_USAGE,
+            )
+        pub = risk.publish(store, cfg, load_signer(args.key), now, args.root_key_id)
+        summary["published"] = pub
+    message = "; ".join(
+        ["%d new finding(s)" % summary["findings"]] if "findings" in summary else []
+    )
+    if "published" in summary:
+        pub = summary["published"]
+        text = (
+            "nothing to publish"
+            if pub is None
+            else "published deny_delta version %d (+%d -%d)"
+            % (pub["version"], len(pub["adds"]), len(pub["removes"]))
+        )
+        message = "; ".join(x for x in (message, text) if x)
+    events.result(True, message, **summary)
+    return 0
+
+
+def _finding_out(f: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: f[k]
+        for k in (
+            "id",
+            "time",
+            "rule",
+            "account_id",
+            "cred_no",
+            "score",
+            "state",
+            "detail",
+            "evidence",
+            "expires",
+            "operator",
+            "note",
+            "decided",
+        )
+    }
 
 
 def cmd_publish(args: argparse.Namespace, events: Events) -> int:

@@ -66,12 +66,14 @@ def trust_blob(version=1, keys=None, valid_until=NOW + 7 * 86400, signer=ROOT, r
     return trustlist.build(version, NOW - 600, valid_until, keys, signer.sign, root_key_id)
 
 
-def deny_snapshot(version, keys, signer=ROOT):
-    return denylist.build_snapshot(version, NOW - 60, keys, signer.sign)
+def deny_snapshot(version, keys, signer=ROOT, valid_until=0):
+    return denylist.build_snapshot(version, NOW - 60, keys, signer.sign, valid_until=valid_until)
 
 
-def deny_delta(from_v, to_v, adds=(), removes=(), signer=ROOT):
-    return denylist.build_delta(from_v, to_v, NOW - 30, adds, removes, signer.sign)
+def deny_delta(from_v, to_v, adds=(), removes=(), signer=ROOT, valid_until=0):
+    return denylist.build_delta(
+        from_v, to_v, NOW - 30, adds, removes, signer.sign, valid_until=valid_until
+    )
 
 
 # A stand-in signature scheme (sig = SHA-256(key || message) twice), kept for tests of other

@@ -113,12 +113,26 @@ def test_deny_base_round_trip_and_damage():
     data = denyfile.base(keys, 7, 1000)
     assert data[:4] == b"FGDS" and len(data) == denyfile.HEAD_LEN + 24
     assert struct.unpack("<IIII", data[4:20])[:3] == (7, 1000, 3)
-    version, issued_at, body = denyfile.parse_base(data)
-    assert (version, issued_at) == (7, 1000)
+    version, issued_at, body, valid_until = denyfile.parse_base(data)
+    assert (version, issued_at, valid_until) == (7, 1000, 0)
     assert list(denyfile.keys_from_le(body)) == list(keys)
     assert bytes(body)[:8] == struct.pack("<Q", 3)
     assert denyfile.parse_base(data[:-1]) is None and denyfile.parse_base(b"FG") is None
     assert denyfile.parse_base(b"XXXX" + data[4:]) is None
+
+
+def test_deny_base_with_valid_until_has_a_24_byte_head():
+    from array import array
+
+    keys = array("Q", [5, 9])
+    data = denyfile.base(keys, 8, 1000, 5000)
+    assert data[:4] == b"FGDU" and len(data) == denyfile.HEAD_LEN_FRESH + 16
+    assert struct.unpack("<IIII", data[4:20]) == (8, 1000, 5000, 2)
+    version, issued_at, body, valid_until = denyfile.parse_base(data)
+    assert (version, issued_at, valid_until) == (8, 1000, 5000)
+    assert list(denyfile.keys_from_le(body)) == [5, 9]
+    assert denyfile.parse_base(data[:-1]) is None
+    assert denyfile.parse_head(data[:20]) is None  # an FGDU head is 24 bytes
 
 
 def test_anchor_slots_newest_good_wins_and_the_old_layout_reads_as_lead_0():

@@ -113,7 +113,7 @@ def test_sync_uploads_reports_and_installs_a_deny_delta_that_then_refuses():
         assert client.applied == [(m.KIND_DENY_DELTA, 2)] and dev.validator.deny.version == 2
         assert dev.clock.last_good == NOW + 5  # the back office's time went to the anchor
         report = json.loads(host.status.extra)
-        assert report["deny"] == {"version": 1, "entries": 0}  # as it was at the start
+        assert report["deny"] == {"version": 1, "entries": 0, "valid_until": 0, "state": "fresh"}
         assert report["counts"] == {"accepted": 1} and report["state"] == "in_service"
         assert len(host.status.extra) < 4096
         # the same rider, a minute later at the exit... here an entry gate: denied first

@@ -128,3 +128,38 @@ def test_a_log_left_by_the_in_ram_store_is_folded_in_and_the_backend_is_chosen()
         assert type(back) is DenyStore and back.version == 2 and list(back.keys) == [ACC(1), ACC(2)]
 
     _with(body)
+
+
+def test_both_stores_keep_valid_until_across_a_restart():
+    def body(d):
+        for cls, sub in ((DenyStore, "/ram"), (FlashDenyStore, "/flash")):
+            path = d + sub
+            _mkdir(path)
+            store = cls(path, codes.ROOTS, codes.VERIFIER)
+            assert store.valid_until == 0 and not store.stale(codes.NOW + 10**6)
+            snap = codes.deny_snapshot(1, [ACC(5)], valid_until=codes.NOW + 100)
+            assert store.install(snap)
+            assert store.valid_until == codes.NOW + 100
+            assert not store.stale(codes.NOW + 99) and store.stale(codes.NOW + 100)
+            beat = codes.deny_delta(1, 2, valid_until=codes.NOW + 500)  # empty: freshness only
+            assert store.install(beat) and store.version == 2 and store.is_denied(5, 1)
+            assert not store.stale(codes.NOW + 400)
+            store.close()
+            again = cls(path, codes.ROOTS, codes.VERIFIER)
+            assert (again.version, again.valid_until) == (2, codes.NOW + 500)
+            assert again.status()["valid_until"] == codes.NOW + 500 and again.is_denied(5, 1)
+            again.compact()  # the RAM store folds the log into an FGDU deny.base
+            again.close()
+            third = cls(path, codes.ROOTS, codes.VERIFIER)
+            assert (third.version, third.valid_until) == (2, codes.NOW + 500)
+            plain = codes.deny_delta(2, 3, adds=[ACC(6)])  # format 1: no valid_until any more
+            assert third.install(plain) and third.valid_until == 0
+            third.close()
+
+    _with(body)
+
+
+def _mkdir(path):
+    import os
+
+    os.mkdir(path)

@@ -101,6 +101,33 @@ def test_deny_list_formats_strict():
     assert raises(FormatError, denylist.parse, snap[:-1]).reason == "list_malformed"
 
 
+def test_deny_list_format_2_carries_valid_until_in_its_header():
+    snap = codes.deny_snapshot(3, [CRED(5, 2)], valid_until=codes.NOW + 3600)
+    assert snap[4] == denylist.FORMAT_FRESH and len(snap) == 32 + 8 + 64
+    assert snap[20:24] == (codes.NOW + 3600).to_bytes(4, "big")
+    assert snap[24:32] == b"\x00\x00\x00\x01\x00\x00\x00\x00"  # add_count, remove_count
+    assert snap[32:40] == CRED(5, 2).to_bytes(8, "big")
+    dl = denylist.parse(snap)
+    assert dl.valid_until == codes.NOW + 3600 and list(dl.adds) == [CRED(5, 2)]
+    old = codes.deny_snapshot(3, [CRED(5, 2)])
+    assert old[4] == denylist.FORMAT and denylist.parse(old).valid_until == 0  # format 1 as ever
+    empty = codes.deny_delta(3, 4, valid_until=codes.NOW + 7200)  # a freshness heartbeat
+    dl = denylist.parse(empty)
+    assert (dl.kind, len(dl.adds), len(dl.removes), dl.valid_until) == (
+        denylist.KIND_DELTA,
+        0,
+        0,
+        codes.NOW + 7200,
+    )
+    b = bytearray(snap)
+    b[20:24] = (codes.NOW - 60).to_bytes(4, "big")  # valid_until == issued_at
+    assert raises(FormatError, denylist.parse, bytes(b)).reason == "list_malformed"
+    b = bytearray(snap)
+    b[4] = 3  # an unknown format
+    assert raises(FormatError, denylist.parse, bytes(b)).reason == "list_malformed"
+    assert raises(FormatError, denylist.parse, snap[:-8]).reason == "list_malformed"
+
+
 def test_merge():
     from array import array
 

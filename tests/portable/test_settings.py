@@ -31,6 +31,8 @@ def _other(row):
         return not default
     if kind == "choice":
         return [c for c in bounds if c != default][0]
+    if kind == "ints":
+        return [bounds[1], bounds[0]]
     return bounds[0] if bounds[0] != default else bounds[1]
 
 

@@ -221,3 +221,52 @@ def test_config_from_the_provisioned_gate_config():
     assert (c.gate_scope, c.window_s, c.skew_s, c.stale_policy) == (6, 30, 10, "grace")
     c = config_from_gate_config({"validation.skew_s": 3, "validation.stale_trust": "refuse"})
     assert (c.gate_scope, c.skew_s, c.stale_policy) == (1, 3, "refuse")
+
+
+def _deny_until(valid_until):
+    store = DenyStore(None, codes.ROOTS, codes.VERIFIER)
+    store.install(codes.deny_snapshot(1, [denylist.account_key(99)], valid_until=valid_until))
+    return store
+
+
+def test_stale_deny_list_policies():
+    fresh = _validator(deny=_deny_until(NOW + 60))
+    d = fresh.check(codes.code(), NOW)
+    assert d.accept and d.flags == () and d.offline_limit == 5000
+    assert fresh.status(NOW)["deny"]["state"] == "fresh"
+    # past valid_until: "limit" (the default) accepts, flagged, with the lowered limit
+    limited = _validator(deny=_deny_until(NOW - 1))
+    d = limited.check(codes.code(), NOW)
+    assert d.accept and d.flags == ("deny_stale",) and d.offline_limit == 0
+    st = limited.status(NOW)
+    assert st["deny"]["state"] == "stale" and st["deny"]["policy"] == "limit"
+    assert st["deny"]["valid_until"] == NOW - 1
+    assert st["notice"] == "Deny list out of date - limited service"
+    accept = _validator(deny=_deny_until(NOW - 1), stale_deny_policy="accept")
+    d = accept.check(codes.code(), NOW)
+    assert d.accept and d.flags == ("deny_stale",) and d.offline_limit == 5000
+    refuse = _validator(deny=_deny_until(NOW - 1), stale_deny_policy="refuse")
+    d = refuse.check(codes.code(), NOW)
+    assert not d.accept and d.reason == "deny_list_stale"
+    assert refuse.status(NOW)["notice"] == "Deny list expired - see staff"
+    # a denied account is still "denied", whatever the freshness
+    denied = codes.credential(account_id=99)
+    assert refuse.check(codes.code(denied), NOW).reason == "denied"
+    # a format-1 list (no valid_until) never goes stale
+    plain = DenyStore.from_keys([])
+    d = _validator(deny=plain, stale_deny_policy="refuse").check(codes.code(), NOW + 10**6)
+    assert d.reason != "deny_list_stale"
+
+
+def test_risk_class_caps_the_offline_limit_and_refuses_a_first_ride():
+    risky = codes.credential(risk_class=2, valid_from=NOW - 600)
+    v = _validator(class_offline_limits=[5000, 3000, 1000])
+    assert v.check(codes.code(risky), NOW).offline_limit == 1000
+    other = codes.credential(risk_class=3, valid_from=NOW - 600)  # past the list: its own
+    assert v.check(codes.code(other), NOW).offline_limit == 5000
+    v = _validator(no_first_ride=[2], first_ride_s=3600)
+    d = v.check(codes.code(risky), NOW)
+    assert not d.accept and d.reason == "first_ride_refused"
+    assert v.check(codes.code(other), NOW).accept  # class 3 may
+    older = codes.credential(risk_class=2, valid_from=NOW - 3600)
+    assert v.check(codes.code(older), NOW).accept  # issued an hour ago: no longer a first ride
