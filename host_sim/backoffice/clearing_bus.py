@@ -122,9 +122,15 @@ def journeys(account: int, taps: list, b: dict[str, Any], as_of: int) -> list[di
 
     def missing_exit(entry: Any) -> dict[str, Any]:
         return _journey(
-            "bus", account, entry, None, "missing_exit", b["max_fare"], "bus.max_fare",
+            "bus",
+            account,
+            entry,
+            None,
+            "missing_exit",
+            b["max_fare"],
+            "bus.max_fare",
             _flags_of(entry),
-        )  # fmt: skip
+        )
 
     for tap in taps:
         emergency = tap.flags & FLAG_EMERGENCY
@@ -138,9 +144,15 @@ def journeys(account: int, taps: list, b: dict[str, Any], as_of: int) -> list[di
                 open_ = tap
             else:
                 open_j = _journey(
-                    "bus", account, tap, None, "complete", b["flat_fare"], "bus.flat_fare",
+                    "bus",
+                    account,
+                    tap,
+                    None,
+                    "complete",
+                    b["flat_fare"],
+                    "bus.flat_fare",
                     _flags_of(tap),
-                )  # fmt: skip
+                )
                 open_ = tap
                 out.append(open_j)
         elif tap.direction == DIR_EXIT:
