@@ -81,6 +81,15 @@ SECTIONS: dict[str, dict[str, Any]] = {
 RECOVERY_LIMIT_S = 3600
 
 
+def is_route_file(path: str) -> bool:
+    """Whether a scenario file is a bus route (it has a [route] table), not a station."""
+    try:
+        with open(path, "rb") as f:
+            return isinstance(tomllib.load(f).get("route"), dict)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 def load(path: str) -> dict[str, Any]:
     """The scenario file with every default filled in; ScenarioError names a bad key."""
     with open(path, "rb") as f:
@@ -587,18 +596,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
     try:
-        sc = load(args.scenario)
+        return run_file(load(args.scenario), args.seed, args.out, args.json)
     except ScenarioError as e:
         print("busroute: error: %s" % e, file=sys.stderr)
         return 2
-    return run_file(sc, args.seed, args.out, args.json)
 
 
 def run_file(sc: dict[str, Any], seed: int, out: str | None, as_json: bool) -> int:
     import shutil
 
     out = out or os.path.join("run", "%s-%d" % (sc["name"], seed))
-    shutil.rmtree(out, ignore_errors=True)
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.exists(os.path.join(out, "report.json")):
+            raise ScenarioError(
+                "%s is not empty and holds no earlier simulation (no report.json): give --out "
+                "a new or empty directory" % out
+            )
+        shutil.rmtree(out)
     rep = BusRoute(sc, seed, os.path.join(out, "work")).run()
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(rep, f, sort_keys=True, indent=1)
