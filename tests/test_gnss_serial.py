@@ -10,7 +10,7 @@ import time
 import pynmea2
 import pytest
 
-from drivers.linux.gnss_serial import from_url, parse_pynmea2
+from drivers.linux.gnss_serial import check, from_url, main, parse_pynmea2
 from drivers.portable import wiring
 from firmware.compose.device import gate_loop
 from firmware.gate import bus, modes
@@ -132,3 +132,36 @@ def test_a_linux_bus_validator_wired_from_urls(tmp_path):
         engine.close()
         rx.close()
         journal.close()
+
+
+def test_the_technicians_fix_check_over_a_pty(capsys):
+    good, bad = _vectors()
+    rx = PtyGnss()
+    gnss = from_url("serial:%s" % rx.path)  # open first: pyserial flushes what came before
+    try:
+        for line in [good[-2], bad[0], good[0], good[1]]:  # a no-fix line, a bad one, a fix
+            rx.send(line)
+        rc = check(gnss, 0.5, STOPS)
+        out = capsys.readouterr().out.splitlines()
+        assert rc == 0
+        assert out == [
+            "GGA 12:35:19  no fix",
+            "RMC 12:35:19  fix 48.1173000 N 11.5166667 E",
+            "GGA 12:35:19  fix 48.1173000 N 11.5166667 E quality 1, 8 satellites",
+            "3 position sentences, 2 with a fix; 1 lines dropped (checksum 1, malformed 0, "
+            "overlong 0)",
+            "nearest stop 101 at 5 m (inside its 40 m geofence)",
+            "fix: yes",
+        ]
+        rx.send(good[-3])  # only "no fix" now
+        assert check(gnss, 0.3) == 1
+        assert capsys.readouterr().out.splitlines()[-2:] == [
+            "1 position sentences, 0 with a fix; 1 lines dropped (checksum 1, malformed 0, "
+            "overlong 0)",
+            "fix: NO",
+        ]
+    finally:
+        gnss.close()
+    assert main([rx.path, "--seconds", "0.2"]) == 1  # the command: nothing heard, no fix
+    rx.close()
+    assert main(["/dev/nonexistent-gnss", "--seconds", "0.1"]) == 3

@@ -75,3 +75,97 @@ def from_url(url: str, machine: Any = None, ticks: Any = None) -> SerialGnss:
     if opts:
         base += "?" + "&".join("%s=%s" % kv for kv in opts.items())
     return SerialGnss(base, baudrate)
+
+
+def _deg(e7: int, pos: str, neg: str) -> str:
+    return "%d.%07d %s" % (abs(e7) // 10000000, abs(e7) % 10000000, neg if e7 < 0 else pos)
+
+
+def check(port: Any, seconds: float, stops: str = "", radius_m: int = 40, out: Any = None) -> int:
+    """A technician's check of a receiver: every position sentence for `seconds`, then a
+    verdict. 0: a valid fix was seen; 1: none (or only bad lines). `port` is a GnssReceiver."""
+    import sys
+    import time
+
+    from firmware.gate import bus
+
+    out = out or sys.stdout
+    route = bus.Route(0, bus.parse_stops(stops), radius_m, 0) if stops else None
+    end = time.monotonic() + seconds
+    seen = valid = 0
+    last = None
+    while time.monotonic() < end:
+        fixes = port.fixes()
+        if not fixes:
+            time.sleep(0.05)
+            continue
+        for f in fixes:
+            seen += 1
+            t = "%s:%s:%s" % (f.time[:2], f.time[2:4], f.time[4:6]) if f.time else "--:--:--"
+            if not f.valid:
+                print("%s %s  no fix" % (f.kind, t), file=out)
+                continue
+            valid += 1
+            last = f
+            extra = " quality %d, %d satellites" % (f.quality, f.sats) if f.kind == "GGA" else ""
+            print(
+                "%s %s  fix %s %s%s"
+                % (f.kind, t, _deg(f.lat_e7, "N", "S"), _deg(f.lon_e7, "E", "W"), extra),
+                file=out,
+            )
+    stats = port.stats
+    print(
+        "%d position sentences, %d with a fix; %d lines dropped (checksum %d, malformed %d, "
+        "overlong %d)"
+        % (
+            seen,
+            valid,
+            port.bad,
+            stats["nmea_checksum"],
+            stats["nmea_malformed"],
+            stats["overlong"],
+        ),
+        file=out,
+    )
+    if route is not None and last is not None:
+        best = min(route.stops, key=lambda s: bus.distance_m(s[1], s[2], last.lat_e7, last.lon_e7))
+        d = bus.distance_m(best[1], best[2], last.lat_e7, last.lon_e7)
+        where = "inside" if d <= radius_m else "outside"
+        print(
+            "nearest stop %d at %.0f m (%s its %d m geofence)" % (best[0], d, where, radius_m),
+            file=out,
+        )
+    print("fix: %s" % ("yes" if valid else "NO"), file=out)
+    return 0 if valid else 1
+
+
+def main(argv: Any = None) -> int:
+    """`python -m drivers.linux.gnss_serial PORT`: is the receiver wired and does it have a fix?"""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m drivers.linux.gnss_serial",
+        description="Read a GNSS receiver's NMEA sentences (RMC, GGA) for a few seconds and say "
+        "whether it has a fix (docs/technician-guide.md, bus validators). Exit 0: a fix; 1: no "
+        "fix; 3: the port cannot be opened.",
+    )
+    ap.add_argument("port", help="the receiver's serial port, e.g. /dev/ttyUSB3 (or a URL)")
+    ap.add_argument("--baudrate", type=int, default=9600, help="default 9600 (8N1)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="how long to listen (default 5)")
+    ap.add_argument("--stops", default="", help='the route\'s bus.stops ("id:lat:lon;...")')
+    ap.add_argument("--radius", type=int, default=40, help="geofence radius, m (default 40)")
+    args = ap.parse_args(argv)
+    try:
+        rx = SerialGnss(args.port, args.baudrate)
+    except (OSError, serial.SerialException) as e:
+        print("gnss: cannot open %s: %s" % (args.port, e), file=sys.stderr)
+        return 3
+    try:
+        return check(rx, args.seconds, args.stops, args.radius)
+    finally:
+        rx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
