@@ -101,3 +101,26 @@ def test_the_money_invariant_prices_bus_journeys_on_its_own():
     assert got == {"bus": 220 + 0 + 300 + 200 + 0, "metro": 220 + 250}
     flat = clearing.load_tariff(None)
     assert invariants.expected_charges(js[:2], flat, t + 10000) == {"bus": 200 + 0}
+
+
+def _doc_block():
+    import re
+
+    with open(os.path.join(ROOT, "docs", "scenarios.md")) as f:
+        text = f.read()
+    m = re.search(r"<!-- busroute:keys -->\n(.*?)<!-- /busroute:keys -->", text, re.S)
+    assert m, "docs/scenarios.md has no busroute:keys block"
+    return text, m
+
+
+def test_docs_list_every_bus_route_key():
+    _text, m = _doc_block()
+    assert m.group(1) == busroute.doc_table() + "\n", (
+        "docs/scenarios.md: the bus route keys are stale; run python -m tests.test_sim_bus"
+    )
+
+
+if __name__ == "__main__":  # rewrite the block
+    text, m = _doc_block()
+    with open(os.path.join(ROOT, "docs", "scenarios.md"), "w") as f:
+        f.write(text[: m.start(1)] + busroute.doc_table() + "\n" + text[m.end(1) :])

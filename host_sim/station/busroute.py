@@ -79,6 +79,55 @@ SECTIONS: dict[str, dict[str, Any]] = {
     },
 }
 RECOVERY_LIMIT_S = 3600
+# what each key means, for docs/scenarios.md (tests/test_sim_bus.py keeps the page equal to it)
+MEANING = {
+    "name": "name used in the report and the default output directory",
+    "description": "one line for the report",
+    "start": "simulated time the service starts (RFC 3339 or unix seconds)",
+    "duration_s": "service time: riders arrive, vehicles run; then the last runs to the depot",
+    "tariff": "the tariff file (relative to the scenario) the back office clears with",
+    "route.number": "the route number in the validators' config (bus.route)",
+    "route.stops": '"id:lat:lon;..." in route order (the validators\' bus.stops)',
+    "route.radius_m": "the stops' geofence radius (bus.radius_m)",
+    "route.validator_dwell_s": "how long inside a geofence before a stop counts (bus.dwell_s)",
+    "vehicles.count": "vehicles on the route, each with one validator (device ids from 3001)",
+    "vehicles.headway_s": "time between the vehicles' departures from the first stop",
+    "vehicles.speed_mps": "driving speed between stops, m/s",
+    "vehicles.dwell_s": "time a vehicle stands at a stop (riders tap 10 s after it arrives)",
+    "vehicles.layover_s": "extra time at each terminus (the depot: coverage)",
+    "coverage.gaps": "[[from, to]] fractions of the route length without mobile coverage",
+    "coverage.tunnels": "[[from, to]] fractions of the route length without a GNSS fix",
+    "riders.per_stop_per_hour": "riders arriving at each stop per hour",
+    "riders.ride_stops": "[low, high] stops a rider rides",
+    "riders.tap_off_share": "riders who tap off when they alight (the rest forget)",
+    "riders.transfer_share": "riders who go back on the next vehicle the other way",
+    "backoffice.sync_interval_s": "time between a validator's sync sessions",
+    "backoffice.retry_s": "wait after a failed session (no coverage, a session cut)",
+    "backoffice.timeout_s": "a session hearing nothing this long is abandoned",
+    "backoffice.batch_size": "records per batch frame",
+    "backoffice.latency_ms": "[low, high] one-way delay on the mobile link",
+    "backoffice.drop_rate": "share of transmissions lost",
+    "backoffice.duplicate_rate": "share of transmissions duplicated",
+    "backoffice.corrupt_rate": "share of transmissions with a bit flipped",
+}
+
+
+def doc_table() -> str:
+    """The markdown table of a bus route scenario's keys, as docs/scenarios.md shows it."""
+
+    def shown(v: Any) -> str:
+        return "`%s`" % json.dumps(v) if isinstance(v, (str, list)) else "`%s`" % v
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key in TOP:
+        lines.append("| `%s` | %s | %s |" % (key, shown(TOP[key]), MEANING[key]))
+    for section, keys in SECTIONS.items():
+        for key, default in keys.items():
+            name = "%s.%s" % (section, key)
+            lines.append(
+                "| `[%s]` `%s` | %s | %s |" % (section, key, shown(default), MEANING[name])
+            )
+    return "\n".join(lines)
 
 
 def is_route_file(path: str) -> bool:
