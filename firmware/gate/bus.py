@@ -24,6 +24,7 @@ import math
 
 from firmware import platform
 from firmware.gate import policy as _policy
+from protocol.errors import FormatError
 from protocol.fsm import SAME
 
 MOVING = "moving"
@@ -67,8 +68,10 @@ def policy(cfg: dict):
     return _policy.Passback(int(cfg["passback_s"]), False)
 
 
-class RouteError(ValueError):
-    pass
+class RouteError(FormatError):
+    """A bus.stops setting that is not a list of stops (names the bad entry)."""
+
+    reason = "bad_config"
 
 
 def _e7(text: str) -> int:

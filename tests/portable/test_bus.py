@@ -266,3 +266,24 @@ def test_an_emergency_leaves_the_position_alone_and_it_is_found_again():
         g.journal.close()
     finally:
         rmtree(d)
+
+
+def test_a_config_with_unreadable_stops_is_refused():
+    from firmware.compose import gate_config
+    from firmware.settings import SettingError
+
+    cfg = {
+        "version": 1,
+        "device_id": 31,
+        "name": "V7",
+        "station": 0,
+        "lane": 1,
+        "mode": "bus",
+        "direction": "both",
+        "scope": 1,
+        "bus": {"vehicle": 7, "route": 31, "stops": STOPS},
+    }
+    gate_config.validate(cfg, 31)
+    cfg["bus"]["stops"] = STOPS + ";104:48.13"
+    e = raises(SettingError, gate_config.validate, cfg, 31)
+    assert e.setting == "bus.stops" and e.reason == "bad_config"
