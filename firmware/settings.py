@@ -45,7 +45,7 @@ SCHEMA = (
     ("station", "int", (0, 0xFFFF), None, "", "station number"),
     ("station_name", "str", (0, 64), None, "", "station name, for displays and reports"),
     ("lane", "int", (0, 255), None, "", "lane number at the station"),
-    ("mode", "choice", ("metro", "parking", "store"), None, "",
+    ("mode", "choice", ("metro", "parking", "store", "bus"), None, "",
      "the gate mode (docs/gate-modes.md)"),
     ("direction", "choice", ("entry", "exit", "both"), None, "",
      "which way the gate lets people through"),
@@ -152,6 +152,19 @@ SCHEMA = (
      "station's gates"),
     ("gate.value", "int", (0, 1000000), 0, "minor units",
      "nominal value of one passage, journaled and counted by the offline limits"),
+    ("gate.show_ms", "int", (200, 60000), 2000, "ms",
+     "bus: how long the validator shows an accepted tap before the ready prompt"),
+    # the bus validator (firmware/gate/bus.py; docs/operator-guide.md, routes and stops)
+    ("bus.vehicle", "int", (0, 0xFFFF), 0, "", "bus: the vehicle this validator is fitted to"),
+    ("bus.route", "int", (0, 0xFFFF), 0, "", "bus: the route the vehicle runs"),
+    ("bus.stops", "str", (0, 2047), None, "",
+     "bus: the route's stops in order, \"id:lat:lon;id:lat:lon\" (decimal degrees; stop ids "
+     "are the network's station ids)"),
+    ("bus.radius_m", "int", (5, 500), 40, "m", "bus: a stop's geofence radius"),
+    ("bus.dwell_s", "int", (0, 300), 5, "s",
+     "bus: how long the vehicle stays inside a stop's geofence before the stop is reached"),
+    ("bus.fix_timeout_s", "int", (1, 600), 5, "s",
+     "bus: no valid GNSS fix for this long and the position is lost (records flagged)"),
     # maintenance
     ("selftest.scan_timeout_s", "int", (1, 120), 15, "s",
      "how long the self-test waits for a scan"),

@@ -252,6 +252,35 @@ REASONS = {
         "A technician set the clock: the record's time is the gate's time before, its value "
         "the time set, counter 1 when the operator root signed it (svc_clock_bound: refused).",
     ),
+    # the bus validator (firmware/gate/bus.py, protocol/nmea.py), 320-329
+    "stop_reached": (
+        320,
+        "",
+        "A bus validator's vehicle reached a stop of its route (inside the stop's geofence for "
+        "bus.dwell_s); the record's station is the stop.",
+    ),
+    "gnss_fix": (
+        321,
+        "",
+        "The validator's GNSS receiver has a position fix (at boot, or again after gnss_lost).",
+    ),
+    "gnss_lost": (
+        322,
+        "",
+        "No valid GNSS fix for bus.fix_timeout_s (receiver without fix, unplugged, or bad "
+        "sentences): taps are still accepted, their records flagged with the last stop reached.",
+    ),
+    "nmea_checksum": (
+        323,
+        "",
+        "An NMEA 0183 sentence whose checksum does not match its text: dropped (noise on the "
+        "GNSS receiver's UART, wrong baud rate).",
+    ),
+    "nmea_malformed": (
+        324,
+        "",
+        "A line from the GNSS receiver that is not a well-formed NMEA 0183 sentence: dropped.",
+    ),
     "test_card": (
         78,
         "Test card read",

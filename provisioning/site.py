@@ -7,7 +7,7 @@
     [station]
     id = 12
     name = "Central"
-    mode = "metro"                      # metro | parking | store
+    mode = "metro"                      # metro | parking | store | bus
     scope = 1                           # product bits this station's gates accept
 
     [lists]                             # files loaded onto every gate (paths relative to
@@ -18,6 +18,7 @@
     [validation]  window_s = 30, ...    optional: the settings of that section in
     [limits]      [selftest]  [clock]   firmware/settings.py (docs/service-console.md lists them)
     [timing]      pass_ms = 6000, ...   the gate.* settings (the gate modes' timings)
+    [bus]         route, stops, ...     the bus.* settings of a route's validators (mode bus)
     [sync]        host, port (or hosts = "bo1:7700,bo2:7700": several front ends of one
                   back office, tried in order with failover), host_key (the back office's
                   sync key, hex; default: sync.pub of the operator directory, next to
@@ -30,6 +31,7 @@
     device_id = 1017                    # optional: checked against the plugged-in gate
     lane = 1
     direction = "entry"                 # entry | exit | both
+    vehicle = 7                         # bus validators: the vehicle it is fitted to
 
 Every error names the file, the line and the field: `site.toml:14: gate[2].direction: ...`.
 tomllib reports lines only for syntax errors, so `find_line` finds a key's line itself.
@@ -63,9 +65,11 @@ SECTIONS: dict[str, dict[str, str]] = {
     "selftest": _rows("selftest"),
     "clock": _rows("clock"),
     "timing": _rows("gate"),
+    "bus": {k: v for k, v in _rows("bus").items() if k != "vehicle"},  # per gate: [[gate]]
 }
 REQUIRED_SECTIONS = ("operator", "station", "lists")
 GATE_KEYS = {"name": "!name", "device_id": "device_id", "lane": "!lane", "direction": "!direction"}
+GATE_KEYS["vehicle"] = "bus.vehicle"
 
 
 class SiteError(ProvisioningError):
@@ -138,6 +142,7 @@ class Gate:
         self.device_id: int | None = fields.get("device_id")
         self.lane: int = fields["lane"]
         self.direction: str = fields["direction"]
+        self.vehicle: int | None = fields.get("vehicle")
         self.line = line
 
 
@@ -209,6 +214,8 @@ class Site:
                 field = target.lstrip("!")
                 if field and key in self.data.get(section, {}):
                     _put(cfg, field, self.data[section][key])
+        if gate.vehicle is not None:
+            _put(cfg, "bus.vehicle", gate.vehicle)
         return cfg
 
 

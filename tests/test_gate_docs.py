@@ -7,6 +7,7 @@ changes and the page does not. Regenerate the blocks with
 import os
 import re
 
+from firmware.gate import bus as mode_bus
 from firmware.gate import metro as mode_metro
 from firmware.gate import modes
 from firmware.gate import parking as mode_parking
@@ -22,6 +23,7 @@ TABLES = {
     "metro": (mode_metro.TABLE, mode_metro.SCANS),
     "parking": (mode_parking.TABLE, mode_parking.SCANS),
     "store": (mode_store.TABLE, mode_store.SCANS),
+    "bus": (mode_bus.TABLE, mode_bus.SCANS),
 }
 
 

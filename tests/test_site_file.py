@@ -186,3 +186,50 @@ def test_the_registry_is_a_path_beside_the_site_file_or_a_database_url(tmp_path)
     assert st.registry == str(tmp_path / "db" / "bo.sqlite")
     url = "postgresql://faregate@127.0.0.1:5432/backoffice"
     assert site.load(_write(tmp_path, text.replace("REG", url))).registry == url
+
+
+BUS_SITE = """\
+[operator]
+ca_key = "keys/root.key"
+
+[station]
+id = 0
+name = "Depot North"
+mode = "bus"
+scope = 1
+
+[lists]
+trust_list = "trust.bin"
+
+[bus]
+route = 31
+stops = "101:48.1173:11.5166;102:48.1209:11.5166"
+radius_m = 35
+
+[[gate]]
+name = "V7-front"
+lane = 1
+direction = "both"
+vehicle = 7
+"""
+
+
+def test_a_bus_route_site_file_gives_each_validator_its_route_and_vehicle(tmp_path):
+    from firmware.compose import gate_config
+
+    st = site.load(_write(tmp_path, BUS_SITE))
+    cfg = st.config_for(st.gates[0], 2001)
+    assert cfg["mode"] == "bus"
+    assert cfg["bus"] == {
+        "route": 31,
+        "stops": "101:48.1173:11.5166;102:48.1209:11.5166",
+        "radius_m": 35,
+        "vehicle": 7,
+    }
+    gate_config.validate(cfg, 2001)
+    bad = BUS_SITE.replace("radius_m = 35", "radius_m = 1").replace("vehicle = 7", "vehicle = -1")
+    errors, _e = _errors(tmp_path, bad)
+    assert [(line, field) for line, field, _p in errors] == [
+        (16, "bus.radius_m"),
+        (22, "gate[1].vehicle"),
+    ]

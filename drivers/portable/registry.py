@@ -56,6 +56,10 @@ BACKENDS = {
         "uart": "drivers.mcu.link_uart:from_url",
     },
     "disk": {},
+    "gnss": {
+        "serial": "drivers.linux.gnss_serial:from_url",
+        "uart": "drivers.mcu.gnss_uart:from_url",
+    },
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")

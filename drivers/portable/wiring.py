@@ -15,7 +15,9 @@ entry of the gate's device.json):
       "rtc":       "machine:",                   # the board's RTC (MCU gates); default: the
                                                  # platform's clock (maintenance/wallclock.py)
       "disk":      "sim:station/metro-1/disk",   # the file layer; default: firmware.platform's
-    }                                            # (only the simulator's disks so far)
+                                                 # (only the simulator's disks so far)
+      "gnss":      "uart:2?baudrate=9600",       # bus validators: the GNSS receiver (no
+    }                                            # barrier needed then)
 
 `build(spec)` opens every device and returns a `Hardware`: what firmware/compose/device.py composes
 a gate from (the station simulator too, from `sim:` URLs; tests and benchmarks may hand in
@@ -37,7 +39,18 @@ INPUTS = {
     "exit_button": ("exit_request", None),
     "service": ("service_off", "service_on"),  # a key switch: on = out of service
 }
-KNOWN = ("readers", "barrier", "beams", "loops", "inputs", "display", "indicator", "rtc", "disk")
+KNOWN = (
+    "readers",
+    "barrier",
+    "beams",
+    "loops",
+    "inputs",
+    "display",
+    "indicator",
+    "rtc",
+    "disk",
+    "gnss",
+)
 REOPEN_S = 1.0  # a reader that failed to open is tried again this much later
 
 
@@ -48,6 +61,7 @@ class Hardware:
     beams, loops (or None)                    passage beams / vehicle loops: .read() -> (a, b)
     readers() -> [(reader, direction)]        direction None: the gate's own
     inputs() -> [(input, on_event, off_event)]
+    gnss (or None)                            a bus validator's receiver: .fixes() -> [Fix]
     rtc (or None), disk (optional)            the board's clock (`.now()`, `.set(t)`) and file
                                               layer, when they are not the platform's (an
                                               MCU's machine.RTC; simulators)
@@ -64,8 +78,10 @@ class Hardware:
         inputs=(),
         rtc=None,
         disk=None,
+        gnss=None,
     ):
         self.barrier = barrier
+        self.gnss = gnss
         self.rtc = rtc
         self.disk = disk
         self.display = display if display is not None else NullDisplay()  # read by tests
@@ -133,8 +149,8 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
     for key in hardware:
         if key not in KNOWN:
             raise ValueError("unknown hardware key %r (known: %s)" % (key, ", ".join(KNOWN)))
-    if "barrier" not in hardware:
-        raise ValueError("hardware needs a barrier (or door lock) URL")
+    if "barrier" not in hardware and "gnss" not in hardware:
+        raise ValueError("hardware needs a barrier (or door lock) URL, or a bus's gnss URL")
 
     def dev(kind, url):
         return registry.open_device(kind, url, machine=machine, ticks=ticks)
@@ -149,7 +165,7 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
         on, off = INPUTS[name]
         inputs.append((dev("input", url), on, off))
     return Hardware(
-        barrier=dev("barrier", hardware["barrier"]),
+        barrier=dev("barrier", hardware["barrier"]) if "barrier" in hardware else None,
         display=dev("display", hardware["display"]) if "display" in hardware else None,
         indicator=dev("indicator", hardware["indicator"]) if "indicator" in hardware else None,
         readers=[(reader(r["url"]), r.get("direction")) for r in hardware.get("readers", ())],
@@ -158,4 +174,5 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
         inputs=inputs,
         rtc=dev("rtc", hardware["rtc"]) if "rtc" in hardware else None,
         disk=dev("disk", hardware["disk"]) if "disk" in hardware else None,
+        gnss=dev("gnss", hardware["gnss"]) if "gnss" in hardware else None,
     )

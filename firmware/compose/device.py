@@ -84,6 +84,7 @@ from protocol.fsm import OTHERWISE, SAME, Guarded, Machine
 from protocol.records import DIR_ENTRY, DIR_EXIT
 
 MODES = {"metro": modes.MODE_METRO, "parking": modes.MODE_PARKING, "store": modes.MODE_STORE}
+MODES["bus"] = modes.MODE_BUS
 DIRECTIONS = {"entry": DIR_ENTRY, "exit": DIR_EXIT, "both": DIR_ENTRY}  # "both": per reader
 JOURNAL_CAPACITY = 100000
 REJECT_RESERVE = JOURNAL_CAPACITY // 4
@@ -149,13 +150,20 @@ def gate_loop(
     limits=None,
     policy=None,
     ticks=None,
+    bus=None,
 ) -> GateLoop:
     """The gate and its loop over the devices of `hw` (drivers/portable/wiring.Hardware's shape):
-    what a Device runs once in service, and what tests run on their own validator and journal."""
+    what a Device runs once in service, and what tests run on their own validator and journal.
+    A bus validator (`bus`: the config's bus section) polls `hw.gnss` through bus.Position."""
+    barrier = getattr(hw, "barrier", None)
+    if barrier is None and mode == modes.MODE_BUS:
+        from firmware.gate.bus import NoBarrier
+
+        barrier = NoBarrier()
     gate = Gate(
         validator,
         journal,
-        hw.barrier,
+        barrier,
         getattr(hw, "display", None),
         clock,
         station=station,
@@ -169,13 +177,18 @@ def gate_loop(
     )
     readers = getattr(hw, "readers", None)
     inputs = getattr(hw, "inputs", None)
-    return GateLoop(
+    loop = GateLoop(
         gate,
         readers() if readers else (),
         beams=getattr(hw, "beams", None),
         loops=getattr(hw, "loops", None),
         inputs=inputs() if inputs else (),
     )
+    if mode == modes.MODE_BUS:
+        from firmware.gate import bus as _bus
+
+        loop.pollers.append(_bus.position_for(gate, getattr(hw, "gnss", None), bus or {}))
+    return loop
 
 
 def store_alarms(v) -> list:
@@ -356,7 +369,7 @@ class Device:
     def _run(self) -> None:
         """The gate loop over the validator `_build` made (in service)."""
         cfg = self.console.config
-        if self._hw("barrier") is None:
+        if self._hw("barrier") is None and cfg["mode"] != "bus":
             self.log("device: in service but no barrier is wired: the gate loop does not run")
             return
         self.loop = gate_loop(
@@ -370,6 +383,7 @@ class Device:
             settings=schema.section("gate", cfg),
             limits=self.limits,
             ticks=self.ticks,
+            bus=schema.section("bus", cfg),
         )
         self.loop.on_decision = self._logged
         self.gate = self.loop.gate

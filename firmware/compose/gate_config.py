@@ -21,6 +21,14 @@ def validate(cfg, device_id: int = 0) -> None:
     """Raise SettingError (a FormatError) naming the first bad setting; `device_id` (if given)
     must match."""
     flat = settings.validate(cfg)
+    stops = flat.get("bus.stops")
+    if stops:  # a bus validator's route: every stop must parse, or no stop is ever found
+        from firmware.gate import bus
+
+        try:
+            bus.parse_stops(stops)
+        except bus.RouteError as e:
+            raise settings.SettingError("bus.stops", str(e)) from None
     theirs = flat["device_id"]
     if device_id and theirs != device_id:
         problem = "config is for device %d, this is device %d" % (theirs, device_id)

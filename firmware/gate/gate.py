@@ -4,7 +4,7 @@ The hardware objects are handed in (duck-typed; see drivers/portable/interfaces.
     barrier.open() / barrier.close()   display.show(text)   clock.now() -> unix seconds
     indicator.signal(name)             (optional: LEDs and buzzer)
 The gate's behaviour between scans lives in its mode's table (firmware/gate/modes.py and
-firmware/gate/{metro,parking,store}.py), run by protocol/fsm.py: the table is the only thing
+firmware/gate/{metro,parking,store,bus}.py), run by protocol/fsm.py: the table is the only thing
 that moves the gate's state, and an event with no row is ignored and logged (hardware sends
 events in any state). This module runs the table's actions.
 
@@ -86,6 +86,7 @@ class Gate:
         self.pending: list = []  # [(code, direction, policy token)] accepted, not yet passed
         self.resync = None  # callable -> [events] re-announcing sensor levels (set by the loop)
         self.notice = None  # callable now -> "" or a line for the idle display (degraded)
+        self.stamp = None  # callable(record) before each record is journaled (bus: the stop)
         self.counts: dict = {}  # reason -> count, for status and reports
         self.journal_failures = 0  # event/reject records the journal could not take
         self._actions: dict = {
@@ -285,6 +286,8 @@ class Gate:
             rec.counter = code.counter
         if kind == records.KIND_PASSAGE:
             rec.value = self.config["value"]
+        if self.stamp is not None:
+            self.stamp(rec)
         return rec
 
     def _journal_event(self, reason, code=None, direction=None, flags=0, account=0) -> None:

@@ -7,6 +7,7 @@ the table is the only thing that moves a gate's state (firmware/gate/gate.py run
     firmware.gate.metro     1 metro     idle            Passback (entry / exit lines)
     firmware.gate.parking   2 parking   idle            Passback (vehicle in / out)
     firmware.gate.store     3 store     idle (locked)   Sessions
+    firmware.gate.bus       4 bus       idle (no fix)   Passback (tap-on / tap-off)
 
 The rows below are merged into every mode's table (a mode's own rows win for the same key):
 a fire alarm opens everything from any state, passages during the emergency are journaled
@@ -22,7 +23,10 @@ from firmware import settings
 from protocol.fsm import ANY, SAME, merge
 from protocol.records import MODE_METRO, MODE_PARKING, MODE_STORE  # the numbers records carry
 
-NAMES = {MODE_METRO: "metro", MODE_PARKING: "parking", MODE_STORE: "store"}
+# The bus validator's mode number; protocol/records.py names 1-3 and takes this one with record
+# v2 (records carry any mode byte; the back office's clearing knows 4 as bus).
+MODE_BUS = 4
+NAMES = {MODE_METRO: "metro", MODE_PARKING: "parking", MODE_STORE: "store", MODE_BUS: "bus"}
 
 IDLE = "idle"
 EMERGENCY = "emergency"
@@ -116,7 +120,8 @@ def config(overrides=None) -> dict:
 
 
 def build(number: int, overrides=None, policy=None) -> Mode:
-    """The Mode for `number` (MODE_METRO, MODE_PARKING, MODE_STORE) with `overrides` applied.
+    """The Mode for `number` (MODE_METRO, MODE_PARKING, MODE_STORE, MODE_BUS) with `overrides`
+    applied.
     `policy` replaces the mode's own (e.g. one Passback table shared by a station's gates)."""
     cfg = config(overrides)
     if number == MODE_METRO:
@@ -125,6 +130,8 @@ def build(number: int, overrides=None, policy=None) -> Mode:
         from firmware.gate import parking as m  # type: ignore[no-redef]
     elif number == MODE_STORE:
         from firmware.gate import store as m  # type: ignore[no-redef]
+    elif number == MODE_BUS:
+        from firmware.gate import bus as m  # type: ignore[no-redef]
     else:
         from protocol.errors import UsageError
 

@@ -41,6 +41,8 @@ Policies, in the order they apply to an account's taps:
   started 24 hours; an exit with no entry, or a stay over `max_stay_s`, is `lost_ticket`.
 - store: a session from the door's entry to its exit is charged its basket (the records'
   value); one not closed within `max_session_s` is `open_session_charge`.
+- bus (clearing_bus.py): flat per boarding, or by stops travelled with tap-on / tap-off; then
+  transfer discounts bus to bus and bus to metro within a window, before the caps.
 
 A journey belongs to the service day of its first tap. The service day starts at `day_start_s`
 after midnight in the operator's time zone (`tz_offset_s` from UTC). Amounts are integer minor
@@ -60,6 +62,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from host_sim.backoffice import clearing_bus
 from host_sim.errors import SimError
 from protocol import reasons, records
 from protocol.records import DIR_ENTRY, DIR_EXIT
@@ -86,6 +89,7 @@ DEFAULT_TARIFF: dict[str, Any] = {
         "max_stay_s": 30 * 86400,
     },
     "store": {"open_session_charge": 0, "max_session_s": 4 * 3600},
+    "bus": clearing_bus.DEFAULT,
 }
 
 NOT_TAKEN = reasons.number("passage_not_taken")
@@ -133,6 +137,7 @@ def load_tariff(path: str | None) -> dict[str, Any]:
             raise TariffError("metro %s must be an amount >= 0" % k)
     if not isinstance(tariff["week_start"], int) or not 0 <= tariff["week_start"] <= 6:
         raise TariffError("week_start must be 0 (Monday) .. 6 (Sunday)")
+    clearing_bus.check(tariff["bus"], TariffError)
     return tariff
 
 
@@ -448,6 +453,7 @@ def _store(account: int, taps: list[Tap], s: dict[str, Any], as_of: int) -> list
 
 MODES = {records.MODE_METRO: ("metro", _metro), records.MODE_PARKING: ("parking", _parking)}
 MODES[records.MODE_STORE] = ("store", _store)
+MODES[clearing_bus.MODE_BUS] = ("bus", clearing_bus.journeys)
 MAX_FARE_RULES = ("metro.max_fare",)
 
 
@@ -491,6 +497,7 @@ def journeys(
         name, fn = MODES[mode]
         out.extend(fn(account, mtaps, tariff[name], as_of))
     out.sort(key=lambda j: (j["time"], j["mode"], j["records"][0]))
+    clearing_bus.apply_transfers(out, tariff)
     _apply_caps(out, tariff)
     return out
 
@@ -642,6 +649,7 @@ def _lookback(tariff: dict[str, Any]) -> int:
             tariff["metro"]["max_journey_s"],
             tariff["parking"]["max_stay_s"],
             tariff["store"]["max_session_s"],
+            clearing_bus.lookback_s(tariff),
         )
         + 86400
     )

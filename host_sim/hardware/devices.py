@@ -166,6 +166,29 @@ class PtyQREngine:
         _close(self.master, self.slave)
 
 
+class PtyGnss:
+    """A GNSS receiver on a pty: `send(sentence)` writes one NMEA line (CR LF added) as a
+    receiver does once a second; `write(data)` any bytes (noise, a line cut in two)."""
+
+    def __init__(self) -> None:
+        self.master, self.slave, self.path = _open_pty()
+
+    def send(self, sentence: str) -> None:
+        self.write(sentence.encode("ascii") + b"\r\n")
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.master, view)
+            except BlockingIOError:
+                continue
+            view = view[n:]
+
+    def close(self) -> None:
+        _close(self.master, self.slave)
+
+
 class SimBarrier:
     """A barrier arm, swing door or electric lock with travel times and jams.
 

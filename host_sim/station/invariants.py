@@ -550,12 +550,62 @@ def _price(
         if waiting and as_of - j["entry_t"] <= p["max_stay_s"]:
             return 0, False
         return int(p["lost_ticket"]), True
+    if mode == "bus":
+        return _bus_fare(j, tariff["bus"], as_of, waiting)
     s = tariff["store"]  # the basket: what the store gates journal per passage
     if a and b:
         return 2 * value, False
     if waiting and as_of - j["entry_t"] <= s["max_session_s"]:
         return 0, False
     return value + int(s["open_session_charge"]), True
+
+
+def _bus_fare(j: dict[str, Any], b: dict[str, Any], as_of: int, waiting: bool) -> tuple[int, bool]:
+    """A true bus journey priced by the [bus] tariff: flat per boarding, or by the stops
+    between boarding and alighting on a route holding both (the flat fare when a stop was in
+    a tunnel: the validator had no fix and recorded the last stop reached)."""
+    on, off = j["entry_tapped"], j["exit_tapped"]
+    if b["fare"] == "flat":
+        return (int(b["flat_fare"]) if on else 0), False
+    if on and off:
+        if j.get("stale"):
+            return int(b["flat_fare"]), False
+        apart = [
+            abs(stops.index(j["from"]) - stops.index(j["to"]))
+            for stops in b["routes"].values()
+            if j["from"] in stops and j["to"] in stops
+        ]
+        if not apart:
+            return int(b["flat_fare"]), False
+        bands = list(b["stop_bands"])
+        band = next((i for i, limit in enumerate(bands) if min(apart) <= limit), len(bands))
+        return int(b["band_fares"][band]), False
+    if waiting and as_of - j["entry_t"] <= b["max_journey_s"]:
+        return 0, False
+    return int(b["max_fare"]), True
+
+
+def _transfers(priced: list[list[Any]], b: dict[str, Any]) -> None:
+    """The [bus] transfer discounts over [journey, amount, penalty, waiting] in time order:
+    within transfer_window_s of the bus boarding that began a chain, up to max_transfers
+    later bus or metro journeys pay transfer_bus / transfer_metro less (never below 0); a
+    penalty neither gets a discount nor begins a chain."""
+    off = {"bus": int(b["transfer_bus"]), "metro": int(b["transfer_metro"])}
+    chain, used = None, 0
+    for item in priced:
+        j, amount, penalty, waiting = item
+        if j["mode"] not in off or penalty or not (j["entry_tapped"] or j["exit_tapped"]):
+            continue
+        t = j["entry_t"] if j["entry_tapped"] else j["exit_t"]
+        if chain is not None and t - chain <= int(b["transfer_window_s"]):
+            if used < int(b["max_transfers"]):
+                d = min(off[j["mode"]], amount)
+                if d > 0 or waiting:
+                    used += 1
+                    item[1] = amount - d
+                    continue
+        if j["mode"] == "bus" and j["entry_tapped"]:
+            chain, used = t, 0
 
 
 def expected_charges(
@@ -576,8 +626,15 @@ def expected_charges(
     for i, j in enumerate(ordered):
         if j["entry_tapped"] or j["exit_tapped"]:
             last_tapped[j["mode"]] = i
+    priced: list[list[Any]] = []
     for i, j in enumerate(ordered):
-        amount, penalty = _price(j, tariff, as_of, value, last_tapped.get(j["mode"]) == i)
+        last = last_tapped.get(j["mode"]) == i
+        amount, penalty = _price(j, tariff, as_of, value, last)
+        waiting = last and j["entry_tapped"] and not j["exit_tapped"] and not penalty
+        priced.append([j, amount, penalty, waiting])
+    if "bus" in tariff:
+        _transfers(priced, tariff["bus"])
+    for j, amount, penalty, _waiting in priced:
         if j["mode"] == "metro" and (in_cap or not penalty):
             t = j["entry_t"] if j["entry_tapped"] or j["exit_t"] is None else j["exit_t"]
             day = (t + tariff["tz_offset_s"] - tariff["day_start_s"]) // 86400

@@ -83,9 +83,13 @@ def run_scenario(
     import shutil
     import time
 
+    from host_sim.station import busroute
     from host_sim.station import report as reports
     from host_sim.station.scenario import load
     from host_sim.station.simulation import Simulation
+
+    if busroute.is_route_file(path):  # a bus route: vehicles, not a station (its own runner)
+        return busroute.run_file(busroute.load(path), seed, out, as_json)
 
     try:
         scenario = load(path)
