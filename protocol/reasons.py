@@ -252,6 +252,13 @@ REASONS = {
         "A technician set the clock: the record's time is the gate's time before, its value "
         "the time set, counter 1 when the operator root signed it (svc_clock_bound: refused).",
     ),
+    # readers (drivers/portable/qrengine.py, drivers/linux/wedge_evdev.py)
+    "wrong_symbology": (
+        340,
+        "Code not readable",
+        "The reader's AIM identifier says the code was not read as a QR Code (e.g. ]C0, Code "
+        "128): a ride code's text in another barcode is not a ride code.",
+    ),
     "test_card": (
         78,
         "Test card read",
