@@ -281,6 +281,13 @@ REASONS = {
         "",
         "A line from the GNSS receiver that is not a well-formed NMEA 0183 sentence: dropped.",
     ),
+    # readers (drivers/portable/qrengine.py, drivers/linux/wedge_evdev.py)
+    "wrong_symbology": (
+        340,
+        "Code not readable",
+        "The reader's AIM identifier says the code was not read as a QR Code (e.g. ]C0, Code "
+        "128): a ride code's text in another barcode is not a ride code.",
+    ),
     "test_card": (
         78,
         "Test card read",

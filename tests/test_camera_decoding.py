@@ -103,7 +103,7 @@ def test_frames_are_reproducible_from_the_seed():
 
 # phone_frames.py: the independent, harder generator P3's held-out figure comes from (these seeds
 # are from bench_camera.DEV_SEEDS, the ones tuning may look at; TEST_SEED is never used here)
-PHONE_SEED = 126
+PHONE_SEED = 226
 
 
 def test_phone_frames_are_reproducible_from_the_seed():
@@ -122,7 +122,9 @@ def test_phone_frames_draw_from_documented_ranges():
     draws = [phone_frames.draw(rng, True) for _ in range(400)]
     mods = [d["module_px"] for d in draws]
     assert 2.0 <= min(mods) < 2.1 and max(mods) <= 5.5  # modules down to 2 px
-    assert max(d["tilt"] for d in draws) > 45 and any(d["dark_mode"] for d in draws)
+    assert 0.3 < sum(m < 3.0 for m in mods) / len(mods) < 0.5  # 40 % of codes at 2-3 px
+    assert min(d["screen_ppm"] for d in draws) == 2  # 2 screen px per module: the worst moire
+    assert 55 < max(d["tilt"] for d in draws) <= 60 and any(d["dark_mode"] for d in draws)
     assert min(d["backlight"] for d in draws) < 0.15  # dim screens
     assert all(d["defocus"] <= 0.55 * d["module_px"] for d in draws)  # the blur floor
 
@@ -136,12 +138,12 @@ def test_pipeline_reads_phone_frames_zxing_alone_misses():
         assert pipe.decode(f.image) == [f.text]
         passes.append(pipe.last_pass)
     raw = score(decode.ZxingRaw(accept), fset)
-    assert raw == (4, 0, 0)  # zxing-cpp alone misses a dim screen and a blurred 2.5 px code
-    assert passes.count("zxing") == 4 and "linear15" in passes, passes
+    assert raw == (1, 0, 0)  # zxing-cpp alone misses five: small, blurred, tilted, dim codes
+    assert passes.count("zxing") == 1 and {"up2", "sharp2", "linear3"} <= set(passes), passes
 
 
 def test_nothing_is_read_on_phone_frames_without_a_ride_code():
-    rng = np.random.default_rng(PHONE_SEED + 3)
+    rng = np.random.default_rng(PHONE_SEED + 4)
     empty = [phone_frames.frame(None, rng) for _ in range(10)]
     assert len({f.meta["kind"] for f in empty}) >= 6  # of EMPTY_KINDS
     for dec in (decode.Pipeline(decode.looks_like_ride_code), decode.ZxingRaw()):

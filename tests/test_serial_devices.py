@@ -252,3 +252,82 @@ def test_wiring_refuses_unknown_keys_and_inputs():
         wiring.build({"barrier": "loop://", "beam": "x"})
     with pytest.raises(ValueError, match="unknown input 'smoke'"):
         wiring.build({"barrier": "loop://", "inputs": {"smoke": "gpio:pin=1"}})
+
+
+def test_aim_identifiers_are_checked_and_stripped_over_a_pty():
+    e = PtyQREngine(prefix=b"\x02", suffix=b"\r", aim=b"]Q1")
+    scanner = from_url("serial:%s?baudrate=9600&prefix=%%02&suffix=%%0D&aim=1" % e.path)
+    try:
+        e.show(CODE)  # a QR Code read, model 2: "]Q1" stripped
+        e.show(CODE, symbology=b"]C0")  # the same text read as a Code 128: kept for the gate
+        e.show(CODE, symbology=b"")  # the engine's AIM setting off: dropped, counted
+        e.show(CODE, symbology=b"]Q3")  # QR with FNC1 (GS1): still a QR Code
+        got = [scanner.read(2.0) for _ in range(3)]
+        assert got == [CODE, "]C0" + CODE, CODE]
+        s = scanner.stats
+        assert (s["lines"], s["symbology"], s["no_aim"], s["garbage"]) == (3, 1, 1, 0)
+    finally:
+        scanner.close()
+        e.close()
+
+
+def test_the_gate_refuses_a_code_read_as_another_symbology(tmp_path):
+    from firmware.gate.gate import Gate
+
+    class Shown:
+        last = ""
+
+        def show(self, text):
+            self.last = text
+
+    clock = ManualClock(codes.NOW)
+    journal = Journal(str(tmp_path), device_id=3)
+    validator = Validator(codes.VERIFIER, {1: codes.issuer_key()})
+    gate = Gate(validator, journal, SimBarrier(clock.ticks_ms), Shown(), clock, mode=1)
+    e = PtyQREngine(suffix=b"\r\n", aim=b"]Q1")
+    scanner = from_url("serial:%s?aim=1" % e.path)
+    try:
+        e.show(CODE, symbology=b"]d1")  # a Data Matrix carrying a ride code's text
+        d = gate.on_scan(scanner.read(2.0))
+        assert (d.accept, d.reason) == (False, "wrong_symbology")
+        assert gate.display.last == "Code not readable"
+        [raw] = journal.pending()
+        rec = records.decode(raw)
+        assert (rec.kind, rec.reason) == (records.KIND_REJECT, 340)
+        e.show(CODE)  # the same code as a QR Code passes
+        assert gate.on_scan(scanner.read(2.0)).accept
+    finally:
+        scanner.close()
+        e.close()
+        journal.close()
+
+
+def test_baud_rate_reaches_the_line_and_a_trigger_answer_never_sticks_to_a_code():
+    import termios
+
+    # the "7E 00" command protocol many turnstile modules speak: a trigger frame, answered by
+    # 02 00 00 01 00 33 31 without a line end, then the code's line
+    trigger, ack = b"\x7e\x00\x08\x01\x00\x02\x01\xab\xcd", b"\x02\x00\x00\x01\x00\x33\x31"
+    e = PtyQREngine(suffix=b"\r", trigger=trigger, trigger_ack=ack)
+    url = "serial:%s?baudrate=9600&suffix=%%0D&trigger=%s&trigger_ack=%s" % (
+        e.path,
+        "".join("%%%02X" % b for b in trigger),
+        "".join("%%%02X" % b for b in ack),
+    )
+    scanner = from_url(url)
+    try:
+        attrs = termios.tcgetattr(scanner.serial.fileno())
+        assert attrs[4] == attrs[5] == termios.B9600  # ispeed, ospeed as pyserial set them
+        e.show(CODE)
+        assert scanner.read(0) is None  # the trigger went out
+        until(lambda: e.serve() or e.triggers == 1)
+        assert scanner.read(2.0) == CODE
+        assert scanner.stats["trigger_acks"] == 1 and scanner.dropped_lines == 0
+        # an answer split across reads is held back until it is whole
+        e.write(ack[:3])
+        assert scanner.read(0.2) is None
+        e.write(ack[3:] + CODE.encode() + b"\r")
+        assert scanner.read(2.0) == CODE and scanner.stats["trigger_acks"] == 2
+    finally:
+        scanner.close()
+        e.close()

@@ -17,9 +17,19 @@ real lines, and what this module does about it (`stats` counts each):
 Commands the gate sends (bytes, all optional):
     trigger     start a scan (engines in command-trigger mode scan only when told); sent at
                 the start of a read and again every `trigger_ms` while waiting
+    trigger_ack what some engines answer to a trigger, without a line end (the common
+                "7E 00" command-protocol modules answer 02 00 00 01 00 33 31): removed from the
+                byte stream wherever it falls, so it never sticks to the next code's line
     keepalive   a query the engine answers with a line starting with `keepalive_ack`; sent
                 every `keepalive_ms`; `alive` is False once three go unanswered. The answer is
                 consumed here, never returned as a code.
+AIM symbology identifiers (ISO/IEC 15424, `aim=1`): the engine puts "]" + a symbology letter + a
+modifier before each code (after its prefix): "]Q1" is a QR Code (model 2), "]C0" Code 128,
+"]d1" Data Matrix, "]E0" EAN-13... A QR identifier ("]Q" + a digit) is stripped; any other is
+left on the text, and the gate refuses it by name (reasons "wrong_symbology"): a ride code's
+text printed as a Code 128 or a Data Matrix is not a ride code. A line without an identifier is
+dropped (-> "no_aim": the engine's AIM setting is off while the gate expects it). The same
+line rules serve keyboard-wedge scanners (drivers/linux/wedge_evdev.py): `line_text()`.
 """
 
 from firmware.platform import ticks_diff, ticks_ms
@@ -34,8 +44,12 @@ DEFAULTS: dict = {
     "keepalive": b"",
     "keepalive_ack": b"",
     "keepalive_ms": 5000,
+    "aim": 0,
+    "trigger_ack": b"",
 }
-BYTES_OPTIONS = ("prefix", "suffix", "trigger", "keepalive", "keepalive_ack")
+AIM_MARK = "]"  # how every AIM symbology identifier starts (three characters: "]Q1")
+AIM_QR = "]Q"
+BYTES_OPTIONS = ("prefix", "suffix", "trigger", "keepalive", "keepalive_ack", "trigger_ack")
 
 
 def unquote_bytes(text: str) -> bytes:
@@ -139,6 +153,10 @@ class QREngine:
         self.framer = LineFramer(o["suffix"], o["max_line"], o["gap_ms"])
         self.stats = self.framer.stats
         self.stats["acks"] = 0
+        self.stats["no_aim"] = 0
+        self.stats["symbology"] = 0
+        self.stats["trigger_acks"] = 0
+        self._held = b""  # received bytes that may be the start of a trigger_ack
         self._texts: list = []
         self._triggered_at = None
         self._keepalive_at = None
@@ -172,9 +190,25 @@ class QREngine:
         data = self.port.recv(4096, timeout_s)
         if not data:
             return False
+        if self.options["trigger_ack"]:
+            data = self._strip_acks(data)
         for line in self.framer.feed(data, self.ticks()):
             self._line(line)
         return True
+
+    def _strip_acks(self, data: bytes) -> bytes:
+        ack = self.options["trigger_ack"]
+        data = self._held + data
+        self._held = b""
+        n = data.count(ack)
+        if n:
+            data = data.replace(ack, b"")
+            self.stats["trigger_acks"] += n
+        for k in range(min(len(ack) - 1, len(data)), 0, -1):
+            if ack.startswith(data[-k:]):  # an ack split across reads: wait for its rest
+                self._held = data[-k:]
+                return data[:-k]
+        return data
 
     def _line(self, line: bytes) -> None:
         o = self.options
@@ -182,22 +216,9 @@ class QREngine:
             self.last_alive = self.ticks()
             self.stats["acks"] += 1
             return
-        if self.prefix:
-            i = line.rfind(self.prefix)
-            if i < 0:
-                self.stats["garbage"] += 1
-                return
-            line = line[i + len(self.prefix) :]
-        try:
-            text = line.decode("ascii").strip()
-        except UnicodeError:
-            self.stats["garbage"] += 1
-            return
-        if not text or not _printable(text):
-            self.stats["garbage"] += 1
-            return
-        self.stats["lines"] += 1
-        self._texts.append(text)
+        text = line_text(line, self.prefix, o["aim"], self.stats)
+        if text is not None:
+            self._texts.append(text)
 
     def _commands(self, now: int) -> None:
         o = self.options
@@ -216,6 +237,44 @@ class QREngine:
         """Send due trigger/keep-alive commands and take in waiting bytes, without blocking."""
         self._commands(self.ticks())
         self._pump(0)
+
+
+def split_aim(text: str) -> tuple:
+    """("]Q1", "FG1:...") for a text that starts with an AIM identifier, ("", text) otherwise."""
+    if len(text) >= 3 and text[0] == AIM_MARK:
+        return text[:3], text[3:]
+    return "", text
+
+
+def line_text(line: bytes, prefix: bytes, aim, stats: dict):
+    """The code text in one line from a reader (serial engine or keyboard wedge), or None when
+    the line is dropped (counted in `stats`): the prefix, printable ASCII, the AIM identifier
+    (module docstring). A non-QR identifier stays on the text for the gate to refuse."""
+    if prefix:
+        i = line.rfind(prefix)
+        if i < 0:
+            stats["garbage"] += 1
+            return None
+        line = line[i + len(prefix) :]
+    try:
+        text = line.decode("ascii").strip()
+    except UnicodeError:
+        stats["garbage"] += 1
+        return None
+    if not text or not _printable(text):
+        stats["garbage"] += 1
+        return None
+    if aim:
+        ident, rest = split_aim(text)
+        if not ident:
+            stats["no_aim"] += 1
+            return None
+        if ident.startswith(AIM_QR) and "0" <= ident[2] <= "9":
+            text = rest
+        else:
+            stats["symbology"] += 1
+    stats["lines"] += 1
+    return text
 
 
 def _printable(text: str) -> bool:

@@ -8,6 +8,7 @@ backend's business (docs/drivers.md                    lists every form):
                 (/dev/..., loop://, socket://, rfc2217://)
                 uart              drivers.mcu.qrengine_uart     QR engine on machine.UART (MCU)
                 cam, video        drivers.linux.camera          OpenCV VideoCapture + decoder
+                evdev             drivers.linux.wedge_evdev     USB keyboard-wedge scanner
     barrier     serial            drivers.linux.barrier_serial  barrier/door controller, ASCII lines
                 gpio              drivers.portable.gpio         relay + limit switches (MCU)
     pair        gpio              drivers.portable.gpio         passage beams or vehicle loops
@@ -35,6 +36,7 @@ BACKENDS = {
         "uart": "drivers.mcu.qrengine_uart:from_url",
         "cam": "drivers.linux.camera:from_url",
         "video": "drivers.linux.camera:from_url",
+        "evdev": "drivers.linux.wedge_evdev:from_url",
     },
     "barrier": {
         "serial": "drivers.linux.barrier_serial:from_url",

@@ -34,6 +34,8 @@ from firmware.verify.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 from protocol.fsm import Machine
 
+AIM_MARK = "]"  # a text a reader left its AIM identifier on: not a QR read (qrengine.line_text)
+
 
 class NullDisplay:
     """For gates without a display: remembers the last line (for status and self-test)."""
@@ -150,7 +152,10 @@ class Gate:
         if direction is None:
             direction = self.direction
         emergency = self.machine.state in modes.EMERGENCY_STATES
-        d = self.validator.check(text, now)
+        if isinstance(text, str) and text.startswith(AIM_MARK):
+            d = Decision(False, "wrong_symbology")  # the reader read it as another symbology
+        else:
+            d = self.validator.check(text, now)
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
             account = d.code.credential.account_id

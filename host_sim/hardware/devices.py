@@ -99,25 +99,32 @@ class PtyQREngine:
         trigger: bytes = b"",
         keepalive: bytes = b"",
         keepalive_ack: bytes = b"",
+        aim: bytes = b"",
+        trigger_ack: bytes = b"",
     ) -> None:
         self.master, self.slave, self.path = _open_pty()
         self.prefix = prefix
+        self.aim = aim  # AIM symbology identifier sent before each code (b"]Q1"), or none
+        self.trigger_ack = trigger_ack  # sent (without suffix) when a trigger command arrives
         self.suffix = suffix
         self.trigger = trigger
         self.keepalive = keepalive
         self.keepalive_ack = keepalive_ack
-        self.pending: list[str] = []
+        self.pending: list[bytes] = []  # lines waiting for a trigger
         self.commands = b""  # everything the gate ever sent
         self.triggers = 0
         self.keepalives = 0
         self.mute = False
         self._inbox = b""
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, symbology: bytes | None = None) -> None:
+        """A code held up; `symbology` overrides the AIM identifier (b"]C0": read as Code 128)."""
+        line = self.prefix + (self.aim if symbology is None else symbology)
+        line += text.encode("ascii") + self.suffix
         if self.trigger:
-            self.pending.append(text)
+            self.pending.append(line)
         else:
-            self.write(self.prefix + text.encode("ascii") + self.suffix)
+            self.write(line)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -141,8 +148,12 @@ class PtyQREngine:
 
     def _on_trigger(self) -> None:
         self.triggers += 1
-        if self.pending and not self.mute:
-            self.write(self.prefix + self.pending.pop(0).encode("ascii") + self.suffix)
+        if self.mute:
+            return
+        if self.trigger_ack:
+            self.write(self.trigger_ack)
+        if self.pending:
+            self.write(self.pending.pop(0))
 
     def _on_ka(self) -> None:
         self.keepalives += 1
@@ -187,6 +198,52 @@ class PtyGnss:
 
     def close(self) -> None:
         _close(self.master, self.slave)
+
+
+class WedgeScanner:
+    """A USB keyboard-wedge scanner: the input events it makes when it reads a code, as a
+    real one types them (each key: MSC_SCAN with its HID usage, the key event, SYN_REPORT;
+    Shift around capitals; Enter at the end), `key_ms` apart. `events()` feeds a recording
+    (drivers.linux.wedge_evdev.record); `uinput()` makes it a kernel input device."""
+
+    NAME = "faregate sim wedge scanner"
+
+    def __init__(self, layout: str = "us", key_ms: int = 2, aim: str = "") -> None:
+        self.layout = layout
+        self.key_ms = key_ms
+        self.aim = aim  # AIM identifier typed before each code ("]Q1"), or none
+
+    def events(self, text: str, at_ms: int = 0, aim: str | None = None) -> list[tuple]:
+        from evdev import ecodes
+
+        from drivers.linux.keymap import keystrokes
+
+        out = []
+        t = at_ms
+        for code, value in keystrokes((self.aim if aim is None else aim) + text, self.layout):
+            out.append((ecodes.EV_MSC, ecodes.MSC_SCAN, 0x70000 + code, t))
+            out.append((ecodes.EV_KEY, code, value, t))
+            out.append((ecodes.EV_SYN, ecodes.SYN_REPORT, 0, t))
+            t += self.key_ms
+        return out
+
+    def uinput(self) -> Any:
+        """A virtual input device (evdev.UInput) with a keyboard's keys; raises
+        evdev.UInputError or OSError where the kernel has no uinput (/dev/uinput)."""
+        from evdev import UInput, ecodes
+
+        keys = [c for c in ecodes.keys if isinstance(c, int) and 0 < c < 0x100]
+        return UInput(
+            {ecodes.EV_KEY: keys, ecodes.EV_MSC: [ecodes.MSC_SCAN]},
+            name=self.NAME,
+            vendor=0x1D6B,
+            product=0x0104,
+        )
+
+    def type_into(self, ui: Any, text: str) -> None:
+        """Type a code into a UInput device, as the scanner would."""
+        for etype, code, value, _t in self.events(text):
+            ui.write(etype, code, value)
 
 
 class SimBarrier:

@@ -45,18 +45,20 @@ FOREIGN = ("HTTPS://EXAMPLE.COM/MENU?T=12", "WIFI:S:CAFE;T:WPA;P:HUNTER2;;", "FG
 def draw(rng: np.random.Generator, has_code: bool) -> dict[str, Any]:
     """The conditions of one frame; this distribution is the set's definition (docs/drivers.md)."""
     p: dict[str, Any] = {"has_code": has_code}
-    p["module_px"] = float(rng.uniform(2.0, 5.5))  # camera px per module, facing the camera
-    p["screen_ppm"] = int(rng.integers(3, 10))  # screen pixels per module
-    p["grid_depth"] = float(rng.uniform(0.35, 0.7) if rng.random() < 0.4 else rng.uniform(0, 0.2))
-    p["dark_mode"] = bool(rng.random() < 0.2)
-    p["backlight"] = float(rng.uniform(0.1, 0.45) if rng.random() < 0.3 else rng.uniform(0.6, 1))
+    # half the codes are small: 2-3 camera px per module (a phone held at arm's length)
+    small = rng.random() < 0.4
+    p["module_px"] = float(rng.uniform(2.0, 3.0) if small else rng.uniform(3.0, 5.5))
+    p["screen_ppm"] = int(rng.integers(2, 10))  # screen pixels per module (2: the grid beats most)
+    p["grid_depth"] = float(rng.uniform(0.4, 0.8) if rng.random() < 0.45 else rng.uniform(0, 0.2))
+    p["dark_mode"] = bool(rng.random() < 0.3)
+    p["backlight"] = float(rng.uniform(0.08, 0.45) if rng.random() < 0.35 else rng.uniform(0.6, 1))
     r = rng.random()
     p["reflection"] = "band" if r < 0.18 else ("spot" if r < 0.32 else "none")
     p["refl_level"] = float(rng.uniform(0.1, 0.6))
     p["refl_width"] = float(rng.uniform(0.08, 0.35))  # in code sides
     p["refl_angle"] = float(rng.uniform(0, 180))
     p["refl_at"] = (float(rng.uniform(-0.45, 0.45)), float(rng.uniform(-0.45, 0.45)))
-    p["tilt"] = float(rng.uniform(0, 50) if rng.random() < 0.7 else rng.uniform(0, 8))
+    p["tilt"] = float(rng.uniform(0, 60) if rng.random() < 0.75 else rng.uniform(0, 8))
     p["tilt_dir"] = float(rng.uniform(0, 360))
     p["rotation"] = float(rng.uniform(0, 360))
     p["at"] = (float(rng.uniform(0.3, 0.7) * W), float(rng.uniform(0.3, 0.7) * H))
@@ -65,10 +67,10 @@ def draw(rng: np.random.Generator, has_code: bool) -> dict[str, Any]:
     # leaves the finest module pattern under the noise (no decoder reads it, no person either)
     p["defocus"] = float(rng.uniform(0.5, min(1.7, 0.55 * p["module_px"])))  # pillbox radius, px
     smear = float(rng.uniform(1.5, min(4.5, 1.5 * p["module_px"])))
-    p["motion"] = smear if rng.random() < 0.15 else 0.0
+    p["motion"] = smear if rng.random() < 0.2 else 0.0
     p["motion_angle"] = float(rng.uniform(0, 180))
-    p["read_noise"] = float(rng.uniform(2.0, 9.0))  # electrons
-    p["full_well"] = float(rng.uniform(600, 2500))  # electrons of a bright white at unit gain
+    p["read_noise"] = float(rng.uniform(2.0, 11.0))  # electrons, added after the blur
+    p["full_well"] = float(rng.uniform(500, 2500))  # electrons of a bright white at unit gain
     p["max_gain"] = float(rng.uniform(4, 10))
     p["gamma"] = float(rng.uniform(1.8, 2.4))
     p["jpeg"] = int(rng.integers(20, 91)) if rng.random() < 0.75 else 0
