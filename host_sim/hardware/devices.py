@@ -43,6 +43,17 @@ def _open_pty() -> tuple[int, int, str]:
     return master, slave, os.ttyname(slave)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte to a non-blocking pty master, retrying while its buffer is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            continue
+        view = view[n:]
+
+
 def _close(*fds: int) -> None:
     for fd in fds:
         try:
@@ -127,13 +138,7 @@ class PtyQREngine:
             self.write(line)
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                continue
-            view = view[n:]
+        _write_all(self.master, data)
 
     def serve(self) -> None:
         """Read the gate's commands and answer them (trigger: send a pending code)."""
@@ -188,13 +193,7 @@ class PtyGnss:
         self.write(sentence.encode("ascii") + b"\r\n")
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                continue
-            view = view[n:]
+        _write_all(self.master, data)
 
     def close(self) -> None:
         _close(self.master, self.slave)
