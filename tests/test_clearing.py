@@ -245,8 +245,20 @@ def test_untrusted_clock_holds_the_passage_for_review(store):
     g = Gate(store)
     g.tap(7, DAY0, 1, DIR_ENTRY, flags=records.FLAG_CLOCK_UNTRUSTED)
     g.tap(7, DAY0 + 600, 8, DIR_EXIT)
-    got = [(j["status"], j["charged"], j["flags"]) for j in _clear(store)]
-    assert got == [("held_clock", 0, ["review_clock"]), ("missing_entry", 600, [])]
+    js = _clear(store)
+    got = [(j["status"], j["charged"], j["flags"], len(j["records"])) for j in js]
+    # the whole journey is held, its trusted exit with it: not a missing entry at 600
+    assert got == [("held_clock", 0, ["review_clock"], 2)]
+
+
+def test_a_trusted_entry_whose_exit_had_an_untrusted_clock_is_held_not_a_missing_exit(store):
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT, flags=records.FLAG_CLOCK_UNTRUSTED)
+    g.tap(7, DAY0 + 4000, 8, DIR_ENTRY)  # a later, trusted journey is priced as usual
+    g.tap(7, DAY0 + 4600, 1, DIR_EXIT)
+    got = [(j["status"], j["charged"], len(j["records"])) for j in _clear(store)]
+    assert got == [("held_clock", 0, 2), ("complete", 400, 2)]  # zone 3 to 1, as above
 
 
 def test_over_limit_is_charged_and_flagged(store):

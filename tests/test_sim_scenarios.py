@@ -68,8 +68,7 @@ def test_the_first_minutes_of_each_shipped_scenario_hold_every_invariant(tmp_pat
     assert report["totals"]["scans"] > 0
     # riders travel: their charges were checked against their true journeys, and what the back
     # office charged is mostly fares, not penalties for taps that never happened. (Left out:
-    # the riders with a tap held for an untrusted gate clock: clearing holds that tap and
-    # still charges the other one as a journey missing its entry or exit.)
+    # the riders with a journey held for an untrusted gate clock, who are not compared.)
     mo = report["money"]
     assert mo["check"]["riders_checked"] > 0
     journeys = sim.clearing["journeys"]

@@ -20,8 +20,9 @@ Policies, in the order they apply to an account's taps:
   two gates, or twice, is charged once (the first, by time then gate); the copies become
   `fraud_copy` journeys at 0 flagged `fraud_review`: the victim does not pay the copier's trip.
 - untrusted clock (record flag bit 2): the time is a guess, so the service day is unknown: the
-  passage becomes a `held_clock` journey at 0 flagged `review_clock` (an operator settles it
-  with `backoffice adjust`), rather than a charge on a guessed day or a broken journey.
+  passage is paired as usual, and the journey it belongs to (with its partner tap) becomes a
+  `held_clock` journey at 0 flagged `review_clock` (an operator settles it with `backoffice
+  adjust`), rather than a charge on a guessed day, or its partner charged as a broken journey.
 - emergency (flag bit 1): an exit through gates opened for an emergency completes the open
   journey at its NORMAL fare (status `complete`, flag `emergency_exit`); an emergency exit with
   no entry is `emergency_exit` at 0 flagged `review_emergency`; an emergency entry is 0.
@@ -249,6 +250,14 @@ def _journey(
     }
 
 
+def _held(j: dict[str, Any]) -> dict[str, Any]:
+    """The journey a passage with an untrusted clock belongs to, held whole at 0 for review:
+    its partner tap is not charged as a journey missing its exit or entry."""
+    j.update(status="held_clock", rule="held", fare=0, charged=0)
+    j["flags"] = [f for f in j["flags"] if f != "review_clock"] + ["review_clock"]
+    return j
+
+
 _OVER_LIMIT = records.FLAG_OVER_LIMIT
 _OVER = ("over_limit",)
 
@@ -470,6 +479,7 @@ def journeys(
     out: list[dict[str, Any]] = []
     seen: set[tuple[int, int]] = set()
     by_mode: dict[int, list[Tap]] = defaultdict(list)
+    held: set[tuple[int, int]] = set()  # (device_id, seq) of passages with an untrusted clock
     passage = records.KIND_PASSAGE
     untrusted = records.FLAG_CLOCK_UNTRUSTED
     for t in taps:
@@ -489,13 +499,14 @@ def journeys(
                 continue
             seen.add(pres)
         if t.flags & untrusted:
-            name = MODES[mode][0]
-            out.append(_journey(name, account, t, None, "held_clock", 0, "held", ("review_clock",)))
-            continue
+            held.add((t.device_id, t.seq))
         by_mode[mode].append(t)
     for mode, mtaps in by_mode.items():
         name, fn = MODES[mode]
-        out.extend(fn(account, mtaps, tariff[name], as_of))
+        js = fn(account, mtaps, tariff[name], as_of)
+        if held:
+            js = [_held(j) if any(tuple(r) in held for r in j["records"]) else j for j in js]
+        out.extend(js)
     out.sort(key=lambda j: (j["time"], j["mode"], j["records"][0]))
     clearing_bus.apply_transfers(out, tariff)
     _apply_caps(out, tariff)
