@@ -127,16 +127,19 @@ class ServiceClient:
         self.verifier = verifier or OpenSSLVerifier()
         self.ident: Identity | None = None
         self.host_nonce = b""
+        self._sent_nonces: list[bytes] = []  # the last HELLOs' nonces (late answers dropped)
         self.signer: Any = None
         self.seq = 0
 
     # -- session -------------------------------------------------------------------------
     def hello(self) -> Identity:
+        earlier = self._sent_nonces[-8:]
         self.host_nonce = self.rng(service.NONCE_LEN)
+        self._sent_nonces = earlier + [self.host_nonce]
         fr = self.link.exchange(
             service.HELLO,
             service.hello(self.host_nonce),
-            lambda f: f.type == service.IDENTITY,
+            lambda f: f.type == service.IDENTITY and not self._answers_earlier(f.payload, earlier),
         )
         try:
             raw = service.parse_identity(fr.payload)
@@ -151,6 +154,18 @@ class ServiceClient:
         self.ident = Identity(raw)
         self.seq = 0
         return self.ident
+
+    def _answers_earlier(self, payload: bytes, earlier: list[bytes]) -> bool:
+        """An IDENTITY signed over one of our earlier HELLO nonces: a late answer (a gate slow
+        to answer a HELLO we gave up on, as when it reboots), not a forgery: drop it."""
+        try:
+            raw = service.parse_identity(payload)
+        except service.FormatError:
+            return False
+        if not raw.device_pub:
+            return False
+        signed = [service.identity_signing_input(n, raw.head) for n in earlier]
+        return any(self.verifier.verify(raw.device_pub, m, raw.sig) for m in signed)
 
     def authenticate(self, signer: Any, cred_raw: bytes, anchor: bytes, claim: bool) -> dict:
         assert self.ident is not None, "hello() first"
