@@ -928,7 +928,6 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
 
 def _correction(args: argparse.Namespace, events: Events, fn: Any, *extra: Any) -> int:
     from host_sim.backoffice import clearing
-
     from protocol.records import account_key
 
     store = _store(args.db)
