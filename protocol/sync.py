@@ -1,6 +1,6 @@
 """The sync protocol as two sans-IO state machines, one per side (h11's shape).
 
-    conn = DeviceConnection(device_id, signer, verifier, host_pub)   (the host: protocol/synchost.py)
+    conn = DeviceConnection(device_id, signer, verifier, host_pub)  # host: protocol/synchost
     wire = conn.send(Hello(...))        # an event in, bytes for the link out
     conn.receive_data(bytes_from_link)  # bytes in ...
     ev = conn.next_event()              # ... events out, or NEED_DATA
@@ -92,7 +92,7 @@ TRANSITIONS = {
         (ANY, (RECV, m.ERROR)): (FAILED, ()),
     },
 }
-# HELLO received by a host in any state restarts the session (see protocol/synchost.py HostConnection).
+# HELLO received by a host in any state restarts the session (protocol/synchost.py).
 
 NEED_DATA = "NEED_DATA"
 DOMAIN = b"FGSYNC2"
