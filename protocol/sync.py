@@ -1,6 +1,6 @@
 """The sync protocol as two sans-IO state machines, one per side (h11's shape).
 
-    conn = DeviceConnection(device_id, signer, verifier, host_pub)
+    conn = DeviceConnection(device_id, signer, verifier, host_pub)  # host: protocol/synchost
     wire = conn.send(Hello(...))        # an event in, bytes for the link out
     conn.receive_data(bytes_from_link)  # bytes in ...
     ev = conn.next_event()              # ... events out, or NEED_DATA
@@ -92,7 +92,7 @@ TRANSITIONS = {
         (ANY, (RECV, m.ERROR)): (FAILED, ()),
     },
 }
-# HELLO received by a host in any state restarts the session (see HostConnection).
+# HELLO received by a host in any state restarts the session (protocol/synchost.py).
 
 NEED_DATA = "NEED_DATA"
 DOMAIN = b"FGSYNC2"
@@ -178,13 +178,15 @@ class Welcome(Event):
 
 class Batch(Event):
     TYPE = m.BATCH
-    FIELDS = ("records",)
 
-    def __init__(self, records: list):
-        self.records = records  # raw 64-byte records, consecutive seqs
+    FIELDS = ("records", "sig")
+
+    def __init__(self, records: list, sig: bytes = b""):
+        self.records = records  # raw records (either version), consecutive seqs
+        self.sig = sig  # the batch signature; the DeviceConnection signs it when sent
 
     def body(self):
-        return m.batch(self.records)
+        return m.batch(self.records, self.sig)
 
 
 class Ack(Event):
@@ -292,7 +294,7 @@ _PARSE = {
     m.CHALLENGE: (Challenge, m.parse_challenge),
     m.AUTH: (Auth, lambda p: (m.parse_auth(p),)),
     m.WELCOME: (Welcome, m.parse_welcome),
-    m.BATCH: (Batch, lambda p: (m.parse_batch(p),)),
+    m.BATCH: (Batch, m.parse_batch),
     m.ACK: (Ack, lambda p: (m.parse_ack(p),)),
     m.STATUS: (Status, m.parse_status),
     m.FETCH: (Fetch, m.parse_fetch),
@@ -313,6 +315,24 @@ def parse_event(ftype, body):
     elif cls is Challenge:
         fields = (fields[1], fields[2], fields[0])
     return cls(*fields)
+
+
+BATCH_DOMAIN = b"FGBATCH1"
+
+
+def batch_hash(raws) -> bytes:
+    """SHA-256 of a batch's records, concatenated as they travel."""
+    h = hashlib.sha256()
+    for raw in raws:
+        h.update(raw)
+    return h.digest()
+
+
+def batch_signing_input(device_id: int, raws) -> bytes:
+    """What the gate's device key signs for a BATCH, apart from the session's signature, so
+    that the signature stays evidence after the session is gone (anyone with the device's
+    public key checks it): "FGBATCH1" | u32 device_id | u16 count | SHA-256(records)."""
+    return BATCH_DOMAIN + struct.pack(">IH", device_id, len(raws)) + batch_hash(raws)
 
 
 def session_id(hello_payload, challenge_body) -> bytes:
@@ -372,9 +392,9 @@ class _Connection:
     # sending -------------------------------------------------------------------------------
     def send(self, event) -> bytes:
         ftype = event.TYPE
-        body = event.body()
         if ftype != m.ERROR:
             self._guard_send(event)
+        body = event.body()
         self._step(SEND, ftype)
         if ftype in (m.HELLO, m.ERROR):
             return frames.encode(ftype, body)
@@ -480,6 +500,8 @@ class DeviceConnection(_Connection):
                 raise LocalProtocolError("an empty BATCH")
             if len(self.in_flight) >= self.window:
                 raise LocalProtocolError("%d batches already unacknowledged" % self.window)
+            if not ev.sig:  # the gate's evidence, beside the session's signature
+                ev.sig = self.signer.sign(batch_signing_input(self.device_id, ev.records))
         elif ev.TYPE == m.FETCH and self.fetching is not None:
             raise LocalProtocolError("a FETCH is already outstanding")
         elif ev.TYPE == m.BYE and (self.in_flight or self.fetching):
@@ -533,68 +555,3 @@ class DeviceConnection(_Connection):
             ):
                 self._fail("unexpected_message", "BLOB that answers no FETCH")
             self.fetching = None
-
-
-class HostConnection(_Connection):
-    """The back office's side. After a Hello event the application looks the device up and
-    calls `accept_device(pub)` before sending Challenge, or sends Error("unknown_device")."""
-
-    ROLE = HOST
-
-    def __init__(self, signer, verifier, **kw):
-        super().__init__(signer, verifier, **kw)
-        self.device_id = None
-        self.acks_owed = 0
-        self.fetches_owed = []
-
-    def accept_device(self, pub) -> None:
-        if self.state != HELLO_RECEIVED:
-            raise LocalProtocolError("accept_device outside HELLO_RECEIVED")
-        self.peer_pub = pub
-
-    def _guard_send(self, ev):
-        if ev.TYPE == m.CHALLENGE and self.peer_pub is None:
-            raise LocalProtocolError("CHALLENGE before accept_device")
-        if ev.TYPE == m.ACK:
-            if not self.acks_owed:
-                raise LocalProtocolError("ACK with no BATCH to acknowledge")
-        elif ev.TYPE == m.BLOB and not self.fetches_owed:
-            raise LocalProtocolError("BLOB with no FETCH to answer")
-
-    def _sent(self, ev):
-        if ev.TYPE == m.ACK:
-            self.acks_owed -= 1
-        elif ev.TYPE == m.BLOB:
-            self.fetches_owed.pop(0)
-
-    def _receive_frame(self, ftype, payload):
-        if ftype == m.HELLO:
-            if payload == self._hello and self.state != FAILED:
-                self.stats["duplicates"] += 1
-                return None
-            ev = self._parse(ftype, payload)
-            if ev.version != m.VERSION:
-                self._fail("bad_version", "device speaks sync version %d" % ev.version)
-            # a new session: everything of the old one is forgotten
-            self.state = IDLE
-            self._hello = bytes(payload)
-            self._sid = None
-            self._out_ctr = self._in_ctr = 0
-            self.peer_pub = None
-            self.acks_owed = 0
-            self.fetches_owed = []
-            self.device_id = ev.device_id
-            self._step(RECV, ftype)
-            return ev
-        if self.state in (IDLE, HELLO_RECEIVED) and ftype != m.ERROR:
-            self.stats["ignored"] += 1  # a frame of a session that is gone
-            return None
-        return super()._receive_frame(ftype, payload)
-
-    def _received(self, ev):
-        if ev.TYPE == m.AUTH and ev.device_id != self.device_id:
-            self._fail("bad_message", "AUTH names another device")
-        elif ev.TYPE == m.BATCH:
-            self.acks_owed += 1
-        elif ev.TYPE == m.FETCH:
-            self.fetches_owed.append(ev)

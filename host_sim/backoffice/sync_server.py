@@ -1,6 +1,6 @@
 """The back office's side of sync: one HostSession per link, served over TCP (TLS) or serial.
 
-`HostSession` is the application on top of protocol.sync.HostConnection, still sans-IO: bytes
+`HostSession` is the application on top of protocol.synchost.HostConnection, still sans-IO: bytes
 in, bytes out. Every HELLO is challenged with a fresh nonce and the back office's time signed by
 the operator's sync key, whatever device it names: registered, revoked or unknown (an unknown
 one is challenged against NOBODY, a key no one holds), so the replies before AUTH say nothing
@@ -50,7 +50,7 @@ from typing import IO, Any
 from host_sim.backoffice.group_commit import GroupCommit
 from host_sim.backoffice.store import Store
 from protocol import messages as m
-from protocol import sync
+from protocol import sync, synchost
 from protocol.errors import FormatError
 
 # the key an unknown device id is challenged against: not a point of P-256 (x >= p), so no
@@ -82,7 +82,7 @@ class HostSession:
         self.authenticated = False  # the AUTH signature verified (this session)
         self.clock = clock or WallClock()
         self.peer = peer
-        self.conn = sync.HostConnection(signer, verifier)
+        self.conn = synchost.HostConnection(signer, verifier)
         self._random = random_bytes
         self.closed = False  # True after BYE or a refusal: the server may drop the link
         self.stored = 0  # records acknowledged in this session (new or already held)
@@ -155,7 +155,7 @@ class HostSession:
     def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
         """A BATCH into the group commit: the future of its last seq, once committed."""
         return self._write(
-            "store_batch_in_transaction", self._device(), ev.records, self.clock.now()
+            "store_batch_in_transaction", self._device(), ev.records, self.clock.now(), ev.sig
         )
 
     async def _acks(self, batches: list, out: list[bytes]) -> bool:
@@ -209,7 +209,7 @@ class HostSession:
         now = self.clock.now()
         if (
             at_auth
-            or reason == "bad_signature"
+            or reason in ("bad_signature", "bad_batch_signature")
             or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE)
         ):
             detail = text
@@ -284,7 +284,7 @@ class HostSession:
         elif t == m.BATCH:
             arrived = time.perf_counter()
             try:
-                up_to = self.store.store_batch(self._device(), ev.records, now)
+                up_to = self.store.store_batch(self._device(), ev.records, now, ev.sig)
             except FormatError as e:
                 self._refuse(out, "bad_message", str(e))
                 return
