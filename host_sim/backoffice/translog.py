@@ -97,6 +97,29 @@ class TransLog:
         self.signer = signer
         self.key_id = certs.key_id(signer.public_key)
         self.head_interval_ms = head_interval_ms
+        self.refresh()
+
+    def append(self, data: bytes) -> int:
+        """Append one leaf; returns its index."""
+        return self.append_many([data])
+
+    def append_many(self, entries: Iterable[bytes]) -> int:
+        """Append a batch of leaf inputs; returns the index of the first. Either the whole batch
+        is stored (one `store.extend`) or, if the store raises, nothing changes."""
+        first = self.size
+        new, pending = grow(self._pending, leaf_hashes(entries))
+        if not new:
+            return first
+        self.store.extend(new)
+        self._pending = pending
+        self.size = first + len(new[0])
+        return first
+
+    def refresh(self) -> None:
+        """(Re)read the size, frontier and last head from the store: at start, and to catch up
+        with leaves another writer appended (the back office's store appends its records
+        itself, in the transaction that stores them)."""
+        store = self.store
         self.size = store.count(0)
         # the frontier: level k has an unpaired left node when its count, size >> k, is odd
         self._pending: list[bytes | None] = []
@@ -107,35 +130,6 @@ class TransLog:
             k += 1
         heads = store.heads()
         self.last_head = merkle.parse_head(heads[-1]) if heads else None
-
-    def append(self, data: bytes) -> int:
-        """Append one leaf; returns its index."""
-        return self.append_many([data])
-
-    def append_many(self, entries: Iterable[bytes]) -> int:
-        """Append a batch of leaf inputs; returns the index of the first. Either the whole batch
-        is stored (one `store.extend`) or, if the store raises, nothing changes."""
-        sha = hashlib.sha256
-        cur = [sha(b"\x00" + bytes(d)).digest() for d in entries]
-        first = self.size
-        if not cur:
-            return first
-        pending = list(self._pending)
-        new: list[list[bytes]] = []
-        k = 0
-        while cur:
-            new.append(cur)
-            if k == len(pending):
-                pending.append(None)
-            left = pending[k]
-            row = cur if left is None else [left, *cur]
-            pending[k] = row[-1] if len(row) & 1 else None
-            cur = [sha(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
-            k += 1
-        self.store.extend(new)
-        self._pending = pending
-        self.size = first + len(new[0])
-        return first
 
     def leaf_hash(self, index: int) -> bytes:
         return self.store.node(0, index)
@@ -193,6 +187,56 @@ class TransLog:
         if self.last_head and now_ms - self.last_head.timestamp < self.head_interval_ms:
             return None
         return self.sign_head(now_ms)
+
+
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    return [sha(b"\x00" + bytes(d)).digest() for d in entries]
+
+
+def grow(
+    pending: list[bytes | None], leaves: list[bytes]
+) -> tuple[list[list[bytes]], list[bytes | None]]:
+    """Append leaf hashes to a tree given by its frontier (`pending[k]`: the unpaired left node
+    of level k, None if level k's count is even). Returns (new, frontier): `new[k]` the nodes
+    the batch completes at level k (the store appends them), and the new frontier. Pure: the
+    store keeps the frontier beside the tree and calls this inside its transaction."""
+    sha = hashlib.sha256
+    cur = leaves
+    pending = list(pending)
+    new: list[list[bytes]] = []
+    k = 0
+    while cur:
+        new.append(cur)
+        if k == len(pending):
+            pending.append(None)
+        left = pending[k]
+        row = cur if left is None else [left, *cur]
+        pending[k] = row[-1] if len(row) & 1 else None
+        cur = [sha(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
+        k += 1
+    return new, pending
+
+
+def pack_frontier(pending: list[bytes | None]) -> bytes:
+    """The frontier as bytes: its nodes, lowest level first (which levels: the tree size's bits)."""
+    return b"".join(p for p in pending if p is not None)
+
+
+def unpack_frontier(size: int, blob: bytes) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    off = 0
+    k = 0
+    while size >> k:
+        if (size >> k) & 1:
+            out.append(bytes(blob[off : off + merkle.HASH_LEN]))
+            off += merkle.HASH_LEN
+        else:
+            out.append(None)
+        k += 1
+    if off != len(blob):
+        raise UsageError("log frontier of %d bytes for a tree of %d leaves" % (len(blob), size))
+    return out
 
 
 def check_head(blob: bytes, public_key: bytes, verifier: Verifier) -> merkle.TreeHead:

@@ -1,0 +1,137 @@
+"""The transparency log fed by the store (docs/settlement.md): every stored record is a leaf,
+appended in the transaction that stores it, on both backends; several writers at once give one
+append-only tree; the proofs the store's log gives verify against its signed heads."""
+
+import random
+import threading
+
+import pytest
+
+from drivers.linux.crypto_openssl import OpenSSLVerifier, signer
+from host_sim.backoffice import translog
+from host_sim.backoffice.store import Store
+from protocol import merkle, records
+from protocol.errors import FormatError
+from tests.test_store_backends import KEY, NOW, chain
+
+
+def leaves_of(s: Store) -> list[bytes]:
+    """Every leaf's record, in leaf order, read back through the store."""
+    out = []
+    for i in range(s.log_size()):
+        got = s.log_leaf(i)
+        assert got is not None
+        out.append(got[2])
+    return out
+
+
+def test_every_stored_record_is_one_leaf_and_proofs_verify(store_target):
+    s = Store(store_target)
+    s.add_device(5, KEY, NOW)
+    s.add_device(6, KEY, NOW)
+    a, b = chain(5, 7, 100), chain(6, 4, 900)
+    s.store_batch(5, a[:4], NOW)
+    s.store_batch(6, b, NOW)
+    s.store_batch(5, a[2:], NOW)  # overlaps: the two already held are not leaves twice
+    s.store_batch(5, a, NOW)  # all held: no leaf
+    assert s.log_size() == 11
+    assert leaves_of(s) == a[:4] + b + a[4:]
+    assert s.log_leaf_of(6, 1) == 4 and s.log_leaf_of(5, 5) == 8 and s.log_leaf_of(5, 99) is None
+    log = s.translog(signer(0x51))
+    head = translog.check_head(log.sign_head(NOW * 1000), log.signer.public_key, OpenSSLVerifier())
+    assert head.tree_size == 11
+    assert head.root_hash == merkle.mth(leaves_of(s))
+    for i, raw in enumerate(leaves_of(s)):
+        merkle.verify_inclusion(
+            merkle.leaf_hash(raw), i, 11, log.inclusion_proof(i), head.root_hash
+        )
+    # a later batch: the log grows, the old head is consistent with the new one
+    s.add_device(7, KEY, NOW)
+    s.store_batch(7, chain(7, 5, 5000), NOW)
+    log.refresh()
+    new = merkle.parse_head(log.sign_head(NOW * 1000 + 1))
+    assert new.tree_size == 16
+    merkle.verify_consistency(11, 16, log.consistency_proof(11), head.root_hash, new.root_hash)
+    assert [merkle.parse_head(h).tree_size for h in s.log_heads()] == [11, 16]
+    # a reopened store (a restarted serve) continues the same tree
+    s.close()
+    s = Store(store_target)
+    log = s.translog(signer(0x51))
+    assert (
+        log.size == 16 and log.root() == new.root_hash and log.last_head.timestamp == new.timestamp
+    )
+    s.close()
+
+
+def test_a_failed_batch_appends_no_leaf(store_target):
+    s = Store(store_target)
+    s.add_device(5, KEY, NOW)
+    s.store_batch(5, chain(5, 3, 0), NOW)
+    bad = chain(5, 3, 0)
+    bad[1] = bad[1][:10]
+    with pytest.raises(FormatError):
+        s.store_batch(5, bad, NOW)
+    with pytest.raises(Exception):  # noqa: B017  the store fails inside the transaction
+        with s.transaction():
+            s.store_batch_in_transaction(5, chain(5, 6, 0)[3:], NOW)
+            raise RuntimeError("the disk failed")
+    assert s.log_size() == 3 and s.count() == 3
+    s.close()
+
+
+def test_a_store_from_before_the_log_puts_its_records_in_it(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    s = Store(path)
+    s.add_device(5, KEY, NOW)
+    s.store_batch(5, chain(5, 4, 0), NOW)
+    s.db.execute("DROP TABLE log_state")  # as a store written before the log existed
+    s.db.execute("DELETE FROM log_nodes")
+    s.db.execute("DELETE FROM log_leaves")
+    s.db.commit()
+    s.close()
+    s = Store(path)
+    assert s.log_size() == 4 and leaves_of(s) == chain(5, 4, 0)
+    s.close()
+
+
+def test_several_writers_make_one_append_only_tree(store_target):
+    """Four front ends storing three devices' overlapping batches at once: every record is a
+    leaf exactly once, and the stored tree is the RFC 9162 tree of the leaves in their order."""
+    setup = Store(store_target)
+    chains = {d: chain(d, 60, d * 10_000) for d in (1, 2, 3)}
+    for d in chains:
+        setup.add_device(d, KEY, NOW)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer(w: int) -> None:
+        try:
+            s = Store(store_target)
+            rnd = random.Random(w)
+            start.wait()
+            for d, raws in chains.items():
+                i = 0
+                while i < len(raws):
+                    n = rnd.randint(1, 9)
+                    back = rnd.randint(0, min(i, 4))
+                    s.store_batch(d, raws[i - back : i + n], NOW)
+                    i += n
+            s.close()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    got = leaves_of(setup)
+    assert sorted(got) == sorted(r for raws in chains.values() for r in raws)
+    for raws in chains.values():  # each device's records are leaves in seq order
+        assert [r for r in got if r in set(raws)] == raws
+    log = setup.translog(signer(0x51))
+    assert log.root() == merkle.mth(got)
+    keys = [(records.decode(r).device_id, records.decode(r).seq) for r in got]
+    assert setup.log_leaves_of(keys) == {k: i for i, k in enumerate(keys)}
+    setup.close()
