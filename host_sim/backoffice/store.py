@@ -636,10 +636,12 @@ class Store:
                     out[(d, int(seq))] = int(leaf)
         return out
 
-    def translog(self, signer: Any, head_interval_ms: int = translog.HOUR_MS) -> translog.TransLog:
-        """The log over this store, its heads signed by `signer` (appends happen in
-        store_batch; call `.refresh()` on it to see leaves stored since)."""
-        return translog.TransLog(_LogNodes(self), signer, head_interval_ms)
+    def translog(
+        self, signer: Any = None, head_interval_ms: int = translog.HOUR_MS
+    ) -> translog.TransLog:
+        """The log over this store, its heads signed by `signer` (None: read only). Appends
+        happen in store_batch; `.refresh()` on it sees the leaves stored since."""
+        return translog.TransLog(_LogNodes(self), signer or translog.NoSigner(), head_interval_ms)
 
     # -- publications ----------------------------------------------------------------------
     def publish(self, kind: int, version: int, data: bytes, now: int) -> None:

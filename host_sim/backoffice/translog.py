@@ -57,6 +57,15 @@ class Verifier(Protocol):
     def verify(self, pub: bytes, message: bytes, sig: bytes) -> bool: ...
 
 
+class NoSigner:
+    """The signer of a log that is only read (proofs): signing a head is a UsageError."""
+
+    public_key = b"\x02" + bytes(32)
+
+    def sign(self, message: bytes) -> bytes:
+        raise UsageError("this log is opened read only: give it the log key to sign heads")
+
+
 class MemoryNodeStore:
     """A NodeStore in memory: one bytearray of 32-byte slots per level (64 bytes a leaf)."""
 
