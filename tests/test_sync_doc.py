@@ -40,3 +40,45 @@ def test_worked_exchange_verifies():
     assert m.parse_challenge(challenge.payload[:-68])[2] == 1_767_254_400
     welcome = [fr for _, fr in msgs if fr.type == m.WELCOME][0]
     assert m.parse_welcome(welcome.payload[:-68]) == (0, [(m.KIND_CONFIG, 3, 10)])
+
+
+def _table(title: str) -> list[tuple[int, int, str]]:
+    text = open(DOC).read().split(title, 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (.+?) \|$", text, re.M)
+    return [(int(o), int(n), f) for o, n, f in rows]
+
+
+def test_record_tables_cover_the_record_byte_for_byte():
+    from protocol import records
+
+    for title, length in (
+        ("### Journal record (version 2", records.RECORD_LEN),
+        ("### Journal record, version 1", records.RECORD_LEN_V1),
+    ):
+        rows = _table(title)
+        at = 0
+        for off, size, _field in rows:
+            assert off == at, (title, off)
+            at += size
+        assert at == length, title
+
+
+def test_record_vector_in_the_doc_is_the_vector_file_and_verifies():
+    import json
+
+    from protocol import records
+
+    block = open(DOC).read().split("record-v2 ", 1)[1].split("```", 1)[0]
+    lines = block.strip().splitlines()
+    raw = bytes.fromhex("".join(line.split()[-1] for line in lines[:-1]))
+    assert lines[-1].split()[0] == "hash"
+    assert records.record_hash(raw).hex() == lines[-1].split()[1]
+    vec = json.load(
+        open(os.path.join(os.path.dirname(DOC), "..", "tests", "vectors", "records-v2.json"))
+    )
+    case = [c for c in vec["cases"] if c["name"] == "v2_passage_with_code"][0]
+    assert raw.hex() == case["hex"]
+    rec = records.decode(raw)
+    assert (rec.issuer, rec.account_id, rec.cred_no, rec.counter, rec.seq) == (1, 42, 1, 1, 2)
+    signed, sig = rec.rider_evidence()
+    assert OpenSSLVerifier().verify(rec.code[27:60], signed, sig)

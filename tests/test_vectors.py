@@ -58,3 +58,13 @@ def test_ride_codes_fit_qr_version_10_at_ecc_m():
         qr.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
         qr.make(fit=True)
         assert qr.version == 10, qr.version
+
+
+def test_record_vectors_file_is_what_its_generator_writes():
+    out = subprocess.run(
+        [sys.executable, "tests/vectors/make_record_vectors.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
