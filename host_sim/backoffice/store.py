@@ -636,6 +636,18 @@ class Store:
                     out[(d, int(seq))] = int(leaf)
         return out
 
+    def statement_records(self, since: int, until: int) -> list[bytes]:
+        """The raw passages and gate events with gate time in since..until-1 (statements.py
+        keeps an issuer's), by device and seq."""
+        return [
+            bytes(r[0])
+            for r in self.b.rows(
+                "SELECT raw FROM records WHERE kind IN (1, 3) AND time >= ? AND time < ? "
+                "ORDER BY device_id, seq",
+                (since, until),
+            )
+        ]
+
     def translog(
         self, signer: Any = None, head_interval_ms: int = translog.HOUR_MS
     ) -> translog.TransLog:

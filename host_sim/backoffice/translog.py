@@ -175,6 +175,10 @@ class TransLog:
         """RFC 9162 audit path of leaf `index` in the tree of `size` leaves (default: all)."""
         return merkle.inclusion_path(index, self._size(size), self._subtree)
 
+    def inclusion_proof_many(self, indices: list[int], size: int | None = None) -> list[bytes]:
+        """merkle.multi_inclusion_path of leaves `indices` (ascending) in the tree of `size`."""
+        return merkle.multi_inclusion_path(indices, self._size(size), self._subtree)
+
     def consistency_proof(self, old_size: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of `old_size` to that of `size`."""
         return merkle.consistency_path(old_size, self._size(size), self._subtree)
