@@ -230,7 +230,8 @@ def test_multi_inclusion_proofs_agree_with_the_single_ones_and_catch_a_change():
         sub = merkle.list_subtree(hashes)
         root = merkle.root(hashes)
         for i in range(size):
-            assert merkle.multi_inclusion_path([i], size, sub) == merkle.inclusion_path(i, size, sub)
+            one = merkle.multi_inclusion_path([i], size, sub)
+            assert one == merkle.inclusion_path(i, size, sub)
         for _ in range(4):
             idx = sorted(rnd.sample(range(size), rnd.randint(1, size)))
             path = merkle.multi_inclusion_path(idx, size, sub)

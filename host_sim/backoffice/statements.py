@@ -39,7 +39,7 @@ from typing import Any
 from host_sim.backoffice import clearing, translog
 from host_sim.errors import SimError
 from protocol import certs, merkle, records, ridecode
-from protocol.errors import EXIT_FAILED, FormatError
+from protocol.errors import FormatError
 
 FORMAT = "faregate-statement/1"
 SIGNING_PREFIX = b"FGST1\n"
@@ -63,7 +63,6 @@ class StatementError(SimError):
     """A statement that cannot be made or read (its reason says why)."""
 
     reason = "statement_malformed"
-    exit_code = EXIT_FAILED
     remedy = "ask the operator for the statement again"
 
 
