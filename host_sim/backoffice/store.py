@@ -562,13 +562,15 @@ class Store:
         which holds log_state's row (store_batch locks it first)."""
         if not new:
             return
-        size, blob = self.b.one("SELECT size, frontier FROM log_state WHERE id = 1{for_update}")
-        size = int(size)
+        row = self.b.one("SELECT size, frontier FROM log_state WHERE id = 1{for_update}")
+        assert row is not None  # made in __init__
+        size = int(row[0])
+        blob = row[1]
         levels, frontier = translog.grow(
             translog.unpack_frontier(size, bytes(blob)),
             translog.leaf_hashes(raw for _d, _s, raw in new),
         )
-        nodes = []
+        nodes: list[tuple[int, int, bytes]] = []
         for level, hashes in enumerate(levels):
             start = size >> level  # the nodes level `level` held before the batch
             nodes.extend((level, start + i, h) for i, h in enumerate(hashes))
@@ -584,7 +586,9 @@ class Store:
         )
 
     def log_size(self) -> int:
-        return int(self.b.one("SELECT size FROM log_state WHERE id = 1")[0])
+        row = self.b.one("SELECT size FROM log_state WHERE id = 1")
+        assert row is not None  # made in __init__
+        return int(row[0])
 
     def log_node(self, level: int, index: int) -> bytes | None:
         row = self.b.one("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index))

@@ -106,6 +106,9 @@ class TransLog:
         self.signer = signer
         self.key_id = certs.key_id(signer.public_key)
         self.head_interval_ms = head_interval_ms
+        self.size = 0
+        self._pending: list[bytes | None] = []
+        self.last_head: merkle.TreeHead | None = None
         self.refresh()
 
     def append(self, data: bytes) -> int:
@@ -131,7 +134,7 @@ class TransLog:
         store = self.store
         self.size = store.count(0)
         # the frontier: level k has an unpaired left node when its count, size >> k, is odd
-        self._pending: list[bytes | None] = []
+        self._pending = []
         k = 0
         while self.size >> k:
             n = self.size >> k

@@ -1,4 +1,4 @@
-"""`faregate settle ...`: daily statements between the operator and each issuer (docs/settlement.md).
+"""`faregate settle ...`: daily statements between the operator and each issuer.
 
 The operator, once a service day is over and cleared:
     faregate settle statement --db backoffice.sqlite --issuer 1 --day 2026-01-01 \\
@@ -109,7 +109,9 @@ def _day_arg(text: str) -> int:
     try:
         d = datetime.date.fromisoformat(text)
     except ValueError:
-        raise CliError("%r is not a day YYYY-MM-DD" % text, "give --day 2026-01-01", EXIT_USAGE)
+        raise CliError(
+            "%r is not a day YYYY-MM-DD" % text, "give --day 2026-01-01", EXIT_USAGE
+        ) from None
     return (d - datetime.date(1970, 1, 1)).days
 
 
