@@ -40,7 +40,7 @@ class World:
         rider = self.riders[(issuer, account)]
         text = rider.present(t)
         code = ridecode.parse_text(text).raw
-        self.reported[issuer].append([account, 1, rider.counter])
+        self.reported[issuer].append([account, 1, rider.counter, t])
         self.seq += 1
         raw = records.Record(
             records.KIND_PASSAGE, 0, 7, self.seq, t, records.MODE_METRO, direction, station,
@@ -96,7 +96,7 @@ def test_an_honest_statement_verifies_and_reconciles(world):
     assert [c["account"] for c in st["charges"]] == [10, 11, 12]
     assert [c["amount"] for c in st["charges"]] == [300, 400, 500]  # 2, 3, 4 zones
     assert st["totals"]["amount"] == 1200
-    assert statements.reconcile(st, {"presentations": world.reported[1]}) == []
+    assert statements.reconcile([st], {"presentations": world.reported[1]}) == []
     other = world.statement(2, bytes.fromhex(st["head"]), (NOW + 86400) * 1000 + 1)
     assert verify(other, statements.encode(st)).ok  # the next statement extends this one's head
     # the other issuer's key does not vouch for this issuer's credentials
@@ -186,7 +186,7 @@ def test_a_dropped_record_is_missing_in_reconcile(world):
     st = world.statement(1)
     assert verify(st).ok  # consistent in itself: a missing exit, charged the maximum fare
     assert st["charges"][0]["amount"] == 600
-    found = statements.reconcile(st, {"presentations": world.reported[1]})
+    found = statements.reconcile([st], {"presentations": world.reported[1]})
     assert [f["finding"] for f in found] == ["missing"]
     assert found[0]["account"] == 10
 

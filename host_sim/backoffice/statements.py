@@ -424,33 +424,46 @@ def load_tariff_bytes(data: bytes) -> dict[str, Any]:
         os.unlink(path)
 
 
-# -- reconciling (the issuer's own view against a statement) ----------------------------------
-def reconcile(st: dict[str, Any], view: dict[str, Any]) -> list[dict[str, Any]]:
-    """Compare a (verified) statement with the issuer's own view:
-        {"accounts": [account ids it issued credentials to],
-         "presentations": [[account, cred_no, counter], ...]  (what its phones reported),
-         "amounts": {account: amount it expects}  (optional)}
-    Findings: missing (a presentation the phones reported that no record of the statement
-    holds), extra (a record's presentation the phones never reported, or an account the issuer
-    never issued), priced_differently (an amount other than the issuer expects)."""
-    held: dict[tuple[int, int, int], int] = {}
-    for leaf, hexraw in st["records"]:
-        r = records.decode(bytes.fromhex(hexraw))
-        if r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter):
-            held[(r.account_id, r.cred_no, r.counter)] = int(leaf)
-    reported = {tuple(int(x) for x in p) for p in view.get("presentations", [])}
-    issued = set(int(a) for a in view.get("accounts", []))
+# -- reconciling (the issuer's own view against statements) ---------------------------------
+def reconcile(sts: list[dict[str, Any]], view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compare (verified) statements, one or several days of one issuer, with its own view:
+        {"accounts": [account ids it issued credentials to]          (optional),
+         "presentations": [[account, cred_no, counter, time], ...]   what its phones reported,
+         "from": unix s, "until": unix s                              the period it covers
+                                                                      (optional),
+         "amounts": {"account": amount it expects for the day}       (optional, one day)}
+    A journey belongs to the service day of its first tap, so a presentation near midnight
+    may be in the next day's statement: give the statements of every day the view covers.
+    Findings, in this order: missing (reported in the period, in no statement: a record
+    dropped), extra (a passage of the period in a statement that the phones never reported:
+    one invented, or an account the issuer never issued) and priced_differently."""
+    lo = int(view.get("from", -(1 << 62)))
+    hi = int(view.get("until", 1 << 62))
+    held: dict[tuple[int, int, int], tuple[int, int]] = {}  # presentation -> (leaf, time)
+    for st in sts:
+        for leaf, hexraw in st["records"]:
+            r = records.decode(bytes.fromhex(hexraw))
+            if r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter):
+                held[(r.account_id, r.cred_no, r.counter)] = (int(leaf), r.time)
+    reported: dict[tuple[int, int, int], int] = {}
+    for p in view.get("presentations", []):
+        reported[(int(p[0]), int(p[1]), int(p[2]))] = int(p[3]) if len(p) > 3 else lo
+    issued = {int(a) for a in view.get("accounts", [])}
     out: list[dict[str, Any]] = []
-    for p in sorted(reported - set(held)):
-        out.append({"finding": "missing", "account": p[0], "cred_no": p[1], "counter": p[2]})
-    for p in sorted(set(held) - reported):
-        out.append({"finding": "extra", "account": p[0], "cred_no": p[1], "counter": p[2],
-                    "leaf": held[p]})  # fmt: skip
+    for k in sorted(set(reported) - set(held)):
+        if lo <= reported[k] < hi:
+            out.append({"finding": "missing", "account": k[0], "cred_no": k[1], "counter": k[2]})
+    for k in sorted(set(held) - set(reported)):
+        leaf, t = held[k]
+        if lo <= t < hi:
+            out.append({"finding": "extra", "account": k[0], "cred_no": k[1], "counter": k[2],
+                        "leaf": leaf})  # fmt: skip
     amounts = {int(k): int(v) for k, v in view.get("amounts", {}).items()}
-    for c in st["charges"]:
-        if issued and c["account"] not in issued:
-            out.append({"finding": "extra", "account": c["account"], "detail": "not ours"})
-        if c["account"] in amounts and amounts[c["account"]] != c["amount"]:
-            out.append({"finding": "priced_differently", "account": c["account"],
-                        "stated": c["amount"], "expected": amounts[c["account"]]})  # fmt: skip
+    for st in sts:
+        for c in st["charges"]:
+            if issued and c["account"] not in issued:
+                out.append({"finding": "extra", "account": c["account"], "detail": "not ours"})
+            if c["account"] in amounts and amounts[c["account"]] != c["amount"]:
+                out.append({"finding": "priced_differently", "account": c["account"],
+                            "stated": c["amount"], "expected": amounts[c["account"]]})  # fmt: skip
     return out

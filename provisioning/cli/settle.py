@@ -18,12 +18,16 @@ fare table gives its journeys; and that amounts and totals add up. Each failure 
 with its reason (protocol/reasons.py 360-369, explained in docs/settlement.md, "What a failure
 means"); all charges are checked, not only up to the first failure.
 
-reconcile compares the statement with your own view, a JSON file
-    {"accounts": [10, 11], "presentations": [[10, 1, 7], ...], "amounts": {"10": 300}}
-(the accounts you issued credentials to, the (account, cred_no, counter) of every presentation
-your phones reported for the day, and optionally the amount you expect per account) and lists
-what is missing (reported, not in the statement: a dropped record), extra (in the statement,
-never reported: an invented one, or not your account) and priced differently.
+reconcile verifies statements (one or several days, oldest first) and compares them with
+your own view, a JSON file
+    {"presentations": [[10, 1, 7, 1767254460], ...], "from": 1767240000, "until": 1767326400,
+     "accounts": [10, 11], "amounts": {"10": 300}}
+(the (account, cred_no, counter, time) of every presentation your phones reported; the
+period they cover; optionally the accounts you issued credentials to and, for one day, the
+amount you expect per account) and lists what is missing (reported, in no statement: a
+dropped record), extra (in a statement, never reported: an invented one, or not your account)
+and priced differently. A journey belongs to the service day of its first tap: give the
+statements of every day your period touches.
 
 Exit status: 0 verified (reconcile: nothing differs); 1 a check failed (verify) or something
 differs (reconcile), the reasons on the lines before; 2 a usage problem (a file that cannot be
@@ -68,8 +72,17 @@ def register(sub: Any) -> None:
     st.add_argument("--out", required=True, help="where to write the statement (JSON)")
     add_json(st)
 
-    def issuer_side(p: argparse.ArgumentParser) -> None:
-        p.add_argument("statement", help="the statement file (JSON, faregate-statement/1)")
+    def issuer_side(p: argparse.ArgumentParser, several: bool = False) -> None:
+        if several:
+            p.add_argument(
+                "statements",
+                nargs="+",
+                metavar="STATEMENT",
+                help="the statements of the days your view covers, oldest first (each must "
+                "extend the one before)",
+            )
+        else:
+            p.add_argument("statement", help="the statement file (JSON, faregate-statement/1)")
         p.add_argument(
             "--log-key",
             required=True,
@@ -101,7 +114,7 @@ def register(sub: Any) -> None:
         __doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    issuer_side(r)
+    issuer_side(r, several=True)
     r.add_argument("--view", required=True, help="your view of the day (JSON, see above)")
 
 
@@ -175,18 +188,17 @@ def cmd_statement(args: argparse.Namespace, events: Events) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> tuple[bytes, Any]:
+def _verify(args: argparse.Namespace, path: str, previous_path: str | None) -> Any:
     from drivers.linux.crypto_openssl import OpenSSLVerifier
     from host_sim.backoffice import statements
 
-    blob = read_file(args.statement, "statement")
+    blob = read_file(path, "statement")
     log_key = _public_key(args.log_key, "--log-key")
     issuer_key = _public_key(args.issuer_key, "--issuer-key") if args.issuer_key else None
-    previous = read_file(args.previous, "previous statement") if args.previous else None
-    rep = statements.verify(
+    previous = read_file(previous_path, "previous statement") if previous_path else None
+    return statements.verify(
         blob, log_key, OpenSSLVerifier(), _tariff_bytes(args.tariff), previous, issuer_key
     )
-    return blob, rep
 
 
 def _failures(events: Events, rep: Any) -> None:
@@ -201,7 +213,7 @@ def _failures(events: Events, rep: Any) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, events: Events) -> int:
-    _blob, rep = _verify(args)
+    rep = _verify(args, args.statement, args.previous)
     _failures(events, rep)
     st = rep.statement
     fields = {"checked": rep.checked, "reasons": rep.reasons()}
@@ -224,7 +236,6 @@ def cmd_verify(args: argparse.Namespace, events: Events) -> int:
 def cmd_reconcile(args: argparse.Namespace, events: Events) -> int:
     from host_sim.backoffice import statements
 
-    _blob, rep = _verify(args)
     try:
         view = json.loads(read_file(args.view, "view"))
         if not isinstance(view, dict):
@@ -232,12 +243,19 @@ def cmd_reconcile(args: argparse.Namespace, events: Events) -> int:
     except ValueError as e:
         raise CliError("--view %s: %s" % (args.view, e), "see settle reconcile --help",
                        EXIT_USAGE) from None  # fmt: skip
-    _failures(events, rep)
-    if not rep.ok:
-        events.result(False, "NOT verified: %s" % ", ".join(rep.reasons()),
-                      exit_code=EXIT_FAILED, reasons=rep.reasons(), findings=0)  # fmt: skip
+    reps = []
+    previous = args.previous
+    for path in args.statements:
+        reps.append(_verify(args, path, previous))
+        previous = path
+    bad = sorted({r for rep in reps for r in rep.reasons()})
+    for rep in reps:
+        _failures(events, rep)
+    if bad:
+        events.result(False, "NOT verified: %s" % ", ".join(bad), exit_code=EXIT_FAILED,
+                      reasons=bad, findings=0)  # fmt: skip
         return EXIT_FAILED
-    found = statements.reconcile(rep.statement, view)
+    found = statements.reconcile([rep.statement for rep in reps], view)
     for f in found:
         if events.as_json:
             events.emit(dict(f, event="finding"))
@@ -248,5 +266,5 @@ def cmd_reconcile(args: argparse.Namespace, events: Events) -> int:
         events.result(False, "%d findings: %s" % (len(found), ", ".join(kinds)),
                       exit_code=EXIT_FAILED, findings=len(found), kinds=kinds)  # fmt: skip
         return EXIT_FAILED
-    events.result(True, "the statement agrees with your view", findings=0, kinds=[])
+    events.result(True, "the statements agree with your view", findings=0, kinds=[])
     return 0
