@@ -169,9 +169,12 @@ def build(
             continue
         held = {(records.decode(r).device_id, records.seq_of(r)): r for r in raws}
         mine = {tuple(x) for j in js for x in j["records"]}
-        # the leaves it rests on: its journeys' records, then, if they alone do not price the
-        # same (a voiding event, a copy's original, a journey begun the day before), every
-        # record of the account the clearing looked at
+        mine |= {k for k, r in held.items() if clearing.service_day(records.decode(r).time,
+                                                                  tariff) == day}  # fmt: skip
+        # the leaves it rests on: its journeys' records and every record of its day (a
+        # re-tap that made no journey of its own too), then, if they alone do not price the
+        # same (a copy's original, a journey begun the day before), every record of the
+        # account that clearing looked at
         need = [held[k] for k in sorted(mine)]
         if price(account, need, tariff, as_of, day) != js:
             need = sorted(raws, key=lambda r: (records.decode(r).device_id, records.seq_of(r)))

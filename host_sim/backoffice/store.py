@@ -652,6 +652,23 @@ class Store:
             )
         ]
 
+    def tamper_record(self, device_id: int, seq: int, raw: bytes | None, insert=False) -> None:
+        """The simulator's tampering operator (host_sim/station/settlement.py) and tests: the
+        stored record (device_id, seq) replaced by `raw` (insert: stored again), or deleted
+        (None), behind the log's back. Nothing of the back office calls it."""
+        with self.b.transaction():
+            if raw is None:
+                self.b.execute(
+                    "DELETE FROM records WHERE device_id = ? AND seq = ?", (device_id, seq)
+                )
+            elif insert:
+                self.b.insert_new("records", [record_row(records.decode(raw), raw, 0)])
+            else:
+                self.b.execute(
+                    "UPDATE records SET raw = ? WHERE device_id = ? AND seq = ?",
+                    (bytes(raw), device_id, seq),
+                )
+
     def translog(
         self, signer: Any = None, head_interval_ms: int = translog.HOUR_MS
     ) -> translog.TransLog:
