@@ -53,8 +53,8 @@ from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
 from host_sim.hardware.powerdisk import PowerLost
 from host_sim.station import demand, faults, gatedir, lanes, report, settlement, trips
-from host_sim.station.scenario import ScenarioError
 from host_sim.station.invariants import Monitor
+from host_sim.station.scenario import ScenarioError
 from host_sim.station.simlink import Network, Scheduler, Session
 from host_sim.wallet import Issuer, Operator
 from protocol import denylist, reasons, records, trustlist
