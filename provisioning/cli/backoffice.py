@@ -563,13 +563,7 @@ def _serve_process(
     metrics = Metrics(store)
     stop = threading.Event()
     first = worker in (None, 0)
-    if first:  # one process signs the log's heads, on its own connection
-        log_signer = load_signer(cfg["translog.key"] or cfg["sync.sync_key"], "log key")
-        threading.Thread(
-            target=_sign_heads,
-            args=(db, log_signer, cfg["translog.head_interval_s"], stop, log),
-            daemon=True,
-        ).start()
+    log_signer = load_signer(cfg["translog.key"] or cfg["sync.sync_key"], "log key")
     if cfg["sync.serial"] and first:
         from drivers.linux.link_serial import SerialLink
 
@@ -622,6 +616,10 @@ def _serve_process(
         ) + (", http on %s" % event["http"] if runner else "")
         event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
+        if first:  # one process signs the log's heads, on its own connection
+            heads = _HeadSigner(db, log_signer, cfg["translog.head_interval_s"], log)
+            heads.tick()
+            threading.Thread(target=heads.run, args=(stop,), daemon=True).start()
         if out is not sys.stdout and first:  # the terminal or the journal says it, once
             print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
         await stopping.wait()
@@ -646,38 +644,43 @@ def _serve_process(
     return 0
 
 
-def _sign_heads(db: str, signer: Any, interval_s: int, stop: Any, log: Any) -> None:
-    """serve's head signer: a signed tree head of the log at start and then every interval
-    (translog.publish_due), with or without new leaves, until `stop`. A store that fails is
-    logged and tried again at the next tick: serving gates goes on."""
-    import time
+class _HeadSigner:
+    """serve's head signer: a signed tree head of the log at start (`tick` once, before the
+    first session) and then every interval (translog.publish_due), with or without new
+    leaves, on its own store connection (`run` in a thread, until `stop`). A store that fails
+    is logged and tried again at the next tick: serving gates goes on."""
 
-    from host_sim.backoffice.store import Store
+    def __init__(self, db: str, signer: Any, interval_s: int, log: Any) -> None:
+        from host_sim.backoffice.store import Store
 
-    store = Store(db)
-    try:
-        tlog = store.translog(signer, interval_s * 1000)
-        while True:
-            try:
-                tlog.refresh()
-                blob = tlog.publish_due(int(time.time() * 1000))
-                if blob is not None:
-                    head = tlog.last_head
-                    assert head is not None
-                    log(
-                        {
-                            "event": "tree_head",
-                            "tree_size": head.tree_size,
-                            "root_hash": head.root_hash.hex(),
-                            "msg": "signed the log's head at %d leaves" % head.tree_size,
-                        }
-                    )
-            except store.errors as e:
-                log({"event": "tree_head_failed", "msg": "cannot sign the log's head: %s" % e})
-            if stop.wait(min(interval_s, 10)):
-                return
-    finally:
-        store.close()
+        self.store = Store(db)
+        self.tlog = self.store.translog(signer, interval_s * 1000)
+        self.interval_s = interval_s
+        self.log = log
+
+    def tick(self) -> None:
+        try:
+            self.tlog.refresh()
+            if self.tlog.publish_due(int(time.time() * 1000)) is not None:
+                head = self.tlog.last_head
+                assert head is not None
+                self.log(
+                    {
+                        "event": "tree_head",
+                        "tree_size": head.tree_size,
+                        "root_hash": head.root_hash.hex(),
+                        "msg": "signed the log's head at %d leaves" % head.tree_size,
+                    }
+                )
+        except self.store.errors as e:
+            self.log({"event": "tree_head_failed", "msg": "cannot sign the log's head: %s" % e})
+
+    def run(self, stop: Any) -> None:
+        try:
+            while not stop.wait(min(self.interval_s, 10)):
+                self.tick()
+        finally:
+            self.store.close()
 
 
 def cmd_devices(args: argparse.Namespace, events: Events) -> int:
