@@ -412,12 +412,19 @@ def _tariff(tariff_bytes: bytes, st: dict[str, Any], rep: Report) -> dict[str, A
 
 
 def load_tariff_bytes(data: bytes) -> dict[str, Any]:
-    """clearing.load_tariff of a fare table's bytes (b"": the default tariff)."""
+    """The tariff of a published fare table's bytes: a tariff TOML file as clearing.load_tariff
+    reads it (b"": the default tariff), or a complete tariff as one JSON object (`canonical`
+    of it: what the simulator publishes, its tariff being a table of the scenario)."""
     import os
     import tempfile
 
     if not data:
         return clearing.load_tariff(None)
+    if data.lstrip().startswith(b"{"):
+        tariff = json.loads(data)
+        if not isinstance(tariff, dict) or set(tariff) != set(clearing.DEFAULT_TARIFF):
+            raise StatementError("a JSON fare table holds every section of the tariff")
+        return tariff
     fd, path = tempfile.mkstemp(suffix=".toml")
     try:
         os.write(fd, data)

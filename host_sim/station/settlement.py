@@ -46,7 +46,8 @@ class Settlement:
         self.verify = verify  # the issuers' check (a test swaps in a broken one)
         self.signer = log_signer
         self.verifier = verifier
-        self.tariff = tariff
+        self.tariff_bytes = statements.canonical(tariff)  # the fare table it publishes
+        self.tariff = statements.load_tariff_bytes(self.tariff_bytes)
         self.as_of = as_of
         self.now_ms = now_ms
         self.statements: dict[int, list[bytes]] = {}  # issuer -> its statements, day order
@@ -57,13 +58,14 @@ class Settlement:
         self.now_ms += 1  # every head a millisecond after the last: timestamps never go back
         prev_head = bytes.fromhex(statements._parse(previous)["head"]) if previous else None
         st = statements.build(
-            self.store, self.signer, issuer, day, self.tariff, b"", self.as_of, self.now_ms,
+            self.store, self.signer, issuer, day, self.tariff, self.tariff_bytes, self.as_of,
+            self.now_ms,
             prev_head,
         )  # fmt: skip
         return statements.encode(st)
 
     def _check(self, blob: bytes, previous: bytes | None, others: list[bytes], view: dict):
-        rep = self.verify(blob, self.signer.public_key, self.verifier, b"", previous)
+        rep = self.verify(blob, self.signer.public_key, self.verifier, self.tariff_bytes, previous)
         found: list[dict[str, Any]] = []
         if rep.ok:
             sts = [statements._parse(b) for b in [*others, blob]]
