@@ -135,3 +135,56 @@ def test_several_writers_make_one_append_only_tree(store_target):
     keys = [(records.decode(r).device_id, records.decode(r).seq) for r in got]
     assert setup.log_leaves_of(keys) == {k: i for i, k in enumerate(keys)}
     setup.close()
+
+
+def test_heads_and_proofs_over_http(tmp_path):
+    """GET /log/heads, /log/prove, /log/consistency on the back office's HTTP port: what an
+    issuer fetches, checked here as it would check them."""
+    import asyncio
+    import json
+    import urllib.error
+    import urllib.request
+
+    from host_sim.backoffice import http
+    from host_sim.backoffice.metrics import Metrics
+
+    s = Store(str(tmp_path / "bo.sqlite"))
+    s.add_device(5, KEY, NOW)
+    raws = chain(5, 9, 100)
+    s.store_batch(5, raws[:4], NOW)
+    log = s.translog(signer(0x51))
+    old = merkle.parse_head(log.sign_head(NOW * 1000))
+    s.store_batch(5, raws[4:], NOW)
+    log.refresh()
+    log.sign_head(NOW * 1000 + 1)
+
+    def get(port: int, path: str) -> tuple[int, object]:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    async def main() -> list:
+        runner = await http.start_http(http.make_app(s, Metrics(s)), "127.0.0.1", 0)
+        port = http.bound_port(runner)
+        loop = asyncio.get_running_loop()
+        paths = ["/log/heads", "/log/prove?device=5&seq=7", "/log/consistency?old=4",
+                 "/log/prove?device=5&seq=99"]  # fmt: skip
+        try:
+            return [await loop.run_in_executor(None, get, port, p) for p in paths]
+        finally:
+            await runner.cleanup()
+
+    (c1, heads), (c2, proof), (c3, cons), (c4, none) = asyncio.run(main())
+    assert (c1, c2, c3, c4) == (200, 200, 200, 404)
+    assert [h["tree_size"] for h in heads] == [4, 9]
+    head = translog.check_head(bytes.fromhex(proof["head"]), signer(0x51).public_key,
+                               OpenSSLVerifier())  # fmt: skip
+    assert proof["leaf"] == 6 and bytes.fromhex(proof["record"]) == raws[6]
+    merkle.verify_inclusion(merkle.leaf_hash(raws[6]), 6, head.tree_size,
+                            [bytes.fromhex(p) for p in proof["proof"]], head.root_hash)  # fmt: skip
+    merkle.verify_consistency(4, 9, [bytes.fromhex(p) for p in cons["proof"]], old.root_hash,
+                              head.root_hash)  # fmt: skip
+    assert none["reason"] == "no_proof"
+    s.close()

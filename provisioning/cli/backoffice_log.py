@@ -17,7 +17,7 @@ from typing import Any
 
 from provisioning.cli.events import Events, with_events
 from provisioning.cli.kit import add_json, load_signer
-from provisioning.cli.main import EXIT_FAILED, EXIT_USAGE, CliError
+from provisioning.cli.main import EXIT_USAGE, CliError
 
 
 def register(g: Any) -> None:
@@ -41,110 +41,40 @@ def register(g: Any) -> None:
     add_json(lg)
 
 
-def _head_fields(blob: bytes) -> dict[str, Any]:
-    from protocol import merkle
-
-    h = merkle.parse_head(blob)
-    return {
-        "tree_size": h.tree_size,
-        "timestamp_ms": h.timestamp,
-        "root_hash": h.root_hash.hex(),
-        "key_id": "%08x" % h.key_id,
-        "head": bytes(blob).hex(),
-    }
-
-
-def _signed_head(store: Any, size: int | None) -> bytes:
-    """The newest signed head, or the newest of tree size `size`."""
-    from protocol import merkle
-
-    for blob in reversed(store.log_heads()):
-        if size is None or merkle.parse_head(blob).tree_size == size:
-            return blob
-    raise CliError(
-        "no signed head%s" % ("" if size is None else " of size %d" % size),
-        "wait for serve to sign one, or sign one now: faregate backoffice log sign --key KEY",
-        EXIT_FAILED,
-    )
-
-
 def cmd_log(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import logview
     from provisioning.cli.backoffice import _print, _store
 
     store = _store(args.db)
-    want = {"prove": 2, "consistency": (1, 2)}.get(args.action, 0)
-    if len(args.args) not in (want if isinstance(want, tuple) else (want,)):
-        raise CliError(
-            "log %s takes %s" % (args.action, "no arguments" if not want else "DEVICE SEQ"
-                                 if args.action == "prove" else "OLD [NEW]"),
-            "see faregate backoffice log --help",
-            EXIT_USAGE,
-        )  # fmt: skip
+    want = {"prove": (2,), "consistency": (1, 2)}.get(args.action, (0,))
+    if len(args.args) not in want:
+        usage = {"prove": "DEVICE SEQ", "consistency": "OLD [NEW]"}.get(args.action, "nothing")
+        raise CliError("log %s takes %s" % (args.action, usage),
+                       "see faregate backoffice log --help", EXIT_USAGE)  # fmt: skip
     if args.action in ("head", "heads"):
-        heads = store.log_heads(None if args.since is None else args.since * 1000)
+        rows = logview.heads(store, None if args.since is None else args.since * 1000)
         if args.action == "head":
-            heads = heads[-1:]
-        rows = [_head_fields(h) for h in heads]
-        if not args.json:
-            for r in rows:
-                print("tree_size %(tree_size)d  signed %(timestamp_ms)d ms  root %(root_hash)s" % r)
-                print("  %s" % r["head"])
-        if args.action == "head" and not rows:
-            _signed_head(store, None)  # says how to get one
+            if not rows:
+                logview.signed_head(store)  # says how to get one
+            rows = rows[-1:]
         if args.json:
             _print(events, rows, [], "", "heads")
+            return 0
+        for r in rows:
+            print("tree_size %(tree_size)d  signed %(timestamp_ms)d ms  root %(root_hash)s" % r)
+            print("  %s" % r["head"])
         return 0
     if args.action == "sign":
         if not args.key:
             raise CliError("log sign needs --key", "give the log key", EXIT_USAGE)
         tlog = store.translog(load_signer(args.key, "log key"))
-        blob = tlog.sign_head(int(time.time() * 1000))
-        fields = _head_fields(blob)
+        fields = logview.head_fields(tlog.sign_head(int(time.time() * 1000)))
         events.result(True, "signed the head at %d leaves" % fields["tree_size"], **fields)
         return 0
-    tlog = store.translog()  # read only: proofs need no key
     if args.action == "prove":
-        device, seq = args.args
-        leaf = store.log_leaf_of(device, seq)
-        if leaf is None:
-            raise CliError(
-                "no record %d/%d in the log" % (device, seq), "check the device and seq",
-                EXIT_FAILED,
-            )  # fmt: skip
-        head = _signed_head(store, args.size)
-        size = _head_fields(head)["tree_size"]
-        if leaf >= size:
-            raise CliError(
-                "record %d/%d (leaf %d) is not yet under a signed head (size %d)"
-                % (device, seq, leaf, size),
-                "wait for the next head, or sign one: faregate backoffice log sign --key KEY",
-                EXIT_FAILED,
-            )
-        got = store.log_leaf(leaf)
-        assert got is not None
-        out = {
-            "device_id": device,
-            "seq": seq,
-            "leaf": leaf,
-            "record": got[2].hex(),
-            "tree_size": size,
-            "proof": [p.hex() for p in tlog.inclusion_proof(leaf, size)],
-            "head": head.hex(),
-        }
+        out = logview.prove(store, args.args[0], args.args[1], args.size)
     else:
-        old = args.args[0]
-        new = _head_fields(_signed_head(store, args.args[1] if len(args.args) > 1 else None))
-        if not 0 < old <= new["tree_size"]:
-            raise CliError(
-                "old size %d is not 1..%d" % (old, new["tree_size"]), "give a smaller OLD",
-                EXIT_USAGE,
-            )  # fmt: skip
-        out = {
-            "old_size": old,
-            "tree_size": new["tree_size"],
-            "proof": [p.hex() for p in tlog.consistency_proof(old, new["tree_size"])],
-            "head": new["head"],
-        }
+        out = logview.consistency(store, args.args[0], args.args[1] if len(args.args) > 1 else None)
     if not args.json:
         for k, v in out.items():
             print("%-10s %s" % (k, " ".join(v) if isinstance(v, list) else v))
