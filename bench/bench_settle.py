@@ -8,9 +8,10 @@ Rows (added to bench_translog's P16, which measures the log engine in memory):
 - verifying a day's statement (host_sim/backoffice/statements.verify: its signatures, the
   multi-leaf inclusion proof, the rider signature of every record, re-pricing, totals) of
   CHARGES charges (one metro journey each, two records: entry and exit, each with its rider's
-  ride code), scaled linearly to 1,000,000 charges; reference: 2 x CHARGES bare P-256 verifies
-  (the rider signatures alone), measured in the same run and scaled alike. Medians of 3.
-  The same without the rider signatures shows what the rest costs.
+  ride code), scaled linearly to 1,000,000 charges; reference: as many bare P-256 verifies as
+  charges (TARGETS.md's), measured in the same run and scaled alike. Medians of 3. A charge
+  holds two rider signatures, so the ratio cannot go below about 2; the same verify with the
+  rider signatures taken as good shows what the rest (proofs, pricing, totals) costs.
 """
 
 import os
@@ -30,7 +31,7 @@ from protocol import records, ridecode
 LEAVES = 200_000
 BATCH = 10_000
 PROOFS = 500
-CHARGES = 5_000
+CHARGES = int(os.environ.get("BENCH_SETTLE_CHARGES", "5000"))
 SCALE_TO = 1_000_000
 NOW = 1_767_254_400
 
@@ -100,7 +101,7 @@ def _verify_times(blob: bytes, pub: bytes, sigs: list) -> tuple[float, float, fl
         full.append(time.perf_counter() - t0)
         assert rep.ok, rep.failures
         t0 = time.perf_counter()
-        for k, m, sg in sigs:
+        for k, m, sg in sigs[:CHARGES]:  # as many bare verifies as charges (TARGETS.md)
             v.verify(k, m, sg)
         bare.append(time.perf_counter() - t0)
 
@@ -128,7 +129,7 @@ def rows() -> list[dict]:
             rate, "leaves/s", ref, ">= 50,000 leaves/s"),  # fmt: skip
         row("P16", "  inclusion proof from the stored tree at 200k leaves, median",
             proof_ms, "ms", None, "<= 1 ms"),  # fmt: skip
-        row("P16", "  statement verify, %d charges scaled to 1M (ref: 2M bare P-256 verifies)"
+        row("P16", "  statement verify, %d charges scaled to 1M (ref: 1M bare P-256 verifies)"
             % CHARGES, full * k, "s", bare * k, "<= 60 s"),  # fmt: skip
         row("P16", "  the same without the rider signatures (proofs, pricing, totals)",
             rest * k, "s", bare * k, "(no target)"),  # fmt: skip

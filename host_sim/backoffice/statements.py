@@ -369,8 +369,9 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
     if set(owner) != set(by_leaf):
         rep.fail("wrong_issuer", "records listed that no charge rests on, or the reverse")
     bad_sig = 0
+    decoded = {leaf: records.decode(raw) for leaf, raw in by_leaf.items()}
     for leaf, raw in by_leaf.items():
-        rec = records.decode(raw)
+        rec = decoded[leaf]
         if records.issuer_of(raw) != st["issuer"]:
             rep.fail("wrong_issuer", "leaf %d is issuer %d's" % (leaf, records.issuer_of(raw)))
         if leaf in owner and rec.account_id != owner[leaf]:
@@ -382,13 +383,12 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
             rep.fail(why, "leaf %d (record %d/%d)" % (leaf, rec.device_id, rec.seq))
     rep.checked["record_signatures"] = len(by_leaf) - bad_sig
     # 6-7. pricing and totals
+    key_of = {(decoded[x].device_id, decoded[x].seq): x for x in by_leaf}
     for c in st["charges"]:
         account = c["account"]
         if tariff is not None:
             got = price(account, [by_leaf[x] for x in c["leaves"] if x in by_leaf], tariff,
                         st["as_of"], st["day"])  # fmt: skip
-            key_of = {(records.decode(r).device_id, records.seq_of(r)): x
-                      for x, r in by_leaf.items()}  # fmt: skip
             for j in got:
                 j["leaves"] = sorted(key_of[(d, q)] for d, q in j.pop("records"))
             if got != c["journeys"]:
