@@ -129,7 +129,7 @@ SCHEMA = (
      "DATA frames the laptop may send ahead of the gate's ACK when it is flashed"),
     ("buffers.journal_read", "int", (1, 16384), 32, "records",
      "journal entries read at once (%d bytes each) when the journal opens, uploads or exports"
-     % journalfile.ENTRY2_LEN),
+     % journalfile.ENTRY3_LEN),
     ("deny.index_keys", "int", (0, 1000000), 512, "keys",
      "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)

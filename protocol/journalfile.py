@@ -1,16 +1,22 @@
 """The journal's files, byte for byte (docs/sync-protocol.md, "Journal on disk"). Pure functions.
 
-seg-<first seq, 16 hex digits>.jn2   version 2 segments: entries, then (once full) a footer
-seg-<first seq, 16 hex digits>.jnl   version 1 segments (journals written before version 2;
-                                     read, trimmed and repaired, never appended to)
+seg-<first seq, 16 hex digits>.jn3   version 3 segments: entries, then (once full) a footer;
+                                     the only ones appended to
+seg-<first seq, 16 hex digits>.jn2   version 2 segments (version 1 records, each twice; read,
+                                     trimmed and repaired, never appended to)
+seg-<first seq, 16 hex digits>.jnl   version 1 segments (read, trimmed and repaired)
 journal.meta, journal.meta.b         the acknowledged position, two copies
 
-entry v2 (146 bytes): the same copy twice; a copy is (applog framing)
-         A6 | record (64, protocol.records) | k u32 | crc32(record | k) u32
+entry v3 (254 bytes): A8 | slot (245) | k u32 | crc32(slot | k) u32   (applog framing)
+         slot = a record of either version (protocol.records), zero-padded to 245 bytes (a
+         version 1 record from a repaired old segment is 64 bytes and 181 zeros);
          k = the entry's place in its commit group (0 for the first of a group written with
-         one write and one fsync); a hole (a slot a repair found lost) has mark A7 and an
-         all-zero record but for its seq
-entry v1 (69 bytes)   A5 | record (64) | crc32(record) u32
+         one write and one fsync); a hole (a slot a repair found lost) has mark A9 and an
+         all-zero slot but for its seq (bytes 8..15). One copy: a version 2 record keeps the
+         rider's ride code, and two copies would not fit P4's 256 bytes a record.
+entry v2 (146 bytes): the same copy twice; a copy is A6 | record v1 (64) | k u32 | crc32 u32;
+         a hole has mark A7
+entry v1 (69 bytes)   A5 | record v1 (64) | crc32(record) u32
 footer   5A | count u32 | crc32(all entries) u32 | hash of the last record (16)
          | crc32(footer so far) u32
 meta     acknowledged seq u64 | hash of that record (16) | crc32(first 24) u32
@@ -23,12 +29,17 @@ from protocol import records
 from protocol.applog import Framing
 from protocol.errors import FormatError
 
-ENTRY = Framing(records.RECORD_LEN, mark=b"\xa5")  # version 1
+_V1LEN = records.RECORD_LEN_V1
+_SLOT = records.MAX_RECORD_LEN  # 245: a version 3 entry's record area
+ENTRY = Framing(_V1LEN, mark=b"\xa5")  # version 1
 ENTRY_LEN = ENTRY.frame_len  # 69
-COPY = Framing(records.RECORD_LEN + 4, mark=b"\xa6")
-HOLE = Framing(records.RECORD_LEN + 4, mark=b"\xa7")
+COPY = Framing(_V1LEN + 4, mark=b"\xa6")
+HOLE = Framing(_V1LEN + 4, mark=b"\xa7")
 COPY_LEN = COPY.frame_len  # 73
 ENTRY2_LEN = 2 * COPY_LEN  # 146
+ENTRY3 = Framing(_SLOT + 4, mark=b"\xa8")
+HOLE3 = Framing(_SLOT + 4, mark=b"\xa9")
+ENTRY3_LEN = ENTRY3.frame_len  # 254
 FOOTER_MARK = 0x5A
 FOOTER_LEN = 1 + 4 + 4 + records.HASH_LEN + 4  # 29
 META = "journal.meta"
@@ -36,6 +47,8 @@ META_B = "journal.meta.b"
 META_LEN = 8 + records.HASH_LEN + 4  # 28
 V1 = ".jnl"
 V2 = ".jn2"
+V3 = ".jn3"
+FORMATS = {V1: 1, V2: 2, V3: 3}
 _SEG_NAME_LEN = 24
 # what a slot of a segment holds (slot(), below)
 GOOD = 0  # both copies check
@@ -53,22 +66,70 @@ def entry2(raw, k: int) -> bytes:
     return c + c
 
 
+def entry3(raw, k: int) -> bytes:
+    """The 254 bytes of a version 3 entry: the record `raw` (either version), k-th of its
+    commit group."""
+    raw = bytes(raw)
+    return ENTRY3.frame(raw + bytes(_SLOT - len(raw)) + struct.pack(">I", k))
+
+
+def hole3(seq: int) -> bytes:
+    """The 254 bytes of a version 3 hole: the slot of `seq`, whose record is lost."""
+    body = bytearray(_SLOT + 4)
+    body[8:16] = struct.pack(">Q", seq)
+    return HOLE3.frame(bytes(body))
+
+
 def hole(seq: int) -> bytes:
     """The 146 bytes of a hole: the slot of `seq`, whose record is lost, marked as known."""
-    body = bytearray(records.RECORD_LEN + 4)
+    body = bytearray(_V1LEN + 4)
     body[8:16] = struct.pack(">Q", seq)
     c = HOLE.frame(bytes(body))
     return c + c
 
 
+def fmt_of(name: str) -> int:
+    """The segment format (1, 2 or 3) of a segment file's name."""
+    return FORMATS.get(name[-4:], 0)
+
+
+_ELEN = {1: ENTRY_LEN, 2: ENTRY2_LEN, 3: ENTRY3_LEN}
+
+
 def entry_len(name: str) -> int:
-    return ENTRY2_LEN if name.endswith(V2) else ENTRY_LEN
+    return _ELEN[fmt_of(name)]
 
 
-def slot(data, off: int, v2: bool, seq: int):
-    """-> (state, record or None, k) of the entry at `off` of `data`, expected to hold `seq`.
-    A copy that checks but holds another seq (a misdirected write) does not count."""
-    if not v2:
+def _unpad(slot_):
+    """The record in a version 3 slot (its version byte gives its length); None if unknown."""
+    n = {records.VERSION: records.RECORD_LEN, records.VERSION_1: _V1LEN}.get(slot_[0])
+    if n is None or (n < _SLOT and any(slot_[n:_SLOT])):
+        return None
+    return bytes(slot_[:n])
+
+
+def first_record(buf, fmt: int):
+    """The record of the entry at the start of `buf` (unchecked: a sealed segment's)."""
+    if fmt == 3:
+        return _unpad(buf[1 : 1 + _SLOT])
+    return bytes(buf[1 : 1 + _V1LEN])
+
+
+def slot(data, off: int, fmt: int, seq: int):
+    """-> (state, record or None, k) of the entry at `off` of `data` (a segment of format
+    `fmt`), expected to hold `seq`. A copy that checks but holds another seq (a misdirected
+    write) does not count."""
+    if fmt == 3:
+        body = ENTRY3.body_at(data, off)
+        if body is not None and records.seq_of(body) == seq:
+            raw = _unpad(body)
+            if raw is not None:
+                return GOOD, raw, struct.unpack(">I", body[_SLOT:])[0]
+        body = HOLE3.body_at(data, off)
+        if body is not None and records.seq_of(body) == seq:
+            return HOLED, None, 0
+        return BAD, None, 0
+    if fmt == 1:
         raw = ENTRY.body_at(data, off)
         if raw is None or records.seq_of(raw) != seq:
             return BAD, None, 0
@@ -86,18 +147,28 @@ def slot(data, off: int, v2: bool, seq: int):
         if body is not None and records.seq_of(body) == seq:
             return HOLED, None, 0
         return BAD, None, 0
-    k = struct.unpack(">I", good[records.RECORD_LEN :])[0]
-    return (GOOD if n == 2 else MENDED), good[: records.RECORD_LEN], k
+    k = struct.unpack(">I", good[_V1LEN:])[0]
+    return (GOOD if n == 2 else MENDED), good[:_V1LEN], k
 
 
-_RLEN = records.RECORD_LEN
+_RLEN = _V1LEN
 _unpack_from = struct.unpack_from
 
 
-def record_of(data, off: int, v2: bool, seq: int):
+def record_of(data, off: int, fmt: int, seq: int):
     """The record of the entry at `off` of `data` (bytes), from its first good copy, or None:
     the read path (`slot` checks both copies, to report a damaged one)."""
-    if not v2:
+    if fmt == 3:
+        if data[off] != 0xA8:
+            return None
+        body = data[off + 1 : off + 1 + _SLOT + 4]
+        if (
+            crc32(body) & 0xFFFFFFFF != _unpack_from(">I", data, off + 1 + _SLOT + 4)[0]
+            or _unpack_from(">Q", data, off + 9)[0] != seq
+        ):
+            return None
+        return _unpad(body)
+    if fmt == 1:
         raw = ENTRY.body_at(data, off)
         return raw if raw is not None and records.seq_of(raw) == seq else None
     for p in (off, off + COPY_LEN):
@@ -115,18 +186,16 @@ def record_at(data, i: int) -> bytes:
     """The record of version 1 entry `i` in a segment's bytes (unchecked: the caller
     scanned them)."""
     p = i * ENTRY_LEN + 1
-    return bytes(data[p : p + records.RECORD_LEN])
+    return bytes(data[p : p + _V1LEN])
 
 
-def segment_name(first_seq: int, ext: str = V2) -> str:
+def segment_name(first_seq: int, ext: str = V3) -> str:
     return "seg-%016x%s" % (first_seq, ext)
 
 
 def segment_first(name: str):
     """The first seq of a segment file's name, or None if `name` is not a segment's."""
-    if len(name) != _SEG_NAME_LEN or not (
-        name.startswith("seg-") and (name.endswith(V1) or name.endswith(V2))
-    ):
+    if len(name) != _SEG_NAME_LEN or not (name.startswith("seg-") and fmt_of(name)):
         return None
     try:
         return int(name[4:20], 16)

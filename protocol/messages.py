@@ -8,7 +8,12 @@ big-endian; docs/sync-protocol.md has them with a worked exchange.
       5   CHALLENGE  host    u16 version | 16 nonce | u32 host_time
       6   AUTH       device  u32 device_id
       7   WELCOME    host    u64 high_seq | u8 n | n x (u8 kind | u32 version | u32 size)
-      2   BATCH      device  u16 count | count x record (64 bytes, protocol.records)
+      2   BATCH      device  u16 count | count x record (protocol.records: version 2, 245 bytes,
+                             or version 1, 64 bytes, from a journal of before; the version
+                             byte gives each length) | 64-byte batch signature
+                             (protocol.sync.batch_signing_input: the gate's device key over
+                             its id and the hash of the records, kept by the back office as
+                             the gate's evidence of each passage)
       3   ACK        host    u64 up_to_seq
       8   STATUS     device  u32 time | u32 unsynced | u32 oldest_age_s | u64 last_seq
                              | u32 rejects_not_journaled | u8 n | n x (u8 kind | u32 version)
@@ -32,7 +37,7 @@ import struct
 from protocol import records
 from protocol.errors import FormatError
 
-VERSION = 2  # version 1 was the unauthenticated HELLO/BATCH/ACK of the foundation
+VERSION = 3  # 2: BATCH without its batch signature, 64-byte records; 1: unauthenticated
 
 HELLO = 1
 BATCH = 2
@@ -61,7 +66,8 @@ NAMES = {
 }
 
 NONCE_LEN = 16
-MAX_BATCH = 2048  # records per BATCH (131 kB, well inside a frame)
+MAX_BATCH = 1024  # records per BATCH (251 kB of version 2 records, inside a 256 KiB frame)
+BATCH_SIG_LEN = 64
 MAX_CHUNK = 65536  # bytes of blob data per BLOB
 NOT_AVAILABLE = 0xFFFFFFFF
 MAX_REFUSALS = 16  # refused blobs one STATUS reports (a session fetches one per kind at most)
@@ -93,6 +99,7 @@ ERRORS = {
     "busy": (8, "the back office is shutting down or overloaded; retry later"),
     "timeout": (9, "the peer stopped answering"),
     "sequence_reset": (10, "the gate's seq is behind what the back office holds (journal lost?)"),
+    "bad_batch_signature": (11, "a BATCH's batch signature did not verify with the device key"),
 }
 
 
@@ -176,20 +183,27 @@ def parse_welcome(p):
 
 
 # -- BATCH ---------------------------------------------------------------------------------
-def batch(raws) -> bytes:
+def batch(raws, sig) -> bytes:
     if len(raws) > MAX_BATCH:
         raise FormatError("a BATCH holds at most %d records" % MAX_BATCH, "bad_message")
-    return struct.pack(">H", len(raws)) + b"".join(raws)
+    if len(sig) != BATCH_SIG_LEN:
+        raise FormatError("a batch signature is %d bytes" % BATCH_SIG_LEN, "bad_message")
+    return struct.pack(">H", len(raws)) + b"".join(raws) + bytes(sig)
 
 
-def parse_batch(p) -> list:
-    if len(p) < 2:
+def parse_batch(p) -> tuple:
+    """-> (raw records, batch signature)."""
+    if len(p) < 2 + BATCH_SIG_LEN:
         raise FormatError("BATCH too short", "bad_message")
     (n,) = struct.unpack(">H", p[:2])
-    L = records.RECORD_LEN
-    if n > MAX_BATCH or len(p) != 2 + n * L:
+    end = len(p) - BATCH_SIG_LEN
+    try:
+        raws = records.split(p[2:end])
+    except FormatError:
+        raws = None
+    if n > MAX_BATCH or raws is None or len(raws) != n:
         raise FormatError("BATCH length does not match its count", "bad_message")
-    return [bytes(p[2 + i * L : 2 + (i + 1) * L]) for i in range(n)]
+    return raws, bytes(p[end:])
 
 
 # -- ACK -----------------------------------------------------------------------------------

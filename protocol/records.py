@@ -137,14 +137,20 @@ class Record:
         self.flags = flags
         self.prev_hash = prev_hash
         self.issuer = issuer
-        self.code = bytes(code)
+        self.code = b""
         self.version = version
         if code:
-            if len(code) != CODE_LEN:
-                raise FormatError(
-                    "evidence code is %d bytes, expected %d" % (len(code), CODE_LEN), "bad_length"
-                )
-            self.issuer, self.account_id, self.cred_no, self.counter = code_ids(code)
+            self.keep_code(code)
+
+    def keep_code(self, code) -> None:
+        """Keep the ride code's bytes (196, as verified) as the rider's evidence; account_id,
+        cred_no, counter and issuer are then the code's."""
+        if len(code) != CODE_LEN:
+            raise FormatError(
+                "evidence code is %d bytes, expected %d" % (len(code), CODE_LEN), "bad_length"
+            )
+        self.code = bytes(code)
+        self.issuer, self.account_id, self.cred_no, self.counter = code_ids(code)
 
     def to_bytes(self) -> bytes:
         if len(self.prev_hash) != HASH_LEN:
@@ -222,6 +228,21 @@ class Record:
             self.issuer,
             self.account_id,
         )
+
+
+ACCOUNT_BITS = 40  # protocol.ridecode.ACCOUNT_BITS
+_ACCOUNT_MASK = (1 << ACCOUNT_BITS) - 1
+
+
+def account_key(issuer: int, account_id: int) -> int:
+    """One rider across issuers: issuer key id << 40 | account_id (56 bits). Issuer 0 (a
+    version 1 record) keeps the bare account id. Two issuers' account 42 are two keys."""
+    return (issuer << ACCOUNT_BITS) | account_id
+
+
+def split_account_key(key: int):
+    """-> (issuer, account_id) of an account_key."""
+    return key >> ACCOUNT_BITS, key & _ACCOUNT_MASK
 
 
 def code_ids(code):

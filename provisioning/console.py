@@ -20,7 +20,7 @@ from typing import Any
 
 from drivers.linux.crypto_openssl import OpenSSLVerifier
 from protocol import certs, reasons, records, service
-from protocol.errors import EXIT_AUTH, EXIT_FAILED
+from protocol.errors import EXIT_AUTH, EXIT_FAILED, FormatError
 from protocol.frames import Frame
 from provisioning.errors import ProvisioningError
 from provisioning.transport import Transport
@@ -287,12 +287,15 @@ class ServiceClient:
         return action
 
     def export_unsynced(self, progress: Callable[[int, int], None] | None = None) -> list[bytes]:
-        size = records.RECORD_LEN
+        size = records.MAX_RECORD_LEN
         out: list[bytes] = []
         while True:
             body = self.call(service.EXPORT, struct.pack(">IH", len(out), service.CHUNK // size))
             total, index = struct.unpack(">II", body[:8])
-            got = [body[i : i + size] for i in range(8, len(body), size)]
+            try:
+                got = records.split(body[8:])  # records of either version, self-delimiting
+            except FormatError as e:
+                raise DeviceMisbehaves("EXPORT answered %s" % e) from None
             if index != len(out):
                 raise DeviceMisbehaves("EXPORT answered from record %d" % index)
             out += got

@@ -40,6 +40,7 @@ class Gate:
         kind=records.KIND_PASSAGE,
         reason=0,
         device=1,
+        issuer=0,
     ):
         self.seq += 1
         raw = records.Record(
@@ -57,6 +58,7 @@ class Gate:
             value,
             flags,
             self.prev,
+            issuer=issuer,
         ).to_bytes()
         self.prev = records.record_hash(raw)
         self.store.store_batch(device, [raw], t)
@@ -519,3 +521,22 @@ def test_an_incremental_run_agrees_with_a_full_reclear(store):
     again = clearing.run(store, T, DAY0 + 30 * 86400, full=True)
     assert (again["new"], again["revised"]) == (0, 0), again
     assert store.clearing_charges() == before
+
+
+def test_two_issuers_account_7_are_two_riders(store):
+    # issuer 1's account 7 enters, issuer 5's account 7 leaves: not one journey, and the same
+    # (account, credential, counter) at both issuers is no copy
+    g = Gate(store)
+    g.tap(7, DAY0, 1, DIR_ENTRY, counter=1, issuer=1)
+    g.tap(7, DAY0 + 600, 8, DIR_EXIT, counter=1, issuer=5)
+    g.tap(7, DAY0 + 900, 1, DIR_ENTRY, counter=2, issuer=1)
+    g.tap(7, DAY0 + 1500, 8, DIR_EXIT, counter=3, issuer=1)
+    js = _clear(store)
+    keys = {records.account_key(1, 7), records.account_key(5, 7)}
+    assert {j["account_id"] for j in js} == keys
+    by = {k: [(j["status"], j["fare"]) for j in js if j["account_id"] == k] for k in keys}
+    assert by[records.account_key(1, 7)][-1] == ("complete", 400)
+    assert all(st != "complete" for st, _f in by[records.account_key(5, 7)])
+    assert "replay" not in store.anomaly_counts()
+    assert records.split_account_key(records.account_key(5, 7)) == (5, 7)
+    assert records.account_key(0, 7) == 7  # records of before several issuers: as they were

@@ -215,7 +215,7 @@ def test_gate_disk_full_keeps_the_barrier_shut(tmp_path):
     riders = [Rider() for _ in range(3)]
     for i, r in enumerate(riders):
         issuer.issue(r, account_id=10 + i, valid_from=NOW - 60, valid_until=NOW + 3600)
-    disk = FaultyDisk(room=journalfile.ENTRY2_LEN * 2)  # two journal entries
+    disk = FaultyDisk(room=journalfile.ENTRY3_LEN * 2)  # two journal entries
     os.makedirs(tmp_path / "g")
     j = Journal(str(tmp_path / "g"), DEVICE_ID, fs=disk)
     gate = Gate(
@@ -244,7 +244,7 @@ def test_oversize_frames_and_batches_are_refused(tmp_path):
         s = HostSession(lab.store, lab.host_signer, lab.verifier, lab.clock)
         assert s.receive(big) == b"" and s.conn._dec.stats["oversize"] == 1
         with pytest.raises(FormatError):
-            messages.batch([bytes(64)] * (messages.MAX_BATCH + 1))
+            messages.batch([bytes(64)] * (messages.MAX_BATCH + 1), bytes(64))
     finally:
         lab.close()
 

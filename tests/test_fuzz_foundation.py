@@ -17,9 +17,9 @@ def _frames(data: bytes) -> None:
 
 CASES = {
     "base45": (base45.decode, ["QED8WEX0", "%69 VD92EX0"], True),
-    "frames": (_frames, [frames.encode(2, messages.batch([RECORD]))], False),
+    "frames": (_frames, [frames.encode(2, messages.batch([RECORD], bytes(64)))], False),
     "records": (records.decode, [RECORD], False),
-    "batch": (messages.parse_batch, [messages.batch([RECORD, RECORD])], False),
+    "batch": (messages.parse_batch, [messages.batch([RECORD, RECORD], bytes(64))], False),
 }
 
 

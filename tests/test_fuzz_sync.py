@@ -43,7 +43,7 @@ BODIES = {
     m.HELLO: m.hello(7, b"n" * 16, 1),
     m.CHALLENGE: m.challenge(b"h" * 16, NOW),
     m.WELCOME: m.welcome(3, [(1, 2, 3), (5, 1, 100)]),
-    m.BATCH: m.batch([REC, REC]),
+    m.BATCH: m.batch([REC, REC], bytes(64)),
     m.ACK: m.ack(5),
     m.STATUS: m.status(NOW, 1, 2, 3, 4, [(1, 2)], b'{"a":1}'),
     m.FETCH: m.fetch(1, 2, 0, 100),

@@ -28,6 +28,7 @@ NOW_S = 1767254400
 CHECKED = {
     "keys init", "keys show", "keys technician", "keys tls",
     "wallet init", "wallet issue", "wallet mint", "wallet deny", "wallet rotate", "wallet trust",
+    "wallet add-issuer",
     "decode", "image build", "image verify", "sim run", "sim device", "ports",
     "backoffice devices", "backoffice queues", "backoffice anomalies", "backoffice journeys",
     "backoffice charges", "backoffice publish", "backoffice refund", "backoffice adjust",
@@ -118,6 +119,8 @@ def test_wallet_decode_and_backoffice(world, capsys):
     run(capsys, "wallet deny", *w, "--account", "7")
     run(capsys, "wallet rotate", *w)
     run(capsys, "wallet trust", *w)
+    run(capsys, "wallet add-issuer", *w, "--issuer-id", "9")
+    run(capsys, "wallet add-issuer", *w, "--issuer-id", "9", code=2)  # taken
     files = run(capsys, "decode", codes[0]["png"], codes[1]["png"])
     assert [f["texts"] for f in files] == [[codes[0]["text"]], [codes[1]["text"]]]
     run(capsys, "decode", "missing.png", code=2)

@@ -353,7 +353,7 @@ def test_device_commands(field, tmp_path):
     assert "exported 72 unsynced passages" in p.stdout
     assert "72 exported passages dropped" in p.stdout
     data = open(export, "rb").read()
-    recs = [records.decode(data[i : i + 64]) for i in range(0, len(data), 64)]
+    recs = [records.decode(r) for r in records.split(data)]
     assert [r.seq for r in recs] == list(range(1, 73)) and {r.device_id for r in recs} == {1017}
     assert [reasons.by_number(r.reason) for r in recs[70:]] == ["svc_clock_bound", "clock_set"]
     assert hashlib.sha256(data).hexdigest()[:16] in p.stdout

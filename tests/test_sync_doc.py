@@ -36,7 +36,7 @@ def test_worked_exchange_verifies():
         assert v.verify(
             pub, sync.signing_input(sid, fr.type, int.from_bytes(ctr, "big"), body), sig
         )
-    assert m.parse_hello(hello.payload)[:2] == (2, 17)
+    assert m.parse_hello(hello.payload)[:2] == (3, 17)
     assert m.parse_challenge(challenge.payload[:-68])[2] == 1_767_254_400
     welcome = [fr for _, fr in msgs if fr.type == m.WELCOME][0]
     assert m.parse_welcome(welcome.payload[:-68]) == (0, [(m.KIND_CONFIG, 3, 10)])
@@ -82,3 +82,12 @@ def test_record_vector_in_the_doc_is_the_vector_file_and_verifies():
     assert (rec.issuer, rec.account_id, rec.cred_no, rec.counter, rec.seq) == (1, 42, 1, 1, 2)
     signed, sig = rec.rider_evidence()
     assert OpenSSLVerifier().verify(rec.code[27:60], signed, sig)
+
+
+def test_worked_exchange_batch_signature_verifies_with_the_device_key():
+    keys, msgs = _exchange()
+    batch = [fr for _, fr in msgs if fr.type == m.BATCH][0]
+    raws, sig = m.parse_batch(batch.payload[:-68])
+    assert len(raws) == 2 and [len(r) for r in raws] == [245, 245]
+    msg = sync.batch_signing_input(17, raws)
+    assert OpenSSLVerifier().verify(keys["device key"], msg, sig)

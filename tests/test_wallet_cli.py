@@ -221,3 +221,29 @@ def test_usage_errors_are_one_line_with_a_fix(tmp_path):
     out = run("verify", "--state", state, str(tmp_path / "missing.txt"))
     assert out.returncode == 2 and "missing.txt" in out.stderr
     assert "one JSON object per code" in ok("verify", "--help")
+
+
+def test_two_issuers_account_42_are_two_riders_and_the_gate_takes_both(tmp_path):
+    state = str(tmp_path / "demo")
+    ok("wallet", "init", "--state", state, "--now", T)
+    out = json.loads(ok("wallet", "add-issuer", "--state", state, "--issuer-id", "7",
+                        "--now", T, "--json"))  # fmt: skip
+    assert out["issuer_key_id"] == 7 and out["trust_version"] == 2
+    a = json.loads(ok("wallet", "issue", "--state", state, "--issuer", "1", "--account", "42",
+                      "--now", T, "--json"))  # fmt: skip
+    b = json.loads(ok("wallet", "issue", "--state", state, "--issuer", "7", "--account", "42",
+                      "--now", T, "--json"))  # fmt: skip
+    assert (a["issuer"], b["issuer"]) == (1, 7) and a["credential"] != b["credential"]
+    # minting needs the issuer once two have an account 42
+    out = run("wallet", "mint", "--state", state, "--account", "42", "--now", str(T0 + 20))
+    assert out.returncode != 0 and "several issuers (1, 7)" in out.stderr
+    code1 = one("wallet", "mint", "--state", state, "--issuer", "1", "--account", "42",
+                "--now", str(T0 + 20))  # fmt: skip
+    code7 = one("wallet", "mint", "--state", state, "--issuer", "7", "--account", "42",
+                "--now", str(T0 + 20))  # fmt: skip
+    # each is its own rider with its own counter: both first presentations pass the gate
+    results = verify(state, [code1, code7])
+    assert [r["accept"] for r in results] == [True, True]
+    from protocol import ridecode
+
+    assert [ridecode.parse_text(c).credential.issuer_key_id for c in (code1, code7)] == [1, 7]

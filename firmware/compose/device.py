@@ -15,7 +15,7 @@ many. It composes the parts and re-implements none:
     identity, what the       storage/device_store.py      factory.json, anchor.pub, device.key,
       technician installed                                cert.bin, config.json, *.bin, state.json
     the gate's clock         verify/timeanchor.py         anchor.bin (over hw.rtc, else `clock`)
-    passage journal          storage/journal.py           seg-*.jn2, journal.meta{,.b}
+    passage journal          storage/journal.py           seg-*.jn3, journal.meta{,.b}
     service log              storage/eventlog.py          service.log
     ride-code checks         verify/gatestate.py          trust.bin, deny/, replay.log
     update agent             maintenance/update_agent.py  device.json, boot.json, slot_a/, slot_b/

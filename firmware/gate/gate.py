@@ -37,6 +37,12 @@ from protocol.fsm import Machine
 AIM_MARK = "]"  # a text a reader left its AIM identifier on: not a QR read (qrengine.line_text)
 
 
+def _account(code) -> int:
+    """The account key (protocol.records.account_key) the gate's tables keep a rider under."""
+    cred = code.credential
+    return records.account_key(cred.issuer_key_id, cred.account_id)
+
+
 class NullDisplay:
     """For gates without a display: remembers the last line (for status and self-test)."""
 
@@ -158,7 +164,7 @@ class Gate:
             d = self.validator.check(text, now)
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
-            account = d.code.credential.account_id
+            account = _account(d.code)  # per issuer: two issuers' account 42 are two riders
             if reason is None and direction:
                 reason = self.policy.check(account, direction, now)
             if reason is None and self.limits is not None:
@@ -171,7 +177,7 @@ class Gate:
                 flags |= records.FLAG_CLOCK_UNTRUSTED
             if self.limits is not None and hasattr(self.limits, "flags") and not emergency:
                 flags |= self.limits.flags(
-                    d.code.credential.account_id, self.config["value"], now, d.offline_limit
+                    _account(d.code), self.config["value"], now, d.offline_limit
                 )
             try:
                 self.journal.append(
@@ -182,7 +188,7 @@ class Gate:
             else:
                 self.validator.committed(d.code)
                 if not emergency:
-                    account = d.code.credential.account_id
+                    account = _account(d.code)
                     token = self.policy.commit(account, direction, now) if direction else None
                     self.pending.append((d.code, direction, token))
                 self.counts[d.reason] = self.counts.get(d.reason, 0) + 1
@@ -286,9 +292,14 @@ class Gate:
             flags=flags,
         )
         if code is not None:
-            rec.account_id = code.credential.account_id
-            rec.cred_no = code.credential.cred_no
-            rec.counter = code.counter
+            raw = code.raw
+            if len(raw) == records.CODE_LEN:
+                rec.keep_code(raw)  # the rider's evidence, and the issuer, in the record
+            else:
+                rec.issuer = code.credential.issuer_key_id
+                rec.account_id = code.credential.account_id
+                rec.cred_no = code.credential.cred_no
+                rec.counter = code.counter
         if kind == records.KIND_PASSAGE:
             rec.value = self.config["value"]
         if self.stamp is not None:
@@ -298,7 +309,7 @@ class Gate:
     def _journal_event(self, reason, code=None, direction=None, flags=0, account=0) -> None:
         rec = self._record(records.KIND_EVENT, reason, self.clock.now(), code, direction, flags)
         if account:
-            rec.account_id = account
+            rec.issuer, rec.account_id = records.split_account_key(account)
         self._append(rec)
 
     def _append(self, rec) -> None:

@@ -142,14 +142,15 @@ def _replay(policy, raws) -> int:
         rec = records.decode(raw)
         if rec.flags & records.FLAG_EMERGENCY:
             continue
+        account = records.account_key(rec.issuer, rec.account_id)  # the gate's key per issuer
         if rec.kind == records.KIND_PASSAGE:
-            tokens[rec.account_id] = policy.commit(rec.account_id, rec.direction, rec.time)
+            tokens[account] = policy.commit(account, rec.direction, rec.time)
             n += 1
         elif rec.kind == records.KIND_EVENT and rec.reason == not_taken:
-            token = tokens.pop(rec.account_id, None)
+            token = tokens.pop(account, None)
             if token is not None:
                 policy.revert(token)
                 n -= 1
         elif rec.kind == records.KIND_EVENT and rec.reason == expired:
-            policy.commit(rec.account_id, EXIT, rec.time)
+            policy.commit(account, EXIT, rec.time)
     return n

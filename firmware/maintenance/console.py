@@ -74,7 +74,7 @@ TABLE = {
 # commands whose handler writes its own, more telling, log entry
 SELF_LOGGED = (service.PUT_BLOB, service.RESET, service.JOURNAL_REPAIR, service.SET_TIME)
 MAX_LOG_ENTRIES = 40
-MAX_EXPORT = service.CHUNK // records.RECORD_LEN
+MAX_EXPORT = service.CHUNK // records.MAX_RECORD_LEN
 
 
 class Refused(FaregateError):

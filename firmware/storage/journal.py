@@ -3,7 +3,9 @@
 Files in the journal directory (byte layouts in protocol/journalfile.py and docs/sync-protocol.md,
 "Journal on disk"):
 
-    seg-<first seq, 16 hex digits>.jn2   segments of up to `segment_records` entries
+    seg-<first seq, 16 hex digits>.jn3   segments of up to `segment_records` entries
+    seg-<first seq, 16 hex digits>.jn2   segments written before version 3 (version 1 records,
+                                         each twice; read, not appended)
     seg-<first seq, 16 hex digits>.jnl   segments written before version 2 (read, not appended)
     journal.meta, journal.meta.b         the acknowledged position, two copies
 
@@ -17,10 +19,13 @@ injected there reaches the journal.
 - `append(rec)` is durable on return (one write, one `fs.sync_file`). For bursts,
   `stage(rec)` several and `commit()` once: one write and one sync for the group. Every entry
   carries its place `k` in its group.
-- Each entry holds its record twice, each copy with its own CRC: damage to one copy is mended
-  from the other. Opening tells a torn write from damage: only the last commit group (found
-  from the last good entry's `k`) can be torn, so a bad entry before it, or at or below the
-  acknowledged seq, is damage to a committed record, never cut. A torn tail is cut.
+- A version 3 entry holds its record (version 2: the rider's ride code kept) once, with its
+  CRC: a damaged entry is lost (the hash chain shows it; two copies would not fit P4's 256
+  bytes a record). Version 2 entries (segments of before) hold each record twice: damage to
+  one copy is mended from the other. Opening tells a torn write from damage: only the last
+  commit group (found from the last good entry's `k`) can be torn, so a bad entry before it,
+  or at or below the acknowledged seq, is damage to a committed record, never cut. A torn
+  tail is cut.
 - Damage does not stop the journal (`report()` says what was found; `repair()` rewrites the
   damaged segments, lost slots as holes): acknowledged records are not needed, unacknowledged
   ones are salvaged (uploaded around the lost ones). Only when both copies of journal.meta are
@@ -88,8 +93,8 @@ class _Segment:
         self.dirty = False  # a repair would rewrite it
 
     @property
-    def v2(self) -> bool:
-        return self.name.endswith(jf.V2)
+    def fmt(self) -> int:
+        return jf.fmt_of(self.name)
 
     @property
     def end(self) -> int:
@@ -166,9 +171,9 @@ class Journal:
             first = jf.segment_first(name)
             if first is None:
                 continue
-            if first in byfirst:  # both .jnl and .jn2: a repair converted it, the .jn2 is whole
-                v1, name = sorted((name, byfirst[first]), key=lambda n: n.endswith(jf.V2))
-                fs.remove_if_exists(self._path(v1))
+            if first in byfirst:  # two formats: a repair converted it, the newest is whole
+                old, name = sorted((name, byfirst[first]), key=jf.fmt_of)
+                fs.remove_if_exists(self._path(old))
             byfirst[first] = name
         segs = [_Segment(first, byfirst[first]) for first in sorted(byfirst)]
         if not good and segs and not self.vouched:
@@ -191,7 +196,7 @@ class Journal:
             self._check_segment(seg, newest)
             expect = seg.end
             self.last_seq = max(self.last_seq, seg.end - 1)
-            if not seg.sealed and not (newest and seg.v2):
+            if not seg.sealed and not (newest and seg.fmt == 3):
                 seg.closed = True  # appends go to a new segment
             if (seg.sealed or seg.closed) and not newest and seg.end - 1 <= self.acked_seq:
                 fs.remove_if_exists(self._path(seg.name))  # acknowledged just before a crash
@@ -285,15 +290,17 @@ class Journal:
         """The fast path: one CRC over the entries checks, and the segment continues the
         chain (True). A sealed segment holds no holes (`_seal` seals only clean ones)."""
         elen = jf.entry_len(seg.name)
+        fmt = seg.fmt
         crc = 0
         first = last = None
         for buf, n in self._chunks(f, size - jf.FOOTER_LEN, seg.name, elen):
             crc = crc32(memoryview(buf)[:n], crc)
             if first is None:
-                first = bytes(buf[1 : 1 + records.RECORD_LEN])
-            p = n - elen + 1
-            last = bytes(buf[p : p + records.RECORD_LEN])
+                first = jf.first_record(buf, fmt)
+            last = jf.first_record(memoryview(buf)[n - elen : n], fmt)
         if crc & 0xFFFFFFFF != want_crc:
+            return False
+        if count and (first is None or last is None):
             return False
         if count:
             if records.seq_of(first) != seg.first:
@@ -311,7 +318,7 @@ class Journal:
         """Check `size` bytes of a segment entry by entry. Sets seg.count and seg.bad;
         returns the length to keep (the newest segment's torn tail is cut off)."""
         elen = jf.entry_len(seg.name)
-        v2 = seg.v2
+        fmt = seg.fmt
         slot = jf.slot
         prev_hash_of = records.prev_hash_of
         record_hash = records.record_hash
@@ -330,7 +337,7 @@ class Journal:
             off = 0
             while off < n:
                 seq = seg.first + i
-                state, raw, k = slot(buf, off, v2, seq)
+                state, raw, k = slot(buf, off, fmt, seq)
                 if raw is not None and chain_seq == seq - 1 and chain_hash != zero:
                     if prev_hash_of(raw) != chain_hash:
                         state, raw = jf.BAD, None  # framed but not chained: stale or misplaced
@@ -361,7 +368,7 @@ class Journal:
             self._chain = state_at_good
         elif cut:
             self._chain = (seg.first + cut - 1, zero)
-        if newest and seg.v2 and cut == slots:
+        if newest and fmt == 3 and cut == slots:
             self._crc = crc  # to seal it once full
         merged: list = []
         for lo, hi in sorted(bad + holes):
@@ -378,7 +385,7 @@ class Journal:
         seg.bad = merged
         self.damage["mended"] += mended
         seg.dirty = bool(mended) or any(lo < cut for lo, _hi in bad)
-        if newest and seg.v2 and cut < slots and cut:
+        if newest and fmt == 3 and cut < slots and cut:
             self._crc = self._crc_prefix(f, cut * elen, seg.name, elen)
         return cut * elen
 
@@ -399,7 +406,7 @@ class Journal:
         d["acked_seq"] = self.acked_seq
         d["last_seq"] = self.last_seq
         d["segments"] = len(self._segs)
-        d["old_format_segments"] = sum(1 for s in self._segs if not s.v2)
+        d["old_format_segments"] = sum(1 for s in self._segs if s.fmt != 3)
         return d
 
     # -- writing -------------------------------------------------------------------------
@@ -445,7 +452,7 @@ class Journal:
             self._sync(f)
         except OSError:
             f.close()
-            self._undo(seg, seg.count * jf.ENTRY2_LEN)  # no half footer stays behind
+            self._undo(seg, seg.count * jf.ENTRY3_LEN)  # no half footer stays behind
             raise
         f.close()
         seg.sealed = True
@@ -490,7 +497,7 @@ class Journal:
         """Write every staged record and make them durable together. Returns how many."""
         staged = self._staged
         done = 0
-        entry2 = jf.entry2
+        entry3 = jf.entry3
         try:
             while done < len(staged):
                 try:
@@ -499,8 +506,8 @@ class Journal:
                     raise _write_error(e) from None
                 take = min(len(staged) - done, self.segment_records - seg.count)
                 part = staged[done : done + take]
-                data = b"".join([entry2(raw, k) for k, (_r, raw, _h) in enumerate(part)])
-                size = seg.count * jf.ENTRY2_LEN
+                data = b"".join([entry3(raw, k) for k, (_r, raw, _h) in enumerate(part)])
+                size = seg.count * jf.ENTRY3_LEN
                 try:
                     f.write(data)
                     self._sync(f)
@@ -637,7 +644,7 @@ class Journal:
                 continue
             seq = max(seq, seg.first)
             elen = jf.entry_len(seg.name)
-            v2 = seg.v2
+            fmt = seg.fmt
             f = self.fs.open_file(self._path(seg.name), "rb")
             try:
                 f.seek((seq - seg.first) * elen)
@@ -648,7 +655,7 @@ class Journal:
                         raise JournalError("%s is shorter than its index" % seg.name)
                     off = 0
                     for _ in range(want):
-                        raw = record_of(data, off, v2, seq)
+                        raw = record_of(data, off, fmt, seq)
                         if raw is not None:
                             yield raw
                         elif not any(lo <= seq <= hi for lo, hi in seg.bad):
@@ -670,7 +677,7 @@ class Journal:
         slot found damaged since opening (remembered as lost)."""
         out: list = []
         elen = jf.entry_len(seg.name)
-        v2 = seg.v2
+        fmt = seg.fmt
         record_of = jf.record_of
         f = self.fs.open_file(self._path(seg.name), "rb")
         try:
@@ -683,7 +690,7 @@ class Journal:
                 off = 0
                 while off < len(data):
                     seq = start + len(out)
-                    raw = record_of(data, off, v2, seq)
+                    raw = record_of(data, off, fmt, seq)
                     if raw is None:
                         self._found_lost(seg, seq)
                         return out

@@ -2,7 +2,7 @@
 apart from firmware/storage/journal.py because a gate needs it only when a technician asks: on
 an MCU its bytecode then stays out of the heap the rest of the time (docs/mcu.md). Portable.
 
-`repair(journal, seq_floor)` rewrites every damaged segment as a clean version 2 segment and
+`repair(journal, seq_floor)` rewrites every damaged segment as a clean version 3 segment and
 reopens the journal; the byte layouts are in protocol/journalfile.py and docs/sync-protocol.md.
 """
 
@@ -14,12 +14,12 @@ from protocol import records
 
 
 def repair(j, seq_floor: int = 0) -> dict:
-    """Rewrite every damaged segment of journal `j` as a clean version 2 segment (a mended
-    record's two copies whole again, a lost slot as a hole, a damaged footer recomputed), rewrite
-    both copies of journal.meta, and reopen. `seq_floor`: the back office's high seq for this
-    gate (`faregate backoffice queues`), taken as acknowledged; needed when journal.meta
-    was unreadable (the journal could not vouch for its seq): new records start after it.
-    -> {"before": report, "after": report}."""
+    """Rewrite every damaged segment of journal `j` as a clean version 3 segment (a mended
+    record of an old segment whole again, a lost slot as a hole, a damaged footer recomputed),
+    rewrite both copies of journal.meta, and reopen. `seq_floor`: the back office's high seq
+    for this gate (`faregate backoffice queues`), taken as acknowledged; needed when
+    journal.meta was unreadable (the journal could not vouch for its seq): new records start
+    after it. -> {"before": report, "after": report}."""
     before = j.report()
     if not j.vouched and seq_floor <= 0:
         raise JournalUnverified(
@@ -28,7 +28,7 @@ def repair(j, seq_floor: int = 0) -> dict:
         )
     j._close_file()
     for seg in j._segs:
-        if seg.dirty or (not seg.v2 and seg.bad):
+        if seg.dirty or (seg.fmt != 3 and seg.bad):
             _rewrite(j, seg)
     if seq_floor > j.acked_seq:  # the back office holds every record up to it
         j._write_meta(seq_floor, records.ZERO_HASH)
@@ -43,10 +43,10 @@ def repair(j, seq_floor: int = 0) -> dict:
 
 
 def _rewrite(j, seg) -> None:
-    """`seg` again as a version 2 segment: records, holes for lost slots, and its footer
+    """`seg` again as a version 3 segment: records, holes for lost slots, and its footer
     if it was sealed. Streamed a chunk at a time; replaces the file atomically."""
     elen = jf.entry_len(seg.name)
-    v2 = seg.v2
+    fmt = seg.fmt
     src = j._path(seg.name)
     name = jf.segment_name(seg.first)
     full = seg.sealed or seg.count >= j.segment_records
@@ -62,12 +62,12 @@ def _rewrite(j, seg) -> None:
                 parts = []
                 while off < n:
                     seq = seg.first + i
-                    _st, raw, k = jf.slot(buf, off, v2, seq)
+                    _st, raw, k = jf.slot(buf, off, fmt, seq)
                     if raw is None:
-                        parts.append(jf.hole(seq))
+                        parts.append(jf.hole3(seq))
                         last = records.ZERO_HASH
                     else:
-                        parts.append(jf.entry2(raw, k))
+                        parts.append(jf.entry3(raw, k))
                         last = records.record_hash(raw)
                     off += elen
                     i += 1

@@ -13,8 +13,9 @@ At a bound the configured policy applies:
     "flag"     the passage is accepted and its record carries records.FLAG_OVER_LIMIT, so the
                back office can see the risk it took
 
-The gate's mode policy calls `check(account_id, value, now, account_limit)` (None, or the reason
-to refuse) and `flags(account_id, value, now, account_limit)` (record flags to set), where
+The gate's mode policy calls `check(account, value, now, account_limit)` (None, or the reason
+to refuse) and `flags(account, value, now, account_limit)` (record flags to set), where
+`account` is the rider's key per issuer (protocol.records.account_key) and
 `account_limit` is the offline limit the validator decided for the code: the credential's own,
 lowered while the trust list is stale or the clock untrusted. Value bounds bind only when the
 gate's nominal passage value (`value` in the gate config) is set. `OfflineLimits` follows the
@@ -106,9 +107,10 @@ class OfflineLimits:
             if chunk[3] is None:
                 chunk[2] = _column("Q", 8)
                 chunk[3] = _column("I", 4)
-            chunk[2][i] = rec.account_id
+            key = records.account_key(rec.issuer, rec.account_id)  # per issuer, as the gate's
+            chunk[2][i] = key
             chunk[3][i] = rec.value
-            self._value[rec.account_id] = self._value.get(rec.account_id, 0) + rec.value
+            self._value[key] = self._value.get(key, 0) + rec.value
         self._tail = i + 1
         self._count += 1
 

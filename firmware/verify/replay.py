@@ -30,6 +30,9 @@ unacknowledged records still inside the retention (docs/sync-protocol.md, "Repla
 anchor stores"), so no code is accepted twice across a cut.
 """
 
+import hashlib
+import struct
+
 from firmware import settings
 from firmware.storage.fs import DISK
 from protocol import records, replaylog, ridecode
@@ -38,6 +41,19 @@ REC_LEN = replaylog.ENTRY_LEN
 HORIZON_ID = 0xFFFFFFFFFFFFFFFF  # the reserved credential id of the horizon's entry
 # window + skew at their defaults (a Validator passes its own)
 RETAIN_S = settings.default("validation.window_s") + settings.default("validation.skew_s")
+
+
+def presentation_key(issuer: int, cred_id: int) -> int:
+    """The u64 the cache (and replay.log's credential id field) keeps a credential under: its
+    credential id for issuer 0 (records of before several issuers), else the first 8 bytes of
+    SHA-256("FGRK" | issuer u16 | credential id u64), so two issuers' account 42 credential 1
+    are two entries (a collision of two is a 2^-64 chance, and only refuses one rider's code).
+    Never the horizon's reserved id."""
+    if not issuer:
+        return cred_id
+    h = hashlib.sha256(b"FGRK" + struct.pack(">HQ", issuer, cred_id)).digest()
+    key = struct.unpack(">Q", h[:8])[0]
+    return key - 1 if key == HORIZON_ID else key
 
 
 class ReplayCache:
@@ -136,7 +152,7 @@ class ReplayCache:
             if rec.time + self.retain_s < now:
                 self._raise_horizon(rec.time)  # left out: forgotten, as if pruned
                 continue
-            cid = ridecode.cred_id(rec.account_id, rec.cred_no)
+            cid = presentation_key(rec.issuer, ridecode.cred_id(rec.account_id, rec.cred_no))
             if not self.is_replay(cid, rec.counter):
                 self.commit(cid, rec.counter, rec.time, rec.time)
                 n += 1

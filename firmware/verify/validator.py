@@ -31,7 +31,7 @@ changes.
 
 from firmware import settings
 from firmware.verify.denystore import DenyStore
-from firmware.verify.replay import ReplayCache
+from firmware.verify.replay import ReplayCache, presentation_key
 from firmware.verify.truststore import TrustStore
 from protocol import base45, ridecode
 from protocol.errors import FormatError
@@ -50,6 +50,11 @@ DENY_REFUSE = "refuse"  # stale deny list: refuse every code
 FLAG_TRUST_STALE = "trust_stale"
 FLAG_DENY_STALE = "deny_stale"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"
+
+
+def _replay_key(cred) -> int:
+    """Each issuer's credentials in their own scope of the replay cache."""
+    return presentation_key(cred.issuer_key_id, cred.credential_id())
 
 
 class Decision:
@@ -215,7 +220,7 @@ class Validator:
             return Decision(False, "presentation_future", code)
         if code.time + cfg.window_s < now:
             return Decision(False, "presentation_stale", code)
-        if self.replay.is_replay(cred.credential_id(), code.counter, code.time):
+        if self.replay.is_replay(_replay_key(cred), code.counter, code.time):
             return Decision(False, "replayed", code)
         if getattr(self.deny, "damaged", False):
             return Decision(False, "deny_list_damaged", code)
@@ -260,7 +265,7 @@ class Validator:
         """
         if now is None:
             now = self._last_now
-        self.replay.commit(code.credential.credential_id(), code.counter, code.time, now)
+        self.replay.commit(_replay_key(code.credential), code.counter, code.time, now)
         mark_good = getattr(self.clock, "mark_good", None)
         if mark_good is not None:
             mark_good()

@@ -1,8 +1,9 @@
 """`backoffice import`: store a gate's factory-reset export as if the gate had synced it.
 
 The export (`faregate device reset --export FILE --force`, provisioning/cli/device.py) is the
-gate's unsynced records as they were journaled: 64-byte records (protocol/records.py),
-concatenated, in seq order. They go through the same ingest as a sync upload
+gate's unsynced records as they were journaled: records of version 2 (245 bytes) or, from a
+journal of before, version 1 (64 bytes) (protocol/records.py; the version byte gives each one's
+length), concatenated, in seq order. They go through the same ingest as a sync upload
 (Store.store_batch: continuity and replay checks, idempotent by (device_id, seq)), one batch
 per run of consecutive seqs of one device, so importing a file twice, or after some of its
 records synced, stores nothing twice.
@@ -18,12 +19,10 @@ def import_export(store: Any, data: bytes, now: int) -> dict[str, Any]:
     """Store the export's records; returns {records, new, devices}. FormatError (nothing
     stored) if the file is not whole records, a record does not parse, or a gate is not
     registered."""
-    if len(data) % records.RECORD_LEN:
-        raise FormatError(
-            "%d bytes is not a whole number of %d-byte records" % (len(data), records.RECORD_LEN),
-            "bad_export",
-        )
-    raws = [data[i : i + records.RECORD_LEN] for i in range(0, len(data), records.RECORD_LEN)]
+    try:
+        raws = records.split(data)
+    except FormatError as e:
+        raise FormatError("not a run of whole records: %s" % e, "bad_export") from None
     recs = [records.decode(r) for r in raws]
     devices = sorted({r.device_id for r in recs})
     for d in devices:

@@ -36,7 +36,7 @@ from typing import Any
 from host_sim.errors import SimError
 from protocol import denylist
 from protocol import messages as m
-from protocol.records import DIR_ENTRY, DIR_EXIT, MODE_METRO
+from protocol.records import DIR_ENTRY, DIR_EXIT, MODE_METRO, split_account_key
 
 DAY = 86400
 
@@ -301,7 +301,12 @@ def scan(store: Any, cfg: dict[str, Any], now: int) -> dict[str, Any]:
 
 def _store_finding(store, name, rule, account, cred_no, hit, now) -> list[dict[str, Any]]:
     score, evidence, detail, first_use = hit
-    key = denylist.credential_key(account, cred_no) if cred_no else denylist.account_key(account)
+    # `account` is the store's account key (issuer << 40 | account, records.account_key): the
+    # findings are per issuer. Deny lists still key on the bare account (u64 keys, no issuer:
+    # protocol/denylist.py), so the entry stops that account number at every issuer the gate
+    # trusts (issue 14: a deny list format with the issuer in its key is still to come).
+    _issuer, bare = split_account_key(account)
+    key = denylist.credential_key(bare, cred_no) if cred_no else denylist.account_key(bare)
     if score < int(rule["min_score"]):
         state = "noted"
     else:

@@ -189,7 +189,7 @@ def build(
         cleared = sum(j["charged"] for j in js)
         corrections = [
             {"kind": r["kind"], "delta": r["delta"], "reason": r["reason"]}
-            for r in store.clearing_revisions(account, day)
+            for r in store.clearing_revisions(records.account_key(issuer, account), day)
             if r["kind"] in ("refund", "adjust")
         ]
         adjusted = sum(c["delta"] for c in corrections)

@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from host_sim.backoffice import backends, translog
-from protocol import merkle, records
+from protocol import merkle, records, sync
 from protocol.errors import FormatError, UsageError
 
 SCHEMA = """
@@ -68,8 +68,22 @@ CREATE TABLE IF NOT EXISTS records (
     flags      BIGINT NOT NULL,
     raw        {blob}  NOT NULL,
     received   BIGINT NOT NULL,
+    issuer     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, seq)
 ) {without_rowid};
+-- the gate's evidence: every BATCH as it arrived with its batch signature (the device key over
+-- protocol.sync.batch_signing_input), the records it held concatenated (raw). A record's
+-- evidence is the first batch that holds its stored bytes (passage_evidence)
+CREATE TABLE IF NOT EXISTS batches (
+    device_id BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq  BIGINT NOT NULL,
+    hash      {blob} NOT NULL,
+    sig       {blob} NOT NULL,
+    raw       {blob} NOT NULL,
+    received  BIGINT NOT NULL,
+    PRIMARY KEY (device_id, first_seq, hash)
+);
 DROP INDEX IF EXISTS records_presentation;
 CREATE INDEX IF NOT EXISTS records_account_time ON records (account_id, time);
 CREATE TABLE IF NOT EXISTS devices (
@@ -315,7 +329,10 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
 
 
 def record_row(r: Any, raw: bytes, now: int) -> tuple:
-    """The records-table row of one decoded record `r` and its bytes, stored at `now`."""
+    """The records-table row of one decoded record `r` and its bytes, stored at `now`. Its
+    account_id column is the account key (protocol.records.account_key: issuer << 40 |
+    account), so clearing, charges, the replay claims and risk see two issuers' account 42 as
+    two riders; issuer 0 (version 1 records) keeps the bare account id."""
     return (
         r.device_id,
         r.seq,
@@ -325,13 +342,14 @@ def record_row(r: Any, raw: bytes, now: int) -> tuple:
         r.mode,
         r.direction,
         r.station,
-        r.account_id,
+        records.account_key(r.issuer, r.account_id),
         r.cred_no,
         r.counter,
         r.value,
         r.flags,
         bytes(raw),
         now,
+        r.issuer,
     )
 
 
@@ -362,6 +380,8 @@ class Store:
             self.b.execute(_CLAIMS_OF_ALL)
         if "revoked" not in self.b.columns("devices"):  # a database from before revocation
             self.b.execute("ALTER TABLE devices ADD COLUMN revoked BIGINT")
+        if "issuer" not in self.b.columns("records"):  # from before several issuers
+            self.b.execute("ALTER TABLE records ADD COLUMN issuer BIGINT NOT NULL DEFAULT 0")
         if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
             self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
@@ -444,21 +464,30 @@ class Store:
         leaving, durable when it returns; ROLLBACK on an exception."""
         return self.b.transaction()
 
-    def store_batch(self, device_id: int, raws: list[bytes], now: int) -> int:
+    def store_batch(
+        self, device_id: int, raws: list[bytes], now: int, sig: bytes | None = None
+    ) -> int:
         """Durably store one batch of a device's records; returns the batch's last seq.
 
         The batch must be this device's records with consecutive seqs (else FormatError,
-        nothing stored)."""
+        nothing stored). `sig`: the BATCH's batch signature, which the sync session checked
+        with the device's key (protocol.sync.batch_signing_input); kept with the batch's bytes
+        as the gate's evidence (passage_evidence). None for records that came another way (a
+        factory-reset export, `backoffice import`): they have no gate signature."""
         with self.b.transaction():
-            return self.store_batch_in_transaction(device_id, raws, now)
+            return self.store_batch_in_transaction(device_id, raws, now, sig)
 
-    def store_batch_in_transaction(self, device_id: int, raws: list[bytes], now: int) -> int:
+    def store_batch_in_transaction(
+        self, device_id: int, raws: list[bytes], now: int, sig: bytes | None = None
+    ) -> int:
         """store_batch's work inside a transaction the caller holds (and commits: the group
         commit of host_sim/backoffice/group_commit.py puts many sessions' batches in one).
         A FormatError is raised before anything is written, so the caller's transaction
         stays good for the other batches in it."""
         if not raws:
             raise FormatError("empty batch", "bad_message")
+        if sig is not None and len(sig) != sync.SIG_LEN:
+            raise FormatError("a batch signature is %d bytes" % sync.SIG_LEN, "bad_message")
         recs = [records.decode(r) for r in raws]
         for i, rec in enumerate(recs):
             if rec.device_id != device_id:
@@ -509,6 +538,11 @@ class Store:
         self._log_append(
             [(device_id, r.seq, raw) for r, raw in zip(recs, raws) if r.seq not in held]
         )
+        if sig is not None:
+            self.b.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (device_id, first, last, sync.batch_hash(raws), bytes(sig), b"".join(raws), now),
+            )
         new_from = max(first, dev.high_seq + 1)
         presented = sum(
             1
@@ -839,6 +873,69 @@ class Store:
                 "SELECT device_id, kind, COUNT(*) FROM anomalies GROUP BY device_id, kind"
             )
         }
+
+    def passage_evidence(self, device_id: int, seq: int) -> dict[str, Any] | None:
+        """What proves the stored record (device_id, seq) to a third party (an issuer), or None
+        if no record is stored there. A dict:
+
+          record          the record's bytes as stored (protocol/records.py)
+          issuer          its issuer key id (0: a version 1 record, no issuer)
+          rider_signed    the bytes the rider's key signed (ride code bytes 0..131:
+                          credential || presentation time || counter), or None (no code kept:
+                          an event, a version 1 record)
+          rider_sig       the rider's signature over them (64 bytes, r||s), or None
+          rider_pub       the rider's public key, from the credential (33 bytes), or None;
+                          the credential's own issuer signature is rider_signed[60:124] over
+                          rider_signed[0:60], checked with the trust list's key `issuer`
+          device_id       the gate
+          device_pub      the gate's device public key from the registry (SEC1)
+          batch           the BATCH's records as uploaded, concatenated (records.split
+                          parts them), or None if the record came without a signed batch
+                          (an import of a factory-reset export)
+          batch_hash      SHA-256 of `batch` (protocol.sync.batch_hash), or None
+          batch_sig       the gate's batch signature (64 bytes), or None
+          batch_signed    what batch_sig signs: protocol.sync.batch_signing_input(device_id,
+                          records of batch), or None
+
+        Check: verify(device_pub, batch_signed, batch_sig), `record` is one of
+        records.split(batch), verify(rider_pub, rider_signed, rider_sig), and the credential's
+        issuer signature. The batch is the first one stored that holds the record's stored
+        bytes (a record uploaded twice, after a lost ACK, is in several)."""
+        row = self.b.one(
+            "SELECT raw, issuer FROM records WHERE device_id=? AND seq=?", (device_id, seq)
+        )
+        if row is None:
+            return None
+        raw = bytes(row[0])
+        dev = self.device(device_id)
+        rec = records.decode(raw)
+        rider = rec.rider_evidence()
+        out: dict[str, Any] = {
+            "record": raw,
+            "issuer": int(row[1]),
+            "rider_signed": rider[0] if rider else None,
+            "rider_sig": rider[1] if rider else None,
+            "rider_pub": rec.code[27:60] if rider else None,
+            "device_id": device_id,
+            "device_pub": bytes(dev.pubkey) if dev else None,
+            "batch": None,
+            "batch_hash": None,
+            "batch_sig": None,
+            "batch_signed": None,
+        }
+        for braw, bhash, bsig in self.b.rows(
+            "SELECT raw, hash, sig FROM batches WHERE device_id=? AND first_seq<=? "
+            "AND last_seq>=? ORDER BY received, first_seq",
+            (device_id, seq, seq),
+        ):
+            parts = records.split(bytes(braw))
+            if raw in parts:
+                out["batch"] = bytes(braw)
+                out["batch_hash"] = bytes(bhash)
+                out["batch_sig"] = bytes(bsig)
+                out["batch_signed"] = sync.batch_signing_input(device_id, parts)
+                break
+        return out
 
     def passages(self) -> list[tuple[int, ...]]:
         """Every passage record for clearing, by account, mode, time: (account_id, mode,

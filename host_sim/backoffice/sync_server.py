@@ -155,7 +155,7 @@ class HostSession:
     def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
         """A BATCH into the group commit: the future of its last seq, once committed."""
         return self._write(
-            "store_batch_in_transaction", self._device(), ev.records, self.clock.now()
+            "store_batch_in_transaction", self._device(), ev.records, self.clock.now(), ev.sig
         )
 
     async def _acks(self, batches: list, out: list[bytes]) -> bool:
@@ -209,7 +209,7 @@ class HostSession:
         now = self.clock.now()
         if (
             at_auth
-            or reason == "bad_signature"
+            or reason in ("bad_signature", "bad_batch_signature")
             or self.conn.state in (sync.HELLO_RECEIVED, sync.IDLE)
         ):
             detail = text
@@ -284,7 +284,7 @@ class HostSession:
         elif t == m.BATCH:
             arrived = time.perf_counter()
             try:
-                up_to = self.store.store_batch(self._device(), ev.records, now)
+                up_to = self.store.store_batch(self._device(), ev.records, now, ev.sig)
             except FormatError as e:
                 self._refuse(out, "bad_message", str(e))
                 return

@@ -184,7 +184,13 @@ def register(sub: Any) -> None:
 
     def tariff_opts(c: argparse.ArgumentParser) -> None:
         c.add_argument("--tariff", help="tariff TOML file (default: the built-in demo tariff)")
-        c.add_argument("--account", type=int, help="only this account id")
+        c.add_argument("--account", type=int, help="only this account id (of any issuer)")
+        c.add_argument(
+            "--issuer",
+            type=int,
+            help="only this issuer's accounts (its key id in the trust list; 0: records from "
+            "before several issuers)",
+        )
         c.add_argument(
             "--as-of",
             type=time_arg,
@@ -233,6 +239,13 @@ def register(sub: Any) -> None:
             c.add_argument("action", choices=["open", "resolve"], help="open or resolve it")
         c.add_argument("account", type=int, help="the account id")
         c.add_argument("day", type=_day_arg, help="the charge's service day, YYYY-MM-DD")
+        c.add_argument(
+            "--issuer",
+            type=int,
+            default=0,
+            help="the account's issuer key id: two issuers' account 42 are two riders "
+            "(default 0: records from before several issuers)",
+        )
         c.add_argument("--operator", required=True, help="who makes the correction (audited)")
         c.add_argument("--reason", required=True, help="why (audited; say what the rider said)")
         add_json(c)
@@ -854,10 +867,22 @@ def _clear(args: argparse.Namespace) -> list[dict[str, Any]]:
     tariff = _tariff(args)
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
-    js = clearing.clear(store, tariff, as_of)
-    if args.account is not None:
-        js = [j for j in js if j["account_id"] == args.account]
-    return js
+    js = [_by_issuer(j) for j in clearing.clear(store, tariff, as_of)]
+    return [j for j in js if _wanted(args, j)]
+
+
+def _by_issuer(row: dict[str, Any]) -> dict[str, Any]:
+    """A clearing row with its account key (records.account_key) shown as issuer and account."""
+    from protocol.records import split_account_key
+
+    row["issuer"], row["account_id"] = split_account_key(row["account_id"])
+    return row
+
+
+def _wanted(args: argparse.Namespace, row: dict[str, Any]) -> bool:
+    return (args.account is None or row["account_id"] == args.account) and (
+        args.issuer is None or row["issuer"] == args.issuer
+    )
 
 
 def cmd_journeys(args: argparse.Namespace, events: Events) -> int:
@@ -866,7 +891,7 @@ def cmd_journeys(args: argparse.Namespace, events: Events) -> int:
         for j in js:
             j["fare"] = _money(j["fare"])
             j["charged"] = _money(j["charged"])
-    cols = ["account_id", "mode", "entry", "exit", "status", "fare", "charged"]
+    cols = ["issuer", "account_id", "mode", "entry", "exit", "status", "fare", "charged"]
     _print(events, js, cols, "no journeys", "journeys")
     return 0
 
@@ -912,17 +937,17 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
     store = _store(args.db)
     as_of = args.as_of if args.as_of is not None else int(time.time())
     summary = clearing.run(store, tariff, as_of, int(time.time()), full=args.full)
-    cs = store.clearing_charges(args.account)
-    cols = ["account_id", "day", "revision", "journeys", "open_journeys", "review", "fares"]
-    cols += ["cleared", "adjusted", "charged", "dispute"]
+    cs = [c for c in store.clearing_charges() if _wanted(args, _by_issuer(dict(c)))]
+    cols = ["issuer", "account_id", "day", "revision", "journeys", "open_journeys", "review"]
+    cols += ["fares", "cleared", "adjusted", "charged", "dispute"]
     rows = []
     for c in cs:
-        r = {k: c.get(k) for k in cols if k != "charged"}
+        r = _by_issuer({k: c.get(k) for k in cols if k not in ("charged", "issuer")})
         r["charged"] = c["amount"]
         r["excess"] = c["excess"]  # corrections beyond the fare (clearing.owed)
         r["day"] = _day(c["day"])
         if args.revisions:
-            r["revisions"] = store.clearing_revisions(c["account_id"], c["day"])
+            r["revisions"] = store.clearing_revisions(c["account_id"], c["day"])  # by key
             for rev in r["revisions"]:
                 rev["explanation"] = json.loads(rev["explanation"] or "[]")
         rows.append(r)
@@ -938,7 +963,7 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
             r[k] = _money(r[k])
     _print(events, [dict(r, revisions=None) for r in rows], cols, "no charges", "charges")
     for r in rows if args.revisions else ():
-        print("\naccount %s, %s:" % (r["account_id"], r["day"]))
+        print("\nissuer %s account %s, %s:" % (r["issuer"], r["account_id"], r["day"]))
         for rev in r["revisions"]:
             print(
                 "  rev %d %-10s %8s -> %8s  %s  %s"
@@ -968,12 +993,12 @@ def cmd_charges(args: argparse.Namespace, events: Events) -> int:
 
 def _correction(args: argparse.Namespace, events: Events, fn: Any, *extra: Any) -> int:
     from host_sim.backoffice import clearing
+    from protocol.records import account_key
 
     store = _store(args.db)
+    key = account_key(args.issuer, args.account)  # the store keeps charges per issuer
     try:
-        after = fn(
-            store, args.account, args.day, *extra, args.operator, args.reason, int(time.time())
-        )
+        after = fn(store, key, args.day, *extra, args.operator, args.reason, int(time.time()))
     except clearing.ChargeError as e:
         raise CliError(str(e), e.remedy, EXIT_USAGE) from None
     what = args.action if fn is clearing.dispute else fn.__name__

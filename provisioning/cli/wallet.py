@@ -6,6 +6,10 @@
     faregate wallet mint  --state demo --account 42  a fresh ride code (text, or --png DIR)
     faregate wallet mint  --state demo --account 42 --bad expired   a deliberately bad one
     faregate wallet deny | rotate | trust            deny-list, rotate the issuer key, re-sign
+    faregate wallet add-issuer --state demo --issuer-id 7   a second issuer (a bank) on the
+                                                     same gates: its own key id, its own riders
+    faregate wallet issue --state demo --issuer 7 --account 42   issuer 7's account 42: another
+                                                     rider than issuer 1's account 42
     faregate verify --state demo < codes.txt         check codes as that gate would
 
 The directory holds the gate's side (roots.json, validator.json, trust.bin, deny/: see
@@ -99,6 +103,13 @@ def register(sub: Any) -> None:
         with_events(_mint),
     )
     c.add_argument("--account", type=int, required=True)
+    c.add_argument(
+        "--issuer",
+        type=int,
+        default=None,
+        help="issuer key id whose rider it is (needed only when several issuers have one "
+        "with this account id)",
+    )
     c.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
     c.add_argument("--step", type=int, default=0, help="seconds between codes (default 0)")
     c.add_argument("--bad", metavar="KIND", default=None, help=BAD_HELP)
@@ -120,6 +131,20 @@ def register(sub: Any) -> None:
         with_events(_rotate),
     )
     c.add_argument("--overlap-days", type=float, default=7)
+
+    c = cmd(
+        "add-issuer",
+        "add another issuer (a wallet or bank) with its own key id; the trust list is re-signed "
+        "with every issuer's key, so gates accept each in its own scope",
+        with_events(_add_issuer),
+    )
+    c.add_argument("--issuer-id", type=int, required=True, help="its key id (1..65535, unused)")
+    c.add_argument(
+        "--scope",
+        type=lambda v: int(v, 0),
+        default=0xFFFF,
+        help="the products/operators it may sell (bit mask, default 0xFFFF: all)",
+    )
 
     c = cmd(
         "trust", "re-sign the trust list (new version) with a new valid_until", with_events(_trust)
@@ -168,25 +193,49 @@ class WalletState:
             )
         return Issuer(int(kid), es256.signer(bytes.fromhex(issuers[kid]["secret"])))
 
-    def rider(self, account: int) -> Any:
+    def rider_key(self, account: int, issuer: int | None) -> str:
+        """The riders entry of (issuer, account): "ISSUER:ACCOUNT" (a bare "ACCOUNT" is a
+        rider of a wallet from before several issuers). Without `issuer`, the one rider with
+        this account id, whichever its issuer; CliError if none or several."""
+        riders = self.data["riders"]
+        if issuer is not None:
+            key = "%d:%d" % (issuer, account)
+            if key in riders:
+                return key
+            old = riders.get(str(account))
+            if old is not None and _issuer_of(old) == issuer:
+                return str(account)
+            found = []
+        else:
+            found = [k for k in riders if k == str(account) or k.endswith(":%d" % account)]
+            if len(found) == 1:
+                return found[0]
+        if len(found) > 1:
+            raise CliError(
+                "account %d has a credential from several issuers (%s)"
+                % (account, ", ".join(str(_issuer_of(riders[k])) for k in sorted(found))),
+                "pick one with --issuer",
+                EXIT_USAGE,
+            )
+        raise CliError(
+            "account %d has no credential in this wallet%s"
+            % (account, "" if issuer is None else " from issuer %d" % issuer),
+            "issue one with `faregate wallet issue --state %s --account %d`" % (self.dir, account),
+            EXIT_USAGE,
+        )
+
+    def rider(self, key: str) -> Any:
         from drivers.linux import crypto_openssl as es256
         from host_sim.wallet import Rider
 
-        r = self.data["riders"].get(str(account))
-        if r is None:
-            raise CliError(
-                "account %d has no credential in this wallet" % account,
-                "issue one with `faregate wallet issue --state %s --account %d`"
-                % (self.dir, account),
-                EXIT_USAGE,
-            )
+        r = self.data["riders"][key]
         rider = Rider(es256.signer(bytes.fromhex(r["secret"])), bytes.fromhex(r["credential"]))
         rider.counter = r["counter"]
         rider.last_code = r.get("last_code", "")
         return rider
 
-    def keep_rider(self, account: int, rider: Any) -> None:
-        r = self.data["riders"][str(account)]
+    def keep_rider(self, key: str, rider: Any) -> None:
+        r = self.data["riders"][key]
         r["counter"] = rider.counter
         r["last_code"] = rider.last_code
 
@@ -233,6 +282,11 @@ class WalletState:
                 DenyStore(os.path.join(self.dir, "deny"), roots, OpenSSLVerifier()).install(blob)
         except ListError as e:
             raise CliError("the gate refused the %s list: %s (%s)" % (which, e, e.reason)) from None
+
+
+def _issuer_of(rider: dict[str, Any]) -> int:
+    """The issuer key id of a rider's credential (its bytes 2..3)."""
+    return int.from_bytes(bytes.fromhex(rider["credential"])[2:4], "big")
 
 
 def write_secret_json(path: str, data: dict[str, Any]) -> None:
@@ -338,7 +392,12 @@ def _issue(args: argparse.Namespace, events: Events) -> int:
     issuer = st.issuer(args.issuer)
     if not 0 <= args.account <= ridecode.MAX_ACCOUNT_ID:
         raise CliError("account id must be below 2^40", "pick a smaller --account", EXIT_USAGE)
-    old = st.data["riders"].get(str(args.account))
+    riders = st.data["riders"]
+    key = "%d:%d" % (issuer.key_id, args.account)
+    if key not in riders and str(args.account) in riders:
+        if _issuer_of(riders[str(args.account)]) == issuer.key_id:
+            key = str(args.account)  # a rider of before several issuers: the same one
+    old = riders.get(key)
     cred_no = args.cred_no or ((old["cred_no"] + 1) if old else 1)
     if args.scope is None:
         from firmware.verify import gatestate
@@ -356,7 +415,7 @@ def _issue(args: argparse.Namespace, events: Events) -> int:
         args.risk_class,
         args.offline_limit,
     )
-    st.data["riders"][str(args.account)] = {
+    riders[key] = {
         "secret": signer.secret_bytes().hex(),
         "credential": cred.hex(),
         "cred_no": cred_no,
@@ -366,7 +425,12 @@ def _issue(args: argparse.Namespace, events: Events) -> int:
     st.save()
     _emit(
         events,
-        {"account": args.account, "cred_no": cred_no, "credential": cred.hex()},
+        {
+            "account": args.account,
+            "issuer": issuer.key_id,
+            "cred_no": cred_no,
+            "credential": cred.hex(),
+        },
         "wallet: account %d credential %d from issuer key %d, valid %.0f h"
         % (args.account, cred_no, issuer.key_id, args.hours),
     )
@@ -378,7 +442,9 @@ def _mint(args: argparse.Namespace, events: Events) -> int:
 
     now = _now(args)
     st = WalletState(args.state)
-    rider = st.rider(args.account)
+    key = st.rider_key(args.account, args.issuer)
+    rider = st.rider(key)
+    issuer_id = _issuer_of(st.data["riders"][key])
     if args.bad is not None and args.bad not in BAD_KINDS:
         raise CliError(
             "unknown bad-code kind %r" % args.bad, "one of: " + ", ".join(BAD_KINDS), EXIT_USAGE
@@ -388,7 +454,7 @@ def _mint(args: argparse.Namespace, events: Events) -> int:
     for i in range(args.count):
         t = now + i * args.step
         if args.bad:
-            text = mint_bad(args.bad, st.issuer(), rider, t)
+            text = mint_bad(args.bad, st.issuer(issuer_id), rider, t)
         else:
             text = rider.present(t)
         path = None
@@ -399,7 +465,7 @@ def _mint(args: argparse.Namespace, events: Events) -> int:
             events.emit({"text": text, "counter": rider.counter, "at": t, "png": path})
         else:
             print(path or text)
-    st.keep_rider(args.account, rider)
+    st.keep_rider(key, rider)
     st.save()
     if args.json:
         events.result(
@@ -476,6 +542,37 @@ def _rotate(args: argparse.Namespace, events: Events) -> int:
         {"new_key_id": new_id, "old_key_id": old_id, "trust_version": version},
         "wallet: issuer key %d added; key %d valid %.1f more days; trust list v%d"
         % (new_id, old_id, args.overlap_days, version),
+    )
+    return 0
+
+
+def _add_issuer(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.wallet import new_signer
+
+    now = _now(args)
+    st = WalletState(args.state)
+    issuers = st.data["issuers"]
+    if not 1 <= args.issuer_id <= 0xFFFF or str(args.issuer_id) in issuers:
+        raise CliError(
+            "issuer key id %d is taken or out of range" % args.issuer_id,
+            "taken: %s; pick another in 1..65535" % ", ".join(sorted(issuers)),
+            EXIT_USAGE,
+        )
+    signer = new_signer()
+    issuers[str(args.issuer_id)] = {
+        "secret": signer.secret_bytes().hex(),
+        "public": signer.public_key.hex(),
+        "scope": args.scope,
+        "valid_from": now,
+        "valid_until": now + 365 * 86400,
+    }
+    version = st.publish_trust(now, max(st.data["trust"]["valid_until"], now + 86400))
+    st.save()
+    _emit(
+        events,
+        {"issuer_key_id": args.issuer_id, "scope": args.scope, "trust_version": version},
+        "wallet: issuer key %d added (scope 0x%04x); trust list v%d with %d issuer keys"
+        % (args.issuer_id, args.scope, version, len(issuers)),
     )
     return 0
 

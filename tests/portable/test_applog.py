@@ -14,8 +14,17 @@ def _crc(b, order=">"):
     return struct.pack(order + "I", crc32(b) & 0xFFFFFFFF)
 
 
-def _raw(seq, prev=records.ZERO_HASH):
-    r = records.Record(records.KIND_PASSAGE, 0, 7, seq, 1767254400, account_id=seq, prev_hash=prev)
+def _raw(seq, prev=records.ZERO_HASH, version=records.VERSION_1):
+    r = records.Record(
+        records.KIND_PASSAGE,
+        0,
+        7,
+        seq,
+        1767254400,
+        account_id=seq,
+        prev_hash=prev,
+        version=version,
+    )
     return r.to_bytes()
 
 
@@ -94,7 +103,8 @@ def test_journal_footer_meta_and_names():
     name = journalfile.segment_name(0x1234, journalfile.V1)
     assert name == "seg-0000000000001234.jnl" and journalfile.segment_first(name) == 0x1234
     name = journalfile.segment_name(0x1234)
-    assert name == "seg-0000000000001234.jn2" and journalfile.segment_first(name) == 0x1234
+    assert name == "seg-0000000000001234.jn3" and journalfile.segment_first(name) == 0x1234
+    assert journalfile.segment_first("seg-0000000000001234.jn2") == 0x1234
     assert journalfile.segment_first("seg-000000000000zzzz.jn2") is None
     assert journalfile.segment_first("seg-12.jnl") is None
     assert journalfile.segment_first("journal.meta") is None
@@ -156,14 +166,33 @@ def test_journal_v2_entry_holds_its_record_twice_and_tells_damage_from_a_hole():
     e = journalfile.entry2(raw, 3)
     copy = b"\xa6" + raw + struct.pack(">I", 3)
     assert len(e) == journalfile.ENTRY2_LEN == 146 and e == (copy + _crc(copy[1:])) * 2
-    assert journalfile.slot(e, 0, True, 5) == (journalfile.GOOD, raw, 3)
+    assert journalfile.slot(e, 0, 2, 5) == (journalfile.GOOD, raw, 3)
     one = bytearray(e)
     one[20] ^= 1  # the first copy damaged: the second one mends it
-    assert journalfile.slot(bytes(one), 0, True, 5) == (journalfile.MENDED, raw, 3)
+    assert journalfile.slot(bytes(one), 0, 2, 5) == (journalfile.MENDED, raw, 3)
     one[73 + 20] ^= 1  # both damaged: nothing left
-    assert journalfile.slot(bytes(one), 0, True, 5) == (journalfile.BAD, None, 0)
-    assert journalfile.slot(e, 0, True, 6)[0] == journalfile.BAD  # a misdirected write
+    assert journalfile.slot(bytes(one), 0, 2, 5) == (journalfile.BAD, None, 0)
+    assert journalfile.slot(e, 0, 2, 6)[0] == journalfile.BAD  # a misdirected write
     h = journalfile.hole(5)
     assert len(h) == 146 and h[0] == 0xA7
-    assert journalfile.slot(h, 0, True, 5) == (journalfile.HOLED, None, 0)
-    assert journalfile.slot(journalfile.entry(raw), 0, False, 5) == (journalfile.GOOD, raw, 0)
+    assert journalfile.slot(h, 0, 2, 5) == (journalfile.HOLED, None, 0)
+    assert journalfile.slot(journalfile.entry(raw), 0, 1, 5) == (journalfile.GOOD, raw, 0)
+
+
+def test_journal_v3_entry_holds_a_record_of_either_version_once():
+    for raw in (_raw(5, version=records.VERSION), _raw(5)):
+        e = journalfile.entry3(raw, 3)
+        assert len(e) == journalfile.ENTRY3_LEN == 254 and e[0] == 0xA8
+        slot = raw + bytes(245 - len(raw)) + struct.pack(">I", 3)
+        assert e == b"\xa8" + slot + _crc(slot)
+        assert journalfile.slot(e, 0, 3, 5) == (journalfile.GOOD, raw, 3)
+        assert journalfile.record_of(e, 0, 3, 5) == raw
+        bad = bytearray(e)
+        bad[20] ^= 1  # one copy: damage loses it
+        assert journalfile.slot(bytes(bad), 0, 3, 5) == (journalfile.BAD, None, 0)
+        assert journalfile.record_of(bytes(bad), 0, 3, 5) is None
+        assert journalfile.slot(e, 0, 3, 6)[0] == journalfile.BAD  # a misdirected write
+    h = journalfile.hole3(5)
+    assert len(h) == 254 and h[0] == 0xA9
+    assert journalfile.slot(h, 0, 3, 5) == (journalfile.HOLED, None, 0)
+    assert journalfile.entry_len("seg-0000000000000001.jn3") == 254

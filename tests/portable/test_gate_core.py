@@ -9,8 +9,8 @@ from firmware.gate.loop import GateLoop
 from firmware.gate.policy import Passback, Sessions
 from firmware.gate.sensors import BeamTracker, EdgeInput, LoopTracker
 from firmware.storage.journal import Journal
-from firmware.verify.validator import Validator
-from protocol import reasons, records
+from firmware.verify.validator import Validator, ValidatorConfig
+from protocol import p256, reasons, records
 from protocol.fsm import ANY, IGNORED, SAME, Machine, merge, states_of
 from tests.portable import codes
 from tests.portable.fake_machine import Ticks
@@ -185,6 +185,47 @@ def test_restore_rebuilds_anti_passback_from_the_journal():
         rmtree(d)
 
 
+OTHER = p256.Signer(0x5B5B0001)  # a second issuer (a bank), key id 7
+
+
+def test_every_issuer_of_the_trust_list_in_its_own_scope():
+    d = mkdtemp("issuers")
+    ticks = Ticks(0)
+    try:
+        keys = {1: codes.issuer_key(), 7: codes.issuer_key(7, OTHER, scope=0x02)}
+        cfg = ValidatorConfig(gate_scope=0x03)  # a gate serving products 1 and 2
+        v = Validator(codes.VERIFIER, keys, config=cfg)
+        j = Journal(d, device_id=1)
+        g = Gate(v, j, Barrier(), Display(), Clock(ticks), mode=1, direction=1, ticks=ticks)
+
+        def code(key_id, signer, counter, scope):
+            cred = codes.credential(account_id=42, key_id=key_id, issuer=signer, scope=scope)
+            return codes.code(cred, time=codes.NOW + ticks() // 1000, counter=counter)
+
+        assert g.on_scan(code(1, codes.ISSUER, 5, 1)).accept
+        g.on_event("occupied")
+        g.on_event("passage_fwd")
+        # issuer 7's account 42: another rider, its own replay entry and anti-passback
+        assert g.on_scan(code(7, OTHER, 1, 2)).accept
+        g.on_event("occupied")
+        g.on_event("passage_fwd")
+        assert g.on_scan(code(1, codes.ISSUER, 6, 1)).reason == "anti_passback"
+        # each key in its own scope: issuer 7 may not sell product 1
+        assert g.on_scan(code(7, OTHER, 2, 1)).reason == "issuer_out_of_scope"
+        raws = j.pending()
+        passed = [records.decode(r) for r in raws if records.decode(r).kind == 1]
+        assert [(r.issuer, r.account_id) for r in passed] == [(1, 42), (7, 42)]
+        assert all(r.rider_evidence() for r in passed)
+        j.close()
+        g2 = Gate(Validator(codes.VERIFIER, keys, config=cfg), Journal(d, device_id=1), Barrier(),
+                  Display(), Clock(ticks), mode=1, direction=1, ticks=ticks)  # fmt: skip
+        assert g2.restore() == 2  # both riders inside again after a reboot, each its own
+        assert g2.on_scan(code(7, OTHER, 3, 2)).reason == "anti_passback"
+        g2.journal.close()
+    finally:
+        rmtree(d)
+
+
 def test_snapshot_reads_the_gate_as_plain_values():
     d = mkdtemp("snapshot")
     ticks = Ticks(0)
@@ -226,13 +267,14 @@ def test_offline_limits_are_asked_after_the_mode_policy():
     d = mkdtemp("limits")
     ticks = Ticks(0)
     try:
-        lim = Limits(refuse={9})
+        lim = Limits(refuse={records.account_key(1, 9)})  # the rider's key: issuer 1's 9
         g = _gate(d, ticks, limits=lim, config={"value": 250})
         d9 = g.on_scan(_code(9, 1, ticks))
         assert (d9.accept, d9.reason) == (False, "offline_limit")
         assert g.barrier.cmds == [] and g.display.last == reasons.display_text("offline_limit")
         assert g.on_scan(_code(10, 1, ticks)).accept
-        assert lim.calls == [(9, 250, codes.NOW), (10, 250, codes.NOW)]
+        k9, k10 = records.account_key(1, 9), records.account_key(1, 10)
+        assert lim.calls == [(k9, 250, codes.NOW), (k10, 250, codes.NOW)]
         recs = [records.decode(r) for r in g.journal.pending()]
         assert [(r.kind, r.value) for r in recs] == [(records.KIND_REJECT, 0), (1, 250)]
         g.journal.close()

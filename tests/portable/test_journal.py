@@ -5,7 +5,7 @@ from firmware import platform
 from firmware.storage.fs import FileProxy, Storage
 from firmware.storage.journal import Journal, JournalFull, JournalUnverified
 from protocol import journalfile, records
-from protocol.journalfile import ENTRY2_LEN, FOOTER_LEN
+from protocol.journalfile import ENTRY2_LEN, ENTRY3_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
 
 
@@ -19,6 +19,37 @@ def _reject(account=1):
 
 def _seqs(raws):
     return [records.decode(r).seq for r in raws]
+
+
+def _legacy(d, n, segment_records=16384, acked=0):
+    """A journal as a gate wrote it before version 3: segments `.jn2` of version 1 records,
+    each entry the record twice (protocol/journalfile.py), sealed when full. -> the raws."""
+    raws = []
+    prev = records.ZERO_HASH
+    for seq in range(1, n + 1):
+        r = records.Record(
+            records.KIND_PASSAGE,
+            0,
+            7,
+            seq,
+            1767254400,
+            account_id=seq,
+            prev_hash=prev,
+            version=records.VERSION_1,
+        )
+        raws.append(r.to_bytes())
+        prev = records.record_hash(raws[-1])
+    for first in range(1, n + 1, segment_records):
+        part = raws[first - 1 : first - 1 + segment_records]
+        body = b"".join(journalfile.entry2(r, 0) for r in part)
+        if len(part) == segment_records:
+            body += journalfile.footer(len(part), crc32(body), records.record_hash(part[-1]))
+        with open(d + "/" + journalfile.segment_name(first, journalfile.V2), "wb") as f:
+            f.write(body)
+    if acked:
+        with open(d + "/" + journalfile.META, "wb") as f:
+            f.write(journalfile.meta(acked, records.record_hash(raws[acked - 1])))
+    return raws
 
 
 def _segfiles(d):
@@ -83,8 +114,8 @@ def test_segments_roll_over_seal_and_reopen():
             j.append(_passage(i))
         j.close()
         names = _segfiles(d)
-        assert names == ["seg-%016x.jn2" % s for s in (1, 5, 9)]
-        assert os.stat(d + "/" + names[0])[6] == 4 * ENTRY2_LEN + FOOTER_LEN  # sealed
+        assert names == ["seg-%016x.jn3" % s for s in (1, 5, 9)]
+        assert os.stat(d + "/" + names[0])[6] == 4 * ENTRY3_LEN + FOOTER_LEN  # sealed
         j = Journal(d, device_id=7, segment_records=4)
         raws = j.pending(100)
         assert _seqs(raws) == list(range(1, 11))
@@ -109,18 +140,38 @@ def _slot_len(path, count):
 
 
 def test_damage_in_a_sealed_segment_is_mended_from_the_second_copy():
+    # a journal written before version 3: each record twice
     d = mkdtemp()
     try:
-        j = Journal(d, device_id=7, segment_records=4)
-        for i in range(6):
-            j.append(_passage(i))
-        j.close()
+        _legacy(d, 6, segment_records=4)
         _flip(d + "/" + _segfiles(d)[0], 100)
         j = Journal(d, device_id=7, segment_records=4)
         rep = j.report()
         assert rep["state"] == "damaged" and rep["mended"] == 1 and rep["lost_unacked"] == 0
         raws = j.pending()
         assert _seqs(raws) == [1, 2, 3, 4, 5, 6] and records.verify_chain(raws) == -1
+        rec = j.append(_passage())
+        assert rec.seq == 7 and rec.prev_hash == records.record_hash(raws[-1])
+        assert _segfiles(d)[-1] == "seg-%016x.jn3" % 7
+        assert records.verify_chain(j.pending()) == -1  # the chain runs across versions
+        j.close()
+    finally:
+        rmtree(d)
+
+
+def test_damage_in_a_sealed_version_3_segment_loses_that_record_only():
+    d = mkdtemp()
+    try:
+        j = Journal(d, device_id=7, segment_records=4)
+        for i in range(6):
+            j.append(_passage(i))
+        j.close()
+        _flip(d + "/" + _segfiles(d)[0], ENTRY3_LEN + 100)  # seq 2: one copy, lost
+        j = Journal(d, device_id=7, segment_records=4)
+        rep = j.report()
+        assert rep["state"] == "damaged" and rep["mended"] == 0
+        assert rep["lost_unacked"] == 1 and rep["lost_seqs"] == [[2, 2]]
+        assert _seqs(list(j.unsynced())) == [1, 3, 4, 5, 6]
         assert j.append(_passage()).seq == 7
         j.close()
     finally:
@@ -156,9 +207,9 @@ def test_torn_group_commit_of_several_entries_is_cut():
         j.close()
         path = d + "/" + _segfiles(d)[0]
         with open(path, "ab") as f:
-            f.write(bytes(ENTRY2_LEN * 3 + 10))  # blocks allocated, data never written
+            f.write(bytes(ENTRY3_LEN * 3 + 10))  # blocks allocated, data never written
         j = Journal(d, device_id=7)
-        assert j.torn_bytes_cut == ENTRY2_LEN * 3 + 10 and j.pending_count() == 1
+        assert j.torn_bytes_cut == ENTRY3_LEN * 3 + 10 and j.pending_count() == 1
         j.close()
     finally:
         rmtree(d)
@@ -210,14 +261,10 @@ def test_a_flipped_byte_in_the_last_acknowledged_record_is_not_a_torn_write():
 
 
 def test_a_flipped_byte_in_the_last_record_whose_ack_was_lost_keeps_it():
+    # with two copies (journals before version 3); one copy of version 3 is cut as torn
     d = mkdtemp()
     try:
-        j = Journal(d, device_id=7)
-        for i in range(5):
-            j.append(_passage(i))
-        want = j.pending()[-1]
-        j.ack(4)  # the back office stored seq 5 too, but its ACK never arrived
-        j.close()
+        want = _legacy(d, 5, acked=4)[-1]  # the back office stored seq 5 too, no ACK came
         path = d + "/" + _segfiles(d)[0]
         _flip(path, 4 * _slot_len(path, 5) + 30)
         j = Journal(d, device_id=7)
@@ -248,10 +295,11 @@ def test_a_flipped_byte_in_the_middle_opens_with_the_damage_reported():
 
 
 def _destroy(path, i):
-    """Both copies of entry i garbled: the record is gone."""
+    """Entry i garbled (both copies of an old one): the record is gone."""
     with open(path, "rb") as f:
         data = bytearray(f.read())
-    for p in range(i * ENTRY2_LEN, (i + 1) * ENTRY2_LEN):
+    elen = journalfile.entry_len(path)
+    for p in range(i * elen, (i + 1) * elen):
         data[p] ^= 0x5C
     with open(path, "wb") as f:
         f.write(data)
@@ -260,11 +308,7 @@ def _destroy(path, i):
 def test_a_lost_record_is_reported_the_rest_salvaged_and_repair_leaves_a_hole():
     d = mkdtemp()
     try:
-        j = Journal(d, device_id=7)
-        for i in range(6):
-            j.append(_passage(i))
-        j.ack(1)
-        j.close()
+        _legacy(d, 6, acked=1)
         path = d + "/" + _segfiles(d)[0]
         _destroy(path, 0)  # acknowledged: not needed
         _destroy(path, 2)  # seq 3, not acknowledged: lost
@@ -313,7 +357,7 @@ def test_a_torn_group_commit_with_a_hole_in_it_is_still_a_torn_write():
         _destroy(path, 3)  # seq 4, second of the group
         j = Journal(d, device_id=7)
         rep = j.report()
-        assert rep["state"] == "ok" and rep["torn_bytes_cut"] == 4 * ENTRY2_LEN
+        assert rep["state"] == "ok" and rep["torn_bytes_cut"] == 4 * ENTRY3_LEN
         assert j.last_seq == 3 and _seqs(j.pending()) == [1, 2, 3]
         j.close()
     finally:
@@ -369,7 +413,15 @@ def test_a_journal_written_before_version_2_is_read_and_continued():
         raws = []
         prev = records.ZERO_HASH
         for seq in range(1, 7):
-            r = records.Record(records.KIND_PASSAGE, 0, 7, seq, 1767254400, prev_hash=prev)
+            r = records.Record(
+                records.KIND_PASSAGE,
+                0,
+                7,
+                seq,
+                1767254400,
+                prev_hash=prev,
+                version=records.VERSION_1,
+            )
             raws.append(r.to_bytes())
             prev = records.record_hash(raws[-1])
         body = b"".join(journalfile.entry(r) for r in raws[:4])
@@ -384,14 +436,14 @@ def test_a_journal_written_before_version_2_is_read_and_continued():
         assert j.report()["state"] == "ok" and j.torn_bytes_cut == 2
         assert j.pending() == raws[2:]
         assert j.append(_passage()).seq == 7
-        assert _segfiles(d)[-1] == "seg-%016x.jn2" % 7  # appends go to a version 2 segment
+        assert _segfiles(d)[-1] == "seg-%016x.jn3" % 7  # appends go to a version 3 segment
         j.close()
         j = Journal(d, device_id=7, segment_records=4)
         got = j.pending()
         assert _seqs(got) == [3, 4, 5, 6, 7]
         assert records.verify_chain(got, records.record_hash(raws[1])) == -1
         j.ack(6)
-        assert _segfiles(d) == ["seg-%016x.jn2" % 7]
+        assert _segfiles(d) == ["seg-%016x.jn3" % 7]
         j.close()
     finally:
         rmtree(d)
@@ -405,7 +457,7 @@ def test_ack_trims_whole_segments_and_seq_never_repeats():
             j.append(_passage(i))
         assert j.ack(3) == 3
         assert _seqs(j.pending()) == [4, 5]
-        assert _segfiles(d) == ["seg-%016x.jn2" % s for s in (3, 5)]  # 1-2 gone, 3-4 half
+        assert _segfiles(d) == ["seg-%016x.jn3" % s for s in (3, 5)]  # 1-2 gone, 3-4 half
         assert j.ack(3) == 0 and j.ack(99) == 2
         assert j.pending_count() == 0
         h5 = j.last_hash
@@ -439,7 +491,7 @@ def test_crash_between_meta_and_segment_delete_is_finished_on_open():
                 f.write(data)
         j = Journal(d, device_id=7, segment_records=2)
         assert _seqs(j.pending()) == [5]
-        assert _segfiles(d) == ["seg-%016x.jn2" % 5]
+        assert _segfiles(d) == ["seg-%016x.jn3" % 5]
         j.close()
     finally:
         rmtree(d)
@@ -521,7 +573,7 @@ def test_capacity_refuses_and_keeps_a_reserve_for_passages():
 def test_disk_full_loses_nothing_and_recovers():
     d = mkdtemp()
     try:
-        disk = FaultyDisk(room=ENTRY2_LEN * 3 + 30)
+        disk = FaultyDisk(room=ENTRY3_LEN * 3 + 30)
         j = Journal(d, device_id=7, fs=disk)
         for i in range(3):
             j.append(_passage(i))
@@ -660,10 +712,10 @@ def test_uploads_and_exports_read_in_bounded_pieces_with_the_same_records():
         disk.sizes[:] = []
         assert j.pending(1000) == want and list(j.unsynced(chunk=50)) == want
         assert j.pending(10, 33) == want[33:43]  # across a segment boundary
-        assert disk.sizes and max(disk.sizes) == 3 * ENTRY2_LEN
+        assert disk.sizes and max(disk.sizes) == 3 * ENTRY3_LEN
         j.read_records = 64  # the default: one read per segment part here
         disk.sizes[:] = []
-        assert j.pending(1000) == want and max(disk.sizes) == 40 * ENTRY2_LEN
+        assert j.pending(1000) == want and max(disk.sizes) == 40 * ENTRY3_LEN
         j.close()
     finally:
         rmtree(d)

@@ -8,7 +8,7 @@ import struct
 from firmware import settings
 from firmware.storage.journal import Journal
 from protocol import certs, flash, frames, records, service
-from protocol.journalfile import ENTRY2_LEN
+from protocol.journalfile import ENTRY3_LEN
 from tests.portable import console_kit as kit
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.test_journal import TalliedReads
@@ -313,7 +313,7 @@ def test_reset_refused_with_unsynced_passages_unless_forced_after_export():
         while True:
             out = tech.ok(service.EXPORT, struct.pack(">IH", len(exported), 50))
             total, index = struct.unpack(">II", out[:8])
-            got = [out[8 + i : 8 + i + 64] for i in range(0, len(out) - 8, 64)]
+            got = records.split(out[8:])
             exported += got
             if len(exported) >= total or not got:
                 break
@@ -325,7 +325,7 @@ def test_reset_refused_with_unsynced_passages_unless_forced_after_export():
         console.journal.read_records = 8
         out = json.loads(tech.ok(service.RESET, service.reset_body(True, digest)))
         assert out["exported_dropped"] == 70
-        assert len(asked) >= 70 // 8 and max(asked) == 8 * ENTRY2_LEN
+        assert len(asked) >= 70 // 8 and max(asked) == 8 * ENTRY3_LEN
         # the gate is blank again, the session closed, and the journal's seq goes on
         assert console.store.anchor() is None and console.store.signer() is None
         assert tech.request(service.STATUS)[2] == "svc_not_provisioned"

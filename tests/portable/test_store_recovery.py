@@ -324,7 +324,7 @@ def _passage(account):
 
 def test_a_full_disk_frees_itself_as_acknowledgements_arrive():
     def body(d):
-        disk = QuotaStorage(d, 4096)
+        disk = QuotaStorage(d, 8192)
         j = Journal(d, 7, segment_records=8, fs=disk)
         n = 0
         while True:
@@ -333,12 +333,12 @@ def test_a_full_disk_frees_itself_as_acknowledgements_arrive():
             except JournalFull:
                 break
             n += 1
-        assert n > 16 and disk.used() > 4096 - 69
+        assert n > 24 and disk.used() > 8192 - 254
         disk.quota = disk.used()  # and another store takes the last bytes: full to the byte
         assert j.ack(n - 1) == n - 1  # the trim needs no new space
         assert j.ack(n) == 1  # nor does the next (its spare came back with the room freed)
         assert j.append(_passage(99)).seq == n + 1  # room again
-        assert disk.used() < 4096 // 2 and disk.used() <= disk.quota
+        assert disk.used() < 8192 // 2 and disk.used() <= disk.quota
         j.close()
         again = Journal(d, 7, segment_records=8)
         assert again.acked_seq == n and again.last_seq == n + 1

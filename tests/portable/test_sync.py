@@ -132,6 +132,32 @@ def test_tampered_payload_is_refused():
     assert e.reason == "bad_signature"
 
 
+def test_every_batch_carries_the_gates_batch_signature_and_a_bad_one_is_refused():
+    dev, host = _pair()
+    _handshake(dev, host)
+    raws = _recs(1, 3)
+    [b] = _deliver(dev.send(sync.Batch(raws)), host)
+    msg = sync.batch_signing_input(7, raws)
+    assert msg[:8] == b"FGBATCH1" and len(msg) == 8 + 4 + 2 + 32
+    assert HashVerifier().verify(DEV_PUB, msg, b.sig) and b.records == raws
+    assert host.acks_owed == 1
+    # a batch signed over other records (or by another key), inside a good session signature
+    forged = sync.Batch(_recs(4, 2), Signer(DEV_PUB).sign(sync.batch_signing_input(7, raws)))
+    e = raises(sync.RemoteProtocolError, _deliver, dev.send(forged), host)
+    assert e.reason == "bad_batch_signature" and host.state == sync.FAILED
+    assert m.ERRORS["bad_batch_signature"][0] == 11
+
+
+def test_a_batch_mixes_records_of_both_versions():
+    old = records.Record(1, 0, 7, 1, NOW, account_id=5, version=records.VERSION_1).to_bytes()
+    new = records.Record(1, 0, 7, 2, NOW, prev_hash=records.record_hash(old)).to_bytes()
+    body = m.batch([old, new], bytes(64))
+    assert len(body) == 2 + 64 + 245 + 64
+    assert m.parse_batch(body) == ([old, new], bytes(64))
+    assert raises(FormatError, m.parse_batch, body[:-1]).reason == "bad_message"
+    assert raises(FormatError, m.parse_batch, b"\x00\x03" + body[2:]).reason == "bad_message"
+
+
 def test_a_new_hello_restarts_the_host_session():
     dev, host = _pair()
     _handshake(dev, host)
@@ -256,11 +282,11 @@ def test_a_damaged_journal_uploads_every_record_left_around_the_lost_one():
         for i in range(12):
             j.append(records.Record(1, 0, 0, 0, NOW, account_id=i))
         j.close()
-        seg = d + "/seg-%016x.jn2" % 1
+        seg = d + "/seg-%016x.jn3" % 1
         with open(seg, "rb") as f:
             data = bytearray(f.read())
         elen = len(data) // 12
-        for p in range(4 * elen, 5 * elen):  # seq 5: both copies gone
+        for p in range(4 * elen, 5 * elen):  # seq 5: gone
             data[p] ^= 0x33
         with open(seg, "wb") as f:
             f.write(data)
