@@ -81,8 +81,9 @@ def encode(st: dict[str, Any]) -> bytes:
 
 
 # -- pricing: the one function the back office and the issuer both run -----------------------
-def tap_of(raw: bytes) -> clearing.Tap:
-    r = records.decode(raw)
+def tap_of(raw: Any) -> clearing.Tap:
+    """The clearing tap of a record (its bytes, or the Record decoded already)."""
+    r = raw if isinstance(raw, records.Record) else records.decode(raw)
     return clearing.Tap(
         r.account_id, r.mode, r.device_id, r.seq, r.kind, r.reason, r.time, r.station,
         r.direction, r.cred_no, r.counter, r.value, r.flags,
@@ -90,10 +91,10 @@ def tap_of(raw: bytes) -> clearing.Tap:
 
 
 def price(
-    account: int, raws: Iterable[bytes], tariff: dict[str, Any], as_of: int, day: int
+    account: int, raws: Iterable[Any], tariff: dict[str, Any], as_of: int, day: int
 ) -> list[dict[str, Any]]:
-    """The journeys of `day` that clearing makes of one account's records, as a statement
-    lists them: mode, status, rule, fare, charged and records ([device_id, seq] pairs)."""
+    """The journeys of `day` that clearing makes of one account's records (bytes or Records),
+    as a statement lists them: mode, status, rule, fare, charged and records ([device_id, seq] pairs)."""
     taps = sorted((tap_of(r) for r in raws), key=lambda t: (t.time, t.device_id, t.seq))
     out = []
     for j in clearing.journeys(account, taps, tariff, as_of):
@@ -111,13 +112,13 @@ def price(
     return out
 
 
-def record_signatures(raw: bytes, verifier: Any, issuer_key: bytes | None) -> str | None:
+def record_signatures(raw: Any, verifier: Any, issuer_key: bytes | None) -> str | None:
     """The signatures a record carries, checked: None if they verify, else the reason. The
     rider's (its ride code: the phone's key signed credential || time || counter) and, given
     the issuer's key, the issuer's of the credential. A record without a ride code (version 1,
     an emergency passage) has nothing to check here. The gate's signature of its batch is not
     carried into the log yet (docs/settlement.md, Status): when it is, it is checked here."""
-    rec = records.decode(raw)
+    rec = raw if isinstance(raw, records.Record) else records.decode(raw)
     ev = rec.rider_evidence()
     if ev is None:
         return None
@@ -377,7 +378,7 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
         if leaf in owner and rec.account_id != owner[leaf]:
             rep.fail("wrong_issuer", "leaf %d is account %d's, charged to %d"
                      % (leaf, rec.account_id, owner[leaf]))  # fmt: skip
-        why = record_signatures(raw, verifier, issuer_key)
+        why = record_signatures(rec, verifier, issuer_key)
         if why is not None:
             bad_sig += 1
             rep.fail(why, "leaf %d (record %d/%d)" % (leaf, rec.device_id, rec.seq))
@@ -387,7 +388,7 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
     for c in st["charges"]:
         account = c["account"]
         if tariff is not None:
-            got = price(account, [by_leaf[x] for x in c["leaves"] if x in by_leaf], tariff,
+            got = price(account, [decoded[x] for x in c["leaves"] if x in decoded], tariff,
                         st["as_of"], st["day"])  # fmt: skip
             for j in got:
                 j["leaves"] = sorted(key_of[(d, q)] for d, q in j.pop("records"))
