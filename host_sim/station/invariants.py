@@ -437,7 +437,9 @@ class Monitor:
             keys = {(int(d), int(q)) for d, q in j["records"]}
             if not j["charged"]:
                 continue
-            acct = int(j["account_id"])
+            # clearing's account is the store's key (issuer << 40 | account); the simulator's
+            # accounts are one namespace over its issuers (account a is issuer a % n's)
+            acct = records.split_account_key(int(j["account_id"]))[1]
             per = charged.setdefault(acct, {})
             per[j["mode"]] = per.get(j["mode"], 0) + int(j["charged"])
             # a copy charged in a journey of its own (one that holds the original too is the
