@@ -36,3 +36,6 @@ def test_every_tampering_is_caught_and_honest_statements_pass(tmp_path, capsys):
             assert r["by"] == "verify" and "leaf_not_included" in r["reasons"], r
         if r["kind"] == "drop":  # consistent in itself: the issuer's phones say what is missing
             assert r["by"] == "reconcile" and r["findings"] == ["missing"], r
+        if r["kind"] == "invent":  # its ride code does not carry the rider's signature
+            assert r["by"] == "verify" and "rider_signature_bad" in r["reasons"], r
+    assert {1, 2, 3} <= {r["issuer"] for r in honest}  # every issuer got its statement

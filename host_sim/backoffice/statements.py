@@ -94,7 +94,8 @@ def price(
     account: int, raws: Iterable[Any], tariff: dict[str, Any], as_of: int, day: int
 ) -> list[dict[str, Any]]:
     """The journeys of `day` that clearing makes of one account's records (bytes or Records),
-    as a statement lists them: mode, status, rule, fare, charged and records ([device_id, seq] pairs)."""
+    as a statement lists them: mode, status, rule, fare, charged and records ([device_id,
+    seq] pairs)."""
     taps = sorted((tap_of(r) for r in raws), key=lambda t: (t.time, t.device_id, t.seq))
     out = []
     for j in clearing.journeys(account, taps, tariff, as_of):
