@@ -2,9 +2,6 @@
 appended in the transaction that stores it, on both backends; several writers at once give one
 append-only tree; the proofs the store's log gives verify against its signed heads."""
 
-import random
-import threading
-
 import pytest
 
 from drivers.linux.crypto_openssl import OpenSSLVerifier, signer
@@ -12,7 +9,7 @@ from host_sim.backoffice import translog
 from host_sim.backoffice.store import Store
 from protocol import merkle, records
 from protocol.errors import FormatError
-from tests.test_store_backends import KEY, NOW, chain
+from tests.test_store_backends import KEY, NOW, chain, upload_concurrently
 
 
 def leaves_of(s: Store) -> list[bytes]:
@@ -101,31 +98,7 @@ def test_several_writers_make_one_append_only_tree(store_target):
     chains = {d: chain(d, 60, d * 10_000) for d in (1, 2, 3)}
     for d in chains:
         setup.add_device(d, KEY, NOW)
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def writer(w: int) -> None:
-        try:
-            s = Store(store_target)
-            rnd = random.Random(w)
-            start.wait()
-            for d, raws in chains.items():
-                i = 0
-                while i < len(raws):
-                    n = rnd.randint(1, 9)
-                    back = rnd.randint(0, min(i, 4))
-                    s.store_batch(d, raws[i - back : i + n], NOW)
-                    i += n
-            s.close()
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    upload_concurrently(store_target, chains, 4)
     got = leaves_of(setup)
     assert sorted(got) == sorted(r for raws in chains.values() for r in raws)
     for raws in chains.values():  # each device's records are leaves in seq order
