@@ -10,6 +10,8 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
  +-- StoreUnavailable              host_sim/backoffice/backends.py: a PostgreSQL it cannot open
  +-- PowerDiskError (+ ValueError) host_sim/hardware/powerdisk.py: a fault it cannot model
+ +-- StatementError                host_sim/backoffice/statements.py: one it cannot make or read
+ +-- NoProof                       host_sim/backoffice/logview.py: exit 1, no such record or head
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError

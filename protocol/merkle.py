@@ -221,6 +221,103 @@ def verify_consistency(old_size: int, size: int, path, old_root, root_hash) -> N
         raise ProofError("the path does not join the two roots", "proof_mismatch")
 
 
+def multi_inclusion_path(indices, size: int, subtree) -> list:
+    """The audit paths of several leaves at once: the hashes RFC 9162's PATH of each leaf
+    needs, each node sent once and none that the leaves themselves give. Walked bottom-up, a
+    level at a time (RFC 9162's tree is the one where a level's last node, when it has no
+    sibling, moves up unchanged): for each node known at a level, in order, its sibling is
+    taken from the known nodes or else appended to the path. `indices`: distinct, ascending.
+    For one leaf it is exactly `inclusion_path`. Verified by `verify_multi_inclusion`."""
+    known = list(indices)
+    _check_indices(known, size)
+    out = []
+    n, level = size, 0
+    while n > 1:
+        nxt = []
+        i = 0
+        while i < len(known):
+            pos = known[i]
+            i += 1
+            if not pos & 1:
+                if pos == n - 1:  # the level's last node, alone: moves up
+                    nxt.append(pos >> 1)
+                    continue
+                if i < len(known) and known[i] == pos + 1:
+                    i += 1
+                else:
+                    sib = pos + 1
+                    out.append(subtree(sib << level, min((sib + 1) << level, size)))
+            else:
+                sib = pos - 1
+                out.append(subtree(sib << level, (sib + 1) << level))
+            nxt.append(pos >> 1)
+        known = nxt
+        n = (n + 1) >> 1
+        level += 1
+    return out
+
+
+def _check_indices(indices, size: int) -> None:
+    if not indices:
+        raise ProofError("no leaves to prove", "proof_out_of_range")
+    last = -1
+    for i in indices:
+        if i <= last:
+            raise ProofError("leaf indices must be distinct and ascending", "proof_malformed")
+        last = i
+    if last >= size:
+        raise ProofError("no leaf %d in a tree of %d" % (last, size), "proof_out_of_range")
+
+
+def verify_multi_inclusion(indices, leaves, size: int, path, root_hash) -> None:
+    """Check that `leaves` (leaf hashes) are the leaves `indices` (distinct, ascending) of the
+    tree of `size` with `root_hash`, from `multi_inclusion_path`'s path: the same walk,
+    hashing. Raises ProofError like verify_inclusion."""
+    _check_indices(indices, size)
+    if len(leaves) != len(indices):
+        raise ProofError("one leaf hash per index", "proof_malformed")
+    _check_hashes(leaves)
+    _check_hashes(path)
+    _check_hashes([root_hash])
+    sha = hashlib.sha256
+    pos_ = list(indices)
+    hs = [bytes(h) for h in leaves]
+    p, np_ = 0, len(path)
+    n = size
+    while n > 1:
+        npos, nhs = [], []
+        i, m = 0, len(pos_)
+        while i < m:
+            pos, h = pos_[i], hs[i]
+            i += 1
+            if not pos & 1:
+                if pos == n - 1:
+                    npos.append(pos >> 1)
+                    nhs.append(h)
+                    continue
+                if i < m and pos_[i] == pos + 1:
+                    h = sha(b"\x01" + h + hs[i]).digest()
+                    i += 1
+                else:
+                    if p == np_:
+                        raise ProofError("the path is too short", "proof_malformed")
+                    h = sha(b"\x01" + h + path[p]).digest()
+                    p += 1
+            else:
+                if p == np_:
+                    raise ProofError("the path is too short", "proof_malformed")
+                h = sha(b"\x01" + path[p] + h).digest()
+                p += 1
+            npos.append(pos >> 1)
+            nhs.append(h)
+        pos_, hs = npos, nhs
+        n = (n + 1) >> 1
+    if p != np_:
+        raise ProofError("the path is too long", "proof_malformed")
+    if hs[0] != bytes(root_hash):
+        raise ProofError("the path leads to another root", "proof_mismatch")
+
+
 class TreeHead:
     __slots__ = ("tree_size", "timestamp", "root_hash", "key_id", "raw")
 

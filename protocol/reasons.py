@@ -306,6 +306,60 @@ REASONS = {
         "The credential's risk_class may not take a first ride offline (risk.no_first_ride): "
         "it was issued less than risk.first_ride_s ago.",
     ),
+    # settlement: statements an issuer verifies (docs/settlement.md, faregate settle)
+    "statement_malformed": (
+        360,
+        "Statement refused",
+        "Not a well-formed statement of faregate-statement/1.",
+    ),
+    "statement_bad_signature": (
+        361,
+        "Statement refused",
+        "The statement or its tree head is not signed by the log key.",
+    ),
+    "head_inconsistent": (
+        362,
+        "Statement refused",
+        "The statement's tree head does not extend the previous day's: the log was rewritten.",
+    ),
+    "leaf_not_included": (
+        363,
+        "Statement refused",
+        "A record of the statement is not the log's leaf at its index: altered, "
+        "invented after the fact, or moved.",
+    ),
+    "wrong_issuer": (
+        364,
+        "Statement refused",
+        "A record of another issuer or account, or one charged twice, or one no charge rests on.",
+    ),
+    "rider_signature_bad": (
+        365,
+        "Statement refused",
+        "The rider's signature in a record's ride code (or the issuer's of its "
+        "credential) does not verify.",
+    ),
+    "gate_signature_bad": (
+        366,
+        "Statement refused",
+        "The gate's signature of a record's batch does not verify.",
+    ),
+    "tariff_mismatch": (
+        367,
+        "Statement refused",
+        "Re-pricing the charge's records with the published fare table gives other "
+        "journeys or amounts, or it was priced with another table.",
+    ),
+    "totals_mismatch": (
+        368,
+        "Statement refused",
+        "A charge's amount or the statement's totals do not add up.",
+    ),
+    "reconcile_mismatch": (
+        369,
+        "Statement refused",
+        "The issuer's own view and the statement differ: missing, extra or priced differently.",
+    ),
 }
 
 

@@ -302,8 +302,10 @@ def test_serve_from_its_config_logs_json_lines_and_answers_healthz(tmp_path):
     assert srv.returncode == 0 and err == b"", err
     assert out.decode() == "backoffice: %s; log in bo.log\n" % start["msg"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert [x["event"] for x in lines] == ["start", "stop"]
-    assert lines[1]["msg"] == "stopped by SIGTERM" and lines[1]["time"].endswith("Z")
+    # the log's first head, signed at start (an empty log: the root of nothing)
+    assert [x["event"] for x in lines] == ["start", "tree_head", "stop"]
+    assert lines[1]["tree_size"] == 0 and lines[1]["root_hash"].startswith("e3b0c442")
+    assert lines[2]["msg"] == "stopped by SIGTERM" and lines[2]["time"].endswith("Z")
 
 
 def test_flags_override_the_config_file(tmp_path):

@@ -8,6 +8,7 @@ The last test checks that CHECKED lists every subcommand with --json (but those 
 simulated gate by other tests).
 """
 
+import datetime
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from tests.conftest import faregate_argv
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TIME_KEYS = re.compile(r"(^|_)(time|at|until|before|after|sync|seen)$")
 T = "2026-01-01T08:00:00Z"
+NOW_S = 1767254400
 # every subcommand with --json that the tests below run (the last test keeps it complete)
 CHECKED = {
     "keys init", "keys show", "keys technician", "keys tls",
@@ -31,6 +33,7 @@ CHECKED = {
     "backoffice devices", "backoffice queues", "backoffice anomalies", "backoffice journeys",
     "backoffice charges", "backoffice publish", "backoffice refund", "backoffice adjust",
     "backoffice dispute", "backoffice audit", "backoffice import", "backoffice risk",
+    "backoffice log", "settle statement", "settle verify", "settle reconcile",
 }  # fmt: skip
 
 
@@ -153,6 +156,38 @@ def test_wallet_decode_and_backoffice(world, capsys):
     run(capsys, "backoffice risk", "publish", *db, code=2)  # no --key
     run(capsys, "backoffice devices", *db, "revoke", "101")
     run(capsys, "backoffice devices", *db, "revoke", "102", code=2)
+
+
+def test_log_and_settle(world, capsys):
+    from provisioning.cli.kit import load_signer
+    from tests.test_statements import DAY, World
+
+    w = World(str(world / "bo.sqlite"))
+    w.day_of_journeys()
+    w.store.close()
+    run(capsys, "keys init", "--dir", "op")
+    db = ("--db", "bo.sqlite")
+    run(capsys, "backoffice log", "head", *db, code=1)  # none signed yet
+    run(capsys, "backoffice log", "sign", *db, "--key", "op/sync.key")
+    [head] = run(capsys, "backoffice log", "heads", *db)
+    assert head["tree_size"] == 12
+    run(capsys, "backoffice log", "prove", "7", "3", *db)
+    run(capsys, "backoffice log", "prove", "7", "99", *db, code=1)
+    run(capsys, "backoffice log", "consistency", "5", *db)
+    day = str(datetime.date(1970, 1, 1) + datetime.timedelta(days=DAY))
+    out = ("--out", "st.json", "--as-of", str(NOW_S + 86400))
+    run(capsys, "settle statement", *db, "--issuer", "1", "--day", day, "--key", "op/sync.key",
+        *out)  # fmt: skip
+    pub = load_signer("op/sync.key").public_key.hex()
+    run(capsys, "settle verify", "st.json", "--log-key", pub)
+    failures = run(capsys, "settle verify", "st.json", "--log-key", "02" + "11" * 32, code=1)
+    assert [f["reason"] for f in failures] == ["statement_bad_signature"]
+    run(capsys, "settle verify", "nope.json", "--log-key", pub, code=2)
+    with open("view.json", "w") as f:
+        json.dump({"presentations": w.reported[1][1:]}, f)
+    [extra] = run(capsys, "settle reconcile", "st.json", "--log-key", pub, "--view", "view.json",
+                  code=1)  # fmt: skip
+    assert extra["finding"] == "extra" and extra["counter"] == 1
 
 
 def test_image(world, capsys):

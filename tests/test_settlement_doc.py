@@ -1,6 +1,6 @@
 """docs/settlement.md's worked example is what the code produces, and it verifies.
 
-    python -m tests.test_settlement_doc      prints the example block to paste into the page
+    python -m tests.test_settlement_doc      prints the example blocks to paste into the page
 
 The example log holds the first seven leaf inputs of tests/vectors/merkle/ (so its roots are
 transparency-dev/merkle's), its heads signed with an example key and RFC 6979 signatures
@@ -116,5 +116,87 @@ def test_byte_table_matches_the_layout() -> None:
     assert pos == merkle.TREE_HEAD_LEN
 
 
+# -- the statement example ("## Statement example") -----------------------------------------
+def statement_example() -> tuple[bytes, bytes, bytes]:
+    """(the statement's bytes, yesterday's statement of the same log, the log's public key):
+    a store whose log holds one record of another issuer (signed into a head of size 1, the
+    head of the previous statement), then issuer 1's account 10 entering at station 1 and
+    leaving at station 5 (zones 1 to 2: 300); the statement of that day, signed an hour
+    later, proves both records and that its head extends the size-1 head."""
+    import tempfile
+
+    from host_sim.backoffice import clearing, statements
+    from host_sim.backoffice.store import Store
+    from protocol import records
+
+    key = p256.signer(SECRET)
+    t = T0 // 1000
+    day = clearing.service_day(t, clearing.DEFAULT_TARIFF)
+
+    def rec(seq, issuer, account, station, direction, when, prev):
+        return records.Record(
+            records.KIND_PASSAGE, 0, 7, seq, when, records.MODE_METRO, direction, station,
+            account, 1, seq, 0, 0, prev, issuer=issuer,
+        ).to_bytes()  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as d:
+        s = Store(os.path.join(d, "bo.sqlite"))
+        s.add_device(7, b"\x02" + bytes(32), t)
+        first = rec(1, 2, 99, 3, records.DIR_ENTRY, t - 600, records.ZERO_HASH)
+        s.store_batch(7, [first], t)
+        yesterday = statements.build(
+            s, key, 1, day - 1, clearing.DEFAULT_TARIFF, b"", t, T0 - 1000
+        )  # fmt: skip
+        entry = rec(2, 1, 10, 1, records.DIR_ENTRY, t, records.record_hash(first))
+        exit_ = rec(3, 1, 10, 5, records.DIR_EXIT, t + 900, records.record_hash(entry))
+        s.store_batch(7, [entry, exit_], t + 1000)
+        st = statements.build(
+            s, key, 1, day, clearing.DEFAULT_TARIFF, b"", t + 86400, T0 + 3_600_000,
+            bytes.fromhex(yesterday["head"]),
+        )  # fmt: skip
+        s.close()
+    return statements.encode(st), statements.encode(yesterday), key.public_key
+
+
+def render_statement() -> str:
+    blob, _prev, pub = statement_example()
+    st = json.loads(blob)
+    return "\n".join(
+        [
+            "log public key  " + pub.hex(),
+            "canonical bytes %d, SHA-256 %s" % (len(blob), hashlib.sha256(blob).hexdigest()),
+            json.dumps(st, indent=1, sort_keys=True),
+        ]
+    )
+
+
+def test_statement_example_is_current() -> None:
+    block = _doc().split("## Statement example", 1)[1].split("```", 2)[1]
+    assert block.strip() == render_statement(), "regenerate: python -m tests.test_settlement_doc"
+
+
+def test_statement_example_verifies_and_a_changed_byte_does_not() -> None:
+    from host_sim.backoffice import statements
+
+    blob, prev, pub = statement_example()
+    v = OpenSSLVerifier()
+    assert statements.verify(blob, pub, v, b"", prev).ok
+    st = json.loads(blob)
+    assert st["totals"]["amount"] == 300 and len(st["records"]) == 2
+    bad = blob.replace(b'"amount":300', b'"amount":301', 1)
+    assert statements.verify(bad, pub, v, b"", prev).reasons() == ["statement_bad_signature"]
+
+
+def test_every_settlement_reason_is_explained() -> None:
+    from host_sim.backoffice import statements
+    from protocol import reasons
+
+    table = _doc().split("## What a failure means", 1)[1].split("\n## ", 1)[0]
+    for name in statements.REASONS:
+        assert "| %d | `%s` |" % (reasons.number(name), name) in table, name
+
+
 if __name__ == "__main__":
     print(render())
+    print()
+    print(render_statement())

@@ -170,11 +170,11 @@ class AcksWithoutStoring(Tamper):
     def backoffice(self, store):
         store_batch = store.store_batch
 
-        def buggy(device_id, raws, now):
+        def buggy(device_id, raws, now, *rest):  # rest: the batch's signature (sync v3)
             if not self.dropped and len(raws) > 3:
                 self.dropped = True
                 return records.decode(raws[-1]).seq  # "stored" (it was not)
-            return store_batch(device_id, raws, now)
+            return store_batch(device_id, raws, now, *rest)
 
         store.store_batch = buggy
 
@@ -269,3 +269,26 @@ def test_every_invariant_has_a_breaking_test(name):
     names = set(globals()) | set(vars(test_sim_money))
     tests = {k for k in names if k.startswith("test_breaking_")}
     assert "test_breaking_" + name in tests
+
+
+SETTLE = "\n[faults]\ntampering = 3\n"
+
+
+class IssuerSkipsProofs(Tamper):
+    """An issuer whose verify never checks the records against the log: it only signs off."""
+
+    def issuer_verify(self, verify):
+        def lax(blob, *args):
+            rep = verify(blob, *args)
+            rep.failures = [f for f in rep.failures if f[0] != "leaf_not_included"]
+            return rep
+
+        return lax
+
+
+def test_breaking_tampering_caught_by_issuer(tmp_path, capsys):
+    report = assert_fails_with(
+        tmp_path, capsys, IssuerSkipsProofs(), "tampering_caught_by_issuer", extra=SETTLE
+    )
+    [inv] = [i for i in report["invariants"] if i["name"] == "tampering_caught_by_issuer"]
+    assert "alter of record" in inv["first"][0]["detail"]

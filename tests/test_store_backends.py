@@ -103,17 +103,12 @@ DEVICES = 3
 RECORDS = 90
 
 
-def test_several_writers_store_each_record_once_with_no_false_anomaly(store_target):
-    """WRITERS front ends (each its own connection, as separate serve processes have) upload
+def upload_concurrently(store_target: str, chains: dict[int, list[bytes]], writers: int) -> None:
+    """`writers` front ends (each its own connection, as separate serve processes have) upload
     every device's records in order, each cutting its own overlapping batches, as a gate that
-    fails over between front ends resends what was not acknowledged to it. Every writer's
-    batch continues what that writer stored, so any gap or chain break would be false."""
-    setup = Store(store_target)
-    chains = {d: chain(d, RECORDS, d * 10_000) for d in range(1, DEVICES + 1)}
-    for d in chains:
-        setup.add_device(d, KEY, NOW)
+    fails over between front ends resends what was not acknowledged to it."""
     errors: list[BaseException] = []
-    start = threading.Barrier(WRITERS)
+    start = threading.Barrier(writers)
 
     def writer(w: int) -> None:
         try:
@@ -133,12 +128,22 @@ def test_several_writers_store_each_record_once_with_no_false_anomaly(store_targ
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     assert not errors, errors
+
+
+def test_several_writers_store_each_record_once_with_no_false_anomaly(store_target):
+    """WRITERS front ends upload (upload_concurrently). Every writer's batch continues what
+    that writer stored, so any gap or chain break would be false."""
+    setup = Store(store_target)
+    chains = {d: chain(d, RECORDS, d * 10_000) for d in range(1, DEVICES + 1)}
+    for d in chains:
+        setup.add_device(d, KEY, NOW)
+    upload_concurrently(store_target, chains, WRITERS)
     stored = setup.records()
     assert [(d, q) for d, q, _raw in stored] == [
         (d, q) for d in chains for q in range(1, RECORDS + 1)

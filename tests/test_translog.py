@@ -214,3 +214,41 @@ def test_check_head_refuses() -> None:
     assert reason(blob[:-1] + bytes([blob[-1] ^ 1])) == "head_bad_signature"
     assert reason(blob[:30] + bytes([blob[30] ^ 1]) + blob[31:]) == "head_bad_signature"
     assert reason(blob[:-1]) == "head_malformed"
+
+
+def test_multi_inclusion_proofs_agree_with_the_single_ones_and_catch_a_change():
+    """The several-leaves path (merkle.multi_inclusion_path) is each leaf's RFC 9162 path with
+    shared nodes sent once: for one leaf it is the audit path; for any subset of any size up
+    to 70 it verifies, and any altered leaf, index, hash or size is refused."""
+    import random
+
+    from protocol import merkle
+
+    rnd = random.Random(9162)
+    for size in range(1, 71):
+        hashes = [merkle.leaf_hash(b"leaf %d" % i) for i in range(size)]
+        sub = merkle.list_subtree(hashes)
+        root = merkle.root(hashes)
+        for i in range(size):
+            one = merkle.multi_inclusion_path([i], size, sub)
+            assert one == merkle.inclusion_path(i, size, sub)
+        for _ in range(4):
+            idx = sorted(rnd.sample(range(size), rnd.randint(1, size)))
+            path = merkle.multi_inclusion_path(idx, size, sub)
+            leaves = [hashes[i] for i in idx]
+            merkle.verify_multi_inclusion(idx, leaves, size, path, root)
+            bad = list(leaves)
+            bad[rnd.randrange(len(bad))] = merkle.leaf_hash(b"other")
+            with pytest.raises(merkle.ProofError):
+                merkle.verify_multi_inclusion(idx, bad, size, path, root)
+            if path:
+                worse = list(path)
+                worse[rnd.randrange(len(worse))] = bytes(32)
+                with pytest.raises(merkle.ProofError):
+                    merkle.verify_multi_inclusion(idx, leaves, size, worse, root)
+                with pytest.raises(merkle.ProofError):
+                    merkle.verify_multi_inclusion(idx, leaves, size, path[:-1], root)
+            if size > 1 and idx[-1] < size - 1:
+                moved = idx[:-1] + [idx[-1] + 1]
+                with pytest.raises(merkle.ProofError):
+                    merkle.verify_multi_inclusion(moved, leaves, size, path, root)

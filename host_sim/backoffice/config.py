@@ -22,6 +22,9 @@
 
     [log]
     file = "/var/log/faregate/backoffice.jsonl"   # JSON lines; default: standard output
+    [translog]                       # the transparency log (docs/settlement.md)
+    key = "/etc/faregate/log.key"    # signs its tree heads (default: the sync key)
+    head_interval_s = 3600           # a signed head at least this often (1..3600)
 
 Relative paths are relative to the config file. Every key is optional and defaults as in
 FIELDS; `serve`'s flags override the file. Every problem is reported with the file's line:
@@ -55,6 +58,8 @@ FIELDS: dict[str, tuple[str, Any, str]] = {
     "tls.ca": ("path", None, "the operator CA of the gates' client certificates"),
     "http.listen": ("addr", None, "HOST:PORT of /healthz, /metrics and the dashboard"),
     "log.file": ("path", None, "JSON-lines log file (default: standard output)"),
+    "translog.key": ("path", None, "the key that signs the log's heads (default: the sync key)"),
+    "translog.head_interval_s": ("seconds", 3600, "a signed tree head at least this often"),
 }
 
 

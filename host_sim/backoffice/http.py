@@ -9,6 +9,9 @@ aiohttp runs in the same asyncio loop as the sync server (no second server stack
 separate from the gates' sync port: it speaks plain HTTP, so keep it on an address only the
 operator's monitoring reaches. /healthz answers 200 with {"status": "ok", ...} while the store
 answers a query, else 503; /metrics is host_sim/backoffice/metrics.py's registry.
+The transparency log's heads and proofs (host_sim/backoffice/logview.py, docs/settlement.md):
+GET /log/heads[?since_ms=T], /log/prove?device=D&seq=S[&size=N], /log/consistency?old=M[&size=N]
+answer JSON (404 with {"error", "reason"} when there is no such proof yet).
 """
 
 import time
@@ -16,7 +19,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from host_sim.backoffice import dashboard
+from host_sim.backoffice import dashboard, logview
 from host_sim.backoffice.metrics import Metrics
 from host_sim.backoffice.store import Store
 
@@ -41,6 +44,39 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    v = request.query.get(name)
+    if v is None:
+        if default is None and name in ("device", "seq", "old"):
+            raise web.HTTPBadRequest(text="missing ?%s=" % name)
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        raise web.HTTPBadRequest(text="?%s= is not a number" % name) from None
+
+
+async def log_answer(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    what = request.match_info["what"]
+    try:
+        if what == "heads":
+            body: object = logview.heads(store, _int(request, "since_ms"))
+        elif what == "prove":
+            dev, seq = _int(request, "device"), _int(request, "seq")
+            assert dev is not None and seq is not None
+            body = logview.prove(store, dev, seq, _int(request, "size"))
+        elif what == "consistency":
+            old = _int(request, "old")
+            assert old is not None
+            body = logview.consistency(store, old, _int(request, "size"))
+        else:
+            raise web.HTTPNotFound()
+    except logview.NoProof as e:
+        return web.json_response({"error": str(e), "reason": e.reason}, status=404)
+    return web.json_response(body)
+
+
 def make_app(store: Store, metrics_: Metrics) -> web.Application:
     app = web.Application()
     app[STORE] = store
@@ -48,6 +84,7 @@ def make_app(store: Store, metrics_: Metrics) -> web.Application:
     app[STARTED] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/log/{what}", log_answer)
     dashboard.add_routes(app, store)
     return app
 

@@ -47,9 +47,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from host_sim.backoffice import backends
-from protocol import records, sync
-from protocol.errors import FormatError
+from host_sim.backoffice import backends, translog
+from protocol import merkle, records, sync
+from protocol.errors import FormatError, UsageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -250,6 +250,33 @@ CREATE TABLE IF NOT EXISTS audit (
     before     TEXT NOT NULL,
     after      TEXT NOT NULL
 );
+-- the transparency log (host_sim/backoffice/translog.py, docs/settlement.md): every stored
+-- record is a leaf, appended in the transaction that stores it. log_state is one row: the
+-- tree size and its frontier (translog.pack_frontier). log_nodes: every complete node (level
+-- 0: the leaf hashes). log_leaves: which record each leaf is. log_heads: the signed heads
+CREATE TABLE IF NOT EXISTS log_state (
+    id       BIGINT NOT NULL PRIMARY KEY,
+    size     BIGINT NOT NULL,
+    frontier {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_nodes (
+    level BIGINT NOT NULL,
+    idx   BIGINT NOT NULL,
+    hash  {blob} NOT NULL,
+    PRIMARY KEY (level, idx)
+) {without_rowid};
+CREATE TABLE IF NOT EXISTS log_leaves (
+    leaf      BIGINT NOT NULL PRIMARY KEY,
+    device_id BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
+    UNIQUE (device_id, seq)
+);
+CREATE TABLE IF NOT EXISTS log_heads (
+    id        {id},
+    tree_size BIGINT NOT NULL,
+    time      BIGINT NOT NULL,
+    head      {blob} NOT NULL
+);
 """
 
 # The replay check of a batch's new passages (device_id, first seq, last seq): each claims its
@@ -358,6 +385,18 @@ class Store:
         if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
             self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
+        if self.b.one("SELECT size FROM log_state WHERE id = 1") is None:
+            with self.b.transaction():  # a new store, or one from before the log: its records
+                self.b.execute(
+                    "INSERT INTO log_state (id, size, frontier) VALUES (1, 0, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (b"",),
+                )
+                self._log_append(
+                    self.b.rows(
+                        "SELECT device_id, seq, raw FROM records ORDER BY received, device_id, seq"
+                    )
+                )
 
     @property
     def db(self) -> Any:
@@ -460,6 +499,8 @@ class Store:
                 raise FormatError("batch seqs are not consecutive", "bad_message")
         rows = [record_row(r, raw, now) for r, raw in zip(recs, raws)]
         first, last = recs[0].seq, recs[-1].seq
+        # the log's row first, then the device's: every writer locks in this order (no cycle)
+        self.b.one("SELECT size FROM log_state WHERE id = 1{for_update}")
         row = self.b.one(
             "SELECT device_id, pubkey, label, high_seq, last_hash, revoked FROM devices "
             "WHERE device_id=?{for_update}",
@@ -469,6 +510,7 @@ class Store:
             raise FormatError("device %d is not registered" % device_id, "unknown_device")
         dev = Device(*row)
         self._check_continuity(dev, recs, raws, now)
+        held: dict[int, bytes] = {}
         if first <= dev.high_seq:  # a re-upload: the same seq must carry the same record
             held = dict(
                 self.b.rows(
@@ -493,6 +535,9 @@ class Store:
                         ),
                     )
         self.b.insert_new("records", rows)
+        self._log_append(
+            [(device_id, r.seq, raw) for r, raw in zip(recs, raws) if r.seq not in held]
+        )
         if sig is not None:
             self.b.execute(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
@@ -544,6 +589,126 @@ class Store:
             self._anomaly(
                 now, "chain_break", dev.device_id, recs[brk].seq, "does not continue the chain"
             )
+
+    # -- the transparency log (translog.py): appended to by store_batch, read by proofs -----
+    def _log_append(self, new: list[tuple[int, int, bytes]]) -> None:
+        """Append (device_id, seq, raw) records as leaves, inside the caller's transaction,
+        which holds log_state's row (store_batch locks it first)."""
+        if not new:
+            return
+        row = self.b.one("SELECT size, frontier FROM log_state WHERE id = 1{for_update}")
+        assert row is not None  # made in __init__
+        size = int(row[0])
+        blob = row[1]
+        levels, frontier = translog.grow(
+            translog.unpack_frontier(size, bytes(blob)),
+            translog.leaf_hashes(raw for _d, _s, raw in new),
+        )
+        nodes: list[tuple[int, int, bytes]] = []
+        for level, hashes in enumerate(levels):
+            start = size >> level  # the nodes level `level` held before the batch
+            nodes.extend((level, start + i, h) for i, h in enumerate(hashes))
+        self.b.insert_many("log_nodes", ("level", "idx", "hash"), nodes)
+        self.b.insert_many(
+            "log_leaves",
+            ("leaf", "device_id", "seq"),
+            [(size + i, d, q) for i, (d, q, _raw) in enumerate(new)],
+        )
+        self.b.execute(
+            "UPDATE log_state SET size = ?, frontier = ? WHERE id = 1",
+            (size + len(new), translog.pack_frontier(frontier)),
+        )
+
+    def log_size(self) -> int:
+        row = self.b.one("SELECT size FROM log_state WHERE id = 1")
+        assert row is not None  # made in __init__
+        return int(row[0])
+
+    def log_node(self, level: int, index: int) -> bytes | None:
+        row = self.b.one("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index))
+        return bytes(row[0]) if row else None
+
+    def log_add_head(self, head: bytes, tree_size: int, time_ms: int) -> None:
+        with self.lock:
+            self.b.execute(
+                "INSERT INTO log_heads (tree_size, time, head) VALUES (?,?,?)",
+                (tree_size, time_ms, bytes(head)),
+            )
+
+    def log_heads(self, since_ms: int | None = None) -> list[bytes]:
+        """The signed heads, oldest first (signed at or after `since_ms`)."""
+        where, args = _where(("time >= ?", since_ms))
+        q = "SELECT head FROM log_heads%s ORDER BY id" % where
+        return [bytes(r[0]) for r in self.b.rows(q, args)]
+
+    def log_leaf_of(self, device_id: int, seq: int) -> int | None:
+        """The leaf index of record (device_id, seq), None if it is not stored."""
+        row = self.b.one(
+            "SELECT leaf FROM log_leaves WHERE device_id = ? AND seq = ?", (device_id, seq)
+        )
+        return int(row[0]) if row else None
+
+    def log_leaf(self, leaf: int) -> tuple[int, int, bytes] | None:
+        """(device_id, seq, raw) of leaf `leaf`."""
+        row = self.b.one(
+            "SELECT l.device_id, l.seq, r.raw FROM log_leaves l JOIN records r "
+            "ON r.device_id = l.device_id AND r.seq = l.seq WHERE l.leaf = ?",
+            (leaf,),
+        )
+        return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
+
+    def log_leaves_of(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """{(device_id, seq): leaf} of the records given (those stored)."""
+        out: dict[tuple[int, int], int] = {}
+        by_dev: dict[int, list[int]] = {}
+        for d, q in keys:
+            by_dev.setdefault(d, []).append(q)
+        for d, seqs in by_dev.items():
+            lo, hi = min(seqs), max(seqs)
+            want = set(seqs)
+            for seq, leaf in self.b.rows(
+                "SELECT seq, leaf FROM log_leaves WHERE device_id = ? AND seq BETWEEN ? AND ?",
+                (d, lo, hi),
+            ):
+                if seq in want:
+                    out[(d, int(seq))] = int(leaf)
+        return out
+
+    def statement_records(self, since: int, until: int) -> list[bytes]:
+        """The raw passages and gate events with gate time in since..until-1 (statements.py
+        keeps an issuer's), by device and seq."""
+        return [
+            bytes(r[0])
+            for r in self.b.rows(
+                "SELECT raw FROM records WHERE kind IN (1, 3) AND time >= ? AND time < ? "
+                "ORDER BY device_id, seq",
+                (since, until),
+            )
+        ]
+
+    def tamper_record(self, device_id: int, seq: int, raw: bytes | None, insert=False) -> None:
+        """The simulator's tampering operator (host_sim/station/settlement.py) and tests: the
+        stored record (device_id, seq) replaced by `raw` (insert: stored again), or deleted
+        (None), behind the log's back. Nothing of the back office calls it."""
+        with self.b.transaction():
+            if raw is None:
+                self.b.execute(
+                    "DELETE FROM records WHERE device_id = ? AND seq = ?", (device_id, seq)
+                )
+            elif insert:
+                self.b.insert_new("records", [record_row(records.decode(raw), raw, 0)])
+            else:
+                self.b.execute(
+                    "UPDATE records SET raw = ? WHERE device_id = ? AND seq = ?",
+                    (bytes(raw), device_id, seq),
+                )
+
+    def translog(
+        self, signer: Any = None, head_interval_ms: int = translog.HOUR_MS
+    ) -> translog.TransLog:
+        """The log over this store, its heads signed by `signer` (None: read only). Appends
+        happen in store_batch; `.refresh()` on it sees the leaves stored since."""
+        return translog.TransLog(_LogNodes(self), signer or translog.NoSigner(), head_interval_ms)
 
     # -- publications ----------------------------------------------------------------------
     def publish(self, kind: int, version: int, data: bytes, now: int) -> None:
@@ -1274,6 +1439,36 @@ class Store:
                 "SELECT state, COUNT(*) FROM risk_findings GROUP BY state ORDER BY state"
             )
         }
+
+
+class _LogNodes:
+    """translog.NodeStore over the store's log tables (level k holds size >> k nodes). Read
+    only: leaves are appended by store_batch, in the transaction that stores their records."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._size = store.log_size()
+
+    def count(self, level: int) -> int:
+        if level == 0:
+            self._size = self.store.log_size()
+        return self._size >> level
+
+    def node(self, level: int, index: int) -> bytes:
+        h = self.store.log_node(level, index)
+        if h is None:
+            raise UsageError("no log node %d at level %d" % (index, level))
+        return h
+
+    def extend(self, new: list[list[bytes]]) -> None:
+        raise UsageError("the store appends its records to the log itself (store_batch)")
+
+    def add_head(self, head: bytes) -> None:
+        h = merkle.parse_head(head)
+        self.store.log_add_head(head, h.tree_size, h.timestamp)
+
+    def heads(self) -> list[bytes]:
+        return self.store.log_heads()
 
 
 def _plain(v: Any) -> Any:

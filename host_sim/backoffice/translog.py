@@ -57,6 +57,15 @@ class Verifier(Protocol):
     def verify(self, pub: bytes, message: bytes, sig: bytes) -> bool: ...
 
 
+class NoSigner:
+    """The signer of a log that is only read (proofs): signing a head is a UsageError."""
+
+    public_key = b"\x02" + bytes(32)
+
+    def sign(self, message: bytes) -> bytes:
+        raise UsageError("this log is opened read only: give it the log key to sign heads")
+
+
 class MemoryNodeStore:
     """A NodeStore in memory: one bytearray of 32-byte slots per level (64 bytes a leaf)."""
 
@@ -97,16 +106,10 @@ class TransLog:
         self.signer = signer
         self.key_id = certs.key_id(signer.public_key)
         self.head_interval_ms = head_interval_ms
-        self.size = store.count(0)
-        # the frontier: level k has an unpaired left node when its count, size >> k, is odd
+        self.size = 0
         self._pending: list[bytes | None] = []
-        k = 0
-        while self.size >> k:
-            n = self.size >> k
-            self._pending.append(store.node(k, n - 1) if n & 1 else None)
-            k += 1
-        heads = store.heads()
-        self.last_head = merkle.parse_head(heads[-1]) if heads else None
+        self.last_head: merkle.TreeHead | None = None
+        self.refresh()
 
     def append(self, data: bytes) -> int:
         """Append one leaf; returns its index."""
@@ -115,27 +118,30 @@ class TransLog:
     def append_many(self, entries: Iterable[bytes]) -> int:
         """Append a batch of leaf inputs; returns the index of the first. Either the whole batch
         is stored (one `store.extend`) or, if the store raises, nothing changes."""
-        sha = hashlib.sha256
-        cur = [sha(b"\x00" + bytes(d)).digest() for d in entries]
         first = self.size
-        if not cur:
+        new, pending = grow(self._pending, leaf_hashes(entries))
+        if not new:
             return first
-        pending = list(self._pending)
-        new: list[list[bytes]] = []
-        k = 0
-        while cur:
-            new.append(cur)
-            if k == len(pending):
-                pending.append(None)
-            left = pending[k]
-            row = cur if left is None else [left, *cur]
-            pending[k] = row[-1] if len(row) & 1 else None
-            cur = [sha(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
-            k += 1
         self.store.extend(new)
         self._pending = pending
         self.size = first + len(new[0])
         return first
+
+    def refresh(self) -> None:
+        """(Re)read the size, frontier and last head from the store: at start, and to catch up
+        with leaves another writer appended (the back office's store appends its records
+        itself, in the transaction that stores them)."""
+        store = self.store
+        self.size = store.count(0)
+        # the frontier: level k has an unpaired left node when its count, size >> k, is odd
+        self._pending = []
+        k = 0
+        while self.size >> k:
+            n = self.size >> k
+            self._pending.append(store.node(k, n - 1) if n & 1 else None)
+            k += 1
+        heads = store.heads()
+        self.last_head = merkle.parse_head(heads[-1]) if heads else None
 
     def leaf_hash(self, index: int) -> bytes:
         return self.store.node(0, index)
@@ -172,6 +178,10 @@ class TransLog:
         """RFC 9162 audit path of leaf `index` in the tree of `size` leaves (default: all)."""
         return merkle.inclusion_path(index, self._size(size), self._subtree)
 
+    def inclusion_proof_many(self, indices: list[int], size: int | None = None) -> list[bytes]:
+        """merkle.multi_inclusion_path of leaves `indices` (ascending) in the tree of `size`."""
+        return merkle.multi_inclusion_path(indices, self._size(size), self._subtree)
+
     def consistency_proof(self, old_size: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of `old_size` to that of `size`."""
         return merkle.consistency_path(old_size, self._size(size), self._subtree)
@@ -193,6 +203,56 @@ class TransLog:
         if self.last_head and now_ms - self.last_head.timestamp < self.head_interval_ms:
             return None
         return self.sign_head(now_ms)
+
+
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    return [sha(b"\x00" + bytes(d)).digest() for d in entries]
+
+
+def grow(
+    pending: list[bytes | None], leaves: list[bytes]
+) -> tuple[list[list[bytes]], list[bytes | None]]:
+    """Append leaf hashes to a tree given by its frontier (`pending[k]`: the unpaired left node
+    of level k, None if level k's count is even). Returns (new, frontier): `new[k]` the nodes
+    the batch completes at level k (the store appends them), and the new frontier. Pure: the
+    store keeps the frontier beside the tree and calls this inside its transaction."""
+    sha = hashlib.sha256
+    cur = leaves
+    pending = list(pending)
+    new: list[list[bytes]] = []
+    k = 0
+    while cur:
+        new.append(cur)
+        if k == len(pending):
+            pending.append(None)
+        left = pending[k]
+        row = cur if left is None else [left, *cur]
+        pending[k] = row[-1] if len(row) & 1 else None
+        cur = [sha(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
+        k += 1
+    return new, pending
+
+
+def pack_frontier(pending: list[bytes | None]) -> bytes:
+    """The frontier as bytes: its nodes, lowest level first (which levels: the tree size's bits)."""
+    return b"".join(p for p in pending if p is not None)
+
+
+def unpack_frontier(size: int, blob: bytes) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    off = 0
+    k = 0
+    while size >> k:
+        if (size >> k) & 1:
+            out.append(bytes(blob[off : off + merkle.HASH_LEN]))
+            off += merkle.HASH_LEN
+        else:
+            out.append(None)
+        k += 1
+    if off != len(blob):
+        raise UsageError("log frontier of %d bytes for a tree of %d leaves" % (len(blob), size))
+    return out
 
 
 def check_head(blob: bytes, public_key: bytes, verifier: Verifier) -> merkle.TreeHead:

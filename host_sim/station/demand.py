@@ -122,11 +122,17 @@ class Person:
 
 
 class Population:
-    def __init__(self, seed: int, scenario: dict[str, Any], issuer: Issuer, start: int) -> None:
+    def __init__(
+        self, seed: int, scenario: dict[str, Any], issuer: Issuer, start: int,
+        issuers: list[Issuer] | None = None,
+    ) -> None:  # fmt: skip
+        """`issuers`: every issuer riders hold credentials of (default [issuer]); account a's
+        credential is issuer number a % len(issuers)'s."""
         self.seed = seed
         cfg = scenario["riders"]
         self.size = int(cfg["population"])
         self.issuer = issuer
+        self.issuers = issuers or [issuer]
         self.start = start
         self.valid_from = start - 86400
         self.valid_until = start + int(cfg["credential_days"]) * 86400
@@ -135,6 +141,9 @@ class Population:
         self.codes: dict[str, CodeInfo] = {}
         self._clones: dict[tuple[str, int], Any] = {}
         self.minted = 0
+
+    def issuer_of(self, account: int) -> Issuer:
+        return self.issuers[account % len(self.issuers)]
 
     def account(self, i: int) -> int:
         return FIRST_ACCOUNT + i
@@ -150,11 +159,11 @@ class Population:
             if pool == "expired":
                 account = FIRST_ACCOUNT + self.size + i
                 vf, vu = self.start - 30 * 86400, self.start - 86400 + (i % 3600)
-                self.issuer.issue(rider, account, vf, vu)
+                self.issuer_of(account).issue(rider, account, vf, vu)
             elif pool == "commuter":  # accounts of their own, after the expired ones
                 account = FIRST_ACCOUNT + self.size + EXPIRED_POOL + i
                 vf, vu = self.valid_from, self.valid_until
-                self.issuer.issue(rider, account, vf, vu)
+                self.issuer_of(account).issue(rider, account, vf, vu)
             elif pool == "forged":
                 account = self.account(i * 7919 % self.size)
                 vf, vu = self.valid_from, self.valid_until
@@ -162,7 +171,7 @@ class Population:
             else:
                 account = self.account(i)
                 vf, vu = self.valid_from, self.valid_until
-                self.issuer.issue(rider, account, vf, vu)
+                self.issuer_of(account).issue(rider, account, vf, vu)
             p = self._people[key] = Person(account, rider, vf, vu, pool == "forged")
         return p
 

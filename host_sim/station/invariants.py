@@ -42,6 +42,13 @@ judges scans against the truth the simulator kept about every code it minted
                                     original: the owner pays once, for their own journey
     no_voided_passage_charged       no charged journey rests only on passages the gate voided
                                     (passage_not_taken journaled for that presentation)
+    tampering_caught_by_issuer      every issuer's honest statement of each day verifies and
+                                    reconciles with what its riders' phones presented, and
+                                    every record the operator altered, dropped or invented
+                                    after the fact (faults.tampering) is caught by the issuer's
+                                    verify, or, for a statement consistent in itself (a drop;
+                                    an invention without a rider signature to check), by its
+                                    reconcile (host_sim/station/settlement.py)
 
 Each violation keeps the virtual time, the gate and what happened; the report lists them.
 """
@@ -67,6 +74,10 @@ INVARIANTS = [
     ),
     ("no_rider_pays_for_a_copier", "no rider is charged for a journey made with a copy"),
     ("no_voided_passage_charged", "no voided passage is charged"),
+    (
+        "tampering_caught_by_issuer",
+        "honest statements verify; every tampering with stored records is caught by the issuer",
+    ),
 ]
 KEEP = 20  # violations kept per invariant (all are counted)
 
@@ -426,7 +437,9 @@ class Monitor:
             keys = {(int(d), int(q)) for d, q in j["records"]}
             if not j["charged"]:
                 continue
-            acct = int(j["account_id"])
+            # clearing's account is the store's key (issuer << 40 | account); the simulator's
+            # accounts are one namespace over its issuers (account a is issuer a % n's)
+            acct = records.split_account_key(int(j["account_id"]))[1]
             per = charged.setdefault(acct, {})
             per[j["mode"]] = per.get(j["mode"], 0) + int(j["charged"])
             # a copy charged in a journey of its own (one that holds the original too is the
@@ -484,6 +497,24 @@ class Monitor:
 
     def _end_violation(self, name_of: dict, dev: int, detail: str) -> None:
         self._note("records_reach_backoffice_once", name_of.get(dev, str(dev)), detail)
+
+    def check_settlement(self, results: list[dict[str, Any]]) -> None:
+        """settlement.Settlement's results: an honest statement refused, or a tampering not
+        caught, is a violation."""
+        for r in results:
+            where = "issuer %d day %d" % (r["issuer"], r["day"])
+            if r["kind"] == "honest" and r["caught"]:
+                self._note(
+                    "tampering_caught_by_issuer",
+                    where,
+                    "an honest statement refused: %s" % ", ".join(r["reasons"] + r["findings"]),
+                )
+            elif r["kind"] != "honest" and not r["caught"]:
+                self._note(
+                    "tampering_caught_by_issuer",
+                    where,
+                    "%s of record %d/%d not caught" % (r["kind"], r["device_id"], r["seq"]),
+                )
 
     def results(self) -> list[dict[str, Any]]:
         return [

@@ -156,6 +156,7 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
         "faults": sim.faults_log,
         "invariants": inv,
         "money": money(sim),
+        "settlement": sim.settlement,
         "checked": dict(sim.monitor.checked),
         "gates": gates,
         "timeline": sim.timeline,

@@ -102,6 +102,14 @@ LANE: list[tuple[str, str, Any, str, str]] = [
 SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
     "riders": [
         (
+            "issuers",
+            "int",
+            1,
+            "",
+            "issuers (1..3) whose credentials riders hold, accounts spread over them in turn; "
+            "each gets a daily statement it verifies (docs/settlement.md)",
+        ),
+        (
             "population",
             "int",
             20000,
@@ -335,6 +343,14 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("disk_full_s", "range", [60, 600], "s", "how long until someone frees space"),
         ("barrier_jams", "int", 0, "", "a barrier jams on its next movement"),
         ("jam_clear_s", "range", [60, 300], "s", "how long until a technician clears it"),
+        (
+            "tampering",
+            "int",
+            0,
+            "",
+            "after the run, stored records the operator alters, drops or invents (the kinds in "
+            "turn) and restates; every one must be caught by the issuer's verify or reconcile",
+        ),
     ],
 }
 

@@ -46,14 +46,15 @@ from drivers.linux.crypto_openssl import OpenSSLVerifier
 from drivers.portable import wiring
 from firmware.compose.device import Device
 from firmware.settings import default as fw_default
-from host_sim.backoffice import clearing, risk
+from host_sim.backoffice import clearing, risk, statements
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
 from host_sim.hardware.devices import ManualClock
 from host_sim.hardware.powerdisk import PowerLost
-from host_sim.station import demand, faults, gatedir, lanes, report, trips
+from host_sim.station import demand, faults, gatedir, lanes, report, settlement, trips
 from host_sim.station.invariants import Monitor
+from host_sim.station.scenario import ScenarioError
 from host_sim.station.simlink import Network, Scheduler, Session
 from host_sim.wallet import Issuer, Operator
 from protocol import denylist, reasons, records, trustlist
@@ -85,6 +86,10 @@ class Tamper:
     def clearing(self, journeys: list[dict], held: list[Any]) -> list[dict]:
         """Clearing's journeys as the money invariant sees them (`held`: the decoded records)."""
         return journeys
+
+    def issuer_verify(self, verify: Any) -> Any:
+        """The issuers' statements.verify (host_sim/station/settlement.py)."""
+        return verify
 
 
 class Slot:
@@ -159,8 +164,15 @@ class Simulation:
         root = demand.keys(seed, "operator-root")
         self.operator = Operator(root, trustlist.root_key_id(root.public_key))
         self.host_signer = demand.keys(seed, "operator-sync")
-        self.issuer = Issuer(1, demand.keys(seed, "issuer-1"))
-        self.population = demand.Population(seed, scenario, self.issuer, self.start)
+        n_issuers = int(scenario["riders"]["issuers"])
+        if not 1 <= n_issuers <= 3:
+            raise ScenarioError("riders.issuers must be 1..3")
+        self.issuers = [
+            Issuer(k, demand.keys(seed, "issuer-%d" % k)) for k in range(1, 1 + n_issuers)
+        ]
+        self.issuer = self.issuers[0]
+        self.population = demand.Population(seed, scenario, self.issuer, self.start, self.issuers)
+        self.log_signer = demand.keys(seed, "operator-log")  # signs the log's heads, statements
         self.deny = demand.DenyPlan(
             scenario, self.start, self.start + int(scenario["duration_s"]), self.rng["deny"]
         )
@@ -189,6 +201,7 @@ class Simulation:
         self.latencies: list[tuple[int, int]] = []  # (ms since start, scan-to-open ms)
         self._awaiting_open: dict[int, int] = {}  # gate -> ms the accepted code was shown
         self.faults_log: list[dict[str, Any]] = []
+        self.settlement: dict[str, Any] = {}
         self.sync_failures: dict[str, int] = {}  # why sessions failed
         self._outages = 0  # back-office outages in progress (they may overlap)
         self.timeline: dict[str, list] = {
@@ -273,7 +286,8 @@ class Simulation:
         sc = self.sc
         now = self.start
         op = self.operator
-        trust = op.trust_list(1, [self.issuer.trust_entry()], now - 86400, now + 365 * 86400)
+        entries = [i.trust_entry() for i in self.issuers]
+        trust = op.trust_list(1, entries, now - 86400, now + 365 * 86400)
         deny_keys = [denylist.account_key(a) for a in self.deny.initial]
         deny_v1 = op.deny_snapshot(1, deny_keys, now - 3600)
         self.store.publish(m.KIND_TRUST_LIST, 1, trust, now)
@@ -1155,6 +1169,7 @@ class Simulation:
             held = db.count()
             anomalies = db.anomaly_counts()
             self.clearing = self._clear(db)
+            self.settlement = self._settle(db)
         finally:
             db.close()
         out = report.build(self, bo, held, anomalies)
@@ -1182,6 +1197,25 @@ class Simulation:
             journeys, held, self.truth, tariff, as_of, int(fw_default("gate.value"))
         )
         return {"journeys": journeys, "check": check}
+
+    def _settle(self, db: Store) -> dict[str, Any]:
+        """Each issuer's statements, verified and reconciled, and the tampering operator
+        (host_sim/station/settlement.py); the invariant judges what the issuers caught."""
+        views: dict[int, dict[str, Any]] = {}
+        for dev in sorted(self.monitor.committed_raw):
+            for raw in self.monitor.committed_raw[dev].values():
+                r = records.decode(raw)
+                if r.kind == records.KIND_PASSAGE and (r.cred_no or r.counter):
+                    v = views.setdefault(r.issuer, {"presentations": []})
+                    v["presentations"].append([r.account_id, r.cred_no, r.counter, r.time])
+        s = settlement.Settlement(
+            db, self.log_signer, self.verifier, self.sc["tariff"], self.clock.now(),
+            self.clock.now() * 1000, self.tamper.issuer_verify(statements.verify),
+        )  # fmt: skip
+        s.honest(views)
+        s.tamper(int(self.sc["faults"]["tampering"]), demand.stream(self.seed, "tampering"), views)
+        self.monitor.check_settlement(s.results)
+        return {"statements": s.results}
 
 
 def _gate(dev: Any) -> dict[str, Any]:

@@ -117,6 +117,19 @@ def register(sub: Any) -> None:
         "the other sessions' (the group commit; every batch is still acknowledged only "
         "after its commit either way): for comparing, as bench P11 does",
     )
+    sv.add_argument(
+        "--log-key",
+        metavar="FILE",
+        help="the key that signs the transparency log's tree heads (default: the sync key); "
+        "issuers check statements against its public key (docs/settlement.md)",
+    )
+    sv.add_argument(
+        "--head-interval-s",
+        type=int,
+        metavar="S",
+        help="sign a tree head of the log at least every S seconds, new leaves or not "
+        "(default 3600; 1..3600)",
+    )
     sv.set_defaults(db=None)  # from --config, else backoffice.sqlite
 
     dv = g.add(
@@ -377,6 +390,10 @@ def register(sub: Any) -> None:
     )
     add_json(pb)
 
+    from provisioning.cli import backoffice_log
+
+    backoffice_log.register(g)
+
 
 # -- helpers ---------------------------------------------------------------------------------
 def _store(path: str, must_exist: bool = True) -> Any:
@@ -453,6 +470,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "sync.idle_timeout_s": args.idle_timeout_s,
         "sync.workers": args.workers,
         "sync.group_commit": args.group_commit,
+        "translog.key": args.log_key,
+        "translog.head_interval_s": args.head_interval_s,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.db is not None:  # --db is the store, whichever backend: it overrides the file's
@@ -468,6 +487,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
             values["http.listen"] = config.parse_addr(values["http.listen"])
     except ValueError as e:
         raise CliError(str(e), "give HOST:PORT", EXIT_USAGE) from None
+    if not 1 <= values["translog.head_interval_s"] <= 3600:
+        raise CliError("--head-interval-s must be 1..3600", "an hour at most", EXIT_USAGE)
     if not 1 <= values["sync.workers"] <= 64:
         raise CliError("--workers must be 1..64", "one per CPU core at most helps", EXIT_USAGE)
     return values
@@ -555,6 +576,7 @@ def _serve_process(
     metrics = Metrics(store)
     stop = threading.Event()
     first = worker in (None, 0)
+    log_signer = load_signer(cfg["translog.key"] or cfg["sync.sync_key"], "log key")
     if cfg["sync.serial"] and first:
         from drivers.linux.link_serial import SerialLink
 
@@ -607,6 +629,10 @@ def _serve_process(
         ) + (", http on %s" % event["http"] if runner else "")
         event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
+        if first:  # one process signs the log's heads, on its own connection
+            heads = _HeadSigner(db, log_signer, cfg["translog.head_interval_s"], log)
+            heads.tick()
+            threading.Thread(target=heads.run, args=(stop,), daemon=True).start()
         if out is not sys.stdout and first:  # the terminal or the journal says it, once
             print("backoffice: %s; log in %s" % (event["msg"], cfg["log.file"]), flush=True)
         await stopping.wait()
@@ -629,6 +655,45 @@ def _serve_process(
     finally:
         stop.set()
     return 0
+
+
+class _HeadSigner:
+    """serve's head signer: a signed tree head of the log at start (`tick` once, before the
+    first session) and then every interval (translog.publish_due), with or without new
+    leaves, on its own store connection (`run` in a thread, until `stop`). A store that fails
+    is logged and tried again at the next tick: serving gates goes on."""
+
+    def __init__(self, db: str, signer: Any, interval_s: int, log: Any) -> None:
+        from host_sim.backoffice.store import Store
+
+        self.store = Store(db)
+        self.tlog = self.store.translog(signer, interval_s * 1000)
+        self.interval_s = interval_s
+        self.log = log
+
+    def tick(self) -> None:
+        try:
+            self.tlog.refresh()
+            if self.tlog.publish_due(int(time.time() * 1000)) is not None:
+                head = self.tlog.last_head
+                assert head is not None
+                self.log(
+                    {
+                        "event": "tree_head",
+                        "tree_size": head.tree_size,
+                        "root_hash": head.root_hash.hex(),
+                        "msg": "signed the log's head at %d leaves" % head.tree_size,
+                    }
+                )
+        except self.store.errors as e:
+            self.log({"event": "tree_head_failed", "msg": "cannot sign the log's head: %s" % e})
+
+    def run(self, stop: Any) -> None:
+        try:
+            while not stop.wait(min(self.interval_s, 10)):
+                self.tick()
+        finally:
+            self.store.close()
 
 
 def cmd_devices(args: argparse.Namespace, events: Events) -> int:

@@ -45,6 +45,7 @@ COMMANDS = [
     ("flash", "provisioning.cli.flash"),
     ("ports", "provisioning.cli.ports"),
     ("decode", "provisioning.cli.decode"),
+    ("settle", "provisioning.cli.settle"),
 ]
 
 
