@@ -8,6 +8,8 @@ cut or an unplugged cable mid-provisioning leaves the old content or the new.
     device.key          the device's private key; read only to sign, never sent anywhere
     cert.bin            the device certificate (protocol.certs)
     config.json, trust_list.bin, deny_list.bin, fare_table.bin, tls_cert.bin   installed blobs
+    root_meta.bin       the root metadata (protocol/rootmeta.py): the claim binding, kept by a
+                        reset unless a root-signed release was installed (release.bin)
     <name>.part         an upload in progress, with <name>.part.json {"total", "sha256"}
     state.json          flags: {"clock_set": bool, "selftest": {...}}
 
@@ -211,10 +213,13 @@ class DeviceStore:
 
     # -- factory reset -------------------------------------------------------------------
     def wipe(self) -> None:
-        """Forget everything provisioning wrote; keep factory.json, the journal and the log."""
+        """Forget everything provisioning wrote; keep factory.json, the journal and the log,
+        and the root metadata (the claim binding) unless the root released the gate."""
+        released = self.flags.get("released")
         for kind in service.BLOBS:
             self.drop_partial(kind)
-            self.fs.remove_if_exists(self._p(blob_file(kind)))
+            if kind != service.BLOB_ROOT or released:
+                self.fs.remove_if_exists(self._p(blob_file(kind)))
         for name in _WIPED:
             self.fs.remove_if_exists(self._p(name))
         self._signer = None
