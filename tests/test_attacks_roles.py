@@ -180,3 +180,219 @@ def test_a_console_time_signature_still_needs_the_root(tmp_path):
     reason = tech.request(service.SET_TIME, service.set_time_body(t, sig))[2]
     assert reason == "svc_bad_signature"
     dev.close()
+
+
+# -- what the root may do: security config, threshold, rotation -------------------------------
+
+NEW_SYNC = kit.HashSigner(b"the operator's new sync key")
+R1, R2, R3 = (kit.HashSigner(b"root key %d" % i) for i in (1, 2, 3))  # a 2-of-3 root
+N1, N2 = (kit.HashSigner(b"new root key %d" % i) for i in (1, 2))  # the 2-of-2 that follows
+LISTS2 = codes.FORGER  # (a real ES256 key: the lists role's new key signs real lists)
+
+
+def _meta(version, root_keys, threshold, sync=HOST_PUB, lists=None, tech=None, expires=None):
+    from protocol import rootmeta
+
+    anchor = ROOT.public_key
+    roles = {
+        rootmeta.ROOT: (threshold, [k.public_key for k in root_keys]),
+        rootmeta.SYNC: (1, sync if isinstance(sync, list) else [sync]),
+        rootmeta.RELEASE: (1, [anchor]),
+        rootmeta.LISTS: (1, [lists or anchor]),
+        rootmeta.TECHNICIAN: (1, [tech or anchor]),
+    }
+    root = rootmeta.Root(version, NOW, expires or NOW + 365 * 86400, roles)
+    return rootmeta.encode(root)
+
+
+def _signed(body, *signers):
+    from protocol import rootmeta
+
+    return rootmeta.sign(body, list(signers))
+
+
+def _bound(dev):
+    """Version 1 of a 2-of-3 root: signed by the anchor the gate was claimed with (the implicit
+    root's threshold) and by two of its own keys, taken at a sync."""
+    v1 = _signed(_meta(1, (R1, R2, R3), 2), ROOT, R1, R2)
+    client = _sync(dev, {(m.KIND_ROOT, 1): v1})
+    assert client.applied == [(m.KIND_ROOT, 1)] and dev.roots.version() == 1
+    return v1
+
+
+def _security_config(dev, version, cfg, *signers):
+    from protocol import rootmeta
+
+    body = rootmeta.security_config(dev.device_id, version, _blob(cfg))
+    return rootmeta.sign(body, list(signers))
+
+
+def test_a_root_signed_config_changes_security_settings_once(tmp_path):
+    dev, hw, _clock = _gate(tmp_path)
+    old = codes.code(time=NOW - 50 * 60)
+    widened = _security_config(
+        dev, 1, _cfg(validation__window_s=3600, revoked_technicians=[]), ROOT
+    )
+    client = _sync(dev, {(m.KIND_CONFIG, 2): widened})
+    assert client.applied == [(m.KIND_CONFIG, 2)] and client.refused == []
+    assert dev.console.config["validation"]["window_s"] == 3600
+    assert dev.store.flags["security_version"] == 1
+    assert _scan(dev, hw, old)["accepted"] == 1  # the operator's own decision, root-signed
+    assert _login(dev, REVOKED) == "accepted"
+    # the back office offers an older root-signed config again under a new config version
+    narrow = _security_config(dev, 1, _cfg(), ROOT)
+    client = _sync(dev, {(m.KIND_CONFIG, 3): narrow})
+    assert _refusals(client) == [(m.KIND_CONFIG, 3, "config_rollback")]
+    # the sync key signing a config in the root's format is still only the sync key
+    forged = _security_config(dev, 9, _cfg(clock__set_bound_s=86400), ATTACKER_SYNC)
+    client = _sync(dev, {(m.KIND_CONFIG, 4): forged})
+    assert _refusals(client) == [(m.KIND_CONFIG, 4, "root_threshold")]
+    assert dev.console.config["validation"]["window_s"] == 3600
+    dev.close()
+
+
+def test_a_threshold_of_root_keys_is_needed_once_the_gate_holds_root_metadata(tmp_path):
+    dev, _hw, _clock = _gate(tmp_path)
+    _bound(dev)
+    cfg = _cfg(revoked_technicians=[REVOKED, 78])
+    one = _security_config(dev, 1, cfg, R1)
+    client = _sync(dev, {(m.KIND_CONFIG, 2): one})
+    assert _refusals(client) == [(m.KIND_CONFIG, 2, "root_threshold")]
+    assert "1 valid signature(s) of the root role (version 1), 2 needed" in client.refused[0][3]
+    # the anchor it was claimed with is one key no longer enough: it is not in root version 1
+    client = _sync(dev, {(m.KIND_CONFIG, 3): _security_config(dev, 1, cfg, ROOT, R3)})
+    assert _refusals(client) == [(m.KIND_CONFIG, 3, "root_threshold")]
+    client = _sync(dev, {(m.KIND_CONFIG, 4): _security_config(dev, 1, cfg, R1, R3)})
+    assert client.applied == [(m.KIND_CONFIG, 4)]
+    assert dev.console.config["revoked_technicians"] == [REVOKED, 78]
+    dev.close()
+
+
+def test_root_metadata_is_refused_without_the_old_threshold_its_own_or_in_order(tmp_path):
+    from protocol import rootmeta
+
+    dev, _hw, _clock = _gate(tmp_path)
+    # the first version needs the anchor (the implicit root) and two of its own three keys
+    body = _meta(1, (R1, R2, R3), 2)
+    for signers, reason in (
+        ((R1, R2), "root_threshold"),  # not the gate's root: anyone can make keys
+        ((ROOT, R1), "root_threshold"),  # the old root, but one of its own two
+    ):
+        client = _sync(dev, {(m.KIND_ROOT, 1): _signed(body, *signers)})
+        assert _refusals(client) == [(m.KIND_ROOT, 1, reason)], signers
+    assert dev.roots.version() == 0
+    v1 = _bound(dev)
+    # rotation to a 2-of-2 of new keys: the old threshold and the new one
+    body2 = _meta(2, (N1, N2), 2)
+    for signers in ((N1, N2), (R1, N1, N2), (R1, R2, N1)):
+        client = _sync(dev, {(m.KIND_ROOT, 2): _signed(body2, *signers)})
+        assert _refusals(client) == [(m.KIND_ROOT, 2, "root_threshold")], signers
+    # over the console: a rollback to the version held, a version that skips one, one expired
+    tech = kit.Tech(dev.console, *kit.tech_cert(ROOT, valid_until=NOW + 30 * 86400), root=ROOT)
+    tech.login(claim=False)
+    assert tech.put(service.BLOB_ROOT, v1)[2] == "root_rollback"
+    v3 = _signed(_meta(3, (N1, N2), 2), R1, R2, N1, N2)
+    assert tech.put(service.BLOB_ROOT, v3)[2] == "root_gap"
+    expired = _signed(_meta(2, (N1, N2), 2, expires=NOW - 1), R1, R2, N1, N2)
+    assert tech.put(service.BLOB_ROOT, expired)[2] == "root_expired"
+    assert tech.put(service.BLOB_ROOT, v1[:-1])[2] == "root_malformed"
+    assert dev.roots.version() == 1
+    out = tech.put(service.BLOB_ROOT, _signed(body2, R2, R3, N1, N2))
+    assert out[2] == "accepted" and json.loads(out[3])["summary"]["version"] == 2
+    held = open(str(tmp_path / "root_meta.bin"), "rb").read()
+    assert dev.roots.version() == 2 and rootmeta.parse(held).keys(rootmeta.ROOT) == [
+        N1.public_key,
+        N2.public_key,
+    ]
+    dev.close()
+
+
+def test_a_root_rotation_at_a_real_sync_then_only_the_new_keys_count(tmp_path):
+    """The back office's real store (a SQLite file) and session serve root versions 1 and 2
+    (published like any blob); the gate takes both in one session, in order. Version 2 names
+    a new technician key, a new lists key and, beside the old sync key, a new one; version 3
+    drops the old sync key. Then the old keys are refused everywhere."""
+    from firmware.sync.client import SyncError, run_session
+    from host_sim.backoffice.store import Store
+    from host_sim.backoffice.sync_server import HostSession
+    from host_sim.hardware.devices import ManualClock
+    from protocol import denylist, trustlist
+    from tests.portable.device_kit import Verifier
+    from tests.synclab import PipeLink
+
+    (tmp_path / "gate").mkdir()
+    dev, _hw, _clock = _gate(tmp_path / "gate")
+    office = Store(str(tmp_path / "bo.sqlite"))
+    office.add_device(dev.device_id, dev.store.signer().public_key, NOW, "A1")
+    new_tech = kit.HashSigner(b"technician key 2")
+    both = [HOST_PUB, NEW_SYNC.public_key]
+    v1 = _signed(_meta(1, (R1, R2, R3), 2), ROOT, R1, R2)
+    v2 = _signed(
+        _meta(2, (N1, N2), 2, sync=both, lists=LISTS2.public_key, tech=new_tech.public_key),
+        R1,
+        R3,
+        N1,
+        N2,
+    )
+    office.publish(m.KIND_ROOT, 1, v1, NOW)
+    office.publish(m.KIND_ROOT, 2, v2, NOW)
+
+    def session(host_signer):
+        from tests.portable.sync_kit import Signer
+
+        link = PipeLink(HostSession(office, Signer(host_signer), Verifier(), ManualClock(NOW)))
+        return run_session(dev.sync_client(random_bytes=lambda n: b"\x07" * n), link)
+
+    client = session(HOST_PUB)
+    assert client.applied == [(m.KIND_ROOT, 1), (m.KIND_ROOT, 2)] and client.refused == []
+    assert dev.roots.version() == 2 and dev.host_key() == both
+    assert dev.in_service  # its own certificate, checked against the key it was claimed with
+    # the technician key rotated out: a credential it signed no longer opens a session
+    assert _login(dev, 7) == "role_unknown_key"
+    tech_signer = kit.HashSigner(b"technician 9")
+    c = certs.Cert(
+        certs.KIND_TECHNICIAN,
+        9,
+        certs.key_id(new_tech.public_key),
+        NOW - 60,
+        NOW + 86400,
+        tech_signer.public_key,
+        certs.PERM_ALL,
+    )
+    tech = kit.Tech(dev.console, tech_signer, certs.sign(c, new_tech), new_tech)
+    tech.login(claim=False)
+    # lists: the old root key's are refused, the new lists key's taken
+    old_list = codes.trust_blob(
+        2, valid_until=NOW + 7 * 86400, root_key_id=trustlist.root_key_id(ROOT.public_key)
+    )
+    assert tech.put(service.BLOB_TRUST, old_list)[2] == "svc_bad_blob"
+    lid = trustlist.root_key_id(LISTS2.public_key)
+    new_list = codes.trust_blob(2, valid_until=NOW + 7 * 86400, root_key_id=lid, signer=LISTS2)
+    assert tech.put(service.BLOB_TRUST, new_list)[2] == "accepted"
+    delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(42)], [], ROOT.sign, lid)
+    office.publish(m.KIND_DENY_DELTA, 2, delta, NOW)
+    # the back office switches to its new sync key; version 3 then drops the old one
+    v3 = _signed(
+        _meta(
+            3,
+            (N1, N2),
+            2,
+            sync=NEW_SYNC.public_key,
+            lists=LISTS2.public_key,
+            tech=new_tech.public_key,
+        ),
+        N1,
+        N2,
+    )
+    office.publish(m.KIND_ROOT, 3, v3, NOW)
+    client = session(NEW_SYNC.public_key)
+    assert (m.KIND_ROOT, 3) in client.applied
+    assert (m.KIND_DENY_DELTA, 2, "list_bad_signature") in _refusals(client)
+    assert dev.host_key() == [NEW_SYNC.public_key]
+    try:
+        session(HOST_PUB)
+        raise AssertionError("a session signed by the old sync key went through")
+    except SyncError as e:
+        assert e.reason == "timeout"  # its CHALLENGE is dropped unanswered, as a forgery's
+    office.close()
+    dev.close()
