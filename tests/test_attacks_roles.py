@@ -396,3 +396,92 @@ def test_a_root_rotation_at_a_real_sync_then_only_the_new_keys_count(tmp_path):
         assert e.reason == "timeout"  # its CHALLENGE is dropped unanswered, as a forgery's
     office.close()
     dev.close()
+
+
+# -- claiming: who may take a blank gate --------------------------------------------------------
+#
+# Finding: whoever claims a blank or factory-reset gate first owns it; another operator's
+# credential claimed a gate, which then accepted that operator's codes. Now an operator binds a
+# gate to its root metadata at the factory (root_meta.bin next to factory.json) or in the
+# warehouse (the console's root_meta blob); a claim by a key that metadata does not name for
+# technicians is refused (claim_foreign), and a factory reset keeps the binding unless a
+# threshold of root keys signed a release for this gate.
+
+
+def _factory(d, meta=None):
+    """A gate as the factory ships it: its identity, and (`meta`) its operator's root."""
+    kit.write_atomic(
+        d + "/factory.json",
+        json.dumps({"device_id": kit.DEVICE_ID, "model": "t", "firmware": "0.1.0"}).encode(),
+    )
+    if meta is not None:
+        kit.write_atomic(d + "/root_meta.bin", meta)
+    from tests.portable.device_kit import _open
+
+    return _open(d, Hardware(), Clock())
+
+
+def _claim(dev, root):
+    """A technician of the operator whose key is `root` claims the gate: the AUTH's reason."""
+    signer, cert = kit.tech_cert(root, valid_from=NOW - 86400, valid_until=NOW + 30 * 86400)
+    tech = kit.Tech(dev.console, signer, cert, root)
+    tech.hello()
+    return tech, tech.auth(claim=True)[2]
+
+
+def _reset(tech):
+    out = tech.request(service.RESET, service.reset_body(False, b"\x00" * 32))
+    assert out[2] == "accepted", out
+
+
+def test_an_unbound_blank_gate_is_still_first_come(tmp_path):
+    """What the finding was: without a binding, another operator's credential claims it."""
+    dev = _factory(str(tmp_path))
+    _tech, reason = _claim(dev, kit.OTHER_ROOT)
+    assert reason == "accepted" and dev.store.anchor() == kit.OTHER_ROOT.public_key
+    dev.close()
+
+
+def test_a_gate_bound_at_the_factory_refuses_a_foreign_claim(tmp_path):
+    meta = _signed(_meta(1, (R1, R2, R3), 2), R1, R2)
+    dev = _factory(str(tmp_path), meta)
+    assert dev.store.anchor() is None and dev.roots.version() == 1  # blank, but bound
+    _tech, reason = _claim(dev, kit.OTHER_ROOT)
+    assert reason == "claim_foreign" and dev.store.anchor() is None
+    tech, reason = _claim(dev, ROOT)  # ROOT is the technician key of this operator's root
+    assert reason == "accepted" and dev.store.anchor() == ROOT.public_key
+    logs = [e["ev"] for e in tech.ok_json(service.LOGS, b"\x00\x00\x00\x01\x00\x64")["entries"]]
+    assert "claimed" in logs
+    dev.close()
+
+
+def test_a_factory_reset_keeps_the_binding_unless_the_root_releases_it(tmp_path):
+    hw, clock = Hardware(), Clock()
+    dev, tech = _provision(str(tmp_path), hw, clock, config=_blob(_cfg()))
+    # bound in the warehouse: the console's root_meta blob, signed by the anchor and its own
+    v1 = _signed(_meta(1, (R1, R2, R3), 2), ROOT, R1, R2)
+    assert tech.put(service.BLOB_ROOT, v1)[2] == "accepted"
+    _reset(tech)
+    assert dev.store.anchor() is None and dev.roots.version() == 1
+    assert _claim(dev, kit.OTHER_ROOT)[1] == "claim_foreign"
+    tech, reason = _claim(dev, ROOT)
+    assert reason == "accepted"
+    from protocol import rootmeta
+
+    # releases that do not count: one root key of two, another gate, another root version
+    for body, signers in (
+        (rootmeta.release(dev.device_id, 1), (R1,)),
+        (rootmeta.release(dev.device_id + 1, 1), (R1, R2)),
+        (rootmeta.release(dev.device_id, 2), (R1, R2)),
+        (rootmeta.release(dev.device_id, 1), (ROOT, ATTACKER_SYNC)),
+    ):
+        assert tech.put(service.BLOB_RELEASE, _signed(body, *signers))[2] == "release_refused"
+    _reset(tech)
+    assert dev.roots.version() == 1  # still bound
+    tech, reason = _claim(dev, ROOT)
+    release = _signed(rootmeta.release(dev.device_id, 1), R2, R3)
+    assert tech.put(service.BLOB_RELEASE, release)[2] == "accepted"
+    _reset(tech)
+    assert dev.roots.version() == 0 and not (tmp_path / "root_meta.bin").exists()
+    assert _claim(dev, kit.OTHER_ROOT)[1] == "accepted"  # released: the next operator's now
+    dev.close()

@@ -473,6 +473,8 @@ class Device:
             data, self.store.anchor(), self._config_sync_key(), self.clock.now()
         )
         self._release_keys()
+        if self.store.flags.get("released"):  # a release names the version it released
+            self.store.set_flag("released", 0)
         self.log("device: root metadata version %d installed" % new.version)
         self.events.add("root_installed", {"version": new.version, "expires": new.expires})
         return {"version": new.version, "expires": new.expires}
