@@ -203,7 +203,45 @@ def split(data, body_len):
 
 def parse(data) -> Root:
     """A Root from its bytes, strictly (FormatError root_malformed); signatures not checked."""
+    root, at = _parse_body(bytes(data))
+    root.body, root.sigs = split(data, at)
+    return root
+
+
+def body_len(data) -> int:
+    """How many leading bytes of `data` (root metadata, a root-signed config or a release,
+    signed or not yet) are its signed body."""
     data = bytes(data)
+    magic = data[:4]
+    if magic == MAGIC:
+        return _parse_body(data)[1]
+    if magic == CONFIG_MAGIC and len(data) >= 17:
+        return 17 + struct.unpack(">I", data[13:17])[0]
+    if magic == RELEASE_MAGIC:
+        return 13
+    raise _bad("not root metadata, a root-signed config or a release (magic %r)" % magic)
+
+
+def add_signatures(data, sigs) -> bytes:
+    """`data` (a body, or one already signed) with `sigs` [(key_id, sig)] added (a key that
+    signed before: its new signature replaces the old): how key holders sign in turn."""
+    n = body_len(data)
+    body = bytes(data)[:n]
+    held = split(data, n)[1] if len(data) > n else []
+    mine = [kid for kid, _s in sigs]
+    return attach(body, [s for s in held if s[0] not in mine] + list(sigs))
+
+
+def parse_body(data) -> Root:
+    """The Root of an unsigned body (what `faregate keys root-rotate` writes), strictly."""
+    root, at = _parse_body(bytes(data))
+    if at != len(data):
+        raise _bad("%d bytes after the body" % (len(data) - at))
+    return root
+
+
+def _parse_body(data):
+    """(Root without signatures, length of its body) of root metadata."""
     if len(data) > MAX_LEN:
         raise _bad("root metadata of %d bytes is over %d" % (len(data), MAX_LEN))
     if len(data) < 18 or data[:4] != MAGIC:
@@ -228,8 +266,7 @@ def parse(data) -> Root:
         _check_role(role, threshold, keys)
         roles[role] = (threshold, keys)
         at += n * PUB_LEN
-    body, sigs = split(data, at)
-    return Root(version, issued_at, expires, roles, body, sigs)
+    return Root(version, issued_at, expires, roles, data[:at]), at
 
 
 def signers(body, sigs, keys, verifier) -> list:
