@@ -190,25 +190,8 @@ PROFILE_DEFAULTS = {
 }
 
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
-# Settings that touch security (issue 16, docs/security.md "Roles"): over sync, a config that
-# changes one of them needs the root's threshold (a root-signed config, protocol/rootmeta.py);
-# the sync key alone may deliver every other setting. A name ending in "." is a whole section.
-SECURITY = (
-    "revoked_technicians",
-    "validation.window_s",
-    "validation.skew_s",
-    "validation.stale_trust",
-    "validation.stale_grace_s",
-    "validation.stale_offline_limit",
-    "validation.clock_policy",
-    "validation.clock_offline_limit",
-    "validation.stale_deny",
-    "validation.stale_deny_offline_limit",
-    "risk.",
-    "sync.host_key",
-    "clock.ahead_tolerance_s",
-    "clock.set_bound_s",
-)
+# Which settings touch security (a root-signed config changes them, the sync key alone may not)
+# is firmware/compose/roles.py SECURITY: loaded only when a config comes by sync.
 ALIASES = {"validation.stale_trust": {"accept_flagged": "grace"}}
 
 ROWS = {}
@@ -228,24 +211,6 @@ class SettingError(FormatError):
         self.setting = setting
         self.problem = problem
         self.bound = bound
-
-
-def is_security(name: str) -> bool:
-    """True for a setting of SECURITY (its own name, or under a section SECURITY names)."""
-    for s in SECURITY:
-        if name == s or (s.endswith(".") and name.startswith(s)):
-            return True
-    return False
-
-
-def security_changes(old, new) -> list:
-    """The SECURITY settings whose value (default when unset) differs between two configs."""
-    out = []
-    for r in SCHEMA:
-        name = r[0]
-        if is_security(name) and value(old, name) != value(new, name):
-            out.append(name)
-    return out
 
 
 def row(name: str):

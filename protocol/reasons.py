@@ -293,69 +293,14 @@ REASONS = {
         "Test card read",
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
-    # roles, root rotation and claiming (protocol/rootmeta.py, firmware/verify/rootstore.py;
-    # docs/security.md "Roles"), 280-289
-    "root_malformed": (
-        280,
-        "",
-        "Root metadata (or a root-signed config or release) does not parse: wrong magic, "
-        "format, role order, key count, threshold or length.",
-    ),
-    "root_threshold": (
-        281,
-        "",
-        "Fewer valid signatures of the root role than its threshold: a new root metadata "
-        "needs the threshold of the root held and of its own; a root-signed config or a "
-        "release the threshold of the root held.",
-    ),
-    "root_rollback": (
-        282,
-        "",
-        "Root metadata whose version is not above the one the gate holds: refused, the gate "
-        "keeps trusting the keys it has.",
-    ),
-    "root_expired": (
-        283,
-        "",
-        "Root metadata past its expiry at the gate's time: not installed (sign a fresh one).",
-    ),
-    "config_needs_root": (
-        284,
-        "",
-        "A config that changes a security setting (firmware/settings.py SECURITY: windows, "
-        "skews, stale policies, revoked technicians, the sync key, clock bounds, risk) came "
-        "signed by the sync key only: it needs the root's threshold (faregate keys sign-config).",
-    ),
-    "config_rollback": (
-        285,
-        "",
-        "A root-signed config whose security version is not above the one the gate holds: an "
-        "older signed config replayed by the back office.",
-    ),
-    "claim_foreign": (
-        286,
-        "",
-        "A claim of a gate bound to another operator's root metadata: the credential's root "
-        "is not a technician key of the bound root (the factory or warehouse binding).",
-    ),
-    "release_refused": (
-        287,
-        "",
-        "A release that is not for this gate, not for the root version it holds, or lacks the "
-        "root's threshold: the binding stays.",
-    ),
-    "role_unknown_key": (
-        288,
-        "",
-        "A technician credential whose signing key the gate's root metadata does not name for "
-        "the technician role (a key rotated out).",
-    ),
-    "root_gap": (
-        289,
-        "",
-        "Root metadata that skips a version: a gate takes version held + 1 only (sync fetches "
-        "them one after the other).",
-    ),
+    # roles, root rotation and claiming (protocol/rootmeta.py; docs/security.md), 280-289
+    "root_malformed": (280, "", "Root metadata, signed config or release unreadable."),
+    "root_threshold": (281, "", "Too few valid root signatures."),
+    "root_rollback": (282, "", "A root-signed version not the next, or replayed."),
+    "root_expired": (283, "", "Root metadata past its expiry."),
+    "config_needs_root": (284, "", "Sync-key config changes a security setting."),
+    "claim_foreign": (285, "", "Claim by a root the gate is not bound to."),
+    "release_refused": (286, "", "Release not for this gate, root or threshold."),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,

@@ -6,7 +6,7 @@ every key, its own included. docs/security.md ("Roles", "Root rotation", "Claimi
 rules and a vector. Pure functions, strict parsing (exact lengths, known roles in order, nothing
 trailing), portable to MicroPython.
 
-Roles and what each signs (SIGNS; firmware/verify/rootstore.py applies it on the gate):
+Roles and what each signs (SIGNS; firmware/compose/roles.py and the console apply it):
 
     1 root        this metadata (and its successor), root-signed configs (security settings),
                   releases of a claimed gate, set-time beyond the technician's bound
@@ -70,6 +70,13 @@ ROLE_NAMES = {
     LISTS: "lists",
     TECHNICIAN: "technician",
 }
+ROLE_IDS = {
+    "root": ROOT,
+    "sync": SYNC,
+    "release": RELEASE,
+    "lists": LISTS,
+    "technician": TECHNICIAN,
+}
 # what each role signs, for docs/security.md and the tools' --help (the gate's checks follow it)
 SIGNS = {
     ROOT: "root metadata, root-signed configs (security settings), releases, set-time beyond "
@@ -86,11 +93,9 @@ REASONS = (
     "root_rollback",
     "root_expired",
     "config_needs_root",
-    "config_rollback",
     "claim_foreign",
     "release_refused",
-    "role_unknown_key",
-    "root_gap",
+    "svc_bad_credential",
 )
 MAX_LEN = 4 + 1 + 12 + 1 + len(ROLES) * (3 + MAX_KEYS * PUB_LEN) + 1 + MAX_SIGS * (4 + SIG_LEN)
 
@@ -297,7 +302,7 @@ def check_threshold(root, role, body, sigs, verifier, what) -> None:
 def check_update(trusted, data, verifier, now) -> Root:
     """The root metadata `data`, if a gate that trusts `trusted` may take it in its place: the
     next version, signed by a threshold of the trusted root keys and of its own, not expired.
-    Raises FormatError (root_malformed, root_rollback, root_gap, root_threshold, root_expired)."""
+    Raises FormatError (root_malformed, root_rollback, root_threshold, root_expired)."""
     new = parse(data)
     if new.version <= trusted.version:
         raise FormatError(
@@ -308,7 +313,7 @@ def check_update(trusted, data, verifier, now) -> Root:
         raise FormatError(
             "root version %d skips version %d: take them in order"
             % (new.version, trusted.version + 1),
-            "root_gap",
+            "root_rollback",
         )
     check_threshold(trusted, ROOT, new.body, new.sigs, verifier, "root version %d" % new.version)
     check_threshold(new, ROOT, new.body, new.sigs, verifier, "root version %d" % new.version)

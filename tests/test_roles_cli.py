@@ -72,7 +72,7 @@ def test_the_root_commands_bind_rotate_configure_and_release_a_gate(tmp_path):
     )
     _run("keys", "bind", "--state", str(gate), "--root-meta", v1)
     dev = _open(str(gate), Hardware(), Clock())
-    assert dev.roots.version() == 1
+    assert dev.store.root_version() == 1
     # a foreign credential cannot claim it; the operator's technician can
     signer, cert = kit.tech_cert(kit.OTHER_ROOT, valid_until=NOW + 86400)
     foreign = kit.Tech(dev.console, signer, cert, kit.OTHER_ROOT)
@@ -144,7 +144,7 @@ def test_the_root_commands_bind_rotate_configure_and_release_a_gate(tmp_path):
     shown = _result(_run("keys", "root-show", v2, "--json"))
     assert len(shown["signatures"]) == 4 and shown["roles"]["sync"]["threshold"] == 1
     assert tech.put(service.BLOB_ROOT, open(v2, "rb").read())[2] == "accepted"
-    assert dev.roots.version() == 2
+    assert dev.store.root_version() == 2
     # a root-signed config, by the new root keys, goes down at a sync
     cfg = dict(kit.CONFIG, validation={"window_s": 600}, sync={"host_key": HOST_PUB.hex()})
     path = tmp_path / "a1.json"

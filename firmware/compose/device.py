@@ -77,9 +77,8 @@ from firmware.storage.journal import Journal
 from firmware.sync.client import SyncClient
 from firmware.verify import gatestate
 from firmware.verify.limits import LimitsConfig, OfflineLimits
-from firmware.verify.rootstore import RootStore
 from firmware.verify.timeanchor import TimeAnchor
-from protocol import image, messages, rootmeta, service, trustlist
+from protocol import messages, service, trustlist
 from protocol.errors import FormatError, UsageError
 from protocol.fsm import OTHERWISE, SAME, Guarded, Machine
 from protocol.records import DIR_ENTRY, DIR_EXIT
@@ -248,8 +247,6 @@ class Device:
         self.events = EventLog(state_dir, self.clock, fs=self.fs)
         for reason in self._clock_alarms:
             self._clock_flagged(reason)
-        # the root metadata it trusts: who signs what (kept by a reset: the claim binding)
-        self.roots = RootStore(state_dir, self.verifier, fs=self.fs)
         cfg = gate_config.stored(self.store)  # the buffers it sizes are needed before the console
         self.journal = Journal(
             state_dir,
@@ -288,17 +285,17 @@ class Device:
                 service.BLOB_TRUST: self._load_trust,
                 service.BLOB_DENY: self._load_deny,
                 service.BLOB_TLS: _check_tls,
-                service.BLOB_ROOT: self._load_root,
-                service.BLOB_RELEASE: self._load_release,
+                service.BLOB_ROOT: self._roles("install_root"),
+                service.BLOB_RELEASE: self._roles("load_release"),
             },
             ticks_ms=self.ticks,
             flash_service=flasher,
             on_change=self._changed,
             gate_status=self.report,
             sync_status=lambda: self.sync() if self.sync is not None else None,
-            roots=self.roots,
         )
-        self._release_keys()
+        if self.store.root() is not None:
+            self._roles("release_keys")()
         self.reboot = False  # a firmware offer is staged: restart into its trial
         # the lifecycle's sync_now (entering service): the app's Syncer starts a session at
         # once and clears it; `sync` is the Syncer's account of its sessions (app.Syncer.state)
@@ -443,59 +440,23 @@ class Device:
     def _changed(self, what: str) -> None:
         """The console changed something (firmware/maintenance/console.py on_change). A reset
         also forgets the lists' state: the next operator's lists start afresh."""
-        if what == "reset":
-            self.roots.reload()  # kept (the binding), unless the root released the gate
         self._fire(CONSOLE_EVENTS.get(what, CHANGE))
 
     # -- roles (protocol/rootmeta.py: who signs what) ------------------------------------
-    def _config_sync_key(self):
-        key = gate_config.get(self.console.config, "sync.host_key")
-        return bytes.fromhex(key) if key else None
-
-    def trusted_root(self):
-        """The root metadata this gate trusts (version 0: the implicit one of its anchor)."""
-        return self.roots.trusted(self.store.anchor(), self._config_sync_key())
-
     def _list_keys(self, anchor) -> dict:
         """The keys trust and deny lists must be signed by, by their lists' root key id."""
-        keys = self.roots.keys(rootmeta.LISTS, anchor) if anchor is not None else []
-        return {trustlist.root_key_id(k): bytes(k) for k in keys}
+        return {trustlist.root_key_id(k): k for k in self.store.role_keys("lists")}
 
-    def _release_keys(self) -> None:
-        """A gate that holds root metadata takes images signed by its release role only."""
-        held = self.roots.root
-        if held is not None and self.agent is not None:
-            self.agent.keys = {image.key_id(k): bytes(k) for k in held.keys(rootmeta.RELEASE)}
+    def _roles(self, name: str):
+        """firmware/compose/roles.py's `name`(self, data), loaded only when a blob of the
+        roles arrives (an MCU gate that never gets one does not carry it)."""
 
-    def _load_root(self, data: bytes) -> dict:
-        """The next root metadata (console or sync): checked against the root held, kept."""
-        new = self.roots.install(
-            data, self.store.anchor(), self._config_sync_key(), self.clock.now()
-        )
-        self._release_keys()
-        if self.store.flags.get("released"):  # a release names the version it released
-            self.store.set_flag("released", 0)
-        self.log("device: root metadata version %d installed" % new.version)
-        self.events.add("root_installed", {"version": new.version, "expires": new.expires})
-        return {"version": new.version, "expires": new.expires}
+        def call(*args):
+            from firmware.compose import roles
 
-    def _load_release(self, data: bytes) -> dict:
-        """A root-signed release: the next factory reset forgets the binding."""
-        device_id, version, body, sigs = rootmeta.parse_release(data)
-        held = self.roots.root
-        if held is None or device_id != self.device_id or version != held.version:
-            raise FormatError(
-                "release for device %d, root version %d; this is device %d holding root "
-                "version %d" % (device_id, version, self.device_id, self.roots.version()),
-                "release_refused",
-            )
-        try:
-            rootmeta.check_threshold(held, rootmeta.ROOT, body, sigs, self.verifier, "release")
-        except FormatError as e:
-            raise FormatError(str(e), "release_refused") from None
-        self.store.set_flag("released", version)
-        self.events.add("released", {"root_version": version})
-        return {"released": version}
+            return getattr(roles, name)(self, *args)
+
+        return call
 
     # -- the console's loaders -----------------------------------------------------------
     def _validator(self):
@@ -539,10 +500,10 @@ class Device:
     def host_key(self):
         """The operator's sync public key: the sync role's keys of the root metadata held (a
         list), else the config's sync.host_key, or None."""
-        held = self.roots.root
-        if held is not None:
-            return [bytes(k) for k in held.keys(rootmeta.SYNC)]
-        return self._config_sync_key()
+        if self.store.root() is not None:
+            return self.store.role_keys("sync")
+        key = gate_config.get(self.console.config, "sync.host_key")
+        return bytes.fromhex(key) if key else None
 
     def sync_client(self, random_bytes=None, batch_size=None, window=None):
         """batch_size, window: default to the config's sync.batch_records and sync.window."""
@@ -564,7 +525,7 @@ class Device:
             messages.KIND_DENY_DELTA: _Sink(self._deny_version, self._synced_deny),
             messages.KIND_CONFIG: _Sink(self._flag("config_version"), self._synced_config),
             messages.KIND_FARE_TABLE: _Sink(self._flag("fares_version"), self._synced_fares),
-            messages.KIND_ROOT: _Sink(self.roots.version, self._synced_root),
+            messages.KIND_ROOT: _Sink(self.store.root_version, self._roles("synced_root")),
         }
         if self.agent is not None:
             sinks[messages.KIND_FIRMWARE] = _Sink(
@@ -605,25 +566,9 @@ class Device:
     def _synced_deny(self, _version: int, data: bytes) -> None:
         self._load_deny(data)
 
-    def _synced_root(self, _version: int, data: bytes) -> None:
-        self._load_root(data)  # FormatError: refused, the root held stays
-        self._fire(CONFIG)  # the lists' keys may have changed: rebuild the validator
-
     def _synced_config(self, version: int, data: bytes) -> None:
         # FormatError: refused, kept the old one (a security change needs the root's signature)
-        cfg, raw, security = gate_config.delivered(
-            data,
-            self.device_id,
-            self.console.config,
-            self.trusted_root(),
-            self.verifier,
-            self.store.flags.get("security_version", 0),
-        )
-        self.store.write_blob(service.BLOB_CONFIG, raw)
-        if security is not None:
-            self.store.set_flag("security_version", security)
-        self.store.set_flag("config_version", version)
-        self.console.config = cfg
+        self.console.config = self._roles("synced_config")(version, data)
         self.log("device: config version %d from the back office" % version)
         self._fire(CONFIG)
 

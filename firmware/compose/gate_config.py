@@ -7,18 +7,14 @@ values against the same rows, so a bad value is caught on the laptop with its fi
 and again on the gate. A section is a nested object (`{"sync": {"port": 7700}}`); a flat dotted
 key ("sync.port") means the same and is checked the same.
 
-Over sync (`delivered`), who signed a config decides what it may change (docs/security.md
-"Roles"): a plain JSON config comes under the sync key, which may change every setting but those
-of settings.SECURITY (refused config_needs_root, naming them); a root-signed config
-(protocol/rootmeta.py security_config: the JSON inside, a security version, the threshold of the
-root role's signatures) may change any, once: its security version must be above the last one
-the gate took (config_rollback).
+Over sync, who signed a config decides what it may change (firmware/compose/roles.py
+`delivered`, docs/security.md "Roles").
 """
 
 import json
 
 from firmware import settings
-from protocol import rootmeta, service
+from protocol import service
 from protocol.errors import FormatError
 
 VERSION = 1
@@ -49,36 +45,6 @@ def parse(data: bytes, device_id: int = 0) -> dict:
         raise FormatError("config is not UTF-8 JSON", "bad_config") from None
     validate(cfg, device_id)
     return cfg
-
-
-def delivered(data: bytes, device_id: int, current, root, verifier, held_version: int):
-    """A config that came by sync, checked against who signed it: -> (cfg, JSON bytes to
-    store, security version or None). `current` is the config in force, `root` the root the
-    gate trusts (protocol.rootmeta.Root), `held_version` the last security version it took.
-    Raises FormatError (bad_config, config_needs_root, config_rollback, root_threshold, ...)."""
-    data = bytes(data)
-    if data[:4] != rootmeta.CONFIG_MAGIC:
-        cfg = parse(data, device_id)
-        changed = settings.security_changes(current, cfg)
-        if changed:
-            raise FormatError(
-                "config changes %s: security settings need the root's signature, the sync key "
-                "alone may not change them" % ", ".join(changed),
-                "config_needs_root",
-            )
-        return cfg, data, None
-    theirs, version, raw, body, sigs = rootmeta.parse_security_config(data)
-    if theirs != device_id:
-        problem = "root-signed config is for device %d, this is device %d" % (theirs, device_id)
-        raise settings.SettingError("device_id", problem)
-    rootmeta.check_threshold(root, rootmeta.ROOT, body, sigs, verifier, "root-signed config")
-    if version <= held_version:
-        raise FormatError(
-            "root-signed config has security version %d, not above %d held"
-            % (version, held_version),
-            "config_rollback",
-        )
-    return parse(raw, device_id), raw, version
 
 
 def stored(store):

@@ -29,7 +29,7 @@ from firmware.compose import gate_config
 from firmware.maintenance import hardware_selftest as gate_selftest
 from firmware.storage.device_store import blob_name
 from firmware.storage.journal import JournalError
-from protocol import certs, flash, frames, reasons, records, rootmeta, service
+from protocol import certs, flash, frames, reasons, records, service
 from protocol.errors import FaregateError, FormatError
 from protocol.fsm import ANY, SAME, Machine
 
@@ -108,7 +108,6 @@ class ServiceConsole:
         on_change=None,
         gate_status=None,
         sync_status=None,
-        roots=None,
     ):
         self.store = store  # firmware.storage.device_store.DeviceStore
         # .pending_count(), .pending(n, after), .unsynced(), .acked_seq, .ack(seq)
@@ -127,8 +126,6 @@ class ServiceConsole:
         self.gate_status = gate_status
         # sync_status() -> dict or None: the gate's sync sessions (firmware/compose/app.py Syncer)
         self.sync_status = sync_status
-        # the gate's root store (firmware/verify/rootstore.py), None: the anchor alone is trusted
-        self.roots = roots
         self.ticks_ms = ticks_ms
         self.idle_timeout_ms = idle_timeout_ms
         # firmware.maintenance.flash_service.FlashService (or None): image frames, inside a session
@@ -344,18 +341,10 @@ class ServiceConsole:
         if self.store.flags.get("clock_set") and self.clock.now() >= cert.valid_until:
             return False
         # the key it was claimed with, or (after a rotation) a technician key of its root
-        for key in [anchor] + self._role_keys(rootmeta.TECHNICIAN):
-            if certs.verify(cert, key, self.verifier):
-                return True
-        return False
-
-    def _held_root(self):
-        return self.roots.root if self.roots is not None else None
-
-    def _role_keys(self, role: int) -> list:
-        """The keys of `role` in the root metadata the gate holds ([] for none)."""
-        held = self._held_root()
-        return [bytes(k) for k in held.keys(role)] if held is not None else []
+        keys = self.store.role_keys("technician")
+        if anchor not in keys:
+            keys.append(anchor)
+        return any(certs.verify(cert, k, self.verifier) for k in keys)
 
     # -- session steps -------------------------------------------------------------------
     def _on_hello(self, _ftype: int, payload: bytes):
@@ -424,21 +413,15 @@ class ServiceConsole:
         current = self.store.anchor()
         if current is None and not flags & service.AUTH_CLAIM:
             raise Refused("blank gate: claim it first (AUTH with CLAIM)", "svc_not_provisioned")
-        held = self._held_root()
-        if held is not None and bytes(anchor) not in self._role_keys(rootmeta.TECHNICIAN):
-            # a gate bound to a root metadata: only the technician keys it names
-            if current is None:
-                reason = "claim_foreign"
-            elif bytes(anchor) == current:
-                reason = "role_unknown_key"  # the key it was claimed with, rotated out
-            else:
-                reason = "svc_claimed"
+        anchor = bytes(anchor)
+        held = self.store.root()  # a gate bound to root metadata: its technician keys only
+        if held is not None and anchor not in self.store.role_keys("technician"):
             raise Refused(
-                "gate is bound to root metadata version %d: key %08x is not one of its "
-                "technician keys" % (held.version, certs.key_id(anchor)),
-                reason,
+                "key %08x is not a technician key of root version %d"
+                % (certs.key_id(anchor), held.version),
+                "claim_foreign" if current is None else "svc_bad_credential",
             )
-        if held is None and current is not None and bytes(anchor) != current:
+        if held is None and current is not None and anchor != current:
             raise Refused(
                 "gate belongs to operator root %08x, not %08x"
                 % (certs.key_id(current), certs.key_id(anchor)),
@@ -683,9 +666,8 @@ class ServiceConsole:
         root = False
         if sig:
             msg = service.time_signing_input(self.store.device_id, t, self.device_nonce)
-            anchor = self.store.anchor()
-            keys = self._role_keys(rootmeta.ROOT) if self._held_root() else [anchor]
-            if anchor is None or not any(self.verifier.verify(k, msg, sig) for k in keys):
+            keys = self.store.role_keys("root")  # the anchor, until root metadata names keys
+            if not any(self.verifier.verify(k, msg, sig) for k in keys):
                 raise Refused(
                     "the root's signature over this time does not verify", "svc_bad_signature"
                 )
@@ -815,6 +797,8 @@ class ServiceConsole:
             return loader(data)
         except FormatError as e:
             # the roles' refusals keep their own reason (docs/security.md); others are bad blobs
+            from protocol import rootmeta
+
             reason = e.reason if e.reason in rootmeta.REASONS else "svc_bad_blob"
             raise Refused("%s: %s" % (blob_name(kind), e), reason) from None
 

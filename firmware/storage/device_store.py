@@ -29,6 +29,7 @@ from protocol.errors import FormatError
 
 # the operator root goes last: a reset cut short leaves a gate its operator can still reset
 _WIPED = ("device.key", "state.json", "anchor.pub")
+ROOT_META = "root_meta.bin"  # service.BLOB_ROOT's file
 
 
 def _hex(b: bytes) -> str:
@@ -93,6 +94,7 @@ class DeviceStore:
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
         self._signer = None
+        self._root = False  # the root metadata: False until read
         self.flags: dict = {}
         raw = fs.read_file(self._p("state.json"))
         if raw:
@@ -111,6 +113,45 @@ class DeviceStore:
 
     def set_anchor(self, pub: bytes) -> None:
         self.fs.write_atomic(self._p("anchor.pub"), bytes(pub))
+
+    # -- root metadata (protocol/rootmeta.py; docs/security.md "Roles") ------------------
+    def root(self):
+        """The root metadata held (a protocol.rootmeta.Root), or None. One that does not parse
+        (a damaged flash) is trusted as nothing: the gate then trusts its implicit root (the
+        anchor), as before the binding. protocol.rootmeta is loaded only when there is one (an
+        MCU gate without one does not carry it)."""
+        if self._root is False:
+            self._root = None
+            raw = self.fs.read_file(self._p(ROOT_META))
+            if raw:
+                from protocol import rootmeta
+
+                try:
+                    self._root = rootmeta.parse(raw)
+                except FormatError:
+                    pass
+        return self._root
+
+    def root_version(self) -> int:
+        root = self.root()
+        return root.version if root is not None else 0
+
+    def set_root(self, data: bytes, root) -> None:
+        """Keep checked root metadata (firmware/compose/roles.py checks it first)."""
+        self.fs.write_atomic(self._p(ROOT_META), bytes(data))
+        self._root = root
+
+    def role_keys(self, name: str) -> list:
+        """The keys of role `name` (protocol.rootmeta.ROLE_IDS) this gate trusts: the root
+        metadata's, else the implicit root's: the anchor for every role but sync (whose key is
+        then the config's sync.host_key)."""
+        root = self.root()
+        if root is None:
+            anchor = self.anchor()
+            return [anchor] if anchor is not None and name != "sync" else []
+        from protocol import rootmeta
+
+        return [bytes(k) for k in root.keys(rootmeta.ROLE_IDS[name])]
 
     # -- device key ----------------------------------------------------------------------
     def signer(self):
@@ -223,4 +264,5 @@ class DeviceStore:
         for name in _WIPED:
             self.fs.remove_if_exists(self._p(name))
         self._signer = None
+        self._root = False  # kept or gone: read again
         self.flags = {}

@@ -94,7 +94,7 @@ def register(g: Any) -> None:
         "root keys. Over sync, only such a config may change a security setting (windows, "
         "skews, stale policies, revoked technicians, the sync key, clock bounds, risk): a "
         "plain one that does is refused config_needs_root. The gate takes it once, if its "
-        "security version is above the last one it took (config_rollback).",
+        "security version is above the last one it took (root_rollback).",
     )
     c.add_argument("config", help="the gate config (JSON, as the site tools make it)")
     c.add_argument(
@@ -280,7 +280,7 @@ def cmd_release(args: argparse.Namespace, ev: Any) -> int:
 
 
 def cmd_bind(args: argparse.Namespace, ev: Any) -> int:
-    from firmware.verify.rootstore import FILE
+    from firmware.storage.device_store import ROOT_META as FILE
     from protocol.errors import FormatError
     from provisioning import rootkeys
 
