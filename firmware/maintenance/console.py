@@ -557,6 +557,7 @@ class ServiceConsole:
             "time": self.clock.now(),
             "clock_set": bool(self.store.flags.get("clock_set")),
             "operator_root": "%08x" % certs.key_id(anchor) if anchor else None,
+            "root_version": self.store.root_version(),  # 0: no root metadata (docs/security.md)
             "device_key": _hex(signer.public_key) if signer else None,
             "cert": None
             if cert is None
