@@ -294,13 +294,13 @@ REASONS = {
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
     # roles, root rotation and claiming (protocol/rootmeta.py; docs/security.md), 280-289
-    "root_malformed": (280, "", "Root metadata, signed config or release unreadable."),
-    "root_threshold": (281, "", "Too few valid root signatures."),
-    "root_rollback": (282, "", "A root-signed version not the next, or replayed."),
-    "root_expired": (283, "", "Root metadata past its expiry."),
-    "config_needs_root": (284, "", "Sync-key config changes a security setting."),
-    "claim_foreign": (285, "", "Claim by a root the gate is not bound to."),
-    "release_refused": (286, "", "Release not for this gate, root or threshold."),
+    "root_malformed": (280, "", "Not root metadata: use the file faregate keys wrote."),
+    "root_threshold": (281, "", "Too few root signatures: faregate keys root-sign."),
+    "root_rollback": (282, "", "Not the next version: install the versions in order."),
+    "root_expired": (283, "", "Expired: sign a fresh root metadata."),
+    "config_needs_root": (284, "", "Changes security settings: faregate keys sign-config."),
+    "claim_foreign": (285, "", "Bound to another operator: claim with its credential."),
+    "release_refused": (286, "", "Release for another gate or root version, or unsigned."),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,

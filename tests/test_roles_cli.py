@@ -190,3 +190,65 @@ def test_the_root_commands_bind_rotate_configure_and_release_a_gate(tmp_path):
     _run("keys", "root-sign", rel, "--key", os.path.join(op2, "root-1.key"))
     assert tech.put(service.BLOB_RELEASE, open(rel, "rb").read())[2] == "accepted"
     dev.close()
+
+
+def test_a_gate_bound_over_its_port_refuses_a_foreign_claim_after_a_reset(tmp_path):
+    """`faregate device root` over a real pty to `faregate sim device`: the warehouse binding,
+    `device status` shows it, a factory reset keeps it, another operator's technician cannot
+    claim the gate (claim_foreign), this operator's can."""
+    from tests.simgate import Field
+
+    base = tmp_path / "keys"
+    base.mkdir()
+    op, other = str(base / "op"), str(base / "other")
+    _run("keys", "init", "--dir", op)
+    _run(
+        "keys",
+        "technician",
+        "--dir",
+        op,
+        "--name",
+        "alice",
+        "--id",
+        "7",
+        "--out",
+        str(base / "alice"),
+    )
+    _run("keys", "init", "--dir", other)
+    _run(
+        "keys",
+        "technician",
+        "--dir",
+        other,
+        "--name",
+        "eve",
+        "--id",
+        "7",
+        "--out",
+        str(base / "eve"),
+    )
+    _run("keys", "root-init", "--dir", op, "--count", "2", "--threshold", "2")
+    field = Field(tmp_path, op, {n: str(base / n) for n in ("alice", "eve")})
+    try:
+        gate = field.gate()
+        p = field.run("provision", "--site", field.site, "--port", gate.port)
+        assert p.returncode == 0, p.stdout + p.stderr
+        p = field.run("device", "root", os.path.join(op, "root-v1.meta"), "--port", gate.port)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "root metadata installed; root metadata version 1" in p.stdout
+        p = field.run("device", "status", "--port", gate.port)
+        assert "bound to root metadata version 1" in p.stdout, p.stdout
+        p = field.run("device", "reset", "--yes", "--port", gate.port)
+        assert p.returncode == 0, p.stdout + p.stderr
+        from tests.simgate import SITE
+
+        ca = os.path.relpath(os.path.join(other, "root.key"), str(tmp_path))
+        theirs = field.write_site(SITE.format(ca_key=ca, revoked="[]"), name="eve.toml")
+        p = field.run("provision", "--site", theirs, "--port", gate.port, cred="eve")
+        assert p.returncode == 1 and "claim_foreign" in p.stdout + p.stderr, p.stdout + p.stderr
+        p = field.run("provision", "--site", field.site, "--port", gate.port)
+        assert p.returncode == 0, p.stdout + p.stderr
+        p = field.run("device", "status", "--port", gate.port)
+        assert "bound to root metadata version 1" in p.stdout
+    finally:
+        field.close()
