@@ -194,6 +194,8 @@ PROFILE_DEFAULTS = {
 }
 
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
+# Which settings touch security (a root-signed config changes them, the sync key alone may not)
+# is firmware/compose/roles.py SECURITY: loaded only when a config comes by sync.
 ALIASES = {"validation.stale_trust": {"accept_flagged": "grace"}}
 
 ROWS = {}

@@ -293,6 +293,14 @@ REASONS = {
         "Test card read",
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
+    # roles, root rotation and claiming (protocol/rootmeta.py; docs/security.md), 280-289
+    "root_malformed": (280, "", "Not root metadata: use the file faregate keys wrote."),
+    "root_threshold": (281, "", "Too few root signatures: faregate keys root-sign."),
+    "root_rollback": (282, "", "Not the next version: install the versions in order."),
+    "root_expired": (283, "", "Expired: sign a fresh root metadata."),
+    "config_needs_root": (284, "", "Changes security settings: faregate keys sign-config."),
+    "claim_foreign": (285, "", "Bound to another operator: claim with its credential."),
+    "release_refused": (286, "", "Release for another gate or root version, or unsigned."),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,

@@ -83,6 +83,8 @@ BLOB_TRUST = 3
 BLOB_DENY = 4
 BLOB_FARES = 5
 BLOB_TLS = 6  # PEM: the gate's X.509 client certificate for its device key, then the CA's
+BLOB_ROOT = 7  # root metadata (protocol/rootmeta.py): the next version, or a warehouse binding
+BLOB_RELEASE = 8  # a root-signed release: the next factory reset forgets the binding
 BLOBS = {
     BLOB_CERT: ("cert", certs.CERT_LEN),
     BLOB_CONFIG: ("config", 16 * 1024),
@@ -90,6 +92,8 @@ BLOBS = {
     BLOB_DENY: ("deny_list", 16 * 1024 * 1024),
     BLOB_FARES: ("fare_table", 256 * 1024),
     BLOB_TLS: ("tls_cert", 16 * 1024),
+    BLOB_ROOT: ("root_meta", 4096),
+    BLOB_RELEASE: ("release", 2048),
 }
 
 # Domain separation: every signature says what it is for.

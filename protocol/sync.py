@@ -474,14 +474,17 @@ class _Connection:
 
 
 class DeviceConnection(_Connection):
-    """The gate's side. `host_pub` is the operator's sync public key from the gate's config."""
+    """The gate's side. `host_pub` is the operator's sync public key, or a list of them (the
+    sync role's keys of the gate's root metadata): the CHALLENGE picks the one that signed it,
+    and the session holds to that key."""
 
     ROLE = DEVICE
 
     def __init__(self, device_id, signer, verifier, host_pub, window=4, **kw):
         super().__init__(signer, verifier, **kw)
         self.device_id = device_id
-        self.peer_pub = host_pub
+        self.host_keys = list(host_pub) if isinstance(host_pub, (list, tuple)) else [host_pub]
+        self.peer_pub = self.host_keys[0] if self.host_keys else b""
         self.window = window
         self.in_flight = []  # last seq of each BATCH sent and not yet acknowledged, in order
         self.fetching = None  # (kind, version, offset) of the FETCH awaiting its BLOB
@@ -520,17 +523,17 @@ class DeviceConnection(_Connection):
             parts = split_signed(payload)
             body = parts[0] if parts is not None else b""
             self._sid = session_id(self._hello, bytes(body))
-            if (
-                parts is None
-                or parts[1] != self._in_ctr
-                or not self.verifier.verify(
-                    self.peer_pub,
-                    signing_input(self._sid, ftype, self._in_ctr, body),
-                    parts[2],
-                )
-            ):
+            signer = None
+            if parts is not None and parts[1] == self._in_ctr:
+                msg = signing_input(self._sid, ftype, self._in_ctr, body)
+                for pub in self.host_keys:
+                    if self.verifier.verify(pub, msg, parts[2]):
+                        signer = pub
+                        break
+            if signer is None:
                 self.stats["stale_challenges"] += 1
                 return None
+            self.peer_pub = signer
             self._in_ctr += 1
             return body
         return super()._unwrap(ftype, payload)

@@ -118,6 +118,7 @@ LIFECYCLE = {
 }
 # what the console's on_change(what) is to the lifecycle
 CONSOLE_EVENTS = {"claimed": CLAIM, "reset": RESET, "installed:config": CONFIG}
+CONSOLE_EVENTS["installed:root_meta"] = CONFIG  # new role keys: rebuild the validator
 
 
 def _quiet(_text: str) -> None:
@@ -284,6 +285,8 @@ class Device:
                 service.BLOB_TRUST: self._load_trust,
                 service.BLOB_DENY: self._load_deny,
                 service.BLOB_TLS: _check_tls,
+                service.BLOB_ROOT: self._roles("install_root"),
+                service.BLOB_RELEASE: self._roles("load_release"),
             },
             ticks_ms=self.ticks,
             flash_service=flasher,
@@ -291,6 +294,8 @@ class Device:
             gate_status=self.report,
             sync_status=lambda: self.sync() if self.sync is not None else None,
         )
+        if self.store.root() is not None:
+            self._roles("release_keys")()
         self.reboot = False  # a firmware offer is staged: restart into its trial
         # the lifecycle's sync_now (entering service): the app's Syncer starts a session at
         # once and clears it; `sync` is the Syncer's account of its sessions (app.Syncer.state)
@@ -352,7 +357,7 @@ class Device:
         self.validator = gatestate.open_validator(
             self.dir,
             self.verifier,
-            roots={trustlist.root_key_id(anchor): anchor},
+            roots=self._list_keys(anchor),
             config=gatestate.config_from_gate_config(cfg or {}),
             clock=self.clock,
             fs=self.fs,
@@ -437,6 +442,22 @@ class Device:
         also forgets the lists' state: the next operator's lists start afresh."""
         self._fire(CONSOLE_EVENTS.get(what, CHANGE))
 
+    # -- roles (protocol/rootmeta.py: who signs what) ------------------------------------
+    def _list_keys(self, anchor) -> dict:
+        """The keys trust and deny lists must be signed by, by their lists' root key id."""
+        return {trustlist.root_key_id(k): k for k in self.store.role_keys("lists")}
+
+    def _roles(self, name: str):
+        """firmware/compose/roles.py's `name`(self, data), loaded only when a blob of the
+        roles arrives (an MCU gate that never gets one does not carry it)."""
+
+        def call(*args):
+            from firmware.compose import roles
+
+            return getattr(roles, name)(self, *args)
+
+        return call
+
     # -- the console's loaders -----------------------------------------------------------
     def _validator(self):
         if self.validator is None:
@@ -477,7 +498,10 @@ class Device:
 
     # -- sync ----------------------------------------------------------------------------
     def host_key(self):
-        """The operator's sync public key from the config (sync.host_key), or None."""
+        """The operator's sync public key: the sync role's keys of the root metadata held (a
+        list), else the config's sync.host_key, or None."""
+        if self.store.root() is not None:
+            return self.store.role_keys("sync")
         key = gate_config.get(self.console.config, "sync.host_key")
         return bytes.fromhex(key) if key else None
 
@@ -501,6 +525,7 @@ class Device:
             messages.KIND_DENY_DELTA: _Sink(self._deny_version, self._synced_deny),
             messages.KIND_CONFIG: _Sink(self._flag("config_version"), self._synced_config),
             messages.KIND_FARE_TABLE: _Sink(self._flag("fares_version"), self._synced_fares),
+            messages.KIND_ROOT: _Sink(self.store.root_version, self._roles("synced_root")),
         }
         if self.agent is not None:
             sinks[messages.KIND_FIRMWARE] = _Sink(
@@ -542,10 +567,8 @@ class Device:
         self._load_deny(data)
 
     def _synced_config(self, version: int, data: bytes) -> None:
-        cfg = gate_config.parse(data, self.device_id)  # FormatError: refused, kept the old one
-        self.store.write_blob(service.BLOB_CONFIG, data)
-        self.store.set_flag("config_version", version)
-        self.console.config = cfg
+        # FormatError: refused, kept the old one (a security change needs the root's signature)
+        self.console.config = self._roles("synced_config")(version, data)
         self.log("device: config version %d from the back office" % version)
         self._fire(CONFIG)
 

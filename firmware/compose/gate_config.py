@@ -6,6 +6,9 @@ before installing it, and the technician's tools (provisioning.site) check the s
 values against the same rows, so a bad value is caught on the laptop with its file and line,
 and again on the gate. A section is a nested object (`{"sync": {"port": 7700}}`); a flat dotted
 key ("sync.port") means the same and is checked the same.
+
+Over sync, who signed a config decides what it may change (firmware/compose/roles.py
+`delivered`, docs/security.md "Roles").
 """
 
 import json

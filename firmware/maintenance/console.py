@@ -340,7 +340,11 @@ class ServiceConsole:
         # like credentials: expiry counts, "not yet valid" (a gate clock behind) does not
         if self.store.flags.get("clock_set") and self.clock.now() >= cert.valid_until:
             return False
-        return certs.verify(cert, anchor, self.verifier)
+        # the key it was claimed with, or (after a rotation) a technician key of its root
+        keys = self.store.role_keys("technician")
+        if anchor not in keys:
+            keys.append(anchor)
+        return any(certs.verify(cert, k, self.verifier) for k in keys)
 
     # -- session steps -------------------------------------------------------------------
     def _on_hello(self, _ftype: int, payload: bytes):
@@ -409,7 +413,15 @@ class ServiceConsole:
         current = self.store.anchor()
         if current is None and not flags & service.AUTH_CLAIM:
             raise Refused("blank gate: claim it first (AUTH with CLAIM)", "svc_not_provisioned")
-        if current is not None and bytes(anchor) != current:
+        anchor = bytes(anchor)
+        held = self.store.root()  # a gate bound to root metadata: its technician keys only
+        if held is not None and anchor not in self.store.role_keys("technician"):
+            raise Refused(
+                "key %08x is not a technician key of root version %d"
+                % (certs.key_id(anchor), held.version),
+                "claim_foreign" if current is None else "svc_bad_credential",
+            )
+        if held is None and current is not None and anchor != current:
             raise Refused(
                 "gate belongs to operator root %08x, not %08x"
                 % (certs.key_id(current), certs.key_id(anchor)),
@@ -545,6 +557,7 @@ class ServiceConsole:
             "time": self.clock.now(),
             "clock_set": bool(self.store.flags.get("clock_set")),
             "operator_root": "%08x" % certs.key_id(anchor) if anchor else None,
+            "root_version": self.store.root_version(),  # 0: no root metadata (docs/security.md)
             "device_key": _hex(signer.public_key) if signer else None,
             "cert": None
             if cert is None
@@ -654,8 +667,8 @@ class ServiceConsole:
         root = False
         if sig:
             msg = service.time_signing_input(self.store.device_id, t, self.device_nonce)
-            anchor = self.store.anchor()
-            if anchor is None or not self.verifier.verify(anchor, msg, sig):
+            keys = self.store.role_keys("root")  # the anchor, until root metadata names keys
+            if not any(self.verifier.verify(k, msg, sig) for k in keys):
                 raise Refused(
                     "the root's signature over this time does not verify", "svc_bad_signature"
                 )
@@ -784,7 +797,11 @@ class ServiceConsole:
         try:
             return loader(data)
         except FormatError as e:
-            raise Refused("%s: %s" % (blob_name(kind), e), "svc_bad_blob") from None
+            # the roles' refusals keep their own reason (docs/security.md); others are bad blobs
+            from protocol import rootmeta
+
+            reason = e.reason if e.reason in rootmeta.REASONS else "svc_bad_blob"
+            raise Refused("%s: %s" % (blob_name(kind), e), reason) from None
 
     def _cmd_reset(self, body: bytes) -> bytes:
         force, digest = service.parse_reset(body)

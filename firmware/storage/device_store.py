@@ -8,6 +8,8 @@ cut or an unplugged cable mid-provisioning leaves the old content or the new.
     device.key          the device's private key; read only to sign, never sent anywhere
     cert.bin            the device certificate (protocol.certs)
     config.json, trust_list.bin, deny_list.bin, fare_table.bin, tls_cert.bin   installed blobs
+    root_meta.bin       the root metadata (protocol/rootmeta.py): the claim binding, kept by a
+                        reset unless a root-signed release was installed (release.bin)
     <name>.part         an upload in progress, with <name>.part.json {"total", "sha256"}
     state.json          flags: {"clock_set": bool, "selftest": {...}}
 
@@ -27,6 +29,7 @@ from protocol.errors import FormatError
 
 # the operator root goes last: a reset cut short leaves a gate its operator can still reset
 _WIPED = ("device.key", "state.json", "anchor.pub")
+ROOT_META = "root_meta.bin"  # service.BLOB_ROOT's file
 
 
 def _hex(b: bytes) -> str:
@@ -91,6 +94,7 @@ class DeviceStore:
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
         self._signer = None
+        self._root = False  # the root metadata: False until read
         self.flags: dict = {}
         raw = fs.read_file(self._p("state.json"))
         if raw:
@@ -109,6 +113,45 @@ class DeviceStore:
 
     def set_anchor(self, pub: bytes) -> None:
         self.fs.write_atomic(self._p("anchor.pub"), bytes(pub))
+
+    # -- root metadata (protocol/rootmeta.py; docs/security.md "Roles") ------------------
+    def root(self):
+        """The root metadata held (a protocol.rootmeta.Root), or None. One that does not parse
+        (a damaged flash) is trusted as nothing: the gate then trusts its implicit root (the
+        anchor), as before the binding. protocol.rootmeta is loaded only when there is one (an
+        MCU gate without one does not carry it)."""
+        if self._root is False:
+            self._root = None
+            raw = self.fs.read_file(self._p(ROOT_META))
+            if raw:
+                from protocol import rootmeta
+
+                try:
+                    self._root = rootmeta.parse(raw)
+                except FormatError:
+                    pass
+        return self._root
+
+    def root_version(self) -> int:
+        root = self.root()
+        return root.version if root is not None else 0
+
+    def set_root(self, data: bytes, root) -> None:
+        """Keep checked root metadata (firmware/compose/roles.py checks it first)."""
+        self.fs.write_atomic(self._p(ROOT_META), bytes(data))
+        self._root = root
+
+    def role_keys(self, name: str) -> list:
+        """The keys of role `name` (protocol.rootmeta.ROLE_IDS) this gate trusts: the root
+        metadata's, else the implicit root's: the anchor for every role but sync (whose key is
+        then the config's sync.host_key)."""
+        root = self.root()
+        if root is None:
+            anchor = self.anchor()
+            return [anchor] if anchor is not None and name != "sync" else []
+        from protocol import rootmeta
+
+        return [bytes(k) for k in root.keys(rootmeta.ROLE_IDS[name])]
 
     # -- device key ----------------------------------------------------------------------
     def signer(self):
@@ -211,11 +254,15 @@ class DeviceStore:
 
     # -- factory reset -------------------------------------------------------------------
     def wipe(self) -> None:
-        """Forget everything provisioning wrote; keep factory.json, the journal and the log."""
+        """Forget everything provisioning wrote; keep factory.json, the journal and the log,
+        and the root metadata (the claim binding) unless the root released the gate."""
+        released = self.flags.get("released")
         for kind in service.BLOBS:
             self.drop_partial(kind)
-            self.fs.remove_if_exists(self._p(blob_file(kind)))
+            if kind != service.BLOB_ROOT or released:
+                self.fs.remove_if_exists(self._p(blob_file(kind)))
         for name in _WIPED:
             self.fs.remove_if_exists(self._p(name))
         self._signer = None
+        self._root = False  # kept or gone: read again
         self.flags = {}

@@ -17,7 +17,12 @@ stored:
     one expiring within SOON_S, a deny delta that leaves a gap after the version published now
     (gates fetch one version after the other and would stop before it; the first delta
     follows the snapshot the site files gave the gates, which the back office does not know).
-Signatures are not checked here (the gates check them against the operator root they hold).
+  - root metadata (protocol/rootmeta.py) that does not follow the version published now
+    (gates take version held + 1 only: they would stop at the gap; forcible);
+  - a config is a plain JSON config (the sync key's: gates refuse it as config_needs_root if it
+    changes a security setting) or a root-signed one (`faregate keys sign-config`), whose JSON
+    inside is checked the same.
+Signatures are not checked here (the gates check them against the root metadata they hold).
 `predict` reads a gate's last STATUS (Store.note_status) and says what that gate will do at its
 next sync, by the same rules the gate applies (firmware/verify/truststore.py, denystore.py,
 firmware/maintenance/update_agent.py, firmware/compose/gate_config.py).
@@ -29,7 +34,7 @@ from typing import Any
 
 from firmware.compose import gate_config
 from host_sim.errors import SimError
-from protocol import denylist, image, trustlist
+from protocol import denylist, image, rootmeta, trustlist
 from protocol import messages as m
 from protocol.errors import FormatError
 
@@ -38,6 +43,8 @@ MAGICS = {
     trustlist.MAGIC: "trust_list",
     denylist.MAGIC: "deny_delta",
     image.MAGIC: "firmware",
+    rootmeta.MAGIC: "root",
+    rootmeta.CONFIG_MAGIC: "config",
 }
 DESCRIBED = {
     "trust_list": "a trust list",
@@ -45,6 +52,7 @@ DESCRIBED = {
     "firmware": "a firmware image",
     "config": "a gate config",
     "fare_table": "a fare table",
+    "root": "root metadata",
 }
 
 
@@ -107,9 +115,17 @@ def _parse(kind: str, data: bytes) -> tuple[dict[str, Any], int | None]:
                 "counter": man.counter,
             }
             return info, None
+        if kind == "config" and bytes(data[:4]) == rootmeta.CONFIG_MAGIC:
+            device_id, security, raw, _body, sigs = rootmeta.parse_security_config(data)
+            cfg = gate_config.parse(raw, device_id)
+            info = {"device_id": device_id, "security_version": security, "signatures": len(sigs)}
+            return info, None
         if kind == "config":
             cfg = gate_config.parse(data)
-            return {"device_id": cfg["device_id"]}, None
+            return {"device_id": cfg["device_id"], "security_version": None}, None
+        if kind == "root":
+            root = rootmeta.parse(data)
+            return {"expires": root.expires, "signatures": len(root.sigs)}, root.version
     except FormatError as e:
         raise _refuse(
             "%s is not a valid %s: %s" % (DESCRIBED[kind], kind, e),
@@ -178,6 +194,13 @@ def check(
                 "version after the other and stop at %d"
                 % (info["from"], info["to"], current, current)
             )
+    if kind == "root" and current is not None and version != current + 1:
+        problems.append(
+            "root version %d does not follow version %d, published now: gates take version "
+            "held + 1 only and stop at %d" % (version, current, current)
+        )
+    if kind == "root" and info["expires"] <= now:
+        problems.append("root version %d expired at %s" % (version, _when(info["expires"])))
     for p in problems:
         if not force:
             raise _refuse(p, "publish a fresh one, or --force to publish it anyway", True)
@@ -225,6 +248,16 @@ def predict(offer: Offer, device_id: int, status: dict[str, Any] | None) -> str:
             info["image_version"],
             running.get("version", "?"),
         )
+    if kind == "root":
+        return "takes root version %d at its next sync, after every version between" % v
+    if kind == "config" and info["security_version"] is not None:
+        return (
+            "installs it at its next sync if it holds a security version below %d and the root "
+            "signatures reach its threshold (v%d -> v%d)" % (info["security_version"], have, v)
+        )
     if kind == "config":
-        return "installs it at its next sync and rebuilds its gate (v%d -> v%d)" % (have, v)
+        return (
+            "installs it at its next sync and rebuilds its gate (v%d -> v%d), unless it changes "
+            "a security setting (refused: config_needs_root)" % (have, v)
+        )
     return "installs it at its next sync (v%d -> v%d)" % (have, v)

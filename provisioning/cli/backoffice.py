@@ -371,16 +371,20 @@ def register(sub: Any) -> None:
         "deny lists, not the list's own), and without --force an expired trust list, one "
         "expiring within 7 days, or a deny delta that does not follow the published version. "
         "Then one line per registered gate: what it will do with it at its next sync (from its "
-        "last status). Gates that refuse it say so at that sync: `backoffice queues` shows it.",
+        "last status). Gates that refuse it say so at that sync: `backoffice queues` shows it. "
+        "Root metadata (`faregate keys root-sign`) is published one version after the other "
+        "(its version is read from it); a config that changes a security setting must be the "
+        "root-signed one of `faregate keys sign-config` (docs/security.md, Roles).",
     )
     pb.add_argument(
-        "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware"]
+        "kind", choices=["deny_delta", "trust_list", "fare_table", "config", "firmware", "root"]
     )
     pb.add_argument("file", help="the file to publish, as its owner's tool made it")
     pb.add_argument(
         "--version",
         type=int,
-        help="its version number (> 0); trust and deny lists: default and must be the list's own",
+        help="its version number (> 0); trust and deny lists and root metadata: default and "
+        "must be the blob's own",
     )
     pb.add_argument(
         "--force",

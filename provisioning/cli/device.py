@@ -108,6 +108,19 @@ def register(sub: Any) -> None:
         action="store_true",
         help="do not ask to type the gate's device id first (required without a terminal)",
     )
+    c = g.add(
+        "root",
+        "install root metadata (a rotation or a binding) or a release on the gate",
+        cmd_root,
+        "Install FILE on the gate: root metadata (`faregate keys root-init`, `root-rotate` then "
+        "`root-sign`) binds a claimed gate to its operator's root in the warehouse (version 1: "
+        "a factory reset keeps it, a foreign claim is refused claim_foreign) or rotates it (the "
+        "next version: signed by a threshold of the old root keys and of its own; refused "
+        "root_threshold, root_rollback, root_expired); a release (`faregate keys release`) lets "
+        "the next factory reset forget the binding (refused release_refused). Needs the "
+        "provision role.",
+    )
+    c.add_argument("file", help="a root metadata (.meta) or release (.fgrl) file")
     t = g.add(
         "test-card", "write the self-test's QR test card as a PNG", cmd_test_card, common=False
     )
@@ -168,7 +181,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             "  missing:       %s" % (", ".join(st["missing"]) or "nothing"),
             "  clock:         %s%s"
             % (fmt_time(st["time"]), "" if st["clock_set"] else " (never set)"),
-            "  operator root: %s" % (st["operator_root"] or "none (blank)"),
+            "  operator root: %s%s"
+            % (
+                st["operator_root"] or "none (blank)",
+                ", bound to root metadata version %d" % st["root_version"]
+                if st.get("root_version")
+                else "",
+            ),
             "  device key:    %s" % (st["device_key"] or "none"),
             "  certificate:   %s"
             % (
@@ -424,6 +443,36 @@ def cmd_journal(args: argparse.Namespace) -> int:
             **out,
         )
         return 0 if ok else EXIT_FAILED
+
+    return _run(args, body)
+
+
+def cmd_root(args: argparse.Namespace) -> int:
+    from protocol import rootmeta, service
+
+    with open(args.file, "rb") as f:
+        data = f.read()
+    kinds = {rootmeta.MAGIC: service.BLOB_ROOT, rootmeta.RELEASE_MAGIC: service.BLOB_RELEASE}
+    kind = kinds.get(data[:4])
+    if kind is None:
+        raise CliError(
+            "%s is neither root metadata nor a release" % args.file,
+            "give the file `faregate keys root-sign` or `keys release` wrote",
+            EXIT_USAGE,
+        )
+
+    def body(client: Any, events: Any) -> int:
+        action = client.put_blob(kind, data)
+        version = client.status()["root_version"]
+        what = "release" if kind == service.BLOB_RELEASE else "root metadata"
+        events.result(
+            True,
+            "gate %d: %s %s; root metadata version %d"
+            % (client.ident.device_id, what, action, version),
+            action=action,
+            root_version=version,
+        )
+        return 0
 
     return _run(args, body)
 

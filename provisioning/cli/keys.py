@@ -9,6 +9,8 @@
     technician  issue a technician credential (a key, and the root's signature over it with a
                 role and an expiry) into a directory the technician takes to the field
     tls         issue an X.509 certificate from ca.pem for the back office (server) or a gate
+    root-init, root-rotate, root-sign, root-show, sign-config, release, bind
+                the root's roles, rotation and claiming (provisioning/cli/roles.py)
 
 Private keys are written mode 0600; set FAREGATE_PASSPHRASE to encrypt them (and to read them).
 `init` and `show` say which key files are encrypted and warn about each one in clear (on
@@ -24,6 +26,7 @@ import datetime
 import os
 from typing import Any
 
+from provisioning.cli import roles
 from provisioning.cli.events import with_events
 from provisioning.cli.kit import Group, add_json, need_dir
 from provisioning.cli.main import EXIT_TAIL, EXIT_USAGE, CliError
@@ -68,6 +71,7 @@ def register(sub: Any) -> None:
     t.add_argument("--days", type=int, default=30, help="days the credential is valid (30)")
     t.add_argument("--out", required=True, help="credential directory to write")
     add_json(t)
+    roles.register(g)  # root-init, root-rotate, root-sign, root-show, sign-config, release, bind
     tl = g.add("tls", "issue a TLS certificate from the operator CA", with_events(cmd_tls))
     tl.add_argument("--dir", required=True, help="operator key directory (root.key, ca.pem)")
     tl.add_argument(

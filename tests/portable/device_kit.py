@@ -130,8 +130,9 @@ def _open(d, hw, clock, log=None):
     return Device.open(d, hw, clock, crypto=Backend, log=log, rng=kit.Rng())
 
 
-def _provision(d, hw, clock, **sync):
-    """A blank gate taken to in service over its console, as `faregate provision` does."""
+def _provision(d, hw, clock, config=None, **sync):
+    """A blank gate taken to in service over its console, as `faregate provision` does
+    (`config`: the config's bytes, default `_config(**sync)`)."""
     kit.write_atomic(
         d + "/factory.json",
         json.dumps({"device_id": kit.DEVICE_ID, "model": "t", "firmware": "0.1.0"}).encode(),
@@ -146,7 +147,7 @@ def _provision(d, hw, clock, **sync):
     pub = tech.ok(service.GEN_KEY)[1:34]
     for kind, data in (
         (service.BLOB_CERT, kit.device_cert(pub, root=ROOT)),
-        (service.BLOB_CONFIG, _config(**sync)),
+        (service.BLOB_CONFIG, config or _config(**sync)),
         (service.BLOB_TRUST, _trust()),
         (service.BLOB_DENY, denylist.build_snapshot(1, NOW - 60, [], ROOT.sign, RID)),
     ):
