@@ -15,6 +15,13 @@ cut or an unplugged cable mid-provisioning leaves the old content or the new.
 .signer(secret) -> an object with .public_key (33-byte SEC1 compressed) and .sign(msg).
 `Keys(backend, rng)` is that backend for any signature backend of firmware.platform.crypto()
 (OpenSSL on a Linux gate, protocol/p256.py on an MCU gate).
+
+Where the device key lives is a key holder: `FileKey` (the default: `device.key`, owner-only,
+written through `fs.write_secret`) or one the entry point opened from the gate's `device_key` URL
+(drivers/linux/key_pkcs11.TokenKey: a PKCS#11 token; the key never leaves it). A holder has
+    .signer() -> the signer, or None before GEN_KEY     .generate()     .forget() (factory reset)
+and `.kind` ("file", "pkcs11"). `UnusableKey` stands for a holder whose URL could not be opened:
+every use raises the error it failed with, so the console still starts and says why.
 """
 
 import binascii
@@ -23,10 +30,12 @@ import json
 
 from firmware.storage.fs import DISK, IO_CHUNK
 from protocol import certs, service
-from protocol.errors import FormatError
+from protocol.errors import FaregateError, FormatError
 
-# the operator root goes last: a reset cut short leaves a gate its operator can still reset
-_WIPED = ("device.key", "state.json", "anchor.pub")
+# after the device key (first, FileKey: device.key; a token's key that cannot be destroyed
+# stops the reset before anything is wiped), the operator root goes last: a reset cut short
+# leaves a gate its operator can still reset
+_WIPED = ("state.json", "anchor.pub")
 
 
 def _hex(b: bytes) -> str:
@@ -78,8 +87,47 @@ class Keys:
         return self.backend.signer(secret)
 
 
+class FileKey:
+    """The device key in an owner-only file (the default key holder)."""
+
+    kind = "file"
+
+    def __init__(self, keys, fs, path: str):
+        self.keys = keys
+        self.fs = fs
+        self.path = path
+
+    def signer(self):
+        secret = self.fs.read_file(self.path)
+        return self.keys.signer(secret) if secret else None
+
+    def generate(self) -> None:
+        self.fs.write_secret(self.path, self.keys.generate())
+
+    def forget(self) -> None:
+        self.fs.remove_if_exists(self.path)
+
+
+class UnusableKey:
+    """A key holder whose URL could not be opened: each use raises `error` again."""
+
+    kind = "unusable"
+
+    def __init__(self, error):
+        self.error = error
+
+    def signer(self):
+        raise self.error
+
+    def generate(self) -> None:
+        raise self.error
+
+    def forget(self) -> None:
+        raise self.error
+
+
 class DeviceStore:
-    def __init__(self, directory: str, keys, fs=DISK):
+    def __init__(self, directory: str, keys, fs=DISK, key=None):
         self.dir = directory
         self.keys = keys
         self.fs = fs
@@ -90,7 +138,9 @@ class DeviceStore:
         self.device_id = int(info["device_id"])
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
+        self.key = key if key is not None else FileKey(keys, fs, self._p("device.key"))
         self._signer = None
+        self.key_error = None
         self.flags: dict = {}
         raw = fs.read_file(self._p("state.json"))
         if raw:
@@ -112,18 +162,21 @@ class DeviceStore:
 
     # -- device key ----------------------------------------------------------------------
     def signer(self):
-        """The device key's signer, or None before GEN_KEY."""
+        """The device key's signer, or None before GEN_KEY, or when its holder cannot be used
+        (a token missing or refusing its PIN): then `key_error` says why (else None)."""
         if self._signer is None:
-            secret = self.fs.read_file(self._p("device.key"))
-            if secret:
-                self._signer = self.keys.signer(secret)
+            try:
+                self._signer = self.key.signer()
+                self.key_error = None
+            except FaregateError as e:
+                self.key_error = e
         return self._signer
 
     def generate_key(self) -> bool:
         """Create the device key unless there is one. True if it was created now."""
         if self.signer() is not None:
             return False
-        self.fs.write_secret(self._p("device.key"), self.keys.generate())
+        self.key.generate()
         self._signer = None
         return self.signer() is not None
 
@@ -212,6 +265,8 @@ class DeviceStore:
     # -- factory reset -------------------------------------------------------------------
     def wipe(self) -> None:
         """Forget everything provisioning wrote; keep factory.json, the journal and the log."""
+        self.key.forget()
+        self._signer = None
         for kind in service.BLOBS:
             self.drop_partial(kind)
             self.fs.remove_if_exists(self._p(blob_file(kind)))
