@@ -19,8 +19,9 @@ inherit from two exception types.
      +-- JournalError (firmware)
      |    +-- JournalFull, JournalUnverified (the journal cannot vouch for its seq)
      +-- SyncError, Refused, ImageRefused (firmware)
-     +-- TokenError (drivers/linux/key_pkcs11.py, also an OSError) the device key's token:
-     |    +-- TokenUnavailable, TokenPinError (exit 4), TokenKeyError
+     +-- TokenError (drivers/linux/key_pkcs11.py) the device key's PKCS#11 token; exit 3
+     |    +-- TokenUnavailable, TokenKeyError
+     |    +-- TokenPinError                 the token refused its PIN; exit 4
      +-- SimError (host_sim/errors.py)  exit 2: ScenarioError, TariffError
      +-- ProvisioningError (provisioning/errors.py draws its subtree)  site and key files,
      |                                  ports, the serial link, the gate's answers, flashing

@@ -306,50 +306,14 @@ REASONS = {
         "The credential's risk_class may not take a first ride offline (risk.no_first_ride): "
         "it was issued less than risk.first_ride_s ago.",
     ),
-    # device key in a token, boot verification and anti-rollback (issue 16; docs/security.md
-    # "Device key in a token", "Boot and anti-rollback")
-    "key_token_unavailable": (
-        290,
-        "Gate out of service - see staff",
-        "The device key's PKCS#11 token cannot be used: its module does not load, no token has "
-        "the device_key URL's label, or it was removed.",
-    ),
-    "key_token_pin": (
-        291,
-        "Gate out of service - see staff",
-        "The device key's token refused the PIN (wrong, locked, expired) or the PIN file named "
-        "by the URL's pin-source cannot be read; a refused PIN is not tried again.",
-    ),
-    "key_token_failed": (
-        292,
-        "Gate out of service - see staff",
-        "The device key's token holds no single P-256 key pair under the URL's label, or it "
-        "failed to sign.",
-    ),
-    "key_url_bad": (
-        293,
-        "Gate out of service - see staff",
-        "The device_key URL is not a PKCS#11 URI (RFC 7512) this gate can use: an unknown or "
-        "repeated attribute, or no token, object or module-path.",
-    ),
-    "boot_bad_signature": (
-        294,
-        "Gate out of service - see staff",
-        "At boot, the slot's image does not carry a release signature that verifies with the "
-        "release keys the gate trusts: its bytes were changed after it was installed.",
-    ),
-    "boot_rollback": (
-        295,
-        "Gate out of service - see staff",
-        "At boot, the slot's security counter is below the gate's anti-rollback counter (kept "
-        "outside the image slots): an older image cannot come back.",
-    ),
-    "boot_counter_damaged": (
-        296,
-        "Gate out of service - see staff",
-        "The anti-rollback counter store cannot be read (damaged or unreadable); no slot "
-        "boots until a technician restores it.",
-    ),
+    # device key in a token, boot and anti-rollback (issue 16; docs/security.md)
+    "key_token_unavailable": (290, "Out of service", "Device key token missing."),
+    "key_token_pin": (291, "Out of service", "Device key token refused its PIN."),
+    "key_token_failed": (292, "Out of service", "Device key token failed to sign."),
+    "key_url_bad": (293, "Out of service", "device_key URL is not a usable PKCS#11 URI."),
+    "boot_bad_signature": (294, "Out of service", "Slot not as its release signature says."),
+    "boot_rollback": (295, "Out of service", "Slot counter below the rollback counter."),
+    "boot_counter_damaged": (296, "Out of service", "Rollback counter store unreadable."),
 }
 
 

@@ -40,7 +40,6 @@ from drivers.linux import crypto_openssl, gpio_sysfs
 from drivers.portable import registry, wiring
 from firmware import platform
 from firmware.compose import app, gate_config
-from firmware.storage import device_store
 from firmware.sync import failover
 from protocol.errors import FaregateError
 
@@ -170,7 +169,9 @@ def device_key(device: dict[str, Any]) -> Any:
         return registry.open_device("key", url)
     except FaregateError as e:
         log("app: device key %s: %s" % (url.split("?")[0], e))
-        return device_store.UnusableKey(e)
+        from drivers.linux.key_pkcs11 import UnusableKey
+
+        return UnusableKey(e)
 
 
 def log(text: str) -> None:

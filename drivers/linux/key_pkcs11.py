@@ -302,6 +302,25 @@ class TokenKey:
             self._drop()
 
 
+class UnusableKey:
+    """A key holder whose URL could not be opened: every use raises the error it failed with,
+    so the console still starts and the technician sees why."""
+
+    kind = "unusable"
+
+    def __init__(self, error: FaregateError) -> None:
+        self.error = error
+
+    def signer(self) -> None:
+        raise self.error
+
+    def generate(self) -> None:
+        raise self.error
+
+    def forget(self) -> None:
+        raise self.error
+
+
 def from_url(url: str, machine: Any = None, ticks: Any = None) -> TokenKey:
     """The key holder a `pkcs11:` URL names (registry.open_device("key", url))."""
     return TokenKey(pkcs11_uri.parse(url))

@@ -20,8 +20,8 @@ Where the device key lives is a key holder: `FileKey` (the default: `device.key`
 written through `fs.write_secret`) or one the entry point opened from the gate's `device_key` URL
 (drivers/linux/key_pkcs11.TokenKey: a PKCS#11 token; the key never leaves it). A holder has
     .signer() -> the signer, or None before GEN_KEY     .generate()     .forget() (factory reset)
-and `.kind` ("file", "pkcs11"). `UnusableKey` stands for a holder whose URL could not be opened:
-every use raises the error it failed with, so the console still starts and says why.
+and `.kind` ("file", "pkcs11"); drivers/linux/key_pkcs11.UnusableKey stands for a URL that
+could not be opened.
 """
 
 import binascii
@@ -106,24 +106,6 @@ class FileKey:
 
     def forget(self) -> None:
         self.fs.remove_if_exists(self.path)
-
-
-class UnusableKey:
-    """A key holder whose URL could not be opened: each use raises `error` again."""
-
-    kind = "unusable"
-
-    def __init__(self, error):
-        self.error = error
-
-    def signer(self):
-        raise self.error
-
-    def generate(self) -> None:
-        raise self.error
-
-    def forget(self) -> None:
-        raise self.error
 
 
 class DeviceStore:
