@@ -132,7 +132,7 @@ def connector(device: dict[str, Any]) -> Any:
             raise OSError("no sync.host (or sync.hosts) in the gate's config")
         host, port = endpoint
         state_dir = dev.dir
-        if dev.store.key.kind != "file":
+        if dev.store.key is not None:
             if host not in LOOPBACK:
                 raise OSError(
                     "the device key is in a token (%s): TLS needs a key file, so sync over "

@@ -550,7 +550,7 @@ class ServiceConsole:
             "clock_set": bool(self.store.flags.get("clock_set")),
             "operator_root": "%08x" % certs.key_id(anchor) if anchor else None,
             "device_key": _hex(signer.public_key) if signer else None,
-            "key_store": self.store.key.kind,
+            "key_store": self.store.key.kind if self.store.key else "file",
             "key_error": str(self.store.key_error) if self.store.key_error else None,
             "cert": None
             if cert is None

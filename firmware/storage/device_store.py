@@ -16,12 +16,11 @@ cut or an unplugged cable mid-provisioning leaves the old content or the new.
 `Keys(backend, rng)` is that backend for any signature backend of firmware.platform.crypto()
 (OpenSSL on a Linux gate, protocol/p256.py on an MCU gate).
 
-Where the device key lives is a key holder: `FileKey` (the default: `device.key`, owner-only,
-written through `fs.write_secret`) or one the entry point opened from the gate's `device_key` URL
+The device key lives in `device.key` (owner-only, written through `fs.write_secret`), unless
+the entry point hands in a key holder opened from the gate's `device_key` URL
 (drivers/linux/key_pkcs11.TokenKey: a PKCS#11 token; the key never leaves it). A holder has
     .signer() -> the signer, or None before GEN_KEY     .generate()     .forget() (factory reset)
-and `.kind` ("file", "pkcs11"); drivers/linux/key_pkcs11.UnusableKey stands for a URL that
-could not be opened.
+and `.kind` ("pkcs11"; "unusable": key_pkcs11.UnusableKey, a URL that could not be opened).
 """
 
 import binascii
@@ -32,7 +31,7 @@ from firmware.storage.fs import DISK, IO_CHUNK
 from protocol import certs, service
 from protocol.errors import FaregateError, FormatError
 
-# after the device key (first, FileKey: device.key; a token's key that cannot be destroyed
+# after the device key (first: device.key, or a token's key that cannot be destroyed
 # stops the reset before anything is wiped), the operator root goes last: a reset cut short
 # leaves a gate its operator can still reset
 _WIPED = ("state.json", "anchor.pub")
@@ -87,27 +86,6 @@ class Keys:
         return self.backend.signer(secret)
 
 
-class FileKey:
-    """The device key in an owner-only file (the default key holder)."""
-
-    kind = "file"
-
-    def __init__(self, keys, fs, path: str):
-        self.keys = keys
-        self.fs = fs
-        self.path = path
-
-    def signer(self):
-        secret = self.fs.read_file(self.path)
-        return self.keys.signer(secret) if secret else None
-
-    def generate(self) -> None:
-        self.fs.write_secret(self.path, self.keys.generate())
-
-    def forget(self) -> None:
-        self.fs.remove_if_exists(self.path)
-
-
 class DeviceStore:
     def __init__(self, directory: str, keys, fs=DISK, key=None):
         self.dir = directory
@@ -120,7 +98,7 @@ class DeviceStore:
         self.device_id = int(info["device_id"])
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
-        self.key = key if key is not None else FileKey(keys, fs, self._p("device.key"))
+        self.key = key  # None: the file device.key
         self._signer = None
         self.key_error = None
         self.flags: dict = {}
@@ -148,7 +126,11 @@ class DeviceStore:
         (a token missing or refusing its PIN): then `key_error` says why (else None)."""
         if self._signer is None:
             try:
-                self._signer = self.key.signer()
+                if self.key is None:
+                    secret = self.fs.read_file(self._p("device.key"))
+                    self._signer = self.keys.signer(secret) if secret else None
+                else:
+                    self._signer = self.key.signer()
                 self.key_error = None
             except FaregateError as e:
                 self.key_error = e
@@ -158,7 +140,10 @@ class DeviceStore:
         """Create the device key unless there is one. True if it was created now."""
         if self.signer() is not None:
             return False
-        self.key.generate()
+        if self.key is None:
+            self.fs.write_secret(self._p("device.key"), self.keys.generate())
+        else:
+            self.key.generate()
         self._signer = None
         return self.signer() is not None
 
@@ -247,7 +232,10 @@ class DeviceStore:
     # -- factory reset -------------------------------------------------------------------
     def wipe(self) -> None:
         """Forget everything provisioning wrote; keep factory.json, the journal and the log."""
-        self.key.forget()
+        if self.key is None:
+            self.fs.remove_if_exists(self._p("device.key"))
+        else:
+            self.key.forget()
         self._signer = None
         for kind in service.BLOBS:
             self.drop_partial(kind)
