@@ -307,13 +307,13 @@ REASONS = {
         "it was issued less than risk.first_ride_s ago.",
     ),
     # device key in a token, boot and anti-rollback (issue 16; docs/security.md)
-    "key_token_unavailable": (290, "Out of service", "Device key token missing."),
-    "key_token_pin": (291, "Out of service", "Device key token refused its PIN."),
-    "key_token_failed": (292, "Out of service", "Device key token failed to sign."),
-    "key_url_bad": (293, "Out of service", "device_key URL is not a usable PKCS#11 URI."),
-    "boot_bad_signature": (294, "Out of service", "Slot not as its release signature says."),
-    "boot_rollback": (295, "Out of service", "Slot counter below the rollback counter."),
-    "boot_counter_damaged": (296, "Out of service", "Rollback counter store unreadable."),
+    "key_token_unavailable": (290, "Gate closed - see staff", "Key token missing."),
+    "key_token_pin": (291, "Gate closed - see staff", "Key token refused PIN."),
+    "key_token_failed": (292, "Gate closed - see staff", "Key token failed."),
+    "key_url_bad": (293, "Gate closed - see staff", "Bad device_key URL."),
+    "boot_bad_signature": (294, "Gate closed - see staff", "Slot not as signed."),
+    "boot_rollback": (295, "Gate closed - see staff", "Slot below rollback counter."),
+    "boot_counter_damaged": (296, "Gate closed - see staff", "Rollback counter unreadable."),
 }
 
 
