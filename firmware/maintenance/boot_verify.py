@@ -173,17 +173,23 @@ def _hex(b: bytes) -> str:
 
 
 def signed_head(path: str, keys: dict, verify):
-    """The signed manifest in the head file `path`, verified: (counter, [(path, size, sha256
-    hex)]), or a string saying why not."""
+    """The signed manifest in the head file `path`, verified (see parse_head)."""
     try:
         with open(path, "rb") as f:
             head = f.read(HEADER_LEN + MAX_MANIFEST + 1)
     except OSError:
         return "no signed head (%s)" % path
+    return parse_head(head, keys, verify)
+
+
+def parse_head(head: bytes, keys: dict, verify):
+    """A slot's head (image header and manifest, protocol/image.py's layout), its signature
+    verified with `keys` {key id: SEC1 public key}: (counter, [(path, size, sha256 hex)]), or a
+    string saying why not. Never raises: the shim must decide, whatever the bytes."""
     if len(head) < HEADER_LEN or head[:4] != b"FGIM" or head[5] != 1:
         return "the head is not a signed image header"
     mlen = struct.unpack(">I", head[8:12])[0]
-    if len(head) != HEADER_LEN + mlen:
+    if len(head) != HEADER_LEN + mlen or mlen < 24:
         return "the head is %d bytes, its header says %d" % (len(head), HEADER_LEN + mlen)
     pub = keys.get(bytes(head[16:24]))
     if pub is None:
@@ -201,7 +207,10 @@ def signed_head(path: str, keys: dict, verify):
             plen = manifest[pos]
             name = manifest[pos + 1 : pos + 1 + plen].decode()
             size = struct.unpack(">I", manifest[pos + 1 + plen : pos + 5 + plen])[0]
-            files.append((name, size, _hex(manifest[pos + 5 + plen : pos + 37 + plen])))
+            digest = manifest[pos + 5 + plen : pos + 37 + plen]
+            if len(digest) != 32 or not name or "\x00" in name:
+                return "the signed manifest does not parse"
+            files.append((name, size, _hex(digest)))
             pos += 37 + plen
     except (IndexError, ValueError, UnicodeError, struct.error):
         return "the signed manifest does not parse"
