@@ -62,6 +62,7 @@ install:
 	$(call apt_need,libzbar0,ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0',for the pyzbar decoder,the pyzbar decoder and its tests are disabled)
 	$(call apt_need,postgresql,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1,for the back office's PostgreSQL backend and its tests,the PostgreSQL tests fail)
 	$(call apt_need,chromium,test -x /usr/bin/chromium,for the dashboard's browser test,tests/test_dashboard.py fails)
+	$(call apt_need,softhsm2,test -e /usr/lib/softhsm/libsofthsm2.so,for the device key in a PKCS#11 token and its tests (a real token: SoftHSM2),tests/test_pkcs11.py fails)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing pinned dependencies into $(VENV) (first run takes a minute)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt

@@ -15,9 +15,13 @@ inherit from two exception types.
      |    +-- SettingError (firmware/settings.py)  a setting unknown, missing or out of bounds
      +-- UsageError (protocol)          local misuse: a bug or a misconfiguration; exit 2
      |    +-- LocalProtocolError (protocol), NoBackend (drivers.portable.registry)
+     |    +-- Pkcs11UriError (drivers/linux/pkcs11_uri.py) a device_key URL that does not parse
      +-- JournalError (firmware)
      |    +-- JournalFull, JournalUnverified (the journal cannot vouch for its seq)
      +-- SyncError, Refused, ImageRefused (firmware)
+     +-- TokenError (drivers/linux/key_pkcs11.py) the device key's PKCS#11 token; exit 3
+     |    +-- TokenUnavailable, TokenKeyError
+     |    +-- TokenPinError                 the token refused its PIN; exit 4
      +-- SimError (host_sim/errors.py)  exit 2: ScenarioError, TariffError
      +-- ProvisioningError (provisioning/errors.py draws its subtree)  site and key files,
      |                                  ports, the serial link, the gate's answers, flashing

@@ -368,6 +368,14 @@ REASONS = {
         "Statement refused",
         "The issuer's own view and the statement differ: missing, extra or priced differently.",
     ),
+    # device key in a token, boot and anti-rollback (issue 16; docs/security.md)
+    "key_token_unavailable": (290, "Gate closed - see staff", "Key token missing."),
+    "key_token_pin": (291, "Gate closed - see staff", "Key token refused PIN."),
+    "key_token_failed": (292, "Gate closed - see staff", "Key token failed."),
+    "key_url_bad": (293, "Gate closed - see staff", "Bad device_key URL."),
+    "boot_bad_signature": (294, "Gate closed - see staff", "Slot not as signed."),
+    "boot_rollback": (295, "Gate closed - see staff", "Slot below rollback counter."),
+    "boot_counter_damaged": (296, "Gate closed - see staff", "Rollback counter unreadable."),
 }
 
 

@@ -26,6 +26,8 @@ EXIT_CODES = (
 # exceptions defined in faregate that are not FaregateErrors, and why
 NOT_FAREGATE = {
     "firmware.maintenance.boot.StateError": "the boot shim imports nothing, not even protocol/",
+    "firmware.maintenance.boot_verify.CounterDamaged": "the boot shim's verifier imports nothing "
+    "either",
     "host_sim.hardware.powerdisk.PowerLost": "a simulated power failure, not an error: a "
     "BaseException so the firmware cannot catch it",
 }

@@ -15,6 +15,9 @@ From the gate's `device.json`:
       "beams": "gpio:a=22&b=23"                       passage beams A and B
     }
     "sync_serial": URL     sync over this serial port (drivers/linux/link_serial.py) instead of TCP
+    "device_key": URL      where the device key lives when not in the owner-only file device.key:
+                           "pkcs11:token=gate;object=device?module-path=...&pin-source=file:pin"
+                           (drivers/linux/key_pkcs11.py: a PKCS#11 token, the key made inside it)
     "rtc_reset_time": T    what an unset clock reads (firmware/maintenance/wallclock.py)
 
 Sync over TCP goes to the sync front end the Syncer chose (firmware/sync/failover.py: the config's
@@ -23,7 +26,9 @@ X.509 certificate provisioning installed for its device key (tls_cert.bin: the g
 certificate, then the operator CA's, which is the only CA it trusts for the back office).
 Plain TCP is used only to a back office on this machine (127.0.0.1, localhost) and only when
 no certificate is installed. The TCP connect and the TLS handshake run in a worker thread
-(drivers/linux/link_opener.py), never in the main loop that serves riders.
+(drivers/linux/link_opener.py), never in the main loop that serves riders. A gate whose device key
+is in a token has no key file for OpenSSL: it syncs over `sync_serial` or to a back office on this
+machine, and refuses (OSError) to open TLS to another (docs/security.md "Device key in a token").
 """
 
 import os
@@ -36,6 +41,7 @@ from drivers.portable import registry, wiring
 from firmware import platform
 from firmware.compose import app, gate_config
 from firmware.sync import failover
+from protocol.errors import FaregateError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONNECT_TIMEOUT_S = 2.0
@@ -126,6 +132,15 @@ def connector(device: dict[str, Any]) -> Any:
             raise OSError("no sync.host (or sync.hosts) in the gate's config")
         host, port = endpoint
         state_dir = dev.dir
+        if dev.store.key is not None:
+            if host not in LOOPBACK:
+                raise OSError(
+                    "the device key is in a token (%s): TLS needs a key file, so sync over "
+                    "sync_serial or to a back office on this machine" % dev.store.key.kind
+                )
+            return LinkOpener(
+                lambda: TcpLink.connect(host, port, None, timeout_s=CONNECT_TIMEOUT_S)
+            )
         secret = platform.read_file(os.path.join(state_dir, "device.key"))
         certified = secret is not None and os.path.exists(os.path.join(state_dir, "tls_cert.bin"))
         if not certified and host not in LOOPBACK:
@@ -141,6 +156,22 @@ def connector(device: dict[str, Any]) -> Any:
         return LinkOpener(open_link)
 
     return connect
+
+
+def device_key(device: dict[str, Any]) -> Any:
+    """The device key's holder that device.json's "device_key" URL names (None: the file
+    device.key). A URL that cannot be opened gives a holder that says why at every use, so the
+    service console still starts and the technician sees the reason."""
+    url = device.get("device_key")
+    if not url:
+        return None
+    try:
+        return registry.open_device("key", url)
+    except FaregateError as e:
+        log("app: device key %s: %s" % (url.split("?")[0], e))
+        from drivers.linux.key_pkcs11 import UnusableKey
+
+        return UnusableKey(e)
 
 
 def log(text: str) -> None:
@@ -159,4 +190,5 @@ def main(ctx: dict[str, Any]) -> int:
             hw = wiring.build(device["hardware"], machine=gpio_sysfs)
         except (OSError, ValueError) as e:  # the console still starts: a technician can look
             log("app: hardware not available: %s" % e)
-    return app.run(ctx, link, hw, os.urandom, log, connect=connector(device))
+    key = device_key(device)
+    return app.run(ctx, link, hw, os.urandom, log, connect=connector(device), key=key)

@@ -104,6 +104,7 @@ def main(ctx, machine=None, link=None, clock=None, logger=None):
     """Run the gate. `machine`, `link` (the service port), `clock` (the board's tick counter
     `.ticks_ms()`, and its RTC when the hardware names none) and `logger` (the console log)
     default to the board's."""
+    gc.collect()  # before the gate's largest import: its compile wants whole blocks
     from firmware.compose import app
 
     if hasattr(gc, "threshold"):

@@ -18,6 +18,9 @@ backend's business (docs/drivers.md                    lists every form):
     rtc         system, machine   drivers.portable.rtc          system clock, machine.RTC
     link        serial, a path    drivers.linux.link_serial     sync link on a serial port
                 uart              drivers.mcu.link_uart         sync link on machine.UART (MCU)
+    key         pkcs11            drivers.linux.key_pkcs11      the device key in a PKCS#11 token
+                                                                (device.json "device_key"; none:
+                                                                the owner-only file device.key)
     disk        (none built in)                                 a file layer other than
                                                                 firmware.platform's
 
@@ -58,6 +61,7 @@ BACKENDS = {
         "uart": "drivers.mcu.link_uart:from_url",
     },
     "disk": {},
+    "key": {"pkcs11": "drivers.linux.key_pkcs11:from_url"},
     "gnss": {
         "serial": "drivers.linux.gnss_serial:from_url",
         "uart": "drivers.mcu.gnss_uart:from_url",

@@ -213,15 +213,35 @@ def store_alarms(v) -> list:
 class Device:
     @classmethod
     def open(
-        cls, state_dir: str, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
+        cls,
+        state_dir: str,
+        hw,
+        clock,
+        crypto=None,
+        log=None,
+        rng=None,
+        slot=None,
+        device=None,
+        key=None,
     ):
         """`crypto`: the signature backend (default firmware.platform.crypto()); `rng(n)`:
         random bytes (default os.urandom); `slot`: the running A/B slot and `device` the
-        gate's device.json (firmware/maintenance/boot.py; default: read it, if there is one)."""
-        return cls(state_dir, hw, clock, crypto, log, rng, slot, device)
+        gate's device.json (firmware/maintenance/boot.py; default: read it, if there is one);
+        `key`: the device key's holder (firmware/storage/device_store.py; default: the
+        owner-only file device.key)."""
+        return cls(state_dir, hw, clock, crypto, log, rng, slot, device, key)
 
     def __init__(
-        self, state_dir, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
+        self,
+        state_dir,
+        hw,
+        clock,
+        crypto=None,
+        log=None,
+        rng=None,
+        slot=None,
+        device=None,
+        key=None,
     ):
         self.dir = state_dir
         self.hw = hw
@@ -231,7 +251,7 @@ class Device:
         self.rng = rng or os.urandom
         self.fs = getattr(hw, "disk", None) or DISK  # the one storage object of every store
         self.ticks = getattr(clock, "ticks_ms", None) or platform.ticks_ms
-        self.store = DeviceStore(state_dir, Keys(self.backend, self.rng), fs=self.fs)
+        self.store = DeviceStore(state_dir, Keys(self.backend, self.rng), fs=self.fs, key=key)
         self.device_id = self.store.device_id
         rtc = getattr(hw, "rtc", None) or clock
         self.events = None
@@ -514,6 +534,8 @@ class Device:
             window = gate_config.get(cfg, "sync.window")
         host = self.host_key()
         signer = self.store.signer()
+        if signer is None and self.store.key_error is not None:
+            raise self.store.key_error  # the token is missing or refuses its PIN: say so
         if self.validator is None or host is None or signer is None:
             raise UsageError(
                 "gate %d cannot sync yet: it needs an operator root, its device key and "

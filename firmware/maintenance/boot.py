@@ -29,6 +29,11 @@ a write that fails (ENOSPC on a full volume, EIO) only loses that count and the 
 its slot; the one exception is a trial whose boot had to be counted: unsaved, it is not run
 and the confirmed image boots instead (docs/firmware-images.md).
 
+Verified boot and anti-rollback, as MCUboot does them: launch() checks the slot's release
+signature, its files against the signed manifest and the rollback counter kept outside the
+slots and outside boot.json, through boot_verify.py (its docstring says how; only the shim
+loads it, `boot_check`), with reasons boot_bad_signature, boot_rollback, boot_counter_damaged.
+
 This file is also the gate's bootloader: a copy sits at the root of the state directory and is
 run as `python boot.py STATE` or `micropython boot.py STATE`. So it imports nothing but the
 interpreter's own modules, and its state format is versioned (`"v": 1`).
@@ -40,6 +45,7 @@ import sys
 
 STATE_VERSION = 1
 STATE_FILE = "boot.json"
+HEAD_SUFFIX = ".head"  # slot_X.head: the image's signed header and manifest (boot_verify.py)
 SLOTS = ("a", "b")
 EXIT_HALT = 0  # the app stopped on purpose: the supervisor powers off
 EXIT_REBOOT = 75  # the app asks for a reboot (an update to try, a revert)
@@ -157,11 +163,11 @@ def _sync(f) -> None:
         os.fsync(f.fileno())
 
 
-def save_state(state_dir: str, st: dict) -> None:
-    """Replace boot.json atomically (temporary file, durable write, rename, directory sync).
-    The same steps as firmware.platform.write_atomic, repeated because the bootloader copy of
-    this file can import nothing from a slot."""
-    path = state_dir + "/" + STATE_FILE
+def save_state(state_dir: str, st: dict, name: str = STATE_FILE) -> None:
+    """Replace boot.json (or another of the shim's files) atomically (temporary file, durable
+    write, rename, directory sync). The same steps as firmware.platform.write_atomic, repeated
+    because the bootloader copy of this file can import nothing from a slot."""
+    path = state_dir + "/" + name
     with open(path + ".tmp", "w") as f:
         f.write(json.dumps(st))
         _sync(f)
@@ -193,7 +199,7 @@ def step(st: dict, slot: str, event: str) -> str:
     return nxt
 
 
-def _files_ok(state_dir: str, slot: str):
+def _index_ok(state_dir: str, slot: str):
     """Check a slot's files against the hashes its agent recorded. Returns None or a reason."""
     import hashlib
 
@@ -227,13 +233,39 @@ def _hex(b: bytes) -> str:
     return "".join("%02x" % x for x in b)
 
 
-def choose(state_dir: str, max_trial_boots: int = 1):
-    """The boot decision, made durable before anything of the slot runs.
-    Returns (slot, trial) or (None, False) when nothing can boot."""
+def boot_check(state_dir: str, device: dict):
+    """boot_verify.BootCheck, loaded from next to this file: the bootloader's, never a slot's."""
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    sys.path.insert(0, here)
+    try:
+        import boot_verify  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(here)
+    return boot_verify.BootCheck(state_dir, device, slot_dir, save_state)
+
+
+def _why(bad: str, prefix: str) -> str:
+    return bad if bad.startswith("boot_") else prefix + bad
+
+
+def choose(state_dir: str, max_trial_boots: int = 1, check=None):
+    """The boot decision, made durable before anything of the slot runs. `check`: a
+    boot_verify.BootCheck (launch() always gives one); None checks the files against the
+    agent's index only. Returns (slot, trial) or (None, False) when nothing can boot."""
     st = load_state(state_dir)
     was = json.dumps(st)
     active = st.get("active")
     st["boots"] = st.get("boots", 0) + 1
+    if check is not None and not check.start(st):  # the counter store cannot be read
+        try:
+            save_state(state_dir, st)
+        except OSError:
+            pass
+        return None, False
+
+    def _files_ok(state_dir, slot):
+        return check.slot(slot) if check is not None else _index_ok(state_dir, slot)
+
     trial = st.get("trial")
     if trial:
         rec = st["slots"][trial]
@@ -258,7 +290,7 @@ def choose(state_dir: str, max_trial_boots: int = 1):
         bad = _files_ok(state_dir, slot)
         if bad and is_trial:
             step(st, slot, "revert")
-            st["last"] = {"event": "reverted", "slot": slot, "reason": "trial_corrupt: " + bad}
+            st["last"] = {"event": "reverted", "slot": slot, "reason": _why(bad, "trial_corrupt: ")}
             slot, is_trial = st.get("active"), False
             bad = _files_ok(state_dir, slot) if slot else "no active slot"
         if bad and slot is not None:
@@ -270,11 +302,15 @@ def choose(state_dir: str, max_trial_boots: int = 1):
                 st["last"] = {
                     "event": "fell_back",
                     "slot": prev,
-                    "reason": "active_corrupt: " + bad,
+                    "reason": _why(bad, "active_corrupt: "),
                 }
                 slot = prev
             else:
+                st["last"] = {"event": "refused", "slot": slot}
+                st["last"]["reason"] = _why(bad, "active_corrupt: ")
                 slot = None
+    if check is not None and slot is not None and slot != st.get("trial"):
+        check.booted(slot)  # a confirmed image's counter is the floor from now on
     if not st.get("trial"):
         st.pop("crash", None)  # said in `last`, or about a trial that is over
     changed = _changed(was, st)
@@ -350,7 +386,9 @@ def launch(state_dir: str, argv=None) -> int:
     except (OSError, ValueError):
         print("boot: no device.json in %s" % state_dir)
         return EXIT_NO_IMAGE
-    slot, trial = choose(state_dir, int(device.get("max_trial_boots", 1)))
+    slot, trial = choose(
+        state_dir, int(device.get("max_trial_boots", 1)), boot_check(state_dir, device)
+    )
     if slot is None:
         print("boot: no bootable slot in %s" % state_dir)
         return EXIT_NO_IMAGE

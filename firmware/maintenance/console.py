@@ -512,7 +512,11 @@ class ServiceConsole:
                 reason = e.reason if e.reason.startswith("svc_") else "svc_bad_request"
                 reply = self._refuse(seq, cmd, reason, str(e))
             except OSError as e:
-                reply = self._refuse(seq, cmd, "svc_storage", "storage: %r" % (e,))
+                reason = getattr(e, "reason", "")  # a device-key token's own reason
+                if reason in reasons.REASONS:
+                    reply = self._refuse(seq, cmd, reason, str(e))
+                else:
+                    reply = self._refuse(seq, cmd, "svc_storage", "storage: %r" % (e,))
         return reply
 
     # -- firmware images -----------------------------------------------------------------
@@ -559,6 +563,8 @@ class ServiceConsole:
             "operator_root": "%08x" % certs.key_id(anchor) if anchor else None,
             "root_version": self.store.root_version(),  # 0: no root metadata (docs/security.md)
             "device_key": _hex(signer.public_key) if signer else None,
+            "key_store": self.store.key.kind if self.store.key else "file",
+            "key_error": str(self.store.key_error) if self.store.key_error else None,
             "cert": None
             if cert is None
             else {

@@ -288,6 +288,7 @@ class UpdateAgent:
         summary["slot"] = slot
         idx = dict(summary)
         idx["files"] = index
+        self.fs.write_atomic(d + boot.HEAD_SUFFIX, bytes(head))  # what the boot shim verifies
         self.fs.write_atomic(d + ".json", json.dumps(idx).encode())
         st = self.state()
         boot.step(st, slot, "staged")

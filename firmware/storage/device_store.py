@@ -17,6 +17,12 @@ cut or an unplugged cable mid-provisioning leaves the old content or the new.
 .signer(secret) -> an object with .public_key (33-byte SEC1 compressed) and .sign(msg).
 `Keys(backend, rng)` is that backend for any signature backend of firmware.platform.crypto()
 (OpenSSL on a Linux gate, protocol/p256.py on an MCU gate).
+
+The device key lives in `device.key` (owner-only, written through `fs.write_secret`), unless
+the entry point hands in a key holder opened from the gate's `device_key` URL
+(drivers/linux/key_pkcs11.TokenKey: a PKCS#11 token; the key never leaves it). A holder has
+    .signer() -> the signer, or None before GEN_KEY     .generate()     .forget() (factory reset)
+and `.kind` ("pkcs11"; "unusable": key_pkcs11.UnusableKey, a URL that could not be opened).
 """
 
 import binascii
@@ -25,10 +31,12 @@ import json
 
 from firmware.storage.fs import DISK, IO_CHUNK
 from protocol import certs, service
-from protocol.errors import FormatError
+from protocol.errors import FaregateError, FormatError
 
-# the operator root goes last: a reset cut short leaves a gate its operator can still reset
-_WIPED = ("device.key", "state.json", "anchor.pub")
+# after the device key (first: device.key, or a token's key that cannot be destroyed
+# stops the reset before anything is wiped), the operator root goes last: a reset cut short
+# leaves a gate its operator can still reset
+_WIPED = ("state.json", "anchor.pub")
 ROOT_META = "root_meta.bin"  # service.BLOB_ROOT's file
 
 
@@ -82,7 +90,7 @@ class Keys:
 
 
 class DeviceStore:
-    def __init__(self, directory: str, keys, fs=DISK):
+    def __init__(self, directory: str, keys, fs=DISK, key=None):
         self.dir = directory
         self.keys = keys
         self.fs = fs
@@ -93,8 +101,10 @@ class DeviceStore:
         self.device_id = int(info["device_id"])
         self.model = str(info.get("model", "gate"))
         self.firmware = str(info.get("firmware", "0"))
+        self.key = key  # None: the file device.key
         self._signer = None
         self._root = False  # the root metadata: False until read
+        self.key_error = None
         self.flags: dict = {}
         raw = fs.read_file(self._p("state.json"))
         if raw:
@@ -155,18 +165,28 @@ class DeviceStore:
 
     # -- device key ----------------------------------------------------------------------
     def signer(self):
-        """The device key's signer, or None before GEN_KEY."""
+        """The device key's signer, or None before GEN_KEY, or when its holder cannot be used
+        (a token missing or refusing its PIN): then `key_error` says why (else None)."""
         if self._signer is None:
-            secret = self.fs.read_file(self._p("device.key"))
-            if secret:
-                self._signer = self.keys.signer(secret)
+            try:
+                if self.key is None:
+                    secret = self.fs.read_file(self._p("device.key"))
+                    self._signer = self.keys.signer(secret) if secret else None
+                else:
+                    self._signer = self.key.signer()
+                self.key_error = None
+            except FaregateError as e:
+                self.key_error = e
         return self._signer
 
     def generate_key(self) -> bool:
         """Create the device key unless there is one. True if it was created now."""
         if self.signer() is not None:
             return False
-        self.fs.write_secret(self._p("device.key"), self.keys.generate())
+        if self.key is None:
+            self.fs.write_secret(self._p("device.key"), self.keys.generate())
+        else:
+            self.key.generate()
         self._signer = None
         return self.signer() is not None
 
@@ -257,6 +277,11 @@ class DeviceStore:
         """Forget everything provisioning wrote; keep factory.json, the journal and the log,
         and the root metadata (the claim binding) unless the root released the gate."""
         released = self.flags.get("released")
+        if self.key is None:
+            self.fs.remove_if_exists(self._p("device.key"))
+        else:
+            self.key.forget()
+        self._signer = None
         for kind in service.BLOBS:
             self.drop_partial(kind)
             if kind != service.BLOB_ROOT or released:

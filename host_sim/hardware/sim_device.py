@@ -55,6 +55,8 @@ from protocol import flash, frames, service
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BOOT_SRC = os.path.join(ROOT, "firmware", "maintenance", "boot.py")
+VERIFY_SRC = os.path.join(ROOT, "firmware", "maintenance", "boot_verify.py")
+P256_SRC = os.path.join(ROOT, "protocol", "p256.py")  # the bootloader's verifier (boot_p256.py)
 MAX_QUICK_CRASHES = 5
 RTC_RESET_TIME = 946684800  # 2000-01-01T00:00:00Z: what an RTC reads after losing power
 FAULTS = ("mute", "unplug-after", "barrier-jam", "beam-blocked", "no-test-card")
@@ -191,6 +193,8 @@ class SimDevice:
         else:
             device["hardware"] = board.HARDWARE
         shutil.copyfile(BOOT_SRC, os.path.join(state_dir, "boot.py"))
+        shutil.copyfile(VERIFY_SRC, os.path.join(state_dir, "boot_verify.py"))
+        shutil.copyfile(P256_SRC, os.path.join(state_dir, "boot_p256.py"))  # its own crypto
         agent = UpdateAgent(state_dir, OpenSSLVerifier(), device)
         agent.stage(factory)
         agent.request_test()

@@ -166,6 +166,16 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return _run(args, body, cred=False)
 
 
+def _key_where(st: dict) -> str:
+    """Where the device key is, when not in the file device.key, and what is wrong with it
+    (docs/security.md, "Device key in a token"); "" for the usual file key."""
+    where = st.get("key_store") or "file"
+    out = "" if where == "file" else " (in a %s token)" % where
+    if st.get("key_error"):
+        out += " - %s" % st["key_error"]
+    return out
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from provisioning.cli.connect import fmt_time
 
@@ -188,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 if st.get("root_version")
                 else "",
             ),
-            "  device key:    %s" % (st["device_key"] or "none"),
+            "  device key:    %s%s" % (st["device_key"] or "none", _key_where(st)),
             "  certificate:   %s"
             % (
                 "none"
