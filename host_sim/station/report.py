@@ -253,6 +253,7 @@ def fraud(sim: Any) -> dict[str, Any]:
         "deny_versions_by_risk": len(sim.risk_published),
         "false_positives": len(false),
         "false_positive_accounts": false[:20],
+        "engine_errors": len(sim.risk_errors),
     }
 
 
