@@ -188,9 +188,7 @@ class Monitor:
             leaving = (direction if direction is not None else g.direction) == records.DIR_EXIT
             v = dev.validator
             let_out = leaving and v is not None and not v.config.deny_exits
-            scan = _Scan(
-                self.codes.get(text), clock.now(), dev.snapshot()["deny_version"], let_out
-            )
+            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"], let_out)
             self._scan[gate] = scan
             try:
                 d = decide(text, direction)
