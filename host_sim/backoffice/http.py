@@ -12,6 +12,7 @@ answers a query, else 503; /metrics is host_sim/backoffice/metrics.py's registry
 """
 
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -41,14 +42,16 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_app(store: Store, metrics_: Metrics) -> web.Application:
+def make_app(store: Store, metrics_: Metrics, risk_live: Any = None) -> web.Application:
+    """The side port's app; `risk_live`: serve's risk engine (risk_live.RiskWorker), whose
+    runs the dashboard's Risk page shows."""
     app = web.Application()
     app[STORE] = store
     app[METRICS] = metrics_
     app[STARTED] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    dashboard.add_routes(app, store)
+    dashboard.add_routes(app, store, risk_live=risk_live)
     return app
 
 

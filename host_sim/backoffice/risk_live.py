@@ -28,7 +28,8 @@ Events to `log` (dicts, as the sync server's): `{"event": "risk_finding", "id", 
 "account_id", "cred_no", "score", "state", "detail"}` per new finding,
 `{"event": "risk_published", "version", "adds", "removes"}` per delta (adds and removes as
 counts) and `{"event": "risk_error", "reason", "msg"}`. `last` holds the newest run's
-summary (time, findings, published) for the dashboard and `findings`/`published` the totals;
+summary (time, findings, published) and `last_error` the newest failure, for the dashboard's
+Risk page (host_sim/backoffice/dashboard.py); `findings`/`published` the totals;
 `on_run(summary)` is told each (the simulator's report keeps them).
 """
 
@@ -70,6 +71,7 @@ class RiskLive:
         self.findings = 0  # new findings, all runs
         self.published = 0  # deltas, all runs
         self.last: dict[str, Any] | None = None
+        self.last_error: dict[str, Any] | None = None  # {"time", "reason", "msg"} of the newest
 
     def arrived(self, records: int = 1) -> None:
         """`records` were committed (and acknowledged): run the engine over them."""
@@ -142,7 +144,9 @@ class RiskLive:
     def _failed(self, step: str, e: BaseException) -> None:
         self.errors += 1
         reason = getattr(e, "reason", None) or type(e).__name__
-        self.log({"event": "risk_error", "reason": str(reason), "msg": "%s: %s" % (step, e)})
+        event = {"event": "risk_error", "reason": str(reason), "msg": "%s: %s" % (step, e)}
+        self.last_error = {"time": self.now(), "reason": event["reason"], "msg": event["msg"]}
+        self.log(event)
 
 
 class RiskWorker(RiskLive):
