@@ -620,9 +620,7 @@ def _serve_process(
         if worker is not None:
             event["worker"] = worker
         if cfg["http.listen"] and first:
-            runner = await http.start_http(
-                http.make_app(store, metrics, live), *cfg["http.listen"]
-            )
+            runner = await http.start_http(http.make_app(store, metrics, live), *cfg["http.listen"])
             event["http"] = "%s:%d" % (cfg["http.listen"][0], http.bound_port(runner))
         event["msg"] = (
             "listening on %s (%s), storing into %s"
