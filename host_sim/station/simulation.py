@@ -618,6 +618,8 @@ class Simulation:
                 group[0].kind != "metro" or group[0].lane_cfg["direction"] == "exit"
             ):
                 return  # a dodger slips out behind someone: no tap
+            if behaviour == "denied" and group[0].lane_cfg.get("direction") == "exit":
+                return  # a blocked account is refused at every entry: nobody inside holds it
             if behaviour in TRAVELLERS:
                 self._walkin(group, behaviour)
                 return
