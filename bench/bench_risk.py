@@ -13,9 +13,10 @@ simulator's report, host_sim/station/report.py fraud). Rows:
   dodger is detectable only after several uses: their first use is not the start);
 - false positives among honest riders: the engine run over every shipped scenario
   (host_sim/scenarios/*.toml, with [risk] enabled in each), deny entries made for an account no
-  fraud used, in total (target 0); and, measured in the same runs, the riders a copier
-  harmed: the copied credential is denied, so its owner's own exit is refused and charged as a
-  missing exit (the money invariant flags them; no other invariant may break).
+  fraud used, in total (target 0); and, in the same runs, the honest riders charged wrong
+  (the money invariant's violations; target 0): the owner of a copied code is often still
+  riding when its credential is denied, and an exit lets them out to be charged their true
+  fare (docs/fraud.md section 6); no other invariant may break.
 """
 
 import glob
@@ -62,8 +63,8 @@ def _run(sc: dict[str, Any]) -> dict[str, Any]:
         rep = Simulation(sc, SEED, d).run()
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    # a figure from a run that broke an invariant means nothing; but one a copy's victim breaks
-    # is measured (false_positives): their credential is denied, their own exit refused
+    # a figure from a run that broke an invariant means nothing; the money invariant's
+    # violations (riders charged wrong) are counted instead, as the last row
     broken = [
         i["name"]
         for i in rep["invariants"]
@@ -94,8 +95,14 @@ def p14() -> list[dict]:
         rows.append(
             row(
                 "P14",
-                "%s: detection -> deny at every gate, worst of %d; %d passages admitted after"
-                % (kind, det["count"], kinds[kind]["admitted_after_detection"]),
+                "%s: detection -> deny at every gate, worst of %d; %d passages admitted after "
+                "(%d let out at exits)"
+                % (
+                    kind,
+                    det["count"],
+                    kinds[kind]["admitted_after_detection"],
+                    kinds[kind]["let_out_after_detection"],
+                ),
                 det["max"] / INTERVAL_S,
                 "sync intervals",
                 None,
@@ -132,12 +139,12 @@ def false_positives() -> list[dict]:
         ),
         row(
             "P14",
-            "riders whose code was copied, charged wrong once their credential is denied "
-            "(their own exit refused), same runs",
+            "honest riders charged wrong with risk on (e.g. a copied code's owner still "
+            "riding when the deny lands: let out, docs/fraud.md section 6), same runs",
             harmed,
             "riders",
             None,
-            "(not a target: measured)",
+            "0",
         ),
     ]
 

@@ -231,7 +231,8 @@ class Simulation:
             demand.CLONE_POOL + demand.DODGER_POOL if mix["cloned"] or mix["dodger"] else 0
         )
         self._fraud_scan: dict[int, tuple[str, str]] = {}  # gate -> (text, fraud kind) shown
-        self.fraud_uses: list[tuple[int, str, int, int]] = []  # (s, kind, account, cred_no)
+        # (s, kind, account, cred_no, at an exit): each fraudulent passage a gate accepted
+        self.fraud_uses: list[tuple[int, str, int, int, bool]] = []
         rcfg = scenario["risk"]
         self.risk_cfg = risk.load_config(
             data={
@@ -731,7 +732,8 @@ class Simulation:
             self.recent.append((self.now_ms(), gate, text))
         fraud = self._fraud_scan.pop(gate, None)
         if fraud is not None and fraud[0] == text and info is not None:
-            self.fraud_uses.append((self.elapsed_s(), fraud[1], info.account, info.cred_no))
+            out = self.slots[gate].lane_cfg.get("direction") == "exit"
+            self.fraud_uses.append((self.elapsed_s(), fraud[1], info.account, info.cred_no, out))
 
     def _done(self, v: lanes.Visitor, outcome: str) -> None:
         slot = self.slots[v.gate]
