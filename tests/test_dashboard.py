@@ -354,3 +354,69 @@ def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browse
     page.click("text=%d" % REPLAYED)
     assert page.title() == "Account %d - faregate back office" % REPLAYED
     assert all(u.startswith(site) for u in requests), "the dashboard loaded from elsewhere"
+
+
+def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_page):
+    """serve's engine (risk_live) on the page: a copied code committed at two gates is found
+    and published as it arrives, then a run that fails is shown as an alarm."""
+    from host_sim.backoffice import http, risk
+    from host_sim.backoffice.metrics import Metrics
+    from host_sim.backoffice.risk_live import RiskLive
+
+    store = Store(str(tmp_path / "bo.sqlite"))
+    clock = ManualClock(NOW + 120)
+    signer = es256.OpenSSLSigner(es256.generate_key())
+    for dev in (301, 303):
+        store.add_device(dev, b"\x02" + bytes(32), NOW)
+    store.publish(
+        messages.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, NOW, [], signer.sign), NOW
+    )
+    live = RiskLive(store, risk.load_config(), signer, clock=clock)
+    for dev, t in ((301, NOW), (303, NOW + 20)):
+        raw = records.Record(
+            records.KIND_PASSAGE, 0, dev, 1, t, 1, DIR_ENTRY, 1, 4242, 1, 3, 0, 0,
+            records.ZERO_HASH,
+        ).to_bytes()  # fmt: skip
+        store.store_batch(dev, [raw], t)
+        live.arrived(1)  # as a host session does after the batch's commit
+    loop = asyncio.new_event_loop()  # in a thread: playwright's sync API holds this one's
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner = web.AppRunner(http.make_app(store, Metrics(store), live))
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+
+    asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    site = "http://127.0.0.1:%d" % runner.addresses[0][1]
+    try:
+        page, requests = browser_page
+        seen = len(requests)  # (the page's requests of earlier tests are the module's)
+        page.goto(site + "/risk")
+        engine = page.inner_text("#engine")
+        assert engine.startswith("Risk engine: runs as records arrive: 2 run(s), 1 finding(s)")
+        # the first batch alone was one passage; the second made the copy, found and published
+        assert "the newest at 2026-01-01 08:02:00: 1 new finding(s), published" in engine
+        assert engine.endswith("published deny_delta v2 (+1 -0).")
+        row = _cells(page, "copied_code")
+        assert row[3] == "4242" and row[6] == "denied" and row[8] == "auto"
+        assert page.locator("#engine-error").count() == 0
+        store.b.execute("DELETE FROM publications")  # the next publish has no list to add to
+        store.b.execute("DELETE FROM risk_deny")  # (so that it has something to publish)
+        store.risk_want(denylist.credential_key(4242, 1), 1, "copied_code", NOW + 9999, True, NOW)
+        clock.advance(60)
+        live.run()
+        page.goto(site + "/risk")
+        err = page.inner_text("#engine-error")
+        assert err.startswith("1 failed run(s); the newest at 2026-01-01 08:03:00: publish: ")
+        assert "no deny list is published yet" in err and err.endswith("(bad_risk)")
+        _shot(page, "risk-live")
+        mine = requests[seen:]
+        assert all(u.startswith(site) for u in mine), "the dashboard loaded from elsewhere"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        store.close()

@@ -128,8 +128,8 @@ class ForgedCodesPass(Tamper):
     def device(self, name, dev):
         check = dev.validator.check
 
-        def buggy(text, now):
-            d = check(text, now)
+        def buggy(text, now, leaving=False):
+            d = check(text, now, leaving)
             if d.reason == "bad_issuer_signature":
                 return Decision(True, "accepted", d.code, 5000, ())
             return d
@@ -204,8 +204,8 @@ class LosesTheReason(Tamper):
     def device(self, name, dev):
         check = dev.validator.check
 
-        def buggy(text, now):
-            d = check(text, now)
+        def buggy(text, now, leaving=False):
+            d = check(text, now, leaving)
             if d.reason == "credential_expired":
                 return Decision(False, "accepted", d.code)
             return d

@@ -9,7 +9,8 @@ that moves the gate's state, and an event with no row is ignored and logged (har
 events in any state). This module runs the table's actions.
 
 A scan, in order (docs/gate-modes.md):
-  1. validator.check(text, now)                       -> the ride-code checks
+  1. validator.check(text, now, leaving)              -> the ride-code checks (leaving: an
+                                                          exit, where a denied code is let out)
   2. mode policy: the state welcomes scans (else gate_busy, out_of_service, ...),
      anti-passback / sessions (policy.check), offline limits (limits.check) if given
   3. on accept: journal.append(passage) BEFORE anything opens, then validator.committed(code),
@@ -161,7 +162,7 @@ class Gate:
         if isinstance(text, str) and text.startswith(AIM_MARK):
             d = Decision(False, "wrong_symbology")  # the reader read it as another symbology
         else:
-            d = self.validator.check(text, now)
+            d = self.validator.check(text, now, direction == records.DIR_EXIT)
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
             account = _account(d.code)  # per issuer: two issuers' account 42 are two riders

@@ -26,6 +26,12 @@
     key = "/etc/faregate/log.key"    # signs its tree heads (default: the sync key)
     head_interval_s = 3600           # a signed head at least this often (1..3600)
 
+    [risk]                           # the risk engine on arrival (docs/fraud.md), if deny_key
+    deny_key = "/etc/faregate/deny.key"   # the operator key that signs deny lists
+    root_key_id = 1                  # that key's id on the gates' root list
+    rules = "/etc/faregate/risk.toml"     # the rules' settings (default: the built-in ones)
+    every_s = 30                     # also run this often without arrivals (expiry, refresh)
+
 Relative paths are relative to the config file. Every key is optional and defaults as in
 FIELDS; `serve`'s flags override the file. Every problem is reported with the file's line:
 `backoffice.toml:3: sync.listen: ...` (tomllib gives lines only for syntax errors, so the
@@ -60,6 +66,10 @@ FIELDS: dict[str, tuple[str, Any, str]] = {
     "log.file": ("path", None, "JSON-lines log file (default: standard output)"),
     "translog.key": ("path", None, "the key that signs the log's heads (default: the sync key)"),
     "translog.head_interval_s": ("seconds", 3600, "a signed tree head at least this often"),
+    "risk.deny_key": ("path", None, "the key that signs deny lists: runs the risk engine"),
+    "risk.root_key_id": ("count", 1, "that key's id on the gates' operator root list"),
+    "risk.rules": ("path", None, "the risk engine's settings (docs/fraud.md section 3)"),
+    "risk.every_s": ("seconds", 30, "run the engine this often without arrivals too"),
 }
 
 

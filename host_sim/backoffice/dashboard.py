@@ -13,7 +13,9 @@ calls it; the pages read the store, they never write):
     /accounts/{id}          one account's journeys and charges (clearing.py, the tariff given)
     /risk                   the risk engine's findings (?state=, ?account=) with their scores,
                             explanations and decisions, and its deny entries (risk.py;
-                            decisions are taken with `faregate backoffice risk`)
+                            decisions are taken with `faregate backoffice risk`); with
+                            serve's engine (`risk_live`, risk_live.py), its runs: how many,
+                            the newest one's findings and delta, its errors
 
 Plain HTML with one inline style sheet and inline SVG: no JavaScript, nothing loaded from the
 network, so it works on a back-office machine with no internet and prints well. Every value
@@ -58,10 +60,13 @@ def add_routes(
     store: Store,
     tariff: dict[str, Any] | None = None,
     clock: Any = None,
+    risk_live: Any = None,
 ) -> None:
     """Serve the dashboard's pages from `store` on `app`. `tariff` prices journeys (default:
-    clearing's demo tariff); `clock.now()` is "now" for staleness and open journeys."""
+    clearing's demo tariff); `clock.now()` is "now" for staleness and open journeys;
+    `risk_live` the risk engine serve runs on arrival (None: not in this process)."""
     pages = _Pages(store, tariff or clearing.DEFAULT_TARIFF, clock or _WallClock())
+    pages.risk_live = risk_live
     app.router.add_get("/", pages.fleet)
     app.router.add_get(r"/gates/{device_id:\d+}", pages.gate)
     app.router.add_get("/anomalies", pages.anomalies)
@@ -250,6 +255,42 @@ class _Pages:
         )
         return page("Gate %d" % device_id, body)
 
+    risk_live: Any = None
+
+    def _engine(self) -> str:
+        """What serve's risk engine did (its runs on arrival), or where findings come from."""
+        live = self.risk_live
+        if live is None:
+            return (
+                '<p id="engine">Risk engine: not running in this service; findings come from '
+                "<code>faregate backoffice risk run</code> (or start serve with "
+                "<code>--risk-key</code>).</p>"
+            )
+        text = "Risk engine: runs as records arrive: %d run(s), %d finding(s), %d delta(s)" % (
+            live.runs,
+            live.findings,
+            live.published,
+        )
+        last = live.last
+        if last is not None:
+            pub = last["published"]
+            text += "; the newest at %s: %d new finding(s), %s" % (
+                when(last["time"]),
+                len(last["findings"]),
+                "published deny_delta v%d (+%d -%d)"
+                % (pub["version"], len(pub["adds"]), len(pub["removes"]))
+                if pub
+                else "nothing to publish",
+            )
+        out = '<p id="engine">%s.</p>' % escape(text)
+        err = live.last_error
+        if live.errors and err is not None:
+            out += '<p class="alarm" id="engine-error">%s</p>' % escape(
+                "%d failed run(s); the newest at %s: %s (%s)"
+                % (live.errors, when(err["time"]), err["msg"], err["reason"])
+            )
+        return out
+
     async def risk(self, request: web.Request) -> web.Response:
         state = request.query.get("state") or None
         account = request.query.get("account")
@@ -260,6 +301,7 @@ class _Pages:
             for k, n in counts.items()
         )
         body = "<p>%s %s</p>" % (links or "No findings yet.", '<a href="/risk">all</a>')
+        body += self._engine()
         body += (
             "<p>Decide with <code>faregate backoffice risk accept|undo|dismiss ID "
             "--operator NAME --reason TEXT</code>; <code>risk publish</code> sends the "

@@ -15,6 +15,7 @@ answer JSON (404 with {"error", "reason"} when there is no such proof yet).
 """
 
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -77,7 +78,9 @@ async def log_answer(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def make_app(store: Store, metrics_: Metrics) -> web.Application:
+def make_app(store: Store, metrics_: Metrics, risk_live: Any = None) -> web.Application:
+    """The side port's app; `risk_live`: serve's risk engine (risk_live.RiskWorker), whose
+    runs the dashboard's Risk page shows."""
     app = web.Application()
     app[STORE] = store
     app[METRICS] = metrics_
@@ -85,7 +88,7 @@ def make_app(store: Store, metrics_: Metrics) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/log/{what}", log_answer)
-    dashboard.add_routes(app, store)
+    dashboard.add_routes(app, store, risk_live=risk_live)
     return app
 
 

@@ -1275,9 +1275,17 @@ class Store:
         "first_use",
     )
 
-    def risk_transaction(self) -> Any:
-        """One scan or one operator decision: all of it or none (clearing's transaction)."""
-        return self.clearing_transaction()
+    @contextlib.contextmanager
+    def risk_transaction(self) -> Iterator[None]:
+        """One scan, publish or operator decision: all of it or none. A write transaction
+        from its start (SQLite: BEGIN IMMEDIATE, queued behind the other writers; a deferred
+        one would fail when a sync session commits between its reads and its first write),
+        one at a time across processes on PostgreSQL too (serve's engine, a `risk run`
+        from cron: two publishers would both make the next deny version)."""
+        with self.lock, self.b.transaction():
+            if self.b.name == "postgresql":
+                self.b.execute("SELECT pg_advisory_xact_lock(727371)")
+            yield
 
     def risk_new_credentials(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """(cursor moves [(device_id, high_seq)] that take in every record stored since the

@@ -24,6 +24,11 @@ committed (the event loop never waits on a commit). `server_context` issues TLS 
 tickets, so gates resume; `listen_socket` and `run_workers` fork front ends that accept on one
 port and share the ticket key of a context made before the fork (`serve --workers N`).
 
+The risk engine hears of records as they arrive: `arrived(n)` (a HostSession's, a
+Sessions', serve_tcp's) is called after each batch of n records is committed and its ACK is
+queued; `serve` hands it host_sim/backoffice/risk_live.py's RiskWorker, which only wakes its
+own thread, so no ACK waits on a scan.
+
 Every TCP session ends in one event through `log`, a dict (`json_lines` writes them as JSON
 lines): `{"event": "session", "device_id", "peer", "outcome", "records", "duration_s",
 "reason", "msg"}`, outcome one of OUTCOMES. The same session goes to the store's session
@@ -73,9 +78,11 @@ class HostSession:
         peer: str = "?",
         random_bytes: Callable[[int], bytes] = os.urandom,
         commit: GroupCommit | None = None,
+        arrived: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store  # reads; and writes too, unless a group commit takes them
         self.commit = commit
+        self.arrived = arrived  # told n after each batch of n records is committed (risk)
         self.pending: list[concurrent.futures.Future] = []  # writes queued, not yet awaited
         self._dev: Any = None  # the device row read at HELLO
         self._hello_seq = 0  # the HELLO's last_seq: checked once the device authenticated
@@ -173,7 +180,13 @@ class HostSession:
             self.stored += n
             out.append(self.conn.send(sync.Ack(up_to)))
             self.ack_s.append(time.perf_counter() - arrived)
+            self._arrived(n)
         return True
+
+    def _arrived(self, n: int) -> None:
+        """Tell the risk engine of n records committed (it runs elsewhere: RiskWorker)."""
+        if self.arrived is not None:
+            self.arrived(n)
 
     async def _settled(self, out: list[bytes]) -> bool:
         """Wait for the session's queued writes (its STATUS); False (refused) if one failed."""
@@ -294,6 +307,7 @@ class HostSession:
             self.stored += len(ev.records)
             out.append(self.conn.send(sync.Ack(up_to)))
             self.ack_s.append(time.perf_counter() - arrived)
+            self._arrived(len(ev.records))
         elif t == m.STATUS:
             try:
                 extra = json.loads(ev.extra.decode()) if ev.extra else {}
@@ -431,9 +445,11 @@ class Sessions:
         metrics: Any = None,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         commit: GroupCommit | None = None,
+        arrived: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.commit = commit
+        self.arrived = arrived
         self.keys = keys
         self.tls = ssl_context
         self.clock = clock or WallClock()
@@ -445,7 +461,13 @@ class Sessions:
         addr = w.get_extra_info("peername")
         peer = "%s:%s" % tuple(addr[:2]) if addr else "?"
         session = HostSession(
-            self.store, self.keys.signer, self.keys.verifier, self.clock, peer, commit=self.commit
+            self.store,
+            self.keys.signer,
+            self.keys.verifier,
+            self.clock,
+            peer,
+            commit=self.commit,
+            arrived=self.arrived,
         )
         started, t0 = self.clock.now(), time.monotonic()
         outcome, reason, msg = "", "", ""
@@ -536,12 +558,16 @@ async def serve_tcp(
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     commit: GroupCommit | None = None,
     sock: socket.socket | None = None,
+    arrived: Callable[[int], None] | None = None,
 ) -> asyncio.Server:
     """Serve sync sessions on host:port (or on `sock`, a listening socket: a worker of
     `serve_workers`). `commit`: the group commit taking the sessions' writes (else each
-    write is its own transaction, on the event loop)."""
+    write is its own transaction, on the event loop). `arrived(n)`: told after each batch
+    of n records is committed and acknowledged (the risk engine's RiskWorker.arrived)."""
     asyncio.get_running_loop().set_exception_handler(quiet_disconnects(log))
-    sessions = Sessions(store, keys, ssl_context, clock, log, metrics, idle_timeout_s, commit)
+    sessions = Sessions(
+        store, keys, ssl_context, clock, log, metrics, idle_timeout_s, commit, arrived
+    )
     if sock is not None:
         return await asyncio.start_server(sessions.handle, sock=sock)
     return await asyncio.start_server(sessions.handle, host, port)
@@ -627,7 +653,14 @@ def serve_link(
     """Serve sessions over a blocking link (a serial port) until `stop` is set. Over serial
     there is no connection: every HELLO starts a new session on the same HostSession, and a
     session ends at BYE or a refusal (then it goes to `sessions`' log, store and metrics)."""
-    session = HostSession(store, keys.signer, keys.verifier, clock, peer=getattr(link, "name", "?"))
+    session = HostSession(
+        store,
+        keys.signer,
+        keys.verifier,
+        clock,
+        peer=getattr(link, "name", "?"),
+        arrived=sessions.arrived if sessions is not None else None,
+    )
     t0: float | None = None
     started = 0
     while not stop.is_set():
@@ -661,6 +694,7 @@ class BackOfficeThread:
         log: Log = log_stderr,
         host: str = "127.0.0.1",
         metrics: Any = None,
+        arrived: Callable[[int], None] | None = None,
     ) -> None:
         self.store = Store(db_path)
         self.keys = keys
@@ -670,7 +704,17 @@ class BackOfficeThread:
         def main() -> None:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
-                serve_tcp(self.store, keys, host, 0, ssl_context, clock, log, metrics)
+                serve_tcp(
+                    self.store,
+                    keys,
+                    host,
+                    0,
+                    ssl_context,
+                    clock,
+                    log,
+                    metrics,
+                    arrived=arrived,
+                )
             )
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()

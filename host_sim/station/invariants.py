@@ -21,7 +21,9 @@ judges scans against the truth the simulator kept about every code it minted
                                     or gave its seq to another (a record whose commit a power
                                     cut interrupted counts as committed if the reboot finds it)
     denied_codes_refused            a deny-listed account is refused once the gate has
-                                    installed the list version that denies it
+                                    installed the list version that denies it (on the way
+                                    in: an exit lets a journey in progress out, flagged
+                                    denied_exit, unless validation.deny_exits)
     every_reject_has_a_reason       every refusal names a known reason (protocol/reasons.py),
                                     in the decision and in the journaled record
     replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
@@ -89,12 +91,13 @@ SAFETY_EVENTS = ("fire_alarm", "exit_request")  # emergency opening, store free 
 
 
 class _Scan:
-    __slots__ = ("info", "now", "deny_version", "recorded", "opened")
+    __slots__ = ("info", "now", "deny_version", "recorded", "opened", "let_out")
 
-    def __init__(self, info, now, deny_version):
+    def __init__(self, info, now, deny_version, let_out=False):
         self.info = info
         self.now = now
         self.deny_version = deny_version
+        self.let_out = let_out  # an exit, where the gate lets a denied credential out
         self.recorded = False  # its passage record was committed during this scan
         self.opened = False
 
@@ -193,7 +196,10 @@ class Monitor:
         clock = dev.clock
 
         def on_scan(text: str, direction: int | None = None) -> Any:
-            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"])
+            leaving = (direction if direction is not None else g.direction) == records.DIR_EXIT
+            v = dev.validator
+            let_out = leaving and v is not None and not v.config.deny_exits
+            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"], let_out)
             self._scan[gate] = scan
             try:
                 d = decide(text, direction)
@@ -254,7 +260,7 @@ class Monitor:
                 )
             if info is not None:
                 v = self.deny_version_of.get(info.account)
-                if v is not None and v <= scan.deny_version:
+                if v is not None and v <= scan.deny_version and not scan.let_out:
                     self.violate(
                         "denied_codes_refused",
                         gate,

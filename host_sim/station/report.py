@@ -179,7 +179,8 @@ def fraud(sim: Any) -> dict[str, Any]:
     """Per fraud kind (copier, cloned, dodger): the credentials used, those the risk engine
     denied, the time from a credential's first fraudulent passage to a deny entry at every
     gate, the time from detection (the finding) to that, the fraudulent passages admitted after
-    detection; and the false positives: deny entries the engine made for an account no fraud
+    detection (at entries; those let out at an exit, docs/fraud.md section 6, apart); and the
+    false positives: deny entries the engine made for an account no fraud
     used (an honest rider)."""
     denied_at: dict[int, tuple[int, int]] = {}  # deny key -> (found s, version published)
     keys_version: dict[int, int] = {}
@@ -191,10 +192,10 @@ def fraud(sim: Any) -> dict[str, Any]:
             k = f["deny_key"]
             if k not in denied_at or f["t_s"] < denied_at[k][0]:
                 denied_at[k] = (f["t_s"], keys_version[k])
-    fraud_accounts = {a for _t, _k, a, _c in sim.fraud_uses}
-    uses: dict[tuple[str, int, int], list[int]] = {}
-    for t, kind, account, cred_no in sim.fraud_uses:
-        uses.setdefault((kind, account, cred_no), []).append(t)
+    fraud_accounts = {a for _t, _k, a, _c, _out in sim.fraud_uses}
+    uses: dict[tuple[str, int, int], list[tuple[int, bool]]] = {}
+    for t, kind, account, cred_no, out in sim.fraud_uses:
+        uses.setdefault((kind, account, cred_no), []).append((t, out))
     interval = int(sim.sc["backoffice"]["sync_interval_s"])
     kinds: dict[str, Any] = {}
     for (kind, account, cred_no), ts in sorted(uses.items()):
@@ -207,6 +208,7 @@ def fraud(sim: Any) -> dict[str, Any]:
                 "use_to_deny_everywhere_s": [],
                 "detect_to_deny_everywhere_s": [],
                 "admitted_after_detection": 0,
+                "let_out_after_detection": 0,
             },
         )
         k["credentials"] += 1
@@ -220,10 +222,11 @@ def fraud(sim: Any) -> dict[str, Any]:
             continue
         found_s, version = min(hits)
         k["denied"] += 1
-        k["admitted_after_detection"] += sum(1 for t in ts if t > found_s)
+        k["admitted_after_detection"] += sum(1 for t, out in ts if t > found_s and not out)
+        k["let_out_after_detection"] += sum(1 for t, out in ts if t > found_s and out)
         everywhere = _deny_everywhere_s(sim, version)
         if everywhere is not None:
-            k["use_to_deny_everywhere_s"].append(everywhere - min(ts))
+            k["use_to_deny_everywhere_s"].append(everywhere - min(t for t, _out in ts))
             k["detect_to_deny_everywhere_s"].append(everywhere - found_s)
     for k in kinds.values():
         for name in ("use_to_deny_everywhere_s", "detect_to_deny_everywhere_s"):
@@ -254,6 +257,7 @@ def fraud(sim: Any) -> dict[str, Any]:
         "deny_versions_by_risk": len(sim.risk_published),
         "false_positives": len(false),
         "false_positive_accounts": false[:20],
+        "engine_errors": len(sim.risk_errors),
     }
 
 
@@ -429,7 +433,8 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
             use, det = k["use_to_deny_everywhere_s"], k["detect_to_deny_everywhere_s"]
             lines.append(
                 "    %-8s %d credentials, %d denied; first use to deny at every gate median %d s "
-                "max %d s (detection to it max %d s); %d passages admitted after detection"
+                "max %d s (detection to it max %d s); %d passages admitted after detection, "
+                "%d let out"
                 % (
                     kind,
                     k["credentials"],
@@ -438,6 +443,7 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
                     use["max"],
                     det["max"],
                     k["admitted_after_detection"],
+                    k["let_out_after_detection"],
                 )
             )
     broken = [i for i in report["invariants"] if not i["ok"]]

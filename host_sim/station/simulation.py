@@ -47,6 +47,7 @@ from drivers.portable import wiring
 from firmware.compose.device import Device
 from firmware.settings import default as fw_default
 from host_sim.backoffice import clearing, risk, statements
+from host_sim.backoffice.risk_live import RiskLive
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware import simbus, simhw
@@ -243,7 +244,8 @@ class Simulation:
             demand.CLONE_POOL + demand.DODGER_POOL if mix["cloned"] or mix["dodger"] else 0
         )
         self._fraud_scan: dict[int, tuple[str, str]] = {}  # gate -> (text, fraud kind) shown
-        self.fraud_uses: list[tuple[int, str, int, int]] = []  # (s, kind, account, cred_no)
+        # (s, kind, account, cred_no, at an exit): each fraudulent passage a gate accepted
+        self.fraud_uses: list[tuple[int, str, int, int, bool]] = []
         rcfg = scenario["risk"]
         self.risk_cfg = risk.load_config(
             data={
@@ -266,6 +268,22 @@ class Simulation:
                     self.deny.version_of[a] = NOT_YET
         self.risk_findings: list[dict[str, Any]] = []  # with "t_s": when found
         self.risk_published: dict[int, tuple[int, list[int]]] = {}  # version -> (s, adds)
+        self.risk_errors: list[dict[str, Any]] = []  # the engine's risk_error events
+        # the back office's own risk service (host_sim/backoffice/risk_live.py), as serve
+        # runs it: told by the host session after each batch is committed
+        self.risk_live = (
+            RiskLive(
+                self.store,
+                self.risk_cfg,
+                self.operator.signer,
+                self.operator.root_key_id,
+                self.clock,
+                self._risk_event,
+                self._risk_ran,
+            )
+            if rcfg["enabled"]
+            else None
+        )
         self.wall_s = 0.0
         self._touched = False  # something outside a gate's own turn changed a gate
 
@@ -615,6 +633,8 @@ class Simulation:
                 group[0].kind != "metro" or group[0].lane_cfg["direction"] == "exit"
             ):
                 return  # a dodger slips out behind someone: no tap
+            if behaviour == "denied" and group[0].lane_cfg.get("direction") == "exit":
+                return  # a blocked account is refused at every entry: nobody inside holds it
             if behaviour in TRAVELLERS:
                 self._walkin(group, behaviour)
                 return
@@ -726,7 +746,8 @@ class Simulation:
             self.recent.append((self.now_ms(), gate, text))
         fraud = self._fraud_scan.pop(gate, None)
         if fraud is not None and fraud[0] == text and info is not None:
-            self.fraud_uses.append((self.elapsed_s(), fraud[1], info.account, info.cred_no))
+            out = self.slots[gate].lane_cfg.get("direction") == "exit"
+            self.fraud_uses.append((self.elapsed_s(), fraud[1], info.account, info.cred_no, out))
 
     def _done(self, v: lanes.Visitor, outcome: str) -> None:
         slot = self.slots[v.gate]
@@ -776,6 +797,7 @@ class Simulation:
             clock=self.clock,
             peer=slot.name,
             random_bytes=nonces.randbytes,
+            arrived=self.risk_live.arrived if self.risk_live is not None else None,
         )
 
         def ended(s: Session) -> None:
@@ -802,8 +824,6 @@ class Simulation:
             return
         if s.ok:
             slot.stats["sessions_ok"] += 1
-            if client.acked and self.sc["risk"]["enabled"]:
-                self._risk_run()  # the engine scans records as they arrive
             if self.recovering and s.started_ms >= self.recovery_ms:
                 slot.recovered = True
         else:
@@ -813,6 +833,8 @@ class Simulation:
             slot.deny_applied.setdefault(v, self.elapsed_s())
         cfg = self.sc["backoffice"]
         wait = int(cfg["sync_interval_s"] if s.ok else cfg["retry_s"]) * 1000
+        if s.ok:  # as the gate's Syncer (firmware/compose/app.py): interval_s from the start
+            wait = max(0, wait - (s.ended_ms - s.started_ms))
         if self.recovering:
             wait = 2000
         self._schedule_sync(slot, wait)
@@ -890,6 +912,8 @@ class Simulation:
                 s.session.host_down()
         self.store.close()
         self.store = self._open_store()
+        if self.risk_live is not None:
+            self.risk_live.store = self.store
         self.net.outage = False
 
     def _publish_deny(self, version: int, accounts: list[int]) -> None:
@@ -910,26 +934,26 @@ class Simulation:
         return dict((k, v) for k, v, _n in self.store.offers())[m.KIND_DENY_DELTA]
 
     def _risk_tick(self) -> None:
-        """The back office's risk engine every scan_every_s, and after every session that
-        stored records: scan what arrived, publish what it wants denied (or a refresh); not
-        while the back office is down (the gates' sessions then fail too)."""
+        """The back office's risk service runs on each batch's arrival (the host session
+        tells it) and, as serve's every_s, every scan_every_s: expiries and the refresh
+        delta; not while the back office is down (the gates' sessions then fail too)."""
         if not self.recovering:
             self.sched.after(int(self.sc["risk"]["scan_every_s"]) * 1000, self._risk_tick)
-        self._risk_run()
+        if not self.net.outage and self.risk_live is not None:
+            self.risk_live.run()
 
-    def _risk_run(self) -> None:
-        if self.net.outage:
-            return
-        now = self.clock.now()
-        out = risk.scan(self.store, self.risk_cfg, now)
-        for f in out["findings"]:
+    def _risk_ran(self, summary: dict[str, Any]) -> None:
+        for f in summary["findings"]:
             self.risk_findings.append(dict(f, t_s=self.elapsed_s()))
-        op = self.operator
-        pub = risk.publish(self.store, self.risk_cfg, op.signer, now, op.root_key_id)
+        pub = summary["published"]
         if pub is not None:
             self.risk_published[pub["version"]] = (self.elapsed_s(), pub["adds"])
             self.deny.published = pub["version"]
             self.deny_published[pub["version"]] = self.elapsed_s()
+
+    def _risk_event(self, event: dict[str, Any]) -> None:
+        if event["event"] == "risk_error":
+            self.risk_errors.append(dict(event, t_s=self.elapsed_s()))
 
     # -- the main loop -----------------------------------------------------------------------
     def _crash(self, slot: Slot, where: str, e: BaseException) -> None:

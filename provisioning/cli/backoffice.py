@@ -129,6 +129,18 @@ def register(sub: Any) -> None:
         metavar="S",
         help="sign a tree head of the log at least every S seconds, new leaves or not "
         "(default 3600; 1..3600)",
+        "--risk-key",
+        metavar="FILE",
+        help="run the risk engine on arrival (docs/fraud.md): after each batch is committed, "
+        "scan it and publish the deny delta it leads to, signed with this key (the one that "
+        "signs deny lists, operator/root.key of `faregate keys init`), so every gate installs "
+        "it at its next sync. Off without it (then `backoffice risk run` from cron)",
+    )
+    sv.add_argument(
+        "--risk-rules",
+        metavar="FILE",
+        help="the risk engine's settings in TOML (as `backoffice risk --rules`; default: the "
+        "built-in ones)",
     )
     sv.set_defaults(db=None)  # from --config, else backoffice.sqlite
 
@@ -476,6 +488,8 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "sync.group_commit": args.group_commit,
         "translog.key": args.log_key,
         "translog.head_interval_s": args.head_interval_s,
+        "risk.deny_key": args.risk_key,
+        "risk.rules": args.risk_rules,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.db is not None:  # --db is the store, whichever backend: it overrides the file's
@@ -543,6 +557,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     log = sync_server.json_lines(out)
     db = cfg["store.url"] or cfg["store.path"]
+    if cfg["risk.deny_key"]:  # read once, before any fork: a bad file stops serve here
+        from host_sim.backoffice import risk
+
+        cfg["risk.config"] = risk.load_config(cfg["risk.rules"])
+        cfg["risk.signer"] = load_signer(cfg["risk.deny_key"], "deny-list signing key")
     workers = cfg["sync.workers"]
     if workers == 1:
         return _serve_process(cfg, keys, tls, log, out, db, None, None)
@@ -581,11 +600,24 @@ def _serve_process(
     stop = threading.Event()
     first = worker in (None, 0)
     log_signer = load_signer(cfg["translog.key"] or cfg["sync.sync_key"], "log key")
+    live = None  # the risk engine on arrival: in one front end (the others' records: every_s)
+    if cfg["risk.deny_key"] and first:
+        from host_sim.backoffice.risk_live import RiskWorker
+
+        live = RiskWorker(
+            lambda: Store(db),
+            cfg["risk.config"],
+            cfg["risk.signer"],
+            cfg["risk.root_key_id"],
+            log=log,
+            every_s=cfg["risk.every_s"],
+        )
+    arrived = live.arrived if live is not None else None
     if cfg["sync.serial"] and first:
         from drivers.linux.link_serial import SerialLink
 
         link = SerialLink(cfg["sync.serial"])
-        serial = sync_server.Sessions(store, keys, log=log, metrics=metrics)
+        serial = sync_server.Sessions(store, keys, log=log, metrics=metrics, arrived=arrived)
         threading.Thread(
             target=sync_server.serve_link, args=(store, keys, link, stop, None, serial), daemon=True
         ).start()
@@ -616,6 +648,7 @@ def _serve_process(
                 cfg["sync.idle_timeout_s"],
                 commit,
                 socks[i] if socks else None,
+                arrived,
             )
             servers.append(server)
             listening.append("%s:%d" % (host, server.sockets[0].getsockname()[1]))
@@ -624,13 +657,20 @@ def _serve_process(
         if worker is not None:
             event["worker"] = worker
         if cfg["http.listen"] and first:
-            runner = await http.start_http(http.make_app(store, metrics), *cfg["http.listen"])
+            runner = await http.start_http(http.make_app(store, metrics, live), *cfg["http.listen"])
             event["http"] = "%s:%d" % (cfg["http.listen"][0], http.bound_port(runner))
-        event["msg"] = "listening on %s (%s), storing into %s" % (
-            ", ".join(listening),
-            "TLS" if tls else "plain TCP, loopback only",
-            shown,
-        ) + (", http on %s" % event["http"] if runner else "")
+        event["msg"] = (
+            "listening on %s (%s), storing into %s"
+            % (
+                ", ".join(listening),
+                "TLS" if tls else "plain TCP, loopback only",
+                shown,
+            )
+            + (", http on %s" % event["http"] if runner else "")
+            + (", risk engine on arrival" if live is not None else "")
+        )
+        if live is not None:
+            event["risk"] = "on arrival"
         event.update(listen=listening, tls=tls is not None, store=shown)
         log(event)
         if first:  # one process signs the log's heads, on its own connection
@@ -652,6 +692,8 @@ def _serve_process(
         how = asyncio.run(main())
         if commit is not None:
             commit.close()  # what is queued is committed before the stop is logged
+        if live is not None:
+            live.close()
         event: dict[str, Any] = {"event": "stop", "msg": "stopped by %s" % how}
         if worker is not None:
             event["worker"] = worker

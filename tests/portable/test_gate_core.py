@@ -321,8 +321,8 @@ def test_a_lowered_offline_limit_binds():
         g = _gate(d, ticks, limits=lim, config={"value": 250})
         real_check = g.validator.check
 
-        def untrusted_clock_check(text, now):
-            dec = real_check(text, now)
+        def untrusted_clock_check(text, now, leaving=False):
+            dec = real_check(text, now, leaving)
             dec.offline_limit = 100  # what clock_offline_limit=100 gives under an untrusted clock
             return dec
 
@@ -375,3 +375,28 @@ def test_unknown_settings_and_modes_are_refused():
     # a bad setting is a SettingError (a FormatError: settings come from outside)
     assert raises(SettingError, modes.config, {"pass_sec": 3}).reason == "bad_config"
     assert raises(UsageError, modes.build, 9).reason == "bad_config"
+
+
+def test_an_exit_line_lets_a_denied_rider_out_and_journals_the_exit():
+    from firmware.verify.denystore import DenyStore
+    from protocol import denylist
+
+    d = mkdtemp("denied-exit")
+    ticks = Ticks(0)
+    try:
+        deny = DenyStore.from_keys([denylist.credential_key(5, 1)])
+        v = Validator(codes.VERIFIER, {1: codes.issuer_key()}, deny)
+        j = Journal(d, device_id=1)
+        barrier = Barrier()
+        out = Gate(v, j, barrier, Display(), Clock(ticks), mode=1, direction=2, ticks=ticks)
+        assert out.on_scan(_code(5, 1, ticks)).accept and barrier.cmds == ["open"]
+        [raw] = j.pending()
+        rec = records.decode(raw)
+        assert (rec.kind, rec.account_id, rec.direction) == (records.KIND_PASSAGE, 5, 2)
+        # on the way in (the entry reader of a two-reader door) it is refused
+        out.on_event("occupied")
+        out.on_event("passage_fwd")
+        assert out.on_scan(_code(5, 2, ticks), direction=1).reason == "denied"
+        j.close()
+    finally:
+        rmtree(d)
