@@ -273,6 +273,12 @@ def check_cert(cert, message: Message, root_pub: bytes, verifier, now: int):
     `now`; else the reason (mesh_foreign_cert, mesh_bad_cert)."""
     if not certs.verify(cert, root_pub, verifier):
         return "mesh_foreign_cert"
+    return cert_fits(cert, message, now)
+
+
+def cert_fits(cert, message: Message, now: int):
+    """None if the (verified) `cert` is a device certificate of the sender, valid at `now`;
+    else "mesh_bad_cert". What a receiver checks again for a certificate it remembers."""
     if cert.kind != certs.KIND_DEVICE or cert.subject_id != message.sender:
         return "mesh_bad_cert"
     if not cert.check_time(now):
