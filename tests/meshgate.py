@@ -9,15 +9,19 @@ drivers/linux/mesh_udp.py, as the config's mesh.* settings say; there is no back
 clock is the wall clock plus CLOCK_OFFSET_S (the same for every gate of a test, and across a
 restart). Commands on stdin, one a line; answers on stdout, one JSON object a line:
 
-    scan TEXT       a phone at the reader: {"decision": reason, "t": monotonic s}; an accepted
-                    rider walks through (the beams' events), so the gate is ready again
+    scan TEXT       a phone at the reader: {"decision": reason, "account": id, "t": monotonic
+                    s of the barrier's open command (else of the decision), "p2_ms": the
+                    reader's text to the open command}; an accepted rider walks through (the
+                    beams' events), so the gate is ready again
     status          {"status": Device.report()} (its "mesh" part: peers, counts, refusals)
     block P1,P2     drop mesh datagrams to and from these UDP ports (one side of a partition)
     unblock         heal it
     quit            close the gate and exit
 
-It prints {"ready": device_id} once it is in service, and {"accepted_at": t} with the monotonic
-time of each acceptance (for the benchmark: acceptance -> refusal at a peer).
+It prints {"ready": device_id} once it is in service, and {"learned": [account, counter, t]}
+when its mesh node puts a peer's presentation into the replay cache (t: monotonic s; from then
+on a copy is refused here), so bench P13 times acceptance -> refusal across processes
+(CLOCK_MONOTONIC is one clock for the whole machine).
 """
 
 import json
@@ -30,8 +34,10 @@ from typing import Any
 from drivers.linux import crypto_openssl, mesh_udp
 from drivers.portable import wiring
 from firmware.compose.device import Device
+from protocol import ridecode
 
 SCAN_EVENTS = ("occupied", "passage_fwd")
+WAIT_S = 0.02
 
 
 class WallClock:
@@ -48,14 +54,20 @@ class WallClock:
 class Reader:
     def __init__(self) -> None:
         self.queue: list[str] = []
+        self.read_at = 0.0
 
     def read(self, timeout_s: float = 0.0) -> str | None:
-        return self.queue.pop(0) if self.queue else None
+        if not self.queue:
+            return None
+        self.read_at = time.monotonic()
+        return self.queue.pop(0)
 
 
 class Barrier:
+    opened_at = 0.0
+
     def open(self) -> None:
-        pass
+        self.opened_at = time.monotonic()
 
     def close(self) -> None:
         pass
@@ -101,7 +113,8 @@ def main(argv: list[str]) -> int:
         return links[-1]
 
     reader = Reader()
-    hw = wiring.Hardware(barrier=Barrier(), readers=[(reader, None)])
+    barrier = Barrier()
+    hw = wiring.Hardware(barrier=barrier, readers=[(reader, None)])
     dev = Device.open(
         state_dir,
         hw,
@@ -112,11 +125,24 @@ def main(argv: list[str]) -> int:
     )
     decisions: list[Any] = []
     dev.loop.on_decision = decisions.append
+    replay = dev.validator.replay
+    learn = replay.learn
+
+    def learned(cred_id: int, counter: int, ptime: int, gtime: int) -> bool:
+        news = learn(cred_id, counter, ptime, gtime)
+        if news:
+            emit({"learned": [cred_id >> ridecode.CRED_NO_BITS, counter, time.monotonic()]})
+        return bool(news)
+
+    replay.learn = learned  # type: ignore[method-assign]
     emit({"ready": dev.device_id})
     buf = b""
     while True:
-        ready, _, _ = select.select([0], [], [], 0.002)
-        if ready:
+        # wake for a command or a datagram, else every WAIT_S (heartbeats, timers), as the
+        # gate's main loop turns (firmware/compose/app.py waits 20 ms a turn for a scan)
+        fds = [0] + [link.link.sock.fileno() for link in links]
+        ready, _, _ = select.select(fds, [], [], WAIT_S)
+        if 0 in ready:
             chunk = os.read(0, 65536)
             if not chunk:
                 break
@@ -139,12 +165,14 @@ def main(argv: list[str]) -> int:
                 return 0
         dev.step(0)
         for d in decisions:
-            t = time.monotonic()
+            out = {"decision": d.reason, "t": time.monotonic(), "p2_ms": None}
+            out["account"] = d.code.credential.account_id if d.code is not None else None
             if d.accept:
+                out["t"] = barrier.opened_at
+                out["p2_ms"] = (barrier.opened_at - reader.read_at) * 1000
                 for event in SCAN_EVENTS:  # the rider walks through
                     dev.gate.on_event(event)
-                emit({"accepted_at": t})
-            emit({"decision": d.reason, "t": t})
+            emit(out)
         decisions.clear()
     dev.close()
     return 0

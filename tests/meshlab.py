@@ -44,7 +44,8 @@ class GateProc:
             env=env,
         )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.accepted: list[float] = []
+        self.learned: list[tuple[int, int, float]] = []  # (account, counter, monotonic s)
+        self.decisions: list[dict[str, Any]] = []  # every decision, also when not expected
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         self.device_id = self.expect("ready", timeout=30)
@@ -55,9 +56,11 @@ class GateProc:
             obj = json.loads(raw)
             if "log" in obj:
                 self.log.append(obj["log"])
-            elif "accepted_at" in obj:
-                self.accepted.append(obj["accepted_at"])
+            elif "learned" in obj:
+                self.learned.append(tuple(obj["learned"]))  # type: ignore[arg-type]
             else:
+                if "decision" in obj:
+                    self.decisions.append(obj)
                 self.lines.put(obj)
 
     def send(self, line: str) -> None:
@@ -78,6 +81,8 @@ class GateProc:
                 return obj[key]
 
     def scan(self, text: str) -> str:
+        while not self.lines.empty():  # decisions of scans sent without waiting (a load)
+            self.lines.get_nowait()
         self.send("scan " + text)
         return str(self.expect("decision"))
 
@@ -112,7 +117,7 @@ class GateProc:
 
 
 class Station:
-    def __init__(self, base: str, n: int, heartbeat_ms: int = 200) -> None:
+    def __init__(self, base: str, n: int, heartbeat_ms: int = 200, mesh: bool = True) -> None:
         self.base = base
         self.offset = NOW - time.time()  # every gate's clock reads NOW at the start
         self.ports = free_udp_ports(n)
@@ -133,7 +138,7 @@ class Station:
                 "direction": "entry",
                 "scope": 1,
                 "mesh": {
-                    "enabled": True,
+                    "enabled": mesh,
                     "bind": "127.0.0.1",
                     "port": self.ports[i - 1],
                     "peers": peers,

@@ -388,7 +388,7 @@ class MeshNode:
         now_ms = self.ticks()
         peers = {}
         for device_id, p in self.peers.items():
-            peers[device_id] = {
+            peers["%d" % device_id] = {
                 "have": p.have,
                 "head": p.head,
                 "heard_ms_ago": None

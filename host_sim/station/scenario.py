@@ -336,6 +336,27 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
         ("barrier_jams", "int", 0, "", "a barrier jams on its next movement"),
         ("jam_clear_s", "range", [60, 300], "s", "how long until a technician clears it"),
     ],
+    "mesh": [  # the station mesh (firmware/mesh/, docs/mesh.md) over the station LAN model
+        (
+            "enabled",
+            "bool",
+            False,
+            "",
+            "gates announce accepted passages to their station's other gates (mesh.enabled; "
+            "`faregate sim run --mesh` sets it for one run)",
+        ),
+        ("latency_ms", "range", [1, 5], "ms", "one-way delay of a datagram on the station LAN"),
+        ("drop_rate", "float", 0.0, "", "chance a datagram is lost (catch-up repairs it)"),
+        ("heartbeat_ms", "int", 5000, "ms", "the gates' mesh.heartbeat_ms"),
+        (
+            "partitions",
+            "int",
+            0,
+            "",
+            "LAN partitions, each splitting the gates into two seeded halves at a seeded time",
+        ),
+        ("partition_s", "range", [60, 600], "s", "length of a LAN partition"),
+    ],
 }
 
 # [[fault]]: a fault at a fixed time, in addition to the seeded ones.
@@ -719,6 +740,7 @@ DOC_SECTIONS = [
     "risk",
     "faults",
     "fault",
+    "mesh",
 ]
 
 
