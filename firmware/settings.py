@@ -165,26 +165,6 @@ SCHEMA = (
      "bus: how long the vehicle stays inside a stop's geofence before the stop is reached"),
     ("bus.fix_timeout_s", "int", (1, 600), 5, "s",
      "bus: no valid GNSS fix for this long and the position is lost (records flagged)"),
-    # the station mesh (firmware/mesh/, docs/mesh.md): gates announce accepted passages to peers
-    ("mesh.enabled", "bool", (), False, "",
-     "announce accepted passages to the station's other gates and refuse theirs as replayed "
-     "(station-wide replay and anti-passback; docs/mesh.md)"),
-    ("mesh.port", "int", (1, 65535), 7790, "", "the UDP port the gate's mesh socket binds"),
-    ("mesh.bind", "str", (1, 253), None, "",
-     "the address the mesh socket binds (the station LAN's interface; none: every interface)"),
-    ("mesh.peers", "str", (1, 2047), None, "",
-     "where announcements go: the station's other gates, \"host:port,host:port\" (a port "
-     "left out is mesh.port), or one IPv4 multicast group \"239.x.y.z:port\""),
-    ("mesh.heartbeat_ms", "int", (100, 60000), 1000, "ms",
-     "an empty announcement carrying the gate's newest seq this often: peers see what they "
-     "missed"),
-    ("mesh.max_age_s", "int", (1, 3600), 30, "s",
-     "a mesh message further than this from the gate's time is refused (mesh_stale)"),
-    ("mesh.keep_s", "int", (60, DAY), 1200, "s",
-     "how long a gate keeps its own announcements for peers' catch-up (at least the replay "
-     "window and gate.passback_s)"),
-    ("mesh.outbox", "int", (16, 1000000), 8192, "entries",
-     "most announcements kept for catch-up (256 by default on MCU gates)"),
     # maintenance
     ("selftest.scan_timeout_s", "int", (1, 120), 15, "s",
      "how long the self-test waits for a scan"),
@@ -205,10 +185,14 @@ PROFILE_DEFAULTS = {
         # are 240-480 KB, the whole heap; 3072 already fail the 512 KB gate of the MCU suite,
         # 1024 leave room for a full credential cache (docs/mcu.md)
         "limits.max_unsynced_count": 1024,
-        "mesh.outbox": 256,
     },
     "linux": {},
 }
+
+if PROFILE == "linux":  # the station mesh's rows: an MCU gate has no mesh (docs/mcu.md)
+    from firmware.mesh.schema import ROWS as _MESH_ROWS
+
+    SCHEMA = SCHEMA + _MESH_ROWS
 
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
 ALIASES = {"validation.stale_trust": {"accept_flagged": "grace"}}

@@ -67,6 +67,58 @@ MAX_LEN = MIN_LEN + MAX_ENTRIES * ENTRY_LEN
 _HEAD = ">2sBBIHBBIIQQI"  # 40 bytes
 _ENTRY = ">QBBBBIQII"  # 32 bytes
 MALFORMED = "mesh_malformed"
+# reasons (protocol/reasons.py adds them to REASONS on Linux gates): name -> (number, display,
+# explanation); never shown to riders; docs/mesh.md, section 3
+REASONS = {
+    "mesh_malformed": (
+        300,
+        "",
+        "A station-mesh datagram that is not a well-formed message (length, magic, version, "
+        "type, count, entry order): dropped.",
+    ),
+    "mesh_bad_signature": (
+        301,
+        "",
+        "A mesh message whose signature does not verify with its certificate's key (forged or "
+        "altered on the way): dropped.",
+    ),
+    "mesh_foreign_cert": (
+        302,
+        "",
+        "A mesh message whose certificate is not signed by this gate's operator root (another "
+        "operator's gate, or a self-made certificate): dropped.",
+    ),
+    "mesh_bad_cert": (
+        303,
+        "",
+        "A mesh message whose certificate does not parse, is not a device certificate, names "
+        "another device than the sender, or is outside its validity: dropped.",
+    ),
+    "mesh_replayed": (
+        304,
+        "",
+        "A mesh message not newer (time, msg) than the last one taken from its sender: a replay "
+        "or a late duplicate, dropped (catch-up repairs what a reordering lost).",
+    ),
+    "mesh_stale": (
+        305,
+        "",
+        "A mesh message whose time is further than mesh.max_age_s from the gate's time: "
+        "dropped (a recording replayed later, or a peer with a wrong clock).",
+    ),
+    "mesh_other_station": (
+        306,
+        "",
+        "A mesh message from a gate of another station (mesh.peers lists a wrong address): "
+        "dropped.",
+    ),
+    "mesh_catchup": (
+        307,
+        "",
+        "The gate asked a peer for the announcements it missed (a gap in the peer's sequence, "
+        "a boot, a partition healed).",
+    ),
+}
 
 
 class Entry:

@@ -5,6 +5,8 @@ The number is stable and goes into journals and reports; the name goes into JSON
 The order of the verification pipeline is documented in docs/ridecode.md.
 """
 
+import sys
+
 ACCEPTED = "accepted"
 
 REASONS = {
@@ -293,56 +295,6 @@ REASONS = {
         "Test card read",
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
-    # the station mesh (firmware/mesh/, protocol/mesh.py, docs/mesh.md), 300-309: announcements
-    # between the gates of a station refused; counted in the gate's status, never shown to riders
-    "mesh_malformed": (
-        300,
-        "",
-        "A station-mesh datagram that is not a well-formed message (length, magic, version, "
-        "type, count, entry order): dropped.",
-    ),
-    "mesh_bad_signature": (
-        301,
-        "",
-        "A mesh message whose signature does not verify with its certificate's key (forged or "
-        "altered on the way): dropped.",
-    ),
-    "mesh_foreign_cert": (
-        302,
-        "",
-        "A mesh message whose certificate is not signed by this gate's operator root (another "
-        "operator's gate, or a self-made certificate): dropped.",
-    ),
-    "mesh_bad_cert": (
-        303,
-        "",
-        "A mesh message whose certificate does not parse, is not a device certificate, names "
-        "another device than the sender, or is outside its validity: dropped.",
-    ),
-    "mesh_replayed": (
-        304,
-        "",
-        "A mesh message not newer (time, msg) than the last one taken from its sender: a replay "
-        "or a late duplicate, dropped (catch-up repairs what a reordering lost).",
-    ),
-    "mesh_stale": (
-        305,
-        "",
-        "A mesh message whose time is further than mesh.max_age_s from the gate's time: "
-        "dropped (a recording replayed later, or a peer with a wrong clock).",
-    ),
-    "mesh_other_station": (
-        306,
-        "",
-        "A mesh message from a gate of another station (mesh.peers lists a wrong address): "
-        "dropped.",
-    ),
-    "mesh_catchup": (
-        307,
-        "",
-        "The gate asked a peer for the announcements it missed (a gap in the peer's sequence, "
-        "a boot, a partition healed).",
-    ),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,
@@ -357,6 +309,14 @@ REASONS = {
         "it was issued less than risk.first_ride_s ago.",
     ),
 }
+
+# the station mesh, 300-309 (docs/mesh.md, section 3): its refusals of peers' messages, defined
+# with the message format in protocol/mesh.py (REASONS there) and added here on Linux gates
+# only: an MCU gate has no mesh, and its 512 KB heap (docs/mcu.md) does not pay for them
+if sys.implementation.name != "micropython":
+    from protocol.mesh import REASONS as _MESH
+
+    REASONS.update(_MESH)
 
 
 def number(reason: str) -> int:

@@ -34,6 +34,7 @@ from typing import Any
 from drivers.linux import crypto_openssl, mesh_udp
 from drivers.portable import wiring
 from firmware.compose.device import Device
+from firmware.mesh import node
 from protocol import ridecode
 
 SCAN_EVENTS = ("occupied", "passage_fwd")
@@ -115,26 +116,21 @@ def main(argv: list[str]) -> int:
     reader = Reader()
     barrier = Barrier()
     hw = wiring.Hardware(barrier=barrier, readers=[(reader, None)])
+    hw.mesh_link = open_link  # type: ignore[attr-defined]
     dev = Device.open(
-        state_dir,
-        hw,
-        WallClock(offset),
-        crypto=crypto_openssl,
-        log=lambda text: emit({"log": text}),
-        mesh_link=open_link,
+        state_dir, hw, WallClock(offset), crypto=crypto_openssl, log=lambda t: emit({"log": t})
     )
     decisions: list[Any] = []
     dev.loop.on_decision = decisions.append
-    replay = dev.validator.replay
-    learn = replay.learn
+    learn = node.learn_presentation
 
-    def learned(cred_id: int, counter: int, ptime: int, gtime: int) -> bool:
-        news = learn(cred_id, counter, ptime, gtime)
+    def learned(replay: Any, cred_id: int, counter: int, t: int) -> bool:
+        news = learn(replay, cred_id, counter, t)
         if news:
             emit({"learned": [cred_id >> ridecode.CRED_NO_BITS, counter, time.monotonic()]})
-        return bool(news)
+        return news
 
-    replay.learn = learned  # type: ignore[method-assign]
+    node.learn_presentation = learned
     emit({"ready": dev.device_id})
     buf = b""
     while True:

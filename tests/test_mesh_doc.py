@@ -56,3 +56,13 @@ def test_the_vector_verifies_with_openssl():
     assert mesh.check(mesh.parse(bytes(raw)), root_pub, OpenSSLVerifier(), NOW) == (
         "mesh_bad_signature"
     )
+
+
+def test_the_refusals_are_reasons_300_to_309_with_the_docs_table():
+    from protocol import reasons
+
+    with open(os.path.join(ROOT, "docs", "mesh.md")) as f:
+        text = f.read()
+    for name, (n, display, _doc) in mesh.REASONS.items():
+        assert reasons.REASONS[name][0] == n and 300 <= n <= 309 and display == ""
+        assert "| `%s` | %d |" % (name, n) in text

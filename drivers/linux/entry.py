@@ -159,8 +159,8 @@ def main(ctx: dict[str, Any]) -> int:
             hw = wiring.build(device["hardware"], machine=gpio_sysfs)
         except (OSError, ValueError) as e:  # the console still starts: a technician can look
             log("app: hardware not available: %s" % e)
-    from drivers.linux import mesh_udp  # small; the gate opens it only under mesh.enabled
+    if hw is not None:  # the station mesh's socket, opened only under mesh.enabled
+        from drivers.linux import mesh_udp
 
-    return app.run(
-        ctx, link, hw, os.urandom, log, connect=connector(device), mesh_link=mesh_udp.open_link
-    )
+        hw.mesh_link = mesh_udp.open_link  # type: ignore[attr-defined]
+    return app.run(ctx, link, hw, os.urandom, log, connect=connector(device))

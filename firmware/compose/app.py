@@ -1,6 +1,6 @@
 """What a gate does right after the boot shim hands over (firmware.maintenance.boot.launch).
 
-    code = app.run(ctx, link, hw, rng, log, clock=None, connect=None, mesh_link=None)
+    code = app.run(ctx, link, hw, rng, log, clock=None, connect=None)
     # ctx from the shim: state_dir, slot, trial, device
 
 The entry module of each profile (drivers/linux/entry.py, drivers/mcu/entry.py) builds for its
@@ -12,9 +12,9 @@ real-time clock (default firmware.maintenance.wallclock.RTC on the state directo
 the sync front end firmware.sync.failover chose from `sync.hosts` or `sync.host` (None when the
 config names none: a serial link needs none) (drivers/linux/link_tcp.py with
 TLS, drivers/linux/link_serial.py, drivers/mcu/link_uart.py), or hands back an opener of it (see
-Syncer), or raises OSError (None: this gate does not sync); `mesh_link(settings)`, which opens
-the station mesh's socket when the config sets mesh.enabled (drivers/linux/mesh_udp.py; None:
-the gate has none, docs/mesh.md). Signatures come from
+Syncer), or raises OSError (None: this gate does not sync). `hw.mesh_link(settings)`, if the
+entry point sets it, opens the station mesh's socket when the config sets mesh.enabled
+(drivers/linux/mesh_udp.py, docs/mesh.md). Signatures come from
 firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p256.py.
 
 1. Trial check: the image's self-test (firmware.maintenance.trial_selftest), and the gate
@@ -66,9 +66,7 @@ CONNECT_LIMIT_S = 10  # an opening link (lookup, TCP, TLS) not ready by then is 
 MAX_ERROR_LOGS = 20
 
 
-def run(
-    ctx: dict, link, hw=None, rng=None, log=print, clock=None, connect=None, mesh_link=None
-) -> int:
+def run(ctx: dict, link, hw=None, rng=None, log=print, clock=None, connect=None) -> int:
     verifier = platform.crypto().verifier()
     d = ctx["state_dir"]
     fs = getattr(hw, "disk", None) or DISK  # the one storage object, as Device uses it
@@ -83,14 +81,7 @@ def run(
         if clock is None:
             clock = RTC(d, ctx["device"].get("rtc_reset_time"), fs=fs)
         dev = Device.open(
-            d,
-            hw,
-            clock,
-            log=log,
-            rng=rng or os.urandom,
-            slot=ctx["slot"],
-            device=ctx["device"],
-            mesh_link=mesh_link,
+            d, hw, clock, log=log, rng=rng or os.urandom, slot=ctx["slot"], device=ctx["device"]
         )
     except Exception as e:  # a gate that cannot open fails the trial like any check
         failures.append("service console: %r" % (e,))

@@ -22,7 +22,7 @@ many. It composes the parts and re-implements none:
     service console          maintenance/console.py
     gate, loop, limits       gate/gate.py, gate/loop.py,  (built from config.json)
                              verify/limits.py
-    station mesh (optional)  mesh/node.py, loaded only    (RAM; its socket: `mesh_link`)
+    station mesh (optional)  mesh/node.py, loaded only    (RAM; its socket: hw.mesh_link)
                              under mesh.enabled
 
 `hw` is drivers/portable/wiring.Hardware or a simulator's object of the same shape (None: no
@@ -214,39 +214,17 @@ def store_alarms(v) -> list:
 class Device:
     @classmethod
     def open(
-        cls,
-        state_dir: str,
-        hw,
-        clock,
-        crypto=None,
-        log=None,
-        rng=None,
-        slot=None,
-        device=None,
-        mesh_link=None,
+        cls, state_dir: str, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
     ):
         """`crypto`: the signature backend (default firmware.platform.crypto()); `rng(n)`:
         random bytes (default os.urandom); `slot`: the running A/B slot and `device` the
-        gate's device.json (firmware/maintenance/boot.py; default: read it, if there is one);
-        `mesh_link(settings)`: opens the station mesh's socket for the config's mesh.*
-        settings (drivers/linux/mesh_udp.py; None: this gate has none, mesh.enabled is
-        ignored with a log line)."""
-        return cls(state_dir, hw, clock, crypto, log, rng, slot, device, mesh_link)
+        gate's device.json (firmware/maintenance/boot.py; default: read it, if there is one)."""
+        return cls(state_dir, hw, clock, crypto, log, rng, slot, device)
 
     def __init__(
-        self,
-        state_dir,
-        hw,
-        clock,
-        crypto=None,
-        log=None,
-        rng=None,
-        slot=None,
-        device=None,
-        mesh_link=None,
+        self, state_dir, hw, clock, crypto=None, log=None, rng=None, slot=None, device=None
     ):
         self.dir = state_dir
-        self.mesh_link = mesh_link
         self.mesh = None  # the station mesh's node (firmware/mesh/node.py) when mesh.enabled
         self.hw = hw
         self.log = log or _quiet
@@ -414,8 +392,11 @@ class Device:
         self.gate = self.loop.gate
         self.gate.notice = self.validator.notice
         restored = self.gate.restore()
-        if gate_config.get(cfg, "mesh.enabled"):
-            self._start_mesh(cfg)
+        if "mesh.enabled" in schema.ROWS and gate_config.get(cfg, "mesh.enabled"):
+            # loaded only then (an MCU gate has no mesh settings: firmware/mesh/schema.py)
+            from firmware.mesh import node
+
+            self.mesh = node.attach(self, cfg)
         self._notice = self.validator.notice(self.clock.now())
         self.gate.show_idle()
         self.log(
@@ -429,58 +410,6 @@ class Device:
                 restored,
             )
         )
-
-    def _start_mesh(self, cfg) -> None:
-        """The station mesh (docs/mesh.md): its node listens to the journal and feeds the
-        validator's replay cache and the gate's anti-passback. Loaded only when enabled."""
-        cert = self.store.read_blob(service.BLOB_CERT)
-        signer = self.store.signer()
-        if self.mesh_link is None or not cert or signer is None:
-            self.log("device: mesh.enabled, but no mesh socket, certificate or device key")
-            return
-        from firmware.mesh.node import Identity, MeshConfig, MeshNode
-
-        try:
-            link = self.mesh_link(schema.section("mesh", cfg))
-        except (OSError, FormatError) as e:
-            self.log("device: the mesh socket did not open: %s" % (e,))
-            return
-        me = Identity(
-            self.device_id,
-            cfg["station"],
-            MODES[cfg["mode"]],
-            cert,
-            signer,
-            self.store.anchor(),
-            self.verifier,
-        )
-        node = MeshNode(
-            me,
-            link,
-            self.clock,
-            self.validator.replay,
-            self.gate.policy,
-            schema.build(MeshConfig, cfg),
-            self.ticks,
-            self.log,
-        )
-        node.restore(self.journal.unsynced())
-        self.journal.listeners.append(node)
-        self.mesh = node
-        self.log("device: mesh on, %d announcements kept for peers" % len(node.outbox))
-
-    def _stop_mesh(self) -> None:
-        node, self.mesh = self.mesh, None
-        if node is None:
-            return
-        if node in self.journal.listeners:
-            self.journal.listeners.remove(node)
-        close = getattr(node.link, "close", None)
-        if close is not None:
-            try:
-                close()
-            except OSError:
-                pass
 
     def _sync_time(self, t: int) -> None:
         """The back office's time: trusted; technicians may nudge it by clock.set_bound_s again."""
@@ -502,7 +431,8 @@ class Device:
         self.log("gate: %s%s" % (d.reason, who))
 
     def _close_service(self) -> None:
-        self._stop_mesh()
+        if self.mesh is not None:
+            self.mesh = self.mesh.detach(self.journal)
         if self.gate is not None and self.gate.state != modes.IDLE:
             self.gate.barrier.close()  # taken out of service mid-passage: fail secure
         if self.limits is not None and self.limits in self.journal.listeners:

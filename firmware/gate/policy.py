@@ -88,24 +88,6 @@ class Passback:
     def rebuild(self, raws) -> int:
         return _replay(self, raws)
 
-    def learn(self, account: int, direction: int, t: int) -> bool:
-        """A passage at another gate of the station (firmware/mesh/): taken if it is newer
-        than what this table knows of the account (a late catch-up never undoes a later
-        passage). True if taken."""
-        known = max(self.inside.get(account, -1), self.exited.get(account, -1))
-        if t < known or direction not in (ENTRY, EXIT):
-            return False
-        self.commit(account, direction, t)
-        return True
-
-    def unlearn(self, account: int, direction: int, t: int) -> bool:
-        """That passage was voided (nobody passed): taken back if it is still the one known."""
-        table = self.inside if direction == ENTRY else self.exited
-        if table.get(account) != t:
-            return False
-        del table[account]
-        return True
-
 
 class Sessions:
     """Store door: an entry starts a session for the account, an exit scan ends it, and a

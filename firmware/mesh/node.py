@@ -15,8 +15,9 @@ Pure logic; the socket, the clock and the keys are handed in (docs/mesh.md has t
               .recv() -> (data, addr) or None when nothing is waiting (never blocks)
               OSError from any of them is counted, never raised
     clock     .now() -> the gate's time, unix seconds (its time anchor)
-    replay    the validator's ReplayCache (.learn)
-    policy    the gate's mode policy (firmware/gate/policy.py; .learn/.unlearn if it has them)
+    replay    the validator's ReplayCache (firmware/verify/replay.py)
+    policy    the gate's mode policy (firmware/gate/policy.py): Passback's tables take peers'
+              entries and exits (`learn`, `unlearn` below); a store's Sessions take none
 
 Per peer it keeps `have` (it holds every announcement of that peer up to this seq), the newest
 (time, msg) taken (older is a replay), where it was last heard from, and whether it owes the
@@ -80,6 +81,37 @@ class Peer:
         self.heard_ms = None
         self.owed = False  # a gap seen: an ASK(since=have) is due
         self.asked_ms = None
+
+
+def learn_presentation(replay, cred_id, counter, t) -> bool:
+    """A presentation another gate of the station accepted: refused here from now on (a
+    ReplayCache entry, as `commit` makes one, kept in RAM only: a peer's catch-up brings it back
+    after a reboot; a compaction of replay.log may write it). True if it was news. Here, not in
+    the cache, so that an MCU gate, which has no mesh, does not load it."""
+    e = replay.entries.get(cred_id)
+    if e is not None and counter <= e[0]:
+        return False
+    replay.entries[cred_id] = (counter, t, t)
+    return True
+
+
+def learn(passback, account, direction, t) -> bool:
+    """A passage at another gate of the station into a Passback table: taken if it is newer
+    than what the table knows of the account (a late catch-up never undoes a later passage)."""
+    known = max(passback.inside.get(account, -1), passback.exited.get(account, -1))
+    if t < known or direction not in (records.DIR_ENTRY, records.DIR_EXIT):
+        return False
+    passback.commit(account, direction, t)
+    return True
+
+
+def unlearn(passback, account, direction, t) -> bool:
+    """That passage was voided (nobody passed): taken back if it is still the one known."""
+    table = passback.inside if direction == records.DIR_ENTRY else passback.exited
+    if table.get(account) != t:
+        return False
+    del table[account]
+    return True
 
 
 def _entry_of(rec):
@@ -319,17 +351,15 @@ class MeshNode:
             return  # older than anything it could still stop
         policy = self.policy
         same_mode = e.mode == self.me.mode and e.direction and not e.flags & mesh.FLAG_EMERGENCY
+        passback = same_mode and hasattr(policy, "inside")  # firmware/gate/policy.Passback
         if e.kind == mesh.KIND_ACCEPTED:
             cid = ridecode.cred_id(e.account_id, e.cred_no)
             if e.time + self.replay.retain_s >= now:
-                self.replay.learn(cid, e.counter, e.time, e.time)
-            learn = getattr(policy, "learn", None)
-            if same_mode and learn is not None:
-                learn(e.account_id, e.direction, e.time)
-        else:
-            unlearn = getattr(policy, "unlearn", None)
-            if same_mode and unlearn is not None:
-                unlearn(e.account_id, e.direction, e.time)
+                learn_presentation(self.replay, cid, e.counter, e.time)
+            if passback:
+                learn(policy, e.account_id, e.direction, e.time)
+        elif passback:
+            unlearn(policy, e.account_id, e.direction, e.time)
         self.counts["applied"] += 1
 
     def _answer(self, since, addr, now) -> None:
@@ -366,6 +396,17 @@ class MeshNode:
             self._send(self._ask(device_id, peer.have, now), peer.addr)
             self.counts["asks_sent"] += 1
             self.log("mesh: mesh_catchup: asked gate %d after seq %d" % (device_id, peer.have))
+
+    def detach(self, journal) -> None:
+        """The gate is rebuilt or closed: stop listening, close the socket. Returns None."""
+        if self in journal.listeners:
+            journal.listeners.remove(self)
+        close = getattr(self.link, "close", None)
+        if close is not None:
+            try:
+                close()
+            except OSError:
+                pass
 
     # -- bounds ----------------------------------------------------------------------------
     def _bound(self) -> None:
@@ -406,3 +447,37 @@ class MeshNode:
             }
         )
         return out
+
+
+def attach(dev, cfg):
+    """The node of a Device in service (firmware/compose/device.py), or None (logged) when the
+    gate lacks a mesh socket (`hw.mesh_link(settings)`, part of its hardware: the entry point
+    sets it, drivers/linux/mesh_udp.open_link), its certificate or its device key. The node
+    listens to the journal, is restored from it, and feeds the validator's replay cache and
+    the gate's anti-passback."""
+    from firmware import settings
+    from protocol import service
+
+    cert = dev.store.read_blob(service.BLOB_CERT)
+    signer = dev.store.signer()
+    opener = getattr(dev.hw, "mesh_link", None)
+    if opener is None or not cert or signer is None:
+        dev.log("device: mesh.enabled, but no mesh socket, certificate or device key")
+        return None
+    try:
+        link = opener(settings.section("mesh", cfg))
+    except (OSError, FormatError) as e:
+        dev.log("device: the mesh socket did not open: %s" % (e,))
+        return None
+    gate = dev.gate
+    me = Identity(
+        dev.device_id, gate.station, gate.mode, cert, signer, dev.store.anchor(), dev.verifier
+    )
+    config = settings.build(MeshConfig, cfg)
+    node = MeshNode(
+        me, link, dev.clock, dev.validator.replay, gate.policy, config, dev.ticks, dev.log
+    )
+    node.restore(dev.journal.unsynced())
+    dev.journal.listeners.append(node)
+    dev.log("device: mesh on, %d announcements kept for peers" % len(node.outbox))
+    return node

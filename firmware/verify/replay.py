@@ -82,16 +82,6 @@ class ReplayCache:
         self.entries[cred_id] = (counter, ptime, gtime)
         self._append(replaylog.entry(cred_id, counter, ptime, gtime))
 
-    def learn(self, cred_id, counter, ptime, gtime) -> bool:
-        """A presentation another gate of the station accepted (firmware/mesh/): refused here
-        from now on. Kept in RAM only (a peer's catch-up brings it back after a reboot; a
-        compaction may write it). True if it was news."""
-        e = self.entries.get(cred_id)
-        if e is not None and counter <= e[0]:
-            return False
-        self.entries[cred_id] = (counter, ptime, gtime)
-        return True
-
     def _raise_horizon(self, t: int) -> None:
         if t > self.horizon:
             self.horizon = t

@@ -373,14 +373,10 @@ class Simulation:
     def _open_device(self, slot: Slot) -> Any:
         hw = wiring.build(slot.spec)  # as a real gate's entry point wires its device.json
         lan = self.lan
-        station = int(slot.lane_cfg["station"])
-        dev = Device.open(
-            slot.dir,
-            hw,
-            self.clock,
-            crypto=crypto_openssl,
-            mesh_link=None if lan is None else (lambda _cfg: lan.link(slot.index, station)),
-        )
+        if lan is not None:  # the gate's socket on the station LAN
+            station = int(slot.lane_cfg["station"])
+            hw.mesh_link = lambda _settings: lan.link(slot.index, station)  # type: ignore[attr-defined]
+        dev = Device.open(slot.dir, hw, self.clock, crypto=crypto_openssl)
         self.tamper.device(slot.name, dev)
         return dev
 
