@@ -17,6 +17,7 @@ from protocol.errors import FormatError
 from tests.portable import codes, mesh_kit
 from tests.portable.fake_machine import Ticks
 from tests.portable.harness import mkdtemp, raises, rmtree
+from tests.portable.test_gate_core import Barrier
 
 T0 = codes.NOW
 CID = ridecode.cred_id(42, 1)
@@ -268,7 +269,7 @@ def test_gates_refuse_a_copy_accepted_next_door():
             os.mkdir(d + "/%d" % n)
             j = Journal(d + "/%d" % n, device_id=n)
             clock = mesh_kit.Clock(ticks)
-            g = Gate(v, j, _Barrier(), None, clock, station=7, mode=1, direction=1, ticks=ticks)
+            g = Gate(v, j, Barrier(), None, clock, station=7, mode=1, direction=1, ticks=ticks)
             mn = MeshNode(mesh_kit.identity(n), hub.link(n), clock, v.replay, g.policy)
             mn.restore(j.unsynced())
             j.listeners.append(mn)
@@ -286,14 +287,3 @@ def test_gates_refuse_a_copy_accepted_next_door():
             g.journal.close()
     finally:
         rmtree(d)
-
-
-class _Barrier:
-    def __init__(self):
-        self.cmds = []
-
-    def open(self):
-        self.cmds.append("open")
-
-    def close(self):
-        self.cmds.append("close")
