@@ -197,6 +197,11 @@ PROFILE_DEFAULTS = {
     "linux": {},
 }
 
+if PROFILE == "linux":  # the station mesh's rows: an MCU gate has no mesh (docs/mcu.md)
+    from firmware.mesh.schema import ROWS as _MESH_ROWS
+
+    SCHEMA = SCHEMA + _MESH_ROWS
+
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
 # Which settings touch security (a root-signed config changes them, the sync key alone may not)
 # is firmware/compose/roles.py SECURITY: loaded only when a config comes by sync.
@@ -270,11 +275,11 @@ def problem(name: str, value):
         return None
     if not bounds[0] <= len(value.encode()) <= bounds[1]:
         return "must be %d to %d bytes long" % bounds
-    if name == "sync.hosts":
+    if name in ("sync.hosts", "mesh.peers"):
         from firmware.sync import failover
 
         try:
-            failover.parse_hosts(value, 1)
+            failover.parse_hosts(value, 1, failover.MAX_ENDPOINTS if name == "sync.hosts" else 64)
         except failover.EndpointError as e:
             return str(e)
     return None

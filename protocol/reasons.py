@@ -5,6 +5,8 @@ The number is stable and goes into journals and reports; the name goes into JSON
 The order of the verification pipeline is documented in docs/ridecode.md.
 """
 
+import sys
+
 ACCEPTED = "accepted"
 
 REASONS = {
@@ -377,6 +379,14 @@ REASONS = {
     "boot_rollback": (295, "Gate closed - see staff", "Slot below rollback counter."),
     "boot_counter_damaged": (296, "Gate closed - see staff", "Rollback counter unreadable."),
 }
+
+# the station mesh, 300-309 (docs/mesh.md, section 3): its refusals of peers' messages, defined
+# with the message format in protocol/mesh.py (REASONS there) and added here on Linux gates
+# only: an MCU gate has no mesh, and its 512 KB heap (docs/mcu.md) does not pay for them
+if sys.implementation.name != "micropython":
+    from protocol.mesh import REASONS as _MESH
+
+    REASONS.update(_MESH)
 
 
 def number(reason: str) -> int:

@@ -25,6 +25,8 @@
                   ca_key), interval_s, and registry: the back office's SQLite file (or its
                   database's postgresql:// URL), where provisioning registers the gate's key
                   (the back office refuses gates it does not know)
+    [mesh]        enabled, port, peers (every gate of the station, "host:port,..."; a gate
+                  skips its own datagrams), heartbeat_ms, ...: the station mesh (docs/mesh.md)
 
     [[gate]]                            # one table per gate
     name = "A1"
@@ -66,6 +68,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "clock": _rows("clock"),
     "timing": _rows("gate"),
     "bus": {k: v for k, v in _rows("bus").items() if k != "vehicle"},  # per gate: [[gate]]
+    "mesh": _rows("mesh"),
 }
 REQUIRED_SECTIONS = ("operator", "station", "lists")
 GATE_KEYS = {"name": "!name", "device_id": "device_id", "lane": "!lane", "direction": "!direction"}

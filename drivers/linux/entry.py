@@ -190,5 +190,9 @@ def main(ctx: dict[str, Any]) -> int:
             hw = wiring.build(device["hardware"], machine=gpio_sysfs)
         except (OSError, ValueError) as e:  # the console still starts: a technician can look
             log("app: hardware not available: %s" % e)
+    if hw is not None:  # the station mesh's socket, opened only under mesh.enabled
+        from drivers.linux import mesh_udp
+
+        hw.mesh_link = mesh_udp.open_link  # type: ignore[attr-defined]
     key = device_key(device)
     return app.run(ctx, link, hw, os.urandom, log, connect=connector(device), key=key)

@@ -13,7 +13,9 @@ the sync front end firmware.sync.failover chose from `sync.hosts` or `sync.host`
 config names none: a serial link needs none) (drivers/linux/link_tcp.py with
 TLS, drivers/linux/link_serial.py, drivers/mcu/link_uart.py), or hands back an opener of it (see
 Syncer), or raises OSError (None: this gate does not sync); `key`, the device key's holder when
-it is not the file device.key (a PKCS#11 token: drivers/linux/key_pkcs11.py). Signatures come from
+it is not the file device.key (a PKCS#11 token: drivers/linux/key_pkcs11.py).
+`hw.mesh_link(settings)`, if the entry point sets it, opens the station mesh's socket when the
+config sets mesh.enabled (drivers/linux/mesh_udp.py, docs/mesh.md). Signatures come from
 firmware.platform.crypto(): OpenSSL when the entry point set it, else protocol/p256.py.
 
 1. Trial check: the image's self-test (firmware.maintenance.trial_selftest), and the gate

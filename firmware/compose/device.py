@@ -22,6 +22,8 @@ many. It composes the parts and re-implements none:
     service console          maintenance/console.py
     gate, loop, limits       gate/gate.py, gate/loop.py,  (built from config.json)
                              verify/limits.py
+    station mesh (optional)  mesh/node.py, loaded only    (RAM; its socket: hw.mesh_link)
+                             under mesh.enabled
 
 `hw` is drivers/portable/wiring.Hardware or a simulator's object of the same shape (None: no
 hardware, the console only). `clock` is the board's tick counter `.ticks_ms()` (default the
@@ -244,6 +246,7 @@ class Device:
         key=None,
     ):
         self.dir = state_dir
+        self.mesh = None  # the station mesh's node (firmware/mesh/node.py) when mesh.enabled
         self.hw = hw
         self.log = log or _quiet
         self.backend = crypto or platform.crypto()
@@ -414,6 +417,11 @@ class Device:
         self.gate = self.loop.gate
         self.gate.notice = self.validator.notice
         restored = self.gate.restore()
+        if "mesh.enabled" in schema.ROWS and gate_config.get(cfg, "mesh.enabled"):
+            # loaded only then (an MCU gate has no mesh settings: firmware/mesh/schema.py)
+            from firmware.mesh import node
+
+            self.mesh = node.attach(self, cfg)
         self._notice = self.validator.notice(self.clock.now())
         self.gate.show_idle()
         self.log(
@@ -448,6 +456,8 @@ class Device:
         self.log("gate: %s%s" % (d.reason, who))
 
     def _close_service(self) -> None:
+        if self.mesh is not None:
+            self.mesh = self.mesh.detach(self.journal)
         if self.gate is not None and self.gate.state != modes.IDLE:
             self.gate.barrier.close()  # taken out of service mid-passage: fail secure
         if self.limits is not None and self.limits in self.journal.listeners:
@@ -503,6 +513,8 @@ class Device:
         if self.loop is None:
             return False
         self.loop.step(wait_s)
+        if self.mesh is not None:  # after the scan: an acceptance goes out this turn
+            self.mesh.poll()
         now_ms = self.ticks()
         if platform.ticks_diff(now_ms, self._notice_at) >= NOTICE_EVERY_MS:
             self._notice_at = now_ms
@@ -645,6 +657,8 @@ class Device:
                 out["alarms"] = alarms
         if self.limits is not None:
             out["limits"] = self.limits.status(now)
+        if self.mesh is not None:
+            out["mesh"] = self.mesh.status()
         if self.agent is not None:
             a = self.agent.status()
             out["image"] = {k: a[k] for k in ("slot", "version", "counter", "trial", "last")}

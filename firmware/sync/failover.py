@@ -31,8 +31,9 @@ class EndpointError(FormatError):
     reason = "bad_config"
 
 
-def parse_hosts(text: str, default_port: int) -> list:
-    """ "a:7700, b" -> [("a", 7700), ("b", default_port)]; EndpointError if malformed."""
+def parse_hosts(text: str, default_port: int, limit: int = MAX_ENDPOINTS) -> list:
+    """ "a:7700, b" -> [("a", 7700), ("b", default_port)]; EndpointError if malformed or more
+    than `limit` (the station mesh's peers, firmware/mesh/, take more than sync's front ends)."""
     out: list = []
     for entry in text.split(","):
         entry = entry.strip()
@@ -56,8 +57,8 @@ def parse_hosts(text: str, default_port: int) -> list:
         if (host, port) in out:
             raise EndpointError("%r is listed twice" % entry)
         out.append((host, port))
-    if len(out) > MAX_ENDPOINTS:
-        raise EndpointError("at most %d front ends" % MAX_ENDPOINTS)
+    if len(out) > limit:
+        raise EndpointError("at most %d entries" % limit)
     return out
 
 

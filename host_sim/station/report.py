@@ -151,6 +151,7 @@ def build(sim: Any, bo: dict[str, int], held: int, anomalies: dict[str, int]) ->
             "deny_versions_published_s": {str(k): v for k, v in sorted(sim.deny_published.items())},
         },
         "fraud": fraud(sim),
+        **({"mesh": mesh(sim)} if sim.lan is not None else {}),
         "network": dict(sim.net.stats),
         "sync_failures": dict(sorted(sim.sync_failures.items())),
         "faults": sim.faults_log,
@@ -173,6 +174,41 @@ def _deny_everywhere_s(sim: Any, version: int) -> int | None:
             return None
         worst = max(worst, min(seen))
     return worst
+
+
+def mesh(sim: Any) -> dict[str, Any]:
+    """The station mesh (docs/mesh.md): the LAN's datagrams, its partitions, the copiers'
+    screenshots shown and those a gate refused as replayed, copies still admitted (a gate
+    across a partition, or before the announcement arrived), and the gates' nodes' figures
+    since their last boot."""
+    nodes: dict[str, Any] = {"applied": 0, "asks_sent": 0, "answered": 0, "refused": {}}
+    for s in sim.slots:
+        node = s.dev.mesh if s.dev is not None else None
+        if node is None:
+            continue
+        st = node.status()
+        for k in ("applied", "asks_sent", "answered"):
+            nodes[k] += st[k]
+        for reason, n in st["refused"].items():
+            nodes["refused"][reason] = nodes["refused"].get(reason, 0) + n
+    names = {s.index: s.name for s in sim.slots}
+    parts = [
+        {
+            "t_s": (p["t_ms"] - sim.t0_ms) // 1000,
+            "duration_s": p["duration_s"],
+            "sides": [[names[g] for g in side] for side in p["sides"]],
+        }
+        for p in sim.lan.partitions
+    ]
+    admitted = sum(1 for _t, kind, _a, _c in sim.fraud_uses if kind == "copier")
+    return {
+        "lan": dict(sim.lan.stats),
+        "partitions": parts,
+        "copies_shown": sim.copies["shown"],
+        "copies_refused_replayed": sim.copies["replayed"],
+        "copies_admitted": admitted,
+        "nodes": nodes,
+    }
 
 
 def fraud(sim: Any) -> dict[str, Any]:
@@ -446,6 +482,24 @@ def summary(report: dict[str, Any], out_dir: str, scenario_path: str) -> str:
                     k["let_out_after_detection"],
                 )
             )
+    me = report.get("mesh")
+    if me:
+        lan = me["lan"]
+        lines.append(
+            "  mesh: %d copies shown at a gate next to the one that accepted the code: %d refused "
+            "as replayed, %d admitted; LAN %d datagrams, %d lost, %d cut by %d partition(s); "
+            "%d catch-up asks"
+            % (
+                me["copies_shown"],
+                me["copies_refused_replayed"],
+                me["copies_admitted"],
+                lan["sent"],
+                lan["lost"],
+                lan["cut"],
+                len(me["partitions"]),
+                me["nodes"]["asks_sent"],
+            )
+        )
     broken = [i for i in report["invariants"] if not i["ok"]]
     lines.append(
         "  invariants: %d checked, %s"

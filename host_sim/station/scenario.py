@@ -352,6 +352,27 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "turn) and restates; every one must be caught by the issuer's verify or reconcile",
         ),
     ],
+    "mesh": [  # the station mesh (firmware/mesh/, docs/mesh.md) over the station LAN model
+        (
+            "enabled",
+            "bool",
+            False,
+            "",
+            "gates announce accepted passages to their station's other gates (mesh.enabled; "
+            "`faregate sim run --mesh` sets it for one run)",
+        ),
+        ("latency_ms", "range", [1, 5], "ms", "one-way delay of a datagram on the station LAN"),
+        ("drop_rate", "float", 0.0, "", "chance a datagram is lost (catch-up repairs it)"),
+        ("heartbeat_ms", "int", 5000, "ms", "the gates' mesh.heartbeat_ms"),
+        (
+            "partitions",
+            "int",
+            0,
+            "",
+            "LAN partitions, each splitting the gates into two seeded halves at a seeded time",
+        ),
+        ("partition_s", "range", [60, 600], "s", "length of a LAN partition"),
+    ],
 }
 
 # [[fault]]: a fault at a fixed time, in addition to the seeded ones.
@@ -735,6 +756,7 @@ DOC_SECTIONS = [
     "risk",
     "faults",
     "fault",
+    "mesh",
 ]
 
 

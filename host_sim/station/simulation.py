@@ -57,6 +57,7 @@ from host_sim.station import demand, faults, gatedir, lanes, report, settlement,
 from host_sim.station.invariants import Monitor
 from host_sim.station.scenario import ScenarioError
 from host_sim.station.simlink import Network, Scheduler, Session
+from host_sim.station.stationlan import StationLan
 from host_sim.wallet import Issuer, Operator
 from protocol import denylist, reasons, records, trustlist
 from protocol import messages as m
@@ -220,6 +221,12 @@ class Simulation:
         self._interval: dict[str, Any] = {"passages": 0, "rejects": 0, "lat": []}
         self.deny_published: dict[int, int] = {1: 0}
         self.monitor.on_accept = self._accepted
+        # the station LAN of the gates' mesh (docs/mesh.md), its own seeded stream
+        mcfg = scenario["mesh"]
+        self.lan = (
+            StationLan(self.sched, mcfg, demand.stream(seed, "mesh")) if mcfg["enabled"] else None
+        )
+        self.copies = {"shown": 0, "replayed": 0}  # copiers' screenshots, and those refused
         self.slots = self._build_gates()
         self.truth = trips.Truth()  # what commuters really did (the money invariant's side)
         self.plans = trips.plan(scenario, demand.stream(seed, "trips"), self.start)
@@ -371,7 +378,13 @@ class Simulation:
             },
             "sync": {"host_key": self.host_signer.public_key.hex()},
             "gate": self._mode_settings(),
+            **self._mesh_settings(),
         }
+
+    def _mesh_settings(self) -> dict[str, Any]:
+        if self.lan is None:
+            return {}
+        return {"mesh": {"enabled": True, "heartbeat_ms": int(self.sc["mesh"]["heartbeat_ms"])}}
 
     def _mode_settings(self) -> dict[str, Any]:
         g = self.sc["gate"]
@@ -391,6 +404,10 @@ class Simulation:
     # -- power -------------------------------------------------------------------------------
     def _open_device(self, slot: Slot) -> Any:
         hw = wiring.build(slot.spec)  # as a real gate's entry point wires its device.json
+        lan = self.lan
+        if lan is not None:  # the gate's socket on the station LAN
+            station = int(slot.lane_cfg["station"])
+            hw.mesh_link = lambda _settings: lan.link(slot.index, station)  # type: ignore[attr-defined]
         dev = Device.open(slot.dir, hw, self.clock, crypto=crypto_openssl)
         self.tamper.device(slot.name, dev)
         return dev
@@ -710,6 +727,7 @@ class Simulation:
                 text = rng.choice(shots)
             if text is not None:
                 self._fraud_scan[slot.index] = (text, "copier")
+                self.copies["shown"] += 1
         if text is None:
             off = 0
             if b == "clock_off":
@@ -974,6 +992,8 @@ class Simulation:
         """`g`: the gate's snapshot if the caller has a current one."""
         if slot.lane.busy or slot.hw.busy:
             return True
+        if self.lan is not None and self.lan.waiting(slot.index):
+            return True  # mesh datagrams to take
         dev = slot.dev
         if dev is None:
             return False
@@ -1007,6 +1027,10 @@ class Simulation:
                         self._awaiting_open[slot.index] = slot.last_scan_ms
                     else:
                         self._interval["rejects"] += k
+                        fraud = self._fraud_scan.get(slot.index)
+                        if reason == "replayed" and fraud is not None and fraud[1] == "copier":
+                            del self._fraud_scan[slot.index]
+                            self.copies["replayed"] += 1
         shown = self._awaiting_open.get(slot.index)
         if shown is not None and slot.hw.barrier.is_open():
             del self._awaiting_open[slot.index]
@@ -1135,6 +1159,8 @@ class Simulation:
         wall0 = time.perf_counter()
         self._start_arrivals()
         self._plan_faults()
+        if self.lan is not None:
+            self.lan.plan(self.t0_ms, self.arrive_until_ms - self.t0_ms)
         for _t, version, accounts in self.deny.deltas:
             self.sched.at(
                 self.t0_ms + (_t - self.start) * 1000,
@@ -1157,6 +1183,8 @@ class Simulation:
         self._backoffice_back()
         self.net.heal_all()
         self.net.noise = False
+        if self.lan is not None:
+            self.lan.heal()
         for s in self.slots:
             s.armed += 1
             s.hw.disk.disarm()

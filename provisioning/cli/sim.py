@@ -52,6 +52,13 @@ def register(sub: Any) -> None:
         "summary",
     )
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
+    r.add_argument(
+        "--mesh",
+        action="store_true",
+        help="turn the station mesh on for this run ([mesh] enabled = true: gates announce "
+        "accepted passages to their station's other gates, which refuse copies as replayed; "
+        "docs/mesh.md); the report gains a mesh line",
+    )
     from provisioning.cli import sim_device as sim_device_cli
 
     sim_device_cli.register(g.subparsers)
@@ -65,6 +72,7 @@ def cmd_run(args: argparse.Namespace, events: Events) -> int:
         as_json=args.json,
         plots=not args.no_plots,
         events=events,
+        mesh=args.mesh,
     )
 
 
@@ -76,6 +84,7 @@ def run_scenario(
     plots: bool = True,
     tamper: Any = None,
     events: Events | None = None,
+    mesh: bool = False,
 ) -> int:
     """Run one scenario and write its reports; the exit code (0, or 1 if an invariant broke).
     `tamper` (tests only) swaps a deliberately buggy component in:
@@ -99,6 +108,8 @@ def run_scenario(
             "give a path such as host_sim/scenarios/default.toml",
             EXIT_USAGE,
         ) from None
+    if mesh:
+        scenario["mesh"]["enabled"] = True
     out = out or os.path.join("run", "%s-%d" % (scenario["name"], seed))
     if os.path.isdir(out) and os.listdir(out):
         if not os.path.exists(os.path.join(out, "report.json")) and not os.path.isdir(
@@ -114,7 +125,7 @@ def run_scenario(
     sim = Simulation(scenario, seed, os.path.join(out, "work"), tamper=tamper)
     report = sim.run()  # a ScenarioError is a usage error (exit 2) with its remedy
     wall_s = time.perf_counter() - t0
-    report["reproduce"] = reports.command(path, seed)
+    report["reproduce"] = reports.command(path, seed) + (" --mesh" if mesh else "")
     wall = {
         "wall_s": round(wall_s, 3),
         "simulated_s": report["ended_s"],
