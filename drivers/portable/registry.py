@@ -18,6 +18,7 @@ backend's business (docs/drivers.md                    lists every form):
     rtc         system, machine   drivers.portable.rtc          system clock, machine.RTC
     link        serial, a path    drivers.linux.link_serial     sync link on a serial port
                 uart              drivers.mcu.link_uart         sync link on machine.UART (MCU)
+    anpr        http              drivers.linux.anpr_http       ANPR camera's HTTP push (parking)
     disk        (none built in)                                 a file layer other than
                                                                 firmware.platform's
 
@@ -62,6 +63,7 @@ BACKENDS = {
         "serial": "drivers.linux.gnss_serial:from_url",
         "uart": "drivers.mcu.gnss_uart:from_url",
     },
+    "anpr": {"http": "drivers.linux.anpr_http:from_url"},  # plate camera push (parking lanes)
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")
