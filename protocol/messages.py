@@ -72,14 +72,19 @@ KIND_TRUST_LIST = 2  # signed trust list (issuer keys)
 KIND_FARE_TABLE = 3  # fare table (stations, zones, fares) for display and offline value
 KIND_CONFIG = 4  # gate configuration
 KIND_FIRMWARE = 5  # firmware image offer (the images issue)
+KIND_PLATE_DELTA = 6  # plate-list delta (protocol/platelist.py): parking lanes that read plates
 KINDS = {
     KIND_DENY_DELTA: "deny_delta",
     KIND_TRUST_LIST: "trust_list",
     KIND_FARE_TABLE: "fare_table",
     KIND_CONFIG: "config",
     KIND_FIRMWARE: "firmware",
+    KIND_PLATE_DELTA: "plate_delta",
 }
-DELTA_KINDS = (KIND_DENY_DELTA,)  # fetched one version at a time; the others: latest only
+DELTA_KINDS = (
+    KIND_DENY_DELTA,
+    KIND_PLATE_DELTA,
+)  # fetched one version at a time; the others: latest only
 
 # ERROR codes: name -> (code, what it means for the operator)
 ERRORS = {

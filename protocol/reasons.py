@@ -293,66 +293,17 @@ REASONS = {
         "Test card read",
         "A technician's test card (FGTEST:...) was shown: the reader works; nothing journaled.",
     ),
-    # no-sense parking and store baskets (firmware/gate/plates.py, baskets.py), 330-339
-    "plate_accepted": (
-        330,
-        "Welcome",
-        "A parking lane let the vehicle through by its plate: the ANPR read was on the plate "
-        "list, at or above gate.plate_min_confidence (the passage record's reason).",
-    ),
-    "plate_unknown": (
-        331,
-        "Plate not recognised - scan your code",
-        "The camera read a plate the gate's plate list does not hold (or no plate): the lane "
-        "falls back to a QR scan; the read is journaled for the back office's review queue.",
-    ),
-    "plate_low_confidence": (
-        332,
-        "Plate not recognised - scan your code",
-        "The camera's confidence was below gate.plate_min_confidence: the plate is not "
-        "trusted, the lane falls back to a QR scan; journaled for the review queue.",
-    ),
-    "anpr_malformed": (
-        333,
-        "Plate not recognised - scan your code",
-        "The ANPR camera pushed something that is not a plate read (drivers/linux/anpr_http.py "
-        "answered 400 and counted it): check the camera's push settings.",
-    ),
-    "plate_gap": (
-        334,
-        "Gate offline - see staff",
-        "A plate-list delta does not start at the installed version: the back office must send "
-        "the missing deltas or a snapshot.",
-    ),
-    "exit_button": (
-        335,
-        "Goodbye",
-        "Someone left a store by the exit button (free egress): journaled, no account.",
-    ),
-    "group_member": (
-        336,
-        "Welcome - group",
-        "A store entry on a code whose session is open, within gate.group_max: one more member "
-        "of that shopper's group (the passage record's reason).",
-    ),
-    "group_full": (
-        337,
-        "Group limit reached",
-        "A store entry on a code whose session already admitted gate.group_max people.",
-    ),
-    "basket_final": (
-        338,
-        "Goodbye",
-        "The store's basket source closed a shopper's session with its final basket (left by "
-        "the exit button, or the shelf system saw them leave): a passage record, direction "
-        "exit, value the basket total.",
-    ),
-    "basket_malformed": (
-        339,
-        "",
-        "The store's basket source sent a line that is not in its protocol (docs/drivers.md, "
-        "basket sources): dropped and counted.",
-    ),
+    # no-sense parking and store baskets (texts: docs/gate-modes.md), 330-339
+    "plate_accepted": (330, "Welcome", "Passed by plate."),
+    "plate_unknown": (331, "Plate not recognised - scan your code", "Plate not listed."),
+    "plate_low_confidence": (332, "Plate not recognised - scan your code", "Read unsure."),
+    "anpr_malformed": (333, "", "Camera sent no plate read."),
+    "plate_gap": (334, "", "Plate delta out of order."),
+    "exit_button": (335, "Goodbye", "Left by the exit button."),
+    "group_member": (336, "Welcome - group", "Group member."),
+    "group_full": (337, "Group limit reached", "Over gate.group_max."),
+    "basket_final": (338, "Goodbye", "Basket closed the session."),
+    "basket_malformed": (339, "", "Bad basket line."),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,

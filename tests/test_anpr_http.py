@@ -122,3 +122,60 @@ def test_the_technician_check_prints_reads(capsys):
         port = probe.getsockname()[1]
     assert anpr_http.main(["--listen", "127.0.0.1:%d" % port, "--seconds", "0.2"]) == 1
     assert "0 read(s)" in capsys.readouterr().out
+
+
+def test_a_plate_lane_opens_for_a_pushed_plate_through_its_gate_loop(tmp_path):
+    """The whole Linux path: camera -> socket -> AnprListener (hardware "anpr") -> the lane's
+    poller -> the plate store -> a journaled passage and an open arm."""
+    from drivers.portable.wiring import Hardware
+    from firmware.compose.device import gate_loop
+    from firmware.storage.journal import Journal
+    from firmware.verify.platestore import PlateStore
+    from firmware.verify.validator import Validator
+    from protocol import platelist, reasons, records
+    from tests.portable import codes
+    from tests.portable.fake_machine import Ticks
+    from tests.portable.test_gate_core import Barrier, Clock
+
+    listener = anpr_http.AnprListener("127.0.0.1", 0)
+    try:
+        ticks = Ticks(0)
+        hw = Hardware(barrier=Barrier(), anpr=listener)
+        store = PlateStore(str(tmp_path / "plates.bin"), codes.ROOTS, codes.VERIFIER)
+        store.install(
+            platelist.build(
+                platelist.KIND_SNAPSHOT,
+                0,
+                1,
+                codes.NOW,
+                {platelist.plain_key("BAB1234"): (1001 << 24) | 1},
+                (),
+                codes.ROOT.sign,
+            )
+        )
+        (tmp_path / "j").mkdir()
+        journal = Journal(str(tmp_path / "j"), device_id=4)
+        loop = gate_loop(
+            hw,
+            Validator(codes.VERIFIER, {1: codes.issuer_key()}),
+            journal,
+            Clock(ticks),
+            mode=records.MODE_PARKING,
+            direction=records.DIR_ENTRY,
+            settings={"plates": True},
+            ticks=ticks,
+            plates=store,
+        )
+        loop.gate.on_event("vehicle_arrived")
+        cam = SimAnprCamera("127.0.0.1", listener.port, pump=lambda w: loop.step(w))
+        assert cam.push("B AB 1234", 96, image="lane1/000042.jpg") == 200
+        for _ in range(10):
+            loop.step(0.01)
+        assert loop.gate.state == "authorized" and hw.barrier.cmds == ["open"]
+        (rec,) = [records.decode(r) for r in journal.unsynced()]
+        assert reasons.by_number(rec.reason) == "plate_accepted" and rec.account_id == 1001
+        tag = anpr_http.PlateRead("", 0, "lane1/000042.jpg", "").image_tag
+        assert rec.counter == tag
+        journal.close()
+    finally:
+        listener.close()

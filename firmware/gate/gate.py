@@ -34,6 +34,9 @@ from firmware.verify.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 from protocol.fsm import Machine
 
+# policy answers that accept the passage under their own reason (firmware/gate/policy.py;
+# not imported here: the policies load with their mode)
+ACCEPTING = ("group_member",)
 AIM_MARK = "]"  # a text a reader left its AIM identifier on: not a QR read (qrengine.line_text)
 
 
@@ -156,15 +159,33 @@ class Gate:
             d = Decision(False, "wrong_symbology")  # the reader read it as another symbology
         else:
             d = self.validator.check(text, now)
+        return self._decide(d, direction, now, emergency)
+
+    def admit(self, who, reason: str, direction=None) -> Decision:
+        """A passage decided without a ride code (a plate read, firmware/gate/plates.py):
+        `who` has .credential.account_id, .credential.cred_no and .counter like a code, and
+        `plate` true (the validator's replay cache is not told). The scan table, the policy
+        and the offline limits apply as to a scan; `reason` is the passage record's."""
+        if direction is None:
+            direction = self.direction
+        emergency = self.machine.state in modes.EMERGENCY_STATES
+        return self._decide(Decision(True, reason, who), direction, self.clock.now(), emergency)
+
+    def _decide(self, d, direction, now, emergency) -> Decision:
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
             account = d.code.credential.account_id
+            note = None
             if reason is None and direction:
                 reason = self.policy.check(account, direction, now)
+                if reason in ACCEPTING:  # accepted, with its own reason (group_member)
+                    note, reason = reason, None
             if reason is None and self.limits is not None:
                 reason = self.limits.check(account, self.config["value"], now, d.offline_limit)
             if reason is not None:
                 d = Decision(False, reason, d.code)
+            elif note is not None:
+                d = Decision(True, note, d.code, d.offline_limit, d.flags)
         if d.accept:
             flags = records.FLAG_EMERGENCY if emergency else 0
             if FLAG_CLOCK_UNTRUSTED in d.flags:
@@ -180,7 +201,8 @@ class Gate:
             except JournalError as e:
                 d = Decision(False, e.reason, d.code)
             else:
-                self.validator.committed(d.code)
+                if not getattr(d.code, "plate", False):
+                    self.validator.committed(d.code)
                 if not emergency:
                     account = d.code.credential.account_id
                     token = self.policy.commit(account, direction, now) if direction else None
