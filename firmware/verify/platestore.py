@@ -10,9 +10,10 @@ plate (every vehicle scans its code) and reports version 0, so the next sync bri
 Lists are checked as the deny list is: strict parse, the operator's root signature
 (truststore.check_root_signature), no downgrade, a delta only on the version it follows
 (`plate_gap`). A hashed list needs the operator's hash key (`hash_key`, the gate config's
-plates.hash_key); without it the lane reads no plate. The list's hash_key_id says which key the operator used:
-a lane whose key is not that one finds no plate (the operator rotates keys by binding every
-plate again under the new one and publishing a snapshot, then configuring the lanes).
+plates.hash_key); without it the lane reads no plate. The list's hash_key_id says which key
+the operator used: a lane whose key is not that one finds no plate (the operator rotates keys
+by binding every plate again under the new one, publishing a snapshot, then configuring the
+lanes).
 """
 
 from array import array
