@@ -517,7 +517,7 @@ class Device:
             messages.KIND_FARE_TABLE: _Sink(self._flag("fares_version"), self._synced_fares),
         }
         if self.plates is not None:
-            sinks[messages.KIND_PLATE_DELTA] = _Sink(self._plate_version, self._synced_plates)
+            sinks[messages.KIND_PLATE_DELTA] = _Sink(self.plates.synced, self.plates.apply)
         if self.agent is not None:
             sinks[messages.KIND_FIRMWARE] = _Sink(
                 self._flag("firmware_offer"), self._synced_firmware
@@ -550,12 +550,6 @@ class Device:
 
     def _deny_version(self) -> int:
         return self.validator.deny.version if self.validator is not None else 0
-
-    def _plate_version(self) -> int:
-        return self.plates.version if self.plates is not None and not self.plates.damaged else 0
-
-    def _synced_plates(self, _version: int, data: bytes) -> None:
-        self.plates.install(data)
 
     def _synced_trust(self, _version: int, data: bytes) -> None:
         self._load_trust(data)

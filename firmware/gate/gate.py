@@ -161,17 +161,10 @@ class Gate:
             d = self.validator.check(text, now)
         return self._decide(d, direction, now, emergency)
 
-    def admit(self, who, reason: str, direction=None) -> Decision:
-        """A passage decided without a ride code (a plate read, firmware/gate/plates.py):
-        `who` has .credential.account_id, .credential.cred_no and .counter like a code, and
-        `plate` true (the validator's replay cache is not told). The scan table, the policy
-        and the offline limits apply as to a scan; `reason` is the passage record's."""
-        if direction is None:
-            direction = self.direction
-        emergency = self.machine.state in modes.EMERGENCY_STATES
-        return self._decide(Decision(True, reason, who), direction, self.clock.now(), emergency)
-
     def _decide(self, d, direction, now, emergency) -> Decision:
+        """Policy, limits, journal and the `paid` event for a validated decision `d` (a
+        scan's, or a plate's: firmware/gate/plates.admit; a d.code with `plate` true is not
+        the validator's, whose replay cache is then not told)."""
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
             account = d.code.credential.account_id

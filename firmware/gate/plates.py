@@ -5,7 +5,7 @@ gates do not pay for it.
 A vehicle arriving on loop A starts `reading`: the camera's read (plate, confidence, image
 reference) comes in through `PlateLane.on_read`; a plate on the lane's plate list
 (firmware/verify/platestore.py) read at or above gate.plate_min_confidence is a passage like
-an accepted scan (`gate.admit`, reason plate_accepted: journaled before the arm moves, then
+an accepted scan (`admit`, reason plate_accepted: journaled before the arm moves, then
 the `paid` row). Anything else falls back to a QR scan at the barrier: the lane journals the
 read (plate_unknown or plate_low_confidence; the record's account_id holds the plate key,
 cred_no the image tag, counter the confidence: the back office's review queue reads them),
@@ -16,7 +16,7 @@ raises `plate_miss` and shows "Plate not recognised - scan your code". No read w
     (then the parking states: present, authorized, passing, closing; and the common ones)
 """
 
-from firmware.gate import parking
+from firmware.gate import modes, parking
 from protocol import records
 from protocol.fsm import SAME
 
@@ -37,6 +37,16 @@ TIMERS = dict(parking.TIMERS)
 TIMERS["plate"] = 3000  # ms a vehicle waits for a read before the QR prompt (PLATE_WAIT_MS)
 policy = parking.policy
 READS_WELCOME = ("reading", "present")  # a read in another state is counted, not acted on
+
+
+def admit(gate, who, reason: str):
+    """A passage decided by plate: the scan table, the policy and the offline limits apply as to
+    a scan (gate._decide); `reason` is the passage record's."""
+    from firmware.verify.validator import Decision
+
+    now = gate.clock.now()
+    emergency = gate.machine.state in modes.EMERGENCY_STATES
+    return gate._decide(Decision(True, reason, who), gate.direction, now, emergency)
 
 
 class PlateCode:
@@ -84,7 +94,7 @@ class PlateLane:
             return self._miss("plate_low_confidence", "low", key, confidence, image_tag)
         if cred is None:
             return self._miss("plate_unknown", "unknown", key, confidence, image_tag)
-        d = gate.admit(PlateCode(cred, image_tag), "plate_accepted")
+        d = admit(gate, PlateCode(cred, image_tag), "plate_accepted")
         if d.accept:
             self.counts["accepted"] += 1
         return d.reason

@@ -113,6 +113,13 @@ class PlateStore:
         self.damaged = False
         return True
 
+    # as a sync sink (firmware/sync/client.py): what it holds, and a fetched blob
+    def synced(self) -> int:
+        return 0 if self.damaged else self.version
+
+    def apply(self, _version: int, data) -> None:
+        self.install(data)
+
     def status(self) -> dict:
         return {
             "version": self.version,
