@@ -19,6 +19,7 @@ backend's business (docs/drivers.md                    lists every form):
     link        serial, a path    drivers.linux.link_serial     sync link on a serial port
                 uart              drivers.mcu.link_uart         sync link on machine.UART (MCU)
     anpr        http              drivers.linux.anpr_http       ANPR camera's HTTP push (parking)
+    basket      tcp               drivers.linux.basket_tcp      a store's basket source (lines)
     disk        (none built in)                                 a file layer other than
                                                                 firmware.platform's
 
@@ -64,6 +65,7 @@ BACKENDS = {
         "uart": "drivers.mcu.gnss_uart:from_url",
     },
     "anpr": {"http": "drivers.linux.anpr_http:from_url"},  # plate camera push (parking lanes)
+    "basket": {"tcp": "drivers.linux.basket_tcp:from_url"},  # a store's POS / shelf system
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")

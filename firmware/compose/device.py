@@ -194,6 +194,10 @@ def gate_loop(
         from firmware.gate.plates import PlateLane
 
         loop.pollers.append(PlateLane(gate, plates, getattr(hw, "anpr", None)))
+    if mode == modes.MODE_STORE and getattr(hw, "basket", None) is not None:
+        from firmware.gate.baskets import Baskets
+
+        loop.pollers.append(Baskets(gate, hw.basket))
     return loop
 
 

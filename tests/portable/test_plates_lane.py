@@ -166,3 +166,56 @@ def test_store_groups_admit_up_to_group_max_on_one_code():
         j.close()
     finally:
         rmtree(d)
+
+
+class _Link:
+    def __init__(self):
+        self.out = []
+        self.inbox = []
+
+    def send(self, line):
+        self.out.append(line)
+
+    def lines(self):
+        got, self.inbox = self.inbox, []
+        return got
+
+
+def test_a_basket_source_sets_the_exit_value_and_final_closes_a_session():
+    from firmware.gate.baskets import Baskets
+
+    d = mkdtemp("baskets")
+    ticks = Ticks(0)
+    try:
+        v = Validator(codes.VERIFIER, {1: codes.issuer_key()})
+        j = Journal(d, device_id=3)
+        g = Gate(
+            v,
+            j,
+            Barrier(),
+            Display(),
+            Clock(ticks),
+            mode=records.MODE_STORE,
+            direction=1,
+            ticks=ticks,
+        )
+        link = _Link()
+        b = Baskets(g, link)
+        g.on_scan(_code(60, 1, ticks))
+        g.on_scan(_code(61, 1, ticks))
+        link.inbox = [b"BASKET 60 300 2", b"BASKET 61 80 1", b"junk"]
+        b.poll()
+        g.on_scan(_code(60, 2, ticks), direction=2)
+        link.inbox = [b"FINAL 61 95 2"]
+        b.poll()
+        recs = [records.decode(r) for r in j.unsynced()]
+        exits = [
+            (r.account_id, r.value, reasons.by_number(r.reason)) for r in recs if r.direction == 2
+        ]
+        assert exits == [(60, 300, "accepted"), (61, 95, "basket_final")]
+        assert link.out[:2] == [b"OPEN 60 %d\n" % codes.NOW, b"OPEN 61 %d\n" % codes.NOW]
+        assert link.out[2] == b"EXIT 60 %d\n" % codes.NOW
+        assert b.counts["basket_malformed"] == 1 and not g.policy.open
+        j.close()
+    finally:
+        rmtree(d)
