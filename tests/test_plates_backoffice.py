@@ -123,3 +123,30 @@ def test_unmatched_reads_are_queued_and_those_that_fell_back_need_nobody(store_t
             plates.decide(store, 7, 3, "dismissed", "ops", "again", NOW)
     finally:
         store.close()
+
+
+def test_the_cli_binds_publishes_and_reviews(tmp_path, capsys):
+    from provisioning.cli.main import main
+
+    db = str(tmp_path / "bo.sqlite")
+    keydir = str(tmp_path / "operator")
+    assert main(["keys", "init", "--dir", keydir]) == 0
+    (tmp_path / "plates.key").write_text(HASH_KEY.hex())
+    hk = ["--hash-key", str(tmp_path / "plates.key"), "--hash-key-id", "3"]
+    Store(db).close()
+    base = ["backoffice", "plates"]
+    assert main(base + ["bind", "B AB 1234", "4711", "--db", db] + hk) == 0
+    assert main(base + ["publish", "--key", keydir + "/root.key", "--db", db] + hk) == 0
+    capsys.readouterr()
+    assert main(base + ["list", "--db", db, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"account_id": 4711' in out and "BAB1234" not in out
+    assert main(base + ["review", "--db", db]) == 0
+    assert "nothing to review" in capsys.readouterr().out
+    assert main(base + ["bind", "only-one-arg", "--db", db]) == 2
+    store = Store(db)
+    try:
+        blob = store.publication(m.KIND_PLATE_DELTA, 1)
+        assert platelist.parse(blob).hash_key_id == 3
+    finally:
+        store.close()

@@ -82,6 +82,14 @@ def test_the_documented_vector():
         "%016x" % pl.plain_key("AB12") + "%016x" % CRED
     )
     assert len(body) == pl.HEADER_LEN + 16
+    cred2 = (1002 << 24) | 2
+    delta = pl.encode_body(
+        pl.KIND_DELTA, 1, 2, 1767254460, {pl.plain_key("CD34"): cred2}, [pl.plain_key("AB12")]
+    )
+    assert delta.hex() == (
+        "4647504c010200010000000100000002695629bc0000000000000001000000010000000000"
+        "0a57b000000003ea000002000000000008c0f8"
+    )
 
 
 def test_round_trip_and_strict_parse():
