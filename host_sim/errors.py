@@ -10,6 +10,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- ConfigError                   host_sim/backoffice/config.py: a problem with its line
  +-- StoreUnavailable              host_sim/backoffice/backends.py: a PostgreSQL it cannot open
  +-- PowerDiskError (+ ValueError) host_sim/hardware/powerdisk.py: a fault it cannot model
+ +-- PlateError (+ ValueError)     host_sim/backoffice/plates.py: a plate or review decision refused
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError
