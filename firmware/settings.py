@@ -159,6 +159,11 @@ SCHEMA = (
      "nominal value of one passage, journaled and counted by the offline limits"),
     ("gate.show_ms", "int", (200, 60000), 2000, "ms",
      "bus: how long the validator shows an accepted tap before the ready prompt"),
+    ("gate.plates", "bool", (), False, "", "parking: the lane reads plates (hardware anpr)"),
+    ("gate.plate_min_confidence", "int", (1, 100), 90, "%",
+     "parking by plate: reads below this confidence fall back to a QR scan"),
+    ("gate.group_max", "int", (1, 20), 1, "people",
+     "store: people one code admits while its session is open (1: no groups)"),
     # the bus validator (firmware/gate/bus.py; docs/operator-guide.md, routes and stops)
     ("bus.vehicle", "int", (0, 0xFFFF), 0, "", "bus: the vehicle this validator is fitted to"),
     ("bus.route", "int", (0, 0xFFFF), 0, "", "bus: the route the vehicle runs"),
@@ -170,6 +175,8 @@ SCHEMA = (
      "bus: how long the vehicle stays inside a stop's geofence before the stop is reached"),
     ("bus.fix_timeout_s", "int", (1, 600), 5, "s",
      "bus: no valid GNSS fix for this long and the position is lost (records flagged)"),
+    # parking by plate (firmware/gate/plates.py, firmware/verify/platestore.py)
+    ("plates.hash_key", "hex", (16, 64), None, "", "parking by plate: a hashed list's key"),
     # maintenance
     ("selftest.scan_timeout_s", "int", (1, 120), 15, "s",
      "how long the self-test waits for a scan"),

@@ -12,6 +12,7 @@ SimError (FaregateError)                     exit 2: a file the user wrote canno
  +-- PowerDiskError (+ ValueError) host_sim/hardware/powerdisk.py: a fault it cannot model
  +-- StatementError                host_sim/backoffice/statements.py: one it cannot make or read
  +-- NoProof                       host_sim/backoffice/logview.py: exit 1, no such record or head
+ +-- PlateError (+ ValueError)     host_sim/backoffice/plates.py: a plate or review decision refused
 """
 
 from protocol.errors import EXIT_USAGE, FaregateError

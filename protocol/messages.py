@@ -79,6 +79,7 @@ KIND_FARE_TABLE = 3  # fare table (stations, zones, fares) for display and offli
 KIND_CONFIG = 4  # gate configuration
 KIND_FIRMWARE = 5  # firmware image offer (the images issue)
 KIND_ROOT = 6  # root metadata (protocol/rootmeta.py), fetched one version after the other
+KIND_PLATE_DELTA = 7  # plate-list delta (protocol/platelist.py): parking lanes that read plates
 KINDS = {
     KIND_DENY_DELTA: "deny_delta",
     KIND_TRUST_LIST: "trust_list",
@@ -86,8 +87,10 @@ KINDS = {
     KIND_CONFIG: "config",
     KIND_FIRMWARE: "firmware",
     KIND_ROOT: "root",
+    KIND_PLATE_DELTA: "plate_delta",
 }
-DELTA_KINDS = (KIND_DENY_DELTA, KIND_ROOT)  # fetched one version at a time; others: latest only
+# fetched one version at a time; the others: latest only
+DELTA_KINDS = (KIND_DENY_DELTA, KIND_ROOT, KIND_PLATE_DELTA)
 
 # ERROR codes: name -> (code, what it means for the operator)
 ERRORS = {

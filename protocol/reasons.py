@@ -303,6 +303,17 @@ REASONS = {
     "config_needs_root": (284, "", "Changes security settings: faregate keys sign-config."),
     "claim_foreign": (285, "", "Bound to another operator: claim with its credential."),
     "release_refused": (286, "", "Release for another gate or root version, or unsigned."),
+    # no-sense parking and store baskets (texts: docs/gate-modes.md), 330-339
+    "plate_accepted": (330, "Welcome", "Passed by plate."),
+    "plate_unknown": (331, "Plate not recognised - scan your code", "Plate not listed."),
+    "plate_low_confidence": (332, "Plate not recognised - scan your code", "Read unsure."),
+    "anpr_malformed": (333, "", "Camera sent no plate read."),
+    "plate_gap": (334, "", "Plate delta out of order."),
+    "exit_button": (335, "Goodbye", "Left by the exit button."),
+    "group_member": (336, "Welcome - group", "Group member."),
+    "group_full": (337, "Group limit reached", "Over gate.group_max."),
+    "basket_final": (338, "Goodbye", "Basket closed the session."),
+    "basket_malformed": (339, "", "Bad basket line."),
     # risk control (docs/fraud.md)
     "deny_list_stale": (
         310,

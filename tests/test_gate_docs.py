@@ -11,6 +11,7 @@ from firmware.gate import bus as mode_bus
 from firmware.gate import metro as mode_metro
 from firmware.gate import modes
 from firmware.gate import parking as mode_parking
+from firmware.gate import plates as mode_plates
 from firmware.gate import store as mode_store
 from protocol import reasons
 from protocol.fsm import ANY
@@ -22,6 +23,7 @@ TABLES = {
     "common": (modes.COMMON, modes.COMMON_SCANS),
     "metro": (mode_metro.TABLE, mode_metro.SCANS),
     "parking": (mode_parking.TABLE, mode_parking.SCANS),
+    "parking_plates": (mode_plates.TABLE, mode_plates.SCANS),
     "store": (mode_store.TABLE, mode_store.SCANS),
     "bus": (mode_bus.TABLE, mode_bus.SCANS),
 }

@@ -329,7 +329,7 @@ def test_store_door_held_and_forced_alarms(tmp_path):
     assert s.names()[-2:] == ["door_forced", "alarm_cleared"]
 
 
-def test_store_exit_button_unlocks_without_a_record(tmp_path):
+def test_store_exit_button_unlocks_and_is_journaled(tmp_path):
     s = Site(tmp_path, modes.MODE_STORE)
     s.button.level = True
     s.run(100)
@@ -337,7 +337,8 @@ def test_store_exit_button_unlocks_without_a_record(tmp_path):
     assert s.barrier.state == "open" and s.gate.state == "egress"
     s.door.open_for(1000)
     s.run(3000)
-    assert s.events() == [] and s.barrier.state == "closed"
+    assert s.events() == [(records.KIND_EVENT, "exit_button")]  # issue 17: journaled
+    assert s.barrier.state == "closed"
 
 
 def test_store_session_without_an_exit_scan_expires(tmp_path):

@@ -21,6 +21,8 @@ backend's business (docs/drivers.md                    lists every form):
     key         pkcs11            drivers.linux.key_pkcs11      the device key in a PKCS#11 token
                                                                 (device.json "device_key"; none:
                                                                 the owner-only file device.key)
+    anpr        http              drivers.linux.anpr_http       ANPR camera's HTTP push (parking)
+    basket      tcp               drivers.linux.basket_tcp      a store's basket source (lines)
     disk        (none built in)                                 a file layer other than
                                                                 firmware.platform's
 
@@ -66,6 +68,8 @@ BACKENDS = {
         "serial": "drivers.linux.gnss_serial:from_url",
         "uart": "drivers.mcu.gnss_uart:from_url",
     },
+    "anpr": {"http": "drivers.linux.anpr_http:from_url"},  # plate camera push (parking lanes)
+    "basket": {"tcp": "drivers.linux.basket_tcp:from_url"},  # a store's POS / shelf system
 }
 
 SERIAL_URLS = ("loop://", "socket://", "rfc2217://", "spy://", "alt://", "hwgrep://")

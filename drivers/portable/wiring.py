@@ -50,6 +50,8 @@ KNOWN = (
     "rtc",
     "disk",
     "gnss",
+    "anpr",
+    "basket",
 )
 REOPEN_S = 1.0  # a reader that failed to open is tried again this much later
 
@@ -62,6 +64,8 @@ class Hardware:
     readers() -> [(reader, direction)]        direction None: the gate's own
     inputs() -> [(input, on_event, off_event)]
     gnss (or None)                            a bus validator's receiver: .fixes() -> [Fix]
+    anpr (or None)                            a plate lane's camera: .poll() -> [PlateRead]
+    basket (or None)                          a store door's basket source: .lines(), .send()
     rtc (or None), disk (optional)            the board's clock (`.now()`, `.set(t)`) and file
                                               layer, when they are not the platform's (an
                                               MCU's machine.RTC; simulators)
@@ -79,9 +83,13 @@ class Hardware:
         rtc=None,
         disk=None,
         gnss=None,
+        anpr=None,
+        basket=None,
     ):
         self.barrier = barrier
         self.gnss = gnss
+        self.anpr = anpr
+        self.basket = basket
         self.rtc = rtc
         self.disk = disk
         self.display = display if display is not None else NullDisplay()  # read by tests
@@ -175,4 +183,6 @@ def build(hardware: dict, machine=None, ticks=None) -> Hardware:
         rtc=dev("rtc", hardware["rtc"]) if "rtc" in hardware else None,
         disk=dev("disk", hardware["disk"]) if "disk" in hardware else None,
         gnss=dev("gnss", hardware["gnss"]) if "gnss" in hardware else None,
+        anpr=dev("anpr", hardware["anpr"]) if "anpr" in hardware else None,
+        basket=dev("basket", hardware["basket"]) if "basket" in hardware else None,
     )

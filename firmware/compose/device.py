@@ -154,10 +154,12 @@ def gate_loop(
     policy=None,
     ticks=None,
     bus=None,
+    plates=None,
 ) -> GateLoop:
     """The gate and its loop over the devices of `hw` (drivers/portable/wiring.Hardware's shape):
     what a Device runs once in service, and what tests run on their own validator and journal.
-    A bus validator (`bus`: the config's bus section) polls `hw.gnss` through bus.Position."""
+    A bus validator (`bus`: the config's bus section) polls `hw.gnss` through bus.Position; a
+    parking lane by plate (gate.plates) polls `hw.anpr` into `plates` (its PlateStore)."""
     barrier = getattr(hw, "barrier", None)
     if barrier is None and mode == modes.MODE_BUS:
         from firmware.gate.bus import NoBarrier
@@ -191,6 +193,14 @@ def gate_loop(
         from firmware.gate import bus as _bus
 
         loop.pollers.append(_bus.position_for(gate, getattr(hw, "gnss", None), bus or {}))
+    if plates is not None and gate.config["plates"]:
+        from firmware.gate.plates import PlateLane
+
+        loop.pollers.append(PlateLane(gate, plates, getattr(hw, "anpr", None)))
+    if mode == modes.MODE_STORE and getattr(hw, "basket", None) is not None:
+        from firmware.gate.baskets import Baskets
+
+        loop.pollers.append(Baskets(gate, hw.basket))
     return loop
 
 
@@ -327,6 +337,7 @@ class Device:
         self.sync = None
         self.validator = None
         self.limits = None
+        self.plates = None  # a parking lane by plate's PlateStore (gate.plates)
         self.gate = None
         self.loop = None
         self._notice = None
@@ -393,6 +404,12 @@ class Device:
         self.limits = OfflineLimits(schema.build(LimitsConfig, cfg))
         self.limits.load(self.journal)
         self.journal.listeners.append(self.limits)
+        self.plates = None
+        if cfg and cfg.get("mode") == "parking" and gate_config.get(cfg, "gate.plates"):
+            from firmware.verify import platestore
+
+            roots = {trustlist.root_key_id(anchor): anchor}
+            self.plates = platestore.open_store(self.dir, roots, self.verifier, cfg, self.fs)
 
     def _run(self) -> None:
         """The gate loop over the validator `_build` made (in service)."""
@@ -412,6 +429,7 @@ class Device:
             limits=self.limits,
             ticks=self.ticks,
             bus=schema.section("bus", cfg),
+            plates=self.plates,
         )
         self.loop.on_decision = self._logged
         self.gate = self.loop.gate
@@ -561,6 +579,8 @@ class Device:
             messages.KIND_FARE_TABLE: _Sink(self._flag("fares_version"), self._synced_fares),
             messages.KIND_ROOT: _Sink(self.store.root_version, self._roles("synced_root")),
         }
+        if self.plates is not None:
+            sinks[messages.KIND_PLATE_DELTA] = _Sink(self.plates.synced, self.plates.apply)
         if self.agent is not None:
             sinks[messages.KIND_FIRMWARE] = _Sink(
                 self._flag("firmware_offer"), self._synced_firmware

@@ -35,6 +35,9 @@ from firmware.verify.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 from protocol.fsm import Machine
 
+# policy answers that accept the passage under their own reason (firmware/gate/policy.py;
+# not imported here: the policies load with their mode)
+ACCEPTING = ("group_member",)
 AIM_MARK = "]"  # a text a reader left its AIM identifier on: not a QR read (qrengine.line_text)
 
 
@@ -163,15 +166,26 @@ class Gate:
             d = Decision(False, "wrong_symbology")  # the reader read it as another symbology
         else:
             d = self.validator.check(text, now, direction == records.DIR_EXIT)
+        return self._decide(d, direction, now, emergency)
+
+    def _decide(self, d, direction, now, emergency) -> Decision:
+        """Policy, limits, journal and the `paid` event for a validated decision `d` (a
+        scan's, or a plate's: firmware/gate/plates.admit; a d.code with `plate` true is not
+        the validator's, whose replay cache is then not told)."""
         if d.accept and not emergency:
             reason = self.spec.scans.get(self.machine.state, "gate_busy")
             account = _account(d.code)  # per issuer: two issuers' account 42 are two riders
+            note = None
             if reason is None and direction:
                 reason = self.policy.check(account, direction, now)
+                if reason in ACCEPTING:  # accepted, with its own reason (group_member)
+                    note, reason = reason, None
             if reason is None and self.limits is not None:
                 reason = self.limits.check(account, self.config["value"], now, d.offline_limit)
             if reason is not None:
                 d = Decision(False, reason, d.code)
+            elif note is not None:
+                d = Decision(True, note, d.code, d.offline_limit, d.flags)
         if d.accept:
             flags = records.FLAG_EMERGENCY if emergency else 0
             if FLAG_CLOCK_UNTRUSTED in d.flags:
@@ -187,7 +201,8 @@ class Gate:
             except JournalError as e:
                 d = Decision(False, e.reason, d.code)
             else:
-                self.validator.committed(d.code)
+                if not getattr(d.code, "plate", False):
+                    self.validator.committed(d.code)
                 if not emergency:
                     account = _account(d.code)
                     token = self.policy.commit(account, direction, now) if direction else None

@@ -6,6 +6,7 @@ the table is the only thing that moves a gate's state (firmware/gate/gate.py run
     module              mode            resting state   policy
     firmware.gate.metro     1 metro     idle            Passback (entry / exit lines)
     firmware.gate.parking   2 parking   idle            Passback (vehicle in / out)
+    firmware.gate.plates    2 parking   idle            the same, lanes with gate.plates (ANPR)
     firmware.gate.store     3 store     idle (locked)   Sessions
     firmware.gate.bus       4 bus       idle (no fix)   Passback (tap-on / tap-off)
 
@@ -90,6 +91,7 @@ PROMPTS = {
     "closed": "Gate closed",
     "emergency": "Emergency - exit freely",
     "drive_up": "Drive up and scan your code",
+    "reading_plate": "Reading your plate",
 }
 
 # The modes' settings: the "gate." rows of firmware/settings.py (timings, passback window,
@@ -126,6 +128,8 @@ def build(number: int, overrides=None, policy=None) -> Mode:
     cfg = config(overrides)
     if number == MODE_METRO:
         from firmware.gate import metro as m
+    elif number == MODE_PARKING and cfg["plates"]:
+        from firmware.gate import plates as m  # type: ignore[no-redef]
     elif number == MODE_PARKING:
         from firmware.gate import parking as m  # type: ignore[no-redef]
     elif number == MODE_STORE:
@@ -138,7 +142,8 @@ def build(number: int, overrides=None, policy=None) -> Mode:
         raise UsageError("unknown gate mode %r" % number, "bad_config")
     timers = {}
     for name in m.TIMERS:
-        timers[name] = int(cfg[m.TIMERS[name]])
+        t = m.TIMERS[name]  # a setting's name, or milliseconds fixed by the mode
+        timers[name] = int(cfg[t]) if isinstance(t, str) else t
     table = merge(COMMON, m.TABLE)
     scans = merge(COMMON_SCANS, m.SCANS)
     return Mode(number, table, scans, timers, policy or m.policy(cfg))

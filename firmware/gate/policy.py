@@ -3,7 +3,8 @@
 Both keep a small table keyed by account id and share one interface, which firmware/gate/gate.py
 calls around a passage:
 
-    check(account_id, direction, now) -> None or a reason name   (before journaling)
+    check(account_id, direction, now) -> None or a reason name   (before journaling; the
+                                        names in gate.ACCEPTING accept, under that reason)
     commit(account_id, direction, now) -> undo token             (after the journal commit)
     revert(token)                       the rider never passed: undo the commit
     expire(now) -> [(reason, account_id), ...]                   events to journal (tick)
@@ -92,38 +93,61 @@ class Passback:
 class Sessions:
     """Store door: an entry starts a session for the account, an exit scan ends it, and a
     session left open longer than `max_s` ends by timeout (journaled as session_expired so the
-    back office can close and charge it). Nobody is refused: a store never locks a rider in,
-    and an entry with a session open continues that session."""
+    back office can close and charge it). Nobody is refused an exit: a store never locks a
+    rider in. Group entry (`group_max` > 1, gate.group_max): while a session is open, further
+    entries on the same account admit the members of the shopper's group (accepted as
+    `group_member`) up to group_max people in all, then `group_full`. With group_max 1 an
+    entry with a session open simply continues that session."""
 
-    def __init__(self, max_s: int = settings.default("gate.session_max_s"), capacity: int = 10000):
+    def __init__(
+        self,
+        max_s: int = settings.default("gate.session_max_s"),
+        capacity: int = 10000,
+        group_max: int = settings.default("gate.group_max"),
+    ):
         self.max_s = max_s
         self.capacity = capacity
+        self.group_max = group_max
         self.open: dict = {}  # account_id -> session start
+        self.members: dict = {}  # account_id -> people admitted in its open session (groups)
 
     def check(self, account: int, direction: int, now: int):
+        if direction == ENTRY and self.group_max > 1 and account in self.open:
+            if self.members.get(account, 1) >= self.group_max:
+                return "group_full"
+            return "group_member"
         return None
 
     def commit(self, account: int, direction: int, now: int):
-        token = (account, self.open.get(account))
+        token = (account, self.open.get(account), self.members.get(account))
         if direction == ENTRY:
             if account not in self.open:
                 _bound(self.open, self.capacity, now, self.max_s)
                 self.open[account] = now
+                self.members.pop(account, None)
+            elif self.group_max > 1:
+                self.members[account] = self.members.get(account, 1) + 1
         elif direction == EXIT:
             self.open.pop(account, None)
+            self.members.pop(account, None)
         return token
 
     def revert(self, token) -> None:
-        account, old = token
+        account, old, members = token
         if old is None:
             self.open.pop(account, None)
         else:
             self.open[account] = old
+        if members is None:
+            self.members.pop(account, None)
+        else:
+            self.members[account] = members
 
     def expire(self, now: int) -> list:
         gone = sorted(k for k in self.open if now - self.open[k] >= self.max_s)
         for k in gone:
             del self.open[k]
+            self.members.pop(k, None)
         return [("session_expired", k) for k in gone]
 
     def rebuild(self, raws) -> int:

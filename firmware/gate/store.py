@@ -7,7 +7,8 @@ charges per session.
 
     idle        locked, door closed
     unlocked    a code was accepted: unlocked for unlock_ms, waiting for the door to open
-    egress      the exit button unlocked the door (no code, nothing journaled)
+    egress      the exit button unlocked the door (no code; journaled as exit_button, and the
+                basket source is told: firmware/gate/baskets.py)
     open        the door is open (legitimately); held_ms later the door-held alarm sounds
     held        the door has stood open too long (alarm until it closes)
     forced      the door opened while locked (alarm until it closes)
@@ -19,7 +20,7 @@ from protocol.fsm import SAME
 
 TABLE = {
     ("idle", "paid"): ("unlocked", ("open", "start:unlock", "signal:accept")),
-    ("idle", "exit_request"): ("egress", ("open", "start:unlock")),
+    ("idle", "exit_request"): ("egress", ("open", "start:unlock", "event:exit_button")),
     ("idle", "door_opened"): ("forced", ("alarm:door_forced",)),
     ("unlocked", "paid"): (SAME, ("start:unlock", "signal:accept")),
     ("unlocked", "door_opened"): ("open", ("start:held", "done")),
@@ -47,4 +48,4 @@ TIMERS = {"unlock": "unlock_ms", "held": "held_ms"}
 
 
 def policy(cfg: dict):
-    return _policy.Sessions(int(cfg["session_max_s"]))
+    return _policy.Sessions(int(cfg["session_max_s"]), group_max=int(cfg["group_max"]))

@@ -41,7 +41,13 @@ Policies, in the order they apply to an account's taps:
 - parking: free within `grace_s`, then `per_hour` per started hour, at most `daily_max` per
   started 24 hours; an exit with no entry, or a stay over `max_stay_s`, is `lost_ticket`.
 - store: a session from the door's entry to its exit is charged its basket (the records'
-  value); one not closed within `max_session_s` is `open_session_charge`.
+  value: the exit scan's carries the basket source's total, and a session the basket source
+  closed (left by the exit button) ends with a `basket_final` passage carrying it); one not
+  closed within `max_session_s` is `open_session_charge`. Entries journaled `group_member`
+  (group entry on one code) belong to the open session, each charged `group_member_charge`.
+- parking by plate: passages decided by plate (`plate_accepted`) pair with any entry or exit
+  of the account, scan or plate, and are priced by the same parking rules, flagged `by_plate`;
+  they carry no presentation (their counter is the image tag), so never `fraud_copy`.
 - bus (clearing_bus.py): flat per boarding, or by stops travelled with tap-on / tap-off; then
   transfer discounts bus to bus and bus to metro within a window, before the caps.
 
@@ -89,11 +95,13 @@ DEFAULT_TARIFF: dict[str, Any] = {
         "lost_ticket": 2000,
         "max_stay_s": 30 * 86400,
     },
-    "store": {"open_session_charge": 0, "max_session_s": 4 * 3600},
+    "store": {"open_session_charge": 0, "max_session_s": 4 * 3600, "group_member_charge": 0},
     "bus": clearing_bus.DEFAULT,
 }
 
 NOT_TAKEN = reasons.number("passage_not_taken")
+BY_PLATE = reasons.number("plate_accepted")  # a parking passage decided by plate
+GROUP_MEMBER = reasons.number("group_member")  # a store entry of a session's group
 
 
 class TariffError(SimError, ValueError):
@@ -420,6 +428,8 @@ def _parking(account: int, taps: list[Tap], p: dict[str, Any], as_of: int) -> li
                 continue
             fee = parking_fee(tap.time - open_.time, p)
             flags = _flags_of(open_, tap) + (("emergency_exit",) if _emergency(tap) else ())
+            if BY_PLATE in (open_.reason, tap.reason):
+                flags += ("by_plate",)
             out.append(
                 _journey("parking", account, open_, tap, "complete", fee, "parking.per_hour", flags)
             )
@@ -437,13 +447,17 @@ def _store(account: int, taps: list[Tap], s: dict[str, Any], as_of: int) -> list
     session: list[Tap] = []
 
     def close(status: str, extra: int = 0, rule: str = "store.basket") -> None:
-        fare = sum(t.value for t in session) + extra
+        members = sum(1 for t in session if t.reason == GROUP_MEMBER)
+        fare = sum(t.value for t in session) + extra + members * s["group_member_charge"]
         exit_ = session[-1] if session[-1].direction == DIR_EXIT else None
         j = _journey("store", account, session[0], exit_, status, fare, rule, _flags_of(*session))
         j["records"] = [t.key() for t in session]
         out.append(j)
 
     for tap in taps:
+        if tap.direction == DIR_ENTRY and session and tap.reason == GROUP_MEMBER:
+            session.append(tap)  # one more of the group the session's code admitted
+            continue
         if tap.direction == DIR_ENTRY and session:
             close("open_session", s["open_session_charge"], "store.open_session_charge")
             session = []
@@ -490,7 +504,7 @@ def journeys(
             out.append(_journey(MODES[mode][0], account, t, None, "voided", 0, "voided"))
             continue
         pres = (t.cred_no, t.counter)
-        if pres != (0, 0):
+        if pres != (0, 0) and t.reason != BY_PLATE:  # a plate passage is no presentation
             if pres in seen:
                 name = MODES[mode][0]
                 out.append(

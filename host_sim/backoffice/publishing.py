@@ -34,7 +34,7 @@ from typing import Any
 
 from firmware.compose import gate_config
 from host_sim.errors import SimError
-from protocol import denylist, image, rootmeta, trustlist
+from protocol import denylist, image, platelist, rootmeta, trustlist
 from protocol import messages as m
 from protocol.errors import FormatError
 
@@ -45,10 +45,12 @@ MAGICS = {
     image.MAGIC: "firmware",
     rootmeta.MAGIC: "root",
     rootmeta.CONFIG_MAGIC: "config",
+    platelist.MAGIC: "plate_delta",
 }
 DESCRIBED = {
     "trust_list": "a trust list",
     "deny_delta": "a deny list",
+    "plate_delta": "a plate list",
     "firmware": "a firmware image",
     "config": "a gate config",
     "fare_table": "a fare table",
@@ -107,6 +109,11 @@ def _parse(kind: str, data: bytes) -> tuple[dict[str, Any], int | None]:
             snapshot = dl.kind == denylist.KIND_SNAPSHOT
             info = {"from": dl.from_version, "to": dl.to_version, "snapshot": snapshot}
             return info, dl.to_version
+        if kind == "plate_delta":
+            pl = platelist.parse(data)
+            snapshot = pl.kind == platelist.KIND_SNAPSHOT
+            info = {"from": pl.from_version, "to": pl.to_version, "snapshot": snapshot}
+            return info, pl.to_version
         if kind == "firmware":
             _h, man, _off = image.parse(data)
             info = {
@@ -187,12 +194,12 @@ def check(
                 "trust list %d expires at %s, in %.1f days: gates go stale then unless a newer one "
                 "reaches them" % (version, _when(info["valid_until"]), left / 86400)
             )
-    if kind == "deny_delta" and not info["snapshot"] and current is not None:
+    if kind in ("deny_delta", "plate_delta") and not info["snapshot"] and current is not None:
         if info["from"] != current:  # (the first one follows the site files' snapshot)
             problems.append(
-                "deny delta %d->%d does not follow version %d, published now: gates fetch one "
+                "%s %d->%d does not follow version %d, published now: gates fetch one "
                 "version after the other and stop at %d"
-                % (info["from"], info["to"], current, current)
+                % (kind.replace("_", " "), info["from"], info["to"], current, current)
             )
     if kind == "root" and current is not None and version != current + 1:
         problems.append(
@@ -226,9 +233,9 @@ def predict(offer: Offer, device_id: int, status: dict[str, Any] | None) -> str:
         if info["valid_until"] <= status.get("time", 0):
             return "installs it (v%d -> v%d), then treats it as stale: expired" % (have, v)
         return "installs it at its next sync (v%d -> v%d)" % (have, v)
-    if kind == "deny_delta":
+    if kind in ("deny_delta", "plate_delta"):
         if info["snapshot"]:
-            return "replaces its deny list at its next sync (v%d -> v%d)" % (have, v)
+            return "replaces its " + kind[:-6] + " list at its next sync (v%d -> v%d)" % (have, v)
         if info["from"] == have:
             return "applies it at its next sync (v%d -> v%d)" % (have, v)
         return "holds version %d: cannot apply a delta from %d (it fetches %d next)" % (

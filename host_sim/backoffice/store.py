@@ -277,6 +277,38 @@ CREATE TABLE IF NOT EXISTS log_heads (
     time      BIGINT NOT NULL,
     head      {blob} NOT NULL
 );
+-- plate-bound accounts (no-sense parking, host_sim/backoffice/plates.py): plate_key as in
+-- protocol/platelist.py (< 2**63), cred_id account_id << 24 | cred_no, plate '' when the
+-- operator hashes plates (only the key is kept), want 1 bound or 0 to remove, listed the cred_id
+-- in the version published last (0: not on it)
+CREATE TABLE IF NOT EXISTS plates (
+    plate_key  BIGINT NOT NULL PRIMARY KEY,
+    cred_id    BIGINT NOT NULL,
+    plate      TEXT NOT NULL DEFAULT '',
+    want       BIGINT NOT NULL,
+    listed     BIGINT NOT NULL DEFAULT 0,
+    version    BIGINT NOT NULL DEFAULT 0,
+    updated    BIGINT NOT NULL
+);
+-- plate reads a lane could not match (plate_unknown, plate_low_confidence events): the manual
+-- review queue, status open, fell_back (a passage followed at that lane), charged, dismissed
+CREATE TABLE IF NOT EXISTS plate_review (
+    device_id  BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    time       BIGINT NOT NULL,
+    station    BIGINT NOT NULL,
+    direction  BIGINT NOT NULL,
+    reason     BIGINT NOT NULL,
+    plate_key  BIGINT NOT NULL,
+    image_tag  BIGINT NOT NULL,
+    confidence BIGINT NOT NULL,
+    status     TEXT NOT NULL,
+    account_id BIGINT NOT NULL DEFAULT 0,
+    operator   TEXT NOT NULL DEFAULT '',
+    note       TEXT NOT NULL DEFAULT '',
+    decided    BIGINT,
+    PRIMARY KEY (device_id, seq)
+);
 """
 
 # The replay check of a batch's new passages (device_id, first seq, last seq): each claims its
@@ -1447,6 +1479,91 @@ class Store:
                 "SELECT state, COUNT(*) FROM risk_findings GROUP BY state ORDER BY state"
             )
         }
+
+    # -- plate-bound accounts and the plate review queue (host_sim/backoffice/plates.py) -------
+    def plate_bind(self, key: int, cred_id: int, plate: str, now: int) -> None:
+        self.b.execute(
+            "INSERT INTO plates (plate_key, cred_id, plate, want, updated) VALUES (?,?,?,1,?) "
+            "ON CONFLICT (plate_key) DO UPDATE SET cred_id = excluded.cred_id, "
+            "plate = excluded.plate, want = 1, updated = excluded.updated",
+            (key, cred_id, plate, now),
+        )
+
+    def plate_unbind(self, key: int, now: int) -> bool:
+        n = self.b.execute(
+            "UPDATE plates SET want = 0, updated = ? WHERE plate_key = ? AND want = 1",
+            (now, key),
+        )
+        return bool(getattr(n, "rowcount", 0))
+
+    def plate_changes(self) -> tuple[list[tuple[int, int]], list[int]]:
+        """(bindings not yet on the published list as (key, cred_id), keys to take off)."""
+        adds = self.b.rows(
+            "SELECT plate_key, cred_id FROM plates WHERE want = 1 AND listed != cred_id "
+            "ORDER BY plate_key"
+        )
+        removes = self.b.rows(
+            "SELECT plate_key FROM plates WHERE want = 0 AND listed != 0 ORDER BY plate_key"
+        )
+        return [(int(k), int(c)) for k, c in adds], [int(r[0]) for r in removes]
+
+    def plate_listed(self, adds: list[tuple[int, int]], removes: list[int], version: int):
+        with self.b.transaction():
+            self.b.executemany(
+                "UPDATE plates SET listed = ?, version = ? WHERE plate_key = ?",
+                [(c, version, k) for k, c in adds] + [(0, version, k) for k in removes],
+            )
+
+    def plate_bindings(self) -> list[dict[str, Any]]:
+        cols = ("plate_key", "cred_id", "plate", "want", "listed", "version", "updated")
+        q = "SELECT %s FROM plates ORDER BY plate_key" % ", ".join(cols)
+        return [dict(zip(cols, map(_plain, r))) for r in self.b.rows(q)]
+
+    def plate_review_collect(self, reasons_: tuple[int, ...], window_s: int) -> int:
+        """Queue the plate events not queued yet, and mark every open one `fell_back` when a
+        passage followed it at its lane within window_s (the QR fallback worked). The event's
+        account_id is the plate key, cred_no the image tag, counter the confidence."""
+        marks = ",".join("?" for _r in reasons_)
+        with self.b.transaction():
+            n = self.b.execute(
+                "INSERT INTO plate_review (device_id, seq, time, station, direction, reason, "
+                "plate_key, image_tag, confidence, status) "
+                "SELECT device_id, seq, time, station, direction, reason, account_id, cred_no, "
+                "counter, 'open' FROM records WHERE kind = 3 AND reason IN (%s) "
+                "ON CONFLICT DO NOTHING" % marks,
+                tuple(reasons_),
+            )
+            self.b.execute(
+                "UPDATE plate_review SET status = 'fell_back' WHERE status = 'open' AND EXISTS "
+                "(SELECT 1 FROM records r WHERE r.device_id = plate_review.device_id "
+                "AND r.kind = 1 AND r.direction = plate_review.direction "
+                "AND r.time >= plate_review.time AND r.time <= plate_review.time + ?)",
+                (window_s,),
+            )
+        return int(getattr(n, "rowcount", 0) or 0)
+
+    def plate_review_items(self, status: str | None = None) -> list[dict[str, Any]]:
+        cols = (
+            "device_id", "seq", "time", "station", "direction", "reason", "plate_key",
+            "image_tag", "confidence", "status", "account_id", "operator", "note", "decided",
+        )  # fmt: skip
+        where, args = _where(("status = ?", status))
+        q = "SELECT %s FROM plate_review%s ORDER BY time, device_id, seq" % (
+            ", ".join(cols),
+            where,
+        )
+        return [dict(zip(cols, map(_plain, r))) for r in self.b.rows(q, tuple(args))]
+
+    def plate_review_decide(
+        self, device_id: int, seq: int, status: str, account: int, operator: str, note: str,
+        now: int,
+    ) -> bool:  # fmt: skip
+        n = self.b.execute(
+            "UPDATE plate_review SET status = ?, account_id = ?, operator = ?, note = ?, "
+            "decided = ? WHERE device_id = ? AND seq = ? AND status IN ('open', 'fell_back')",
+            (status, account, operator, note, now, device_id, seq),
+        )
+        return bool(getattr(n, "rowcount", 0))
 
 
 class _LogNodes:

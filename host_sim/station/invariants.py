@@ -590,6 +590,8 @@ def _price(
     if mode == "bus":
         return _bus_fare(j, tariff["bus"], as_of, waiting)
     s = tariff["store"]  # the basket: what the store gates journal per passage
+    if a and b and j.get("basket") is not None:  # a basket source's total, the group's members
+        return int(j["basket"]) + int(j.get("members", 0)) * int(s["group_member_charge"]), False
     if a and b:
         return 2 * value, False
     if waiting and as_of - j["entry_t"] <= s["max_session_s"]:

@@ -17,6 +17,10 @@ Then, any time:
 Risk control (docs/fraud.md): findings of the rules, operator review, deny entries:
     faregate backoffice risk run --key operator/root.key   # scan, then publish a deny delta
     faregate backoffice risk findings --state review | accept ID | undo ID --operator ana
+No-sense parking (docs/parking.md): plates bound to accounts, the plate list, misreads:
+    faregate backoffice plates bind 'B AB 1234' 4711 --hash-key plates.key
+    faregate backoffice plates publish --key operator/root.key --hash-key plates.key
+    faregate backoffice plates review | decide DEVICE SEQ charged --account 4711 --operator ana
 Correcting a charge (each audited: who, when, why, before/after; `backoffice audit`):
     faregate backoffice refund ACCOUNT DAY --amount 2.50 --operator ana --reason '...'
     faregate backoffice adjust ACCOUNT DAY --delta -1.00 --operator ana --reason '...'
@@ -372,6 +376,39 @@ def register(sub: Any) -> None:
         "--now", type=int, help="the time to act at, unix seconds (default: the clock's)"
     )
     add_json(rk)
+
+    pl = g.add(
+        "plates",
+        "no-sense parking: bind plates to accounts, publish the plate list, review misreads",
+        with_events(cmd_plates),
+        "Plate-bound accounts (docs/parking.md). Actions:\n"
+        "  bind PLATE ACCOUNT [--cred N]   bind a plate to an account's credential (a plate "
+        "bound again moves to the new account)\n"
+        "  unbind PLATE                    take it off at the next publish\n"
+        "  list                            the bindings and what the published list holds\n"
+        "  publish --key K                 sign the plate list's next version (a snapshot the "
+        "first time, then a delta) and offer it to every plate lane\n"
+        "  review                          queue the lanes' unmatched reads, list the open ones "
+        "(--all: every one); an item followed by a passage at its lane fell back to a QR scan\n"
+        "  decide DEVICE SEQ charged|dismissed --operator NAME [--account A]\n"
+        "With --hash-key FILE plates are keyed by HMAC-SHA256 under that key (hex in the file, "
+        "id --hash-key-id): only keys are stored and published, never the plate text. Give the "
+        "same key to every bind and publish, and to the lanes (plates.hash_key).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.add_argument("action", choices=["bind", "unbind", "list", "publish", "review", "decide"])
+    pl.add_argument("args", nargs="*", help="the action's arguments (above)")
+    pl.add_argument("--cred", type=int, default=1, help="bind: the credential number (1)")
+    pl.add_argument("--hash-key", metavar="FILE", help="the plate hash key (hex), for hmac")
+    pl.add_argument("--hash-key-id", type=int, default=1, help="that key's id (default 1)")
+    pl.add_argument("--key", help="publish: the operator key that signs lists (operator/root.key)")
+    pl.add_argument("--root-key-id", type=int, default=1, help="that key's id (default 1)")
+    pl.add_argument("--operator", help="decide: who decides")
+    pl.add_argument("--note", default="", help="decide: why")
+    pl.add_argument("--account", type=int, default=0, help="decide charged: the account")
+    pl.add_argument("--all", action="store_true", help="review: every item, not only open ones")
+    pl.add_argument("--now", type=int, help="the time to act at, unix seconds")
+    add_json(pl)
 
     pb = g.add(
         "publish",
@@ -1235,6 +1272,69 @@ def _finding_out(f: dict[str, Any]) -> dict[str, Any]:
             "decided",
         )
     }
+
+
+def cmd_plates(args: argparse.Namespace, events: Events) -> int:
+    from host_sim.backoffice import plates
+
+    store = _store(args.db)
+    now = args.now if args.now is not None else int(time.time())
+    key = bytes.fromhex(read_file(args.hash_key).decode().strip()) if args.hash_key else b""
+    cfg = plates.PlateConfig("hmac", key, args.hash_key_id) if key else plates.PlateConfig()
+    act, rest = args.action, args.args
+    need = {"bind": 2, "unbind": 1, "decide": 3}.get(act, 0)
+    if len(rest) != need:
+        raise CliError(
+            "plates %s takes %d argument(s), not %d" % (act, need, len(rest)),
+            "see `faregate backoffice plates --help`",
+            EXIT_USAGE,
+        )
+    if act == "bind":
+        k = plates.bind(store, cfg, rest[0], int(rest[1]), args.cred, now)
+        events.result(True, "plate key %d bound to account %s" % (k, rest[1]), plate_key=k)
+    elif act == "unbind":
+        ok = plates.unbind(store, cfg, rest[0], now)
+        events.result(ok, "unbound" if ok else "that plate is not bound")
+        return 0 if ok else 1
+    elif act == "list":
+        rows = store.plate_bindings()
+        for r in rows:
+            r["account_id"], r["cred_no"] = r["cred_id"] >> 24, r["cred_id"] & 0xFFFFFF
+        cols = ["plate_key", "plate", "account_id", "cred_no", "want", "version"]
+        _print(events, rows, cols, "no plates bound", "plates")
+    elif act == "publish":
+        if not args.key:
+            raise CliError("plates publish needs --key", "--key operator/root.key", EXIT_USAGE)
+        pub = plates.publish(store, cfg, load_signer(args.key), now, args.root_key_id)
+        text = (
+            "nothing to publish"
+            if pub is None
+            else (
+                "published plate_delta version %d (+%d -%d)"
+                % (pub["version"], pub["adds"], pub["removes"])
+            )
+        )
+        events.result(True, text, published=pub)
+    elif act == "review":
+        plates.collect(store)
+        rows = plates.queue(store, None if args.all else "open")
+        if not args.json:
+            for r in rows:
+                r["time"] = _when(r["time"])
+        cols = ["device_id", "seq", "time", "reason", "plate_key", "image_tag", "confidence"]
+        _print(events, rows, cols + ["status"], "nothing to review", "review")
+    else:
+        if not args.operator:
+            raise CliError("plates decide needs --operator", "--operator NAME", EXIT_USAGE)
+        try:
+            plates.decide(
+                store, int(rest[0]), int(rest[1]), rest[2], args.operator, args.note, now,
+                args.account,
+            )  # fmt: skip
+        except plates.PlateError as e:
+            raise CliError(str(e), e.remedy, EXIT_USAGE) from None
+        events.result(True, "review item %s/%s is %s" % (rest[0], rest[1], rest[2]))
+    return 0
 
 
 def cmd_publish(args: argparse.Namespace, events: Events) -> int:

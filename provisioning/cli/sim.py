@@ -99,6 +99,10 @@ def run_scenario(
 
     if busroute.is_route_file(path):  # a bus route: vehicles, not a station (its own runner)
         return busroute.run_file(busroute.load(path), seed, out, as_json)
+    from host_sim.station import unattended
+
+    if unattended.site_kind(path):  # a car park by plate or a store with baskets
+        return unattended.run_file(unattended.load(path), seed, out, as_json)
 
     try:
         scenario = load(path)

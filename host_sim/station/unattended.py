@@ -1,0 +1,663 @@
+"""Unattended sites simulated: a car park whose lanes read plates, and a store whose door is
+charged by its shelf system's baskets.
+
+    faregate sim run host_sim/scenarios/carpark.toml --seed 1     (a scenario with [carpark])
+    faregate sim run host_sim/scenarios/store.toml --seed 1       (a scenario with [shop])
+
+Car park: an entry and an exit lane, each the real gate (firmware/gate/gate.Gate in parking
+mode with gate.plates, its journal on disk, its PlateStore) with an ANPR camera
+(host_sim/hardware/anpr_camera.SimAnprCamera) pushing every read over a real loopback socket to
+the lane's drivers/linux/anpr_http.AnprListener. Cars arrive through the day; most are bound
+to their driver's account (the back office binds them, hashed when [carpark] hashed = true, and
+publishes the plate list: a snapshot, later a delta for cars bound during the day, which the
+lanes install at their next sync), some are not. The camera reads each car right, or misreads
+one character, or is unsure (low confidence), or sees no plate, at the scenario's rates; every
+car without a usable read scans its ride code at the barrier (the QR fallback).
+
+Store: the door (a real store-mode Gate with gate.group_max) and its basket source, the
+simulated shelf system (host_sim/hardware/basket_source.SimBasketSource) over a real socket to
+drivers/linux/basket_tcp.BasketLink, read by firmware/gate/baskets.Baskets. Shoppers enter on
+a code (groups on one code), take and put back items, and leave by an exit scan or by the exit
+button (the shelf system then sends their FINAL basket).
+
+The gates' journals reach the back office's store (a real SQLite file) through its ingest,
+`store_batch`, every `sync_interval_s` and at the end; the back office clears the day, and the
+station simulator's invariants are checked (host_sim/station/invariants.py): every committed
+record reaches the back office once, and the money invariant prices every driver's and
+shopper's true visits (parking tariff; baskets and group charges) against what clearing
+charged. Two checks of their own: no car passes by plate under an account not its own, and
+every unmatched read is in the review queue (fell back, or open for an operator).
+"""
+
+import os
+import random
+import tomllib
+from typing import Any
+
+from drivers.linux import anpr_http
+from drivers.linux.basket_tcp import BasketLink
+from drivers.linux.crypto_openssl import OpenSSLVerifier
+from firmware.gate.baskets import Baskets
+from firmware.gate.gate import Gate
+from firmware.gate.plates import PlateLane
+from firmware.storage.journal import Journal
+from firmware.verify.platestore import PlateStore
+from firmware.verify.validator import Validator
+from host_sim.backoffice import clearing, plates
+from host_sim.backoffice.store import Store
+from host_sim.hardware.anpr_camera import SimAnprCamera
+from host_sim.hardware.basket_source import SimBasketSource
+from host_sim.hardware.devices import ManualClock
+from host_sim.station import demand
+from host_sim.station.invariants import Monitor, _JournalProbe
+from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
+from host_sim.wallet import Issuer, Operator, Rider
+from protocol import messages as m
+from protocol import reasons, records, trustlist
+
+TOP = {"name": "", "description": "", "start": "2026-01-12T07:00:00Z", "duration_s": 36000}
+TOP["tariff"] = ""
+SECTIONS: dict[str, dict[str, Any]] = {
+    "carpark": {
+        "cars": 120,
+        "bound_share": 0.8,
+        "bound_later_share": 0.1,
+        "misread_rate": 0.06,
+        "low_confidence_rate": 0.05,
+        "no_read_rate": 0.02,
+        "min_confidence": 90,
+        "stay_s": [300, 21600],
+        "hashed": True,
+        "sync_interval_s": 600,
+    },
+    "shop": {
+        "shoppers": 80,
+        "group_share": 0.15,
+        "group_max": 3,
+        "button_share": 0.3,
+        "items": [0, 6],
+        "price": [99, 1500],
+        "put_back_share": 0.1,
+        "visit_s": [120, 1800],
+        "sync_interval_s": 600,
+    },
+}
+MEANING = {
+    "name": "name used in the report and the default output directory (default: the file's)",
+    "description": "one line for the report",
+    "start": "simulated time the day starts (RFC 3339 or unix seconds)",
+    "duration_s": "the day: arrivals in its first half (car park) or until an hour before its end",
+    "tariff": 'the tariff file (relative to the scenario; "": the default tariff)',
+    "carpark.cars": "cars that come during the day (one entry each, an exit if they leave in time)",
+    "carpark.bound_share": "cars whose plate is bound to their driver's account before the day",
+    "carpark.bound_later_share": "cars bound half an hour before they come (a plate-list delta)",
+    "carpark.misread_rate": "reads with one character wrong at a high confidence",
+    "carpark.low_confidence_rate": "right reads below min_confidence",
+    "carpark.no_read_rate": "reads with no plate at all",
+    "carpark.min_confidence": "the lanes' gate.plate_min_confidence",
+    "carpark.stay_s": "[low, high] seconds a car stays",
+    "carpark.hashed": "plates bound and published hashed (the hmac scheme) or plain",
+    "carpark.sync_interval_s": "time between syncs: journals up, the plate list down",
+    "shop.shoppers": "shoppers who come during the day, each on a code of their own",
+    "shop.group_share": "shoppers who bring others on their code (2..group_max people)",
+    "shop.group_max": "the door's gate.group_max",
+    "shop.button_share": "shoppers who leave by the exit button (the shelf system sends FINAL)",
+    "shop.items": "[low, high] items a shopper takes",
+    "shop.price": "[low, high] price of an item, minor units",
+    "shop.put_back_share": "items put back after being taken",
+    "shop.visit_s": "[low, high] seconds a visit lasts",
+    "shop.sync_interval_s": "time between the door's syncs",
+}
+ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def doc_table() -> str:
+    """The markdown table of this runner's keys, as docs/scenarios.md shows it."""
+    import json
+
+    def shown(v: Any) -> str:
+        if isinstance(v, bool):
+            return "`%s`" % str(v).lower()
+        return "`%s`" % json.dumps(v) if isinstance(v, (str, list)) else "`%s`" % v
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key in TOP:
+        lines.append("| `%s` | %s | %s |" % (key, shown(TOP[key]), MEANING[key]))
+    for section, keys in SECTIONS.items():
+        for key, default in keys.items():
+            name = "%s.%s" % (section, key)
+            lines.append(
+                "| `[%s]` `%s` | %s | %s |" % (section, key, shown(default), MEANING[name])
+            )
+    return "\n".join(lines)
+
+
+FIRST_DEVICE_ID = 4001
+
+
+def site_kind(path: str) -> str | None:
+    """ "carpark" or "shop" for a scenario file of this runner, else None."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    for kind in SECTIONS:
+        if isinstance(data.get(kind), dict):
+            return kind
+    return None
+
+
+def load(path: str) -> dict[str, Any]:
+    """The scenario with every default filled in; ScenarioError names a bad key."""
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    kind = site_kind(path)
+    if kind is None:
+        raise ScenarioError("%s: needs a [carpark] or a [shop] table" % path)
+    sc: dict[str, Any] = {"kind": kind}
+    for key, value in data.items():
+        if key == kind:
+            unknown = set(value) - set(SECTIONS[kind])
+            if unknown:
+                raise ScenarioError(
+                    "%s: unknown key(s) in [%s]: %s" % (path, kind, sorted(unknown))
+                )
+        elif key not in TOP:
+            raise ScenarioError("%s: unknown key %r" % (path, key))
+    for key in TOP:
+        sc[key] = data.get(key, TOP[key])
+    sc[kind] = dict(SECTIONS[kind])
+    sc[kind].update(data[kind])
+    try:
+        sc["start"] = parse_time(sc["start"])
+    except ValueError as e:
+        raise ScenarioError("%s: %s" % (path, e)) from None
+    here = os.path.dirname(os.path.abspath(path))
+    sc["tariff"] = load_tariff(sc["tariff"] or None, here)
+    sc["name"] = sc["name"] or os.path.basename(path)[:-5]
+    return sc
+
+
+class _Barrier:
+    def __init__(self) -> None:
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def close(self) -> None:
+        pass
+
+
+class _Display:
+    last = ""
+
+    def show(self, text: str) -> None:
+        self.last = text
+
+
+class Truth:
+    """What each account really did: visits as the money invariant prices them."""
+
+    def __init__(self) -> None:
+        self.taps: dict[int, list[dict[str, Any]]] = {}
+
+    def journeys(self, account: int) -> list[dict[str, Any]]:
+        return self.taps.get(account, [])
+
+
+class _Site:
+    def __init__(self, sc: dict[str, Any], seed: int, workdir: str) -> None:
+        self.sc = sc
+        self.seed = seed
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.start = int(sc["start"])
+        self.clock = ManualClock(self.start)
+        self.rng = random.Random("%s-%d" % (sc["kind"], seed))
+        root = demand.keys(seed, "operator-root")
+        self.operator = Operator(root, trustlist.root_key_id(root.public_key))
+        self.issuer = Issuer(1, demand.keys(seed, "issuer-1"))
+        self.verifier = OpenSSLVerifier()
+        self.store = Store(os.path.join(workdir, "backoffice.sqlite"))
+        self.monitor = Monitor({}, {}, 60, 10, self.elapsed_s)
+        self.truth = Truth()
+        self.gates: list[tuple[Gate, Journal]] = []
+        self.decisions: dict[str, int] = {}
+        self.riders = 0
+
+    def elapsed_s(self) -> int:
+        return self.clock.now() - self.start
+
+    def rider(self, account: int) -> Rider:
+        r = Rider(demand.keys(self.seed, "%s-rider-%d" % (self.sc["kind"], account)))
+        self.issuer.issue(r, account, self.start - 86400, self.start + 30 * 86400)
+        self.riders += 1
+        return r
+
+    def gate(self, n: int, mode: int, direction: int, config: dict[str, Any]) -> Gate:
+        device_id = FIRST_DEVICE_ID + n
+        d = os.path.join(self.workdir, "gate-%d" % device_id)
+        os.makedirs(d, exist_ok=True)
+        journal = Journal(d, device_id=device_id)
+        probe = _JournalProbe(self.monitor, n)
+        journal.listeners.append(probe)
+        self.monitor.device_ids[n] = device_id
+        self.monitor.names[n] = "%s-%d" % (self.sc["kind"], n)
+        self.store.add_device(device_id, b"\x02" + bytes(32), self.start)
+        validator = Validator(self.verifier, {1: self.issuer.trust_entry()})
+        g = Gate(
+            validator,
+            journal,
+            _Barrier(),
+            _Display(),
+            self.clock,
+            station=1,
+            mode=mode,
+            direction=direction,
+            config=config,
+            ticks=self.clock.ticks_ms,
+        )
+        self.gates.append((g, journal))
+        return g
+
+    def scan(self, g: Gate, rider: Rider, direction: int | None = None) -> Any:
+        d = g.on_scan(rider.present(self.clock.now()), direction)
+        self.decisions[d.reason] = self.decisions.get(d.reason, 0) + 1
+        return d
+
+    def sync(self) -> None:
+        """Each gate's unsynced records into the back office (its durable ingest), then trimmed."""
+        for g, journal in self.gates:
+            raws = [bytes(r) for r in journal.unsynced()]
+            if raws:
+                self.store.store_batch(g.journal.device_id, raws, self.clock.now())
+                journal.ack(records.seq_of(raws[-1]))
+
+    def finish(self, extra: dict[str, Any], own: list[tuple[str, str, int, list[str]]]):
+        self.sync()
+        pending = {n: 0 for n in range(len(self.gates))}
+        bo = self.monitor.check_backoffice(self.store, pending)
+        tariff = self.sc["tariff"]
+        as_of = self.clock.now()
+        journeys = clearing.clear(self.store, tariff, as_of)
+        held = [records.decode(raw) for _d, _s, raw in self.store.records()]
+        money = self.monitor.check_money(journeys, held, self.truth, tariff, as_of, 0)
+        revenue: dict[str, int] = {}
+        rules: dict[str, int] = {}
+        for j in journeys:
+            revenue[j["mode"]] = revenue.get(j["mode"], 0) + int(j["charged"])
+            rules[j["rule"]] = rules.get(j["rule"], 0) + 1
+        events: dict[str, int] = {}
+        for r in held:
+            if r.kind == records.KIND_EVENT:
+                name = reasons.by_number(r.reason)
+                events[name] = events.get(name, 0) + 1
+        for _g, journal in self.gates:
+            journal.close()
+        self.store.close()
+        invariants = [i for i in self.monitor.results() if i["name"] in CHECKED]
+        for name, text, violations, first in own:
+            invariants.append(
+                {
+                    "name": name,
+                    "description": text,
+                    "ok": violations == 0,
+                    "violations": violations,
+                    "first": first[:3],
+                }
+            )
+        rep = {
+            "scenario": self.sc["name"],
+            "kind": self.sc["kind"],
+            "seed": self.seed,
+            "ended_s": self.elapsed_s(),
+            "riders": self.riders,
+            "decisions": dict(sorted(self.decisions.items())),
+            "events": dict(sorted(events.items())),
+            "backoffice": bo,
+            "records_held": len(held),
+            "clearing": {
+                "journeys": len(journeys),
+                "revenue": dict(sorted(revenue.items())),
+                "rules": dict(sorted(rules.items())),
+            },
+            "money": money,
+            "invariants": invariants,
+            "ok": all(i["ok"] for i in invariants),
+        }
+        rep.update(extra)
+        return rep
+
+
+# the station invariants this runner exercises (the others need a station's devices)
+CHECKED = (
+    "records_reach_backoffice_once",
+    "honest_riders_pay_true_fares",
+    "no_voided_passage_charged",
+    "every_reject_has_a_reason",
+)
+
+
+class CarPark(_Site):
+    def __init__(self, sc: dict[str, Any], seed: int, workdir: str) -> None:
+        super().__init__(sc, seed, workdir)
+        c = sc["carpark"]
+        self.c = c
+        key = demand.keys(seed, "plate-hash").public_key[1:33] if c["hashed"] else b""
+        self.pcfg = plates.PlateConfig("hmac", key, 1) if c["hashed"] else plates.PlateConfig()
+        self.hash_key = key or None
+        cfg = {"plates": True, "plate_min_confidence": int(c["min_confidence"])}
+        self.lanes = []
+        for n, direction in enumerate((records.DIR_ENTRY, records.DIR_EXIT)):
+            g = self.gate(n, records.MODE_PARKING, direction, cfg)
+            ps = PlateStore(
+                os.path.join(self.workdir, "gate-%d" % (FIRST_DEVICE_ID + n), "plates.bin"),
+                self.operator.roots(),
+                self.verifier,
+                self.hash_key,
+            )
+            listener = anpr_http.AnprListener("127.0.0.1", 0)
+            lane = PlateLane(g, ps, listener)
+            cam = SimAnprCamera("127.0.0.1", listener.port, pump=lambda _w, lane=lane: lane.poll())
+            self.lanes.append((g, ps, listener, lane, cam))
+        self.counts = dict.fromkeys(
+            ("cars", "bound", "by_plate", "qr_fallback", "misread", "low", "no_read"), 0
+        )
+        self.counts["bound_later"] = 0
+        self.wrong_account: list[str] = []
+        self.cars: list[dict[str, Any]] = []
+
+    def _plate(self) -> str:
+        return "".join(self.rng.choice(ALPHABET) for _ in range(7))
+
+    def _publish(self) -> None:
+        plates.publish(
+            self.store, self.pcfg, self.operator.signer, self.clock.now(), self.operator.root_key_id
+        )
+
+    def _install(self) -> None:
+        latest = dict((k, v) for k, v, _n in self.store.offers()).get(m.KIND_PLATE_DELTA, 0)
+        for _g, ps, _l, _lane, _c in self.lanes:
+            for v in range(ps.version + 1, latest + 1):
+                ps.install(self.store.publication(m.KIND_PLATE_DELTA, v))
+
+    def _read(self, car: dict[str, Any]) -> tuple[str, int]:
+        """What the camera reads of this car: (plate, confidence)."""
+        c, r = self.c, self.rng.random()
+        if r < c["no_read_rate"]:
+            self.counts["no_read"] += 1
+            return "", 0
+        r -= c["no_read_rate"]
+        if r < c["misread_rate"]:
+            self.counts["misread"] += 1
+            i = self.rng.randrange(len(car["plate"]))
+            wrong = self.rng.choice([a for a in ALPHABET if a != car["plate"][i]])
+            return car["plate"][:i] + wrong + car["plate"][i + 1 :], self.rng.randint(91, 99)
+        r -= c["misread_rate"]
+        if r < c["low_confidence_rate"]:
+            self.counts["low"] += 1
+            return car["plate"], self.rng.randint(30, int(c["min_confidence"]) - 1)
+        return car["plate"], self.rng.randint(int(c["min_confidence"]), 100)
+
+    def _pass(self, lane_i: int, car: dict[str, Any]) -> None:
+        g, _ps, _l, _lane, cam = self.lanes[lane_i]
+        g.on_event("vehicle_arrived")
+        plate, conf = self._read(car)
+        cam.push(plate, conf)
+        for _ in range(3):
+            self.lanes[lane_i][3].poll()
+        if g.state == "authorized":
+            self.counts["by_plate"] += 1
+        else:
+            self.counts["qr_fallback"] += 1
+            d = self.scan(g, car["rider"])
+            if not d.accept:
+                g.on_event("vehicle_left")
+                return
+        self.decisions.setdefault("plate_or_code_passed", 0)
+        self.decisions["plate_or_code_passed"] += 1
+        g.on_event("vehicle_on_safety")
+        g.on_event("vehicle_cleared")
+        g.on_event("barrier_closed")
+        return
+
+    def run(self) -> dict[str, Any]:
+        c = self.c
+        dur = int(self.sc["duration_s"])
+        for i in range(int(c["cars"])):
+            account = 200000 + i
+            car: dict[str, Any] = {"account": account, "plate": self._plate()}
+            car["rider"] = self.rider(account)
+            car["arrive"] = self.start + self.rng.randint(0, dur // 2)
+            lo, hi = c["stay_s"]
+            car["leave"] = car["arrive"] + self.rng.randint(int(lo), int(hi))
+            r = self.rng.random()
+            if r < c["bound_share"]:
+                plates.bind(self.store, self.pcfg, car["plate"], account, 1, self.start - 3600)
+                self.counts["bound"] += 1
+            elif r < c["bound_share"] + c["bound_later_share"]:
+                car["bind_at"] = car["arrive"] - 1800
+                self.counts["bound_later"] += 1
+            self.cars.append(car)
+        self.counts["cars"] = len(self.cars)
+        self._publish()
+        self._install()
+        events: list[tuple[int, int, str, dict[str, Any]]] = []
+        for n, car in enumerate(self.cars):
+            events.append((car["arrive"], n, "in", car))
+            if car["leave"] < self.start + dur:
+                events.append((car["leave"], n, "out", car))
+            if "bind_at" in car:
+                events.append((max(self.start, car["bind_at"]), n, "bind", car))
+        sync_every = int(c["sync_interval_s"])
+        for t in range(self.start + sync_every, self.start + dur, sync_every):
+            events.append((t, -1, "sync", {}))
+        for t, _n, what, car in sorted(events, key=lambda e: (e[0], e[1])):
+            self.clock.t_ms = max(self.clock.t_ms, t * 1000)
+            if what == "sync":
+                self._publish()
+                self.sync()
+                self._install()
+            elif what == "bind":
+                plates.bind(self.store, self.pcfg, car["plate"], car["account"], 1, t)
+            elif what == "in":
+                self._pass(0, car)
+                visit: dict[str, Any] = {"mode": "parking", "entry_tapped": True}
+                visit["exit_tapped"] = False
+                visit.update(entry_t=t, exit_t=None, **{"from": 1, "to": 1})
+                self.truth.taps.setdefault(car["account"], []).append(visit)
+                car["visit"] = visit
+            else:
+                self._pass(1, car)
+                car["visit"].update(exit_tapped=True, exit_t=t)
+        self.clock.t_ms = (self.start + dur) * 1000
+        self.sync()
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        plate_reason = reasons.number("plate_accepted")
+        owner = {car["account"] for car in self.cars}
+        wrong = []
+        for _d, _s, raw in self.store.records():
+            r = records.decode(raw)
+            if r.kind == records.KIND_PASSAGE and r.reason == plate_reason:
+                if r.account_id not in owner:
+                    wrong.append("plate passage seq %d under account %d" % (r.seq, r.account_id))
+        misses = sum(self.lanes[i][3].counts[k] for i in (0, 1) for k in ("unknown", "low"))
+        plates.collect(self.store)
+        review = plates.queue(self.store, None)
+        unreviewed = (
+            [] if len(review) == misses else ["%d misses, %d queued" % (misses, len(review))]
+        )
+        open_items = sum(1 for i in review if i["status"] == "open")
+        counts = dict(self.counts)
+        counts["review_fell_back"] = len(review) - open_items
+        counts["review_open"] = open_items
+        for _g, _ps, listener, _lane, _c in self.lanes:
+            listener.close()
+        own = [
+            (
+                "plates_pass_only_their_own_account",
+                "a car let through by plate is charged to its own account only",
+                len(wrong),
+                wrong,
+            ),
+            (
+                "every_unmatched_read_is_reviewed",
+                "every plate read a lane could not match is in the review queue",
+                len(unreviewed),
+                unreviewed,
+            ),
+        ]
+        return self.finish({"counts": counts}, own)
+
+
+class Shop(_Site):
+    def __init__(self, sc: dict[str, Any], seed: int, workdir: str) -> None:
+        super().__init__(sc, seed, workdir)
+        s = sc["shop"]
+        self.s = s
+        self.door = self.gate(
+            0, records.MODE_STORE, records.DIR_ENTRY, {"group_max": int(s["group_max"])}
+        )
+        self.source = SimBasketSource()
+        self.link = BasketLink("127.0.0.1", self.source.port)
+        self.baskets = Baskets(self.door, self.link)
+        self.counts = dict.fromkeys(("shoppers", "groups", "by_button", "by_scan", "items"), 0)
+
+    def _settle(self) -> None:
+        for _ in range(6):
+            self.source.poll(0.002)
+            self.baskets.poll()
+
+    def _door_cycle(self) -> None:
+        self.door.on_event("door_opened")
+        self.door.on_event("door_closed")
+
+    def run(self) -> dict[str, Any]:
+        s, dur = self.s, int(self.sc["duration_s"])
+        events: list[tuple[int, int, str, dict[str, Any]]] = []
+        for i in range(int(s["shoppers"])):
+            account = 300000 + i
+            who: dict[str, Any] = {"account": account, "rider": self.rider(account), "basket": 0}
+            who["group"] = (
+                self.rng.randint(2, int(s["group_max"]))
+                if int(s["group_max"]) > 1 and self.rng.random() < s["group_share"]
+                else 1
+            )
+            t = self.start + self.rng.randint(0, dur - 3600)
+            events.append((t, i, "in", who))
+            n_items = self.rng.randint(*[int(x) for x in s["items"]])
+            visit = self.rng.randint(*[int(x) for x in s["visit_s"]])
+            for k in range(n_items):
+                events.append((t + 10 + (visit - 20) * (k + 1) // (n_items + 1), i, "take", who))
+            who["button"] = self.rng.random() < s["button_share"]
+            events.append((t + visit, i, "out", who))
+        sync_every = int(s["sync_interval_s"])
+        for t in range(self.start + sync_every, self.start + dur, sync_every):
+            events.append((t, -1, "sync", {}))
+        for t, _i, what, who in sorted(events, key=lambda e: (e[0], e[1], e[2] != "in")):
+            self.clock.t_ms = max(self.clock.t_ms, t * 1000)
+            self._settle()
+            if what == "sync":
+                self.sync()
+            elif what == "in":
+                self._enter(who, t)
+            elif what == "take":
+                self._take(who)
+            else:
+                self._leave(who, t)
+            self._settle()
+        self.clock.t_ms = (self.start + dur) * 1000
+        self._settle()
+        counts = dict(self.counts)
+        counts.update(self.baskets.counts)
+        self.link.close()
+        self.source.close()
+        return self.finish({"counts": counts}, [])
+
+    def _enter(self, who: dict[str, Any], t: int) -> None:
+        self.counts["shoppers"] += 1
+        for _ in range(who["group"]):  # the holder, then each member, on one code
+            self.scan(self.door, who["rider"], records.DIR_ENTRY)
+            self._door_cycle()
+        if who["group"] > 1:
+            self.counts["groups"] += 1
+        visit: dict[str, Any] = {"mode": "store", "entry_tapped": True, "entry_t": t}
+        visit["exit_tapped"] = False
+        visit.update(exit_t=None, basket=0, members=who["group"] - 1, **{"from": 1, "to": 1})
+        self.truth.taps.setdefault(who["account"], []).append(visit)
+        who["visit"] = visit
+
+    def _take(self, who: dict[str, Any]) -> None:
+        lo, hi = (int(x) for x in self.s["price"])
+        price = self.rng.randint(lo, hi)
+        self.source.take(who["account"], price)
+        self.counts["items"] += 1
+        who["basket"] += price
+        if self.rng.random() < self.s["put_back_share"]:
+            self.source.put_back(who["account"], price)
+            who["basket"] -= price
+        who["visit"]["basket"] = who["basket"]
+
+    def _leave(self, who: dict[str, Any], t: int) -> None:
+        if who["button"]:
+            self.counts["by_button"] += 1
+            self.door.on_event("exit_request")
+            self._settle()
+            self.source.leave_by_button(who["account"])
+            self._door_cycle()
+        else:
+            self.counts["by_scan"] += 1
+            self.scan(self.door, who["rider"], records.DIR_EXIT)
+            self._door_cycle()
+        self._settle()
+        who["visit"].update(exit_tapped=True, exit_t=t)
+
+
+def run(sc: dict[str, Any], seed: int, workdir: str) -> dict[str, Any]:
+    site = CarPark(sc, seed, workdir) if sc["kind"] == "carpark" else Shop(sc, seed, workdir)
+    return site.run()
+
+
+def summary(rep: dict[str, Any]) -> str:
+    c = rep["counts"]
+    lines = [
+        "%s %s, seed %d: %.1f simulated hours, %d riders"
+        % (rep["kind"], rep["scenario"], rep["seed"], rep["ended_s"] / 3600.0, rep["riders"]),
+        "  %s" % ", ".join("%s %d" % kv for kv in c.items()),
+        "  gate events: %s"
+        % (", ".join("%d %s" % (n, k) for k, n in rep["events"].items()) or "-"),
+        "  back office holds %d records; clearing: %d journeys, revenue %s"
+        % (rep["records_held"], rep["clearing"]["journeys"], rep["clearing"]["revenue"]),
+        "  riders checked %d, charged wrong %d"
+        % (rep["money"]["riders_checked"], rep["money"]["riders_charged_wrong"]),
+    ]
+    bad = [i for i in rep["invariants"] if not i["ok"]]
+    lines.append(
+        "  invariants: %d checked, %s"
+        % (len(rep["invariants"]), "all hold" if not bad else "%d BROKEN" % len(bad))
+    )
+    for i in bad:
+        lines.append("    %s: %d, first %s" % (i["name"], i["violations"], i["first"][:1]))
+    return "\n".join(lines)
+
+
+def run_file(sc: dict[str, Any], seed: int, out: str | None, as_json: bool) -> int:
+    import json
+    import shutil
+
+    out = out or os.path.join("run", "%s-%d" % (sc["name"], seed))
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.exists(os.path.join(out, "report.json")):
+            raise ScenarioError(
+                "%s holds files that are not an earlier run: give another --out" % out
+            )
+        shutil.rmtree(out)
+    rep = run(sc, seed, out)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(rep, f, indent=1, sort_keys=True)
+    print(json.dumps(rep, sort_keys=True) if as_json else summary(rep))
+    return 0 if rep["ok"] else 1

@@ -1,0 +1,157 @@
+"""Plate lists (protocol/platelist.py) and the lane's plate store (firmware/verify/platestore.py),
+on both interpreters: keys, the byte layout's vector, strict parsing, signatures, deltas,
+hashed lists, a reboot and a damaged file."""
+
+from firmware.verify.platestore import PlateStore
+from firmware.verify.truststore import ListError
+from protocol import platelist as pl
+from protocol.errors import FormatError
+from tests.portable import codes
+from tests.portable.harness import mkdtemp, raises, rmtree
+
+HASH_KEY = bytes(range(32))
+CRED = (1001 << 24) | 1  # account 1001, credential 1
+
+
+def _snap(version, adds, scheme=pl.SCHEME_PLAIN, key_id=0, signer=codes.ROOT):
+    return pl.build(
+        pl.KIND_SNAPSHOT,
+        0,
+        version,
+        codes.NOW,
+        adds,
+        (),
+        signer.sign,
+        scheme=scheme,
+        hash_key_id=key_id,
+    )
+
+
+def _delta(f, t, adds=(), removes=(), scheme=pl.SCHEME_PLAIN, key_id=0):
+    return pl.build(
+        pl.KIND_DELTA,
+        f,
+        t,
+        codes.NOW + 60,
+        adds,
+        removes,
+        codes.ROOT.sign,
+        scheme=scheme,
+        hash_key_id=key_id,
+    )
+
+
+def test_plain_keys_pack_base37_and_come_back():
+    assert pl.normalize("b-ab 1234") == "BAB1234"
+    assert pl.plain_key("0") == 1 and pl.plain_key("Z") == 36 and pl.plain_key("10") == 2 * 37 + 1
+    k = pl.plate_key("B-AB 1234", pl.SCHEME_PLAIN)
+    assert pl.plain_text(k) == "BAB1234"
+    assert pl.plain_key("ZZZZZZZZZZZZ") <= pl.KEY_MASK  # 12 characters fit below 2**63
+    assert pl.plain_key("ZZZZZZZZZZZZZ") is None  # 13 do not
+    assert pl.plate_key("京A12345", pl.SCHEME_PLAIN) is None  # only hashed
+    assert pl.plate_key(" - ", pl.SCHEME_PLAIN) is None
+
+
+def test_hashed_keys_need_the_key_and_hide_the_plate():
+    k = pl.plate_key("b ab 1234", pl.SCHEME_HMAC, HASH_KEY)
+    assert k == pl.plate_key("BAB1234", pl.SCHEME_HMAC, HASH_KEY)
+    assert 0 < k <= pl.KEY_MASK
+    assert k != pl.plate_key("BAB1234", pl.SCHEME_HMAC, bytes(32))
+    assert pl.plate_key("BAB1234", pl.SCHEME_HMAC, None) is None
+    assert pl.plate_key("京A12345", pl.SCHEME_HMAC, HASH_KEY) is not None
+
+
+def test_the_documented_vector():
+    # docs/parking.md, "Plate list": key of "BAB1234" under HMAC key 00 01 .. 1f
+    assert pl.hmac_key("BAB1234", HASH_KEY) == 0x3884B59AAE991294
+    assert pl.plain_key("AB12") == 0x8C0F8 and pl.plain_key("BAB1234") == 0x759F6783D
+    body = pl.encode_body(pl.KIND_SNAPSHOT, 0, 1, 1767254400, {pl.plain_key("AB12"): CRED})
+    assert body.hex() == (
+        "4647504c"
+        "01"
+        "01"
+        "0001"
+        "00000000"
+        "00000001"
+        "69562980"
+        "00"
+        "00"
+        "0000"
+        "00000001"
+        "00000000"
+        "%016x" % pl.plain_key("AB12") + "%016x" % CRED
+    )
+    assert len(body) == pl.HEADER_LEN + 16
+    cred2 = (1002 << 24) | 2
+    delta = pl.encode_body(
+        pl.KIND_DELTA, 1, 2, 1767254460, {pl.plain_key("CD34"): cred2}, [pl.plain_key("AB12")]
+    )
+    assert delta.hex() == (
+        "4647504c010200010000000100000002695629bc0000000000000001000000010000000000"
+        "0a57b000000003ea000002000000000008c0f8"
+    )
+
+
+def test_round_trip_and_strict_parse():
+    k1, k2 = pl.plain_key("AB12"), pl.plain_key("CD34")
+    blob = _snap(3, {k2: CRED, k1: CRED + 1})
+    p = pl.parse(blob)
+    assert (p.kind, p.to_version, p.scheme, p.adds) == (1, 3, 0, [(k1, CRED + 1), (k2, CRED)])
+    assert codes.VERIFIER.verify(codes.ROOT.public_key, p.signed_bytes(), p.signature())
+    for bad in (
+        blob[:-1],
+        blob + b"\x00",
+        b"FGPX" + blob[4:],
+        blob[:4] + b"\x02" + blob[5:],
+        blob[:20] + b"\x07" + blob[21:],  # unknown scheme
+        blob[:27] + b"\x03" + blob[28:],  # says three adds
+        b"",
+    ):
+        assert raises(FormatError, pl.parse, bad).reason == "list_malformed"
+    swapped = blob[:32] + blob[48:64] + blob[32:48] + blob[64:]
+    assert raises(FormatError, pl.parse, swapped).reason == "list_malformed"
+
+
+def test_the_store_checks_signature_version_and_gaps():
+    d = mkdtemp()
+    try:
+        path = d + "/plates.bin"
+        s = PlateStore(path, codes.ROOTS, codes.VERIFIER)
+        assert s.lookup("AB12") == (pl.plain_key("AB12"), None)
+        forged = _snap(1, {pl.plain_key("AB12"): CRED}, signer=codes.FORGER)
+        assert raises(ListError, s.install, forged).reason == "list_bad_signature"
+        assert s.install(_snap(1, {pl.plain_key("AB12"): CRED}))
+        assert s.lookup("ab-12")[1] == CRED
+        assert raises(ListError, s.install, _delta(2, 3)).reason == "plate_gap"
+        d2 = _delta(1, 2, {pl.plain_key("CD34"): CRED + 5}, [pl.plain_key("AB12")])
+        assert s.install(d2) and not s.install(d2)
+        assert s.lookup("AB12")[1] is None and s.lookup("CD34")[1] == CRED + 5
+        again = PlateStore(path, codes.ROOTS, codes.VERIFIER)  # a reboot
+        assert (again.version, again.lookup("CD34")[1]) == (2, CRED + 5)
+        assert raises(ListError, again.install, _snap(1, {})).reason == "list_downgrade"
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        data[-1] ^= 1
+        with open(path, "wb") as f:
+            f.write(data)
+        broken = PlateStore(path, codes.ROOTS, codes.VERIFIER)
+        assert broken.damaged and broken.version == 0 and broken.lookup("CD34")[1] is None
+        assert raises(ListError, broken.install, _delta(2, 3)).reason == "plate_gap"
+        assert broken.install(_snap(4, {pl.plain_key("EF56"): CRED}))
+        assert not broken.damaged and broken.lookup("EF56")[1] == CRED
+    finally:
+        rmtree(d)
+
+
+def test_a_hashed_list_reads_plates_only_with_its_key():
+    key = pl.plate_key("BAB1234", pl.SCHEME_HMAC, HASH_KEY)
+    blob = _snap(1, {key: CRED}, scheme=pl.SCHEME_HMAC, key_id=7)
+    without = PlateStore(None, codes.ROOTS, codes.VERIFIER)
+    assert without.install(blob)
+    assert without.lookup("B AB 1234") == (None, None)
+    assert without.status()["hash_key"] is False
+    lane = PlateStore(None, codes.ROOTS, codes.VERIFIER, hash_key=HASH_KEY)
+    lane.install(blob)
+    assert lane.lookup("B AB 1234") == (key, CRED)
+    plain_delta = _delta(1, 2, {pl.plain_key("X1"): 5})
+    assert raises(ListError, lane.install, plain_delta).reason == "plate_gap"
