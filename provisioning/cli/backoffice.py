@@ -133,6 +133,8 @@ def register(sub: Any) -> None:
         metavar="S",
         help="sign a tree head of the log at least every S seconds, new leaves or not "
         "(default 3600; 1..3600)",
+    )
+    sv.add_argument(
         "--risk-key",
         metavar="FILE",
         help="run the risk engine on arrival (docs/fraud.md): after each batch is committed, "
