@@ -252,3 +252,35 @@ def test_a_gate_bound_over_its_port_refuses_a_foreign_claim_after_a_reset(tmp_pa
         assert "bound to root metadata version 1" in p.stdout
     finally:
         field.close()
+
+
+def test_publish_reads_root_metadata_and_root_signed_configs():
+    """host_sim/backoffice/publishing.py: the root kind's own version, one version after the
+    other (a gap only with --force), a root-signed config checked by the JSON inside."""
+    import pytest
+
+    from host_sim.backoffice import publishing
+    from protocol import rootmeta
+    from tests.portable.test_rootmeta import R1, R2, vector, vector_root
+
+    offer = publishing.check("root", vector(), None, None, NOW)
+    assert offer.version == 1 and offer.info["signatures"] == 2
+    assert publishing.detect(vector()) == "root"
+    v3 = rootmeta.sign(rootmeta.encode(vector_root(3)), [R1, R2])
+    with pytest.raises(publishing.PublishRefused, match="does not follow version 1"):
+        publishing.check("root", v3, None, 1, NOW)
+    assert publishing.check("root", v3, None, 1, NOW, force=True).warnings
+    with pytest.raises(publishing.PublishRefused, match="inside says version 1"):
+        publishing.check("root", vector(), 2, None, NOW)
+    cfg = json.dumps(kit.CONFIG).encode()
+    signed = rootmeta.sign(rootmeta.security_config(kit.DEVICE_ID, 4, cfg), [R1])
+    assert publishing.detect(signed) == "config"
+    offer = publishing.check("config", signed, 7, 6, NOW)
+    assert offer.info["security_version"] == 4
+    assert "security version below 4" in publishing.predict(
+        offer, kit.DEVICE_ID, {"versions": {"config": 6}}
+    )
+    plain = publishing.check("config", cfg, 7, 6, NOW)
+    assert "config_needs_root" in publishing.predict(
+        plain, kit.DEVICE_ID, {"versions": {"config": 6}}
+    )

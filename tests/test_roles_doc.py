@@ -33,8 +33,8 @@ def test_the_vector_in_the_docs_is_what_the_code_makes():
     assert data == test_rootmeta.vector()
     assert "%d bytes" % len(data) in text
     root = rootmeta.parse(data)
-    assert "expires\n1798790400" in text or "expires 1798790400" in " ".join(text.split())
-    assert root.expires == 1798790400 and root.issued_at == 1767254400
+    flat = " ".join(text.split())
+    assert "issued_at %d, expires %d" % (root.issued_at, root.expires) in flat
     for kid in root.key_ids(rootmeta.ROOT):
         assert "%08x" % kid in text
 
