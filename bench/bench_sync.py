@@ -11,25 +11,29 @@ import os
 import shutil
 import sqlite3
 import statistics
+import struct
 import time
 
 from bench.util import row, scratch
 from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from firmware.storage.journal import Journal
 from firmware.sync.client import SyncClient
-from protocol import journalfile, records
+from protocol import journalfile, records, ridecode
 
 NOW = 1_767_254_400
 
 
-_CODE = bytes(range(256))[: records.CODE_LEN]  # the bytes of a ride code (not verified here)
+_CODE = bytes(range(256))[: records.CODE_LEN]  # a ride code's bytes (not verified here)
 
 
 def _rec(i: int) -> records.Record:
-    """A passage that keeps a ride code, as every passage of a gate does (its bytes are the
-    same length whatever they hold)."""
+    """A passage that keeps a ride code, as every passage of a gate does: issuer 1, one of
+    5,000 accounts, each passage its own presentation (counter i)."""
+    code = bytearray(_CODE)
+    code[2:12] = struct.pack(">HQ", 1, ridecode.cred_id(1000 + i % 5000, 1))
+    code[128:132] = struct.pack(">I", i + 1)
     return records.Record(
-        records.KIND_PASSAGE, 0, 0, 0, NOW + i, 1, 1, i % 12 + 1, value=250, code=_CODE
+        records.KIND_PASSAGE, 0, 0, 0, NOW + i, 1, 1, i % 12 + 1, value=250, code=bytes(code)
     )
 
 

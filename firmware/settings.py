@@ -102,8 +102,9 @@ SCHEMA = (
     ("sync.host_key", "hex", (33, 33), None, "",
      "the operator's sync public key (SEC1; sync.pub of `faregate keys init`)"),
     ("sync.interval_s", "int", (1, DAY), 60, "s", "time between sync sessions"),
-    ("sync.batch_records", "int", (1, 2048), 64, "records",
-     "passage records per BATCH frame (64 bytes each: 4 KB a frame)"),
+    ("sync.batch_records", "int", (1, 1024), 16, "records",
+     "passage records per BATCH frame (245 bytes each: 3.9 KB a frame, as 64 records of "
+     "64 bytes were before the records kept the rider's ride code)"),
     ("sync.window", "int", (1, 16), 4, "frames",
      "BATCH frames in flight before the back office's ACK"),
     ("sync.blob_chunk", "int", (256, 65536), 2048, "bytes",
@@ -127,9 +128,9 @@ SCHEMA = (
      "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
     ("buffers.flash_window", "int", (1, 64), 8, "frames",
      "DATA frames the laptop may send ahead of the gate's ACK when it is flashed"),
-    ("buffers.journal_read", "int", (1, 16384), 32, "records",
-     "journal entries read at once (%d bytes each) when the journal opens, uploads or exports"
-     % journalfile.ENTRY3_LEN),
+    ("buffers.journal_read", "int", (1, 16384), 16, "records",
+     "journal entries read at once (%d bytes each) when the journal opens, uploads or exports "
+     "(8 by default on MCU gates)" % journalfile.ENTRY3_LEN),
     ("deny.index_keys", "int", (0, 1000000), 512, "keys",
      "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)
@@ -185,6 +186,9 @@ PROFILE_DEFAULTS = {
         # are 240-480 KB, the whole heap; 3072 already fail the 512 KB gate of the MCU suite,
         # 1024 leave room for a full credential cache (docs/mcu.md)
         "limits.max_unsynced_count": 1024,
+        # 2 KB reads of 254-byte journal entries: a 4 KB buffer is not always to be had whole
+        # in a 512 KB heap that also holds the firmware's bytecode
+        "buffers.journal_read": 8,
     },
     "linux": {},
 }

@@ -5,6 +5,8 @@ seg-<first seq, 16 hex digits>.jn3   version 3 segments: entries, then (once ful
 seg-<first seq, 16 hex digits>.jn2   version 2 segments (version 1 records, each twice; read,
                                      trimmed and repaired, never appended to)
 seg-<first seq, 16 hex digits>.jnl   version 1 segments (read, trimmed and repaired)
+                                     (the layouts of .jn2 and .jnl, and their reading, are
+                                     protocol/journalold.py, imported only when one is read)
 journal.meta, journal.meta.b         the acknowledged position, two copies
 
 entry v3 (254 bytes): A8 | slot (245) | k u32 | crc32(slot | k) u32   (applog framing)
@@ -31,12 +33,9 @@ from protocol.errors import FormatError
 
 _V1LEN = records.RECORD_LEN_V1
 _SLOT = records.MAX_RECORD_LEN  # 245: a version 3 entry's record area
-ENTRY = Framing(_V1LEN, mark=b"\xa5")  # version 1
-ENTRY_LEN = ENTRY.frame_len  # 69
-COPY = Framing(_V1LEN + 4, mark=b"\xa6")
-HOLE = Framing(_V1LEN + 4, mark=b"\xa7")
-COPY_LEN = COPY.frame_len  # 73
-ENTRY2_LEN = 2 * COPY_LEN  # 146
+ENTRY_LEN = 1 + _V1LEN + 4  # 69: a version 1 entry (protocol/journalold.py)
+COPY_LEN = 1 + _V1LEN + 8  # 73: one copy of a version 2 entry
+ENTRY2_LEN = 2 * COPY_LEN  # 146: a version 2 entry
 ENTRY3 = Framing(_SLOT + 4, mark=b"\xa8")
 HOLE3 = Framing(_SLOT + 4, mark=b"\xa9")
 ENTRY3_LEN = ENTRY3.frame_len  # 254
@@ -57,15 +56,6 @@ HOLED = 2  # a hole a repair wrote: this seq is known lost
 BAD = 3  # no copy checks (a torn write or damage)
 
 
-entry = ENTRY.frame  # entry(raw record) -> the 69 bytes of a version 1 entry
-
-
-def entry2(raw, k: int) -> bytes:
-    """The 146 bytes of a version 2 entry: the record `raw`, k-th of its commit group."""
-    c = COPY.frame(bytes(raw) + struct.pack(">I", k))
-    return c + c
-
-
 def entry3(raw, k: int) -> bytes:
     """The 254 bytes of a version 3 entry: the record `raw` (either version), k-th of its
     commit group."""
@@ -78,14 +68,6 @@ def hole3(seq: int) -> bytes:
     body = bytearray(_SLOT + 4)
     body[8:16] = struct.pack(">Q", seq)
     return HOLE3.frame(bytes(body))
-
-
-def hole(seq: int) -> bytes:
-    """The 146 bytes of a hole: the slot of `seq`, whose record is lost, marked as known."""
-    body = bytearray(_V1LEN + 4)
-    body[8:16] = struct.pack(">Q", seq)
-    c = HOLE.frame(bytes(body))
-    return c + c
 
 
 def fmt_of(name: str) -> int:
@@ -110,9 +92,7 @@ def _unpad(slot_):
 
 def first_record(buf, fmt: int):
     """The record of the entry at the start of `buf` (unchecked: a sealed segment's)."""
-    if fmt == 3:
-        return _unpad(buf[1 : 1 + _SLOT])
-    return bytes(buf[1 : 1 + _V1LEN])
+    return _unpad(buf[1 : 1 + _SLOT]) if fmt == 3 else bytes(buf[1 : 1 + _V1LEN])
 
 
 def slot(data, off: int, fmt: int, seq: int):
@@ -129,64 +109,29 @@ def slot(data, off: int, fmt: int, seq: int):
         if body is not None and records.seq_of(body) == seq:
             return HOLED, None, 0
         return BAD, None, 0
-    if fmt == 1:
-        raw = ENTRY.body_at(data, off)
-        if raw is None or records.seq_of(raw) != seq:
-            return BAD, None, 0
-        return GOOD, raw, 0
-    good = None
-    n = 0
-    for p in (off, off + COPY_LEN):
-        body = COPY.body_at(data, p)
-        if body is not None and records.seq_of(body) == seq:
-            n += 1
-            if good is None:
-                good = body
-    if good is None:
-        body = HOLE.body_at(data, off) or HOLE.body_at(data, off + COPY_LEN)
-        if body is not None and records.seq_of(body) == seq:
-            return HOLED, None, 0
-        return BAD, None, 0
-    k = struct.unpack(">I", good[_V1LEN:])[0]
-    return (GOOD if n == 2 else MENDED), good[:_V1LEN], k
+    from protocol import journalold  # only a journal of before version 3 needs it
+
+    return journalold.slot(data, off, fmt, seq)
 
 
-_RLEN = _V1LEN
 _unpack_from = struct.unpack_from
 
 
 def record_of(data, off: int, fmt: int, seq: int):
     """The record of the entry at `off` of `data` (bytes), from its first good copy, or None:
     the read path (`slot` checks both copies, to report a damaged one)."""
-    if fmt == 3:
-        if data[off] != 0xA8:
-            return None
-        body = data[off + 1 : off + 1 + _SLOT + 4]
+    if fmt == 3:  # slot()'s check, inlined: uploads read every record through here
+        p = off + 1 + _SLOT + 4
         if (
-            crc32(body) & 0xFFFFFFFF != _unpack_from(">I", data, off + 1 + _SLOT + 4)[0]
-            or _unpack_from(">Q", data, off + 9)[0] != seq
+            data[off] == 0xA8
+            and crc32(data[off + 1 : p]) & 0xFFFFFFFF == _unpack_from(">I", data, p)[0]
+            and _unpack_from(">Q", data, off + 9)[0] == seq
         ):
-            return None
-        return _unpad(body)
-    if fmt == 1:
-        raw = ENTRY.body_at(data, off)
-        return raw if raw is not None and records.seq_of(raw) == seq else None
-    for p in (off, off + COPY_LEN):
-        if data[p] == 0xA6:
-            body = data[p + 1 : p + 1 + _RLEN + 4]
-            if (
-                crc32(body) & 0xFFFFFFFF == _unpack_from(">I", data, p + 1 + _RLEN + 4)[0]
-                and _unpack_from(">Q", data, p + 9)[0] == seq
-            ):
-                return body[:_RLEN]
-    return None
+            return _unpad(data[off + 1 : off + 1 + _SLOT])
+        return None
+    from protocol import journalold
 
-
-def record_at(data, i: int) -> bytes:
-    """The record of version 1 entry `i` in a segment's bytes (unchecked: the caller
-    scanned them)."""
-    p = i * ENTRY_LEN + 1
-    return bytes(data[p : p + _V1LEN])
+    return journalold.record_of(data, off, fmt, seq)
 
 
 def segment_name(first_seq: int, ext: str = V3) -> str:
@@ -219,11 +164,6 @@ def sealed_shape(size: int, tail, elen: int = ENTRY_LEN) -> bool:
     )
 
 
-def looks_sealed(data, elen: int = ENTRY_LEN) -> bool:
-    """The segment's size and last bytes say it ends with a footer (not yet checked)."""
-    return sealed_shape(len(data), data[-FOOTER_LEN:], elen)
-
-
 def parse_footer(tail, body_len: int, elen: int = ENTRY_LEN):
     """-> (count, crc32 of all entries) of a footer `tail` that checks and counts exactly the
     `body_len` bytes of entries before it; None if it does not."""
@@ -236,17 +176,6 @@ def parse_footer(tail, body_len: int, elen: int = ENTRY_LEN):
     ):
         return None
     return count, crc
-
-
-def check_sealed(data, elen: int = ENTRY_LEN):
-    """-> count of a sealed segment whose footer and entries check; None if it does not."""
-    if not looks_sealed(data, elen):
-        return None
-    body_len = len(data) - FOOTER_LEN
-    parsed = parse_footer(bytes(data[body_len:]), body_len, elen)
-    if parsed is None or crc32(memoryview(data)[:body_len]) & 0xFFFFFFFF != parsed[1]:
-        return None
-    return parsed[0]
 
 
 def meta(acked_seq: int, acked_hash: bytes) -> bytes:

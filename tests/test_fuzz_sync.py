@@ -5,7 +5,7 @@ import pytest
 
 from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from protocol import messages as m
-from protocol import records, sync
+from protocol import records, sync, synchost
 from protocol.errors import FormatError
 from tests.fuzzing import QUICK, fuzz_parser
 
@@ -18,7 +18,7 @@ REC = records.Record(records.KIND_PASSAGE, 0, 7, 1, NOW, account_id=9).to_bytes(
 def _session_bytes() -> tuple[list[bytes], list[bytes]]:
     """Real frames of a session: (device -> host, host -> device)."""
     dev = sync.DeviceConnection(7, DEV, OpenSSLVerifier(), HOST.public_key)
-    host = sync.HostConnection(HOST, OpenSSLVerifier())
+    host = synchost.HostConnection(HOST, OpenSSLVerifier())
     up, down = [], []
     up.append(dev.send(sync.Hello(7, b"n" * 16, 1)))
     host.receive_data(up[-1])

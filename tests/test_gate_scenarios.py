@@ -307,12 +307,12 @@ def test_store_shopper_enters_and_the_session_starts_and_ends(tmp_path):
     s.door.open_for(2000)
     s.run(3000)
     assert s.gate.state == "idle" and s.barrier.state == "closed"
-    assert 51 in s.gate.policy.open
+    assert records.account_key(1, 51) in s.gate.policy.open
     s.exit_reader.present(s.code(account=51))
     s.run(300)
     s.door.open_for(1500)
     s.run(2000)
-    assert 51 not in s.gate.policy.open
+    assert records.account_key(1, 51) not in s.gate.policy.open
     dirs = [records.decode(r).direction for r in s.journal.pending(10)]
     assert s.names() == ["accepted", "accepted"] and dirs == [1, 2]
 
@@ -346,10 +346,10 @@ def test_store_session_without_an_exit_scan_expires(tmp_path):
     s.run(300)
     s.door.open_for(1000)
     s.run(2000)
-    assert 53 in s.gate.policy.open
+    assert records.account_key(1, 53) in s.gate.policy.open
     s.run(60000)
     assert s.names() == ["accepted", "session_expired"]
-    assert 53 not in s.gate.policy.open
+    assert records.account_key(1, 53) not in s.gate.policy.open
     assert records.decode(s.journal.pending(10)[-1]).account_id == 53
 
 
@@ -358,7 +358,7 @@ def test_store_unlocked_but_never_opened_voids_the_entry(tmp_path):
     s.reader.present(s.code(account=54))
     s.run(6000)
     assert s.names() == ["accepted", "passage_not_taken"]
-    assert 54 not in s.gate.policy.open and s.barrier.state == "closed"
+    assert records.account_key(1, 54) not in s.gate.policy.open and s.barrier.state == "closed"
 
 
 # -- seeded mixtures with the safety rules checked at every step ---------------------------

@@ -1,5 +1,6 @@
 """tests/vectors/ridecode-v1.json: current with its generator, and right with OpenSSL too."""
 
+import os
 import subprocess
 import sys
 
@@ -68,3 +69,22 @@ def test_record_vectors_file_is_what_its_generator_writes():
         text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_replay_key_vector_of_docs_ridecode_is_what_the_gate_computes():
+    import hashlib
+    import re
+    import struct
+
+    from firmware.verify.replay import presentation_key
+    from protocol import ridecode
+
+    text = open(os.path.join(ROOT, "docs", "ridecode.md")).read()
+    m = re.search(r"credential id `0x([0-9a-f]{16})`\) -> `0x([0-9a-f]{16})`", text)
+    assert m, "the replay key vector is missing from docs/ridecode.md"
+    cid, key = int(m.group(1), 16), int(m.group(2), 16)
+    assert cid == ridecode.cred_id(42, 1)
+    assert presentation_key(1, cid) == key
+    digest = hashlib.sha256(b"FGRK" + struct.pack(">HQ", 1, cid)).digest()
+    assert struct.unpack(">Q", digest[:8])[0] == key  # as another implementation would
+    assert presentation_key(0, cid) == cid and presentation_key(2, cid) != key

@@ -1,6 +1,6 @@
 """The back office's side of sync: one HostSession per link, served over TCP (TLS) or serial.
 
-`HostSession` is the application on top of protocol.sync.HostConnection, still sans-IO: bytes
+`HostSession` is the application on top of protocol.synchost.HostConnection, still sans-IO: bytes
 in, bytes out. Every HELLO is challenged with a fresh nonce and the back office's time signed by
 the operator's sync key, whatever device it names: registered, revoked or unknown (an unknown
 one is challenged against NOBODY, a key no one holds), so the replies before AUTH say nothing
@@ -50,7 +50,7 @@ from typing import IO, Any
 from host_sim.backoffice.group_commit import GroupCommit
 from host_sim.backoffice.store import Store
 from protocol import messages as m
-from protocol import sync
+from protocol import sync, synchost
 from protocol.errors import FormatError
 
 # the key an unknown device id is challenged against: not a point of P-256 (x >= p), so no
@@ -82,7 +82,7 @@ class HostSession:
         self.authenticated = False  # the AUTH signature verified (this session)
         self.clock = clock or WallClock()
         self.peer = peer
-        self.conn = sync.HostConnection(signer, verifier)
+        self.conn = synchost.HostConnection(signer, verifier)
         self._random = random_bytes
         self.closed = False  # True after BYE or a refusal: the server may drop the link
         self.stored = 0  # records acknowledged in this session (new or already held)

@@ -4,7 +4,7 @@ that only needs the kit (the MCU suite, which counts every byte of its heap) doe
 """
 
 from protocol import messages as m
-from protocol import records, sync
+from protocol import records, sync, synchost
 from tests.portable.codes import HashVerifier, fake_sig
 
 DEV_PUB = b"\x02" + bytes(range(1, 33))
@@ -43,7 +43,7 @@ class MiniHost:
     """Just enough back office for the portable suite: a dict for records."""
 
     def __init__(self, blobs=None, device_pub=DEV_PUB):
-        self.conn = sync.HostConnection(Signer(HOST_PUB), HashVerifier())
+        self.conn = synchost.HostConnection(Signer(HOST_PUB), HashVerifier())
         self.device_pub = device_pub
         self.held = {}
         self.blobs = blobs or {}

@@ -4,7 +4,7 @@
 import struct
 from binascii import crc32
 
-from protocol import anchorfile, denyfile, journalfile, records, replaylog
+from protocol import anchorfile, denyfile, journalfile, journalold, records, replaylog
 from protocol.applog import Framing
 from protocol.errors import FormatError
 from tests.portable.harness import raises
@@ -30,7 +30,7 @@ def _raw(seq, prev=records.ZERO_HASH, version=records.VERSION_1):
 
 def test_the_three_layouts_frame_as_documented():
     raw = _raw(1)
-    assert journalfile.entry(raw) == b"\xa5" + raw + _crc(raw)
+    assert journalold.entry(raw) == b"\xa5" + raw + _crc(raw)
     assert journalfile.ENTRY_LEN == 69
     body = struct.pack(">QIII", 5, 6, 7, 8)
     assert replaylog.entry(5, 6, 7, 8) == body + _crc(body)
@@ -85,16 +85,16 @@ def test_a_variable_length_log_cannot_step_over_a_bad_frame():
 def test_journal_footer_meta_and_names():
     raws = [_raw(1)]
     raws.append(_raw(2, records.record_hash(raws[0])))
-    entries = b"".join(journalfile.entry(r) for r in raws)
+    entries = b"".join(journalold.entry(r) for r in raws)
     last = records.record_hash(raws[-1])
     seg = entries + journalfile.footer(2, crc32(entries), last)
     assert len(seg) == 2 * journalfile.ENTRY_LEN + journalfile.FOOTER_LEN
-    assert journalfile.looks_sealed(seg) and journalfile.check_sealed(seg) == 2
-    assert journalfile.record_at(seg, 1) == raws[1]
+    assert journalold.looks_sealed(seg) and journalold.check_sealed(seg) == 2
+    assert journalold.record_at(seg, 1) == raws[1]
     bad = bytearray(seg)
     bad[5] ^= 1
-    assert journalfile.looks_sealed(bytes(bad)) and journalfile.check_sealed(bytes(bad)) is None
-    assert not journalfile.looks_sealed(entries)
+    assert journalold.looks_sealed(bytes(bad)) and journalold.check_sealed(bytes(bad)) is None
+    assert not journalold.looks_sealed(entries)
     meta = journalfile.meta(9, last)
     assert len(meta) == journalfile.META_LEN and journalfile.parse_meta(meta) == (9, last)
     assert meta[:8] == struct.pack(">Q", 9) and meta[24:] == _crc(meta[:24])
@@ -163,7 +163,7 @@ def test_anchor_slots_newest_good_wins_and_the_old_layout_reads_as_lead_0():
 
 def test_journal_v2_entry_holds_its_record_twice_and_tells_damage_from_a_hole():
     raw = _raw(5)
-    e = journalfile.entry2(raw, 3)
+    e = journalold.entry2(raw, 3)
     copy = b"\xa6" + raw + struct.pack(">I", 3)
     assert len(e) == journalfile.ENTRY2_LEN == 146 and e == (copy + _crc(copy[1:])) * 2
     assert journalfile.slot(e, 0, 2, 5) == (journalfile.GOOD, raw, 3)
@@ -173,10 +173,10 @@ def test_journal_v2_entry_holds_its_record_twice_and_tells_damage_from_a_hole():
     one[73 + 20] ^= 1  # both damaged: nothing left
     assert journalfile.slot(bytes(one), 0, 2, 5) == (journalfile.BAD, None, 0)
     assert journalfile.slot(e, 0, 2, 6)[0] == journalfile.BAD  # a misdirected write
-    h = journalfile.hole(5)
+    h = journalold.hole(5)
     assert len(h) == 146 and h[0] == 0xA7
     assert journalfile.slot(h, 0, 2, 5) == (journalfile.HOLED, None, 0)
-    assert journalfile.slot(journalfile.entry(raw), 0, 1, 5) == (journalfile.GOOD, raw, 0)
+    assert journalfile.slot(journalold.entry(raw), 0, 1, 5) == (journalfile.GOOD, raw, 0)
 
 
 def test_journal_v3_entry_holds_a_record_of_either_version_once():

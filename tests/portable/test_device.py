@@ -156,7 +156,7 @@ def test_the_config_sizes_flashing_and_the_journal_reads():
         kit.write_atomic(d + "/device.json", json.dumps(images.device()).encode())
         dev, tech = _provision(d, hw, clock)
         fl = dev.console.flash_service
-        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (4096, 8, 32)  # defaults
+        assert (fl.max_chunk, fl.window, dev.journal.read_records) == (4096, 8, 16)  # defaults
         cfg = json.loads(_config())
         cfg["buffers"] = {"flash_chunk": 512, "flash_window": 2, "journal_read": 3}
         assert tech.put(service.BLOB_CONFIG, json.dumps(cfg).encode())[2] == "accepted"

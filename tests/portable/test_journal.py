@@ -4,7 +4,7 @@ from binascii import crc32
 from firmware import platform
 from firmware.storage.fs import FileProxy, Storage
 from firmware.storage.journal import Journal, JournalFull, JournalUnverified
-from protocol import journalfile, records
+from protocol import journalfile, journalold, records
 from protocol.journalfile import ENTRY2_LEN, ENTRY3_LEN, FOOTER_LEN
 from tests.portable.harness import mkdtemp, raises, rmtree
 
@@ -41,7 +41,7 @@ def _legacy(d, n, segment_records=16384, acked=0):
         prev = records.record_hash(raws[-1])
     for first in range(1, n + 1, segment_records):
         part = raws[first - 1 : first - 1 + segment_records]
-        body = b"".join(journalfile.entry2(r, 0) for r in part)
+        body = b"".join(journalold.entry2(r, 0) for r in part)
         if len(part) == segment_records:
             body += journalfile.footer(len(part), crc32(body), records.record_hash(part[-1]))
         with open(d + "/" + journalfile.segment_name(first, journalfile.V2), "wb") as f:
@@ -424,12 +424,12 @@ def test_a_journal_written_before_version_2_is_read_and_continued():
             )
             raws.append(r.to_bytes())
             prev = records.record_hash(raws[-1])
-        body = b"".join(journalfile.entry(r) for r in raws[:4])
+        body = b"".join(journalold.entry(r) for r in raws[:4])
         crc = crc32(body)
         with open(d + "/" + journalfile.segment_name(1, journalfile.V1), "wb") as f:
             f.write(body + journalfile.footer(4, crc, records.record_hash(raws[3])))
         with open(d + "/" + journalfile.segment_name(5, journalfile.V1), "wb") as f:
-            f.write(b"".join(journalfile.entry(r) for r in raws[4:]) + b"\xa5\x01")  # torn
+            f.write(b"".join(journalold.entry(r) for r in raws[4:]) + b"\xa5\x01")  # torn
         with open(d + "/" + journalfile.META, "wb") as f:
             f.write(journalfile.meta(2, records.record_hash(raws[1])))
         j = Journal(d, device_id=7, segment_records=4)

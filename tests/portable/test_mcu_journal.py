@@ -28,7 +28,7 @@ from tests.portable.test_mcu_gate import HARDWARE, SYNC_UART, Board, BoardRTC
 FULL = 16384  # Journal's segment_records: the largest segment a gate writes
 ACKED = FULL - 100  # acknowledged by the back office; the full segment stays (100 are not)
 TAIL = 5  # records in the newest, unsealed segment
-BATCH = 32  # records staged per group commit while the test fills the journal
+BATCH = 8  # records staged per group commit while the test fills the journal (2 KB)
 
 
 def _fill(d, device_id, account=7):

@@ -23,7 +23,7 @@ from tests.portable.images import agent, device, make
 from tests.portable.test_mcu_gate import HARDWARE, RELAY, Board, BoardRTC, World
 
 BOUND = settings.default("limits.max_unsynced_count", "mcu")
-BATCH = 32  # records staged per group commit while the test fills the journal
+BATCH = 8  # records staged per group commit while the test fills the journal (2 KB)
 
 
 def _fill(d, n):

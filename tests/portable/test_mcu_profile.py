@@ -246,7 +246,7 @@ def test_store_door_unlock_held_alarm_and_exit_button():
         rig.steps(310)
         assert rig.gate.state == "idle" and rig.relay() == 0
         assert [e[1] for e in rig.events()] == ["accepted", "door_held", "alarm_cleared"]
-        assert 21 in rig.gate.policy.open  # the session started
+        assert records.account_key(1, 21) in rig.gate.policy.open  # the session started
     finally:
         rig.close()
 

@@ -5,7 +5,7 @@ driven by tests/test_sync_links.py over a pipe, a pty and TLS."""
 
 from firmware.storage.journal import Journal
 from firmware.sync.client import SyncClient, SyncError
-from protocol import frames, records, sync
+from protocol import frames, records, sync, synchost
 from protocol import messages as m
 from protocol.errors import FormatError
 from tests.portable.codes import HashVerifier
@@ -24,7 +24,7 @@ from tests.portable.sync_kit import (  # noqa: F401 (MiniHost: other tests impor
 
 def _pair():
     dev = sync.DeviceConnection(7, Signer(DEV_PUB), HashVerifier(), HOST_PUB, window=2)
-    host = sync.HostConnection(Signer(HOST_PUB), HashVerifier())
+    host = synchost.HostConnection(Signer(HOST_PUB), HashVerifier())
     return dev, host
 
 
