@@ -159,3 +159,6 @@ def rows() -> list[dict]:
             "(no target)",
         ),  # fmt: skip
     ]
+
+
+BENCHES: dict = {}  # its rows are P16's, run by bench/bench_translog.py

@@ -154,8 +154,9 @@ def build(
     start = clearing.day_start(day, tariff)
     by_account: dict[int, list[bytes]] = {}
     for raw in store.statement_records(start - back, start + 86400 + back):
-        if records.issuer_of(raw) == issuer:
-            by_account.setdefault(records.decode(raw).account_id, []).append(raw)
+        rec = records.decode(raw)
+        if rec.issuer == issuer:
+            by_account.setdefault(rec.account_id, []).append(raw)
     keys = [(records.decode(r).device_id, records.seq_of(r)) for rs in by_account.values()
             for r in rs]  # fmt: skip
     leaf_of = store.log_leaves_of(keys)
@@ -374,8 +375,8 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
     decoded = {leaf: records.decode(raw) for leaf, raw in by_leaf.items()}
     for leaf, raw in by_leaf.items():
         rec = decoded[leaf]
-        if records.issuer_of(raw) != st["issuer"]:
-            rep.fail("wrong_issuer", "leaf %d is issuer %d's" % (leaf, records.issuer_of(raw)))
+        if rec.issuer != st["issuer"]:
+            rep.fail("wrong_issuer", "leaf %d is issuer %d's" % (leaf, rec.issuer))
         if leaf in owner and rec.account_id != owner[leaf]:
             rep.fail("wrong_issuer", "leaf %d is account %d's, charged to %d"
                      % (leaf, rec.account_id, owner[leaf]))  # fmt: skip

@@ -76,8 +76,8 @@ class Settlement:
         """Every issuer's statement of every service day its passages touch, checked."""
         days: dict[int, set[int]] = {}
         for raw in self.store.statement_records(-(1 << 40), 1 << 40):
-            t = records.decode(raw).time
-            days.setdefault(records.issuer_of(raw), set()).add(clearing.service_day(t, self.tariff))
+            r = records.decode(raw)
+            days.setdefault(r.issuer, set()).add(clearing.service_day(r.time, self.tariff))
         for issuer in sorted(days):
             sts: list[bytes] = []
             for day in sorted(days[issuer]):
@@ -95,14 +95,14 @@ class Settlement:
         passages = [
             (d, q, raw)
             for d, q, raw in self.store.records()
-            if raw[1] == records.KIND_PASSAGE and records.issuer_of(raw) in self.statements
+            if raw[1] == records.KIND_PASSAGE and records.decode(raw).issuer in self.statements
         ]
         if not passages:
             return
         for i in range(n):
             kind = KINDS[i % len(KINDS)]
             dev, seq, raw = passages[rng.randrange(len(passages))]
-            issuer = records.issuer_of(raw)
+            issuer = records.decode(raw).issuer
             day = clearing.service_day(records.decode(raw).time, self.tariff)
             k = self.days[issuer].index(day)
             sts = self.statements[issuer]

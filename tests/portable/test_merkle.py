@@ -102,6 +102,24 @@ def test_every_proof_of_small_trees():
                 assert _verdict(merkle.verify_consistency, m, n, path[:-1], roots[m], roots[n])
 
 
+def test_several_leaves_at_once():
+    """The several-leaves path: for one leaf the audit path; for every contiguous run and
+    every other leaf of trees up to 17 leaves it verifies; a changed leaf does not."""
+    leaves = [merkle.leaf_hash(("leaf %d" % i).encode()) for i in range(17)]
+    sub = merkle.list_subtree(leaves)
+    for n in range(1, 18):
+        root = merkle.root(leaves[:n])
+        picks = [[i] for i in range(n)] + [list(range(0, n, 2)), list(range(n // 2, n))]
+        for idx in picks:
+            path = merkle.multi_inclusion_path(idx, n, sub)
+            if len(idx) == 1:
+                assert path == merkle.inclusion_path(idx[0], n, sub)
+            got = [leaves[i] for i in idx]
+            merkle.verify_multi_inclusion(idx, got, n, path, root)
+            bad = [merkle.leaf_hash(b"x")] + got[1:]
+            assert _verdict(merkle.verify_multi_inclusion, idx, bad, n, path, root)
+
+
 def test_verifier_reasons():
     leaf = merkle.leaf_hash(b"x")
     assert _verdict(merkle.verify_inclusion, leaf, 1, 1, [], leaf) == "proof_out_of_range"
