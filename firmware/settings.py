@@ -75,10 +75,6 @@ SCHEMA = (
      "(deny_list_stale); accepts are flagged deny_stale (docs/fraud.md)"),
     ("validation.stale_deny_offline_limit", "int", (0, 1000000), 0, "minor units",
      "offline limit while a stale deny list is accepted under limit"),
-    ("validation.deny_exits", "bool", (), False, "",
-     "exit lines refuse a deny-listed credential too; by default they let it out, flagged "
-     "denied_exit, so the journey in progress is charged its true fare, and the deny list "
-     "refuses its next entry (docs/fraud.md)"),
     # risk classes (firmware/verify/validator.py; the credential's risk_class, docs/fraud.md)
     ("risk.class_offline_limits", "ints", (0, 1000000), [], "minor units",
      "entry i caps the offline limit of credentials of risk_class i (classes past the list's "

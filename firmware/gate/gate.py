@@ -9,8 +9,7 @@ that moves the gate's state, and an event with no row is ignored and logged (har
 events in any state). This module runs the table's actions.
 
 A scan, in order (docs/gate-modes.md):
-  1. validator.check(text, now, leaving)              -> the ride-code checks (leaving: an
-                                                          exit, where a denied code is let out)
+  1. validator.check(text, now, leaving)              -> the ride-code checks
   2. mode policy: the state welcomes scans (else gate_busy, out_of_service, ...),
      anti-passback / sessions (policy.check), offline limits (limits.check) if given
   3. on accept: journal.append(passage) BEFORE anything opens, then validator.committed(code),

@@ -13,9 +13,8 @@ the reason (protocol/reasons.py):
     presentation     presentation_future (beyond skew), presentation_stale (beyond window)
     replay           replayed
     deny list        deny_list_damaged (deny.base failed its check: fail closed), denied
-                     (on the way out, `leaving`, accepted flagged denied_exit unless
-                     validation.deny_exits: the journey in progress is let out and charged),
-                     deny_list_stale (past its valid_until, stale_deny policy "refuse")
+                     (not when `leaving`: an exit lets it out), deny_list_stale (past its
+                     valid_until, stale_deny policy "refuse")
     risk class       first_ride_refused (risk.no_first_ride: a credential too new to ride offline)
     gate clock       clock_untrusted (clock policy "refuse")
 
@@ -52,7 +51,6 @@ DENY_REFUSE = "refuse"  # stale deny list: refuse every code
 FLAG_TRUST_STALE = "trust_stale"
 FLAG_DENY_STALE = "deny_stale"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"
-FLAG_DENIED_EXIT = "denied_exit"  # a deny-listed credential let out (validation.deny_exits)
 
 
 def _replay_key(cred) -> int:
@@ -91,7 +89,6 @@ class ValidatorConfig:
         ("cache_size", "validation.cache_size"),
         ("stale_deny_policy", "validation.stale_deny"),
         ("stale_deny_offline_limit", "validation.stale_deny_offline_limit"),
-        ("deny_exits", "validation.deny_exits"),
         ("class_offline_limits", "risk.class_offline_limits"),
         ("no_first_ride", "risk.no_first_ride"),
         ("first_ride_s", "risk.first_ride_s"),
@@ -108,7 +105,6 @@ class ValidatorConfig:
     cache_size: int
     stale_deny_policy: str
     stale_deny_offline_limit: int
-    deny_exits: bool
     class_offline_limits: list
     no_first_ride: list
     first_ride_s: int
@@ -174,8 +170,6 @@ class Validator:
         return None, True, cfg.stale_policy == STALE_LIMIT
 
     def check(self, text, now: int, leaving: bool = False) -> Decision:
-        """`leaving`: the rider is on the way out (an exit line): a deny-listed credential is
-        let out, flagged denied_exit, unless validation.deny_exits (docs/fraud.md)."""
         self._last_now = now
         trust = self.trust
         if trust.epoch != self._cache_epoch:
@@ -231,11 +225,8 @@ class Validator:
             return Decision(False, "replayed", code)
         if getattr(self.deny, "damaged", False):
             return Decision(False, "deny_list_damaged", code)
-        let_out = False
-        if self.deny.is_denied(cred.account_id, cred.cred_no):
-            if not leaving or cfg.deny_exits:
-                return Decision(False, "denied", code)
-            let_out = True  # a journey in progress ends here: out, journaled, charged
+        if not leaving and self.deny.is_denied(cred.account_id, cred.cred_no):
+            return Decision(False, "denied", code)
         deny_stale = self._deny_stale(now)
         if deny_stale and cfg.stale_deny_policy == DENY_REFUSE:
             return Decision(False, "deny_list_stale", code)
@@ -252,8 +243,6 @@ class Validator:
             flags = (FLAG_TRUST_STALE,)
             if stale_limit and cfg.stale_offline_limit < limit:
                 limit = cfg.stale_offline_limit
-        if let_out:
-            flags = flags + (FLAG_DENIED_EXIT,)
         if deny_stale:
             flags = flags + (FLAG_DENY_STALE,)
             if cfg.stale_deny_policy == DENY_LIMIT and cfg.stale_deny_offline_limit < limit:

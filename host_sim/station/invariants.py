@@ -22,8 +22,7 @@ judges scans against the truth the simulator kept about every code it minted
                                     cut interrupted counts as committed if the reboot finds it)
     denied_codes_refused            a deny-listed account is refused once the gate has
                                     installed the list version that denies it (on the way
-                                    in: an exit lets a journey in progress out, flagged
-                                    denied_exit, unless validation.deny_exits)
+                                    in: an exit lets a journey in progress out)
     every_reject_has_a_reason       every refusal names a known reason (protocol/reasons.py),
                                     in the decision and in the journaled record
     replays_caught_centrally        a presentation accepted at two gates is flagged as a replay
@@ -197,9 +196,7 @@ class Monitor:
 
         def on_scan(text: str, direction: int | None = None) -> Any:
             leaving = (direction if direction is not None else g.direction) == records.DIR_EXIT
-            v = dev.validator
-            let_out = leaving and v is not None and not v.config.deny_exits
-            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"], let_out)
+            scan = _Scan(self.codes.get(text), clock.now(), dev.snapshot()["deny_version"], leaving)
             self._scan[gate] = scan
             try:
                 d = decide(text, direction)

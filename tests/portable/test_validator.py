@@ -274,17 +274,15 @@ def test_risk_class_caps_the_offline_limit_and_refuses_a_first_ride():
 
 def test_a_denied_credential_is_refused_on_the_way_in_and_let_out_on_the_way_out():
     """The deny list refuses service, not the end of a journey already admitted: at an exit
-    the rider is let out, flagged denied_exit (the journey is charged its true fare), unless
-    validation.deny_exits (docs/fraud.md, "Denied on the way out")."""
+    the rider is let out (the journey is charged its true fare; docs/fraud.md, "Denied on
+    the way out")."""
     deny = DenyStore.from_keys([denylist.credential_key(99, 1)])
     owner = codes.code(codes.credential(account_id=99), time=NOW)
     v = _validator(deny=deny)
     assert v.check(owner, NOW).reason == "denied"
     d = v.check(owner, NOW, leaving=True)
-    assert d.accept and d.reason == "accepted" and d.flags == ("denied_exit",)
+    assert d.accept and d.reason == "accepted" and d.flags == ()
     assert d.offline_limit == 5000
-    strict = _validator(deny=deny, deny_exits=True)
-    assert strict.check(owner, NOW, leaving=True).reason == "denied"
     # an exit does not skip any other check: a stale presentation is still stale
     assert v.check(owner, NOW + 3600, leaving=True).reason == "presentation_stale"
     other = codes.code(codes.credential(account_id=98), time=NOW)
