@@ -373,7 +373,7 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
         rep.fail("wrong_issuer", "records listed that no charge rests on, or the reverse")
     bad_sig = 0
     decoded = {leaf: records.decode(raw) for leaf, raw in by_leaf.items()}
-    for leaf, raw in by_leaf.items():
+    for leaf in by_leaf:
         rec = decoded[leaf]
         if rec.issuer != st["issuer"]:
             rep.fail("wrong_issuer", "leaf %d is issuer %d's" % (leaf, rec.issuer))
