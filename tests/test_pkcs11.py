@@ -314,3 +314,11 @@ def test_a_device_key_url_that_does_not_parse_leaves_the_console_running(tmp_pat
     assert status["key_store"] == "unusable" and "objekt" in status["key_error"]
     assert service.STATE_NAMES[dev2.console.lifecycle()] == "claimed"
     dev2.close()
+
+
+def test_device_status_says_where_the_key_is_and_what_is_wrong():
+    from provisioning.cli import device as device_cli
+
+    assert device_cli._key_where({"key_store": "file"}) == ""
+    where = device_cli._key_where({"key_store": "pkcs11", "key_error": "token 'gate' went away"})
+    assert where == " (in a pkcs11 token) - token 'gate' went away"
