@@ -170,11 +170,11 @@ class AcksWithoutStoring(Tamper):
     def backoffice(self, store):
         store_batch = store.store_batch
 
-        def buggy(device_id, raws, now):
+        def buggy(device_id, raws, now, sig=None):
             if not self.dropped and len(raws) > 3:
                 self.dropped = True
                 return records.decode(raws[-1]).seq  # "stored" (it was not)
-            return store_batch(device_id, raws, now)
+            return store_batch(device_id, raws, now, sig)
 
         store.store_batch = buggy
 

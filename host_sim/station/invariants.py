@@ -426,7 +426,8 @@ class Monitor:
             keys = {(int(d), int(q)) for d, q in j["records"]}
             if not j["charged"]:
                 continue
-            acct = int(j["account_id"])
+            # the store's account key (issuer << 40 | account): the riders' own account id
+            acct = records.split_account_key(int(j["account_id"]))[1]
             per = charged.setdefault(acct, {})
             per[j["mode"]] = per.get(j["mode"], 0) + int(j["charged"])
             # a copy charged in a journey of its own (one that holds the original too is the

@@ -909,7 +909,8 @@ class Simulation:
         now = self.clock.now()
         out = risk.scan(self.store, self.risk_cfg, now)
         for f in out["findings"]:
-            self.risk_findings.append(dict(f, t_s=self.elapsed_s()))
+            account = records.split_account_key(f["account_id"])[1]  # the rider's own id
+            self.risk_findings.append(dict(f, account_id=account, t_s=self.elapsed_s()))
         op = self.operator
         pub = risk.publish(self.store, self.risk_cfg, op.signer, now, op.root_key_id)
         if pub is not None:
