@@ -114,21 +114,11 @@ def slot(data, off: int, fmt: int, seq: int):
     return journalold.slot(data, off, fmt, seq)
 
 
-_unpack_from = struct.unpack_from
-
-
 def record_of(data, off: int, fmt: int, seq: int):
     """The record of the entry at `off` of `data` (bytes), from its first good copy, or None:
     the read path (`slot` checks both copies, to report a damaged one)."""
-    if fmt == 3:  # slot()'s check, inlined: uploads read every record through here
-        p = off + 1 + _SLOT + 4
-        if (
-            data[off] == 0xA8
-            and crc32(data[off + 1 : p]) & 0xFFFFFFFF == _unpack_from(">I", data, p)[0]
-            and _unpack_from(">Q", data, off + 9)[0] == seq
-        ):
-            return _unpad(data[off + 1 : off + 1 + _SLOT])
-        return None
+    if fmt == 3:
+        return slot(data, off, 3, seq)[1]  # one copy: the same check
     from protocol import journalold
 
     return journalold.record_of(data, off, fmt, seq)

@@ -144,14 +144,19 @@ def test_one_passage_through_every_layer(world):
     assert w.dev.snapshot()["pending"] == 0
     rows = (
         sqlite3.connect(db)
-        .execute("SELECT device_id, seq, kind, account_id FROM records ORDER BY seq")
+        .execute("SELECT device_id, seq, kind, issuer, account_id FROM records ORDER BY seq")
         .fetchall()
     )
-    assert rows == [
-        (DEVICE, 1, records.KIND_PASSAGE, 4242),
-        (DEVICE, 2, records.KIND_REJECT, 4242),
-        (DEVICE, 3, records.KIND_REJECT, 666),
+    # the issuer in every record; the store keeps the account under it (records.account_key)
+    issuer = records.decode(
+        sqlite3.connect(db).execute("SELECT raw FROM records WHERE seq = 1").fetchone()[0]
+    ).issuer
+    assert [(d, q, k, i, records.split_account_key(a)) for d, q, k, i, a in rows] == [
+        (DEVICE, 1, records.KIND_PASSAGE, issuer, (issuer, 4242)),
+        (DEVICE, 2, records.KIND_REJECT, issuer, (issuer, 4242)),
+        (DEVICE, 3, records.KIND_REJECT, issuer, (issuer, 666)),
     ]
+    assert issuer != 0
 
 
 def test_records_stay_when_the_back_office_does_not_acknowledge(world):

@@ -586,13 +586,14 @@ class Store:
             for seq, odev, oseq, acct, cred, ctr in self.b.rows(
                 _REPLAYS, (device_id, new_from, last)
             ):
+                issuer, bare = records.split_account_key(acct)
                 self._anomaly(
                     now,
                     "replay",
                     device_id,
                     seq,
-                    "presentation %d/%d/%d also passed at device %d seq %d"
-                    % (acct, cred, ctr, odev, oseq),
+                    "presentation %d/%d/%d%s also passed at device %d seq %d"
+                    % (bare, cred, ctr, " of issuer %d" % issuer if issuer else "", odev, oseq),
                 )
         if last > dev.high_seq:
             self.b.execute(
@@ -1213,6 +1214,16 @@ class Store:
         where, args = _where(("c.account_id = ?", account), ("c.day = ?", day))
         rows = self.b.execute(q + where + " ORDER BY c.account_id, c.day", args)
         return [dict(zip(cols + ("dispute",), r)) for r in rows]
+
+    def clearing_accounts_of(self, account_id: int, day: int) -> list[int]:
+        """The account keys (records.account_key) with a charge on `day` whose own account id
+        is `account_id`, one per issuer that has it."""
+        rows = self.b.rows(
+            "SELECT account_id FROM charges WHERE day = ? AND account_id % ? = ? "
+            "ORDER BY account_id",
+            (day, 1 << records.ACCOUNT_BITS, account_id),
+        )
+        return [int(r[0]) for r in rows]
 
     def clearing_revisions(self, account: int, day: int) -> list[dict[str, Any]]:
         """A charge's revisions, oldest first (explanation: JSON of its journeys, or '')."""

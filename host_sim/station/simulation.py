@@ -962,7 +962,8 @@ class Simulation:
 
     def _risk_ran(self, summary: dict[str, Any]) -> None:
         for f in summary["findings"]:
-            self.risk_findings.append(dict(f, t_s=self.elapsed_s()))
+            account = records.split_account_key(f["account_id"])[1]  # the rider's own id
+            self.risk_findings.append(dict(f, account_id=account, t_s=self.elapsed_s()))
         pub = summary["published"]
         if pub is not None:
             self.risk_published[pub["version"]] = (self.elapsed_s(), pub["adds"])

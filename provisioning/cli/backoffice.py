@@ -260,9 +260,9 @@ def register(sub: Any) -> None:
         c.add_argument(
             "--issuer",
             type=int,
-            default=0,
+            default=None,
             help="the account's issuer key id: two issuers' account 42 are two riders "
-            "(default 0: records from before several issuers)",
+            "(needed only when several issuers have a charge for this account that day)",
         )
         c.add_argument("--operator", required=True, help="who makes the correction (audited)")
         c.add_argument("--reason", required=True, help="why (audited; say what the rider said)")
@@ -1081,7 +1081,18 @@ def _correction(args: argparse.Namespace, events: Events, fn: Any, *extra: Any) 
     from protocol.records import account_key
 
     store = _store(args.db)
-    key = account_key(args.issuer, args.account)  # the store keeps charges per issuer
+    if args.issuer is not None:
+        key = account_key(args.issuer, args.account)  # the store keeps charges per issuer
+    else:
+        keys = store.clearing_accounts_of(args.account, args.day)
+        if len(keys) > 1:
+            raise CliError(
+                "account %d has a charge of several issuers that day (%s)"
+                % (args.account, ", ".join(str(k >> 40) for k in keys)),
+                "pick one with --issuer",
+                EXIT_USAGE,
+            )
+        key = keys[0] if keys else args.account
     try:
         after = fn(store, key, args.day, *extra, args.operator, args.reason, int(time.time()))
     except clearing.ChargeError as e:
