@@ -180,7 +180,7 @@ def wait_outcome(
 ) -> dict[str, Any]:
     """After ACTIVATE the gate reboots and the session is gone: open a new one (HELLO, AUTH)
     and query until the gate runs `slot` confirmed, or reports that it reverted."""
-    from provisioning.console import DeviceMisbehaves, DeviceRefused
+    from provisioning.console import DeviceRefused
     from provisioning.transport import NotAnswering
 
     link = client.link
@@ -195,11 +195,8 @@ def wait_outcome(
                 client.hello()
                 client.authenticate(cred.signer, cred.raw, cred.anchor, claim=False)
                 st = flasher.query()
-            except (NotAnswering, DeviceRefused, Refused, DeviceMisbehaves):
-                # still rebooting, or answering from before the reboot, or a late IDENTITY
-                # for the HELLO of an earlier try (signed over that try's nonce): the boot
-                # shim verifying the image's signature takes a moment
-                continue
+            except (NotAnswering, DeviceRefused, Refused):
+                continue  # still rebooting, or answering from before the reboot
             last = st.get("last") or {}
             if st.get("slot") == slot and not st.get("trial"):
                 return st
