@@ -591,14 +591,19 @@ class Shop(_Site):
         self.truth.taps.setdefault(who["account"], []).append(visit)
         who["visit"] = visit
 
+    def _key(self, who: dict[str, Any]) -> int:
+        """The shopper as the shelf system knows them: the door's account key (its OPEN line)."""
+        return records.account_key(self.issuer.key_id, who["account"])
+
     def _take(self, who: dict[str, Any]) -> None:
         lo, hi = (int(x) for x in self.s["price"])
         price = self.rng.randint(lo, hi)
-        self.source.take(who["account"], price)
+        key = self._key(who)
+        self.source.take(key, price)
         self.counts["items"] += 1
         who["basket"] += price
         if self.rng.random() < self.s["put_back_share"]:
-            self.source.put_back(who["account"], price)
+            self.source.put_back(key, price)
             who["basket"] -= price
         who["visit"]["basket"] = who["basket"]
 
@@ -607,7 +612,7 @@ class Shop(_Site):
             self.counts["by_button"] += 1
             self.door.on_event("exit_request")
             self._settle()
-            self.source.leave_by_button(who["account"])
+            self.source.leave_by_button(self._key(who))
             self._door_cycle()
         else:
             self.counts["by_scan"] += 1
