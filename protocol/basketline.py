@@ -9,7 +9,8 @@ each way per message (LF-terminated, at most MAX_LINE bytes). Pure functions; do
                      FINAL <account> <total> <items>    the shopper left: the session ends
                                                         with this basket (e.g. after BUTTON)
 
-account: decimal account key (protocol.records.account_key: issuer << 40 | account id); total: the basket in minor units (0..MAX_TOTAL); items: 0..9999.
+account: the door's decimal account key (protocol.records.account_key: issuer << 40 | account
+id, 1..MAX_ACCOUNT); total: the basket in minor units (0..MAX_TOTAL); items: 0..9999.
 A line that is not one of these raises FormatError("basket_malformed").
 """
 
