@@ -9,7 +9,8 @@ each way per message (LF-terminated, at most MAX_LINE bytes). Pure functions; do
                      FINAL <account> <total> <items>    the shopper left: the session ends
                                                         with this basket (e.g. after BUTTON)
 
-account: decimal account id; total: the basket in minor units (0..MAX_TOTAL); items: 0..9999.
+account: the door's decimal account key (protocol.records.account_key: issuer << 40 | account
+id, 1..MAX_ACCOUNT); total: the basket in minor units (0..MAX_TOTAL); items: 0..9999.
 A line that is not one of these raises FormatError("basket_malformed").
 """
 
@@ -18,6 +19,7 @@ from protocol.errors import FormatError
 MAX_LINE = 96
 MAX_TOTAL = 100000000  # a basket of a million in major units: more is a source's mistake
 MAX_ITEMS = 9999
+MAX_ACCOUNT = (1 << 56) - 1  # an account key: issuer (16 bits) << 40 | account id
 
 
 def _bad(line):
@@ -25,7 +27,7 @@ def _bad(line):
 
 
 def _num(text, top):
-    if not text.isdigit() or len(text) > 12:
+    if not text.isdigit() or len(text) > 17:
         return None
     n = int(text)
     return n if n <= top else None
@@ -41,7 +43,7 @@ def parse_source(line):
     parts = line.strip().split()
     if len(line) > MAX_LINE or len(parts) != 4 or parts[0] not in ("BASKET", "FINAL"):
         raise _bad(line)
-    account = _num(parts[1], (1 << 40) - 1)
+    account = _num(parts[1], MAX_ACCOUNT)
     total = _num(parts[2], MAX_TOTAL)
     items = _num(parts[3], MAX_ITEMS)
     if account is None or total is None or items is None or not account:

@@ -49,6 +49,10 @@ def door(tmp_path):
     src.close()
 
 
+S31 = records.account_key(1, 31)  # the door's sessions and the basket line name shoppers so
+S32 = records.account_key(1, 32)  # (issuer 1: tests.portable.codes)
+
+
 def _recs(journal):
     return [records.decode(r) for r in journal.unsynced()]
 
@@ -63,28 +67,28 @@ def test_the_exit_scan_carries_the_basket_and_the_button_is_closed_by_final(door
     g.on_event("door_opened")
     g.on_event("door_closed")
     settle()
-    assert [d[:2] for d in src.door] == [("OPEN", 31), ("OPEN", 32)]
-    src.take(31, 250)
-    src.take(31, 199)
-    src.take(32, 1000)
-    src.put_back(32, 1000)
-    src.take(32, 75)
+    assert [d[:2] for d in src.door] == [("OPEN", S31), ("OPEN", S32)]
+    src.take(S31, 250)
+    src.take(S31, 199)
+    src.take(S32, 1000)
+    src.put_back(S32, 1000)
+    src.take(S32, 75)
     settle()
-    assert baskets.totals == {31: 449, 32: 75}
+    assert baskets.totals == {S31: 449, S32: 75}
     assert g.on_scan(_code(31, 2, ticks), direction=records.DIR_EXIT).accept  # 31 scans out
     g.on_event("door_opened")
     g.on_event("door_closed")
     g.on_event("exit_request")  # 32 leaves by the button
     settle()
-    assert src.door[-2:][0][:2] == ("EXIT", 31) and src.door[-1][0] == "BUTTON"
-    src.leave_by_button(32)  # the shelf system saw who left
+    assert src.door[-2:][0][:2] == ("EXIT", S31) and src.door[-1][0] == "BUTTON"
+    src.leave_by_button(S32)  # the shelf system saw who left
     settle()
     recs = _recs(journal)
     final = [r for r in recs if r.reason == reasons.number("basket_final")]
     exit_scan = [r for r in recs if r.kind == records.KIND_PASSAGE and r.direction == 2][0]
     assert exit_scan.account_id == 31 and exit_scan.value == 449
     assert [(r.account_id, r.value, r.direction) for r in final] == [(32, 75, records.DIR_EXIT)]
-    assert 32 not in g.policy.open
+    assert S32 not in g.policy.open
     assert baskets.counts["finals"] == 1
 
 
@@ -125,11 +129,11 @@ def test_the_back_office_charges_the_baskets(door, tmp_path):
     g.on_event("door_opened")
     g.on_event("door_closed")
     settle()
-    src.take(31, 1234)
+    src.take(S31, 1234)
     settle()
     g.on_event("exit_request")
     settle()
-    src.leave_by_button(31)
+    src.leave_by_button(S31)
     settle()
     store = Store(str(tmp_path / "bo.sqlite"))
     try:
@@ -137,7 +141,7 @@ def test_the_back_office_charges_the_baskets(door, tmp_path):
         store.store_batch(6, list(journal.unsynced()), codes.NOW + 60)
         js = clearing.clear(store, clearing.load_tariff(None), codes.NOW + 3600)
         assert [(j["account_id"], j["status"], j["charged"]) for j in js] == [
-            (31, "complete", 1234)
+            (S31, "complete", 1234)
         ]
     finally:
         store.close()

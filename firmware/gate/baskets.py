@@ -12,7 +12,8 @@ direction exit, reason basket_final, value the total: the back office charges th
 basket (host_sim/backoffice/clearing.py, store). A FINAL for an account with no open session is
 counted (`late`); a malformed line is dropped and counted (basket_malformed). A link that
 fails is counted (`link_errors`) and the door keeps working: sessions are then charged the
-exit scans' values.
+exit scans' values. A shopper is named on the line by the account key the door's sessions keep
+(protocol.records.account_key: issuer << 40 | account): two issuers' account 42 are two shoppers.
 """
 
 from protocol import basketline, reasons, records
@@ -42,13 +43,14 @@ class Baskets:
         if self._prev_stamp is not None:
             self._prev_stamp(rec)
         if rec.kind == records.KIND_PASSAGE and rec.reason != FINAL:
-            if rec.direction == records.DIR_ENTRY and rec.account_id not in self._open():
-                self._send(basketline.door_line("OPEN", rec.time, rec.account_id))
+            key = records.account_key(rec.issuer, rec.account_id)
+            if rec.direction == records.DIR_ENTRY and key not in self._open():
+                self._send(basketline.door_line("OPEN", rec.time, key))
             elif rec.direction == records.DIR_EXIT:
-                total = self.totals.pop(rec.account_id, None)
+                total = self.totals.pop(key, None)
                 if total is not None:
                     rec.value = total
-                self._send(basketline.door_line("EXIT", rec.time, rec.account_id))
+                self._send(basketline.door_line("EXIT", rec.time, key))
         elif rec.kind == records.KIND_EVENT and rec.reason == BUTTON:
             self._send(basketline.door_line("BUTTON", rec.time))
 
@@ -83,7 +85,7 @@ class Baskets:
         self.counts["finals"] += 1
         now = gate.clock.now()
         rec = gate._record(records.KIND_PASSAGE, "basket_final", now, None, records.DIR_EXIT)
-        rec.account_id = account
+        rec.issuer, rec.account_id = records.split_account_key(account)
         rec.value = total
         gate._append(rec)
         gate.policy.commit(account, records.DIR_EXIT, now)

@@ -51,10 +51,14 @@ def admit(gate, who, reason: str):
 
 class PlateCode:
     """Stands for the ride code of a passage decided by plate (gate.admit): the credential the
-    plate is bound to, and the image tag in place of a presentation counter."""
+    plate is bound to, and the image tag in place of a presentation counter. A plate passage
+    has no rider signature: its record is version 2 with evidence 0 (none) and issuer 0, the
+    account_id / cred_no / counter fields holding the plate's credential and the image tag
+    (docs/parking.md, "Plate passages in the journal")."""
 
     plate = True
     issuer_key_id = 0  # plate-bound accounts are the operator's own, not an issuer's
+    raw = b""  # no ride code: nothing of the rider's to keep as evidence
 
     def __init__(self, cred_id: int, image_tag: int):
         self.account_id = cred_id >> 24

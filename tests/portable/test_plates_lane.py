@@ -203,18 +203,25 @@ def test_a_basket_source_sets_the_exit_value_and_final_closes_a_session():
         b = Baskets(g, link)
         g.on_scan(_code(60, 1, ticks))
         g.on_scan(_code(61, 1, ticks))
-        link.inbox = [b"BASKET 60 300 2", b"BASKET 61 80 1", b"junk"]
+        k60 = records.account_key(1, 60)  # the line names the door's account keys (issuer 1)
+        k61 = records.account_key(1, 61)
+        link.inbox = [b"BASKET %d 300 2" % k60, b"BASKET %d 80 1" % k61, b"junk"]
         b.poll()
         g.on_scan(_code(60, 2, ticks), direction=2)
-        link.inbox = [b"FINAL 61 95 2"]
+        link.inbox = [b"FINAL %d 95 2" % k61]
         b.poll()
         recs = [records.decode(r) for r in j.unsynced()]
         exits = [
-            (r.account_id, r.value, reasons.by_number(r.reason)) for r in recs if r.direction == 2
+            (r.issuer, r.account_id, r.value, reasons.by_number(r.reason))
+            for r in recs
+            if r.direction == 2
         ]
-        assert exits == [(60, 300, "accepted"), (61, 95, "basket_final")]
-        assert link.out[:2] == [b"OPEN 60 %d\n" % codes.NOW, b"OPEN 61 %d\n" % codes.NOW]
-        assert link.out[2] == b"EXIT 60 %d\n" % codes.NOW
+        assert exits == [(1, 60, 300, "accepted"), (1, 61, 95, "basket_final")]
+        assert link.out[:2] == [
+            b"OPEN %d %d\n" % (k60, codes.NOW),
+            b"OPEN %d %d\n" % (k61, codes.NOW),
+        ]
+        assert link.out[2] == b"EXIT %d %d\n" % (k60, codes.NOW)
         assert b.counts["basket_malformed"] == 1 and not g.policy.open
         j.close()
     finally:
