@@ -6,7 +6,7 @@ certificate (protocol/certs.py), so a peer checks it with the operator root alon
 
     offset size field
       0     2   magic        b"FM"
-      2     1   version      = 1
+      2     1   version      = 2 (1: entries of 32 bytes without the issuer, refused)
       3     1   type         1 ANNOUNCE (entries; none: a heartbeat), 2 ASK (catch-up request)
       4     4   sender       device_id of the sender (= the certificate's subject)
       8     2   station      the sender's station
@@ -21,10 +21,10 @@ certificate (protocol/certs.py), so a peer checks it with the operator root alon
      28     8   head         ANNOUNCE: the sender's newest announced seq; ASK: 0
      36     4   target       ASK: the device asked (0: every peer); ANNOUNCE: 0
      40   137   cert         the sender's device certificate
-    177  32*n   entries      below
+    177  34*n   entries      below
       .    64   signature    ES256 raw r||s by the sender's device key over every byte before
 
-Entry (32 bytes): one passage the sender accepted (or voided afterwards):
+Entry (34 bytes): one passage the sender accepted (or voided afterwards):
 
       0     8   seq          the passage record's journal seq at the sender
       8     1   kind         1 accepted, 2 voided (passage_not_taken: the rider never passed)
@@ -35,6 +35,11 @@ Entry (32 bytes): one passage the sender accepted (or voided afterwards):
      16     8   account_id
      24     4   cred_no
      28     4   counter      presentation counter: with account_id, cred_no the presentation
+     32     2   issuer       the credential's issuer key id (0: none, a version 1 record): with
+                             the credential it is the replay key (firmware/verify/replay.py
+                             presentation_key) and with the account the anti-passback key
+                             (protocol.records.account_key), so another issuer's account 42
+                             is another rider
 
 `parse` is strict (magic, version, type, lengths, reserved bytes, entry kinds) and raises
 FormatError with reason "mesh_malformed"; `check` verifies the certificate and the signature and
@@ -47,7 +52,7 @@ from protocol import certs
 from protocol.errors import FormatError
 
 MAGIC = b"FM"
-VERSION = 1
+VERSION = 2
 TYPE_ANNOUNCE = 1
 TYPE_ASK = 2
 TYPES = (TYPE_ANNOUNCE, TYPE_ASK)
@@ -58,14 +63,14 @@ FLAG_EMERGENCY = 1
 HEAD_LEN = 40
 CERT_AT = HEAD_LEN
 ENTRIES_AT = HEAD_LEN + certs.CERT_LEN  # 177
-ENTRY_LEN = 32
+ENTRY_LEN = 34
 SIG_LEN = 64
-# a UDP datagram of at most 1,472 bytes (an Ethernet MTU) never fragments: 32 entries fill 1,265
+# a UDP datagram of at most 1,472 bytes (an Ethernet MTU) never fragments: 32 entries fill 1,329
 MAX_ENTRIES = 32
 MIN_LEN = ENTRIES_AT + SIG_LEN
 MAX_LEN = MIN_LEN + MAX_ENTRIES * ENTRY_LEN
 _HEAD = ">2sBBIHBBIIQQI"  # 40 bytes
-_ENTRY = ">QBBBBIQII"  # 32 bytes
+_ENTRY = ">QBBBBIQIIH"  # 34 bytes
 MALFORMED = "mesh_malformed"
 # reasons (protocol/reasons.py adds them to REASONS on Linux gates): name -> (number, display,
 # explanation); never shown to riders; docs/mesh.md, section 3
@@ -132,9 +137,12 @@ class Entry:
         "account_id",
         "cred_no",
         "counter",
+        "issuer",
     )
 
-    def __init__(self, seq, kind, mode, direction, flags, time, account_id, cred_no, counter):
+    def __init__(
+        self, seq, kind, mode, direction, flags, time, account_id, cred_no, counter, issuer=0
+    ):
         self.seq = seq
         self.kind = kind
         self.mode = mode
@@ -144,6 +152,7 @@ class Entry:
         self.account_id = account_id
         self.cred_no = cred_no
         self.counter = counter
+        self.issuer = issuer
 
     def to_bytes(self) -> bytes:
         if self.kind not in (KIND_ACCEPTED, KIND_VOIDED):
@@ -159,15 +168,17 @@ class Entry:
             self.account_id,
             self.cred_no,
             self.counter,
+            self.issuer,
         )
 
     def __eq__(self, other):
         return isinstance(other, Entry) and self.to_bytes() == other.to_bytes()
 
     def __repr__(self):
-        return "Entry(seq=%d, kind=%d, account=%d/%d, counter=%d)" % (
+        return "Entry(seq=%d, kind=%d, account=%d:%d/%d, counter=%d)" % (
             self.seq,
             self.kind,
+            self.issuer,
             self.account_id,
             self.cred_no,
             self.counter,

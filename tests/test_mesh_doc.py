@@ -35,7 +35,7 @@ def test_the_vector_is_what_the_encoder_makes():
         "A1",
     )
     entry = mesh.Entry(
-        42, mesh.KIND_ACCEPTED, records.MODE_METRO, records.DIR_ENTRY, 0, NOW - 1, 4242, 1, 17
+        42, mesh.KIND_ACCEPTED, records.MODE_METRO, records.DIR_ENTRY, 0, NOW - 1, 4242, 1, 17, 1
     )
     msg = mesh.Message(
         mesh.TYPE_ANNOUNCE, 1017, 3, NOW, 7, 41, 42, 0, certs.sign(cert, root), [entry]
@@ -49,7 +49,7 @@ def test_the_vector_verifies_with_openssl():
     assert mesh.check(m, root_pub, OpenSSLVerifier(), NOW) is None
     [e] = m.entries
     assert (m.sender, m.station, m.time, m.msg, m.from_seq, m.head) == (1017, 3, NOW, 7, 41, 42)
-    assert (e.seq, e.kind, e.account_id, e.cred_no, e.counter) == (42, 1, 4242, 1, 17)
+    assert (e.seq, e.kind, e.issuer, e.account_id, e.cred_no, e.counter) == (42, 1, 1, 4242, 1, 17)
     # one byte changed anywhere in the signed part: the signature no longer holds
     raw = bytearray(_doc_vector())
     raw[200] ^= 1

@@ -18,7 +18,7 @@ from typing import Any
 from firmware.sync import failover
 
 MAX_PEERS = 64
-RECV_BYTES = 2048  # a mesh message is at most 1,265 bytes
+RECV_BYTES = 2048  # a mesh message is at most 1,329 bytes
 
 
 def is_multicast(host: str) -> bool:

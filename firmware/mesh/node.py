@@ -27,6 +27,7 @@ counted in `errors` and logged.
 """
 
 from firmware import platform
+from firmware.verify.replay import presentation_key
 from protocol import mesh, records, ridecode
 from protocol.errors import FormatError
 
@@ -84,7 +85,9 @@ class Peer:
 
 
 def learn_presentation(replay, cred_id, counter, t) -> bool:
-    """A presentation another gate of the station accepted: refused here from now on (a
+    """A presentation another gate of the station accepted, `cred_id` its replay key
+    (firmware/verify/replay.presentation_key of the issuer and the credential), as the
+    validator looks it up: refused here from now on (a
     ReplayCache entry, as `commit` makes one, kept in RAM only: a peer's catch-up brings it back
     after a reboot; a compaction of replay.log may write it). True if it was news. Here, not in
     the cache, so that an MCU gate, which has no mesh, does not load it."""
@@ -138,6 +141,7 @@ def _entry_of(rec):
         rec.account_id,
         rec.cred_no,
         rec.counter,
+        rec.issuer,
     )
 
 
@@ -352,14 +356,15 @@ class MeshNode:
         policy = self.policy
         same_mode = e.mode == self.me.mode and e.direction and not e.flags & mesh.FLAG_EMERGENCY
         passback = same_mode and hasattr(policy, "inside")  # firmware/gate/policy.Passback
+        account = records.account_key(e.issuer, e.account_id)  # as the gate's tables keep it
         if e.kind == mesh.KIND_ACCEPTED:
-            cid = ridecode.cred_id(e.account_id, e.cred_no)
+            cid = presentation_key(e.issuer, ridecode.cred_id(e.account_id, e.cred_no))
             if e.time + self.replay.retain_s >= now:
                 learn_presentation(self.replay, cid, e.counter, e.time)
             if passback:
-                learn(policy, e.account_id, e.direction, e.time)
+                learn(policy, account, e.direction, e.time)
         elif passback:
-            unlearn(policy, e.account_id, e.direction, e.time)
+            unlearn(policy, account, e.direction, e.time)
         self.counts["applied"] += 1
 
     def _answer(self, since, addr, now) -> None:

@@ -200,7 +200,7 @@ def mesh(sim: Any) -> dict[str, Any]:
         }
         for p in sim.lan.partitions
     ]
-    admitted = sum(1 for _t, kind, _a, _c in sim.fraud_uses if kind == "copier")
+    admitted = sum(1 for use in sim.fraud_uses if use[1] == "copier")  # (t, kind, ...)
     return {
         "lan": dict(sim.lan.stats),
         "partitions": parts,

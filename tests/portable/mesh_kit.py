@@ -112,11 +112,24 @@ def node(hub, n, ticks, mode=records.MODE_METRO, log=None):
     )
 
 
-def passage(seq, account, counter, t, direction=records.DIR_ENTRY, kind=records.KIND_PASSAGE):
+def passage(
+    seq, account, counter, t, direction=records.DIR_ENTRY, kind=records.KIND_PASSAGE, issuer=0
+):
     """A journal record as the gate's journal hands it to its listeners."""
     reason = 0 if kind == records.KIND_PASSAGE else reasons.number("passage_not_taken")
     return records.Record(
-        kind, reason, 1, seq, t, records.MODE_METRO, direction, STATION, account, 1, counter
+        kind,
+        reason,
+        1,
+        seq,
+        t,
+        records.MODE_METRO,
+        direction,
+        STATION,
+        account,
+        1,
+        counter,
+        issuer=issuer,
     )
 
 

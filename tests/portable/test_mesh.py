@@ -10,7 +10,7 @@ from firmware.gate.policy import Passback
 from firmware.mesh import node
 from firmware.mesh.node import MeshNode
 from firmware.storage.journal import Journal
-from firmware.verify.replay import ReplayCache
+from firmware.verify.replay import ReplayCache, presentation_key
 from firmware.verify.validator import Validator
 from protocol import certs, mesh, p256, records, ridecode
 from protocol.errors import FormatError
@@ -65,7 +65,7 @@ def test_parse_is_strict():
     bad(raw[:-1])
     bad(raw + b"\x00")
     bad(b"XX" + raw[2:])  # magic
-    bad(raw[:2] + b"\x02" + raw[3:])  # version
+    bad(raw[:2] + b"\x01" + raw[3:])  # version 1: 32-byte entries without the issuer
     bad(raw[:3] + b"\x09" + raw[4:])  # type
     bad(raw[:10] + b"\x02" + raw[11:])  # count says 2, one is there
     bad(raw[:11] + b"\x01" + raw[12:])  # reserved
@@ -112,6 +112,25 @@ def test_an_acceptance_is_a_replay_and_an_entry_at_every_peer():
         assert n.policy.check(42, records.DIR_ENTRY, T0 + 5) == "anti_passback"
         assert n.peers[1].have == 10
     assert a.status()["outbox"] == 1 and b.status()["applied"] == 1
+
+
+def test_an_entry_is_refused_under_its_issuers_replay_and_account_keys():
+    """Issuer 1's account 42 is another rider than issuer 2's (or issuer 0's) account 42: the
+    peer keeps the copy under the key its validator and its anti-passback look up."""
+    hub, ticks = mesh_kit.Hub(), Ticks(0)
+    a, b = (mesh_kit.node(hub, n, ticks) for n in (1, 2))
+    mesh_kit.settle([a, b])
+    a.committed(mesh_kit.passage(10, 42, 3, T0, issuer=1))
+    mesh_kit.settle([a, b])
+    assert b.replay.is_replay(presentation_key(1, CID), 3)
+    assert not b.replay.is_replay(presentation_key(2, CID), 3) and not b.replay.is_replay(CID, 3)
+    key = records.account_key(1, 42)
+    assert b.policy.check(key, records.DIR_ENTRY, T0 + 5) == "anti_passback"
+    assert b.policy.check(records.account_key(2, 42), records.DIR_ENTRY, T0 + 5) is None
+    assert b.policy.check(42, records.DIR_ENTRY, T0 + 5) is None
+    a.committed(mesh_kit.passage(11, 42, 3, T0, kind=records.KIND_EVENT, issuer=1))
+    mesh_kit.settle([a, b])
+    assert b.policy.check(key, records.DIR_ENTRY, T0 + 20) is None  # voided under its key too
 
 
 def test_an_exit_elsewhere_ends_the_passback_and_a_late_entry_does_not_undo_it():
