@@ -34,6 +34,8 @@ CHECKED = {
     "backoffice charges", "backoffice publish", "backoffice refund", "backoffice adjust",
     "backoffice dispute", "backoffice audit", "backoffice import", "backoffice risk",
     "backoffice log", "settle statement", "settle verify", "settle reconcile",
+    "keys root-init", "keys root-rotate", "keys root-sign", "keys root-show", "keys sign-config",
+    "keys release", "keys bind", "backoffice plates",
 }  # fmt: skip
 
 
@@ -107,6 +109,47 @@ def test_keys(world, capsys):
         "g",
         code=2,
     )
+
+
+def test_root_commands(world, capsys):
+    run(capsys, "keys init", "--dir", "op")
+    run(capsys, "keys init", "--dir", "op2")
+    sync = ["--sync-key", "op/sync.pub"]
+    run(capsys, "keys root-init", "--dir", "op", "--count", "2", "--threshold", "2", *sync)
+    run(capsys, "keys root-init", "--dir", "op", "--count", "2", "--threshold", "9", code=2)
+    run(capsys, "keys root-show", "op/root-v1.meta")
+    run(capsys, "keys root-show", "nope.meta", code=2)
+    run(capsys, "keys root-init", "--dir", "op2", "--count", "1", "--threshold", "1", *sync)
+    new = ["--root-key", "op2/root-1.pub"]
+    rotate = ["--from", "op/root-v1.meta", *new, "--threshold", "1", "--out", "v2"]
+    run(capsys, "keys root-rotate", "--dir", "op", *rotate)
+    run(capsys, "keys root-sign", "v2", "--key", "op/root-1.key", "--key", "op/root-2.key")
+    run(capsys, "keys root-sign", "v2", "--key", "nope.key", code=2)
+    config = {"version": 1, "device_id": 1017, "name": "A1", "station": 12, "lane": 1}
+    config.update(mode="metro", direction="entry", scope=1, validation={"window_s": 600})
+    (world / "c.json").write_text(json.dumps(config))
+    two = ["--key", "op/root-1.key", "--key", "op/root-2.key"]
+    run(capsys, "keys sign-config", "c.json", "--security-version", "1", *two, "--out", "c.fgsc")
+    run(capsys, "keys sign-config", "c.json", "--security-version", "0", *two, "--out", "x", code=2)
+    release = ["--device-id", "1017", "--root-version", "1", *two, "--out", "r.fgrl"]
+    run(capsys, "keys release", *release)
+    (world / "gate").mkdir()
+    (world / "gate" / "factory.json").write_text('{"device_id": 1017, "model": "t"}')
+    run(capsys, "keys bind", "--state", "gate", "--root-meta", "op/root-v1.meta")
+    run(capsys, "keys bind", "--state", "gate", "--root-meta", "op2/root-v1.meta", code=2)
+
+
+def test_plates(world, capsys):
+    from host_sim.backoffice.store import Store
+
+    Store("bo.sqlite").close()
+    run(capsys, "keys init", "--dir", "op")
+    base = ["--db", "bo.sqlite"]
+    run(capsys, "backoffice plates", "bind", "B AB 1234", "4711", *base)
+    run(capsys, "backoffice plates", "publish", "--key", "op/root.key", *base)
+    rows = run(capsys, "backoffice plates", "list", *base)
+    assert any(r.get("account_id") == 4711 for r in rows), rows
+    run(capsys, "backoffice plates", "bind", "only-one-arg", *base, code=2)
 
 
 def test_wallet_decode_and_backoffice(world, capsys):
