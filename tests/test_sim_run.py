@@ -171,7 +171,7 @@ def test_sim_run_prints_its_summary_and_writes_every_report(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("station default, seed 1: 6 gates, 1.5 simulated hours")
-    assert any(line.startswith("  invariants: 10 checked, all hold") for line in lines)
+    assert any(line.startswith("  invariants: 11 checked, all hold") for line in lines)
     assert "  report: %s" % (out / "report.json") in proc.stdout
     plots = [line for line in lines if line.startswith("  plots: ")]
     assert len(plots) == 1
@@ -182,7 +182,7 @@ def test_sim_run_prints_its_summary_and_writes_every_report(tmp_path):
             assert im.format == "PNG" and im.size[0] >= 600
     with open(out / "junit.xml") as f:
         junit = f.read()
-    assert 'tests="10" failures="0"' in junit
+    assert 'tests="11" failures="0"' in junit
     with open(out / "report.json") as f:
         report = json.load(f)
     assert report["totals"]["accepted"] > 3000 and report["ok"]
