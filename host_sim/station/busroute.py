@@ -41,7 +41,7 @@ from host_sim.backoffice import clearing
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware.devices import ManualClock, SimReader
-from host_sim.station import demand, gatedir
+from host_sim.station import demand, gatedir, report
 from host_sim.station.invariants import Monitor
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
 from host_sim.station.simlink import Network, Scheduler, Session
@@ -617,19 +617,8 @@ def summary(rep: dict[str, Any]) -> str:
         % ", ".join(
             "%s %d ok %d failed" % (k, s["ok"], s["failed"]) for k, s in rep["sync"].items()
         ),
-        "  back office holds %d records; clearing: %d journeys, revenue %s"
-        % (rep["records_held"], rep["clearing"]["journeys"], rep["clearing"]["revenue"]),
-        "  riders checked %d, charged wrong %d"
-        % (rep["money"]["riders_checked"], rep["money"]["riders_charged_wrong"]),
     ]
-    bad = [i for i in rep["invariants"] if not i["ok"]]
-    lines.append(
-        "  invariants: %d checked, %s"
-        % (len(rep["invariants"]), "all hold" if not bad else "%d BROKEN" % len(bad))
-    )
-    for i in bad:
-        lines.append("    %s: %d, first %s" % (i["name"], i["violations"], i["first"][:1]))
-    return "\n".join(lines)
+    return "\n".join(lines + report.runner_tail(rep))
 
 
 def main(argv: list[str] | None = None) -> int:

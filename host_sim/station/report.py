@@ -305,6 +305,23 @@ def _histogram(values: list[int], width: int = 50) -> dict[str, int]:
     return {str(k): out[k] for k in sorted(out)}
 
 
+def runner_tail(rep: dict[str, Any]) -> list[str]:
+    """The closing lines of a bus route's or an unattended site's summary: what the back office
+    holds and charged, the riders checked, and the invariants (each broken one named)."""
+    bad = [i for i in rep["invariants"] if not i["ok"]]
+    lines = [
+        "  back office holds %d records; clearing: %d journeys, revenue %s"
+        % (rep["records_held"], rep["clearing"]["journeys"], rep["clearing"]["revenue"]),
+        "  riders checked %d, charged wrong %d"
+        % (rep["money"]["riders_checked"], rep["money"]["riders_charged_wrong"]),
+        "  invariants: %d checked, %s"
+        % (len(rep["invariants"]), "all hold" if not bad else "%d BROKEN" % len(bad)),
+    ]
+    for i in bad:
+        lines.append("    %s: %d, first %s" % (i["name"], i["violations"], i["first"][:1]))
+    return lines
+
+
 def command(scenario_path: str, seed: int) -> str:
     return "faregate sim run %s --seed %d" % (scenario_path, seed)
 

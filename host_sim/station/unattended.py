@@ -48,7 +48,7 @@ from host_sim.backoffice.store import Store
 from host_sim.hardware.anpr_camera import SimAnprCamera
 from host_sim.hardware.basket_source import SimBasketSource
 from host_sim.hardware.devices import ManualClock
-from host_sim.station import demand
+from host_sim.station import demand, report
 from host_sim.station.invariants import Monitor, _JournalProbe
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
 from host_sim.wallet import Issuer, Operator, Rider
@@ -642,19 +642,8 @@ def summary(rep: dict[str, Any]) -> str:
         "  %s" % ", ".join("%s %d" % kv for kv in c.items()),
         "  gate events: %s"
         % (", ".join("%d %s" % (n, k) for k, n in rep["events"].items()) or "-"),
-        "  back office holds %d records; clearing: %d journeys, revenue %s"
-        % (rep["records_held"], rep["clearing"]["journeys"], rep["clearing"]["revenue"]),
-        "  riders checked %d, charged wrong %d"
-        % (rep["money"]["riders_checked"], rep["money"]["riders_charged_wrong"]),
     ]
-    bad = [i for i in rep["invariants"] if not i["ok"]]
-    lines.append(
-        "  invariants: %d checked, %s"
-        % (len(rep["invariants"]), "all hold" if not bad else "%d BROKEN" % len(bad))
-    )
-    for i in bad:
-        lines.append("    %s: %d, first %s" % (i["name"], i["violations"], i["first"][:1]))
-    return "\n".join(lines)
+    return "\n".join(lines + report.runner_tail(rep))
 
 
 def run_file(sc: dict[str, Any], seed: int, out: str | None, as_json: bool) -> int:
