@@ -31,6 +31,7 @@ every unmatched read is in the review queue (fell back, or open for an operator)
 
 import os
 import random
+import time
 import tomllib
 from typing import Any
 
@@ -45,6 +46,7 @@ from firmware.verify.platestore import PlateStore
 from firmware.verify.validator import Validator
 from host_sim.backoffice import clearing, plates
 from host_sim.backoffice.store import Store
+from host_sim.errors import SimError
 from host_sim.hardware.anpr_camera import SimAnprCamera
 from host_sim.hardware.basket_source import SimBasketSource
 from host_sim.hardware.devices import ManualClock
@@ -535,9 +537,22 @@ class Shop(_Site):
         self.counts = dict.fromkeys(("shoppers", "groups", "by_button", "by_scan", "items"), 0)
 
     def _settle(self) -> None:
-        for _ in range(6):
+        """Poll both ends until the door has read every line the shelf system sent (over the
+        real socket, whatever the machine's load: a fixed number of polls let a basket line
+        arrive after the shopper's exit on a busy machine, and one seed gave two reports); the
+        deadline only turns a broken link into an error instead of a hang."""
+        deadline = time.monotonic() + 30
+        read = ("baskets", "finals", "late", "basket_malformed")
+        while True:
             self.source.poll(0.002)
             self.baskets.poll()
+            got = sum(self.baskets.counts[k] for k in read)
+            if got == len(self.source.sent) and not self.source._out:
+                return
+            if time.monotonic() > deadline:
+                raise SimError(
+                    "the door read %d of the shelf system's %d lines" % (got, len(self.source.sent))
+                )
 
     def _door_cycle(self) -> None:
         self.door.on_event("door_opened")
