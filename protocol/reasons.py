@@ -26,7 +26,7 @@ _SERVICE_MODE = "Service mode"
 _STATEMENT_REFUSED = "Statement refused"
 _UPDATE_REFUSED = "Update refused"
 
-REASONS = {
+REASONS: dict = {  # name -> (number, display[, explanation: CPython])
     ACCEPTED: (0, "Welcome"),
     # parsing (protocol.ridecode)
     "malformed": (10, _CODE_NOT_READABLE),
