@@ -83,8 +83,10 @@ test-mcu: setup
 	  $(BIN)/micropython -X heapsize=$(MCU_HEAP) tests/portable/run.py $$m || exit 1; \
 	done
 
+# two workers (pytest-xdist): the 2-core machine make test is budgeted on (15 minutes); every
+# test takes its own ports, directories and PostgreSQL cluster (tests/pgcluster.py)
 test-py: setup
-	$(BIN)/pytest -q -m "not soak and not fuzz"
+	$(BIN)/pytest -q -n 2 -m "not soak and not fuzz"
 
 bench: setup
 	$(PY) -m bench $(if $(ONLY),--only $(ONLY),)
