@@ -41,7 +41,7 @@ from host_sim.backoffice import clearing
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.sync_server import HostSession
 from host_sim.hardware.devices import ManualClock, SimReader
-from host_sim.station import demand, gatedir, report
+from host_sim.station import demand, gatedir, report, scenario
 from host_sim.station.invariants import Monitor
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
 from host_sim.station.simlink import Network, Scheduler, Session
@@ -114,20 +114,7 @@ MEANING = {
 
 def doc_table() -> str:
     """The markdown table of a bus route scenario's keys, as docs/scenarios.md shows it."""
-
-    def shown(v: Any) -> str:
-        return "`%s`" % json.dumps(v) if isinstance(v, (str, list)) else "`%s`" % v
-
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    for key in TOP:
-        lines.append("| `%s` | %s | %s |" % (key, shown(TOP[key]), MEANING[key]))
-    for section, keys in SECTIONS.items():
-        for key, default in keys.items():
-            name = "%s.%s" % (section, key)
-            lines.append(
-                "| `[%s]` `%s` | %s | %s |" % (section, key, shown(default), MEANING[name])
-            )
-    return "\n".join(lines)
+    return scenario.runner_doc_table(TOP, SECTIONS, MEANING)
 
 
 def is_route_file(path: str) -> bool:

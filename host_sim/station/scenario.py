@@ -15,6 +15,7 @@ such as "2026-01-12T06:30:00Z", or unix seconds), and "profile" ([[hour of day, 
 """
 
 import datetime
+import json
 import tomllib
 from typing import Any
 
@@ -768,6 +769,27 @@ def _literal(value: Any) -> str:
     if isinstance(value, list):
         return "`[%s]`" % ", ".join(str(v) for v in value)
     return "`%s`" % value
+
+
+def runner_doc_table(top: dict[str, Any], sections: dict, meaning: dict[str, str]) -> str:
+    """The markdown table of a route or site runner's keys (host_sim/station/busroute.py,
+    unattended.py): its top-level keys, then each section's, with default and meaning."""
+
+    def shown(v: Any) -> str:
+        if isinstance(v, bool):
+            return "`%s`" % str(v).lower()
+        return "`%s`" % json.dumps(v) if isinstance(v, (str, list)) else "`%s`" % v
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key in top:
+        lines.append("| `%s` | %s | %s |" % (key, shown(top[key]), meaning[key]))
+    for section, keys in sections.items():
+        for key, default in keys.items():
+            name = "%s.%s" % (section, key)
+            lines.append(
+                "| `[%s]` `%s` | %s | %s |" % (section, key, shown(default), meaning[name])
+            )
+    return "\n".join(lines)
 
 
 def doc_table(section: str) -> str:

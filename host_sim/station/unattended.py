@@ -50,7 +50,7 @@ from host_sim.errors import SimError
 from host_sim.hardware.anpr_camera import SimAnprCamera
 from host_sim.hardware.basket_source import SimBasketSource
 from host_sim.hardware.devices import ManualClock
-from host_sim.station import demand, report
+from host_sim.station import demand, report, scenario
 from host_sim.station.invariants import Monitor, _JournalProbe
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
 from host_sim.wallet import Issuer, Operator, Rider
@@ -115,23 +115,7 @@ ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
 def doc_table() -> str:
     """The markdown table of this runner's keys, as docs/scenarios.md shows it."""
-    import json
-
-    def shown(v: Any) -> str:
-        if isinstance(v, bool):
-            return "`%s`" % str(v).lower()
-        return "`%s`" % json.dumps(v) if isinstance(v, (str, list)) else "`%s`" % v
-
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    for key in TOP:
-        lines.append("| `%s` | %s | %s |" % (key, shown(TOP[key]), MEANING[key]))
-    for section, keys in SECTIONS.items():
-        for key, default in keys.items():
-            name = "%s.%s" % (section, key)
-            lines.append(
-                "| `[%s]` `%s` | %s | %s |" % (section, key, shown(default), MEANING[name])
-            )
-    return "\n".join(lines)
+    return scenario.runner_doc_table(TOP, SECTIONS, MEANING)
 
 
 FIRST_DEVICE_ID = 4001
