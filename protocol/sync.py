@@ -317,22 +317,39 @@ def parse_event(ftype, body):
     return cls(*fields)
 
 
-BATCH_DOMAIN = b"FGBATCH1"
+BATCH_DOMAIN = b"FGBATCH2"
+
+
+def record_digest(raw) -> bytes:
+    """SHA-256 of one record's bytes, as a batch signature covers it."""
+    return hashlib.sha256(bytes(raw)).digest()
+
+
+def batch_digest(digests) -> bytes:
+    """SHA-256 of the batch's record digests, concatenated in upload order."""
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    return h.digest()
 
 
 def batch_hash(raws) -> bytes:
-    """SHA-256 of a batch's records, concatenated as they travel."""
-    h = hashlib.sha256()
-    for raw in raws:
-        h.update(raw)
-    return h.digest()
+    """What a batch signature covers of the records: SHA-256 of their SHA-256s, so that one
+    record's part in a signed batch is shown with the other records' digests alone (an issuer
+    sees its records, not another issuer's: docs/settlement.md)."""
+    return batch_digest(record_digest(raw) for raw in raws)
+
+
+def batch_signed(device_id: int, count: int, digest: bytes) -> bytes:
+    return BATCH_DOMAIN + struct.pack(">IH", device_id, count) + digest
 
 
 def batch_signing_input(device_id: int, raws) -> bytes:
     """What the gate's device key signs for a BATCH, apart from the session's signature, so
     that the signature stays evidence after the session is gone (anyone with the device's
-    public key checks it): "FGBATCH1" | u32 device_id | u16 count | SHA-256(records)."""
-    return BATCH_DOMAIN + struct.pack(">IH", device_id, len(raws)) + batch_hash(raws)
+    public key checks it): "FGBATCH2" | u32 device_id | u16 count | SHA-256(SHA-256(record 1)
+    | ... | SHA-256(record n))."""
+    return batch_signed(device_id, len(raws), batch_hash(raws))
 
 
 def session_id(hello_payload, challenge_body) -> bytes:

@@ -925,7 +925,8 @@ class Store:
           batch           the BATCH's records as uploaded, concatenated (records.split
                           parts them), or None if the record came without a signed batch
                           (an import of a factory-reset export)
-          batch_hash      SHA-256 of `batch` (protocol.sync.batch_hash), or None
+          batch_hash      what the signature covers of `batch`'s records: SHA-256 of their
+                          SHA-256s (protocol.sync.batch_hash), or None
           batch_sig       the gate's batch signature (64 bytes), or None
           batch_signed    what batch_sig signs: protocol.sync.batch_signing_input(device_id,
                           records of batch), or None

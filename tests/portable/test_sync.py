@@ -138,7 +138,7 @@ def test_every_batch_carries_the_gates_batch_signature_and_a_bad_one_is_refused(
     raws = _recs(1, 3)
     [b] = _deliver(dev.send(sync.Batch(raws)), host)
     msg = sync.batch_signing_input(7, raws)
-    assert msg[:8] == b"FGBATCH1" and len(msg) == 8 + 4 + 2 + 32
+    assert msg[:8] == b"FGBATCH2" and len(msg) == 8 + 4 + 2 + 32
     assert HashVerifier().verify(DEV_PUB, msg, b.sig) and b.records == raws
     assert host.acks_owed == 1
     # a batch signed over other records (or by another key), inside a good session signature
