@@ -26,7 +26,7 @@ from host_sim import wallet
 from host_sim.backoffice import clearing, statements
 from host_sim.backoffice.store import Store
 from host_sim.backoffice.translog import MemoryNodeStore, TransLog
-from protocol import records, ridecode
+from protocol import certs, records, ridecode, sync
 
 LEAVES = 200_000
 BATCH = 10_000
@@ -61,11 +61,18 @@ def _append(dirpath: str) -> tuple[float, float, float]:
     return rate, ref, statistics.median(times) * 1000
 
 
+ROOT = signer(0x2007)  # the operator root, certifying gate 7's key
+GATE = signer(0x6A7E)
+
+
 def _statement(dirpath: str) -> tuple[bytes, bytes, list[tuple[bytes, bytes, bytes]]]:
-    """A store with CHARGES journeys of issuer 1 and its statement; also the (key, message,
-    signature) of every rider signature, for the reference."""
+    """A store with CHARGES journeys of issuer 1, uploaded by gate 7 in signed batches of
+    BATCH records, and its statement; also the (key, message, signature) of every rider
+    signature, for the reference."""
     s = Store(os.path.join(dirpath, "day.sqlite"))
-    s.add_device(7, b"\x02" + bytes(32), NOW)
+    s.add_device(7, GATE.public_key, NOW)
+    cert = certs.Cert(certs.KIND_DEVICE, 7, certs.key_id(ROOT.public_key), NOW - 86400,
+                      NOW + 365 * 86400, GATE.public_key, 0, "gate 7")  # fmt: skip
     iss = wallet.Issuer(1)
     raws: list[bytes] = []
     sigs: list[tuple[bytes, bytes, bytes]] = []
@@ -84,10 +91,14 @@ def _statement(dirpath: str) -> tuple[bytes, bytes, list[tuple[bytes, bytes, byt
             prev = records.record_hash(raw)
             raws.append(raw)
     for i in range(0, len(raws), BATCH):
-        s.store_batch(7, raws[i : i + BATCH], NOW)
+        part = raws[i : i + BATCH]
+        s.store_batch(7, part, NOW, GATE.sign(sync.batch_signing_input(7, part)))
     key = signer(0x5E77)
     day = clearing.service_day(NOW, clearing.DEFAULT_TARIFF)
-    st = statements.build(s, key, 1, day, clearing.DEFAULT_TARIFF, b"", NOW + 86400, NOW * 1000)
+    st = statements.build(
+        s, key, 1, day, clearing.DEFAULT_TARIFF, b"", NOW + 86400, NOW * 1000, None,
+        {7: certs.sign(cert, ROOT)},
+    )  # fmt: skip
     s.close()
     assert st["totals"]["accounts"] == CHARGES
     return statements.encode(st), key.public_key, sigs
@@ -98,7 +109,7 @@ def _verify_times(blob: bytes, pub: bytes, sigs: list) -> tuple[float, float, fl
     full, bare = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        rep = statements.verify(blob, pub, v, b"")
+        rep = statements.verify(blob, pub, v, b"", root_key=ROOT.public_key)
         full.append(time.perf_counter() - t0)
         assert rep.ok, rep.failures
         t0 = time.perf_counter()
@@ -111,7 +122,7 @@ def _verify_times(blob: bytes, pub: bytes, sigs: list) -> tuple[float, float, fl
             return v.verify(key, msg, sig) if len(msg) != 132 else True
 
     t0 = time.perf_counter()
-    assert statements.verify(blob, pub, NoSigs(), b"").ok
+    assert statements.verify(blob, pub, NoSigs(), b"", root_key=ROOT.public_key).ok
     rest = time.perf_counter() - t0
     return statistics.median(full), statistics.median(bare), rest
 

@@ -223,6 +223,14 @@ NOTES = {
     "reconcile_mismatch": (
         "The issuer's own view and the statement differ: missing, extra or priced differently."
     ),
+    "gate_certificate_bad": (
+        "A gate's device certificate in the statement is missing, not signed by the operator"
+        " root, not that gate's, or not valid at the record's time."
+    ),
+    "week_total_mismatch": (
+        "The week's running totals (the weekly cap's) do not follow from the previous"
+        " statement, or no previous statement was given to check them."
+    ),
     "key_token_unavailable": "Key token missing.",
     "key_token_pin": "Key token refused PIN.",
     "key_token_failed": "Key token failed.",

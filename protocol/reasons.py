@@ -174,6 +174,9 @@ REASONS: dict = {  # name -> (number, display[, explanation: CPython])
     "tariff_mismatch": (367, _STATEMENT_REFUSED),
     "totals_mismatch": (368, _STATEMENT_REFUSED),
     "reconcile_mismatch": (369, _STATEMENT_REFUSED),
+    # settlement, the gate's keys and the weekly cap (docs/settlement.md)
+    "gate_certificate_bad": (370, _STATEMENT_REFUSED),
+    "week_total_mismatch": (371, _STATEMENT_REFUSED),
     # device key in a token, boot and anti-rollback (issue 16; docs/security.md)
     "key_token_unavailable": (290, _GATE_CLOSED_SEE_STAFF),
     "key_token_pin": (291, _GATE_CLOSED_SEE_STAFF),

@@ -203,7 +203,7 @@ def test_wallet_decode_and_backoffice(world, capsys):
 
 def test_log_and_settle(world, capsys):
     from provisioning.cli.kit import load_signer
-    from tests.test_statements import DAY, World
+    from tests.test_statements import CERTS, DAY, ROOT, World
 
     w = World(str(world / "bo.sqlite"))
     w.day_of_journeys()
@@ -218,18 +218,24 @@ def test_log_and_settle(world, capsys):
     run(capsys, "backoffice log", "prove", "7", "99", *db, code=1)
     run(capsys, "backoffice log", "consistency", "5", *db)
     day = str(datetime.date(1970, 1, 1) + datetime.timedelta(days=DAY))
+    with open("op/devices/7.cert", "wb") as f:  # as provisioning keeps gate 7's certificate
+        f.write(CERTS[7])
+    root = ("--root-key", ROOT.public_key.hex())
     out = ("--out", "st.json", "--as-of", str(NOW_S + 86400))
     run(capsys, "settle statement", *db, "--issuer", "1", "--day", day, "--key", "op/sync.key",
         *out)  # fmt: skip
     pub = load_signer("op/sync.key").public_key.hex()
-    run(capsys, "settle verify", "st.json", "--log-key", pub)
-    failures = run(capsys, "settle verify", "st.json", "--log-key", "02" + "11" * 32, code=1)
+    run(capsys, "settle verify", "st.json", "--log-key", pub, *root)
+    failures = run(capsys, "settle verify", "st.json", "--log-key", "02" + "11" * 32, *root,
+                   code=1)  # fmt: skip
     assert [f["reason"] for f in failures] == ["statement_bad_signature"]
-    run(capsys, "settle verify", "nope.json", "--log-key", pub, code=2)
+    failures = run(capsys, "settle verify", "st.json", "--log-key", pub, "--root-key", pub, code=1)
+    assert {f["reason"] for f in failures} == {"gate_certificate_bad"}  # not the gates' root
+    run(capsys, "settle verify", "nope.json", "--log-key", pub, *root, code=2)
     with open("view.json", "w") as f:
         json.dump({"presentations": w.reported[1][1:]}, f)
-    [extra] = run(capsys, "settle reconcile", "st.json", "--log-key", pub, "--view", "view.json",
-                  code=1)  # fmt: skip
+    [extra] = run(capsys, "settle reconcile", "st.json", "--log-key", pub, *root, "--view",
+                  "view.json", code=1)  # fmt: skip
     assert extra["finding"] == "extra" and extra["counter"] == 1
 
 

@@ -117,21 +117,38 @@ def test_byte_table_matches_the_layout() -> None:
 
 
 # -- the statement example ("## Statement example") -----------------------------------------
-def statement_example() -> tuple[bytes, bytes, bytes]:
-    """(the statement's bytes, yesterday's statement of the same log, the log's public key):
-    a store whose log holds one record of another issuer (signed into a head of size 1, the
-    head of the previous statement), then issuer 1's account 10 entering at station 1 and
-    leaving at station 5 (zones 1 to 2: 300); the statement of that day, signed an hour
-    later, proves both records and that its head extends the size-1 head."""
+def example_keys():
+    """(the log key, the operator root, gate 7's device key) of the statement example."""
+    return tuple(
+        p256.signer(hashlib.sha256(b"faregate settlement example" + who).digest())
+        for who in (b"", b" root", b" gate 7")
+    )
+
+
+def statement_example() -> tuple[bytes, bytes, bytes, bytes]:
+    """(the statement's bytes, yesterday's statement of the same log, the log's public key,
+    the operator root's public key): a store whose log holds one record of another issuer
+    (signed into a head of size 1, the head of the previous statement), then issuer 1's
+    account 10 entering at station 1 and leaving at station 5 (zones 1 to 2: 300), all three
+    uploaded by gate 7 in batches it signed (the last two in one); the statement of that day,
+    signed an hour later, proves both records, that gate 7 signed their batch (the root
+    certified its key) and that its head extends the size-1 head."""
     import tempfile
 
     from host_sim.backoffice import clearing, statements
     from host_sim.backoffice.store import Store
-    from protocol import records
+    from protocol import certs, records, sync
 
-    key = p256.signer(SECRET)
+    key, root, gate = example_keys()
     t = T0 // 1000
     day = clearing.service_day(t, clearing.DEFAULT_TARIFF)
+    cert = certs.sign(
+        certs.Cert(certs.KIND_DEVICE, 7, certs.key_id(root.public_key), t - 86400,
+                   t + 365 * 86400, gate.public_key, 0, "gate 7"), root,
+    )  # fmt: skip
+
+    def upload(s, raws, when):
+        s.store_batch(7, raws, when, gate.sign(sync.batch_signing_input(7, raws)))
 
     def rec(seq, issuer, account, station, direction, when, prev):
         return records.Record(
@@ -141,29 +158,30 @@ def statement_example() -> tuple[bytes, bytes, bytes]:
 
     with tempfile.TemporaryDirectory() as d:
         s = Store(os.path.join(d, "bo.sqlite"))
-        s.add_device(7, b"\x02" + bytes(32), t)
+        s.add_device(7, gate.public_key, t)
         first = rec(1, 2, 99, 3, records.DIR_ENTRY, t - 600, records.ZERO_HASH)
-        s.store_batch(7, [first], t)
+        upload(s, [first], t)
         yesterday = statements.build(
-            s, key, 1, day - 1, clearing.DEFAULT_TARIFF, b"", t, T0 - 1000
+            s, key, 1, day - 1, clearing.DEFAULT_TARIFF, b"", t, T0 - 1000, None, {7: cert}
         )  # fmt: skip
         entry = rec(2, 1, 10, 1, records.DIR_ENTRY, t, records.record_hash(first))
         exit_ = rec(3, 1, 10, 5, records.DIR_EXIT, t + 900, records.record_hash(entry))
-        s.store_batch(7, [entry, exit_], t + 1000)
+        upload(s, [entry, exit_], t + 1000)
         st = statements.build(
             s, key, 1, day, clearing.DEFAULT_TARIFF, b"", t + 86400, T0 + 3_600_000,
-            bytes.fromhex(yesterday["head"]),
+            bytes.fromhex(yesterday["head"]), {7: cert},
         )  # fmt: skip
         s.close()
-    return statements.encode(st), statements.encode(yesterday), key.public_key
+    return statements.encode(st), statements.encode(yesterday), key.public_key, root.public_key
 
 
 def render_statement() -> str:
-    blob, _prev, pub = statement_example()
+    blob, _prev, pub, root = statement_example()
     st = json.loads(blob)
     return "\n".join(
         [
             "log public key  " + pub.hex(),
+            "root public key " + root.hex(),
             "canonical bytes %d, SHA-256 %s" % (len(blob), hashlib.sha256(blob).hexdigest()),
             json.dumps(st, indent=1, sort_keys=True),
         ]
@@ -178,13 +196,16 @@ def test_statement_example_is_current() -> None:
 def test_statement_example_verifies_and_a_changed_byte_does_not() -> None:
     from host_sim.backoffice import statements
 
-    blob, prev, pub = statement_example()
+    blob, prev, pub, root = statement_example()
     v = OpenSSLVerifier()
-    assert statements.verify(blob, pub, v, b"", prev).ok
+    assert statements.verify(blob, pub, v, b"", prev, root_key=root).ok
     st = json.loads(blob)
     assert st["totals"]["amount"] == 300 and len(st["records"]) == 2
+    assert [b[2] for b in st["batches"]] == [[1, 2]]  # gate 7's batch: both records, leaves 1, 2
     bad = blob.replace(b'"amount":300', b'"amount":301', 1)
-    assert statements.verify(bad, pub, v, b"", prev).reasons() == ["statement_bad_signature"]
+    assert statements.verify(bad, pub, v, b"", prev, root_key=root).reasons() == [
+        "statement_bad_signature"
+    ]
 
 
 def test_every_settlement_reason_is_explained() -> None:

@@ -10,13 +10,37 @@ from drivers.linux.crypto_openssl import OpenSSLVerifier, signer
 from host_sim import wallet
 from host_sim.backoffice import clearing, statements
 from host_sim.backoffice.store import Store
-from protocol import records, ridecode
+from protocol import certs, records, ridecode, sync
 
 NOW = 1_767_254_400  # 2026-01-01T08:00:00Z
 DAY = clearing.service_day(NOW, clearing.DEFAULT_TARIFF)
 LOG_KEY = signer(0x5E771E)
-DEV_KEY = b"\x02" + bytes(32)
+ROOT = signer(0x2007)  # the operator root: certifies the gates' device keys
+GATE = signer(0x6A7E)  # gate 7's device key
+DEV_KEY = GATE.public_key
 VERIFY = OpenSSLVerifier()
+
+
+def device_cert(device_id: int, key, root=ROOT, valid_until: int = NOW + 365 * 86400) -> bytes:
+    cert = certs.Cert(
+        certs.KIND_DEVICE,
+        device_id,
+        certs.key_id(root.public_key),
+        NOW - 30 * 86400,
+        valid_until,
+        key.public_key,
+        0,
+        "gate %d" % device_id,
+    )
+    return certs.sign(cert, root)  # fmt: skip
+
+
+CERTS = {7: device_cert(7, GATE)}
+
+
+def upload(store, raws: list[bytes], now: int, key=GATE) -> None:
+    """A batch as sync stores it: signed by the gate's key (or `key`, a forger's)."""
+    store.store_batch(7, raws, now, key.sign(sync.batch_signing_input(7, raws)))
 
 
 class World:
@@ -57,19 +81,19 @@ class World:
                 raws.append(self.tap(k, a, t, 1, records.DIR_ENTRY))
                 raws.append(self.tap(k, a, t + 900, 4 + 3 * i, records.DIR_EXIT))
         raws.sort(key=lambda r: records.seq_of(r))
-        self.store.store_batch(7, raws, NOW + 7200)
+        upload(self.store, raws, NOW + 7200)
 
     def statement(self, issuer: int, previous_head: bytes | None = None, now_ms: int = 0):
         clearing.run(self.store, clearing.DEFAULT_TARIFF, NOW + 86400, NOW + 86400)
         return statements.build(
             self.store, LOG_KEY, issuer, DAY, clearing.DEFAULT_TARIFF, b"", NOW + 86400,
-            now_ms or (NOW + 86400) * 1000, previous_head,
+            now_ms or (NOW + 86400) * 1000, previous_head, CERTS,
         )  # fmt: skip
 
 
-def verify(st, previous=None, issuer_key=None) -> statements.Report:
+def verify(st, previous=None, issuer_key=None, root_key=ROOT.public_key) -> statements.Report:
     return statements.verify(
-        statements.encode(st), LOG_KEY.public_key, VERIFY, b"", previous, issuer_key
+        statements.encode(st), LOG_KEY.public_key, VERIFY, b"", previous, issuer_key, root_key
     )
 
 
@@ -109,7 +133,12 @@ def test_an_altered_record_is_not_the_logs_leaf(world):
     rec = records.decode(bytes.fromhex(hexraw))
     rec.station = 12  # the exit moved to a farther zone: a dearer journey
     st["records"][1][1] = rec.to_bytes().hex()
-    assert verify(resign(st)).reasons() == ["leaf_not_included", "tariff_mismatch"]
+    # nor is it what the gate signed
+    assert verify(resign(st)).reasons() == [
+        "gate_signature_bad",
+        "leaf_not_included",
+        "tariff_mismatch",
+    ]
     # re-priced to match, the record still is not the leaf the log holds
     c = st["charges"][0]
     c["journeys"][0].update(fare=600, charged=600, rule="metro.fares[3]")
@@ -128,10 +157,10 @@ def test_an_invented_record_is_caught(world):
     st["records"].append([999_999, forged.hex()])
     st["charges"][0]["leaves"].append(999_999)
     assert "leaf_not_included" in verify(resign(st)).reasons()
-    # appended to the log through a session it is a leaf, but nobody signed it as the rider
+    # appended to the log behind sync's back it is a leaf, but no gate signed it, nor the rider
     world.store.store_batch(7, [_continue(world, forged)], NOW + 7300)
     st = world.statement(1)
-    assert verify(st).reasons() == ["rider_signature_bad"]
+    assert verify(st).reasons() == ["gate_signature_bad", "rider_signature_bad"]
 
 
 def _continue(world, raw: bytes) -> bytes:
@@ -151,10 +180,10 @@ def test_a_rewritten_log_is_inconsistent_with_the_previous_head(world, tmp_path)
     rec = records.decode(raws[0])
     rec.station = 12
     raws[0] = rec.to_bytes()
-    other.store.store_batch(7, raws, NOW)
+    upload(other.store, raws, NOW, LOG_KEY)
     st = statements.build(
         other.store, LOG_KEY, 1, DAY, clearing.DEFAULT_TARIFF, b"", NOW + 86400,
-        (NOW + 86400) * 1000 + 5, bytes.fromhex(first["head"]),
+        (NOW + 86400) * 1000 + 5, bytes.fromhex(first["head"]), CERTS,
     )  # fmt: skip
     assert "head_inconsistent" in verify(st, statements.encode(first)).reasons()
     other.store.close()
@@ -194,12 +223,80 @@ def test_a_dropped_record_is_missing_in_reconcile(world):
 def test_the_statement_bytes_are_strict(world):
     st = world.statement(1)
     blob = statements.encode(st)
-    assert statements.verify(blob.replace(b",", b", ", 1), LOG_KEY.public_key, VERIFY, b"")\
+    pub, root = LOG_KEY.public_key, ROOT.public_key
+    assert statements.verify(blob.replace(b",", b", ", 1), pub, VERIFY, b"", root_key=root)\
         .reasons() == ["statement_malformed"]  # fmt: skip
-    assert statements.verify(b"[]", LOG_KEY.public_key, VERIFY, b"").reasons() == [
+    assert statements.verify(b"[]", pub, VERIFY, b"", root_key=root).reasons() == [
         "statement_malformed"
     ]
-    assert statements.verify(blob, LOG_KEY.public_key, VERIFY, b"[metro]\n").reasons() == [
+    assert statements.verify(blob, pub, VERIFY, b"[metro]\n", root_key=root).reasons() == [
         "tariff_mismatch"
     ]
     assert json.loads(blob)["format"] == "faregate-statement/1"
+
+
+# -- the gate's signature (sync FGBATCH2 batches, device certificates by the operator root) ----
+def test_the_issuer_sees_its_records_and_only_digests_of_the_others(world):
+    st = world.statement(1)
+    [(dev, _sig, items)] = st["batches"]
+    assert dev == 7 and len(items) == 12  # the one batch gate 7 signed: 6 records each issuer
+    mine = [i for i in items if isinstance(i, int)]
+    assert sorted(mine) == [leaf for leaf, _ in st["records"]]
+    others = [bytes.fromhex(i) for i in items if isinstance(i, str)]
+    assert len(others) == 6
+    blob = statements.encode(st)
+    for _d, _q, raw in world.store.records():
+        if records.decode(raw).issuer == 2:  # never shown to issuer 1, only its digest
+            assert raw.hex().encode() not in blob and sync.record_digest(raw) in others
+    assert st["gates"] == [[7, CERTS[7].hex()]]
+    assert verify(st).checked["gate_batches"] == 1
+
+
+def test_a_record_in_a_batch_the_gate_did_not_sign_is_refused(world):
+    # a copy of a real passage (its rider signature verifies), uploaded in a batch signed by
+    # a key that is not the gate's: only the gate's signature tells it from a real passage
+    st = world.statement(1)
+    real = bytes.fromhex(st["records"][0][1])
+    copy = records.decode(_continue(world, real))
+    copy.time += 3000
+    raw = copy.to_bytes()
+    world.prev = records.record_hash(raw)
+    upload(world.store, [raw], NOW + 7300, key=LOG_KEY)
+    st = world.statement(1)
+    assert verify(st).reasons() == ["gate_signature_bad"]
+    # nor can the operator claim that record is in the gate's real batch
+    st = world.statement(1)
+    leaf = max(leaf for leaf, _ in st["records"])
+    st["batches"] = [b for b in st["batches"] if leaf not in b[2]]
+    st["batches"][0][2].append(leaf)
+    assert verify(resign(st)).reasons() == ["gate_signature_bad"]
+
+
+def test_a_changed_batch_signature_or_digest_is_refused(world):
+    st = world.statement(1)
+    sig = bytearray.fromhex(st["batches"][0][1])
+    sig[5] ^= 1
+    st["batches"][0][1] = sig.hex()
+    assert verify(resign(st)).reasons() == ["gate_signature_bad"]
+    st = world.statement(1)
+    items = st["batches"][0][2]
+    k = next(i for i, x in enumerate(items) if isinstance(x, str))
+    items[k] = "00" * 32  # another issuer's record swapped for something else
+    assert verify(resign(st)).reasons() == ["gate_signature_bad"]
+    st = world.statement(1)
+    st["batches"] = []  # the gate's evidence left out
+    assert verify(resign(st)).reasons() == ["gate_signature_bad"]
+
+
+def test_the_gate_key_must_be_certified_by_the_operator_root(world):
+    st = world.statement(1)
+    assert verify(st, root_key=None).reasons() == ["gate_certificate_bad"]
+    assert verify(st, root_key=LOG_KEY.public_key).reasons() == ["gate_certificate_bad"]
+    # a certificate the operator made for a key of its own, not by its root: refused
+    st["gates"] = [[7, device_cert(7, LOG_KEY, root=LOG_KEY).hex()]]
+    assert verify(resign(st)).reasons() == ["gate_certificate_bad"]
+    # the right root, but another gate's certificate, or one expired before the passages
+    st["gates"] = [[7, device_cert(8, GATE).hex()]]
+    assert verify(resign(st)).reasons() == ["gate_certificate_bad"]
+    st["gates"] = [[7, device_cert(7, GATE, valid_until=NOW - 1).hex()]]
+    assert verify(resign(st)).reasons() == ["gate_certificate_bad"]

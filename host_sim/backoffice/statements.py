@@ -38,7 +38,7 @@ from typing import Any
 
 from host_sim.backoffice import clearing, translog
 from host_sim.errors import SimError
-from protocol import certs, merkle, records, ridecode
+from protocol import certs, merkle, records, ridecode, sync
 from protocol.errors import FormatError
 
 FORMAT = "faregate-statement/1"
@@ -56,6 +56,7 @@ REASONS = (
     "tariff_mismatch",
     "totals_mismatch",
     "reconcile_mismatch",
+    "gate_certificate_bad",
 )
 
 
@@ -113,12 +114,15 @@ def price(
     return out
 
 
-def record_signatures(raw: Any, verifier: Any, issuer_key: bytes | None) -> str | None:
+def record_signatures(
+    raw: Any, verifier: Any, issuer_key: bytes | None, creds: dict[bytes, bool] | None = None
+) -> str | None:
     """The signatures a record carries, checked: None if they verify, else the reason. The
     rider's (its ride code: the phone's key signed credential || time || counter) and, given
-    the issuer's key, the issuer's of the credential. A record without a ride code (version 1,
-    an emergency passage) has nothing to check here. The gate's signature of its batch is not
-    carried into the log yet (docs/settlement.md, Status): when it is, it is checked here."""
+    the issuer's key, the issuer's of the credential (`creds` remembers each credential's
+    result: a rider taps with one credential many times). A record without a ride code
+    (version 1, an emergency passage) has nothing to check here. The gate's signature is the
+    batch's, checked once a batch (_gate_signatures)."""
     rec = raw if isinstance(raw, records.Record) else records.decode(raw)
     ev = rec.rider_evidence()
     if ev is None:
@@ -127,11 +131,102 @@ def record_signatures(raw: Any, verifier: Any, issuer_key: bytes | None) -> str 
     rider_pub = code[27 : 27 + ridecode.PUB_LEN]
     if not verifier.verify(rider_pub, ev[0], ev[1]):
         return "rider_signature_bad"
-    if issuer_key is not None and not verifier.verify(
-        issuer_key, code[: ridecode.CRED_BODY_LEN], code[ridecode.CRED_BODY_LEN : ridecode.CRED_LEN]
-    ):
-        return "rider_signature_bad"
-    return None
+    if issuer_key is None:
+        return None
+    cred = code[: ridecode.CRED_LEN]
+    ok = creds.get(cred) if creds is not None else None
+    if ok is None:
+        ok = verifier.verify(
+            issuer_key, cred[: ridecode.CRED_BODY_LEN], cred[ridecode.CRED_BODY_LEN :]
+        )
+        if creds is not None:
+            creds[cred] = ok
+    return None if ok else "rider_signature_bad"
+
+
+def _gate_certificates(st, rep, verifier, root_key) -> dict[int, certs.Cert]:
+    """{device_id: its certificate} of the statement's gates whose certificate the operator
+    root signed: a device certificate of that device id (its validity is checked against
+    each record's time)."""
+    good: dict[int, certs.Cert] = {}
+    for dev, cert_hex in st["gates"]:
+        dev = int(dev)
+        try:
+            cert = certs.parse(bytes.fromhex(cert_hex))
+        except (FormatError, ValueError) as e:
+            rep.fail("gate_certificate_bad", "gate %d: its certificate does not parse: %s"
+                     % (dev, e))  # fmt: skip
+            continue
+        if root_key is None:
+            why = "no operator root key given to check it with"
+        elif cert.kind != certs.KIND_DEVICE or cert.subject_id != dev:
+            why = "it is not gate %d's device certificate" % dev
+        elif not certs.verify(cert, root_key, verifier):
+            why = "the operator root did not sign it"
+        else:
+            good[dev] = cert
+            continue
+        rep.fail("gate_certificate_bad", "gate %d: %s" % (dev, why))
+    return good
+
+
+def _gate_signatures(st, rep, by_leaf, decoded, verifier, root_key) -> None:
+    """Every record the statement lists is in a batch its gate signed (sync FGBATCH2) with
+    the key of a certificate the operator root signed, valid at the record's time: one
+    verify per batch, from the digests of the records it holds."""
+    gates = _gate_certificates(st, rep, verifier, root_key)
+    digest = sync.record_digest
+    covered: set[int] = set()
+    batches = 0
+    for dev, sig_hex, items in st["batches"]:
+        dev = int(dev)
+        cert = gates.get(dev)
+        if cert is None:
+            continue  # its records are reported below, the certificate above
+        leaves: list[int] = []
+        parts: list[bytes] = []
+        for it in items:
+            if type(it) is int:
+                raw = by_leaf.get(it)
+                if raw is None or decoded[it].device_id != dev:
+                    raise StatementError(
+                        "batch of gate %d names leaf %s, not a record of the "
+                        "gate listed" % (dev, it),
+                        "gate_signature_bad",
+                    )
+                leaves.append(it)
+                parts.append(digest(raw))
+            else:
+                h = bytes.fromhex(it)
+                if len(h) != 32:
+                    raise StatementError("a record digest is 32 bytes", "gate_signature_bad")
+                parts.append(h)
+        signed = sync.batch_signed(dev, len(items), sync.batch_digest(parts))
+        if not verifier.verify(cert.public_key, signed, bytes.fromhex(sig_hex)):
+            rep.fail("gate_signature_bad", "a batch of gate %d (leaves %s): its signature does "
+                     "not verify with the gate's key" % (dev, leaves[:3]))  # fmt: skip
+            continue
+        batches += 1
+        for leaf in leaves:
+            t = decoded[leaf].time
+            if cert.valid_from <= t < cert.valid_until:
+                covered.add(leaf)
+            else:
+                rep.fail("gate_certificate_bad", "leaf %d: gate %d's certificate is not valid at "
+                         "its time %d" % (leaf, dev, t))  # fmt: skip
+                covered.add(leaf)
+    for leaf in sorted(set(by_leaf) - covered):
+        rec = decoded[leaf]
+        dev = rec.device_id
+        if dev in gates:
+            rep.fail("gate_signature_bad", "leaf %d (record %d/%d): no batch signed by gate %d "
+                     "holds it" % (leaf, dev, rec.seq, dev))  # fmt: skip
+        else:
+            why = "gate %d has no certificate the operator root signed" % dev
+            rep.fail(
+                "gate_certificate_bad", "leaf %d (record %d/%d): %s" % (leaf, dev, rec.seq, why)
+            )
+    rep.checked["gate_batches"] = batches
 
 
 # -- building (the back office) ---------------------------------------------------------------
@@ -145,11 +240,14 @@ def build(
     as_of: int,
     now_ms: int,
     previous_head: bytes | None = None,
+    device_certs: dict[int, bytes] | None = None,
 ) -> dict[str, Any]:
     """The signed statement of `issuer`'s charges on service `day`, priced with `tariff`
     (parsed from `tariff_bytes`, the published fare table), journeys open or closed as of
     `as_of` (unix s), over a tree head signed now by `signer` (the log key), with the
-    consistency proof from `previous_head` (the previous statement's)."""
+    consistency proof from `previous_head` (the previous statement's), the gates' signed
+    batches that hold its records and the gates' device certificates (`device_certs`:
+    device_id -> certificate bytes, protocol/certs.py, as provisioning issued them)."""
     back = clearing._lookback(tariff)
     start = clearing.day_start(day, tariff)
     by_account: dict[int, list[bytes]] = {}
@@ -226,11 +324,45 @@ def build(
         "totals": totals(charges),
         "key_id": "%08x" % certs.key_id(signer.public_key),
     }
+    st["batches"] = _batches(store, used)
+    known = device_certs or {}
+    st["gates"] = [[d, known[d].hex()] for d in sorted({b[0] for b in st["batches"]}) if d in known]
     if previous_head:
         old = merkle.parse_head(previous_head)
         st["consistency"] = [h.hex() for h in tlog.consistency_proof(old.tree_size, head.tree_size)]
     st["signature"] = signer.sign(signing_input(st)).hex()
     return st
+
+
+def _batches(store: Any, used: dict[int, bytes]) -> list[list[Any]]:
+    """The gate's evidence of the statement's records: for each, the first batch stored that
+    holds its bytes (store.statement_batches), as [device_id, signature (hex), items], an
+    item per record of the batch in upload order: the leaf index of a record the statement
+    lists, else the SHA-256 (hex) of a record the issuer is not shown (another issuer's, or
+    one no charge rests on). A record without a signed batch is in none."""
+    by_dev: dict[int, dict[int, tuple[int, bytes]]] = {}
+    for leaf, raw in used.items():
+        by_dev.setdefault(records.decode(raw).device_id, {})[records.seq_of(raw)] = (leaf, raw)
+    out: list[list[Any]] = []
+    for dev in sorted(by_dev):
+        want = by_dev[dev]
+        todo = set(want)
+        for first, sig, blob in store.statement_batches(dev, min(want), max(want)):
+            if not todo:
+                break
+            parts = records.split(blob)
+            hits = {q for q, part in enumerate(parts, first) if q in todo and want[q][1] == part}
+            if not hits:
+                continue
+            todo -= hits
+            items: list[Any] = []
+            for q, part in enumerate(parts, first):
+                mine = want.get(q)
+                items.append(
+                    mine[0] if mine and mine[1] == part else sync.record_digest(part).hex()
+                )
+            out.append([dev, sig.hex(), items])
+    return out
 
 
 def totals(charges: list[dict[str, Any]]) -> dict[str, int]:
@@ -276,6 +408,7 @@ def _parse(blob: bytes) -> dict[str, Any]:
     want = {
         "format", "issuer", "day", "as_of", "tariff_sha256", "head", "previous_head",
         "consistency", "records", "proof", "charges", "totals", "key_id", "signature",
+        "batches", "gates",
     }  # fmt: skip
     if set(st) != want:
         raise StatementError("fields %s, not %s" % (sorted(st), sorted(want)))
@@ -295,22 +428,25 @@ def verify(
     tariff_bytes: bytes,
     previous: bytes | None = None,
     issuer_key: bytes | None = None,
+    root_key: bytes | None = None,
 ) -> Report:
     """Check a statement (module docstring, steps 1-7) with the log's public key, the
     published fare table's bytes (b"" for the default tariff), the previous day's statement
-    as the issuer kept it, and the issuer's own public key (to check credentials)."""
+    as the issuer kept it, the issuer's own public key (to check credentials) and the
+    operator root's public key, which certifies the gates' device keys (without it no gate
+    signature can be trusted: every record fails gate_certificate_bad)."""
     rep = Report()
     try:
         st = _parse(blob)
         rep.statement = st
-        _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key)
+        _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key, root_key)
     except (StatementError, FormatError, ValueError, KeyError, TypeError) as e:
         reason = getattr(e, "reason", "statement_malformed")
         rep.fail(reason if reason in REASONS else "statement_malformed", str(e))
     return rep
 
 
-def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> None:
+def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key, root_key) -> None:
     # 1. signatures of the statement and its head
     if st["key_id"] != "%08x" % certs.key_id(log_key) or not verifier.verify(
         log_key, signing_input(st), bytes.fromhex(st["signature"])
@@ -373,18 +509,19 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key) -> N
         rep.fail("wrong_issuer", "records listed that no charge rests on, or the reverse")
     bad_sig = 0
     decoded = {leaf: records.decode(raw) for leaf, raw in by_leaf.items()}
-    for leaf in by_leaf:
-        rec = decoded[leaf]
+    creds: dict[bytes, bool] = {}  # each distinct credential's issuer signature checked once
+    for leaf, rec in decoded.items():
         if rec.issuer != st["issuer"]:
             rep.fail("wrong_issuer", "leaf %d is issuer %d's" % (leaf, rec.issuer))
         if leaf in owner and rec.account_id != owner[leaf]:
             rep.fail("wrong_issuer", "leaf %d is account %d's, charged to %d"
                      % (leaf, rec.account_id, owner[leaf]))  # fmt: skip
-        why = record_signatures(rec, verifier, issuer_key)
+        why = record_signatures(rec, verifier, issuer_key, creds)
         if why is not None:
             bad_sig += 1
             rep.fail(why, "leaf %d (record %d/%d)" % (leaf, rec.device_id, rec.seq))
     rep.checked["record_signatures"] = len(by_leaf) - bad_sig
+    _gate_signatures(st, rep, by_leaf, decoded, verifier, root_key)
     # 6-7. pricing and totals
     key_of = {(decoded[x].device_id, decoded[x].seq): x for x in by_leaf}
     for c in st["charges"]:

@@ -971,6 +971,19 @@ class Store:
                 break
         return out
 
+    def statement_batches(self, device_id: int, lo: int, hi: int) -> list[tuple[int, bytes, bytes]]:
+        """The signed batches of a device that hold a seq in lo..hi, as they arrived (received,
+        first_seq order): (first_seq, batch signature, records concatenated). statements.py
+        picks, for each record of a statement, the first that holds its stored bytes."""
+        return [
+            (int(first), bytes(sig), bytes(raw))
+            for first, sig, raw in self.b.rows(
+                "SELECT first_seq, sig, raw FROM batches WHERE device_id=? AND first_seq<=? "
+                "AND last_seq>=? ORDER BY received, first_seq",
+                (device_id, hi, lo),
+            )
+        ]
+
     def passages(self) -> list[tuple[int, ...]]:
         """Every passage record for clearing, by account, mode, time: (account_id, mode,
         device_id, seq, time, station, direction, value, flags)."""

@@ -11,24 +11,26 @@ Then the tampering operator (faults.tampering > 0) changes the store after the f
 record at a time, seeded, the kinds in turn:
     alter    a stored passage's bytes are changed (its station: a dearer journey)
     drop     a stored passage is deleted (the journey loses a tap)
-    invent   a passage no rider made is stored through a gate's upload (its presentation
-             copies a real one's, with a counter the phone never used and no valid signature),
-             so it is a leaf of the log like any other
+    invent   a passage no rider made is stored as if a gate had uploaded it (its
+             presentation copies a real one's, with a counter the phone never used and no valid
+             signature; no gate signed it), so it is a leaf of the log like any other
+    forge    a passage that copies a real one whole, its ride code and the rider's signature
+             too, at another time, stored in a batch the operator signed with a key of its own
+             (not the gate's): only the gate's signature tells it from a real passage
 and restates that issuer's day from the changed store, chained to the same previous head as
 the honest statement. Each tampering is then undone, so that each is judged alone. The
 invariant tampering_caught_by_issuer: every honest statement verifies and reconciles, and
 every tampered one is caught by verify or, for what verify cannot see in a statement that is
-consistent in itself (a dropped record; an invented one without a rider signature to check),
-by reconcile.
+consistent in itself (a dropped record), by reconcile.
 """
 
 import random
 from typing import Any
 
 from host_sim.backoffice import clearing, statements
-from protocol import records
+from protocol import records, sync
 
-KINDS = ("alter", "drop", "invent")
+KINDS = ("alter", "drop", "invent", "forge")
 
 
 class Settlement:
@@ -41,8 +43,12 @@ class Settlement:
         as_of: int,
         now_ms: int,
         verify: Any = statements.verify,
+        root_key: bytes | None = None,
+        device_certs: dict[int, bytes] | None = None,
     ) -> None:
         self.store = store
+        self.root_key = root_key  # the operator root: certifies the gates' keys
+        self.device_certs = device_certs or {}
         self.verify = verify  # the issuers' check (a test swaps in a broken one)
         self.signer = log_signer
         self.verifier = verifier
@@ -61,11 +67,13 @@ class Settlement:
             self.store, self.signer, issuer, day, self.tariff, self.tariff_bytes, self.as_of,
             self.now_ms,
             prev_head,
+            self.device_certs,
         )  # fmt: skip
         return statements.encode(st)
 
     def _check(self, blob: bytes, previous: bytes | None, others: list[bytes], view: dict):
-        rep = self.verify(blob, self.signer.public_key, self.verifier, self.tariff_bytes, previous)
+        rep = self.verify(blob, self.signer.public_key, self.verifier, self.tariff_bytes, previous,
+                          None, self.root_key)  # fmt: skip
         found: list[dict[str, Any]] = []
         if rep.ok:
             sts = [statements._parse(b) for b in [*others, blob]]
@@ -91,12 +99,19 @@ class Settlement:
                 self.results.append(_result("honest", issuer, self.days[issuer][i], rep, found))
 
     def tamper(self, n: int, rng: random.Random, views: dict[int, dict]) -> None:
-        """n tamperings after the fact, kinds in turn, each restated, checked, then undone."""
-        passages = [
-            (d, q, raw)
-            for d, q, raw in self.store.records()
-            if raw[1] == records.KIND_PASSAGE and records.decode(raw).issuer in self.statements
-        ]
+        """n tamperings after the fact, kinds in turn, each restated, checked, then undone.
+        Each touches a passage whose presentation passed once: of a copied ride code that
+        passed twice (a replay), the phone reported one presentation, so the issuer cannot
+        miss the second (charged nothing, as fraud) when it is dropped."""
+        uses: dict[tuple[int, int, int, int], int] = {}
+        found = []
+        for d, q, raw in self.store.records():
+            rec = records.decode(raw)
+            if raw[1] == records.KIND_PASSAGE and rec.issuer in self.statements:
+                key = (rec.issuer, rec.account_id, rec.cred_no, rec.counter)
+                uses[key] = uses.get(key, 0) + 1
+                found.append((d, q, raw, key))
+        passages = [(d, q, raw) for d, q, raw, key in found if uses[key] == 1]
         if not passages:
             return
         for i in range(n):
@@ -107,7 +122,7 @@ class Settlement:
             k = self.days[issuer].index(day)
             sts = self.statements[issuer]
             prev = sts[k - 1] if k else None
-            undo = _TAMPER[kind](self.store, dev, seq, raw)
+            undo = _TAMPER[kind](self.store, dev, seq, raw, self.signer)
             try:
                 blob = self._build(issuer, day, prev)
             finally:
@@ -131,19 +146,19 @@ def _result(kind: str, issuer: int, day: int, rep: Any, found: list) -> dict[str
     }
 
 
-def _alter(store: Any, dev: int, seq: int, raw: bytes):
+def _alter(store: Any, dev: int, seq: int, raw: bytes, _key: Any):
     rec = records.decode(raw)
     rec.station = 12 if rec.station != 12 else 1
     store.tamper_record(dev, seq, rec.to_bytes())
     return lambda: store.tamper_record(dev, seq, raw)
 
 
-def _drop(store: Any, dev: int, seq: int, raw: bytes):
+def _drop(store: Any, dev: int, seq: int, raw: bytes, _key: Any):
     store.tamper_record(dev, seq, None)
     return lambda: store.tamper_record(dev, seq, raw, insert=True)
 
 
-def _invent(store: Any, dev: int, seq: int, raw: bytes):
+def _invent(store: Any, dev: int, seq: int, raw: bytes, _key: Any):
     rec = records.decode(raw)
     high = store.device(dev).high_seq
     rec.seq = high + 1
@@ -160,4 +175,15 @@ def _invent(store: Any, dev: int, seq: int, raw: bytes):
     return lambda: store.tamper_record(dev, rec.seq, None)
 
 
-_TAMPER = {"alter": _alter, "drop": _drop, "invent": _invent}
+def _forge(store: Any, dev: int, seq: int, raw: bytes, key: Any):
+    rec = records.decode(raw)
+    rec.seq = store.device(dev).high_seq + 1
+    rec.time += 60
+    held = store.device(dev).last_hash
+    rec.prev_hash = held if held is not None else records.ZERO_HASH
+    forged = [rec.to_bytes()]
+    store.store_batch(dev, forged, rec.time, key.sign(sync.batch_signing_input(dev, forged)))
+    return lambda: store.tamper_record(dev, rec.seq, None)
+
+
+_TAMPER = {"alter": _alter, "drop": _drop, "invent": _invent, "forge": _forge}

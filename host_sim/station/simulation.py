@@ -1264,11 +1264,20 @@ class Simulation:
         s = settlement.Settlement(
             db, self.log_signer, self.verifier, self.sc["tariff"], self.clock.now(),
             self.clock.now() * 1000, self.tamper.issuer_verify(statements.verify),
+            self.operator.signer.public_key, self._device_certs(),
         )  # fmt: skip
         s.honest(views)
         s.tamper(int(self.sc["faults"]["tampering"]), demand.stream(self.seed, "tampering"), views)
         self.monitor.check_settlement(s.results)
         return {"statements": s.results}
+
+    def _device_certs(self) -> dict[int, bytes]:
+        """{device_id: the device certificate provisioning gave the gate} (gatedir.provision)."""
+        out = {}
+        for slot in self.slots:
+            with open(os.path.join(slot.dir, "cert.bin"), "rb") as f:
+                out[slot.device_id] = f.read()
+        return out
 
 
 def _gate(dev: Any) -> dict[str, Any]:

@@ -2,21 +2,27 @@
 
 The operator, once a service day is over and cleared:
     faregate settle statement --db backoffice.sqlite --issuer 1 --day 2026-01-01 \\
-        --key operator/sync.key --tariff fares.toml --previous 2025-12-31.json --out 2026-01-01.json
-The issuer, offline, trusting nothing the operator says (only the log's public key and the
-published fare table):
-    faregate settle verify 2026-01-01.json --log-key 02ab... --tariff fares.toml \\
-        --previous 2025-12-31.json --issuer-key 03cd...
-    faregate settle reconcile 2026-01-01.json --view ours.json --log-key 02ab... --tariff fares.toml
+        --key operator/sync.key --tariff fares.toml --previous 2025-12-31.json \\
+        --certs operator/devices --out 2026-01-01.json
+The issuer, offline, trusting nothing the operator says (only the log's public key, the
+operator root's public key that certifies every gate's key, and the published fare table):
+    faregate settle verify 2026-01-01.json --log-key 02ab... --root-key 03ef... \\
+        --tariff fares.toml --previous 2025-12-31.json --issuer-key 03cd...
+    faregate settle reconcile 2026-01-01.json --view ours.json --log-key 02ab... \\
+        --root-key 03ef... --tariff fares.toml
 
 verify checks, in order: the statement's form and the log key's signatures of it and of its
 tree head; that the head extends the head of your previous statement (keep every statement you
 accepted); that every record is the log's leaf at its index; that every record is yours and of
 the account charged; the rider's signature in every record's ride code (and, with --issuer-key,
-your signature of its credential); that re-pricing each charge's records with the published
-fare table gives its journeys; and that amounts and totals add up. Each failure is printed
-with its reason (protocol/reasons.py 360-369, explained in docs/settlement.md, "What a failure
-means"); all charges are checked, not only up to the first failure.
+your signature of its credential); that every record is in a batch its gate signed, with a
+device key the operator root certified (--root-key; the statement shows you the digests of
+the other issuers' records of a batch, never their content); that re-pricing each charge's
+records with the published fare table gives its journeys, the weekly cap counted from the
+week's running totals (which must follow from --previous); and that amounts and totals add
+up. Each failure is printed with its reason (protocol/reasons.py 360-371, explained in
+docs/settlement.md, "What a failure means"); all charges are checked, not only up to the first
+failure.
 
 reconcile verifies statements (one or several days, oldest first) and compares them with
 your own view, a JSON file
@@ -69,6 +75,12 @@ def register(sub: Any) -> None:
     st.add_argument("--tariff", help="the published fare table (TOML; default: built-in)")
     st.add_argument("--previous", help="the issuer's previous statement (its head is extended)")
     st.add_argument("--as-of", type=int, help="unix time journeys are closed at (default: now)")
+    st.add_argument(
+        "--certs",
+        help="directory of the gates' device certificates, ID.cert as provisioning keeps them "
+        "(default: devices/ beside --key); the issuer checks each gate's batch signature with "
+        "the key its certificate holds",
+    )
     st.add_argument("--out", required=True, help="where to write the statement (JSON)")
     add_json(st)
 
@@ -87,6 +99,13 @@ def register(sub: Any) -> None:
             "--log-key",
             required=True,
             help="the log's public key, SEC1 hex (the operator publishes it), or a file of it",
+        )
+        p.add_argument(
+            "--root-key",
+            required=True,
+            help="the operator root's public key, SEC1 hex (`faregate keys show`: the gates' "
+            "trust anchor), or a file of it: it signs the device certificates of the gates "
+            "whose batch signatures prove each record",
         )
         p.add_argument(
             "--tariff",
@@ -161,12 +180,14 @@ def cmd_statement(args: argparse.Namespace, events: Events) -> int:
     if args.previous:
         previous = bytes.fromhex(json.loads(read_file(args.previous, "previous statement"))["head"])
     signer = load_signer(args.key, "log key")
+    certs = _device_certs(args.certs or os.path.join(os.path.dirname(args.key) or ".", "devices"))
     store = _store(args.db)
     now = time.time()
     as_of = int(now) if args.as_of is None else args.as_of
     st = statements.build(
-        store, signer, args.issuer, day, tariff, tariff_bytes, as_of, int(now * 1000), previous
-    )
+        store, signer, args.issuer, day, tariff, tariff_bytes, as_of, int(now * 1000), previous,
+        certs,
+    )  # fmt: skip
     blob = statements.encode(st)
     write_file(args.out, blob)
     t = st["totals"]
@@ -188,6 +209,18 @@ def cmd_statement(args: argparse.Namespace, events: Events) -> int:
     return 0
 
 
+def _device_certs(d: str) -> dict[int, bytes]:
+    """{device_id: certificate} of the directory's ID.cert files (none if it is missing)."""
+    out: dict[int, bytes] = {}
+    if not os.path.isdir(d):
+        return out
+    for name in sorted(os.listdir(d)):
+        stem, ext = os.path.splitext(name)
+        if ext == ".cert" and stem.isdigit():
+            out[int(stem)] = read_file(os.path.join(d, name), "device certificate")
+    return out
+
+
 def _verify(args: argparse.Namespace, path: str, previous_path: str | None) -> Any:
     from drivers.linux.crypto_openssl import OpenSSLVerifier
     from host_sim.backoffice import statements
@@ -195,10 +228,12 @@ def _verify(args: argparse.Namespace, path: str, previous_path: str | None) -> A
     blob = read_file(path, "statement")
     log_key = _public_key(args.log_key, "--log-key")
     issuer_key = _public_key(args.issuer_key, "--issuer-key") if args.issuer_key else None
+    root_key = _public_key(args.root_key, "--root-key")
     previous = read_file(previous_path, "previous statement") if previous_path else None
     return statements.verify(
-        blob, log_key, OpenSSLVerifier(), _tariff_bytes(args.tariff), previous, issuer_key
-    )
+        blob, log_key, OpenSSLVerifier(), _tariff_bytes(args.tariff), previous, issuer_key,
+        root_key,
+    )  # fmt: skip
 
 
 def _failures(events: Events, rep: Any) -> None:
