@@ -300,3 +300,70 @@ def test_the_gate_key_must_be_certified_by_the_operator_root(world):
     assert verify(resign(st)).reasons() == ["gate_certificate_bad"]
     st["gates"] = [[7, device_cert(7, GATE, valid_until=NOW - 1).hex()]]
     assert verify(resign(st)).reasons() == ["gate_certificate_bad"]
+
+
+# -- the weekly cap: each day's statement carries the week's running totals ---------------------
+WEEKLY = dict(clearing.DEFAULT_TARIFF, metro=dict(clearing.DEFAULT_TARIFF["metro"], weekly_cap=700))
+WEEKLY_BYTES = statements.canonical(WEEKLY)  # the published fare table, as the simulator's
+
+
+def _week(world) -> list[dict]:
+    """Account 10 of issuer 1 rides 1 -> 4 (300) twice on Thursday and twice on Friday of
+    one week (2026-01-01 is a Thursday); the weekly cap of 700 leaves 100 for Friday's first
+    journey and nothing for its second. The statements of both days, chained."""
+    for d in (0, 1):
+        raws = []
+        for k in (0, 1):
+            t = NOW + d * 86400 + 3600 * k
+            raws.append(world.tap(1, 10, t, 1, records.DIR_ENTRY))
+            raws.append(world.tap(1, 10, t + 900, 4, records.DIR_EXIT))
+        upload(world.store, raws, NOW + d * 86400 + 7200)
+    sts, head = [], None
+    for d in (0, 1):
+        st = statements.build(
+            world.store, LOG_KEY, 1, DAY + d, WEEKLY, WEEKLY_BYTES, NOW + 3 * 86400,
+            (NOW + 86400 * (d + 3)) * 1000, head, CERTS,
+        )  # fmt: skip
+        head = bytes.fromhex(st["head"])
+        sts.append(st)
+    return sts
+
+
+def _verify_week(st, previous=None) -> statements.Report:
+    return statements.verify(
+        statements.encode(st), LOG_KEY.public_key, VERIFY, WEEKLY_BYTES,
+        statements.encode(previous) if previous else None, None, ROOT.public_key,
+    )  # fmt: skip
+
+
+def test_a_week_where_the_weekly_cap_bites(tmp_path):
+    world = World(str(tmp_path / "week.sqlite"))
+    thu, fri = _week(world)
+    # clearing, over the whole week, charges what the statements state
+    clearing.run(world.store, WEEKLY, NOW + 3 * 86400, NOW + 3 * 86400)
+    key = records.account_key(1, 10)
+    cleared = {c["day"]: c["cleared"] for c in world.store.clearing_charges(key)}
+    assert cleared == {DAY: 600, DAY + 1: 100}
+    assert [c["cleared"] for c in thu["charges"]] == [600] and thu["week"] == [[10, 600]]
+    [c] = fri["charges"]
+    assert c["week_before"] == 600 and [j["charged"] for j in c["journeys"]] == [100, 0]
+    assert c["amount"] == 100 and fri["week"] == [[10, 700]]
+    assert _verify_week(thu).ok  # Thursday: no statement before it from this log
+    rep = _verify_week(fri, thu)
+    assert rep.ok, rep.failures
+    # without Thursday's statement, Friday's running total cannot be checked
+    assert _verify_week(fri).reasons() == ["week_total_mismatch"]
+    # the operator forgets Thursday's spending and charges Friday in full, re-signed
+    c["week_before"] = 0
+    for j in c["journeys"]:
+        j["charged"] = 300
+    c["cleared"] = c["amount"] = 600
+    fri["week"] = [[10, 600]]
+    assert _verify_week(resign(fri), thu).reasons() == ["week_total_mismatch"]
+    # or states Friday's cap right, but from a running total of its own
+    c["week_before"] = 500
+    c["journeys"][0]["charged"], c["journeys"][1]["charged"] = 200, 0
+    c["cleared"] = c["amount"] = 200
+    fri["week"] = [[10, 700]]
+    assert _verify_week(resign(fri), thu).reasons() == ["week_total_mismatch"]
+    world.store.close()

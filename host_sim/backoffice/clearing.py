@@ -527,11 +527,15 @@ def journeys(
     return out
 
 
-def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
+def _apply_caps(
+    js: list[dict[str, Any]], tariff: dict[str, Any], week_spent: dict[int, int] | None = None
+) -> None:
+    """The caps, in the journeys' order; `week_spent`: what earlier days already spent of
+    each week's cap (statements.py re-prices one day with it)."""
     m = tariff["metro"]
     daily, weekly = m["daily_cap"], m["weekly_cap"]
     spent_day: dict[int, int] = defaultdict(int)
-    spent_week: dict[int, int] = defaultdict(int)
+    spent_week: dict[int, int] = defaultdict(int, week_spent or {})
     shift = tariff["tz_offset_s"] - tariff["day_start_s"]  # service_day, inlined
     week_shift = 3 - tariff["week_start"]
     for j in js:

@@ -57,6 +57,7 @@ REASONS = (
     "totals_mismatch",
     "reconcile_mismatch",
     "gate_certificate_bad",
+    "week_total_mismatch",
 )
 
 
@@ -92,26 +93,49 @@ def tap_of(raw: Any) -> clearing.Tap:
 
 
 def price(
-    account: int, raws: Iterable[Any], tariff: dict[str, Any], as_of: int, day: int
+    account: int,
+    raws: Iterable[Any],
+    tariff: dict[str, Any],
+    as_of: int,
+    day: int,
+    week_before: int | None = None,
 ) -> list[dict[str, Any]]:
     """The journeys of `day` that clearing makes of one account's records (bytes or Records),
     as a statement lists them: mode, status, rule, fare, charged and records ([device_id,
-    seq] pairs)."""
+    seq] pairs). `week_before`: what the account's earlier days of the week spent of the
+    weekly cap (week_spend); the day's journeys are capped again from it, as clearing caps
+    them with the whole week's records (None: the records given are the whole week)."""
     taps = sorted((tap_of(r) for r in raws), key=lambda t: (t.time, t.device_id, t.seq))
-    out = []
-    for j in clearing.journeys(account, taps, tariff, as_of):
-        if j["day"] == day:
-            out.append(
-                {
-                    "mode": j["mode"],
-                    "status": j["status"],
-                    "rule": j["rule"],
-                    "fare": j["fare"],
-                    "charged": j["charged"],
-                    "records": [list(x) for x in j["records"]],
-                }
-            )
-    return out
+    js = [j for j in clearing.journeys(account, taps, tariff, as_of) if j["day"] == day]
+    if week_before is not None and tariff["metro"]["weekly_cap"]:
+        clearing._apply_caps(js, tariff, {clearing.week_of(day, tariff): week_before})
+    return [
+        {
+            "mode": j["mode"],
+            "status": j["status"],
+            "rule": j["rule"],
+            "fare": j["fare"],
+            "charged": j["charged"],
+            "records": [list(x) for x in j["records"]],
+        }
+        for j in js
+    ]
+
+
+def week_spend(js: list[dict[str, Any]], tariff: dict[str, Any]) -> int:
+    """What journeys spend of the weekly cap (clearing._apply_caps): metro journeys' charged,
+    maximum fares only if they count toward the caps."""
+    counts = tariff["metro"]["max_fare_counts_to_cap"]
+    return sum(
+        j["charged"]
+        for j in js
+        if j["mode"] == "metro" and (counts or j["rule"] not in clearing.MAX_FARE_RULES)
+    )
+
+
+def week_first_day(day: int, tariff: dict[str, Any]) -> int:
+    """The first service day of the week `day` is in."""
+    return day - (day + 3 - tariff["week_start"]) % 7
 
 
 def record_signatures(
@@ -250,8 +274,11 @@ def build(
     device_id -> certificate bytes, protocol/certs.py, as provisioning issued them)."""
     back = clearing._lookback(tariff)
     start = clearing.day_start(day, tariff)
+    weekly = tariff["metro"]["weekly_cap"]
+    first = week_first_day(day, tariff) if weekly else day  # the week's records count too
     by_account: dict[int, list[bytes]] = {}
-    for raw in store.statement_records(start - back, start + 86400 + back):
+    for raw in store.statement_records(clearing.day_start(first, tariff) - back,
+                                       start + 86400 + back):  # fmt: skip
         rec = records.decode(raw)
         if rec.issuer == issuer:
             by_account.setdefault(rec.account_id, []).append(raw)
@@ -263,9 +290,18 @@ def build(
     head = merkle.parse_head(head_blob)
     charges = []
     used: dict[int, bytes] = {}
+    week: dict[int, int] = {}  # account -> what it spent of the weekly cap through the day
     for account in sorted(by_account):
         raws = by_account[account]
         js = price(account, raws, tariff, as_of, day)
+        before = 0
+        if weekly:
+            taps = sorted((tap_of(r) for r in raws), key=lambda t: (t.time, t.device_id, t.seq))
+            all_js = clearing.journeys(account, taps, tariff, as_of)
+            before = week_spend([j for j in all_js if first <= j["day"] < day], tariff)
+            spent = before + week_spend([j for j in all_js if j["day"] == day], tariff)
+            if spent:
+                week[account] = spent
         if not js:
             continue
         held = {(records.decode(r).device_id, records.seq_of(r)): r for r in raws}
@@ -275,10 +311,16 @@ def build(
         # the leaves it rests on: its journeys' records and every record of its day (a
         # re-tap that made no journey of its own too), then, if they alone do not price the
         # same (a copy's original, a journey begun the day before), every record of the
-        # account that clearing looked at
+        # account that clearing looked at around the day, then of the week. The weekly cap
+        # is priced from `before` (the week's running totals: "week")
+        w = before if weekly else None
         need = [held[k] for k in sorted(mine)]
-        if price(account, need, tariff, as_of, day) != js:
-            need = sorted(raws, key=lambda r: (records.decode(r).device_id, records.seq_of(r)))
+        if price(account, need, tariff, as_of, day, w) != js:
+            lo = start - back
+            need = [r for r in raws if records.decode(r).time >= lo]
+            if price(account, need, tariff, as_of, day, w) != js:
+                need = raws
+            need.sort(key=lambda r: (records.decode(r).device_id, records.seq_of(r)))
         leaves = []
         for raw in need:
             k = (records.decode(raw).device_id, records.seq_of(raw))
@@ -301,6 +343,7 @@ def build(
             {
                 "account": account,
                 "journeys": js,
+                "week_before": before,
                 "leaves": sorted(leaves),
                 "cleared": cleared,
                 "corrections": corrections,
@@ -324,6 +367,7 @@ def build(
         "totals": totals(charges),
         "key_id": "%08x" % certs.key_id(signer.public_key),
     }
+    st["week"] = [[a, week[a]] for a in sorted(week)]
     st["batches"] = _batches(store, used)
     known = device_certs or {}
     st["gates"] = [[d, known[d].hex()] for d in sorted({b[0] for b in st["batches"]}) if d in known]
@@ -408,7 +452,7 @@ def _parse(blob: bytes) -> dict[str, Any]:
     want = {
         "format", "issuer", "day", "as_of", "tariff_sha256", "head", "previous_head",
         "consistency", "records", "proof", "charges", "totals", "key_id", "signature",
-        "batches", "gates",
+        "batches", "gates", "week",
     }  # fmt: skip
     if set(st) != want:
         raise StatementError("fields %s, not %s" % (sorted(st), sorted(want)))
@@ -461,8 +505,9 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key, root
     rep.checked["signatures"] = 2
     # 2. consistency with the previous day's head
     prev_hex = st["previous_head"]
+    prev_st = None
     if previous is not None:
-        mine = _parse(previous)
+        mine = prev_st = _parse(previous)
         if prev_hex != mine["head"]:
             rep.fail("head_inconsistent", "its previous head is not the head of your previous "
                      "statement")  # fmt: skip
@@ -524,11 +569,14 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key, root
     _gate_signatures(st, rep, by_leaf, decoded, verifier, root_key)
     # 6-7. pricing and totals
     key_of = {(decoded[x].device_id, decoded[x].seq): x for x in by_leaf}
+    weekly = tariff is not None and tariff["metro"]["weekly_cap"]
+    spent: dict[int, int] = {}  # account -> what it spent of the weekly cap through the day
     for c in st["charges"]:
         account = c["account"]
         if tariff is not None:
             got = price(account, [decoded[x] for x in c["leaves"] if x in decoded], tariff,
-                        st["as_of"], st["day"])  # fmt: skip
+                        st["as_of"], st["day"], c["week_before"] if weekly else None)  # fmt: skip
+            spent[account] = c["week_before"] + week_spend(got, tariff)
             for j in got:
                 j["leaves"] = sorted(key_of[(d, q)] for d, q in j.pop("records"))
             if got != c["journeys"]:
@@ -542,6 +590,45 @@ def _verify(st, rep, log_key, verifier, tariff_bytes, previous, issuer_key, root
     if totals(st["charges"]) != st["totals"]:
         rep.fail("totals_mismatch", "the totals are not the charges' sums")
     rep.checked["charges"] = len(st["charges"])
+    if tariff is not None:
+        _check_week(st, rep, tariff, prev_st, spent)
+
+
+def _check_week(st, rep, tariff, prev_st, spent: dict[int, int]) -> None:
+    """The weekly cap's running totals: each charge's `week_before` is what the account had
+    spent of the week's cap by the end of the previous statement (0 in a new week, or with
+    no statement before from this log), and `week` is that plus the day's journeys, for
+    every account that spent any this week. Without the previous statement they cannot be
+    checked (unless the day starts the week or no statement came before)."""
+    day = st["day"]
+    if not tariff["metro"]["weekly_cap"]:
+        if st["week"] or any(c["week_before"] for c in st["charges"]):
+            rep.fail("week_total_mismatch", "week totals in a statement without a weekly cap")
+        return
+    week = clearing.week_of(day, tariff)
+    if prev_st is not None:
+        same = prev_st["day"] < day and clearing.week_of(prev_st["day"], tariff) == week
+        before = {int(a): int(v) for a, v in prev_st["week"]} if same else {}
+    elif st["previous_head"] is None or week_first_day(day, tariff) == day:
+        before = {}
+    else:
+        rep.fail("week_total_mismatch", "the weekly cap is priced from the week's running "
+                 "totals: give the previous statement (--previous) to check them")  # fmt: skip
+        return
+    after = dict(before)
+    for c in st["charges"]:
+        a = c["account"]
+        if c["week_before"] != before.get(a, 0):
+            rep.fail("week_total_mismatch", "account %d: the week before this day spent %d of "
+                     "the weekly cap, the statement says %d" % (a, before.get(a, 0),
+                                                                c["week_before"]))  # fmt: skip
+        if a in spent:
+            after[a] = spent[a]
+    stated = {int(a): int(v) for a, v in st["week"]}
+    if stated != {a: v for a, v in after.items() if v}:
+        bad = sorted(a for a in set(stated) | set(after) if stated.get(a, 0) != after.get(a, 0))
+        rep.fail("week_total_mismatch", "the week's running totals of accounts %s do not "
+                 "follow from the previous statement and this day's charges" % bad[:5])  # fmt: skip
 
 
 def _tariff(tariff_bytes: bytes, st: dict[str, Any], rep: Report) -> dict[str, Any] | None:
