@@ -367,3 +367,17 @@ def test_a_week_where_the_weekly_cap_bites(tmp_path):
     fri["week"] = [[10, 700]]
     assert _verify_week(resign(fri), thu).reasons() == ["week_total_mismatch"]
     world.store.close()
+
+
+def test_the_signed_part_is_cut_from_the_bytes_as_signing_input_encodes_it(world):
+    st = world.statement(1)
+    blob = statements.encode(st)
+    assert statements._signed_part(blob, st) == statements.signing_input(st)
+    # a statement with a member like it inside (a quote in a string is escaped, so only a
+    # nested "signature" key can be) is encoded again rather than cut at the wrong place
+    st["charges"][0]["corrections"] = [
+        {"kind": "adjust", "delta": 0, "reason": "x", "signature": st["signature"]}
+    ]
+    blob = statements.encode(st)
+    assert blob.count(b'"signature":"' + st["signature"].encode()) == 2
+    assert statements._signed_part(blob, st) == statements.signing_input(st)
