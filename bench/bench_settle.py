@@ -172,7 +172,7 @@ def rows() -> list[dict]:
         ),  # fmt: skip
         row(
             "P16",
-            "  statement verify, %d charges scaled to 1M, CPU (ref: 1M bare P-256 verifies)" % CHARGES,
+            "  statement verify, %d charges to 1M, CPU s (ref: 1M bare P-256 verifies)" % CHARGES,
             full * k,
             "s",
             bare * k,
