@@ -494,10 +494,11 @@ def verify(
     signature can be trusted: every record fails gate_certificate_bad)."""
     rep = Report()
     try:
-        st = _parse(blob)
-        rep.statement = st
-        _verify(st, _signed_part(blob, st), rep, log_key, verifier, tariff_bytes, previous,
-                issuer_key, root_key)  # fmt: skip
+        with clearing._no_gc():  # a day's statement is millions of objects, and makes no cycles
+            st = _parse(blob)
+            rep.statement = st
+            _verify(st, _signed_part(blob, st), rep, log_key, verifier, tariff_bytes, previous,
+                    issuer_key, root_key)  # fmt: skip
     except (StatementError, FormatError, ValueError, KeyError, TypeError) as e:
         reason = getattr(e, "reason", "statement_malformed")
         rep.fail(reason if reason in REASONS else "statement_malformed", str(e))
