@@ -45,11 +45,10 @@ judges scans against the truth the simulator kept about every code it minted
                                     (passage_not_taken journaled for that presentation)
     tampering_caught_by_issuer      every issuer's honest statement of each day verifies and
                                     reconciles with what its riders' phones presented, and
-                                    every record the operator altered, dropped or invented
-                                    after the fact (faults.tampering) is caught by the issuer's
-                                    verify, or, for a statement consistent in itself (a drop;
-                                    an invention without a rider signature to check), by its
-                                    reconcile (host_sim/station/settlement.py)
+                                    every record the operator altered, dropped, invented or
+                                    forged after the fact (faults.tampering) is caught by the
+                                    issuer's verify, or, for a statement consistent in itself
+                                    (a drop), by its reconcile (host_sim/station/settlement.py)
 
 Each violation keeps the virtual time, the gate and what happened; the report lists them.
 """

@@ -349,8 +349,9 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "int",
             0,
             "",
-            "after the run, stored records the operator alters, drops or invents (the kinds in "
-            "turn) and restates; every one must be caught by the issuer's verify or reconcile",
+            "after the run, stored records the operator alters, drops, invents or forges (the "
+            "kinds in turn) and restates; every one must be caught by the issuer's verify or "
+            "reconcile",
         ),
     ],
     "mesh": [  # the station mesh (firmware/mesh/, docs/mesh.md) over the station LAN model
