@@ -3,17 +3,20 @@
 An issuer (a wallet, a bank) receives one statement a service day and checks it offline, without
 trusting the operator (`faregate settle verify`; the format is docs/settlement.md's):
 
-    build(store, signer, issuer, day, tariff, tariff_bytes, as_of, now_ms, previous_head)
-        -> the statement (a dict); `encode` gives its bytes
-    verify(blob, log_key, verifier, tariff_bytes, previous=None, issuer_key=None) -> Report
+    build(store, signer, issuer, day, tariff, tariff_bytes, as_of, now_ms, previous_head,
+          device_certs) -> the statement (a dict); `encode` gives its bytes
+    verify(blob, log_key, verifier, tariff_bytes, previous=None, issuer_key=None,
+           root_key=None) -> Report
     reconcile(statement, view) -> findings: missing, extra, priced differently
 
 A statement holds the day's charges of the issuer's accounts from clearing: each account's
-journeys (mode, status, rule, fare, charged) and the leaves (records of the transparency log) it
-rests on, every such record in full, one multi-leaf inclusion proof of all of them against a
-tree head signed by the log key, that head's consistency proof from the previous statement's
-head, the operators' corrections, the totals, the hash of the fare table it was priced with,
-and the log key's signature over all of it.
+journeys (mode, status, rule, fare, charged), what it had spent of the weekly cap before the
+day, and the leaves (records of the transparency log) it rests on, every such record in full,
+one multi-leaf inclusion proof of all of them against a tree head signed by the log key, that
+head's consistency proof from the previous statement's head, the gates' signed batches that
+hold the records (the other records of a batch as digests only) with the gates' device
+certificates, the operators' corrections, the totals, the week's running totals, the hash of
+the fare table it was priced with, and the log key's signature over all of it.
 
 verify, in this order (the first failure of each charge is reported, all charges are checked):
   1. the bytes are a statement of this format (statement_malformed), signed by the log key,
@@ -23,12 +26,14 @@ verify, in this order (the first failure of each charge is reported, all charges
   4. every record is of this issuer, is used by one charge only, and each charge's account is
      its records' (wrong_issuer);
   5. the rider's signature in each record's ride code verifies, and the issuer's signature of
-     its credential if the issuer's key is given (rider_signature_bad); the gate's signature of
-     the batch it came in, when records carry it (`record_signatures`, gate_signature_bad);
-  6. re-pricing each charge's records with the published fare table gives its journeys and
-     cleared amount (tariff_mismatch);
-  7. amounts follow from cleared and corrections, and the totals add up (totals_mismatch).
-The reasons are protocol/reasons.py's 360-369.
+     its credential if the issuer's key is given (rider_signature_bad); every record is in a
+     batch its gate signed (gate_signature_bad) with a key certified by the operator root
+     (gate_certificate_bad): one verify a batch, a certificate, a distinct credential;
+  6. re-pricing each charge's records with the published fare table, the weekly cap from
+     the week's running total, gives its journeys and cleared amount (tariff_mismatch);
+  7. amounts follow from cleared and corrections, and the totals add up (totals_mismatch);
+  8. the week's running totals follow from the previous statement's (week_total_mismatch).
+The reasons are protocol/reasons.py's 360-371.
 """
 
 import hashlib
