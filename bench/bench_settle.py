@@ -7,7 +7,7 @@ Rows (added to bench_translog's P16, which measures the log engine in memory):
 - an inclusion proof from the stored tree (one SQLite lookup per node), median ms;
 - verifying a day's statement (host_sim/backoffice/statements.verify: its signatures, the
   multi-leaf inclusion proof, the rider signature of every record, the gate's signature of
-  every batch (batches of BATCH records) and its certificate, re-pricing, totals) of CHARGES
+  every batch (batches of GATE_BATCH records) and its certificate, re-pricing, totals) of CHARGES
   charges (one metro journey each, two records: entry and exit, each with its rider's ride
   code), scaled linearly to 1,000,000 charges; reference: as many bare P-256 verifies as
   charges (TARGETS.md's), measured in the same run and scaled alike. Medians of 3, the
@@ -36,6 +36,7 @@ from protocol import certs, records, ridecode, sync
 LEAVES = 200_000
 BATCH = 10_000
 PROOFS = 500
+GATE_BATCH = 1000  # records per signed batch in the statement's store (a BATCH holds <= 1,024)
 CHARGES = int(os.environ.get("BENCH_SETTLE_CHARGES", "5000"))
 SCALE_TO = 1_000_000
 NOW = 1_767_254_400
@@ -72,7 +73,7 @@ GATE = signer(0x6A7E)
 
 def _statement(dirpath: str) -> tuple[bytes, bytes, list[tuple[bytes, bytes, bytes]]]:
     """A store with CHARGES journeys of issuer 1, uploaded by gate 7 in signed batches of
-    BATCH records, and its statement; also the (key, message, signature) of every rider
+    GATE_BATCH records, and its statement; also the (key, message, signature) of every rider
     signature, for the reference."""
     s = Store(os.path.join(dirpath, "day.sqlite"))
     s.add_device(7, GATE.public_key, NOW)
@@ -95,8 +96,8 @@ def _statement(dirpath: str) -> tuple[bytes, bytes, list[tuple[bytes, bytes, byt
             ).to_bytes()  # fmt: skip
             prev = records.record_hash(raw)
             raws.append(raw)
-    for i in range(0, len(raws), BATCH):
-        part = raws[i : i + BATCH]
+    for i in range(0, len(raws), GATE_BATCH):
+        part = raws[i : i + GATE_BATCH]
         s.store_batch(7, part, NOW, GATE.sign(sync.batch_signing_input(7, part)))
     key = signer(0x5E77)
     day = clearing.service_day(NOW, clearing.DEFAULT_TARIFF)
