@@ -163,3 +163,28 @@ def test_runs_never_cross_a_chunk(start):
         assert translog.run_node(first, blob, last) == hashes[last - start]
         assert translog.run_node(first, blob, last + 1) is None
         assert translog.run_node(first, blob, first - 1) is None
+
+
+def test_the_top_of_the_tree_is_remembered_only_once_committed(store_target):
+    """Store.log_nodes keeps the nodes of levels LOG_TOP and up in memory: never those read
+    inside a transaction that then rolls back (their slots get other nodes)."""
+    from host_sim.backoffice import store as store_mod
+
+    s = Store(store_target)
+    s.add_device(5, KEY, NOW)
+    s.add_device(6, KEY, NOW)
+    top = (store_mod.LOG_TOP, 0)  # complete once 2**LOG_TOP leaves are in
+    n = 1 << store_mod.LOG_TOP
+    with pytest.raises(RuntimeError):
+        with s.transaction():
+            s.store_batch_in_transaction(5, chain(5, n, 100), NOW)
+            assert s.log_nodes([top])[0] is not None  # read inside: seen, not remembered
+            raise RuntimeError("the disk failed")
+    assert s.log_nodes([top]) == [None]
+    raws = chain(6, n + 3, 5000)
+    s.store_batch(6, raws, NOW)
+    log = s.translog()
+    assert log.store.nodes([top]) == [merkle.root([merkle.leaf_hash(r) for r in raws[:n]])]
+    assert top in s._log_top  # read outside a transaction: remembered
+    _check_tree(s, raws, [1, n, n + 3])
+    s.close()

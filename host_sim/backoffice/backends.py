@@ -31,6 +31,7 @@ API (a Backend):
     b.transaction()               context manager: BEGIN IMMEDIATE (SQLite) / BEGIN
                                   (PostgreSQL); COMMIT on leaving, ROLLBACK on an exception.
                                   Returns only after the COMMIT is durable.
+    b.in_transaction()            inside one (what a read sees may yet be rolled back)
     b.script(schema)              run a schema ({...} tokens filled), serialized across
                                   processes on PostgreSQL (an advisory lock)
     b.columns(table)              the table's column names (for additive migrations)
@@ -132,6 +133,9 @@ class SQLite:
                 self.raw.execute("ROLLBACK")
                 raise
             self.raw.execute("COMMIT")
+
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
 
     @contextlib.contextmanager
     def _writers_lock(self) -> Iterator[None]:
@@ -279,6 +283,9 @@ class PostgreSQL:
             except BaseException:  # not committed: a staging table made in it is gone too
                 self._staging = (None, set())
                 raise
+
+    def in_transaction(self) -> bool:
+        return self._in_tx
 
     def script(self, schema: str) -> None:
         with self.lock, self.raw.transaction():

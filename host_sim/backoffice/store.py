@@ -367,6 +367,8 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
 
 
 LOG_QUERY = 64  # log nodes read per query (a proof at 1,000,000 leaves needs about 40)
+LOG_TOP = 6  # log levels kept in memory once read (Store.log_nodes)
+LOG_TOP_MAX = 1 << 18  # nodes (about 40 MB): a log of more than 2**24 leaves starts over
 
 
 def leaf_runs(first: int, new: list[tuple[int, int, bytes]]) -> list[tuple[int, int, int, int]]:
@@ -440,6 +442,7 @@ class Store:
         if "n" not in self.b.columns("log_leaves"):  # from before runs: each row one leaf
             self.b.execute("ALTER TABLE log_leaves ADD COLUMN n BIGINT NOT NULL DEFAULT 1")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
+        self._log_top: dict[tuple[int, int], bytes] = {}  # log_nodes' memory of the top
         if self.b.one("SELECT size FROM log_state WHERE id = 1") is None:
             with self.b.transaction():  # a new store, or one from before the log: its records
                 self.b.execute(
@@ -679,7 +682,20 @@ class Store:
 
     def log_nodes(self, keys: list[tuple[int, int]]) -> list[bytes | None]:
         """The stored nodes (level, index) of `keys` (None: not stored), LOG_QUERY keys a
-        query: each is read from the run holding it, which starts in its CHUNK at or below it."""
+        query: each is read from the run holding it, which starts in its CHUNK at or below it.
+        Nodes of level LOG_TOP and above, once read outside a transaction (so committed, and
+        never changed after), are kept in memory: every proof needs some of that small top of
+        the tree (about one node in 2**LOG_TOP), and the query is then for the levels below."""
+        top = self._log_top
+        miss = [k for k in dict.fromkeys(keys) if k not in top]
+        got = dict(zip(miss, self._log_nodes_read(miss)))
+        if not self.b.in_transaction():
+            if len(top) > LOG_TOP_MAX:
+                top.clear()
+            top.update((k, h) for k, h in got.items() if h is not None and k[0] >= LOG_TOP)
+        return [top[k] if k in top else got[k] for k in keys]
+
+    def _log_nodes_read(self, keys: list[tuple[int, int]]) -> list[bytes | None]:
         out: list[bytes | None] = []
         for i in range(0, len(keys), LOG_QUERY):
             part = keys[i : i + LOG_QUERY]
