@@ -668,8 +668,10 @@ class Store:
             for level, hashes in enumerate(levels)  # size >> level: the level's nodes before
             for idx, blob in translog.runs(size >> level, hashes)
         ]
-        self.b.insert_many("log_nodes", ("level", "idx", "hash"), nodes)
-        self.b.insert_many("log_leaves", ("leaf", "device_id", "seq", "n"), leaf_runs(size, new))
+        self.b.insert_many("log_nodes", ("level", "idx", "hash"), nodes, binary=True)
+        self.b.insert_many(
+            "log_leaves", ("leaf", "device_id", "seq", "n"), leaf_runs(size, new), binary=True
+        )
         self.b.execute(
             "UPDATE log_state SET size = ?, frontier = ? WHERE id = 1",
             (size + len(new), translog.pack_frontier(frontier)),
