@@ -19,9 +19,12 @@ Only host_sim/backoffice/store.py uses these; every query is written once, in po
 API (a Backend):
     b.execute(sql, args=())       -> cursor (rowcount, fetchone, fetchall, iteration)
     b.executemany(sql, rows)
-    b.insert_many(table, columns, rows)
+    b.insert_many(table, columns, rows, binary=False)
                                   plain INSERT of many rows (no ON CONFLICT): executemany on
-                                  SQLite, COPY FROM STDIN on PostgreSQL (10x faster there)
+                                  SQLite, COPY FROM STDIN on PostgreSQL (10x faster there);
+                                  binary: PostgreSQL's binary COPY, each value of its column's
+                                  type in the catalogue (no text escaping: about 2x faster
+                                  for BYTEA; the values must be of those types exactly)
     b.insert_new(table, rows)     INSERT each row (every column, in order) unless its primary
                                   key is held (ON CONFLICT DO NOTHING); inside a transaction.
                                   SQLite: executemany; PostgreSQL: COPY into a temporary
@@ -31,6 +34,7 @@ API (a Backend):
     b.transaction()               context manager: BEGIN IMMEDIATE (SQLite) / BEGIN
                                   (PostgreSQL); COMMIT on leaving, ROLLBACK on an exception.
                                   Returns only after the COMMIT is durable.
+    b.in_transaction()            inside one (what a read sees may yet be rolled back)
     b.script(schema)              run a schema ({...} tokens filled), serialized across
                                   processes on PostgreSQL (an advisory lock)
     b.columns(table)              the table's column names (for additive migrations)
@@ -98,7 +102,9 @@ class SQLite:
         with self.lock:
             self.raw.executemany(self.sql(q), rows)
 
-    def insert_many(self, table: str, columns: tuple[str, ...], rows: Any) -> None:
+    def insert_many(
+        self, table: str, columns: tuple[str, ...], rows: Any, binary: bool = False
+    ) -> None:
         q = "INSERT INTO %s (%s) VALUES (%s)" % (
             table,
             ", ".join(columns),
@@ -132,6 +138,9 @@ class SQLite:
                 self.raw.execute("ROLLBACK")
                 raise
             self.raw.execute("COMMIT")
+
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
 
     @contextlib.contextmanager
     def _writers_lock(self) -> Iterator[None]:
@@ -193,6 +202,7 @@ class PostgreSQL:
             ) from None
         self.lock = threading.RLock()
         self._sql: dict[str, str] = {}
+        self._col_types: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         self._staging: tuple[Any, set[str]] = (None, set())  # (connection, its staging tables)
 
     def sql(self, q: str) -> str:
@@ -217,7 +227,9 @@ class PostgreSQL:
         with self.lock:
             self._conn().cursor().executemany(self.sql(q), rows)
 
-    def insert_many(self, table: str, columns: tuple[str, ...], rows: Any) -> None:
+    def insert_many(
+        self, table: str, columns: tuple[str, ...], rows: Any, binary: bool = False
+    ) -> None:
         if len(rows) < 100:  # a few: one pipelined executemany costs less than a COPY
             q = "INSERT INTO %s (%s) VALUES (%s)" % (
                 table,
@@ -226,10 +238,30 @@ class PostgreSQL:
             )
             self.executemany(q, rows)
             return
-        with self.lock, self._conn().cursor() as cur:
-            with cur.copy("COPY %s (%s) FROM STDIN" % (table, ", ".join(columns))) as copy:
+        with self.lock:
+            types = self._types(table, columns) if binary else None  # before the COPY starts
+            cur = self._conn().cursor()
+            q = "COPY %s (%s) FROM STDIN" % (table, ", ".join(columns))
+            with cur, cur.copy(q + (" (FORMAT BINARY)" if binary else "")) as copy:  # type: ignore[arg-type]
+                if types:
+                    copy.set_types(types)
                 for r in rows:
                     copy.write_row(r)
+
+    def _types(self, table: str, columns: tuple[str, ...]) -> list[str]:
+        """The catalogue's type names (int8, bytea, ...) of `columns` of `table`."""
+        key = (table, columns)
+        got = self._col_types.get(key)
+        if got is None:
+            udt = dict(
+                self.rows(
+                    "SELECT column_name, udt_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = ?",
+                    (table,),
+                )
+            )
+            got = self._col_types[key] = [udt[c] for c in columns]
+        return got
 
     def insert_new(self, table: str, rows: list[tuple]) -> None:
         """COPY is several times faster than one INSERT per row (executemany): the rows go
@@ -279,6 +311,9 @@ class PostgreSQL:
             except BaseException:  # not committed: a staging table made in it is gone too
                 self._staging = (None, set())
                 raise
+
+    def in_transaction(self) -> bool:
+        return self._in_tx
 
     def script(self, schema: str) -> None:
         with self.lock, self.raw.transaction():

@@ -42,6 +42,7 @@ The session history (`record_session`, `sessions`) keeps one row per sync sessio
 not, with its outcome and the gate's queue depth: the dashboard's plots over time.
 """
 
+import bisect
 import contextlib
 import json
 from collections.abc import Iterator
@@ -253,7 +254,11 @@ CREATE TABLE IF NOT EXISTS audit (
 -- the transparency log (host_sim/backoffice/translog.py, docs/settlement.md): every stored
 -- record is a leaf, appended in the transaction that stores it. log_state is one row: the
 -- tree size and its frontier (translog.pack_frontier). log_nodes: every complete node (level
--- 0: the leaf hashes). log_leaves: which record each leaf is. log_heads: the signed heads
+-- 0: the leaf hashes) in runs (translog.runs): a row holds nodes idx, idx+1, ... of its level,
+-- hash their hashes joined (32 bytes each), never across a multiple of translog.CHUNK.
+-- log_leaves: which records the leaves are, in runs: leaves leaf .. leaf+n-1 are the records
+-- seq .. seq+n-1 of device_id. Rows of one node or one leaf (n = 1) are how stores before
+-- runs kept them: they are runs of one. log_heads: the signed heads
 CREATE TABLE IF NOT EXISTS log_state (
     id       BIGINT NOT NULL PRIMARY KEY,
     size     BIGINT NOT NULL,
@@ -269,6 +274,7 @@ CREATE TABLE IF NOT EXISTS log_leaves (
     leaf      BIGINT NOT NULL PRIMARY KEY,
     device_id BIGINT NOT NULL,
     seq       BIGINT NOT NULL,
+    n         BIGINT NOT NULL DEFAULT 1,
     UNIQUE (device_id, seq)
 );
 CREATE TABLE IF NOT EXISTS log_heads (
@@ -360,6 +366,23 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     return where, [v for _, v in given]
 
 
+LOG_QUERY = 64  # log nodes read per query (a proof at 1,000,000 leaves needs about 40)
+LOG_TOP = 6  # log levels kept in memory once read (Store.log_nodes)
+LOG_TOP_MAX = 1 << 18  # nodes (about 40 MB): a log of more than 2**24 leaves starts over
+
+
+def leaf_runs(first: int, new: list[tuple[int, int, bytes]]) -> list[tuple[int, int, int, int]]:
+    """log_leaves' rows for (device_id, seq, raw) records appended as leaves first, first+1,
+    ...: (leaf, device_id, seq, n), one per run of one device's consecutive seqs."""
+    cuts = [
+        i
+        for i in range(1, len(new))
+        if new[i][0] != new[i - 1][0] or new[i][1] != new[i - 1][1] + 1
+    ]
+    bounds = [0, *cuts, len(new)]
+    return [(first + a, new[a][0], new[a][1], b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
 def record_row(r: Any, raw: bytes, now: int) -> tuple:
     """The records-table row of one decoded record `r` and its bytes, stored at `now`. Its
     account_id column is the account key (protocol.records.account_key: issuer << 40 |
@@ -416,7 +439,10 @@ class Store:
             self.b.execute("ALTER TABLE records ADD COLUMN issuer BIGINT NOT NULL DEFAULT 0")
         if "excess" not in self.b.columns("charges"):  # from before the excess of refunds
             self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
+        if "n" not in self.b.columns("log_leaves"):  # from before runs: each row one leaf
+            self.b.execute("ALTER TABLE log_leaves ADD COLUMN n BIGINT NOT NULL DEFAULT 1")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
+        self._log_top: dict[tuple[int, int], bytes] = {}  # log_nodes' memory of the top
         if self.b.one("SELECT size FROM log_state WHERE id = 1") is None:
             with self.b.transaction():  # a new store, or one from before the log: its records
                 self.b.execute(
@@ -637,15 +663,14 @@ class Store:
             translog.unpack_frontier(size, bytes(blob)),
             translog.leaf_hashes(raw for _d, _s, raw in new),
         )
-        nodes: list[tuple[int, int, bytes]] = []
-        for level, hashes in enumerate(levels):
-            start = size >> level  # the nodes level `level` held before the batch
-            nodes.extend((level, start + i, h) for i, h in enumerate(hashes))
-        self.b.insert_many("log_nodes", ("level", "idx", "hash"), nodes)
+        nodes = [
+            (level, idx, blob)
+            for level, hashes in enumerate(levels)  # size >> level: the level's nodes before
+            for idx, blob in translog.runs(size >> level, hashes)
+        ]
+        self.b.insert_many("log_nodes", ("level", "idx", "hash"), nodes, binary=True)
         self.b.insert_many(
-            "log_leaves",
-            ("leaf", "device_id", "seq"),
-            [(size + i, d, q) for i, (d, q, _raw) in enumerate(new)],
+            "log_leaves", ("leaf", "device_id", "seq", "n"), leaf_runs(size, new), binary=True
         )
         self.b.execute(
             "UPDATE log_state SET size = ?, frontier = ? WHERE id = 1",
@@ -657,9 +682,38 @@ class Store:
         assert row is not None  # made in __init__
         return int(row[0])
 
-    def log_node(self, level: int, index: int) -> bytes | None:
-        row = self.b.one("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index))
-        return bytes(row[0]) if row else None
+    def log_nodes(self, keys: list[tuple[int, int]]) -> list[bytes | None]:
+        """The stored nodes (level, index) of `keys` (None: not stored), LOG_QUERY keys a
+        query: each is read from the run holding it, which starts in its CHUNK at or below it.
+        Nodes of level LOG_TOP and above, once read outside a transaction (so committed, and
+        never changed after), are kept in memory: every proof needs some of that small top of
+        the tree (about one node in 2**LOG_TOP), and the query is then for the levels below."""
+        top = self._log_top
+        miss = [k for k in dict.fromkeys(keys) if k not in top]
+        got = dict(zip(miss, self._log_nodes_read(miss)))
+        if not self.b.in_transaction():
+            if len(top) > LOG_TOP_MAX:
+                top.clear()
+            top.update((k, h) for k, h in got.items() if h is not None and k[0] >= LOG_TOP)
+        return [top[k] if k in top else got[k] for k in keys]
+
+    def _log_nodes_read(self, keys: list[tuple[int, int]]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for i in range(0, len(keys), LOG_QUERY):
+            part = keys[i : i + LOG_QUERY]
+            q = "SELECT level, idx, hash FROM log_nodes WHERE " + " OR ".join(
+                ["(level = ? AND idx BETWEEN ? AND ?)"] * len(part)
+            )
+            args = [a for lv, ix in part for a in (lv, ix - ix % translog.CHUNK, ix)]
+            runs = {(int(lv), int(ix)): bytes(blob) for lv, ix, blob in self.b.rows(q, args)}
+            starts: dict[int, list[int]] = {}
+            for lv, ix in sorted(runs):
+                starts.setdefault(lv, []).append(ix)
+            for lv, ix in part:
+                at = starts.get(lv, [])
+                i = bisect.bisect_right(at, ix) - 1
+                out.append(translog.run_node(at[i], runs[lv, at[i]], ix) if i >= 0 else None)
+        return out
 
     def log_add_head(self, head: bytes, tree_size: int, time_ms: int) -> None:
         with self.lock:
@@ -676,19 +730,22 @@ class Store:
 
     def log_leaf_of(self, device_id: int, seq: int) -> int | None:
         """The leaf index of record (device_id, seq), None if it is not stored."""
-        row = self.b.one(
-            "SELECT leaf FROM log_leaves WHERE device_id = ? AND seq = ?", (device_id, seq)
-        )
-        return int(row[0]) if row else None
+        return self.log_leaves_of([(device_id, seq)]).get((device_id, seq))
 
     def log_leaf(self, leaf: int) -> tuple[int, int, bytes] | None:
         """(device_id, seq, raw) of leaf `leaf`."""
-        row = self.b.one(
-            "SELECT l.device_id, l.seq, r.raw FROM log_leaves l JOIN records r "
-            "ON r.device_id = l.device_id AND r.seq = l.seq WHERE l.leaf = ?",
+        run = self.b.one(
+            "SELECT leaf, device_id, seq, n FROM log_leaves WHERE leaf <= ? "
+            "ORDER BY leaf DESC LIMIT 1",
             (leaf,),
         )
-        return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
+        if run is None or leaf >= run[0] + run[3]:
+            return None
+        device_id, seq = int(run[1]), int(run[2]) + leaf - int(run[0])
+        row = self.b.one(
+            "SELECT raw FROM records WHERE device_id = ? AND seq = ?", (device_id, seq)
+        )
+        return (device_id, seq, bytes(row[0])) if row else None
 
     def log_leaves_of(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
         """{(device_id, seq): leaf} of the records given (those stored)."""
@@ -698,13 +755,20 @@ class Store:
             by_dev.setdefault(d, []).append(q)
         for d, seqs in by_dev.items():
             lo, hi = min(seqs), max(seqs)
-            want = set(seqs)
-            for seq, leaf in self.b.rows(
-                "SELECT seq, leaf FROM log_leaves WHERE device_id = ? AND seq BETWEEN ? AND ?",
-                (d, lo, hi),
-            ):
-                if seq in want:
-                    out[(d, int(seq))] = int(leaf)
+            runs = [
+                (int(seq), int(leaf), int(n))
+                for seq, leaf, n in self.b.rows(  # the runs holding seqs lo..hi
+                    "SELECT seq, leaf, n FROM log_leaves WHERE device_id = ? AND seq BETWEEN "
+                    "COALESCE((SELECT MAX(seq) FROM log_leaves WHERE device_id = ? "
+                    "AND seq <= ?), ?) AND ? ORDER BY seq",
+                    (d, d, lo, lo, hi),
+                )
+            ]
+            starts = [r[0] for r in runs]
+            for q in seqs:
+                at = bisect.bisect_right(starts, q) - 1
+                if at >= 0 and q < runs[at][0] + runs[at][2]:
+                    out[(d, q)] = runs[at][1] + q - runs[at][0]
         return out
 
     def statement_records(self, since: int, until: int) -> list[bytes]:
@@ -1605,10 +1669,15 @@ class _LogNodes:
         return self._size >> level
 
     def node(self, level: int, index: int) -> bytes:
-        h = self.store.log_node(level, index)
-        if h is None:
-            raise UsageError("no log node %d at level %d" % (index, level))
-        return h
+        return self.nodes([(level, index)])[0]
+
+    def nodes(self, keys: list[tuple[int, int]]) -> list[bytes]:
+        out = []
+        for (level, index), h in zip(keys, self.store.log_nodes(keys)):
+            if h is None:
+                raise UsageError("no log node %d at level %d" % (index, level))
+            out.append(h)
+        return out
 
     def extend(self, new: list[list[bytes]]) -> None:
         raise UsageError("the store appends its records to the log itself (store_batch)")
