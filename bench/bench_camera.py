@@ -150,7 +150,7 @@ def group_table(fset: list[frames.Frame]) -> str:
         ours = f.text in pipe.decode(f.image)
         stage = STAGES[pipe.last_pass] if ours and pipe.last_pass else "missed"
         alone = f.text in raw.decode(f.image)
-        for g in phone_frames.groups(f.meta):
+        for g in ["all code frames", *phone_frames.groups(f.meta)]:
             c = counts.setdefault(g, dict.fromkeys(["n", "alone", "ours", *stages, "missed"], 0))
             c["n"] += 1
             c["alone"] += alone
@@ -158,7 +158,7 @@ def group_table(fset: list[frames.Frame]) -> str:
             c[stage] += 1
     head = ["group", "frames", "zxing-cpp alone", "pipeline", *stages, "missed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in [*phone_frames.GROUPS, "none of these"]:
+    for g in ["all code frames", *phone_frames.GROUPS, "none of these"]:
         if g not in counts:
             continue
         c = counts[g]
