@@ -276,23 +276,31 @@ def frame_set(seed: int, texts: list[str], n_empty: int = 0) -> list[Frame]:
 def evaluate(decoder: Any, fset: list[Frame]) -> dict[str, Any]:
     """Score a decoder (`.decode(gray) -> [texts]`) on a frame set: decoded (frames whose text
     it returned), wrong (any other text it returned on a code frame), false_pos (frames without
-    a code where it returned anything), rate (% of code frames decoded), median_ms."""
+    a code where it returned anything), rate (% of code frames decoded), median_ms (wall clock),
+    median_cpu_ms (the decoding thread's CPU time: what one core spends on a frame, without the
+    time other jobs on a shared machine took the core away), passes (how many frames each
+    pipeline pass decoded, by `last_pass`; None: not decoded)."""
     import statistics
     import time
 
     decoded = wrong = false_pos = 0
-    times = []
+    times, cpu = [], []
+    passes: dict[str | None, int] = {}
     for f in fset:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         texts = decoder.decode(f.image)
+        cpu.append((time.thread_time() - c0) * 1000.0)
         times.append((time.perf_counter() - t0) * 1000.0)
         if f.text is None:
             false_pos += bool(texts)
         elif f.text in texts:
             decoded += 1
             wrong += len(texts) - 1
+            last = getattr(decoder, "last_pass", None)
+            passes[last] = passes.get(last, 0) + 1
         else:
             wrong += len(texts)
+            passes[None] = passes.get(None, 0) + 1
     n_codes = sum(1 for f in fset if f.text is not None)
     return {
         "decoded": decoded,
@@ -300,4 +308,6 @@ def evaluate(decoder: Any, fset: list[Frame]) -> dict[str, Any]:
         "false_pos": false_pos,
         "rate": 100.0 * decoded / n_codes if n_codes else 0.0,
         "median_ms": statistics.median(times) if times else 0.0,
+        "median_cpu_ms": statistics.median(cpu) if cpu else 0.0,
+        "passes": passes,
     }

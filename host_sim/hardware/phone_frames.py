@@ -78,6 +78,30 @@ def draw(rng: np.random.Generator, has_code: bool) -> dict[str, Any]:
     return p
 
 
+# the degradation groups docs/drivers.md reports decoding by (a frame is in every group whose
+# condition its draw meets, so the groups overlap; "none of these" is the rest)
+GROUPS: dict[str, Any] = {
+    "small modules (2-3 px)": lambda p: p["module_px"] < 3.0,
+    "strong tilt (over 40 degrees)": lambda p: p["tilt"] > 40,
+    "dim screen (backlight under 0.5)": lambda p: p["backlight"] < 0.5,
+    "dark mode": lambda p: p["dark_mode"],
+    "deep moire (gap depth 0.4 or more)": lambda p: p["grid_depth"] >= 0.4,
+    "2-3 screen px per module": lambda p: p["screen_ppm"] <= 3,
+    "reflection (band or spot)": lambda p: p["reflection"] != "none",
+    "motion blur": lambda p: p["motion"] > 0,
+    "defocus over 0.4 module": lambda p: p["defocus"] > 0.4 * p["module_px"],
+    "sensor noise (read noise over 8 e- or white under 1000 e-)": lambda p: (
+        p["read_noise"] > 8 or p["full_well"] < 1000
+    ),
+    "JPEG quality under 40": lambda p: 0 < p["jpeg"] < 40,
+}
+
+
+def groups(p: dict) -> list[str]:
+    """The degradation groups of one frame's draw (GROUPS), or ["none of these"]."""
+    return [name for name, test in GROUPS.items() if test(p)] or ["none of these"]
+
+
 def _f32(points: Any) -> np.ndarray:
     return np.array(points, np.float32)
 
