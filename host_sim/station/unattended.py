@@ -63,7 +63,7 @@ from host_sim.errors import SimError
 from host_sim.hardware.anpr_camera import SimAnprCamera
 from host_sim.hardware.basket_source import SimBasketSource
 from host_sim.hardware.devices import ManualClock
-from host_sim.station import demand, report, scenario
+from host_sim.station import busroute, demand, report, scenario
 from host_sim.station.invariants import Monitor, _JournalProbe
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
 from host_sim.station.simlink import Network, Scheduler, Session
@@ -71,6 +71,8 @@ from host_sim.wallet import Issuer, Operator, Rider
 from protocol import messages as m
 from protocol import reasons, records, trustlist
 
+# the keys of the bus route's [backoffice] table that describe the link (not its sync interval)
+LINK_KEYS = [k for k in busroute.SECTIONS["backoffice"] if k != "sync_interval_s"]
 TOP = {"name": "", "description": "", "start": "2026-01-12T07:00:00Z", "duration_s": 36000}
 TOP["tariff"] = ""
 SECTIONS: dict[str, dict[str, Any]] = {
@@ -97,17 +99,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "visit_s": [120, 1800],
         "sync_interval_s": 600,
     },
-    # the site's uplink to the back office (the bus route's [backoffice] keys, and link_down)
-    "backoffice": {
-        "retry_s": 60,
-        "timeout_s": 20,
-        "batch_size": 64,
-        "latency_ms": [20, 300],
-        "drop_rate": 0.01,
-        "duplicate_rate": 0.005,
-        "corrupt_rate": 0.005,
-        "link_down": [],
-    },
+    # the site's uplink to the back office: the bus route's link keys, and link_down
+    "backoffice": {**{k: busroute.SECTIONS["backoffice"][k] for k in LINK_KEYS}, "link_down": []},
 }
 SITES = ("carpark", "shop")
 RECOVERY_LIMIT_S = 3600  # site time after the day for every gate to empty its journal
@@ -137,13 +130,7 @@ MEANING = {
     "shop.put_back_share": "items put back after being taken",
     "shop.visit_s": "[low, high] seconds a visit lasts",
     "shop.sync_interval_s": "time between the door's syncs",
-    "backoffice.retry_s": "wait after a failed session (link down, a session cut)",
-    "backoffice.timeout_s": "a session hearing nothing this long is abandoned",
-    "backoffice.batch_size": "records per batch frame",
-    "backoffice.latency_ms": "[low, high] one-way delay on the site's uplink",
-    "backoffice.drop_rate": "share of transmissions lost",
-    "backoffice.duplicate_rate": "share of transmissions duplicated",
-    "backoffice.corrupt_rate": "share of transmissions with a bit flipped",
+    **{"backoffice." + k: busroute.MEANING["backoffice." + k] for k in LINK_KEYS},
     "backoffice.link_down": "[[from_s, to_s]] seconds from the start when the site's uplink is "
     "down (every gate cut off; one that never ends leaves records on the gates)",
 }
