@@ -1,4 +1,5 @@
-"""base45 against the PyPI `base45` package, by property (hypothesis), both our decoders."""
+"""base45 against the PyPI `base45` package, by property (hypothesis), both our decoders and
+both our encoders."""
 
 import base45 as pypi_base45
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ ALPHA = st.text(alphabet=base45.ALPHABET, max_size=60)
 def test_encode_matches_pypi_and_round_trips(data):
     text = base45.encode(data)
     assert text == pypi_base45.b45encode(data).decode()
+    assert base45.encode_loop(data) == text == base45.encode_bulk(bytearray(data))
     assert base45.decode(text) == data
     assert base45.decode_loop(text) == data
 

@@ -89,15 +89,23 @@ class _Lane:
         return body
 
     def advance(self, ms: int) -> None:
+        done = False
         for b in self.bodies:
             b.advance(ms)
-        self.bodies = [b for b in self.bodies if not b.done]
+            done = done or b.done
+        if done:
+            self.bodies = [b for b in self.bodies if not b.done]
 
     def read(self) -> tuple[bool, bool]:
-        out = []
-        for lo, hi in self.SENSORS:
-            out.append(any(b.span()[0] <= hi and b.span()[1] >= lo for b in self.bodies))
-        return (out[0], out[1])
+        """Whether each sensor sees a body (read every turn of the gate's loop: one pass)."""
+        (lo_a, hi_a), (lo_b, hi_b) = self.SENSORS
+        a = b = False
+        for body in self.bodies:
+            half = body.length / 2
+            lo, hi = body.x - half, body.x + half  # its span()
+            a = a or (lo <= hi_a and hi >= lo_a)
+            b = b or (lo <= hi_b and hi >= lo_b)
+        return (a, b)
 
     @property
     def empty(self) -> bool:

@@ -134,20 +134,20 @@ class _TrackLane(Lane):
         has left the gate: nothing can see it any more, and the next one may already come
         (x > CLEAR), so it leaves the lane now rather than at the end of its walk, and the
         gate's loop stops turning every step for it (a third of a passage's turns)."""
-        last = max(hi for _lo, hi in track.SENSORS)
-        keep = [
-            b
-            for b in track.bodies
-            if not (
-                b.x > self.CLEAR
+        last = max(track.SENSORS[0][1], track.SENSORS[1][1])
+        clear = self.CLEAR
+
+        def gone(b: Any) -> bool:
+            return (
+                b.x > clear
                 and b.x - b.length / 2 > last
                 and len(b.plan) == 1
                 and b.plan[0][0] == "to"
                 and b.plan[0][1] > b.x
             )
-        ]
-        if len(keep) != len(track.bodies):
-            track.bodies = keep
+
+        if any(gone(b) for b in track.bodies):
+            track.bodies = [b for b in track.bodies if not gone(b)]
 
 
 class MetroLane(_TrackLane):

@@ -41,8 +41,6 @@ import traceback
 from collections import deque
 from typing import Any
 
-from drivers.linux import crypto_openssl
-from drivers.linux.crypto_openssl import OpenSSLVerifier
 from drivers.portable import wiring
 from firmware.compose.device import Device
 from firmware.settings import default as fw_default
@@ -56,6 +54,7 @@ from host_sim.hardware.powerdisk import PowerLost
 from host_sim.station import demand, faults, gatedir, lanes, report, settlement, trips
 from host_sim.station.invariants import Monitor
 from host_sim.station.scenario import ScenarioError
+from host_sim.station.simcrypto import SimCrypto
 from host_sim.station.simlink import Network, Scheduler, Session
 from host_sim.station.stationlan import StationLan
 from host_sim.wallet import Issuer, Operator
@@ -178,7 +177,8 @@ class Simulation:
         self.deny = demand.DenyPlan(
             scenario, self.start, self.start + int(scenario["duration_s"]), self.rng["deny"]
         )
-        self.verifier = OpenSSLVerifier()
+        self.crypto = SimCrypto()  # one verifier for the run: each signature checked once
+        self.verifier = self.crypto.verifier()
         gcfg = scenario["gate"]
         self.monitor = Monitor(
             self.population.codes,
@@ -408,7 +408,7 @@ class Simulation:
         if lan is not None:  # the gate's socket on the station LAN
             station = int(slot.lane_cfg["station"])
             hw.mesh_link = lambda _settings: lan.link(slot.index, station)  # type: ignore[attr-defined]
-        dev = Device.open(slot.dir, hw, self.clock, crypto=crypto_openssl)
+        dev = Device.open(slot.dir, hw, self.clock, crypto=self.crypto)
         self.tamper.device(slot.name, dev)
         return dev
 

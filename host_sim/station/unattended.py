@@ -20,19 +20,30 @@ drivers/linux/basket_tcp.BasketLink, read by firmware/gate/baskets.Baskets. Shop
 a code (groups on one code), take and put back items, and leave by an exit scan or by the exit
 button (the shelf system then sends their FINAL basket).
 
-The gates' journals reach the back office's store (a real SQLite file) through its ingest,
-`store_batch`, every `sync_interval_s` and at the end; the back office clears the day, and the
-station simulator's invariants are checked (host_sim/station/invariants.py): every committed
-record reaches the back office once, and the money invariant prices every driver's and
-shopper's true visits (parking tariff; baskets and group charges) against what clearing
-charged. Two checks of their own: no car passes by plate under an account not its own, and
-every unmatched read is in the review queue (fell back, or open for an operator).
+The gates' journals reach the back office (a real SQLite file) only through sync sessions, as
+the station's and the bus route's do: each gate has its device key (registered with the back
+office) and runs the real gate-side SyncClient (firmware/sync/client.py) against the back
+office's real HostSession over the simulated uplink of host_sim/station/simlink.py (delay, loss,
+duplication, corruption; the site's uplink down in the `[backoffice] link_down` windows), so
+every record arrives in a BATCH the device key signed, is stored with that signature and is
+trimmed from the gate's journal only by the back office's ACK. A gate syncs every
+`sync_interval_s` (from the start of its last session), `retry_s` after a failed one; the car
+park's lanes fetch the plate-list deltas in the same sessions. After the day the noise stops
+and every gate syncs every 30 s until its journal is empty (or RECOVERY_LIMIT_S of site time
+passed: a link still down then leaves records on the gate, and the report says so). The back
+office clears the day, and the station simulator's invariants are checked
+(host_sim/station/invariants.py): every committed record reaches the back office once, and the
+money invariant prices every driver's and shopper's true visits (parking tariff; baskets and
+group charges) against what clearing charged. Two checks of their own: no car passes by plate
+under an account not its own, and every unmatched read is in the review queue (fell back, or
+open for an operator).
 """
 
 import os
 import random
 import time
 import tomllib
+from types import SimpleNamespace
 from typing import Any
 
 from drivers.linux import anpr_http
@@ -42,21 +53,26 @@ from firmware.gate.baskets import Baskets
 from firmware.gate.gate import Gate
 from firmware.gate.plates import PlateLane
 from firmware.storage.journal import Journal
+from firmware.sync.client import SyncClient
 from firmware.verify.platestore import PlateStore
 from firmware.verify.validator import Validator
 from host_sim.backoffice import clearing, plates
 from host_sim.backoffice.store import Store
+from host_sim.backoffice.sync_server import HostSession
 from host_sim.errors import SimError
 from host_sim.hardware.anpr_camera import SimAnprCamera
 from host_sim.hardware.basket_source import SimBasketSource
 from host_sim.hardware.devices import ManualClock
-from host_sim.station import demand, report, scenario
+from host_sim.station import busroute, demand, report, scenario
 from host_sim.station.invariants import Monitor, _JournalProbe
 from host_sim.station.scenario import ScenarioError, load_tariff, parse_time
+from host_sim.station.simlink import Network, Scheduler, Session
 from host_sim.wallet import Issuer, Operator, Rider
 from protocol import messages as m
 from protocol import reasons, records, trustlist
 
+# the keys of the bus route's [backoffice] table that describe the link (not its sync interval)
+LINK_KEYS = [k for k in busroute.SECTIONS["backoffice"] if k != "sync_interval_s"]
 TOP = {"name": "", "description": "", "start": "2026-01-12T07:00:00Z", "duration_s": 36000}
 TOP["tariff"] = ""
 SECTIONS: dict[str, dict[str, Any]] = {
@@ -83,7 +99,12 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "visit_s": [120, 1800],
         "sync_interval_s": 600,
     },
+    # the site's uplink to the back office: the bus route's link keys, and link_down
+    "backoffice": {**{k: busroute.SECTIONS["backoffice"][k] for k in LINK_KEYS}, "link_down": []},
 }
+SITES = ("carpark", "shop")
+RECOVERY_LIMIT_S = 3600  # site time after the day for every gate to empty its journal
+RECOVERY_SYNC_S = 30  # a gate's sync interval then
 MEANING = {
     "name": "name used in the report and the default output directory (default: the file's)",
     "description": "one line for the report",
@@ -109,6 +130,9 @@ MEANING = {
     "shop.put_back_share": "items put back after being taken",
     "shop.visit_s": "[low, high] seconds a visit lasts",
     "shop.sync_interval_s": "time between the door's syncs",
+    **{"backoffice." + k: busroute.MEANING["backoffice." + k] for k in LINK_KEYS},
+    "backoffice.link_down": "[[from_s, to_s]] seconds from the start when the site's uplink is "
+    "down (every gate cut off; one that never ends leaves records on the gates)",
 }
 ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 
@@ -128,7 +152,7 @@ def site_kind(path: str) -> str | None:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    for kind in SECTIONS:
+    for kind in SITES:
         if isinstance(data.get(kind), dict):
             return kind
     return None
@@ -143,18 +167,24 @@ def load(path: str) -> dict[str, Any]:
         raise ScenarioError("%s: needs a [carpark] or a [shop] table" % path)
     sc: dict[str, Any] = {"kind": kind}
     for key, value in data.items():
-        if key == kind:
-            unknown = set(value) - set(SECTIONS[kind])
+        if key in (kind, "backoffice"):
+            if not isinstance(value, dict):
+                raise ScenarioError("%s: [%s] must be a table" % (path, key))
+            unknown = set(value) - set(SECTIONS[key])
             if unknown:
-                raise ScenarioError(
-                    "%s: unknown key(s) in [%s]: %s" % (path, kind, sorted(unknown))
-                )
+                raise ScenarioError("%s: unknown key(s) in [%s]: %s" % (path, key, sorted(unknown)))
         elif key not in TOP:
             raise ScenarioError("%s: unknown key %r" % (path, key))
     for key in TOP:
         sc[key] = data.get(key, TOP[key])
-    sc[kind] = dict(SECTIONS[kind])
-    sc[kind].update(data[kind])
+    for key in (kind, "backoffice"):
+        sc[key] = dict(SECTIONS[key])
+        sc[key].update(data.get(key, {}))
+    for span in sc["backoffice"]["link_down"]:
+        if not (isinstance(span, list) and len(span) == 2 and 0 <= span[0] <= span[1]):
+            raise ScenarioError(
+                "%s: [backoffice] link_down takes [[from_s, to_s], ...], not %r" % (path, span)
+            )
     try:
         sc["start"] = parse_time(sc["start"])
     except ValueError as e:
@@ -214,6 +244,19 @@ class _Site:
         self.gates: list[tuple[Gate, Journal]] = []
         self.decisions: dict[str, int] = {}
         self.riders = 0
+        # the uplink: the back office's sync key, the simulated network, each gate's sessions
+        self.host_signer = demand.keys(seed, "operator-sync")
+        self.link_cfg = sc["backoffice"]
+        self.sync_every_s = int(sc[sc["kind"]]["sync_interval_s"])
+        self.t0_ms = self.clock.ticks_ms()
+        self.sched = Scheduler(self.clock)
+        self.net = Network(self.link_cfg, demand.stream(seed, sc["kind"] + "-network"))
+        self.nonces = demand.stream(seed, sc["kind"] + "-nonces")
+        self.uplinks: list[_Uplink] = []
+        self.recovering = False
+        for a, b in self.link_cfg["link_down"]:
+            self.sched.at(self.t0_ms + int(a) * 1000, self._link_down)
+            self.sched.at(self.t0_ms + int(b) * 1000, self._link_up)
 
     def elapsed_s(self) -> int:
         return self.clock.now() - self.start
@@ -231,9 +274,12 @@ class _Site:
         journal = Journal(d, device_id=device_id)
         probe = _JournalProbe(self.monitor, n)
         journal.listeners.append(probe)
+        name = "%s-%d" % (self.sc["kind"], n)
         self.monitor.device_ids[n] = device_id
-        self.monitor.names[n] = "%s-%d" % (self.sc["kind"], n)
-        self.store.add_device(device_id, b"\x02" + bytes(32), self.start)
+        self.monitor.names[n] = name
+        key = demand.keys(self.seed, "%s-device-%d" % (self.sc["kind"], device_id))
+        self.store.add_device(device_id, key.public_key, self.start, name)
+        self.uplinks.append(_Uplink(n, name, journal, key))
         validator = Validator(self.verifier, {self.issuer.key_id: self.issuer.trust_entry()})
         g = Gate(
             validator,
@@ -255,17 +301,86 @@ class _Site:
         self.decisions[d.reason] = self.decisions.get(d.reason, 0) + 1
         return d
 
-    def sync(self) -> None:
-        """Each gate's unsynced records into the back office (its durable ingest), then trimmed."""
-        for g, journal in self.gates:
-            raws = [bytes(r) for r in journal.unsynced()]
-            if raws:
-                self.store.store_batch(g.journal.device_id, raws, self.clock.now())
-                journal.ack(records.seq_of(raws[-1]))
+    # -- time and the uplink -----------------------------------------------------------------
+    def until(self, t_ms: int) -> None:
+        """Site time moves to t_ms: the sync sessions' messages and timers due by then run."""
+        self.sched.run_due(t_ms)
+        self.clock.t_ms = max(self.clock.t_ms, t_ms)
+
+    def start_syncs(self, every_s: int) -> None:
+        """Each gate's first session one interval after the start (a second apart)."""
+        for up in self.uplinks:
+            self._schedule(up, every_s * 1000 + 1000 * up.index)
+
+    def _link_down(self) -> None:
+        self.net.partition([up.index for up in self.uplinks])
+
+    def _link_up(self) -> None:
+        self.net.heal([up.index for up in self.uplinks])
+
+    def _schedule(self, up: "_Uplink", after_ms: int) -> None:
+        up.gen += 1  # an earlier timer of this gate, still queued, is then ignored
+        gen = up.gen
+        self.sched.after(after_ms, lambda: self._sync(up, gen))
+
+    def _sync(self, up: "_Uplink", gen: int) -> None:
+        """One session: the gate's real SyncClient against the back office's HostSession."""
+        if gen != up.gen or up.session is not None:
+            return
+        cfg = self.link_cfg
+        client = SyncClient(
+            up.journal,
+            up.key,
+            self.verifier,
+            self.host_signer.public_key,
+            self.clock,
+            sinks=up.sinks,
+            batch_size=int(cfg["batch_size"]),
+            random_bytes=self.nonces.randbytes,
+        )
+        host = HostSession(
+            self.store,
+            self.host_signer,
+            self.verifier,
+            clock=self.clock,
+            peer=up.name,
+            random_bytes=self.nonces.randbytes,
+        )
+
+        def ended(s: Session) -> None:
+            up.session = None
+            up.sessions["ok" if s.ok else "failed"] += 1
+            up.acked += client.acked
+            if s.ok:  # as the gate's Syncer: the interval from the session's start
+                wait = self.sync_every_s * 1000 - (s.ended_ms - s.started_ms)
+            else:
+                wait = int(cfg["retry_s"]) * 1000
+            self._schedule(up, RECOVERY_SYNC_S * 1000 if self.recovering else max(0, wait))
+
+        up.session = Session(
+            self.sched, self.net, up.index, client, host, int(cfg["timeout_s"]) * 1000, ended
+        )
+        up.session.start()
+
+    def recover(self) -> None:
+        """After the day: no more noise on the uplink (its down windows stay), and every gate
+        syncs every RECOVERY_SYNC_S until its journal is empty, for RECOVERY_LIMIT_S at most."""
+        if self.recovering:
+            return
+        self.recovering = True
+        self.net.noise = False
+        for up in self.uplinks:
+            if up.session is None:
+                self._schedule(up, 1000 + 100 * up.index)
+        limit = self.clock.ticks_ms() + RECOVERY_LIMIT_S * 1000
+        while self.clock.ticks_ms() < limit:
+            self.until(self.clock.ticks_ms() + 10000)
+            if all(up.session is None and not up.journal.pending_count() for up in self.uplinks):
+                break
 
     def finish(self, extra: dict[str, Any], own: list[tuple[str, str, int, list[str]]]):
-        self.sync()
-        pending = {n: 0 for n in range(len(self.gates))}
+        self.recover()
+        pending = {up.index: up.journal.pending_count() for up in self.uplinks}
         bo = self.monitor.check_backoffice(self.store, pending)
         tariff = self.sc["tariff"]
         as_of = self.clock.now()
@@ -306,6 +421,9 @@ class _Site:
             "events": dict(sorted(events.items())),
             "backoffice": bo,
             "records_held": len(held),
+            "records_on_gates": dict((self.monitor.names[n], k) for n, k in pending.items()),
+            "sync": {up.name: dict(up.sessions, acked=up.acked) for up in self.uplinks},
+            "network": self.net.stats,
             "clearing": {
                 "journeys": len(journeys),
                 "revenue": dict(sorted(revenue.items())),
@@ -317,6 +435,21 @@ class _Site:
         }
         rep.update(extra)
         return rep
+
+
+class _Uplink:
+    """One gate's side of the uplink: its journal, device key, sync sinks and sessions."""
+
+    def __init__(self, index: int, name: str, journal: Journal, key: Any) -> None:
+        self.index = index
+        self.name = name
+        self.journal = journal
+        self.key = key  # the device key: signs AUTH and every BATCH
+        self.sinks: dict[int, Any] = {}  # blob kind -> what the gate keeps of it
+        self.session: Session | None = None
+        self.gen = 0  # bumps when its sync timer is replaced
+        self.sessions = {"ok": 0, "failed": 0}
+        self.acked = 0  # records the back office acknowledged (trimmed from the journal)
 
 
 # the station invariants this runner exercises (the others need a station's devices)
@@ -351,6 +484,9 @@ class CarPark(_Site):
                 self.verifier,
                 self.hash_key,
             )
+            self.uplinks[n].sinks[m.KIND_PLATE_DELTA] = SimpleNamespace(
+                version=ps.synced, apply=ps.apply
+            )  # the plate list's deltas come down in the lane's sessions
             listener = anpr_http.AnprListener("127.0.0.1", 0)
             lane = PlateLane(g, ps, listener)
             cam = SimAnprCamera("127.0.0.1", listener.port, pump=lambda _w, lane=lane: lane.poll())
@@ -371,6 +507,8 @@ class CarPark(_Site):
         )
 
     def _install(self) -> None:
+        """The plate list as the lanes are provisioned with it before the day; later versions
+        reach them only in their sync sessions."""
         latest = dict((k, v) for k, v, _n in self.store.offers()).get(m.KIND_PLATE_DELTA, 0)
         for _g, ps, _l, _lane, _c in self.lanes:
             for v in range(ps.version + 1, latest + 1):
@@ -444,15 +582,14 @@ class CarPark(_Site):
                 events.append((car["leave"], n, "out", car))
             if "bind_at" in car:
                 events.append((max(self.start, car["bind_at"]), n, "bind", car))
-        sync_every = int(c["sync_interval_s"])
+        sync_every = self.sync_every_s
         for t in range(self.start + sync_every, self.start + dur, sync_every):
-            events.append((t, -1, "sync", {}))
+            events.append((t, -1, "publish", {}))  # the back office's: what changed
+        self.start_syncs(sync_every)
         for t, _n, what, car in sorted(events, key=lambda e: (e[0], e[1])):
-            self.clock.t_ms = max(self.clock.t_ms, t * 1000)
-            if what == "sync":
+            self.until(t * 1000)
+            if what == "publish":
                 self._publish()
-                self.sync()
-                self._install()
             elif what == "bind":
                 plates.bind(self.store, self.pcfg, car["plate"], car["account"], 1, t)
             elif what == "in":
@@ -465,11 +602,11 @@ class CarPark(_Site):
             else:
                 self._pass(1, car)
                 car["visit"].update(exit_tapped=True, exit_t=t)
-        self.clock.t_ms = (self.start + dur) * 1000
-        self.sync()
+        self.until((self.start + dur) * 1000)
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
+        self.recover()
         plate_reason = reasons.number("plate_accepted")
         owner = {car["account"] for car in self.cars}
         wrong = []
@@ -561,22 +698,18 @@ class Shop(_Site):
                 events.append((t + 10 + (visit - 20) * (k + 1) // (n_items + 1), i, "take", who))
             who["button"] = self.rng.random() < s["button_share"]
             events.append((t + visit, i, "out", who))
-        sync_every = int(s["sync_interval_s"])
-        for t in range(self.start + sync_every, self.start + dur, sync_every):
-            events.append((t, -1, "sync", {}))
+        self.start_syncs(self.sync_every_s)
         for t, _i, what, who in sorted(events, key=lambda e: (e[0], e[1], e[2] != "in")):
-            self.clock.t_ms = max(self.clock.t_ms, t * 1000)
+            self.until(t * 1000)
             self._settle()
-            if what == "sync":
-                self.sync()
-            elif what == "in":
+            if what == "in":
                 self._enter(who, t)
             elif what == "take":
                 self._take(who)
             else:
                 self._leave(who, t)
             self._settle()
-        self.clock.t_ms = (self.start + dur) * 1000
+        self.until((self.start + dur) * 1000)
         self._settle()
         counts = dict(self.counts)
         counts.update(self.baskets.counts)
@@ -641,6 +774,15 @@ def summary(rep: dict[str, Any]) -> str:
         "  %s" % ", ".join("%s %d" % kv for kv in c.items()),
         "  gate events: %s"
         % (", ".join("%d %s" % (n, k) for k, n in rep["events"].items()) or "-"),
+        "  sync: %s; uplink: %s"
+        % (
+            ", ".join(
+                "%s %d ok %d failed" % (k, v["ok"], v["failed"]) for k, v in rep["sync"].items()
+            ),
+            ", ".join("%d %s" % (n, k) for k, n in rep["network"].items() if k != "bytes"),
+        ),
+        "  records left on the gates (never synced): %s"
+        % (", ".join("%s %d" % kv for kv in rep["records_on_gates"].items())),
     ]
     return "\n".join(lines + report.runner_tail(rep))
 
