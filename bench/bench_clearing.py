@@ -110,7 +110,7 @@ def _p12(store_arg: str | None) -> list[dict]:
         tariff = clearing.load_tariff(None)
         as_of = T0 + (DAYS + 1) * 86400
         t0 = time.perf_counter()
-        store.clearing_all_taps().fetchall()
+        store.clearing_all_taps()
         ref_full = time.perf_counter() - t0
         t0 = time.perf_counter()
         full = clearing.run(store, tariff, as_of)
