@@ -64,6 +64,7 @@ import contextlib
 import functools
 import gc
 import hashlib
+import itertools
 import operator
 import tomllib
 from collections import defaultdict
@@ -586,19 +587,24 @@ def _apply_caps(js: list[dict[str, Any]], tariff: dict[str, Any]) -> None:
 
 
 _ORDER = itemgetter(6, 2, 3)  # a tap row's time, device_id, seq: the order of an account's taps
+_ACCOUNT = itemgetter(0)
 
 
 def _group(rows: Any) -> dict[int, list[Tap]]:
-    """{account: its taps in time order} from store.clearing_taps rows in any order (a full
-    clear reads every tap in one scan, in the table's order, and sorts each account's here:
-    cheaper than the database visiting the rows in account order through an index)."""
-    groups: dict[int, list[tuple]] = defaultdict(list)
-    for r in rows:
-        groups[r[0]].append(r)
-    for rs in groups.values():
-        rs.sort(key=_ORDER)
-        rs[:] = map(_make_tap, rs)  # in C: no Python call per tap
-    return groups  # type: ignore[return-value]  # of Taps now
+    """{account: its taps in time order} from store.clearing_taps rows, fastest when they come
+    in account order (store.clearing_all_taps: the database sorts, PostgreSQL in parallel
+    workers): one groupby and the taps made in C, no Python step per tap; rows in any other
+    order are grouped right too, only slower."""
+    groups: dict[int, list[Tap]] = {}
+    for account, rs in itertools.groupby(rows, _ACCOUNT):
+        taps = groups.get(account)
+        if taps is None:
+            groups[account] = list(map(_make_tap, rs))
+        else:
+            taps += map(_make_tap, rs)
+    for taps in groups.values():
+        taps.sort(key=_ORDER)  # one pass over them when they came in order
+    return groups
 
 
 _make_tap = functools.partial(_new, Tap)

@@ -1038,10 +1038,11 @@ class Store:
         return self.b.rows(q, [*accounts, since])
 
     def clearing_all_taps(self) -> list[tuple]:
-        """Every passage and gate event, as clearing_taps rows, in the table's order (one
-        sequential scan; clearing sorts each account's taps): for a full clear. A list
-        (fetchall)."""
-        return self.b.rows(self._TAPS)
+        """Every passage and gate event, as clearing_taps rows by account then time (a list):
+        for a full clear. One scan of the table and a sort (`+account_id`: not a walk of the
+        (account_id, time) index, which visits the table once per row, 4x slower on SQLite);
+        PostgreSQL sorts in parallel workers while clearing waits for the rows."""
+        return self.b.rows(self._TAPS + " ORDER BY +account_id, time, device_id, seq")
 
     def clearing_new_taps(self, with_taps: bool = True):
         """The cursor moves [(device_id, high_seq)] that take in every record stored since
