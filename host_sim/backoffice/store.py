@@ -1105,7 +1105,7 @@ class Store:
             args = (account, since if since is not None else -(1 << 62))
         return self.b.execute(q + " ORDER BY account_id, time, device_id, seq", args)
 
-    def clearing_taps_of(self, accounts: list[int], since: int) -> Any:
+    def clearing_taps_of(self, accounts: list[int], since: int) -> list[tuple]:
         """The taps (clearing_taps rows, in no order) of these accounts at or after `since`,
         in one query (an incremental run's). `account_id IN (...)`, which the planner serves
         from the (account_id, time) index also before PostgreSQL has statistics of the table
@@ -1113,12 +1113,14 @@ class Store:
         if not accounts:
             return []
         q = self._TAPS + " AND account_id IN (%s) AND time >= ?" % ", ".join("?" * len(accounts))
-        return self.b.execute(q, [*accounts, since])
+        return self.b.rows(q, [*accounts, since])
 
-    def clearing_all_taps(self) -> Any:
-        """Every passage and gate event, as clearing_taps rows, in the table's order (one
-        sequential scan; clearing sorts each account's taps): for a full clear."""
-        return self.b.execute(self._TAPS)
+    def clearing_all_taps(self) -> list[tuple]:
+        """Every passage and gate event, as clearing_taps rows by account then time (a list):
+        for a full clear. One scan of the table and a sort (`+account_id`: not a walk of the
+        (account_id, time) index, which visits the table once per row, 4x slower on SQLite);
+        PostgreSQL sorts in parallel workers while clearing waits for the rows."""
+        return self.b.rows(self._TAPS + " ORDER BY +account_id, time, device_id, seq")
 
     def clearing_new_taps(self, with_taps: bool = True):
         """The cursor moves [(device_id, high_seq)] that take in every record stored since
