@@ -135,7 +135,7 @@ def chain(device_id: int, n: int, first_account: int = 1000) -> list[bytes]:
 def _serve(
     store_arg: str,
     keys: HostKeys,
-    tls: ssl.SSLContext,
+    tls: ssl.SSLContext | None,
     sock: socket.socket,
     group_commit: bool,
     conn: Any,
@@ -172,18 +172,21 @@ def _serve(
 
 class BackOfficeProcess:
     """`workers` back office processes on one listening socket, made (with the TLS context,
-    so its session-ticket key is the same in every worker) before they are forked."""
+    so its session-ticket key is the same in every worker) before they are forked.
+    `certs` None: plain TCP (bench P5's reference)."""
 
     def __init__(
         self,
         store_arg: str,
         keys: HostKeys,
-        certs: tuple,
+        certs: tuple | None,
         workers: int = 1,
         group_commit: bool = True,
     ) -> None:
-        ca, srv, _cli = certs
-        tls = server_context(srv[0], srv[1], ca)
+        tls = None
+        if certs is not None:
+            ca, srv, _cli = certs
+            tls = server_context(srv[0], srv[1], ca)
         sock = listen_socket("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         ctx = multiprocessing.get_context("fork")
