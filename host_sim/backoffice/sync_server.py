@@ -22,7 +22,8 @@ For a fleet (`faregate backoffice serve`, bench P11): with a `GroupCommit`
 sessions in one transaction, and `HostSession.receive_async` sends each ACK once its batch is
 committed (the event loop never waits on a commit). `server_context` issues TLS 1.3 session
 tickets, so gates resume; `listen_socket` and `run_workers` fork front ends that accept on one
-port and share the ticket key of a context made before the fork (`serve --workers N`).
+port and share the ticket key of a context made before the fork (`serve --workers N`; with
+`--reuse-port`, `worker_sockets` gives each worker a socket of its own on the port).
 
 The risk engine hears of records as they arrive: `arrived(n)` (a HostSession's, a
 Sessions', serve_tcp's) is called after each batch of n records is committed and its ACK is
@@ -640,16 +641,34 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
     return ctx
 
 
-def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+def listen_socket(
+    host: str, port: int, backlog: int = 1024, reuse_port: bool = False
+) -> socket.socket:
     """A listening TCP socket, made before the workers are forked: every worker accepts on
-    it (the kernel hands each connection to one of them)."""
+    it (the kernel hands each connection to one of them). `reuse_port`: bound with
+    SO_REUSEPORT, so more sockets can listen on the same port (worker_sockets)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def worker_sockets(host: str, port: int, workers: int, reuse_port: bool) -> list[socket.socket]:
+    """The listening socket of each of `workers` front ends on host:port: the same one for
+    all (each worker woken for every connection, the first to accept takes it), or with
+    `reuse_port` one each, bound with SO_REUSEPORT, and the kernel spreads the connections
+    over them by their addresses (no worker woken for nothing; a busy worker's queue is not
+    taken by an idle one). Port 0: the first socket's port, for all."""
+    first = listen_socket(host, port, reuse_port=reuse_port)
+    if not reuse_port:
+        return [first] * workers
+    port = first.getsockname()[1]
+    return [first] + [listen_socket(host, port, reuse_port=True) for _ in range(workers - 1)]
 
 
 def run_workers(n: int, run: Callable[[int], int]) -> int:
