@@ -507,7 +507,8 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     t0 = time.perf_counter()
     for rows in batches:
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        marks = ",".join("?" * len(rows[0]))
+        db.executemany("INSERT OR IGNORE INTO records VALUES (%s)" % marks, rows)
         db.execute("COMMIT")
     rate = n / (time.perf_counter() - t0)
     db.close()
