@@ -246,12 +246,12 @@ def _sync_run(
 
 def p5() -> list[dict]:
     """The target row runs the back office as `serve` does (its own process, group commit);
-    the reference, in the same run, interleaved, median of 3: the back office in a thread of
-    the gate's process (one GIL for both ends) committing each batch on its own, as P5 ran
-    before. CPU seconds of each end are said too: under a shared machine's load the wall
-    time is mostly waiting for a core."""
+    the reference, in the same run, interleaved, the median of `FAREGATE_P5_ROUNDS` (1): the
+    back office in a thread of the gate's process (one GIL for both ends) committing each
+    batch on its own, as P5 ran before. CPU seconds of each end are said too: under a shared
+    machine's load the wall time is mostly waiting for a core."""
     ours, ref, bo_cpu, gate_cpu = [], [], [], []
-    for r in range(3):
+    for r in range(int(os.environ.get("FAREGATE_P5_ROUNDS", "1"))):
         for side in (0, 1) if r % 2 == 0 else (1, 0):
             if side == 0:
                 t, _n, gate, bo = _sync_run(tls=True)
