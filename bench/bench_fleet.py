@@ -54,9 +54,9 @@ from host_sim.backoffice.group_commit import GroupCommit
 from host_sim.backoffice.store import SCHEMA, Store, record_row
 from host_sim.backoffice.sync_server import (
     HostKeys,
-    listen_socket,
     serve_tcp,
     server_context,
+    worker_sockets,
 )
 from host_sim.hardware.devices import ManualClock
 from protocol import records
@@ -135,7 +135,7 @@ def chain(device_id: int, n: int, first_account: int = 1000) -> list[bytes]:
 def _serve(
     store_arg: str,
     keys: HostKeys,
-    tls: ssl.SSLContext,
+    tls: ssl.SSLContext | None,
     sock: socket.socket,
     group_commit: bool,
     conn: Any,
@@ -172,23 +172,27 @@ def _serve(
 
 class BackOfficeProcess:
     """`workers` back office processes on one listening socket, made (with the TLS context,
-    so its session-ticket key is the same in every worker) before they are forked."""
+    so its session-ticket key is the same in every worker) before they are forked.
+    `certs` None: plain TCP (bench P5's reference)."""
 
     def __init__(
         self,
         store_arg: str,
         keys: HostKeys,
-        certs: tuple,
+        certs: tuple | None,
         workers: int = 1,
         group_commit: bool = True,
+        reuse_port: bool = False,
     ) -> None:
-        ca, srv, _cli = certs
-        tls = server_context(srv[0], srv[1], ca)
-        sock = listen_socket("127.0.0.1", 0)
-        self.port = sock.getsockname()[1]
+        tls = None
+        if certs is not None:
+            ca, srv, _cli = certs
+            tls = server_context(srv[0], srv[1], ca)
+        socks = worker_sockets("127.0.0.1", 0, workers, reuse_port)
+        self.port = socks[0].getsockname()[1]
         ctx = multiprocessing.get_context("fork")
         self._conns, self.procs = [], []
-        for _ in range(workers):
+        for sock in socks:
             conn, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_serve, args=(store_arg, keys, tls, sock, group_commit, child), daemon=True
@@ -200,7 +204,12 @@ class BackOfficeProcess:
             if not conn.poll(30):
                 raise RuntimeError("back office process did not start")
             conn.recv()
-        sock.close()  # the workers hold it
+        for sock in set(socks):
+            sock.close()  # the workers hold them
+
+    def cpu(self) -> float:
+        """CPU seconds the workers used so far (Linux /proc; 0 elsewhere)."""
+        return sum(_proc_cpu(p.pid) for p in self.procs if p.pid is not None)
 
     def stop(self) -> None:
         for conn in self._conns:
@@ -309,6 +318,7 @@ def fleet(
     group_commit: bool = True,
     workers: int = 1,
     warm_up: bool | None = None,
+    reuse_port: bool = False,
 ) -> dict[str, Any]:
     """One run: `gates` gates, each one session uploading `records_per_gate` new records.
 
@@ -354,7 +364,9 @@ def fleet(
             for j in journals
         ]
 
-    bo = BackOfficeProcess(store, HostKeys(host, verifier), certs, workers, group_commit)
+    bo = BackOfficeProcess(
+        store, HostKeys(host, verifier), certs, workers, group_commit, reuse_port
+    )
     try:
         if warm_up:
             for j in journals:
@@ -367,9 +379,10 @@ def fleet(
             j._ack_ms = ack_ms
         RESUMED[0] = 0
         measured = clients()
-        t0 = time.perf_counter()
+        s0, g0, t0 = bo.cpu(), _self_cpu(), time.perf_counter()
         took = asyncio.run(_drive(measured, bo.port, cctx, concurrency, tickets))
         wall = time.perf_counter() - t0
+        server_cpu, gen_cpu = bo.cpu() - s0, _self_cpu() - g0
     finally:
         bo.stop()
     acked = sum(c.acked for c in measured)
@@ -385,8 +398,27 @@ def fleet(
         "ack_p50": statistics.median(ack_ms) if ack_ms else 0.0,
         "ack_p99": _pct(ack_ms, 99),
         "session_p99": _pct(took, 99),
+        # CPU ms per session, measured over the timed sessions: the back office's processes
+        # (every worker, its group-commit thread included) and the load generator's
+        "server_cpu_ms": server_cpu * 1000 / max(1, len(took)),
+        "gen_cpu_ms": gen_cpu * 1000 / max(1, len(took)),
         "certs": certs,
     }
+
+
+def _self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of a live process, from /proc."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(xs: list[float], p: int) -> float:
@@ -475,7 +507,8 @@ def _bare_sqlite(d: str, expected: dict, batch_size: int) -> float:
     t0 = time.perf_counter()
     for rows in batches:
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        marks = ",".join("?" * len(rows[0]))
+        db.executemany("INSERT OR IGNORE INTO records VALUES (%s)" % marks, rows)
         db.execute("COMMIT")
     rate = n / (time.perf_counter() - t0)
     db.close()
@@ -529,6 +562,10 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     (
         "+ a front end per core (%d workers, one socket, one ticket key)" % WORKERS,
         dict(resume=True, group_commit=True, workers=WORKERS),
+    ),
+    (
+        "+ a socket per front end (SO_REUSEPORT, serve --reuse-port)",
+        dict(resume=True, group_commit=True, workers=WORKERS, reuse_port=True),
     ),
 ]
 
@@ -596,8 +633,14 @@ def _backend_rows(backend: str, given: str | None, gates: int, d: str) -> list[d
             rows.append(
                 row(
                     "P11",
-                    "  ack p50 %.0f ms, p99 (target <= 250), session p99 %.0f ms"
-                    % (last["ack_p50"], last["session_p99"]),
+                    "  ack p50 %.0f ms, p99 (target <= 250), session p99 %.0f ms; CPU a "
+                    "session: back office %.1f ms, load generator %.1f ms"
+                    % (
+                        last["ack_p50"],
+                        last["session_p99"],
+                        last["server_cpu_ms"],
+                        last["gen_cpu_ms"],
+                    ),
                     last["ack_p99"],
                     "ms",
                     None,
@@ -622,8 +665,14 @@ def _backend_rows(backend: str, given: str | None, gates: int, d: str) -> list[d
             rows.append(
                 row(
                     "P11",
-                    "  ack p50 %.0f ms, p99; session p99 %.0f ms"
-                    % (full["ack_p50"], full["session_p99"]),
+                    "  ack p50 %.0f ms, p99; session p99 %.0f ms; CPU a session: back "
+                    "office %.1f ms, load generator %.1f ms"
+                    % (
+                        full["ack_p50"],
+                        full["session_p99"],
+                        full["server_cpu_ms"],
+                        full["gen_cpu_ms"],
+                    ),
                     full["ack_p99"],
                     "ms",
                     None,

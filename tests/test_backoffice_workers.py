@@ -15,6 +15,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from bench import bench_fleet
 from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
 from firmware.sync.client import SyncClient
@@ -41,7 +43,19 @@ def _started(proc: subprocess.Popen, log: str, n: int, timeout: float = 30) -> l
     raise AssertionError("the workers did not start within %d s" % timeout)
 
 
-def test_two_workers_share_the_port_the_store_and_the_tls_tickets(tmp_path, store_target):
+def _listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (Linux /proc/net/tcp, state 0A)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        return sum(1 for x in f.read().splitlines()[1:] if x.split()[1:4:2] == [want, "0A"])
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["one-socket", "reuse-port"])
+def test_two_workers_share_the_port_the_store_and_the_tls_tickets(
+    tmp_path, store_target, reuse_port
+):
+    """Both ways of sharing the port: one socket both workers accept on, or (--reuse-port)
+    a socket each on the same port, SO_REUSEPORT."""
     subprocess.run(faregate_argv("keys", "init", "--dir", "op"), cwd=tmp_path, check=True,
                    capture_output=True)  # fmt: skip
     host_pub = load_signer(str(tmp_path / "op" / "sync.key")).public_key
@@ -53,7 +67,7 @@ def test_two_workers_share_the_port_the_store_and_the_tls_tickets(tmp_path, stor
         "backoffice", "serve", "--db", store_target, "--port", "0", "--workers", "2",
         "--sync-key", "op/sync.key",
         "--tls-cert", srv[0], "--tls-key", srv[1], "--tls-ca", ca, "--log", log,
-    )  # fmt: skip
+    ) + (["--reuse-port"] if reuse_port else [])  # fmt: skip
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         starts = _started(proc, log, 2)
@@ -61,6 +75,7 @@ def test_two_workers_share_the_port_the_store_and_the_tls_tickets(tmp_path, stor
         ports = {s["listen"][0] for s in starts}
         assert len(ports) == 1  # one port, both workers on it
         port = int(ports.pop().rsplit(":", 1)[1])
+        assert _listening(port) == (2 if reuse_port else 1)
         raws = {i: bench_fleet.chain(i, 2 * RECORDS) for i in range(1, GATES + 1)}
         journals = [bench_fleet.MemJournal(i, raws[i], []) for i in raws]
         ctx = bench_fleet.gate_context(ca, cli[0], cli[1])

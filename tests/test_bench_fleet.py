@@ -4,8 +4,9 @@ Every gate's session runs the full device authentication over loopback TLS, and 
 the store holds every record of every gate exactly once, byte for byte, with no anomaly (no
 gap, no chain break, no replay), and every gate saw all its records acknowledged: with each
 write its own transaction, and with the group commit in one worker and in two worker
-processes on one socket. Gates that resume offer their last TLS session, and the back office
-(its workers sharing the ticket key) takes it. No timing."""
+processes on one socket, or on a socket each (SO_REUSEPORT). Gates that resume offer their
+last TLS session, and the back office (its workers sharing the ticket key) takes it. No
+timing."""
 
 import pytest
 
@@ -14,11 +15,18 @@ from host_sim.backoffice.store import Store
 
 
 @pytest.mark.parametrize(
-    "resume,group_commit,workers",
-    [(False, False, 1), (True, True, 1), (True, True, 2)],
-    ids=["baseline", "resume+group-commit", "two-workers"],
+    "resume,group_commit,workers,reuse_port",
+    [
+        (False, False, 1, False),
+        (True, True, 1, False),
+        (True, True, 2, False),
+        (True, True, 2, True),
+    ],
+    ids=["baseline", "resume+group-commit", "two-workers", "two-workers-reuse-port"],
 )
-def test_fleet_stores_every_record_of_every_gate_once(tmp_path, resume, group_commit, workers):
+def test_fleet_stores_every_record_of_every_gate_once(
+    tmp_path, resume, group_commit, workers, reuse_port
+):
     run = bench_fleet.fleet(
         gates=12,
         records_per_gate=9,
@@ -28,6 +36,7 @@ def test_fleet_stores_every_record_of_every_gate_once(tmp_path, resume, group_co
         resume=resume,
         group_commit=group_commit,
         workers=workers,
+        reuse_port=reuse_port,
     )
     expected = run["expected"]
     rounds = 2 if resume else 1  # resuming gates synced once before (their TLS session)

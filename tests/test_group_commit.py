@@ -139,3 +139,59 @@ def test_a_job_cancelled_before_its_transaction_is_dropped(store_target):
     finally:
         release.set()
         commit.close()
+
+
+def test_a_sessions_window_of_batches_shares_one_commit_and_is_acked_in_order(store_target):
+    """The sync server's group-commit path reads on while a batch commits: a gate's window
+    of BATCHes all reach the writer before the first is committed, go into one transaction,
+    and their ACKs go out in order once it landed (through on_ready: the session is not
+    waiting in receive_async); the gate then trims its journal once for all of them."""
+    import asyncio
+
+    from bench.bench_fleet import MemJournal
+    from drivers.linux.crypto_openssl import OpenSSLSigner, OpenSSLVerifier, generate_key
+    from firmware.sync.client import SyncClient
+    from host_sim.backoffice.sync_server import HostSession
+    from host_sim.hardware.devices import ManualClock
+
+    gate, host = OpenSSLSigner(generate_key()), OpenSSLSigner(generate_key())
+    verifier = OpenSSLVerifier()
+    s = Store(store_target)
+    s.add_device(1, gate.public_key, NOW)
+    s.close()
+    journal = MemJournal(1, chain(1, 12), [])
+    trims: list[int] = []
+    ack = journal.ack
+    journal.ack = lambda up_to: trims.append(up_to) or ack(up_to)  # type: ignore[method-assign]
+    client = SyncClient(journal, gate, verifier, host.public_key, ManualClock(NOW), batch_size=3)
+    commit, release, _first = _held(store_target)
+    reader = Store(store_target)
+
+    async def run() -> None:
+        session = HostSession(reader, host, verifier, ManualClock(NOW), commit=commit)
+        sent: list[bytes] = []
+        session.on_ready = sent.append
+        out = await session.receive_async(client.start())  # HELLO -> CHALLENGE
+        out = await session.receive_async(client.receive(out))  # AUTH -> WELCOME
+        batches = client.receive(out)  # four BATCHes: the window
+        assert client.conn.in_flight == [3, 6, 9, 12]
+        assert await session.receive_async(batches) == b""  # nothing committed: no ACK yet
+        assert sent == [] and commit.transactions == 0
+        release.set()
+        for _ in range(3000):  # until the four ACKs went out (no timing asserted)
+            if session._unacked == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert session._unacked == 0 and sent
+        client.receive(b"".join(sent))  # the four ACKs -> STATUS, BYE
+        assert trims == [12] and journal.acked_seq == 12
+
+    try:
+        asyncio.run(run())
+        # the hold's transaction, then the AUTH's log row and the four batches in one
+        assert commit.transactions == 2 and commit.jobs == 6
+        assert reader.count() == 12 and reader.device(1).high_seq == 12
+    finally:
+        release.set()
+        commit.close()
+        reader.close()

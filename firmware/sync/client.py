@@ -92,6 +92,7 @@ class SyncClient:
         self.host_time = None
         self.done = False
         self._sent_up_to = 0
+        self._ack_to = 0  # the highest ACK of this receive(), applied to the journal at its end
         self._offers: list = []
         self._blob: tuple | None = None  # (kind, version, bytearray) being assembled
         self._status_sent = False
@@ -120,7 +121,18 @@ class SyncClient:
                 self._on_event(ev, out)
             except JournalError as e:  # could not trim: nothing lost, uploaded again later
                 raise SyncError(str(e), "store_failed") from None
+        try:
+            self._trim()
+        except JournalError as e:
+            raise SyncError(str(e), "store_failed") from None
         return b"".join(out)
+
+    def _trim(self):
+        """Apply the ACKs of this receive() to the journal: ACKs are cumulative, so the ACKs
+        of several batches that arrived together cost one durable journal write, not one each
+        (the records are trimmed a few frames later, never before their ACK)."""
+        if self._ack_to > self.journal.acked_seq:
+            self.acked += self.journal.ack(self._ack_to)
 
     def abort_frame(self, reason: str) -> bytes:
         """An ERROR frame to tell the host why this side is giving up (best effort)."""
@@ -151,7 +163,7 @@ class SyncClient:
             self._sent_up_to = max(self._sent_up_to, self.journal.acked_seq)
             self._offers = list(ev.offers)
         elif t == m.ACK:
-            self.acked += self.journal.ack(ev.up_to_seq)
+            self._ack_to = max(self._ack_to, ev.up_to_seq)  # trimmed at the end (_trim)
         elif t == m.BLOB:
             self._on_blob(ev)
         elif t == m.BYE:
@@ -225,6 +237,7 @@ class SyncClient:
         self.applied.append((kind, version))
 
     def _status(self):
+        self._trim()  # the queue it reports is the one after the ACKs
         j = self.journal
         now = self.clock.now()
         oldest = 0

@@ -5,6 +5,7 @@
     sync_key = "/etc/faregate/sync.key"
     idle_timeout_s = 60              # a session silent this long is closed
     workers = 2                      # front-end processes on the port (default 1; <= cores)
+    reuse_port = false               # true: a socket per worker (SO_REUSEPORT), spread evenly
     group_commit = true              # sessions' writes in shared transactions (the default)
     serial = "/dev/ttyUSB0"          # optional: also a gate on this serial port (pyserial URL)
 
@@ -56,6 +57,7 @@ FIELDS: dict[str, tuple[str, Any, str]] = {
     "sync.idle_timeout_s": ("seconds", 60, "a session silent this long is closed"),
     "sync.serial": ("str", None, "also serve a gate on this serial port (pyserial URL)"),
     "sync.workers": ("count", 1, "sync front-end processes on the same port (1..64)"),
+    "sync.reuse_port": ("bool", False, "a listening socket per worker (SO_REUSEPORT)"),
     "sync.group_commit": ("bool", True, "concurrent sessions' writes in one transaction"),
     "store.path": ("path", "backoffice.sqlite", "the SQLite file"),
     "store.url": ("url", None, "the store on PostgreSQL instead: a postgresql:// URL"),

@@ -22,7 +22,8 @@ For a fleet (`faregate backoffice serve`, bench P11): with a `GroupCommit`
 sessions in one transaction, and `HostSession.receive_async` sends each ACK once its batch is
 committed (the event loop never waits on a commit). `server_context` issues TLS 1.3 session
 tickets, so gates resume; `listen_socket` and `run_workers` fork front ends that accept on one
-port and share the ticket key of a context made before the fork (`serve --workers N`).
+port and share the ticket key of a context made before the fork (`serve --workers N`; with
+`--reuse-port`, `worker_sockets` gives each worker a socket of its own on the port).
 
 The risk engine hears of records as they arrive: `arrived(n)` (a HostSession's, a
 Sessions', serve_tcp's) is called after each batch of n records is committed and its ACK is
@@ -84,6 +85,12 @@ class HostSession:
         self.commit = commit
         self.arrived = arrived  # told n after each batch of n records is committed (risk)
         self.pending: list[concurrent.futures.Future] = []  # writes queued, not yet awaited
+        # with the group commit: the output in order, bytes and (future, records, arrival)
+        # of each batch not yet acknowledged; `on_ready(bytes)` sends what a commit freed
+        self._out: list[Any] = []
+        self._unacked = 0  # batches in _out
+        self._busy = False  # receive_async is waiting in _drain: it sends the output itself
+        self.on_ready: Callable[[bytes], None] | None = None
         self._dev: Any = None  # the device row read at HELLO
         self._hello_seq = 0  # the HELLO's last_seq: checked once the device authenticated
         self.authenticated = False  # the AUTH signature verified (this session)
@@ -131,57 +138,101 @@ class HostSession:
         return True
 
     async def receive_async(self, data: bytes) -> bytes:
-        """`receive` with the writes in the group commit: BATCHes arriving together are
-        queued together, and their ACKs (and anything after them) are sent only once they
-        are committed; BYE is answered once every write of the session is."""
+        """`receive` with the writes in the group commit. A BATCH is queued and the session
+        reads on: the gate's next batches (its window) reach the writer while this one is
+        committing, so they share the next transaction. Each ACK is sent once its batch is
+        committed, in order, and nothing goes before an ACK that was due first: this
+        returns the ready head of the session's output, and the rest goes out through
+        `on_ready` (the link's write) as the commits land. Any other message is handled once
+        every batch before it is acknowledged; BYE once every write of the session is
+        committed."""
         self.conn.receive_data(data)
-        out: list[bytes] = []
-        batches: list[tuple[concurrent.futures.Future, int, float]] = []
         while True:
             try:
                 ev = self.conn.next_event()
             except sync.RemoteProtocolError as e:
-                if await self._acks(batches, out):
-                    self._refuse(out, e.reason, str(e))
+                if await self._drain():
+                    self._refuse(self._out, e.reason, str(e))
                 break
             if ev is sync.NEED_DATA:
-                await self._acks(batches, out)
                 break
             if ev.TYPE == m.BATCH:
-                batches.append((self._queue_batch(ev), len(ev.records), time.perf_counter()))
+                self._queue_batch(ev)
                 continue
-            if not await self._acks(batches, out):
+            if not await self._drain():
                 break
-            if ev.TYPE == m.BYE:
-                if not await self._settled(out):
-                    break
-            if not self._handle(ev, out):
+            out: list[bytes] = []
+            ok = (ev.TYPE != m.BYE or await self._settled(out)) and self._handle(ev, out)
+            self._out.extend(out)
+            if not ok:
                 break
-        return b"".join(out)
+        return self._ready()
 
     def _queue_batch(self, ev: Any) -> concurrent.futures.Future:
-        """A BATCH into the group commit: the future of its last seq, once committed."""
-        return self._write(
+        """A BATCH into the group commit; its ACK joins the output once it is committed.
+        Returns the future of its last seq."""
+        fut = self._write(
             "store_batch_in_transaction", self._device(), ev.records, self.clock.now(), ev.sig
         )
+        self._out.append((fut, len(ev.records), time.perf_counter()))
+        self._unacked += 1
+        loop = asyncio.get_running_loop()
+        fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._landed))
+        return fut
 
-    async def _acks(self, batches: list, out: list[bytes]) -> bool:
-        """ACK the queued batches in order, each once committed; False if one failed."""
-        while batches:
-            fut, n, arrived = batches.pop(0)
-            try:
-                up_to = await asyncio.wrap_future(fut)
-            except FormatError as e:
-                self._refuse(out, "bad_message", str(e))
-                return False
-            except self.store.errors as e:  # disk full, I/O error: nothing acknowledged
-                self._refuse(out, "store_failed", "%s" % e)
-                return False
+    def _landed(self) -> None:
+        """A commit landed (in the event loop): send what is ready, unless receive_async is
+        running (it returns the ready output itself)."""
+        if self.on_ready is not None and not self._busy:
+            data = self._ready()
+            if data:
+                self.on_ready(data)
+
+    def _ready(self) -> bytes:
+        """Pop the output that may go now: ACKs of batches committed and the answers after
+        them, up to the first batch not yet committed. A batch that failed is refused
+        (bad_message or store_failed) and nothing queued after it goes out."""
+        out: list[bytes] = []
+        while self._out:
+            item = self._out[0]
+            if isinstance(item, bytes):
+                out.append(item)
+                self._out.pop(0)
+                continue
+            fut, n, arrived = item
+            if not fut.done():
+                break
+            self._out.pop(0)
+            self._unacked -= 1
+            e = fut.exception()
+            if e is not None:
+                self._out, self._unacked = [], 0  # nothing after it is acknowledged
+                if isinstance(e, FormatError):
+                    self._refuse(out, "bad_message", str(e))
+                elif isinstance(e, self.store.errors):  # disk full, I/O error
+                    self._refuse(out, "store_failed", "%s" % e)
+                else:
+                    raise e
+                break
             self.stored += n
-            out.append(self.conn.send(sync.Ack(up_to)))
+            out.append(self.conn.send(sync.Ack(fut.result())))
             self.ack_s.append(time.perf_counter() - arrived)
             self._arrived(n)
-        return True
+        return b"".join(out)
+
+    async def _drain(self) -> bool:
+        """Wait until every queued batch is committed (its ACK ready); False if one failed."""
+        self._busy = True
+        try:
+            for item in list(self._out):
+                if not isinstance(item, bytes) and not item[0].done():
+                    await asyncio.wait([asyncio.wrap_future(item[0])])
+        finally:
+            self._busy = False
+        ready = self._ready()
+        if ready:
+            self._out.insert(0, ready)
+        return not self.closed
 
     def _arrived(self, n: int) -> None:
         """Tell the risk engine of n records committed (it runs elsewhere: RiskWorker)."""
@@ -471,6 +522,8 @@ class Sessions:
         )
         started, t0 = self.clock.now(), time.monotonic()
         outcome, reason, msg = "", "", ""
+        if self.commit is not None:
+            session.on_ready = w.write  # ACKs sent as their commits land
         try:
             if self.tls is not None:
                 try:
@@ -499,6 +552,7 @@ class Sessions:
         except OSError as e:  # ConnectionResetError, BrokenPipeError, ssl.SSLError
             outcome, reason, msg = "dropped", "reset", "went away mid-session (%s)" % _describe(e)
         finally:
+            session.on_ready = None
             w.close()
             try:
                 await w.wait_closed()
@@ -587,16 +641,34 @@ def server_context(cert: str, key: str, ca: str, password: bytes | None = None) 
     return ctx
 
 
-def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+def listen_socket(
+    host: str, port: int, backlog: int = 1024, reuse_port: bool = False
+) -> socket.socket:
     """A listening TCP socket, made before the workers are forked: every worker accepts on
-    it (the kernel hands each connection to one of them)."""
+    it (the kernel hands each connection to one of them). `reuse_port`: bound with
+    SO_REUSEPORT, so more sockets can listen on the same port (worker_sockets)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def worker_sockets(host: str, port: int, workers: int, reuse_port: bool) -> list[socket.socket]:
+    """The listening socket of each of `workers` front ends on host:port: the same one for
+    all (each worker woken for every connection, the first to accept takes it), or with
+    `reuse_port` one each, bound with SO_REUSEPORT, and the kernel spreads the connections
+    over them by their addresses (no worker woken for nothing; a busy worker's queue is not
+    taken by an idle one). Port 0: the first socket's port, for all."""
+    first = listen_socket(host, port, reuse_port=reuse_port)
+    if not reuse_port:
+        return [first] * workers
+    port = first.getsockname()[1]
+    return [first] + [listen_socket(host, port, reuse_port=True) for _ in range(workers - 1)]
 
 
 def run_workers(n: int, run: Callable[[int], int]) -> int:
@@ -683,7 +755,8 @@ def serve_link(
 
 
 class BackOfficeThread:
-    """The back office's asyncio server on a free port of `host` (loopback), in a thread."""
+    """The back office's asyncio server on a free port of `host` (loopback), in a thread.
+    `group_commit`: the sessions' writes through a GroupCommit, as `serve` runs them."""
 
     def __init__(
         self,
@@ -695,8 +768,10 @@ class BackOfficeThread:
         host: str = "127.0.0.1",
         metrics: Any = None,
         arrived: Callable[[int], None] | None = None,
+        group_commit: bool = False,
     ) -> None:
         self.store = Store(db_path)
+        self.commit = GroupCommit(lambda: Store(db_path)) if group_commit else None
         self.keys = keys
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -713,6 +788,7 @@ class BackOfficeThread:
                     clock,
                     log,
                     metrics,
+                    commit=self.commit,
                     arrived=arrived,
                 )
             )
@@ -733,4 +809,6 @@ class BackOfficeThread:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if self.commit is not None:
+            self.commit.close()
         self.store.close()

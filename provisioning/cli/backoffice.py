@@ -113,6 +113,16 @@ def register(sub: Any) -> None:
         "sessions of worker 0 only; --serial runs in worker 0",
     )
     sv.add_argument(
+        "--reuse-port",
+        dest="reuse_port",
+        action="store_true",
+        default=None,
+        help="with --workers: a listening socket per worker on the same port (SO_REUSEPORT, "
+        "Linux), the kernel spreading connections evenly over them, instead of one socket "
+        "all workers accept on (every worker woken for each connection). A connection "
+        "waiting in a worker's queue when that worker dies is reset: the gate tries again",
+    )
+    sv.add_argument(
         "--no-group-commit",
         dest="group_commit",
         action="store_false",
@@ -524,6 +534,7 @@ def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
         "log.file": args.log,
         "sync.idle_timeout_s": args.idle_timeout_s,
         "sync.workers": args.workers,
+        "sync.reuse_port": args.reuse_port,
         "sync.group_commit": args.group_commit,
         "translog.key": args.log_key,
         "translog.head_interval_s": args.head_interval_s,
@@ -605,9 +616,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         return _serve_process(cfg, keys, tls, log, out, db, None, None)
     _store(db, must_exist=False).close()  # a missing server is said once, before forking
-    socks = [sync_server.listen_socket(host, port) for host, port in cfg["sync.listen"]]
+    reuse = bool(cfg["sync.reuse_port"])
+    # per address, each worker's listening socket (one shared, or one each: --reuse-port)
+    socks = [
+        sync_server.worker_sockets(host, port, workers, reuse) for host, port in cfg["sync.listen"]
+    ]
     return sync_server.run_workers(
-        workers, lambda i: _serve_process(cfg, keys, tls, log, out, db, socks, i)
+        workers,
+        lambda i: _serve_process(cfg, keys, tls, log, out, db, [s[i] for s in socks], i),
     )
 
 
