@@ -19,7 +19,7 @@ VERSION  ?= 0.1.0
 COUNTER  ?= 1
 RELEASE_KEY ?=
 CRED     ?=
-MCU_HEAP ?= 560K
+MCU_HEAP ?= 512K
 MCU_SUITE := test_mcu_gate test_mcu_profile test_flashdeny test_mcu_journal test_mcu_limits test_mcu_bus
 
 .PHONY: setup install run test test-py test-mpy test-mcu bench soak fuzz lint image flash clean help

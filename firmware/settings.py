@@ -8,7 +8,8 @@ policies', replay cache's and time anchor's constructor defaults, and the settin
 docs/service-console.md, docs/gate-modes.md and docs/ridecode.md (tests/test_settings_docs.py
 keeps them equal).
 
-    row      (name, kind, bounds, default, unit, doc)
+    row      (name, kind, bounds, default, unit, doc); doc, the meaning, is written in
+             firmware/settings_docs.py and joined on CPython only (an MCU gate's rows have five)
     name     dotted: the section of the gate config it lives in; "gate.pass_ms" is written
              {"gate": {"pass_ms": 8000}} (a flat "gate.pass_ms" key means the same, and is
              checked the same; both at once is an error)
@@ -31,7 +32,7 @@ keeps what it had; a constructor handed a bad value by code raises the same erro
 
 import sys
 
-from protocol import flash, journalfile, service
+from protocol import flash, service
 from protocol.errors import FormatError
 
 DAY = 86400
@@ -39,147 +40,82 @@ DAY = 86400
 # fmt: off
 SCHEMA = (
     # who and where the gate is
-    ("version", "int", (1, 1), None, "", "config format version"),
-    ("device_id", "int", (1, 0xFFFFFFFF), None, "", "the gate this config is for"),
-    ("name", "str", (1, 16), None, "", "the gate's name at its station"),
-    ("station", "int", (0, 0xFFFF), None, "", "station number"),
-    ("station_name", "str", (0, 64), None, "", "station name, for displays and reports"),
-    ("lane", "int", (0, 255), None, "", "lane number at the station"),
-    ("mode", "choice", ("metro", "parking", "store", "bus"), None, "",
-     "the gate mode (docs/gate-modes.md)"),
-    ("direction", "choice", ("entry", "exit", "both"), None, "",
-     "which way the gate lets people through"),
-    ("scope", "int", (1, 0xFFFF), 1, "", "scope bits this gate serves"),
-    ("revoked_technicians", "ints", (1, 0xFFFFFFFF), None, "",
-     "technician numbers the console refuses"),
+    ("version", "int", (1, 1), None, ""),
+    ("device_id", "int", (1, 0xFFFFFFFF), None, ""),
+    ("name", "str", (1, 16), None, ""),
+    ("station", "int", (0, 0xFFFF), None, ""),
+    ("station_name", "str", (0, 64), None, ""),
+    ("lane", "int", (0, 255), None, ""),
+    ("mode", "choice", ("metro", "parking", "store", "bus"), None, ""),
+    ("direction", "choice", ("entry", "exit", "both"), None, ""),
+    ("scope", "int", (1, 0xFFFF), 1, ""),
+    ("revoked_technicians", "ints", (1, 0xFFFFFFFF), None, ""),
     # ride-code checks (firmware/verify/validator.py ValidatorConfig)
-    ("validation.window_s", "int", (5, 3600), 60, "s", "how old a presentation may be"),
-    ("validation.skew_s", "int", (0, 600), 10, "s",
-     "how far ahead of the gate's clock a presentation may be"),
-    ("validation.stale_trust", "choice", ("refuse", "grace", "limit"), "refuse", "",
-     "a stale trust list: refuse every code, or accept for stale_grace_s (grace: as usual, "
-     "limit: with the offline limit lowered), flagged trust_stale, then refuse"),
-    ("validation.stale_grace_s", "int", (0, 30 * DAY), DAY, "s",
-     "how long a stale trust list is accepted under grace or limit"),
-    ("validation.stale_offline_limit", "int", (0, 1000000), 0, "minor units",
-     "offline limit while a stale list is accepted under limit"),
-    ("validation.clock_policy", "choice", ("refuse", "limit"), "limit", "",
-     "an untrusted clock: refuse every code, or accept with the offline limit lowered"),
-    ("validation.clock_offline_limit", "int", (0, 1000000), 0, "minor units",
-     "offline limit while the clock is untrusted"),
-    ("validation.cache_size", "int", (0, 1000000), 4096, "",
-     "verified credentials remembered (0: none; 32 by default on MCU gates)"),
-    ("validation.stale_deny", "choice", ("accept", "limit", "refuse"), "limit", "",
-     "a deny list past its valid_until (one the back office stopped refreshing): accept as "
-     "usual, accept with the offline limit lowered (limit), or refuse every code "
-     "(deny_list_stale); accepts are flagged deny_stale (docs/fraud.md)"),
-    ("validation.stale_deny_offline_limit", "int", (0, 1000000), 0, "minor units",
-     "offline limit while a stale deny list is accepted under limit"),
+    ("validation.window_s", "int", (5, 3600), 60, "s"),
+    ("validation.skew_s", "int", (0, 600), 10, "s"),
+    ("validation.stale_trust", "choice", ("refuse", "grace", "limit"), "refuse", ""),
+    ("validation.stale_grace_s", "int", (0, 30 * DAY), DAY, "s"),
+    ("validation.stale_offline_limit", "int", (0, 1000000), 0, "minor units"),
+    ("validation.clock_policy", "choice", ("refuse", "limit"), "limit", ""),
+    ("validation.clock_offline_limit", "int", (0, 1000000), 0, "minor units"),
+    ("validation.cache_size", "int", (0, 1000000), 4096, ""),
+    ("validation.stale_deny", "choice", ("accept", "limit", "refuse"), "limit", ""),
+    ("validation.stale_deny_offline_limit", "int", (0, 1000000), 0, "minor units"),
     # risk classes (firmware/verify/validator.py; the credential's risk_class, docs/fraud.md)
-    ("risk.class_offline_limits", "ints", (0, 1000000), [], "minor units",
-     "entry i caps the offline limit of credentials of risk_class i (classes past the list's "
-     "end: their own limit)"),
-    ("risk.no_first_ride", "ints", (0, 255), [], "",
-     "risk classes that may take no first ride offline: their codes are refused "
-     "(first_ride_refused) for risk.first_ride_s after the credential's valid_from"),
-    ("risk.first_ride_s", "int", (0, 30 * DAY), DAY, "s",
-     "how long after its valid_from a credential of a no_first_ride class is refused"),
+    ("risk.class_offline_limits", "ints", (0, 1000000), [], "minor units"),
+    ("risk.no_first_ride", "ints", (0, 255), [], ""),
+    ("risk.first_ride_s", "int", (0, 30 * DAY), DAY, "s"),
     # offline limits (firmware/verify/limits.py LimitsConfig)
-    ("limits.max_unsynced_count", "int", (1, 10000000), 20000, "",
-     "unsynced passages on this gate (1024 by default on MCU gates)"),
-    ("limits.max_unsynced_age_s", "int", (60, 30 * DAY), 3 * DAY, "s",
-     "age of the oldest unsynced passage"),
-    ("limits.max_value_per_account", "int", (0, 100000000), 5000, "minor units",
-     "unsynced value of one account"),
-    ("limits.at_limit", "choice", ("refuse", "flag"), "refuse", "",
-     "at a bound: refuse the passage (offline_limit), or accept it and flag its record"),
+    ("limits.max_unsynced_count", "int", (1, 10000000), 20000, ""),
+    ("limits.max_unsynced_age_s", "int", (60, 30 * DAY), 3 * DAY, "s"),
+    ("limits.max_value_per_account", "int", (0, 100000000), 5000, "minor units"),
+    ("limits.at_limit", "choice", ("refuse", "flag"), "refuse", ""),
     # the back office (firmware/sync/client.py, firmware/compose/app.py)
-    ("sync.host", "str", (1, 253), None, "", "the back office's host name or address"),
-    ("sync.port", "int", (1, 65535), 7700, "", "the back office's TCP port"),
-    ("sync.hosts", "str", (1, 2047), None, "",
-     "several sync front ends of one back office, tried in order with failover: "
-     "\"host:port,host:port\" (a port left out is sync.port); replaces sync.host when set"),
-    ("sync.host_key", "hex", (33, 33), None, "",
-     "the operator's sync public key (SEC1; sync.pub of `faregate keys init`)"),
-    ("sync.interval_s", "int", (1, DAY), 60, "s", "time between sync sessions"),
-    ("sync.batch_records", "int", (1, 1024), 16, "records",
-     "passage records per BATCH frame (245 bytes each: 3.9 KB a frame, as 64 records of "
-     "64 bytes were before the records kept the rider's ride code)"),
-    ("sync.window", "int", (1, 16), 4, "frames",
-     "BATCH frames in flight before the back office's ACK"),
-    ("sync.blob_chunk", "int", (256, 65536), 2048, "bytes",
-     "bytes of a list, config or image the gate asks for per BLOB frame"),
+    ("sync.host", "str", (1, 253), None, ""),
+    ("sync.port", "int", (1, 65535), 7700, ""),
+    ("sync.hosts", "str", (1, 2047), None, ""),
+    ("sync.host_key", "hex", (33, 33), None, ""),
+    ("sync.interval_s", "int", (1, DAY), 60, "s"),
+    ("sync.batch_records", "int", (1, 1024), 16, "records"),
+    ("sync.window", "int", (1, 16), 4, "frames"),
+    ("sync.blob_chunk", "int", (256, 65536), 2048, "bytes"),
     # bounded buffers (docs/mcu.md: sized for a 512 KB heap)
-    ("buffers.io_chunk", "int", (256, 65536), 1024, "bytes",
-     "bytes read, hashed or copied per step of a file operation (blob hashing, image "
-     "unpacking, deny-list merges)"),
-    ("buffers.link_read", "int", (64, 65536), 512, "bytes",
-     "bytes taken per read of a UART or of an MCU gate's service port"),
-    ("buffers.console_frame", "int", (service.MAX_REQUEST, 65536), service.MAX_FRAME, "bytes",
-     "largest service-console frame the gate takes; a larger one is dropped unread, a larger "
-     "flash BEGIN (an image's header and manifest) refused as image_head_too_large (at least "
-     "the laptop's largest request, a 4 KB upload chunk with its header)"),
-    ("buffers.console_frame_ms", "int", (100, 600000), 10000, "ms",
-     "how long the service console waits for the rest of a frame from its first byte; then "
-     "the partial frame is dropped (event frame_dropped, reason frame_timeout) and the "
-     "console reads on: a forged header announcing a length that never comes holds it no "
-     "longer (raise it for a link slower than a console_frame in this time)"),
-    ("buffers.flash_chunk", "int", (256, flash.MAX_CHUNK), flash.MAX_CHUNK, "bytes",
-     "bytes of an image per DATA frame the gate asks for in READY when it is flashed"),
-    ("buffers.flash_window", "int", (1, 64), 8, "frames",
-     "DATA frames the laptop may send ahead of the gate's ACK when it is flashed"),
-    ("buffers.journal_read", "int", (1, 16384), 16, "records",
-     "journal entries read at once (%d bytes each) when the journal opens, uploads or exports "
-     "(8 by default on MCU gates)" % journalfile.ENTRY3_LEN),
-    ("deny.index_keys", "int", (0, 1000000), 512, "keys",
-     "MCU gates: deny keys kept in RAM to narrow the in-file search (8 bytes each)"),
+    ("buffers.io_chunk", "int", (256, 65536), 1024, "bytes"),
+    ("buffers.link_read", "int", (64, 65536), 512, "bytes"),
+    ("buffers.console_frame", "int", (service.MAX_REQUEST, 65536), service.MAX_FRAME, "bytes"),
+    ("buffers.console_frame_ms", "int", (100, 600000), 10000, "ms"),
+    ("buffers.flash_chunk", "int", (256, flash.MAX_CHUNK), flash.MAX_CHUNK, "bytes"),
+    ("buffers.flash_window", "int", (1, 64), 8, "frames"),
+    ("buffers.journal_read", "int", (1, 16384), 16, "records"),
+    ("deny.index_keys", "int", (0, 1000000), 512, "keys"),
     # the gate modes (firmware/gate/modes.py; the site file's [timing] table)
-    ("gate.pass_ms", "int", (500, 120000), 8000, "ms",
-     "metro: how long an open gate waits for the rider (runs only while the passage is empty)"),
-    ("gate.parking_pass_ms", "int", (1000, 600000), 30000, "ms",
-     "parking: how long the raised arm waits for the vehicle"),
-    ("gate.unlock_ms", "int", (500, 120000), 5000, "ms",
-     "store: how long the door stays unlocked for one entry"),
-    ("gate.held_ms", "int", (1000, 600000), 30000, "ms",
-     "store: how long the door may stand open before the door-held alarm"),
-    ("gate.loiter_ms", "int", (1000, 600000), 15000, "ms",
-     "metro: an occupancy this long raises the loitering alarm"),
-    ("gate.debounce_ms", "int", (0, 1000), 20, "ms", "how long a contact input must hold a level"),
-    ("gate.passback_s", "int", (0, DAY), 1200, "s", "anti-passback window"),
-    ("gate.session_max_s", "int", (60, 7 * DAY), 4 * 3600, "s",
-     "store: a session with no exit scan ends by timeout (session_expired)"),
-    ("gate.require_entry", "bool", (), False, "",
-     "exit lines refuse an exit with no entry (no_entry); needs a table shared by the "
-     "station's gates"),
-    ("gate.value", "int", (0, 1000000), 0, "minor units",
-     "nominal value of one passage, journaled and counted by the offline limits"),
-    ("gate.show_ms", "int", (200, 60000), 2000, "ms",
-     "bus: how long the validator shows an accepted tap before the ready prompt"),
-    ("gate.plates", "bool", (), False, "", "parking: the lane reads plates (hardware anpr)"),
-    ("gate.plate_min_confidence", "int", (1, 100), 90, "%",
-     "parking by plate: reads below this confidence fall back to a QR scan"),
-    ("gate.group_max", "int", (1, 20), 1, "people",
-     "store: people one code admits while its session is open (1: no groups)"),
+    ("gate.pass_ms", "int", (500, 120000), 8000, "ms"),
+    ("gate.parking_pass_ms", "int", (1000, 600000), 30000, "ms"),
+    ("gate.unlock_ms", "int", (500, 120000), 5000, "ms"),
+    ("gate.held_ms", "int", (1000, 600000), 30000, "ms"),
+    ("gate.loiter_ms", "int", (1000, 600000), 15000, "ms"),
+    ("gate.debounce_ms", "int", (0, 1000), 20, "ms"),
+    ("gate.passback_s", "int", (0, DAY), 1200, "s"),
+    ("gate.session_max_s", "int", (60, 7 * DAY), 4 * 3600, "s"),
+    ("gate.require_entry", "bool", (), False, ""),
+    ("gate.value", "int", (0, 1000000), 0, "minor units"),
+    ("gate.show_ms", "int", (200, 60000), 2000, "ms"),
+    ("gate.plates", "bool", (), False, ""),
+    ("gate.plate_min_confidence", "int", (1, 100), 90, "%"),
+    ("gate.group_max", "int", (1, 20), 1, "people"),
     # the bus validator (firmware/gate/bus.py; docs/operator-guide.md, routes and stops)
-    ("bus.vehicle", "int", (0, 0xFFFF), 0, "", "bus: the vehicle this validator is fitted to"),
-    ("bus.route", "int", (0, 0xFFFF), 0, "", "bus: the route the vehicle runs"),
-    ("bus.stops", "str", (0, 2047), None, "",
-     "bus: the route's stops in order, \"id:lat:lon;id:lat:lon\" (decimal degrees; stop ids "
-     "are the network's station ids)"),
-    ("bus.radius_m", "int", (5, 500), 40, "m", "bus: a stop's geofence radius"),
-    ("bus.dwell_s", "int", (0, 300), 5, "s",
-     "bus: how long the vehicle stays inside a stop's geofence before the stop is reached"),
-    ("bus.fix_timeout_s", "int", (1, 600), 5, "s",
-     "bus: no valid GNSS fix for this long and the position is lost (records flagged)"),
+    ("bus.vehicle", "int", (0, 0xFFFF), 0, ""),
+    ("bus.route", "int", (0, 0xFFFF), 0, ""),
+    ("bus.stops", "str", (0, 2047), None, ""),
+    ("bus.radius_m", "int", (5, 500), 40, "m"),
+    ("bus.dwell_s", "int", (0, 300), 5, "s"),
+    ("bus.fix_timeout_s", "int", (1, 600), 5, "s"),
     # parking by plate (firmware/gate/plates.py, firmware/verify/platestore.py)
-    ("plates.hash_key", "hex", (16, 64), None, "", "parking by plate: a hashed list's key"),
+    ("plates.hash_key", "hex", (16, 64), None, ""),
     # maintenance
-    ("selftest.scan_timeout_s", "int", (1, 120), 15, "s",
-     "how long the self-test waits for a scan"),
-    ("clock.ahead_tolerance_s", "int", (1, DAY), 10, "s",
-     "how far the RTC may run ahead of the time the gate counted before it is a jump"),
-    ("clock.set_bound_s", "int", (0, DAY), 300, "s",
-     "how far a technician's set-time may move the gate's anchored time without the root"),
+    ("selftest.scan_timeout_s", "int", (1, 120), 15, "s"),
+    ("clock.ahead_tolerance_s", "int", (1, DAY), 10, "s"),
+    ("clock.set_bound_s", "int", (0, DAY), 300, "s"),
 )
 # fmt: on
 
@@ -200,7 +136,13 @@ PROFILE_DEFAULTS = {
     "linux": {},
 }
 
-if PROFILE == "linux":  # the station mesh's rows: an MCU gate has no mesh (docs/mcu.md)
+if PROFILE == "linux":
+    # the meanings (the doc column): CPython renders the docs' tables from them; an MCU gate
+    # keeps its rows without them, 8 KB less heap (docs/mcu.md)
+    from firmware.settings_docs import DOCS
+
+    SCHEMA = tuple(r + (DOCS[r[0]],) for r in SCHEMA)
+    # the station mesh's rows: an MCU gate has no mesh (docs/mcu.md)
     from firmware.mesh.schema import ROWS as _MESH_ROWS
 
     SCHEMA = SCHEMA + _MESH_ROWS

@@ -40,6 +40,11 @@ PUT_HEAD = 1 + 4 + 4 + 32  # PUT_BLOB before its chunk: u8 kind | u32 total | u3
 MAX_REQUEST = 4 + 1 + PUT_HEAD + CHUNK + SIG_LEN
 
 # Gate lifecycle, as IDENTITY reports it.
+# a technician's test card: a QR code whose text starts so (faregate device test-card); the
+# gate only acknowledges it (firmware/gate/gate.py, firmware/maintenance/hardware_selftest.py)
+TEST_CARD_PREFIX = "FGTEST:"
+EARLIEST_TIME = 1704067200  # 2024-01-01: a clock before this was never set (SET_TIME refuses it)
+
 STATE_BLANK = 0  # no operator root: only the first-time flow (AUTH with CLAIM) is accepted
 STATE_CLAIMED = 1  # has an operator root; provisioning not complete
 STATE_IN_SERVICE = 2  # certificate, config, trust list, clock and a passed self-test

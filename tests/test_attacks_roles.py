@@ -26,10 +26,10 @@ from tests.portable.device_kit import (
     ROOT,
     Clock,
     Hardware,
-    MiniHost,
     _provision,
     _scan,
 )
+from tests.portable.sync_kit import MiniHost
 
 REVOKED = 77  # a technician the operator revoked before the attack
 ATTACKER_SYNC = kit.HashSigner(b"the attacker's own back office")

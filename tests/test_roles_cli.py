@@ -10,7 +10,8 @@ import subprocess
 from provisioning import operator_keys
 from tests.conftest import faregate_argv
 from tests.portable import console_kit as kit
-from tests.portable.device_kit import HOST_PUB, NOW, Clock, Hardware, MiniHost, _open
+from tests.portable.device_kit import HOST_PUB, NOW, Clock, Hardware, _open
+from tests.portable.sync_kit import MiniHost
 
 COMMANDS = ("root-init", "root-rotate", "root-sign", "root-show", "sign-config", "release", "bind")
 

@@ -113,6 +113,10 @@ def main(ctx, machine=None, link=None, clock=None, logger=None):
         gc.collect()
         gc.threshold(gc.mem_free() // 8)  # type: ignore[attr-defined]
     device = ctx["device"]
+    if device.get("sync_serial"):
+        # a gate that syncs loads the sync protocol's code now, while the heap is whole, not
+        # at its first session amid the gate's buffers (firmware/compose/device.py sync_client)
+        import firmware.sync.client  # noqa: F401
     say = logger or log
     hw = hardware(device, machine, getattr(clock, "ticks_ms", None), say)
     return app.run(

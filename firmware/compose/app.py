@@ -55,7 +55,6 @@ from firmware.maintenance import trial_selftest as selftest
 from firmware.maintenance.update_agent import UpdateAgent
 from firmware.maintenance.wallclock import RTC
 from firmware.storage.fs import DISK
-from firmware.sync.client import Pump, SyncError
 from firmware.sync.failover import EndpointError, Failover, endpoints
 from protocol import service
 from protocol.errors import FaregateError
@@ -212,6 +211,8 @@ class Syncer:
             self._poll_opening()
             return
         if self.pump is not None:
+            from firmware.sync.client import SyncError  # loaded with the session (sync_client)
+
             try:
                 if self.pump.poll(0):
                     return
@@ -295,6 +296,8 @@ class Syncer:
             )
 
     def _start(self, link) -> None:
+        from firmware.sync.client import Pump  # loaded with the session's client (sync_client)
+
         self.link = link
         try:
             self.pump = Pump(self.client, link, SYNC_IDLE_TIMEOUT_S)

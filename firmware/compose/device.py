@@ -76,7 +76,6 @@ from firmware.storage.device_store import DeviceStore, Keys
 from firmware.storage.eventlog import EventLog
 from firmware.storage.fs import DISK
 from firmware.storage.journal import Journal
-from firmware.sync.client import SyncClient
 from firmware.verify import gatestate
 from firmware.verify.limits import LimitsConfig, OfflineLimits
 from firmware.verify.timeanchor import TimeAnchor
@@ -585,6 +584,10 @@ class Device:
             sinks[messages.KIND_FIRMWARE] = _Sink(
                 self._flag("firmware_offer"), self._synced_firmware
             )
+        # the sync protocol's code (firmware/sync/client.py, protocol/sync.py: ~28 KB of an MCU
+        # gate's heap) loads with the first session, not at boot (docs/mcu.md)
+        from firmware.sync.client import SyncClient
+
         return SyncClient(
             self.journal,
             signer,

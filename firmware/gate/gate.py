@@ -16,7 +16,7 @@ A scan, in order (docs/gate-modes.md):
      then the "paid" event, whose actions open the barrier
   4. on refusal: journal.append(reject) for audit; the display says why
 A technician's test card (text starting with TEST_CARD_PREFIX,
-firmware/maintenance/hardware_selftest.py) is only acknowledged on the display: not verified, not
+protocol/service.py) is only acknowledged on the display: not verified, not
 journaled. When the gate works degraded, its idle display shows `notice(now)`
 (firmware/verify/validator.py: a stale trust list, an untrusted clock) instead of the ready prompt.
 During an emergency accepted codes are journaled with FLAG_EMERGENCY and no policy (logged, not
@@ -28,11 +28,11 @@ timer, riders accepted but not through, counts, last machine step), never its at
 
 from firmware import platform
 from firmware.gate import modes
-from firmware.maintenance.hardware_selftest import TEST_CARD_PREFIX
 from firmware.storage.journal import JournalError
 from firmware.verify.validator import FLAG_CLOCK_UNTRUSTED, Decision
 from protocol import reasons, records
 from protocol.fsm import Machine
+from protocol.service import TEST_CARD_PREFIX
 
 # policy answers that accept the passage under their own reason (firmware/gate/policy.py;
 # not imported here: the policies load with their mode)

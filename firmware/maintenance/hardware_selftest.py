@@ -24,11 +24,10 @@ TEST_CARD_PREFIX (print one with `faregate device test-card`).
 from firmware import settings
 from firmware.maintenance import trial_selftest as selftest
 from firmware.storage.fs import DISK
+from protocol.service import EARLIEST_TIME, TEST_CARD_PREFIX
 
-TEST_CARD_PREFIX = "FGTEST:"
 MIN_FREE_BYTES = 64 * 1024
 MAX_SKEW_S = 5
-EARLIEST_TIME = 1704067200  # 2024-01-01: a clock before this was never set
 
 
 class Context:

@@ -21,6 +21,8 @@ ISSUER_PUB = ISSUER.public_key
 RIDER_PUB = RIDER.public_key
 ROOTS = {1: ROOT.public_key}
 
+HOST_PUB = b"\x03" + bytes(range(2, 34))  # the back office's stand-in sync key (sync_kit.MiniHost)
+
 VERIFIER = p256.Verifier()  # shared, so fixed-base tables are built once per run
 
 

@@ -1,7 +1,8 @@
 """The device kit of the portable suite: a gate composed from its state directory on stand-in
 hardware (reader, barrier, display, beams, clock), provisioned through its real service console
 with real ES256 lists. Kept out of tests/portable/test_device.py so that the MCU suite, which
-counts every byte of its heap, loads the kit and not the device tests.
+counts every byte of its heap, loads the kit and not the device tests (nor the back office of
+tests/portable/sync_kit.py: a test that syncs imports MiniHost from there).
 """
 
 import json
@@ -12,8 +13,8 @@ from firmware.gate import modes
 from protocol import denylist, service, trustlist
 from tests.portable import codes
 from tests.portable import console_kit as kit
+from tests.portable.codes import HOST_PUB  # noqa: F401 (the device tests' host key)
 from tests.portable.harness import mkdtemp, rmtree
-from tests.portable.sync_kit import HOST_PUB, MiniHost  # noqa: F401 (the device tests' host)
 
 NOW = codes.NOW
 ROOT = codes.ROOT  # the operator root: claims the gate, signs its lists and certificates

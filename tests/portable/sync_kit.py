@@ -5,10 +5,9 @@ that only needs the kit (the MCU suite, which counts every byte of its heap) doe
 
 from protocol import messages as m
 from protocol import records, sync, synchost
-from tests.portable.codes import HashVerifier, fake_sig
+from tests.portable.codes import HOST_PUB, HashVerifier, fake_sig
 
 DEV_PUB = b"\x02" + bytes(range(1, 33))
-HOST_PUB = b"\x03" + bytes(range(2, 34))
 NOW = 1767254400
 
 

@@ -30,7 +30,6 @@ from tests.portable.device_kit import (  # noqa: F401 (other tests import the ki
     Clock,
     Display,
     Hardware,
-    MiniHost,
     Reader,
     Verifier,
     _config,
@@ -42,6 +41,7 @@ from tests.portable.device_kit import (  # noqa: F401 (other tests import the ki
     _with,
 )
 from tests.portable.harness import raises
+from tests.portable.sync_kit import MiniHost
 
 
 def test_provisioned_gate_admits_a_rider_journaled_before_the_barrier_opens():

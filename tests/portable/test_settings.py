@@ -26,7 +26,7 @@ def _with(**sections):
 
 def _other(row):
     """A valid value of `row` that is not its default."""
-    _name, kind, bounds, default, _unit, _doc = row
+    _name, kind, bounds, default = row[:4]  # an MCU gate's rows have no doc (firmware/settings.py)
     if kind == "bool":
         return not default
     if kind == "choice":

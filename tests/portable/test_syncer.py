@@ -7,8 +7,9 @@ from firmware.compose import app
 from protocol import denylist, service, trustlist
 from protocol import messages as m
 from tests.portable import codes
-from tests.portable.device_kit import HOST_PUB, Clock, Hardware, MiniHost, _provision, _scan, _walk
+from tests.portable.device_kit import HOST_PUB, Clock, Hardware, _provision, _scan, _walk
 from tests.portable.harness import mkdtemp, rmtree
+from tests.portable.sync_kit import MiniHost
 
 NOW = codes.NOW
 ROOT = codes.ROOT
