@@ -107,7 +107,7 @@ def fleet_store(tmp_path_factory):
             secret,
             config,
             trustlist.build(1, NOW - 3600, NOW + 7 * 86400, [key], root.sign, rid),
-            denylist.build_snapshot(1, NOW, [], root.sign, rid),
+            denylist.build_snapshot(1, NOW, [], root),
             NOW,
         )
         st = boot.empty_state()  # the slot the gate booted, as its boot shim left boot.json
@@ -329,7 +329,7 @@ def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browse
     ]
     fid = out["findings"][0]["id"]
     signer = es256.OpenSSLSigner(es256.generate_key())
-    first = denylist.build_snapshot(1, NOW, [], signer.sign)  # what the site files gave
+    first = denylist.build_snapshot(1, NOW, [], signer)  # what the site files gave
     store.publish(messages.KIND_DENY_DELTA, 1, first, clock.now())
     assert risk.publish(store, cfg, signer, clock.now())["version"] == 2
     page, requests = browser_page
@@ -368,9 +368,7 @@ def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_
     signer = es256.OpenSSLSigner(es256.generate_key())
     for dev in (301, 303):
         store.add_device(dev, b"\x02" + bytes(32), NOW)
-    store.publish(
-        messages.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, NOW, [], signer.sign), NOW
-    )
+    store.publish(messages.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, NOW, [], signer), NOW)
     live = RiskLive(store, risk.load_config(), signer, clock=clock)
     for dev, t in ((301, NOW), (303, NOW + 20)):
         raw = records.Record(
