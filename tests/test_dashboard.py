@@ -344,7 +344,7 @@ def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browse
     assert "presentation 9 passed 2 times" in row[7] and "gate 303 (station 7)" in row[7]
     assert row[8] == "auto"
     entry = page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts()
-    assert entry[:6] == [str(REPLAYED), "1", "copied_code", str(fid), "yes", "v2"]
+    assert entry[:7] == ["0", str(REPLAYED), "1", "copied_code", str(fid), "yes", "v2"]
     _shot(page, "risk")
     risk.undo(store, fid, "ana", "the rider's own two phones", clock.now())
     page.goto(site + "/risk?state=undone")
@@ -401,8 +401,8 @@ def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_
         assert row[3] == "4242" and row[6] == "denied" and row[8] == "auto"
         assert page.locator("#engine-error").count() == 0
         store.b.execute("DELETE FROM publications")  # the next publish has no list to add to
-        store.b.execute("DELETE FROM risk_deny")  # (so that it has something to publish)
-        store.risk_want(denylist.credential_key(4242, 1), 1, "copied_code", NOW + 9999, True, NOW)
+        store.b.execute("DELETE FROM risk_denials")  # (so that it has something to publish)
+        store.risk_want(denylist.credential_key(0, 4242, 1), 1, "copied_code", NOW + 9999, True, NOW)
         clock.advance(60)
         live.run()
         page.goto(site + "/risk")
