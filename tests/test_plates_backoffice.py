@@ -160,3 +160,24 @@ def test_the_cli_binds_publishes_and_reviews(tmp_path, capsys):
         assert platelist.parse(blob).hash_key_id == 3
     finally:
         store.close()
+
+
+def test_the_plate_list_vector_on_the_page_is_the_format():
+    import os
+    import re
+
+    from tests.portable.test_platelist import _doc_vector
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "parking.md")) as f:
+        text = f.read()
+    shown = re.search(r"<!-- plate-v2-vector -->\n`([0-9a-f]+)`\n", text).group(1)
+    cred2 = (1002 << 24) | 2
+    delta = platelist.encode_body(
+        platelist.KIND_DELTA,
+        1,
+        2,
+        1767254460,
+        [(platelist.plain_key("CD34"), 7, cred2)],
+        [platelist.plain_key("AB12")],
+    )
+    assert shown == delta.hex() == _doc_vector()
