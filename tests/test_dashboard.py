@@ -402,7 +402,9 @@ def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_
         assert page.locator("#engine-error").count() == 0
         store.b.execute("DELETE FROM publications")  # the next publish has no list to add to
         store.b.execute("DELETE FROM risk_denials")  # (so that it has something to publish)
-        store.risk_want(denylist.credential_key(0, 4242, 1), 1, "copied_code", NOW + 9999, True, NOW)
+        store.risk_want(
+            denylist.credential_key(0, 4242, 1), 1, "copied_code", NOW + 9999, True, NOW
+        )
         clock.advance(60)
         live.run()
         page.goto(site + "/risk")
