@@ -29,9 +29,10 @@ vector):
              (protocol/sigtail.py): signatures of the lists role's keys (docs/security.md)
 
 Formats 1 and 2 (a u16 root_key_id at byte 6, one issuer-less key array, one 64-byte root
-signature; format 2 with a valid_until) are still parsed, as `legacy` lists whose entries
-are in the ANY_ISSUER section: a gate refuses them when they arrive (deny_needs_issuer) and
-reads them only from its own deny.log, to migrate (firmware/verify/denystore.py).
+signature; format 2 with a valid_until) are still parsed (protocol/denylegacy.py), as
+`legacy` lists whose entries are in the ANY_ISSUER section: a gate refuses them when they
+arrive (deny_needs_issuer) and reads them only from its own deny.log, to migrate
+(firmware/verify/denystore.py).
 
 Parsing is strict (exact length, ascending issuers and keys, known kind, disjoint adds and
 removes); any fault raises FormatError("list_malformed"). Signatures are checked by
@@ -58,8 +59,6 @@ KIND_DELTA = 2
 HEADER_LEN = 24
 SECTION_LEN = 12
 MAX_SECTIONS = 1024
-LEGACY_HEADER_LEN = 28
-LEGACY_HEADER_LEN_FRESH = 32
 SIG_LEN = 64
 ACCOUNT_WIDE = 0  # cred_no meaning "every credential of the account"
 ANY_ISSUER = 0x10000  # the section of a legacy (issuer-less) list: it applies to every issuer
@@ -67,8 +66,6 @@ KEY_MASK = (1 << 64) - 1
 
 _HEADER_FMT = ">4sBBHIIII"
 _SECTION_FMT = ">HHII"
-_LEGACY_FMT = ">4sBBHIIIII"
-_LEGACY_FMT_FRESH = ">4sBBHIIIIII"
 _IS_MPY = sys.implementation.name == "micropython"
 
 
@@ -259,7 +256,9 @@ def parse(blob) -> DenyList:
     if len(blob) < HEADER_LEN or blob[:4] != MAGIC:
         raise _bad("bad magic or %d bytes is too short" % len(blob))
     if blob[4] in (FORMAT_V1, FORMAT_FRESH):
-        return _parse_legacy(blob)
+        from protocol import denylegacy  # loaded only by a gate that still holds such lists
+
+        return denylegacy.parse(blob)
     if blob[4] != FORMAT:
         raise _bad("unknown format %d" % blob[4])
     _m, _f, kind, n_sec, from_v, to_v, issued_at, valid_until = struct.unpack(
@@ -296,46 +295,6 @@ def parse(blob) -> DenyList:
     dl = DenyList(kind, from_v, to_v, issued_at, valid_until, adds, removes, blob)
     dl.body_len = at
     dl.sigs = sigs
-    return dl
-
-
-def _parse_legacy(blob) -> DenyList:
-    """A format-1 or -2 list: its keys under ANY_ISSUER (its root_key_id is not kept)."""
-    valid_until = 0
-    if blob[4] == FORMAT_V1:
-        head_len = LEGACY_HEADER_LEN
-        if len(blob) < head_len + SIG_LEN:
-            raise _bad("%d bytes is too short" % len(blob))
-        _m, _f, kind, _root, from_v, to_v, issued_at, n_add, n_rem = struct.unpack(
-            _LEGACY_FMT, blob[:head_len]
-        )
-    else:
-        head_len = LEGACY_HEADER_LEN_FRESH
-        if len(blob) < head_len + SIG_LEN:
-            raise _bad("%d bytes is too short" % len(blob))
-        _m, _f, kind, _root, from_v, to_v, issued_at, valid_until, n_add, n_rem = struct.unpack(
-            _LEGACY_FMT_FRESH, blob[:head_len]
-        )
-        if not valid_until:
-            raise _bad("format 2 without a valid_until")
-    _check_header(kind, from_v, to_v, issued_at, valid_until)
-    if kind == KIND_SNAPSHOT and n_rem:
-        raise _bad("a snapshot has no removals")
-    if len(blob) != head_len + 8 * (n_add + n_rem) + SIG_LEN:
-        raise _bad("length %d does not match %d + %d entries" % (len(blob), n_add, n_rem))
-    a, r = _keys_pair(blob, head_len, n_add, n_rem)
-    dl = DenyList(
-        kind,
-        from_v,
-        to_v,
-        issued_at,
-        valid_until,
-        {ANY_ISSUER: a} if n_add else {},
-        {ANY_ISSUER: r} if n_rem else {},
-        blob,
-    )
-    dl.body_len = len(blob) - SIG_LEN
-    dl.legacy = True
     return dl
 
 
