@@ -248,10 +248,12 @@ class DenyStore:
         if dl is None:
             return False
         if dl.kind == denylist.KIND_SNAPSHOT:
-            keys, secs = merge_sections(array("Q"), [], dl.adds, {})
-            if len(keys) > self.capacity:
-                raise self._full(len(keys))
-            self._replace(keys, secs, dl.to_version, dl.issued_at, dl.valid_until)
+            n = 0
+            for part in dl.adds.values():
+                n += len(part)
+            if n > self.capacity:
+                raise self._full(n)
+            self._snapshot(dl)
         else:
             self._apply_delta(dl)
         return True
@@ -290,6 +292,21 @@ class DenyStore:
                 "deny_gap",
             )
         return dl
+
+    def _snapshot(self, dl):
+        """Install a checked snapshot: its sections' keys one after the other (one issuer's:
+        the parsed array itself, no copy)."""
+        parts = sorted(dl.adds.items())
+        if len(parts) == 1:
+            keys = parts[0][1]
+            secs = [(parts[0][0], 0, len(keys))]
+        else:
+            keys = array("Q")
+            secs = []
+            for i, part in parts:
+                secs.append((i, len(keys), len(keys) + len(part)))
+                keys.extend(part)
+        self._replace(keys, secs, dl.to_version, dl.issued_at, dl.valid_until)
 
     def _apply_delta(self, dl):
         new, secs = merge_sections(self.keys, self.sections, dl.adds, dl.removes)

@@ -95,11 +95,8 @@ class FlashDenyStore(DenyStore):
 
     # --- applying lists ---------------------------------------------------------------------
 
-    def _replace(self, keys, sections, version, issued_at, valid_until=0):
-        adds = {}
-        for i, lo, hi in sections:
-            adds[i] = keys[lo:hi]
-        self._rewrite(False, adds, {}, version, issued_at, valid_until)
+    def _snapshot(self, dl):
+        self._rewrite(False, dl.adds, {}, dl.to_version, dl.issued_at, dl.valid_until)
 
     def _apply_delta(self, dl):
         self._rewrite(True, dl.adds, dl.removes, dl.to_version, dl.issued_at, dl.valid_until)
