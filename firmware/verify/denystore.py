@@ -126,9 +126,11 @@ def merge_sections(keys, sections, adds, removes):
 
 def sections_of(entries):
     """(keys, sections) of deny entries (protocol.denylist.entry ints)."""
+    from protocol import denybuild  # (tests and simulators: a gate never builds a list)
+
     keys = array("Q")
     secs = []
-    for i, ks in sorted(denylist.by_issuer(entries).items()):
+    for i, ks in sorted(denybuild.by_issuer(entries).items()):
         secs.append((i, len(keys), len(keys) + len(ks)))
         keys.extend(array("Q", ks))
     return keys, secs
