@@ -64,8 +64,8 @@ def provisioned_gate(d: str) -> None:
     }
     key = trustlist.IssuerKey(1, issuer.public_key, 0xFFFF, NOW - 86400, NOW + 365 * 86400)
     trust = trustlist.build(1, NOW, NOW + 30 * 86400, [key], root.sign, rid)
-    keys = list(range(1 << 24, (DENY + 1) << 24, 1 << 24))
-    deny = denylist.build_snapshot(1, NOW, keys, root.sign, rid)
+    keys = [denylist.account_key(1, a) for a in range(1, DENY + 1)]
+    deny = denylist.build_snapshot(1, NOW, keys, root)
     secret = es256.OpenSSLSigner(es256.generate_key()).secret_bytes()
     gatedir.provision(d, DEVICE_ID, root, secret, config, trust, deny, NOW)
     j = Journal(d, DEVICE_ID)

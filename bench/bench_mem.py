@@ -227,7 +227,7 @@ def deny(data):
     times = []
     P.on = False
     for a in data["probes"]:
-        times.append(us(lambda: store.is_denied(a, 1)))
+        times.append(us(lambda: store.is_denied(1, a, 1)))
     P.on = True
     times.sort()
     res["lookup_us"] = times[len(times) // 2]
@@ -306,13 +306,13 @@ print(json.dumps(PHASES[sys.argv[1]](data)))
 def _deny_files(d: str) -> dict:
     """A 100,000-entry deny.base (version 1) and a signed delta 1 -> 2, made on CPython."""
     accounts = list(range(1000, 1000 + 3 * ENTRIES, 3))
-    keys = array("Q", (denylist.account_key(a) for a in accounts))
+    keys = array("Q", (denylist.account_key(1, a) & denylist.KEY_MASK for a in accounts))
     deny_dir = os.path.join(d, "deny")
     os.makedirs(deny_dir)
     with open(os.path.join(deny_dir, "deny.base"), "wb") as f:
-        f.write(denyfile.base(keys, 1, codes.NOW - 600))
-    adds = [denylist.account_key(a + 1) for a in accounts[::100]]
-    removes = [denylist.account_key(a) for a in accounts[50::100]]
+        f.write(denyfile.base(keys, [(1, 0, len(keys))], 1, codes.NOW - 600))
+    adds = [denylist.account_key(1, a + 1) for a in accounts[::100]]
+    removes = [denylist.account_key(1, a) for a in accounts[50::100]]
     delta = os.path.join(d, "delta.bin")
     with open(delta, "wb") as f:
         f.write(codes.deny_delta(1, 2, adds=adds, removes=removes))

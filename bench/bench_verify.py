@@ -27,7 +27,7 @@ def p1() -> list[dict]:
         issuer.issue(r, account_id=i + 1, valid_from=NOW - 60, valid_until=NOW + 86400)
     codes = [riders[i % len(riders)].present(NOW) for i in range(N)]
     # a realistic deny list: 100,000 entries, none of them these riders
-    deny = DenyStore.from_keys(denylist.account_key(1_000_000 + 7 * i) for i in range(100_000))
+    deny = DenyStore.from_keys(denylist.account_key(1, 1_000_000 + 7 * i) for i in range(100_000))
 
     # Reference: two cryptography verifies per code (issuer's, rider's), keys already loaded.
     key = issuer.key.public_key()

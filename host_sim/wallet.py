@@ -2,7 +2,8 @@
 
 What a wallet operator's backend and a rider's phone do, in one place for tests, the simulator
 and `faregate wallet`:
-- `Operator` holds the root key and signs trust lists and deny lists;
+- `Operator` holds the root key and signs trust lists and deny lists (the lists role's key
+  under the implicit root of a gate without root metadata; `lists_signers` for others);
 - `Issuer` signs credentials (one issuer key id each);
 - `Rider` is a phone: its device key, its credential, a counter; `present(now)` mints a code;
 - `mint_bad(kind, ...)` mints a deliberately bad code of each kind in BAD_KINDS, with the reason
@@ -34,9 +35,12 @@ def _signer(key: Any) -> Any:
 class Operator:
     """The transit operator's root key: signs the trust list and deny lists gates install."""
 
-    def __init__(self, key: Any = None, root_key_id: int = 1) -> None:
+    def __init__(self, key: Any = None, root_key_id: int = 1, lists_signers: Any = None) -> None:
         self.signer = _signer(key)
         self.root_key_id = root_key_id
+        # who signs deny and plate lists: the lists role's threshold of keys (root metadata),
+        # else the root key alone (the implicit root: docs/security.md, "Roles")
+        self.lists_signers = list(lists_signers) if lists_signers else [self.signer]
 
     @property
     def public_key(self) -> bytes:
@@ -53,7 +57,8 @@ class Operator:
         )
 
     def deny_snapshot(self, version: int, keys: list[int], issued_at: int) -> bytes:
-        return denylist.build_snapshot(version, issued_at, keys, self.signer.sign, self.root_key_id)
+        """A deny snapshot of `keys` (protocol.denylist.entry: issuer << 64 | key)."""
+        return denylist.build_snapshot(version, issued_at, keys, self.lists_signers)
 
     def deny_delta(
         self,
@@ -64,7 +69,7 @@ class Operator:
         removes: list[int] = (),  # type: ignore[assignment]
     ) -> bytes:
         return denylist.build_delta(
-            from_version, to_version, issued_at, adds, removes, self.signer.sign, self.root_key_id
+            from_version, to_version, issued_at, adds, removes, self.lists_signers
         )
 
 

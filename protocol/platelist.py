@@ -1,9 +1,11 @@
 """Plate lists: which vehicle plates are bound to which account, as signed snapshots and deltas.
 
 A parking lane that reads plates (docs/gate-modes.md, "Parking lanes by plate") lets a
-vehicle through when its plate is on the list. An entry binds a *plate key* to a credential
-id (protocol/ridecode.py: `account_id << 24 | cred_no`, the credential the passage is charged
-to). The plate key is a u64 below 2**63 (it fits a signed 64-bit column):
+vehicle through when its plate is on the list. An entry binds a *plate key* to an issuer key
+id and a credential id of that issuer (protocol/ridecode.py: `account_id << 24 | cred_no`, the
+credential the passage is charged to: clearing charges the issuer's account,
+protocol.records.account_key). The plate key is a u64 below 2**63 (it fits a signed 64-bit
+column):
 
     scheme 0  plain   the normalized plate packed in base 37 ("0"-"9" = 1..10, "A"-"Z" =
                       11..36, most significant character first; up to 12 characters):
@@ -15,12 +17,12 @@ to). The plate key is a u64 below 2**63 (it fits a signed 64-bit column):
 `normalize` upper-cases and drops spaces, hyphens and dots ("b-ab 1234" -> "BAB1234"); a plate
 of other characters (a province's hanzi, say) has only a hashed key.
 
-Byte layout (big-endian; docs/parking.md has the specification and a test vector):
+Byte layout, format 2 (big-endian; docs/parking.md has the specification and a test vector):
 
      0  4B   magic          "FGPL"
-     4  u8   format         1
+     4  u8   format         2
      5  u8   kind           1 snapshot (the whole list), 2 delta
-     6  u16  root_key_id    which operator key signed it (the deny list's)
+     6  u16  reserved       0
      8  u32  from_version   0 for a snapshot; for a delta, the version it applies to
     12  u32  to_version     > from_version
     16  u32  issued_at      unix seconds
@@ -29,25 +31,34 @@ Byte layout (big-endian; docs/parking.md has the specification and a test vector
     22  u16  hash_key_id    which hash key (0 for plain)
     24  u32  add_count
     28  u32  remove_count   0 for a snapshot
-    32  add_count x (u64 plate_key, u64 cred_id)   strictly ascending by plate_key
-        remove_count x u64 plate_key               strictly ascending, none also added
-   end  64B  root_sig       r||s over every byte before it
+    32  add_count x (u64 plate_key, u16 issuer, u64 cred_id)   18 bytes each, strictly
+                                                 ascending by plate_key
+        remove_count x u64 plate_key             strictly ascending, none also added
+   body end: u8 n_sigs | n_sigs x (u32 key_id | 64B ES256 signature over the body)
+             (protocol/sigtail.py): the lists role's keys (docs/security.md)
 
-A delta binds a plate anew by adding it (an add for a key the list holds replaces its
-credential). Parsing is strict; any fault raises FormatError("list_malformed").
+Format 1 (a u16 root_key_id at byte 6, entries (u64 plate_key, u64 cred_id) without the
+issuer, one 64-byte root signature at the end) is still parsed, as a `legacy` list whose
+entries are issuer 0's: gates refuse it when it arrives (plate_needs_issuer).
+
+A delta binds a plate anew by adding it (an add for a key the list holds replaces its issuer
+and credential). Parsing is strict; any fault raises FormatError("list_malformed").
 """
 
 import struct
 
+from protocol import sigtail
 from protocol.errors import FormatError, UsageError
 
 MAGIC = b"FGPL"
-FORMAT = 1
+FORMAT_V1 = 1  # legacy: no issuer, one root signature
+FORMAT = 2
 KIND_SNAPSHOT = 1
 KIND_DELTA = 2
 SCHEME_PLAIN = 0
 SCHEME_HMAC = 1
 HEADER_LEN = 32
+ENTRY_LEN = 18  # u64 plate_key, u16 issuer, u64 cred_id
 SIG_LEN = 64
 MAX_PLAIN = 12  # characters a plain key holds (37**12 < 2**63)
 _HEADER = ">4sBBHIIIBBHII"
@@ -118,30 +129,35 @@ class PlateList:
         "from_version",
         "to_version",
         "issued_at",
-        "root_key_id",
         "scheme",
         "hash_key_id",
         "adds",
         "removes",
         "raw",
+        "body_len",
+        "sigs",
+        "legacy",
     )
 
-    def __init__(self, kind, from_v, to_v, issued_at, root_key_id, scheme, key_id, adds, rems, raw):
+    def __init__(self, kind, from_v, to_v, issued_at, scheme, key_id, adds, rems, raw):
         self.kind = kind
         self.from_version = from_v
         self.to_version = to_v
         self.issued_at = issued_at
-        self.root_key_id = root_key_id
         self.scheme = scheme
         self.hash_key_id = key_id
-        self.adds = adds  # [(plate_key, cred_id)], ascending by key
+        self.adds = adds  # [(plate_key, issuer, cred_id)], ascending by key
         self.removes = rems  # [plate_key], ascending
         self.raw = raw
+        self.body_len = len(raw)
+        self.sigs = []  # [(key_id, sig)]
+        self.legacy = False  # format 1: no issuer (entries issuer 0's), one root signature
 
     def signed_bytes(self) -> bytes:
-        return self.raw[:-SIG_LEN]
+        return self.raw[: self.body_len]
 
     def signature(self) -> bytes:
+        """A legacy list's one root signature."""
         return self.raw[-SIG_LEN:]
 
 
@@ -154,10 +170,12 @@ def encode_body(
     removes=(),
     scheme=SCHEME_PLAIN,
     hash_key_id=0,
-    root_key_id=1,
 ) -> bytes:
-    """`adds`: {plate_key: cred_id} or pairs; `removes`: plate keys."""
-    pairs = sorted(dict(adds).items())
+    """`adds`: (plate_key, issuer, cred_id) triples; `removes`: plate keys."""
+    table = {}
+    for k, issuer, c in adds:
+        table[k] = (issuer, c)
+    triples = sorted((k, i, c) for k, (i, c) in table.items())
     removes = sorted(set(removes))
     if kind not in (KIND_SNAPSHOT, KIND_DELTA):
         raise UsageError("unknown plate list kind %d" % kind)
@@ -167,50 +185,52 @@ def encode_body(
         raise UsageError("to_version must be above from_version")
     if scheme not in (SCHEME_PLAIN, SCHEME_HMAC) or (scheme == SCHEME_PLAIN and hash_key_id):
         raise UsageError("scheme %d with hash key %d" % (scheme, hash_key_id))
-    keys = set(k for k, _c in pairs)
-    if keys & set(removes):
+    if set(table) & set(removes):
         raise UsageError("a plate cannot be both added and removed")
-    for k in list(keys) + removes:
+    for k in list(table) + removes:
         if not 0 < k <= KEY_MASK:
             raise UsageError("plate key %d is out of range" % k)
+    for _k, issuer, _c in triples:
+        if not 0 <= issuer <= 0xFFFF:
+            raise UsageError("issuer %d is not a u16" % issuer)
     head = struct.pack(
         _HEADER,
         MAGIC,
         FORMAT,
         kind,
-        root_key_id,
+        0,
         from_version,
         to_version,
         issued_at,
         scheme,
         0,
         hash_key_id,
-        len(pairs),
+        len(triples),
         len(removes),
     )
     body = [head]
-    for k, c in pairs:
-        body.append(struct.pack(">QQ", k, c))
+    for k, i, c in triples:
+        body.append(struct.pack(">QHQ", k, i, c))
     for k in removes:
         body.append(struct.pack(">Q", k))
     return b"".join(body)
 
 
-def build(kind, from_version, to_version, issued_at, adds, removes, sign, **kw) -> bytes:
-    """A signed list: `sign(body) -> 64-byte r||s` (the operator's lists key)."""
+def build(kind, from_version, to_version, issued_at, adds, removes, signers, **kw) -> bytes:
+    """A signed list; `signers`: the lists role's signer(s) (.public_key, .sign)."""
     body = encode_body(kind, from_version, to_version, issued_at, adds, removes, **kw)
-    return body + bytes(sign(body))
+    return sigtail.sign(body, sigtail.signers_of(signers))
 
 
 def parse(blob) -> PlateList:
     blob = bytes(blob)
-    if len(blob) < HEADER_LEN + SIG_LEN:
+    if len(blob) < HEADER_LEN + 1:
         raise _bad("%d bytes is too short" % len(blob))
     f = struct.unpack(_HEADER, blob[:HEADER_LEN])
-    magic, fmt, kind, root_key_id, from_v, to_v, issued_at, scheme, res, key_id, n_add, n_rem = f
+    magic, fmt, kind, reserved, from_v, to_v, issued_at, scheme, res, key_id, n_add, n_rem = f
     if magic != MAGIC:
         raise _bad("bad magic")
-    if fmt != FORMAT:
+    if fmt not in (FORMAT, FORMAT_V1):
         raise _bad("unknown format %d" % fmt)
     if kind not in (KIND_SNAPSHOT, KIND_DELTA):
         raise _bad("unknown kind %d" % kind)
@@ -220,18 +240,26 @@ def parse(blob) -> PlateList:
         raise _bad("a snapshot has from_version 0 and no removals")
     if scheme not in (SCHEME_PLAIN, SCHEME_HMAC) or res or (scheme == SCHEME_PLAIN and key_id):
         raise _bad("scheme %d, reserved %d, hash key %d" % (scheme, res, key_id))
-    if len(blob) != HEADER_LEN + 16 * n_add + 8 * n_rem + SIG_LEN:
+    entry = ENTRY_LEN if fmt == FORMAT else 16
+    body_len = HEADER_LEN + entry * n_add + 8 * n_rem
+    if fmt == FORMAT_V1 and len(blob) != body_len + SIG_LEN:
         raise _bad("length %d does not match %d + %d entries" % (len(blob), n_add, n_rem))
+    if fmt == FORMAT and (reserved or len(blob) < body_len + 1):
+        raise _bad("length %d is short of %d + %d entries" % (len(blob), n_add, n_rem))
     adds = []
     prev = 0
     at = HEADER_LEN
     for _i in range(n_add):
-        k, c = struct.unpack_from(">QQ", blob, at)
-        at += 16
+        if fmt == FORMAT:
+            k, issuer, c = struct.unpack_from(">QHQ", blob, at)
+        else:
+            k, c = struct.unpack_from(">QQ", blob, at)
+            issuer = 0
+        at += entry
         if k <= prev or k > KEY_MASK:
             raise _bad("plate keys are not strictly ascending, or out of range")
         prev = k
-        adds.append((k, c))
+        adds.append((k, issuer, c))
     removes = []
     prev = 0
     for _i in range(n_rem):
@@ -241,27 +269,35 @@ def parse(blob) -> PlateList:
             raise _bad("removed keys are not strictly ascending, or out of range")
         prev = k
         removes.append(k)
-    if n_add and n_rem and set(k for k, _c in adds) & set(removes):
+    if n_add and n_rem and set(a[0] for a in adds) & set(removes):
         raise _bad("a plate is both added and removed")
-    return PlateList(
-        kind, from_v, to_v, issued_at, root_key_id, scheme, key_id, adds, removes, blob
-    )
+    pl = PlateList(kind, from_v, to_v, issued_at, scheme, key_id, adds, removes, blob)
+    pl.body_len = body_len
+    if fmt == FORMAT:
+        pl.sigs = sigtail.split(blob, body_len)[1]
+    else:
+        pl.legacy = True
+    return pl
 
 
 # -- the gate's store file (firmware/verify/platestore.py) -----------------------------------
-# plates.bin  "FGPS" | u32 version | u32 issued_at | u8 scheme | u8 0 | u16 hash_key_id
-#             | u32 count | u32 crc32(entries) | count x (u64 plate_key, u64 cred_id),
-#             big-endian, ascending by key; written whole (write_atomic) at every install
-STORE_MAGIC = b"FGPS"
+# plates.bin  "FGPI" | u32 version | u32 issued_at | u8 scheme | u8 0 | u16 hash_key_id
+#             | u32 count | u32 crc32(entries) | count x (u64 plate_key, u16 issuer, u64
+#             cred_id), big-endian, ascending by key; written whole (write_atomic) at every
+#             install
+#        or   "FGPS" | the same head | count x (u64 plate_key, u64 cred_id): written by gates
+#             before the issuer (plate list format 1), read as issuer 0's (`legacy`)
+STORE_MAGIC = b"FGPI"
+STORE_MAGIC_V1 = b"FGPS"
 _STORE_HEAD = ">4sIIBBHII"
 STORE_HEAD_LEN = 24
 
 
 def store_file(version, issued_at, scheme, hash_key_id, entries) -> bytes:
-    """plates.bin for `entries` (ascending (key, cred_id) pairs)."""
+    """plates.bin for `entries` (ascending (key, issuer, cred_id) triples)."""
     from binascii import crc32
 
-    data = b"".join(struct.pack(">QQ", k, c) for k, c in entries)
+    data = b"".join(struct.pack(">QHQ", k, i, c) for k, i, c in entries)
     head = struct.pack(
         _STORE_HEAD,
         STORE_MAGIC,
@@ -277,17 +313,25 @@ def store_file(version, issued_at, scheme, hash_key_id, entries) -> bytes:
 
 
 def parse_store_file(data):
-    """-> (version, issued_at, scheme, hash_key_id, [(key, cred_id)]) or None if damaged."""
+    """-> (version, issued_at, scheme, hash_key_id, [(key, issuer, cred_id)], legacy) or None
+    if damaged."""
     from binascii import crc32
 
     data = bytes(data)
-    if len(data) < STORE_HEAD_LEN or data[:4] != STORE_MAGIC:
+    if len(data) < STORE_HEAD_LEN or data[:4] not in (STORE_MAGIC, STORE_MAGIC_V1):
         return None
+    legacy = data[:4] == STORE_MAGIC_V1
     _m, version, issued_at, scheme, _r, key_id, count, crc = struct.unpack(
         _STORE_HEAD, data[:STORE_HEAD_LEN]
     )
     body = data[STORE_HEAD_LEN:]
-    if len(body) != 16 * count or crc32(body) & 0xFFFFFFFF != crc:
+    size = 16 if legacy else ENTRY_LEN
+    if len(body) != size * count or crc32(body) & 0xFFFFFFFF != crc:
         return None
-    entries = [struct.unpack_from(">QQ", body, 16 * i) for i in range(count)]
-    return version, issued_at, scheme, key_id, entries
+    if legacy:
+        entries = [
+            (k, 0, c) for k, c in (struct.unpack_from(">QQ", body, 16 * i) for i in range(count))
+        ]
+    else:
+        entries = [struct.unpack_from(">QHQ", body, ENTRY_LEN * i) for i in range(count)]
+    return version, issued_at, scheme, key_id, entries, legacy

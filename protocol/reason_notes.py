@@ -238,4 +238,9 @@ NOTES = {
     "boot_bad_signature": "Slot not as signed.",
     "boot_rollback": "Slot below rollback counter.",
     "boot_counter_damaged": "Rollback counter unreadable.",
+    "deny_needs_issuer": "Deny list of format 1/2 (no issuer): publish format 3.",
+    "list_below_threshold": "Too few lists-role signatures.",
+    "list_wrong_role": "List signed by a key of another role.",
+    "list_unknown_key": "List signed by a key not in the lists role.",
+    "plate_needs_issuer": "Plate list of format 1 (no issuer): publish format 2.",
 }

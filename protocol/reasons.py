@@ -185,6 +185,12 @@ REASONS: dict = {  # name -> (number, display[, explanation: CPython])
     "boot_bad_signature": (294, _GATE_CLOSED_SEE_STAFF),
     "boot_rollback": (295, _GATE_CLOSED_SEE_STAFF),
     "boot_counter_damaged": (296, _GATE_CLOSED_SEE_STAFF),
+    # deny and plate lists per issuer, signed by the lists role (issues 14, 17), 341-349
+    "deny_needs_issuer": (341, ""),
+    "list_below_threshold": (342, ""),
+    "list_wrong_role": (343, ""),
+    "list_unknown_key": (344, ""),
+    "plate_needs_issuer": (345, ""),
 }
 
 # the station mesh, 300-309 (docs/mesh.md, section 3): its refusals of peers' messages, defined

@@ -44,6 +44,7 @@ once, and it verifies over the body.
 
 import struct
 
+from protocol import sigtail
 from protocol.certs import key_id
 from protocol.errors import FormatError
 
@@ -167,43 +168,17 @@ def _check_role(role, threshold, keys):
 
 def sign(body, signers) -> bytes:
     """`body` with the signatures of `signers` (objects with .public_key, .sign(msg))."""
-    sigs = [(key_id(s.public_key), bytes(s.sign(body))) for s in signers]
-    return attach(body, sigs)
+    return sigtail.sign(body, signers, "root_malformed")
 
 
 def attach(body, sigs) -> bytes:
     """`body` with signatures [(key_id, 64-byte sig)] (collected from several key holders)."""
-    if not 1 <= len(sigs) <= MAX_SIGS:
-        raise _bad("%d signatures (1..%d)" % (len(sigs), MAX_SIGS))
-    out = [bytes(body), bytes((len(sigs),))]
-    for kid, sig in sigs:
-        if len(sig) != SIG_LEN:
-            raise _bad("a signature is not 64 bytes")
-        out.append(struct.pack(">I", kid) + bytes(sig))
-    return b"".join(out)
+    return sigtail.attach(body, sigs, "root_malformed")
 
 
 def split(data, body_len):
     """(body, [(key_id, sig)]) of a signed blob whose body is `body_len` bytes."""
-    data = bytes(data)
-    if len(data) < body_len + 1:
-        raise _bad("signed blob cut short")
-    n = data[body_len]
-    if not 1 <= n <= MAX_SIGS:
-        raise _bad("%d signatures (1..%d)" % (n, MAX_SIGS))
-    if len(data) != body_len + 1 + n * (4 + SIG_LEN):
-        raise _bad("signatures are %d bytes, expected %d" % (len(data) - body_len - 1, n * 68))
-    sigs = []
-    ids = []
-    at = body_len + 1
-    for _ in range(n):
-        kid = struct.unpack(">I", data[at : at + 4])[0]
-        if kid in ids:
-            raise _bad("key %08x signs twice" % kid)
-        ids.append(kid)
-        sigs.append((kid, data[at + 4 : at + 4 + SIG_LEN]))
-        at += 4 + SIG_LEN
-    return data[:body_len], sigs
+    return sigtail.split(data, body_len, "root_malformed")
 
 
 def parse(data) -> Root:

@@ -129,7 +129,7 @@ def signed_lists(operator_dir: str, deny_entries: int = 8000) -> tuple[bytes, by
     now = int(time.time())
     key = IssuerKey(1, issuer, 0xFFFF, now - 86400, now + 365 * 86400)
     trust = op.trust_list(1, [key], now, now + 30 * 86400)
-    keys = [denylist.account_key(a) for a in range(1, deny_entries + 1)]
+    keys = [denylist.account_key(1, a) for a in range(1, deny_entries + 1)]
     return trust, op.deny_snapshot(1, keys, now)
 
 

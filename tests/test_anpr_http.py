@@ -148,9 +148,9 @@ def test_a_plate_lane_opens_for_a_pushed_plate_through_its_gate_loop(tmp_path):
                 0,
                 1,
                 codes.NOW,
-                {platelist.plain_key("BAB1234"): (1001 << 24) | 1},
+                [(platelist.plain_key("BAB1234"), 1, (1001 << 24) | 1)],
                 (),
-                codes.ROOT.sign,
+                codes.ROOT,
             )
         )
         (tmp_path / "j").mkdir()

@@ -68,7 +68,7 @@ def gate(tmp_path, store_target):  # on SQLite and on PostgreSQL
         secret,
         config,
         trustlist.build(1, NOW, NOW + 86400, [key], root.sign, rid),
-        denylist.build_snapshot(1, NOW, [], root.sign, rid),
+        denylist.build_snapshot(1, NOW, [], root),
         NOW,
     )
     dev = Device.open(d, None, ManualClock(NOW), crypto=es256)
@@ -199,7 +199,7 @@ def _tls_gate(directory: str, port: int) -> None:
         secret,
         config,
         codes.trust_blob(1, root_key_id=rid),
-        denylist.build_snapshot(1, codes.NOW - 60, [], root.sign, rid),
+        denylist.build_snapshot(1, codes.NOW - 60, [], root),
         codes.NOW,
     )
     now = datetime.datetime.now(datetime.UTC)

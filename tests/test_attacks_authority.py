@@ -80,7 +80,7 @@ def test_a_gate_provisioned_for_the_simulator_keeps_its_key_owner_only(tmp_path,
     rid = trustlist.root_key_id(root.public_key)
     key = trustlist.IssuerKey(1, issuer.public_key, 0xFFFF, t - 86400, t + 86400)
     trust = trustlist.build(1, t - 60, t + 86400, [key], root.sign, rid)
-    deny = denylist.build_snapshot(1, t, [], root.sign, rid)
+    deny = denylist.build_snapshot(1, t, [], root)
     config = {
         "version": 1,
         "device_id": 301,

@@ -136,11 +136,11 @@ def test_replay_is_refused_after_a_reboot(world):
 def test_deny_list_delta_by_account_and_credential(world):
     w = world
     assert w.show(w.rider.present(T)).accept
-    w.gate.deny.install(w.op.deny_delta(1, 2, T, [denylist.credential_key(42, 1)]))
+    w.gate.deny.install(w.op.deny_delta(1, 2, T, [denylist.credential_key(1, 42, 1)]))
     assert w.show(w.rider.present(T)).reason == "denied"
     w.issuer.issue(w.rider, 42, T - 60, T + 3600, cred_no=2, scope=1)  # a new phone credential
     assert w.show(w.rider.present(T)).accept
-    w.gate.deny.install(w.op.deny_delta(2, 3, T, [denylist.account_key(42)]))
+    w.gate.deny.install(w.op.deny_delta(2, 3, T, [denylist.account_key(1, 42)]))
     w.reboot()
     assert w.show(w.rider.present(T)).reason == "denied"
 
@@ -219,9 +219,9 @@ def test_power_cut_mid_delta_leaves_the_old_list_or_the_new(tmp_path):
     rng = random.Random(seed)
     op = Operator()
     rounds = 30
-    expected = {1: set(denylist.account_key(a) for a in range(0, 600000, 3))}
+    expected = {1: set(denylist.account_key(1, a) for a in range(0, 600000, 3))}
     for v in range(1, rounds + 1):
-        adds = [denylist.account_key(rng.randrange(1 << 40)) for _ in range(2000)]
+        adds = [denylist.account_key(1, rng.randrange(1 << 40)) for _ in range(2000)]
         removes = rng.sample(sorted(expected[v]), 500)
         expected[v + 1] = (expected[v] - set(removes)) | set(adds)
         (tmp_path / ("delta-%d.bin" % v)).write_bytes(op.deny_delta(v, v + 1, T, adds, removes))
@@ -247,8 +247,11 @@ def test_power_cut_mid_delta_leaves_the_old_list_or_the_new(tmp_path):
         kills += 1
         after = DenyStore(str(store_dir), op.roots(), OpenSSLVerifier())
         assert after.version >= before, "seed %d: went back" % seed
-        assert set(after.keys) == expected[after.version], "seed %d: version %d holds a mix" % (
-            seed,
-            after.version,
+        assert set(after.entries()) == expected[after.version], (
+            "seed %d: version %d holds a mix"
+            % (
+                seed,
+                after.version,
+            )
         )
     assert kills >= 3, "seed %d" % seed

@@ -107,7 +107,7 @@ def fleet_store(tmp_path_factory):
             secret,
             config,
             trustlist.build(1, NOW - 3600, NOW + 7 * 86400, [key], root.sign, rid),
-            denylist.build_snapshot(1, NOW, [], root.sign, rid),
+            denylist.build_snapshot(1, NOW, [], root),
             NOW,
         )
         st = boot.empty_state()  # the slot the gate booted, as its boot shim left boot.json
@@ -329,7 +329,7 @@ def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browse
     ]
     fid = out["findings"][0]["id"]
     signer = es256.OpenSSLSigner(es256.generate_key())
-    first = denylist.build_snapshot(1, NOW, [], signer.sign)  # what the site files gave
+    first = denylist.build_snapshot(1, NOW, [], signer)  # what the site files gave
     store.publish(messages.KIND_DENY_DELTA, 1, first, clock.now())
     assert risk.publish(store, cfg, signer, clock.now())["version"] == 2
     page, requests = browser_page
@@ -344,7 +344,7 @@ def test_the_risk_page_shows_findings_and_deny_entries(fleet_store, site, browse
     assert "presentation 9 passed 2 times" in row[7] and "gate 303 (station 7)" in row[7]
     assert row[8] == "auto"
     entry = page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts()
-    assert entry[:6] == [str(REPLAYED), "1", "copied_code", str(fid), "yes", "v2"]
+    assert entry[:7] == ["0", str(REPLAYED), "1", "copied_code", str(fid), "yes", "v2"]
     _shot(page, "risk")
     risk.undo(store, fid, "ana", "the rider's own two phones", clock.now())
     page.goto(site + "/risk?state=undone")
@@ -368,9 +368,7 @@ def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_
     signer = es256.OpenSSLSigner(es256.generate_key())
     for dev in (301, 303):
         store.add_device(dev, b"\x02" + bytes(32), NOW)
-    store.publish(
-        messages.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, NOW, [], signer.sign), NOW
-    )
+    store.publish(messages.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, NOW, [], signer), NOW)
     live = RiskLive(store, risk.load_config(), signer, clock=clock)
     for dev, t in ((301, NOW), (303, NOW + 20)):
         raw = records.Record(
@@ -403,8 +401,10 @@ def test_the_risk_page_shows_the_engine_serve_runs_on_arrival(tmp_path, browser_
         assert row[3] == "4242" and row[6] == "denied" and row[8] == "auto"
         assert page.locator("#engine-error").count() == 0
         store.b.execute("DELETE FROM publications")  # the next publish has no list to add to
-        store.b.execute("DELETE FROM risk_deny")  # (so that it has something to publish)
-        store.risk_want(denylist.credential_key(4242, 1), 1, "copied_code", NOW + 9999, True, NOW)
+        store.b.execute("DELETE FROM risk_denials")  # (so that it has something to publish)
+        store.risk_want(
+            denylist.credential_key(0, 4242, 1), 1, "copied_code", NOW + 9999, True, NOW
+        )
         clock.advance(60)
         live.run()
         page.goto(site + "/risk")

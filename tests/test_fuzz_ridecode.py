@@ -24,7 +24,9 @@ _issuer.issue(_rider, 42, NOW - 3600, NOW + 86400)
 CODES = [_rider.present(NOW) for _ in range(3)]
 _op = Operator()
 TRUST = _op.trust_list(1, [_issuer.trust_entry()], NOW, NOW + 86400)
-DENY = _op.deny_delta(1, 2, NOW, [denylist.account_key(5), denylist.credential_key(6, 1)], [7])
+DENY = _op.deny_delta(
+    1, 2, NOW, [denylist.account_key(1, 5), denylist.credential_key(1, 6, 1)], [7]
+)
 VALIDATOR = Validator(OpenSSLVerifier(), {1: _issuer.trust_entry()})
 
 

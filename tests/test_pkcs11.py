@@ -216,7 +216,7 @@ def gate_with_token(tmp_path, softhsm):
         es256.OpenSSLSigner(es256.generate_key()).secret_bytes(),
         config,
         trustlist.build(1, NOW, NOW + 86400, [ik], root.sign, rid),
-        denylist.build_snapshot(1, NOW, [], root.sign, rid),
+        denylist.build_snapshot(1, NOW, [], root),
         NOW,
     )
     os.remove(os.path.join(d, "device.key"))

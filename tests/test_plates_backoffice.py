@@ -28,27 +28,37 @@ def test_bindings_reach_a_lane_as_a_snapshot_then_deltas(store_target):
     store = Store(store_target)
     try:
         cfg = plates.PlateConfig()
-        plates.bind(store, cfg, "b-ab 1234", 1001, 1, NOW)
-        plates.bind(store, cfg, "CD 56", 1002, 2, NOW)
+        plates.bind(store, cfg, "b-ab 1234", 4, 1001, 1, NOW)
+        plates.bind(store, cfg, "CD 56", 5, 1002, 2, NOW)
         first = plates.publish(store, cfg, ROOT, NOW)
-        assert first == {"version": 1, "adds": 2, "removes": 0, "bytes": 32 + 32 + 64}
+        assert first == {"version": 1, "adds": 2, "removes": 0, "bytes": 32 + 36 + 1 + 68}
         assert plates.publish(store, cfg, ROOT, NOW) is None  # nothing changed
         lane = PlateStore(None, ROOTS, VERIFIER)
         _lane(store, lane)
-        assert lane.lookup("BAB 1234")[1] == ridecode.cred_id(1001, 1)
+        assert lane.lookup("BAB 1234")[1] == (4, ridecode.cred_id(1001, 1))
+        assert lane.lookup("CD 56")[1] == (5, ridecode.cred_id(1002, 2))
         assert plates.unbind(store, cfg, "CD56", NOW + 1)
-        plates.bind(store, cfg, "BAB1234", 1003, 1, NOW + 2)  # the car changed hands
+        plates.bind(store, cfg, "BAB1234", 4, 1003, 1, NOW + 2)  # the car changed hands
         second = plates.publish(store, cfg, ROOT, NOW + 3)
         assert second is not None and (second["version"], second["adds"]) == (2, 1)
         assert second["removes"] == 1
         _lane(store, lane)
-        assert lane.lookup("BAB1234")[1] == ridecode.cred_id(1003, 1)
+        assert lane.lookup("BAB1234")[1] == (4, ridecode.cred_id(1003, 1))
         assert lane.lookup("CD56")[1] is None
+        plates.bind(store, cfg, "BAB1234", 6, 1003, 1, NOW + 4)  # same account, another issuer's
+        third = plates.publish(store, cfg, ROOT, NOW + 5)
+        assert third is not None and (third["version"], third["adds"]) == (3, 1)
+        _lane(store, lane)
+        assert lane.lookup("BAB1234")[1] == (6, ridecode.cred_id(1003, 1))
         texts = {b["plate"] for b in store.plate_bindings()}
         assert texts == {"BAB1234", "CD56"}  # the plain scheme keeps the text
         blob = store.publication(m.KIND_PLATE_DELTA, 2)
         offer = publishing.check("plate_delta", blob, None, 1, NOW)
         assert offer.info == {"from": 1, "to": 2, "snapshot": False}
+        old = bytearray(blob)
+        old[4] = 1  # a format-1 list (its length no longer matches: refused either way)
+        with pytest.raises(publishing.PublishRefused):
+            publishing.check("plate_delta", bytes(old), None, 2, NOW)
     finally:
         store.close()
 
@@ -57,7 +67,7 @@ def test_a_hashed_scheme_keeps_no_plate_in_clear(store_target):
     store = Store(store_target)
     try:
         cfg = plates.PlateConfig("hmac", HASH_KEY, 3)
-        key = plates.bind(store, cfg, "BAB 1234", 1001, 1, NOW)
+        key = plates.bind(store, cfg, "BAB 1234", 1, 1001, 1, NOW)
         assert [b["plate"] for b in store.plate_bindings()] == [""]
         assert key == platelist.hmac_key("BAB1234", HASH_KEY)
         plates.publish(store, cfg, ROOT, NOW)
@@ -67,9 +77,9 @@ def test_a_hashed_scheme_keeps_no_plate_in_clear(store_target):
         )
         lane = PlateStore(None, ROOTS, VERIFIER, hash_key=HASH_KEY)
         lane.install(blob)
-        assert lane.lookup("bab-1234")[1] == ridecode.cred_id(1001, 1)
+        assert lane.lookup("bab-1234")[1] == (1, ridecode.cred_id(1001, 1))
         with pytest.raises(plates.PlateError):
-            plates.bind(store, plates.PlateConfig(), "X1", 1, 1, NOW)
+            plates.bind(store, plates.PlateConfig(), "X1", 1, 1, 1, NOW)
             plates.publish(store, plates.PlateConfig(), ROOT, NOW)  # no scheme switch by delta
     finally:
         store.close()
@@ -150,3 +160,24 @@ def test_the_cli_binds_publishes_and_reviews(tmp_path, capsys):
         assert platelist.parse(blob).hash_key_id == 3
     finally:
         store.close()
+
+
+def test_the_plate_list_vector_on_the_page_is_the_format():
+    import os
+    import re
+
+    from tests.portable.test_platelist import _doc_vector
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "parking.md")) as f:
+        text = f.read()
+    shown = re.search(r"<!-- plate-v2-vector -->\n`([0-9a-f]+)`\n", text).group(1)
+    cred2 = (1002 << 24) | 2
+    delta = platelist.encode_body(
+        platelist.KIND_DELTA,
+        1,
+        2,
+        1767254460,
+        [(platelist.plain_key("CD34"), 7, cred2)],
+        [platelist.plain_key("AB12")],
+    )
+    assert shown == delta.hex() == _doc_vector()

@@ -67,7 +67,7 @@ class Fleet:
                 secret,
                 config,
                 self.trust(1, GATE_NOW + DAY),
-                denylist.build_snapshot(1, GATE_NOW, [], self.root.sign, self.rid),
+                denylist.build_snapshot(1, GATE_NOW, [], self.root),
                 GATE_NOW,
             )
             dev = Device.open(d, None, ManualClock(GATE_NOW), crypto=es256)
@@ -133,8 +133,7 @@ def test_publish_refuses_what_gates_would_refuse_and_gates_report_what_they_refu
     assert Store(fleet.db).offers() == []
 
     # a deny delta that follows: published, each gate's fate from its last status
-    delta = denylist.build_delta(1, 2, GATE_NOW, [denylist.account_key(42)], [], fleet.root.sign,
-                                 fleet.rid)  # fmt: skip
+    delta = denylist.build_delta(1, 2, GATE_NOW, [denylist.account_key(1, 42)], [], fleet.root)
     p = faregate("publish", "deny_delta", fleet.file("deny-1-2.bin", delta), *db)
     assert p.stdout.splitlines() == [
         "published deny_delta version 2 (%d bytes)" % len(delta),
@@ -214,8 +213,7 @@ def test_check_and_predict_follow_the_gates_rules():
     with pytest.raises(publishing.PublishRefused, match="needs --version"):
         publishing.check("fare_table", b"fares", None, None, GATE_NOW)
     root = es256.OpenSSLSigner(es256.generate_key())
-    rid = trustlist.root_key_id(root.public_key)
-    gap = denylist.build_delta(3, 4, GATE_NOW, [7], [], root.sign, rid)
+    gap = denylist.build_delta(3, 4, GATE_NOW, [7], [], root)
     with pytest.raises(publishing.PublishRefused) as e:
         publishing.check("deny_delta", gap, None, 2, GATE_NOW)
     assert e.value.forcible and "stop at 2" in str(e.value) and e.value.exit_code == 2

@@ -35,7 +35,9 @@ class Gates:
         self.seq = {}
         self.prev = {}
 
-    def tap(self, device, account, t, station, direction, counter, cred_no=1, mode=MODE_METRO):
+    def tap(
+        self, device, account, t, station, direction, counter, cred_no=1, mode=MODE_METRO, issuer=0
+    ):
         seq = self.seq.get(device, 0) + 1
         self.seq[device] = seq
         raw = records.Record(
@@ -53,6 +55,7 @@ class Gates:
             0,
             0,
             self.prev.get(device, records.ZERO_HASH),
+            issuer=issuer,
         ).to_bytes()
         self.prev[device] = records.record_hash(raw)
         self.store.store_batch(device, [raw], t)
@@ -78,18 +81,22 @@ def test_a_copied_code_is_found_denied_and_published_to_the_gates(store):
     f = out["findings"][0]
     assert f["account_id"] == 500 and f["state"] == "denied" and f["score"] == 100
     assert "presentation 7 passed 2 times" in f["detail"] and "gate 2 (station 1)" in f["detail"]
-    assert f["deny_key"] == denylist.credential_key(500, 1) and f["first_use"] == DAY0 + 30
+    assert f["deny_key"] == denylist.credential_key(0, 500, 1) and f["first_use"] == DAY0 + 30
     assert risk.scan(store, cfg, DAY0 + 61)["findings"] == []  # nothing new: found once
     pub = risk.publish(store, cfg, OP.signer, DAY0 + 62)
-    assert pub["version"] == 2 and pub["adds"] == [denylist.credential_key(500, 1)]
+    assert pub["version"] == 2 and pub["adds"] == [denylist.credential_key(0, 500, 1)]
     gate = _gate_list(store)
-    assert gate.is_denied(500, 1) and not gate.is_denied(500, 2) and not gate.is_denied(600, 1)
+    assert (
+        gate.is_denied(0, 500, 1)
+        and not gate.is_denied(0, 500, 2)
+        and not gate.is_denied(0, 600, 1)
+    )
     assert risk.publish(store, cfg, OP.signer, DAY0 + 63) is None  # nothing changed
     # the operator takes it back: the next delta removes the entry
     risk.undo(store, f["id"], "ana", "the rider showed both phones", DAY0 + 100)
     pub = risk.publish(store, cfg, OP.signer, DAY0 + 101)
-    assert pub["removes"] == [denylist.credential_key(500, 1)] and pub["adds"] == []
-    assert not _gate_list(store).is_denied(500, 1)
+    assert pub["removes"] == [denylist.credential_key(0, 500, 1)] and pub["adds"] == []
+    assert not _gate_list(store).is_denied(0, 500, 1)
     got = store.risk_finding(f["id"])
     assert (got["state"], got["operator"], got["note"]) == (
         "undone",
@@ -133,11 +140,11 @@ def test_an_impossible_journey_waits_for_review_then_an_operator_accepts(store):
     assert risk.publish(store, cfg, OP.signer, DAY0 + 801) is None  # nothing until reviewed
     risk.accept(store, f["id"], "ben", "CCTV confirms two people", DAY0 + 900)
     pub = risk.publish(store, cfg, OP.signer, DAY0 + 901)
-    assert pub["adds"] == [denylist.credential_key(800, 1)]
+    assert pub["adds"] == [denylist.credential_key(0, 800, 1)]
     # its expiry (7 days from the decision) removes it again
     pub = risk.publish(store, cfg, OP.signer, DAY0 + 900 + 7 * 86400)
-    assert pub["removes"] == [denylist.credential_key(800, 1)]
-    assert not _gate_list(store).is_denied(800, 1)
+    assert pub["removes"] == [denylist.credential_key(0, 800, 1)]
+    assert not _gate_list(store).is_denied(0, 800, 1)
 
 
 def test_velocity_missing_taps_and_debt(store):
@@ -170,15 +177,15 @@ def test_velocity_missing_taps_and_debt(store):
     assert got[("velocity", 900)]["state"] == "review"
     assert "5 passages within 600 s" in got[("velocity", 900)]["detail"]
     m901 = got[("missing_taps", 901)]
-    assert m901["state"] == "denied" and m901["deny_key"] == denylist.account_key(901)
+    assert m901["state"] == "denied" and m901["deny_key"] == denylist.account_key(0, 901)
     assert "2 journeys with a tap missing" in m901["detail"]
     assert "unpaid charges of 12.00" in got[("debt", 903)]["detail"]
     risk.dismiss(store, got[("debt", 903)]["id"], "ana", "paid at the office", DAY0)
     assert store.risk_finding(got[("debt", 903)]["id"])["state"] == "dismissed"
     pub = risk.publish(store, cfg, OP.signer, DAY0 + 3 * 86400)
-    assert pub["adds"] == [denylist.account_key(900), denylist.account_key(901)]
+    assert pub["adds"] == [denylist.account_key(0, 900), denylist.account_key(0, 901)]
     gate = _gate_list(store)
-    assert gate.is_denied(901, 7) and not gate.is_denied(902, 1)
+    assert gate.is_denied(0, 901, 7) and not gate.is_denied(0, 902, 1)
 
 
 def test_published_deltas_carry_valid_until_and_are_refreshed_before_it(store):
@@ -221,7 +228,7 @@ def test_the_operator_commands(tmp_path, store_target):
     s = Store(store_target)
     for dev in (1, 2):
         s.add_device(dev, b"\x02" + bytes(32), DAY0)
-    first = denylist.build_snapshot(1, DAY0 - 60, [], root.sign)
+    first = denylist.build_snapshot(1, DAY0 - 60, [], root)
     s.publish(m.KIND_DENY_DELTA, 1, first, DAY0)
     g = Gates(s)
     g.tap(1, 500, DAY0, 1, DIR_ENTRY, counter=7)
@@ -258,37 +265,61 @@ def test_the_operator_commands(tmp_path, store_target):
     gate = DenyStore(None, {1: root.public_key}, VERIFIER)
     for v in range(1, 5):
         assert gate.install(s.publication(m.KIND_DENY_DELTA, v))
-    assert gate.is_denied(501, 1) and not gate.is_denied(500, 1)
+    assert gate.is_denied(0, 501, 1) and not gate.is_denied(0, 500, 1)
     s.close()
     p = run("risk", "accept", "99", *db, "--operator", "ana", ok=False)
     assert "no finding 99" in p.stderr
 
 
-def test_the_documented_deny_list_format_2_vector():
+def test_the_documented_deny_list_format_3_vector():
     import os
     import re
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "docs", "ridecode.md")) as f:
         text = f.read()
-    want = re.search(r"<!-- deny-v2-vector -->\n`([0-9a-f]+)`\n", text).group(1)
+    want = re.search(r"<!-- deny-v3-vector -->\n`([0-9a-f]+)`\n", text).group(1)
     body = denylist.encode_body(
         denylist.KIND_DELTA,
         7,
         8,
         1767254400,
-        [denylist.credential_key(4711, 1)],
-        [denylist.account_key(42)],
-        1,
+        [denylist.credential_key(1, 4711, 1), denylist.account_key(2, 42)],
+        [denylist.account_key(1, 42)],
         1767256200,
     )
     assert body.hex() == want
-    dl = denylist.parse(body + OP.signer.sign(body))
-    assert (dl.valid_until, list(dl.adds), list(dl.removes)) == (
+    dl = denylist.parse(body + b"\x01" + bytes(4) + OP.signer.sign(body))
+    assert (dl.valid_until, dl.issuers(), dl.entries(), dl.entries("removes")) == (
         1767256200,
-        [denylist.credential_key(4711, 1)],
-        [denylist.account_key(42)],
+        [1, 2],
+        [denylist.credential_key(1, 4711, 1), denylist.account_key(2, 42)],
+        [denylist.account_key(1, 42)],
     )
+
+
+def test_a_finding_denies_the_account_of_its_own_issuer_only(store):
+    """Issuer 1's account 500 copies its code; issuer 2's account 500 rides honestly: the entry
+    is issuer 1's, and a gate refuses issuer 1's account 500 and lets issuer 2's through."""
+    g = Gates(store)
+    cfg = risk.load_config()
+    g.tap(1, 500, DAY0, 1, DIR_ENTRY, counter=7, issuer=1)
+    g.tap(2, 500, DAY0 + 30, 1, DIR_ENTRY, counter=7, issuer=1)  # the copy
+    g.tap(3, 500, DAY0 + 40, 1, DIR_ENTRY, counter=7, issuer=2)  # another issuer's rider
+    out = risk.scan(store, cfg, DAY0 + 60)
+    assert [(f["rule"], f["account_id"]) for f in out["findings"]] == [
+        ("copied_code", records.account_key(1, 500))
+    ]
+    pub = risk.publish(store, cfg, OP.signer, DAY0 + 60)
+    assert pub["adds"] == [denylist.credential_key(1, 500, 1)]
+    assert [(e["issuer"], e["deny_key"]) for e in store.risk_deny_entries()] == [
+        (1, (500 << 24) | 1)
+    ]
+    gate = _gate_list(store)
+    assert gate.is_denied(1, 500, 1) and not gate.is_denied(2, 500, 1)
+    assert not gate.is_denied(0, 500, 1)
+    blob = store.publication(m.KIND_DENY_DELTA, 2)
+    assert denylist.parse(blob).issuers() == [1]
 
 
 def test_a_gate_with_a_stale_deny_list_says_so_at_sync(tmp_path):
@@ -323,7 +354,7 @@ def test_a_gate_with_a_stale_deny_list_says_so_at_sync(tmp_path):
         "sync": {"host_key": host.public_key.hex()},
         "validation": {"stale_deny": "refuse"},
     }
-    first = denylist.build_snapshot(1, DAY0 - 60, [], root.sign, rid, DAY0 + 600)
+    first = denylist.build_snapshot(1, DAY0 - 60, [], root, DAY0 + 600)
     trust = trustlist.build(
         1, DAY0 - 3600, DAY0 + 7 * 86400, [issuer.trust_entry()], root.sign, rid
     )
@@ -344,7 +375,7 @@ def test_a_gate_with_a_stale_deny_list_says_so_at_sync(tmp_path):
     assert "deny list stale" in gate["alarms"]
     # the engine's refresh: an empty delta with a new valid_until, installed at the next sync
     cfg = risk.load_config(data={"deny_valid_s": 1800, "refresh_before_s": 600})
-    pub = risk.publish(store, cfg, root, clock.now(), rid)
+    pub = risk.publish(store, cfg, root, clock.now())
     assert pub["version"] == 2 and pub["adds"] == []
     _sync(dev, store, keys, clock, "10.0.0.1:40000")
     assert dev.validator.deny.valid_until == DAY0 + 700 + 1800  # published at DAY0 + 700

@@ -107,7 +107,7 @@ def office(tmp_path, store_target):
     now = int(time.time())
     for g in gates:
         store.add_device(g.device_id, g.signer.public_key, now)
-    store.publish(m.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, now, [], root.sign), now)
+    store.publish(m.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, now, [], root), now)
     store.close()
     yield store_target, gates, root
     for g in gates:
@@ -153,9 +153,9 @@ def test_a_copy_found_on_arrival_is_denied_at_the_next_sync_of_another_gate(tmp_
         # the other gate's next sync installs it (its signature checked by the gate's store)
         a.sync(port)
         assert a.deny.version == 2
-        assert a.deny.is_denied(500, 1) and not a.deny.is_denied(600, 1)
+        assert a.deny.is_denied(0, 500, 1) and not a.deny.is_denied(0, 600, 1)
         b.sync(port)
-        assert b.deny.version == 2 and b.deny.is_denied(500, 1)
+        assert b.deny.version == 2 and b.deny.is_denied(0, 500, 1)
     finally:
         _stop(srv)
     # what the operator sees: the finding, decided by "auto", and the entry listed in v2
@@ -168,7 +168,7 @@ def test_a_copy_found_on_arrival_is_denied_at_the_next_sync_of_another_gate(tmp_
     try:
         got = entries.risk_deny_entries()
         assert [(e["deny_key"], e["listed"], e["version"]) for e in got] == [
-            (denylist.credential_key(500, 1), 1, 2)
+            (denylist.credential_key(0, 500, 1), 1, 2)
         ]
         assert entries.device(102).high_seq == 1  # every record stored, acknowledged once
     finally:
@@ -197,14 +197,14 @@ def test_a_failing_engine_never_costs_a_record_and_catches_up(tmp_path, office):
         assert a.deny.version == 0  # nothing to fetch
         now = int(time.time())
         s = Store(db)
-        s.publish(m.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, now, [], root.sign), now)
+        s.publish(m.KIND_DENY_DELTA, 1, denylist.build_snapshot(1, now, [], root), now)
         s.close()
         a.tap(800, counter=1, t=t + 40)  # the next arrival runs the engine again
         a.sync(port)
         pub = _wait_for(log, lambda e: e["event"] == "risk_published", "published delta")
         assert pub["version"] == 2 and pub["adds"] == 1
         b.sync(port)
-        assert b.deny.version == 2 and b.deny.is_denied(700, 1)
+        assert b.deny.version == 2 and b.deny.is_denied(0, 700, 1)
     finally:
         _stop(srv)
     s = Store(db)
@@ -235,7 +235,7 @@ def test_a_scan_that_fails_leaves_its_records_for_the_next_run(tmp_path):
         store.store_batch(dev, [raw], t)
     events: list[dict] = []
     clock = ManualClock(now + 60)
-    live = RiskLive(store, risk.load_config(), op.signer, op.root_key_id, clock, events.append)
+    live = RiskLive(store, risk.load_config(), op.signer, clock, events.append)
     real = store.risk_passages
 
     def broken(*a, **k):

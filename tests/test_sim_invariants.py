@@ -190,7 +190,7 @@ class ForgetsTheDenyList(Tamper):
     """A deny store that installs every list and then never finds anyone on it."""
 
     def device(self, name, dev):
-        dev.validator.deny.is_denied = lambda account_id, cred_no: False
+        dev.validator.deny.is_denied = lambda issuer, account_id, cred_no: False
 
 
 def test_breaking_denied_codes_refused(tmp_path, capsys):

@@ -84,10 +84,28 @@ def test_a_lane_that_lets_a_misread_through_as_another_account_is_caught(tmp_pat
     real = plates_mod.PlateCode
 
     class Wrong(real):
-        def __init__(self, cred_id, image_tag):
-            super().__init__(cred_id + (999 << 24), image_tag)
+        def __init__(self, issuer, cred_id, image_tag):
+            super().__init__(issuer, cred_id + (999 << 24), image_tag)
 
     monkeypatch.setattr(plates_mod, "PlateCode", Wrong)
+    rep = unattended.run(_small(CARPARK, cars=20), 5, str(tmp_path / "c"))
+    bad = {i["name"] for i in rep["invariants"] if not i["ok"]}
+    assert {"plates_pass_only_their_own_account", "honest_riders_pay_true_fares"} <= bad
+
+
+def test_a_lane_that_charges_plate_passages_to_issuer_0_is_caught(tmp_path, monkeypatch):
+    """Issue 17's bug: a plate list without the issuer charged a plate passage to issuer 0's
+    account of that number. The car park's codes are issuer 7's, so such a passage is another
+    rider's: a car in by plate and out by its code is two accounts, and the invariants say so."""
+    real = plates_mod.PlateCode
+
+    class IssuerLess(real):
+        def __init__(self, _issuer, cred_id, image_tag):
+            super().__init__(0, cred_id, image_tag)
+
+    rep = unattended.run(_small(CARPARK, cars=20), 5, str(tmp_path / "ok"))
+    assert rep["ok"]
+    monkeypatch.setattr(plates_mod, "PlateCode", IssuerLess)
     rep = unattended.run(_small(CARPARK, cars=20), 5, str(tmp_path / "c"))
     bad = {i["name"] for i in rep["invariants"] if not i["ok"]}
     assert {"plates_pass_only_their_own_account", "honest_riders_pay_true_fares"} <= bad

@@ -391,6 +391,7 @@ class Device:
             self.dir,
             self.verifier,
             roots=self._list_keys(anchor),
+            lists=self.store.lists_signers(),
             config=gatestate.config_from_gate_config(cfg or {}),
             clock=self.clock,
             fs=self.fs,
@@ -407,8 +408,8 @@ class Device:
         if cfg and cfg.get("mode") == "parking" and gate_config.get(cfg, "gate.plates"):
             from firmware.verify import platestore
 
-            roots = {trustlist.root_key_id(anchor): anchor}
-            self.plates = platestore.open_store(self.dir, roots, self.verifier, cfg, self.fs)
+            lists = self.store.lists_signers()
+            self.plates = platestore.open_store(self.dir, lists, self.verifier, cfg, self.fs)
 
     def _run(self) -> None:
         """The gate loop over the validator `_build` made (in service)."""
@@ -491,7 +492,8 @@ class Device:
 
     # -- roles (protocol/rootmeta.py: who signs what) ------------------------------------
     def _list_keys(self, anchor) -> dict:
-        """The keys trust and deny lists must be signed by, by their lists' root key id."""
+        """The keys trust lists must be signed by, by their root key id (deny and plate lists:
+        DeviceStore.lists_signers, the lists role with its threshold)."""
         return {trustlist.root_key_id(k): k for k in self.store.role_keys("lists")}
 
     def _roles(self, name: str):

@@ -50,17 +50,18 @@ def admit(gate, who, reason: str):
 
 
 class PlateCode:
-    """Stands for the ride code of a passage decided by plate (gate.admit): the credential the
-    plate is bound to, and the image tag in place of a presentation counter. A plate passage
-    has no rider signature: its record is version 2 with evidence 0 (none) and issuer 0, the
-    account_id / cred_no / counter fields holding the plate's credential and the image tag
-    (docs/parking.md, "Plate passages in the journal")."""
+    """Stands for the ride code of a passage decided by plate (gate.admit): the issuer and
+    credential the plate is bound to, and the image tag in place of a presentation counter. A
+    plate passage has no rider signature: its record is version 2 with evidence 0 (none), the
+    plate's issuer key id, the account_id / cred_no / counter fields holding the plate's
+    credential and the image tag (docs/parking.md, "Plate passages in the journal"); clearing
+    charges that issuer's account."""
 
     plate = True
-    issuer_key_id = 0  # plate-bound accounts are the operator's own, not an issuer's
     raw = b""  # no ride code: nothing of the rider's to keep as evidence
 
-    def __init__(self, cred_id: int, image_tag: int):
+    def __init__(self, issuer: int, cred_id: int, image_tag: int):
+        self.issuer_key_id = issuer
         self.account_id = cred_id >> 24
         self.cred_no = cred_id & 0xFFFFFF
         self.counter = image_tag
@@ -94,12 +95,12 @@ class PlateLane:
         if gate.state not in READS_WELCOME:
             self.counts["ignored"] += 1
             return "ignored"
-        key, cred = self.store.lookup(plate) if plate else (None, None)
+        key, bound = self.store.lookup(plate) if plate else (None, None)
         if plate and confidence < self.min_confidence:
             return self._miss("plate_low_confidence", "low", key, confidence, image_tag)
-        if cred is None:
+        if bound is None:
             return self._miss("plate_unknown", "unknown", key, confidence, image_tag)
-        d = admit(gate, PlateCode(cred, image_tag), "plate_accepted")
+        d = admit(gate, PlateCode(bound[0], bound[1], image_tag), "plate_accepted")
         if d.accept:
             self.counts["accepted"] += 1
         return d.reason

@@ -151,6 +151,26 @@ class DeviceStore:
         self.fs.write_atomic(self._p(ROOT_META), bytes(data))
         self._root = root
 
+    def lists_signers(self):
+        """Who signs deny and plate lists here (firmware/verify/truststore.ListKeys): the root
+        metadata's lists role (its keys, its threshold, and the other roles' key ids, to name a
+        list one of them signed), else the anchor alone, threshold 1 (docs/security.md,
+        "Lists")."""
+        from firmware.verify.truststore import ListKeys
+
+        root = self.root()
+        if root is None:
+            anchor = self.anchor()
+            return ListKeys([anchor] if anchor is not None else [])
+        from protocol import rootmeta
+
+        others = {}
+        for role in rootmeta.ROLES:
+            if role != rootmeta.LISTS:
+                for k in root.keys(role):
+                    others.setdefault(certs.key_id(k), rootmeta.ROLE_NAMES[role])
+        return ListKeys(root.keys(rootmeta.LISTS), root.threshold(rootmeta.LISTS), others)
+
     def role_keys(self, name: str) -> list:
         """The keys of role `name` (protocol.rootmeta.ROLE_IDS) this gate trusts: the root
         metadata's, else the implicit root's: the anchor for every role but sync (whose key is

@@ -1,8 +1,17 @@
 """The deny-list store: a million entries or more, compact, updated by atomic versioned deltas.
 
-In memory: one sorted array of u64 keys (protocol/denylist.py: `account_id << 24 | cred_no`,
-cred_no 0 = the whole account), 8 bytes an entry. A lookup is one binary search (two when the
-account has credential entries): about 0.7 us on CPython for a million entries.
+In memory: one array of u64 keys (protocol/denylist.py: `account_id << 24 | cred_no`,
+cred_no 0 = the whole account), 8 bytes an entry, in one section per issuer (`sections`:
+(issuer, start, end), ascending by issuer; the keys of a section ascending). A code is checked
+in its own issuer's section only: issuer A's account 42 is not issuer B's. A lookup is one
+binary search in that section (two when the account has credential entries): about 0.7 us on
+CPython for a million entries.
+
+Lists from before the issuer (deny-list formats 1 and 2, a deny.base "FGDS"/"FGDU") are
+migrated, not dropped: a gate that held one keeps its keys in the ANY_ISSUER section, which
+denies at every issuer (as those lists always did), at its version, until a format-3
+snapshot replaces the whole list. Until then a format-3 delta is refused (deny_needs_issuer:
+it cannot say which issuer the old keys were), and so is any format-1/2 list that arrives.
 
 On disk, in the store's directory (layouts in protocol/denyfile.py), through the storage
 object `fs` (firmware/storage/fs.py):
@@ -27,7 +36,7 @@ import sys
 from array import array
 
 from firmware.storage.fs import DISK
-from firmware.verify.truststore import ListError, check_root_signature
+from firmware.verify.truststore import ListError, ListKeys
 from protocol import denyfile, denylist
 from protocol.errors import FormatError
 
@@ -93,6 +102,40 @@ def merge(keys, adds, removes):
     return keys
 
 
+def merge_sections(keys, sections, adds, removes):
+    """(new keys, new sections): each issuer's section merged with the delta's adds and
+    removes for it ({issuer: ascending keys}); empty sections are dropped."""
+    issuers = sorted(set(s[0] for s in sections) | set(adds) | set(removes))
+    if len(issuers) == 1 and len(sections) <= 1:
+        i = issuers[0]  # one issuer (the common case): no copy of the old section
+        new = merge(keys, adds.get(i, ()), removes.get(i, ()))
+        return new, ([(i, 0, len(new))] if len(new) else [])
+    out = array("Q")
+    secs = []
+    for i in issuers:
+        old = array("Q")
+        for s in sections:
+            if s[0] == i:
+                old = keys[s[1] : s[2]]
+        part = merge(old, adds.get(i, ()), removes.get(i, ()))
+        if len(part):
+            secs.append((i, len(out), len(out) + len(part)))
+            out.extend(part)
+    return out, secs
+
+
+def sections_of(entries):
+    """(keys, sections) of deny entries (protocol.denylist.entry ints)."""
+    from protocol import denybuild  # (tests and simulators: a gate never builds a list)
+
+    keys = array("Q")
+    secs = []
+    for i, ks in sorted(denybuild.by_issuer(entries).items()):
+        secs.append((i, len(keys), len(keys) + len(ks)))
+        keys.extend(array("Q", ks))
+    return keys, secs
+
+
 class DenyStore:
     def __init__(
         self,
@@ -106,12 +149,14 @@ class DenyStore:
     ):
         """readonly: load `directory` but never write it; installs then stay in memory."""
         self.dir = directory
-        self.roots = dict(roots or {})
+        self.lists = ListKeys.of(roots)  # who signs lists (the lists role)
         self.verifier = verifier
         self.capacity = capacity
         self.compact_after = compact_after
         self.fs = fs
         self.keys = array("Q")
+        self.sections = []  # [(issuer, start, end)] into keys, ascending by issuer
+        self.legacy = False  # holds a list from before the issuer (ANY_ISSUER): see above
         self.version = 0
         self.issued_at = 0
         self.valid_until = 0  # of the list installed last (0: none, deny-list format 1)
@@ -128,22 +173,51 @@ class DenyStore:
                 self.dir = None
 
     @classmethod
-    def from_keys(cls, keys, version: int = 1):
-        """An in-memory store holding `keys` (u64 deny keys), for tests and simulators."""
+    def from_keys(cls, entries, version: int = 1):
+        """An in-memory store holding `entries` (protocol.denylist.entry: issuer << 64 | key),
+        for tests and simulators."""
         store = cls()
-        store.keys = array("Q", sorted(set(keys)))
+        store.keys, store.sections = sections_of(entries)
         store.version = version
         return store
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    def entries(self) -> list:
+        """Every entry (protocol.denylist.entry: issuer << 64 | key), ascending."""
+        out = []
+        for i, lo, hi in self.sections:
+            for j in range(lo, hi):
+                out.append(denylist.entry(i, self._key(j)))
+        return out
+
+    def _key(self, i: int) -> int:
+        return self.keys[i]
+
     def close(self) -> None:
         """Nothing held open (the in-file store closes its file here)."""
 
-    def is_denied(self, account_id: int, cred_no: int) -> bool:
+    def _section(self, issuer):
+        """(start, end) of `issuer`'s section, or None."""
+        for s in self.sections:
+            if s[0] == issuer:
+                return s[1], s[2]
+        return None
+
+    def is_denied(self, issuer: int, account_id: int, cred_no: int) -> bool:
+        """Is account `account_id` (or its credential `cred_no`) of issuer key `issuer`
+        denied? Only `issuer`'s section counts (and the legacy one, which denies at every
+        issuer)."""
+        for scope in (issuer, denylist.ANY_ISSUER):
+            r = self._section(scope)
+            if r is not None and self._denied_in(r[0], r[1], account_id, cred_no):
+                return True
+        return False
+
+    def _denied_in(self, lo, hi, account_id, cred_no) -> bool:
         ak = account_id << 24
-        i, k = self._lower_bound(ak)
+        i, k = self._lower_bound(ak, lo, hi)
         if k is None:
             return False
         if k == ak:
@@ -153,30 +227,35 @@ class DenyStore:
             return False
         if k == ck:
             return True
-        return self._lower_bound(ck, i)[1] == ck
+        return self._lower_bound(ck, i, hi)[1] == ck
 
-    def _lower_bound(self, key: int, lo: int = 0):
-        """(i, key at i) for the first entry >= key at or after lo; (len, None) if none."""
+    def _lower_bound(self, key: int, lo: int, hi: int):
+        """(i, key at i) for the first entry >= key in [lo, hi); (hi, None) if none."""
         keys = self.keys
-        i = bisect_left(keys, key, lo)
-        return (i, keys[i]) if i < len(keys) else (i, None)
+        i = bisect_left(keys, key, lo, hi)
+        return (i, keys[i]) if i < hi else (i, None)
 
     # --- installing lists ------------------------------------------------------------------
 
     def install(self, blob) -> bool:
         """Check and apply a signed snapshot or delta. True if the list changed.
 
-        Raises ListError: list_malformed, list_unknown_root, list_bad_signature, list_downgrade
-        (a snapshot older than the installed version), deny_gap (a delta that does not start
-        at the installed version: fetch a snapshot), deny_full (over capacity).
+        Raises ListError: list_malformed, deny_needs_issuer (a list of format 1 or 2, or a
+        delta while the legacy list is held), the lists role's refusals (list_below_threshold,
+        list_wrong_role, list_unknown_key, list_bad_signature: truststore.ListKeys),
+        list_downgrade (a snapshot older than the installed version), deny_gap (a delta that
+        does not start at the installed version: fetch a snapshot), deny_full (over capacity).
         """
         dl = self._check(blob)
         if dl is None:
             return False
         if dl.kind == denylist.KIND_SNAPSHOT:
-            if len(dl.adds) > self.capacity:
-                raise self._full(len(dl.adds))
-            self._replace(dl.adds, dl.to_version, dl.issued_at, dl.valid_until)
+            n = 0
+            for part in dl.adds.values():
+                n += len(part)
+            if n > self.capacity:
+                raise self._full(n)
+            self._snapshot(dl)
         else:
             self._apply_delta(dl)
         return True
@@ -187,7 +266,17 @@ class DenyStore:
             dl = denylist.parse(blob)
         except FormatError as e:
             raise ListError(str(e), "list_malformed") from None
-        check_root_signature(self.roots, self.verifier, dl, "deny list")
+        if dl.legacy:
+            raise ListError(
+                "deny list of format %d has no issuer: publish format 3" % bytes(blob)[4],
+                "deny_needs_issuer",
+            )
+        self.lists.check(self.verifier, dl.signed_bytes(), dl.sigs, "deny list")
+        if self.legacy and dl.kind != denylist.KIND_SNAPSHOT and dl.to_version > self.version:
+            raise ListError(
+                "the installed deny list has no issuer: only a format-3 snapshot replaces it",
+                "deny_needs_issuer",
+            )
         if self.damaged and dl.kind != denylist.KIND_SNAPSHOT:
             raise ListError("deny.base is damaged: only a snapshot can restore it", "deny_gap")
         if dl.to_version <= self.version:
@@ -206,13 +295,29 @@ class DenyStore:
             )
         return dl
 
+    def _snapshot(self, dl):
+        """Install a checked snapshot: its sections' keys one after the other (one issuer's:
+        the parsed array itself, no copy)."""
+        parts = sorted(dl.adds.items())
+        if len(parts) == 1:
+            keys = parts[0][1]
+            secs = [(parts[0][0], 0, len(keys))]
+        else:
+            keys = array("Q")
+            secs = []
+            for i, part in parts:
+                secs.append((i, len(keys), len(keys) + len(part)))
+                keys.extend(part)
+        self._replace(keys, secs, dl.to_version, dl.issued_at, dl.valid_until)
+
     def _apply_delta(self, dl):
-        new = merge(self.keys, dl.adds, dl.removes)
+        new, secs = merge_sections(self.keys, self.sections, dl.adds, dl.removes)
         if len(new) > self.capacity:
             raise self._full(len(new))
         if self.dir:
             self._append_log(dl.raw)
         self.keys = new
+        self.sections = secs
         self.version = dl.to_version
         self.issued_at = dl.issued_at
         self.valid_until = dl.valid_until
@@ -224,13 +329,15 @@ class DenyStore:
             "deny list would hold %d entries, capacity %d" % (n, self.capacity), "deny_full"
         )
 
-    def _replace(self, keys, version, issued_at, valid_until=0):
+    def _replace(self, keys, sections, version, issued_at, valid_until=0):
         if self.dir:
-            self._write_base(keys, version, issued_at, valid_until)
+            self._write_base(keys, sections, version, issued_at, valid_until)
             self.fs.write_atomic(self.log_path, b"")
             self.log_records = 0
             self._cut_to = None
         self.keys = keys
+        self.sections = sections
+        self.legacy = self._section(denylist.ANY_ISSUER) is not None
         self.version = version
         self.issued_at = issued_at
         self.valid_until = valid_until
@@ -240,12 +347,13 @@ class DenyStore:
     def compact(self) -> None:
         """Fold the delta log into the base file (atomically), then empty the log."""
         if self.dir:
-            self._replace(self.keys, self.version, self.issued_at, self.valid_until)
+            self._replace(self.keys, self.sections, self.version, self.issued_at, self.valid_until)
 
     # --- disk ------------------------------------------------------------------------------
 
-    def _write_base(self, keys, version, issued_at, valid_until=0):
-        self.fs.write_atomic(self.base_path, denyfile.base(keys, version, issued_at, valid_until))
+    def _write_base(self, keys, sections, version, issued_at, valid_until=0):
+        data = denyfile.base(keys, sections, version, issued_at, valid_until)
+        self.fs.write_atomic(self.base_path, data)
 
     def _append_log(self, blob):
         fs = self.fs
@@ -275,12 +383,15 @@ class DenyStore:
                 self.load_error = "deny.base is damaged"
                 self.damaged = True
                 return
-            self.version, self.issued_at, body, self.valid_until = found
+            self.version, self.issued_at, body, self.valid_until, self.sections, _old = found
             self.keys = denyfile.keys_from_le(body)
+            self.legacy = self._section(denylist.ANY_ISSUER) is not None
         deltas, log, good = self._read_log()
         for dl in deltas:
             if self._follows(dl):
-                self.keys = merge(self.keys, dl.adds, dl.removes)
+                self.keys, self.sections = merge_sections(
+                    self.keys, self.sections, dl.adds, dl.removes
+                )
                 self.version = dl.to_version
                 self.issued_at = dl.issued_at
                 self.valid_until = dl.valid_until
@@ -302,6 +413,8 @@ class DenyStore:
 
     def _follows(self, dl) -> bool:
         """The logged delta applies to the version loaded so far."""
+        if dl.legacy != self.legacy:
+            return False  # (a legacy delta, logged before the upgrade, on the legacy list only)
         return dl.to_version > self.version and dl.from_version == self.version
 
     def stale(self, now: int) -> bool:
@@ -314,6 +427,8 @@ class DenyStore:
             "issued_at": self.issued_at,
             "valid_until": self.valid_until,
             "entries": len(self.keys),
+            "issuers": [sec[0] for sec in self.sections if sec[0] != denylist.ANY_ISSUER],
+            "legacy": self.legacy,
             "capacity": self.capacity,
             "log_records": self.log_records,
             "torn_bytes_cut": self.torn_bytes_cut,

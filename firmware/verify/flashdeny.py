@@ -3,10 +3,11 @@
 Same files, same signed lists and same interface as firmware/verify/denystore.py (the in-RAM
 sorted array Linux gates keep); what differs is where the keys live:
 
-- a lookup is a binary search over deny.base's fixed-size entries (8-byte keys, ascending, key i
-  at byte HEAD_LEN + 8 * i: protocol/denyfile.py). A small index of every `step`-th key (at most
-  `index_keys` of them, the deny.index_keys setting) stays in RAM and narrows the search to
-  one block, which takes a few 8-byte reads and one read of at most `chunk` bytes;
+- a lookup is a binary search over the code's issuer's section of deny.base's fixed-size
+  entries (8-byte keys, ascending within a section, key i at byte head length + 8 * i:
+  protocol/denyfile.py). A small index of every `step`-th key (at most `index_keys` of them,
+  the deny.index_keys setting) stays in RAM and narrows the search to one block, which takes
+  a few 8-byte reads and one read of at most `chunk` bytes;
 - a delta (or a snapshot) is applied by streaming the old base and the change into
   deny.base.tmp, `chunk` bytes at a time, then renaming it over deny.base. RAM: one read
   buffer, one write buffer and the delta itself, whatever the list's size. A power cut before
@@ -20,7 +21,7 @@ from binascii import crc32
 from firmware import settings
 from firmware.storage.fs import DISK, IO_CHUNK
 from firmware.verify.denystore import DenyStore, bisect_left
-from protocol import denyfile
+from protocol import denyfile, denylist
 from protocol.denyfile import HEAD_LEN_FRESH
 
 INDEX_KEYS = settings.default("deny.index_keys")
@@ -45,7 +46,7 @@ class FlashDenyStore(DenyStore):
         self.step = 1
         self.index = array("Q")
         self._f = None
-        self._head_len = denyfile.HEAD_LEN  # of the open deny.base (20, or 24 with valid_until)
+        self._head_len = denyfile.HEAD_LEN  # of the open deny.base
         self._readonly = readonly
         super().__init__(directory, roots, verifier, capacity, compact_after, fs, readonly)
 
@@ -59,21 +60,27 @@ class FlashDenyStore(DenyStore):
 
     # --- lookups ---------------------------------------------------------------------------
 
+    def _key(self, i: int) -> int:
+        return self._keys_at(i, 1)[0]
+
     def _keys_at(self, i: int, n: int):
         f = self._f
         f.seek(self._head_len + 8 * i)
         return denyfile.keys_from_le(f.read(8 * n))
 
-    def _lower_bound(self, key: int, lo: int = 0):
-        """(i, key at i) for the first entry >= key at or after lo; (count, None) if none."""
-        n = self.count
-        if lo >= n:
-            return n, None
-        hi = n
+    def _lower_bound(self, key: int, lo: int, hi: int):
+        """(i, key at i) for the first entry >= key in [lo, hi) (one issuer's section, or
+        part of it); (hi, None) if none."""
+        if lo >= hi:
+            return hi, None
+        end = hi
+        step = self.step
         if self.index:
-            b = bisect_left(self.index, key)  # index[b-1] < key <= index[b]
-            lo = max(lo, (b - 1) * self.step if b else 0)
-            hi = min(hi, b * self.step + 1)
+            first = -(-lo // step)  # the index entries inside [lo, end)
+            b = bisect_left(self.index, key, first, min(len(self.index), -(-end // step)))
+            if b > first:
+                lo = max(lo, (b - 1) * step)  # index[b-1] < key <= index[b]
+            hi = min(hi, b * step + 1)
         while hi - lo > self.block:
             mid = (lo + hi) // 2
             if self._keys_at(mid, 1)[0] < key:
@@ -84,12 +91,12 @@ class FlashDenyStore(DenyStore):
         j = bisect_left(keys, key)
         if j < len(keys):
             return lo + j, keys[j]
-        return hi, (self._keys_at(hi, 1)[0] if hi < n else None)
+        return hi, (self._keys_at(hi, 1)[0] if hi < end else None)
 
     # --- applying lists ---------------------------------------------------------------------
 
-    def _replace(self, keys, version, issued_at, valid_until=0):
-        self._rewrite(False, keys, (), version, issued_at, valid_until)
+    def _snapshot(self, dl):
+        self._rewrite(False, dl.adds, {}, dl.to_version, dl.issued_at, dl.valid_until)
 
     def _apply_delta(self, dl):
         self._rewrite(True, dl.adds, dl.removes, dl.to_version, dl.issued_at, dl.valid_until)
@@ -97,19 +104,19 @@ class FlashDenyStore(DenyStore):
     def compact(self) -> None:
         pass  # deny.base is rewritten by every change: there is nothing to fold
 
-    def _old_blocks(self):
-        """The installed keys, `block` at a time."""
-        i = 0
-        while i < self.count:
-            n = min(self.block, self.count - i)
+    def _old_blocks(self, i, end):
+        """The installed keys in [i, end), `block` at a time."""
+        while i < end:
+            n = min(self.block, end - i)
             yield self._keys_at(i, n)
             i += n
 
-    def _merged(self, keep_old, adds, removes):
-        """The installed keys (if keep_old) without `removes`, with `adds`: ascending."""
+    def _merged(self, old, adds, removes):
+        """The installed keys of one section (old: its (start, end), or None) without
+        `removes`, with `adds`: ascending."""
         ia = ir = 0
         na, nr = len(adds), len(removes)
-        for block in self._old_blocks() if keep_old else ():
+        for block in self._old_blocks(old[0], old[1]) if old else ():
             for k in block:
                 while ia < na and adds[ia] < k:
                     yield adds[ia]
@@ -126,24 +133,36 @@ class FlashDenyStore(DenyStore):
             ia += 1
 
     def _rewrite(self, keep_old, adds, removes, version, issued_at, valid_until=0):
-        """Stream the new deny.base into place (the storage object's write_atomic_with)."""
+        """Stream the new deny.base into place (the storage object's write_atomic_with):
+        section by section, each issuer's old keys merged with its adds and removes."""
         if not self.dir:
             raise ValueError("a FlashDenyStore needs its directory")
+        olds = {}
+        for i, lo, hi in self.sections if keep_old else ():
+            olds[i] = (lo, hi)
+        issuers = sorted(set(olds) | set(adds) | set(removes))
+        none = array("Q")
 
         def fill(out):
-            count = crc = 0
-            out.write(bytes(denyfile.head_len(valid_until)))
-            buf = array("Q")
-            for k in self._merged(keep_old, adds, removes):
-                buf.append(k)
-                if len(buf) == self.block:
-                    count, crc = self._flush(out, buf, count, crc)
-                    buf = array("Q")
-            count, crc = self._flush(out, buf, count, crc)
+            count = 0
+            crc = 0
+            secs = []
+            out.write(bytes(HEAD_LEN_FRESH + denyfile.SECTION_LEN * len(issuers)))
+            for i in issuers:
+                start = count
+                buf = array("Q")
+                for k in self._merged(olds.get(i), adds.get(i, none), removes.get(i, none)):
+                    buf.append(k)
+                    if len(buf) == self.block:
+                        count, crc = self._flush(out, buf, count, crc)
+                        buf = array("Q")
+                count, crc = self._flush(out, buf, count, crc)
+                secs.append((i, start, count))
             if count > self.capacity:
                 raise self._full(count)
             out.seek(0)
-            out.write(denyfile.head(version, issued_at, count, crc, valid_until))
+            crc = denyfile.crc_of(crc, denyfile.table(secs))
+            out.write(denyfile.head(version, issued_at, crc, valid_until, secs))
             self.close()  # the old base is read to the end
 
         try:
@@ -192,16 +211,21 @@ class FlashDenyStore(DenyStore):
         None: no base (empty store); False: damaged."""
         self.close()
         self.count = 0
+        self.sections = []
         self.index = array("Q")
         try:
             f = self.fs.open_file(self.base_path, "rb")
         except OSError:
             return None
-        found = denyfile.parse_head(f.read(HEAD_LEN_FRESH))
+        first = f.read(HEAD_LEN_FRESH)
+        n = denyfile.head_size(first)
+        if n > len(first):
+            first += f.read(n - len(first))
+        found = denyfile.parse_head(first) if n else None
         if found is None:
             f.close()
             return False
-        version, issued_at, count, want, valid_until, head_len = found
+        version, issued_at, count, want, valid_until, head_len, sections, table = found
         f.seek(head_len)
         self._head_len = head_len
         self._f = f
@@ -221,9 +245,11 @@ class FlashDenyStore(DenyStore):
                 index.append(keys[j])
                 j += self.step
             i += len(keys)
-        if crc & 0xFFFFFFFF != want or f.read(1):
+        if denyfile.crc_of(crc, table) != want or f.read(1):
             return False
         self.version, self.issued_at, self.valid_until = version, issued_at, valid_until
+        self.sections = sections
+        self.legacy = self._section(denylist.ANY_ISSUER) is not None
         self.index = index
         return True
 

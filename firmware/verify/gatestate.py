@@ -88,6 +88,7 @@ def open_validator(
     clock=None,
     fs=DISK,
     deny_backend=None,
+    lists=None,
 ):
     """The Validator of the gate whose state is in `directory`.
 
@@ -98,6 +99,8 @@ def open_validator(
     clock     a TimeAnchor the caller made (instead of `rtc`)
     fs        the storage object of every store (firmware/storage/fs.py)
     deny_backend  "ram" or "file" (default: the platform's, firmware.platform.DENY_BACKEND)
+    lists     who signs deny lists (truststore.ListKeys: the lists role of the root metadata);
+              default: the roots, threshold 1
     """
     if roots is None:
         roots = read_roots(directory, fs)
@@ -109,7 +112,9 @@ def open_validator(
     deny_dir = directory + "/" + DENY
     if not readonly:
         _mkdir(deny_dir, fs)
-    deny = open_deny(deny_dir, roots, verifier, fs=fs, readonly=readonly, backend=deny_backend)
+    deny = open_deny(
+        deny_dir, lists or roots, verifier, fs=fs, readonly=readonly, backend=deny_backend
+    )
     retain = config.window_s + config.skew_s
     replay = ReplayCache(directory + "/" + REPLAY, retain, fs=fs, readonly=readonly)
     if clock is None and rtc is not None:
@@ -118,7 +123,8 @@ def open_validator(
 
 
 def open_deny(deny_dir, roots, verifier, fs=DISK, readonly=False, backend=None):
-    """The deny store of `deny_dir`: in RAM ("ram") or searched in its file ("file")."""
+    """The deny store of `deny_dir`: in RAM ("ram") or searched in its file ("file"); `roots`:
+    who signs deny lists (a truststore.ListKeys, or a {root_key_id: key} dict)."""
     backend = backend or platform.DENY_BACKEND
     if backend == "file" and not readonly:
         return FlashDenyStore(deny_dir, roots, verifier, fs=fs)

@@ -11,7 +11,7 @@ back office.
 """
 
 from firmware.storage.fs import DISK
-from protocol import trustlist
+from protocol import certs, trustlist
 from protocol.errors import FormatError
 
 
@@ -30,6 +30,55 @@ def check_root_signature(roots, verifier, parsed, what):
         )
     if verifier is None or not verifier.verify(root, parsed.signed_bytes(), parsed.signature()):
         raise ListError("%s: root signature does not verify" % what, "list_bad_signature")
+
+
+class ListKeys:
+    """Who signs deny and plate lists: the lists role of the root metadata the gate holds (its
+    keys and threshold), or on a gate without root metadata the anchor alone (threshold 1).
+    `others` maps the key ids of the other roles to their names, so a list signed by, say,
+    the sync key is refused as list_wrong_role rather than list_unknown_key."""
+
+    def __init__(self, keys, threshold=1, others=None):
+        self.keys = {}
+        for k in keys:
+            self.keys[certs.key_id(k)] = bytes(k)
+        self.threshold = threshold
+        self.others = dict(others or {})
+
+    @classmethod
+    def of(cls, roots):
+        """ListKeys from ListKeys, or from a {root_key_id: key} dict (threshold 1)."""
+        if isinstance(roots, ListKeys):
+            return roots
+        return cls(list((roots or {}).values()))
+
+    def check(self, verifier, body, sigs, what) -> None:
+        """Raise ListError unless `threshold` of the lists keys signed `body`: list_wrong_role
+        (a key of another role signed), list_unknown_key (a key the gate does not hold, e.g. one
+        the root rotated out), list_bad_signature, list_below_threshold."""
+        good = []
+        fault = None  # (reason, text) of the first signature that does not count
+        for kid, sig in sigs:
+            pub = self.keys.get(kid)
+            if pub is None:
+                role = self.others.get(kid)
+                if fault is None and role is not None:
+                    fault = ("list_wrong_role", "signed by the %s role's key %08x" % (role, kid))
+                elif fault is None:
+                    fault = ("list_unknown_key", "signed by key %08x, not a lists key" % kid)
+            elif verifier is not None and verifier.verify(pub, body, sig):
+                good.append(kid)  # (sigtail.split refuses a key id twice)
+            elif fault is None:
+                fault = ("list_bad_signature", "the signature of key %08x does not verify" % kid)
+        if len(good) >= self.threshold:
+            return
+        if fault is not None:
+            raise ListError("%s: %s" % (what, fault[1]), fault[0])
+        raise ListError(
+            "%s: %d valid signature(s) of the lists role, %d needed"
+            % (what, len(good), self.threshold),
+            "list_below_threshold",
+        )
 
 
 class TrustStore:

@@ -225,7 +225,7 @@ class Validator:
             return Decision(False, "replayed", code)
         if getattr(self.deny, "damaged", False):
             return Decision(False, "deny_list_damaged", code)
-        if not leaving and self.deny.is_denied(cred.account_id, cred.cred_no):
+        if not leaving and self.deny.is_denied(cred.issuer_key_id, cred.account_id, cred.cred_no):
             return Decision(False, "denied", code)
         deny_stale = self._deny_stale(now)
         if deny_stale and cfg.stale_deny_policy == DENY_REFUSE:

@@ -29,7 +29,7 @@
 
     [risk]                           # the risk engine on arrival (docs/fraud.md), if deny_key
     deny_key = "/etc/faregate/deny.key"   # the operator key that signs deny lists
-    root_key_id = 1                  # that key's id on the gates' root list
+    root_key_id = 1                  # ignored (lists name their signers' key ids since format 3)
     rules = "/etc/faregate/risk.toml"     # the rules' settings (default: the built-in ones)
     every_s = 30                     # also run this often without arrivals (expiry, refresh)
 
@@ -69,7 +69,11 @@ FIELDS: dict[str, tuple[str, Any, str]] = {
     "translog.key": ("path", None, "the key that signs the log's heads (default: the sync key)"),
     "translog.head_interval_s": ("seconds", 3600, "a signed tree head at least this often"),
     "risk.deny_key": ("path", None, "the key that signs deny lists: runs the risk engine"),
-    "risk.root_key_id": ("count", 1, "that key's id on the gates' operator root list"),
+    "risk.root_key_id": (
+        "count",
+        1,
+        "ignored: deny lists of format 3 carry their signers' key ids (kept so older files load)",
+    ),
     "risk.rules": ("path", None, "the risk engine's settings (docs/fraud.md section 3)"),
     "risk.every_s": ("seconds", 30, "run the engine this often without arrivals too"),
 }

@@ -328,6 +328,7 @@ class _Pages:
         body += "<h2>Findings</h2>" + table(cols, rows, "No findings.", (0, 5))
         entries = [
             [
+                _cell(e["issuer"]),
                 _cell(e["deny_key"] >> 24),
                 _cell((e["deny_key"] & 0xFFFFFF) or "all"),
                 _cell(e["reason"]),
@@ -338,8 +339,9 @@ class _Pages:
             ]
             for e in self.store.risk_deny_entries()
         ]
-        cols = ["account", "credential", "reason", "finding", "wanted", "on the list", "expires"]
-        body += "<h2>Deny entries</h2>" + table(cols, entries, "No deny entries.", (3,))
+        cols = ["issuer", "account", "credential", "reason", "finding", "wanted", "on the list"]
+        cols.append("expires")
+        body += "<h2>Deny entries</h2>" + table(cols, entries, "No deny entries.", (4,))
         title = "Risk" + (": %s" % state if state else "")
         return page(title, body)
 

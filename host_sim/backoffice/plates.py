@@ -1,9 +1,10 @@
 """Plate-bound accounts: binding plates, publishing the plate list, the manual review queue.
 
-A rider binds a vehicle plate to an account (and the credential the car park charges); the
-back office publishes the bindings as a signed, versioned plate list (protocol/platelist.py),
-the first as a snapshot, then one delta per publish after the version published now, exactly
-as the deny list goes (publication kind `plate_delta`; gates fetch one version after the
+A rider binds a vehicle plate to an issuer's account (and the credential the car park charges:
+clearing charges that issuer's account, `issuer << 40 | account`); the back office publishes
+the bindings as a signed, versioned plate list (protocol/platelist.py), the first as a
+snapshot, then one delta per publish after the version published now, exactly as the deny
+list goes (publication kind `plate_delta`; gates fetch one version after the
 other). All SQL is in store.py (`plate_*`).
 
 Privacy (`PlateConfig`, the operator's choice): with `scheme = "hmac"` a plate is turned into
@@ -58,11 +59,16 @@ class PlateConfig:
         return k
 
 
-def bind(store: Any, cfg: PlateConfig, plate: str, account: int, cred_no: int, now: int) -> int:
-    """Bind `plate` to (account, cred_no); the plate key. A hashed scheme stores no text."""
+def bind(
+    store: Any, cfg: PlateConfig, plate: str, issuer: int, account: int, cred_no: int, now: int
+) -> int:
+    """Bind `plate` to issuer key `issuer`'s (account, cred_no); the plate key. A hashed scheme
+    stores no text."""
+    if not 0 <= issuer <= 0xFFFF:
+        raise PlateError("issuer key id %d is not 0..65535" % issuer)
     key = cfg.key(plate)
     text = platelist.normalize(plate) if cfg.scheme == platelist.SCHEME_PLAIN else ""
-    store.plate_bind(key, ridecode.cred_id(account, cred_no), text, now)
+    store.plate_bind(key, issuer, ridecode.cred_id(account, cred_no), text, now)
     return key
 
 
@@ -70,22 +76,24 @@ def unbind(store: Any, cfg: PlateConfig, plate: str, now: int) -> bool:
     return store.plate_unbind(cfg.key(plate), now)
 
 
-def publish(
-    store: Any, cfg: PlateConfig, signer: Any, now: int, root_key_id: int = 1
-) -> dict[str, Any] | None:
-    """Publish what changed: a snapshot of every binding when no plate list is out yet, else a
-    delta after the published version. None when nothing changed."""
+def publish(store: Any, cfg: PlateConfig, signer: Any, now: int) -> dict[str, Any] | None:
+    """Publish what changed: a snapshot of every binding when no plate list is out yet (or the
+    one out is of format 1, without the issuer), else a delta after the published version.
+    `signer`: the lists role's key, or a list of them (its threshold). None when nothing
+    changed."""
     adds, removes = store.plate_changes()
     current = dict((k, v) for k, v, _n in store.offers()).get(m.KIND_PLATE_DELTA)
-    kw = {"scheme": cfg.scheme, "hash_key_id": cfg.hash_key_id, "root_key_id": root_key_id}
-    if current is None:
-        adds = [(b["plate_key"], b["cred_id"]) for b in store.plate_bindings() if b["want"]]
-        version = 1
-        blob = platelist.build(platelist.KIND_SNAPSHOT, 0, 1, now, adds, (), signer.sign, **kw)
+    kw = {"scheme": cfg.scheme, "hash_key_id": cfg.hash_key_id}
+    old = platelist.parse(store.publication(m.KIND_PLATE_DELTA, current)) if current else None
+    if current is None or old is None or old.legacy:
+        adds = [
+            (b["plate_key"], b["issuer"], b["cred_id"]) for b in store.plate_bindings() if b["want"]
+        ]
+        version = (current or 0) + 1
+        blob = platelist.build(platelist.KIND_SNAPSHOT, 0, version, now, adds, (), signer, **kw)
     else:
         if not adds and not removes:
             return None
-        old = platelist.parse(store.publication(m.KIND_PLATE_DELTA, current))
         if (old.scheme, old.hash_key_id) != (cfg.scheme, cfg.hash_key_id):
             raise PlateError(
                 "the published plate list uses another key scheme: a scheme change needs every "
@@ -93,7 +101,7 @@ def publish(
             )
         version = current + 1
         blob = platelist.build(
-            platelist.KIND_DELTA, current, version, now, adds, removes, signer.sign, **kw
+            platelist.KIND_DELTA, current, version, now, adds, removes, signer, **kw
         )
     store.publish(m.KIND_PLATE_DELTA, version, blob, now)
     store.plate_listed(adds, removes, version)

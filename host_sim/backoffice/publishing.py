@@ -10,6 +10,8 @@ is the wrong place to find out it was never going to work. `check` refuses, befo
 stored:
   - a blob of the wrong kind (a trust list offered as a deny delta, anything offered as firmware
     that is not an image), or one its kind's format does not parse;
+  - a deny list of format 1 or 2, or a plate list of format 1 (no issuer): gates of this
+    release refuse them (deny_needs_issuer, plate_needs_issuer), so they are not offered;
   - a version not above the one published now (gates holding it would never fetch the new one),
     and, for blobs that carry their own version (trust and deny lists), a --version that is not
     theirs (gates compare the offer with what they hold: they would fetch it at every sync);
@@ -106,11 +108,30 @@ def _parse(kind: str, data: bytes) -> tuple[dict[str, Any], int | None]:
             return {"valid_until": tl.valid_until, "keys": len(tl.keys)}, tl.version
         if kind == "deny_delta":
             dl = denylist.parse(data)
+            if dl.legacy:
+                raise _refuse(
+                    "this deny list is of format %d, without the issuer: gates refuse it "
+                    "(deny_needs_issuer)" % data[4],
+                    "make a format-3 list (`faregate wallet deny`, `backoffice risk publish`); "
+                    "after an old one publish a format-3 snapshot first",
+                )
             snapshot = dl.kind == denylist.KIND_SNAPSHOT
-            info = {"from": dl.from_version, "to": dl.to_version, "snapshot": snapshot}
+            info = {
+                "from": dl.from_version,
+                "to": dl.to_version,
+                "snapshot": snapshot,
+                "issuers": dl.issuers(),
+                "signatures": len(dl.sigs),
+            }
             return info, dl.to_version
         if kind == "plate_delta":
             pl = platelist.parse(data)
+            if pl.legacy:
+                raise _refuse(
+                    "this plate list is of format 1, without the issuer: gates refuse it "
+                    "(plate_needs_issuer)",
+                    "publish a format-2 list (`faregate backoffice plates publish`)",
+                )
             snapshot = pl.kind == platelist.KIND_SNAPSHOT
             info = {"from": pl.from_version, "to": pl.to_version, "snapshot": snapshot}
             return info, pl.to_version

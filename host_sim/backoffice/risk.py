@@ -20,10 +20,13 @@ says what a finding leads to:
 
 The deny key is the credential's (account_id << 24 | cred_no) for the rules about a code or
 a key (copied_code, cloned_key, impossible_journey, velocity), the whole account's (cred_no 0)
-for the rules about the rider (missing_taps, debt). `publish` turns what is wanted and not yet
-listed, and what is listed and no longer wanted (undone, expired), into one delta after the
-deny version published now, signed by the operator's deny-list key, with a valid_until of
-`deny_valid_s` from now when set (deny-list format 2); when nothing changed it publishes an
+for the rules about the rider (missing_taps, debt), in the scope of the finding's issuer
+(the issuer of its account key): the deny entry is `denylist.entry(issuer, deny key)`, and
+issuer A's finding never stops issuer B's account of the same number. `publish` turns what
+is wanted and not yet listed, and what is listed and no longer wanted (undone, expired), into
+one delta (format 3, a section per issuer) after the deny version published now, signed by
+the lists role's key(s), with a valid_until of `deny_valid_s` from now when set; when nothing
+changed it publishes an
 empty delta once the published list is within `refresh_before_s` of its valid_until, so
 gates' lists stay fresh while the back office runs.
 """
@@ -43,7 +46,7 @@ DAY = 86400
 DEFAULTS: dict[str, Any] = {
     "lookback_s": 7 * DAY,  # how far back a credential's passages are read at each scan
     "window_s": 70,  # a gate's presentation window + skew: counters within it may cross
-    "deny_valid_s": 0,  # valid_until of published deny deltas, from now (0: format 1, none)
+    "deny_valid_s": 0,  # valid_until of published deny deltas, from now (0: none)
     "refresh_before_s": 0,  # publish an empty delta when valid_until is this close
     "network": {"min_s_per_station": 60, "travel_s": {}},  # fastest ride, station to station
     "rules": {
@@ -302,11 +305,14 @@ def scan(store: Any, cfg: dict[str, Any], now: int) -> dict[str, Any]:
 def _store_finding(store, name, rule, account, cred_no, hit, now) -> list[dict[str, Any]]:
     score, evidence, detail, first_use = hit
     # `account` is the store's account key (issuer << 40 | account, records.account_key): the
-    # findings are per issuer. Deny lists still key on the bare account (u64 keys, no issuer:
-    # protocol/denylist.py), so the entry stops that account number at every issuer the gate
-    # trusts (issue 14: a deny list format with the issuer in its key is still to come).
-    _issuer, bare = split_account_key(account)
-    key = denylist.credential_key(bare, cred_no) if cred_no else denylist.account_key(bare)
+    # findings, and their deny entries, are per issuer. The finding keeps the bare deny key
+    # (`deny_key`); its entry on the list is in its issuer's section (`_entry`).
+    issuer, bare = split_account_key(account)
+    key = (
+        denylist.credential_key(issuer, bare, cred_no)
+        if cred_no
+        else denylist.account_key(issuer, bare)
+    )
     if score < int(rule["min_score"]):
         state = "noted"
     else:
@@ -320,7 +326,7 @@ def _store_finding(store, name, rule, account, cred_no, hit, now) -> list[dict[s
         "evidence": evidence,
         "detail": detail,
         "state": state,
-        "deny_key": key,
+        "deny_key": key & denylist.KEY_MASK,
         "expires": now + int(rule["expire_s"]),
         "operator": "auto" if state == "denied" else "",
         "note": "",
@@ -337,6 +343,11 @@ def _store_finding(store, name, rule, account, cred_no, hit, now) -> list[dict[s
 
 
 # -- operator review ---------------------------------------------------------------------------
+def _entry(f: dict[str, Any]) -> int:
+    """The deny entry of a finding: its deny key in its account's issuer's scope."""
+    return denylist.entry(split_account_key(f["account_id"])[0], f["deny_key"])
+
+
 def _finding(store: Any, fid: int) -> dict[str, Any]:
     f = store.risk_finding(fid)
     if f is None:
@@ -353,7 +364,7 @@ def accept(store: Any, fid: int, operator: str, note: str, now: int) -> dict[str
         rule = f["rule"]
         expires = now + int(f["expires"] - f["time"])
         store.risk_decide(fid, "denied", operator, note, now)
-        store.risk_want(f["deny_key"], fid, rule, expires, True, now)
+        store.risk_want(_entry(f), fid, rule, expires, True, now)
     return _finding(store, fid)
 
 
@@ -364,7 +375,7 @@ def undo(store: Any, fid: int, operator: str, note: str, now: int) -> dict[str, 
         if f["state"] != "denied":
             raise RiskError("finding %d is %s, not denied: nothing to undo" % (fid, f["state"]))
         store.risk_decide(fid, "undone", operator, note, now)
-        store.risk_want(f["deny_key"], fid, "undone", now, False, now)
+        store.risk_want(_entry(f), fid, "undone", now, False, now)
     return _finding(store, fid)
 
 
@@ -381,9 +392,10 @@ def dismiss(store: Any, fid: int, operator: str, note: str, now: int) -> dict[st
 
 
 # -- publishing --------------------------------------------------------------------------------
-def publish(store: Any, cfg: dict[str, Any], signer: Any, now: int, root_key_id: int = 1):
+def publish(store: Any, cfg: dict[str, Any], signer: Any, now: int):
     """One deny delta of what changed (and of expiries), after the version published now,
-    stored as a publication: every gate fetches it at its next sync. Returns
+    stored as a publication: every gate fetches it at its next sync. `signer`: the lists
+    role's key, or a list of them (its threshold: docs/security.md, "Roles"). Returns
     {"version", "adds", "removes"} or None when there was nothing to publish."""
     with store.risk_transaction():
         store.risk_expire(now)
@@ -395,10 +407,16 @@ def publish(store: Any, cfg: dict[str, Any], signer: Any, now: int, root_key_id:
                 "(`faregate backoffice publish deny_delta`) before the risk engine adds to it"
             )
         valid_s = int(cfg["deny_valid_s"])
+        old = denylist.parse(store.publication(m.KIND_DENY_DELTA, current))
+        if old.legacy:
+            raise RiskError(
+                "deny list %d, published now, has no issuer (format %d): gates take no delta "
+                "after it; publish a format-3 snapshot (`faregate wallet deny`) first"
+                % (current, store.publication(m.KIND_DENY_DELTA, current)[4])
+            )
         if not adds and not removes:
             if not valid_s:
                 return None
-            old = denylist.parse(store.publication(m.KIND_DENY_DELTA, current))
             if old.valid_until and old.valid_until - now > int(cfg["refresh_before_s"]):
                 return None
         # a key both removed and wanted again cannot be in one delta: removes win this time
@@ -410,8 +428,7 @@ def publish(store: Any, cfg: dict[str, Any], signer: Any, now: int, root_key_id:
             now,
             adds,
             removes,
-            signer.sign,
-            root_key_id,
+            signer,
             now + valid_s if valid_s else 0,
         )
         store.publish(m.KIND_DENY_DELTA, version, blob, now)

@@ -1,10 +1,10 @@
 """The risk engine on arrival: the back office's own service runs it as records come in.
 
-    live = RiskLive(store, cfg, signer, root_key_id, clock, log)
+    live = RiskLive(store, cfg, signer, clock, log)
     session = HostSession(..., arrived=live.arrived)   # told after each batch is committed
     live.run()          # one scan, then one publish, now (never raises: errors are logged)
 
-    worker = RiskWorker(open_store, cfg, signer, root_key_id, log=log, every_s=30)
+    worker = RiskWorker(open_store, cfg, signer, log=log, every_s=30)
     ... arrived() from any thread wakes it ...
     worker.close()
 
@@ -54,7 +54,6 @@ class RiskLive:
         store: Any,
         cfg: dict[str, Any],
         signer: Any,
-        root_key_id: int = 1,
         clock: Any = None,
         log: Log = _quiet,
         on_run: Callable[[dict[str, Any]], None] | None = None,
@@ -62,8 +61,7 @@ class RiskLive:
         self.store = store  # the simulator swaps it when its back office restarts
         self.on_run = on_run  # told each run's summary (the simulator's report)
         self.cfg = cfg
-        self.signer = signer
-        self.root_key_id = root_key_id
+        self.signer = signer  # the lists role's key, or a list of them (risk.publish)
         self.clock = clock
         self.log = log
         self.runs = 0
@@ -116,7 +114,7 @@ class RiskLive:
             )
         summary: dict[str, Any] = {"time": now, "findings": out["findings"], "published": None}
         try:
-            pub = risk.publish(self.store, self.cfg, self.signer, now, self.root_key_id)
+            pub = risk.publish(self.store, self.cfg, self.signer, now)
         except Exception as e:  # noqa: BLE001 - what it found stays wanted: the next publishes
             self._failed("publish", e)
             return self._ran(summary)
@@ -157,12 +155,11 @@ class RiskWorker(RiskLive):
         open_store: Callable[[], Any],
         cfg: dict[str, Any],
         signer: Any,
-        root_key_id: int = 1,
         clock: Any = None,
         log: Log = _quiet,
         every_s: float = 30.0,
     ) -> None:
-        super().__init__(None, cfg, signer, root_key_id, clock, log)
+        super().__init__(None, cfg, signer, clock, log)
         self.every_s = every_s
         self._open = open_store
         self._cv = threading.Condition()

@@ -223,15 +223,17 @@ CREATE TABLE IF NOT EXISTS risk_findings (
     first_use  BIGINT NOT NULL DEFAULT 0,
     UNIQUE (rule, account_id, cred_no, evidence)
 );
-CREATE TABLE IF NOT EXISTS risk_deny (
-    deny_key   BIGINT NOT NULL PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS risk_denials (
+    issuer     BIGINT NOT NULL,
+    deny_key   BIGINT NOT NULL,
     finding_id BIGINT NOT NULL,
     reason     TEXT NOT NULL,
     expires    BIGINT NOT NULL,
     want       BIGINT NOT NULL,
     listed     BIGINT NOT NULL DEFAULT 0,
     version    BIGINT NOT NULL DEFAULT 0,
-    updated    BIGINT NOT NULL
+    updated    BIGINT NOT NULL,
+    PRIMARY KEY (issuer, deny_key)
 );
 CREATE TABLE IF NOT EXISTS risk_unpaid (
     account_id BIGINT NOT NULL,
@@ -284,12 +286,15 @@ CREATE TABLE IF NOT EXISTS log_heads (
     head      {blob} NOT NULL
 );
 -- plate-bound accounts (no-sense parking, host_sim/backoffice/plates.py): plate_key as in
--- protocol/platelist.py (< 2**63), cred_id account_id << 24 | cred_no, plate '' when the
--- operator hashes plates (only the key is kept), want 1 bound or 0 to remove, listed the cred_id
--- in the version published last (0: not on it)
+-- protocol/platelist.py (< 2**63), cred_id account_id << 24 | cred_no of issuer key `issuer`,
+-- plate '' when the operator hashes plates (only the key is kept), want 1 bound or 0 to
+-- remove, listed the cred_id (listed_issuer its issuer) in the version published last (0: not
+-- on it)
 CREATE TABLE IF NOT EXISTS plates (
     plate_key  BIGINT NOT NULL PRIMARY KEY,
     cred_id    BIGINT NOT NULL,
+    issuer     BIGINT NOT NULL DEFAULT 0,
+    listed_issuer BIGINT NOT NULL DEFAULT 0,
     plate      TEXT NOT NULL DEFAULT '',
     want       BIGINT NOT NULL,
     listed     BIGINT NOT NULL DEFAULT 0,
@@ -420,6 +425,19 @@ class Device:
         self.revoked = revoked  # unix time of `devices revoke`, or None
 
 
+_KEY64 = (1 << 64) - 1
+
+# The risk engine's deny entries of a database from before deny lists per issuer (table
+# risk_deny, keyed by the bare deny key): each entry's issuer is its finding's (the top bits
+# of the finding's account key, records.account_key: issuer << 40 | account).
+_RISK_DENIALS = (
+    "INSERT INTO risk_denials (issuer, deny_key, finding_id, reason, expires, want, listed, "
+    "version, updated) SELECT COALESCE((SELECT f.account_id FROM risk_findings f WHERE "
+    "f.id = d.finding_id), 0) / 1099511627776, d.deny_key, d.finding_id, d.reason, d.expires, "
+    "d.want, d.listed, d.version, d.updated FROM risk_deny d"
+)
+
+
 class Store:
     def __init__(self, target: str, durable: bool = True) -> None:
         """`target`: a file path or sqlite:///PATH (SQLite), or a postgresql:// URL.
@@ -441,6 +459,13 @@ class Store:
             self.b.execute("ALTER TABLE charges ADD COLUMN excess BIGINT NOT NULL DEFAULT 0")
         if "n" not in self.b.columns("log_leaves"):  # from before runs: each row one leaf
             self.b.execute("ALTER TABLE log_leaves ADD COLUMN n BIGINT NOT NULL DEFAULT 1")
+        if "issuer" not in self.b.columns("plates"):  # from before plate lists with the issuer
+            self.b.execute("ALTER TABLE plates ADD COLUMN issuer BIGINT NOT NULL DEFAULT 0")
+            self.b.execute("ALTER TABLE plates ADD COLUMN listed_issuer BIGINT NOT NULL DEFAULT 0")
+        if self.b.columns("risk_deny"):  # from before deny lists per issuer: _RISK_DENIALS
+            with self.b.transaction():
+                self.b.execute(_RISK_DENIALS)
+                self.b.execute("DROP TABLE risk_deny")
         self.lock = self.b.lock  # one statement or transaction at a time across threads
         self._log_top: dict[tuple[int, int], bytes] = {}  # log_nodes' memory of the top
         if self.b.one("SELECT size FROM log_state WHERE id = 1") is None:
@@ -1507,59 +1532,66 @@ class Store:
             (state, operator, note, now, fid),
         )
 
+    # The deny entries below are protocol.denylist entries (issuer << 64 | u64 deny key), kept
+    # as (issuer, deny_key) in risk_denials.
     def risk_want(self, key: int, fid: int, reason: str, expires: int, want: bool, now: int):
         """Ask for a deny entry (want) or for its removal; an entry asked for again keeps
         the later expiry."""
         self.b.execute(
-            "INSERT INTO risk_deny (deny_key, finding_id, reason, expires, want, updated) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT (deny_key) DO UPDATE SET "
+            "INSERT INTO risk_denials (issuer, deny_key, finding_id, reason, expires, want, "
+            "updated) VALUES (?,?,?,?,?,?,?) ON CONFLICT (issuer, deny_key) DO UPDATE SET "
             "finding_id = excluded.finding_id, reason = excluded.reason, "
-            "expires = CASE WHEN excluded.want = 1 AND risk_deny.want = 1 AND "
-            "risk_deny.expires > excluded.expires THEN risk_deny.expires "
+            "expires = CASE WHEN excluded.want = 1 AND risk_denials.want = 1 AND "
+            "risk_denials.expires > excluded.expires THEN risk_denials.expires "
             "ELSE excluded.expires END, want = excluded.want, updated = excluded.updated",
-            (key, fid, reason, expires, 1 if want else 0, now),
+            (key >> 64, key & _KEY64, fid, reason, expires, 1 if want else 0, now),
         )
 
     def risk_expire(self, now: int) -> list[int]:
-        """Entries past their expiry stop being wanted; returns their keys."""
+        """Entries past their expiry stop being wanted; returns them."""
         keys = [
-            int(k)
-            for (k,) in self.b.execute(
-                "SELECT deny_key FROM risk_deny WHERE want = 1 AND expires <= ?", (now,)
+            int(i) << 64 | int(k)
+            for i, k in self.b.execute(
+                "SELECT issuer, deny_key FROM risk_denials WHERE want = 1 AND expires <= ?",
+                (now,),
             )
         ]
         if keys:
             self.b.execute(
-                "UPDATE risk_deny SET want = 0, updated = ? WHERE want = 1 AND expires <= ?",
+                "UPDATE risk_denials SET want = 0, updated = ? WHERE want = 1 AND expires <= ?",
                 (now, now),
             )
         return keys
 
     def risk_changes(self) -> tuple[list[int], list[int]]:
-        """(keys to add to the published list, keys to remove from it)."""
-        adds = [
-            int(k)
-            for (k,) in self.b.execute(
-                "SELECT deny_key FROM risk_deny WHERE want = 1 AND listed = 0 ORDER BY deny_key"
-            )
-        ]
-        removes = [
-            int(k)
-            for (k,) in self.b.execute(
-                "SELECT deny_key FROM risk_deny WHERE want = 0 AND listed = 1 ORDER BY deny_key"
-            )
-        ]
+        """(entries to add to the published list, entries to remove from it), ascending."""
+        q = (
+            "SELECT issuer, deny_key FROM risk_denials WHERE want = ? AND listed = ? "
+            "ORDER BY issuer, deny_key"
+        )
+        adds = [int(i) << 64 | int(k) for i, k in self.b.execute(q, (1, 0))]
+        removes = [int(i) << 64 | int(k) for i, k in self.b.execute(q, (0, 1))]
         return adds, removes
 
     def risk_listed(self, keys: list[int], listed: bool, version: int) -> None:
         self.b.executemany(
-            "UPDATE risk_deny SET listed = ?, version = ? WHERE deny_key = ?",
-            [(1 if listed else 0, version, k) for k in keys],
+            "UPDATE risk_denials SET listed = ?, version = ? WHERE issuer = ? AND deny_key = ?",
+            [(1 if listed else 0, version, k >> 64, k & _KEY64) for k in keys],
         )
 
     def risk_deny_entries(self) -> list[dict[str, Any]]:
-        cols = ("deny_key", "finding_id", "reason", "expires", "want", "listed", "version")
-        q = "SELECT %s FROM risk_deny ORDER BY deny_key" % ", ".join(cols)
+        """The deny entries, each with its issuer and bare deny_key."""
+        cols = (
+            "issuer",
+            "deny_key",
+            "finding_id",
+            "reason",
+            "expires",
+            "want",
+            "listed",
+            "version",
+        )
+        q = "SELECT %s FROM risk_denials ORDER BY issuer, deny_key" % ", ".join(cols)
         return [dict(zip(cols, map(_plain, r))) for r in self.b.execute(q)]
 
     def risk_summary(self) -> dict[str, int]:
@@ -1572,12 +1604,13 @@ class Store:
         }
 
     # -- plate-bound accounts and the plate review queue (host_sim/backoffice/plates.py) -------
-    def plate_bind(self, key: int, cred_id: int, plate: str, now: int) -> None:
+    def plate_bind(self, key: int, issuer: int, cred_id: int, plate: str, now: int) -> None:
         self.b.execute(
-            "INSERT INTO plates (plate_key, cred_id, plate, want, updated) VALUES (?,?,?,1,?) "
-            "ON CONFLICT (plate_key) DO UPDATE SET cred_id = excluded.cred_id, "
+            "INSERT INTO plates (plate_key, issuer, cred_id, plate, want, updated) "
+            "VALUES (?,?,?,?,1,?) ON CONFLICT (plate_key) DO UPDATE SET "
+            "issuer = excluded.issuer, cred_id = excluded.cred_id, "
             "plate = excluded.plate, want = 1, updated = excluded.updated",
-            (key, cred_id, plate, now),
+            (key, issuer, cred_id, plate, now),
         )
 
     def plate_unbind(self, key: int, now: int) -> bool:
@@ -1587,26 +1620,27 @@ class Store:
         )
         return bool(getattr(n, "rowcount", 0))
 
-    def plate_changes(self) -> tuple[list[tuple[int, int]], list[int]]:
-        """(bindings not yet on the published list as (key, cred_id), keys to take off)."""
+    def plate_changes(self) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """(bindings not yet on the published list as (key, issuer, cred_id), keys to take
+        off)."""
         adds = self.b.rows(
-            "SELECT plate_key, cred_id FROM plates WHERE want = 1 AND listed != cred_id "
-            "ORDER BY plate_key"
+            "SELECT plate_key, issuer, cred_id FROM plates WHERE want = 1 AND "
+            "(listed != cred_id OR listed_issuer != issuer) ORDER BY plate_key"
         )
         removes = self.b.rows(
             "SELECT plate_key FROM plates WHERE want = 0 AND listed != 0 ORDER BY plate_key"
         )
-        return [(int(k), int(c)) for k, c in adds], [int(r[0]) for r in removes]
+        return [(int(k), int(i), int(c)) for k, i, c in adds], [int(r[0]) for r in removes]
 
-    def plate_listed(self, adds: list[tuple[int, int]], removes: list[int], version: int):
+    def plate_listed(self, adds: list[tuple[int, int, int]], removes: list[int], version: int):
         with self.b.transaction():
             self.b.executemany(
-                "UPDATE plates SET listed = ?, version = ? WHERE plate_key = ?",
-                [(c, version, k) for k, c in adds] + [(0, version, k) for k in removes],
+                "UPDATE plates SET listed = ?, listed_issuer = ?, version = ? WHERE plate_key = ?",
+                [(c, i, version, k) for k, i, c in adds] + [(0, 0, version, k) for k in removes],
             )
 
     def plate_bindings(self) -> list[dict[str, Any]]:
-        cols = ("plate_key", "cred_id", "plate", "want", "listed", "version", "updated")
+        cols = ("plate_key", "issuer", "cred_id", "plate", "want", "listed", "version", "updated")
         q = "SELECT %s FROM plates ORDER BY plate_key" % ", ".join(cols)
         return [dict(zip(cols, map(_plain, r))) for r in self.b.rows(q)]
 

@@ -274,7 +274,7 @@ class BusRoute:
     def _build(self) -> list[Vehicle]:
         now, op = self.start, self.operator
         trust = op.trust_list(1, [self.issuer.trust_entry()], now - 86400, now + 365 * 86400)
-        deny = op.deny_snapshot(1, [denylist.account_key(1)], now - 3600)
+        deny = op.deny_snapshot(1, [denylist.account_key(self.issuer.key_id, 1)], now - 3600)
         self.store.publish(m.KIND_TRUST_LIST, 1, trust, now)
         self.store.publish(m.KIND_DENY_DELTA, 1, deny, now)
         r = self.sc["route"]

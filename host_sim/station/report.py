@@ -224,8 +224,8 @@ def fraud(sim: Any) -> dict[str, Any]:
         for k in adds:
             keys_version.setdefault(k, version)
     for f in sim.risk_findings:
-        if f["state"] == "denied" and f["deny_key"] in keys_version:
-            k = f["deny_key"]
+        k = denylist.entry(f["issuer"], f["deny_key"])
+        if f["state"] == "denied" and k in keys_version:
             if k not in denied_at or f["t_s"] < denied_at[k][0]:
                 denied_at[k] = (f["t_s"], keys_version[k])
     fraud_accounts = {a for _t, _k, a, _c, _out in sim.fraud_uses}
@@ -249,9 +249,13 @@ def fraud(sim: Any) -> dict[str, Any]:
         )
         k["credentials"] += 1
         k["passages"] += len(ts)
+        issuer = sim.population.issuer_of(account).key_id
         hits = [
             denied_at[key]
-            for key in (denylist.credential_key(account, cred_no), denylist.account_key(account))
+            for key in (
+                denylist.credential_key(issuer, account, cred_no),
+                denylist.account_key(issuer, account),
+            )
             if key in denied_at
         ]
         if not hits:

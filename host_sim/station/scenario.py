@@ -302,7 +302,7 @@ SECTIONS: dict[str, list[tuple[str, str, Any, str, str]]] = {
             "int",
             0,
             "s",
-            "valid_until of the deny deltas it publishes, from then (0: none, format 1)",
+            "valid_until of the deny deltas it publishes, from then (0: none)",
         ),
         ("refresh_before_s", "int", 0, "s", "an empty delta refreshes a list this close to it"),
         ("velocity_max", "int", 8, "passages", "the velocity rule's max (per 600 s)"),

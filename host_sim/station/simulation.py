@@ -282,8 +282,7 @@ class Simulation:
             RiskLive(
                 self.store,
                 self.risk_cfg,
-                self.operator.signer,
-                self.operator.root_key_id,
+                self.operator.lists_signers,
                 self.clock,
                 self._risk_event,
                 self._risk_ran,
@@ -313,7 +312,7 @@ class Simulation:
         op = self.operator
         entries = [i.trust_entry() for i in self.issuers]
         trust = op.trust_list(1, entries, now - 86400, now + 365 * 86400)
-        deny_keys = [denylist.account_key(a) for a in self.deny.initial]
+        deny_keys = [self._deny_entry(a) for a in self.deny.initial]
         deny_v1 = op.deny_snapshot(1, deny_keys, now - 3600)
         self.store.publish(m.KIND_TRUST_LIST, 1, trust, now)
         self.store.publish(m.KIND_DENY_DELTA, 1, deny_v1, now)
@@ -942,11 +941,15 @@ class Simulation:
             version = self._deny_version() + 1
             for a in accounts:
                 self.deny.version_of[a] = version  # (was NOT_YET: see __init__)
-        keys = [denylist.account_key(a) for a in accounts]
+        keys = [self._deny_entry(a) for a in accounts]
         blob = self.operator.deny_delta(version - 1, version, self.clock.now(), adds=keys)
         self.store.publish(m.KIND_DENY_DELTA, version, blob, self.clock.now())
         self.deny.published = version
         self.deny_published[version] = self.elapsed_s()
+
+    def _deny_entry(self, account: int) -> int:
+        """The deny entry of an account: in its credential's issuer's scope."""
+        return denylist.account_key(self.population.issuer_of(account).key_id, account)
 
     def _deny_version(self) -> int:
         return dict((k, v) for k, v, _n in self.store.offers())[m.KIND_DENY_DELTA]
@@ -962,8 +965,10 @@ class Simulation:
 
     def _risk_ran(self, summary: dict[str, Any]) -> None:
         for f in summary["findings"]:
-            account = records.split_account_key(f["account_id"])[1]  # the rider's own id
-            self.risk_findings.append(dict(f, account_id=account, t_s=self.elapsed_s()))
+            issuer, account = records.split_account_key(f["account_id"])  # the rider's own id
+            self.risk_findings.append(
+                dict(f, account_id=account, issuer=issuer, t_s=self.elapsed_s())
+            )
         pub = summary["published"]
         if pub is not None:
             self.risk_published[pub["version"]] = (self.elapsed_s(), pub["adds"])

@@ -462,10 +462,11 @@ CHECKED = (
 
 
 class CarPark(_Site):
-    # A plate is bound to an account of the operator's own (issuer 0: firmware/gate/plates.py,
-    # docs/parking.md): the drivers' codes are the operator's too, so a car in by plate and out
-    # by its code (or the other way) is one account and one journey.
-    ISSUER_KEY_ID = 0
+    # A plate is bound to an issuer's account (the plate list carries the issuer:
+    # docs/parking.md); the drivers' codes are that issuer's too, a non-zero one so that a
+    # plate passage charged to any other issuer (0, say) would show: a car in by plate and out
+    # by its code (or the other way) is one account and one journey only when both are.
+    ISSUER_KEY_ID = 7
 
     def __init__(self, sc: dict[str, Any], seed: int, workdir: str) -> None:
         super().__init__(sc, seed, workdir)
@@ -502,9 +503,7 @@ class CarPark(_Site):
         return "".join(self.rng.choice(ALPHABET) for _ in range(7))
 
     def _publish(self) -> None:
-        plates.publish(
-            self.store, self.pcfg, self.operator.signer, self.clock.now(), self.operator.root_key_id
-        )
+        plates.publish(self.store, self.pcfg, self.operator.lists_signers, self.clock.now())
 
     def _install(self) -> None:
         """The plate list as the lanes are provisioned with it before the day; later versions
@@ -557,6 +556,7 @@ class CarPark(_Site):
     def run(self) -> dict[str, Any]:
         c = self.c
         dur = int(self.sc["duration_s"])
+        t0 = self.start - 3600  # when the cars bound before the day were bound
         for i in range(int(c["cars"])):
             account = 200000 + i
             car: dict[str, Any] = {"account": account, "plate": self._plate()}
@@ -566,7 +566,7 @@ class CarPark(_Site):
             car["leave"] = car["arrive"] + self.rng.randint(int(lo), int(hi))
             r = self.rng.random()
             if r < c["bound_share"]:
-                plates.bind(self.store, self.pcfg, car["plate"], account, 1, self.start - 3600)
+                plates.bind(self.store, self.pcfg, car["plate"], self.issuer.key_id, account, 1, t0)
                 self.counts["bound"] += 1
             elif r < c["bound_share"] + c["bound_later_share"]:
                 car["bind_at"] = car["arrive"] - 1800
@@ -591,7 +591,9 @@ class CarPark(_Site):
             if what == "publish":
                 self._publish()
             elif what == "bind":
-                plates.bind(self.store, self.pcfg, car["plate"], car["account"], 1, t)
+                plates.bind(
+                    self.store, self.pcfg, car["plate"], self.issuer.key_id, car["account"], 1, t
+                )
             elif what == "in":
                 self._pass(0, car)
                 visit: dict[str, Any] = {"mode": "parking", "entry_tapped": True}
@@ -613,8 +615,11 @@ class CarPark(_Site):
         for _d, _s, raw in self.store.records():
             r = records.decode(raw)
             if r.kind == records.KIND_PASSAGE and r.reason == plate_reason:
-                if r.account_id not in owner:
-                    wrong.append("plate passage seq %d under account %d" % (r.seq, r.account_id))
+                if r.account_id not in owner or r.issuer != self.issuer.key_id:
+                    wrong.append(
+                        "plate passage seq %d under issuer %d's account %d"
+                        % (r.seq, r.issuer, r.account_id)
+                    )
         misses = sum(self.lanes[i][3].counts[k] for i in (0, 1) for k in ("unknown", "low"))
         plates.collect(self.store)
         review = plates.queue(self.store, None)

@@ -375,10 +375,15 @@ def register(sub: Any) -> None:
     )
     rk.add_argument(
         "--key",
-        help="publish/run: the operator key that signs deny lists (the root key of `faregate "
-        "keys init`, operator/root.key; FAREGATE_PASSPHRASE if encrypted)",
+        action="append",
+        help="publish/run: a key of the lists role that signs deny lists (without root "
+        "metadata the root key of `faregate keys init`, operator/root.key; FAREGATE_PASSPHRASE "
+        "if encrypted). Give --key once per key, up to the lists role's threshold: gates "
+        "holding root metadata refuse a list below it (docs/security.md, Roles)",
     )
-    rk.add_argument("--root-key-id", type=int, default=1, help="that key's id (default 1)")
+    rk.add_argument(
+        "--root-key-id", type=int, default=1, help="ignored (lists carry their key ids)"
+    )
     rk.add_argument("--operator", help="accept/undo/dismiss: who decides (audited)")
     rk.add_argument("--reason", default="", help="accept/undo/dismiss: why")
     rk.add_argument("--state", help="findings: only this state")
@@ -394,8 +399,8 @@ def register(sub: Any) -> None:
         "no-sense parking: bind plates to accounts, publish the plate list, review misreads",
         with_events(cmd_plates),
         "Plate-bound accounts (docs/parking.md). Actions:\n"
-        "  bind PLATE ACCOUNT [--cred N]   bind a plate to an account's credential (a plate "
-        "bound again moves to the new account)\n"
+        "  bind PLATE ACCOUNT [--issuer I] [--cred N]   bind a plate to issuer I's account's "
+        "credential (a plate bound again moves to the new account)\n"
         "  unbind PLATE                    take it off at the next publish\n"
         "  list                            the bindings and what the published list holds\n"
         "  publish --key K                 sign the plate list's next version (a snapshot the "
@@ -411,10 +416,24 @@ def register(sub: Any) -> None:
     pl.add_argument("action", choices=["bind", "unbind", "list", "publish", "review", "decide"])
     pl.add_argument("args", nargs="*", help="the action's arguments (above)")
     pl.add_argument("--cred", type=int, default=1, help="bind: the credential number (1)")
+    pl.add_argument(
+        "--issuer",
+        type=int,
+        default=0,
+        help="bind: the issuer key id whose account it is (default 0, the operator's own): "
+        "the lane's passage is charged to that issuer's account",
+    )
     pl.add_argument("--hash-key", metavar="FILE", help="the plate hash key (hex), for hmac")
     pl.add_argument("--hash-key-id", type=int, default=1, help="that key's id (default 1)")
-    pl.add_argument("--key", help="publish: the operator key that signs lists (operator/root.key)")
-    pl.add_argument("--root-key-id", type=int, default=1, help="that key's id (default 1)")
+    pl.add_argument(
+        "--key",
+        action="append",
+        help="publish: a key of the lists role (operator/root.key without root metadata); "
+        "once per key, up to the lists role's threshold",
+    )
+    pl.add_argument(
+        "--root-key-id", type=int, default=1, help="ignored (lists carry their key ids)"
+    )
     pl.add_argument("--operator", help="decide: who decides")
     pl.add_argument("--note", default="", help="decide: why")
     pl.add_argument("--account", type=int, default=0, help="decide charged: the account")
@@ -627,6 +646,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _lists_signers(paths: list[str]) -> list[Any]:
+    """The signers of --key (each a key of the lists role), in order."""
+    return [load_signer(p, "lists key") for p in paths]
+
+
 def _serve_process(
     cfg: dict[str, Any],
     keys: Any,
@@ -663,7 +687,6 @@ def _serve_process(
             lambda: Store(db),
             cfg["risk.config"],
             cfg["risk.signer"],
-            cfg["risk.root_key_id"],
             log=log,
             every_s=cfg["risk.every_s"],
         )
@@ -1264,7 +1287,7 @@ def cmd_risk(args: argparse.Namespace, events: Events) -> int:
                 "give the operator key that signs deny lists: --key operator/root.key",
                 EXIT_USAGE,
             )
-        pub = risk.publish(store, cfg, load_signer(args.key), now, args.root_key_id)
+        pub = risk.publish(store, cfg, _lists_signers(args.key), now)
         summary["published"] = pub
     message = "; ".join(
         ["%d new finding(s)" % summary["findings"]] if "findings" in summary else []
@@ -1319,8 +1342,12 @@ def cmd_plates(args: argparse.Namespace, events: Events) -> int:
             EXIT_USAGE,
         )
     if act == "bind":
-        k = plates.bind(store, cfg, rest[0], int(rest[1]), args.cred, now)
-        events.result(True, "plate key %d bound to account %s" % (k, rest[1]), plate_key=k)
+        k = plates.bind(store, cfg, rest[0], args.issuer, int(rest[1]), args.cred, now)
+        events.result(
+            True,
+            "plate key %d bound to issuer %d's account %s" % (k, args.issuer, rest[1]),
+            plate_key=k,
+        )
     elif act == "unbind":
         ok = plates.unbind(store, cfg, rest[0], now)
         events.result(ok, "unbound" if ok else "that plate is not bound")
@@ -1329,12 +1356,12 @@ def cmd_plates(args: argparse.Namespace, events: Events) -> int:
         rows = store.plate_bindings()
         for r in rows:
             r["account_id"], r["cred_no"] = r["cred_id"] >> 24, r["cred_id"] & 0xFFFFFF
-        cols = ["plate_key", "plate", "account_id", "cred_no", "want", "version"]
+        cols = ["plate_key", "plate", "issuer", "account_id", "cred_no", "want", "version"]
         _print(events, rows, cols, "no plates bound", "plates")
     elif act == "publish":
         if not args.key:
             raise CliError("plates publish needs --key", "--key operator/root.key", EXIT_USAGE)
-        pub = plates.publish(store, cfg, load_signer(args.key), now, args.root_key_id)
+        pub = plates.publish(store, cfg, _lists_signers(args.key), now)
         text = (
             "nothing to publish"
             if pub is None

@@ -121,6 +121,14 @@ def register(sub: Any) -> None:
     c.add_argument("--account", type=int, required=True)
     c.add_argument("--cred-no", type=int, default=0, help="one credential (default: account)")
     c.add_argument(
+        "--issuer",
+        type=int,
+        default=None,
+        help="the issuer key id whose account it is: the entry stops that issuer's account "
+        "only (deny lists are per issuer, docs/ridecode.md section 9). Default: the issuer of "
+        "the wallet's rider with this account id, else the newest issuer key",
+    )
+    c.add_argument(
         "--count", type=int, default=1, help="this many accounts from --account on (default 1)"
     )
     c.add_argument("--remove", action="store_true", help="lift the entry instead")
@@ -344,7 +352,7 @@ def _init(args: argparse.Namespace, events: Events) -> int:
             }
         },
         "trust": {"version": 0, "valid_until": 0},
-        "deny": {"version": 0, "keys": []},
+        "deny": {"version": 0, "entries": []},
         "riders": {},
     }
     write_secret_json(os.path.join(args.state, "wallet", "keys.json"), data)
@@ -481,9 +489,12 @@ def _deny(args: argparse.Namespace, events: Events) -> int:
     st = WalletState(args.state)
     if not 1 <= args.count <= 1_000_000:
         raise CliError("--count must be 1 to 1,000,000", "deny fewer accounts at once", EXIT_USAGE)
-    wanted = {denylist.credential_key(args.account + i, args.cred_no) for i in range(args.count)}
+    issuer = _deny_issuer(st, args)
+    wanted = {
+        denylist.credential_key(issuer, args.account + i, args.cred_no) for i in range(args.count)
+    }
     d = st.data["deny"]
-    keys = set(d["keys"])
+    keys = set(_deny_entries(st))
     change = (wanted & keys) if args.remove else (wanted - keys)
     if not change:
         raise CliError(
@@ -505,17 +516,49 @@ def _deny(args: argparse.Namespace, events: Events) -> int:
     write_file(path, delta)
     st.gate_install("deny", delta)
     d["version"] = new
-    d["keys"] = sorted(keys - change if args.remove else keys | change)
+    held = sorted(keys - change if args.remove else keys | change)
+    d.pop("keys", None)
+    d["entries"] = [list(denylist.split_entry(e)) for e in held]
     snap_path = os.path.join(args.state, "wallet", "deny-v%d.bin" % new)
-    write_file(snap_path, op.deny_snapshot(new, d["keys"], now))
+    write_file(snap_path, op.deny_snapshot(new, held, now))
     st.save()
     _emit(
         events,
-        {"deny_version": new, "entries": len(d["keys"]), "delta": path, "snapshot": snap_path},
+        {
+            "deny_version": new,
+            "entries": len(held),
+            "issuer": issuer,
+            "delta": path,
+            "snapshot": snap_path,
+        },
         "wallet: deny list v%d (%d entr%s) installed; for gates: %s (snapshot), %s (delta)"
-        % (new, len(d["keys"]), "y" if len(d["keys"]) == 1 else "ies", snap_path, path),
+        % (new, len(held), "y" if len(held) == 1 else "ies", snap_path, path),
     )
     return 0
+
+
+def _deny_issuer(st: "WalletState", args: argparse.Namespace) -> int:
+    """--issuer, else the issuer of the wallet's one rider with --account, else the newest
+    issuer key."""
+    if args.issuer is not None:
+        return int(args.issuer)
+    riders = st.data["riders"]
+    found = [k for k in riders if k == str(args.account) or k.endswith(":%d" % args.account)]
+    if len(found) == 1:
+        return _issuer_of(riders[found[0]])
+    return max(int(k) for k in st.data["issuers"])
+
+
+def _deny_entries(st: "WalletState") -> list[int]:
+    """The wallet's deny entries (protocol.denylist.entry). A wallet from before deny lists
+    per issuer kept bare keys ("keys"): they are its oldest issuer key's."""
+    from protocol import denylist
+
+    d = st.data["deny"]
+    if "entries" in d:
+        return [denylist.entry(i, k) for i, k in d["entries"]]
+    first = min(int(k) for k in st.data["issuers"])
+    return [denylist.entry(first, k) for k in d.get("keys", [])]
 
 
 def _rotate(args: argparse.Namespace, events: Events) -> int:

@@ -69,13 +69,13 @@ def trust_blob(version=1, keys=None, valid_until=NOW + 7 * 86400, signer=ROOT, r
 
 
 def deny_snapshot(version, keys, signer=ROOT, valid_until=0):
-    return denylist.build_snapshot(version, NOW - 60, keys, signer.sign, valid_until=valid_until)
+    """A signed deny snapshot of `keys` (entries: protocol.denylist.entry, or bare u64 keys,
+    which are issuer 0's); `signer`: one signer or a list (the lists role's)."""
+    return denylist.build_snapshot(version, NOW - 60, keys, signer, valid_until=valid_until)
 
 
 def deny_delta(from_v, to_v, adds=(), removes=(), signer=ROOT, valid_until=0):
-    return denylist.build_delta(
-        from_v, to_v, NOW - 30, adds, removes, signer.sign, valid_until=valid_until
-    )
+    return denylist.build_delta(from_v, to_v, NOW - 30, adds, removes, signer, valid_until)
 
 
 # A stand-in signature scheme (sig = SHA-256(key || message) twice), kept for tests of other

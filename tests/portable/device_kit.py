@@ -150,7 +150,7 @@ def _provision(d, hw, clock, config=None, **sync):
         (service.BLOB_CERT, kit.device_cert(pub, root=ROOT)),
         (service.BLOB_CONFIG, config or _config(**sync)),
         (service.BLOB_TRUST, _trust()),
-        (service.BLOB_DENY, denylist.build_snapshot(1, NOW - 60, [], ROOT.sign, RID)),
+        (service.BLOB_DENY, denylist.build_snapshot(1, NOW - 60, [], ROOT)),
     ):
         assert tech.put(kind, data)[2] == "accepted", kind
     hw.reader.texts = ["FGTEST:card-1"]

@@ -119,30 +119,40 @@ def test_replay_log_parse_keeps_the_good_entries():
 def test_deny_base_round_trip_and_damage():
     from array import array
 
-    keys = array("Q", [3, 1 << 40, (1 << 64) - 1])
-    data = denyfile.base(keys, 7, 1000)
-    assert data[:4] == b"FGDS" and len(data) == denyfile.HEAD_LEN + 24
-    assert struct.unpack("<IIII", data[4:20])[:3] == (7, 1000, 3)
-    version, issued_at, body, valid_until = denyfile.parse_base(data)
-    assert (version, issued_at, valid_until) == (7, 1000, 0)
+    keys = array("Q", [3, 1 << 40, (1 << 64) - 1, 9])
+    sections = [(1, 0, 3), (7, 3, 4)]  # issuer 1's keys, then issuer 7's
+    data = denyfile.base(keys, sections, 7, 1000, 5000)
+    assert data[:4] == b"FGDI" and len(data) == denyfile.HEAD_LEN_FRESH + 2 * 8 + 32
+    assert struct.unpack("<IIII", data[4:20]) == (7, 1000, 5000, 2)
+    assert struct.unpack("<IIII", data[24:40]) == (1, 3, 7, 1)  # the section table
+    version, issued_at, body, valid_until, secs, legacy = denyfile.parse_base(data)
+    assert (version, issued_at, valid_until, secs, legacy) == (7, 1000, 5000, sections, False)
     assert list(denyfile.keys_from_le(body)) == list(keys)
     assert bytes(body)[:8] == struct.pack("<Q", 3)
     assert denyfile.parse_base(data[:-1]) is None and denyfile.parse_base(b"FG") is None
     assert denyfile.parse_base(b"XXXX" + data[4:]) is None
+    swapped = data[:24] + data[32:40] + data[24:32] + data[40:]  # the table out of order
+    assert denyfile.parse_base(swapped) is None
+    recount = bytearray(data)
+    recount[28] = 2  # issuer 1 holds 2 keys, issuer 7 one: the count is right, the crc not
+    recount[36] = 2
+    assert denyfile.parse_base(bytes(recount)) is None
+    assert denyfile.parse_head(data[:30]) is None  # the head ends after the table
 
 
-def test_deny_base_with_valid_until_has_a_24_byte_head():
-    from array import array
+def test_deny_base_from_before_the_issuer_reads_as_one_any_issuer_section():
+    from binascii import crc32
 
-    keys = array("Q", [5, 9])
-    data = denyfile.base(keys, 8, 1000, 5000)
-    assert data[:4] == b"FGDU" and len(data) == denyfile.HEAD_LEN_FRESH + 16
-    assert struct.unpack("<IIII", data[4:20]) == (8, 1000, 5000, 2)
-    version, issued_at, body, valid_until = denyfile.parse_base(data)
-    assert (version, issued_at, valid_until) == (8, 1000, 5000)
-    assert list(denyfile.keys_from_le(body)) == [5, 9]
-    assert denyfile.parse_base(data[:-1]) is None
-    assert denyfile.parse_head(data[:20]) is None  # an FGDU head is 24 bytes
+    keys = struct.pack("<QQ", 5, 9)
+    old = struct.pack("<4sIIII", b"FGDS", 8, 1000, 2, crc32(keys)) + keys
+    version, issued_at, body, valid_until, secs, legacy = denyfile.parse_base(old)
+    assert (version, issued_at, valid_until, legacy) == (8, 1000, 0, True)
+    assert secs == [(denyfile.ANY_ISSUER, 0, 2)] and list(denyfile.keys_from_le(body)) == [5, 9]
+    fresh = struct.pack("<4sIIIII", b"FGDU", 8, 1000, 5000, 2, crc32(keys)) + keys
+    found = denyfile.parse_base(fresh)
+    assert found[3] == 5000 and found[4] == [(denyfile.ANY_ISSUER, 0, 2)]
+    assert denyfile.parse_base(fresh[:-1]) is None
+    assert denyfile.parse_head(fresh[:20]) is None  # an FGDU head is 24 bytes
 
 
 def test_anchor_slots_newest_good_wins_and_the_old_layout_reads_as_lead_0():

@@ -104,7 +104,7 @@ def test_sync_uploads_reports_and_installs_a_deny_delta_that_then_refuses():
         dev, _tech = _provision(d, hw, clock, host="127.0.0.1", host_key=HOST_PUB.hex())
         _scan(dev, hw, codes.code(time=NOW))
         _walk(dev, hw, clock)
-        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(1, 42)], [], ROOT)
         host = MiniHost({(m.KIND_DENY_DELTA, 2): delta}, device_pub=dev.store.signer().public_key)
         client = dev.sync_client(random_bytes=lambda n: b"\x07" * n)
         data = client.start()

@@ -384,7 +384,7 @@ def test_an_exit_line_lets_a_denied_rider_out_and_journals_the_exit():
     d = mkdtemp("denied-exit")
     ticks = Ticks(0)
     try:
-        deny = DenyStore.from_keys([denylist.credential_key(5, 1)])
+        deny = DenyStore.from_keys([denylist.credential_key(1, 5, 1)])
         v = Validator(codes.VERIFIER, {1: codes.issuer_key()}, deny)
         j = Journal(d, device_id=1)
         barrier = Barrier()

@@ -15,6 +15,7 @@ from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.test_gate_core import Barrier, Clock, Display, _code
 
 CRED = (1001 << 24) | 1
+ISSUER = 7  # the plate's account is issuer key 7's: its passages are charged there
 
 
 def _lane(d, ticks, direction=1, cfg=None):
@@ -39,9 +40,9 @@ def _lane(d, ticks, direction=1, cfg=None):
         0,
         1,
         codes.NOW,
-        {platelist.plain_key("BAB1234"): CRED},
+        [(platelist.plain_key("BAB1234"), ISSUER, CRED)],
         (),
-        codes.ROOT.sign,
+        codes.ROOT,
     )
     store.install(blob)
     return g, PlateLane(g, store)
@@ -69,6 +70,7 @@ def test_a_known_plate_opens_the_arm_and_is_journaled_first():
             1,
         )
         assert rec.counter == 77 and rec.mode == records.MODE_PARKING
+        assert rec.issuer == ISSUER and rec.version == records.VERSION
         g.on_event("vehicle_on_safety")
         g.on_event("vehicle_cleared")
         g.on_event("barrier_closed")

@@ -123,36 +123,38 @@ def test_full_disk_reaches_the_replay_cache_which_keeps_protecting():
 
 
 def test_full_disk_reaches_the_deny_store_the_old_version_stays():
-    acc = denylist.account_key
+    def acc(a):
+        return denylist.account_key(1, a)
 
     def body(d, disk):
         s = DenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
         s.install(codes.deny_snapshot(1, [acc(1)]))
         disk.full = True
         e = raises(OSError, s.install, codes.deny_delta(1, 2, adds=[acc(2)]))
-        assert is_full(e) and s.version == 1 and not s.is_denied(2, 1)
+        assert is_full(e) and s.version == 1 and not s.is_denied(1, 2, 1)
         e = raises(OSError, s.install, codes.deny_snapshot(3, [acc(3)]))
         assert is_full(e) and s.version == 1
         disk.full = False
         again = DenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
-        assert again.version == 1 and list(again.keys) == [acc(1)]
+        assert again.version == 1 and again.entries() == [acc(1)]
 
     _with(body)
 
 
 def test_full_disk_reaches_the_flash_deny_store_the_old_version_stays_searchable():
-    acc = denylist.account_key
+    def acc(a):
+        return denylist.account_key(1, a)
 
     def body(d, disk):
         s = FlashDenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
         s.install(codes.deny_snapshot(1, [acc(1)]))
         disk.full = True
         e = raises(OSError, s.install, codes.deny_delta(1, 2, adds=[acc(2)]))
-        assert is_full(e) and s.version == 1 and s.is_denied(1, 1) and not s.is_denied(2, 1)
+        assert is_full(e) and s.version == 1 and s.is_denied(1, 1, 1) and not s.is_denied(1, 2, 1)
         disk.full = False
         s.close()
         again = FlashDenyStore(d, codes.ROOTS, codes.VERIFIER, fs=disk)
-        assert again.version == 1 and again.is_denied(1, 1) and not again.is_denied(2, 1)
+        assert again.version == 1 and again.is_denied(1, 1, 1) and not again.is_denied(1, 2, 1)
         again.close()
 
     _with(body)

@@ -29,7 +29,10 @@ from tests.portable.test_gate_core import Clock
 from tests.portable.test_stores import FakeRTC
 
 ENOSPC = 28
-ACC = denylist.account_key
+
+
+def ACC(account):  # codes' credentials are issuer key 1's
+    return denylist.account_key(1, account)
 
 
 class QuotaStorage(Storage):
@@ -230,7 +233,7 @@ def test_a_half_written_deny_delta_is_cut_so_the_next_one_counts():
         s.fs.quota = 1 << 20
         assert s.install(delta)
         again = DenyStore(d, codes.ROOTS, codes.VERIFIER)
-        assert again.version == 2 and again.is_denied(2, 1) and again.torn_bytes_cut == 0
+        assert again.version == 2 and again.is_denied(1, 2, 1) and again.torn_bytes_cut == 0
 
     _in("deny-half", body)
 

@@ -195,7 +195,7 @@ def test_a_refused_blob_is_reported_in_the_sessions_status():
 
     def body(d):
         dev, _hw, clock = _gate(d)
-        bad = denylist.build_delta(2, 3, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        bad = denylist.build_delta(2, 3, NOW, [denylist.account_key(1, 42)], [], ROOT)
         host = MiniHost({(m.KIND_DENY_DELTA, 2): bad}, device_pub=dev.store.signer().public_key)
         lines = []
         syncer = app.Syncer(
@@ -280,7 +280,7 @@ def test_a_blob_that_cannot_be_stored_on_a_full_disk_ends_nothing_and_comes_agai
         hw, clock = Hardware(), Clock()
         hw.disk = FaultyStorage()
         dev, _tech = _provision(d, hw, clock, host_key=HOST_PUB.hex())
-        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(42)], [], ROOT.sign, RID)
+        delta = denylist.build_delta(1, 2, NOW, [denylist.account_key(1, 42)], [], ROOT)
         host = MiniHost({(m.KIND_DENY_DELTA, 2): delta}, device_pub=dev.store.signer().public_key)
         lines = []
         syncer = app.Syncer(

@@ -110,6 +110,11 @@ def test_swapped_presentation_fails_rider_signature():
     assert v.check(swapped, NOW).reason == "bad_rider_signature"
 
 
+def _refill(deny, entries):
+    fresh = DenyStore.from_keys(entries)
+    deny.keys, deny.sections = fresh.keys, fresh.sections
+
+
 def test_replay_and_deny():
     deny = DenyStore()
     v = _validator(deny=deny)
@@ -119,11 +124,13 @@ def test_replay_and_deny():
     assert v.check(codes.code(counter=5), NOW).reason == "replayed"
     assert v.check(codes.code(counter=4), NOW).reason == "replayed"
     assert v.check(codes.code(counter=6), NOW).accept
-    deny.keys = DenyStore.from_keys([denylist.account_key(42)]).keys
+    _refill(deny, [denylist.account_key(2, 42)])  # issuer 2's account 42: not this rider
+    assert v.check(codes.code(counter=7), NOW).accept
+    _refill(deny, [denylist.account_key(1, 42)])
     assert v.check(codes.code(counter=7), NOW).reason == "denied"
-    deny.keys = DenyStore.from_keys([denylist.credential_key(42, 2)]).keys
+    _refill(deny, [denylist.credential_key(1, 42, 2)])
     assert v.check(codes.code(counter=7), NOW).accept  # another credential of the account
-    deny.keys = DenyStore.from_keys([denylist.credential_key(42, 1)]).keys
+    _refill(deny, [denylist.credential_key(1, 42, 1)])
     assert v.check(codes.code(counter=7), NOW).reason == "denied"
 
 
@@ -225,7 +232,7 @@ def test_config_from_the_provisioned_gate_config():
 
 def _deny_until(valid_until):
     store = DenyStore(None, codes.ROOTS, codes.VERIFIER)
-    store.install(codes.deny_snapshot(1, [denylist.account_key(99)], valid_until=valid_until))
+    store.install(codes.deny_snapshot(1, [denylist.account_key(1, 99)], valid_until=valid_until))
     return store
 
 
@@ -276,7 +283,7 @@ def test_a_denied_credential_is_refused_on_the_way_in_and_let_out_on_the_way_out
     """The deny list refuses service, not the end of a journey already admitted: at an exit
     the rider is let out (the journey is charged its true fare; docs/fraud.md, "Denied on
     the way out")."""
-    deny = DenyStore.from_keys([denylist.credential_key(99, 1)])
+    deny = DenyStore.from_keys([denylist.credential_key(1, 99, 1)])
     owner = codes.code(codes.credential(account_id=99), time=NOW)
     v = _validator(deny=deny)
     assert v.check(owner, NOW).reason == "denied"

@@ -71,8 +71,8 @@ def build() -> dict:
     deny = denylist.build_snapshot(
         1,
         T - 600,
-        [denylist.account_key(denied_account), denylist.credential_key(*denied_cred)],
-        root.sign,
+        [denylist.account_key(1, denied_account), denylist.credential_key(1, *denied_cred)],
+        root,
     )
 
     def cred(
@@ -330,6 +330,12 @@ def build() -> dict:
         "credential 3 of account 0xDE2 is deny-listed",
         "denied",
         code(cred(account=denied_cred[0], cred_no=denied_cred[1])),
+    )
+    case(
+        "not_denied_other_issuer",
+        "account 0xDE1 of issuer key 2: the deny entry is issuer key 1's",
+        "accepted",
+        code(cred(i2, 2, account=denied_account, vf=T - 600)),
     )
     case(
         "not_denied_sibling_credential",
