@@ -286,6 +286,8 @@ def test_a_changed_batch_signature_or_digest_is_refused(world):
     st = world.statement(1)
     st["batches"] = []  # the gate's evidence left out
     assert verify(resign(st)).reasons() == ["gate_signature_bad"]
+    st["batches"] = [[1 << 40, "00", [1]]]  # a batch that does not fit FGBATCH2's fields
+    assert verify(resign(st)).reasons() == ["statement_malformed"]
 
 
 def test_the_gate_key_must_be_certified_by_the_operator_root(world):

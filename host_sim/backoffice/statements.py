@@ -209,6 +209,8 @@ def _gate_signatures(st, rep, by_leaf, decoded, verifier, root_key) -> None:
     batches = 0
     for dev, sig_hex, items in st["batches"]:
         dev = int(dev)
+        if not (0 <= dev < 1 << 32 and isinstance(items, list) and 0 < len(items) <= 0xFFFF):
+            raise StatementError("a batch is [device_id (u32), signature, 1..65535 items]")
         cert = gates.get(dev)
         if cert is None:
             continue  # its records are reported below, the certificate above
