@@ -17,26 +17,33 @@ import sys
 from protocol.errors import FormatError
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+# Walked and indexed as bytes: on MicroPython a one-character str is an interned name (a qstr),
+# so going through the str would intern the 45 characters (docs/mcu.md, the qstr pools).
+_ALPHABET_B = ALPHABET.encode()
 _INDEX = {}
-for _i, _c in enumerate(ALPHABET):
-    _INDEX[ord(_c)] = _i
+for _i, _c in enumerate(_ALPHABET_B):
+    _INDEX[_c] = _i
 
 
 def encode_loop(data: bytes) -> str:
     """The reference encoder: one pair of bytes at a time."""
-    out = []
+    a = _ALPHABET_B
+    out = bytearray()
     n = len(data)
     i = 0
     while i + 1 < n:
         v = (data[i] << 8) | data[i + 1]
         e, v = divmod(v, 45 * 45)
         d, c = divmod(v, 45)
-        out.append(ALPHABET[c] + ALPHABET[d] + ALPHABET[e])
+        out.append(a[c])
+        out.append(a[d])
+        out.append(a[e])
         i += 2
     if i < n:
         d, c = divmod(data[i], 45)
-        out.append(ALPHABET[c] + ALPHABET[d])
-    return "".join(out)
+        out.append(a[c])
+        out.append(a[d])
+    return out.decode()
 
 
 _PAIRS: list = []  # CPython: the text of every 16-bit value, made at the first encode
@@ -109,8 +116,8 @@ def decode_loop(text) -> bytes:
 
 
 _TABLE = bytearray(b"\xff" * 256)
-for _i, _c in enumerate(ALPHABET):
-    _TABLE[ord(_c)] = _i
+for _i, _c in enumerate(_ALPHABET_B):
+    _TABLE[_c] = _i
 _TABLE = bytes(_TABLE)
 
 

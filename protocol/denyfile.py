@@ -99,13 +99,13 @@ def parse_head(data):
         return None
     magic = bytes(data[:4])
     if magic == BASE_MAGIC_ISSUERS:
-        _m, version, issued_at, valid_until, n_sec, crc = struct.unpack(
+        _m, version, issued_at, valid_until, end, crc = struct.unpack(
             _HEAD_ISSUERS, bytes(data[:HEAD_LEN_FRESH])
         )
         raw = bytes(data[HEAD_LEN_FRESH:n])
         sections = []
         at = prev = count = 0
-        for j in range(n_sec):
+        for j in range(end):
             issuer, c = struct.unpack("<II", raw[8 * j : 8 * j + 8])
             if j and issuer <= prev or issuer > ANY_ISSUER:
                 return None
@@ -143,9 +143,9 @@ def parse_base(data):
     found = parse_head(data)
     if found is None:
         return None
-    version, issued_at, count, crc, valid_until, n, sections, tbl = found
+    version, issued_at, count, crc, valid_until, n, sections, table = found
     body = memoryview(data)[n:]
-    if len(body) != 8 * count or crc_of(crc32(body), tbl) != crc:
+    if len(body) != 8 * count or crc_of(crc32(body), table) != crc:
         return None
     legacy = bytes(data[:4]) != BASE_MAGIC_ISSUERS
     return version, issued_at, body, valid_until, sections, legacy

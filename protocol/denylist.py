@@ -234,17 +234,17 @@ def parse(blob) -> DenyList:
         return denylegacy.parse(blob)
     if blob[4] != FORMAT:
         raise _bad("unknown format %d" % blob[4])
-    _m, _f, kind, n_sec, from_v, to_v, issued_at, valid_until = struct.unpack(
+    _m, _f, kind, n, from_v, to_v, issued_at, valid_until = struct.unpack(
         _HEADER_FMT, blob[:HEADER_LEN]
     )
     _check_header(kind, from_v, to_v, issued_at, valid_until)
-    if n_sec > MAX_SECTIONS:
-        raise _bad("%d sections, at most %d" % (n_sec, MAX_SECTIONS))
+    if n > MAX_SECTIONS:
+        raise _bad("%d sections, at most %d" % (n, MAX_SECTIONS))
     adds = {}
     removes = {}
     at = HEADER_LEN
     prev = -1
-    for _ in range(n_sec):
+    for _ in range(n):
         if len(blob) < at + SECTION_LEN:
             raise _bad("cut short in its sections")
         issuer, reserved, n_add, n_rem = struct.unpack(_SECTION_FMT, blob[at : at + SECTION_LEN])
@@ -264,7 +264,7 @@ def parse(blob) -> DenyList:
             removes[issuer] = r
         at += 8 * (n_add + n_rem)
         prev = issuer
-    _body, sigs = sigtail.split(blob, at)
+    _, sigs = sigtail.split(blob, at)
     dl = DenyList(kind, from_v, to_v, issued_at, valid_until, adds, removes, blob)
     dl.body_len = at
     dl.sigs = sigs

@@ -325,10 +325,10 @@ def record_digest(raw) -> bytes:
     return hashlib.sha256(bytes(raw)).digest()
 
 
-def batch_digest(digests) -> bytes:
+def batch_digest(items) -> bytes:
     """SHA-256 of the batch's record digests, concatenated in upload order."""
     h = hashlib.sha256()
-    for d in digests:
+    for d in items:
         h.update(d)
     return h.digest()
 

@@ -278,7 +278,9 @@ def line_text(line: bytes, prefix: bytes, aim, stats: dict):
 
 
 def _printable(text: str) -> bool:
-    for ch in text:
-        if not " " <= ch <= "~":
+    # walked as bytes: on MicroPython each one-character str would be interned (a qstr); a
+    # non-ASCII character is bytes above "~" in UTF-8, so the answer is the same
+    for ch in text.encode():
+        if not 32 <= ch <= 126:
             return False
     return True

@@ -130,9 +130,9 @@ def sections_of(entries):
 
     keys = array("Q")
     secs = []
-    for i, ks in sorted(denybuild.by_issuer(entries).items()):
-        secs.append((i, len(keys), len(keys) + len(ks)))
-        keys.extend(array("Q", ks))
+    for i, v in sorted(denybuild.by_issuer(entries).items()):
+        secs.append((i, len(keys), len(keys) + len(v)))
+        keys.extend(array("Q", v))
     return keys, secs
 
 
@@ -383,7 +383,7 @@ class DenyStore:
                 self.load_error = "deny.base is damaged"
                 self.damaged = True
                 return
-            self.version, self.issued_at, body, self.valid_until, self.sections, _old = found
+            self.version, self.issued_at, body, self.valid_until, self.sections, _ = found
             self.keys = denyfile.keys_from_le(body)
             self.legacy = self._section(denylist.ANY_ISSUER) is not None
         deltas, log, good = self._read_log()
@@ -427,7 +427,7 @@ class DenyStore:
             "issued_at": self.issued_at,
             "valid_until": self.valid_until,
             "entries": len(self.keys),
-            "issuers": [sec[0] for sec in self.sections if sec[0] != denylist.ANY_ISSUER],
+            "issuers": [s[0] for s in self.sections if s[0] != denylist.ANY_ISSUER],
             "legacy": self.legacy,
             "capacity": self.capacity,
             "log_records": self.log_records,

@@ -137,10 +137,10 @@ class FlashDenyStore(DenyStore):
         section by section, each issuer's old keys merged with its adds and removes."""
         if not self.dir:
             raise ValueError("a FlashDenyStore needs its directory")
-        olds = {}
+        old = {}
         for i, lo, hi in self.sections if keep_old else ():
-            olds[i] = (lo, hi)
-        issuers = sorted(set(olds) | set(adds) | set(removes))
+            old[i] = (lo, hi)
+        issuers = sorted(set(old) | set(adds) | set(removes))
         none = array("Q")
 
         def fill(out):
@@ -151,7 +151,7 @@ class FlashDenyStore(DenyStore):
             for i in issuers:
                 start = count
                 buf = array("Q")
-                for k in self._merged(olds.get(i), adds.get(i, none), removes.get(i, none)):
+                for k in self._merged(old.get(i), adds.get(i, none), removes.get(i, none)):
                     buf.append(k)
                     if len(buf) == self.block:
                         count, crc = self._flush(out, buf, count, crc)

@@ -57,23 +57,23 @@ class ListKeys:
         (a key of another role signed), list_unknown_key (a key the gate does not hold, e.g. one
         the root rotated out), list_bad_signature, list_below_threshold."""
         good = []
-        fault = None  # (reason, text) of the first signature that does not count
+        e = None  # (reason, text) of the first signature that does not count
         for kid, sig in sigs:
             pub = self.keys.get(kid)
             if pub is None:
-                role = self.others.get(kid)
-                if fault is None and role is not None:
-                    fault = ("list_wrong_role", "signed by the %s role's key %08x" % (role, kid))
-                elif fault is None:
-                    fault = ("list_unknown_key", "signed by key %08x, not a lists key" % kid)
+                name = self.others.get(kid)
+                if e is None and name is not None:
+                    e = ("list_wrong_role", "signed by the %s role's key %08x" % (name, kid))
+                elif e is None:
+                    e = ("list_unknown_key", "signed by key %08x, not a lists key" % kid)
             elif verifier is not None and verifier.verify(pub, body, sig):
                 good.append(kid)  # (sigtail.split refuses a key id twice)
-            elif fault is None:
-                fault = ("list_bad_signature", "the signature of key %08x does not verify" % kid)
+            elif e is None:
+                e = ("list_bad_signature", "the signature of key %08x does not verify" % kid)
         if len(good) >= self.threshold:
             return
-        if fault is not None:
-            raise ListError("%s: %s" % (what, fault[1]), fault[0])
+        if e is not None:
+            raise ListError("%s: %s" % (what, e[1]), e[0])
         raise ListError(
             "%s: %d valid signature(s) of the lists role, %d needed"
             % (what, len(good), self.threshold),
