@@ -119,10 +119,10 @@ class DenyList:
         """The issuers this list changes, ascending."""
         return sorted(set(self.adds) | set(self.removes))
 
-    def entries(self, which="adds"):
-        """The adds (or removes) as entries, ascending."""
+    def entries(self, name="adds"):
+        """The adds (or removes: name "removes") as entries, ascending."""
         out = []
-        for issuer, keys in sorted(getattr(self, which).items()):
+        for issuer, keys in sorted(getattr(self, name).items()):
             for k in keys:
                 out.append(entry(issuer, k))
         return out

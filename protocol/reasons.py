@@ -197,17 +197,17 @@ REASONS: dict = {  # name -> (number, display[, explanation: CPython])
 
 # the technicians' explanations, on CPython only (before the mesh's, which carry their own)
 if sys.implementation.name != "micropython":
-    from protocol.reason_notes import NOTES as _NOTES
+    from protocol import reason_notes
 
-    for _name in REASONS:
-        REASONS[_name] = REASONS[_name] + (_NOTES[_name],)
+    for name in REASONS:
+        REASONS[name] = REASONS[name] + (reason_notes.NOTES[name],)
 
 # with the message format in protocol/mesh.py (REASONS there) and added here on Linux gates
 # only: an MCU gate has no mesh, and its 512 KB heap (docs/mcu.md) does not pay for them
 if sys.implementation.name != "micropython":
-    from protocol.mesh import REASONS as _MESH
+    from protocol import mesh
 
-    REASONS.update(_MESH)
+    REASONS.update(mesh.REASONS)
 
 
 def number(reason: str) -> int:

@@ -274,6 +274,18 @@ def check_threshold(root, role, body, sigs, verifier, what) -> None:
         )
 
 
+def lists_keys(root):
+    """(keys, threshold, {key id: role name} of the other roles' keys) of root's lists role:
+    what firmware.verify.truststore.ListKeys takes, so that a list signed by, say, the sync key
+    is refused as list_wrong_role rather than list_unknown_key."""
+    roles = {}
+    for role in ROLES:
+        if role != LISTS:
+            for k in root.keys(role):
+                roles.setdefault(key_id(k), ROLE_NAMES[role])
+    return root.keys(LISTS), root.threshold(LISTS), roles
+
+
 def check_update(trusted, data, verifier, now) -> Root:
     """The root metadata `data`, if a gate that trusts `trusted` may take it in its place: the
     next version, signed by a threshold of the trusted root keys and of its own, not expired.

@@ -162,14 +162,9 @@ class DeviceStore:
         if root is None:
             anchor = self.anchor()
             return ListKeys([anchor] if anchor is not None else [])
-        from protocol import rootmeta
+        from protocol import rootmeta  # (a gate without root metadata does not load it)
 
-        others = {}
-        for role in rootmeta.ROLES:
-            if role != rootmeta.LISTS:
-                for k in root.keys(role):
-                    others.setdefault(certs.key_id(k), rootmeta.ROLE_NAMES[role])
-        return ListKeys(root.keys(rootmeta.LISTS), root.threshold(rootmeta.LISTS), others)
+        return ListKeys(*rootmeta.lists_keys(root))
 
     def role_keys(self, name: str) -> list:
         """The keys of role `name` (protocol.rootmeta.ROLE_IDS) this gate trusts: the root

@@ -35,15 +35,15 @@ def check_root_signature(roots, verifier, parsed, what):
 class ListKeys:
     """Who signs deny and plate lists: the lists role of the root metadata the gate holds (its
     keys and threshold), or on a gate without root metadata the anchor alone (threshold 1).
-    `others` maps the key ids of the other roles to their names, so a list signed by, say,
+    `roles` maps the key ids of the other roles to their names, so a list signed by, say,
     the sync key is refused as list_wrong_role rather than list_unknown_key."""
 
-    def __init__(self, keys, threshold=1, others=None):
+    def __init__(self, keys, threshold=1, roles=None):
         self.keys = {}
         for k in keys:
             self.keys[certs.key_id(k)] = bytes(k)
         self.threshold = threshold
-        self.others = dict(others or {})
+        self.roles = dict(roles or {})
 
     @classmethod
     def of(cls, roots):
@@ -61,7 +61,7 @@ class ListKeys:
         for kid, sig in sigs:
             pub = self.keys.get(kid)
             if pub is None:
-                name = self.others.get(kid)
+                name = self.roles.get(kid)
                 if e is None and name is not None:
                     e = ("list_wrong_role", "signed by the %s role's key %08x" % (name, kid))
                 elif e is None:
