@@ -139,13 +139,13 @@ PROFILE_DEFAULTS = {
 if PROFILE == "linux":
     # the meanings (the doc column): CPython renders the docs' tables from them; an MCU gate
     # keeps its rows without them, 8 KB less heap (docs/mcu.md)
-    from firmware.settings_docs import DOCS
+    from firmware import settings_docs
 
-    SCHEMA = tuple(r + (DOCS[r[0]],) for r in SCHEMA)
+    SCHEMA = tuple(r + (settings_docs.DOCS[r[0]],) for r in SCHEMA)
     # the station mesh's rows: an MCU gate has no mesh (docs/mcu.md)
-    from firmware.mesh.schema import ROWS as _MESH_ROWS
+    from firmware.mesh import schema
 
-    SCHEMA = SCHEMA + _MESH_ROWS
+    SCHEMA = SCHEMA + schema.ROWS
 
 REQUIRED = ("version", "device_id", "name", "station", "lane", "mode", "direction", "scope")
 # Which settings touch security (a root-signed config changes them, the sync key alone may not)

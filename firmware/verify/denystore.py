@@ -216,18 +216,18 @@ class DenyStore:
         return False
 
     def _denied_in(self, lo, hi, account_id, cred_no) -> bool:
-        ak = account_id << 24
-        i, k = self._lower_bound(ak, lo, hi)
+        a = account_id << 24  # the account's key, then (c) the credential's
+        i, k = self._lower_bound(a, lo, hi)
         if k is None:
             return False
-        if k == ak:
+        if k == a:
             return True  # the whole account
-        ck = ak | cred_no
-        if k > ck:
+        c = a | cred_no
+        if k > c:
             return False
-        if k == ck:
+        if k == c:
             return True
-        return self._lower_bound(ck, i, hi)[1] == ck
+        return self._lower_bound(c, i, hi)[1] == c
 
     def _lower_bound(self, key: int, lo: int, hi: int):
         """(i, key at i) for the first entry >= key in [lo, hi); (hi, None) if none."""

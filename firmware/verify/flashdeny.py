@@ -114,23 +114,23 @@ class FlashDenyStore(DenyStore):
     def _merged(self, old, adds, removes):
         """The installed keys of one section (old: its (start, end), or None) without
         `removes`, with `adds`: ascending."""
-        ia = ir = 0
-        na, nr = len(adds), len(removes)
+        i = j = 0  # the next add, the next remove
+        n, m = len(adds), len(removes)
         for block in self._old_blocks(old[0], old[1]) if old else ():
             for k in block:
-                while ia < na and adds[ia] < k:
-                    yield adds[ia]
-                    ia += 1
-                while ir < nr and removes[ir] < k:
-                    ir += 1
-                if ia < na and adds[ia] == k:
-                    ia += 1  # denied before and added again: once
-                elif ir < nr and removes[ir] == k:
+                while i < n and adds[i] < k:
+                    yield adds[i]
+                    i += 1
+                while j < m and removes[j] < k:
+                    j += 1
+                if i < n and adds[i] == k:
+                    i += 1  # denied before and added again: once
+                elif j < m and removes[j] == k:
                     continue
                 yield k
-        while ia < na:
-            yield adds[ia]
-            ia += 1
+        while i < n:
+            yield adds[i]
+            i += 1
 
     def _rewrite(self, keep_old, adds, removes, version, issued_at, valid_until=0):
         """Stream the new deny.base into place (the storage object's write_atomic_with):
