@@ -146,7 +146,7 @@ class Journal:
     def _open(self):
         fs = self.fs
         self._close_file()
-        dmg = {
+        damage = {
             "torn_bytes_cut": 0,
             "mended": 0,
             "lost_acked": 0,
@@ -156,11 +156,11 @@ class Journal:
             "bad_footers": 0,
             "meta": "ok",
         }
-        self.damage = dmg
+        self.damage = damage
         copies = [self._read_meta(jf.META), self._read_meta(jf.META_B)]
         good = [c for c in copies if c]
         if False in copies:
-            dmg["meta"] = "one_copy_bad" if good else "unreadable"
+            damage["meta"] = "one_copy_bad" if good else "unreadable"
         self.vouched = bool(good) or False not in copies
         self.acked_seq, self.acked_hash = 0, records.ZERO_HASH
         for seq, h in good:
@@ -175,18 +175,18 @@ class Journal:
                 old, name = sorted((name, byfirst[first]), key=jf.fmt_of)
                 fs.remove_if_exists(self._path(old))
             byfirst[first] = name
-        segs = [_Segment(first, byfirst[first]) for first in sorted(byfirst)]
-        if not good and segs and not self.vouched:
+        segments = [_Segment(first, byfirst[first]) for first in sorted(byfirst)]
+        if not good and segments and not self.vouched:
             # meta unreadable: what was trimmed had been acknowledged; the rest is re-uploaded
-            self.acked_seq, self.acked_hash = segs[0].first - 1, records.ZERO_HASH
+            self.acked_seq, self.acked_hash = segments[0].first - 1, records.ZERO_HASH
         self._chain = (self.acked_seq, self.acked_hash)
         self.last_seq = self.acked_seq
         self._crc = 0
         self._cut = None  # (path, size) a failed cut left to make before the next append
-        kept = []
+        keep = []
         expect = None  # the first seq the next segment should hold
-        for i, seg in enumerate(segs):
-            newest = i == len(segs) - 1
+        for i, seg in enumerate(segments):
+            newest = i == len(segments) - 1
             if expect is not None and seg.first < expect:
                 raise JournalError("%s overlaps the segment before it" % seg.name)
             lo = max(expect or 0, self.acked_seq + 1)  # trimmed ones are not missing
@@ -201,10 +201,10 @@ class Journal:
             if (seg.sealed or seg.closed) and not newest and seg.end - 1 <= self.acked_seq:
                 fs.remove_if_exists(self._path(seg.name))  # acknowledged just before a crash
                 continue
-            kept.append(seg)
-        if kept and kept[-1].end - 1 < self.last_seq:
-            kept[-1].closed = True  # shorter than the acknowledged position: start anew
-        self._segs = kept
+            keep.append(seg)
+        if keep and keep[-1].end - 1 < self.last_seq:
+            keep[-1].closed = True  # shorter than the acknowledged position: start anew
+        self._segs = keep
         if hasattr(fs, "reserve"):
             fs.reserve(self._path(jf.META), jf.META_LEN)
             fs.reserve(self._path(jf.META_B), jf.META_LEN)  # so a full disk can still ack
@@ -213,14 +213,14 @@ class Journal:
 
     def _lost(self, lo: int, hi: int) -> None:
         """Seqs lo..hi have no readable record: not needed if acknowledged, else lost."""
-        dmg = self.damage
+        damage = self.damage
         a = self.acked_seq
         if lo <= a:
-            dmg["lost_acked"] += min(hi, a) - lo + 1
+            damage["lost_acked"] += min(hi, a) - lo + 1
         if hi > a:
             lo = max(lo, a + 1)
-            dmg["lost_unacked"] += hi - lo + 1
-            _add_range(dmg["lost_seqs"], lo, hi)
+            damage["lost_unacked"] += hi - lo + 1
+            _add_range(damage["lost_seqs"], lo, hi)
 
     def _check_segment(self, seg, newest: bool):
         """Check one segment, streamed `read_records` entries at a time (a full segment is
@@ -236,12 +236,12 @@ class Journal:
                 f.seek(size - jf.FOOTER_LEN)
                 tail = f.read(jf.FOOTER_LEN)
             shaped = jf.sealed_shape(size, tail, elen)
-            foot = jf.parse_footer(tail, size - jf.FOOTER_LEN, elen) if shaped else None
+            footer = jf.parse_footer(tail, size - jf.FOOTER_LEN, elen) if shaped else None
             f.seek(0)
-            if foot and self._check_sealed(seg, f, size, foot[0], foot[1]):
+            if footer and self._check_sealed(seg, f, size, footer[0], footer[1]):
                 return
             f.seek(0)
-            if foot:  # a whole footer over damaged entries: the segment was complete
+            if footer:  # a whole footer over damaged entries: the segment was complete
                 self._scan(seg, f, size - jf.FOOTER_LEN, False)
                 seg.sealed = True
                 seg.dirty = True
@@ -417,15 +417,15 @@ class Journal:
             self._cut_back(*self._cut)
             if self._cut is not None:
                 raise JournalError("a torn tail or failed write could not be cut back yet")
-        segs = self._segs
-        if segs and not segs[-1].sealed and not segs[-1].closed:
-            if segs[-1].count >= self.segment_records:
-                self._seal(segs[-1])
-        if not segs or segs[-1].sealed or segs[-1].closed:
+        segments = self._segs
+        if segments and not segments[-1].sealed and not segments[-1].closed:
+            if segments[-1].count >= self.segment_records:
+                self._seal(segments[-1])
+        if not segments or segments[-1].sealed or segments[-1].closed:
             self._new_segment(self.last_seq + 1)
         if self._f is None:
-            self._f = self.fs.open_file(self._path(segs[-1].name), "ab")
-        return segs[-1], self._f
+            self._f = self.fs.open_file(self._path(segments[-1].name), "ab")
+        return segments[-1], self._f
 
     def _new_segment(self, first: int):
         """An empty segment starting at `first`: its name alone is a durable high-water."""
