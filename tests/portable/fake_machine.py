@@ -8,6 +8,8 @@ no Pin, UART or RTC) and on CPython. Used only by tests.
     m.uarts[1].sent            bytes the gate wrote
 """
 
+from drivers.portable import rtc as board_rtc
+
 
 class FakePin:
     IN = 0
@@ -117,3 +119,40 @@ class Ticks:
 
     def advance(self, ms):
         self.t += ms
+
+
+# The board an MCU gate under test sits on (tests/portable/test_mcu_gate.py, test_mcu_journal.py):
+# its pins and UART URLs, its tick counter and its RTC. Here, in a module both already load,
+# so sharing them costs the 512 KB heap no module of its own (docs/mcu.md, the qstr pools).
+RELAY, BEAM_A, BEAM_B = 17, 4, 5
+HARDWARE = {
+    "readers": [{"url": "uart:1?baudrate=9600&prefix=%02&suffix=%0D"}],
+    "barrier": "gpio:relay=%d&travel_ms=0" % RELAY,
+    "beams": "gpio:a=%d&b=%d" % (BEAM_A, BEAM_B),
+    "rtc": "machine:",
+}
+SYNC_UART = "uart:2?baudrate=115200&tx=25&rx=26"
+
+
+class Board:
+    """The board's tick counter, moved by the test."""
+
+    def __init__(self):
+        self.ms = 5000
+
+    def ticks_ms(self):
+        return self.ms
+
+
+class BoardRTC:
+    """machine.RTC running on the board's ticks (set by the back office's time)."""
+
+    def __init__(self, board, t):
+        self.board = board
+        self.offset = t - board.ms // 1000
+
+    def datetime(self, dt=None):
+        if dt is None:
+            return board_rtc.from_unix(self.board.ms // 1000 + self.offset)
+        self.offset = board_rtc.to_unix(dt) - self.board.ms // 1000
+        return None

@@ -11,50 +11,27 @@ phone in front of the reader, the rider through the beams, and the bytes on the 
 
 from drivers.mcu import entry as mcu_gate
 from drivers.mcu import link_uart
-from drivers.portable import rtc as board_rtc
 from firmware import platform
 from firmware.maintenance import boot
 from firmware.storage.journal import Journal
 from protocol import image, records
 from tests.portable import codes
 from tests.portable.device_kit import HOST_PUB, Backend, Clock, Hardware, _provision
-from tests.portable.fake_machine import FakeMachine, FakeUART
+from tests.portable.fake_machine import (
+    BEAM_A,
+    BEAM_B,
+    HARDWARE,
+    RELAY,
+    SYNC_UART,
+    Board,
+    BoardRTC,
+    FakeMachine,
+    FakeUART,
+)
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, device, make
 
 NOW = codes.NOW
-RELAY, BEAM_A, BEAM_B = 17, 4, 5
-HARDWARE = {
-    "readers": [{"url": "uart:1?baudrate=9600&prefix=%02&suffix=%0D"}],
-    "barrier": "gpio:relay=%d&travel_ms=0" % RELAY,
-    "beams": "gpio:a=%d&b=%d" % (BEAM_A, BEAM_B),
-    "rtc": "machine:",
-}
-SYNC_UART = "uart:2?baudrate=115200&tx=25&rx=26"
-
-
-class Board:
-    """The board's tick counter, moved by the test."""
-
-    def __init__(self):
-        self.ms = 5000
-
-    def ticks_ms(self):
-        return self.ms
-
-
-class BoardRTC:
-    """machine.RTC running on the board's ticks (set by the back office's time)."""
-
-    def __init__(self, board, t):
-        self.board = board
-        self.offset = t - board.ms // 1000
-
-    def datetime(self, dt=None):
-        if dt is None:
-            return board_rtc.from_unix(self.board.ms // 1000 + self.offset)
-        self.offset = board_rtc.to_unix(dt) - self.board.ms // 1000
-        return None
 
 
 class World:

@@ -20,10 +20,9 @@ from protocol import image, records
 from protocol.journalfile import ENTRY3_LEN, FOOTER_LEN, segment_name
 from tests.portable import codes
 from tests.portable.device_kit import HOST_PUB, Backend, Clock, Hardware, _provision
-from tests.portable.fake_machine import FakeMachine
+from tests.portable.fake_machine import HARDWARE, SYNC_UART, Board, BoardRTC, FakeMachine
 from tests.portable.harness import mkdtemp, rmtree
 from tests.portable.images import agent, device, make
-from tests.portable.test_mcu_gate import HARDWARE, SYNC_UART, Board, BoardRTC
 
 FULL = 16384  # Journal's segment_records: the largest segment a gate writes
 ACKED = FULL - 100  # acknowledged by the back office; the full segment stays (100 are not)
