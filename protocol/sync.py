@@ -374,8 +374,8 @@ def split_signed(payload):
     end = len(payload) - TRAILER_LEN
     if end < 0:
         return None
-    (ctr,) = struct.unpack_from(">I", payload, end)
-    return payload[:end], ctr, payload[end + 4 :]
+    (counter,) = struct.unpack_from(">I", payload, end)
+    return payload[:end], counter, payload[end + 4 :]
 
 
 # -- the machines --------------------------------------------------------------------------
@@ -417,11 +417,11 @@ class _Connection:
             return frames.encode(ftype, body)
         if ftype == m.CHALLENGE:
             self._sid = session_id(self._hello, body)
-        ctr = self._out_ctr
+        counter = self._out_ctr
         self._out_ctr += 1
-        sig = self.signer.sign(signing_input(self._sid, ftype, ctr, body))
+        sig = self.signer.sign(signing_input(self._sid, ftype, counter, body))
         self._sent(event)
-        return frames.encode(ftype, signed(body, ctr, sig))
+        return frames.encode(ftype, signed(body, counter, sig))
 
     def _guard_send(self, event):
         pass
@@ -451,13 +451,15 @@ class _Connection:
         parts = split_signed(payload)
         if parts is None:
             self._fail("bad_message", "%s too short to be signed" % m.NAMES.get(ftype, ftype))
-        body, ctr, sig = parts
-        if ctr < self._in_ctr:
+        body, counter, sig = parts
+        if counter < self._in_ctr:
             self.stats["duplicates"] += 1
             return None
-        if ctr > self._in_ctr:
-            self._fail("sequence_gap", "message %d expected, %d arrived" % (self._in_ctr, ctr))
-        if not self.verifier.verify(self.peer_pub, signing_input(self._sid, ftype, ctr, body), sig):
+        if counter > self._in_ctr:
+            self._fail("sequence_gap", "message %d expected, %d arrived" % (self._in_ctr, counter))
+        if not self.verifier.verify(
+            self.peer_pub, signing_input(self._sid, ftype, counter, body), sig
+        ):
             self._fail("bad_signature", "%s signature does not verify" % m.NAMES[ftype])
         self._in_ctr += 1
         return body

@@ -115,8 +115,9 @@ def open_validator(
     deny = open_deny(
         deny_dir, lists or roots, verifier, fs=fs, readonly=readonly, backend=deny_backend
     )
-    retain = config.window_s + config.skew_s
-    replay = ReplayCache(directory + "/" + REPLAY, retain, fs=fs, readonly=readonly)
+    replay = ReplayCache(
+        directory + "/" + REPLAY, config.window_s + config.skew_s, fs=fs, readonly=readonly
+    )
     if clock is None and rtc is not None:
         clock = TimeAnchor(rtc, None if readonly else directory + "/" + ANCHOR, fs=fs)
     return Validator(verifier, trust, deny, config, replay, clock)
