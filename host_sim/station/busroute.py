@@ -130,21 +130,7 @@ def load(path: str) -> dict[str, Any]:
     """The scenario file with every default filled in; ScenarioError names a bad key."""
     with open(path, "rb") as f:
         data = tomllib.load(f)
-    sc: dict[str, Any] = dict(TOP)
-    for key, value in data.items():
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise ScenarioError("%s: [%s] must be a table" % (path, key))
-            unknown = set(value) - set(SECTIONS[key])
-            if unknown:
-                raise ScenarioError("%s: unknown key(s) in [%s]: %s" % (path, key, sorted(unknown)))
-        elif key not in TOP:
-            raise ScenarioError("%s: unknown key %r" % (path, key))
-    for key in TOP:
-        sc[key] = data.get(key, TOP[key])
-    for name, defaults in SECTIONS.items():
-        sc[name] = dict(defaults)
-        sc[name].update(data.get(name, {}))
+    sc = scenario.runner_tables(path, data, TOP, SECTIONS)
     try:
         sc["start"] = parse_time(sc["start"])
         sc["stops"] = busmode.parse_stops(sc["route"]["stops"])

@@ -772,6 +772,26 @@ def _literal(value: Any) -> str:
     return "`%s`" % value
 
 
+def runner_tables(
+    path: str, data: dict[str, Any], top: dict[str, Any], sections: dict[str, dict]
+) -> dict[str, Any]:
+    """A runner's scenario file (bus route, car park, store) with every default filled in: its
+    top-level keys from `top`, its tables from `sections`; ScenarioError names a bad key."""
+    for key, value in data.items():
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ScenarioError("%s: [%s] must be a table" % (path, key))
+            unknown = set(value) - set(sections[key])
+            if unknown:
+                raise ScenarioError("%s: unknown key(s) in [%s]: %s" % (path, key, sorted(unknown)))
+        elif key not in top:
+            raise ScenarioError("%s: unknown key %r" % (path, key))
+    sc: dict[str, Any] = {key: data.get(key, top[key]) for key in top}
+    for name, defaults in sections.items():
+        sc[name] = {**defaults, **data.get(name, {})}
+    return sc
+
+
 def runner_doc_table(top: dict[str, Any], sections: dict, meaning: dict[str, str]) -> str:
     """The markdown table of a route or site runner's keys (host_sim/station/busroute.py,
     unattended.py): its top-level keys, then each section's, with default and meaning."""

@@ -165,21 +165,8 @@ def load(path: str) -> dict[str, Any]:
     kind = site_kind(path)
     if kind is None:
         raise ScenarioError("%s: needs a [carpark] or a [shop] table" % path)
-    sc: dict[str, Any] = {"kind": kind}
-    for key, value in data.items():
-        if key in (kind, "backoffice"):
-            if not isinstance(value, dict):
-                raise ScenarioError("%s: [%s] must be a table" % (path, key))
-            unknown = set(value) - set(SECTIONS[key])
-            if unknown:
-                raise ScenarioError("%s: unknown key(s) in [%s]: %s" % (path, key, sorted(unknown)))
-        elif key not in TOP:
-            raise ScenarioError("%s: unknown key %r" % (path, key))
-    for key in TOP:
-        sc[key] = data.get(key, TOP[key])
-    for key in (kind, "backoffice"):
-        sc[key] = dict(SECTIONS[key])
-        sc[key].update(data.get(key, {}))
+    sections = {key: SECTIONS[key] for key in (kind, "backoffice")}
+    sc = {"kind": kind, **scenario.runner_tables(path, data, TOP, sections)}
     for span in sc["backoffice"]["link_down"]:
         if not (isinstance(span, list) and len(span) == 2 and 0 <= span[0] <= span[1]):
             raise ScenarioError(
@@ -213,16 +200,6 @@ class _Display:
         self.last = text
 
 
-class Truth:
-    """What each account really did: visits as the money invariant prices them."""
-
-    def __init__(self) -> None:
-        self.taps: dict[int, list[dict[str, Any]]] = {}
-
-    def journeys(self, account: int) -> list[dict[str, Any]]:
-        return self.taps.get(account, [])
-
-
 class _Site:
     ISSUER_KEY_ID = 1  # the key id the site's riders' codes are issued under
 
@@ -240,7 +217,7 @@ class _Site:
         self.verifier = OpenSSLVerifier()
         self.store = Store(os.path.join(workdir, "backoffice.sqlite"))
         self.monitor = Monitor({}, {}, 60, 10, self.elapsed_s)
-        self.truth = Truth()
+        self.truth = busroute.BusTruth()  # visits as the money invariant prices them
         self.gates: list[tuple[Gate, Journal]] = []
         self.decisions: dict[str, int] = {}
         self.riders = 0
